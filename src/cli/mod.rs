@@ -1,0 +1,25 @@
+//! The command line: parse arguments and call the library.
+
+mod opt;
+
+pub use opt::{ApplyOpts, Cli, Command, ConnectOpts, DiffArgs, ManifestOpts, PlanOpts};
+
+use crate::commands::{self, Outcome};
+use crate::error::Error;
+
+/// Runs one parsed command line.
+///
+/// # Errors
+/// Whatever the command fails with; the caller prints it and exits non-zero.
+pub async fn run(cli: Cli) -> Result<Outcome, Error> {
+    match cli.command {
+        Command::Validate(opts) => commands::validate(&opts.path),
+        Command::Plan(opts) => commands::plan(&opts).await,
+        Command::Apply(opts) => commands::apply(&opts).await,
+        Command::Init(opts) => commands::init(&opts.database).await,
+        Command::Schema => {
+            println!("{}", crate::schema::manifest_schema());
+            Ok(Outcome::Done)
+        }
+    }
+}

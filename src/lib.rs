@@ -1,0 +1,17 @@
+//! portico: customer-center access as code.
+//!
+//! Rooms: [`manifest`] (the YAML format and loading), [`validate`] (DESIGN §2 and the
+//! desired state), [`plan`] (the pure diff), [`render`] (text output), [`store`] (all SQL),
+//! [`commands`] and [`cli`] (the edge).
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod manifest;
+pub mod plan;
+pub mod render;
+pub mod schema;
+pub mod state;
+pub mod store;
+pub mod validate;

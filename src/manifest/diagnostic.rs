@@ -1,0 +1,213 @@
+//! Located errors and warnings about manifests, rendered as `file:line:col`, the source line
+//! and carets under the problem.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anstyle::{AnsiColor, Style};
+
+use super::path::{Position, YamlPath, locate};
+
+/// How bad a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Stops validate, plan and apply.
+    Error,
+    /// Printed; does not stop anything.
+    Warning,
+}
+
+/// Where in the manifest set something was declared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// Index into [`Sources`].
+    pub file: usize,
+    /// Document number within the file (0-based).
+    pub doc: usize,
+    /// Path from the document root.
+    pub path: YamlPath,
+    /// Point at the key rather than its value.
+    pub at_key: bool,
+}
+
+impl Site {
+    /// The same site, one key deeper, pointing at that key's value.
+    pub fn key(&self, key: &str) -> Site {
+        Site { path: self.path.key(key), at_key: false, ..self.clone() }
+    }
+
+    /// The same site, pointing at the key itself.
+    pub fn at_key(mut self) -> Site {
+        self.at_key = true;
+        self
+    }
+}
+
+/// One problem found in the manifests (or while reading them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// Where; `None` for problems without a place (an unreadable folder names its path in
+    /// the message).
+    pub site: Option<Site>,
+    /// A file that could not be read or parsed, when there is no finer site.
+    pub file: Option<usize>,
+    /// A position known up front (YAML syntax errors), else computed from `site`.
+    pub position: Option<Position>,
+    /// "did you mean ..." and similar advice.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error at a site.
+    pub fn error(site: Site, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Error, message: message.into(), site: Some(site), file: None, position: None, hint: None }
+    }
+
+    /// A warning at a site, or about the whole set.
+    pub fn warning(site: Option<Site>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, message: message.into(), site, file: None, position: None, hint: None }
+    }
+
+    /// An error about a whole file or folder.
+    pub fn file_error(file: Option<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Error, message: message.into(), site: None, file, position: None, hint: None }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a "did you mean" hint when one of `candidates` is close to `given`.
+    pub fn suggest<'a>(self, given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Diagnostic {
+        match did_you_mean(given, candidates) {
+            Some(best) => self.with_hint(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+
+    /// Whether this stops the run.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The closest candidate to `given`, when it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let given = given.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(&given, &candidate.to_lowercase()), candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// One file of a manifest set, kept so diagnostics can quote it.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Path as given or found.
+    pub path: PathBuf,
+    /// Full text.
+    pub text: String,
+}
+
+/// Renders diagnostics, errors first, in a stable order. `color` adds ANSI styles.
+pub fn render(sources: &[Source], diagnostics: &[Diagnostic], color: bool) -> String {
+    let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
+    sorted.sort_by_key(|d| d.severity);
+    let mut out = String::new();
+    for diagnostic in sorted {
+        render_one(&mut out, sources, diagnostic, color);
+    }
+    out
+}
+
+fn paint(color: bool, style: Style, text: &str) -> String {
+    if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
+}
+
+fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool) {
+    let bold = Style::new().bold();
+    let (label, style) = match d.severity {
+        Severity::Error => ("error", AnsiColor::Red.on_default().bold()),
+        Severity::Warning => ("warning", AnsiColor::Yellow.on_default().bold()),
+    };
+    let blue = AnsiColor::Blue.on_default().bold();
+    let _ = writeln!(out, "{}: {}", paint(color, style, label), paint(color, bold, &d.message));
+    let file = d.site.as_ref().map(|site| site.file).or(d.file);
+    let Some(source) = file.and_then(|index| sources.get(index)) else {
+        if let Some(hint) = &d.hint {
+            let _ = writeln!(out, "  = help: {hint}");
+        }
+        return;
+    };
+    let position = d.position.or_else(|| {
+        d.site.as_ref().and_then(|site| locate(&source.text, site.doc, &site.path, site.at_key))
+    });
+    let path = d.site.as_ref().map(|site| format!(" ({})", site.path)).unwrap_or_default();
+    match position {
+        Some(at) => {
+            let _ = writeln!(out, "  {} {}:{}:{}{path}", paint(color, blue, "-->"), source.path.display(), at.line, at.column);
+            quote_line(out, &source.text, at, color);
+        }
+        None => {
+            let _ = writeln!(out, "  {} {}{path}", paint(color, blue, "-->"), source.path.display());
+        }
+    }
+    if let Some(hint) = &d.hint {
+        let _ = writeln!(out, "  = help: {hint}");
+    }
+}
+
+fn quote_line(out: &mut String, text: &str, at: Position, color: bool) {
+    let Some(line) = text.lines().nth(at.line.saturating_sub(1)) else { return };
+    let number = at.line.to_string();
+    let gutter = " ".repeat(number.len());
+    let blue = AnsiColor::Blue.on_default().bold();
+    let red = AnsiColor::Red.on_default().bold();
+    let start = at.column.saturating_sub(1);
+    let width = token_width(line.chars().skip(start));
+    let _ = writeln!(out, "  {gutter} {}", paint(color, blue, "|"));
+    let _ = writeln!(out, "  {} {} {line}", paint(color, blue, &number), paint(color, blue, "|"));
+    let carets = format!("{}{}", " ".repeat(start), "^".repeat(width));
+    let _ = writeln!(out, "  {gutter} {} {}", paint(color, blue, "|"), paint(color, red, &carets));
+}
+
+/// Width of the token starting at the caret: a quoted scalar, or up to `:`, `,`, a bracket
+/// or a comment.
+fn token_width(mut chars: impl Iterator<Item = char>) -> usize {
+    let Some(first) = chars.next() else { return 1 };
+    if first == '"' || first == '\'' {
+        return 2 + chars.take_while(|c| *c != first).count();
+    }
+    let rest = chars
+        .take_while(|c| !matches!(c, ',' | ']' | '}' | '#'))
+        .collect::<String>();
+    let rest = rest.split(": ").next().unwrap_or("").trim_end().trim_end_matches(':');
+    1 + rest.chars().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(did_you_mean("rol", ["role", "website", "notify"]), Some("role"));
+        assert_eq!(did_you_mean("acme-centre", ["acme-center", "other"]), Some("acme-center"));
+        assert_eq!(did_you_mean("zzz", ["role", "website"]), None);
+    }
+
+    #[test]
+    fn carets_cover_the_token() {
+        assert_eq!(token_width("acme-centre  # comment".chars()), 11);
+        assert_eq!(token_width("rol: x".chars()), 3);
+        assert_eq!(token_width("\"a b\" x".chars()), 5);
+    }
+}

@@ -1,0 +1,325 @@
+//! Reading a manifest set: files and folders, YAML documents, and merging sections.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::diagnostic::{Diagnostic, Site, Source};
+use super::model::{Customer, Document, LoginPolicy, Notifications, Role, Website};
+use super::path::{Position, YamlPath};
+use crate::catalog::Feature;
+
+/// A value together with the place that declared it.
+#[derive(Clone, Debug)]
+pub struct Declared<T> {
+    /// The value as parsed.
+    pub value: T,
+    /// Where it was declared.
+    pub site: Site,
+}
+
+/// Every section of every document of a manifest set, merged.
+///
+/// A section is `Some` when at least one document has it (even empty): that is what makes
+/// portico manage, and prune, that kind of object.
+#[derive(Clone, Debug, Default)]
+pub struct ManifestSet {
+    /// The files read, in order.
+    pub sources: Vec<Source>,
+    /// `features:` entries.
+    pub features: Option<BTreeMap<Feature, Declared<bool>>>,
+    /// `websites:` entries.
+    pub websites: Option<Vec<Declared<Website>>>,
+    /// The `login_policy:` section.
+    pub login_policy: Option<Declared<LoginPolicy>>,
+    /// The `notifications:` section.
+    pub notifications: Option<Declared<Notifications>>,
+    /// `roles:` entries.
+    pub roles: Option<Vec<Declared<Role>>>,
+    /// `customers:` entries.
+    pub customers: Option<Vec<Declared<Customer>>>,
+}
+
+/// Reads a manifest file or folder. Returns the set and every problem found while reading;
+/// the set is only trustworthy when no diagnostic is an error.
+pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
+    let mut set = ManifestSet::default();
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    collect_files(root, true, &mut files, &mut diagnostics);
+    for path in files {
+        let index = set.sources.len();
+        match fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    let documents = read_documents(index, &text, &mut diagnostics);
+                    set.sources.push(Source { path, text });
+                    for (doc, document) in documents {
+                        merge(&mut set, index, doc, document, &mut diagnostics);
+                    }
+                }
+                Err(_) => {
+                    set.sources.push(Source { path, text: String::new() });
+                    diagnostics.push(Diagnostic::file_error(Some(index), "file is not valid UTF-8"));
+                }
+            },
+            Err(error) => {
+                diagnostics.push(Diagnostic::file_error(
+                    None,
+                    format!("cannot read {}: {error}", path.display()),
+                ));
+            }
+        }
+    }
+    (set, diagnostics)
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Lists manifest files under `path`, sorted. Hidden entries (`.git`, `.github`) inside a
+/// folder are skipped; anything that cannot be read is an error, never silently skipped.
+fn collect_files(path: &Path, top: bool, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            diagnostics.push(Diagnostic::file_error(None, format!("cannot read {}: {error}", path.display())));
+            return;
+        }
+    };
+    if metadata.is_file() {
+        if top || is_manifest(path) {
+            files.push(path.to_path_buf());
+        }
+        return;
+    }
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(error) => {
+            diagnostics.push(Diagnostic::file_error(None, format!("cannot read folder {}: {error}", path.display())));
+            return;
+        }
+    };
+    let mut children = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) if entry.file_name().to_string_lossy().starts_with('.') => {}
+            Ok(entry) => children.push(entry.path()),
+            Err(error) => diagnostics.push(Diagnostic::file_error(
+                None,
+                format!("cannot read folder {}: {error}", path.display()),
+            )),
+        }
+    }
+    children.sort();
+    for child in children {
+        collect_files(&child, false, files, diagnostics);
+    }
+    if top && files.is_empty() && diagnostics.is_empty() {
+        diagnostics.push(Diagnostic::file_error(
+            None,
+            format!("no *.yaml or *.yml manifest found under {}", path.display()),
+        ));
+    }
+}
+
+/// Parses every document of one file; documents with errors are salvaged object by object.
+fn read_documents(file: usize, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<(usize, Document)> {
+    let mut documents = Vec::new();
+    for (doc, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match Option::<Document>::deserialize(deserializer) {
+            Ok(document) => documents.push((doc, document.unwrap_or_default())),
+            Err(error) if is_syntax_error(&error) => {
+                diagnostics.push(syntax_error(file, &error));
+                break;
+            }
+            Err(_) => {
+                // Slow path, only for documents with errors: read each object on its own so
+                // every bad object of the run is reported, not just the first.
+                let reparsed = serde_yaml::Deserializer::from_str(text).nth(doc).map(Value::deserialize);
+                match reparsed {
+                    Some(Ok(value)) => documents.push((doc, salvage(file, doc, value, diagnostics))),
+                    Some(Err(error)) => {
+                        diagnostics.push(syntax_error(file, &error));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+    documents
+}
+
+/// Whether the parser itself failed (as opposed to a well-formed document of the wrong shape).
+fn is_syntax_error(error: &serde_yaml::Error) -> bool {
+    let message = error.to_string();
+    !(message.contains("unknown field")
+        || message.contains("unknown variant")
+        || message.contains("invalid type")
+        || message.contains("invalid value")
+        || message.contains("missing field")
+        || message.contains("duplicate field")
+        || message.contains("invalid length"))
+}
+
+fn syntax_error(file: usize, error: &serde_yaml::Error) -> Diagnostic {
+    let message = strip_location(&error.to_string());
+    let mut diagnostic = Diagnostic::file_error(Some(file), format!("YAML syntax: {message}"));
+    diagnostic.position = error.location().map(|loc| Position { line: loc.line(), column: loc.column() });
+    diagnostic
+}
+
+fn strip_location(message: &str) -> String {
+    let cut = message.find(" at line ").unwrap_or(message.len());
+    message[..cut].to_string()
+}
+
+/// Reads each section and each object of a document separately, reporting every one that
+/// does not fit the schema and keeping the ones that do.
+fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnostic>) -> Document {
+    let root = Site { file, doc, path: YamlPath::default(), at_key: false };
+    let mut document = Document::default();
+    let Value::Mapping(mapping) = value else {
+        diagnostics.push(Diagnostic::error(root, "a manifest document must be a mapping of sections"));
+        return document;
+    };
+    for (key, value) in mapping {
+        let Some(name) = key.as_str() else {
+            diagnostics.push(Diagnostic::error(root.clone(), "section names must be strings"));
+            continue;
+        };
+        let site = root.key(name);
+        match name {
+            "features" => document.features = section(value, &site, diagnostics),
+            "websites" => document.websites = items(value, &site, diagnostics),
+            "login_policy" => document.login_policy = section(value, &site, diagnostics),
+            "notifications" => document.notifications = section(value, &site, diagnostics),
+            "roles" => document.roles = items(value, &site, diagnostics),
+            "customers" => document.customers = items(value, &site, diagnostics),
+            other => diagnostics.push(
+                Diagnostic::error(site.clone().at_key(), format!("unknown section `{other}`"))
+                    .suggest(other, SECTIONS.iter().copied()),
+            ),
+        }
+    }
+    document
+}
+
+const SECTIONS: &[&str] = &["features", "websites", "login_policy", "notifications", "roles", "customers"];
+
+fn section<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &mut Vec<Diagnostic>) -> Option<T> {
+    match serde_path_to_error::deserialize(value) {
+        Ok(parsed) => Some(parsed),
+        Err(error) => {
+            diagnostics.push(schema_error(site, &error));
+            None
+        }
+    }
+}
+
+fn items<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<T>> {
+    let Value::Sequence(values) = value else {
+        return section(value, site, diagnostics);
+    };
+    let mut parsed = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        let item_site = Site { path: site.path.index(index), ..site.clone() };
+        parsed.extend(section(value, &item_site, diagnostics));
+    }
+    Some(parsed)
+}
+
+/// Turns a serde error into a located diagnostic with a "did you mean" hint.
+fn schema_error(site: &Site, error: &serde_path_to_error::Error<serde_yaml::Error>) -> Diagnostic {
+    let message = strip_location(&error.inner().to_string());
+    let mut path = site.path.join_serde(error.path());
+    let unknown = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'));
+    let mut at_key = false;
+    if let Some((given, _)) = unknown {
+        at_key = true;
+        if message.starts_with("unknown field") {
+            path.0.push(super::path::Segment::Key(given.to_string()));
+        } else if !matches!(path.0.last(), Some(super::path::Segment::Key(k)) if k != given) {
+            path.0.push(super::path::Segment::Key(given.to_string()));
+        } else {
+            at_key = false;
+        }
+    }
+    let diagnostic = Diagnostic::error(Site { path, at_key, ..site.clone() }, message.clone());
+    match unknown {
+        Some((given, rest)) => diagnostic.suggest(given, expected_names(rest)),
+        None => diagnostic,
+    }
+}
+
+/// The names listed after "expected one of" in a serde message.
+fn expected_names(rest: &str) -> Vec<&str> {
+    rest.split('`').skip(1).step_by(2).collect()
+}
+
+fn merge(set: &mut ManifestSet, file: usize, doc: usize, document: Document, diagnostics: &mut Vec<Diagnostic>) {
+    let site = |path: YamlPath| Site { file, doc, path, at_key: false };
+    let root = YamlPath::default();
+    if let Some(features) = document.features {
+        let merged = set.features.get_or_insert_with(BTreeMap::new);
+        for (feature, on) in features {
+            let here = site(root.key("features").key(feature.key())).at_key();
+            if let Some(first) = merged.get(&feature) {
+                diagnostics.push(duplicate(&format!("feature `{feature}`"), &set.sources, &first.site, here));
+            } else {
+                merged.insert(feature, Declared { value: on, site: here });
+            }
+        }
+    }
+    merge_single(&mut set.login_policy, document.login_policy, site(root.key("login_policy")), "login_policy", &set.sources, diagnostics);
+    merge_single(&mut set.notifications, document.notifications, site(root.key("notifications")), "notifications", &set.sources, diagnostics);
+    append(&mut set.websites, document.websites, &site(root.key("websites")));
+    append(&mut set.roles, document.roles, &site(root.key("roles")));
+    append(&mut set.customers, document.customers, &site(root.key("customers")));
+}
+
+fn merge_single<T>(
+    slot: &mut Option<Declared<T>>,
+    value: Option<T>,
+    site: Site,
+    name: &str,
+    sources: &[Source],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let Some(value) = value else { return };
+    match slot {
+        Some(first) => diagnostics.push(duplicate(&format!("section `{name}`"), sources, &first.site, site.at_key())),
+        None => *slot = Some(Declared { value, site }),
+    }
+}
+
+fn append<T>(slot: &mut Option<Vec<Declared<T>>>, values: Option<Vec<T>>, site: &Site) {
+    let Some(values) = values else { return };
+    let merged = slot.get_or_insert_with(Vec::new);
+    for (index, value) in values.into_iter().enumerate() {
+        merged.push(Declared { value, site: Site { path: site.path.index(index), ..site.clone() } });
+    }
+}
+
+/// An error for an object declared twice, naming both places.
+pub fn duplicate(what: &str, sources: &[Source], first: &Site, second: Site) -> Diagnostic {
+    let first_at = describe(sources, first);
+    Diagnostic::error(second, format!("{what} is defined twice; first defined at {first_at}"))
+}
+
+/// `file:line:col` of a site, for mentioning a second place in a message.
+pub fn describe(sources: &[Source], site: &Site) -> String {
+    let Some(source) = sources.get(site.file) else { return site.path.to_string() };
+    match super::path::locate(&source.text, site.doc, &site.path, site.at_key) {
+        Some(at) => format!("{}:{}:{}", source.path.display(), at.line, at.column),
+        None => format!("{} ({})", source.path.display(), site.path),
+    }
+}

@@ -1,0 +1,9 @@
+//! Manifests: the YAML format, loading a set of files, and located diagnostics.
+
+pub mod diagnostic;
+pub mod load;
+pub mod model;
+pub mod path;
+
+pub use diagnostic::{Diagnostic, Severity, Site, Source};
+pub use load::{ManifestSet, load};

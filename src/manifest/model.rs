@@ -1,0 +1,236 @@
+//! The manifest file format: serde types whose JSON Schema is `schemas/manifest.schema.json`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Feature, Level, Permission};
+
+/// One YAML document of a manifest set. Every section is optional; sections merge across
+/// documents and files.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "portico manifest")]
+pub struct Document {
+    /// Account features from the built-in catalog. When the section is present, a feature not
+    /// listed is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeMap<Feature, bool>>,
+    /// Websites logins can be assigned to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websites: Option<Vec<Website>>,
+    /// Lockout, session timeout and password rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_policy: Option<LoginPolicy>,
+    /// Where new-access notifications are delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+    /// Custom roles, each a copy of a standard or custom role with overrides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+    /// Customers, their own login and their contacts' logins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customers: Option<Vec<Customer>>,
+}
+
+/// A website that customers log in to.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Website {
+    /// Stable identifier, referenced by `access.website`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Base URL; the login page is derived from it.
+    pub url: String,
+}
+
+/// Login security for every customer-center login.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginPolicy {
+    /// Lock a login after repeated failed attempts. Default: 5 attempts, 30 minutes.
+    #[serde(default)]
+    pub lockout: Lockout,
+    /// Idle minutes before a session ends. Default: 60.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_minutes: u32,
+    /// Rules for passwords. Default: at least 10 characters.
+    #[serde(default)]
+    pub password: PasswordRules,
+}
+
+/// Lockout after failed login attempts.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lockout {
+    /// Failed attempts before the login is locked.
+    pub max_failed_attempts: u32,
+    /// How long the lock lasts.
+    pub duration_minutes: u32,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout { max_failed_attempts: 5, duration_minutes: 30 }
+    }
+}
+
+/// Password rules.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRules {
+    /// Minimum length in characters.
+    pub min_length: u32,
+}
+
+impl Default for PasswordRules {
+    fn default() -> Self {
+        PasswordRules { min_length: 10 }
+    }
+}
+
+fn default_session_timeout() -> u32 {
+    60
+}
+
+/// Where new-access notifications are POSTed.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// Endpoint URL (mail API or webhook).
+    pub url: String,
+    /// Value of the `Authorization` header, read from the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_header: Option<EnvRef>,
+}
+
+/// A value read from an environment variable at run time.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvRef {
+    /// Name of the environment variable.
+    pub env: String,
+}
+
+/// Whether a role requires two-factor authentication.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TwoFactor {
+    /// Not required.
+    #[default]
+    Off,
+    /// Required at every login (needs the `two_factor_authentication` feature).
+    Required,
+}
+
+/// A custom role: a copy of `base` with `permissions` overriding its levels.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    /// Stable identifier, referenced by `access.role` and `base`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The role copied. Default: `customer_center`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Levels that differ from the base role.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub permissions: BTreeMap<Permission, Level>,
+    /// Two-factor authentication for logins with this role. Default: `off`.
+    #[serde(default)]
+    pub two_factor: TwoFactor,
+}
+
+/// A customer record and its logins.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    /// Stable external id: the key.
+    pub id: String,
+    /// Company or person name.
+    pub name: String,
+    /// The customer's own login email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Access for the customer's own login. Default: no access.
+    #[serde(default)]
+    pub access: CustomerAccess,
+    /// Never deleted by apply, even when no manifest declares it any more.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    /// Contacts with their own logins. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
+}
+
+/// Access settings of a customer's own login.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerAccess {
+    /// Whether the customer can log in. Default: false.
+    #[serde(default)]
+    pub give_access: bool,
+    /// Role of the login. Default: `customer_center`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Website the login belongs to (needs the `websites` feature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// Send the new-access notification when access is granted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub notify: bool,
+    /// Initial password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSource>,
+}
+
+/// A contact of a customer with a login of its own.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Login email: the key, unique across every login.
+    pub email: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the contact can log in. Default: false.
+    #[serde(default)]
+    pub access: bool,
+    /// Role of the login. Default: the customer's role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Website of the login. Default: the customer's website.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// Send the new-access notification when access is granted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub notify: bool,
+    /// Initial password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSource>,
+}
+
+/// Where an initial password comes from. Manifests never hold a plaintext password.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSource {
+    /// Read the password from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Read the password from this file (relative to the manifest file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// An argon2id hash (`$argon2id$...`) to store as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argon2: Option<String>,
+    /// Change this marker to set the password again on the next apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<u32>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}

@@ -1,0 +1,211 @@
+//! The pure diff: desired × live → [`Plan`]. No I/O, so it is unit- and property-tested.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::fields::field_changes;
+use super::{Action, Address, Change, Object, Plan};
+use crate::catalog::Feature;
+use crate::state::{CustomerState, State};
+use crate::validate::Desired;
+
+/// Knobs of the diff.
+#[derive(Clone, Copy, Debug)]
+pub struct DiffOptions {
+    /// Delete objects of managed sections that no manifest declares.
+    pub prune: bool,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions { prune: true }
+    }
+}
+
+/// Apply phases, in the order apply runs them: switch features on and create what logins
+/// need, remove logins, write logins, then remove what they needed and switch features off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    FeaturesOn,
+    LoginPolicy,
+    Websites,
+    Roles,
+    RemoveLogins,
+    Customers,
+    Contacts,
+    RemoveRoles,
+    RemoveWebsites,
+    FeaturesOff,
+}
+
+#[derive(Default)]
+struct Builder {
+    phases: BTreeMap<Phase, Vec<Change>>,
+    warnings: Vec<String>,
+}
+
+impl Builder {
+    /// Records the change from `before` to `after`, if there is one.
+    fn change(&mut self, phase: Phase, address: Address, before: Option<Object>, after: Option<Object>, revoke: bool) {
+        let action = match (&before, &after) {
+            (None, None) => return,
+            (None, Some(_)) => Action::Create,
+            (Some(_), None) => Action::Delete,
+            (Some(b), Some(a)) if b == a => return,
+            (Some(_), Some(_)) if revoke => Action::Revoke,
+            (Some(_), Some(_)) => Action::Update,
+        };
+        let fields = field_changes(before.as_ref(), after.as_ref());
+        self.phases.entry(phase).or_default().push(Change { address, action, fields, before, after });
+    }
+}
+
+/// Computes the changes that make `live` match `desired`.
+///
+/// # Guarantees
+/// Sections the manifests do not declare are left alone; `protect`ed customers and their
+/// contacts are never deleted; applying the plan and diffing again yields an empty plan.
+pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
+    let mut b = Builder::default();
+    let want = &desired.state;
+    if desired.managed.features {
+        for feature in Feature::ALL {
+            let (was, will) = (live.feature(*feature), want.feature(*feature));
+            let phase = if will { Phase::FeaturesOn } else { Phase::FeaturesOff };
+            if was != will {
+                let obj = |enabled| Some(Object::Feature { enabled });
+                b.change(phase, Address::Feature(*feature), obj(was), obj(will), false);
+            }
+        }
+    }
+    if desired.managed.login_policy {
+        let (old, new) = (&live.login_policy, &want.login_policy);
+        b.change(Phase::LoginPolicy, Address::LoginPolicy, old.clone().map(Object::LoginPolicy), new.clone().map(Object::LoginPolicy), false);
+    }
+    if desired.managed.websites {
+        let remove = removals(&live.websites, &want.websites, options.prune);
+        for (id, website) in &want.websites {
+            let old = live.websites.get(id).cloned().map(Object::Website);
+            b.change(Phase::Websites, Address::Website(id.clone()), old, Some(Object::Website(website.clone())), false);
+        }
+        for id in remove {
+            b.change(Phase::RemoveWebsites, Address::Website(id.clone()), live.websites.get(id).cloned().map(Object::Website), None, false);
+        }
+    }
+    if desired.managed.roles {
+        let remove = removals(&live.roles, &want.roles, options.prune);
+        for (id, role) in &want.roles {
+            let old = live.roles.get(id).cloned().map(Object::Role);
+            b.change(Phase::Roles, Address::Role(id.clone()), old, Some(Object::Role(role.clone())), false);
+        }
+        for id in remove {
+            b.change(Phase::RemoveRoles, Address::Role(id.clone()), live.roles.get(id).cloned().map(Object::Role), None, false);
+        }
+    }
+    if desired.managed.customers {
+        customers(&mut b, desired, live, options);
+    }
+    keep_referenced(&mut b, desired, live);
+    let changes = b.phases.into_values().flatten().collect();
+    Plan { changes, warnings: b.warnings }
+}
+
+fn removals<'a, T>(live: &'a BTreeMap<String, T>, want: &BTreeMap<String, T>, prune: bool) -> Vec<&'a String> {
+    if !prune {
+        return Vec::new();
+    }
+    live.keys().filter(|id| !want.contains_key(*id)).collect()
+}
+
+fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOptions) {
+    for (id, old) in &live.customers {
+        if desired.state.customers.contains_key(id) {
+            continue;
+        }
+        if old.record.protect {
+            b.warnings.push(format!("customer[{id:?}] is protected: kept although no manifest declares it"));
+        } else if options.prune {
+            remove_customer(b, id, old);
+        }
+    }
+    for (id, new) in &desired.state.customers {
+        let old = live.customers.get(id);
+        let protected = new.record.protect || old.is_some_and(|o| o.record.protect);
+        let before = old.map(|o| Object::Customer(o.record.clone()));
+        let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
+        let count = b.phases.get(&Phase::Customers).map_or(0, Vec::len);
+        b.change(Phase::Customers, Address::Customer(id.clone()), before, Some(Object::Customer(new.record.clone())), revoke);
+        if protected && old.is_some() && b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count {
+            b.warnings.push(format!("customer[{id:?}] is protected and will be changed"));
+        }
+        contacts(b, id, old, new, protected, options);
+    }
+}
+
+fn remove_customer(b: &mut Builder, id: &str, old: &CustomerState) {
+    for (email, contact) in &old.contacts {
+        let address = Address::Contact { customer: id.to_string(), email: email.clone() };
+        b.change(Phase::RemoveLogins, address, Some(Object::Contact(contact.clone())), None, false);
+    }
+    b.change(Phase::RemoveLogins, Address::Customer(id.to_string()), Some(Object::Customer(old.record.clone())), None, false);
+}
+
+fn contacts(b: &mut Builder, id: &str, old: Option<&CustomerState>, new: &CustomerState, protected: bool, options: DiffOptions) {
+    let address = |email: &str| Address::Contact { customer: id.to_string(), email: email.to_string() };
+    if let Some(old) = old {
+        for (email, contact) in &old.contacts {
+            if new.contacts.contains_key(email) {
+                continue;
+            }
+            if protected {
+                b.warnings.push(format!("{} belongs to a protected customer: kept", address(email)));
+            } else if options.prune {
+                b.change(Phase::RemoveLogins, address(email), Some(Object::Contact(contact.clone())), None, false);
+            }
+        }
+    }
+    for (email, contact) in &new.contacts {
+        let before = old.and_then(|o| o.contacts.get(email));
+        let revoke = before.is_some_and(|c| c.access && !contact.access);
+        b.change(Phase::Contacts, address(email), before.cloned().map(Object::Contact), Some(Object::Contact(contact.clone())), revoke);
+    }
+}
+
+/// Drops deletions of roles and websites that logins will still use after the apply (for
+/// example logins of a section these manifests do not manage), with a warning.
+fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
+    let customers = if desired.managed.customers { &desired.state.customers } else { &live.customers };
+    let logins = customers.iter().flat_map(|(id, c)| {
+        let own = std::iter::once((Address::Customer(id.clone()), &c.record.login));
+        own.chain(c.contacts.iter().map(move |(e, l)| (Address::Contact { customer: id.clone(), email: e.clone() }, l)))
+    });
+    let mut used: BTreeMap<(bool, &str), Address> = BTreeMap::new();
+    for (address, login) in logins {
+        used.entry((true, login.role.as_str())).or_insert_with(|| address.clone());
+        if let Some(website) = &login.website {
+            used.entry((false, website.as_str())).or_insert(address);
+        }
+    }
+    let roles_as_base: BTreeSet<&str> = desired.state.roles.values().map(|r| r.base.as_str()).collect();
+    let mut warnings = Vec::new();
+    for phase in [Phase::RemoveRoles, Phase::RemoveWebsites] {
+        let Some(changes) = b.phases.get_mut(&phase) else { continue };
+        changes.retain(|change| {
+            let (key, user) = match &change.address {
+                Address::Role(id) if roles_as_base.contains(id.as_str()) => return keep(&mut warnings, change, "it is the base of another role"),
+                Address::Role(id) => ((true, id.as_str()), "role"),
+                Address::Website(id) => ((false, id.as_str()), "website"),
+                _ => return true,
+            };
+            match used.get(&key) {
+                Some(by) => keep(&mut warnings, change, &format!("{by} still uses this {user}")),
+                None => true,
+            }
+        });
+    }
+    b.warnings.extend(warnings);
+}
+
+fn keep(warnings: &mut Vec<String>, change: &Change, why: &str) -> bool {
+    warnings.push(format!("{} is not deleted: {why}", change.address));
+    false
+}

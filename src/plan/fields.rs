@@ -1,0 +1,78 @@
+//! Objects as flat `field = value` lists: what plans show and `--diff` compares.
+
+use super::{FieldChange, Object};
+use crate::state::LoginState;
+
+/// One displayed field of an object.
+pub type Field = (String, String);
+
+impl Object {
+    /// The object's fields in display order; absent optional fields are left out.
+    pub fn fields(&self) -> Vec<Field> {
+        let mut out = Vec::new();
+        let mut put = |name: &str, value: String| out.push((name.to_string(), value));
+        match self {
+            Object::Feature { enabled } => put("enabled", enabled.to_string()),
+            Object::LoginPolicy(policy) => {
+                put("lockout.max_failed_attempts", policy.lockout.max_failed_attempts.to_string());
+                put("lockout.duration_minutes", policy.lockout.duration_minutes.to_string());
+                put("session_timeout_minutes", policy.session_timeout_minutes.to_string());
+                put("password.min_length", policy.password.min_length.to_string());
+            }
+            Object::Website(website) => {
+                put("name", website.name.clone());
+                put("url", website.url.clone());
+            }
+            Object::Role(role) => {
+                put("name", role.name.clone());
+                put("base", role.base.clone());
+                put("two_factor", format!("{:?}", role.two_factor).to_lowercase());
+                for (permission, level) in &role.permissions {
+                    put(&format!("permissions.{permission}"), level.to_string());
+                }
+            }
+            Object::Customer(customer) => {
+                put("name", customer.name.clone());
+                put("protect", customer.protect.to_string());
+                login_fields(&customer.login, &mut put);
+            }
+            Object::Contact(login) => login_fields(login, &mut put),
+        }
+        out
+    }
+}
+
+fn login_fields(login: &LoginState, put: &mut impl FnMut(&str, String)) {
+    if let Some(name) = &login.name {
+        put("name", name.clone());
+    }
+    if let Some(email) = &login.email {
+        put("email", email.clone());
+    }
+    put("access", login.access.to_string());
+    put("role", login.role.clone());
+    if let Some(website) = &login.website {
+        put("website", website.clone());
+    }
+    put("notify", login.notify.to_string());
+}
+
+/// The fields that differ between two versions of an object, in display order.
+pub fn field_changes(before: Option<&Object>, after: Option<&Object>) -> Vec<FieldChange> {
+    let old = before.map(Object::fields).unwrap_or_default();
+    let new = after.map(Object::fields).unwrap_or_default();
+    let lookup = |fields: &[Field], name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let mut names: Vec<&String> = new.iter().map(|(n, _)| n).collect();
+    for (name, _) in &old {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (o, n) = (lookup(&old, name), lookup(&new, name));
+            (o != n).then(|| FieldChange { field: name.clone(), old: o, new: n })
+        })
+        .collect()
+}

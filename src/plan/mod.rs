@@ -1,0 +1,179 @@
+//! The plan: an ordered list of changes from the live state to the desired one. One `Plan`
+//! value feeds every renderer and apply; apply never re-derives what the plan says.
+
+mod diff;
+mod fields;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use diff::{DiffOptions, diff};
+pub use fields::Field;
+
+use crate::catalog::Feature;
+use crate::manifest::model::LoginPolicy;
+use crate::state::{CustomerRecord, LoginState, RoleState, WebsiteState};
+
+/// What happens to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The object does not exist yet.
+    Create,
+    /// Some fields change.
+    Update,
+    /// A login loses access (it stays, and can be granted again).
+    Revoke,
+    /// The object is removed.
+    Delete,
+}
+
+impl Action {
+    /// The word shown in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Revoke => "revoke",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Which object a change is about. Its `Display` is the resource address shown in plans.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Address {
+    /// `feature["customer_access"]`
+    Feature(Feature),
+    /// `login_policy`
+    LoginPolicy,
+    /// `website["store-eu"]`
+    Website(String),
+    /// `role["acme-center"]`
+    Role(String),
+    /// `customer["CUST-0042"]`
+    Customer(String),
+    /// `customer["CUST-0042"].contact["jane@acme.example"]`
+    Contact {
+        /// The customer's id.
+        customer: String,
+        /// The contact's normalised email.
+        email: String,
+    },
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Feature(feature) => write!(f, "feature[{:?}]", feature.key()),
+            Address::LoginPolicy => f.write_str("login_policy"),
+            Address::Website(id) => write!(f, "website[{id:?}]"),
+            Address::Role(id) => write!(f, "role[{id:?}]"),
+            Address::Customer(id) => write!(f, "customer[{id:?}]"),
+            Address::Contact { customer, email } => write!(f, "customer[{customer:?}].contact[{email:?}]"),
+        }
+    }
+}
+
+/// The full value of an object, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Object {
+    /// A feature switch.
+    Feature {
+        /// On or off.
+        enabled: bool,
+    },
+    /// The login policy.
+    LoginPolicy(LoginPolicy),
+    /// A website.
+    Website(WebsiteState),
+    /// A custom role.
+    Role(RoleState),
+    /// A customer and its own login.
+    Customer(CustomerRecord),
+    /// A contact's login.
+    Contact(LoginState),
+}
+
+/// One field's old and new value, as shown to people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// Field name, dotted for nested fields (`permissions.invoice`).
+    pub field: String,
+    /// Value before; `None` when the field is new.
+    pub old: Option<String>,
+    /// Value after; `None` when the field goes away.
+    pub new: Option<String>,
+}
+
+/// One change to one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The object.
+    pub address: Address,
+    /// What happens to it.
+    pub action: Action,
+    /// Changed fields, old → new.
+    pub fields: Vec<FieldChange>,
+    /// The live object (`None` on create).
+    pub before: Option<Object>,
+    /// The desired object (`None` on delete).
+    pub after: Option<Object>,
+}
+
+/// Counts per action, for the summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Objects created.
+    pub create: usize,
+    /// Objects updated.
+    pub update: usize,
+    /// Logins whose access is revoked.
+    pub revoke: usize,
+    /// Objects deleted.
+    pub delete: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to revoke, {} to delete.",
+            self.create, self.update, self.revoke, self.delete
+        )
+    }
+}
+
+/// Everything apply will do, in the order it will do it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Changes in apply order.
+    pub changes: Vec<Change>,
+    /// Things worth knowing that do not stop the plan (protected objects kept, unmanaged
+    /// sections).
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Counts per action.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for change in &self.changes {
+            match change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Revoke => summary.revoke += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        summary
+    }
+
+    /// Whether applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}

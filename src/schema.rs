@@ -1,0 +1,9 @@
+//! JSON Schemas generated from the Rust types; the committed copies live in `schemas/`.
+
+use crate::manifest::model::Document;
+
+/// The manifest schema, pretty-printed, with a trailing newline.
+pub fn manifest_schema() -> String {
+    let schema = schemars::schema_for!(Document);
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}

@@ -1,0 +1,127 @@
+//! The account's access configuration as plain data: what the manifests want and what the
+//! database holds are both a [`State`], so the diff compares like with like.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Feature, Level, Permission};
+use crate::manifest::model::{LoginPolicy, TwoFactor};
+
+/// Every object portico manages, keyed by its identifier.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Feature switches; a feature without an entry is off.
+    pub features: BTreeMap<Feature, bool>,
+    /// Websites by id.
+    pub websites: BTreeMap<String, WebsiteState>,
+    /// The login policy, once one was applied.
+    pub login_policy: Option<LoginPolicy>,
+    /// Custom roles by id (standard roles are not part of the state: they never change).
+    pub roles: BTreeMap<String, RoleState>,
+    /// Customers by id.
+    pub customers: BTreeMap<String, CustomerState>,
+}
+
+impl State {
+    /// Whether a feature is on.
+    pub fn feature(&self, feature: Feature) -> bool {
+        self.features.get(&feature).copied().unwrap_or(false)
+    }
+
+    /// Number of logins (customers' own and contacts').
+    pub fn login_count(&self) -> usize {
+        self.customers.values().map(|c| 1 + c.contacts.len()).sum()
+    }
+}
+
+/// A website.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebsiteState {
+    /// Display name.
+    pub name: String,
+    /// Base URL.
+    pub url: String,
+}
+
+/// A custom role with its effective permission levels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleState {
+    /// Display name.
+    pub name: String,
+    /// The role it was copied from.
+    pub base: String,
+    /// Two-factor requirement.
+    pub two_factor: TwoFactor,
+    /// Effective levels after applying overrides to the base; `none` levels are left out.
+    pub permissions: BTreeMap<Permission, Level>,
+}
+
+/// A customer and its logins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerState {
+    /// The customer record and its own login.
+    pub record: CustomerRecord,
+    /// Contacts by normalised (lower-case) email.
+    pub contacts: BTreeMap<String, LoginState>,
+}
+
+/// The customer's own fields, without its contacts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerRecord {
+    /// Display name.
+    pub name: String,
+    /// Never deleted by apply.
+    pub protect: bool,
+    /// The customer's own login.
+    pub login: LoginState,
+}
+
+/// One login's managed settings. Runtime data (password hash, failed attempts, lockout, last
+/// login) lives beside it in the database and is never read into a `State`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    /// Normalised (lower-case) email, when the login has one.
+    pub email: Option<String>,
+    /// Display name (contacts only).
+    pub name: Option<String>,
+    /// Whether it can log in.
+    pub access: bool,
+    /// Effective role id.
+    pub role: String,
+    /// Effective website id.
+    pub website: Option<String>,
+    /// Whether granting access sends the new-access notification.
+    pub notify: bool,
+}
+
+/// Normalises an email for comparison and storage.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl State {
+    /// A digest of the whole managed state: equal states, equal fingerprints. Runtime login
+    /// data is not part of a `State`, so logins and lockouts never change it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        struct Hasher(sha2::Sha256);
+        impl std::io::Write for Hasher {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hasher = Hasher(sha2::Sha256::new());
+        serde_json::to_writer(&mut hasher, self).expect("a state serialises");
+        hex(&hasher.0.finalize())
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,167 @@
+//! The live database: one [`Store`] trait, one implementation per engine, all SQL inside.
+
+pub mod rows;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use sqlite::SqliteStore;
+
+use crate::plan::Plan;
+use crate::state::State;
+
+/// What can go wrong talking to the live database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no engine portico supports.
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+    /// Could not open or connect.
+    #[error("cannot open database {url}: {source}")]
+    Connect {
+        /// The URL with any password hidden.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Creating or upgrading the schema failed.
+    #[error("cannot migrate the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was created by a newer portico.
+    #[error("the database schema is newer than this portico (version {found}, this build knows up to {known}); upgrade portico")]
+    TooNew {
+        /// Highest migration applied in the database.
+        found: i64,
+        /// Highest migration embedded in this build.
+        known: i64,
+    },
+    /// A statement failed.
+    #[error("database error while {doing}: {source}")]
+    Query {
+        /// What portico was doing.
+        doing: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database holds a value portico never writes.
+    #[error("the database holds data portico cannot read: {0}")]
+    Corrupt(String),
+    /// The live state changed between plan and apply.
+    #[error("the live database changed since this plan was computed; nothing was applied. Run plan again")]
+    Stale,
+}
+
+/// Adds "while …" context to a driver error.
+pub(crate) trait Doing<T> {
+    fn doing(self, doing: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Doing<T> for Result<T, sqlx::Error> {
+    fn doing(self, doing: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query { doing, source })
+    }
+}
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// How long to wait for a lock held by another connection.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// A live database portico reconciles.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Creates or upgrades the schema (embedded migrations) and writes the standard roles.
+    async fn init(&mut self) -> Result<(), StoreError>;
+
+    /// Reads the managed state. Never writes; a database portico never initialised reads as
+    /// an empty account.
+    async fn read(&mut self) -> Result<State, StoreError>;
+
+    /// Applies `plan` in one transaction, all or nothing. Refuses with
+    /// [`StoreError::Stale`], changing nothing, when the live state's fingerprint is no longer
+    /// `fingerprint`.
+    async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError>;
+}
+
+/// Hides the password of a `scheme://user:password@host/...` URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Batch size for multi-row statements: large enough to amortise a round trip, small
+/// enough to keep each statement's parameter modest.
+pub(crate) const BATCH: usize = 5_000;
+
+/// Serialises rows as one JSON array parameter.
+pub(crate) fn json<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("rows serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn hides_passwords() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("sqlite://portico.db"), "sqlite://portico.db");
+    }
+}
+
+/// Any supported engine, chosen by URL.
+pub enum AnyStore {
+    /// `sqlite://…`
+    Sqlite(SqliteStore),
+}
+
+/// Opens the database named by `url`; `writable` stores may create it.
+///
+/// # Errors
+/// [`StoreError::UnsupportedUrl`] or [`StoreError::Connect`].
+pub async fn open(url: &str, writable: bool) -> Result<AnyStore, StoreError> {
+    let opts = OpenOptions::default();
+    if url.starts_with("sqlite:") {
+        return Ok(AnyStore::Sqlite(SqliteStore::open(url, writable, &opts).await?));
+    }
+    Err(StoreError::UnsupportedUrl(redact_url(url)))
+}
+
+impl Store for AnyStore {
+    async fn init(&mut self) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.init().await,
+        }
+    }
+
+    async fn read(&mut self) -> Result<State, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.read().await,
+        }
+    }
+
+    async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.apply(plan, fingerprint).await,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Engine-neutral rows: the plan turned into batches to write, and rows read back into a
+//! [`State`]. Each engine only moves these rows in and out with its own SQL.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::StoreError;
+use crate::catalog::{self, Feature, Level, Permission};
+use crate::manifest::model::{Lockout, LoginPolicy, PasswordRules, TwoFactor};
+use crate::plan::{Action, Address, Change, Object, Plan};
+use crate::state::{CustomerRecord, CustomerState, LoginState, RoleState, State, WebsiteState};
+
+/// A `features` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct FeatureRow {
+    pub name: String,
+    pub enabled: bool,
+}
+
+/// The `login_policy` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct PolicyRow {
+    pub max_failed_attempts: i64,
+    pub lockout_minutes: i64,
+    pub session_timeout_minutes: i64,
+    pub password_min_length: i64,
+}
+
+/// A `websites` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct WebsiteRow {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+}
+
+/// A `roles` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct RoleRow {
+    pub id: String,
+    pub name: String,
+    pub base: Option<String>,
+    pub standard: bool,
+    pub two_factor: String,
+}
+
+/// A `role_permissions` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct PermissionRow {
+    pub role_id: String,
+    pub permission: String,
+    pub level: String,
+}
+
+/// A `customers` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: String,
+    pub name: String,
+    pub protect: bool,
+}
+
+/// The managed columns of a `logins` row. `contact` is `""` for the customer's own login.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct LoginRow {
+    pub customer_id: String,
+    pub contact: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub access: bool,
+    pub role_id: String,
+    pub website_id: Option<String>,
+    pub notify: bool,
+}
+
+/// The key of a `logins` row.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoginKey {
+    pub customer_id: String,
+    pub contact: String,
+}
+
+/// A plan's writes, grouped into the batches apply runs, in this field order.
+#[derive(Debug, Default)]
+pub struct Batches {
+    pub features_on: Vec<FeatureRow>,
+    pub login_policy: Vec<PolicyRow>,
+    pub websites: Vec<WebsiteRow>,
+    pub roles: Vec<RoleRow>,
+    pub role_permissions: Vec<PermissionRow>,
+    pub delete_contacts: Vec<LoginKey>,
+    pub delete_customers: Vec<String>,
+    /// Customers whose own login changes email: their old email is released first so that
+    /// emails can move between logins within one apply.
+    pub release_emails: Vec<String>,
+    pub customers: Vec<CustomerRow>,
+    pub customer_logins: Vec<LoginRow>,
+    pub contacts: Vec<LoginRow>,
+    pub delete_roles: Vec<String>,
+    pub delete_websites: Vec<String>,
+    pub features_off: Vec<FeatureRow>,
+}
+
+impl Batches {
+    /// Groups a plan's changes into batches.
+    pub fn from_plan(plan: &Plan) -> Batches {
+        let mut b = Batches::default();
+        for change in &plan.changes {
+            b.add(change);
+        }
+        b
+    }
+
+    fn add(&mut self, change: &Change) {
+        match (&change.address, &change.after) {
+            (Address::Feature(feature), Some(Object::Feature { enabled })) => {
+                let row = FeatureRow { name: feature.key().to_string(), enabled: *enabled };
+                if *enabled { self.features_on.push(row) } else { self.features_off.push(row) }
+            }
+            (Address::LoginPolicy, Some(Object::LoginPolicy(policy))) => self.login_policy.push(policy_row(policy)),
+            (Address::Website(id), Some(Object::Website(w))) => {
+                self.websites.push(WebsiteRow { id: id.clone(), name: w.name.clone(), url: w.url.clone() })
+            }
+            (Address::Website(id), None) => self.delete_websites.push(id.clone()),
+            (Address::Role(id), Some(Object::Role(role))) => {
+                let (row, permissions) = role_rows(id, role, false);
+                self.roles.push(row);
+                self.role_permissions.extend(permissions);
+            }
+            (Address::Role(id), None) => self.delete_roles.push(id.clone()),
+            (Address::Customer(id), Some(Object::Customer(record))) => {
+                let old_email = match &change.before {
+                    Some(Object::Customer(old)) => old.login.email.as_ref(),
+                    _ => None,
+                };
+                if change.action != Action::Create && old_email.is_some() && old_email != record.login.email.as_ref() {
+                    self.release_emails.push(id.clone());
+                }
+                self.customers.push(CustomerRow { id: id.clone(), name: record.name.clone(), protect: record.protect });
+                self.customer_logins.push(login_row(id, "", &record.login));
+            }
+            (Address::Customer(id), None) => self.delete_customers.push(id.clone()),
+            (Address::Contact { customer, email }, Some(Object::Contact(login))) => {
+                self.contacts.push(login_row(customer, email, login))
+            }
+            (Address::Contact { customer, email }, None) => {
+                self.delete_contacts.push(LoginKey { customer_id: customer.clone(), contact: email.clone() })
+            }
+            (address, after) => unreachable!("a plan never holds {address} with {after:?}"),
+        }
+    }
+}
+
+fn policy_row(policy: &LoginPolicy) -> PolicyRow {
+    PolicyRow {
+        max_failed_attempts: policy.lockout.max_failed_attempts.into(),
+        lockout_minutes: policy.lockout.duration_minutes.into(),
+        session_timeout_minutes: policy.session_timeout_minutes.into(),
+        password_min_length: policy.password.min_length.into(),
+    }
+}
+
+fn two_factor_key(two_factor: TwoFactor) -> &'static str {
+    match two_factor {
+        TwoFactor::Off => "off",
+        TwoFactor::Required => "required",
+    }
+}
+
+fn role_rows(id: &str, role: &RoleState, standard: bool) -> (RoleRow, Vec<PermissionRow>) {
+    let row = RoleRow {
+        id: id.to_string(),
+        name: role.name.clone(),
+        base: (!standard).then(|| role.base.clone()),
+        standard,
+        two_factor: two_factor_key(role.two_factor).to_string(),
+    };
+    let permissions = role
+        .permissions
+        .iter()
+        .map(|(p, l)| PermissionRow { role_id: id.to_string(), permission: p.key().to_string(), level: l.key().to_string() })
+        .collect();
+    (row, permissions)
+}
+
+/// The standard roles from the catalog, written on every apply so the database always
+/// describes them for the customer center.
+pub fn standard_role_rows() -> (Vec<RoleRow>, Vec<PermissionRow>) {
+    let mut roles = Vec::new();
+    let mut permissions = Vec::new();
+    for standard in catalog::standard_roles() {
+        let state = RoleState {
+            name: standard.name.to_string(),
+            base: String::new(),
+            two_factor: TwoFactor::Off,
+            permissions: standard.permissions,
+        };
+        let (row, perms) = role_rows(standard.id, &state, true);
+        roles.push(row);
+        permissions.extend(perms);
+    }
+    (roles, permissions)
+}
+
+fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
+    LoginRow {
+        customer_id: customer.to_string(),
+        contact: contact.to_string(),
+        email: login.email.clone(),
+        name: login.name.clone(),
+        access: login.access,
+        role_id: login.role.clone(),
+        website_id: login.website.clone(),
+        notify: login.notify,
+    }
+}
+
+/// Every managed row of the database, as read.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub features: Vec<FeatureRow>,
+    pub login_policy: Option<PolicyRow>,
+    pub websites: Vec<WebsiteRow>,
+    /// Custom roles only.
+    pub roles: Vec<RoleRow>,
+    /// Permissions of custom roles only.
+    pub role_permissions: Vec<PermissionRow>,
+    pub customers: Vec<CustomerRow>,
+    pub logins: Vec<LoginRow>,
+}
+
+impl Snapshot {
+    /// Builds the live [`State`].
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a row holds a value portico never writes (edited by hand).
+    pub fn into_state(self) -> Result<State, StoreError> {
+        let mut state = State::default();
+        for row in self.features {
+            // A feature this version does not know (written by a newer portico) is ignored.
+            if let Some(feature) = Feature::from_key(&row.name) {
+                state.features.insert(feature, row.enabled);
+            }
+        }
+        state.login_policy = self.login_policy.map(|p| LoginPolicy {
+            lockout: Lockout { max_failed_attempts: small(p.max_failed_attempts), duration_minutes: small(p.lockout_minutes) },
+            session_timeout_minutes: small(p.session_timeout_minutes),
+            password: PasswordRules { min_length: small(p.password_min_length) },
+        });
+        state.websites = self.websites.into_iter().map(|w| (w.id, WebsiteState { name: w.name, url: w.url })).collect();
+        let mut permissions: BTreeMap<String, BTreeMap<Permission, Level>> = BTreeMap::new();
+        for row in self.role_permissions {
+            let permission = Permission::from_key(&row.permission)
+                .ok_or_else(|| corrupt(format!("role `{}` has unknown permission `{}`", row.role_id, row.permission)))?;
+            let level = Level::from_key(&row.level)
+                .ok_or_else(|| corrupt(format!("role `{}` has unknown level `{}`", row.role_id, row.level)))?;
+            permissions.entry(row.role_id).or_default().insert(permission, level);
+        }
+        for row in self.roles {
+            let two_factor = match row.two_factor.as_str() {
+                "off" => TwoFactor::Off,
+                "required" => TwoFactor::Required,
+                other => return Err(corrupt(format!("role `{}` has unknown two_factor `{other}`", row.id))),
+            };
+            let role = RoleState {
+                name: row.name,
+                base: row.base.unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
+                two_factor,
+                permissions: permissions.remove(&row.id).unwrap_or_default(),
+            };
+            state.roles.insert(row.id, role);
+        }
+        let mut logins: BTreeMap<String, Vec<LoginRow>> = BTreeMap::new();
+        for row in self.logins {
+            logins.entry(row.customer_id.clone()).or_default().push(row);
+        }
+        for row in self.customers {
+            let mut own = None;
+            let mut contacts = BTreeMap::new();
+            for login in logins.remove(&row.id).unwrap_or_default() {
+                if login.contact.is_empty() {
+                    own = Some(login_state(login));
+                } else {
+                    contacts.insert(login.contact.clone(), login_state(login));
+                }
+            }
+            // A customer whose own login row went missing gets an impossible role, so the
+            // next plan shows the row being written back.
+            let login = own.unwrap_or_else(|| LoginState {
+                email: None,
+                name: None,
+                access: false,
+                role: "(missing)".into(),
+                website: None,
+                notify: false,
+            });
+            let record = CustomerRecord { name: row.name, protect: row.protect, login };
+            state.customers.insert(row.id, CustomerState { record, contacts });
+        }
+        Ok(state)
+    }
+}
+
+fn small(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+fn corrupt(message: String) -> StoreError {
+    StoreError::Corrupt(message)
+}
+
+fn login_state(row: LoginRow) -> LoginState {
+    LoginState {
+        email: row.email,
+        name: row.name,
+        access: row.access,
+        role: row.role_id,
+        website: row.website_id,
+        notify: row.notify,
+    }
+}

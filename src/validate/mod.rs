@@ -1,0 +1,169 @@
+//! Offline validation (DESIGN §2) and turning a manifest set into the desired [`State`].
+
+mod logins;
+mod roles;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::Feature;
+use crate::manifest::diagnostic::{Diagnostic, Site};
+use crate::manifest::load::{ManifestSet, duplicate};
+use crate::manifest::model::LoginPolicy;
+use crate::state::{State, WebsiteState};
+
+/// Which sections the manifest set declares. Only declared sections are managed (and pruned).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sections {
+    /// `features:` present.
+    pub features: bool,
+    /// `websites:` present.
+    pub websites: bool,
+    /// `login_policy:` present.
+    pub login_policy: bool,
+    /// `roles:` present.
+    pub roles: bool,
+    /// `customers:` present.
+    pub customers: bool,
+}
+
+/// What the manifests ask for.
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    /// The desired objects of the managed sections (others are left empty).
+    pub state: State,
+    /// Which sections are managed.
+    pub managed: Sections,
+}
+
+/// Validates a manifest set. `live` is the database's state when there is one (plan and
+/// apply): references into sections the manifests do not manage are then checked against it.
+///
+/// Returns the desired state, meaningful only when no returned diagnostic is an error.
+pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagnostic>) {
+    let mut cx = Context { set, live, diagnostics: Vec::new() };
+    let mut desired = Desired { managed: sections(set), ..Desired::default() };
+    desired.state.features = cx.features();
+    desired.state.websites = cx.websites();
+    desired.state.login_policy = set.login_policy.as_ref().map(|p| p.value.clone());
+    cx.login_policy();
+    desired.state.roles = roles::roles(&mut cx, &desired);
+    desired.state.customers = logins::customers(&mut cx, &desired);
+    if !desired.managed.customers {
+        cx.diagnostics.push(Diagnostic::warning(
+            None,
+            "no `customers:` section: customers and their logins are not managed by these manifests",
+        ));
+    }
+    (desired, cx.diagnostics)
+}
+
+fn sections(set: &ManifestSet) -> Sections {
+    Sections {
+        features: set.features.is_some(),
+        websites: set.websites.is_some(),
+        login_policy: set.login_policy.is_some(),
+        roles: set.roles.is_some(),
+        customers: set.customers.is_some(),
+    }
+}
+
+/// Shared inputs and the diagnostics found so far.
+pub(crate) struct Context<'a> {
+    set: &'a ManifestSet,
+    live: Option<&'a State>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Context<'_> {
+    fn error(&mut self, site: &Site, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::error(site.clone(), message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    /// Whether a feature will be on, or `None` when nobody can tell offline.
+    fn feature_on(&self, desired: &Desired, feature: Feature) -> Option<bool> {
+        if desired.managed.features {
+            Some(desired.state.feature(feature))
+        } else {
+            self.live.map(|live| live.feature(feature))
+        }
+    }
+
+    /// The error site of a feature switch, or of the object that needs it.
+    fn require_feature(&mut self, desired: &Desired, feature: Feature, site: &Site, what: &str) {
+        if self.feature_on(desired, feature) == Some(false) {
+            self.error(site, format!("{what} needs the `{feature}` feature, which is off"))
+                .hint = Some(format!("add `{feature}: true` under `features:`"));
+        }
+    }
+
+    fn features(&mut self) -> BTreeMap<Feature, bool> {
+        let Some(features) = &self.set.features else { return BTreeMap::new() };
+        let wanted: BTreeMap<Feature, bool> = Feature::ALL
+            .iter()
+            .map(|f| (*f, features.get(f).is_some_and(|d| d.value)))
+            .collect();
+        for (feature, declared) in features {
+            for required in feature.info().requires {
+                if declared.value && !wanted[required] {
+                    self.error(&declared.site, format!("feature `{feature}` needs `{required}`, which is off"))
+                        .hint = Some(format!("add `{required}: true`"));
+                }
+            }
+        }
+        wanted
+    }
+
+    fn websites(&mut self) -> BTreeMap<String, WebsiteState> {
+        let mut websites = BTreeMap::new();
+        let mut first_site: BTreeMap<&str, &Site> = BTreeMap::new();
+        for declared in self.set.websites.iter().flatten() {
+            let website = &declared.value;
+            let site = &declared.site;
+            if let Some(first) = first_site.insert(&website.id, site) {
+                let d = duplicate(&format!("website `{}`", website.id), &self.set.sources, first, site.key("id"));
+                self.diagnostics.push(d);
+                continue;
+            }
+            self.non_empty(site, "id", &website.id);
+            self.non_empty(site, "name", &website.name);
+            if !(website.url.starts_with("https://") || website.url.starts_with("http://")) {
+                self.error(&site.key("url"), format!("website url `{}` must start with https:// or http://", website.url));
+            }
+            websites.insert(website.id.clone(), WebsiteState { name: website.name.clone(), url: website.url.clone() });
+        }
+        websites
+    }
+
+    fn login_policy(&mut self) {
+        let Some(declared) = &self.set.login_policy else { return };
+        let LoginPolicy { lockout, session_timeout_minutes, password } = &declared.value;
+        let site = declared.site.clone();
+        let checks = [
+            (lockout.max_failed_attempts, "lockout.max_failed_attempts", site.key("lockout").key("max_failed_attempts")),
+            (lockout.duration_minutes, "lockout.duration_minutes", site.key("lockout").key("duration_minutes")),
+            (*session_timeout_minutes, "session_timeout_minutes", site.key("session_timeout_minutes")),
+            (password.min_length, "password.min_length", site.key("password").key("min_length")),
+        ];
+        for (value, name, at) in checks {
+            if value == 0 {
+                self.error(&at, format!("`{name}` must be at least 1"));
+            }
+        }
+    }
+
+    fn non_empty(&mut self, site: &Site, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.error(&site.key(field), format!("`{field}` must not be empty"));
+        }
+    }
+
+    /// Website ids that exist: declared, or live when websites are not managed.
+    fn website_ids(&self, desired: &Desired) -> Option<BTreeSet<String>> {
+        if desired.managed.websites {
+            Some(desired.state.websites.keys().cloned().collect())
+        } else {
+            self.live.map(|live| live.websites.keys().cloned().collect())
+        }
+    }
+}
