@@ -96,18 +96,27 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
 /// # Errors
 /// Manifest or database errors, a stale plan, or no confirmation.
 pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
-    let mut store = store::open(&opts.connect.database, true).await?;
-    let (plan, fingerprint) = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
+    let database = &opts.connect.database;
+    // The plan is computed exactly as `plan` does, read-only; the database is only opened
+    // for writing (and created) once there is something to write and it is approved.
+    let (plan, fingerprint) = {
+        let mut reader = store::open(database, false).await?;
+        compute(&opts.manifests.path, &mut reader, &opts.diff).await?
+    };
     print_plan(&plan, &opts.diff);
     if plan.is_empty() {
-        store.init().await?;
         return Ok(Outcome::Done);
     }
     if !opts.auto_approve {
         confirm()?;
     }
+    let mut store = store::open(database, true).await?;
     store.apply(&plan, &fingerprint).await?;
-    println!("Apply complete. {}", plan.summary().to_string().trim_start_matches("Plan: "));
+    let s = plan.summary();
+    println!(
+        "Apply complete: {} created, {} updated, {} revoked, {} deleted.",
+        s.create, s.update, s.revoke, s.delete
+    );
     Ok(Outcome::Done)
 }
 

@@ -9,7 +9,7 @@ use serde_yaml::Value;
 
 use super::diagnostic::{Diagnostic, Site, Source};
 use super::model::{Customer, Document, LoginPolicy, Notifications, Role, Website};
-use super::path::{Position, YamlPath};
+use super::path::{Position, Segment, YamlPath};
 use crate::catalog::Feature;
 
 /// A value together with the place that declared it.
@@ -213,10 +213,10 @@ fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnost
 const SECTIONS: &[&str] = &["features", "websites", "login_policy", "notifications", "roles", "customers"];
 
 fn section<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &mut Vec<Diagnostic>) -> Option<T> {
-    match serde_path_to_error::deserialize(value) {
+    match serde_path_to_error::deserialize(value.clone()) {
         Ok(parsed) => Some(parsed),
         Err(error) => {
-            diagnostics.push(schema_error(site, &error));
+            diagnostics.push(schema_error(site, &value, &error));
             None
         }
     }
@@ -234,23 +234,27 @@ fn items<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &
     Some(parsed)
 }
 
-/// Turns a serde error into a located diagnostic with a "did you mean" hint.
-fn schema_error(site: &Site, error: &serde_path_to_error::Error<serde_yaml::Error>) -> Diagnostic {
-    let message = strip_location(&error.inner().to_string());
-    let mut path = site.path.join_serde(error.path());
-    let unknown = ["unknown field `", "unknown variant `"]
+/// Turns a serde error into a located diagnostic with a "did you mean" hint. `value` is the
+/// object that failed, `site` where it stands.
+fn schema_error(site: &Site, value: &Value, error: &serde_path_to_error::Error<serde_yaml::Error>) -> Diagnostic {
+    let message = strip_location(&error.inner().to_string()).replace("unknown variant", "unknown value");
+    let relative = YamlPath::default().join_serde(error.path());
+    let unknown = ["unknown field `", "unknown value `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split_once('`'));
+    let mut path = site.path.clone();
+    path.0.extend(relative.0.iter().cloned());
     let mut at_key = false;
     if let Some((given, _)) = unknown {
-        at_key = true;
-        if message.starts_with("unknown field") {
-            path.0.push(super::path::Segment::Key(given.to_string()));
-        } else if !matches!(path.0.last(), Some(super::path::Segment::Key(k)) if k != given) {
-            path.0.push(super::path::Segment::Key(given.to_string()));
-        } else {
-            at_key = false;
+        let names_key = matches!(relative.0.last(), Some(Segment::Key(k)) if k == given);
+        // An unknown enum *key* (`invoic: view`) fails before the path records it; the
+        // node at the path is then the mapping that holds it.
+        if names_key || is_mapping(value, &relative) {
+            at_key = true;
+            if !names_key {
+                path.0.push(Segment::Key(given.to_string()));
+            }
         }
     }
     let diagnostic = Diagnostic::error(Site { path, at_key, ..site.clone() }, message.clone());
@@ -258,6 +262,21 @@ fn schema_error(site: &Site, error: &serde_path_to_error::Error<serde_yaml::Erro
         Some((given, rest)) => diagnostic.suggest(given, expected_names(rest)),
         None => diagnostic,
     }
+}
+
+fn is_mapping(value: &Value, path: &YamlPath) -> bool {
+    let mut node = value;
+    for segment in &path.0 {
+        let next = match segment {
+            Segment::Key(key) => node.get(key.as_str()),
+            Segment::Index(index) => node.get(*index),
+        };
+        match next {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    node.is_mapping()
 }
 
 /// The names listed after "expected one of" in a serde message.

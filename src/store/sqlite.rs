@@ -74,8 +74,8 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
-        self.init().await?;
         let conn = self.conn()?;
+        MIGRATOR.run(&mut *conn).await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.doing("taking the write lock")?;
         if read_state(&mut tx).await?.fingerprint() != fingerprint {
             return Err(StoreError::Stale);
