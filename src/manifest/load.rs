@@ -247,14 +247,12 @@ fn schema_error(site: &Site, value: &Value, error: &serde_path_to_error::Error<s
     path.0.extend(relative.0.iter().cloned());
     let mut at_key = false;
     if let Some((given, _)) = unknown {
-        let names_key = matches!(relative.0.last(), Some(Segment::Key(k)) if k == given);
-        // An unknown enum *key* (`invoic: view`) fails before the path records it; the
-        // node at the path is then the mapping that holds it.
-        if names_key || is_mapping(value, &relative) {
+        if matches!(relative.0.last(), Some(Segment::Key(k)) if k == given) {
             at_key = true;
-            if !names_key {
-                path.0.push(Segment::Key(given.to_string()));
-            }
+        } else if let Some((key, is_key)) = entry_naming(value, &relative, given) {
+            // Enum keys and values of maps fail before the path records the key.
+            path.0.push(Segment::Key(key));
+            at_key = is_key;
         }
     }
     let diagnostic = Diagnostic::error(Site { path, at_key, ..site.clone() }, message.clone());
@@ -264,19 +262,24 @@ fn schema_error(site: &Site, value: &Value, error: &serde_path_to_error::Error<s
     }
 }
 
-fn is_mapping(value: &Value, path: &YamlPath) -> bool {
+/// In the mapping at `path`, the entry whose key (`true`) or string value (`false`) is
+/// `given`.
+fn entry_naming(value: &Value, path: &YamlPath, given: &str) -> Option<(String, bool)> {
     let mut node = value;
     for segment in &path.0 {
-        let next = match segment {
-            Segment::Key(key) => node.get(key.as_str()),
-            Segment::Index(index) => node.get(*index),
+        node = match segment {
+            Segment::Key(key) => node.get(key.as_str())?,
+            Segment::Index(index) => node.get(*index)?,
         };
-        match next {
-            Some(next) => node = next,
-            None => return false,
-        }
     }
-    node.is_mapping()
+    let mapping = node.as_mapping()?;
+    if mapping.contains_key(given) {
+        return Some((given.to_string(), true));
+    }
+    mapping
+        .iter()
+        .find(|(_, v)| v.as_str() == Some(given))
+        .and_then(|(k, _)| k.as_str().map(|k| (k.to_string(), false)))
 }
 
 /// The names listed after "expected one of" in a serde message.
@@ -315,7 +318,10 @@ fn merge_single<T>(
 ) {
     let Some(value) = value else { return };
     match slot {
-        Some(first) => diagnostics.push(duplicate(&format!("section `{name}`"), sources, &first.site, site.at_key())),
+        Some(first) => {
+            let first = first.site.clone().at_key();
+            diagnostics.push(duplicate(&format!("section `{name}`"), sources, &first, site.at_key()))
+        }
         None => *slot = Some(Declared { value, site }),
     }
 }

@@ -32,7 +32,7 @@ pub(super) fn customers(cx: &mut Context<'_>, desired: &Desired) -> BTreeMap<Str
     for declared in cx.set.customers.iter().flatten() {
         let customer = &declared.value;
         if let Some(first) = first_site.insert(&customer.id, &declared.site) {
-            let d = duplicate(&format!("customer `{}`", customer.id), &cx.set.sources, first, declared.site.key("id"));
+            let d = duplicate(&format!("customer `{}`", customer.id), &cx.set.sources, &first.key("id"), declared.site.key("id"));
             cx.diagnostics.push(d);
             continue;
         }

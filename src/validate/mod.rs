@@ -121,7 +121,7 @@ impl Context<'_> {
             let website = &declared.value;
             let site = &declared.site;
             if let Some(first) = first_site.insert(&website.id, site) {
-                let d = duplicate(&format!("website `{}`", website.id), &self.set.sources, first, site.key("id"));
+                let d = duplicate(&format!("website `{}`", website.id), &self.set.sources, &first.key("id"), site.key("id"));
                 self.diagnostics.push(d);
                 continue;
             }

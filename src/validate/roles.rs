@@ -17,7 +17,7 @@ pub(super) fn roles(cx: &mut Context<'_>, desired: &Desired) -> BTreeMap<String,
             cx.error(&role.site.key("id"), format!("`{id}` is a standard role and cannot be redefined"))
                 .hint = Some(format!("copy it instead: give your role another id and `base: {id}`"));
         } else if let Some(first) = declared.get(id) {
-            let d = duplicate(&format!("role `{id}`"), &cx.set.sources, &first.site, role.site.key("id"));
+            let d = duplicate(&format!("role `{id}`"), &cx.set.sources, &first.site.key("id"), role.site.key("id"));
             cx.diagnostics.push(d);
         } else {
             cx.non_empty(&role.site, "id", id);
