@@ -24,6 +24,11 @@ pub struct State {
 }
 
 impl State {
+    /// An account nobody configured yet: every feature off, nothing else.
+    pub fn empty() -> State {
+        State { features: Feature::ALL.iter().map(|f| (*f, false)).collect(), ..State::default() }
+    }
+
     /// Whether a feature is on.
     pub fn feature(&self, feature: Feature) -> bool {
         self.features.get(&feature).copied().unwrap_or(false)

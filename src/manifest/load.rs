@@ -77,6 +77,18 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
     (set, diagnostics)
 }
 
+/// Reads one in-memory manifest file, as if it were a file at `path`.
+pub fn load_text(path: &str, text: &str) -> (ManifestSet, Vec<Diagnostic>) {
+    let mut set = ManifestSet::default();
+    let mut diagnostics = Vec::new();
+    let documents = read_documents(0, text, &mut diagnostics);
+    set.sources.push(Source { path: PathBuf::from(path), text: text.to_string() });
+    for (doc, document) in documents {
+        merge(&mut set, 0, doc, document, &mut diagnostics);
+    }
+    (set, diagnostics)
+}
+
 fn is_manifest(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }

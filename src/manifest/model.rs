@@ -16,6 +16,7 @@ pub struct Document {
     /// Account features from the built-in catalog. When the section is present, a feature not
     /// listed is off.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "features_schema")]
     pub features: Option<BTreeMap<Feature, bool>>,
     /// Websites logins can be assigned to.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +139,7 @@ pub struct Role {
     pub base: Option<String>,
     /// Levels that differ from the base role.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "permissions_schema")]
     pub permissions: BTreeMap<Permission, Level>,
     /// Two-factor authentication for logins with this role. Default: `off`.
     #[serde(default)]
@@ -233,4 +235,36 @@ pub struct PasswordSource {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// The catalog's features as named properties, so editors complete them.
+fn features_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let properties: serde_json::Map<String, serde_json::Value> = Feature::ALL
+        .iter()
+        .map(|f| {
+            let info = f.info();
+            let needs: Vec<&str> = info.requires.iter().map(|r| r.key()).collect();
+            let description = if needs.is_empty() {
+                info.label.to_string()
+            } else {
+                format!("{} (needs {})", info.label, needs.join(", "))
+            };
+            (f.key().to_string(), serde_json::json!({ "type": "boolean", "description": description }))
+        })
+        .collect();
+    schemars::json_schema!({ "type": "object", "properties": properties, "additionalProperties": false })
+}
+
+/// The catalog's permissions as named properties, each limited to the levels it may take.
+fn permissions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let properties: serde_json::Map<String, serde_json::Value> = Permission::ALL
+        .iter()
+        .map(|p| {
+            let info = p.info();
+            let levels: Vec<&str> = Level::ALL.iter().filter(|l| **l <= info.max).map(|l| l.key()).collect();
+            let description = format!("{} (standard: {}, at most: {})", info.label, info.standard, info.max);
+            (p.key().to_string(), serde_json::json!({ "enum": levels, "description": description }))
+        })
+        .collect();
+    schemars::json_schema!({ "type": "object", "properties": properties, "additionalProperties": false })
 }

@@ -209,3 +209,104 @@ fn keep(warnings: &mut Vec<String>, change: &Change, why: &str) -> bool {
     warnings.push(format!("{} is not deleted: {why}", change.address));
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{CustomerRecord, LoginState, RoleState, WebsiteState};
+    use crate::validate::Sections;
+
+    fn login(email: &str, access: bool) -> LoginState {
+        LoginState { email: Some(email.into()), name: None, access, role: "customer_center".into(), website: None, notify: true }
+    }
+
+    fn customer(email: &str, access: bool, protect: bool) -> CustomerState {
+        CustomerState { record: CustomerRecord { name: "N".into(), protect, login: login(email, access) }, contacts: BTreeMap::new() }
+    }
+
+    fn desired(state: State, managed: Sections) -> Desired {
+        Desired { state, managed }
+    }
+
+    fn all() -> Sections {
+        Sections { features: true, websites: true, login_policy: false, roles: true, customers: true }
+    }
+
+    fn actions(plan: &Plan) -> Vec<String> {
+        plan.changes.iter().map(|c| format!("{} {}", c.action.as_str(), c.address)).collect()
+    }
+
+    #[test]
+    fn equal_states_give_an_empty_plan() {
+        let mut state = State::empty();
+        state.customers.insert("C".into(), customer("c@x.example", true, false));
+        assert!(diff(&desired(state.clone(), all()), &state, DiffOptions::default()).is_empty());
+    }
+
+    #[test]
+    fn losing_access_is_a_revoke_and_removal_a_delete() {
+        let mut live = State::empty();
+        live.customers.insert("A".into(), customer("a@x.example", true, false));
+        live.customers.insert("B".into(), customer("b@x.example", true, false));
+        let mut want = State::empty();
+        want.customers.insert("A".into(), customer("a@x.example", false, false));
+        let plan = diff(&desired(want, all()), &live, DiffOptions::default());
+        assert_eq!(actions(&plan), ["delete customer[\"B\"]", "revoke customer[\"A\"]"]);
+        let summary = plan.summary();
+        assert_eq!((summary.revoke, summary.delete), (1, 1));
+    }
+
+    #[test]
+    fn no_prune_and_unmanaged_sections_delete_nothing() {
+        let mut live = State::empty();
+        live.customers.insert("B".into(), customer("b@x.example", true, false));
+        live.websites.insert("w".into(), WebsiteState { name: "W".into(), url: "https://w".into() });
+        let want = desired(State::empty(), all());
+        assert!(diff(&want, &live, DiffOptions { prune: false }).is_empty());
+        let unmanaged = desired(State::empty(), Sections::default());
+        assert!(diff(&unmanaged, &live, DiffOptions::default()).is_empty());
+    }
+
+    #[test]
+    fn protected_customers_are_kept_with_a_warning() {
+        let mut live = State::empty();
+        live.customers.insert("P".into(), customer("p@x.example", true, true));
+        let plan = diff(&desired(State::empty(), all()), &live, DiffOptions::default());
+        assert!(plan.is_empty());
+        assert_eq!(plan.warnings, ["customer[\"P\"] is protected: kept although no manifest declares it"]);
+    }
+
+    #[test]
+    fn features_go_on_first_and_off_last() {
+        let mut live = State::empty();
+        live.features.insert(Feature::TwoFactorAuthentication, true);
+        live.customers.insert("B".into(), customer("b@x.example", true, false));
+        let mut want = State::empty();
+        want.features.insert(Feature::CustomerAccess, true);
+        want.customers.insert("A".into(), customer("a@x.example", true, false));
+        let plan = diff(&desired(want, all()), &live, DiffOptions::default());
+        assert_eq!(
+            actions(&plan),
+            [
+                "update feature[\"customer_access\"]",
+                "delete customer[\"B\"]",
+                "create customer[\"A\"]",
+                "update feature[\"two_factor_authentication\"]",
+            ]
+        );
+    }
+
+    #[test]
+    fn roles_still_used_by_unmanaged_logins_are_kept() {
+        let mut live = State::empty();
+        let role = RoleState { name: "R".into(), base: "customer_center".into(), two_factor: Default::default(), permissions: BTreeMap::new() };
+        live.roles.insert("r".into(), role);
+        let mut c = customer("a@x.example", true, false);
+        c.record.login.role = "r".into();
+        live.customers.insert("A".into(), c);
+        let managed = Sections { roles: true, ..Sections::default() };
+        let plan = diff(&desired(State::empty(), managed), &live, DiffOptions::default());
+        assert!(plan.is_empty());
+        assert_eq!(plan.warnings, ["role[\"r\"] is not deleted: customer[\"A\"] still uses this role"]);
+    }
+}

@@ -1,6 +1,7 @@
 //! Objects as flat `field = value` lists: what plans show and `--diff` compares.
 
 use super::{FieldChange, Object};
+use crate::catalog::Permission;
 use crate::state::LoginState;
 
 /// One displayed field of an object.
@@ -27,7 +28,9 @@ impl Object {
                 put("name", role.name.clone());
                 put("base", role.base.clone());
                 put("two_factor", format!("{:?}", role.two_factor).to_lowercase());
-                for (permission, level) in &role.permissions {
+                // Every permission, `none` included, so a level that goes away reads `→ none`.
+                for permission in Permission::ALL {
+                    let level = role.permissions.get(permission).copied().unwrap_or_default();
                     put(&format!("permissions.{permission}"), level.to_string());
                 }
             }

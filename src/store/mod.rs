@@ -1,6 +1,7 @@
 //! The live database: one [`Store`] trait, one implementation per engine, all SQL inside.
 
 pub mod rows;
+mod sql;
 mod sqlite;
 
 use std::time::Duration;

@@ -236,7 +236,7 @@ impl Snapshot {
     /// # Errors
     /// [`StoreError::Corrupt`] when a row holds a value portico never writes (edited by hand).
     pub fn into_state(self) -> Result<State, StoreError> {
-        let mut state = State::default();
+        let mut state = State::empty();
         for row in self.features {
             // A feature this version does not know (written by a newer portico) is ignored.
             if let Some(feature) = Feature::from_key(&row.name) {

@@ -5,8 +5,9 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::Connection;
 
-use super::rows::{Batches, Snapshot, standard_role_rows};
-use super::{BATCH, Doing, OpenOptions, Store, StoreError, json, redact_url};
+use super::rows::Batches;
+use super::sql::{Writes, read_snapshot, run_steps, standard_role_steps, steps};
+use super::{Doing, OpenOptions, Store, StoreError, redact_url};
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -66,9 +67,9 @@ impl Store for SqliteStore {
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(State::default()) };
+        let Some(conn) = self.conn.as_mut() else { return Ok(State::empty()) };
         if !schema_ready(conn).await? {
-            return Ok(State::default());
+            return Ok(State::empty());
         }
         read_state(conn).await
     }
@@ -111,80 +112,36 @@ async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
-    let doing = "reading the live state";
-    let snapshot = Snapshot {
-        features: sqlx::query_as("SELECT name, enabled FROM features").fetch_all(&mut *conn).await.doing(doing)?,
-        login_policy: sqlx::query_as(
-            "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length
-             FROM login_policy WHERE id = 1",
-        )
-        .fetch_optional(&mut *conn)
-        .await
-        .doing(doing)?,
-        websites: sqlx::query_as("SELECT id, name, url FROM websites").fetch_all(&mut *conn).await.doing(doing)?,
-        roles: sqlx::query_as("SELECT id, name, base, standard, two_factor FROM roles WHERE standard = 0")
-            .fetch_all(&mut *conn)
-            .await
-            .doing(doing)?,
-        role_permissions: sqlx::query_as(
-            "SELECT p.role_id, p.permission, p.level FROM role_permissions p
-             JOIN roles r ON r.id = p.role_id WHERE r.standard = 0",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .doing(doing)?,
-        customers: sqlx::query_as("SELECT id, name, protect FROM customers").fetch_all(&mut *conn).await.doing(doing)?,
-        logins: sqlx::query_as(
-            "SELECT customer_id, contact, email, name, access, role_id, website_id, notify FROM logins",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .doing(doing)?,
-    };
-    snapshot.into_state()
+    read_snapshot!(conn)
 }
 
 async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let (roles, permissions) = standard_role_rows();
-    let ids: Vec<&str> = roles.iter().map(|r| r.id.as_str()).collect();
-    run(conn, UPSERT_ROLES, &roles, "writing standard roles").await?;
-    run(conn, DELETE_ROLE_PERMISSIONS, &ids, "writing standard roles").await?;
-    run(conn, INSERT_ROLE_PERMISSIONS, &permissions, "writing standard roles").await
+    run_steps!(conn, standard_role_steps(&WRITES));
+    Ok(())
 }
 
 /// Runs the plan's batches in apply order.
 async fn write(conn: &mut SqliteConnection, b: &Batches) -> Result<(), StoreError> {
-    run(conn, UPSERT_FEATURES, &b.features_on, "switching features on").await?;
-    run(conn, UPSERT_LOGIN_POLICY, &b.login_policy, "writing the login policy").await?;
-    run(conn, UPSERT_WEBSITES, &b.websites, "writing websites").await?;
-    run(conn, UPSERT_ROLES, &b.roles, "writing roles").await?;
-    let role_ids: Vec<&str> = b.roles.iter().map(|r| r.id.as_str()).collect();
-    run(conn, DELETE_ROLE_PERMISSIONS, &role_ids, "writing role permissions").await?;
-    run(conn, INSERT_ROLE_PERMISSIONS, &b.role_permissions, "writing role permissions").await?;
-    run(conn, DELETE_LOGINS, &b.delete_contacts, "deleting contacts").await?;
-    run(conn, DELETE_CUSTOMER_LOGINS, &b.delete_customers, "deleting customers").await?;
-    run(conn, DELETE_CUSTOMERS, &b.delete_customers, "deleting customers").await?;
-    run(conn, RELEASE_EMAILS, &b.release_emails, "changing login emails").await?;
-    run(conn, UPSERT_CUSTOMERS, &b.customers, "writing customers").await?;
-    run(conn, UPSERT_LOGINS, &b.customer_logins, "writing customer logins").await?;
-    run(conn, UPSERT_LOGINS, &b.contacts, "writing contact logins").await?;
-    run(conn, DELETE_ROLES, &b.delete_roles, "deleting roles").await?;
-    run(conn, DELETE_WEBSITES, &b.delete_websites, "deleting websites").await?;
-    run(conn, UPSERT_FEATURES, &b.features_off, "switching features off").await
-}
-
-/// Runs a statement whose only parameter is a JSON array of rows, in batches.
-async fn run<T: serde::Serialize>(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    rows: &[T],
-    doing: &'static str,
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(BATCH) {
-        sqlx::query(sql).bind(json(chunk)).execute(&mut *conn).await.doing(doing)?;
-    }
+    run_steps!(conn, steps(&WRITES, b));
     Ok(())
 }
+
+const WRITES: Writes = Writes {
+    upsert_features: UPSERT_FEATURES,
+    upsert_login_policy: UPSERT_LOGIN_POLICY,
+    upsert_websites: UPSERT_WEBSITES,
+    delete_websites: DELETE_WEBSITES,
+    upsert_roles: UPSERT_ROLES,
+    delete_role_permissions: DELETE_ROLE_PERMISSIONS,
+    insert_role_permissions: INSERT_ROLE_PERMISSIONS,
+    delete_roles: DELETE_ROLES,
+    delete_logins: DELETE_LOGINS,
+    delete_customer_logins: DELETE_CUSTOMER_LOGINS,
+    delete_customers: DELETE_CUSTOMERS,
+    release_emails: RELEASE_EMAILS,
+    upsert_customers: UPSERT_CUSTOMERS,
+    upsert_logins: UPSERT_LOGINS,
+};
 
 const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)
     SELECT value->>'name', value->>'enabled' FROM json_each(?1) WHERE true
@@ -218,7 +175,7 @@ const DELETE_ROLE_PERMISSIONS: &str =
 const INSERT_ROLE_PERMISSIONS: &str = "INSERT INTO role_permissions (role_id, permission, level)
     SELECT value->>'role_id', value->>'permission', value->>'level' FROM json_each(?1)";
 
-const DELETE_ROLES: &str = "DELETE FROM roles WHERE standard = 0 AND id IN (SELECT value FROM json_each(?1))";
+const DELETE_ROLES: &str = "DELETE FROM roles WHERE NOT standard AND id IN (SELECT value FROM json_each(?1))";
 
 const DELETE_LOGINS: &str = "DELETE FROM logins WHERE (customer_id, contact) IN
     (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))";

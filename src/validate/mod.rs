@@ -167,3 +167,65 @@ impl Context<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Level, Permission};
+    use crate::manifest::load_text;
+
+    fn check(text: &str, live: Option<&State>) -> (Desired, Vec<String>) {
+        let (set, mut diagnostics) = load_text("t.yaml", text);
+        let (desired, found) = validate(&set, live);
+        diagnostics.extend(found);
+        let errors = diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
+        (desired, errors)
+    }
+
+    #[test]
+    fn effective_levels_copy_the_base_and_apply_overrides() {
+        let text = "roles:\n  - id: a\n    name: A\n    permissions: { invoice: none, estimate: edit }\n  - id: b\n    name: B\n    base: a\n    permissions: { cases: full }\n";
+        let (desired, errors) = check(text, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        let b = &desired.state.roles["b"];
+        assert_eq!(b.base, "a");
+        assert_eq!(b.permissions.get(&Permission::Estimate), Some(&Level::Edit));
+        assert_eq!(b.permissions.get(&Permission::Cases), Some(&Level::Full));
+        assert_eq!(b.permissions.get(&Permission::Invoice), None, "none is not stored");
+        assert_eq!(b.permissions.get(&Permission::SalesOrder), Some(&Level::Edit), "inherited from customer_center");
+    }
+
+    #[test]
+    fn contacts_default_to_the_customers_role_and_website() {
+        let text = "features: { customer_access: true, websites: true }\nwebsites: [{ id: w, name: W, url: https://w.example }]\nroles: [{ id: r, name: R }]\ncustomers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true, notify: true, role: r, website: w }\n    contacts:\n      - { email: Jane@X.example, access: true, notify: true }\n";
+        let (desired, errors) = check(text, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        let jane = &desired.state.customers["C"].contacts["jane@x.example"];
+        assert_eq!((jane.role.as_str(), jane.website.as_deref()), ("r", Some("w")));
+        assert_eq!(jane.email.as_deref(), Some("jane@x.example"), "emails are stored in lower case");
+    }
+
+    #[test]
+    fn unmanaged_sections_are_checked_against_the_live_state() {
+        let text = "customers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true, notify: true, role: live-role }\n";
+        let (_, offline) = check(text, None);
+        assert!(offline.is_empty(), "offline, an unmanaged role cannot be checked: {offline:?}");
+        let mut live = State::empty();
+        let (_, errors) = check(text, Some(&live));
+        assert!(errors.iter().any(|e| e.contains("role `live-role` is not defined")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("`customer_access` feature")), "{errors:?}");
+        live.features.insert(Feature::CustomerAccess, true);
+        live.roles.insert("live-role".into(), crate::state::RoleState {
+            name: "L".into(), base: "customer_center".into(), two_factor: Default::default(), permissions: Default::default(),
+        });
+        let (_, errors) = check(text, Some(&live));
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn sections_present_are_managed_even_when_empty() {
+        let (desired, _) = check("customers: []\nroles: []\n", None);
+        assert!(desired.managed.customers && desired.managed.roles);
+        assert!(!desired.managed.features && !desired.managed.websites);
+    }
+}
