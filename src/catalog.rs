@@ -81,7 +81,18 @@ catalog_enum! {
 
 /// A permission level. Levels are ordered: `none < view < create < edit < full`.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
@@ -100,7 +111,13 @@ pub enum Level {
 
 impl Level {
     /// Every level, lowest first.
-    pub const ALL: [Level; 5] = [Level::None, Level::View, Level::Create, Level::Edit, Level::Full];
+    pub const ALL: [Level; 5] = [
+        Level::None,
+        Level::View,
+        Level::Create,
+        Level::Edit,
+        Level::Full,
+    ];
 
     /// The name used in manifests and in the database.
     pub fn key(self) -> &'static str {
@@ -137,7 +154,11 @@ pub struct PermissionInfo {
 }
 
 const fn perm(label: &'static str, max: Level, standard: Level) -> PermissionInfo {
-    PermissionInfo { label, max, standard }
+    PermissionInfo {
+        label,
+        max,
+        standard,
+    }
 }
 
 catalog_enum! {
@@ -179,7 +200,11 @@ pub fn standard_roles() -> Vec<StandardRole> {
         .map(|p| (*p, p.info().standard))
         .filter(|(_, level)| *level != Level::None)
         .collect();
-    vec![StandardRole { id: DEFAULT_ROLE, name: "Customer Center", permissions }]
+    vec![StandardRole {
+        id: DEFAULT_ROLE,
+        name: "Customer Center",
+        permissions,
+    }]
 }
 
 /// The standard role with this id, if there is one.
@@ -208,7 +233,11 @@ mod tests {
     #[test]
     fn customer_center_grants_the_documented_defaults() {
         let role = standard_role(DEFAULT_ROLE).unwrap();
-        let level = |key| role.permissions.get(&Permission::from_key(key).unwrap()).copied();
+        let level = |key| {
+            role.permissions
+                .get(&Permission::from_key(key).unwrap())
+                .copied()
+        };
         assert_eq!(level("estimate"), Some(Level::View));
         assert_eq!(level("sales_order"), Some(Level::Edit));
         assert_eq!(level("customer_payment"), Some(Level::Edit));

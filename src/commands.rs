@@ -54,11 +54,16 @@ pub fn validate(path: &Path) -> Result<Outcome, Error> {
     let contacts: usize = state.customers.values().map(|c| c.contacts.len()).sum();
     println!(
         "Valid: {} file{}, {} role{}, {} website{}, {} customer{}, {} contact{}.",
-        set.sources.len(), plural(set.sources.len()),
-        state.roles.len(), plural(state.roles.len()),
-        state.websites.len(), plural(state.websites.len()),
-        state.customers.len(), plural(state.customers.len()),
-        contacts, plural(contacts),
+        set.sources.len(),
+        plural(set.sources.len()),
+        state.roles.len(),
+        plural(state.roles.len()),
+        state.websites.len(),
+        plural(state.websites.len()),
+        state.customers.len(),
+        plural(state.customers.len()),
+        contacts,
+        plural(contacts),
     );
     Ok(Outcome::Done)
 }
@@ -68,10 +73,20 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Reads the live state, validates against it and diffs.
-async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<(Plan, String), Error> {
+async fn compute(
+    path: &Path,
+    store: &mut AnyStore,
+    args: &DiffArgs,
+) -> Result<(Plan, String), Error> {
     let live = store.read().await?;
     let (_, desired) = load_valid(path, Some(&live))?;
-    let plan = plan::diff(&desired, &live, DiffOptions { prune: !args.no_prune });
+    let plan = plan::diff(
+        &desired,
+        &live,
+        DiffOptions {
+            prune: !args.no_prune,
+        },
+    );
     Ok((plan, live.fingerprint()))
 }
 
@@ -88,7 +103,11 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     let mut store = store::open(&opts.connect.database, false).await?;
     let (plan, _) = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
     print_plan(&plan, &opts.diff);
-    Ok(if opts.detailed_exitcode && !plan.is_empty() { Outcome::Changes } else { Outcome::Done })
+    Ok(if opts.detailed_exitcode && !plan.is_empty() {
+        Outcome::Changes
+    } else {
+        Outcome::Done
+    })
 }
 
 /// `portico apply`: plan, confirm, apply in one transaction.
@@ -128,7 +147,11 @@ fn confirm() -> Result<(), Error> {
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    if answer.trim() == "yes" { Ok(()) } else { Err(Error::Cancelled) }
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::Cancelled)
+    }
 }
 
 /// `portico init`.

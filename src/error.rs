@@ -30,6 +30,11 @@ pub fn print(error: &Error) {
     use std::io::Write as _;
     let red = anstyle::AnsiColor::Red.on_default().bold();
     let mut stderr = anstream::stderr();
-    let _ = write!(stderr, "{}error:{} {error}", red.render(), red.render_reset());
+    let _ = write!(
+        stderr,
+        "{}error:{} {error}",
+        red.render(),
+        red.render_reset()
+    );
     let _ = writeln!(stderr);
 }

@@ -26,7 +26,10 @@ pub struct State {
 impl State {
     /// An account nobody configured yet: every feature off, nothing else.
     pub fn empty() -> State {
-        State { features: Feature::ALL.iter().map(|f| (*f, false)).collect(), ..State::default() }
+        State {
+            features: Feature::ALL.iter().map(|f| (*f, false)).collect(),
+            ..State::default()
+        }
     }
 
     /// Whether a feature is on.

@@ -2,21 +2,42 @@
 
 mod common;
 
-use common::{ACCOUNT, Env, read_bytes};
+use common::{ACCOUNT, Env, b, read_bytes};
 
-#[test]
-fn plan_apply_plan_again_is_empty_and_second_apply_changes_nothing() {
-    let env = Env::new();
+common::on_every_engine!(
+    plan_apply_plan_again_is_empty_and_second_apply_changes_nothing,
+    drift_made_with_sql_shows_in_plan_and_apply_reverts_it,
+    runtime_login_data_is_not_drift_and_survives_apply,
+    revoke_and_delete_and_prune_only_managed_sections,
+    protected_customers_are_never_deleted,
+    features_switch_on_first_and_off_last,
+    emails_can_move_between_logins_in_one_apply,
+    a_failing_apply_leaves_the_database_byte_for_byte_unchanged,
+    apply_without_a_terminal_needs_auto_approve,
+    plan_diff_shows_a_unified_diff,
+    color_only_when_asked,
+    database_url_comes_from_flag_or_environment,
+    init_creates_the_schema_and_standard_roles,
+    examples_are_valid_and_plan_cleanly,
+);
+
+fn plan_apply_plan_again_is_empty_and_second_apply_changes_nothing(env: Env) {
     env.write("account.yaml", ACCOUNT);
     let (code, out, _) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("Plan: 5 to create, 2 to update, 0 to revoke, 0 to delete."), "{out}");
-    assert!(!env.db_path().exists(), "plan must not create the database");
+    assert!(
+        out.contains("Plan: 5 to create, 2 to update, 0 to revoke, 0 to delete."),
+        "{out}"
+    );
+    assert!(env.dump().is_empty(), "plan must not create anything");
 
     let applied = env.apply();
-    assert!(applied.contains("Apply complete: 5 created, 2 updated, 0 revoked, 0 deleted."), "{applied}");
+    assert!(
+        applied.contains("Apply complete: 5 created, 2 updated, 0 revoked, 0 deleted."),
+        "{applied}"
+    );
     assert_eq!(
-        env.rows("SELECT email || ' ' || access || ' ' || role_id || ' ' || coalesce(website_id, '-') FROM logins ORDER BY email"),
+        env.rows(&format!("SELECT email || ' ' || {} || ' ' || role_id || ' ' || coalesce(website_id, '-') FROM logins ORDER BY email", b("access"))),
         ["ap@acme.example 1 acme-center store-eu", "info@beta.example 1 customer_center -", "jane@acme.example 1 acme-center store-eu"]
     );
     assert_eq!(
@@ -28,44 +49,67 @@ fn plan_apply_plan_again_is_empty_and_second_apply_changes_nothing() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("No changes."), "{out}");
 
-    let before = read_bytes(&env.db_path());
+    let before = env.dump();
+    let bytes = env.is_sqlite().then(|| read_bytes(&env.db_path()));
     let again = env.apply();
     assert!(again.contains("No changes."), "{again}");
-    assert!(before == read_bytes(&env.db_path()), "a second apply must not write");
+    assert_eq!(before, env.dump(), "a second apply must not write");
+    if let Some(bytes) = bytes {
+        assert!(
+            bytes == read_bytes(&env.db_path()),
+            "a second apply must not touch the file"
+        );
+    }
 }
 
-#[test]
-fn drift_made_with_sql_shows_in_plan_and_apply_reverts_it() {
-    let env = Env::new();
+fn drift_made_with_sql_shows_in_plan_and_apply_reverts_it(env: Env) {
     env.write("account.yaml", ACCOUNT);
     env.apply();
-    env.sql("UPDATE logins SET role_id = 'customer_center', access = 0 WHERE email = 'jane@acme.example';
+    env.sql("UPDATE logins SET role_id = 'customer_center', access = false WHERE email = 'jane@acme.example';
              UPDATE websites SET url = 'https://evil.example' WHERE id = 'store-eu';
-             INSERT INTO customers (id, name, protect) VALUES ('ROGUE', 'Added by hand', 0);");
+             INSERT INTO customers (id, name, protect) VALUES ('ROGUE', 'Added by hand', false);");
     let (code, out, _) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 2);
     assert!(out.contains("~ update website[\"store-eu\"]"), "{out}");
-    assert!(out.contains("url : https://evil.example → https://eu.example.com"), "{out}");
-    assert!(out.contains("customer[\"CUST-0042\"].contact[\"jane@acme.example\"]"), "{out}");
-    assert!(out.contains("role   : customer_center → acme-center"), "{out}");
+    assert!(
+        out.contains("url : https://evil.example → https://eu.example.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("customer[\"CUST-0042\"].contact[\"jane@acme.example\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("role   : customer_center → acme-center"),
+        "{out}"
+    );
     assert!(out.contains("access : false → true"), "{out}");
     assert!(out.contains("- delete customer[\"ROGUE\"]"), "{out}");
     env.apply();
-    assert_eq!(env.rows("SELECT role_id FROM logins WHERE email = 'jane@acme.example'"), ["acme-center"]);
-    assert_eq!(env.rows("SELECT id FROM customers ORDER BY id"), ["CUST-0042", "CUST-0043"]);
+    assert_eq!(
+        env.rows("SELECT role_id FROM logins WHERE email = 'jane@acme.example'"),
+        ["acme-center"]
+    );
+    assert_eq!(
+        env.rows("SELECT id FROM customers ORDER BY id"),
+        ["CUST-0042", "CUST-0043"]
+    );
     assert_eq!(env.plan(&["--detailed-exitcode"]).0, 0);
 }
 
-#[test]
-fn runtime_login_data_is_not_drift_and_survives_apply() {
-    let env = Env::new();
+fn runtime_login_data_is_not_drift_and_survives_apply(env: Env) {
     env.write("account.yaml", ACCOUNT);
     env.apply();
-    env.sql("UPDATE logins SET password_hash = '$argon2id$v=19$user-set', failed_attempts = 3,
+    env.sql(
+        "UPDATE logins SET password_hash = '$argon2id$v=19$user-set', failed_attempts = 3,
              locked_until = '2026-01-01T00:00:00Z', last_login_at = '2025-12-31T00:00:00Z'
-             WHERE email = 'jane@acme.example'");
+             WHERE email = 'jane@acme.example'",
+    );
     assert_eq!(env.plan(&["--detailed-exitcode"]).0, 0);
-    env.write("account.yaml", &ACCOUNT.replace("name: Jane Doe", "name: Jane Smith"));
+    env.write(
+        "account.yaml",
+        &ACCOUNT.replace("name: Jane Doe", "name: Jane Smith"),
+    );
     env.apply();
     assert_eq!(
         env.rows("SELECT name || ' ' || password_hash || ' ' || failed_attempts || ' ' || locked_until FROM logins WHERE email = 'jane@acme.example'"),
@@ -73,9 +117,7 @@ fn runtime_login_data_is_not_drift_and_survives_apply() {
     );
 }
 
-#[test]
-fn revoke_and_delete_and_prune_only_managed_sections() {
-    let env = Env::new();
+fn revoke_and_delete_and_prune_only_managed_sections(env: Env) {
     env.write("account.yaml", ACCOUNT);
     env.apply();
     // Jane loses access; Beta is no longer declared; roles/websites sections are dropped.
@@ -84,21 +126,44 @@ fn revoke_and_delete_and_prune_only_managed_sections() {
         .replace("  - id: CUST-0043\n    name: Beta GmbH\n    email: info@beta.example\n    access:\n      give_access: true\n      notify: true\n", "");
     env.write("account.yaml", &next);
     let (_, out, _) = env.plan(&[]);
-    assert!(out.contains("! revoke customer[\"CUST-0042\"].contact[\"jane@acme.example\"]"), "{out}");
+    assert!(
+        out.contains("! revoke customer[\"CUST-0042\"].contact[\"jane@acme.example\"]"),
+        "{out}"
+    );
     assert!(out.contains("- delete customer[\"CUST-0043\"]"), "{out}");
-    assert!(out.contains("Plan: 0 to create, 0 to update, 1 to revoke, 1 to delete."), "{out}");
+    assert!(
+        out.contains("Plan: 0 to create, 0 to update, 1 to revoke, 1 to delete."),
+        "{out}"
+    );
     env.apply();
-    assert_eq!(env.rows("SELECT email || ' ' || access FROM logins ORDER BY email"), ["ap@acme.example 1", "jane@acme.example 0"]);
+    assert_eq!(
+        env.rows(&format!(
+            "SELECT email || ' ' || {} FROM logins ORDER BY email",
+            b("access")
+        )),
+        ["ap@acme.example 1", "jane@acme.example 0"]
+    );
 
     // Without a customers section, customers are unmanaged: nothing is pruned, with a warning.
-    env.write("account.yaml", "features:\n  customer_access: true\n  websites: true\n");
+    env.write(
+        "account.yaml",
+        "features:\n  customer_access: true\n  websites: true\n",
+    );
     let (_, out, err) = env.plan(&[]);
     assert!(err.contains("no `customers:` section"), "{err}");
     assert!(!out.contains("customer["), "{out}");
     // The role and website are still used by unmanaged logins, so they are kept.
-    env.write("account.yaml", "features:\n  customer_access: true\n  websites: true\nroles: []\nwebsites: []\n");
+    env.write(
+        "account.yaml",
+        "features:\n  customer_access: true\n  websites: true\nroles: []\nwebsites: []\n",
+    );
     let (_, out, _) = env.plan(&[]);
-    assert!(out.contains("role[\"acme-center\"] is not deleted: customer[\"CUST-0042\"] still uses this role"), "{out}");
+    assert!(
+        out.contains(
+            "role[\"acme-center\"] is not deleted: customer[\"CUST-0042\"] still uses this role"
+        ),
+        "{out}"
+    );
     assert!(!out.contains("- delete"), "{out}");
 
     // `customers: []` deletes every customer; --no-prune keeps them.
@@ -109,43 +174,61 @@ fn revoke_and_delete_and_prune_only_managed_sections() {
     assert!(env.rows("SELECT id FROM customers").is_empty());
 }
 
-#[test]
-fn protected_customers_are_never_deleted() {
-    let env = Env::new();
-    env.write("account.yaml", &ACCOUNT.replace("    name: Acme Ltd\n", "    name: Acme Ltd\n    protect: true\n"));
+fn protected_customers_are_never_deleted(env: Env) {
+    env.write(
+        "account.yaml",
+        &ACCOUNT.replace(
+            "    name: Acme Ltd\n",
+            "    name: Acme Ltd\n    protect: true\n",
+        ),
+    );
     env.apply();
     env.write("account.yaml", "customers: []\n");
     let (_, out, _) = env.plan(&[]);
-    assert!(out.contains("warning: customer[\"CUST-0042\"] is protected: kept"), "{out}");
+    assert!(
+        out.contains("warning: customer[\"CUST-0042\"] is protected: kept"),
+        "{out}"
+    );
     assert!(out.contains("- delete customer[\"CUST-0043\"]"), "{out}");
     assert!(!out.contains("delete customer[\"CUST-0042\"]"), "{out}");
     env.apply();
     assert_eq!(env.rows("SELECT id FROM customers"), ["CUST-0042"]);
 }
 
-#[test]
-fn features_switch_on_first_and_off_last() {
-    let env = Env::new();
+fn features_switch_on_first_and_off_last(env: Env) {
     env.write("account.yaml", ACCOUNT);
     let (_, out, _) = env.plan(&[]);
     let feature = out.find("feature[\"customer_access\"]").unwrap();
     let login = out.find("customer[\"CUST-0042\"]").unwrap();
-    assert!(feature < login, "features are switched on before logins get access:\n{out}");
+    assert!(
+        feature < login,
+        "features are switched on before logins get access:\n{out}"
+    );
     env.apply();
 
-    env.write("account.yaml", "features: {}\ncustomers: []\nroles: []\nwebsites: []\n");
+    env.write(
+        "account.yaml",
+        "features: {}\ncustomers: []\nroles: []\nwebsites: []\n",
+    );
     let (_, out, _) = env.plan(&[]);
     let revoke = out.find("delete customer[\"CUST-0042\"]").unwrap();
     let off = out.find("feature[\"customer_access\"]").unwrap();
-    assert!(revoke < off, "logins go before features are switched off:\n{out}");
+    assert!(
+        revoke < off,
+        "logins go before features are switched off:\n{out}"
+    );
     env.apply();
-    assert_eq!(env.rows("SELECT name || '=' || enabled FROM features ORDER BY name"), ["customer_access=0", "websites=0"]);
+    assert_eq!(
+        env.rows(&format!(
+            "SELECT name || '=' || {} FROM features ORDER BY name",
+            b("enabled")
+        )),
+        ["customer_access=0", "websites=0"]
+    );
     assert_eq!(env.plan(&["--detailed-exitcode"]).0, 0);
 }
 
-#[test]
-fn emails_can_move_between_logins_in_one_apply() {
-    let env = Env::new();
+fn emails_can_move_between_logins_in_one_apply(env: Env) {
     env.write("account.yaml", ACCOUNT);
     env.apply();
     // Swap the two customers' emails and move Jane to Beta.
@@ -161,46 +244,67 @@ fn emails_can_move_between_logins_in_one_apply() {
     env.apply();
     assert_eq!(
         env.rows("SELECT customer_id || ' ' || email FROM logins ORDER BY email"),
-        ["CUST-0042 ap@acme.example".replace("CUST-0042", "CUST-0043"), "CUST-0042 info@beta.example".into(), "CUST-0043 jane@acme.example".into()]
+        [
+            "CUST-0042 ap@acme.example".replace("CUST-0042", "CUST-0043"),
+            "CUST-0042 info@beta.example".into(),
+            "CUST-0043 jane@acme.example".into()
+        ]
     );
     assert_eq!(env.plan(&["--detailed-exitcode"]).0, 0);
 }
 
-#[test]
-fn a_failing_apply_leaves_the_database_byte_for_byte_unchanged() {
-    let env = Env::new();
+fn a_failing_apply_leaves_the_database_byte_for_byte_unchanged(env: Env) {
     env.write("account.yaml", ACCOUNT);
     env.apply();
     // A trigger makes the last batch of the apply fail, after earlier batches have run.
-    env.sql("CREATE TRIGGER boom BEFORE INSERT ON logins WHEN NEW.email = 'new@beta.example'
-             BEGIN SELECT RAISE(ABORT, 'forced failure'); END;");
-    let before = read_bytes(&env.db_path());
-    let next = ACCOUNT.replace("features:\n", "features:\n  two_factor_authentication: true\n").replace("name: Acme Ltd", "name: Acme Limited")
+    env.sql(env.pick(
+        "CREATE TRIGGER boom BEFORE INSERT ON logins WHEN NEW.email = 'new@beta.example'
+         BEGIN SELECT RAISE(ABORT, 'forced failure'); END;",
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.email = 'new@beta.example' THEN RAISE EXCEPTION 'forced failure'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER boom BEFORE INSERT ON logins FOR EACH ROW EXECUTE FUNCTION boom();",
+    ));
+    let bytes = env.is_sqlite().then(|| read_bytes(&env.db_path()));
+    let dump = env.dump();
+    let next = ACCOUNT
+        .replace(
+            "features:\n",
+            "features:\n  two_factor_authentication: true\n",
+        )
+        .replace("name: Acme Ltd", "name: Acme Limited")
         + "    contacts:\n      - email: new@beta.example\n        access: true\n        notify: true\n";
     env.write("account.yaml", &next);
-    let out = env.portico(&["apply", "-f", "manifests", "--auto-approve"]).output().unwrap();
+    let out = env
+        .portico(&["apply", "-f", "manifests", "--auto-approve"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("forced failure"), "{stderr}");
-    assert!(before == read_bytes(&env.db_path()), "the database must be exactly as before");
+    assert_eq!(dump, env.dump(), "every row must be exactly as before");
+    if let Some(bytes) = bytes {
+        assert!(
+            bytes == read_bytes(&env.db_path()),
+            "the SQLite file must be byte-for-byte as before"
+        );
+    }
 }
 
-#[test]
-fn apply_without_a_terminal_needs_auto_approve() {
-    let env = Env::new();
+fn apply_without_a_terminal_needs_auto_approve(env: Env) {
     env.write("account.yaml", ACCOUNT);
     let (code, _, err) = common::run(env.portico(&["apply", "-f", "manifests"]));
     assert_eq!(code, 1);
     assert!(err.contains("pass --auto-approve"), "{err}");
-    assert!(!env.db_path().exists(), "a refused apply creates nothing");
+    assert!(env.dump().is_empty(), "a refused apply creates nothing");
 }
 
-#[test]
-fn plan_diff_shows_a_unified_diff() {
-    let env = Env::new();
+fn plan_diff_shows_a_unified_diff(env: Env) {
     env.write("account.yaml", ACCOUNT);
     env.apply();
-    env.write("account.yaml", &ACCOUNT.replace("name: EU Store", "name: Europe Store"));
+    env.write(
+        "account.yaml",
+        &ACCOUNT.replace("name: EU Store", "name: Europe Store"),
+    );
     let (_, out, _) = env.plan(&["--diff"]);
     assert!(out.contains("--- live website[\"store-eu\"]"), "{out}");
     assert!(out.contains("+++ desired website[\"store-eu\"]"), "{out}");
@@ -209,9 +313,7 @@ fn plan_diff_shows_a_unified_diff() {
     assert!(out.contains(" url: https://eu.example.com"), "{out}");
 }
 
-#[test]
-fn color_only_when_asked() {
-    let env = Env::new();
+fn color_only_when_asked(env: Env) {
     env.write("account.yaml", ACCOUNT);
     let (_, plain, _) = env.plan(&[]);
     assert!(!plain.contains('\u{1b}'), "piped output is plain");
@@ -221,38 +323,52 @@ fn color_only_when_asked() {
     assert!(colored.contains("\u{1b}["), "forced color is colored");
 }
 
-#[test]
-fn database_url_comes_from_flag_or_environment() {
-    let env = Env::new();
+fn database_url_comes_from_flag_or_environment(env: Env) {
     env.write("account.yaml", ACCOUNT);
     let other = format!("sqlite://{}", env.path("other.db").display());
-    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve", "--database", &other]);
+    let mut cmd = env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--database",
+        &other,
+    ]);
     cmd.assert().success();
     assert!(env.path("other.db").exists());
-    assert!(!env.db_path().exists());
-    let (code, _, err) = common::run(env.portico(&["plan", "-f", "manifests", "--database", "mysql://x"]));
+    assert!(
+        env.dump().is_empty(),
+        "--database wins over PORTICO_DATABASE_URL"
+    );
+    env.apply();
+    assert!(!env.dump().is_empty());
+    let (code, _, err) =
+        common::run(env.portico(&["plan", "-f", "manifests", "--database", "mysql://x"]));
     assert_eq!(code, 1);
     assert!(err.contains("unsupported database URL"), "{err}");
 }
 
-#[test]
-fn init_creates_the_schema_and_standard_roles() {
-    let env = Env::new();
+fn init_creates_the_schema_and_standard_roles(env: Env) {
     env.portico(&["init"]).assert().success();
-    assert_eq!(env.rows("SELECT id || ' ' || standard FROM roles"), ["customer_center 1"]);
+    assert_eq!(
+        env.rows(&format!("SELECT id || ' ' || {} FROM roles", b("standard"))),
+        ["customer_center 1"]
+    );
     assert_eq!(
         env.rows("SELECT permission || '=' || level FROM role_permissions WHERE role_id = 'customer_center' AND permission IN ('estimate', 'sales_order', 'customer_payment', 'return_authorization') ORDER BY 1"),
         ["customer_payment=edit", "estimate=view", "return_authorization=create", "sales_order=edit"]
     );
 }
 
-#[test]
-fn examples_are_valid_and_plan_cleanly() {
-    let env = Env::new();
+fn examples_are_valid_and_plan_cleanly(env: Env) {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/account");
     let examples = examples.to_str().unwrap();
-    env.portico(&["validate", "-f", examples]).assert().success();
-    env.portico(&["apply", "-f", examples, "--auto-approve"]).assert().success();
+    env.portico(&["validate", "-f", examples])
+        .assert()
+        .success();
+    env.portico(&["apply", "-f", examples, "--auto-approve"])
+        .assert()
+        .success();
     let (code, out, _) = common::run(env.portico(&["plan", "-f", examples, "--detailed-exitcode"]));
     assert_eq!(code, 0, "{out}");
     for file in std::fs::read_dir(std::path::Path::new(examples).join("customers")).unwrap() {

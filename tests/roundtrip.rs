@@ -13,19 +13,47 @@ use portico::store::{Store, open};
 use portico::validate::{Desired, Sections};
 use proptest::prelude::*;
 
-const EMAILS: [&str; 8] = ["a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example", "g@x.example", "h@x.example"];
+const EMAILS: [&str; 8] = [
+    "a@x.example",
+    "b@x.example",
+    "c@x.example",
+    "d@x.example",
+    "e@x.example",
+    "f@x.example",
+    "g@x.example",
+    "h@x.example",
+];
 
 fn level() -> impl Strategy<Value = Level> {
     prop::sample::select(Level::ALL.to_vec())
 }
 
 fn role() -> impl Strategy<Value = RoleState> {
-    (any::<bool>(), prop::collection::btree_map(prop::sample::select(Permission::ALL.to_vec()), level(), 0..5), any::<bool>())
+    (
+        any::<bool>(),
+        prop::collection::btree_map(
+            prop::sample::select(Permission::ALL.to_vec()),
+            level(),
+            0..5,
+        ),
+        any::<bool>(),
+    )
         .prop_map(|(renamed, permissions, two_factor)| RoleState {
-            name: if renamed { "Renamed".into() } else { "Role".into() },
+            name: if renamed {
+                "Renamed".into()
+            } else {
+                "Role".into()
+            },
             base: "customer_center".into(),
-            two_factor: if two_factor { TwoFactor::Required } else { TwoFactor::Off },
-            permissions: permissions.into_iter().filter(|(_, l)| *l != Level::None).collect(),
+            two_factor: if two_factor {
+                TwoFactor::Required
+            } else {
+                TwoFactor::Off
+            },
+            permissions: permissions
+                .into_iter()
+                .filter(|(_, l)| *l != Level::None)
+                .collect(),
         })
 }
 
@@ -50,31 +78,58 @@ fn login(roles: Vec<String>, websites: Vec<Option<String>>) -> impl Strategy<Val
 }
 
 fn state() -> impl Strategy<Value = State> {
-    let roles = prop::collection::btree_map(prop::sample::select(vec!["r1".to_string(), "r2".into(), "r3".into()]), role(), 0..3);
-    let websites = prop::collection::btree_set(prop::sample::select(vec!["w1".to_string(), "w2".into()]), 0..3);
-    (roles, websites, any::<[bool; 3]>(), any::<bool>()).prop_flat_map(|(roles, websites, features, policy)| {
-        let mut role_ids: Vec<String> = roles.keys().cloned().collect();
-        role_ids.push("customer_center".into());
-        let mut site_ids: Vec<Option<String>> = websites.iter().cloned().map(Some).collect();
-        site_ids.push(None);
-        // Protection is covered by the CLI tests; here every object may be pruned.
-        let customer = (
-            prop::sample::select(vec!["Acme", "Beta"]),
-            Just(false),
-            login(role_ids.clone(), site_ids.clone()),
-            prop::collection::vec(login(role_ids, site_ids), 0..4),
-        );
-        let ids = prop::sample::select(vec!["C1".to_string(), "C2".into(), "C3".into(), "C4".into()]);
-        let customers = prop::collection::btree_map(ids, customer, 0..4);
-        (Just(roles), Just(websites), Just(features), Just(policy), customers).prop_map(build)
-    })
+    let roles = prop::collection::btree_map(
+        prop::sample::select(vec!["r1".to_string(), "r2".into(), "r3".into()]),
+        role(),
+        0..3,
+    );
+    let websites = prop::collection::btree_set(
+        prop::sample::select(vec!["w1".to_string(), "w2".into()]),
+        0..3,
+    );
+    (roles, websites, any::<[bool; 3]>(), any::<bool>()).prop_flat_map(
+        |(roles, websites, features, policy)| {
+            let mut role_ids: Vec<String> = roles.keys().cloned().collect();
+            role_ids.push("customer_center".into());
+            let mut site_ids: Vec<Option<String>> = websites.iter().cloned().map(Some).collect();
+            site_ids.push(None);
+            // Protection is covered by the CLI tests; here every object may be pruned.
+            let customer = (
+                prop::sample::select(vec!["Acme", "Beta"]),
+                Just(false),
+                login(role_ids.clone(), site_ids.clone()),
+                prop::collection::vec(login(role_ids, site_ids), 0..4),
+            );
+            let ids = prop::sample::select(vec![
+                "C1".to_string(),
+                "C2".into(),
+                "C3".into(),
+                "C4".into(),
+            ]);
+            let customers = prop::collection::btree_map(ids, customer, 0..4);
+            (
+                Just(roles),
+                Just(websites),
+                Just(features),
+                Just(policy),
+                customers,
+            )
+                .prop_map(build)
+        },
+    )
 }
 
 type RawCustomer = (&'static str, bool, LoginState, Vec<LoginState>);
 
 /// Assembles a valid state: emails unique across all logins (first one wins).
 fn build(
-    (roles, websites, features, policy, customers): (BTreeMap<String, RoleState>, std::collections::BTreeSet<String>, [bool; 3], bool, BTreeMap<String, RawCustomer>),
+    (roles, websites, features, policy, customers): (
+        BTreeMap<String, RoleState>,
+        std::collections::BTreeSet<String>,
+        [bool; 3],
+        bool,
+        BTreeMap<String, RawCustomer>,
+    ),
 ) -> State {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = BTreeMap::new();
@@ -86,27 +141,73 @@ fn build(
             .into_iter()
             .filter_map(|mut c| {
                 let email = c.email.take()?;
-                seen.insert(email.clone()).then(|| (email.clone(), LoginState { email: Some(email), ..c }))
+                seen.insert(email.clone()).then(|| {
+                    (
+                        email.clone(),
+                        LoginState {
+                            email: Some(email),
+                            ..c
+                        },
+                    )
+                })
             })
             .collect();
-        out.insert(id, CustomerState { record: CustomerRecord { name: name.into(), protect, login: own }, contacts });
+        out.insert(
+            id,
+            CustomerState {
+                record: CustomerRecord {
+                    name: name.into(),
+                    protect,
+                    login: own,
+                },
+                contacts,
+            },
+        );
     }
     State {
-        features: [Feature::CustomerAccess, Feature::Websites, Feature::TwoFactorAuthentication]
+        features: [
+            Feature::CustomerAccess,
+            Feature::Websites,
+            Feature::TwoFactorAuthentication,
+        ]
+        .into_iter()
+        .zip(features)
+        .chain(Feature::ALL.iter().skip(3).map(|f| (*f, false)))
+        .collect(),
+        websites: websites
             .into_iter()
-            .zip(features)
-            .chain(Feature::ALL.iter().skip(3).map(|f| (*f, false)))
+            .map(|id| {
+                (
+                    id.clone(),
+                    WebsiteState {
+                        name: id.to_uppercase(),
+                        url: format!("https://{id}.example"),
+                    },
+                )
+            })
             .collect(),
-        websites: websites.into_iter().map(|id| (id.clone(), WebsiteState { name: id.to_uppercase(), url: format!("https://{id}.example") })).collect(),
-        login_policy: Some(LoginPolicy { lockout: Lockout::default(), session_timeout_minutes: if policy { 30 } else { 60 }, password: PasswordRules { min_length: 12 } }),
+        login_policy: Some(LoginPolicy {
+            lockout: Lockout::default(),
+            session_timeout_minutes: if policy { 30 } else { 60 },
+            password: PasswordRules { min_length: 12 },
+        }),
         roles,
         customers: out,
     }
 }
 
 fn desired(state: &State) -> Desired {
-    let all = Sections { features: true, websites: true, login_policy: true, roles: true, customers: true };
-    Desired { state: state.clone(), managed: all }
+    let all = Sections {
+        features: true,
+        websites: true,
+        login_policy: true,
+        roles: true,
+        customers: true,
+    };
+    Desired {
+        state: state.clone(),
+        managed: all,
+    }
 }
 
 /// The live state after applying `target`.
@@ -118,20 +219,32 @@ async fn apply(url: &str, target: &State) -> State {
     store.read().await.unwrap()
 }
 
+fn converges(env: fn() -> common::Env, a: &State, b: &State) -> Result<(), TestCaseError> {
+    let env = env();
+    common::block_on(async {
+        let after_a = apply(&env.url, a).await;
+        prop_assert!(diff(&desired(a), &after_a, DiffOptions::default()).is_empty());
+        let after_b = apply(&env.url, b).await;
+        prop_assert_eq!(&after_b, b);
+        prop_assert!(diff(&desired(b), &after_b, DiffOptions::default()).is_empty());
+        Ok(())
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn apply_a_then_b_converges_to_b(a in state(), b in state()) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("live.db").display());
-        common::block_on(async {
-            let after_a = apply(&url, &a).await;
-            prop_assert!(diff(&desired(&a), &after_a, DiffOptions::default()).is_empty());
-            let after_b = apply(&url, &b).await;
-            prop_assert_eq!(&after_b, &b);
-            prop_assert!(diff(&desired(&b), &after_b, DiffOptions::default()).is_empty());
-            Ok(())
-        })?;
+    fn apply_a_then_b_converges_to_b_on_sqlite(a in state(), b in state()) {
+        converges(common::Env::sqlite, &a, &b)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn apply_a_then_b_converges_to_b_on_postgres(a in state(), b in state()) {
+        converges(common::Env::postgres, &a, &b)?;
     }
 }

@@ -15,10 +15,20 @@ fn manifest_schema_is_current() {
 
 #[test]
 fn manifest_schema_lists_the_catalogs() {
-    let schema: serde_json::Value = serde_json::from_str(&portico::schema::manifest_schema()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&portico::schema::manifest_schema()).unwrap();
     let text = schema.to_string();
-    for name in ["customer_access", "two_factor_authentication", "customer_payment", "return_authorization", "full"] {
+    for name in [
+        "customer_access",
+        "two_factor_authentication",
+        "customer_payment",
+        "return_authorization",
+        "full",
+    ] {
         assert!(text.contains(name), "{name} missing from the schema");
     }
-    assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::Value::Bool(false)
+    );
 }

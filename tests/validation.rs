@@ -25,7 +25,9 @@ fn fails(text: &str, message: &str, at: &str) {
 const FEATURES: &str = "features:\n  customer_access: true\n  websites: true\n";
 
 fn customer(access: &str) -> String {
-    format!("{FEATURES}customers:\n  - id: C1\n    name: One\n    email: one@x.example\n    access:\n{access}")
+    format!(
+        "{FEATURES}customers:\n  - id: C1\n    name: One\n    email: one@x.example\n    access:\n{access}"
+    )
 }
 
 #[test]
@@ -39,7 +41,11 @@ fn unknown_fields_are_located_with_a_hint() {
 
 #[test]
 fn unknown_features_permissions_and_levels_get_hints() {
-    fails("features:\n  customer_acess: true\n", "unknown value `customer_acess`", "2:3");
+    fails(
+        "features:\n  customer_acess: true\n",
+        "unknown value `customer_acess`",
+        "2:3",
+    );
     let (_, err) = validate("features:\n  customer_acess: true\n");
     assert!(err.contains("did you mean `customer_access`?"), "{err}");
     let role = "roles:\n  - id: r1\n    name: R1\n    permissions:\n      invoic: view\n";
@@ -52,8 +58,16 @@ fn unknown_features_permissions_and_levels_get_hints() {
 
 #[test]
 fn wrong_types_and_missing_fields() {
-    fails(&customer("      give_access: yes please\n"), "invalid type", "9:20");
-    fails("websites:\n  - id: w\n    url: https://x.example\n", "missing field `name`", "2:5");
+    fails(
+        &customer("      give_access: yes please\n"),
+        "invalid type",
+        "9:20",
+    );
+    fails(
+        "websites:\n  - id: w\n    url: https://x.example\n",
+        "missing field `name`",
+        "2:5",
+    );
 }
 
 #[test]
@@ -66,44 +80,79 @@ fn all_errors_of_a_run_are_reported_together() {
     assert!(err.contains("manifests/a.yaml:4:5"), "{err}");
     assert!(err.contains("manifests/b/c.yml:7:5"), "{err}");
     assert!(err.contains("manifests/b/c.yml:5:13"), "{err}");
-    assert!(err.contains("error: 3 errors in the manifests; nothing was changed"), "{err}");
+    assert!(
+        err.contains("error: 3 errors in the manifests; nothing was changed"),
+        "{err}"
+    );
 }
 
 #[test]
 fn yaml_syntax_errors_are_located() {
-    fails("customers:\n  - id: C1\n   name: bad indent\n", "YAML syntax", "3:");
+    fails(
+        "customers:\n  - id: C1\n   name: bad indent\n",
+        "YAML syntax",
+        "3:",
+    );
 }
 
 #[test]
 fn objects_defined_twice_name_both_places() {
     let env = Env::new();
-    env.write("a.yaml", "websites:\n  - id: w\n    name: W\n    url: https://w.example\n");
+    env.write(
+        "a.yaml",
+        "websites:\n  - id: w\n    name: W\n    url: https://w.example\n",
+    );
     env.write("b.yaml", "websites:\n  - id: w\n    name: W2\n    url: https://w.example\nlogin_policy: {}\n---\nlogin_policy: {}\n");
     let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
     assert_eq!(code, 1);
-    assert!(err.contains("website `w` is defined twice; first defined at manifests/a.yaml:2:9"), "{err}");
+    assert!(
+        err.contains("website `w` is defined twice; first defined at manifests/a.yaml:2:9"),
+        "{err}"
+    );
     assert!(err.contains("--> manifests/b.yaml:2:9"), "{err}");
-    assert!(err.contains("section `login_policy` is defined twice"), "{err}");
-    fails("features:\n  websites: true\n---\nfeatures:\n  websites: false\n", "feature `websites` is defined twice", "5:3");
+    assert!(
+        err.contains("section `login_policy` is defined twice"),
+        "{err}"
+    );
+    fails(
+        "features:\n  websites: true\n---\nfeatures:\n  websites: false\n",
+        "feature `websites` is defined twice",
+        "5:3",
+    );
 }
 
 #[test]
 fn references_must_resolve() {
     let roles = "roles:\n  - id: acme-center\n    name: Acme\n";
-    let text = format!("{roles}{}", customer("      give_access: true\n      notify: true\n      role: acme-centre\n").replace(FEATURES, ""));
+    let text = format!(
+        "{roles}{}",
+        customer("      give_access: true\n      notify: true\n      role: acme-centre\n")
+            .replace(FEATURES, "")
+    );
     let text = format!("{FEATURES}{text}");
     fails(&text, "role `acme-centre` is not defined", "14:13");
     assert!(validate(&text).1.contains("did you mean `acme-center`?"));
-    fails("roles:\n  - id: r\n    name: R\n    base: nope\n", "base role `nope` is not defined", "4:11");
+    fails(
+        "roles:\n  - id: r\n    name: R\n    base: nope\n",
+        "base role `nope` is not defined",
+        "4:11",
+    );
     let sites = "websites:\n  - id: store-eu\n    name: EU\n    url: https://eu.example\n";
-    let text = format!("{sites}{}", customer("      give_access: true\n      notify: true\n      website: store-ue\n"));
+    let text = format!(
+        "{sites}{}",
+        customer("      give_access: true\n      notify: true\n      website: store-ue\n")
+    );
     fails(&text, "website `store-ue` is not defined", "15:16");
 }
 
 #[test]
 fn standard_roles_cannot_be_redefined() {
     let text = "roles:\n  - id: customer_center\n    name: Mine\n";
-    fails(text, "`customer_center` is a standard role and cannot be redefined", "2:9");
+    fails(
+        text,
+        "`customer_center` is a standard role and cannot be redefined",
+        "2:9",
+    );
     assert!(validate(text).1.contains("base: customer_center"));
 }
 
@@ -118,37 +167,77 @@ fn role_bases_must_not_form_a_cycle() {
 #[test]
 fn levels_cannot_exceed_the_permission_maximum() {
     let text = "roles:\n  - id: r\n    name: R\n    permissions:\n      invoice: full\n";
-    fails(text, "`invoice` can be at most `view` for a customer-center role, not `full`", "5:16");
+    fails(
+        text,
+        "`invoice` can be at most `view` for a customer-center role, not `full`",
+        "5:16",
+    );
 }
 
 #[test]
 fn emails_must_be_valid_and_unique_case_insensitively() {
-    fails(&customer("      give_access: false\n").replace("one@x.example", "not-an-email"), "`not-an-email` is not a valid email address", "7:12");
+    fails(
+        &customer("      give_access: false\n").replace("one@x.example", "not-an-email"),
+        "`not-an-email` is not a valid email address",
+        "7:12",
+    );
     let text = customer("      give_access: true\n      notify: true\n")
         + "    contacts:\n      - email: ONE@X.example\n        access: false\n";
-    fails(&text, "login email `one@x.example` is defined twice; first defined at manifests/a.yaml:7:12", "12:16");
+    fails(
+        &text,
+        "login email `one@x.example` is defined twice; first defined at manifests/a.yaml:7:12",
+        "12:16",
+    );
 }
 
 #[test]
 fn access_needs_an_email_the_feature_and_a_way_to_log_in() {
-    let no_email = format!("{FEATURES}customers:\n  - id: C1\n    name: One\n    access:\n      give_access: true\n      notify: true\n");
+    let no_email = format!(
+        "{FEATURES}customers:\n  - id: C1\n    name: One\n    access:\n      give_access: true\n      notify: true\n"
+    );
     fails(&no_email, "a login with access needs an email", "8:20");
-    let no_feature = customer("      give_access: true\n      notify: true\n").replace("  customer_access: true\n  websites: true\n", "  two_factor_authentication: true\n");
-    fails(&no_feature, "giving access needs the `customer_access` feature, which is off", "8:20");
+    let no_feature = customer("      give_access: true\n      notify: true\n").replace(
+        "  customer_access: true\n  websites: true\n",
+        "  two_factor_authentication: true\n",
+    );
+    fails(
+        &no_feature,
+        "giving access needs the `customer_access` feature, which is off",
+        "8:20",
+    );
     let nobody = customer("      give_access: true\n");
-    fails(&nobody, "no password and no notification, so nobody could ever log in", "9:20");
-    let contact = customer("      give_access: false\n") + "    contacts:\n      - email: c@x.example\n        access: true\n";
+    fails(
+        &nobody,
+        "no password and no notification, so nobody could ever log in",
+        "9:20",
+    );
+    let contact = customer("      give_access: false\n")
+        + "    contacts:\n      - email: c@x.example\n        access: true\n";
     fails(&contact, "nobody could ever log in", "12:17");
 }
 
 #[test]
 fn websites_and_two_factor_need_their_features() {
     let sites = "websites:\n  - id: w\n    name: W\n    url: https://w.example\n";
-    let text = format!("features:\n  customer_access: true\n{sites}customers:\n  - id: C1\n    name: One\n    email: one@x.example\n    access:\n      give_access: true\n      notify: true\n      website: w\n");
-    fails(&text, "assigning a website needs the `websites` feature, which is off", "14:16");
+    let text = format!(
+        "features:\n  customer_access: true\n{sites}customers:\n  - id: C1\n    name: One\n    email: one@x.example\n    access:\n      give_access: true\n      notify: true\n      website: w\n"
+    );
+    fails(
+        &text,
+        "assigning a website needs the `websites` feature, which is off",
+        "14:16",
+    );
     let role = "features:\n  customer_access: true\nroles:\n  - id: r\n    name: R\n    two_factor: required\n";
-    fails(role, "needs the `two_factor_authentication` feature", "6:17");
-    fails("features:\n  websites: true\n", "feature `websites` needs `customer_access`, which is off", "2:3");
+    fails(
+        role,
+        "needs the `two_factor_authentication` feature",
+        "6:17",
+    );
+    fails(
+        "features:\n  websites: true\n",
+        "feature `websites` needs `customer_access`, which is off",
+        "2:3",
+    );
 }
 
 #[test]
@@ -165,19 +254,32 @@ fn password_sources_are_checked_without_printing_them() {
     cmd.env("PORTICO_TEST_PW", "tiny-pw");
     let (code, out2, err) = run(cmd);
     assert_eq!(code, 1);
-    assert!(err.contains("shorter than login_policy.password.min_length (12)"), "{err}");
+    assert!(
+        err.contains("shorter than login_policy.password.min_length (12)"),
+        "{err}"
+    );
     assert!(!err.contains("tiny-pw") && !out2.contains("tiny-pw") && !out.contains("short-secret"));
     let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
     assert_eq!(code, 1);
-    assert!(err.contains("environment variable `PORTICO_TEST_PW` is not set"), "{err}");
-    fails(&customer("      give_access: true\n      password: { file: missing.txt }\n"), "cannot read password file `missing.txt`", "10:25");
+    assert!(
+        err.contains("environment variable `PORTICO_TEST_PW` is not set"),
+        "{err}"
+    );
+    fails(
+        &customer("      give_access: true\n      password: { file: missing.txt }\n"),
+        "cannot read password file `missing.txt`",
+        "10:25",
+    );
 }
 
 #[test]
 fn warnings_do_not_fail_validation() {
     let (code, err) = validate("roles:\n  - id: lonely\n    name: Lonely\ncustomers: []\n");
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning: role `lonely` is not used by any login"), "{err}");
+    assert!(
+        err.contains("warning: role `lonely` is not used by any login"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -33,7 +33,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ManifestOpts {
     /// Manifest file or folder (every *.yaml / *.yml below it, recursively).
-    #[arg(short = 'f', long = "file", env = "PORTICO_MANIFESTS", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "PORTICO_MANIFESTS",
+        value_name = "PATH"
+    )]
     pub path: PathBuf,
 }
 
@@ -41,7 +46,12 @@ pub struct ManifestOpts {
 #[derive(Debug, Args)]
 pub struct ConnectOpts {
     /// Live database URL: sqlite://FILE (created when missing) or postgres://…
-    #[arg(long, env = "PORTICO_DATABASE_URL", default_value = "sqlite://portico.db", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PORTICO_DATABASE_URL",
+        default_value = "sqlite://portico.db",
+        value_name = "URL"
+    )]
     pub database: String,
 }
 

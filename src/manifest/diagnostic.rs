@@ -33,7 +33,11 @@ pub struct Site {
 impl Site {
     /// The same site, one key deeper, pointing at that key's value.
     pub fn key(&self, key: &str) -> Site {
-        Site { path: self.path.key(key), at_key: false, ..self.clone() }
+        Site {
+            path: self.path.key(key),
+            at_key: false,
+            ..self.clone()
+        }
     }
 
     /// The same site, pointing at the key itself.
@@ -64,17 +68,38 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at a site.
     pub fn error(site: Site, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, message: message.into(), site: Some(site), file: None, position: None, hint: None }
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            site: Some(site),
+            file: None,
+            position: None,
+            hint: None,
+        }
     }
 
     /// A warning at a site, or about the whole set.
     pub fn warning(site: Option<Site>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, message: message.into(), site, file: None, position: None, hint: None }
+        Diagnostic {
+            severity: Severity::Warning,
+            message: message.into(),
+            site,
+            file: None,
+            position: None,
+            hint: None,
+        }
     }
 
     /// An error about a whole file or folder.
     pub fn file_error(file: Option<usize>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, message: message.into(), site: None, file, position: None, hint: None }
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            site: None,
+            file,
+            position: None,
+            hint: None,
+        }
     }
 
     /// Adds a hint.
@@ -84,7 +109,11 @@ impl Diagnostic {
     }
 
     /// Adds a "did you mean" hint when one of `candidates` is close to `given`.
-    pub fn suggest<'a>(self, given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Diagnostic {
+    pub fn suggest<'a>(
+        self,
+        given: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Diagnostic {
         match did_you_mean(given, candidates) {
             Some(best) => self.with_hint(format!("did you mean `{best}`?")),
             None => self,
@@ -98,11 +127,19 @@ impl Diagnostic {
 }
 
 /// The closest candidate to `given`, when it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let given = given.to_lowercase();
     candidates
         .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(&given, &candidate.to_lowercase()), candidate))
+        .map(|candidate| {
+            (
+                strsim::jaro_winkler(&given, &candidate.to_lowercase()),
+                candidate,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)
@@ -129,7 +166,11 @@ pub fn render(sources: &[Source], diagnostics: &[Diagnostic], color: bool) -> St
 }
 
 fn paint(color: bool, style: Style, text: &str) -> String {
-    if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
+    if color {
+        format!("{}{text}{}", style.render(), style.render_reset())
+    } else {
+        text.to_string()
+    }
 }
 
 fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool) {
@@ -139,7 +180,12 @@ fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool)
         Severity::Warning => ("warning", AnsiColor::Yellow.on_default().bold()),
     };
     let blue = AnsiColor::Blue.on_default().bold();
-    let _ = writeln!(out, "{}: {}", paint(color, style, label), paint(color, bold, &d.message));
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        paint(color, style, label),
+        paint(color, bold, &d.message)
+    );
     let file = d.site.as_ref().map(|site| site.file).or(d.file);
     let Some(source) = file.and_then(|index| sources.get(index)) else {
         if let Some(hint) = &d.hint {
@@ -148,16 +194,34 @@ fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool)
         return;
     };
     let position = d.position.or_else(|| {
-        d.site.as_ref().and_then(|site| locate(&source.text, site.doc, &site.path, site.at_key))
+        d.site
+            .as_ref()
+            .and_then(|site| locate(&source.text, site.doc, &site.path, site.at_key))
     });
-    let path = d.site.as_ref().map(|site| format!(" ({})", site.path)).unwrap_or_default();
+    let path = d
+        .site
+        .as_ref()
+        .map(|site| format!(" ({})", site.path))
+        .unwrap_or_default();
     match position {
         Some(at) => {
-            let _ = writeln!(out, "  {} {}:{}:{}{path}", paint(color, blue, "-->"), source.path.display(), at.line, at.column);
+            let _ = writeln!(
+                out,
+                "  {} {}:{}:{}{path}",
+                paint(color, blue, "-->"),
+                source.path.display(),
+                at.line,
+                at.column
+            );
             quote_line(out, &source.text, at, color);
         }
         None => {
-            let _ = writeln!(out, "  {} {}{path}", paint(color, blue, "-->"), source.path.display());
+            let _ = writeln!(
+                out,
+                "  {} {}{path}",
+                paint(color, blue, "-->"),
+                source.path.display()
+            );
         }
     }
     if let Some(hint) = &d.hint {
@@ -166,7 +230,9 @@ fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool)
 }
 
 fn quote_line(out: &mut String, text: &str, at: Position, color: bool) {
-    let Some(line) = text.lines().nth(at.line.saturating_sub(1)) else { return };
+    let Some(line) = text.lines().nth(at.line.saturating_sub(1)) else {
+        return;
+    };
     let number = at.line.to_string();
     let gutter = " ".repeat(number.len());
     let blue = AnsiColor::Blue.on_default().bold();
@@ -174,9 +240,19 @@ fn quote_line(out: &mut String, text: &str, at: Position, color: bool) {
     let start = at.column.saturating_sub(1);
     let width = token_width(line.chars().skip(start));
     let _ = writeln!(out, "  {gutter} {}", paint(color, blue, "|"));
-    let _ = writeln!(out, "  {} {} {line}", paint(color, blue, &number), paint(color, blue, "|"));
+    let _ = writeln!(
+        out,
+        "  {} {} {line}",
+        paint(color, blue, &number),
+        paint(color, blue, "|")
+    );
     let carets = format!("{}{}", " ".repeat(start), "^".repeat(width));
-    let _ = writeln!(out, "  {gutter} {} {}", paint(color, blue, "|"), paint(color, red, &carets));
+    let _ = writeln!(
+        out,
+        "  {gutter} {} {}",
+        paint(color, blue, "|"),
+        paint(color, red, &carets)
+    );
 }
 
 /// Width of the token starting at the caret: a quoted scalar, or up to `:`, `,`, a bracket
@@ -189,7 +265,12 @@ fn token_width(mut chars: impl Iterator<Item = char>) -> usize {
     let rest = chars
         .take_while(|c| !matches!(c, ',' | ']' | '}' | '#'))
         .collect::<String>();
-    let rest = rest.split(": ").next().unwrap_or("").trim_end().trim_end_matches(':');
+    let rest = rest
+        .split(": ")
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .trim_end_matches(':');
     1 + rest.chars().count()
 }
 
@@ -199,8 +280,14 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("rol", ["role", "website", "notify"]), Some("role"));
-        assert_eq!(did_you_mean("acme-centre", ["acme-center", "other"]), Some("acme-center"));
+        assert_eq!(
+            did_you_mean("rol", ["role", "website", "notify"]),
+            Some("role")
+        );
+        assert_eq!(
+            did_you_mean("acme-centre", ["acme-center", "other"]),
+            Some("acme-center")
+        );
         assert_eq!(did_you_mean("zzz", ["role", "website"]), None);
     }
 

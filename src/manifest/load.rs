@@ -62,8 +62,14 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
                     }
                 }
                 Err(_) => {
-                    set.sources.push(Source { path, text: String::new() });
-                    diagnostics.push(Diagnostic::file_error(Some(index), "file is not valid UTF-8"));
+                    set.sources.push(Source {
+                        path,
+                        text: String::new(),
+                    });
+                    diagnostics.push(Diagnostic::file_error(
+                        Some(index),
+                        "file is not valid UTF-8",
+                    ));
                 }
             },
             Err(error) => {
@@ -82,7 +88,10 @@ pub fn load_text(path: &str, text: &str) -> (ManifestSet, Vec<Diagnostic>) {
     let mut set = ManifestSet::default();
     let mut diagnostics = Vec::new();
     let documents = read_documents(0, text, &mut diagnostics);
-    set.sources.push(Source { path: PathBuf::from(path), text: text.to_string() });
+    set.sources.push(Source {
+        path: PathBuf::from(path),
+        text: text.to_string(),
+    });
     for (doc, document) in documents {
         merge(&mut set, 0, doc, document, &mut diagnostics);
     }
@@ -90,16 +99,27 @@ pub fn load_text(path: &str, text: &str) -> (ManifestSet, Vec<Diagnostic>) {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 /// Lists manifest files under `path`, sorted. Hidden entries (`.git`, `.github`) inside a
 /// folder are skipped; anything that cannot be read is an error, never silently skipped.
-fn collect_files(path: &Path, top: bool, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
+fn collect_files(
+    path: &Path,
+    top: bool,
+    files: &mut Vec<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(error) => {
-            diagnostics.push(Diagnostic::file_error(None, format!("cannot read {}: {error}", path.display())));
+            diagnostics.push(Diagnostic::file_error(
+                None,
+                format!("cannot read {}: {error}", path.display()),
+            ));
             return;
         }
     };
@@ -112,7 +132,10 @@ fn collect_files(path: &Path, top: bool, files: &mut Vec<PathBuf>, diagnostics: 
     let entries = match fs::read_dir(path) {
         Ok(entries) => entries,
         Err(error) => {
-            diagnostics.push(Diagnostic::file_error(None, format!("cannot read folder {}: {error}", path.display())));
+            diagnostics.push(Diagnostic::file_error(
+                None,
+                format!("cannot read folder {}: {error}", path.display()),
+            ));
             return;
         }
     };
@@ -140,7 +163,11 @@ fn collect_files(path: &Path, top: bool, files: &mut Vec<PathBuf>, diagnostics: 
 }
 
 /// Parses every document of one file; documents with errors are salvaged object by object.
-fn read_documents(file: usize, text: &str, diagnostics: &mut Vec<Diagnostic>) -> Vec<(usize, Document)> {
+fn read_documents(
+    file: usize,
+    text: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(usize, Document)> {
     let mut documents = Vec::new();
     for (doc, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
         match Option::<Document>::deserialize(deserializer) {
@@ -152,9 +179,13 @@ fn read_documents(file: usize, text: &str, diagnostics: &mut Vec<Diagnostic>) ->
             Err(_) => {
                 // Slow path, only for documents with errors: read each object on its own so
                 // every bad object of the run is reported, not just the first.
-                let reparsed = serde_yaml::Deserializer::from_str(text).nth(doc).map(Value::deserialize);
+                let reparsed = serde_yaml::Deserializer::from_str(text)
+                    .nth(doc)
+                    .map(Value::deserialize);
                 match reparsed {
-                    Some(Ok(value)) => documents.push((doc, salvage(file, doc, value, diagnostics))),
+                    Some(Ok(value)) => {
+                        documents.push((doc, salvage(file, doc, value, diagnostics)))
+                    }
                     Some(Err(error)) => {
                         diagnostics.push(syntax_error(file, &error));
                         break;
@@ -182,7 +213,10 @@ fn is_syntax_error(error: &serde_yaml::Error) -> bool {
 fn syntax_error(file: usize, error: &serde_yaml::Error) -> Diagnostic {
     let message = strip_location(&error.to_string());
     let mut diagnostic = Diagnostic::file_error(Some(file), format!("YAML syntax: {message}"));
-    diagnostic.position = error.location().map(|loc| Position { line: loc.line(), column: loc.column() });
+    diagnostic.position = error.location().map(|loc| Position {
+        line: loc.line(),
+        column: loc.column(),
+    });
     diagnostic
 }
 
@@ -194,15 +228,26 @@ fn strip_location(message: &str) -> String {
 /// Reads each section and each object of a document separately, reporting every one that
 /// does not fit the schema and keeping the ones that do.
 fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnostic>) -> Document {
-    let root = Site { file, doc, path: YamlPath::default(), at_key: false };
+    let root = Site {
+        file,
+        doc,
+        path: YamlPath::default(),
+        at_key: false,
+    };
     let mut document = Document::default();
     let Value::Mapping(mapping) = value else {
-        diagnostics.push(Diagnostic::error(root, "a manifest document must be a mapping of sections"));
+        diagnostics.push(Diagnostic::error(
+            root,
+            "a manifest document must be a mapping of sections",
+        ));
         return document;
     };
     for (key, value) in mapping {
         let Some(name) = key.as_str() else {
-            diagnostics.push(Diagnostic::error(root.clone(), "section names must be strings"));
+            diagnostics.push(Diagnostic::error(
+                root.clone(),
+                "section names must be strings",
+            ));
             continue;
         };
         let site = root.key(name);
@@ -222,9 +267,20 @@ fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnost
     document
 }
 
-const SECTIONS: &[&str] = &["features", "websites", "login_policy", "notifications", "roles", "customers"];
+const SECTIONS: &[&str] = &[
+    "features",
+    "websites",
+    "login_policy",
+    "notifications",
+    "roles",
+    "customers",
+];
 
-fn section<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &mut Vec<Diagnostic>) -> Option<T> {
+fn section<T: for<'de> Deserialize<'de>>(
+    value: Value,
+    site: &Site,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<T> {
     match serde_path_to_error::deserialize(value.clone()) {
         Ok(parsed) => Some(parsed),
         Err(error) => {
@@ -234,13 +290,20 @@ fn section<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics:
     }
 }
 
-fn items<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<T>> {
+fn items<T: for<'de> Deserialize<'de>>(
+    value: Value,
+    site: &Site,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<T>> {
     let Value::Sequence(values) = value else {
         return section(value, site, diagnostics);
     };
     let mut parsed = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
-        let item_site = Site { path: site.path.index(index), ..site.clone() };
+        let item_site = Site {
+            path: site.path.index(index),
+            ..site.clone()
+        };
         parsed.extend(section(value, &item_site, diagnostics));
     }
     Some(parsed)
@@ -248,8 +311,13 @@ fn items<T: for<'de> Deserialize<'de>>(value: Value, site: &Site, diagnostics: &
 
 /// Turns a serde error into a located diagnostic with a "did you mean" hint. `value` is the
 /// object that failed, `site` where it stands.
-fn schema_error(site: &Site, value: &Value, error: &serde_path_to_error::Error<serde_yaml::Error>) -> Diagnostic {
-    let message = strip_location(&error.inner().to_string()).replace("unknown variant", "unknown value");
+fn schema_error(
+    site: &Site,
+    value: &Value,
+    error: &serde_path_to_error::Error<serde_yaml::Error>,
+) -> Diagnostic {
+    let message =
+        strip_location(&error.inner().to_string()).replace("unknown variant", "unknown value");
     let relative = YamlPath::default().join_serde(error.path());
     let unknown = ["unknown field `", "unknown value `"]
         .iter()
@@ -267,7 +335,14 @@ fn schema_error(site: &Site, value: &Value, error: &serde_path_to_error::Error<s
             at_key = is_key;
         }
     }
-    let diagnostic = Diagnostic::error(Site { path, at_key, ..site.clone() }, message.clone());
+    let diagnostic = Diagnostic::error(
+        Site {
+            path,
+            at_key,
+            ..site.clone()
+        },
+        message.clone(),
+    );
     match unknown {
         Some((given, rest)) => diagnostic.suggest(given, expected_names(rest)),
         None => diagnostic,
@@ -299,25 +374,69 @@ fn expected_names(rest: &str) -> Vec<&str> {
     rest.split('`').skip(1).step_by(2).collect()
 }
 
-fn merge(set: &mut ManifestSet, file: usize, doc: usize, document: Document, diagnostics: &mut Vec<Diagnostic>) {
-    let site = |path: YamlPath| Site { file, doc, path, at_key: false };
+fn merge(
+    set: &mut ManifestSet,
+    file: usize,
+    doc: usize,
+    document: Document,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let site = |path: YamlPath| Site {
+        file,
+        doc,
+        path,
+        at_key: false,
+    };
     let root = YamlPath::default();
     if let Some(features) = document.features {
         let merged = set.features.get_or_insert_with(BTreeMap::new);
         for (feature, on) in features {
             let here = site(root.key("features").key(feature.key())).at_key();
             if let Some(first) = merged.get(&feature) {
-                diagnostics.push(duplicate(&format!("feature `{feature}`"), &set.sources, &first.site, here));
+                diagnostics.push(duplicate(
+                    &format!("feature `{feature}`"),
+                    &set.sources,
+                    &first.site,
+                    here,
+                ));
             } else {
-                merged.insert(feature, Declared { value: on, site: here });
+                merged.insert(
+                    feature,
+                    Declared {
+                        value: on,
+                        site: here,
+                    },
+                );
             }
         }
     }
-    merge_single(&mut set.login_policy, document.login_policy, site(root.key("login_policy")), "login_policy", &set.sources, diagnostics);
-    merge_single(&mut set.notifications, document.notifications, site(root.key("notifications")), "notifications", &set.sources, diagnostics);
-    append(&mut set.websites, document.websites, &site(root.key("websites")));
+    merge_single(
+        &mut set.login_policy,
+        document.login_policy,
+        site(root.key("login_policy")),
+        "login_policy",
+        &set.sources,
+        diagnostics,
+    );
+    merge_single(
+        &mut set.notifications,
+        document.notifications,
+        site(root.key("notifications")),
+        "notifications",
+        &set.sources,
+        diagnostics,
+    );
+    append(
+        &mut set.websites,
+        document.websites,
+        &site(root.key("websites")),
+    );
     append(&mut set.roles, document.roles, &site(root.key("roles")));
-    append(&mut set.customers, document.customers, &site(root.key("customers")));
+    append(
+        &mut set.customers,
+        document.customers,
+        &site(root.key("customers")),
+    );
 }
 
 fn merge_single<T>(
@@ -332,7 +451,12 @@ fn merge_single<T>(
     match slot {
         Some(first) => {
             let first = first.site.clone().at_key();
-            diagnostics.push(duplicate(&format!("section `{name}`"), sources, &first, site.at_key()))
+            diagnostics.push(duplicate(
+                &format!("section `{name}`"),
+                sources,
+                &first,
+                site.at_key(),
+            ))
         }
         None => *slot = Some(Declared { value, site }),
     }
@@ -342,19 +466,30 @@ fn append<T>(slot: &mut Option<Vec<Declared<T>>>, values: Option<Vec<T>>, site: 
     let Some(values) = values else { return };
     let merged = slot.get_or_insert_with(Vec::new);
     for (index, value) in values.into_iter().enumerate() {
-        merged.push(Declared { value, site: Site { path: site.path.index(index), ..site.clone() } });
+        merged.push(Declared {
+            value,
+            site: Site {
+                path: site.path.index(index),
+                ..site.clone()
+            },
+        });
     }
 }
 
 /// An error for an object declared twice, naming both places.
 pub fn duplicate(what: &str, sources: &[Source], first: &Site, second: Site) -> Diagnostic {
     let first_at = describe(sources, first);
-    Diagnostic::error(second, format!("{what} is defined twice; first defined at {first_at}"))
+    Diagnostic::error(
+        second,
+        format!("{what} is defined twice; first defined at {first_at}"),
+    )
 }
 
 /// `file:line:col` of a site, for mentioning a second place in a message.
 pub fn describe(sources: &[Source], site: &Site) -> String {
-    let Some(source) = sources.get(site.file) else { return site.path.to_string() };
+    let Some(source) = sources.get(site.file) else {
+        return site.path.to_string();
+    };
     match super::path::locate(&source.text, site.doc, &site.path, site.at_key) {
         Some(at) => format!("{}:{}:{}", source.path.display(), at.line, at.column),
         None => format!("{} ({})", source.path.display(), site.path),

@@ -74,7 +74,10 @@ pub struct Lockout {
 
 impl Default for Lockout {
     fn default() -> Self {
-        Lockout { max_failed_attempts: 5, duration_minutes: 30 }
+        Lockout {
+            max_failed_attempts: 5,
+            duration_minutes: 30,
+        }
     }
 }
 
@@ -249,7 +252,10 @@ fn features_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             } else {
                 format!("{} (needs {})", info.label, needs.join(", "))
             };
-            (f.key().to_string(), serde_json::json!({ "type": "boolean", "description": description }))
+            (
+                f.key().to_string(),
+                serde_json::json!({ "type": "boolean", "description": description }),
+            )
         })
         .collect();
     schemars::json_schema!({ "type": "object", "properties": properties, "additionalProperties": false })
@@ -261,9 +267,19 @@ fn permissions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         .iter()
         .map(|p| {
             let info = p.info();
-            let levels: Vec<&str> = Level::ALL.iter().filter(|l| **l <= info.max).map(|l| l.key()).collect();
-            let description = format!("{} (standard: {}, at most: {})", info.label, info.standard, info.max);
-            (p.key().to_string(), serde_json::json!({ "enum": levels, "description": description }))
+            let levels: Vec<&str> = Level::ALL
+                .iter()
+                .filter(|l| **l <= info.max)
+                .map(|l| l.key())
+                .collect();
+            let description = format!(
+                "{} (standard: {}, at most: {})",
+                info.label, info.standard, info.max
+            );
+            (
+                p.key().to_string(),
+                serde_json::json!({ "enum": levels, "description": description }),
+            )
         })
         .collect();
     schemars::json_schema!({ "type": "object", "properties": properties, "additionalProperties": false })

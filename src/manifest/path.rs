@@ -37,8 +37,12 @@ impl YamlPath {
         let mut joined = self.clone();
         for segment in path.iter() {
             match segment {
-                serde_path_to_error::Segment::Seq { index } => joined.0.push(Segment::Index(*index)),
-                serde_path_to_error::Segment::Map { key } => joined.0.push(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => {
+                    joined.0.push(Segment::Index(*index))
+                }
+                serde_path_to_error::Segment::Map { key } => {
+                    joined.0.push(Segment::Key(key.clone()))
+                }
                 serde_path_to_error::Segment::Enum { variant } => {
                     joined.0.push(Segment::Key(variant.clone()))
                 }
@@ -81,12 +85,16 @@ pub struct Position {
 /// the loader uses and reads the position off a deliberate error at the target node.
 pub fn locate(text: &str, doc: usize, path: &YamlPath, at_key: bool) -> Option<Position> {
     let document = serde_yaml::Deserializer::from_str(text).nth(doc)?;
-    let seek = Seek { path: &path.0, at_key };
+    let seek = Seek {
+        path: &path.0,
+        at_key,
+    };
     match seek.deserialize(document) {
         Ok(()) => None,
-        Err(error) => error
-            .location()
-            .map(|loc| Position { line: loc.line(), column: loc.column() }),
+        Err(error) => error.location().map(|loc| Position {
+            line: loc.line(),
+            column: loc.column(),
+        }),
     }
 }
 
@@ -117,9 +125,15 @@ impl<'de> Visitor<'de> for Seek<'_> {
             return Err(de::Error::custom(FOUND));
         };
         let key_is_target = rest.is_empty() && self.at_key;
-        while let Some(key) = map.next_key_seed(KeySeek { wanted, stop: key_is_target })? {
+        while let Some(key) = map.next_key_seed(KeySeek {
+            wanted,
+            stop: key_is_target,
+        })? {
             if key {
-                return map.next_value_seed(Seek { path: rest, at_key: self.at_key });
+                return map.next_value_seed(Seek {
+                    path: rest,
+                    at_key: self.at_key,
+                });
             }
             map.next_value::<IgnoredAny>()?;
         }
@@ -135,7 +149,10 @@ impl<'de> Visitor<'de> for Seek<'_> {
                 return Err(de::Error::custom(FOUND));
             }
         }
-        seq.next_element_seed(Seek { path: rest, at_key: self.at_key })?;
+        seq.next_element_seed(Seek {
+            path: rest,
+            at_key: self.at_key,
+        })?;
         Err(de::Error::custom(FOUND))
     }
 
@@ -186,7 +203,11 @@ impl<'de> Visitor<'de> for KeySeek<'_> {
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
         let hit = key == self.wanted;
-        if hit && self.stop { Err(E::custom(FOUND)) } else { Ok(hit) }
+        if hit && self.stop {
+            Err(E::custom(FOUND))
+        } else {
+            Ok(hit)
+        }
     }
     fn visit_bool<E: de::Error>(self, key: bool) -> Result<bool, E> {
         self.visit_str(&key.to_string())
@@ -234,7 +255,13 @@ mod tests {
     #[test]
     fn finds_a_value_in_a_later_document() {
         let at = locate(TEXT, 1, &path(&["customers", "0", "access", "role"]), false).unwrap();
-        assert_eq!(at, Position { line: 8, column: 13 });
+        assert_eq!(
+            at,
+            Position {
+                line: 8,
+                column: 13
+            }
+        );
     }
 
     #[test]
@@ -251,6 +278,9 @@ mod tests {
 
     #[test]
     fn displays_like_a_yaml_path() {
-        assert_eq!(path(&["customers", "3", "access", "role"]).to_string(), "customers[3].access.role");
+        assert_eq!(
+            path(&["customers", "3", "access", "role"]).to_string(),
+            "customers[3].access.role"
+        );
     }
 }

@@ -45,7 +45,14 @@ struct Builder {
 
 impl Builder {
     /// Records the change from `before` to `after`, if there is one.
-    fn change(&mut self, phase: Phase, address: Address, before: Option<Object>, after: Option<Object>, revoke: bool) {
+    fn change(
+        &mut self,
+        phase: Phase,
+        address: Address,
+        before: Option<Object>,
+        after: Option<Object>,
+        revoke: bool,
+    ) {
         let action = match (&before, &after) {
             (None, None) => return,
             (None, Some(_)) => Action::Create,
@@ -55,7 +62,13 @@ impl Builder {
             (Some(_), Some(_)) => Action::Update,
         };
         let fields = field_changes(before.as_ref(), after.as_ref());
-        self.phases.entry(phase).or_default().push(Change { address, action, fields, before, after });
+        self.phases.entry(phase).or_default().push(Change {
+            address,
+            action,
+            fields,
+            before,
+            after,
+        });
     }
 }
 
@@ -70,35 +83,75 @@ pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
     if desired.managed.features {
         for feature in Feature::ALL {
             let (was, will) = (live.feature(*feature), want.feature(*feature));
-            let phase = if will { Phase::FeaturesOn } else { Phase::FeaturesOff };
+            let phase = if will {
+                Phase::FeaturesOn
+            } else {
+                Phase::FeaturesOff
+            };
             if was != will {
                 let obj = |enabled| Some(Object::Feature { enabled });
-                b.change(phase, Address::Feature(*feature), obj(was), obj(will), false);
+                b.change(
+                    phase,
+                    Address::Feature(*feature),
+                    obj(was),
+                    obj(will),
+                    false,
+                );
             }
         }
     }
     if desired.managed.login_policy {
         let (old, new) = (&live.login_policy, &want.login_policy);
-        b.change(Phase::LoginPolicy, Address::LoginPolicy, old.clone().map(Object::LoginPolicy), new.clone().map(Object::LoginPolicy), false);
+        b.change(
+            Phase::LoginPolicy,
+            Address::LoginPolicy,
+            old.clone().map(Object::LoginPolicy),
+            new.clone().map(Object::LoginPolicy),
+            false,
+        );
     }
     if desired.managed.websites {
         let remove = removals(&live.websites, &want.websites, options.prune);
         for (id, website) in &want.websites {
             let old = live.websites.get(id).cloned().map(Object::Website);
-            b.change(Phase::Websites, Address::Website(id.clone()), old, Some(Object::Website(website.clone())), false);
+            b.change(
+                Phase::Websites,
+                Address::Website(id.clone()),
+                old,
+                Some(Object::Website(website.clone())),
+                false,
+            );
         }
         for id in remove {
-            b.change(Phase::RemoveWebsites, Address::Website(id.clone()), live.websites.get(id).cloned().map(Object::Website), None, false);
+            b.change(
+                Phase::RemoveWebsites,
+                Address::Website(id.clone()),
+                live.websites.get(id).cloned().map(Object::Website),
+                None,
+                false,
+            );
         }
     }
     if desired.managed.roles {
         let remove = removals(&live.roles, &want.roles, options.prune);
         for (id, role) in &want.roles {
             let old = live.roles.get(id).cloned().map(Object::Role);
-            b.change(Phase::Roles, Address::Role(id.clone()), old, Some(Object::Role(role.clone())), false);
+            b.change(
+                Phase::Roles,
+                Address::Role(id.clone()),
+                old,
+                Some(Object::Role(role.clone())),
+                false,
+            );
         }
         for id in remove {
-            b.change(Phase::RemoveRoles, Address::Role(id.clone()), live.roles.get(id).cloned().map(Object::Role), None, false);
+            b.change(
+                Phase::RemoveRoles,
+                Address::Role(id.clone()),
+                live.roles.get(id).cloned().map(Object::Role),
+                None,
+                false,
+            );
         }
     }
     if desired.managed.customers {
@@ -106,10 +159,17 @@ pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
     }
     keep_referenced(&mut b, desired, live);
     let changes = b.phases.into_values().flatten().collect();
-    Plan { changes, warnings: b.warnings }
+    Plan {
+        changes,
+        warnings: b.warnings,
+    }
 }
 
-fn removals<'a, T>(live: &'a BTreeMap<String, T>, want: &BTreeMap<String, T>, prune: bool) -> Vec<&'a String> {
+fn removals<'a, T>(
+    live: &'a BTreeMap<String, T>,
+    want: &BTreeMap<String, T>,
+    prune: bool,
+) -> Vec<&'a String> {
     if !prune {
         return Vec::new();
     }
@@ -122,7 +182,9 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
             continue;
         }
         if old.record.protect {
-            b.warnings.push(format!("customer[{id:?}] is protected: kept although no manifest declares it"));
+            b.warnings.push(format!(
+                "customer[{id:?}] is protected: kept although no manifest declares it"
+            ));
         } else if options.prune {
             remove_customer(b, id, old);
         }
@@ -133,9 +195,17 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         let before = old.map(|o| Object::Customer(o.record.clone()));
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
         let count = b.phases.get(&Phase::Customers).map_or(0, Vec::len);
-        b.change(Phase::Customers, Address::Customer(id.clone()), before, Some(Object::Customer(new.record.clone())), revoke);
-        if protected && old.is_some() && b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count {
-            b.warnings.push(format!("customer[{id:?}] is protected and will be changed"));
+        b.change(
+            Phase::Customers,
+            Address::Customer(id.clone()),
+            before,
+            Some(Object::Customer(new.record.clone())),
+            revoke,
+        );
+        if protected && old.is_some() && b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count
+        {
+            b.warnings
+                .push(format!("customer[{id:?}] is protected and will be changed"));
         }
         contacts(b, id, old, new, protected, options);
     }
@@ -143,61 +213,127 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
 
 fn remove_customer(b: &mut Builder, id: &str, old: &CustomerState) {
     for (email, contact) in &old.contacts {
-        let address = Address::Contact { customer: id.to_string(), email: email.clone() };
-        b.change(Phase::RemoveLogins, address, Some(Object::Contact(contact.clone())), None, false);
+        let address = Address::Contact {
+            customer: id.to_string(),
+            email: email.clone(),
+        };
+        b.change(
+            Phase::RemoveLogins,
+            address,
+            Some(Object::Contact(contact.clone())),
+            None,
+            false,
+        );
     }
-    b.change(Phase::RemoveLogins, Address::Customer(id.to_string()), Some(Object::Customer(old.record.clone())), None, false);
+    b.change(
+        Phase::RemoveLogins,
+        Address::Customer(id.to_string()),
+        Some(Object::Customer(old.record.clone())),
+        None,
+        false,
+    );
 }
 
-fn contacts(b: &mut Builder, id: &str, old: Option<&CustomerState>, new: &CustomerState, protected: bool, options: DiffOptions) {
-    let address = |email: &str| Address::Contact { customer: id.to_string(), email: email.to_string() };
+fn contacts(
+    b: &mut Builder,
+    id: &str,
+    old: Option<&CustomerState>,
+    new: &CustomerState,
+    protected: bool,
+    options: DiffOptions,
+) {
+    let address = |email: &str| Address::Contact {
+        customer: id.to_string(),
+        email: email.to_string(),
+    };
     if let Some(old) = old {
         for (email, contact) in &old.contacts {
             if new.contacts.contains_key(email) {
                 continue;
             }
             if protected {
-                b.warnings.push(format!("{} belongs to a protected customer: kept", address(email)));
+                b.warnings.push(format!(
+                    "{} belongs to a protected customer: kept",
+                    address(email)
+                ));
             } else if options.prune {
-                b.change(Phase::RemoveLogins, address(email), Some(Object::Contact(contact.clone())), None, false);
+                b.change(
+                    Phase::RemoveLogins,
+                    address(email),
+                    Some(Object::Contact(contact.clone())),
+                    None,
+                    false,
+                );
             }
         }
     }
     for (email, contact) in &new.contacts {
         let before = old.and_then(|o| o.contacts.get(email));
         let revoke = before.is_some_and(|c| c.access && !contact.access);
-        b.change(Phase::Contacts, address(email), before.cloned().map(Object::Contact), Some(Object::Contact(contact.clone())), revoke);
+        b.change(
+            Phase::Contacts,
+            address(email),
+            before.cloned().map(Object::Contact),
+            Some(Object::Contact(contact.clone())),
+            revoke,
+        );
     }
 }
 
 /// Drops deletions of roles and websites that logins will still use after the apply (for
 /// example logins of a section these manifests do not manage), with a warning.
 fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
-    let customers = if desired.managed.customers { &desired.state.customers } else { &live.customers };
+    let customers = if desired.managed.customers {
+        &desired.state.customers
+    } else {
+        &live.customers
+    };
     let logins = customers.iter().flat_map(|(id, c)| {
         let own = std::iter::once((Address::Customer(id.clone()), &c.record.login));
-        own.chain(c.contacts.iter().map(move |(e, l)| (Address::Contact { customer: id.clone(), email: e.clone() }, l)))
+        own.chain(c.contacts.iter().map(move |(e, l)| {
+            (
+                Address::Contact {
+                    customer: id.clone(),
+                    email: e.clone(),
+                },
+                l,
+            )
+        }))
     });
     let mut used: BTreeMap<(bool, &str), Address> = BTreeMap::new();
     for (address, login) in logins {
-        used.entry((true, login.role.as_str())).or_insert_with(|| address.clone());
+        used.entry((true, login.role.as_str()))
+            .or_insert_with(|| address.clone());
         if let Some(website) = &login.website {
             used.entry((false, website.as_str())).or_insert(address);
         }
     }
-    let roles_as_base: BTreeSet<&str> = desired.state.roles.values().map(|r| r.base.as_str()).collect();
+    let roles_as_base: BTreeSet<&str> = desired
+        .state
+        .roles
+        .values()
+        .map(|r| r.base.as_str())
+        .collect();
     let mut warnings = Vec::new();
     for phase in [Phase::RemoveRoles, Phase::RemoveWebsites] {
-        let Some(changes) = b.phases.get_mut(&phase) else { continue };
+        let Some(changes) = b.phases.get_mut(&phase) else {
+            continue;
+        };
         changes.retain(|change| {
             let (key, user) = match &change.address {
-                Address::Role(id) if roles_as_base.contains(id.as_str()) => return keep(&mut warnings, change, "it is the base of another role"),
+                Address::Role(id) if roles_as_base.contains(id.as_str()) => {
+                    return keep(&mut warnings, change, "it is the base of another role");
+                }
                 Address::Role(id) => ((true, id.as_str()), "role"),
                 Address::Website(id) => ((false, id.as_str()), "website"),
                 _ => return true,
             };
             match used.get(&key) {
-                Some(by) => keep(&mut warnings, change, &format!("{by} still uses this {user}")),
+                Some(by) => keep(
+                    &mut warnings,
+                    change,
+                    &format!("{by} still uses this {user}"),
+                ),
                 None => true,
             }
         });
@@ -217,11 +353,25 @@ mod tests {
     use crate::validate::Sections;
 
     fn login(email: &str, access: bool) -> LoginState {
-        LoginState { email: Some(email.into()), name: None, access, role: "customer_center".into(), website: None, notify: true }
+        LoginState {
+            email: Some(email.into()),
+            name: None,
+            access,
+            role: "customer_center".into(),
+            website: None,
+            notify: true,
+        }
     }
 
     fn customer(email: &str, access: bool, protect: bool) -> CustomerState {
-        CustomerState { record: CustomerRecord { name: "N".into(), protect, login: login(email, access) }, contacts: BTreeMap::new() }
+        CustomerState {
+            record: CustomerRecord {
+                name: "N".into(),
+                protect,
+                login: login(email, access),
+            },
+            contacts: BTreeMap::new(),
+        }
     }
 
     fn desired(state: State, managed: Sections) -> Desired {
@@ -229,29 +379,53 @@ mod tests {
     }
 
     fn all() -> Sections {
-        Sections { features: true, websites: true, login_policy: false, roles: true, customers: true }
+        Sections {
+            features: true,
+            websites: true,
+            login_policy: false,
+            roles: true,
+            customers: true,
+        }
     }
 
     fn actions(plan: &Plan) -> Vec<String> {
-        plan.changes.iter().map(|c| format!("{} {}", c.action.as_str(), c.address)).collect()
+        plan.changes
+            .iter()
+            .map(|c| format!("{} {}", c.action.as_str(), c.address))
+            .collect()
     }
 
     #[test]
     fn equal_states_give_an_empty_plan() {
         let mut state = State::empty();
-        state.customers.insert("C".into(), customer("c@x.example", true, false));
-        assert!(diff(&desired(state.clone(), all()), &state, DiffOptions::default()).is_empty());
+        state
+            .customers
+            .insert("C".into(), customer("c@x.example", true, false));
+        assert!(
+            diff(
+                &desired(state.clone(), all()),
+                &state,
+                DiffOptions::default()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn losing_access_is_a_revoke_and_removal_a_delete() {
         let mut live = State::empty();
-        live.customers.insert("A".into(), customer("a@x.example", true, false));
-        live.customers.insert("B".into(), customer("b@x.example", true, false));
+        live.customers
+            .insert("A".into(), customer("a@x.example", true, false));
+        live.customers
+            .insert("B".into(), customer("b@x.example", true, false));
         let mut want = State::empty();
-        want.customers.insert("A".into(), customer("a@x.example", false, false));
+        want.customers
+            .insert("A".into(), customer("a@x.example", false, false));
         let plan = diff(&desired(want, all()), &live, DiffOptions::default());
-        assert_eq!(actions(&plan), ["delete customer[\"B\"]", "revoke customer[\"A\"]"]);
+        assert_eq!(
+            actions(&plan),
+            ["delete customer[\"B\"]", "revoke customer[\"A\"]"]
+        );
         let summary = plan.summary();
         assert_eq!((summary.revoke, summary.delete), (1, 1));
     }
@@ -259,8 +433,15 @@ mod tests {
     #[test]
     fn no_prune_and_unmanaged_sections_delete_nothing() {
         let mut live = State::empty();
-        live.customers.insert("B".into(), customer("b@x.example", true, false));
-        live.websites.insert("w".into(), WebsiteState { name: "W".into(), url: "https://w".into() });
+        live.customers
+            .insert("B".into(), customer("b@x.example", true, false));
+        live.websites.insert(
+            "w".into(),
+            WebsiteState {
+                name: "W".into(),
+                url: "https://w".into(),
+            },
+        );
         let want = desired(State::empty(), all());
         assert!(diff(&want, &live, DiffOptions { prune: false }).is_empty());
         let unmanaged = desired(State::empty(), Sections::default());
@@ -270,20 +451,30 @@ mod tests {
     #[test]
     fn protected_customers_are_kept_with_a_warning() {
         let mut live = State::empty();
-        live.customers.insert("P".into(), customer("p@x.example", true, true));
-        let plan = diff(&desired(State::empty(), all()), &live, DiffOptions::default());
+        live.customers
+            .insert("P".into(), customer("p@x.example", true, true));
+        let plan = diff(
+            &desired(State::empty(), all()),
+            &live,
+            DiffOptions::default(),
+        );
         assert!(plan.is_empty());
-        assert_eq!(plan.warnings, ["customer[\"P\"] is protected: kept although no manifest declares it"]);
+        assert_eq!(
+            plan.warnings,
+            ["customer[\"P\"] is protected: kept although no manifest declares it"]
+        );
     }
 
     #[test]
     fn features_go_on_first_and_off_last() {
         let mut live = State::empty();
         live.features.insert(Feature::TwoFactorAuthentication, true);
-        live.customers.insert("B".into(), customer("b@x.example", true, false));
+        live.customers
+            .insert("B".into(), customer("b@x.example", true, false));
         let mut want = State::empty();
         want.features.insert(Feature::CustomerAccess, true);
-        want.customers.insert("A".into(), customer("a@x.example", true, false));
+        want.customers
+            .insert("A".into(), customer("a@x.example", true, false));
         let plan = diff(&desired(want, all()), &live, DiffOptions::default());
         assert_eq!(
             actions(&plan),
@@ -299,14 +490,29 @@ mod tests {
     #[test]
     fn roles_still_used_by_unmanaged_logins_are_kept() {
         let mut live = State::empty();
-        let role = RoleState { name: "R".into(), base: "customer_center".into(), two_factor: Default::default(), permissions: BTreeMap::new() };
+        let role = RoleState {
+            name: "R".into(),
+            base: "customer_center".into(),
+            two_factor: Default::default(),
+            permissions: BTreeMap::new(),
+        };
         live.roles.insert("r".into(), role);
         let mut c = customer("a@x.example", true, false);
         c.record.login.role = "r".into();
         live.customers.insert("A".into(), c);
-        let managed = Sections { roles: true, ..Sections::default() };
-        let plan = diff(&desired(State::empty(), managed), &live, DiffOptions::default());
+        let managed = Sections {
+            roles: true,
+            ..Sections::default()
+        };
+        let plan = diff(
+            &desired(State::empty(), managed),
+            &live,
+            DiffOptions::default(),
+        );
         assert!(plan.is_empty());
-        assert_eq!(plan.warnings, ["role[\"r\"] is not deleted: customer[\"A\"] still uses this role"]);
+        assert_eq!(
+            plan.warnings,
+            ["role[\"r\"] is not deleted: customer[\"A\"] still uses this role"]
+        );
     }
 }

@@ -15,10 +15,22 @@ impl Object {
         match self {
             Object::Feature { enabled } => put("enabled", enabled.to_string()),
             Object::LoginPolicy(policy) => {
-                put("lockout.max_failed_attempts", policy.lockout.max_failed_attempts.to_string());
-                put("lockout.duration_minutes", policy.lockout.duration_minutes.to_string());
-                put("session_timeout_minutes", policy.session_timeout_minutes.to_string());
-                put("password.min_length", policy.password.min_length.to_string());
+                put(
+                    "lockout.max_failed_attempts",
+                    policy.lockout.max_failed_attempts.to_string(),
+                );
+                put(
+                    "lockout.duration_minutes",
+                    policy.lockout.duration_minutes.to_string(),
+                );
+                put(
+                    "session_timeout_minutes",
+                    policy.session_timeout_minutes.to_string(),
+                );
+                put(
+                    "password.min_length",
+                    policy.password.min_length.to_string(),
+                );
             }
             Object::Website(website) => {
                 put("name", website.name.clone());
@@ -27,10 +39,17 @@ impl Object {
             Object::Role(role) => {
                 put("name", role.name.clone());
                 put("base", role.base.clone());
-                put("two_factor", format!("{:?}", role.two_factor).to_lowercase());
+                put(
+                    "two_factor",
+                    format!("{:?}", role.two_factor).to_lowercase(),
+                );
                 // Every permission, `none` included, so a level that goes away reads `→ none`.
                 for permission in Permission::ALL {
-                    let level = role.permissions.get(permission).copied().unwrap_or_default();
+                    let level = role
+                        .permissions
+                        .get(permission)
+                        .copied()
+                        .unwrap_or_default();
                     put(&format!("permissions.{permission}"), level.to_string());
                 }
             }
@@ -64,7 +83,12 @@ fn login_fields(login: &LoginState, put: &mut impl FnMut(&str, String)) {
 pub fn field_changes(before: Option<&Object>, after: Option<&Object>) -> Vec<FieldChange> {
     let old = before.map(Object::fields).unwrap_or_default();
     let new = after.map(Object::fields).unwrap_or_default();
-    let lookup = |fields: &[Field], name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let lookup = |fields: &[Field], name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut names: Vec<&String> = new.iter().map(|(n, _)| n).collect();
     for (name, _) in &old {
         if !names.contains(&name) {
@@ -75,7 +99,11 @@ pub fn field_changes(before: Option<&Object>, after: Option<&Object>) -> Vec<Fie
         .into_iter()
         .filter_map(|name| {
             let (o, n) = (lookup(&old, name), lookup(&new, name));
-            (o != n).then(|| FieldChange { field: name.clone(), old: o, new: n })
+            (o != n).then(|| FieldChange {
+                field: name.clone(),
+                old: o,
+                new: n,
+            })
         })
         .collect()
 }

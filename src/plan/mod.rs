@@ -72,7 +72,9 @@ impl fmt::Display for Address {
             Address::Website(id) => write!(f, "website[{id:?}]"),
             Address::Role(id) => write!(f, "role[{id:?}]"),
             Address::Customer(id) => write!(f, "customer[{id:?}]"),
-            Address::Contact { customer, email } => write!(f, "customer[{customer:?}].contact[{email:?}]"),
+            Address::Contact { customer, email } => {
+                write!(f, "customer[{customer:?}].contact[{email:?}]")
+            }
         }
     }
 }

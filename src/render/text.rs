@@ -17,7 +17,11 @@ fn style(action: Action) -> (char, Style) {
 }
 
 fn paint(color: bool, style: Style, text: &str) -> String {
-    if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
+    if color {
+        format!("{}{text}{}", style.render(), style.render_reset())
+    } else {
+        text.to_string()
+    }
 }
 
 /// The plan as text. `diff` adds a unified diff of each changed object; `color` adds ANSI
@@ -37,17 +41,35 @@ pub fn render_text(plan: &Plan, diff: bool, color: bool) -> String {
         out.push('\n');
     }
     for warning in &plan.warnings {
-        let _ = writeln!(out, "{} {warning}", paint(color, AnsiColor::Yellow.on_default().bold(), "warning:"));
+        let _ = writeln!(
+            out,
+            "{} {warning}",
+            paint(color, AnsiColor::Yellow.on_default().bold(), "warning:")
+        );
     }
-    let _ = writeln!(out, "{}", paint(color, Style::new().bold(), &plan.summary().to_string()));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(color, Style::new().bold(), &plan.summary().to_string())
+    );
     out
 }
 
 fn render_change(out: &mut String, change: &Change, color: bool) {
     let (symbol, style) = style(change.action);
     let head = format!("{symbol} {:<6}", change.action.as_str());
-    let _ = writeln!(out, "  {} {}", paint(color, style.bold(), &head), paint(color, Style::new().bold(), &change.address.to_string()));
-    let width = change.fields.iter().map(|f| f.field.chars().count()).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "  {} {}",
+        paint(color, style.bold(), &head),
+        paint(color, Style::new().bold(), &change.address.to_string())
+    );
+    let width = change
+        .fields
+        .iter()
+        .map(|f| f.field.chars().count())
+        .max()
+        .unwrap_or(0);
     for field in &change.fields {
         let line = match (change.action, &field.old, &field.new) {
             (Action::Create, _, Some(new)) => format!("{:<width$} = {}", field.field, quote(new)),
@@ -74,7 +96,12 @@ fn quote(value: &str) -> String {
 
 fn object_text(object: Option<&Object>) -> String {
     object
-        .map(|o| o.fields().into_iter().map(|(k, v)| format!("{k}: {}\n", quote(&v))).collect())
+        .map(|o| {
+            o.fields()
+                .into_iter()
+                .map(|(k, v)| format!("{k}: {}\n", quote(&v)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -103,5 +130,7 @@ pub fn render_diff(change: &Change, color: bool) -> String {
 }
 
 fn indent(text: &str, prefix: &str) -> String {
-    text.lines().map(|line| format!("{prefix}{line}\n")).collect()
+    text.lines()
+        .map(|line| format!("{prefix}{line}\n"))
+        .collect()
 }

@@ -1,11 +1,13 @@
 //! The live database: one [`Store`] trait, one implementation per engine, all SQL inside.
 
+mod postgres;
 pub mod rows;
 mod sql;
 mod sqlite;
 
 use std::time::Duration;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::plan::Plan;
@@ -30,7 +32,9 @@ pub enum StoreError {
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database was created by a newer portico.
-    #[error("the database schema is newer than this portico (version {found}, this build knows up to {known}); upgrade portico")]
+    #[error(
+        "the database schema is newer than this portico (version {found}, this build knows up to {known}); upgrade portico"
+    )]
     TooNew {
         /// Highest migration applied in the database.
         found: i64,
@@ -50,7 +54,9 @@ pub enum StoreError {
     #[error("the database holds data portico cannot read: {0}")]
     Corrupt(String),
     /// The live state changed between plan and apply.
-    #[error("the live database changed since this plan was computed; nothing was applied. Run plan again")]
+    #[error(
+        "the live database changed since this plan was computed; nothing was applied. Run plan again"
+    )]
     Stale,
 }
 
@@ -74,7 +80,9 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { busy_timeout: Duration::from_secs(5) }
+        OpenOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -96,7 +104,9 @@ pub trait Store {
 
 /// Hides the password of a `scheme://user:password@host/...` URL.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
@@ -123,7 +133,10 @@ mod tests {
 
     #[test]
     fn hides_passwords() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("sqlite://portico.db"), "sqlite://portico.db");
     }
@@ -133,6 +146,8 @@ mod tests {
 pub enum AnyStore {
     /// `sqlite://…`
     Sqlite(SqliteStore),
+    /// `postgres://…` or `postgresql://…`
+    Postgres(PostgresStore),
 }
 
 /// Opens the database named by `url`; `writable` stores may create it.
@@ -142,7 +157,12 @@ pub enum AnyStore {
 pub async fn open(url: &str, writable: bool) -> Result<AnyStore, StoreError> {
     let opts = OpenOptions::default();
     if url.starts_with("sqlite:") {
-        return Ok(AnyStore::Sqlite(SqliteStore::open(url, writable, &opts).await?));
+        return Ok(AnyStore::Sqlite(
+            SqliteStore::open(url, writable, &opts).await?,
+        ));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(AnyStore::Postgres(PostgresStore::open(url, &opts).await?));
     }
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
@@ -151,18 +171,21 @@ impl Store for AnyStore {
     async fn init(&mut self) -> Result<(), StoreError> {
         match self {
             AnyStore::Sqlite(store) => store.init().await,
+            AnyStore::Postgres(store) => store.init().await,
         }
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {
         match self {
             AnyStore::Sqlite(store) => store.read().await,
+            AnyStore::Postgres(store) => store.read().await,
         }
     }
 
     async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
         match self {
             AnyStore::Sqlite(store) => store.apply(plan, fingerprint).await,
+            AnyStore::Postgres(store) => store.apply(plan, fingerprint).await,
         }
     }
 }

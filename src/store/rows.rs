@@ -115,13 +115,24 @@ impl Batches {
     fn add(&mut self, change: &Change) {
         match (&change.address, &change.after) {
             (Address::Feature(feature), Some(Object::Feature { enabled })) => {
-                let row = FeatureRow { name: feature.key().to_string(), enabled: *enabled };
-                if *enabled { self.features_on.push(row) } else { self.features_off.push(row) }
+                let row = FeatureRow {
+                    name: feature.key().to_string(),
+                    enabled: *enabled,
+                };
+                if *enabled {
+                    self.features_on.push(row)
+                } else {
+                    self.features_off.push(row)
+                }
             }
-            (Address::LoginPolicy, Some(Object::LoginPolicy(policy))) => self.login_policy.push(policy_row(policy)),
-            (Address::Website(id), Some(Object::Website(w))) => {
-                self.websites.push(WebsiteRow { id: id.clone(), name: w.name.clone(), url: w.url.clone() })
+            (Address::LoginPolicy, Some(Object::LoginPolicy(policy))) => {
+                self.login_policy.push(policy_row(policy))
             }
+            (Address::Website(id), Some(Object::Website(w))) => self.websites.push(WebsiteRow {
+                id: id.clone(),
+                name: w.name.clone(),
+                url: w.url.clone(),
+            }),
             (Address::Website(id), None) => self.delete_websites.push(id.clone()),
             (Address::Role(id), Some(Object::Role(role))) => {
                 let (row, permissions) = role_rows(id, role, false);
@@ -134,19 +145,27 @@ impl Batches {
                     Some(Object::Customer(old)) => old.login.email.as_ref(),
                     _ => None,
                 };
-                if change.action != Action::Create && old_email.is_some() && old_email != record.login.email.as_ref() {
+                if change.action != Action::Create
+                    && old_email.is_some()
+                    && old_email != record.login.email.as_ref()
+                {
                     self.release_emails.push(id.clone());
                 }
-                self.customers.push(CustomerRow { id: id.clone(), name: record.name.clone(), protect: record.protect });
+                self.customers.push(CustomerRow {
+                    id: id.clone(),
+                    name: record.name.clone(),
+                    protect: record.protect,
+                });
                 self.customer_logins.push(login_row(id, "", &record.login));
             }
             (Address::Customer(id), None) => self.delete_customers.push(id.clone()),
             (Address::Contact { customer, email }, Some(Object::Contact(login))) => {
                 self.contacts.push(login_row(customer, email, login))
             }
-            (Address::Contact { customer, email }, None) => {
-                self.delete_contacts.push(LoginKey { customer_id: customer.clone(), contact: email.clone() })
-            }
+            (Address::Contact { customer, email }, None) => self.delete_contacts.push(LoginKey {
+                customer_id: customer.clone(),
+                contact: email.clone(),
+            }),
             (address, after) => unreachable!("a plan never holds {address} with {after:?}"),
         }
     }
@@ -179,7 +198,11 @@ fn role_rows(id: &str, role: &RoleState, standard: bool) -> (RoleRow, Vec<Permis
     let permissions = role
         .permissions
         .iter()
-        .map(|(p, l)| PermissionRow { role_id: id.to_string(), permission: p.key().to_string(), level: l.key().to_string() })
+        .map(|(p, l)| PermissionRow {
+            role_id: id.to_string(),
+            permission: p.key().to_string(),
+            level: l.key().to_string(),
+        })
         .collect();
     (row, permissions)
 }
@@ -244,28 +267,63 @@ impl Snapshot {
             }
         }
         state.login_policy = self.login_policy.map(|p| LoginPolicy {
-            lockout: Lockout { max_failed_attempts: small(p.max_failed_attempts), duration_minutes: small(p.lockout_minutes) },
+            lockout: Lockout {
+                max_failed_attempts: small(p.max_failed_attempts),
+                duration_minutes: small(p.lockout_minutes),
+            },
             session_timeout_minutes: small(p.session_timeout_minutes),
-            password: PasswordRules { min_length: small(p.password_min_length) },
+            password: PasswordRules {
+                min_length: small(p.password_min_length),
+            },
         });
-        state.websites = self.websites.into_iter().map(|w| (w.id, WebsiteState { name: w.name, url: w.url })).collect();
+        state.websites = self
+            .websites
+            .into_iter()
+            .map(|w| {
+                (
+                    w.id,
+                    WebsiteState {
+                        name: w.name,
+                        url: w.url,
+                    },
+                )
+            })
+            .collect();
         let mut permissions: BTreeMap<String, BTreeMap<Permission, Level>> = BTreeMap::new();
         for row in self.role_permissions {
-            let permission = Permission::from_key(&row.permission)
-                .ok_or_else(|| corrupt(format!("role `{}` has unknown permission `{}`", row.role_id, row.permission)))?;
-            let level = Level::from_key(&row.level)
-                .ok_or_else(|| corrupt(format!("role `{}` has unknown level `{}`", row.role_id, row.level)))?;
-            permissions.entry(row.role_id).or_default().insert(permission, level);
+            let permission = Permission::from_key(&row.permission).ok_or_else(|| {
+                corrupt(format!(
+                    "role `{}` has unknown permission `{}`",
+                    row.role_id, row.permission
+                ))
+            })?;
+            let level = Level::from_key(&row.level).ok_or_else(|| {
+                corrupt(format!(
+                    "role `{}` has unknown level `{}`",
+                    row.role_id, row.level
+                ))
+            })?;
+            permissions
+                .entry(row.role_id)
+                .or_default()
+                .insert(permission, level);
         }
         for row in self.roles {
             let two_factor = match row.two_factor.as_str() {
                 "off" => TwoFactor::Off,
                 "required" => TwoFactor::Required,
-                other => return Err(corrupt(format!("role `{}` has unknown two_factor `{other}`", row.id))),
+                other => {
+                    return Err(corrupt(format!(
+                        "role `{}` has unknown two_factor `{other}`",
+                        row.id
+                    )));
+                }
             };
             let role = RoleState {
                 name: row.name,
-                base: row.base.unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
+                base: row
+                    .base
+                    .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
                 two_factor,
                 permissions: permissions.remove(&row.id).unwrap_or_default(),
             };
@@ -295,8 +353,14 @@ impl Snapshot {
                 website: None,
                 notify: false,
             });
-            let record = CustomerRecord { name: row.name, protect: row.protect, login };
-            state.customers.insert(row.id, CustomerState { record, contacts });
+            let record = CustomerRecord {
+                name: row.name,
+                protect: row.protect,
+                login,
+            };
+            state
+                .customers
+                .insert(row.id, CustomerState { record, contacts });
         }
         Ok(state)
     }

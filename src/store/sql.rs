@@ -33,7 +33,11 @@ pub struct Step {
 }
 
 fn step<T: serde::Serialize>(sql: &'static str, rows: &[T], doing: &'static str) -> Step {
-    Step { sql, params: rows.chunks(BATCH).map(json).collect(), doing }
+    Step {
+        sql,
+        params: rows.chunks(BATCH).map(json).collect(),
+        doing,
+    }
 }
 
 /// The statements that (re)write the standard roles from the catalog.
@@ -43,7 +47,11 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step> {
     vec![
         step(w.upsert_roles, &roles, "writing standard roles"),
         step(w.delete_role_permissions, &ids, "writing standard roles"),
-        step(w.insert_role_permissions, &permissions, "writing standard roles"),
+        step(
+            w.insert_role_permissions,
+            &permissions,
+            "writing standard roles",
+        ),
     ]
 }
 
@@ -52,17 +60,41 @@ pub fn steps(w: &Writes, b: &Batches) -> Vec<Step> {
     let role_ids: Vec<&str> = b.roles.iter().map(|r| r.id.as_str()).collect();
     let mut steps = vec![
         step(w.upsert_features, &b.features_on, "switching features on"),
-        step(w.upsert_login_policy, &b.login_policy, "writing the login policy"),
+        step(
+            w.upsert_login_policy,
+            &b.login_policy,
+            "writing the login policy",
+        ),
         step(w.upsert_websites, &b.websites, "writing websites"),
         step(w.upsert_roles, &b.roles, "writing roles"),
-        step(w.delete_role_permissions, &role_ids, "writing role permissions"),
-        step(w.insert_role_permissions, &b.role_permissions, "writing role permissions"),
+        step(
+            w.delete_role_permissions,
+            &role_ids,
+            "writing role permissions",
+        ),
+        step(
+            w.insert_role_permissions,
+            &b.role_permissions,
+            "writing role permissions",
+        ),
         step(w.delete_logins, &b.delete_contacts, "deleting contacts"),
-        step(w.delete_customer_logins, &b.delete_customers, "deleting customers"),
-        step(w.delete_customers, &b.delete_customers, "deleting customers"),
+        step(
+            w.delete_customer_logins,
+            &b.delete_customers,
+            "deleting customers",
+        ),
+        step(
+            w.delete_customers,
+            &b.delete_customers,
+            "deleting customers",
+        ),
         step(w.release_emails, &b.release_emails, "changing login emails"),
         step(w.upsert_customers, &b.customers, "writing customers"),
-        step(w.upsert_logins, &b.customer_logins, "writing customer logins"),
+        step(
+            w.upsert_logins,
+            &b.customer_logins,
+            "writing customer logins",
+        ),
         step(w.upsert_logins, &b.contacts, "writing contact logins"),
         step(w.delete_roles, &b.delete_roles, "deleting roles"),
         step(w.delete_websites, &b.delete_websites, "deleting websites"),
@@ -117,7 +149,11 @@ macro_rules! run_steps {
         use $crate::store::Doing as _;
         for step in $steps {
             for param in step.params {
-                sqlx::query(step.sql).bind(param).execute(&mut *$conn).await.doing(step.doing)?;
+                sqlx::query(step.sql)
+                    .bind(param)
+                    .execute(&mut *$conn)
+                    .await
+                    .doing(step.doing)?;
             }
         }
     }};

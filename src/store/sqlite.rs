@@ -2,8 +2,8 @@
 
 use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::rows::Batches;
 use super::sql::{Writes, read_snapshot, run_steps, standard_role_steps, steps};
@@ -26,8 +26,15 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`StoreError::Connect`] when the URL is malformed or the file cannot be opened.
-    pub async fn open(url: &str, writable: bool, opts: &OpenOptions) -> Result<SqliteStore, StoreError> {
-        let connect_error = |source| StoreError::Connect { url: redact_url(url), source };
+    pub async fn open(
+        url: &str,
+        writable: bool,
+        opts: &OpenOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(connect_error)?
             .busy_timeout(opts.busy_timeout)
@@ -36,11 +43,19 @@ impl SqliteStore {
             .create_if_missing(writable);
         let exists = options.get_filename().exists();
         let conn = if writable || exists {
-            Some(SqliteConnection::connect_with(&options).await.map_err(connect_error)?)
+            Some(
+                SqliteConnection::connect_with(&options)
+                    .await
+                    .map_err(connect_error)?,
+            )
         } else {
             None
         };
-        Ok(SqliteStore { url: url.to_string(), options, conn })
+        Ok(SqliteStore {
+            url: url.to_string(),
+            options,
+            conn,
+        })
     }
 
     fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
@@ -61,13 +76,18 @@ impl Store for SqliteStore {
     async fn init(&mut self) -> Result<(), StoreError> {
         let conn = self.conn()?;
         MIGRATOR.run(&mut *conn).await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.doing("starting a transaction")?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .doing("starting a transaction")?;
         write_standard_roles(&mut tx).await?;
         tx.commit().await.doing("committing")
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(State::empty()) };
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(State::empty());
+        };
         if !schema_ready(conn).await? {
             return Ok(State::empty());
         }
@@ -77,7 +97,10 @@ impl Store for SqliteStore {
     async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
         let conn = self.conn()?;
         MIGRATOR.run(&mut *conn).await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.doing("taking the write lock")?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .doing("taking the write lock")?;
         if read_state(&mut tx).await?.fingerprint() != fingerprint {
             return Err(StoreError::Stale);
         }
@@ -99,10 +122,11 @@ async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
     if !has_table {
         return Ok(false);
     }
-    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&mut *conn)
-        .await
-        .doing("checking the schema")?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await
+            .doing("checking the schema")?;
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     match found {
         Some(found) if found > known => Err(StoreError::TooNew { found, known }),
@@ -175,7 +199,8 @@ const DELETE_ROLE_PERMISSIONS: &str =
 const INSERT_ROLE_PERMISSIONS: &str = "INSERT INTO role_permissions (role_id, permission, level)
     SELECT value->>'role_id', value->>'permission', value->>'level' FROM json_each(?1)";
 
-const DELETE_ROLES: &str = "DELETE FROM roles WHERE NOT standard AND id IN (SELECT value FROM json_each(?1))";
+const DELETE_ROLES: &str =
+    "DELETE FROM roles WHERE NOT standard AND id IN (SELECT value FROM json_each(?1))";
 
 const DELETE_LOGINS: &str = "DELETE FROM logins WHERE (customer_id, contact) IN
     (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))";
@@ -183,7 +208,8 @@ const DELETE_LOGINS: &str = "DELETE FROM logins WHERE (customer_id, contact) IN
 const DELETE_CUSTOMER_LOGINS: &str =
     "DELETE FROM logins WHERE customer_id IN (SELECT value FROM json_each(?1))";
 
-const DELETE_CUSTOMERS: &str = "DELETE FROM customers WHERE id IN (SELECT value FROM json_each(?1))";
+const DELETE_CUSTOMERS: &str =
+    "DELETE FROM customers WHERE id IN (SELECT value FROM json_each(?1))";
 
 const RELEASE_EMAILS: &str = "UPDATE logins SET email = NULL
     WHERE contact = '' AND customer_id IN (SELECT value FROM json_each(?1))";
@@ -200,4 +226,3 @@ const UPSERT_LOGINS: &str = "INSERT INTO logins
     ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
         name = excluded.name, access = excluded.access, role_id = excluded.role_id,
         website_id = excluded.website_id, notify = excluded.notify";
-

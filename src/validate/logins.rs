@@ -23,16 +23,29 @@ struct LoginSpec<'a> {
     password: Option<&'a PasswordSource>,
 }
 
-pub(super) fn customers(cx: &mut Context<'_>, desired: &Desired) -> BTreeMap<String, CustomerState> {
+pub(super) fn customers(
+    cx: &mut Context<'_>,
+    desired: &Desired,
+) -> BTreeMap<String, CustomerState> {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
-    let mut checker = Checker { known_roles, websites, emails: HashMap::new(), used_roles: BTreeSet::new() };
+    let mut checker = Checker {
+        known_roles,
+        websites,
+        emails: HashMap::new(),
+        used_roles: BTreeSet::new(),
+    };
     let mut customers = BTreeMap::new();
     let mut first_site: HashMap<&str, &Site> = HashMap::new();
     for declared in cx.set.customers.iter().flatten() {
         let customer = &declared.value;
         if let Some(first) = first_site.insert(&customer.id, &declared.site) {
-            let d = duplicate(&format!("customer `{}`", customer.id), &cx.set.sources, &first.key("id"), declared.site.key("id"));
+            let d = duplicate(
+                &format!("customer `{}`", customer.id),
+                &cx.set.sources,
+                &first.key("id"),
+                declared.site.key("id"),
+            );
             cx.diagnostics.push(d);
             continue;
         }
@@ -54,55 +67,91 @@ struct Checker {
 }
 
 impl Checker {
-    fn customer(&mut self, cx: &mut Context<'_>, desired: &Desired, customer: &Customer, site: &Site) -> CustomerState {
+    fn customer(
+        &mut self,
+        cx: &mut Context<'_>,
+        desired: &Desired,
+        customer: &Customer,
+        site: &Site,
+    ) -> CustomerState {
         cx.non_empty(site, "id", &customer.id);
         cx.non_empty(site, "name", &customer.name);
         let access = &customer.access;
         let access_site = site.key("access");
-        let login = self.login(cx, desired, LoginSpec {
-            site: site.clone(),
-            email: customer.email.as_deref(),
-            name: None,
-            access: access.give_access,
-            role: access.role.as_deref(),
-            default_role: catalog::DEFAULT_ROLE,
-            website: access.website.as_deref(),
-            notify: access.notify,
-            password: access.password.as_ref(),
-        }, &access_site);
+        let login = self.login(
+            cx,
+            desired,
+            LoginSpec {
+                site: site.clone(),
+                email: customer.email.as_deref(),
+                name: None,
+                access: access.give_access,
+                role: access.role.as_deref(),
+                default_role: catalog::DEFAULT_ROLE,
+                website: access.website.as_deref(),
+                notify: access.notify,
+                password: access.password.as_ref(),
+            },
+            &access_site,
+        );
         let mut contacts = BTreeMap::new();
         for (index, contact) in customer.contacts.iter().enumerate() {
-            let contact_site = Site { path: site.path.key("contacts").index(index), ..site.clone() };
-            let state = self.login(cx, desired, LoginSpec {
-                site: contact_site.clone(),
-                email: Some(&contact.email),
-                name: contact.name.as_deref(),
-                access: contact.access,
-                role: contact.role.as_deref(),
-                default_role: &login.role,
-                website: contact.website.as_deref().or(login.website.as_deref()),
-                notify: contact.notify,
-                password: contact.password.as_ref(),
-            }, &contact_site);
+            let contact_site = Site {
+                path: site.path.key("contacts").index(index),
+                ..site.clone()
+            };
+            let state = self.login(
+                cx,
+                desired,
+                LoginSpec {
+                    site: contact_site.clone(),
+                    email: Some(&contact.email),
+                    name: contact.name.as_deref(),
+                    access: contact.access,
+                    role: contact.role.as_deref(),
+                    default_role: &login.role,
+                    website: contact.website.as_deref().or(login.website.as_deref()),
+                    notify: contact.notify,
+                    password: contact.password.as_ref(),
+                },
+                &contact_site,
+            );
             if let Some(email) = state.email.clone() {
                 contacts.insert(email, state);
             }
         }
-        let record = CustomerRecord { name: customer.name.clone(), protect: customer.protect, login };
+        let record = CustomerRecord {
+            name: customer.name.clone(),
+            protect: customer.protect,
+            login,
+        };
         CustomerState { record, contacts }
     }
 
     /// Checks one login. `access_site` is where `role`, `website`, `notify` and `password`
     /// live (the customer's `access:` block, or the contact itself).
-    fn login(&mut self, cx: &mut Context<'_>, desired: &Desired, spec: LoginSpec<'_>, access_site: &Site) -> LoginState {
+    fn login(
+        &mut self,
+        cx: &mut Context<'_>,
+        desired: &Desired,
+        spec: LoginSpec<'_>,
+        access_site: &Site,
+    ) -> LoginState {
         let email = spec.email.map(normalize_email);
         if let (Some(raw), Some(normalized)) = (spec.email, &email) {
             let site = spec.site.key("email");
             if !is_valid_email(raw.trim()) {
                 cx.error(&site, format!("`{raw}` is not a valid email address"));
             } else if let Some(first) = self.emails.get(normalized) {
-                let d = duplicate(&format!("login email `{normalized}`"), &cx.set.sources, first, site);
-                cx.diagnostics.push(d.with_hint("an email can belong to one login only (compared in lower case)"));
+                let d = duplicate(
+                    &format!("login email `{normalized}`"),
+                    &cx.set.sources,
+                    first,
+                    site,
+                );
+                cx.diagnostics.push(
+                    d.with_hint("an email can belong to one login only (compared in lower case)"),
+                );
             } else {
                 self.emails.insert(normalized.clone(), site);
             }
@@ -110,8 +159,11 @@ impl Checker {
         let role = spec.role.unwrap_or(spec.default_role).to_string();
         if let (Some(name), Some(known)) = (spec.role, &self.known_roles) {
             if !known.iter().any(|k| k == name) {
-                let d = Diagnostic::error(access_site.key("role"), format!("role `{name}` is not defined"))
-                    .suggest(name, known.iter().map(String::as_str));
+                let d = Diagnostic::error(
+                    access_site.key("role"),
+                    format!("role `{name}` is not defined"),
+                )
+                .suggest(name, known.iter().map(String::as_str));
                 cx.diagnostics.push(d);
             }
         }
@@ -135,26 +187,49 @@ impl Checker {
         }
     }
 
-    fn website(&mut self, cx: &mut Context<'_>, desired: &Desired, website: &str, access_site: &Site) {
+    fn website(
+        &mut self,
+        cx: &mut Context<'_>,
+        desired: &Desired,
+        website: &str,
+        access_site: &Site,
+    ) {
         let site = access_site.key("website");
         if let Some(known) = &self.websites {
             if !known.contains(website) {
-                let d = Diagnostic::error(site.clone(), format!("website `{website}` is not defined"))
-                    .suggest(website, known.iter().map(String::as_str));
+                let d =
+                    Diagnostic::error(site.clone(), format!("website `{website}` is not defined"))
+                        .suggest(website, known.iter().map(String::as_str));
                 cx.diagnostics.push(d);
             }
         }
         cx.require_feature(desired, Feature::Websites, &site, "assigning a website");
     }
 
-    fn access(&mut self, cx: &mut Context<'_>, desired: &Desired, spec: &LoginSpec<'_>, access_site: &Site, has_email: bool) {
-        let flag = if access_site == &spec.site { "access" } else { "give_access" };
+    fn access(
+        &mut self,
+        cx: &mut Context<'_>,
+        desired: &Desired,
+        spec: &LoginSpec<'_>,
+        access_site: &Site,
+        has_email: bool,
+    ) {
+        let flag = if access_site == &spec.site {
+            "access"
+        } else {
+            "give_access"
+        };
         let flag_site = access_site.key(flag);
         if !has_email {
             cx.error(&flag_site, "a login with access needs an email")
                 .hint = Some("add `email:` to the customer".into());
         }
-        cx.require_feature(desired, Feature::CustomerAccess, &flag_site, "giving access");
+        cx.require_feature(
+            desired,
+            Feature::CustomerAccess,
+            &flag_site,
+            "giving access",
+        );
         if !spec.notify && spec.password.is_none() {
             cx.error(&flag_site, "this login gets access but no password and no notification, so nobody could ever log in")
                 .hint = Some("add `notify: true` (the user sets a password) or an initial `password:`".into());
@@ -164,7 +239,9 @@ impl Checker {
 
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn is_valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && email.len() <= 254
         && domain.contains('.')
@@ -177,26 +254,48 @@ pub fn is_valid_email(email: &str) -> bool {
 /// Checks that exactly one source is given and that it can be read, without ever printing
 /// the value.
 fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) {
-    let given = [source.env.is_some(), source.file.is_some(), source.argon2.is_some()];
+    let given = [
+        source.env.is_some(),
+        source.file.is_some(),
+        source.argon2.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() != 1 {
-        cx.error(site, "a password needs exactly one of `env`, `file` or `argon2`");
+        cx.error(
+            site,
+            "a password needs exactly one of `env`, `file` or `argon2`",
+        );
         return;
     }
-    let min = cx.set.login_policy.as_ref().map_or(10, |p| p.value.password.min_length) as usize;
+    let min = cx
+        .set
+        .login_policy
+        .as_ref()
+        .map_or(10, |p| p.value.password.min_length) as usize;
     let value = if let Some(name) = &source.env {
         match std::env::var(name) {
             Ok(value) => Some(value),
             Err(_) => {
-                cx.error(&site.key("env"), format!("environment variable `{name}` is not set"));
+                cx.error(
+                    &site.key("env"),
+                    format!("environment variable `{name}` is not set"),
+                );
                 return;
             }
         }
     } else if let Some(path) = &source.file {
-        let base = cx.set.sources.get(site.file).and_then(|s| s.path.parent()).unwrap_or(Path::new("."));
+        let base = cx
+            .set
+            .sources
+            .get(site.file)
+            .and_then(|s| s.path.parent())
+            .unwrap_or(Path::new("."));
         match std::fs::read_to_string(base.join(path)) {
             Ok(value) => Some(value.trim_end_matches(['\r', '\n']).to_string()),
             Err(error) => {
-                cx.error(&site.key("file"), format!("cannot read password file `{path}`: {error}"));
+                cx.error(
+                    &site.key("file"),
+                    format!("cannot read password file `{path}`: {error}"),
+                );
                 return;
             }
         }
@@ -205,13 +304,19 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) {
     };
     if let Some(hash) = &source.argon2 {
         if !hash.starts_with("$argon2id$") {
-            cx.error(&site.key("argon2"), "`argon2` must be an argon2id hash starting with `$argon2id$`");
+            cx.error(
+                &site.key("argon2"),
+                "`argon2` must be an argon2id hash starting with `$argon2id$`",
+            );
         }
     }
     if let Some(value) = value {
         if value.chars().count() < min {
             let key = if source.env.is_some() { "env" } else { "file" };
-            cx.error(&site.key(key), format!("this password is shorter than login_policy.password.min_length ({min})"));
+            cx.error(
+                &site.key(key),
+                format!("this password is shorter than login_policy.password.min_length ({min})"),
+            );
         }
     }
 }
@@ -224,7 +329,15 @@ mod tests {
     fn emails() {
         assert!(is_valid_email("jane@acme.example"));
         assert!(is_valid_email("j.o+tag@sub.acme.example"));
-        for bad in ["", "jane", "@acme.example", "jane@acme", "jane@.acme", "ja ne@acme.example", "a@b@c.d"] {
+        for bad in [
+            "",
+            "jane",
+            "@acme.example",
+            "jane@acme",
+            "jane@.acme",
+            "ja ne@acme.example",
+            "a@b@c.d",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }

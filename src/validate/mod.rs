@@ -40,8 +40,15 @@ pub struct Desired {
 ///
 /// Returns the desired state, meaningful only when no returned diagnostic is an error.
 pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagnostic>) {
-    let mut cx = Context { set, live, diagnostics: Vec::new() };
-    let mut desired = Desired { managed: sections(set), ..Desired::default() };
+    let mut cx = Context {
+        set,
+        live,
+        diagnostics: Vec::new(),
+    };
+    let mut desired = Desired {
+        managed: sections(set),
+        ..Desired::default()
+    };
     desired.state.features = cx.features();
     desired.state.websites = cx.websites();
     desired.state.login_policy = set.login_policy.as_ref().map(|p| p.value.clone());
@@ -76,7 +83,8 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     fn error(&mut self, site: &Site, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics.push(Diagnostic::error(site.clone(), message));
+        self.diagnostics
+            .push(Diagnostic::error(site.clone(), message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
@@ -92,13 +100,18 @@ impl Context<'_> {
     /// The error site of a feature switch, or of the object that needs it.
     fn require_feature(&mut self, desired: &Desired, feature: Feature, site: &Site, what: &str) {
         if self.feature_on(desired, feature) == Some(false) {
-            self.error(site, format!("{what} needs the `{feature}` feature, which is off"))
-                .hint = Some(format!("add `{feature}: true` under `features:`"));
+            self.error(
+                site,
+                format!("{what} needs the `{feature}` feature, which is off"),
+            )
+            .hint = Some(format!("add `{feature}: true` under `features:`"));
         }
     }
 
     fn features(&mut self) -> BTreeMap<Feature, bool> {
-        let Some(features) = &self.set.features else { return BTreeMap::new() };
+        let Some(features) = &self.set.features else {
+            return BTreeMap::new();
+        };
         let wanted: BTreeMap<Feature, bool> = Feature::ALL
             .iter()
             .map(|f| (*f, features.get(f).is_some_and(|d| d.value)))
@@ -106,8 +119,11 @@ impl Context<'_> {
         for (feature, declared) in features {
             for required in feature.info().requires {
                 if declared.value && !wanted[required] {
-                    self.error(&declared.site, format!("feature `{feature}` needs `{required}`, which is off"))
-                        .hint = Some(format!("add `{required}: true`"));
+                    self.error(
+                        &declared.site,
+                        format!("feature `{feature}` needs `{required}`, which is off"),
+                    )
+                    .hint = Some(format!("add `{required}: true`"));
                 }
             }
         }
@@ -121,29 +137,68 @@ impl Context<'_> {
             let website = &declared.value;
             let site = &declared.site;
             if let Some(first) = first_site.insert(&website.id, site) {
-                let d = duplicate(&format!("website `{}`", website.id), &self.set.sources, &first.key("id"), site.key("id"));
+                let d = duplicate(
+                    &format!("website `{}`", website.id),
+                    &self.set.sources,
+                    &first.key("id"),
+                    site.key("id"),
+                );
                 self.diagnostics.push(d);
                 continue;
             }
             self.non_empty(site, "id", &website.id);
             self.non_empty(site, "name", &website.name);
             if !(website.url.starts_with("https://") || website.url.starts_with("http://")) {
-                self.error(&site.key("url"), format!("website url `{}` must start with https:// or http://", website.url));
+                self.error(
+                    &site.key("url"),
+                    format!(
+                        "website url `{}` must start with https:// or http://",
+                        website.url
+                    ),
+                );
             }
-            websites.insert(website.id.clone(), WebsiteState { name: website.name.clone(), url: website.url.clone() });
+            websites.insert(
+                website.id.clone(),
+                WebsiteState {
+                    name: website.name.clone(),
+                    url: website.url.clone(),
+                },
+            );
         }
         websites
     }
 
     fn login_policy(&mut self) {
-        let Some(declared) = &self.set.login_policy else { return };
-        let LoginPolicy { lockout, session_timeout_minutes, password } = &declared.value;
+        let Some(declared) = &self.set.login_policy else {
+            return;
+        };
+        let LoginPolicy {
+            lockout,
+            session_timeout_minutes,
+            password,
+        } = &declared.value;
         let site = declared.site.clone();
         let checks = [
-            (lockout.max_failed_attempts, "lockout.max_failed_attempts", site.key("lockout").key("max_failed_attempts")),
-            (lockout.duration_minutes, "lockout.duration_minutes", site.key("lockout").key("duration_minutes")),
-            (*session_timeout_minutes, "session_timeout_minutes", site.key("session_timeout_minutes")),
-            (password.min_length, "password.min_length", site.key("password").key("min_length")),
+            (
+                lockout.max_failed_attempts,
+                "lockout.max_failed_attempts",
+                site.key("lockout").key("max_failed_attempts"),
+            ),
+            (
+                lockout.duration_minutes,
+                "lockout.duration_minutes",
+                site.key("lockout").key("duration_minutes"),
+            ),
+            (
+                *session_timeout_minutes,
+                "session_timeout_minutes",
+                site.key("session_timeout_minutes"),
+            ),
+            (
+                password.min_length,
+                "password.min_length",
+                site.key("password").key("min_length"),
+            ),
         ];
         for (value, name, at) in checks {
             if value == 0 {
@@ -163,7 +218,8 @@ impl Context<'_> {
         if desired.managed.websites {
             Some(desired.state.websites.keys().cloned().collect())
         } else {
-            self.live.map(|live| live.websites.keys().cloned().collect())
+            self.live
+                .map(|live| live.websites.keys().cloned().collect())
         }
     }
 }
@@ -178,7 +234,11 @@ mod tests {
         let (set, mut diagnostics) = load_text("t.yaml", text);
         let (desired, found) = validate(&set, live);
         diagnostics.extend(found);
-        let errors = diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect();
         (desired, errors)
     }
 
@@ -191,8 +251,16 @@ mod tests {
         assert_eq!(b.base, "a");
         assert_eq!(b.permissions.get(&Permission::Estimate), Some(&Level::Edit));
         assert_eq!(b.permissions.get(&Permission::Cases), Some(&Level::Full));
-        assert_eq!(b.permissions.get(&Permission::Invoice), None, "none is not stored");
-        assert_eq!(b.permissions.get(&Permission::SalesOrder), Some(&Level::Edit), "inherited from customer_center");
+        assert_eq!(
+            b.permissions.get(&Permission::Invoice),
+            None,
+            "none is not stored"
+        );
+        assert_eq!(
+            b.permissions.get(&Permission::SalesOrder),
+            Some(&Level::Edit),
+            "inherited from customer_center"
+        );
     }
 
     #[test]
@@ -201,23 +269,49 @@ mod tests {
         let (desired, errors) = check(text, None);
         assert!(errors.is_empty(), "{errors:?}");
         let jane = &desired.state.customers["C"].contacts["jane@x.example"];
-        assert_eq!((jane.role.as_str(), jane.website.as_deref()), ("r", Some("w")));
-        assert_eq!(jane.email.as_deref(), Some("jane@x.example"), "emails are stored in lower case");
+        assert_eq!(
+            (jane.role.as_str(), jane.website.as_deref()),
+            ("r", Some("w"))
+        );
+        assert_eq!(
+            jane.email.as_deref(),
+            Some("jane@x.example"),
+            "emails are stored in lower case"
+        );
     }
 
     #[test]
     fn unmanaged_sections_are_checked_against_the_live_state() {
         let text = "customers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true, notify: true, role: live-role }\n";
         let (_, offline) = check(text, None);
-        assert!(offline.is_empty(), "offline, an unmanaged role cannot be checked: {offline:?}");
+        assert!(
+            offline.is_empty(),
+            "offline, an unmanaged role cannot be checked: {offline:?}"
+        );
         let mut live = State::empty();
         let (_, errors) = check(text, Some(&live));
-        assert!(errors.iter().any(|e| e.contains("role `live-role` is not defined")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("`customer_access` feature")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("role `live-role` is not defined")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`customer_access` feature")),
+            "{errors:?}"
+        );
         live.features.insert(Feature::CustomerAccess, true);
-        live.roles.insert("live-role".into(), crate::state::RoleState {
-            name: "L".into(), base: "customer_center".into(), two_factor: Default::default(), permissions: Default::default(),
-        });
+        live.roles.insert(
+            "live-role".into(),
+            crate::state::RoleState {
+                name: "L".into(),
+                base: "customer_center".into(),
+                two_factor: Default::default(),
+                permissions: Default::default(),
+            },
+        );
         let (_, errors) = check(text, Some(&live));
         assert!(errors.is_empty(), "{errors:?}");
     }

@@ -14,10 +14,20 @@ pub(super) fn roles(cx: &mut Context<'_>, desired: &Desired) -> BTreeMap<String,
     for role in cx.set.roles.iter().flatten() {
         let id = role.value.id.as_str();
         if catalog::standard_role(id).is_some() {
-            cx.error(&role.site.key("id"), format!("`{id}` is a standard role and cannot be redefined"))
-                .hint = Some(format!("copy it instead: give your role another id and `base: {id}`"));
+            cx.error(
+                &role.site.key("id"),
+                format!("`{id}` is a standard role and cannot be redefined"),
+            )
+            .hint = Some(format!(
+                "copy it instead: give your role another id and `base: {id}`"
+            ));
         } else if let Some(first) = declared.get(id) {
-            let d = duplicate(&format!("role `{id}`"), &cx.set.sources, &first.site.key("id"), role.site.key("id"));
+            let d = duplicate(
+                &format!("role `{id}`"),
+                &cx.set.sources,
+                &first.site.key("id"),
+                role.site.key("id"),
+            );
             cx.diagnostics.push(d);
         } else {
             cx.non_empty(&role.site, "id", id);
@@ -29,7 +39,10 @@ pub(super) fn roles(cx: &mut Context<'_>, desired: &Desired) -> BTreeMap<String,
     for id in declared.keys() {
         resolve(cx, desired, &declared, id, &mut Vec::new(), &mut resolved);
     }
-    resolved.into_iter().filter_map(|(id, state)| state.map(|s| (id, s))).collect()
+    resolved
+        .into_iter()
+        .filter_map(|(id, state)| state.map(|s| (id, s)))
+        .collect()
 }
 
 /// Computes a role's effective levels, resolving custom bases first. `None` marks a role
@@ -49,30 +62,38 @@ fn resolve(
         return Some(standard.permissions);
     }
     let role = declared.get(id)?;
-    let base = role.value.base.clone().unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string());
+    let base = role
+        .value
+        .base
+        .clone()
+        .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string());
     let base_site = role.site.key("base");
     if visiting.iter().any(|v| v == id) {
         let cycle = visiting.join(" → ");
-        cx.error(&base_site, format!("role bases form a cycle: {cycle} → {id}"));
+        cx.error(
+            &base_site,
+            format!("role bases form a cycle: {cycle} → {id}"),
+        );
         resolved.insert(id.to_string(), None);
         return None;
     }
-    let base_levels = if declared.contains_key(base.as_str()) || catalog::standard_role(&base).is_some() {
-        visiting.push(id.to_string());
-        let levels = resolve(cx, desired, declared, &base, visiting, resolved);
-        visiting.pop();
-        levels
-    } else {
-        let known: Vec<String> = catalog::standard_roles()
-            .iter()
-            .map(|r| r.id.to_string())
-            .chain(declared.keys().map(|k| k.to_string()))
-            .collect();
-        let d = Diagnostic::error(base_site, format!("base role `{base}` is not defined"))
-            .suggest(&base, known.iter().map(String::as_str));
-        cx.diagnostics.push(d);
-        None
-    };
+    let base_levels =
+        if declared.contains_key(base.as_str()) || catalog::standard_role(&base).is_some() {
+            visiting.push(id.to_string());
+            let levels = resolve(cx, desired, declared, &base, visiting, resolved);
+            visiting.pop();
+            levels
+        } else {
+            let known: Vec<String> = catalog::standard_roles()
+                .iter()
+                .map(|r| r.id.to_string())
+                .chain(declared.keys().map(|k| k.to_string()))
+                .collect();
+            let d = Diagnostic::error(base_site, format!("base role `{base}` is not defined"))
+                .suggest(&base, known.iter().map(String::as_str));
+            cx.diagnostics.push(d);
+            None
+        };
     let state = base_levels.map(|levels| effective(cx, desired, role, base, levels));
     resolved.insert(id.to_string(), state.clone());
     state.map(|s| s.permissions)
@@ -96,7 +117,12 @@ fn effective(
     levels.retain(|_, level| *level != Level::None);
     if role.value.two_factor == TwoFactor::Required {
         let site = role.site.key("two_factor");
-        cx.require_feature(desired, Feature::TwoFactorAuthentication, &site, "a role with `two_factor: required`");
+        cx.require_feature(
+            desired,
+            Feature::TwoFactorAuthentication,
+            &site,
+            "a role with `two_factor: required`",
+        );
     }
     RoleState {
         name: role.value.name.clone(),
@@ -109,9 +135,16 @@ fn effective(
 /// Role ids that exist for logins to use: standard ones, declared ones, or live ones when
 /// roles are not managed (`None` when that cannot be known offline).
 pub(super) fn known_roles(cx: &Context<'_>, desired: &Desired) -> Option<Vec<String>> {
-    let standard = catalog::standard_roles().into_iter().map(|r| r.id.to_string());
+    let standard = catalog::standard_roles()
+        .into_iter()
+        .map(|r| r.id.to_string());
     let custom: Vec<String> = if desired.managed.roles {
-        cx.set.roles.iter().flatten().map(|r| r.value.id.clone()).collect()
+        cx.set
+            .roles
+            .iter()
+            .flatten()
+            .map(|r| r.value.id.clone())
+            .collect()
     } else {
         cx.live?.roles.keys().cloned().collect()
     };
@@ -119,7 +152,11 @@ pub(super) fn known_roles(cx: &Context<'_>, desired: &Desired) -> Option<Vec<Str
 }
 
 /// Warns about declared roles no login uses.
-pub(super) fn warn_unused(cx: &mut Context<'_>, desired: &Desired, used: &std::collections::BTreeSet<String>) {
+pub(super) fn warn_unused(
+    cx: &mut Context<'_>,
+    desired: &Desired,
+    used: &std::collections::BTreeSet<String>,
+) {
     if !desired.managed.customers {
         return;
     }
@@ -127,7 +164,8 @@ pub(super) fn warn_unused(cx: &mut Context<'_>, desired: &Desired, used: &std::c
         if desired.state.roles.contains_key(&role.value.id) && !used.contains(&role.value.id) {
             let site: Site = role.site.key("id");
             let message = format!("role `{}` is not used by any login", role.value.id);
-            cx.diagnostics.push(Diagnostic::warning(Some(site), message));
+            cx.diagnostics
+                .push(Diagnostic::warning(Some(site), message));
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::Command;
 use sqlx::Connection;
@@ -13,12 +14,80 @@ pub struct Env {
     pub url: String,
 }
 
+/// Generates, for each named `fn name(env: Env)`, a test per engine: `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_every_engine {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name($crate::common::Env::sqlite())
+                }
+                #[test]
+                fn postgres() {
+                    super::$name($crate::common::Env::postgres())
+                }
+            }
+        )*
+    };
+}
+pub use on_every_engine;
+
+/// A boolean column as '1' or '0' on both engines.
+pub fn b(column: &str) -> String {
+    format!("(CASE WHEN {column} THEN '1' ELSE '0' END)")
+}
+
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
 impl Env {
     /// A fresh folder with an empty (not yet created) SQLite database.
-    pub fn new() -> Env {
+    pub fn sqlite() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("live.db").display());
         Env { dir, url }
+    }
+
+    /// Alias of [`Env::sqlite`] for tests that only need a folder.
+    pub fn new() -> Env {
+        Env::sqlite()
+    }
+
+    /// A fresh, empty database on the test PostgreSQL server (`bash .ci/test` starts one and
+    /// sets `PORTICO_TEST_POSTGRES_URL`).
+    pub fn postgres() -> Env {
+        let admin = postgres_admin_url();
+        let name = format!(
+            "portico_t{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        );
+        block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL");
+            let sql = format!("CREATE DATABASE {name}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        });
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            url: format!("{base}/{name}"),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// Engine-specific SQL.
+    pub fn pick<'a>(&self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        if self.is_sqlite() { sqlite } else { postgres }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -29,7 +98,7 @@ impl Env {
         self.path("live.db")
     }
 
-    /// Writes a manifest file under `manifests/` (replacing the whole folder's file).
+    /// Writes a manifest file under `manifests/`.
     pub fn write(&self, rel: &str, text: &str) -> &Env {
         let path = self.path("manifests").join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -48,14 +117,22 @@ impl Env {
             .env("PORTICO_DATABASE_URL", &self.url)
             .env("NO_COLOR", "1")
             .env_remove("PORTICO_MANIFESTS")
+            .env_remove("CLICOLOR_FORCE")
             .args(args);
         cmd
     }
 
     /// `portico apply -f manifests --auto-approve`, asserting success.
     pub fn apply(&self) -> String {
-        let out = self.portico(&["apply", "-f", "manifests", "--auto-approve"]).output().unwrap();
-        assert!(out.status.success(), "apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .portico(&["apply", "-f", "manifests", "--auto-approve"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -68,19 +145,104 @@ impl Env {
 
     /// Runs SQL against the live database.
     pub fn sql(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
         block_on(async {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+            if self.is_sqlite() {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            } else {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            }
         })
     }
 
     /// Rows of a query whose single column is text.
     pub fn rows(&self, sql: &str) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
         block_on(async {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(&mut conn).await.unwrap()
+            if self.is_sqlite() {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+            } else {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+            }
         })
     }
+
+    /// Every row of every portico table as text, sorted; empty when the schema is missing.
+    pub fn dump(&self) -> Vec<String> {
+        if self.is_sqlite() && !self.db_path().exists() {
+            return Vec::new();
+        }
+        let exists = self.pick(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'logins'",
+            "SELECT table_name::text FROM information_schema.tables WHERE table_name = 'logins'",
+        );
+        if self.rows(exists).is_empty() {
+            return Vec::new();
+        }
+        let cast = |c: &str| format!("coalesce(CAST({c} AS TEXT), '∅')");
+        let tables: [(&str, &[&str]); 7] = [
+            ("features", &["name", "enabled"]),
+            (
+                "login_policy",
+                &[
+                    "id",
+                    "max_failed_attempts",
+                    "lockout_minutes",
+                    "session_timeout_minutes",
+                    "password_min_length",
+                ],
+            ),
+            ("websites", &["id", "name", "url"]),
+            ("roles", &["id", "name", "base", "standard", "two_factor"]),
+            ("role_permissions", &["role_id", "permission", "level"]),
+            ("customers", &["id", "name", "protect"]),
+            (
+                "logins",
+                &[
+                    "customer_id",
+                    "contact",
+                    "email",
+                    "name",
+                    "access",
+                    "role_id",
+                    "website_id",
+                    "notify",
+                    "password_hash",
+                    "failed_attempts",
+                    "locked_until",
+                    "last_login_at",
+                ],
+            ),
+        ];
+        let mut out = Vec::new();
+        for (table, columns) in tables {
+            let row = columns
+                .iter()
+                .map(|c| cast(c))
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
+            out.extend(self.rows(&format!("SELECT '{table}|' || {row} FROM {table}")));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The test server's admin URL.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PORTICO_TEST_POSTGRES_URL").expect(
+        "PORTICO_TEST_POSTGRES_URL is not set: run the suite with `bash .ci/test`, which starts a throwaway PostgreSQL",
+    )
 }
 
 /// (exit code, stdout, stderr) of a command.
@@ -94,7 +256,11 @@ pub fn run(mut cmd: Command) -> (i32, String, String) {
 }
 
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 pub fn read_bytes(path: &Path) -> Vec<u8> {
