@@ -121,16 +121,16 @@ fn state() -> impl Strategy<Value = State> {
 
 type RawCustomer = (&'static str, bool, LoginState, Vec<LoginState>);
 
+type Drawn = (
+    BTreeMap<String, RoleState>,
+    std::collections::BTreeSet<String>,
+    [bool; 3],
+    bool,
+    BTreeMap<String, RawCustomer>,
+);
+
 /// Assembles a valid state: emails unique across all logins (first one wins).
-fn build(
-    (roles, websites, features, policy, customers): (
-        BTreeMap<String, RoleState>,
-        std::collections::BTreeSet<String>,
-        [bool; 3],
-        bool,
-        BTreeMap<String, RawCustomer>,
-    ),
-) -> State {
+fn build((roles, websites, features, policy, customers): Drawn) -> State {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = BTreeMap::new();
     for (id, (name, protect, mut own, contacts)) in customers {

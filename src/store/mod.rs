@@ -127,25 +127,10 @@ pub(crate) fn json<T: serde::Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("rows serialise")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn hides_passwords() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
-        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
-        assert_eq!(redact_url("sqlite://portico.db"), "sqlite://portico.db");
-    }
-}
-
 /// Any supported engine, chosen by URL.
 pub enum AnyStore {
     /// `sqlite://…`
-    Sqlite(SqliteStore),
+    Sqlite(Box<SqliteStore>),
     /// `postgres://…` or `postgresql://…`
     Postgres(PostgresStore),
 }
@@ -157,9 +142,8 @@ pub enum AnyStore {
 pub async fn open(url: &str, writable: bool) -> Result<AnyStore, StoreError> {
     let opts = OpenOptions::default();
     if url.starts_with("sqlite:") {
-        return Ok(AnyStore::Sqlite(
-            SqliteStore::open(url, writable, &opts).await?,
-        ));
+        let store = SqliteStore::open(url, writable, &opts).await?;
+        return Ok(AnyStore::Sqlite(Box::new(store)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(AnyStore::Postgres(PostgresStore::open(url, &opts).await?));
@@ -187,5 +171,20 @@ impl Store for AnyStore {
             AnyStore::Sqlite(store) => store.apply(plan, fingerprint).await,
             AnyStore::Postgres(store) => store.apply(plan, fingerprint).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn hides_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("sqlite://portico.db"), "sqlite://portico.db");
     }
 }

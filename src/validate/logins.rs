@@ -157,15 +157,15 @@ impl Checker {
             }
         }
         let role = spec.role.unwrap_or(spec.default_role).to_string();
-        if let (Some(name), Some(known)) = (spec.role, &self.known_roles) {
-            if !known.iter().any(|k| k == name) {
-                let d = Diagnostic::error(
-                    access_site.key("role"),
-                    format!("role `{name}` is not defined"),
-                )
-                .suggest(name, known.iter().map(String::as_str));
-                cx.diagnostics.push(d);
-            }
+        if let (Some(name), Some(known)) = (spec.role, &self.known_roles)
+            && !known.iter().any(|k| k == name)
+        {
+            let d = Diagnostic::error(
+                access_site.key("role"),
+                format!("role `{name}` is not defined"),
+            )
+            .suggest(name, known.iter().map(String::as_str));
+            cx.diagnostics.push(d);
         }
         self.used_roles.insert(role.clone());
         if let Some(website) = spec.website {
@@ -195,13 +195,12 @@ impl Checker {
         access_site: &Site,
     ) {
         let site = access_site.key("website");
-        if let Some(known) = &self.websites {
-            if !known.contains(website) {
-                let d =
-                    Diagnostic::error(site.clone(), format!("website `{website}` is not defined"))
-                        .suggest(website, known.iter().map(String::as_str));
-                cx.diagnostics.push(d);
-            }
+        if let Some(known) = &self.websites
+            && !known.contains(website)
+        {
+            let d = Diagnostic::error(site.clone(), format!("website `{website}` is not defined"))
+                .suggest(website, known.iter().map(String::as_str));
+            cx.diagnostics.push(d);
         }
         cx.require_feature(desired, Feature::Websites, &site, "assigning a website");
     }
@@ -302,22 +301,22 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) {
     } else {
         None
     };
-    if let Some(hash) = &source.argon2 {
-        if !hash.starts_with("$argon2id$") {
-            cx.error(
-                &site.key("argon2"),
-                "`argon2` must be an argon2id hash starting with `$argon2id$`",
-            );
-        }
+    if let Some(hash) = &source.argon2
+        && !hash.starts_with("$argon2id$")
+    {
+        cx.error(
+            &site.key("argon2"),
+            "`argon2` must be an argon2id hash starting with `$argon2id$`",
+        );
     }
-    if let Some(value) = value {
-        if value.chars().count() < min {
-            let key = if source.env.is_some() { "env" } else { "file" };
-            cx.error(
-                &site.key(key),
-                format!("this password is shorter than login_policy.password.min_length ({min})"),
-            );
-        }
+    if let Some(value) = value
+        && value.chars().count() < min
+    {
+        let key = if source.env.is_some() { "env" } else { "file" };
+        cx.error(
+            &site.key(key),
+            format!("this password is shorter than login_policy.password.min_length ({min})"),
+        );
     }
 }
 

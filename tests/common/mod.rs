@@ -33,6 +33,7 @@ macro_rules! on_every_engine {
         )*
     };
 }
+#[allow(unused_imports)]
 pub use on_every_engine;
 
 /// A boolean column as '1' or '0' on both engines.
