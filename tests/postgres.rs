@@ -1,0 +1,154 @@
+//! PostgreSQL-only behaviour: a SELECT-only role, a connection killed mid-apply, and
+//! connection errors that never print the password.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ACCOUNT, Env, run};
+
+/// `url` with other credentials.
+fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (_, host) = rest.split_once('@').unwrap();
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[test]
+fn a_select_only_role_can_plan_and_cannot_apply() {
+    let env = Env::postgres();
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    let user = format!("reader_{}", std::process::id());
+    env.sql(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'reader-pw-1';
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user};"
+    ));
+    let reader = with_user(&env.url, &user, "reader-pw-1");
+    env.write("account.yaml", &ACCOUNT.replace("Acme Ltd", "Acme Limited"));
+    let before = env.dump();
+
+    let (code, out, err) = run(env.portico(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--detailed-exitcode",
+        "--database",
+        &reader,
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(out.contains("name : Acme Ltd → Acme Limited"), "{out}");
+
+    let (code, _, err) = run(env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--database",
+        &reader,
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(!err.contains("reader-pw-1"), "{err}");
+    assert_eq!(before, env.dump());
+}
+
+#[test]
+fn a_connection_killed_mid_apply_leaves_the_database_as_before() {
+    let env = Env::postgres();
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    // Make the apply pause inside its transaction, after earlier batches have run.
+    env.sql(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.email = 'slow@beta.example' THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON logins FOR EACH ROW EXECUTE FUNCTION slow();",
+    );
+    let before = env.dump();
+    let next = ACCOUNT.replace("name: Acme Ltd", "name: Acme Limited")
+        + "    contacts:\n      - email: slow@beta.example\n        access: true\n        notify: true\n";
+    env.write("account.yaml", &next);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("portico"))
+        .args([
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            "--database",
+            &env.url,
+        ])
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let database = env.url.rsplit('/').next().unwrap().to_string();
+    loop {
+        let waiting = env.rows(&format!(
+            "SELECT pid::text FROM pg_stat_activity WHERE datname = '{database}' AND application_name = 'portico'
+             AND query LIKE 'INSERT INTO logins%' AND state = 'active'"
+        ));
+        if let Some(pid) = waiting.first() {
+            env.sql(&format!("SELECT pg_terminate_backend({pid})"));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the apply never reached the slow insert"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error:"), "{err}");
+    assert_eq!(
+        before,
+        env.dump(),
+        "nothing of the interrupted apply may remain"
+    );
+}
+
+#[test]
+fn connection_errors_are_clear_and_hide_the_password() {
+    let env = Env::postgres();
+    env.write("account.yaml", ACCOUNT);
+    let wrong_password = with_user(&env.url, "postgres", "not-the-password");
+    let (code, _, err) =
+        run(env.portico(&["plan", "-f", "manifests", "--database", &wrong_password]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot open database postgres://postgres:***@"),
+        "{err}"
+    );
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+
+    let (base, _) = env.url.rsplit_once('/').unwrap();
+    let missing = format!("{base}/no_such_database");
+    let (code, _, err) = run(env.portico(&["plan", "-f", "manifests", "--database", &missing]));
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+
+    let refused = "postgres://u:secret-pw@127.0.0.1:1/db";
+    let (code, _, err) = run(env.portico(&["plan", "-f", "manifests", "--database", refused]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot open database postgres://u:***@127.0.0.1:1/db"),
+        "{err}"
+    );
+    assert!(!err.contains("secret-pw"), "{err}");
+}
+
+#[test]
+fn init_works_on_an_empty_database() {
+    let env = Env::postgres();
+    env.portico(&["init"]).assert().success();
+    assert_eq!(
+        env.rows("SELECT id FROM roles WHERE standard"),
+        ["customer_center"]
+    );
+    env.portico(&["init"]).assert().success();
+}
