@@ -1,14 +1,18 @@
 //! What each command does, on top of the library's rooms: load → validate → diff → render,
-//! and apply.
+//! apply, and history.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::time::Duration;
 
-use crate::cli::{ApplyOpts, DiffArgs, PlanOpts};
-use crate::error::Error;
+use crate::cli::{
+    ApplyOpts, DiffArgs, Format, HistoryCommand, HistoryFormat, HistoryOpts, PlanOpts,
+};
+use crate::error::{Error, share_of};
+use crate::history::{self, ApplyRecord, Provenance};
 use crate::manifest::{self, Diagnostic, ManifestSet};
 use crate::plan::{self, DiffOptions, Plan};
-use crate::render;
+use crate::render::{self, PlanDocument};
 use crate::state::State;
 use crate::store::{self, AnyStore, Store};
 use crate::validate::{self, Desired};
@@ -44,6 +48,16 @@ fn load_valid(path: &Path, live: Option<&State>) -> Result<(ManifestSet, Desired
     Ok((set, desired))
 }
 
+/// Digest of the manifest files (paths and contents), recorded with plans and applies.
+fn manifests_digest(set: &ManifestSet) -> String {
+    let files: Vec<(String, &str)> = set
+        .sources
+        .iter()
+        .map(|s| (s.path.display().to_string(), s.text.as_str()))
+        .collect();
+    plan::digest_of(&files)[..16].to_string()
+}
+
 /// `portico validate`.
 ///
 /// # Errors
@@ -52,45 +66,37 @@ pub fn validate(path: &Path) -> Result<Outcome, Error> {
     let (set, desired) = load_valid(path, None)?;
     let state = &desired.state;
     let contacts: usize = state.customers.values().map(|c| c.contacts.len()).sum();
+    let n =
+        |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
     println!(
-        "Valid: {} file{}, {} role{}, {} website{}, {} customer{}, {} contact{}.",
-        set.sources.len(),
-        plural(set.sources.len()),
-        state.roles.len(),
-        plural(state.roles.len()),
-        state.websites.len(),
-        plural(state.websites.len()),
-        state.customers.len(),
-        plural(state.customers.len()),
-        contacts,
-        plural(contacts),
+        "Valid: {}, {}, {}, {}, {}.",
+        n(set.sources.len(), "file"),
+        n(state.roles.len(), "role"),
+        n(state.websites.len(), "website"),
+        n(state.customers.len(), "customer"),
+        n(contacts, "contact"),
     );
     Ok(Outcome::Done)
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-/// Reads the live state, validates against it and diffs.
-async fn compute(
-    path: &Path,
-    store: &mut AnyStore,
-    args: &DiffArgs,
-) -> Result<(Plan, String), Error> {
+/// Reads the live state, validates against it, diffs and labels drift.
+async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<Plan, Error> {
     let live = store.read().await?;
-    let (_, desired) = load_valid(path, Some(&live))?;
-    let plan = plan::diff(
+    let applied = store.read_applied().await?;
+    let (set, desired) = load_valid(path, Some(&live))?;
+    let mut plan = plan::diff(
         &desired,
         &live,
         DiffOptions {
             prune: !args.no_prune,
         },
     );
-    Ok((plan, live.fingerprint()))
+    plan::label_origins(&mut plan, &applied);
+    plan.manifests_digest = manifests_digest(&set);
+    Ok(plan)
 }
 
-fn print_plan(plan: &Plan, args: &DiffArgs) {
+fn print_text(plan: &Plan, args: &DiffArgs) {
     let mut stdout = anstream::stdout();
     let _ = write!(stdout, "{}", render::render_text(plan, args.diff, true));
 }
@@ -98,11 +104,29 @@ fn print_plan(plan: &Plan, args: &DiffArgs) {
 /// `portico plan`: reads only.
 ///
 /// # Errors
-/// Manifest or database errors.
+/// Manifest or database errors, or an unwritable `--out` file.
 pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     let mut store = store::open(&opts.connect.database, false).await?;
-    let (plan, _) = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
-    print_plan(&plan, &opts.diff);
+    let plan = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
+    match opts.format {
+        Format::Text => print_text(&plan, &opts.diff),
+        Format::Json => print!("{}", render::render_json(&plan)),
+        Format::Markdown => print!(
+            "{}",
+            render::render_markdown(&plan, render::markdown::LIMIT)
+        ),
+    }
+    if let Some(out) = &opts.out {
+        std::fs::write(out, render::render_json(&plan)).map_err(|e| Error::PlanFile {
+            path: out.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        eprintln!(
+            "Saved the plan to {}; apply it with `portico apply --plan {}`.",
+            out.display(),
+            out.display()
+        );
+    }
     Ok(if opts.detailed_exitcode && !plan.is_empty() {
         Outcome::Changes
     } else {
@@ -110,30 +134,74 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     })
 }
 
-/// `portico apply`: plan, confirm, apply in one transaction.
+fn read_plan_file(path: &Path) -> Result<Plan, Error> {
+    let bad = |reason: String| Error::PlanFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let document: PlanDocument = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    document.into_plan().map_err(bad)
+}
+
+/// Refuses plans that delete or revoke more than the limits allow.
+fn guard(plan: &Plan, opts: &ApplyOpts) -> Result<(), Error> {
+    let count = plan.destroy_count();
+    let logins = plan.live_logins;
+    let share = share_of(count, logins);
+    if count > opts.max_destroy || (count > 10 && share > opts.max_destroy_share) {
+        return Err(Error::Guard {
+            count,
+            logins,
+            max: opts.max_destroy,
+            max_share: opts.max_destroy_share,
+        });
+    }
+    Ok(())
+}
+
+/// `portico apply`: lock, plan (or read the saved plan), check, confirm, apply in one
+/// transaction, record in history.
 ///
 /// # Errors
-/// Manifest or database errors, a stale plan, or no confirmation.
+/// Manifest or database errors, a stale or unexpected plan, the guard, a lock timeout, or
+/// no confirmation.
 pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
-    let database = &opts.connect.database;
-    // The plan is computed exactly as `plan` does, read-only; the database is only opened
-    // for writing (and created) once there is something to write and it is approved.
-    let (plan, fingerprint) = {
-        let mut reader = store::open(database, false).await?;
-        compute(&opts.manifests.path, &mut reader, &opts.diff).await?
+    let provenance = Provenance {
+        actor: history::actor(opts.actor.as_deref()),
+        git_commit: history::git_commit(opts.path.as_deref()),
     };
-    print_plan(&plan, &opts.diff);
+    let mut store = store::open(&opts.connect.database, true).await?;
+    // The lock is taken before the live state is read, so two applies started together
+    // run one after the other, the second planning against the first one's result.
+    let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
+    store.lock(timeout, &provenance.actor).await?;
+    store.migrate().await?;
+    let plan = match (&opts.plan, &opts.path) {
+        (Some(file), _) => read_plan_file(file)?,
+        (None, Some(path)) => compute(path, &mut store, &opts.diff).await?,
+        (None, None) => unreachable!("clap requires --file or --plan"),
+    };
+    print_text(&plan, &opts.diff);
+    if let Some(expected) = &opts.expect_digest
+        && plan.digest() != expected.trim()
+    {
+        return Err(Error::DigestMismatch {
+            expected: expected.trim().to_string(),
+            actual: plan.digest(),
+        });
+    }
     if plan.is_empty() {
         return Ok(Outcome::Done);
     }
+    guard(&plan, opts)?;
     if !opts.auto_approve {
         confirm()?;
     }
-    let mut store = store::open(database, true).await?;
-    store.apply(&plan, &fingerprint).await?;
+    let id = store.apply(&plan, &provenance).await?;
     let s = plan.summary();
     println!(
-        "Apply complete: {} created, {} updated, {} revoked, {} deleted.",
+        "Apply complete: {} created, {} updated, {} revoked, {} deleted. Recorded as apply {id}.",
         s.create, s.update, s.revoke, s.delete
     );
     Ok(Outcome::Done)
@@ -163,4 +231,106 @@ pub async fn init(database: &str) -> Result<Outcome, Error> {
     store.init().await?;
     println!("Database ready: {}", store::redact_url(database));
     Ok(Outcome::Done)
+}
+
+/// `portico history` and `portico history show ID`.
+///
+/// # Errors
+/// Database errors, or no apply with that id.
+pub async fn history(opts: &HistoryOpts) -> Result<Outcome, Error> {
+    let mut store = store::open(&opts.connect.database, false).await?;
+    match &opts.show {
+        None => {
+            let records = store.history(None).await?;
+            match opts.format {
+                HistoryFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&records).expect("serialises")
+                ),
+                HistoryFormat::Text => print!("{}", history_table(&records)),
+            }
+        }
+        Some(HistoryCommand::Show { id }) => {
+            let record = store
+                .history(Some(*id))
+                .await?
+                .pop()
+                .ok_or(Error::NoSuchApply(*id))?;
+            match opts.format {
+                HistoryFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&record).expect("serialises")
+                ),
+                HistoryFormat::Text => print!("{}", history_detail(&record)),
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn short(commit: &Option<String>) -> String {
+    commit
+        .as_deref()
+        .map_or("-".into(), |c| c.chars().take(12).collect())
+}
+
+fn history_table(records: &[ApplyRecord]) -> String {
+    if records.is_empty() {
+        return "No applies yet.\n".into();
+    }
+    let mut out = format!(
+        "{:>4}  {:<20}  {:<16}  {:<12}  {:<12}  summary\n",
+        "id", "applied at (UTC)", "actor", "commit", "plan digest"
+    );
+    for r in records {
+        let s = r.summary;
+        out.push_str(&format!(
+            "{:>4}  {:<20}  {:<16}  {:<12}  {:<12}  +{} ~{} !{} -{}\n",
+            r.id,
+            r.applied_at,
+            r.actor,
+            short(&r.git_commit),
+            r.plan_digest,
+            s.create,
+            s.update,
+            s.revoke,
+            s.delete
+        ));
+    }
+    out
+}
+
+fn history_detail(r: &ApplyRecord) -> String {
+    let mut out = format!(
+        "apply {}\n  applied at:       {}\n  actor:            {}\n  git commit:       {}\n  manifests digest: {}\n  plan digest:      {}\n  {}\n\n",
+        r.id,
+        r.applied_at,
+        r.actor,
+        r.git_commit.as_deref().unwrap_or("-"),
+        r.manifests_digest,
+        r.plan_digest,
+        r.summary
+    );
+    for change in &r.changes {
+        let origin = if change.origin == plan::Origin::Outside {
+            "  (changed outside portico)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {:<6} {}{origin}\n",
+            change.action.as_str(),
+            change.address
+        ));
+        for f in &change.fields {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            out.push_str(&format!(
+                "           {}: {} → {}\n",
+                f.field,
+                show(&f.old),
+                show(&f.new)
+            ));
+        }
+    }
+    out
 }

@@ -1,4 +1,4 @@
-//! The errors a command ends with, as the user sees them.
+//! The errors a command ends with, as the user sees them, and their exit codes.
 
 use crate::store::StoreError;
 
@@ -14,15 +14,69 @@ pub enum Error {
     /// The live database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The plan about to be applied is not the reviewed one.
+    #[error(
+        "the plan has digest {actual}, not the expected {expected}: the manifests or the live database changed since the review; nothing was applied"
+    )]
+    DigestMismatch {
+        /// The digest asked for.
+        expected: String,
+        /// The digest of the plan computed now.
+        actual: String,
+    },
+    /// The destroy guard refused.
+    #[error("refusing to delete or revoke {count} object{s} ({percent:.0}% of {logins} logins); the limits are {max} objects and {share:.0}% (raise --max-destroy / --max-destroy-share); nothing was applied", s = if *count == 1 { "" } else { "s" }, percent = share_of(*count, *logins) * 100.0, share = max_share * 100.0)]
+    Guard {
+        /// Deletions plus revocations.
+        count: usize,
+        /// Logins in the account.
+        logins: usize,
+        /// `--max-destroy`.
+        max: usize,
+        /// `--max-destroy-share`.
+        max_share: f64,
+    },
+    /// A saved plan could not be read.
+    #[error("cannot use plan file {path}: {reason}")]
+    PlanFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Apply needs a "yes" and could not ask for one.
     #[error("apply needs confirmation: standard input is not a terminal, so pass --auto-approve")]
     NeedsApproval,
     /// The user did not confirm.
     #[error("apply cancelled; nothing was changed")]
     Cancelled,
-    /// Reading the confirmation failed.
-    #[error("cannot read the confirmation: {0}")]
+    /// No apply with that id.
+    #[error("no apply with id {0} (see `portico history`)")]
+    NoSuchApply(i64),
+    /// Reading or writing a local file failed.
+    #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// `count / logins`, 0 for an empty account.
+pub fn share_of(count: usize, logins: usize) -> f64 {
+    if logins == 0 {
+        0.0
+    } else {
+        count as f64 / logins as f64
+    }
+}
+
+impl Error {
+    /// The process exit code: 3 stale or unexpected plan, 4 lock timeout, 5 guard, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Store(StoreError::Stale) | Error::DigestMismatch { .. } => 3,
+            Error::Store(StoreError::LockTimeout { .. }) => 4,
+            Error::Guard { .. } => 5,
+            _ => 1,
+        }
+    }
 }
 
 /// Prints an error and its causes to standard error, as `error: …`.
@@ -30,11 +84,10 @@ pub fn print(error: &Error) {
     use std::io::Write as _;
     let red = anstyle::AnsiColor::Red.on_default().bold();
     let mut stderr = anstream::stderr();
-    let _ = write!(
+    let _ = writeln!(
         stderr,
         "{}error:{} {error}",
         red.render(),
         red.render_reset()
     );
-    let _ = writeln!(stderr);
 }

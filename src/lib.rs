@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod history;
 pub mod manifest;
 pub mod plan;
 pub mod render;

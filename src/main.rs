@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
         Ok(Outcome::Changes) => ExitCode::from(2),
         Err(error) => {
             portico::error::print(&error);
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -7,3 +7,9 @@ pub fn manifest_schema() -> String {
     let schema = schemars::schema_for!(Document);
     serde_json::to_string_pretty(&schema).expect("schema serialises")
 }
+
+/// The JSON plan schema (`plan --format json`, saved plans), pretty-printed.
+pub fn plan_schema() -> String {
+    let schema = schemars::schema_for!(crate::render::PlanDocument);
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}

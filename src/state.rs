@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Feature, Level, Permission};
@@ -44,7 +45,8 @@ impl State {
 }
 
 /// A website.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebsiteState {
     /// Display name.
     pub name: String,
@@ -53,7 +55,8 @@ pub struct WebsiteState {
 }
 
 /// A custom role with its effective permission levels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RoleState {
     /// Display name.
     pub name: String,
@@ -75,7 +78,8 @@ pub struct CustomerState {
 }
 
 /// The customer's own fields, without its contacts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerRecord {
     /// Display name.
     pub name: String,
@@ -87,7 +91,8 @@ pub struct CustomerRecord {
 
 /// One login's managed settings. Runtime data (password hash, failed attempts, lockout, last
 /// login) lives beside it in the database and is never read into a `State`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginState {
     /// Normalised (lower-case) email, when the login has one.
     pub email: Option<String>,

@@ -87,7 +87,7 @@ fn a_connection_killed_mid_apply_leaves_the_database_as_before() {
     let database = env.url.rsplit('/').next().unwrap().to_string();
     loop {
         let waiting = env.rows(&format!(
-            "SELECT pid::text FROM pg_stat_activity WHERE datname = '{database}' AND application_name = 'portico'
+            "SELECT pid::text FROM pg_stat_activity WHERE datname = '{database}' AND application_name LIKE 'portico%'
              AND query LIKE 'INSERT INTO logins%' AND state = 'active'"
         ));
         if let Some(pid) = waiting.first() {

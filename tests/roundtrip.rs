@@ -215,7 +215,10 @@ async fn apply(url: &str, target: &State) -> State {
     let mut store = open(url, true).await.unwrap();
     let live = store.read().await.unwrap();
     let plan = diff(&desired(target), &live, DiffOptions::default());
-    store.apply(&plan, &live.fingerprint()).await.unwrap();
+    store
+        .apply(&plan, &portico::history::Provenance::default())
+        .await
+        .unwrap();
     store.read().await.unwrap()
 }
 

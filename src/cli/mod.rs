@@ -2,7 +2,10 @@
 
 mod opt;
 
-pub use opt::{ApplyOpts, Cli, Command, ConnectOpts, DiffArgs, ManifestOpts, PlanOpts};
+pub use opt::{
+    ApplyOpts, Cli, Command, ConnectOpts, DiffArgs, Format, HistoryCommand, HistoryFormat,
+    HistoryOpts, ManifestOpts, PlanOpts, SchemaKind, SchemaOpts,
+};
 
 use crate::commands::{self, Outcome};
 use crate::error::Error;
@@ -17,8 +20,12 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Plan(opts) => commands::plan(&opts).await,
         Command::Apply(opts) => commands::apply(&opts).await,
         Command::Init(opts) => commands::init(&opts.database).await,
-        Command::Schema => {
-            println!("{}", crate::schema::manifest_schema());
+        Command::History(opts) => commands::history(&opts).await,
+        Command::Schema(opts) => {
+            match opts.kind {
+                SchemaKind::Manifest => println!("{}", crate::schema::manifest_schema()),
+                SchemaKind::Plan => println!("{}", crate::schema::plan_schema()),
+            }
             Ok(Outcome::Done)
         }
     }

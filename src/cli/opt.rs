@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Customer-center access as code: plan and apply customers, contacts, roles and features
 /// from YAML manifests to the live database.
@@ -21,12 +21,14 @@ pub enum Command {
     Validate(ManifestOpts),
     /// Show what apply would change in the live database. Only reads.
     Plan(PlanOpts),
-    /// Make the live database match the manifests, in one transaction.
+    /// Make the live database match the manifests (or a saved plan), in one transaction.
     Apply(ApplyOpts),
+    /// List past applies, or show one.
+    History(HistoryOpts),
     /// Create or upgrade the live database schema.
     Init(ConnectOpts),
-    /// Print the JSON Schema of manifest files.
-    Schema,
+    /// Print the JSON Schema of manifest files (or of the JSON plan).
+    Schema(SchemaOpts),
 }
 
 /// Where the manifests are.
@@ -66,6 +68,17 @@ pub struct DiffArgs {
     pub diff: bool,
 }
 
+/// Output formats of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people: colored on a terminal.
+    Text,
+    /// For tools: stable, versioned (schemas/plan.schema.json).
+    Json,
+    /// For a pull-request comment.
+    Markdown,
+}
+
 /// `portico plan`.
 #[derive(Debug, Args)]
 pub struct PlanOpts {
@@ -75,6 +88,12 @@ pub struct PlanOpts {
     pub connect: ConnectOpts,
     #[command(flatten)]
     pub diff: DiffArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also save the plan (JSON, no secrets) for `apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -83,8 +102,21 @@ pub struct PlanOpts {
 /// `portico apply`.
 #[derive(Debug, Args)]
 pub struct ApplyOpts {
-    #[command(flatten)]
-    pub manifests: ManifestOpts,
+    /// Manifest file or folder (not needed with --plan).
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "PORTICO_MANIFESTS",
+        value_name = "PATH",
+        required_unless_present = "plan"
+    )]
+    pub path: Option<PathBuf>,
+    /// Apply exactly this saved plan (from `plan --out`); refused if the live state changed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["path", "no_prune"])]
+    pub plan: Option<PathBuf>,
+    /// Apply only if the freshly computed plan has this digest (the one the review showed).
+    #[arg(long, value_name = "DIGEST")]
+    pub expect_digest: Option<String>,
     #[command(flatten)]
     pub connect: ConnectOpts,
     #[command(flatten)]
@@ -92,4 +124,66 @@ pub struct ApplyOpts {
     /// Apply without asking. Required when standard input is not a terminal.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Seconds to wait for another apply to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub lock_timeout: f64,
+    /// Refuse when more than this many objects would be deleted or revoked.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_destroy: usize,
+    /// Refuse when more than this share of the account's logins would be deleted or revoked
+    /// (only checked once more than 10 would be).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.25)]
+    pub max_destroy_share: f64,
+    /// Who is applying, for history (default: the CI's actor, else the OS user).
+    #[arg(long, env = "PORTICO_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+/// `portico history`.
+#[derive(Debug, Args)]
+pub struct HistoryOpts {
+    /// Show one apply in full.
+    #[command(subcommand)]
+    pub show: Option<HistoryCommand>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text, global = true)]
+    pub format: HistoryFormat,
+}
+
+/// `portico history show ID`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Show one apply with its full change list.
+    Show {
+        /// The apply's id (from `portico history`).
+        id: i64,
+    },
+}
+
+/// Output formats of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// For people.
+    Text,
+    /// For tools.
+    Json,
+}
+
+/// `portico schema`.
+#[derive(Debug, Args)]
+pub struct SchemaOpts {
+    /// Which schema.
+    #[arg(value_enum, default_value_t = SchemaKind::Manifest)]
+    pub kind: SchemaKind,
+}
+
+/// The JSON Schemas portico publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Manifest files.
+    Manifest,
+    /// `plan --format json` and saved plans.
+    Plan,
 }

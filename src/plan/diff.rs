@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::fields::field_changes;
-use super::{Action, Address, Change, Object, Plan};
+use super::{Action, Address, Change, Object, Origin, Plan};
 use crate::catalog::Feature;
 use crate::state::{CustomerState, State};
 use crate::validate::Desired;
@@ -65,6 +65,7 @@ impl Builder {
         self.phases.entry(phase).or_default().push(Change {
             address,
             action,
+            origin: Origin::Manifests,
             fields,
             before,
             after,
@@ -162,6 +163,27 @@ pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
     Plan {
         changes,
         warnings: b.warnings,
+        live_fingerprint: live.fingerprint(),
+        live_logins: live.login_count(),
+        ..Plan::default()
+    }
+}
+
+/// Labels each change with its [`Origin`], given the digest of each object as portico last
+/// wrote it (keyed by address). A change whose live object differs from that record undoes
+/// an edit made outside portico.
+pub fn label_origins(plan: &mut Plan, applied: &std::collections::HashMap<String, String>) {
+    for change in &mut plan.changes {
+        let recorded = applied.get(&change.address.to_string());
+        let live = change.before.as_ref().map(Object::digest);
+        // A feature never switched by portico reads as off: that is not an outside edit.
+        let never_written =
+            recorded.is_none() && change.before == Some(Object::Feature { enabled: false });
+        change.origin = if never_written || recorded == live.as_ref() {
+            Origin::Manifests
+        } else {
+            Origin::Outside
+        };
     }
 }
 

@@ -6,9 +6,10 @@ mod fields;
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use diff::{DiffOptions, diff};
+pub use diff::{DiffOptions, diff, label_origins};
 pub use fields::Field;
 
 use crate::catalog::Feature;
@@ -16,7 +17,9 @@ use crate::manifest::model::LoginPolicy;
 use crate::state::{CustomerRecord, LoginState, RoleState, WebsiteState};
 
 /// What happens to an object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// The object does not exist yet.
@@ -42,7 +45,9 @@ impl Action {
 }
 
 /// Which object a change is about. Its `Display` is the resource address shown in plans.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Address {
     /// `feature["customer_access"]`
@@ -80,7 +85,7 @@ impl fmt::Display for Address {
 }
 
 /// The full value of an object, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Object {
     /// A feature switch.
@@ -100,8 +105,16 @@ pub enum Object {
     Contact(LoginState),
 }
 
+impl Object {
+    /// A short digest of the object's value, recorded by apply to recognise later edits.
+    pub fn digest(&self) -> String {
+        digest_of(self)[..16].to_string()
+    }
+}
+
 /// One field's old and new value, as shown to people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FieldChange {
     /// Field name, dotted for nested fields (`permissions.invoice`).
     pub field: String,
@@ -111,6 +124,18 @@ pub struct FieldChange {
     pub new: Option<String>,
 }
 
+/// Where a change comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The manifests changed: the live object is what portico last wrote.
+    #[default]
+    Manifests,
+    /// The live object was changed outside portico since the last apply; this change
+    /// undoes that edit.
+    Outside,
+}
+
 /// One change to one object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
@@ -118,6 +143,8 @@ pub struct Change {
     pub address: Address,
     /// What happens to it.
     pub action: Action,
+    /// Whether it comes from the manifests or undoes an edit made outside portico.
+    pub origin: Origin,
     /// Changed fields, old → new.
     pub fields: Vec<FieldChange>,
     /// The live object (`None` on create).
@@ -127,7 +154,8 @@ pub struct Change {
 }
 
 /// Counts per action, for the summary line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     /// Objects created.
     pub create: usize,
@@ -157,6 +185,13 @@ pub struct Plan {
     /// Things worth knowing that do not stop the plan (protected objects kept, unmanaged
     /// sections).
     pub warnings: Vec<String>,
+    /// Fingerprint of the live state the plan was computed from; apply refuses when the
+    /// live state no longer has it.
+    pub live_fingerprint: String,
+    /// Digest of the manifest files the plan was computed from.
+    pub manifests_digest: String,
+    /// Logins in the live account (for the destroy guard's share).
+    pub live_logins: usize,
 }
 
 impl Plan {
@@ -178,4 +213,23 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+
+    /// A short digest of the change list: what a reviewer approved. Equal change lists
+    /// (addresses, actions, old and new values) have equal digests.
+    pub fn digest(&self) -> String {
+        digest_of(&self.changes)[..12].to_string()
+    }
+
+    /// Deletions plus revocations.
+    pub fn destroy_count(&self) -> usize {
+        let s = self.summary();
+        s.delete + s.revoke
+    }
+}
+
+/// Full lower-case hex SHA-256 of a value's JSON.
+pub fn digest_of<T: Serialize + ?Sized>(value: &T) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_vec(value).expect("plan values serialise");
+    crate::state::hex(&sha2::Sha256::digest(json))
 }

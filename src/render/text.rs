@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use similar::TextDiff;
 
-use crate::plan::{Action, Change, Object, Plan};
+use crate::plan::{Action, Change, Object, Origin, Plan};
 
 fn style(action: Action) -> (char, Style) {
     match action {
@@ -58,9 +58,17 @@ pub fn render_text(plan: &Plan, diff: bool, color: bool) -> String {
 fn render_change(out: &mut String, change: &Change, color: bool) {
     let (symbol, style) = style(change.action);
     let head = format!("{symbol} {:<6}", change.action.as_str());
+    let origin = match change.origin {
+        Origin::Manifests => String::new(),
+        Origin::Outside => paint(
+            color,
+            AnsiColor::Cyan.on_default(),
+            "  (changed outside portico)",
+        ),
+    };
     let _ = writeln!(
         out,
-        "  {} {}",
+        "  {} {}{origin}",
         paint(color, style.bold(), &head),
         paint(color, Style::new().bold(), &change.address.to_string())
     );

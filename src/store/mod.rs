@@ -5,11 +5,13 @@ pub mod rows;
 mod sql;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::history::{ApplyRecord, Provenance};
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -58,6 +60,31 @@ pub enum StoreError {
         "the live database changed since this plan was computed; nothing was applied. Run plan again"
     )]
     Stale,
+    /// The database was written by an older portico and needs its schema upgraded.
+    #[error(
+        "the database schema is older than this portico (version {found}, this build needs {known}); run `portico init` or apply to upgrade it"
+    )]
+    Outdated {
+        /// Highest migration applied in the database.
+        found: i64,
+        /// Highest migration embedded in this build.
+        known: i64,
+    },
+    /// Another apply holds the apply lock.
+    #[error(
+        "another apply holds the lock{}; gave up after {}s (raise --lock-timeout to wait longer)",
+        held_by.as_ref().map(|h| format!(" ({h})")).unwrap_or_default(),
+        waited.as_secs_f32()
+    )]
+    LockTimeout {
+        /// How long portico waited.
+        waited: Duration,
+        /// Who holds it, when known.
+        held_by: Option<String>,
+    },
+    /// The lock could not be taken for another reason.
+    #[error("{0}")]
+    Lock(String),
 }
 
 /// Adds "while …" context to a driver error.
@@ -92,14 +119,30 @@ pub trait Store {
     /// Creates or upgrades the schema (embedded migrations) and writes the standard roles.
     async fn init(&mut self) -> Result<(), StoreError>;
 
+    /// Upgrades the schema of an existing database; creates nothing.
+    async fn migrate(&mut self) -> Result<(), StoreError>;
+
+    /// Takes the apply lock for as long as this store lives, waiting up to `timeout`.
+    /// `holder` says who holds it, for the error another apply gets.
+    ///
+    /// # Errors
+    /// [`StoreError::LockTimeout`] naming the holder when known.
+    async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError>;
+
     /// Reads the managed state. Never writes; a database portico never initialised reads as
     /// an empty account.
     async fn read(&mut self) -> Result<State, StoreError>;
 
-    /// Applies `plan` in one transaction, all or nothing. Refuses with
-    /// [`StoreError::Stale`], changing nothing, when the live state's fingerprint is no longer
-    /// `fingerprint`.
-    async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError>;
+    /// Digests of the objects as portico last wrote them, keyed by resource address.
+    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError>;
+
+    /// Every apply (without change lists), or the one with this id in full.
+    async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError>;
+
+    /// Applies `plan` in one transaction, all or nothing, under the apply lock, and records
+    /// it in history. Refuses with [`StoreError::Stale`], changing nothing, when the live
+    /// state's fingerprint is no longer the plan's. Returns the history id.
+    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError>;
 }
 
 /// Hides the password of a `scheme://user:password@host/...` URL.
@@ -151,29 +194,45 @@ pub async fn open(url: &str, writable: bool) -> Result<AnyStore, StoreError> {
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
+/// Forwards a call to whichever engine this is.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($store) => $call,
+            AnyStore::Postgres($store) => $call,
+        }
+    };
+}
+
 impl Store for AnyStore {
     async fn init(&mut self) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Sqlite(store) => store.init().await,
-            AnyStore::Postgres(store) => store.init().await,
-        }
+        dispatch!(self, s => s.init().await)
+    }
+
+    async fn migrate(&mut self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.lock(timeout, holder).await)
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {
-        match self {
-            AnyStore::Sqlite(store) => store.read().await,
-            AnyStore::Postgres(store) => store.read().await,
-        }
+        dispatch!(self, s => s.read().await)
     }
 
-    async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Sqlite(store) => store.apply(plan, fingerprint).await,
-            AnyStore::Postgres(store) => store.apply(plan, fingerprint).await,
-        }
+    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
+        dispatch!(self, s => s.read_applied().await)
+    }
+
+    async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
+        dispatch!(self, s => s.history(id).await)
+    }
+
+    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.apply(plan, provenance).await)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::redact_url;

@@ -1,15 +1,20 @@
 //! The PostgreSQL store (`postgres://…`): same behaviour as SQLite; plan reads in a
 //! read-only transaction, apply serialises on an advisory lock.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use super::rows::Batches;
-use super::sql::{Writes, read_snapshot, run_steps, standard_role_steps, steps};
+use super::sql::{
+    HistoryInsert, Writes, read_applied, read_history, read_snapshot, run_steps,
+    standard_role_steps, steps,
+};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url};
+use crate::history::{ApplyRecord, Provenance};
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -21,7 +26,7 @@ const APPLY_LOCK: i64 = 0x0070_6f72_7469_636f;
 /// A PostgreSQL database.
 pub struct PostgresStore {
     conn: PgConnection,
-    lock_timeout: Duration,
+    locked: bool,
 }
 
 impl PostgresStore {
@@ -29,7 +34,7 @@ impl PostgresStore {
     ///
     /// # Errors
     /// [`StoreError::Connect`] when the URL is malformed or the server refuses.
-    pub async fn open(url: &str, opts: &OpenOptions) -> Result<PostgresStore, StoreError> {
+    pub async fn open(url: &str, _opts: &OpenOptions) -> Result<PostgresStore, StoreError> {
         let connect_error = |source| StoreError::Connect {
             url: redact_url(url),
             source,
@@ -42,7 +47,25 @@ impl PostgresStore {
             .map_err(connect_error)?;
         Ok(PostgresStore {
             conn,
-            lock_timeout: opts.busy_timeout,
+            locked: false,
+        })
+    }
+
+    /// Who holds the apply lock, from the server's own activity view.
+    async fn lock_holder(&mut self) -> Option<String> {
+        let row: Option<(String, String, i32, String)> = sqlx::query_as(
+            "SELECT a.application_name, coalesce(a.usename::text, ''), a.pid,
+                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
+             LIMIT 1",
+        )
+        .fetch_optional(&mut self.conn)
+        .await
+        .ok()
+        .flatten();
+        row.map(|(app, user, pid, since)| {
+            format!("{app}, database user {user}, server pid {pid}, connected since {since}")
         })
     }
 }
@@ -53,6 +76,48 @@ impl Store for PostgresStore {
         let mut tx = self.conn.begin().await.doing("starting a transaction")?;
         run_steps!(tx, standard_role_steps(&WRITES));
         tx.commit().await.doing("committing")
+    }
+
+    async fn migrate(&mut self) -> Result<(), StoreError> {
+        if matches!(schema_version(&mut self.conn).await?, Some(found) if found < known_version()) {
+            MIGRATOR.run(&mut self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError> {
+        if self.locked {
+            return Ok(());
+        }
+        let name: String = format!("portico apply by {holder}")
+            .chars()
+            .take(60)
+            .collect();
+        sqlx::query("SELECT set_config('application_name', $1, false)")
+            .bind(name)
+            .execute(&mut self.conn)
+            .await
+            .doing("naming the connection")?;
+        let started = Instant::now();
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(APPLY_LOCK)
+                .fetch_one(&mut self.conn)
+                .await
+                .doing("taking the apply lock")?;
+            if got {
+                self.locked = true;
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                let held_by = self.lock_holder().await;
+                return Err(StoreError::LockTimeout {
+                    waited: timeout,
+                    held_by,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {
@@ -72,51 +137,85 @@ impl Store for PostgresStore {
         Ok(state)
     }
 
-    async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
+    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
+        if !schema_ready(&mut self.conn).await? {
+            return Ok(HashMap::new());
+        }
+        let conn = &mut self.conn;
+        Ok(read_applied!(conn))
+    }
+
+    async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
+        if !schema_ready(&mut self.conn).await? {
+            return Ok(Vec::new());
+        }
+        let conn = &mut self.conn;
+        Ok(read_history!(conn, id))
+    }
+
+    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError> {
+        self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
+            .await?;
         MIGRATOR.run(&mut self.conn).await?;
         let mut tx = self.conn.begin().await.doing("starting a transaction")?;
-        let timeout = format!("{}ms", self.lock_timeout.as_millis());
-        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-            .bind(timeout)
-            .execute(&mut *tx)
-            .await
-            .doing("setting the lock timeout")?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPLY_LOCK)
-            .execute(&mut *tx)
-            .await
-            .doing("taking the apply lock")?;
         let live: State = read_snapshot!(tx)?;
-        if live.fingerprint() != fingerprint {
+        if live.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
         run_steps!(tx, standard_role_steps(&WRITES));
         run_steps!(tx, steps(&WRITES, &Batches::from_plan(plan)));
-        tx.commit().await.doing("committing")
+        let history = HistoryInsert::new(plan, provenance);
+        let id: i64 = sqlx::query_scalar(INSERT_APPLY)
+            .bind(&history.actor)
+            .bind(&history.git_commit)
+            .bind(&history.manifests_digest)
+            .bind(&history.plan_digest)
+            .bind(&history.summary)
+            .bind(&history.changes)
+            .fetch_one(&mut *tx)
+            .await
+            .doing("recording the apply in history")?;
+        tx.commit().await.doing("committing")?;
+        Ok(id)
     }
 }
 
-/// Whether portico's schema is there and current; a newer schema is an error.
-async fn schema_ready(conn: &mut PgConnection) -> Result<bool, StoreError> {
+fn known_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>, StoreError> {
     let has_table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await
         .doing("checking the schema")?;
     if !has_table {
-        return Ok(false);
+        return Ok(None);
     }
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&mut *conn)
-            .await
-            .doing("checking the schema")?;
-    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    match found {
-        Some(found) if found > known => Err(StoreError::TooNew { found, known }),
-        Some(found) => Ok(found == known),
+    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
+        .doing("checking the schema")
+}
+
+/// Whether portico's schema is there and current; an older one needs `portico init`, a
+/// newer one is an error.
+async fn schema_ready(conn: &mut PgConnection) -> Result<bool, StoreError> {
+    let known = known_version();
+    match schema_version(conn).await? {
         None => Ok(false),
+        Some(found) if found > known => Err(StoreError::TooNew { found, known }),
+        Some(found) if found < known => Err(StoreError::Outdated { found, known }),
+        Some(_) => Ok(true),
     }
 }
+
+const INSERT_APPLY: &str = "INSERT INTO applies
+    (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
+    SELECT COALESCE(MAX(id), 0) + 1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+           $1, $2, $3, $4, $5, $6
+    FROM applies
+    RETURNING id";
 
 const WRITES: Writes = Writes {
     upsert_features: "INSERT INTO features (name, enabled)
@@ -162,4 +261,8 @@ const WRITES: Writes = Writes {
         ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
             name = excluded.name, access = excluded.access, role_id = excluded.role_id,
             website_id = excluded.website_id, notify = excluded.notify",
+    upsert_applied: "INSERT INTO applied_objects (address, digest)
+        SELECT e->>'address', e->>'digest' FROM jsonb_array_elements($1::jsonb) AS e
+        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
+    delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT jsonb_array_elements_text($1::jsonb))",
 };

@@ -100,6 +100,56 @@ pub struct Batches {
     pub delete_roles: Vec<String>,
     pub delete_websites: Vec<String>,
     pub features_off: Vec<FeatureRow>,
+    /// What each written object now looks like, for drift labelling.
+    pub applied: Vec<AppliedRow>,
+    /// Addresses of deleted objects.
+    pub forget: Vec<String>,
+}
+
+/// An `applied_objects` row.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppliedRow {
+    pub address: String,
+    pub digest: String,
+}
+
+/// An `applies` row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApplyRow {
+    pub id: i64,
+    pub applied_at: String,
+    pub actor: String,
+    pub git_commit: Option<String>,
+    pub manifests_digest: String,
+    pub plan_digest: String,
+    pub summary: String,
+    pub changes: String,
+}
+
+impl ApplyRow {
+    /// The stored record.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the JSON columns do not parse.
+    pub fn into_record(self) -> Result<crate::history::ApplyRecord, StoreError> {
+        let bad = |e: serde_json::Error| {
+            corrupt(format!("apply {} has unreadable history: {e}", self.id))
+        };
+        Ok(crate::history::ApplyRecord {
+            id: self.id,
+            applied_at: self.applied_at.clone(),
+            actor: self.actor.clone(),
+            git_commit: self.git_commit.clone(),
+            manifests_digest: self.manifests_digest.clone(),
+            plan_digest: self.plan_digest.clone(),
+            summary: serde_json::from_str(&self.summary).map_err(bad)?,
+            changes: if self.changes.is_empty() {
+                Vec::new()
+            } else {
+                serde_json::from_str(&self.changes).map_err(bad)?
+            },
+        })
+    }
 }
 
 impl Batches {
@@ -113,6 +163,13 @@ impl Batches {
     }
 
     fn add(&mut self, change: &Change) {
+        match &change.after {
+            Some(after) => self.applied.push(AppliedRow {
+                address: change.address.to_string(),
+                digest: after.digest(),
+            }),
+            None => self.forget.push(change.address.to_string()),
+        }
         match (&change.address, &change.after) {
             (Address::Feature(feature), Some(Object::Feature { enabled })) => {
                 let row = FeatureRow {

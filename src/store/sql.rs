@@ -23,6 +23,34 @@ pub struct Writes {
     pub release_emails: &'static str,
     pub upsert_customers: &'static str,
     pub upsert_logins: &'static str,
+    pub upsert_applied: &'static str,
+    pub delete_applied: &'static str,
+}
+
+/// The `applies` row of one apply, as bound parameters.
+pub struct HistoryInsert {
+    pub actor: String,
+    pub git_commit: Option<String>,
+    pub manifests_digest: String,
+    pub plan_digest: String,
+    pub summary: String,
+    pub changes: String,
+}
+
+impl HistoryInsert {
+    pub fn new(plan: &crate::plan::Plan, provenance: &crate::history::Provenance) -> HistoryInsert {
+        HistoryInsert {
+            actor: provenance.actor.clone(),
+            git_commit: provenance.git_commit.clone(),
+            manifests_digest: plan.manifests_digest.clone(),
+            plan_digest: plan.digest(),
+            summary: json(&[plan.summary()])[1..]
+                .trim_end_matches(']')
+                .to_string(),
+            changes: serde_json::to_string(&crate::history::recorded_changes(plan))
+                .expect("changes serialise"),
+        }
+    }
 }
 
 /// One statement to run once per parameter.
@@ -99,6 +127,8 @@ pub fn steps(w: &Writes, b: &Batches) -> Vec<Step> {
         step(w.delete_roles, &b.delete_roles, "deleting roles"),
         step(w.delete_websites, &b.delete_websites, "deleting websites"),
         step(w.upsert_features, &b.features_off, "switching features off"),
+        step(w.upsert_applied, &b.applied, "recording what was applied"),
+        step(w.delete_applied, &b.forget, "recording what was applied"),
     ];
     steps.retain(|s| !s.params.is_empty());
     steps
@@ -159,4 +189,42 @@ macro_rules! run_steps {
     }};
 }
 
-pub(crate) use {read_snapshot, run_steps};
+/// Reads the digests of what portico last wrote, keyed by address.
+macro_rules! read_applied {
+    ($conn:expr) => {{
+        use $crate::store::Doing as _;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT address, digest FROM applied_objects")
+                .fetch_all(&mut *$conn)
+                .await
+                .doing("reading what portico last applied")?;
+        rows.into_iter()
+            .collect::<std::collections::HashMap<String, String>>()
+    }};
+}
+
+/// Reads the apply history: every apply without its change list, or one apply in full.
+macro_rules! read_history {
+    ($conn:expr, $id:expr) => {{
+        use $crate::store::Doing as _;
+        let rows: Vec<$crate::store::rows::ApplyRow> = match $id {
+            None => sqlx::query_as(
+                "SELECT id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, '' AS changes
+                 FROM applies ORDER BY id",
+            )
+            .fetch_all(&mut *$conn)
+            .await,
+            Some(id) => sqlx::query_as(
+                "SELECT id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes
+                 FROM applies WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_all(&mut *$conn)
+            .await,
+        }
+        .doing("reading the apply history")?;
+        rows.into_iter().map($crate::store::rows::ApplyRow::into_record).collect::<Result<Vec<_>, _>>()?
+    }};
+}
+
+pub(crate) use {read_applied, read_history, read_snapshot, run_steps};

@@ -5,9 +5,17 @@ use std::str::FromStr;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
 use super::rows::Batches;
-use super::sql::{Writes, read_snapshot, run_steps, standard_role_steps, steps};
+use super::sql::{
+    HistoryInsert, Writes, read_applied, read_history, read_snapshot, run_steps,
+    standard_role_steps, steps,
+};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url};
+use crate::history::{ApplyRecord, Provenance};
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -17,64 +25,76 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     url: String,
     options: SqliteConnectOptions,
+    writable: bool,
     conn: Option<SqliteConnection>,
+    lock: Option<std::fs::File>,
 }
 
 impl SqliteStore {
-    /// Opens the database. Read-only stores never create or write the file: a missing file
-    /// reads as an empty account.
+    /// Prepares to open the database. Nothing is created until something is written: a
+    /// missing file reads as an empty account.
     ///
     /// # Errors
-    /// [`StoreError::Connect`] when the URL is malformed or the file cannot be opened.
+    /// [`StoreError::Connect`] when the URL is malformed.
     pub async fn open(
         url: &str,
         writable: bool,
         opts: &OpenOptions,
     ) -> Result<SqliteStore, StoreError> {
-        let connect_error = |source| StoreError::Connect {
-            url: redact_url(url),
-            source,
-        };
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(connect_error)?
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?
             .busy_timeout(opts.busy_timeout)
             .foreign_keys(true)
             .read_only(!writable)
             .create_if_missing(writable);
-        let exists = options.get_filename().exists();
-        let conn = if writable || exists {
-            Some(
-                SqliteConnection::connect_with(&options)
-                    .await
-                    .map_err(connect_error)?,
-            )
-        } else {
-            None
-        };
         Ok(SqliteStore {
             url: url.to_string(),
             options,
-            conn,
+            writable,
+            conn: None,
+            lock: None,
         })
     }
 
-    fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
-        let url = redact_url(&self.url);
-        self.conn.as_mut().ok_or_else(|| StoreError::Connect {
-            url,
-            source: sqlx::Error::Configuration("the database is opened read-only".into()),
-        })
+    /// The connection, opened (and for a writable store, the file created) on first use.
+    async fn conn(&mut self, create: bool) -> Result<Option<&mut SqliteConnection>, StoreError> {
+        if self.conn.is_none() && (create || self.path().exists()) {
+            if create && !self.writable {
+                let source = sqlx::Error::Configuration("the database is opened read-only".into());
+                return Err(StoreError::Connect {
+                    url: redact_url(&self.url),
+                    source,
+                });
+            }
+            let conn = SqliteConnection::connect_with(&self.options)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: redact_url(&self.url),
+                    source,
+                })?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut())
     }
 
     /// The file behind this store.
     pub fn path(&self) -> &std::path::Path {
         self.options.get_filename()
     }
+
+    fn lock_path(&self) -> std::path::PathBuf {
+        let mut path = self.path().as_os_str().to_owned();
+        path.push(".lock");
+        path.into()
+    }
 }
 
 impl Store for SqliteStore {
     async fn init(&mut self) -> Result<(), StoreError> {
-        let conn = self.conn()?;
+        let conn = self.conn(true).await?.expect("created");
         MIGRATOR.run(&mut *conn).await?;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
@@ -84,8 +104,58 @@ impl Store for SqliteStore {
         tx.commit().await.doing("committing")
     }
 
+    async fn migrate(&mut self) -> Result<(), StoreError> {
+        if let Some(conn) = self.conn(false).await?
+            && pending(conn).await?
+        {
+            MIGRATOR.run(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let path = self.lock_path();
+        let io = |e: std::io::Error| {
+            StoreError::Lock(format!("cannot use the lock file {}: {e}", path.display()))
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let held_by = std::fs::read_to_string(&path)
+                        .ok()
+                        .filter(|h| !h.trim().is_empty());
+                    return Err(StoreError::LockTimeout {
+                        waited: timeout,
+                        held_by: held_by.map(|h| h.trim().to_string()),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        file.set_len(0).map_err(io)?;
+        file.write_all(format!("{holder} (pid {})\n", std::process::id()).as_bytes())
+            .map_err(io)?;
+        self.lock = Some(file);
+        Ok(())
+    }
+
     async fn read(&mut self) -> Result<State, StoreError> {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(conn) = self.conn(false).await? else {
             return Ok(State::empty());
         };
         if !schema_ready(conn).await? {
@@ -94,25 +164,66 @@ impl Store for SqliteStore {
         read_state(conn).await
     }
 
-    async fn apply(&mut self, plan: &Plan, fingerprint: &str) -> Result<(), StoreError> {
-        let conn = self.conn()?;
+    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(HashMap::new());
+        };
+        if !schema_ready(conn).await? {
+            return Ok(HashMap::new());
+        }
+        Ok(read_applied!(conn))
+    }
+
+    async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Vec::new());
+        };
+        if !schema_ready(conn).await? {
+            return Ok(Vec::new());
+        }
+        Ok(read_history!(conn, id))
+    }
+
+    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError> {
+        self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
+            .await?;
+        let conn = self.conn(true).await?.expect("created");
         MIGRATOR.run(&mut *conn).await?;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .doing("taking the write lock")?;
-        if read_state(&mut tx).await?.fingerprint() != fingerprint {
+        if read_state(&mut tx).await?.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
         write_standard_roles(&mut tx).await?;
         write(&mut tx, &Batches::from_plan(plan)).await?;
-        tx.commit().await.doing("committing")
+        let history = HistoryInsert::new(plan, provenance);
+        let id: i64 = sqlx::query_scalar(INSERT_APPLY)
+            .bind(&history.actor)
+            .bind(&history.git_commit)
+            .bind(&history.manifests_digest)
+            .bind(&history.plan_digest)
+            .bind(&history.summary)
+            .bind(&history.changes)
+            .fetch_one(&mut *tx)
+            .await
+            .doing("recording the apply in history")?;
+        tx.commit().await.doing("committing")?;
+        Ok(id)
     }
 }
 
-/// Whether portico's schema is there and current. An empty or foreign file is not ready;
-/// a newer schema is an error.
-async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+/// Whether the database has migrations this build has not applied yet.
+async fn pending(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+    Ok(matches!(schema_version(conn).await?, Some(found) if found < known_version()))
+}
+
+fn known_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+async fn schema_version(conn: &mut SqliteConnection) -> Result<Option<i64>, StoreError> {
     let has_table: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
     )
@@ -120,18 +231,23 @@ async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
     .await
     .doing("checking the schema")?;
     if !has_table {
-        return Ok(false);
+        return Ok(None);
     }
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&mut *conn)
-            .await
-            .doing("checking the schema")?;
-    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    match found {
-        Some(found) if found > known => Err(StoreError::TooNew { found, known }),
-        Some(found) => Ok(found == known),
+    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
+        .doing("checking the schema")
+}
+
+/// Whether portico's schema is there and current. An empty or foreign file is not ready; an
+/// older schema needs `portico init` (or apply); a newer one is an error.
+async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+    let known = known_version();
+    match schema_version(conn).await? {
         None => Ok(false),
+        Some(found) if found > known => Err(StoreError::TooNew { found, known }),
+        Some(found) if found < known => Err(StoreError::Outdated { found, known }),
+        Some(_) => Ok(true),
     }
 }
 
@@ -165,7 +281,17 @@ const WRITES: Writes = Writes {
     release_emails: RELEASE_EMAILS,
     upsert_customers: UPSERT_CUSTOMERS,
     upsert_logins: UPSERT_LOGINS,
+    upsert_applied: "INSERT INTO applied_objects (address, digest)
+        SELECT value->>'address', value->>'digest' FROM json_each(?1) WHERE true
+        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
+    delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
 };
+
+const INSERT_APPLY: &str = "INSERT INTO applies
+    (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
+    SELECT COALESCE(MAX(id), 0) + 1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, ?6
+    FROM applies
+    RETURNING id";
 
 const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)
     SELECT value->>'name', value->>'enabled' FROM json_each(?1) WHERE true

@@ -1,0 +1,119 @@
+//! The record every apply leaves: who, when, from which commit and manifests, and what
+//! changed.
+
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Action, FieldChange, Origin, Plan, Summary};
+
+/// Who applies and from which commit; filled in at the edge from flags and the environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Provenance {
+    /// `--actor`, else the CI's actor variable, else the OS user.
+    pub actor: String,
+    /// The CI's commit variable, else `git rev-parse HEAD` of the manifests' repository.
+    pub git_commit: Option<String>,
+}
+
+/// One change as recorded in history (no full objects, just what changed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedChange {
+    /// Resource address.
+    pub address: String,
+    /// create / update / revoke / delete.
+    pub action: Action,
+    /// manifests / outside.
+    pub origin: Origin,
+    /// Fields, old → new.
+    pub fields: Vec<FieldChange>,
+}
+
+/// One apply, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRecord {
+    /// Sequential id (1, 2, …).
+    pub id: i64,
+    /// UTC time of the commit, RFC 3339.
+    pub applied_at: String,
+    /// Who applied.
+    pub actor: String,
+    /// Git commit of the manifests, when known.
+    pub git_commit: Option<String>,
+    /// Digest of the manifest files.
+    pub manifests_digest: String,
+    /// The plan digest (as printed by plan).
+    pub plan_digest: String,
+    /// Counts per action.
+    pub summary: Summary,
+    /// Every change, in apply order.
+    pub changes: Vec<RecordedChange>,
+}
+
+/// The change list of a plan as recorded.
+pub fn recorded_changes(plan: &Plan) -> Vec<RecordedChange> {
+    plan.changes
+        .iter()
+        .map(|c| RecordedChange {
+            address: c.address.to_string(),
+            action: c.action,
+            origin: c.origin,
+            fields: c.fields.clone(),
+        })
+        .collect()
+}
+
+/// Who is applying: `--actor`, else a CI's actor variable, else the OS user.
+pub fn actor(flag: Option<&str>) -> String {
+    let ci = [
+        "GITHUB_ACTOR",
+        "GITLAB_USER_LOGIN",
+        "BUILDKITE_BUILD_CREATOR",
+        "CIRCLE_USERNAME",
+        "USER",
+        "USERNAME",
+    ];
+    flag.map(str::to_string)
+        .or_else(|| {
+            ci.iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The commit being applied: a CI's commit variable, else `git rev-parse HEAD` in the
+/// manifests' folder, else unknown.
+pub fn git_commit(manifests: Option<&Path>) -> Option<String> {
+    let ci = [
+        "GITHUB_SHA",
+        "CI_COMMIT_SHA",
+        "BUILDKITE_COMMIT",
+        "CIRCLE_SHA1",
+        "GIT_COMMIT",
+    ];
+    if let Some(sha) = ci
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    {
+        return Some(sha);
+    }
+    let path = manifests?;
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -1,0 +1,126 @@
+//! The plan as JSON: the stable format for tools, and the saved-plan file
+//! (`plan --out`, `apply --plan`). Its schema is `schemas/plan.schema.json`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Action, Address, Change, FieldChange, Object, Origin, Plan, Summary};
+
+/// The version of this format; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A plan as JSON.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "portico plan")]
+pub struct PlanDocument {
+    /// Version of this format (currently 1).
+    pub format_version: u32,
+    /// The portico version that wrote it.
+    pub portico_version: String,
+    /// Short digest of the change list: what a reviewer approves.
+    pub digest: String,
+    /// Fingerprint of the live state the plan was computed from.
+    pub live_fingerprint: String,
+    /// Digest of the manifest files the plan was computed from.
+    pub manifests_digest: String,
+    /// Logins in the live account when planned.
+    pub live_logins: usize,
+    /// Counts per action.
+    pub summary: Summary,
+    /// Changes, in apply order.
+    pub changes: Vec<ChangeDocument>,
+    /// Warnings (protected objects kept, unmanaged sections …).
+    pub warnings: Vec<String>,
+}
+
+/// One change.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeDocument {
+    /// Resource address, e.g. `customer["CUST-0042"].contact["jane@acme.example"]`.
+    pub address: String,
+    /// The same address, structured.
+    pub resource: Address,
+    /// create / update / revoke / delete.
+    pub action: Action,
+    /// `manifests`, or `outside` when the change undoes an edit made outside portico.
+    pub origin: Origin,
+    /// Changed fields, old → new (`null` when absent).
+    pub fields: Vec<FieldChange>,
+    /// The live object (`null` on create).
+    pub before: Option<Object>,
+    /// The desired object (`null` on delete).
+    pub after: Option<Object>,
+}
+
+impl PlanDocument {
+    /// The document for a plan.
+    pub fn new(plan: &Plan) -> PlanDocument {
+        PlanDocument {
+            format_version: FORMAT_VERSION,
+            portico_version: env!("CARGO_PKG_VERSION").to_string(),
+            digest: plan.digest(),
+            live_fingerprint: plan.live_fingerprint.clone(),
+            manifests_digest: plan.manifests_digest.clone(),
+            live_logins: plan.live_logins,
+            summary: plan.summary(),
+            changes: plan
+                .changes
+                .iter()
+                .map(|c| ChangeDocument {
+                    address: c.address.to_string(),
+                    resource: c.address.clone(),
+                    action: c.action,
+                    origin: c.origin,
+                    fields: c.fields.clone(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                })
+                .collect(),
+            warnings: plan.warnings.clone(),
+        }
+    }
+
+    /// The plan this document describes.
+    ///
+    /// # Errors
+    /// A message when the version is unknown or the content does not match its digest.
+    pub fn into_plan(self) -> Result<Plan, String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "plan format version {} is not supported (this portico reads version {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        let plan = Plan {
+            changes: self
+                .changes
+                .into_iter()
+                .map(|c| Change {
+                    address: c.resource,
+                    action: c.action,
+                    origin: c.origin,
+                    fields: c.fields,
+                    before: c.before,
+                    after: c.after,
+                })
+                .collect(),
+            warnings: self.warnings,
+            live_fingerprint: self.live_fingerprint,
+            manifests_digest: self.manifests_digest,
+            live_logins: self.live_logins,
+        };
+        if plan.digest() != self.digest {
+            return Err("the plan file does not match its digest (edited or damaged)".into());
+        }
+        Ok(plan)
+    }
+}
+
+/// The plan as pretty JSON with a trailing newline.
+pub fn render_json(plan: &Plan) -> String {
+    let mut text = serde_json::to_string_pretty(&PlanDocument::new(plan)).expect("plans serialise");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,146 @@
+//! The plan as Markdown for a pull-request comment: summary and a table first, details in
+//! collapsible sections, always under GitHub's comment limit.
+
+use std::fmt::Write as _;
+
+use crate::plan::{Action, Origin, Plan};
+
+/// Hidden marker that identifies portico's comment on a pull request.
+pub const MARKER: &str = "<!-- portico-plan -->";
+
+/// The most a comment may hold (GitHub allows 65,536 characters).
+pub const LIMIT: usize = 65_000;
+
+/// The hidden line carrying the plan digest, read back by `apply --expect-digest-from-pr`.
+pub fn digest_marker(digest: &str) -> String {
+    format!("<!-- portico-digest: {digest} -->")
+}
+
+fn icon(action: Action) -> &'static str {
+    match action {
+        Action::Create => "🟢",
+        Action::Update => "🟡",
+        Action::Revoke => "🟠",
+        Action::Delete => "🔴",
+    }
+}
+
+/// Escapes text for a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The plan as Markdown of at most `limit` characters.
+pub fn render_markdown(plan: &Plan, limit: usize) -> String {
+    let digest = plan.digest();
+    let mut head = String::new();
+    let _ = writeln!(head, "{MARKER}\n{}", digest_marker(&digest));
+    let _ = writeln!(head, "### portico plan `{digest}`\n");
+    let _ = writeln!(head, "**{}**\n", plan.summary());
+    if plan.is_empty() {
+        head.push_str("No changes. The live database matches the manifests.\n");
+    }
+    let mut tail = String::new();
+    for warning in &plan.warnings {
+        let _ = writeln!(tail, "> ⚠️ {}", cell(warning));
+    }
+    if !plan.warnings.is_empty() {
+        tail.push('\n');
+    }
+    let _ = writeln!(tail, "Apply with `portico apply --expect-digest {digest}`.");
+    let budget = limit.saturating_sub(head.len() + tail.len() + 400);
+
+    let mut table = String::new();
+    let mut shown = 0;
+    if !plan.is_empty() {
+        table.push_str("| | action | address | origin |\n|---|---|---|---|\n");
+    }
+    for change in &plan.changes {
+        let origin = match change.origin {
+            Origin::Manifests => "manifests",
+            Origin::Outside => "undoes an edit made outside portico",
+        };
+        let row = format!(
+            "| {} | {} | `{}` | {origin} |\n",
+            icon(change.action),
+            change.action.as_str(),
+            cell(&change.address.to_string())
+        );
+        if table.len() + row.len() > budget / 2 {
+            break;
+        }
+        table.push_str(&row);
+        shown += 1;
+    }
+    if shown < plan.changes.len() {
+        let _ = writeln!(
+            table,
+            "\n_… and {} more changes not listed: the comment is limited to {LIMIT} characters; run `portico plan` for the full list._",
+            plan.changes.len() - shown
+        );
+    }
+
+    let mut details = String::new();
+    let mut detailed = 0;
+    for change in &plan.changes {
+        let mut section = format!(
+            "<details><summary>{} <code>{}</code></summary>\n\n```diff\n",
+            change.action.as_str(),
+            html(&change.address.to_string())
+        );
+        for field in &change.fields {
+            match (&field.old, &field.new) {
+                (Some(old), Some(new)) => {
+                    let _ = writeln!(
+                        section,
+                        "- {}: {old}\n+ {}: {new}",
+                        field.field, field.field
+                    );
+                }
+                (None, Some(new)) => {
+                    let _ = writeln!(section, "+ {}: {new}", field.field);
+                }
+                (Some(old), None) => {
+                    let _ = writeln!(section, "- {}: {old}", field.field);
+                }
+                (None, None) => {}
+            }
+        }
+        section.push_str("```\n</details>\n");
+        if table.len() + details.len() + section.len() > budget {
+            break;
+        }
+        details.push_str(&section);
+        detailed += 1;
+    }
+    if detailed < plan.changes.len() {
+        let _ = writeln!(
+            details,
+            "\n_Details of {} more changes elided to stay under {LIMIT} characters._",
+            plan.changes.len() - detailed
+        );
+    }
+    let mut out = head;
+    out.push_str(&table);
+    if !details.is_empty() {
+        out.push('\n');
+        out.push_str(&details);
+    }
+    out.push('\n');
+    out.push_str(&tail);
+    out
+}
+
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The digest a portico comment carries, if `body` is one.
+pub fn digest_in(body: &str) -> Option<String> {
+    let start = body.find("<!-- portico-digest: ")? + "<!-- portico-digest: ".len();
+    let rest = &body[start..];
+    let end = rest.find(" -->")?;
+    Some(rest[..end].to_string())
+}
