@@ -32,3 +32,14 @@ fn manifest_schema_lists_the_catalogs() {
         serde_json::Value::Bool(false)
     );
 }
+
+#[test]
+fn plan_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = portico::schema::plan_schema() + "\n";
+    assert!(
+        committed == current,
+        "schemas/plan.schema.json is stale: run `cargo run -- schema plan > schemas/plan.schema.json`"
+    );
+}

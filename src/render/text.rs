@@ -52,6 +52,9 @@ pub fn render_text(plan: &Plan, diff: bool, color: bool) -> String {
         "{}",
         paint(color, Style::new().bold(), &plan.summary().to_string())
     );
+    if !plan.is_empty() {
+        let _ = writeln!(out, "Plan digest: {}", plan.digest());
+    }
     out
 }
 

@@ -8,7 +8,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub use postgres::PostgresStore;
+pub use postgres::{APPLY_LOCK as POSTGRES_APPLY_LOCK, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use crate::history::{ApplyRecord, Provenance};

@@ -21,7 +21,7 @@ use crate::state::State;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Advisory-lock key shared by every portico apply on a database ("portico" in ASCII).
-const APPLY_LOCK: i64 = 0x0070_6f72_7469_636f;
+pub const APPLY_LOCK: i64 = 0x0070_6f72_7469_636f;
 
 /// A PostgreSQL database.
 pub struct PostgresStore {

@@ -1,0 +1,481 @@
+//! Plan on pull requests, apply on merge: saved plans, digests, read-only plans, locking,
+//! the destroy guard, history, drift labels and machine-readable output.
+
+mod common;
+
+use common::{ACCOUNT, Env, b, read_bytes, run};
+
+common::on_every_engine!(
+    a_stale_saved_plan_is_refused_and_changes_nothing,
+    a_saved_plan_applies_exactly_and_holds_no_secret,
+    an_unexpected_digest_is_refused,
+    two_applies_started_together_serialize,
+    the_guard_refuses_mass_deletion_unless_raised,
+    history_records_every_apply,
+    drift_is_labelled,
+    json_plans_validate_against_the_schema,
+    a_held_lock_times_out_naming_the_holder,
+);
+
+fn a_stale_saved_plan_is_refused_and_changes_nothing(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    env.write("account.yaml", &ACCOUNT.replace("Acme Ltd", "Acme Limited"));
+    let (code, _, err) = env.plan(&["--out", "plan.json"]);
+    assert_eq!(code, 0, "{err}");
+    // Someone changes the live database after the review.
+    env.sql("UPDATE websites SET name = 'Edited' WHERE id = 'store-eu'");
+    let before = env.dump();
+    let (code, _, err) = run(env.portico(&["apply", "--plan", "plan.json", "--auto-approve"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the live database changed since this plan was computed"),
+        "{err}"
+    );
+    assert_eq!(before, env.dump());
+}
+
+fn a_saved_plan_applies_exactly_and_holds_no_secret(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    env.write("account.yaml", &ACCOUNT.replace("Acme Ltd", "Acme Limited"));
+    env.plan(&["--out", "plan.json"]);
+    // The manifests move on after the review; the saved plan is still what gets applied.
+    env.write(
+        "account.yaml",
+        &ACCOUNT.replace("Acme Ltd", "Something Else"),
+    );
+    let (code, out, err) = run(env.portico(&["apply", "--plan", "plan.json", "--auto-approve"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Acme Ltd → Acme Limited"), "{out}");
+    assert_eq!(
+        env.rows("SELECT name FROM customers WHERE id = 'CUST-0042'"),
+        ["Acme Limited"]
+    );
+    let text = std::fs::read_to_string(env.path("plan.json")).unwrap();
+    assert!(
+        !text.contains("argon2") && !text.contains("password_hash"),
+        "{text}"
+    );
+    // A damaged plan file is refused.
+    std::fs::write(
+        env.path("plan.json"),
+        text.replace("Acme Limited", "Acme Evil"),
+    )
+    .unwrap();
+    let (code, _, err) = run(env.portico(&["apply", "--plan", "plan.json", "--auto-approve"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("does not match its digest"), "{err}");
+}
+
+fn digest_of(plan_text: &str) -> String {
+    plan_text
+        .lines()
+        .find_map(|l| l.strip_prefix("Plan digest: "))
+        .expect("a digest line")
+        .to_string()
+}
+
+fn an_unexpected_digest_is_refused(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    let reviewed = digest_of(&env.plan(&[]).1);
+    assert_eq!(reviewed.len(), 12);
+    // A later commit changes the manifests: the merge-time plan is not the reviewed one.
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    let args = [
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--expect-digest",
+        &reviewed,
+    ];
+    let (code, _, err) = run(env.portico(&args));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("not the expected {reviewed}")),
+        "{err}"
+    );
+    assert!(env.dump().is_empty());
+    env.write("account.yaml", ACCOUNT);
+    let (code, _, err) = run(env.portico(&args));
+    assert_eq!(code, 0, "{err}");
+}
+
+fn two_applies_started_together_serialize(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    let spawn = || {
+        env.portico(&[
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            "--lock-timeout",
+            "30",
+        ]);
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("portico"));
+        cmd.current_dir(env.dir.path())
+            .env("PORTICO_DATABASE_URL", &env.url)
+            .env("NO_COLOR", "1")
+            .args([
+                "apply",
+                "-f",
+                "manifests",
+                "--auto-approve",
+                "--lock-timeout",
+                "30",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let outputs = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout: Vec<String> = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .collect();
+    assert_eq!(
+        stdout
+            .iter()
+            .filter(|s| s.contains("Apply complete"))
+            .count(),
+        1,
+        "{stdout:?}"
+    );
+    assert_eq!(
+        stdout.iter().filter(|s| s.contains("No changes.")).count(),
+        1,
+        "{stdout:?}"
+    );
+    let single = if env.is_sqlite() {
+        Env::sqlite()
+    } else {
+        Env::postgres()
+    };
+    single.write("account.yaml", ACCOUNT);
+    single.apply();
+    assert_eq!(env.dump(), single.dump());
+    assert_eq!(
+        env.rows("SELECT CAST(COUNT(*) AS TEXT) FROM applies"),
+        ["1"]
+    );
+}
+
+fn many_customers(count: usize) -> String {
+    let mut text = String::from("features: { customer_access: true }\ncustomers:\n");
+    for i in 0..count {
+        text.push_str(&format!("  - {{ id: C{i}, name: N{i}, email: c{i}@x.example, access: {{ give_access: true, notify: true }} }}\n"));
+    }
+    text
+}
+
+fn the_guard_refuses_mass_deletion_unless_raised(env: Env) {
+    env.write("account.yaml", &many_customers(20));
+    env.apply();
+    env.write("account.yaml", &many_customers(8));
+    let before = env.dump();
+    let (code, _, err) = run(env.portico(&["apply", "-f", "manifests", "--auto-approve"]));
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("refusing to delete or revoke 12 objects (60% of 20 logins)"),
+        "{err}"
+    );
+    assert_eq!(before, env.dump());
+    let (code, _, err) = run(env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--max-destroy",
+        "5",
+    ]));
+    assert_eq!(code, 5, "{err}");
+    let (code, _, err) = run(env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--max-destroy-share",
+        "0.75",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        env.rows("SELECT CAST(COUNT(*) AS TEXT) FROM customers"),
+        ["8"]
+    );
+}
+
+fn history_records_every_apply(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    let digest = digest_of(&env.plan(&[]).1);
+    let mut cmd = env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--actor",
+        "alice",
+    ]);
+    cmd.env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Recorded as apply 1."), "{out}");
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env("GITHUB_ACTOR", "ci-bot").env_remove("GITHUB_SHA");
+    assert_eq!(run(cmd).0, 0);
+
+    let (code, out, _) = run(env.portico(&["history", "--format", "json"]));
+    assert_eq!(code, 0);
+    let records: Vec<portico::history::ApplyRecord> = serde_json::from_str(&out).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].id, 1);
+    assert_eq!(records[0].actor, "alice");
+    assert_eq!(
+        records[0].git_commit.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
+    assert_eq!(records[0].plan_digest, digest);
+    assert_eq!(records[0].summary.create, 5);
+    assert_eq!(records[0].manifests_digest.len(), 16);
+    assert_eq!(records[1].actor, "ci-bot");
+    assert!(
+        records[0].applied_at.ends_with('Z') && records[0].applied_at.len() == 20,
+        "{}",
+        records[0].applied_at
+    );
+
+    let (_, out, _) = run(env.portico(&["history", "show", "2", "--format", "json"]));
+    let second: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
+    assert_eq!(second.changes.len(), 1);
+    assert_eq!(second.changes[0].address, "customer[\"CUST-0043\"]");
+    assert_eq!(
+        second.changes[0].fields[0].old.as_deref(),
+        Some("Beta GmbH")
+    );
+
+    let (_, text, _) = run(env.portico(&["history"]));
+    assert!(
+        text.contains("alice") && text.contains("0123456789ab") && text.contains(&digest),
+        "{text}"
+    );
+    let (_, text, _) = run(env.portico(&["history", "show", "2"]));
+    assert!(text.contains("name: Beta GmbH → Beta AG"), "{text}");
+    let (code, _, err) = run(env.portico(&["history", "show", "9"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no apply with id 9"), "{err}");
+}
+
+fn drift_is_labelled(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    env.sql("UPDATE websites SET url = 'https://evil.example' WHERE id = 'store-eu'");
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    let (_, out, _) = env.plan(&[]);
+    assert!(
+        out.contains("~ update website[\"store-eu\"]  (changed outside portico)"),
+        "{out}"
+    );
+    assert!(out.contains("~ update customer[\"CUST-0043\"]\n"), "{out}");
+    let (_, json, _) = env.plan(&["--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let origins: Vec<(&str, &str)> = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap(),
+                c["origin"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            ("website[\"store-eu\"]", "outside"),
+            ("customer[\"CUST-0043\"]", "manifests")
+        ]
+    );
+    // A login created by hand is labelled too.
+    env.sql(&format!(
+        "INSERT INTO logins (customer_id, contact, email, access, role_id, notify) VALUES ('CUST-0043', 'x@x.example', 'x@x.example', {}, 'customer_center', {})",
+        "true", "false"
+    ));
+    let (_, out, _) = env.plan(&[]);
+    assert!(
+        out.contains(
+            "- delete customer[\"CUST-0043\"].contact[\"x@x.example\"]  (changed outside portico)"
+        ),
+        "{out}"
+    );
+    let _ = b;
+}
+
+fn json_plans_validate_against_the_schema(env: Env) {
+    let schema: serde_json::Value = serde_json::from_str(&portico::schema::plan_schema()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    env.write("account.yaml", ACCOUNT);
+    let check = |json: &str| {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{json}");
+        let doc: portico::render::PlanDocument = serde_json::from_value(value).unwrap();
+        doc
+    };
+    let doc = check(&env.plan(&["--format", "json"]).1);
+    assert_eq!(doc.format_version, 1);
+    assert_eq!(doc.summary.create, 5);
+    env.apply();
+    env.write(
+        "account.yaml",
+        &ACCOUNT
+            .replace("invoice: view", "invoice: none")
+            .replace("Beta GmbH", "Beta AG"),
+    );
+    let doc = check(&env.plan(&["--format", "json"]).1);
+    assert_eq!(doc.changes.len(), 2);
+    let doc = check(&env.plan(&["--format", "json", "--out", "saved.json"]).1);
+    assert_eq!(
+        std::fs::read_to_string(env.path("saved.json")).unwrap(),
+        serde_json::to_string_pretty(&doc).unwrap() + "\n"
+    );
+}
+
+fn a_held_lock_times_out_naming_the_holder(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    let before = env.dump();
+    let args = [
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--lock-timeout",
+        "1",
+    ];
+    if env.is_sqlite() {
+        let mut path = env.db_path().into_os_string();
+        path.push(".lock");
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.lock().unwrap();
+        std::fs::write(&path, "bob (pid 4242)\n").unwrap();
+        let (code, _, err) = run(env.portico(&args));
+        assert_eq!(code, 4, "{err}");
+        assert!(
+            err.contains("another apply holds the lock (bob (pid 4242))"),
+            "{err}"
+        );
+        drop(file);
+    } else {
+        common::block_on(async {
+            use sqlx::Connection;
+            let mut holder = sqlx::PgConnection::connect(&env.url).await.unwrap();
+            sqlx::query("SET application_name = 'portico apply by bob'")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(portico::store::POSTGRES_APPLY_LOCK)
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            let (code, _, err) = run(env.portico(&args));
+            assert_eq!(code, 4, "{err}");
+            assert!(
+                err.contains("another apply holds the lock (portico apply by bob"),
+                "{err}"
+            );
+        });
+    }
+    assert_eq!(before, env.dump());
+    assert_eq!(run(env.portico(&args)).0, 0, "the lock is free again");
+}
+
+#[test]
+fn plan_reads_a_read_only_sqlite_file_without_changing_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    std::fs::set_permissions(env.db_path(), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = read_bytes(&env.db_path());
+    let modified = std::fs::metadata(env.db_path())
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (code, out, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.contains("Beta GmbH → Beta AG"), "{out}");
+    assert!(before == read_bytes(&env.db_path()));
+    assert_eq!(
+        modified,
+        std::fs::metadata(env.db_path())
+            .unwrap()
+            .modified()
+            .unwrap()
+    );
+    let mut lock = env.db_path().into_os_string();
+    lock.push(".lock");
+    let lock = std::path::PathBuf::from(lock);
+    let lock_before = std::fs::metadata(&lock).ok().map(|m| m.modified().unwrap());
+    env.plan(&[]);
+    assert_eq!(
+        lock_before,
+        std::fs::metadata(&lock).ok().map(|m| m.modified().unwrap()),
+        "plan takes no lock"
+    );
+}
+
+#[test]
+fn markdown_stays_under_the_comment_limit_at_scale() {
+    let env = Env::sqlite();
+    env.write("account.yaml", &many_customers(3000));
+    let (_, md, _) = env.plan(&["--format", "markdown"]);
+    assert!(
+        md.len() <= portico::render::markdown::LIMIT,
+        "{} characters",
+        md.len()
+    );
+    assert!(md.starts_with("<!-- portico-plan -->"), "{}", &md[..100]);
+    assert!(md.contains("**Plan: 3000 to create, 1 to update, 0 to revoke, 0 to delete.**"));
+    assert!(
+        md.contains("more changes not listed"),
+        "the table is elided with a note"
+    );
+    assert!(
+        md.contains("more changes elided"),
+        "details are elided with a note"
+    );
+    let digest = portico::render::markdown::digest_in(&md).unwrap();
+    assert_eq!(digest.len(), 12);
+
+    let small = Env::sqlite();
+    small.write("account.yaml", ACCOUNT);
+    let (_, md, _) = small.plan(&["--format", "markdown"]);
+    assert!(
+        md.contains("| 🟢 | create | `customer[\"CUST-0042\"]` | manifests |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("<details><summary>create <code>customer[\"CUST-0042\"]</code></summary>"),
+        "{md}"
+    );
+    assert!(!md.contains("elided"), "{md}");
+}
