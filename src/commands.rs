@@ -116,6 +116,17 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
             render::render_markdown(&plan, render::markdown::LIMIT)
         ),
     }
+    if opts.github_comment {
+        let pr = crate::github::pr_number(opts.pr).ok_or_else(|| {
+            crate::github::GitHubError::Missing(
+                "no pull-request number: run on a pull_request event or pass --pr N".into(),
+            )
+        })?;
+        let github = crate::github::GitHub::from_env()?;
+        let body = render::render_markdown(&plan, render::markdown::LIMIT);
+        let id = github.upsert_comment(pr, &body).await?;
+        eprintln!("Plan posted on pull request #{pr} (comment {id}).");
+    }
     if let Some(out) = &opts.out {
         std::fs::write(out, render::render_json(&plan)).map_err(|e| Error::PlanFile {
             path: out.display().to_string(),
@@ -183,7 +194,12 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         (None, None) => unreachable!("clap requires --file or --plan"),
     };
     print_text(&plan, &opts.diff);
-    if let Some(expected) = &opts.expect_digest
+    let expected = match (&opts.expect_digest, opts.expect_digest_from_pr) {
+        (Some(digest), _) => Some(digest.clone()),
+        (None, true) => Some(reviewed_digest().await?),
+        (None, false) => None,
+    };
+    if let Some(expected) = &expected
         && plan.digest() != expected.trim()
     {
         return Err(Error::DigestMismatch {
@@ -205,6 +221,20 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         s.create, s.update, s.revoke, s.delete
     );
     Ok(Outcome::Done)
+}
+
+/// The digest shown on the pull request that merged the commit being applied.
+async fn reviewed_digest() -> Result<String, Error> {
+    let commit = std::env::var("GITHUB_SHA").map_err(|_| {
+        crate::github::GitHubError::Missing(
+            "GITHUB_SHA is not set: --expect-digest-from-pr runs in GitHub Actions on push".into(),
+        )
+    })?;
+    let (pr, digest) = crate::github::GitHub::from_env()?
+        .digest_for_commit(&commit)
+        .await?;
+    eprintln!("Expecting digest {digest}, as reviewed on pull request #{pr}.");
+    Ok(digest)
 }
 
 fn confirm() -> Result<(), Error> {

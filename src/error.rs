@@ -50,6 +50,9 @@ pub enum Error {
     /// The user did not confirm.
     #[error("apply cancelled; nothing was changed")]
     Cancelled,
+    /// Talking to GitHub failed.
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     /// No apply with that id.
     #[error("no apply with id {0} (see `portico history`)")]
     NoSuchApply(i64),

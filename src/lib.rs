@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod github;
 pub mod history;
 pub mod manifest;
 pub mod plan;

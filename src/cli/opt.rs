@@ -97,6 +97,14 @@ pub struct PlanOpts {
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Post the markdown plan on the pull request, or update portico's earlier comment there
+    /// (GitHub Actions: needs GITHUB_TOKEN; GITHUB_API_URL, GITHUB_REPOSITORY and the PR
+    /// number come from the Actions environment).
+    #[arg(long)]
+    pub github_comment: bool,
+    /// Pull-request number for --github-comment (default: from the Actions event).
+    #[arg(long, value_name = "N", env = "PORTICO_PR_NUMBER")]
+    pub pr: Option<u64>,
 }
 
 /// `portico apply`.
@@ -117,6 +125,10 @@ pub struct ApplyOpts {
     /// Apply only if the freshly computed plan has this digest (the one the review showed).
     #[arg(long, value_name = "DIGEST")]
     pub expect_digest: Option<String>,
+    /// Like --expect-digest, with the digest read from portico's plan comment on the pull
+    /// request that merged this commit (GitHub; needs GITHUB_TOKEN and GITHUB_SHA).
+    #[arg(long, conflicts_with = "expect_digest")]
+    pub expect_digest_from_pr: bool,
     #[command(flatten)]
     pub connect: ConnectOpts,
     #[command(flatten)]

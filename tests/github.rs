@@ -1,0 +1,238 @@
+//! `plan --github-comment` and `apply --expect-digest-from-pr` against a real HTTP server on
+//! 127.0.0.1 that plays the GitHub REST API.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::{ACCOUNT, Env, run};
+
+const TOKEN: &str = "ghs_test_token_never_printed";
+
+#[derive(Default)]
+struct Fake {
+    comments: Vec<(u64, String)>,
+    authorizations: Vec<String>,
+    requests: Vec<String>,
+}
+
+/// A fake GitHub API for repository `acme/access`, pull request 7 merged as commit `abc123`.
+struct Server {
+    url: String,
+    state: Arc<Mutex<Fake>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let state = Arc::new(Mutex::new(Fake::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let mut body = String::new();
+                request.as_reader().read_to_string(&mut body).unwrap();
+                let (status, reply) = handle(&s, &request, &body);
+                let response = tiny_http::Response::from_string(reply)
+                    .with_status_code(status)
+                    .with_header(
+                        "Content-Type: application/json"
+                            .parse::<tiny_http::Header>()
+                            .unwrap(),
+                    );
+                let _ = request.respond(response);
+            }
+        });
+        Server {
+            url,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn handle(state: &Mutex<Fake>, request: &tiny_http::Request, body: &str) -> (u16, String) {
+    let mut fake = state.lock().unwrap();
+    let auth = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.to_string())
+        .unwrap_or_default();
+    fake.authorizations.push(auth);
+    let url = request.url().to_string();
+    fake.requests.push(format!("{} {url}", request.method()));
+    let path = url.split('?').next().unwrap().to_string();
+    let page = url.contains("page=1");
+    let json_body = || {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    match (request.method(), path.as_str()) {
+        (tiny_http::Method::Get, "/repos/acme/access/issues/7/comments") => {
+            let list: Vec<_> = if page {
+                fake.comments
+                    .iter()
+                    .map(|(id, b)| serde_json::json!({ "id": id, "body": b }))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (200, serde_json::to_string(&list).unwrap())
+        }
+        (tiny_http::Method::Post, "/repos/acme/access/issues/7/comments") => {
+            let id = 100 + fake.comments.len() as u64;
+            fake.comments.push((id, json_body()));
+            (
+                201,
+                serde_json::json!({ "id": id, "body": json_body() }).to_string(),
+            )
+        }
+        (tiny_http::Method::Patch, p) if p.starts_with("/repos/acme/access/issues/comments/") => {
+            let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
+            let new = json_body();
+            let comment = fake.comments.iter_mut().find(|(i, _)| *i == id).unwrap();
+            comment.1 = new.clone();
+            (
+                200,
+                serde_json::json!({ "id": id, "body": new }).to_string(),
+            )
+        }
+        (tiny_http::Method::Get, "/repos/acme/access/commits/abc123/pulls") => (
+            200,
+            r#"[{"number": 7, "merged_at": "2026-11-23T10:00:00Z"}]"#.to_string(),
+        ),
+        _ => (404, r#"{"message": "Not Found"}"#.to_string()),
+    }
+}
+
+fn github_env(cmd: &mut assert_cmd::Command, server: &Server) {
+    cmd.env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", &server.url)
+        .env("GITHUB_REPOSITORY", "acme/access")
+        .env("PORTICO_PR_NUMBER", "7");
+}
+
+#[test]
+fn plan_comments_once_and_updates_the_same_comment() {
+    let server = Server::start();
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Plan posted on pull request #7"), "{err}");
+    {
+        let fake = server.state.lock().unwrap();
+        assert_eq!(fake.comments.len(), 1);
+        assert!(fake.comments[0].1.starts_with("<!-- portico-plan -->"));
+        assert!(fake.comments[0].1.contains("Plan: 5 to create"));
+        assert!(
+            fake.authorizations
+                .iter()
+                .all(|a| a == &format!("Bearer {TOKEN}"))
+        );
+    }
+    // A new push to the pull request updates the same comment.
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    let (code, out2, err2) = run(cmd);
+    assert_eq!(code, 0, "{err2}");
+    let fake = server.state.lock().unwrap();
+    assert_eq!(fake.comments.len(), 1, "{:?}", fake.requests);
+    assert!(fake.comments[0].1.contains("Beta AG"));
+    assert!(
+        fake.requests
+            .iter()
+            .any(|r| r.starts_with("PATCH /repos/acme/access/issues/comments/100")),
+        "{:?}",
+        fake.requests
+    );
+    for text in [&out, &err, &out2, &err2] {
+        assert!(!text.contains(TOKEN));
+    }
+}
+
+#[test]
+fn apply_reads_the_reviewed_digest_from_the_merged_pull_request() {
+    let server = Server::start();
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    assert_eq!(run(cmd).0, 0);
+
+    // The merge commit brings a change nobody reviewed: refused, nothing applied.
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
+    let mut cmd = env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--expect-digest-from-pr",
+    ]);
+    github_env(&mut cmd, &server);
+    cmd.env("GITHUB_SHA", "abc123");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("as reviewed on pull request #7"), "{err}");
+    assert!(env.dump().is_empty());
+
+    env.write("account.yaml", ACCOUNT);
+    let mut cmd = env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--expect-digest-from-pr",
+    ]);
+    github_env(&mut cmd, &server);
+    cmd.env("GITHUB_SHA", "abc123");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Apply complete"), "{out}");
+    assert!(!out.contains(TOKEN) && !err.contains(TOKEN));
+}
+
+#[test]
+fn github_errors_are_clear() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment", "--pr", "7"]);
+    cmd.env_remove("GITHUB_TOKEN");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(err.contains("GITHUB_TOKEN is not set"), "{err}");
+
+    let server = Server::start();
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    cmd.env("GITHUB_REPOSITORY", "acme/unknown");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(err.contains("404 Not Found: Not Found"), "{err}");
+    assert!(!err.contains(TOKEN), "{err}");
+}
