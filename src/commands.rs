@@ -214,12 +214,23 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     if !opts.auto_approve {
         confirm()?;
     }
-    let id = store.apply(&plan, &provenance).await?;
+    let passwords = crate::passwords::hash_all(&plan)?;
+    let id = store.apply(&plan, &provenance, &passwords).await?;
     let s = plan.summary();
     println!(
         "Apply complete: {} created, {} updated, {} revoked, {} deleted. Recorded as apply {id}.",
         s.create, s.update, s.revoke, s.delete
     );
+    if opts.no_notify {
+        let queued = store.outbox(true).await?.len();
+        if queued > 0 {
+            println!("{queued} notification(s) queued; deliver them with `portico notify`.");
+        }
+    } else {
+        // A delivery failure never fails the apply: the messages stay queued.
+        let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
+        print_delivery(&report);
+    }
     Ok(Outcome::Done)
 }
 
@@ -235,6 +246,89 @@ async fn reviewed_digest() -> Result<String, Error> {
         .await?;
     eprintln!("Expecting digest {digest}, as reviewed on pull request #{pr}.");
     Ok(digest)
+}
+
+fn delivery_options(args: &crate::cli::DeliveryArgs) -> crate::notify::DeliveryOptions {
+    crate::notify::DeliveryOptions {
+        timeout: Duration::try_from_secs_f64(args.timeout).unwrap_or(Duration::from_secs(10)),
+        attempts: args.attempts.max(1),
+        ..crate::notify::DeliveryOptions::default()
+    }
+}
+
+fn print_delivery(report: &crate::notify::DeliveryReport) {
+    if report.sent > 0 {
+        println!("Notifications: {} sent.", report.sent);
+    }
+    for (email, error) in &report.failed {
+        eprintln!(
+            "warning: notification to {email} not delivered ({error}); it stays queued for `portico notify`"
+        );
+    }
+    if let Some(blocked) = &report.blocked {
+        eprintln!("warning: {blocked}");
+    }
+}
+
+/// `portico notify`: deliver what is pending, or list the outbox.
+///
+/// # Errors
+/// Database errors, or [`Error::Undelivered`] when messages remain queued.
+pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
+    let mut store = store::open(&opts.connect.database, !opts.status).await?;
+    if opts.status {
+        let rows = store.outbox(false).await?;
+        if rows.is_empty() {
+            println!("No notifications.");
+        }
+        for r in rows {
+            println!(
+                "{:>5}  {:<9}  {:<32}  attempts {:<3}  queued {}{}",
+                r.id,
+                r.status,
+                r.email,
+                r.attempts,
+                r.created_at,
+                r.last_error
+                    .map(|e| format!("  last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(Outcome::Done);
+    }
+    let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
+    print_delivery(&report);
+    let left = store.outbox(true).await?.len();
+    if left > 0 {
+        return Err(Error::Undelivered(left));
+    }
+    if report.sent == 0 {
+        println!("Nothing to deliver.");
+    }
+    Ok(Outcome::Done)
+}
+
+/// `portico set-password --token-stdin`: the customer-center side of a set-password link.
+///
+/// # Errors
+/// A refused token, a password that breaks the policy, or database errors.
+pub async fn set_password(opts: &crate::cli::SetPasswordOpts) -> Result<Outcome, Error> {
+    let mut lines = std::io::stdin().lines();
+    let token = lines.next().transpose()?.unwrap_or_default();
+    let password = lines.next().transpose()?.unwrap_or_default();
+    let mut store = store::open(&opts.connect.database, true).await?;
+    let policy = store.read().await?.login_policy.unwrap_or_default();
+    let min = policy.password.min_length as usize;
+    if password.chars().count() < min {
+        return Err(Error::WeakPassword(min));
+    }
+    let hash = crate::passwords::hash(&password)
+        .map_err(|_| Error::Io(std::io::Error::other("hashing failed")))?;
+    let email = store
+        .redeem_token(&crate::notify::token_hash(&token), &hash)
+        .await?;
+    println!("Password set for {email}.");
+    Ok(Outcome::Done)
 }
 
 fn confirm() -> Result<(), Error> {

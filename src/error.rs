@@ -53,6 +53,17 @@ pub enum Error {
     /// Talking to GitHub failed.
     #[error(transparent)]
     GitHub(#[from] crate::github::GitHubError),
+    /// Passwords could not be prepared.
+    #[error(transparent)]
+    Password(#[from] crate::passwords::PasswordError),
+    /// Some notifications could not be delivered (they stay queued).
+    #[error(
+        "{0} notification(s) could not be delivered; they stay queued (see `portico notify --status`)"
+    )]
+    Undelivered(usize),
+    /// A new password breaks the login policy.
+    #[error("the new password is shorter than the login policy's minimum of {0} characters")]
+    WeakPassword(usize),
     /// No apply with that id.
     #[error("no apply with id {0} (see `portico history`)")]
     NoSuchApply(i64),

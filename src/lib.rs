@@ -11,6 +11,8 @@ pub mod error;
 pub mod github;
 pub mod history;
 pub mod manifest;
+pub mod notify;
+pub mod passwords;
 pub mod plan;
 pub mod render;
 pub mod schema;

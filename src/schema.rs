@@ -13,3 +13,9 @@ pub fn plan_schema() -> String {
     let schema = schemars::schema_for!(crate::render::PlanDocument);
     serde_json::to_string_pretty(&schema).expect("schema serialises")
 }
+
+/// The new-access notification body schema, pretty-printed.
+pub fn notification_schema() -> String {
+    let schema = schemars::schema_for!(crate::notify::NotificationMessage);
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}

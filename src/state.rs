@@ -18,6 +18,8 @@ pub struct State {
     pub websites: BTreeMap<String, WebsiteState>,
     /// The login policy, once one was applied.
     pub login_policy: Option<LoginPolicy>,
+    /// Where new-access notifications go, once configured.
+    pub notifications: Option<NotificationSettings>,
     /// Custom roles by id (standard roles are not part of the state: they never change).
     pub roles: BTreeMap<String, RoleState>,
     /// Customers by id.
@@ -42,6 +44,21 @@ impl State {
     pub fn login_count(&self) -> usize {
         self.customers.values().map(|c| 1 + c.contacts.len()).sum()
     }
+}
+
+/// Delivery settings of new-access notifications (no secret: the auth header is named by
+/// its environment variable).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Endpoint URL.
+    pub url: String,
+    /// Environment variable holding the `Authorization` header value.
+    pub auth_env: Option<String>,
+    /// Login page for logins without a website.
+    pub login_url: Option<String>,
+    /// Hours a set-password link stays valid.
+    pub token_ttl_hours: u32,
 }
 
 /// A website.
@@ -106,6 +123,8 @@ pub struct LoginState {
     pub website: Option<String>,
     /// Whether granting access sends the new-access notification.
     pub notify: bool,
+    /// The `reset` marker of the initial password portico last set (`None`: never set one).
+    pub password: Option<u32>,
 }
 
 /// Normalises an email for comparison and storage.

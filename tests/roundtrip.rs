@@ -60,21 +60,27 @@ fn role() -> impl Strategy<Value = RoleState> {
 /// A login drawn from small pools so that states overlap and emails move between logins.
 fn login(roles: Vec<String>, websites: Vec<Option<String>>) -> impl Strategy<Value = LoginState> {
     (
-        prop::option::of(prop::sample::select(EMAILS.to_vec())),
-        prop::option::of(prop::sample::select(vec!["Ann", "Bob"])),
-        any::<bool>(),
-        prop::sample::select(roles),
-        prop::sample::select(websites),
-        any::<bool>(),
+        (
+            prop::option::of(prop::sample::select(EMAILS.to_vec())),
+            prop::option::of(prop::sample::select(vec!["Ann", "Bob"])),
+            any::<bool>(),
+            prop::sample::select(roles),
+            prop::sample::select(websites),
+            any::<bool>(),
+        ),
+        0u32..3,
     )
-        .prop_map(|(email, name, access, role, website, notify)| LoginState {
-            email: email.map(str::to_string),
-            name: name.map(str::to_string),
-            access,
-            role,
-            website,
-            notify,
-        })
+        .prop_map(
+            |((email, name, access, role, website, notify), marker)| LoginState {
+                email: email.map(str::to_string),
+                name: name.map(str::to_string),
+                access,
+                role,
+                website,
+                notify,
+                password: Some(marker),
+            },
+        )
 }
 
 fn state() -> impl Strategy<Value = State> {
@@ -165,6 +171,12 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         );
     }
     State {
+        notifications: Some(portico::state::NotificationSettings {
+            url: "https://mail.example/hook".into(),
+            auth_env: policy.then(|| "TOKEN".into()),
+            login_url: None,
+            token_ttl_hours: 24,
+        }),
         features: [
             Feature::CustomerAccess,
             Feature::Websites,
@@ -198,6 +210,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
 
 fn desired(state: &State) -> Desired {
     let all = Sections {
+        notifications: true,
         features: true,
         websites: true,
         login_policy: true,
@@ -205,6 +218,7 @@ fn desired(state: &State) -> Desired {
         customers: true,
     };
     Desired {
+        passwords: Default::default(),
         state: state.clone(),
         managed: all,
     }
@@ -216,7 +230,7 @@ async fn apply(url: &str, target: &State) -> State {
     let live = store.read().await.unwrap();
     let plan = diff(&desired(target), &live, DiffOptions::default());
     store
-        .apply(&plan, &portico::history::Provenance::default())
+        .apply(&plan, &portico::history::Provenance::default(), &[])
         .await
         .unwrap();
     store.read().await.unwrap()

@@ -43,3 +43,14 @@ fn plan_schema_is_current() {
         "schemas/plan.schema.json is stale: run `cargo run -- schema plan > schemas/plan.schema.json`"
     );
 }
+
+#[test]
+fn notification_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/notification.schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = portico::schema::notification_schema() + "\n";
+    assert!(
+        committed == current,
+        "schemas/notification.schema.json is stale: run `cargo run -- schema notification > schemas/notification.schema.json`"
+    );
+}

@@ -3,8 +3,9 @@
 mod opt;
 
 pub use opt::{
-    ApplyOpts, Cli, Command, ConnectOpts, DiffArgs, Format, HistoryCommand, HistoryFormat,
-    HistoryOpts, ManifestOpts, PlanOpts, SchemaKind, SchemaOpts,
+    ApplyOpts, Cli, Command, ConnectOpts, DeliveryArgs, DiffArgs, Format, HistoryCommand,
+    HistoryFormat, HistoryOpts, ManifestOpts, NotifyOpts, PlanOpts, SchemaKind, SchemaOpts,
+    SetPasswordOpts,
 };
 
 use crate::commands::{self, Outcome};
@@ -21,10 +22,13 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Apply(opts) => commands::apply(&opts).await,
         Command::Init(opts) => commands::init(&opts.database).await,
         Command::History(opts) => commands::history(&opts).await,
+        Command::Notify(opts) => commands::notify(&opts).await,
+        Command::SetPassword(opts) => commands::set_password(&opts).await,
         Command::Schema(opts) => {
             match opts.kind {
                 SchemaKind::Manifest => println!("{}", crate::schema::manifest_schema()),
                 SchemaKind::Plan => println!("{}", crate::schema::plan_schema()),
+                SchemaKind::Notification => println!("{}", crate::schema::notification_schema()),
             }
             Ok(Outcome::Done)
         }

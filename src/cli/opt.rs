@@ -25,6 +25,10 @@ pub enum Command {
     Apply(ApplyOpts),
     /// List past applies, or show one.
     History(HistoryOpts),
+    /// Deliver queued new-access notifications (or list them with --status).
+    Notify(NotifyOpts),
+    /// Redeem a set-password link: reads the token, then the new password, from stdin.
+    SetPassword(SetPasswordOpts),
     /// Create or upgrade the live database schema.
     Init(ConnectOpts),
     /// Print the JSON Schema of manifest files (or of the JSON plan).
@@ -149,6 +153,48 @@ pub struct ApplyOpts {
     /// Who is applying, for history (default: the CI's actor, else the OS user).
     #[arg(long, env = "PORTICO_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+    /// Leave new-access notifications queued (deliver later with `portico notify`).
+    #[arg(long)]
+    pub no_notify: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// How notifications are delivered.
+#[derive(Debug, Args)]
+pub struct DeliveryArgs {
+    /// Seconds to wait for the notification endpoint per request.
+    #[arg(
+        long = "notify-timeout",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
+    pub timeout: f64,
+    /// Attempts per message in this run (with exponential backoff and jitter).
+    #[arg(long = "notify-attempts", value_name = "N", default_value_t = 3)]
+    pub attempts: u32,
+}
+
+/// `portico notify`.
+#[derive(Debug, Args)]
+pub struct NotifyOpts {
+    /// List every message with its status instead of delivering.
+    #[arg(long)]
+    pub status: bool,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// `portico set-password`.
+#[derive(Debug, Args)]
+pub struct SetPasswordOpts {
+    /// Read the token (first line) and the new password (second line) from standard input.
+    #[arg(long, required = true)]
+    pub token_stdin: bool,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
 }
 
 /// `portico history`.
@@ -198,4 +244,6 @@ pub enum SchemaKind {
     Manifest,
     /// `plan --format json` and saved plans.
     Plan,
+    /// The JSON body of new-access notifications.
+    Notification,
 }

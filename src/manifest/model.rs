@@ -108,6 +108,16 @@ pub struct Notifications {
     /// Value of the `Authorization` header, read from the environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_header: Option<EnvRef>,
+    /// Login page for logins without a website (a website's is `<url>/login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_url: Option<String>,
+    /// Hours a set-password link stays valid. Default: 24.
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_hours: u32,
+}
+
+fn default_token_ttl() -> u32 {
+    24
 }
 
 /// A value read from an environment variable at run time.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::fields::field_changes;
 use super::{Action, Address, Change, Object, Origin, Plan};
 use crate::catalog::Feature;
-use crate::state::{CustomerState, State};
+use crate::state::{CustomerRecord, CustomerState, LoginState, State};
 use crate::validate::Desired;
 
 /// Knobs of the diff.
@@ -52,12 +52,12 @@ impl Builder {
         before: Option<Object>,
         after: Option<Object>,
         revoke: bool,
-    ) {
+    ) -> Option<&mut Change> {
         let action = match (&before, &after) {
-            (None, None) => return,
+            (None, None) => return None,
             (None, Some(_)) => Action::Create,
             (Some(_), None) => Action::Delete,
-            (Some(b), Some(a)) if b == a => return,
+            (Some(b), Some(a)) if b == a => return None,
             (Some(_), Some(_)) if revoke => Action::Revoke,
             (Some(_), Some(_)) => Action::Update,
         };
@@ -69,7 +69,26 @@ impl Builder {
             fields,
             before,
             after,
+            password: None,
         });
+        self.phases
+            .get_mut(&phase)
+            .and_then(|changes| changes.last_mut())
+    }
+}
+
+/// The desired login with its password marker settled against the live one: a login whose
+/// manifests name no password keeps whatever portico set before (a user's own password is
+/// never drift). Also returns whether apply sets or resets the password.
+fn settle(want: &LoginState, live: Option<&LoginState>) -> (LoginState, bool) {
+    let mut login = want.clone();
+    let live_marker = live.and_then(|l| l.password);
+    match want.password {
+        None => {
+            login.password = live_marker;
+            (login, false)
+        }
+        Some(marker) => (login, live.is_none() || live_marker != Some(marker)),
     }
 }
 
@@ -100,6 +119,16 @@ pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
                 );
             }
         }
+    }
+    if desired.managed.notifications {
+        let (old, new) = (&live.notifications, &want.notifications);
+        b.change(
+            Phase::LoginPolicy,
+            Address::Notifications,
+            old.clone().map(Object::Notifications),
+            new.clone().map(Object::Notifications),
+            false,
+        );
     }
     if desired.managed.login_policy {
         let (old, new) = (&live.login_policy, &want.login_policy);
@@ -217,19 +246,28 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         let before = old.map(|o| Object::Customer(o.record.clone()));
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
         let count = b.phases.get(&Phase::Customers).map_or(0, Vec::len);
-        b.change(
+        let (login, sets_password) = settle(&new.record.login, old.map(|o| &o.record.login));
+        let record = CustomerRecord {
+            login,
+            ..new.record.clone()
+        };
+        let address = Address::Customer(id.clone());
+        let source = desired.passwords.get(&address.to_string()).cloned();
+        if let Some(change) = b.change(
             Phase::Customers,
-            Address::Customer(id.clone()),
+            address,
             before,
-            Some(Object::Customer(new.record.clone())),
+            Some(Object::Customer(record)),
             revoke,
-        );
+        ) {
+            change.password = source.filter(|_| sets_password);
+        }
         if protected && old.is_some() && b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count
         {
             b.warnings
                 .push(format!("customer[{id:?}] is protected and will be changed"));
         }
-        contacts(b, id, old, new, protected, options);
+        contacts(b, id, old, new, protected, options, &desired.passwords);
     }
 }
 
@@ -263,6 +301,7 @@ fn contacts(
     new: &CustomerState,
     protected: bool,
     options: DiffOptions,
+    passwords: &std::collections::HashMap<String, crate::passwords::SecretRef>,
 ) {
     let address = |email: &str| Address::Contact {
         customer: id.to_string(),
@@ -292,13 +331,18 @@ fn contacts(
     for (email, contact) in &new.contacts {
         let before = old.and_then(|o| o.contacts.get(email));
         let revoke = before.is_some_and(|c| c.access && !contact.access);
-        b.change(
+        let (login, sets_password) = settle(contact, before);
+        let source = passwords.get(&address(email).to_string()).cloned();
+        let after = Some(Object::Contact(login));
+        if let Some(change) = b.change(
             Phase::Contacts,
             address(email),
             before.cloned().map(Object::Contact),
-            Some(Object::Contact(contact.clone())),
+            after,
             revoke,
-        );
+        ) {
+            change.password = source.filter(|_| sets_password);
+        }
     }
 }
 
@@ -371,7 +415,7 @@ fn keep(warnings: &mut Vec<String>, change: &Change, why: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{CustomerRecord, LoginState, RoleState, WebsiteState};
+    use crate::state::{RoleState, WebsiteState};
     use crate::validate::Sections;
 
     fn login(email: &str, access: bool) -> LoginState {
@@ -382,6 +426,7 @@ mod tests {
             role: "customer_center".into(),
             website: None,
             notify: true,
+            password: None,
         }
     }
 
@@ -397,7 +442,11 @@ mod tests {
     }
 
     fn desired(state: State, managed: Sections) -> Desired {
-        Desired { state, managed }
+        Desired {
+            state,
+            managed,
+            passwords: Default::default(),
+        }
     }
 
     fn all() -> Sections {
@@ -405,6 +454,7 @@ mod tests {
             features: true,
             websites: true,
             login_policy: false,
+            notifications: false,
             roles: true,
             customers: true,
         }
@@ -536,5 +586,104 @@ mod tests {
             plan.warnings,
             ["role[\"r\"] is not deleted: customer[\"A\"] still uses this role"]
         );
+    }
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+    use crate::passwords::SecretRef;
+    use crate::state::CustomerRecord;
+    use crate::validate::Sections;
+
+    fn with_password(marker: Option<u32>) -> State {
+        let login = LoginState {
+            email: Some("a@x.example".into()),
+            name: None,
+            access: true,
+            role: "customer_center".into(),
+            website: None,
+            notify: false,
+            password: marker,
+        };
+        let mut state = State::empty();
+        let record = CustomerRecord {
+            name: "A".into(),
+            protect: false,
+            login,
+        };
+        state.customers.insert(
+            "A".into(),
+            CustomerState {
+                record,
+                contacts: BTreeMap::new(),
+            },
+        );
+        state
+    }
+
+    fn desired(state: State) -> Desired {
+        let managed = Sections {
+            customers: true,
+            ..Sections::default()
+        };
+        let passwords = [("customer[\"A\"]".to_string(), SecretRef::Env("PW".into()))].into();
+        Desired {
+            state,
+            managed,
+            passwords,
+        }
+    }
+
+    #[test]
+    fn a_password_is_set_on_creation_and_only_reset_when_the_marker_changes() {
+        let create = diff(
+            &desired(with_password(Some(0))),
+            &State::empty(),
+            DiffOptions::default(),
+        );
+        assert_eq!(
+            create.changes[0].password,
+            Some(SecretRef::Env("PW".into()))
+        );
+        let field = create.changes[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "password")
+            .unwrap();
+        assert_eq!(field.new.as_deref(), Some("will be set"));
+
+        let again = diff(
+            &desired(with_password(Some(0))),
+            &with_password(Some(0)),
+            DiffOptions::default(),
+        );
+        assert!(
+            again.is_empty(),
+            "the same marker never sets the password again"
+        );
+
+        let reset = diff(
+            &desired(with_password(Some(1))),
+            &with_password(Some(0)),
+            DiffOptions::default(),
+        );
+        assert_eq!(reset.changes[0].password, Some(SecretRef::Env("PW".into())));
+        let field = reset.changes[0]
+            .fields
+            .iter()
+            .find(|f| f.field == "password")
+            .unwrap();
+        assert_eq!(
+            (field.old.as_deref(), field.new.as_deref()),
+            (None, Some("will be reset"))
+        );
+    }
+
+    #[test]
+    fn dropping_the_password_source_changes_nothing() {
+        let mut want = desired(with_password(None));
+        want.passwords.clear();
+        assert!(diff(&want, &with_password(Some(3)), DiffOptions::default()).is_empty());
     }
 }

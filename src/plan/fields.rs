@@ -32,6 +32,16 @@ impl Object {
                     policy.password.min_length.to_string(),
                 );
             }
+            Object::Notifications(n) => {
+                put("url", n.url.clone());
+                if let Some(env) = &n.auth_env {
+                    put("auth_header.env", env.clone());
+                }
+                if let Some(url) = &n.login_url {
+                    put("login_url", url.clone());
+                }
+                put("token_ttl_hours", n.token_ttl_hours.to_string());
+            }
             Object::Website(website) => {
                 put("name", website.name.clone());
                 put("url", website.url.clone());
@@ -77,6 +87,9 @@ fn login_fields(login: &LoginState, put: &mut impl FnMut(&str, String)) {
         put("website", website.clone());
     }
     put("notify", login.notify.to_string());
+    if let Some(marker) = login.password {
+        put("password", format!("set by portico (reset {marker})"));
+    }
 }
 
 /// The fields that differ between two versions of an object, in display order.
@@ -99,6 +112,20 @@ pub fn field_changes(before: Option<&Object>, after: Option<&Object>) -> Vec<Fie
         .into_iter()
         .filter_map(|name| {
             let (o, n) = (lookup(&old, name), lookup(&new, name));
+            // Never a value: only whether apply sets the password.
+            if name == "password" {
+                let change = match (&o, &n) {
+                    (_, None) => return None,
+                    (None, Some(_)) => "will be set",
+                    (Some(a), Some(b)) if a != b => "will be reset",
+                    _ => return None,
+                };
+                return Some(FieldChange {
+                    field: name.clone(),
+                    old: None,
+                    new: Some(change.into()),
+                });
+            }
             (o != n).then(|| FieldChange {
                 field: name.clone(),
                 old: o,

@@ -14,7 +14,7 @@ pub use fields::Field;
 
 use crate::catalog::Feature;
 use crate::manifest::model::LoginPolicy;
-use crate::state::{CustomerRecord, LoginState, RoleState, WebsiteState};
+use crate::state::{CustomerRecord, LoginState, NotificationSettings, RoleState, WebsiteState};
 
 /// What happens to an object.
 #[derive(
@@ -54,6 +54,8 @@ pub enum Address {
     Feature(Feature),
     /// `login_policy`
     LoginPolicy,
+    /// `notifications`
+    Notifications,
     /// `website["store-eu"]`
     Website(String),
     /// `role["acme-center"]`
@@ -74,6 +76,7 @@ impl fmt::Display for Address {
         match self {
             Address::Feature(feature) => write!(f, "feature[{:?}]", feature.key()),
             Address::LoginPolicy => f.write_str("login_policy"),
+            Address::Notifications => f.write_str("notifications"),
             Address::Website(id) => write!(f, "website[{id:?}]"),
             Address::Role(id) => write!(f, "role[{id:?}]"),
             Address::Customer(id) => write!(f, "customer[{id:?}]"),
@@ -95,6 +98,8 @@ pub enum Object {
     },
     /// The login policy.
     LoginPolicy(LoginPolicy),
+    /// Notification delivery settings.
+    Notifications(NotificationSettings),
     /// A website.
     Website(WebsiteState),
     /// A custom role.
@@ -151,6 +156,44 @@ pub struct Change {
     pub before: Option<Object>,
     /// The desired object (`None` on delete).
     pub after: Option<Object>,
+    /// Where the login's initial password comes from, when apply sets or resets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<crate::passwords::SecretRef>,
+}
+
+impl Change {
+    /// The login after the change, for customers and contacts.
+    pub fn login_after(&self) -> Option<&LoginState> {
+        match &self.after {
+            Some(Object::Customer(record)) => Some(&record.login),
+            Some(Object::Contact(login)) => Some(login),
+            _ => None,
+        }
+    }
+
+    /// The login before the change.
+    pub fn login_before(&self) -> Option<&LoginState> {
+        match &self.before {
+            Some(Object::Customer(record)) => Some(&record.login),
+            Some(Object::Contact(login)) => Some(login),
+            _ => None,
+        }
+    }
+
+    /// Whether this change grants access to a login with `notify`: apply then queues the
+    /// new-access notification.
+    pub fn notifies(&self) -> bool {
+        let granted = self
+            .login_after()
+            .is_some_and(|l| l.access && l.notify && l.email.is_some());
+        granted && !self.login_before().is_some_and(|l| l.access)
+    }
+
+    /// Whether this change takes access away from a login (revoke or delete).
+    pub fn removes_access(&self) -> bool {
+        self.login_before().is_some_and(|l| l.access)
+            && !self.login_after().is_some_and(|l| l.access)
+    }
 }
 
 /// Counts per action, for the summary line.

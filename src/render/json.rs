@@ -52,6 +52,10 @@ pub struct ChangeDocument {
     pub before: Option<Object>,
     /// The desired object (`null` on delete).
     pub after: Option<Object>,
+    /// Where the initial password comes from when apply sets or resets it: an environment
+    /// variable's or a file's name, never the password or its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<crate::passwords::SecretRef>,
 }
 
 impl PlanDocument {
@@ -76,6 +80,7 @@ impl PlanDocument {
                     fields: c.fields.clone(),
                     before: c.before.clone(),
                     after: c.after.clone(),
+                    password: c.password.clone(),
                 })
                 .collect(),
             warnings: plan.warnings.clone(),
@@ -104,6 +109,7 @@ impl PlanDocument {
                     fields: c.fields,
                     before: c.before,
                     after: c.after,
+                    password: c.password,
                 })
                 .collect(),
             warnings: self.warnings,

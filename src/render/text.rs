@@ -89,6 +89,9 @@ fn render_change(out: &mut String, change: &Change, color: bool) {
         };
         let _ = writeln!(out, "        {line}");
     }
+    if change.notifies() {
+        let _ = writeln!(out, "        (a new-access notification will be sent)");
+    }
 }
 
 fn show(value: &Option<String>) -> String {

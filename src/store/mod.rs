@@ -12,6 +12,7 @@ pub use postgres::{APPLY_LOCK as POSTGRES_APPLY_LOCK, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use crate::history::{ApplyRecord, Provenance};
+use crate::passwords::PasswordRow;
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -85,6 +86,9 @@ pub enum StoreError {
     /// The lock could not be taken for another reason.
     #[error("{0}")]
     Lock(String),
+    /// A set-password token was refused.
+    #[error("{0}")]
+    Token(String),
 }
 
 /// Adds "while …" context to a driver error.
@@ -142,7 +146,55 @@ pub trait Store {
     /// Applies `plan` in one transaction, all or nothing, under the apply lock, and records
     /// it in history. Refuses with [`StoreError::Stale`], changing nothing, when the live
     /// state's fingerprint is no longer the plan's. Returns the history id.
-    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError>;
+    async fn apply(
+        &mut self,
+        plan: &Plan,
+        provenance: &Provenance,
+        passwords: &[PasswordRow],
+    ) -> Result<i64, StoreError>;
+
+    /// The outbox, oldest first: only messages still to deliver, or all of them.
+    async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Stores the hash of a new set-password token for a message's login, valid for
+    /// `ttl_hours`; returns its expiry (RFC 3339, UTC).
+    async fn issue_token(
+        &mut self,
+        message: &OutboxRow,
+        token_hash: &str,
+        ttl_hours: u32,
+    ) -> Result<String, StoreError>;
+
+    /// Records one delivery attempt of a message.
+    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
+
+    /// Redeems a set-password token (by its hash) once, storing `password_hash`. Returns the
+    /// login's email.
+    ///
+    /// # Errors
+    /// [`StoreError::Token`] for an unknown, used, revoked or expired token.
+    async fn redeem_token(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<String, StoreError>;
+}
+
+/// A row of the notification outbox. It never holds a password or a token.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub created_at: String,
+    pub customer_id: String,
+    pub contact: String,
+    pub email: String,
+    pub password_assigned: bool,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub sent_at: Option<String>,
 }
 
 /// Hides the password of a `scheme://user:password@host/...` URL.
@@ -229,8 +281,38 @@ impl Store for AnyStore {
         dispatch!(self, s => s.history(id).await)
     }
 
-    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.apply(plan, provenance).await)
+    async fn apply(
+        &mut self,
+        plan: &Plan,
+        provenance: &Provenance,
+        passwords: &[PasswordRow],
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.apply(plan, provenance, passwords).await)
+    }
+
+    async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
+        dispatch!(self, s => s.outbox(pending_only).await)
+    }
+
+    async fn issue_token(
+        &mut self,
+        message: &OutboxRow,
+        token_hash: &str,
+        ttl_hours: u32,
+    ) -> Result<String, StoreError> {
+        dispatch!(self, s => s.issue_token(message, token_hash, ttl_hours).await)
+    }
+
+    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_attempt(id, error).await)
+    }
+
+    async fn redeem_token(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<String, StoreError> {
+        dispatch!(self, s => s.redeem_token(token_hash, password_hash).await)
     }
 }
 #[cfg(test)]

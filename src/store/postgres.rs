@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
+use super::OutboxRow;
 use super::rows::Batches;
 use super::sql::{
     HistoryInsert, Writes, read_applied, read_history, read_snapshot, run_steps,
     standard_role_steps, steps,
 };
+use super::sql::{OutboxSql, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url};
 use crate::history::{ApplyRecord, Provenance};
+use crate::passwords::PasswordRow;
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -153,7 +156,12 @@ impl Store for PostgresStore {
         Ok(read_history!(conn, id))
     }
 
-    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError> {
+    async fn apply(
+        &mut self,
+        plan: &Plan,
+        provenance: &Provenance,
+        passwords: &[PasswordRow],
+    ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
         MIGRATOR.run(&mut self.conn).await?;
@@ -163,7 +171,7 @@ impl Store for PostgresStore {
             return Err(StoreError::Stale);
         }
         run_steps!(tx, standard_role_steps(&WRITES));
-        run_steps!(tx, steps(&WRITES, &Batches::from_plan(plan)));
+        run_steps!(tx, steps(&WRITES, &Batches::from_plan(plan), passwords));
         let history = HistoryInsert::new(plan, provenance);
         let id: i64 = sqlx::query_scalar(INSERT_APPLY)
             .bind(&history.actor)
@@ -177,6 +185,59 @@ impl Store for PostgresStore {
             .doing("recording the apply in history")?;
         tx.commit().await.doing("committing")?;
         Ok(id)
+    }
+
+    async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
+        if !schema_ready(&mut self.conn).await? {
+            return Ok(Vec::new());
+        }
+        let conn = &mut self.conn;
+        Ok(read_outbox!(conn, OUTBOX, pending_only))
+    }
+
+    async fn issue_token(
+        &mut self,
+        message: &OutboxRow,
+        token_hash: &str,
+        ttl_hours: u32,
+    ) -> Result<String, StoreError> {
+        let conn = &mut self.conn;
+        sqlx::query_scalar(OUTBOX.issue_token)
+            .bind(token_hash)
+            .bind(message.id)
+            .bind(&message.customer_id)
+            .bind(&message.contact)
+            .bind(i64::from(ttl_hours))
+            .fetch_one(&mut *conn)
+            .await
+            .doing("storing a set-password link")
+    }
+
+    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        let conn = &mut self.conn;
+        let query = match error {
+            None => sqlx::query(OUTBOX.record_sent).bind(id),
+            Some(error) => sqlx::query(OUTBOX.record_failed)
+                .bind(error.to_string())
+                .bind(id),
+        };
+        query
+            .execute(&mut *conn)
+            .await
+            .doing("recording a delivery attempt")?;
+        Ok(())
+    }
+
+    async fn redeem_token(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<String, StoreError> {
+        let conn = &mut self.conn;
+        let mut tx = conn.begin().await.doing("starting a transaction")?;
+        let email = redeem!(tx, OUTBOX, token_hash, password_hash);
+        tx.commit().await.doing("committing")?;
+        Ok(email)
     }
 }
 
@@ -254,15 +315,59 @@ const WRITES: Writes = Writes {
         SELECT e->>'id', e->>'name', (e->>'protect')::boolean FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, protect = excluded.protect",
     upsert_logins: "INSERT INTO logins
-        (customer_id, contact, email, name, access, role_id, website_id, notify)
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker)
         SELECT e->>'customer_id', e->>'contact', e->>'email', e->>'name', (e->>'access')::boolean,
-               e->>'role_id', e->>'website_id', (e->>'notify')::boolean
+               e->>'role_id', e->>'website_id', (e->>'notify')::boolean, (e->>'password_marker')::bigint
         FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
             name = excluded.name, access = excluded.access, role_id = excluded.role_id,
-            website_id = excluded.website_id, notify = excluded.notify",
+            website_id = excluded.website_id, notify = excluded.notify,
+            password_marker = excluded.password_marker",
     upsert_applied: "INSERT INTO applied_objects (address, digest)
         SELECT e->>'address', e->>'digest' FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, login_url, token_ttl_hours)
+        SELECT 1, e->>'url', e->>'auth_env', e->>'login_url', (e->>'token_ttl_hours')::bigint
+        FROM jsonb_array_elements($1::jsonb) AS e
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env,
+            login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours",
+    set_passwords: "UPDATE logins SET password_hash = e->>'hash', password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+        FROM jsonb_array_elements($1::jsonb) AS e
+        WHERE logins.customer_id = e->>'customer_id' AND logins.contact = e->>'contact'",
+    queue_notifications: "INSERT INTO notifications
+        (id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
+        SELECT (SELECT COALESCE(MAX(id), 0) FROM notifications) + j.n, j.e->>'idempotency_key',
+               to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), j.e->>'customer_id', j.e->>'contact', j.e->>'email',
+               (j.e->>'password_assigned')::boolean, 'pending'
+        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n)",
+    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+        WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
+            (SELECT e->>'customer_id', e->>'contact' FROM jsonb_array_elements($1::jsonb) AS e)",
+    cancel_notifications: "UPDATE notifications SET status = 'cancelled'
+        WHERE status = 'pending' AND (customer_id, contact) IN
+            (SELECT e->>'customer_id', e->>'contact' FROM jsonb_array_elements($1::jsonb) AS e)",
+};
+
+const OUTBOX: OutboxSql = OutboxSql {
+    list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
+                  attempts, last_error, last_attempt_at, sent_at
+           FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
+    issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
+        VALUES ($1, $2, $3, $4, to_char((now() + make_interval(hours => ($5)::int)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+        RETURNING expires_at",
+    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL,
+        last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), sent_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $1",
+    record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
+        last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $2",
+    token: "SELECT t.customer_id, t.contact, l.email, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
+                   t.expires_at <= to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), COALESCE(l.access, 1 = 0)
+            FROM set_password_tokens t
+            LEFT JOIN logins l ON l.customer_id = t.customer_id AND l.contact = t.contact
+            WHERE t.token_hash = $1",
+    set_password: "UPDATE logins SET password_hash = $1, password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), failed_attempts = 0,
+        locked_until = NULL WHERE customer_id = $2 AND contact = $3",
+    use_token: "UPDATE set_password_tokens SET used_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE token_hash = $1",
+    revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+        WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };

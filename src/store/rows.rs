@@ -72,6 +72,26 @@ pub struct LoginRow {
     pub role_id: String,
     pub website_id: Option<String>,
     pub notify: bool,
+    pub password_marker: Option<i64>,
+}
+
+/// The `notification_settings` row.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct NotificationSettingsRow {
+    pub url: String,
+    pub auth_env: Option<String>,
+    pub login_url: Option<String>,
+    pub token_ttl_hours: i64,
+}
+
+/// A new-access message to queue.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueuedNotification {
+    pub idempotency_key: String,
+    pub customer_id: String,
+    pub contact: String,
+    pub email: String,
+    pub password_assigned: bool,
 }
 
 /// The key of a `logins` row.
@@ -104,6 +124,11 @@ pub struct Batches {
     pub applied: Vec<AppliedRow>,
     /// Addresses of deleted objects.
     pub forget: Vec<String>,
+    pub notification_settings: Vec<NotificationSettingsRow>,
+    /// New-access messages to queue in the outbox.
+    pub notify: Vec<QueuedNotification>,
+    /// Logins losing access: their set-password tokens and queued messages are cancelled.
+    pub lose_access: Vec<LoginKey>,
 }
 
 /// An `applied_objects` row.
@@ -163,6 +188,30 @@ impl Batches {
     }
 
     fn add(&mut self, change: &Change) {
+        let key = match &change.address {
+            Address::Customer(id) => Some((id.clone(), String::new())),
+            Address::Contact { customer, email } => Some((customer.clone(), email.clone())),
+            _ => None,
+        };
+        if let Some((customer_id, contact)) = key {
+            if change.notifies() {
+                let login = change.login_after().expect("a login");
+                let had_password = change.login_before().is_some_and(|l| l.password.is_some());
+                self.notify.push(QueuedNotification {
+                    idempotency_key: random_key(),
+                    customer_id: customer_id.clone(),
+                    contact: contact.clone(),
+                    email: login.email.clone().unwrap_or_default(),
+                    password_assigned: change.password.is_some() || had_password,
+                });
+            }
+            if change.removes_access() {
+                self.lose_access.push(LoginKey {
+                    customer_id,
+                    contact,
+                });
+            }
+        }
         match &change.after {
             Some(after) => self.applied.push(AppliedRow {
                 address: change.address.to_string(),
@@ -181,6 +230,14 @@ impl Batches {
                 } else {
                     self.features_off.push(row)
                 }
+            }
+            (Address::Notifications, Some(Object::Notifications(n))) => {
+                self.notification_settings.push(NotificationSettingsRow {
+                    url: n.url.clone(),
+                    auth_env: n.auth_env.clone(),
+                    login_url: n.login_url.clone(),
+                    token_ttl_hours: n.token_ttl_hours.into(),
+                })
             }
             (Address::LoginPolicy, Some(Object::LoginPolicy(policy))) => {
                 self.login_policy.push(policy_row(policy))
@@ -293,6 +350,7 @@ fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
         role_id: login.role.clone(),
         website_id: login.website.clone(),
         notify: login.notify,
+        password_marker: login.password.map(i64::from),
     }
 }
 
@@ -308,6 +366,7 @@ pub struct Snapshot {
     pub role_permissions: Vec<PermissionRow>,
     pub customers: Vec<CustomerRow>,
     pub logins: Vec<LoginRow>,
+    pub notification_settings: Option<NotificationSettingsRow>,
 }
 
 impl Snapshot {
@@ -333,6 +392,14 @@ impl Snapshot {
                 min_length: small(p.password_min_length),
             },
         });
+        state.notifications =
+            self.notification_settings
+                .map(|n| crate::state::NotificationSettings {
+                    url: n.url,
+                    auth_env: n.auth_env,
+                    login_url: n.login_url,
+                    token_ttl_hours: small(n.token_ttl_hours),
+                });
         state.websites = self
             .websites
             .into_iter()
@@ -409,6 +476,7 @@ impl Snapshot {
                 role: "(missing)".into(),
                 website: None,
                 notify: false,
+                password: None,
             });
             let record = CustomerRecord {
                 name: row.name,
@@ -439,5 +507,13 @@ fn login_state(row: LoginRow) -> LoginState {
         role: row.role_id,
         website: row.website_id,
         notify: row.notify,
+        password: row.password_marker.map(small),
     }
+}
+
+/// A random 128-bit key in hex (idempotency keys).
+pub fn random_key() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the system's random source works");
+    crate::state::hex(&bytes)
 }

@@ -25,6 +25,11 @@ pub struct Writes {
     pub upsert_logins: &'static str,
     pub upsert_applied: &'static str,
     pub delete_applied: &'static str,
+    pub upsert_notification_settings: &'static str,
+    pub set_passwords: &'static str,
+    pub queue_notifications: &'static str,
+    pub revoke_tokens: &'static str,
+    pub cancel_notifications: &'static str,
 }
 
 /// The `applies` row of one apply, as bound parameters.
@@ -84,7 +89,7 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step> {
 }
 
 /// The plan's batches as statements, in apply order.
-pub fn steps(w: &Writes, b: &Batches) -> Vec<Step> {
+pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow]) -> Vec<Step> {
     let role_ids: Vec<&str> = b.roles.iter().map(|r| r.id.as_str()).collect();
     let mut steps = vec![
         step(w.upsert_features, &b.features_on, "switching features on"),
@@ -92,6 +97,11 @@ pub fn steps(w: &Writes, b: &Batches) -> Vec<Step> {
             w.upsert_login_policy,
             &b.login_policy,
             "writing the login policy",
+        ),
+        step(
+            w.upsert_notification_settings,
+            &b.notification_settings,
+            "writing notification settings",
         ),
         step(w.upsert_websites, &b.websites, "writing websites"),
         step(w.upsert_roles, &b.roles, "writing roles"),
@@ -124,6 +134,22 @@ pub fn steps(w: &Writes, b: &Batches) -> Vec<Step> {
             "writing customer logins",
         ),
         step(w.upsert_logins, &b.contacts, "writing contact logins"),
+        step(w.set_passwords, passwords, "setting initial passwords"),
+        step(
+            w.revoke_tokens,
+            &b.lose_access,
+            "revoking set-password links",
+        ),
+        step(
+            w.cancel_notifications,
+            &b.lose_access,
+            "cancelling queued notifications",
+        ),
+        step(
+            w.queue_notifications,
+            &b.notify,
+            "queueing new-access notifications",
+        ),
         step(w.delete_roles, &b.delete_roles, "deleting roles"),
         step(w.delete_websites, &b.delete_websites, "deleting websites"),
         step(w.upsert_features, &b.features_off, "switching features off"),
@@ -163,9 +189,15 @@ macro_rules! read_snapshot {
             .doing(doing)?,
             customers: sqlx::query_as("SELECT id, name, protect FROM customers").fetch_all(&mut *$conn).await.doing(doing)?,
             logins: sqlx::query_as(
-                "SELECT customer_id, contact, email, name, access, role_id, website_id, notify FROM logins",
+                "SELECT customer_id, contact, email, name, access, role_id, website_id, notify, password_marker FROM logins",
             )
             .fetch_all(&mut *$conn)
+            .await
+            .doing(doing)?,
+            notification_settings: sqlx::query_as(
+                "SELECT url, auth_env, login_url, token_ttl_hours FROM notification_settings WHERE id = 1",
+            )
+            .fetch_optional(&mut *$conn)
             .await
             .doing(doing)?,
         }
@@ -228,3 +260,84 @@ macro_rules! read_history {
 }
 
 pub(crate) use {read_applied, read_history, read_snapshot, run_steps};
+
+/// The outbox and set-password statements of one engine (they differ only in how "now" is
+/// written).
+pub struct OutboxSql {
+    pub list: &'static str,
+    pub issue_token: &'static str,
+    pub record_sent: &'static str,
+    pub record_failed: &'static str,
+    pub token: &'static str,
+    pub set_password: &'static str,
+    pub use_token: &'static str,
+    pub revoke_other_tokens: &'static str,
+}
+
+/// Reads the outbox, oldest first.
+macro_rules! read_outbox {
+    ($conn:expr, $sql:expr, $pending_only:expr) => {{
+        use $crate::store::Doing as _;
+        let rows: Vec<$crate::store::OutboxRow> = sqlx::query_as($sql.list)
+            .bind($pending_only)
+            .fetch_all(&mut *$conn)
+            .await
+            .doing("reading the notification outbox")?;
+        rows
+    }};
+}
+
+/// Redeems a set-password token inside a transaction: checks it, stores the new hash, uses
+/// the token and revokes the login's other tokens. Evaluates to the login's email.
+macro_rules! redeem {
+    ($tx:expr, $sql:expr, $token_hash:expr, $password_hash:expr) => {{
+        use $crate::store::Doing as _;
+        let doing = "redeeming a set-password link";
+        let row: Option<(String, String, Option<String>, bool, bool, bool, bool)> =
+            sqlx::query_as($sql.token)
+                .bind($token_hash)
+                .fetch_optional(&mut *$tx)
+                .await
+                .doing(doing)?;
+        let Some((customer_id, contact, email, used, revoked, expired, access)) = row else {
+            return Err($crate::store::StoreError::Token(
+                "this link is not valid".into(),
+            ));
+        };
+        let refusal = if used {
+            Some("this link was already used")
+        } else if revoked {
+            Some("this link was revoked")
+        } else if expired {
+            Some("this link has expired")
+        } else if !access {
+            Some("this login has no access")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return Err($crate::store::StoreError::Token(reason.into()));
+        }
+        sqlx::query($sql.set_password)
+            .bind($password_hash)
+            .bind(&customer_id)
+            .bind(&contact)
+            .execute(&mut *$tx)
+            .await
+            .doing(doing)?;
+        sqlx::query($sql.use_token)
+            .bind($token_hash)
+            .execute(&mut *$tx)
+            .await
+            .doing(doing)?;
+        sqlx::query($sql.revoke_other_tokens)
+            .bind(&customer_id)
+            .bind(&contact)
+            .execute(&mut *$tx)
+            .await
+            .doing(doing)?;
+        email.unwrap_or_default()
+    }};
+}
+
+pub(crate) use {read_outbox, redeem};

@@ -9,13 +9,16 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use super::OutboxRow;
 use super::rows::Batches;
 use super::sql::{
     HistoryInsert, Writes, read_applied, read_history, read_snapshot, run_steps,
     standard_role_steps, steps,
 };
+use super::sql::{OutboxSql, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url};
 use crate::history::{ApplyRecord, Provenance};
+use crate::passwords::PasswordRow;
 use crate::plan::Plan;
 use crate::state::State;
 
@@ -184,7 +187,12 @@ impl Store for SqliteStore {
         Ok(read_history!(conn, id))
     }
 
-    async fn apply(&mut self, plan: &Plan, provenance: &Provenance) -> Result<i64, StoreError> {
+    async fn apply(
+        &mut self,
+        plan: &Plan,
+        provenance: &Provenance,
+        passwords: &[PasswordRow],
+    ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
         let conn = self.conn(true).await?.expect("created");
@@ -197,7 +205,7 @@ impl Store for SqliteStore {
             return Err(StoreError::Stale);
         }
         write_standard_roles(&mut tx).await?;
-        write(&mut tx, &Batches::from_plan(plan)).await?;
+        write(&mut tx, &Batches::from_plan(plan), passwords).await?;
         let history = HistoryInsert::new(plan, provenance);
         let id: i64 = sqlx::query_scalar(INSERT_APPLY)
             .bind(&history.actor)
@@ -211,6 +219,64 @@ impl Store for SqliteStore {
             .doing("recording the apply in history")?;
         tx.commit().await.doing("committing")?;
         Ok(id)
+    }
+
+    async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Vec::new());
+        };
+        if !schema_ready(conn).await? {
+            return Ok(Vec::new());
+        }
+        Ok(read_outbox!(conn, OUTBOX, pending_only))
+    }
+
+    async fn issue_token(
+        &mut self,
+        message: &OutboxRow,
+        token_hash: &str,
+        ttl_hours: u32,
+    ) -> Result<String, StoreError> {
+        let conn = self.conn(true).await?.expect("created");
+        sqlx::query_scalar(OUTBOX.issue_token)
+            .bind(token_hash)
+            .bind(message.id)
+            .bind(&message.customer_id)
+            .bind(&message.contact)
+            .bind(i64::from(ttl_hours))
+            .fetch_one(&mut *conn)
+            .await
+            .doing("storing a set-password link")
+    }
+
+    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        let conn = self.conn(true).await?.expect("created");
+        let query = match error {
+            None => sqlx::query(OUTBOX.record_sent).bind(id),
+            Some(error) => sqlx::query(OUTBOX.record_failed)
+                .bind(error.to_string())
+                .bind(id),
+        };
+        query
+            .execute(&mut *conn)
+            .await
+            .doing("recording a delivery attempt")?;
+        Ok(())
+    }
+
+    async fn redeem_token(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<String, StoreError> {
+        let conn = self.conn(true).await?.expect("created");
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .doing("starting a transaction")?;
+        let email = redeem!(tx, OUTBOX, token_hash, password_hash);
+        tx.commit().await.doing("committing")?;
+        Ok(email)
     }
 }
 
@@ -261,8 +327,12 @@ async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreEr
 }
 
 /// Runs the plan's batches in apply order.
-async fn write(conn: &mut SqliteConnection, b: &Batches) -> Result<(), StoreError> {
-    run_steps!(conn, steps(&WRITES, b));
+async fn write(
+    conn: &mut SqliteConnection,
+    b: &Batches,
+    passwords: &[PasswordRow],
+) -> Result<(), StoreError> {
+    run_steps!(conn, steps(&WRITES, b, passwords));
     Ok(())
 }
 
@@ -285,6 +355,27 @@ const WRITES: Writes = Writes {
         SELECT value->>'address', value->>'digest' FROM json_each(?1) WHERE true
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
+    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, login_url, token_ttl_hours)
+        SELECT 1, value->>'url', value->>'auth_env', value->>'login_url', value->>'token_ttl_hours'
+        FROM json_each(?1) WHERE true
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env,
+            login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours",
+    set_passwords: "UPDATE logins SET password_hash = j.value->>'hash',
+            password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+        FROM json_each(?1) AS j
+        WHERE logins.customer_id = j.value->>'customer_id' AND logins.contact = j.value->>'contact'",
+    queue_notifications: "INSERT INTO notifications
+        (id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
+        SELECT (SELECT COALESCE(MAX(id), 0) FROM notifications) + j.key + 1, j.value->>'idempotency_key',
+               strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), j.value->>'customer_id', j.value->>'contact',
+               j.value->>'email', j.value->>'password_assigned', 'pending'
+        FROM json_each(?1) AS j",
+    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+        WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
+            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
+    cancel_notifications: "UPDATE notifications SET status = 'cancelled'
+        WHERE status = 'pending' AND (customer_id, contact) IN
+            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
 };
 
 const INSERT_APPLY: &str = "INSERT INTO applies
@@ -345,10 +436,35 @@ const UPSERT_CUSTOMERS: &str = "INSERT INTO customers (id, name, protect)
     ON CONFLICT (id) DO UPDATE SET name = excluded.name, protect = excluded.protect";
 
 const UPSERT_LOGINS: &str = "INSERT INTO logins
-    (customer_id, contact, email, name, access, role_id, website_id, notify)
+    (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker)
     SELECT value->>'customer_id', value->>'contact', value->>'email', value->>'name',
-           value->>'access', value->>'role_id', value->>'website_id', value->>'notify'
+           value->>'access', value->>'role_id', value->>'website_id', value->>'notify',
+           value->>'password_marker'
     FROM json_each(?1) WHERE true
     ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
         name = excluded.name, access = excluded.access, role_id = excluded.role_id,
-        website_id = excluded.website_id, notify = excluded.notify";
+        website_id = excluded.website_id, notify = excluded.notify,
+        password_marker = excluded.password_marker";
+
+const OUTBOX: OutboxSql = OutboxSql {
+    list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
+                  attempts, last_error, last_attempt_at, sent_at
+           FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
+    issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
+        VALUES ($1, $2, $3, $4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || $5 || ' hours'))
+        RETURNING expires_at",
+    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL,
+        last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), sent_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $1",
+    record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
+        last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $2",
+    token: "SELECT t.customer_id, t.contact, l.email, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
+                   t.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), COALESCE(l.access, 1 = 0)
+            FROM set_password_tokens t
+            LEFT JOIN logins l ON l.customer_id = t.customer_id AND l.contact = t.contact
+            WHERE t.token_hash = $1",
+    set_password: "UPDATE logins SET password_hash = $1, password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), failed_attempts = 0,
+        locked_until = NULL WHERE customer_id = $2 AND contact = $3",
+    use_token: "UPDATE set_password_tokens SET used_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE token_hash = $1",
+    revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+        WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
+};

@@ -8,10 +8,14 @@ use crate::catalog::{self, Feature};
 use crate::manifest::diagnostic::{Diagnostic, Site};
 use crate::manifest::load::duplicate;
 use crate::manifest::model::{Customer, PasswordSource};
+use crate::passwords::SecretRef;
+use crate::plan::Address;
 use crate::state::{CustomerRecord, CustomerState, LoginState, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].
 struct LoginSpec<'a> {
+    /// The login's resource address.
+    address: String,
     site: Site,
     email: Option<&'a str>,
     name: Option<&'a str>,
@@ -23,10 +27,12 @@ struct LoginSpec<'a> {
     password: Option<&'a PasswordSource>,
 }
 
+type Passwords = HashMap<String, SecretRef>;
+
 pub(super) fn customers(
     cx: &mut Context<'_>,
     desired: &Desired,
-) -> BTreeMap<String, CustomerState> {
+) -> (BTreeMap<String, CustomerState>, Passwords) {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
     let mut checker = Checker {
@@ -34,6 +40,7 @@ pub(super) fn customers(
         websites,
         emails: HashMap::new(),
         used_roles: BTreeSet::new(),
+        passwords: HashMap::new(),
     };
     let mut customers = BTreeMap::new();
     let mut first_site: HashMap<&str, &Site> = HashMap::new();
@@ -56,7 +63,7 @@ pub(super) fn customers(
         checker.used_roles.insert(role.base.clone());
     }
     roles::warn_unused(cx, desired, &checker.used_roles);
-    customers
+    (customers, checker.passwords)
 }
 
 struct Checker {
@@ -64,6 +71,7 @@ struct Checker {
     websites: Option<BTreeSet<String>>,
     emails: HashMap<String, Site>,
     used_roles: BTreeSet<String>,
+    passwords: Passwords,
 }
 
 impl Checker {
@@ -82,6 +90,7 @@ impl Checker {
             cx,
             desired,
             LoginSpec {
+                address: Address::Customer(customer.id.clone()).to_string(),
                 site: site.clone(),
                 email: customer.email.as_deref(),
                 name: None,
@@ -104,6 +113,11 @@ impl Checker {
                 cx,
                 desired,
                 LoginSpec {
+                    address: Address::Contact {
+                        customer: customer.id.clone(),
+                        email: normalize_email(&contact.email),
+                    }
+                    .to_string(),
                     site: contact_site.clone(),
                     email: Some(&contact.email),
                     name: contact.name.as_deref(),
@@ -174,8 +188,10 @@ impl Checker {
         if spec.access {
             self.access(cx, desired, &spec, access_site, email.is_some());
         }
-        if let Some(password) = spec.password {
-            check_password(cx, password, &access_site.key("password"));
+        if let Some(password) = spec.password
+            && let Some(source) = check_password(cx, password, &access_site.key("password"))
+        {
+            self.passwords.insert(spec.address.clone(), source);
         }
         LoginState {
             email,
@@ -184,6 +200,7 @@ impl Checker {
             role,
             website: spec.website.map(str::to_string),
             notify: spec.notify,
+            password: spec.password.map(|p| p.reset.unwrap_or(0)),
         }
     }
 
@@ -251,8 +268,8 @@ pub fn is_valid_email(email: &str) -> bool {
 }
 
 /// Checks that exactly one source is given and that it can be read, without ever printing
-/// the value.
-fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) {
+/// the value. Returns the source when it is usable.
+fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) -> Option<SecretRef> {
     let given = [
         source.env.is_some(),
         source.file.is_some(),
@@ -263,24 +280,22 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) {
             site,
             "a password needs exactly one of `env`, `file` or `argon2`",
         );
-        return;
+        return None;
     }
     let min = cx
         .set
         .login_policy
         .as_ref()
         .map_or(10, |p| p.value.password.min_length) as usize;
-    let value = if let Some(name) = &source.env {
-        match std::env::var(name) {
-            Ok(value) => Some(value),
-            Err(_) => {
-                cx.error(
-                    &site.key("env"),
-                    format!("environment variable `{name}` is not set"),
-                );
-                return;
-            }
-        }
+    let (key, secret, value) = if let Some(name) = &source.env {
+        let Ok(value) = std::env::var(name) else {
+            cx.error(
+                &site.key("env"),
+                format!("environment variable `{name}` is not set"),
+            );
+            return None;
+        };
+        ("env", SecretRef::Env(name.clone()), value)
     } else if let Some(path) = &source.file {
         let base = cx
             .set
@@ -288,36 +303,38 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) {
             .get(site.file)
             .and_then(|s| s.path.parent())
             .unwrap_or(Path::new("."));
-        match std::fs::read_to_string(base.join(path)) {
-            Ok(value) => Some(value.trim_end_matches(['\r', '\n']).to_string()),
+        let full = base.join(path);
+        let value = match std::fs::read_to_string(&full) {
+            Ok(value) => value.trim_end_matches(['\r', '\n']).to_string(),
             Err(error) => {
                 cx.error(
                     &site.key("file"),
                     format!("cannot read password file `{path}`: {error}"),
                 );
-                return;
+                return None;
             }
-        }
+        };
+        let full = std::path::absolute(&full).unwrap_or(full);
+        ("file", SecretRef::File(full), value)
     } else {
-        None
+        let hash = source.argon2.clone().unwrap_or_default();
+        if !crate::passwords::is_strong_argon2id(&hash) {
+            cx.error(
+                &site.key("argon2"),
+                "`argon2` must be an argon2id hash (`$argon2id$…`) with OWASP parameters or stronger (m ≥ 19456, t ≥ 2)",
+            );
+            return None;
+        }
+        return Some(SecretRef::Argon2(hash));
     };
-    if let Some(hash) = &source.argon2
-        && !hash.starts_with("$argon2id$")
-    {
-        cx.error(
-            &site.key("argon2"),
-            "`argon2` must be an argon2id hash starting with `$argon2id$`",
-        );
-    }
-    if let Some(value) = value
-        && value.chars().count() < min
-    {
-        let key = if source.env.is_some() { "env" } else { "file" };
+    if value.chars().count() < min {
         cx.error(
             &site.key(key),
             format!("this password is shorter than login_policy.password.min_length ({min})"),
         );
+        return None;
     }
+    Some(secret)
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub struct Sections {
     pub websites: bool,
     /// `login_policy:` present.
     pub login_policy: bool,
+    /// `notifications:` present.
+    #[serde(default)]
+    pub notifications: bool,
     /// `roles:` present.
     pub roles: bool,
     /// `customers:` present.
@@ -33,6 +36,8 @@ pub struct Desired {
     pub state: State,
     /// Which sections are managed.
     pub managed: Sections,
+    /// Initial password sources, keyed by the login's resource address.
+    pub passwords: std::collections::HashMap<String, crate::passwords::SecretRef>,
 }
 
 /// Validates a manifest set. `live` is the database's state when there is one (plan and
@@ -53,8 +58,11 @@ pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagno
     desired.state.websites = cx.websites();
     desired.state.login_policy = set.login_policy.as_ref().map(|p| p.value.clone());
     cx.login_policy();
+    desired.state.notifications = cx.notifications();
     desired.state.roles = roles::roles(&mut cx, &desired);
-    desired.state.customers = logins::customers(&mut cx, &desired);
+    let (customers, passwords) = logins::customers(&mut cx, &desired);
+    desired.state.customers = customers;
+    desired.passwords = passwords;
     if !desired.managed.customers {
         cx.diagnostics.push(Diagnostic::warning(
             None,
@@ -69,6 +77,7 @@ fn sections(set: &ManifestSet) -> Sections {
         features: set.features.is_some(),
         websites: set.websites.is_some(),
         login_policy: set.login_policy.is_some(),
+        notifications: set.notifications.is_some(),
         roles: set.roles.is_some(),
         customers: set.customers.is_some(),
     }
@@ -205,6 +214,33 @@ impl Context<'_> {
                 self.error(&at, format!("`{name}` must be at least 1"));
             }
         }
+    }
+
+    fn notifications(&mut self) -> Option<crate::state::NotificationSettings> {
+        let declared = self.set.notifications.as_ref()?;
+        let n = &declared.value;
+        for (field, url) in [("url", Some(&n.url)), ("login_url", n.login_url.as_ref())] {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                self.error(
+                    &declared.site.key(field),
+                    format!("`{url}` must start with https:// or http://"),
+                );
+            }
+        }
+        if n.token_ttl_hours == 0 {
+            self.error(
+                &declared.site.key("token_ttl_hours"),
+                "`token_ttl_hours` must be at least 1",
+            );
+        }
+        Some(crate::state::NotificationSettings {
+            url: n.url.clone(),
+            auth_env: n.auth_header.as_ref().map(|h| h.env.clone()),
+            login_url: n.login_url.clone(),
+            token_ttl_hours: n.token_ttl_hours,
+        })
     }
 
     fn non_empty(&mut self, site: &Site, field: &str, value: &str) {

@@ -1,0 +1,254 @@
+//! Initial passwords: where they come from, argon2id hashing (all cores, with progress), and
+//! the checks a hash must pass. No function here ever prints or logs a secret.
+
+use std::path::PathBuf;
+
+use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::PasswordHash;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Address, Plan};
+
+/// Where an initial password comes from. Serialised into plans without any secret: an
+/// `argon2` hash stays in memory only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretRef {
+    /// An environment variable's name.
+    Env(String),
+    /// A file's path.
+    File(PathBuf),
+    /// A pre-hashed argon2id password (from the manifests; never written to a plan file).
+    Argon2(#[serde(skip)] String),
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "Env({name})"),
+            SecretRef::File(path) => write!(f, "File({})", path.display()),
+            SecretRef::Argon2(_) => f.write_str("Argon2(…)"),
+        }
+    }
+}
+
+/// What can go wrong preparing passwords. Messages name the source, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The variable is not set.
+    #[error("{address}: environment variable `{name}` is not set")]
+    MissingEnv {
+        /// The login.
+        address: String,
+        /// The variable.
+        name: String,
+    },
+    /// The file cannot be read.
+    #[error("{address}: cannot read password file {path}: {reason}")]
+    File {
+        /// The login.
+        address: String,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A saved plan cannot carry a pre-hashed password.
+    #[error(
+        "{address}: a saved plan cannot carry a pre-hashed (argon2) password; apply with -f and --expect-digest instead"
+    )]
+    HashNotInPlan {
+        /// The login.
+        address: String,
+    },
+    /// Hashing failed.
+    #[error("{address}: hashing the password failed")]
+    Hash {
+        /// The login.
+        address: String,
+    },
+}
+
+/// Reads a password from its source.
+///
+/// # Errors
+/// [`PasswordError`] naming the source when it is missing.
+pub fn resolve(address: &str, source: &SecretRef) -> Result<Option<String>, PasswordError> {
+    match source {
+        SecretRef::Env(name) => {
+            std::env::var(name)
+                .map(Some)
+                .map_err(|_| PasswordError::MissingEnv {
+                    address: address.into(),
+                    name: name.clone(),
+                })
+        }
+        SecretRef::File(path) => std::fs::read_to_string(path)
+            .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_string()))
+            .map_err(|e| PasswordError::File {
+                address: address.into(),
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        SecretRef::Argon2(_) => Ok(None),
+    }
+}
+
+/// An argon2id hash with OWASP's parameters (m = 19 MiB, t = 2, p = 1) and a random salt.
+///
+/// # Errors
+/// Only when the system's random source fails.
+pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes())?
+        .to_string())
+}
+
+/// Whether `hash` is an argon2id PHC string at least as strong as OWASP's minimum.
+pub fn is_strong_argon2id(hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return false;
+    }
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    params.m_cost() >= 19 * 1024 && params.t_cost() >= 2
+        || params.m_cost() >= 12 * 1024 && params.t_cost() >= 3
+        || params.m_cost() >= 9 * 1024 && params.t_cost() >= 4
+        || params.m_cost() >= 7 * 1024 && params.t_cost() >= 5
+}
+
+/// A login's new password hash, ready to store.
+#[derive(Clone, Serialize)]
+pub struct PasswordRow {
+    /// The login's customer.
+    pub customer_id: String,
+    /// `""` for the customer's own login, else the contact's email.
+    pub contact: String,
+    /// The argon2id hash.
+    pub hash: String,
+}
+
+/// Hashes every password the plan sets, on all cores, with a progress bar on a terminal.
+///
+/// # Errors
+/// The first source that cannot be read (checked before any hashing starts).
+pub fn hash_all(plan: &Plan) -> Result<Vec<PasswordRow>, PasswordError> {
+    let mut jobs = Vec::new();
+    for change in &plan.changes {
+        let Some(source) = &change.password else {
+            continue;
+        };
+        let address = change.address.to_string();
+        let (customer_id, contact) = match &change.address {
+            Address::Customer(id) => (id.clone(), String::new()),
+            Address::Contact { customer, email } => (customer.clone(), email.clone()),
+            _ => continue,
+        };
+        let job = match source {
+            SecretRef::Argon2(hash) if hash.is_empty() => {
+                return Err(PasswordError::HashNotInPlan { address });
+            }
+            SecretRef::Argon2(hash) => (customer_id, contact, address, Err(hash.clone())),
+            other => {
+                let password = resolve(&address, &other.clone())?.unwrap_or_default();
+                (customer_id, contact, address, Ok(password))
+            }
+        };
+        jobs.push(job);
+    }
+    let to_hash = jobs.iter().filter(|j| j.3.is_ok()).count() as u64;
+    let bar = indicatif::ProgressBar::new(to_hash).with_message("hashing passwords");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({eta})")
+            .expect("static template"),
+    );
+    if to_hash < 8 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Vec<PasswordRow>, PasswordError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                let bar = bar.clone();
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(customer_id, contact, address, secret)| {
+                            let hash = match secret {
+                                Ok(password) => {
+                                    let hashed = hash(password).map_err(|_| PasswordError::Hash {
+                                        address: address.clone(),
+                                    });
+                                    bar.inc(1);
+                                    hashed?
+                                }
+                                Err(prehashed) => prehashed.clone(),
+                            };
+                            Ok(PasswordRow {
+                                customer_id: customer_id.clone(),
+                                contact: contact.clone(),
+                                hash,
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("hashing threads do not panic"))
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut rows = Vec::with_capacity(jobs.len());
+    for part in results {
+        rows.extend(part?);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters_and_random_salts() {
+        let a = hash("correct horse battery").unwrap();
+        let b = hash("correct horse battery").unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(is_strong_argon2id(&a));
+        let parsed = PasswordHash::new(&a).unwrap();
+        use argon2::password_hash::PasswordVerifier;
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn weak_or_foreign_hashes_are_refused() {
+        assert!(!is_strong_argon2id(
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+        ));
+        assert!(!is_strong_argon2id(
+            "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+        ));
+        assert!(!is_strong_argon2id("plaintext"));
+    }
+
+    #[test]
+    fn debug_never_shows_a_hash() {
+        assert_eq!(
+            format!("{:?}", SecretRef::Argon2("$argon2id$secret".into())),
+            "Argon2(…)"
+        );
+    }
+}
