@@ -1,6 +1,8 @@
 //! Test harness: a temp folder with manifests, a real database, and the real binary.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -191,7 +193,35 @@ impl Env {
             return Vec::new();
         }
         let cast = |c: &str| format!("coalesce(CAST({c} AS TEXT), '∅')");
-        let tables: [(&str, &[&str]); 7] = [
+        let tables: [(&str, &[&str]); 10] = [
+            (
+                "notification_settings",
+                &["url", "auth_env", "login_url", "token_ttl_hours"],
+            ),
+            (
+                "notifications",
+                &[
+                    "id",
+                    "customer_id",
+                    "contact",
+                    "email",
+                    "password_assigned",
+                    "status",
+                    "attempts",
+                    "last_error",
+                ],
+            ),
+            (
+                "set_password_tokens",
+                &[
+                    "token_hash",
+                    "customer_id",
+                    "contact",
+                    "expires_at",
+                    "used_at",
+                    "revoked_at",
+                ],
+            ),
             ("features", &["name", "enabled"]),
             (
                 "login_policy",
@@ -219,6 +249,7 @@ impl Env {
                     "website_id",
                     "notify",
                     "password_hash",
+                    "password_marker",
                     "failed_attempts",
                     "locked_until",
                     "last_login_at",

@@ -1,0 +1,422 @@
+//! Initial passwords, the login policy, new-access notifications and set-password links, on
+//! both engines, with a real HTTP endpoint on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use argon2::password_hash::PasswordVerifier;
+use argon2::password_hash::phc::PasswordHash;
+use common::http::{Behaviour, Endpoint, closed_port_url};
+use common::{Env, run};
+
+common::on_every_engine!(
+    assigned_passwords_are_argon2id_set_once_and_reset_by_marker,
+    login_policy_and_two_factor_are_stored,
+    notifications_are_delivered_with_an_idempotency_key,
+    failing_endpoints_never_fail_the_apply_and_nothing_is_lost,
+    set_password_links_are_single_use_and_revoked_with_access,
+    no_secret_is_ever_printed_or_stored,
+);
+
+const PW: &str = "Initial-Passw0rd-For-Raj";
+
+fn manifests(url: &str, reset: u32, raj_access: bool) -> String {
+    format!(
+        "features: {{ customer_access: true, websites: true, two_factor_authentication: true }}
+login_policy:
+  lockout: {{ max_failed_attempts: 3, duration_minutes: 15 }}
+  session_timeout_minutes: 45
+  password: {{ min_length: 12 }}
+notifications:
+  url: {url}
+  auth_header: {{ env: PORTICO_TEST_MAIL_TOKEN }}
+  login_url: https://portal.example/login
+websites:
+  - {{ id: store-eu, name: EU Store, url: https://eu.example.com }}
+roles:
+  - id: secure
+    name: Secure Center
+    two_factor: required
+customers:
+  - id: CUST-0042
+    name: Acme Ltd
+    email: ap@acme.example
+    access: {{ give_access: true, role: secure, website: store-eu, notify: true }}
+    contacts:
+      - email: jane@acme.example
+        name: Jane Doe
+        access: true
+        notify: true
+      - email: raj@acme.example
+        name: Raj Patel
+        access: {raj_access}
+        notify: true
+        password: {{ env: PORTICO_TEST_RAJ_PW, reset: {reset} }}
+"
+    )
+}
+
+fn with_secrets(mut cmd: assert_cmd::Command) -> assert_cmd::Command {
+    cmd.env("PORTICO_TEST_RAJ_PW", PW)
+        .env("PORTICO_TEST_MAIL_TOKEN", "Bearer mail-api-token");
+    cmd
+}
+
+fn apply(env: &Env, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--notify-timeout",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    run(with_secrets(env.portico(&args)))
+}
+
+fn hash_of(env: &Env, email: &str) -> String {
+    env.rows(&format!(
+        "SELECT password_hash FROM logins WHERE email = '{email}'"
+    ))
+    .pop()
+    .unwrap_or_default()
+}
+
+fn verifies(hash: &str, password: &str) -> bool {
+    let parsed = PasswordHash::new(hash).unwrap();
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+}
+
+fn assigned_passwords_are_argon2id_set_once_and_reset_by_marker(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    let (_, plan, _) = run(with_secrets(env.portico(&["plan", "-f", "manifests"])));
+    assert!(plan.contains("password = will be set"), "{plan}");
+    assert!(!plan.contains(PW));
+    let (code, _, err) = apply(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    let hash = hash_of(&env, "raj@acme.example");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(verifies(&hash, PW));
+    assert!(
+        hash_of(&env, "jane@acme.example").is_empty(),
+        "jane sets her own password"
+    );
+
+    // Raj changes his own password in the customer center: never drift, never reset.
+    env.sql("UPDATE logins SET password_hash = 'raj-own-hash' WHERE email = 'raj@acme.example'");
+    let (code, plan, _) = run(with_secrets(env.portico(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--detailed-exitcode",
+    ])));
+    assert_eq!(code, 0, "{plan}");
+    env.write(
+        "a.yaml",
+        &manifests(&endpoint.url, 0, true).replace("Jane Doe", "Jane Smith"),
+    );
+    assert_eq!(apply(&env, &[]).0, 0);
+    assert_eq!(hash_of(&env, "raj@acme.example"), "raj-own-hash");
+
+    // Changing the reset marker sets it again.
+    env.write(
+        "a.yaml",
+        &manifests(&endpoint.url, 1, true).replace("Jane Doe", "Jane Smith"),
+    );
+    let (_, plan, _) = run(with_secrets(env.portico(&["plan", "-f", "manifests"])));
+    assert!(plan.contains("password : (none) → will be reset"), "{plan}");
+    assert_eq!(apply(&env, &[]).0, 0);
+    let reset = hash_of(&env, "raj@acme.example");
+    assert!(verifies(&reset, PW) && reset != hash, "a fresh salt");
+}
+
+fn login_policy_and_two_factor_are_stored(env: Env) {
+    env.write("a.yaml", &manifests(&closed_port_url(), 0, true));
+    assert_eq!(apply(&env, &["--no-notify"]).0, 0);
+    assert_eq!(
+        env.rows("SELECT CAST(max_failed_attempts AS TEXT) || ' ' || CAST(lockout_minutes AS TEXT) || ' ' || CAST(session_timeout_minutes AS TEXT) || ' ' || CAST(password_min_length AS TEXT) FROM login_policy"),
+        ["3 15 45 12"]
+    );
+    assert_eq!(
+        env.rows("SELECT two_factor FROM roles WHERE id = 'secure'"),
+        ["required"]
+    );
+    env.write(
+        "a.yaml",
+        &manifests(&closed_port_url(), 0, true)
+            .replace("max_failed_attempts: 3", "max_failed_attempts: 4"),
+    );
+    let (_, plan, _) = run(with_secrets(env.portico(&["plan", "-f", "manifests"])));
+    assert!(plan.contains("~ update login_policy"), "{plan}");
+    assert!(
+        plan.contains("lockout.max_failed_attempts : 3 → 4"),
+        "{plan}"
+    );
+}
+
+fn notifications_are_delivered_with_an_idempotency_key(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    let (code, out, err) = apply(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Notifications: 3 sent."), "{out}");
+    let requests = endpoint.requests();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert_eq!(r.header("Authorization"), Some("Bearer mail-api-token"));
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        let key = r.header("Idempotency-Key").unwrap();
+        assert_eq!(r.json()["idempotency_key"], key);
+        assert_eq!(key.len(), 32);
+    }
+    let jane = requests
+        .iter()
+        .map(|r| r.json())
+        .find(|b| b["email"] == "jane@acme.example")
+        .unwrap();
+    assert_eq!(jane["type"], "customer_center.new_access");
+    assert_eq!(jane["customer"]["name"], "Acme Ltd");
+    assert_eq!(jane["role"]["id"], "secure");
+    assert_eq!(jane["website"]["id"], "store-eu");
+    assert_eq!(jane["login_url"], "https://eu.example.com/login");
+    assert_eq!(jane["password"], "set_by_user");
+    let link = jane["set_password"]["url"].as_str().unwrap();
+    assert!(
+        link.starts_with("https://eu.example.com/set-password?token="),
+        "{link}"
+    );
+    let raj = requests
+        .iter()
+        .map(|r| r.json())
+        .find(|b| b["email"] == "raj@acme.example")
+        .unwrap();
+    assert_eq!(raj["password"], "assigned");
+    assert!(raj["set_password"].is_null());
+    assert!(!requests.iter().any(|r| r.body.contains(PW)));
+    // The body matches the published schema.
+    let schema: serde_json::Value =
+        serde_json::from_str(&portico::schema::notification_schema()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for r in &requests {
+        assert!(validator.is_valid(&r.json()), "{}", r.body);
+    }
+    let (_, status, _) = run(env.portico(&["notify", "--status"]));
+    assert_eq!(status.matches("sent").count(), 3, "{status}");
+    // A second apply sends nothing new.
+    assert_eq!(apply(&env, &[]).0, 0);
+    assert_eq!(endpoint.requests().len(), 3);
+}
+
+fn failing_endpoints_never_fail_the_apply_and_nothing_is_lost(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Status(500));
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    let (code, _, err) = apply(&env, &["--notify-attempts", "2"]);
+    assert_eq!(code, 0, "a delivery failure never fails the apply: {err}");
+    assert!(
+        err.contains("not delivered (the endpoint answered 500 Internal Server Error)"),
+        "{err}"
+    );
+    assert_eq!(
+        endpoint.requests().len(),
+        6,
+        "each of 3 messages tried twice"
+    );
+    let keys: Vec<String> = endpoint
+        .requests()
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap().to_string())
+        .collect();
+    assert_eq!(keys[0], keys[1], "retries keep the idempotency key");
+    let (_, status, _) = run(env.portico(&["notify", "--status"]));
+    assert_eq!(status.matches("pending").count(), 3, "{status}");
+    assert!(status.contains("attempts 2"), "{status}");
+
+    // Slow endpoint: timed out, retried, still pending.
+    endpoint.set(Behaviour::Slow(Duration::from_millis(1500)));
+    let (code, _, err) = run(with_secrets(env.portico(&[
+        "notify",
+        "--notify-timeout",
+        "0.3",
+        "--notify-attempts",
+        "1",
+    ])));
+    assert_eq!(code, 1);
+    assert!(err.contains("no answer within"), "{err}");
+    assert!(
+        err.contains("3 notification(s) could not be delivered"),
+        "{err}"
+    );
+
+    // Endpoint down: connection refused, still pending.
+    let mut cmd = with_secrets(env.portico(&["notify", "--notify-attempts", "1"]));
+    let dead = closed_port_url();
+    env.sql(&format!("UPDATE notification_settings SET url = '{dead}'"));
+    let (code, _, err) = run({
+        cmd.env("X", "1");
+        cmd
+    });
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot connect to the endpoint"), "{err}");
+
+    // Back up: `portico notify` delivers everything, with the original keys.
+    env.sql(&format!(
+        "UPDATE notification_settings SET url = '{}'",
+        endpoint.url
+    ));
+    endpoint.set(Behaviour::Ok);
+    let (code, out, err) = run(with_secrets(env.portico(&["notify"])));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Notifications: 3 sent."), "{out}");
+    let last = endpoint.requests();
+    assert!(
+        last.iter()
+            .rev()
+            .take(3)
+            .any(|r| r.header("Idempotency-Key") == Some(keys[0].as_str()))
+    );
+    let (code, out, _) = run(with_secrets(env.portico(&["notify"])));
+    assert_eq!(code, 0);
+    assert!(out.contains("Nothing to deliver."), "{out}");
+}
+
+fn token_of(endpoint: &Endpoint, email: &str) -> String {
+    let body = endpoint
+        .requests()
+        .iter()
+        .rev()
+        .map(|r| r.json())
+        .find(|b| b["email"] == email)
+        .unwrap();
+    let url = body["set_password"]["url"].as_str().unwrap().to_string();
+    url.split("token=").nth(1).unwrap().to_string()
+}
+
+fn set_password(env: &Env, token: &str, password: &str) -> (i32, String, String) {
+    let mut cmd = env.portico(&["set-password", "--token-stdin"]);
+    cmd.write_stdin(format!("{token}\n{password}\n"));
+    run(cmd)
+}
+
+fn set_password_links_are_single_use_and_revoked_with_access(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    assert_eq!(apply(&env, &[]).0, 0);
+    let token = token_of(&endpoint, "jane@acme.example");
+    let stored = env.rows("SELECT token_hash FROM set_password_tokens");
+    assert_eq!(stored.len(), 2, "jane and the customer login");
+    assert!(!stored.contains(&token), "only the hash is stored");
+
+    let (code, _, err) = set_password(&env, &token, "short");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("shorter than the login policy's minimum of 12"),
+        "{err}"
+    );
+    let (code, out, err) = set_password(&env, &token, "Janes-Own-Password-1");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Password set for jane@acme.example."), "{out}");
+    assert!(verifies(
+        &hash_of(&env, "jane@acme.example"),
+        "Janes-Own-Password-1"
+    ));
+    let (code, _, err) = set_password(&env, &token, "Another-Password-2");
+    assert_eq!(code, 1);
+    assert!(err.contains("already used"), "{err}");
+    let (code, _, err) = set_password(&env, "not-a-token", "Another-Password-2");
+    assert_eq!(code, 1);
+    assert!(err.contains("not valid"), "{err}");
+
+    // Revoking access invalidates the customer login's outstanding link.
+    let customer_token = token_of(&endpoint, "ap@acme.example");
+    let revoked = manifests(&endpoint.url, 0, true).replace(
+        "give_access: true, role: secure",
+        "give_access: false, role: secure",
+    );
+    env.write("a.yaml", &revoked);
+    assert_eq!(apply(&env, &[]).0, 0);
+    let (code, _, err) = set_password(&env, &customer_token, "Customer-Password-3");
+    assert_eq!(code, 1);
+    assert!(err.contains("revoked"), "{err}");
+
+    // An expired link is refused.
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    assert_eq!(apply(&env, &[]).0, 0);
+    let again = token_of(&endpoint, "ap@acme.example");
+    env.sql("UPDATE set_password_tokens SET expires_at = '2000-01-01T00:00:00Z'");
+    let (code, _, err) = set_password(&env, &again, "Customer-Password-3");
+    assert_eq!(code, 1);
+    assert!(err.contains("expired"), "{err}");
+}
+
+fn no_secret_is_ever_printed_or_stored(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Status(503));
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    let mut outputs = Vec::new();
+    let commands: [&[&str]; 8] = [
+        &["validate", "-f", "manifests"],
+        &["plan", "-f", "manifests", "--diff"],
+        &[
+            "plan",
+            "-f",
+            "manifests",
+            "--format",
+            "json",
+            "--out",
+            "plan.json",
+        ],
+        &["plan", "-f", "manifests", "--format", "markdown"],
+        &[
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            "--notify-attempts",
+            "1",
+        ],
+        &["history", "show", "1", "--format", "json"],
+        &["notify", "--notify-attempts", "1"],
+        &["notify", "--status"],
+    ];
+    for args in commands {
+        let mut cmd = with_secrets(env.portico(args));
+        cmd.env("RUST_LOG", "trace");
+        let (_, out, err) = run(cmd);
+        outputs.push(out);
+        outputs.push(err);
+    }
+    outputs.push(std::fs::read_to_string(env.path("plan.json")).unwrap());
+    let dump = env.dump();
+    let everything = format!("{}\n{}", outputs.join("\n"), dump.join("\n"));
+    for secret in [PW, "mail-api-token"] {
+        assert!(!everything.contains(secret), "`{secret}` leaked");
+    }
+    let tokens: Vec<String> = endpoint
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.json()["set_password"]["url"]
+                .as_str()
+                .map(|u| u.split("token=").nth(1).unwrap().to_string())
+        })
+        .collect();
+    assert!(!tokens.is_empty());
+    let stored = env
+        .rows("SELECT token_hash FROM set_password_tokens")
+        .join("\n");
+    let outbox = env
+        .rows("SELECT idempotency_key || email FROM notifications")
+        .join("\n");
+    for token in tokens {
+        assert!(
+            !everything.contains(&token) && !stored.contains(&token) && !outbox.contains(&token)
+        );
+    }
+}
