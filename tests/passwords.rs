@@ -78,7 +78,7 @@ fn apply(env: &Env, extra: &[&str]) -> (i32, String, String) {
 
 fn hash_of(env: &Env, email: &str) -> String {
     env.rows(&format!(
-        "SELECT password_hash FROM logins WHERE email = '{email}'"
+        "SELECT coalesce(password_hash, '') FROM logins WHERE email = '{email}'"
     ))
     .pop()
     .unwrap_or_default()
