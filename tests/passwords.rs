@@ -140,7 +140,19 @@ fn assigned_passwords_are_argon2id_set_once_and_reset_by_marker(env: Env) {
 
 fn login_policy_and_two_factor_are_stored(env: Env) {
     env.write("a.yaml", &manifests(&closed_port_url(), 0, true));
-    assert_eq!(apply(&env, &["--no-notify"]).0, 0);
+    let (code, out, err) = apply(&env, &["--no-notify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("3 notification(s) queued; deliver them with `portico notify`."),
+        "{out}"
+    );
+    let (_, status, _) = run(env.portico(&["notify", "--status"]));
+    assert_eq!(
+        status.matches("pending").count(),
+        3,
+        "--no-notify leaves messages queued: {status}"
+    );
+    assert!(status.contains("attempts 0"), "{status}");
     assert_eq!(
         env.rows("SELECT CAST(max_failed_attempts AS TEXT) || ' ' || CAST(lockout_minutes AS TEXT) || ' ' || CAST(session_timeout_minutes AS TEXT) || ' ' || CAST(password_min_length AS TEXT) FROM login_policy"),
         ["3 15 45 12"]

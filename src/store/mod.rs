@@ -197,6 +197,20 @@ pub struct OutboxRow {
     pub sent_at: Option<String>,
 }
 
+/// Classifies the schema version found in a database against the newest this build knows:
+/// `Ok(false)` when portico never initialised it, `Ok(true)` when current.
+///
+/// # Errors
+/// [`StoreError::Outdated`] (run `portico init`) or [`StoreError::TooNew`] (upgrade portico).
+pub(crate) fn schema_status(found: Option<i64>, known: i64) -> Result<bool, StoreError> {
+    match found {
+        None => Ok(false),
+        Some(found) if found > known => Err(StoreError::TooNew { found, known }),
+        Some(found) if found < known => Err(StoreError::Outdated { found, known }),
+        Some(_) => Ok(true),
+    }
+}
+
 /// Hides the password of a `scheme://user:password@host/...` URL.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

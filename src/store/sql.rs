@@ -340,4 +340,23 @@ macro_rules! redeem {
     }};
 }
 
-pub(crate) use {read_outbox, redeem};
+/// Records an apply in history; evaluates to its id.
+macro_rules! insert_history {
+    ($tx:expr, $sql:expr, $history:expr) => {{
+        use $crate::store::Doing as _;
+        let history = $history;
+        let id: i64 = sqlx::query_scalar($sql)
+            .bind(&history.actor)
+            .bind(&history.git_commit)
+            .bind(&history.manifests_digest)
+            .bind(&history.plan_digest)
+            .bind(&history.summary)
+            .bind(&history.changes)
+            .fetch_one(&mut *$tx)
+            .await
+            .doing("recording the apply in history")?;
+        id
+    }};
+}
+
+pub(crate) use {insert_history, read_outbox, redeem};

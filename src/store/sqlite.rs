@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use super::OutboxRow;
 use super::rows::Batches;
 use super::sql::{
-    HistoryInsert, Writes, read_applied, read_history, read_snapshot, run_steps,
+    HistoryInsert, Writes, insert_history, read_applied, read_history, read_snapshot, run_steps,
     standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, read_outbox, redeem};
-use super::{Doing, OpenOptions, Store, StoreError, redact_url};
+use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -206,17 +206,7 @@ impl Store for SqliteStore {
         }
         write_standard_roles(&mut tx).await?;
         write(&mut tx, &Batches::from_plan(plan), passwords).await?;
-        let history = HistoryInsert::new(plan, provenance);
-        let id: i64 = sqlx::query_scalar(INSERT_APPLY)
-            .bind(&history.actor)
-            .bind(&history.git_commit)
-            .bind(&history.manifests_digest)
-            .bind(&history.plan_digest)
-            .bind(&history.summary)
-            .bind(&history.changes)
-            .fetch_one(&mut *tx)
-            .await
-            .doing("recording the apply in history")?;
+        let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
         tx.commit().await.doing("committing")?;
         Ok(id)
     }
@@ -305,16 +295,9 @@ async fn schema_version(conn: &mut SqliteConnection) -> Result<Option<i64>, Stor
         .doing("checking the schema")
 }
 
-/// Whether portico's schema is there and current. An empty or foreign file is not ready; an
-/// older schema needs `portico init` (or apply); a newer one is an error.
+/// Whether portico's schema is there and current (see [`schema_status`]).
 async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
-    let known = known_version();
-    match schema_version(conn).await? {
-        None => Ok(false),
-        Some(found) if found > known => Err(StoreError::TooNew { found, known }),
-        Some(found) if found < known => Err(StoreError::Outdated { found, known }),
-        Some(_) => Ok(true),
-    }
+    schema_status(schema_version(conn).await?, known_version())
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
