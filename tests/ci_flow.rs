@@ -479,3 +479,86 @@ fn markdown_stays_under_the_comment_limit_at_scale() {
     );
     assert!(!md.contains("elided"), "{md}");
 }
+
+/// Runs `portico` under a pseudo-terminal (util-linux `script`), typing `answer`.
+fn on_a_terminal(env: &Env, args: &str, answer: &str) -> (i32, String) {
+    let bin = assert_cmd::cargo::cargo_bin("portico");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
+        .current_dir(env.dir.path())
+        .env("PORTICO_DATABASE_URL", &env.url)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn apply_on_a_terminal_asks_and_only_yes_applies() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let (code, out) = on_a_terminal(&env, "apply -f manifests", "no\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Apply these changes? Only 'yes' will be accepted:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("apply cancelled; nothing was changed"),
+        "{out}"
+    );
+    assert!(env.dump().is_empty());
+    let (code, out) = on_a_terminal(&env, "apply -f manifests", "yes\n");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Apply complete"), "{out}");
+}
+
+#[test]
+fn history_falls_back_to_the_manifests_git_commit() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(env.path("manifests"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "access"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    for var in [
+        "GITHUB_SHA",
+        "CI_COMMIT_SHA",
+        "BUILDKITE_COMMIT",
+        "CIRCLE_SHA1",
+        "GIT_COMMIT",
+    ] {
+        cmd.env_remove(var);
+    }
+    assert_eq!(run(cmd).0, 0);
+    let (_, out, _) = run(env.portico(&["history", "show", "1", "--format", "json"]));
+    let record: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
+    assert_eq!(record.git_commit.as_deref(), Some(head.as_str()));
+}
