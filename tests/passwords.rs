@@ -432,3 +432,63 @@ fn no_secret_is_ever_printed_or_stored(env: Env) {
         );
     }
 }
+
+#[test]
+fn saved_plans_name_password_sources_but_never_carry_hashes() {
+    let env = Env::sqlite();
+    let hash = portico::passwords::hash("Pre-Hashed-Passw0rd").unwrap();
+    let text = manifests(&closed_port_url(), 0, true).replace(
+        "        password: { env: PORTICO_TEST_RAJ_PW, reset: 0 }\n",
+        &format!("        password: {{ argon2: \"{hash}\" }}\n"),
+    );
+    env.write("a.yaml", &text);
+    let (code, _, err) = run(with_secrets(env.portico(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--out",
+        "plan.json",
+    ])));
+    assert_eq!(code, 0, "{err}");
+    let saved = std::fs::read_to_string(env.path("plan.json")).unwrap();
+    assert!(
+        !saved.contains(&hash) && !saved.contains("$argon2id$"),
+        "{saved}"
+    );
+    let (code, _, err) = run(env.portico(&["apply", "--plan", "plan.json", "--auto-approve"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("a saved plan cannot carry a pre-hashed (argon2) password"),
+        "{err}"
+    );
+    assert!(env.dump().is_empty());
+    // With the manifests, the pre-hashed value is stored as is.
+    assert_eq!(apply(&env, &["--no-notify"]).0, 0);
+    assert_eq!(hash_of(&env, "raj@acme.example"), hash);
+
+    // An env source is named in the saved plan and read at apply time.
+    let env = Env::sqlite();
+    env.write("a.yaml", &manifests(&closed_port_url(), 0, true));
+    run(with_secrets(env.portico(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--out",
+        "plan.json",
+    ])));
+    let saved = std::fs::read_to_string(env.path("plan.json")).unwrap();
+    assert!(
+        saved.contains("\"env\": \"PORTICO_TEST_RAJ_PW\""),
+        "{saved}"
+    );
+    assert!(!saved.contains(PW));
+    let (code, _, err) = run(with_secrets(env.portico(&[
+        "apply",
+        "--plan",
+        "plan.json",
+        "--auto-approve",
+        "--no-notify",
+    ])));
+    assert_eq!(code, 0, "{err}");
+    assert!(verifies(&hash_of(&env, "raj@acme.example"), PW));
+}
