@@ -215,7 +215,17 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         confirm()?;
     }
     let passwords = crate::passwords::hash_all(&plan)?;
-    let id = store.apply(&plan, &provenance, &passwords).await?;
+    // Big applies show a spinner on a terminal (indicatif hides it otherwise).
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("applying {} changes", plan.changes.len()));
+    if plan.changes.len() >= 1_000 {
+        spinner.enable_steady_tick(Duration::from_millis(120));
+    } else {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let applied = store.apply(&plan, &provenance, &passwords).await;
+    spinner.finish_and_clear();
+    let id = applied?;
     let s = plan.summary();
     println!(
         "Apply complete: {} created, {} updated, {} revoked, {} deleted. Recorded as apply {id}.",
