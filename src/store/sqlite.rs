@@ -259,7 +259,13 @@ impl Store for SqliteStore {
         token_hash: &str,
         password_hash: &str,
     ) -> Result<String, StoreError> {
-        let conn = self.conn(true).await?.expect("created");
+        // Never create a database just to refuse a token.
+        let Some(conn) = self.conn(false).await? else {
+            return Err(StoreError::Token("this link is not valid".into()));
+        };
+        if !schema_ready(conn).await? {
+            return Err(StoreError::Token("this link is not valid".into()));
+        }
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
