@@ -105,14 +105,6 @@ fn an_unexpected_digest_is_refused(env: Env) {
 fn two_applies_started_together_serialize(env: Env) {
     env.write("account.yaml", ACCOUNT);
     let spawn = || {
-        env.portico(&[
-            "apply",
-            "-f",
-            "manifests",
-            "--auto-approve",
-            "--lock-timeout",
-            "30",
-        ]);
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("portico"));
         cmd.current_dir(env.dir.path())
             .env("PORTICO_DATABASE_URL", &env.url)

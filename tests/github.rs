@@ -127,6 +127,20 @@ fn handle(state: &Mutex<Fake>, request: &tiny_http::Request, body: &str) -> (u16
     }
 }
 
+/// `apply --expect-digest-from-pr` as the push-to-main job runs it for merge commit `abc123`.
+fn merge_apply(env: &Env, server: &Server) -> assert_cmd::Command {
+    let mut cmd = env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--expect-digest-from-pr",
+    ]);
+    github_env(&mut cmd, server);
+    cmd.env("GITHUB_SHA", "abc123");
+    cmd
+}
+
 fn github_env(cmd: &mut assert_cmd::Command, server: &Server) {
     cmd.env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_API_URL", &server.url)
@@ -187,30 +201,14 @@ fn apply_reads_the_reviewed_digest_from_the_merged_pull_request() {
 
     // The merge commit brings a change nobody reviewed: refused, nothing applied.
     env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Beta AG"));
-    let mut cmd = env.portico(&[
-        "apply",
-        "-f",
-        "manifests",
-        "--auto-approve",
-        "--expect-digest-from-pr",
-    ]);
-    github_env(&mut cmd, &server);
-    cmd.env("GITHUB_SHA", "abc123");
+    let cmd = merge_apply(&env, &server);
     let (code, _, err) = run(cmd);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("as reviewed on pull request #7"), "{err}");
     assert!(env.dump().is_empty());
 
     env.write("account.yaml", ACCOUNT);
-    let mut cmd = env.portico(&[
-        "apply",
-        "-f",
-        "manifests",
-        "--auto-approve",
-        "--expect-digest-from-pr",
-    ]);
-    github_env(&mut cmd, &server);
-    cmd.env("GITHUB_SHA", "abc123");
+    let cmd = merge_apply(&env, &server);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Apply complete"), "{out}");

@@ -11,8 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use super::OutboxRow;
 use super::rows::Batches;
 use super::sql::{
-    HistoryInsert, Writes, insert_history, read_applied, read_history, read_snapshot, run_steps,
-    standard_role_steps, steps,
+    HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
+    record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
@@ -192,30 +192,12 @@ impl Store for PostgresStore {
         ttl_hours: u32,
     ) -> Result<String, StoreError> {
         let conn = &mut self.conn;
-        sqlx::query_scalar(OUTBOX.issue_token)
-            .bind(token_hash)
-            .bind(message.id)
-            .bind(&message.customer_id)
-            .bind(&message.contact)
-            .bind(i64::from(ttl_hours))
-            .fetch_one(&mut *conn)
-            .await
-            .doing("storing a set-password link")
+        issue_token!(conn, OUTBOX, message, token_hash, ttl_hours)
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
         let conn = &mut self.conn;
-        let query = match error {
-            None => sqlx::query(OUTBOX.record_sent).bind(id),
-            Some(error) => sqlx::query(OUTBOX.record_failed)
-                .bind(error.to_string())
-                .bind(id),
-        };
-        query
-            .execute(&mut *conn)
-            .await
-            .doing("recording a delivery attempt")?;
-        Ok(())
+        record_attempt!(conn, OUTBOX, id, error)
     }
 
     async fn redeem_token(

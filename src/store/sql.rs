@@ -359,4 +359,38 @@ macro_rules! insert_history {
     }};
 }
 
-pub(crate) use {insert_history, read_outbox, redeem};
+/// Stores a set-password token hash for a message's login; evaluates to its expiry.
+macro_rules! issue_token {
+    ($conn:expr, $sql:expr, $message:expr, $token_hash:expr, $ttl_hours:expr) => {{
+        use $crate::store::Doing as _;
+        sqlx::query_scalar($sql.issue_token)
+            .bind($token_hash)
+            .bind($message.id)
+            .bind(&$message.customer_id)
+            .bind(&$message.contact)
+            .bind(i64::from($ttl_hours))
+            .fetch_one(&mut *$conn)
+            .await
+            .doing("storing a set-password link")
+    }};
+}
+
+/// Records one delivery attempt: sent when `$error` is `None`.
+macro_rules! record_attempt {
+    ($conn:expr, $sql:expr, $id:expr, $error:expr) => {{
+        use $crate::store::Doing as _;
+        let query = match $error {
+            None => sqlx::query($sql.record_sent).bind($id),
+            Some(error) => sqlx::query($sql.record_failed)
+                .bind(error.to_string())
+                .bind($id),
+        };
+        query
+            .execute(&mut *$conn)
+            .await
+            .doing("recording a delivery attempt")
+            .map(|_| ())
+    }};
+}
+
+pub(crate) use {insert_history, issue_token, read_outbox, record_attempt, redeem};
