@@ -67,6 +67,33 @@ pub enum Error {
     /// No apply with that id.
     #[error("no apply with id {0} (see `portico history`)")]
     NoSuchApply(i64),
+    /// The database named does not exist (and this command never creates one).
+    #[error(
+        "no database at {0}: check --database / PORTICO_DATABASE_URL (this command never creates one)"
+    )]
+    NoDatabase(String),
+    /// `export --out` names a folder that already holds files.
+    #[error("{0} is not empty: choose an empty folder, or pass --force to replace its manifests")]
+    NotEmpty(String),
+    /// The CSV file cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Csv {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Rows of the CSV are bad (already printed, located).
+    #[error("{0} problem(s) in the CSV; no manifest was changed")]
+    BadRows(usize),
+    /// No login has this email.
+    #[error("no login has the email `{email}`{}", if near.is_empty() { String::new() } else { format!("; did you mean {}?", near.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")) })]
+    UnknownLogin {
+        /// The email asked for.
+        email: String,
+        /// Close matches.
+        near: Vec<String>,
+    },
     /// Reading or writing a local file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -37,6 +37,8 @@ pub struct RecordedChange {
 pub struct ApplyRecord {
     /// Sequential id (1, 2, …).
     pub id: i64,
+    /// `apply`, or a day-2 operation on one login: `unlock`, `resend`.
+    pub kind: String,
     /// UTC time of the commit, RFC 3339.
     pub applied_at: String,
     /// Who applied.

@@ -4,12 +4,15 @@
 //! desired state), [`plan`] (the pure diff), [`render`] (text output), [`store`] (all SQL),
 //! [`commands`] and [`cli`] (the edge).
 
+pub mod access;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod export;
 pub mod github;
 pub mod history;
+pub mod import;
 pub mod manifest;
 pub mod notify;
 pub mod passwords;

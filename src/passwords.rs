@@ -105,6 +105,44 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
         .to_string())
 }
 
+/// Hashes many passwords on all cores, in order, with a progress bar on a terminal when
+/// there are many. Panics only when the system's random source fails.
+pub fn hash_many(passwords: &[&str]) -> Vec<String> {
+    let bar = indicatif::ProgressBar::new(passwords.len() as u64).with_message("hashing passwords");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({eta})")
+            .expect("static template"),
+    );
+    if passwords.len() < 8 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = passwords.len().div_ceil(threads).max(1);
+    let hashes = std::thread::scope(|scope| {
+        let handles: Vec<_> = passwords
+            .chunks(chunk)
+            .map(|part| {
+                let bar = bar.clone();
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| {
+                            let hashed = hash(p).expect("the OS random source works");
+                            bar.inc(1);
+                            hashed
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a hashing thread never panics"))
+            .collect()
+    });
+    bar.finish_and_clear();
+    hashes
+}
+
 /// Whether `hash` is an argon2id PHC string at least as strong as OWASP's minimum.
 pub fn is_strong_argon2id(hash: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {

@@ -19,3 +19,9 @@ pub fn notification_schema() -> String {
     let schema = schemars::schema_for!(crate::notify::NotificationMessage);
     serde_json::to_string_pretty(&schema).expect("schema serialises")
 }
+
+/// The `access --format json` report schema, pretty-printed.
+pub fn access_schema() -> String {
+    let schema = schemars::schema_for!(crate::access::AccessReport);
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}

@@ -54,3 +54,14 @@ fn notification_schema_is_current() {
         "schemas/notification.schema.json is stale: run `cargo run -- schema notification > schemas/notification.schema.json`"
     );
 }
+
+#[test]
+fn access_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/access.schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        committed.trim_end(),
+        portico::schema::access_schema().trim_end(),
+        "schemas/access.schema.json is stale: run `cargo run -- schema access > schemas/access.schema.json`"
+    );
+}

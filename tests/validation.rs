@@ -206,14 +206,46 @@ fn access_needs_an_email_the_feature_and_a_way_to_log_in() {
         "8:20",
     );
     let nobody = customer("      give_access: true\n");
-    fails(
+    fails_plan(
         &nobody,
         "no password and no notification, so nobody could ever log in",
         "9:20",
     );
     let contact = customer("      give_access: false\n")
         + "    contacts:\n      - email: c@x.example\n        access: true\n";
-    fails(&contact, "nobody could ever log in", "12:17");
+    fails_plan(&contact, "nobody could ever log in", "12:17");
+}
+
+/// Asserts that plan (against an empty account) fails with `message` at `line:col`: for
+/// rules that depend on the live database.
+#[track_caller]
+fn fails_plan(text: &str, message: &str, at: &str) {
+    let env = Env::new();
+    env.write("a.yaml", text);
+    let (code, _, err) = env.plan(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(message), "expected {message:?} in:\n{err}");
+    assert!(err.contains(&format!("manifests/a.yaml:{at}")), "{err}");
+}
+
+#[test]
+fn a_login_that_already_has_access_needs_no_password_source() {
+    // The exported form of an adopted account: access, no `password:`, no `notify`.
+    let env = Env::new();
+    env.write(
+        "a.yaml",
+        &customer("      give_access: true\n      notify: true\n"),
+    );
+    env.apply();
+    env.write("a.yaml", &customer("      give_access: true\n"));
+    let (code, out, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("notify : true → false"), "{out}");
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(
+        code, 0,
+        "validate cannot know, so it leaves the rule to plan: {err}"
+    );
 }
 
 #[test]

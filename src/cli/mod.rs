@@ -3,8 +3,9 @@
 mod opt;
 
 pub use opt::{
-    ApplyOpts, Cli, Command, ConnectOpts, DeliveryArgs, DiffArgs, Format, HistoryCommand,
-    HistoryFormat, HistoryOpts, ManifestOpts, NotifyOpts, PlanOpts, SchemaKind, SchemaOpts,
+    AccessOpts, ApplyOpts, Cli, Command, ConnectOpts, DeliveryArgs, DiffArgs, ExportOpts, Format,
+    HistoryCommand, HistoryFormat, HistoryOpts, ImportCsvOpts, LoginOpOpts, ManifestOpts,
+    NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind, SchemaOpts, Section,
     SetPasswordOpts,
 };
 
@@ -21,6 +22,11 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Plan(opts) => commands::plan(&opts).await,
         Command::Apply(opts) => commands::apply(&opts).await,
         Command::Init(opts) => commands::init(&opts.database).await,
+        Command::Export(opts) => commands::adopt::export(&opts).await,
+        Command::ImportCsv(opts) => commands::adopt::import_csv(&opts).await,
+        Command::Access(opts) => commands::day2::access(&opts).await,
+        Command::Unlock(opts) => commands::day2::unlock(&opts).await,
+        Command::Resend(opts) => commands::day2::resend(&opts).await,
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,
@@ -29,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
                 SchemaKind::Manifest => println!("{}", crate::schema::manifest_schema()),
                 SchemaKind::Plan => println!("{}", crate::schema::plan_schema()),
                 SchemaKind::Notification => println!("{}", crate::schema::notification_schema()),
+                SchemaKind::Access => println!("{}", crate::schema::access_schema()),
             }
             Ok(Outcome::Done)
         }

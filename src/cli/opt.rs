@@ -29,6 +29,16 @@ pub enum Command {
     Notify(NotifyOpts),
     /// Redeem a set-password link: reads the token, then the new password, from stdin.
     SetPassword(SetPasswordOpts),
+    /// Write manifests from the live database, to adopt an existing account.
+    Export(ExportOpts),
+    /// Update manifests in place from a NetSuite customer-access CSV.
+    ImportCsv(ImportCsvOpts),
+    /// Explain what one login can do, and why (from the live database or the manifests).
+    Access(AccessOpts),
+    /// Clear one login's lockout (failed attempts, locked until).
+    Unlock(LoginOpOpts),
+    /// Send one login a fresh new-access notification with a new set-password link.
+    Resend(ResendOpts),
     /// Create or upgrade the live database schema.
     Init(ConnectOpts),
     /// Print the JSON Schema of manifest files (or of the JSON plan).
@@ -51,7 +61,7 @@ pub struct ManifestOpts {
 /// Which database.
 #[derive(Debug, Args)]
 pub struct ConnectOpts {
-    /// Live database URL: sqlite://FILE (created when missing) or postgres://…
+    /// Live database URL: sqlite://FILE or postgres://…
     #[arg(
         long,
         env = "PORTICO_DATABASE_URL",
@@ -197,6 +207,117 @@ pub struct SetPasswordOpts {
     pub connect: ConnectOpts,
 }
 
+/// `portico export`.
+#[derive(Debug, Args)]
+pub struct ExportOpts {
+    /// Folder to write the manifests to (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Only these sections (comma-separated): features, websites, login_policy,
+    /// notifications, roles, customers. Default: all.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
+    pub sections: Vec<Section>,
+    /// Replace the *.yaml / *.yml files already in DIR (otherwise a non-empty DIR is refused).
+    #[arg(long)]
+    pub force: bool,
+    /// Customers per file.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub per_file: usize,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+}
+
+/// A manifest section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Section {
+    /// `features:`
+    Features,
+    /// `websites:`
+    Websites,
+    /// `login_policy:`
+    LoginPolicy,
+    /// `notifications:`
+    Notifications,
+    /// `roles:`
+    Roles,
+    /// `customers:`
+    Customers,
+}
+
+/// `portico import-csv`.
+#[derive(Debug, Args)]
+pub struct ImportCsvOpts {
+    /// The CSV file (NetSuite column names; `,` or `;` separated; UTF-8 with or without BOM).
+    #[arg(value_name = "FILE.csv")]
+    pub csv: PathBuf,
+    #[command(flatten)]
+    pub manifests: ManifestOpts,
+    /// Print the unified diff of the manifest files instead of writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// What to do with plaintext passwords in the file: store an argon2id hash, or drop them
+    /// and send the new-access notification. Without it, a row with a password is an error.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub passwords: Option<PasswordsMode>,
+    /// Skip a column on purpose (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub ignore_column: Vec<String>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+}
+
+/// `--passwords` of import-csv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PasswordsMode {
+    /// Write `password: { argon2: … }` (argon2id, hashed on all cores).
+    Hash,
+    /// Drop the password and set `notify: true`.
+    Notify,
+}
+
+/// `portico access`.
+#[derive(Debug, Args)]
+pub struct AccessOpts {
+    /// The login's email.
+    pub email: String,
+    /// Explain the manifests' intended state instead of the live one (no runtime data).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    pub format: HistoryFormat,
+}
+
+/// `portico unlock`.
+#[derive(Debug, Args)]
+pub struct LoginOpOpts {
+    /// The login's email.
+    pub email: String,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Seconds to wait for a running apply to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub lock_timeout: f64,
+    /// Who is doing this, for history (default: the CI's actor, else the OS user).
+    #[arg(long, env = "PORTICO_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+/// `portico resend`.
+#[derive(Debug, Args)]
+pub struct ResendOpts {
+    #[command(flatten)]
+    pub login: LoginOpOpts,
+    /// Only queue the message (deliver later with `portico notify`).
+    #[arg(long)]
+    pub no_notify: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
 /// `portico history`.
 #[derive(Debug, Args)]
 pub struct HistoryOpts {
@@ -246,4 +367,6 @@ pub enum SchemaKind {
     Plan,
     /// The JSON body of new-access notifications.
     Notification,
+    /// `access --format json`.
+    Access,
 }

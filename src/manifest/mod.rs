@@ -6,4 +6,4 @@ pub mod model;
 pub mod path;
 
 pub use diagnostic::{Diagnostic, Severity, Site, Source};
-pub use load::{ManifestSet, load, load_text};
+pub use load::{Declared, ManifestSet, load, load_text};

@@ -52,13 +52,19 @@ pub struct Website {
 #[serde(deny_unknown_fields)]
 pub struct LoginPolicy {
     /// Lock a login after repeated failed attempts. Default: 5 attempts, 30 minutes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
+    #[schemars(extend("default" = {"max_failed_attempts": 5, "duration_minutes": 30}))]
     pub lockout: Lockout,
     /// Idle minutes before a session ends. Default: 60.
-    #[serde(default = "default_session_timeout")]
+    #[serde(
+        default = "default_session_timeout",
+        skip_serializing_if = "is_default_session_timeout"
+    )]
+    #[schemars(extend("default" = 60))]
     pub session_timeout_minutes: u32,
     /// Rules for passwords. Default: at least 10 characters.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
+    #[schemars(extend("default" = {"min_length": 10}))]
     pub password: PasswordRules,
 }
 
@@ -99,6 +105,10 @@ fn default_session_timeout() -> u32 {
     60
 }
 
+fn is_default_session_timeout(minutes: &u32) -> bool {
+    *minutes == default_session_timeout()
+}
+
 /// Where new-access notifications are POSTed.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -112,12 +122,20 @@ pub struct Notifications {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
     /// Hours a set-password link stays valid. Default: 24.
-    #[serde(default = "default_token_ttl")]
+    #[serde(
+        default = "default_token_ttl",
+        skip_serializing_if = "is_default_token_ttl"
+    )]
+    #[schemars(extend("default" = 24))]
     pub token_ttl_hours: u32,
 }
 
 fn default_token_ttl() -> u32 {
     24
+}
+
+fn is_default_token_ttl(hours: &u32) -> bool {
+    *hours == default_token_ttl()
 }
 
 /// A value read from an environment variable at run time.
@@ -155,7 +173,8 @@ pub struct Role {
     #[schemars(schema_with = "permissions_schema")]
     pub permissions: BTreeMap<Permission, Level>,
     /// Two-factor authentication for logins with this role. Default: `off`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
+    #[schemars(extend("default" = "off"))]
     pub two_factor: TwoFactor,
 }
 
@@ -171,7 +190,8 @@ pub struct Customer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Access for the customer's own login. Default: no access.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
+    #[schemars(extend("default" = {"give_access": false}))]
     pub access: CustomerAccess,
     /// Never deleted by apply, even when no manifest declares it any more.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -212,7 +232,8 @@ pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Whether the contact can log in. Default: false.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub access: bool,
     /// Role of the login. Default: the customer's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,6 +269,10 @@ pub struct PasswordSource {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The catalog's features as named properties, so editors complete them.

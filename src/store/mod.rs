@@ -1,5 +1,6 @@
 //! The live database: one [`Store`] trait, one implementation per engine, all SQL inside.
 
+pub mod day2;
 mod postgres;
 pub mod rows;
 mod sql;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 pub use postgres::{APPLY_LOCK as POSTGRES_APPLY_LOCK, PostgresStore};
 pub use sqlite::SqliteStore;
+
+pub use day2::LoginRuntime;
 
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -89,6 +92,12 @@ pub enum StoreError {
     /// A set-password token was refused.
     #[error("{0}")]
     Token(String),
+    /// No login has this email.
+    #[error("no login has the email `{0}`")]
+    UnknownLogin(String),
+    /// A day-2 operation was refused; nothing changed.
+    #[error("{0}; nothing changed")]
+    Refused(String),
 }
 
 /// Adds "while …" context to a driver error.
@@ -178,6 +187,26 @@ pub trait Store {
         token_hash: &str,
         password_hash: &str,
     ) -> Result<String, StoreError>;
+
+    /// A login's runtime data (password set, lockout, last login), its newest notification
+    /// and set-password link, and the last history entry that touched it; `None` when no
+    /// login has this (normalised) email. Never writes.
+    async fn login_runtime(&mut self, email: &str) -> Result<Option<LoginRuntime>, StoreError>;
+
+    /// Clears one login's lockout (failed attempts, locked until) under the apply lock, in
+    /// one transaction recorded in history. Returns the history id.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownLogin`], or [`StoreError::Refused`] for a login without access.
+    async fn unlock(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError>;
+
+    /// Queues a fresh new-access notification (with a new set-password link, older links
+    /// revoked) for one login under the apply lock, in one transaction recorded in history.
+    /// Returns the history id.
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownLogin`], or [`StoreError::Refused`] for a login without access.
+    async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError>;
 }
 
 /// A row of the notification outbox. It never holds a password or a token.
@@ -327,6 +356,18 @@ impl Store for AnyStore {
         password_hash: &str,
     ) -> Result<String, StoreError> {
         dispatch!(self, s => s.redeem_token(token_hash, password_hash).await)
+    }
+
+    async fn login_runtime(&mut self, email: &str) -> Result<Option<LoginRuntime>, StoreError> {
+        dispatch!(self, s => s.login_runtime(email).await)
+    }
+
+    async fn unlock(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.unlock(email, provenance).await)
+    }
+
+    async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.resend(email, provenance).await)
     }
 }
 #[cfg(test)]

@@ -9,6 +9,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use super::OutboxRow;
+use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::Batches;
 use super::sql::{
     HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
@@ -211,6 +212,56 @@ impl Store for PostgresStore {
         tx.commit().await.doing("committing")?;
         Ok(email)
     }
+
+    async fn login_runtime(
+        &mut self,
+        email: &str,
+    ) -> Result<Option<super::LoginRuntime>, StoreError> {
+        if !schema_ready(&mut self.conn).await? {
+            return Ok(None);
+        }
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN READ ONLY")
+            .await
+            .doing("starting a read-only transaction")?;
+        let found = login_runtime!(tx, DAY2, email)?;
+        tx.rollback()
+            .await
+            .doing("ending the read-only transaction")?;
+        Ok(found.map(|(runtime, _)| runtime))
+    }
+
+    async fn unlock(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
+        let mut tx = self.day2_transaction(email, provenance).await?;
+        let id = unlock!(tx, DAY2, email, provenance)?;
+        tx.commit().await.doing("committing")?;
+        Ok(id)
+    }
+
+    async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
+        let mut tx = self.day2_transaction(email, provenance).await?;
+        let id = resend!(tx, DAY2, email, provenance)?;
+        tx.commit().await.doing("committing")?;
+        Ok(id)
+    }
+}
+
+impl PostgresStore {
+    /// Takes the apply lock and opens a transaction on a current database for a day-2
+    /// operation on `email`.
+    async fn day2_transaction(
+        &mut self,
+        email: &str,
+        provenance: &Provenance,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+        self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
+            .await?;
+        if !schema_ready(&mut self.conn).await? {
+            return Err(super::day2::unknown(email));
+        }
+        self.conn.begin().await.doing("starting a transaction")
+    }
 }
 
 fn known_version() -> i64 {
@@ -235,6 +286,12 @@ async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>, StoreErr
 async fn schema_ready(conn: &mut PgConnection) -> Result<bool, StoreError> {
     schema_status(schema_version(conn).await?, known_version())
 }
+
+const DAY2: Day2Sql = day2_sql!(
+    now: "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    contains: "strpos",
+    no: "false"
+);
 
 const INSERT_APPLY: &str = "INSERT INTO applies
     (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)

@@ -142,6 +142,7 @@ pub struct AppliedRow {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ApplyRow {
     pub id: i64,
+    pub kind: String,
     pub applied_at: String,
     pub actor: String,
     pub git_commit: Option<String>,
@@ -162,6 +163,7 @@ impl ApplyRow {
         };
         Ok(crate::history::ApplyRecord {
             id: self.id,
+            kind: self.kind.clone(),
             applied_at: self.applied_at.clone(),
             actor: self.actor.clone(),
             git_commit: self.git_commit.clone(),

@@ -241,13 +241,13 @@ macro_rules! read_history {
         use $crate::store::Doing as _;
         let rows: Vec<$crate::store::rows::ApplyRow> = match $id {
             None => sqlx::query_as(
-                "SELECT id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, '' AS changes
+                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, '' AS changes
                  FROM applies ORDER BY id",
             )
             .fetch_all(&mut *$conn)
             .await,
             Some(id) => sqlx::query_as(
-                "SELECT id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes
+                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes
                  FROM applies WHERE id = $1",
             )
             .bind(id)

@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use super::OutboxRow;
+use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::Batches;
 use super::sql::{
     HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
@@ -256,6 +257,55 @@ impl Store for SqliteStore {
         tx.commit().await.doing("committing")?;
         Ok(email)
     }
+
+    async fn login_runtime(
+        &mut self,
+        email: &str,
+    ) -> Result<Option<super::LoginRuntime>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(None);
+        };
+        if !schema_ready(conn).await? {
+            return Ok(None);
+        }
+        Ok(login_runtime!(conn, DAY2, email)?.map(|(runtime, _)| runtime))
+    }
+
+    async fn unlock(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
+        let mut tx = self.day2_transaction(email, provenance).await?;
+        let id = unlock!(tx, DAY2, email, provenance)?;
+        tx.commit().await.doing("committing")?;
+        Ok(id)
+    }
+
+    async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
+        let mut tx = self.day2_transaction(email, provenance).await?;
+        let id = resend!(tx, DAY2, email, provenance)?;
+        tx.commit().await.doing("committing")?;
+        Ok(id)
+    }
+}
+
+impl SqliteStore {
+    /// Takes the apply lock and opens a write transaction on an existing, current database
+    /// for a day-2 operation on `email`; never creates a database.
+    async fn day2_transaction(
+        &mut self,
+        email: &str,
+        provenance: &Provenance,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
+        self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
+            .await?;
+        let Some(conn) = self.conn(false).await? else {
+            return Err(super::day2::unknown(email));
+        };
+        if !schema_ready(conn).await? {
+            return Err(super::day2::unknown(email));
+        }
+        conn.begin_with("BEGIN IMMEDIATE")
+            .await
+            .doing("taking the write lock")
+    }
 }
 
 /// Whether the database has migrations this build has not applied yet.
@@ -348,6 +398,12 @@ const WRITES: Writes = Writes {
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
 };
+
+const DAY2: Day2Sql = day2_sql!(
+    now: "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+    contains: "instr",
+    no: "0"
+);
 
 const INSERT_APPLY: &str = "INSERT INTO applies
     (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)

@@ -16,6 +16,8 @@ use crate::state::{CustomerRecord, CustomerState, LoginState, normalize_email};
 struct LoginSpec<'a> {
     /// The login's resource address.
     address: String,
+    /// The customer's id and, for a contact, its normalised email.
+    key: (&'a str, Option<String>),
     site: Site,
     email: Option<&'a str>,
     name: Option<&'a str>,
@@ -91,6 +93,7 @@ impl Checker {
             desired,
             LoginSpec {
                 address: Address::Customer(customer.id.clone()).to_string(),
+                key: (&customer.id, None),
                 site: site.clone(),
                 email: customer.email.as_deref(),
                 name: None,
@@ -118,6 +121,7 @@ impl Checker {
                         email: normalize_email(&contact.email),
                     }
                     .to_string(),
+                    key: (&customer.id, Some(normalize_email(&contact.email))),
                     site: contact_site.clone(),
                     email: Some(&contact.email),
                     name: contact.name.as_deref(),
@@ -246,11 +250,26 @@ impl Checker {
             &flag_site,
             "giving access",
         );
-        if !spec.notify && spec.password.is_none() {
+        if !spec.notify && spec.password.is_none() && gains_access(cx, spec) {
             cx.error(&flag_site, "this login gets access but no password and no notification, so nobody could ever log in")
                 .hint = Some("add `notify: true` (the user sets a password) or an initial `password:`".into());
         }
     }
+}
+
+/// Whether this login gets access it does not have in the live database. Offline (no live
+/// state) nobody can tell, so the "nobody could log in" rule waits for plan: an exported
+/// account's logins already have access and need neither a password source nor `notify`.
+fn gains_access(cx: &Context<'_>, spec: &LoginSpec<'_>) -> bool {
+    let Some(live) = cx.live else {
+        return false;
+    };
+    let (customer, contact) = &spec.key;
+    let login = live.customers.get(*customer).and_then(|c| match contact {
+        None => Some(&c.record.login),
+        Some(email) => c.contacts.get(email),
+    });
+    !login.is_some_and(|l| l.access)
 }
 
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.

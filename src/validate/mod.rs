@@ -3,6 +3,8 @@
 mod logins;
 mod roles;
 
+pub use logins::is_valid_email;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::Feature;

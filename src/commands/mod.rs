@@ -1,5 +1,8 @@
 //! What each command does, on top of the library's rooms: load → validate → diff → render,
-//! apply, and history.
+//! apply, and history; adopting an account ([`adopt`]) and day-2 operations ([`day2`]).
+
+pub mod adopt;
+pub mod day2;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -36,7 +39,10 @@ fn print_diagnostics(set: &ManifestSet, diagnostics: &[Diagnostic]) {
 }
 
 /// Loads and validates; prints every diagnostic; fails when any is an error.
-fn load_valid(path: &Path, live: Option<&State>) -> Result<(ManifestSet, Desired), Error> {
+pub(crate) fn load_valid(
+    path: &Path,
+    live: Option<&State>,
+) -> Result<(ManifestSet, Desired), Error> {
     let (set, mut diagnostics) = manifest::load(path);
     let (desired, found) = validate::validate(&set, live);
     diagnostics.extend(found);
@@ -258,7 +264,7 @@ async fn reviewed_digest() -> Result<String, Error> {
     Ok(digest)
 }
 
-fn delivery_options(args: &crate::cli::DeliveryArgs) -> crate::notify::DeliveryOptions {
+pub(crate) fn delivery_options(args: &crate::cli::DeliveryArgs) -> crate::notify::DeliveryOptions {
     crate::notify::DeliveryOptions {
         timeout: Duration::try_from_secs_f64(args.timeout).unwrap_or(Duration::from_secs(10)),
         attempts: args.attempts.max(1),
@@ -266,7 +272,7 @@ fn delivery_options(args: &crate::cli::DeliveryArgs) -> crate::notify::DeliveryO
     }
 }
 
-fn print_delivery(report: &crate::notify::DeliveryReport) {
+pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
     if report.sent > 0 {
         println!("Notifications: {} sent.", report.sent);
     }
@@ -413,14 +419,15 @@ fn history_table(records: &[ApplyRecord]) -> String {
         return "No applies yet.\n".into();
     }
     let mut out = format!(
-        "{:>4}  {:<20}  {:<16}  {:<12}  {:<12}  summary\n",
-        "id", "applied at (UTC)", "actor", "commit", "plan digest"
+        "{:>4}  {:<6}  {:<20}  {:<16}  {:<12}  {:<12}  summary\n",
+        "id", "kind", "applied at (UTC)", "actor", "commit", "plan digest"
     );
     for r in records {
         let s = r.summary;
         out.push_str(&format!(
-            "{:>4}  {:<20}  {:<16}  {:<12}  {:<12}  +{} ~{} !{} -{}\n",
+            "{:>4}  {:<6}  {:<20}  {:<16}  {:<12}  {:<12}  +{} ~{} !{} -{}\n",
             r.id,
+            r.kind,
             r.applied_at,
             r.actor,
             short(&r.git_commit),
@@ -436,7 +443,8 @@ fn history_table(records: &[ApplyRecord]) -> String {
 
 fn history_detail(r: &ApplyRecord) -> String {
     let mut out = format!(
-        "apply {}\n  applied at:       {}\n  actor:            {}\n  git commit:       {}\n  manifests digest: {}\n  plan digest:      {}\n  {}\n\n",
+        "{} {}\n  applied at:       {}\n  actor:            {}\n  git commit:       {}\n  manifests digest: {}\n  plan digest:      {}\n  {}\n\n",
+        r.kind,
         r.id,
         r.applied_at,
         r.actor,

@@ -1,0 +1,144 @@
+//! Day-2 commands on one login: `access` (explain), `unlock`, `resend`.
+
+use std::time::Duration;
+
+use super::Outcome;
+use super::adopt::open_existing;
+use crate::access;
+use crate::cli::{AccessOpts, HistoryFormat, LoginOpOpts, ResendOpts};
+use crate::error::Error;
+use crate::history::{self, Provenance};
+use crate::state::State;
+use crate::store::{self, AnyStore, Store};
+use crate::validate::Desired;
+
+/// The state the manifests intend: managed sections from the manifests, the others as live.
+fn intended(desired: Desired, live: State) -> State {
+    let m = desired.managed;
+    let want = desired.state;
+    State {
+        features: if m.features {
+            want.features
+        } else {
+            live.features
+        },
+        websites: if m.websites {
+            want.websites
+        } else {
+            live.websites
+        },
+        login_policy: if m.login_policy {
+            want.login_policy
+        } else {
+            live.login_policy
+        },
+        notifications: if m.notifications {
+            want.notifications
+        } else {
+            live.notifications
+        },
+        roles: if m.roles { want.roles } else { live.roles },
+        customers: if m.customers {
+            want.customers
+        } else {
+            live.customers
+        },
+    }
+}
+
+/// `portico access EMAIL`.
+///
+/// # Errors
+/// An unknown login (with near matches), invalid manifests, or database errors.
+pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
+    let (state, runtime, source) = match &opts.path {
+        Some(path) => {
+            let mut store = store::open(&opts.connect.database, false).await?;
+            let live = store.read().await?;
+            let (_, desired) = super::load_valid(path, Some(&live))?;
+            (intended(desired, live), None, "manifests")
+        }
+        None => {
+            let mut store = open_existing(&opts.connect.database).await?;
+            let state = store.read().await?;
+            let runtime = store
+                .login_runtime(&crate::state::normalize_email(&opts.email))
+                .await?;
+            (state, runtime, "live")
+        }
+    };
+    let Some(report) = access::report(&state, &opts.email, runtime.as_ref(), source) else {
+        return Err(Error::UnknownLogin {
+            email: opts.email.clone(),
+            near: access::near_matches(&state, &opts.email),
+        });
+    };
+    match opts.format {
+        HistoryFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serialises")
+        ),
+        HistoryFormat::Text => print!("{}", access::render_text(&report)),
+    }
+    Ok(Outcome::Done)
+}
+
+/// Opens a database that must exist and takes the apply lock.
+async fn locked(opts: &LoginOpOpts, provenance: &Provenance) -> Result<AnyStore, Error> {
+    open_existing(&opts.connect.database).await?;
+    let mut store = store::open(&opts.connect.database, true).await?;
+    let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
+    store.lock(timeout, &provenance.actor).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn provenance(opts: &LoginOpOpts) -> Provenance {
+    Provenance {
+        actor: history::actor(opts.actor.as_deref()),
+        git_commit: None,
+    }
+}
+
+/// `portico unlock EMAIL`.
+///
+/// # Errors
+/// An unknown login or one without access, a lock timeout, or database errors.
+pub async fn unlock(opts: &LoginOpOpts) -> Result<Outcome, Error> {
+    let provenance = provenance(opts);
+    let mut store = locked(opts, &provenance).await?;
+    let email = crate::state::normalize_email(&opts.email);
+    let id = store.unlock(&email, &provenance).await?;
+    println!(
+        "Unlocked {email}: failed attempts and lockout cleared. Recorded as history entry {id}."
+    );
+    Ok(Outcome::Done)
+}
+
+/// `portico resend EMAIL`.
+///
+/// # Errors
+/// An unknown login or one without access, no notification endpoint, a lock timeout, or
+/// database errors.
+pub async fn resend(opts: &ResendOpts) -> Result<Outcome, Error> {
+    let provenance = provenance(&opts.login);
+    let mut store = locked(&opts.login, &provenance).await?;
+    let email = crate::state::normalize_email(&opts.login.email);
+    if store.read().await?.notifications.is_none() {
+        return Err(Error::Store(store::StoreError::Refused(
+            "no `notifications:` endpoint is configured, so no message could be delivered".into(),
+        )));
+    }
+    let id = store.resend(&email, &provenance).await?;
+    println!(
+        "Queued a new-access notification with a fresh set-password link for {email}; older links are revoked. Recorded as history entry {id}."
+    );
+    if opts.no_notify {
+        println!("Deliver it with `portico notify`.");
+        return Ok(Outcome::Done);
+    }
+    let report =
+        crate::notify::deliver(&mut store, &super::delivery_options(&opts.delivery)).await?;
+    super::print_delivery(&report);
+    Ok(Outcome::Done)
+}

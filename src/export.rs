@@ -1,0 +1,235 @@
+//! Writing manifests from a live [`State`], in the shortest form that means the same thing,
+//! so an existing account is adopted in one step (`export`, then `plan` shows no changes).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::catalog::{self, Level, Permission};
+use crate::manifest::model::{
+    Contact, Customer, CustomerAccess, Document, EnvRef, Notifications, Role, Website,
+};
+use crate::state::{CustomerState, RoleState, State};
+use crate::validate::Sections;
+
+/// The schema file written beside exported manifests, so editors check them offline.
+pub const SCHEMA_FILE: &str = "manifest.schema.json";
+
+/// What to export and how to split it.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportOptions {
+    /// The sections to write; others are left out (and so stay unmanaged).
+    pub sections: Sections,
+    /// Customers per file.
+    pub per_file: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            sections: Sections {
+                features: true,
+                websites: true,
+                login_policy: true,
+                notifications: true,
+                roles: true,
+                customers: true,
+            },
+            per_file: 2_000,
+        }
+    }
+}
+
+/// One file to write, relative to the export folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportFile {
+    /// Path relative to the export folder.
+    pub path: PathBuf,
+    /// The YAML text, starting with the editor schema comment.
+    pub text: String,
+}
+
+/// What an export produced, and what it could not express.
+#[derive(Clone, Debug, Default)]
+pub struct Export {
+    /// Files in write order.
+    pub files: Vec<ExportFile>,
+    /// Live values manifests cannot express; plan will show them as changes.
+    pub warnings: Vec<String>,
+}
+
+/// Turns the live state into manifest files: `account.yaml` (features, login policy,
+/// notifications), `websites.yaml`, `roles.yaml` and `customers/customers-NNNN.yaml`, customers
+/// sorted by id. Managed sections are always written, empty ones as `[]`, so that pruning
+/// covers them exactly as it covered the exported account. Passwords are never exported.
+pub fn export(state: &State, options: ExportOptions) -> Export {
+    let sections = options.sections;
+    let mut out = Export::default();
+    let account = Document {
+        features: sections.features.then(|| {
+            state
+                .features
+                .iter()
+                .filter(|(_, on)| **on)
+                .map(|(f, on)| (*f, *on))
+                .collect()
+        }),
+        login_policy: state.login_policy.clone().filter(|_| sections.login_policy),
+        notifications: state
+            .notifications
+            .as_ref()
+            .filter(|_| sections.notifications)
+            .map(|n| Notifications {
+                url: n.url.clone(),
+                auth_header: n.auth_env.clone().map(|env| EnvRef { env }),
+                login_url: n.login_url.clone(),
+                token_ttl_hours: n.token_ttl_hours,
+            }),
+        ..Document::default()
+    };
+    if account.features.is_some()
+        || account.login_policy.is_some()
+        || account.notifications.is_some()
+    {
+        out.push("account.yaml", "", &account);
+    }
+    if sections.websites {
+        let websites = state
+            .websites
+            .iter()
+            .map(|(id, w)| Website {
+                id: id.clone(),
+                name: w.name.clone(),
+                url: w.url.clone(),
+            })
+            .collect();
+        let document = Document {
+            websites: Some(websites),
+            ..Document::default()
+        };
+        out.push("websites.yaml", "", &document);
+    }
+    if sections.roles {
+        let roles = state
+            .roles
+            .iter()
+            .map(|(id, role)| export_role(state, id, role))
+            .collect();
+        let document = Document {
+            roles: Some(roles),
+            ..Document::default()
+        };
+        out.push("roles.yaml", "", &document);
+    }
+    if sections.customers {
+        export_customers(state, options.per_file.max(1), &mut out);
+    }
+    out
+}
+
+impl Export {
+    fn push(&mut self, path: &str, schema_prefix: &str, document: &Document) {
+        let yaml = serde_yaml::to_string(document).expect("a manifest serialises");
+        let text = format!(
+            "# yaml-language-server: $schema={schema_prefix}{SCHEMA_FILE}\n# Exported by portico from the live database.\n{yaml}"
+        );
+        self.files.push(ExportFile {
+            path: PathBuf::from(path),
+            text,
+        });
+    }
+}
+
+fn export_customers(state: &State, per_file: usize, out: &mut Export) {
+    let customers: Vec<(&String, &CustomerState)> = state.customers.iter().collect();
+    let chunks: Vec<&[(&String, &CustomerState)]> = if customers.is_empty() {
+        vec![&[]]
+    } else {
+        customers.chunks(per_file).collect()
+    };
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        let list = chunk
+            .iter()
+            .map(|(id, customer)| export_customer(id, customer, &mut out.warnings))
+            .collect();
+        let document = Document {
+            customers: Some(list),
+            ..Document::default()
+        };
+        let path = format!("customers/customers-{:04}.yaml", index + 1);
+        out.push(&path, "../", &document);
+    }
+}
+
+/// A role as its base plus the permissions whose level differs from the base's.
+fn export_role(state: &State, id: &str, role: &RoleState) -> Role {
+    let base_levels = levels_of(state, &role.base);
+    let permissions = Permission::ALL
+        .iter()
+        .filter_map(|p| {
+            let mine = role.permissions.get(p).copied().unwrap_or(Level::None);
+            let base = base_levels.get(p).copied().unwrap_or(Level::None);
+            (mine != base).then_some((*p, mine))
+        })
+        .collect();
+    Role {
+        id: id.to_string(),
+        name: role.name.clone(),
+        base: (role.base != catalog::DEFAULT_ROLE).then(|| role.base.clone()),
+        permissions,
+        two_factor: role.two_factor,
+    }
+}
+
+/// Effective levels of a standard or custom role (empty when unknown).
+fn levels_of(state: &State, id: &str) -> BTreeMap<Permission, Level> {
+    if let Some(standard) = catalog::standard_role(id) {
+        return standard.permissions;
+    }
+    state
+        .roles
+        .get(id)
+        .map(|r| r.permissions.clone())
+        .unwrap_or_default()
+}
+
+fn export_customer(id: &str, customer: &CustomerState, warnings: &mut Vec<String>) -> Customer {
+    let own = &customer.record.login;
+    let contacts = customer
+        .contacts
+        .values()
+        .map(|contact| {
+            if contact.website.is_none() && own.website.is_some() {
+                warnings.push(format!(
+                    "customer[{id:?}].contact[{:?}] has no website while its customer has one; manifests cannot say that (a contact inherits the customer's website), so plan will show it gaining that website",
+                    contact.email.as_deref().unwrap_or_default()
+                ));
+            }
+            Contact {
+                email: contact.email.clone().unwrap_or_default(),
+                name: contact.name.clone(),
+                access: contact.access,
+                role: (contact.role != own.role).then(|| contact.role.clone()),
+                website: contact
+                    .website
+                    .clone()
+                    .filter(|w| Some(w) != own.website.as_ref()),
+                notify: contact.notify,
+                password: None,
+            }
+        })
+        .collect();
+    Customer {
+        id: id.to_string(),
+        name: customer.record.name.clone(),
+        email: own.email.clone(),
+        access: CustomerAccess {
+            give_access: own.access,
+            role: (own.role != catalog::DEFAULT_ROLE).then(|| own.role.clone()),
+            website: own.website.clone(),
+            notify: own.notify,
+            password: None,
+        },
+        protect: customer.record.protect,
+        contacts,
+    }
+}

@@ -1,0 +1,204 @@
+//! NetSuite's column names for customer access imports, matched case-insensitively.
+
+/// A field of the customer or of one contact-sublist entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    /// `Internal ID`, `Customer ID`, `ID`.
+    Id,
+    /// `Company Name`, `Name`.
+    Name,
+    /// `Email`.
+    Email,
+    /// `Give Access`.
+    GiveAccess,
+    /// `Send New Access Notification Email`.
+    Notify,
+    /// `Role`.
+    Role,
+    /// `Assigned Website`.
+    Website,
+    /// `Manually Assign or Change Password`.
+    ManualPassword,
+    /// `Password`.
+    Password,
+    /// `Confirm Password`.
+    ConfirmPassword,
+    /// `Contact Access N : <field>`.
+    Contact(usize, ContactField),
+}
+
+/// A field of the contact sublist (`Contact Access N : …`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContactField {
+    /// `Contact` (the contact's name).
+    Name,
+    /// `Email`.
+    Email,
+    /// `Access`.
+    Access,
+    /// `Notify`.
+    Notify,
+    /// `Role`.
+    Role,
+    /// `Password`.
+    Password,
+    /// `Confirm Password`.
+    ConfirmPassword,
+}
+
+impl Column {
+    /// Whether the column holds a plaintext password (its values are never shown).
+    pub fn is_secret(self) -> bool {
+        matches!(
+            self,
+            Column::Password
+                | Column::ConfirmPassword
+                | Column::Contact(_, ContactField::Password | ContactField::ConfirmPassword)
+        )
+    }
+}
+
+/// Column names as NetSuite writes them, for hints and documentation.
+pub const KNOWN: &[&str] = &[
+    "Internal ID",
+    "Customer ID",
+    "ID",
+    "Company Name",
+    "Name",
+    "Email",
+    "Give Access",
+    "Send New Access Notification Email",
+    "Role",
+    "Assigned Website",
+    "Manually Assign or Change Password",
+    "Password",
+    "Confirm Password",
+    "Contact Access 1 : Contact",
+    "Contact Access 1 : Email",
+    "Contact Access 1 : Access",
+    "Contact Access 1 : Notify",
+    "Contact Access 1 : Role",
+    "Contact Access 1 : Password",
+    "Contact Access 1 : Confirm Password",
+];
+
+/// Lower case, surrounding spaces gone, inner runs of spaces as one, ` : ` as `:`.
+pub fn normalize(header: &str) -> String {
+    let words: Vec<&str> = header.split_whitespace().collect();
+    words
+        .join(" ")
+        .to_lowercase()
+        .replace(" :", ":")
+        .replace(": ", ":")
+}
+
+/// The column a header names, if portico knows it.
+pub fn parse(header: &str) -> Option<Column> {
+    let name = normalize(header);
+    let column = match name.as_str() {
+        "internal id" | "customer id" | "id" => Column::Id,
+        "company name" | "name" => Column::Name,
+        "email" => Column::Email,
+        "give access" => Column::GiveAccess,
+        "send new access notification email" => Column::Notify,
+        "role" => Column::Role,
+        "assigned website" => Column::Website,
+        "manually assign or change password" => Column::ManualPassword,
+        "password" => Column::Password,
+        "confirm password" => Column::ConfirmPassword,
+        other => return contact(other),
+    };
+    Some(column)
+}
+
+fn contact(name: &str) -> Option<Column> {
+    let rest = name.strip_prefix("contact access ")?;
+    let (index, field) = rest.split_once(':')?;
+    let index: usize = index.trim().parse().ok().filter(|n| *n >= 1)?;
+    let field = match field.trim() {
+        "contact" | "name" => ContactField::Name,
+        "email" => ContactField::Email,
+        "access" | "give access" => ContactField::Access,
+        "notify" | "send notification email" => ContactField::Notify,
+        "role" => ContactField::Role,
+        "password" => ContactField::Password,
+        "confirm password" => ContactField::ConfirmPassword,
+        _ => return None,
+    };
+    Some(Column::Contact(index, field))
+}
+
+/// The closest known column name to an unknown header.
+pub fn suggestion(header: &str) -> Option<String> {
+    let given = normalize(header);
+    // Contact sublist headers: suggest with the same index.
+    let index = given
+        .strip_prefix("contact access ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    let candidates: Vec<String> = KNOWN
+        .iter()
+        .map(|k| match index {
+            Some(n) => k.replace("Contact Access 1 ", &format!("Contact Access {n} ")),
+            None => k.to_string(),
+        })
+        .collect();
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&given, &normalize(c)), c))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.clone())
+}
+
+/// A cell that is not a yes/no value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotABoolean;
+
+/// Reads a NetSuite boolean: Yes/No, True/False, T/F, 1/0 in any case; empty is not given.
+pub fn boolean(value: &str) -> Result<Option<bool>, NotABoolean> {
+    match value.trim().to_lowercase().as_str() {
+        "" => Ok(None),
+        "yes" | "y" | "true" | "t" | "1" => Ok(Some(true)),
+        "no" | "n" | "false" | "f" | "0" => Ok(Some(false)),
+        _ => Err(NotABoolean),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netsuite_headers_in_any_spelling() {
+        assert_eq!(parse(" Internal ID "), Some(Column::Id));
+        assert_eq!(parse("GIVE ACCESS"), Some(Column::GiveAccess));
+        assert_eq!(
+            parse("Contact Access 2 : Email"),
+            Some(Column::Contact(2, ContactField::Email))
+        );
+        assert_eq!(
+            parse("contact access 10:notify"),
+            Some(Column::Contact(10, ContactField::Notify))
+        );
+        assert_eq!(parse("Contact Access 0 : Email"), None);
+        assert_eq!(parse("Emial"), None);
+        assert_eq!(suggestion("Emial").as_deref(), Some("Email"));
+        assert_eq!(
+            suggestion("Contact Access 3 : Emial").as_deref(),
+            Some("Contact Access 3 : Email")
+        );
+    }
+
+    #[test]
+    fn booleans_as_netsuite_accepts_them() {
+        for yes in ["Yes", "TRUE", "t", "1", " T "] {
+            assert_eq!(boolean(yes), Ok(Some(true)), "{yes}");
+        }
+        for no in ["No", "false", "F", "0"] {
+            assert_eq!(boolean(no), Ok(Some(false)), "{no}");
+        }
+        assert_eq!(boolean(""), Ok(None));
+        assert_eq!(boolean("maybe"), Err(NotABoolean));
+    }
+}

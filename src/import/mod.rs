@@ -1,0 +1,677 @@
+//! `portico import-csv`: NetSuite's bulk customer-access CSV applied to a manifest folder in
+//! place. Customers already declared change where they are declared; new ones go to a new
+//! file; plaintext passwords never reach a manifest.
+
+pub mod columns;
+pub mod edit;
+pub mod read;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::catalog;
+use crate::manifest::model::{Contact, Customer, Document, PasswordSource};
+use crate::manifest::{Declared, ManifestSet};
+use crate::state::{State, normalize_email};
+use crate::validate::is_valid_email;
+use read::{Cell, CustomerRow, Plaintext, RowError};
+
+/// What to do with passwords found in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordMode {
+    /// Hash each with argon2id and write `password: { argon2: … }`.
+    Hash,
+    /// Drop it and set `notify: true`: the user sets a password from the email link.
+    Notify,
+}
+
+/// One manifest file that changes (or is created).
+#[derive(Clone, Debug)]
+pub struct FileChange {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text before (empty for a new file).
+    pub before: String,
+    /// Its text after.
+    pub after: String,
+}
+
+/// The result of an import, before anything is written.
+#[derive(Clone, Debug, Default)]
+pub struct Import {
+    /// Files to write.
+    pub files: Vec<FileChange>,
+    /// Customers changed where they are declared.
+    pub updated: usize,
+    /// Customers added to the new file.
+    pub added: usize,
+    /// Rows that changed nothing.
+    pub unchanged: usize,
+    /// Things the admin should know.
+    pub warnings: Vec<String>,
+}
+
+/// A login's password decided from the file, before hashing.
+enum NewPassword {
+    Keep,
+    Notify,
+    Hash(Plaintext, Option<u32>),
+}
+
+/// What resolves role and website names, and what the live database already has.
+struct Context<'a> {
+    set: &'a ManifestSet,
+    live: &'a State,
+    passwords: Option<PasswordMode>,
+    min_length: usize,
+    errors: Vec<RowError>,
+}
+
+/// Computes the import of `csv` into the manifest folder `root` (already loaded as `set`).
+/// Nothing is written; every problem of every row is returned at once.
+///
+/// # Errors
+/// Every bad row, located by line and column.
+pub fn import(
+    csv: &str,
+    root: &Path,
+    set: &ManifestSet,
+    live: &State,
+    passwords: Option<PasswordMode>,
+    ignore: &[String],
+) -> Result<Import, Vec<RowError>> {
+    let (rows, mut errors) = read::read(csv, ignore);
+    let min_length = set
+        .login_policy
+        .as_ref()
+        .map(|p| p.value.password.min_length)
+        .or(live.login_policy.as_ref().map(|p| p.password.min_length))
+        .unwrap_or(10) as usize;
+    let mut cx = Context {
+        set,
+        live,
+        passwords,
+        min_length,
+        errors: Vec::new(),
+    };
+    let declared: HashMap<&str, &Declared<Customer>> = set
+        .customers
+        .iter()
+        .flatten()
+        .map(|d| (d.value.id.as_str(), d))
+        .collect();
+    let mut changed: Vec<Changed<'_>> = Vec::new();
+    let mut unchanged = 0;
+    for row in &rows {
+        let existing = declared.get(row.id.as_str()).copied();
+        let before = cx.errors.len();
+        let (customer, pending) = cx.merge(row, existing.map(|d| &d.value));
+        if cx.errors.len() > before {
+            continue;
+        }
+        if existing.is_some_and(|d| d.value == customer) && pending.is_empty() {
+            unchanged += 1;
+        } else {
+            changed.push((existing, customer, pending));
+        }
+    }
+    errors.append(&mut cx.errors);
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(errors);
+    }
+    hash_pending(&mut changed);
+    let mut import = Import {
+        unchanged,
+        ..Import::default()
+    };
+    write_changes(root, set, changed, &mut import).map_err(|e| vec![e])?;
+    if set.customers.is_none() && import.added > 0 {
+        import.warnings.push(
+            "the manifests had no `customers:` section, so customers were unmanaged; from now on every live customer that no manifest declares will be deleted by apply (run `portico export` first to adopt the existing ones)".into(),
+        );
+    }
+    Ok(import)
+}
+
+/// A password to hash, and where its hash goes: (login index: `None` for the customer's own
+/// login, else the contact's email; plaintext; reset marker).
+type PendingHash = (Option<String>, Plaintext, Option<u32>);
+
+/// A customer the CSV changes: where it is declared (`None`: new), its new value, and the
+/// passwords still to hash into it.
+type Changed<'a> = (Option<&'a Declared<Customer>>, Customer, Vec<PendingHash>);
+
+impl Context<'_> {
+    fn error(&mut self, line: usize, cell: &Cell, message: String, hint: Option<String>) {
+        self.errors.push(RowError {
+            line,
+            column: cell.column.clone(),
+            message,
+            hint,
+        });
+    }
+
+    /// The customer as the row changes it (or creates it), and the passwords to hash.
+    fn merge(
+        &mut self,
+        row: &CustomerRow,
+        existing: Option<&Customer>,
+    ) -> (Customer, Vec<PendingHash>) {
+        let mut customer = existing.cloned().unwrap_or_else(|| Customer {
+            id: row.id.clone(),
+            name: String::new(),
+            email: None,
+            access: Default::default(),
+            protect: false,
+            contacts: Vec::new(),
+        });
+        if let Some(name) = &row.name {
+            customer.name = name.clone();
+        } else if existing.is_none() {
+            let live_name = self
+                .live
+                .customers
+                .get(&row.id)
+                .map(|c| c.record.name.clone());
+            match live_name {
+                Some(name) => customer.name = name,
+                None => self.errors.push(RowError {
+                    line: row.line,
+                    column: "Company Name".into(),
+                    message: format!("customer `{}` is new and has no name", row.id),
+                    hint: Some("add a `Company Name` column (new customers need a name)".into()),
+                }),
+            }
+        }
+        if let Some(email) = &row.email {
+            customer.email = self.email(row.line, email);
+        }
+        let inherited = (
+            customer
+                .access
+                .role
+                .clone()
+                .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
+            customer.access.website.clone(),
+        );
+        let access = &mut customer.access;
+        if let Some(give) = row.give_access {
+            access.give_access = give;
+        }
+        if let Some(notify) = row.notify {
+            access.notify = notify;
+        }
+        if let Some(cell) = &row.role
+            && let Some(id) = self.role(row.line, cell)
+        {
+            customer.access.role =
+                explicit(id, customer.access.role.as_deref(), catalog::DEFAULT_ROLE);
+        }
+        if let Some(cell) = &row.website {
+            customer.access.website = self
+                .website(row.line, cell)
+                .or(customer.access.website.take());
+        }
+        let mut pending = Vec::new();
+        let own_marker = self.live_marker(&row.id, None);
+        let decided = self.password(
+            row.line,
+            row.password.as_ref(),
+            row.confirm.as_ref(),
+            row.manual_password,
+            customer.access.password.as_ref(),
+            own_marker,
+        );
+        match decided {
+            NewPassword::Keep => {}
+            NewPassword::Notify => customer.access.notify = true,
+            NewPassword::Hash(plain, reset) => pending.push((None, plain, reset)),
+        }
+        let customer_role = customer
+            .access
+            .role
+            .clone()
+            .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string());
+        let listed: Vec<String> = row
+            .contacts
+            .values()
+            .filter_map(|c| c.email.as_ref().map(|e| normalize_email(&e.value)))
+            .collect();
+        pin_unlisted(&mut customer, &listed, &inherited);
+        for contact_row in row.contacts.values() {
+            self.merge_contact(
+                row,
+                contact_row,
+                &mut customer,
+                &customer_role,
+                &mut pending,
+            );
+        }
+        (customer, pending)
+    }
+
+    fn merge_contact(
+        &mut self,
+        row: &CustomerRow,
+        c: &read::ContactRow,
+        customer: &mut Customer,
+        customer_role: &str,
+        pending: &mut Vec<PendingHash>,
+    ) {
+        let Some(email_cell) = &c.email else {
+            self.errors.push(RowError {
+                line: row.line,
+                column: "Contact Access : Email".into(),
+                message: "a contact entry has values but no email".into(),
+                hint: Some(
+                    "contacts are matched by email: fill in its `Contact Access N : Email`".into(),
+                ),
+            });
+            return;
+        };
+        let Some(email) = self.email(row.line, email_cell) else {
+            return;
+        };
+        let key = normalize_email(&email);
+        let index = match customer
+            .contacts
+            .iter()
+            .position(|x| normalize_email(&x.email) == key)
+        {
+            Some(i) => i,
+            None => {
+                customer.contacts.push(Contact {
+                    email: email.clone(),
+                    name: None,
+                    access: false,
+                    role: None,
+                    website: None,
+                    notify: false,
+                    password: None,
+                });
+                customer.contacts.len() - 1
+            }
+        };
+        let role = c.role.as_ref().and_then(|cell| self.role(row.line, cell));
+        let marker = self.live_marker(&row.id, Some(&key));
+        let existing_source = customer.contacts[index].password.clone();
+        let decided = self.password(
+            row.line,
+            c.password.as_ref(),
+            c.confirm.as_ref(),
+            None,
+            existing_source.as_ref(),
+            marker,
+        );
+        let contact = &mut customer.contacts[index];
+        if let Some(name) = &c.name {
+            contact.name = Some(name.clone());
+        }
+        if let Some(access) = c.access {
+            contact.access = access;
+        }
+        if let Some(notify) = c.notify {
+            contact.notify = notify;
+        }
+        if let Some(role) = role {
+            contact.role = explicit(role, contact.role.as_deref(), customer_role);
+        }
+        match decided {
+            NewPassword::Keep => {}
+            NewPassword::Notify => contact.notify = true,
+            NewPassword::Hash(plain, reset) => pending.push((Some(key), plain, reset)),
+        }
+    }
+
+    fn email(&mut self, line: usize, cell: &Cell) -> Option<String> {
+        if is_valid_email(&cell.value) {
+            Some(cell.value.clone())
+        } else {
+            let message = format!("`{}` is not a valid email address", cell.value);
+            self.error(line, cell, message, None);
+            None
+        }
+    }
+
+    /// The reset marker portico last set for a live login, if any.
+    fn live_marker(&self, customer: &str, contact: Option<&str>) -> Option<u32> {
+        let c = self.live.customers.get(customer)?;
+        match contact {
+            None => c.record.login.password,
+            Some(email) => c.contacts.get(email)?.password,
+        }
+    }
+
+    /// Decides what a password cell does: nothing, notify instead, or hash with a reset
+    /// marker that makes apply set it (a new login needs none; an existing one a new marker).
+    fn password(
+        &mut self,
+        line: usize,
+        given: Option<&(Plaintext, String)>,
+        confirm: Option<&Plaintext>,
+        manual: Option<bool>,
+        existing: Option<&PasswordSource>,
+        live_marker: Option<u32>,
+    ) -> NewPassword {
+        let Some((plain, column)) = given else {
+            return NewPassword::Keep;
+        };
+        let cell = Cell {
+            value: String::new(),
+            column: column.clone(),
+        };
+        if manual == Some(false) {
+            self.error(
+                line,
+                &cell,
+                "a password is given but `Manually Assign or Change Password` is No".into(),
+                Some("set it to Yes to assign this password, or leave the password empty".into()),
+            );
+            return NewPassword::Keep;
+        }
+        if confirm.is_some_and(|c| c != plain) {
+            self.error(
+                line,
+                &cell,
+                "the password and its confirmation differ (values not shown)".into(),
+                None,
+            );
+            return NewPassword::Keep;
+        }
+        match self.passwords {
+            None => {
+                self.error(line, &cell, "this row holds a plaintext password, which never goes into a manifest".into(), Some("pass --passwords hash (store an argon2id hash) or --passwords notify (drop it; the user sets one from the new-access email)".into()));
+                NewPassword::Keep
+            }
+            Some(PasswordMode::Notify) => NewPassword::Notify,
+            Some(PasswordMode::Hash) => {
+                if plain.0.chars().count() < self.min_length {
+                    let message = format!(
+                        "the password is shorter than login_policy.password.min_length ({})",
+                        self.min_length
+                    );
+                    self.error(line, &cell, message, None);
+                    return NewPassword::Keep;
+                }
+                let previous = existing.map(|s| s.reset.unwrap_or(0)).or(live_marker);
+                NewPassword::Hash(plain.clone(), previous.map(|m| m + 1))
+            }
+        }
+    }
+
+    fn role(&mut self, line: usize, cell: &Cell) -> Option<String> {
+        let mut named: Vec<(String, String)> = catalog::standard_roles()
+            .iter()
+            .map(|r| (r.id.to_string(), r.name.to_string()))
+            .collect();
+        named.extend(
+            self.set
+                .roles
+                .iter()
+                .flatten()
+                .map(|r| (r.value.id.clone(), r.value.name.clone())),
+        );
+        named.extend(
+            self.live
+                .roles
+                .iter()
+                .map(|(id, r)| (id.clone(), r.name.clone())),
+        );
+        self.resolve(line, cell, &named, "role")
+    }
+
+    fn website(&mut self, line: usize, cell: &Cell) -> Option<String> {
+        let mut named: Vec<(String, String)> = self
+            .set
+            .websites
+            .iter()
+            .flatten()
+            .map(|w| (w.value.id.clone(), w.value.name.clone()))
+            .collect();
+        named.extend(
+            self.live
+                .websites
+                .iter()
+                .map(|(id, w)| (id.clone(), w.name.clone())),
+        );
+        self.resolve(line, cell, &named, "website")
+    }
+
+    /// An id given by id or by display name (case-insensitive), manifests first.
+    fn resolve(
+        &mut self,
+        line: usize,
+        cell: &Cell,
+        named: &[(String, String)],
+        what: &str,
+    ) -> Option<String> {
+        let given = cell.value.trim();
+        if let Some((id, _)) = named.iter().find(|(id, _)| id == given) {
+            return Some(id.clone());
+        }
+        let lower = given.to_lowercase();
+        if let Some((id, _)) = named.iter().find(|(_, name)| name.to_lowercase() == lower) {
+            return Some(id.clone());
+        }
+        let candidates = named
+            .iter()
+            .flat_map(|(id, name)| [id.as_str(), name.as_str()]);
+        let hint = crate::manifest::diagnostic::did_you_mean(given, candidates)
+            .map(|best| format!("did you mean `{best}`?"))
+            .or_else(|| Some(format!("use a {what}'s id or its display name as the manifests or the live database define it")));
+        self.error(
+            line,
+            cell,
+            format!("{what} `{given}` is not defined (looked up by id and by name)"),
+            hint,
+        );
+        None
+    }
+}
+
+/// Contacts the row does not list stay as they are: when the customer's role or website
+/// changes, a contact that inherited the old one gets it written out.
+fn pin_unlisted(
+    customer: &mut Customer,
+    listed: &[String],
+    (role, website): &(String, Option<String>),
+) {
+    let new_role = customer
+        .access
+        .role
+        .as_deref()
+        .unwrap_or(catalog::DEFAULT_ROLE);
+    let new_website = customer.access.website.clone();
+    for contact in &mut customer.contacts {
+        if listed.contains(&normalize_email(&contact.email)) {
+            continue;
+        }
+        if contact.role.is_none() && new_role != role {
+            contact.role = Some(role.clone());
+        }
+        if contact.website.is_none() && new_website != *website && website.is_some() {
+            contact.website = website.clone();
+        }
+    }
+}
+
+/// `Some(id)` unless it is the default and the manifest did not name a role before, so that a
+/// row that changes nothing writes nothing.
+fn explicit(id: String, before: Option<&str>, default: &str) -> Option<String> {
+    if id == default && before.is_none() {
+        None
+    } else {
+        Some(id)
+    }
+}
+
+/// Hashes every pending password on all cores and puts the hashes into the customers.
+fn hash_pending(changed: &mut [Changed<'_>]) {
+    let plain: Vec<&str> = changed
+        .iter()
+        .flat_map(|(_, _, pending)| pending.iter().map(|(_, p, _)| p.0.as_str()))
+        .collect();
+    if plain.is_empty() {
+        return;
+    }
+    let hashes = crate::passwords::hash_many(&plain);
+    let mut hashes = hashes.into_iter();
+    for (_, customer, pending) in changed.iter_mut() {
+        for (login, _, reset) in pending.drain(..) {
+            let source = PasswordSource {
+                env: None,
+                file: None,
+                argon2: hashes.next(),
+                reset,
+            };
+            match login {
+                None => customer.access.password = Some(source),
+                Some(email) => {
+                    if let Some(contact) = customer
+                        .contacts
+                        .iter_mut()
+                        .find(|c| normalize_email(&c.email) == email)
+                    {
+                        contact.password = Some(source);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Turns the changed customers into file edits and a new file.
+fn write_changes(
+    root: &Path,
+    set: &ManifestSet,
+    changed: Vec<Changed<'_>>,
+    import: &mut Import,
+) -> Result<(), RowError> {
+    let mut splices: BTreeMap<usize, Vec<edit::Splice>> = BTreeMap::new();
+    let mut added = Vec::new();
+    for (existing, customer, _) in changed {
+        let Some(declared) = existing else {
+            added.push(customer);
+            continue;
+        };
+        let site = &declared.site;
+        let source = &set.sources[site.file];
+        let (start, end, col) =
+            edit::item_range(&source.text, site.doc, &site.path).map_err(|why| RowError {
+                line: 0,
+                column: String::new(),
+                message: format!(
+                    "cannot edit customer `{}` in {} in place: {why}",
+                    customer.id,
+                    source.path.display()
+                ),
+                hint: Some(
+                    "write that customer as a block-style entry (`- id: …` on its own line)".into(),
+                ),
+            })?;
+        let crlf = source.text.contains("\r\n");
+        let text = edit::render_item(&customer, col, crlf);
+        splices
+            .entry(site.file)
+            .or_default()
+            .push(edit::Splice { start, end, text });
+        import.updated += 1;
+    }
+    for (file, splices) in splices {
+        let source = &set.sources[file];
+        import.files.push(FileChange {
+            path: source.path.clone(),
+            before: source.text.clone(),
+            after: edit::apply(&source.text, splices),
+        });
+    }
+    if !added.is_empty() {
+        import.added = added.len();
+        // New customers go beside the first file that declares customers (or to the root).
+        let dir = set
+            .customers
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|d| {
+                set.sources[d.site.file]
+                    .path
+                    .parent()
+                    .map(Path::to_path_buf)
+            })
+            .unwrap_or_else(|| folder_of(root));
+        let path = new_file_path(&dir);
+        let schema = schema_comment(set, &dir);
+        let yaml = serde_yaml::to_string(&Document {
+            customers: Some(added),
+            ..Document::default()
+        })
+        .expect("a manifest serialises");
+        import.files.push(FileChange {
+            path,
+            before: String::new(),
+            after: format!("{schema}# Imported by portico import-csv.\n{yaml}"),
+        });
+    }
+    Ok(())
+}
+
+/// The folder of a manifest path (itself when it is a folder).
+fn folder_of(root: &Path) -> PathBuf {
+    if root.is_dir() {
+        root.to_path_buf()
+    } else {
+        root.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+/// `imported.yaml` in the folder, or `imported-2.yaml`… when taken.
+fn new_file_path(dir: &Path) -> PathBuf {
+    (1..)
+        .map(|n| match n {
+            1 => dir.join("imported.yaml"),
+            n => dir.join(format!("imported-{n}.yaml")),
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free")
+}
+
+/// The `yaml-language-server` comment of a file in the same folder, so the new file is
+/// checked by editors the same way.
+fn schema_comment(set: &ManifestSet, root: &Path) -> String {
+    set.sources
+        .iter()
+        .filter(|s| s.path.parent() == Some(root))
+        .find_map(|s| {
+            s.text
+                .lines()
+                .find(|l| l.trim_start().starts_with("# yaml-language-server:"))
+                .map(|l| format!("{l}\n"))
+        })
+        .unwrap_or_default()
+}
+
+/// Renders the problems as `FILE.csv:LINE: column "X": message` lines with hints.
+pub fn render_errors(csv_path: &Path, errors: &[RowError]) -> String {
+    let mut out = String::new();
+    for e in errors {
+        let at = if e.line == 0 {
+            csv_path.display().to_string()
+        } else {
+            format!("{}:{}", csv_path.display(), e.line)
+        };
+        if e.column.is_empty() {
+            out.push_str(&format!("error: {at}: {}\n", e.message));
+        } else {
+            out.push_str(&format!(
+                "error: {at}: column \"{}\": {}\n",
+                e.column, e.message
+            ));
+        }
+        if let Some(hint) = &e.hint {
+            out.push_str(&format!("  hint: {hint}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,385 @@
+//! Reading a NetSuite-style CSV into rows: encoding, separators, headers, booleans, and a
+//! located problem for every bad cell.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::columns::{self, Column, ContactField};
+
+/// A problem with one cell (or the header row), located by line and column name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line of the CSV file where the record starts.
+    pub line: usize,
+    /// The column's header as written in the file (empty for a whole-row problem).
+    pub column: String,
+    /// What is wrong; never holds a password.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl RowError {
+    fn new(line: usize, column: &str, message: impl Into<String>) -> RowError {
+        RowError {
+            line,
+            column: column.to_string(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> RowError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// A cell's value with where it came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// The trimmed value.
+    pub value: String,
+    /// The header of its column.
+    pub column: String,
+}
+
+/// A plaintext password from the file. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Plaintext(pub String);
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Plaintext(…)")
+    }
+}
+
+/// One contact-sublist entry of a row.
+#[derive(Clone, Debug, Default)]
+pub struct ContactRow {
+    /// `Contact Access N : Email`.
+    pub email: Option<Cell>,
+    /// `… : Contact`.
+    pub name: Option<String>,
+    /// `… : Access`.
+    pub access: Option<bool>,
+    /// `… : Notify`.
+    pub notify: Option<bool>,
+    /// `… : Role` as written (id or display name).
+    pub role: Option<Cell>,
+    /// `… : Password`.
+    pub password: Option<(Plaintext, String)>,
+    /// `… : Confirm Password`.
+    pub confirm: Option<Plaintext>,
+}
+
+/// One customer row.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerRow {
+    /// Line where the record starts.
+    pub line: usize,
+    /// `Internal ID`.
+    pub id: String,
+    /// `Company Name`.
+    pub name: Option<String>,
+    /// `Email`.
+    pub email: Option<Cell>,
+    /// `Give Access`.
+    pub give_access: Option<bool>,
+    /// `Send New Access Notification Email`.
+    pub notify: Option<bool>,
+    /// `Role` as written.
+    pub role: Option<Cell>,
+    /// `Assigned Website` as written.
+    pub website: Option<Cell>,
+    /// `Manually Assign or Change Password`.
+    pub manual_password: Option<bool>,
+    /// `Password` with its column header.
+    pub password: Option<(Plaintext, String)>,
+    /// `Confirm Password`.
+    pub confirm: Option<Plaintext>,
+    /// Contact entries by their sublist number.
+    pub contacts: BTreeMap<usize, ContactRow>,
+}
+
+/// Removes a UTF-8 byte-order mark.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// `;` when the header line has more semicolons than commas outside quotes, else `,`.
+fn separator(text: &str) -> u8 {
+    let (mut commas, mut semicolons, mut quoted) = (0, 0, false);
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => commas += 1,
+            ';' if !quoted => semicolons += 1,
+            '\n' if !quoted => break,
+            _ => {}
+        }
+    }
+    if semicolons > commas { b';' } else { b',' }
+}
+
+/// Reads every row. `ignore` lists headers to skip on purpose. Returns the rows and every
+/// problem found; the rows are only trustworthy when there is no problem.
+pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) {
+    let text = strip_bom(text);
+    let mut errors = Vec::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(separator(text))
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            errors.push(RowError::new(
+                1,
+                "",
+                format!("cannot read the header row: {e}"),
+            ));
+            return (Vec::new(), errors);
+        }
+    };
+    let ignored: HashSet<String> = ignore.iter().map(|h| columns::normalize(h)).collect();
+    let mut layout: Vec<Option<Column>> = Vec::new();
+    let mut seen: HashMap<Column, String> = HashMap::new();
+    for header in headers.iter() {
+        let column = header_column(header, &ignored, &mut seen, &mut errors);
+        layout.push(column);
+    }
+    if !layout.contains(&Some(Column::Id)) {
+        errors.push(
+            RowError::new(1, "", "no customer id column").hint(
+                "add an `Internal ID` column (or `Customer ID` / `ID`): it names the customer to change",
+            ),
+        );
+        return (Vec::new(), errors);
+    }
+    let mut rows = Vec::new();
+    let mut first_line: HashMap<String, usize> = HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                errors.push(RowError::new(
+                    line,
+                    "",
+                    format!("cannot read this row: {e}"),
+                ));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(|v| v.trim().is_empty()) {
+            continue;
+        }
+        let row = read_row(line, &record, &headers, &layout, &mut errors);
+        if let Some(row) = row {
+            if let Some(first) = first_line.insert(row.id.clone(), line) {
+                errors.push(RowError::new(
+                    line,
+                    headers.get(id_index(&layout)).unwrap_or("Internal ID"),
+                    format!("customer `{}` is already in line {first}", row.id),
+                ).hint("give each customer one row; list more contacts with `Contact Access 2 : …`"));
+                continue;
+            }
+            rows.push(row);
+        }
+    }
+    (rows, errors)
+}
+
+fn id_index(layout: &[Option<Column>]) -> usize {
+    layout
+        .iter()
+        .position(|c| *c == Some(Column::Id))
+        .unwrap_or(0)
+}
+
+fn header_column(
+    header: &str,
+    ignored: &HashSet<String>,
+    seen: &mut HashMap<Column, String>,
+    errors: &mut Vec<RowError>,
+) -> Option<Column> {
+    if header.trim().is_empty() || ignored.contains(&columns::normalize(header)) {
+        return None;
+    }
+    let Some(column) = columns::parse(header) else {
+        let mut error = RowError::new(1, header.trim(), "unknown column");
+        error.hint = Some(match columns::suggestion(header) {
+            Some(best) => format!(
+                "did you mean \"{best}\"? (or skip it with --ignore-column \"{}\")",
+                header.trim()
+            ),
+            None => format!("skip it with --ignore-column \"{}\"", header.trim()),
+        });
+        errors.push(error);
+        return None;
+    };
+    if let Some(first) = seen.insert(column, header.trim().to_string()) {
+        errors.push(RowError::new(
+            1,
+            header.trim(),
+            format!("the same column as \"{first}\""),
+        ));
+        return None;
+    }
+    Some(column)
+}
+
+fn read_row(
+    line: usize,
+    record: &csv::StringRecord,
+    headers: &csv::StringRecord,
+    layout: &[Option<Column>],
+    errors: &mut Vec<RowError>,
+) -> Option<CustomerRow> {
+    let mut row = CustomerRow {
+        line,
+        ..CustomerRow::default()
+    };
+    for (index, raw) in record.iter().enumerate() {
+        let header = headers.get(index).unwrap_or("").trim();
+        let Some(Some(column)) = layout.get(index) else {
+            // Cells of ignored columns are skipped; a value under no header is a mistake.
+            if header.is_empty() && !raw.trim().is_empty() {
+                errors.push(
+                    RowError::new(
+                        line,
+                        &format!("#{}", index + 1),
+                        "a value in a column without a header",
+                    )
+                    .hint("name the column in the header row, or remove the value"),
+                );
+            }
+            continue;
+        };
+        let value = if column.is_secret() { raw } else { raw.trim() };
+        if value.is_empty() {
+            continue;
+        }
+        set(&mut row, *column, value, header, errors);
+    }
+    if row.id.is_empty() {
+        let header = headers
+            .get(id_index(layout))
+            .unwrap_or("Internal ID")
+            .trim();
+        errors.push(RowError::new(line, header, "the customer id is empty"));
+        return None;
+    }
+    // A row with a bad cell is still checked further, so every problem shows at once.
+    Some(row)
+}
+
+fn flag(value: &str, line: usize, header: &str, errors: &mut Vec<RowError>) -> Option<bool> {
+    match columns::boolean(value) {
+        Ok(b) => b,
+        Err(columns::NotABoolean) => {
+            errors.push(
+                RowError::new(line, header, format!("`{value}` is not a yes/no value"))
+                    .hint("use Yes/No, True/False, T/F or 1/0"),
+            );
+            None
+        }
+    }
+}
+
+fn set(
+    row: &mut CustomerRow,
+    column: Column,
+    value: &str,
+    header: &str,
+    errors: &mut Vec<RowError>,
+) {
+    let line = row.line;
+    let cell = || Cell {
+        value: value.to_string(),
+        column: header.to_string(),
+    };
+    match column {
+        Column::Id => row.id = value.to_string(),
+        Column::Name => row.name = Some(value.to_string()),
+        Column::Email => row.email = Some(cell()),
+        Column::GiveAccess => row.give_access = flag(value, line, header, errors),
+        Column::Notify => row.notify = flag(value, line, header, errors),
+        Column::Role => row.role = Some(cell()),
+        Column::Website => row.website = Some(cell()),
+        Column::ManualPassword => row.manual_password = flag(value, line, header, errors),
+        Column::Password => row.password = Some((Plaintext(value.to_string()), header.to_string())),
+        Column::ConfirmPassword => row.confirm = Some(Plaintext(value.to_string())),
+        Column::Contact(n, field) => {
+            let contact = row.contacts.entry(n).or_default();
+            match field {
+                ContactField::Name => contact.name = Some(value.to_string()),
+                ContactField::Email => contact.email = Some(cell()),
+                ContactField::Access => contact.access = flag(value, line, header, errors),
+                ContactField::Notify => contact.notify = flag(value, line, header, errors),
+                ContactField::Role => contact.role = Some(cell()),
+                ContactField::Password => {
+                    contact.password = Some((Plaintext(value.to_string()), header.to_string()))
+                }
+                ContactField::ConfirmPassword => {
+                    contact.confirm = Some(Plaintext(value.to_string()))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_semicolons_and_strips_the_bom() {
+        let text = "\u{feff}Internal ID;Company Name;Email\r\nC1;\"Acme; Ltd\";a@x.example\r\n";
+        let (rows, errors) = read(text, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rows[0].id, "C1");
+        assert_eq!(rows[0].name.as_deref(), Some("Acme; Ltd"));
+    }
+
+    #[test]
+    fn quoted_commas_quotes_and_newlines() {
+        let text = "ID,Name\nC1,\"Acme, \"\"The\"\" Ltd\nSecond line\"\nC2,Beta\n";
+        let (rows, errors) = read(text, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            rows[0].name.as_deref(),
+            Some("Acme, \"The\" Ltd\nSecond line")
+        );
+        assert_eq!(rows[1].line, 4, "lines count the embedded newline");
+    }
+
+    #[test]
+    fn excel_trailing_empty_columns_are_ignored() {
+        let (rows, errors) = read("ID,Name,,\nC1,Acme,,\n", &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn every_bad_cell_is_reported() {
+        let text = "ID,Give Access,Emial\nC1,maybe,x\n,yes,y\n";
+        let (_, errors) = read(text, &[]);
+        let messages: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}:{}:{}", e.line, e.column, e.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "1:Emial:unknown column",
+                "2:Give Access:`maybe` is not a yes/no value",
+                "3:ID:the customer id is empty"
+            ]
+        );
+        let (_, errors) = read(text, &["emial".to_string()]);
+        assert_eq!(errors.len(), 2, "an ignored column is skipped: {errors:?}");
+    }
+}

@@ -1,0 +1,479 @@
+//! Adopting an existing account: `export` round trips and `import-csv` edits manifests in
+//! place, through the real binary on both engines.
+
+mod common;
+
+use common::{ACCOUNT, Env, run};
+
+common::on_every_engine!(
+    export_then_plan_shows_no_changes,
+    export_reads_back_identically_in_meaning,
+    import_csv_changes_customers_where_they_are_declared,
+    import_csv_hashes_passwords_without_leaking_them,
+);
+
+/// Plans `dir` (relative to the env folder) with `--detailed-exitcode`.
+fn plan_dir(env: &Env, dir: &str) -> (i32, String, String) {
+    run(env.portico(&["plan", "-f", dir, "--detailed-exitcode"]))
+}
+
+fn export_then_plan_shows_no_changes(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.write(
+        "more.yaml",
+        "login_policy:\n  session_timeout_minutes: 30\nnotifications:\n  url: https://mail.example/hook\n  auth_header: { env: MAIL_TOKEN }\n  token_ttl_hours: 48\n",
+    );
+    env.apply();
+    // Drift made outside portico is part of the live account, so it is exported too.
+    env.sql("UPDATE customers SET name = 'Acme Limited' WHERE id = 'CUST-0042'");
+    let (code, out, err) = run(env.portico(&["export", "--out", "exported", "--per-file", "1"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Exported 2 customers (1 contacts), 1 roles and 1 websites"),
+        "{out}"
+    );
+    for file in [
+        "account.yaml",
+        "websites.yaml",
+        "roles.yaml",
+        "customers/customers-0001.yaml",
+        "customers/customers-0002.yaml",
+        "manifest.schema.json",
+    ] {
+        assert!(env.path("exported").join(file).exists(), "{file}");
+    }
+    let customers =
+        std::fs::read_to_string(env.path("exported/customers/customers-0001.yaml")).unwrap();
+    assert!(
+        customers.starts_with("# yaml-language-server: $schema=../manifest.schema.json\n"),
+        "{customers}"
+    );
+    let (code, out, err) = plan_dir(&env, "exported");
+    assert_eq!(
+        code, 0,
+        "export then plan must show no changes:\n{out}{err}"
+    );
+    assert!(out.contains("No changes"), "{out}");
+    assert!(
+        !err.contains("warning"),
+        "no warnings for an exported account: {err}"
+    );
+    // validate, offline, accepts the export too.
+    let (code, _, err) = run(env.portico(&["validate", "-f", "exported"]));
+    assert_eq!(code, 0, "{err}");
+    // A non-empty folder is refused unless --force, which replaces its manifests.
+    let (code, _, err) = run(env.portico(&["export", "--out", "exported"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
+    let (code, _, err) = run(env.portico(&["export", "--out", "exported", "--force"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !env.path("exported/customers/customers-0002.yaml").exists(),
+        "old files are replaced"
+    );
+    assert_eq!(plan_dir(&env, "exported").0, 0);
+}
+
+fn export_reads_back_identically_in_meaning(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    let (code, _, err) = run(env.portico(&["export", "--out", "exported"]));
+    assert_eq!(code, 0, "{err}");
+    let meaning = |dir: &str| {
+        let (set, diagnostics) = portico::manifest::load(&env.path(dir));
+        assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+        portico::validate::validate(&set, None).0.state
+    };
+    assert_eq!(meaning("manifests"), meaning("exported"));
+    // Shortest form: defaults and passwords are left out, roles list only overrides.
+    let all: String = [
+        "account.yaml",
+        "roles.yaml",
+        "customers/customers-0001.yaml",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(env.path("exported").join(f)).unwrap())
+    .collect();
+    for absent in [
+        "give_access: false",
+        "protect: false",
+        "password",
+        "base: customer_center",
+        "two_factor: off",
+        "websites: false",
+    ] {
+        assert!(
+            !all.contains(absent),
+            "{absent:?} should be left out:\n{all}"
+        );
+    }
+    assert!(all.contains("customer_payment: none"), "{all}");
+    assert!(
+        !all.contains("invoice:"),
+        "invoice is the base role's level: {all}"
+    );
+    // Only some sections.
+    let (code, _, err) = run(env.portico(&[
+        "export",
+        "--out",
+        "roles-only",
+        "--sections",
+        "roles,websites",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(env.path("roles-only/roles.yaml").exists());
+    assert!(!env.path("roles-only/customers").exists());
+    assert!(!env.path("roles-only/account.yaml").exists());
+}
+
+#[test]
+fn export_of_a_missing_database_is_an_error() {
+    let env = Env::sqlite();
+    let (code, _, err) = run(env.portico(&["export", "--out", "x"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no database at"), "{err}");
+    assert!(!env.db_path().exists(), "export never creates a database");
+}
+
+/// Manifests with comments that must survive byte for byte outside the changed customer.
+const COMMENTED: &str = "\
+# yaml-language-server: $schema=../schemas/manifest.schema.json
+# Our EU customers. Keep sorted by id.
+customers:
+  # The big one.
+  - id: CUST-0042
+    name: Acme Ltd
+    email: ap@acme.example
+    access:
+      give_access: true
+      role: acme-center
+      website: store-eu
+      notify: true
+    contacts:
+      - email: jane@acme.example
+        name: Jane Doe
+        access: true
+        notify: true
+
+  # Small, but loyal.   (a comment with odd spacing)
+  - id: CUST-0043
+    name: Beta GmbH
+    email: info@beta.example
+    access: { give_access: true, notify: true }   # flow style inside a block entry
+";
+
+const BASE: &str = "\
+features:
+  customer_access: true
+  websites: true
+websites:
+  - id: store-eu
+    name: EU Store
+    url: https://eu.example.com
+roles:
+  - id: acme-center
+    name: Customer Center (no payments)
+    permissions:
+      customer_payment: none
+";
+
+/// A NetSuite-style export: BOM, CRLF, a quoted comma, role and website by display name,
+/// the contact sublist, Yes/No and T/F booleans, Excel's trailing empty columns.
+const CSV: &str = "\u{feff}Internal ID,Company Name,Email,Give Access,Send New Access Notification Email,Role,Assigned Website,Contact Access 1 : Contact,Contact Access 1 : Email,Contact Access 1 : Access,Contact Access 1 : Notify,,\r\n\
+CUST-0042,\"Acme, Ltd\",,,,Customer Center,EU Store,Raj Patel,raj@acme.example,T,T,,\r\n\
+CUST-0099,New Co,buyer@new.example,Yes,Yes,Customer Center (no payments),,,,,,,\r\n";
+
+fn import_csv_changes_customers_where_they_are_declared(env: Env) {
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    env.apply();
+    std::fs::write(env.path("access.csv"), CSV).unwrap();
+    let before = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    // --dry-run prints the diff and writes nothing.
+    let (code, out, err) =
+        run(env.portico(&["import-csv", "access.csv", "-f", "manifests", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("-    name: Acme Ltd\n+    name: Acme, Ltd\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+++ b/manifests/customers/imported.yaml"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap(),
+        before
+    );
+    assert!(!env.path("manifests/customers/imported.yaml").exists());
+
+    let (code, out, err) = run(env.portico(&["import-csv", "access.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Updated 1 customers in place and add 1 in a new file"),
+        "{out}"
+    );
+    let after = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    // Every byte outside the changed customer's block is as it was.
+    let block = |text: &str| {
+        let start = text.find("  - id: CUST-0042").unwrap();
+        let end = text.find("\n\n  # Small").unwrap() + 1;
+        (text[..start].to_string(), text[end..].to_string())
+    };
+    assert_eq!(block(&before), block(&after), "{after}");
+    let new = std::fs::read_to_string(env.path("manifests/customers/imported.yaml")).unwrap();
+    assert!(
+        new.starts_with("# yaml-language-server: $schema=../schemas/manifest.schema.json\n"),
+        "{new}"
+    );
+
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    // The plan shows exactly the CSV's changes.
+    let (code, out, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        out.contains("Plan: 2 to create, 1 to update, 0 to revoke, 0 to delete."),
+        "{out}"
+    );
+    assert!(out.contains("customer[\"CUST-0042\"]"), "{out}");
+    assert!(
+        out.contains("name: \"Acme Ltd\" → \"Acme, Ltd\"") || out.contains("Acme, Ltd"),
+        "{out}"
+    );
+    assert!(
+        out.contains("role: \"acme-center\" → \"customer_center\"")
+            || out.contains("customer_center"),
+        "{out}"
+    );
+    assert!(
+        out.contains("customer[\"CUST-0042\"].contact[\"raj@acme.example\"]"),
+        "{out}"
+    );
+    assert!(out.contains("customer[\"CUST-0099\"]"), "{out}");
+    assert!(
+        !out.contains("jane@acme.example"),
+        "jane is not in the CSV, so she is left as she is: {out}"
+    );
+    env.apply();
+    let role = env.rows("SELECT role_id FROM logins WHERE email = 'buyer@new.example'");
+    assert_eq!(role, ["acme-center"], "role given by display name");
+    // Importing the same file again changes nothing.
+    let (code, out, _) = run(env.portico(&["import-csv", "access.csv", "-f", "manifests"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Updated 0 customers in place and add 0"),
+        "{out}"
+    );
+}
+
+fn import_csv_hashes_passwords_without_leaking_them(env: Env) {
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    env.apply();
+    let secret = "Csv-Plaintext-Secret-77";
+    let csv = format!(
+        "Internal ID,Manually Assign or Change Password,Password,Confirm Password,Contact Access 1 : Email,Contact Access 1 : Access,Contact Access 1 : Password\n\
+         CUST-0043,Yes,{secret},{secret},new@beta.example,Yes,{secret}-contact\n"
+    );
+    std::fs::write(env.path("pw.csv"), &csv).unwrap();
+    // Without --passwords a password is an error that says so, and nothing is written.
+    let before = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    let (code, out, err) = run(env.portico(&["import-csv", "pw.csv", "-f", "manifests"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("pw.csv:2: column \"Password\": this row holds a plaintext password"),
+        "{err}"
+    );
+    assert!(err.contains("--passwords hash"), "{err}");
+    assert!(!format!("{out}{err}").contains(secret));
+    assert_eq!(
+        std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap(),
+        before
+    );
+
+    let mut cmd = env.portico(&[
+        "import-csv",
+        "pw.csv",
+        "-f",
+        "manifests",
+        "--passwords",
+        "hash",
+    ]);
+    cmd.env("RUST_LOG", "trace");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !format!("{out}{err}").contains(secret),
+        "no plaintext in the output"
+    );
+    let text = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    assert!(!text.contains(secret), "no plaintext in the manifests");
+    assert!(text.contains("argon2: $argon2id$"), "{text}");
+    env.apply();
+    let verifies = |email: &str, password: &str| {
+        let hash = env.rows(&format!(
+            "SELECT password_hash FROM logins WHERE email = '{email}'"
+        ));
+        let parsed = argon2::password_hash::phc::PasswordHash::new(&hash[0]).unwrap();
+        use argon2::password_hash::PasswordVerifier;
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    };
+    assert!(verifies("info@beta.example", secret));
+    assert!(verifies("new@beta.example", &format!("{secret}-contact")));
+    assert!(!env.dump().iter().any(|row| row.contains(secret)));
+    // Changing it again ("Manually Assign or Change Password") moves the reset marker, so
+    // apply sets the new one over the one portico set before.
+    let second = "Second-Csv-Secret-88";
+    std::fs::write(
+        env.path("pw2.csv"),
+        format!("Internal ID,Password\nCUST-0043,{second}\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run(env.portico(&[
+        "import-csv",
+        "pw2.csv",
+        "-f",
+        "manifests",
+        "--passwords",
+        "hash",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    assert!(text.contains("reset: 1"), "{text}");
+    env.apply();
+    assert!(verifies("info@beta.example", second));
+
+    // --passwords notify drops the password and asks the user to set one.
+    let csv = format!(
+        "Internal ID,Contact Access 1 : Email,Contact Access 1 : Password\nCUST-0042,jane@acme.example,{secret}\n"
+    );
+    std::fs::write(env.path("notify.csv"), csv).unwrap();
+    let (code, _, err) = run(env.portico(&[
+        "import-csv",
+        "notify.csv",
+        "-f",
+        "manifests",
+        "--passwords",
+        "notify",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    assert!(!text.contains(secret));
+}
+
+/// One folder, one CSV; asserts the import fails, writes nothing and reports `expected`
+/// (each a substring of stderr).
+#[track_caller]
+fn refused(csv: &str, extra: &[&str], expected: &[&str]) {
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    std::fs::write(env.path("bad.csv"), csv).unwrap();
+    let mut args = vec!["import-csv", "bad.csv", "-f", "manifests"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(env.portico(&args));
+    assert_eq!(code, 1, "{out}{err}");
+    for e in expected {
+        assert!(err.contains(e), "expected {e:?} in:\n{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap(),
+        COMMENTED
+    );
+    assert!(!env.path("manifests/customers/imported.yaml").exists());
+}
+
+#[test]
+fn every_bad_row_is_reported_with_its_line_and_column() {
+    let csv = "Internal ID,Company Name,Email,Give Access,Role,Assigned Website,Contact Access 1 : Access,Emial\n\
+               CUST-0042,,not-an-email,maybe,Customer Centre,Nowhere,Yes,x\n\
+               ,Nameless,a@x.example,,,,,\n\
+               CUST-0100,,b@x.example,,,,,\n\
+               CUST-0042,Again,,,,,,\n";
+    refused(
+        csv,
+        &[],
+        &[
+            "bad.csv:1: column \"Emial\": unknown column",
+            "did you mean \"Email\"?",
+            "bad.csv:2: column \"Email\": `not-an-email` is not a valid email address",
+            "bad.csv:2: column \"Give Access\": `maybe` is not a yes/no value",
+            "bad.csv:2: column \"Role\": role `Customer Centre` is not defined",
+            "did you mean `Customer Center`?",
+            "bad.csv:2: column \"Assigned Website\": website `Nowhere` is not defined",
+            "a contact entry has values but no email",
+            "bad.csv:3: column \"Internal ID\": the customer id is empty",
+            "bad.csv:4: column \"Company Name\": customer `CUST-0100` is new and has no name",
+            "bad.csv:5: column \"Internal ID\": customer `CUST-0042` is already in line 2",
+        ],
+    );
+    // The ignored column is skipped on purpose.
+    refused(
+        "ID,Emial\nCUST-0042,x\nCUST-0043,y\n,z\n",
+        &["--ignore-column", "Emial"],
+        &["bad.csv:4: column \"ID\": the customer id is empty"],
+    );
+}
+
+#[test]
+fn bad_passwords_are_refused_without_showing_them() {
+    let secret = "Mismatched-Secret-123";
+    let csv = format!(
+        "ID,Password,Confirm Password\nCUST-0042,{secret},{secret}x\nCUST-0043,short,short\n"
+    );
+    refused(
+        &csv,
+        &["--passwords", "hash"],
+        &[
+            "bad.csv:2: column \"Password\": the password and its confirmation differ",
+            "bad.csv:3: column \"Password\": the password is shorter than login_policy.password.min_length (10)",
+        ],
+    );
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    std::fs::write(env.path("bad.csv"), &csv).unwrap();
+    let (_, out, err) = run(env.portico(&[
+        "import-csv",
+        "bad.csv",
+        "-f",
+        "manifests",
+        "--passwords",
+        "hash",
+    ]));
+    assert!(!format!("{out}{err}").contains("Mismatched"), "{err}");
+    assert!(!format!("{out}{err}").contains("short,"), "{err}");
+}
+
+#[test]
+fn semicolon_separated_files_and_flow_style_entries() {
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    env.write(
+        "flow.yaml",
+        "customers: [{ id: F1, name: Flow, email: f@x.example }]\n",
+    );
+    std::fs::write(
+        env.path("semi.csv"),
+        "Internal ID;Company Name\nF1;Flow Two\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(env.portico(&["import-csv", "semi.csv", "-f", "manifests"]));
+    assert_eq!(code, 1, "a flow-style entry cannot be edited in place");
+    assert!(
+        err.contains("cannot edit customer `F1`") && err.contains("block-style"),
+        "{err}"
+    );
+    env.write("flow.yaml", "customers:\n  - id: F1\n    name: Flow\n");
+    let (code, _, err) = run(env.portico(&["import-csv", "semi.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("manifests/flow.yaml")).unwrap(),
+        "customers:\n  - id: F1\n    name: Flow Two\n"
+    );
+}
