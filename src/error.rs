@@ -72,6 +72,11 @@ pub enum Error {
         "no database at {0}: check --database / PORTICO_DATABASE_URL (this command never creates one)"
     )]
     NoDatabase(String),
+    /// Apply was about to create a database nobody named.
+    #[error(
+        "no database at {0}, and none was named: apply never creates one implicitly. Pass --database URL (or set PORTICO_DATABASE_URL) to create it there, or run `portico init` first"
+    )]
+    NoDefaultDatabase(String),
     /// `export --out` names a folder that already holds files.
     #[error("{0} is not empty: choose an empty folder, or pass --force to replace its manifests")]
     NotEmpty(String),

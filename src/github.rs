@@ -37,13 +37,24 @@ pub struct GitHub {
 struct Comment {
     id: u64,
     body: Option<String>,
+    user: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    login: String,
 }
 
 #[derive(Deserialize)]
 struct PullRequest {
     number: u64,
     merged_at: Option<String>,
+    merge_commit_sha: Option<String>,
 }
+
+/// Who writes with the `GITHUB_TOKEN` of GitHub Actions: its installation token cannot ask
+/// `GET /user`, and its comments are signed by this bot.
+pub const ACTIONS_BOT: &str = "github-actions[bot]";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -113,6 +124,74 @@ impl GitHub {
             .map_err(|e| api_error(what, &e))
     }
 
+    /// The login comments made with this token carry: `GET /user`, or the Actions bot when
+    /// the token may not ask (an Actions installation token).
+    async fn identity(&self) -> String {
+        let response = self.client.get(format!("{}/user", self.api)).send().await;
+        let user = match response {
+            Ok(r) if r.status().is_success() => r.json::<User>().await.ok(),
+            _ => None,
+        };
+        user.map_or_else(|| ACTIONS_BOT.to_string(), |u| u.login)
+    }
+
+    /// portico's plan comments on `pr` written by this token's identity, oldest first.
+    /// Anyone can post a comment with the marker; only ours count.
+    async fn own_plan_comments(&self, pr: u64) -> Result<Vec<Comment>, GitHubError> {
+        let me = self.identity().await;
+        Ok(self
+            .comments(pr)
+            .await?
+            .into_iter()
+            .filter(|c| c.user.as_ref().is_some_and(|u| u.login == me))
+            .filter(|c| c.body.as_deref().is_some_and(|b| b.contains(MARKER)))
+            .collect())
+    }
+
+    /// The pull request that merged `commit` (merged, with `commit` as its merge commit).
+    async fn merged_pr(&self, commit: &str) -> Result<u64, GitHubError> {
+        let pulls: Vec<PullRequest> = self
+            .get(
+                "finding the pull request",
+                &format!("/commits/{commit}/pulls"),
+            )
+            .await?;
+        pulls
+            .iter()
+            .find(|p| {
+                p.merged_at.is_some()
+                    && p.merge_commit_sha.as_deref().is_none_or(|sha| sha == commit)
+            })
+            .map(|p| p.number)
+            .ok_or_else(|| {
+                GitHubError::NotFound(format!(
+                    "no merged pull request has commit {commit} as its merge commit; refusing to apply a plan nobody reviewed"
+                ))
+            })
+    }
+
+    /// Posts `body` as a new comment on the pull request that merged `commit` (the apply
+    /// result). Returns the pull request number.
+    ///
+    /// # Errors
+    /// [`GitHubError`] when no merged pull request is found or GitHub refuses.
+    pub async fn comment_on_merged(&self, commit: &str, body: &str) -> Result<u64, GitHubError> {
+        let pr = self.merged_pr(commit).await?;
+        let what = "posting the apply result";
+        let response = self
+            .client
+            .post(format!(
+                "{}/repos/{}/issues/{pr}/comments",
+                self.api, self.repository
+            ))
+            .json(&serde_json::json!({ "body": body }))
+            .send()
+            .await
+            .map_err(|e| api_error(what, &e))?;
+        check(what, response).await?;
+        Ok(pr)
+    }
+
     /// Every comment of a pull request (following pages).
     async fn comments(&self, pr: u64) -> Result<Vec<Comment>, GitHubError> {
         let mut all = Vec::new();
@@ -138,11 +217,7 @@ impl GitHub {
     /// # Errors
     /// [`GitHubError::Api`] when GitHub refuses.
     pub async fn upsert_comment(&self, pr: u64, body: &str) -> Result<u64, GitHubError> {
-        let existing = self
-            .comments(pr)
-            .await?
-            .into_iter()
-            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(MARKER)));
+        let existing = self.own_plan_comments(pr).await?.pop();
         let payload = serde_json::json!({ "body": body });
         let (what, request) = match &existing {
             Some(comment) => (
@@ -173,34 +248,24 @@ impl GitHub {
         Ok(comment.id)
     }
 
-    /// The digest shown by portico's comment on the pull request that merged `commit`.
+    /// The digest shown by portico's newest own plan comment on the pull request that
+    /// merged `commit`. Comments by anyone else, and unmerged pull requests, never count.
     ///
     /// # Errors
     /// [`GitHubError::NotFound`] when no merged pull request or no plan comment is found.
     pub async fn digest_for_commit(&self, commit: &str) -> Result<(u64, String), GitHubError> {
-        let pulls: Vec<PullRequest> = self
-            .get(
-                "finding the pull request",
-                &format!("/commits/{commit}/pulls"),
-            )
-            .await?;
-        let pr = pulls
-            .iter()
-            .find(|p| p.merged_at.is_some())
-            .or(pulls.first())
-            .ok_or_else(|| {
-                GitHubError::NotFound(format!("no pull request found for commit {commit}"))
-            })?
-            .number;
+        let pr = self.merged_pr(commit).await?;
         let digest = self
-            .comments(pr)
+            .own_plan_comments(pr)
             .await?
             .into_iter()
+            .rev()
             .filter_map(|c| c.body)
-            .filter(|b| b.contains(MARKER))
             .find_map(|b| digest_in(&b))
             .ok_or_else(|| {
-                GitHubError::NotFound(format!("pull request #{pr} has no portico plan comment"))
+                GitHubError::NotFound(format!(
+                    "pull request #{pr} has no portico plan comment written by this token's identity"
+                ))
             })?;
         Ok((pr, digest))
     }

@@ -21,4 +21,5 @@ pub mod render;
 pub mod schema;
 pub mod state;
 pub mod store;
+pub mod unicode;
 pub mod validate;

@@ -19,8 +19,14 @@ pub enum SecretRef {
     Env(String),
     /// A file's path.
     File(PathBuf),
-    /// A pre-hashed argon2id password (from the manifests; never written to a plan file).
-    Argon2(#[serde(skip)] String),
+    /// A pre-hashed argon2id password from the manifests. The hash is never written to a
+    /// plan file: a saved plan holds `{"argon2": {}}` and apply takes the hash from the
+    /// manifests the plan was computed from.
+    Argon2 {
+        /// The PHC string (empty when read back from a saved plan).
+        #[serde(skip)]
+        hash: String,
+    },
 }
 
 impl std::fmt::Debug for SecretRef {
@@ -28,7 +34,7 @@ impl std::fmt::Debug for SecretRef {
         match self {
             SecretRef::Env(name) => write!(f, "Env({name})"),
             SecretRef::File(path) => write!(f, "File({})", path.display()),
-            SecretRef::Argon2(_) => f.write_str("Argon2(…)"),
+            SecretRef::Argon2 { .. } => f.write_str("Argon2(…)"),
         }
     }
 }
@@ -74,7 +80,11 @@ pub enum PasswordError {
 ///
 /// # Errors
 /// [`PasswordError`] naming the source when it is missing.
-pub fn resolve(address: &str, source: &SecretRef) -> Result<Option<String>, PasswordError> {
+pub fn resolve(
+    root: &std::path::Path,
+    address: &str,
+    source: &SecretRef,
+) -> Result<Option<String>, PasswordError> {
     match source {
         SecretRef::Env(name) => {
             std::env::var(name)
@@ -84,14 +94,14 @@ pub fn resolve(address: &str, source: &SecretRef) -> Result<Option<String>, Pass
                     name: name.clone(),
                 })
         }
-        SecretRef::File(path) => std::fs::read_to_string(path)
+        SecretRef::File(path) => std::fs::read_to_string(root.join(path))
             .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_string()))
             .map_err(|e| PasswordError::File {
                 address: address.into(),
                 path: path.display().to_string(),
                 reason: e.to_string(),
             }),
-        SecretRef::Argon2(_) => Ok(None),
+        SecretRef::Argon2 { .. } => Ok(None),
     }
 }
 
@@ -172,10 +182,11 @@ pub struct PasswordRow {
 }
 
 /// Hashes every password the plan sets, on all cores, with a progress bar on a terminal.
+/// `file` sources are read relative to `root`, the manifest folder.
 ///
 /// # Errors
 /// The first source that cannot be read (checked before any hashing starts).
-pub fn hash_all(plan: &Plan) -> Result<Vec<PasswordRow>, PasswordError> {
+pub fn hash_all(plan: &Plan, root: &std::path::Path) -> Result<Vec<PasswordRow>, PasswordError> {
     let mut jobs = Vec::new();
     for change in &plan.changes {
         let Some(source) = &change.password else {
@@ -188,12 +199,12 @@ pub fn hash_all(plan: &Plan) -> Result<Vec<PasswordRow>, PasswordError> {
             _ => continue,
         };
         let job = match source {
-            SecretRef::Argon2(hash) if hash.is_empty() => {
+            SecretRef::Argon2 { hash } if hash.is_empty() => {
                 return Err(PasswordError::HashNotInPlan { address });
             }
-            SecretRef::Argon2(hash) => (customer_id, contact, address, Err(hash.clone())),
+            SecretRef::Argon2 { hash } => (customer_id, contact, address, Err(hash.clone())),
             other => {
-                let password = resolve(&address, &other.clone())?.unwrap_or_default();
+                let password = resolve(root, &address, &other.clone())?.unwrap_or_default();
                 (customer_id, contact, address, Ok(password))
             }
         };
@@ -285,7 +296,12 @@ mod tests {
     #[test]
     fn debug_never_shows_a_hash() {
         assert_eq!(
-            format!("{:?}", SecretRef::Argon2("$argon2id$secret".into())),
+            format!(
+                "{:?}",
+                SecretRef::Argon2 {
+                    hash: "$argon2id$secret".into()
+                }
+            ),
             "Argon2(…)"
         );
     }

@@ -18,7 +18,10 @@ fn plan_dir(env: &Env, dir: &str) -> (i32, String, String) {
 }
 
 fn export_then_plan_shows_no_changes(env: Env) {
-    env.write("account.yaml", ACCOUNT);
+    env.write(
+        "account.yaml",
+        &ACCOUNT.replace("notifications:\n  url: http://127.0.0.1:9/portico\n", ""),
+    );
     env.write(
         "more.yaml",
         "login_policy:\n  session_timeout_minutes: 30\nnotifications:\n  url: https://mail.example/hook\n  auth_header: { env: MAIL_TOKEN }\n  token_ttl_hours: 48\n",
@@ -169,6 +172,8 @@ const BASE: &str = "\
 features:
   customer_access: true
   websites: true
+notifications:
+  url: http://127.0.0.1:9/portico
 websites:
   - id: store-eu
     name: EU Store

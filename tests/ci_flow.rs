@@ -109,6 +109,7 @@ fn two_applies_started_together_serialize(env: Env) {
         cmd.current_dir(env.dir.path())
             .env("PORTICO_DATABASE_URL", &env.url)
             .env("NO_COLOR", "1")
+            .env("PORTICO_NO_NOTIFY", "true")
             .args([
                 "apply",
                 "-f",
@@ -165,7 +166,9 @@ fn two_applies_started_together_serialize(env: Env) {
 }
 
 fn many_customers(count: usize) -> String {
-    let mut text = String::from("features: { customer_access: true }\ncustomers:\n");
+    let mut text = String::from(
+        "features: { customer_access: true }\nnotifications: { url: http://127.0.0.1:9/portico }\ncustomers:\n",
+    );
     for i in 0..count {
         text.push_str(&format!("  - {{ id: C{i}, name: N{i}, email: c{i}@x.example, access: {{ give_access: true, notify: true }} }}\n"));
     }
@@ -239,7 +242,7 @@ fn history_records_every_apply(env: Env) {
         Some("0123456789abcdef0123456789abcdef01234567")
     );
     assert_eq!(records[0].plan_digest, digest);
-    assert_eq!(records[0].summary.create, 5);
+    assert_eq!(records[0].summary.create, 6);
     assert_eq!(records[0].manifests_digest.len(), 16);
     assert_eq!(records[1].actor, "ci-bot");
     assert!(
@@ -331,7 +334,7 @@ fn json_plans_validate_against_the_schema(env: Env) {
     };
     let doc = check(&env.plan(&["--format", "json"]).1);
     assert_eq!(doc.format_version, 1);
-    assert_eq!(doc.summary.create, 5);
+    assert_eq!(doc.summary.create, 6);
     env.apply();
     env.write(
         "account.yaml",
@@ -446,7 +449,7 @@ fn markdown_stays_under_the_comment_limit_at_scale() {
         md.len()
     );
     assert!(md.starts_with("<!-- portico-plan -->"), "{}", &md[..100]);
-    assert!(md.contains("**Plan: 3000 to create, 1 to update, 0 to revoke, 0 to delete.**"));
+    assert!(md.contains("**Plan: 3001 to create, 1 to update, 0 to revoke, 0 to delete.**"));
     assert!(
         md.contains("more changes not listed"),
         "the table is elided with a note"

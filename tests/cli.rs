@@ -26,14 +26,14 @@ fn plan_apply_plan_again_is_empty_and_second_apply_changes_nothing(env: Env) {
     let (code, out, _) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("Plan: 5 to create, 2 to update, 0 to revoke, 0 to delete."),
+        out.contains("Plan: 6 to create, 2 to update, 0 to revoke, 0 to delete."),
         "{out}"
     );
     assert!(env.dump().is_empty(), "plan must not create anything");
 
     let applied = env.apply();
     assert!(
-        applied.contains("Apply complete: 5 created, 2 updated, 0 revoked, 0 deleted."),
+        applied.contains("Apply complete: 6 created, 2 updated, 0 revoked, 0 deleted."),
         "{applied}"
     );
     assert_eq!(

@@ -37,6 +37,14 @@ customers:
     )
 }
 
+/// Applies and delivers the new-access notifications.
+fn apply(env: &Env) {
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env_remove("PORTICO_NO_NOTIFY");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// A locked login with a password, as the customer center would leave it.
 fn lock(env: &Env, email: &str) {
     env.sql(&format!(
@@ -47,7 +55,7 @@ fn lock(env: &Env, email: &str) {
 fn access_explains_a_login_that_can_log_in(env: Env) {
     let endpoint = Endpoint::start(Behaviour::Ok);
     env.write("a.yaml", &account(&endpoint.url));
-    env.apply();
+    apply(&env);
     env.sql("UPDATE logins SET password_hash = 'x', last_login_at = '2026-01-02T03:04:05Z' WHERE email = 'ap@acme.example'");
     let (code, out, err) = run(env.portico(&["access", "AP@acme.example"]));
     assert_eq!(code, 0, "{err}");
@@ -119,7 +127,7 @@ fn access_explains_a_login_that_can_log_in(env: Env) {
 fn access_names_each_condition_that_refuses(env: Env) {
     let endpoint = Endpoint::start(Behaviour::Ok);
     env.write("a.yaml", &account(&endpoint.url));
-    env.apply();
+    apply(&env);
     lock(&env, "ap@acme.example");
     let (_, out, _) = run(env.portico(&["access", "ap@acme.example"]));
     assert!(out.contains("CANNOT log in"), "{out}");
@@ -157,7 +165,7 @@ fn access_names_each_condition_that_refuses(env: Env) {
 fn unlock_clears_a_lockout_and_is_recorded(env: Env) {
     let endpoint = Endpoint::start(Behaviour::Ok);
     env.write("a.yaml", &account(&endpoint.url));
-    env.apply();
+    apply(&env);
     lock(&env, "ap@acme.example");
     let (code, out, err) = run(env.portico(&["unlock", "ap@acme.example", "--actor", "helpdesk"]));
     assert_eq!(code, 0, "{err}");
@@ -198,13 +206,15 @@ fn unlock_clears_a_lockout_and_is_recorded(env: Env) {
 fn resend_revokes_old_links_and_sends_a_fresh_one(env: Env) {
     let endpoint = Endpoint::start(Behaviour::Ok);
     env.write("a.yaml", &account(&endpoint.url));
-    env.apply();
+    apply(&env);
     assert_eq!(
         endpoint.requests().len(),
         2,
         "ap and jane got their first message"
     );
-    let (code, out, err) = run(env.portico(&["resend", "jane@acme.example"]));
+    let mut cmd = env.portico(&["resend", "jane@acme.example"]);
+    cmd.env_remove("PORTICO_NO_NOTIFY");
+    let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Notifications: 1 sent."), "{out}");
     let received = endpoint.requests();

@@ -11,10 +11,14 @@ use std::time::Duration;
 use common::{ACCOUNT, Env, run};
 
 const TOKEN: &str = "ghs_test_token_never_printed";
+/// A token like Actions' installation token: `GET /user` is refused, comments are signed by
+/// `github-actions[bot]`.
+const ACTIONS_TOKEN: &str = "ghs_actions_installation_token";
 
 #[derive(Default)]
 struct Fake {
-    comments: Vec<(u64, String)>,
+    /// (id, body, author)
+    comments: Vec<(u64, String, String)>,
     authorizations: Vec<String>,
     requests: Vec<String>,
 }
@@ -78,11 +82,16 @@ fn handle(state: &Mutex<Fake>, request: &tiny_http::Request, body: &str) -> (u16
         .find(|h| h.field.equiv("Authorization"))
         .map(|h| h.value.to_string())
         .unwrap_or_default();
-    fake.authorizations.push(auth);
+    fake.authorizations.push(auth.clone());
     let url = request.url().to_string();
     fake.requests.push(format!("{} {url}", request.method()));
     let path = url.split('?').next().unwrap().to_string();
     let page = url.contains("page=1");
+    let author = if auth == format!("Bearer {ACTIONS_TOKEN}") {
+        "github-actions[bot]"
+    } else {
+        "portico-bot"
+    };
     let json_body = || {
         serde_json::from_str::<serde_json::Value>(body).unwrap()["body"]
             .as_str()
@@ -94,7 +103,7 @@ fn handle(state: &Mutex<Fake>, request: &tiny_http::Request, body: &str) -> (u16
             let list: Vec<_> = if page {
                 fake.comments
                     .iter()
-                    .map(|(id, b)| serde_json::json!({ "id": id, "body": b }))
+                    .map(|(id, b, who)| serde_json::json!({ "id": id, "body": b, "user": { "login": who } }))
                     .collect()
             } else {
                 Vec::new()
@@ -103,7 +112,7 @@ fn handle(state: &Mutex<Fake>, request: &tiny_http::Request, body: &str) -> (u16
         }
         (tiny_http::Method::Post, "/repos/acme/access/issues/7/comments") => {
             let id = 100 + fake.comments.len() as u64;
-            fake.comments.push((id, json_body()));
+            fake.comments.push((id, json_body(), author.to_string()));
             (
                 201,
                 serde_json::json!({ "id": id, "body": json_body() }).to_string(),
@@ -112,16 +121,35 @@ fn handle(state: &Mutex<Fake>, request: &tiny_http::Request, body: &str) -> (u16
         (tiny_http::Method::Patch, p) if p.starts_with("/repos/acme/access/issues/comments/") => {
             let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
             let new = json_body();
-            let comment = fake.comments.iter_mut().find(|(i, _)| *i == id).unwrap();
+            let comment = fake.comments.iter_mut().find(|(i, _, _)| *i == id).unwrap();
+            if comment.2 != author {
+                return (
+                    403,
+                    r#"{"message": "Resource not accessible by integration"}"#.into(),
+                );
+            }
             comment.1 = new.clone();
             (
                 200,
                 serde_json::json!({ "id": id, "body": new }).to_string(),
             )
         }
+        (tiny_http::Method::Get, "/user") if author == "portico-bot" => {
+            (200, r#"{"login": "portico-bot"}"#.to_string())
+        }
+        (tiny_http::Method::Get, "/user") => (
+            403,
+            r#"{"message": "Resource not accessible by integration"}"#.to_string(),
+        ),
         (tiny_http::Method::Get, "/repos/acme/access/commits/abc123/pulls") => (
             200,
-            r#"[{"number": 7, "merged_at": "2026-11-23T10:00:00Z"}]"#.to_string(),
+            r#"[{"number": 7, "merged_at": "2026-11-23T10:00:00Z", "merge_commit_sha": "abc123"}]"#
+                .to_string(),
+        ),
+        // A commit that is only on an open (unmerged) pull request.
+        (tiny_http::Method::Get, "/repos/acme/access/commits/def456/pulls") => (
+            200,
+            r#"[{"number": 7, "merged_at": null, "merge_commit_sha": "zzz"}]"#.to_string(),
         ),
         _ => (404, r#"{"message": "Not Found"}"#.to_string()),
     }
@@ -162,7 +190,8 @@ fn plan_comments_once_and_updates_the_same_comment() {
         let fake = server.state.lock().unwrap();
         assert_eq!(fake.comments.len(), 1);
         assert!(fake.comments[0].1.starts_with("<!-- portico-plan -->"));
-        assert!(fake.comments[0].1.contains("Plan: 5 to create"));
+        assert_eq!(fake.comments[0].2, "portico-bot");
+        assert!(fake.comments[0].1.contains("Plan: 6 to create"));
         assert!(
             fake.authorizations
                 .iter()
@@ -233,4 +262,98 @@ fn github_errors_are_clear() {
     assert_eq!(code, 1);
     assert!(err.contains("404 Not Found: Not Found"), "{err}");
     assert!(!err.contains(TOKEN), "{err}");
+}
+
+/// Somebody else's comment with portico's marker and the digest of a plan nobody reviewed,
+/// listed first (as an older comment would be).
+fn forge(server: &Server, digest: &str) {
+    let mut fake = server.state.lock().unwrap();
+    let body = format!("<!-- portico-plan -->\n<!-- portico-digest: {digest} -->\nlooks good");
+    fake.comments.insert(0, (99, body, "mallory".into()));
+}
+
+#[test]
+fn a_forged_plan_comment_never_counts() {
+    let server = Server::start();
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    assert_eq!(run(cmd).0, 0);
+    // A later push changes the manifests; mallory posts that plan's digest under the marker.
+    env.write("account.yaml", &ACCOUNT.replace("Beta GmbH", "Evil AG"));
+    let (_, out, _) = env.plan(&[]);
+    let unreviewed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Plan digest: "))
+        .unwrap()
+        .to_string();
+    forge(&server, &unreviewed);
+    let (code, _, err) = run(merge_apply(&env, &server));
+    assert_eq!(code, 3, "the forged digest must not be trusted: {err}");
+    assert!(env.dump().is_empty(), "nothing applied");
+    // plan --github-comment never edits mallory's comment: it updates its own.
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    let fake = server.state.lock().unwrap();
+    assert!(
+        fake.comments
+            .iter()
+            .any(|(_, b, who)| who == "mallory" && b.contains("looks good"))
+    );
+    assert_eq!(
+        fake.comments
+            .iter()
+            .filter(|(_, _, who)| who == "portico-bot")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn only_a_merged_pull_request_counts() {
+    let server = Server::start();
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+    github_env(&mut cmd, &server);
+    assert_eq!(run(cmd).0, 0);
+    let mut cmd = merge_apply(&env, &server);
+    cmd.env("GITHUB_SHA", "def456");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no merged pull request has commit def456"),
+        "{err}"
+    );
+    assert!(env.dump().is_empty());
+}
+
+#[test]
+fn an_actions_token_comments_as_the_actions_bot() {
+    let server = Server::start();
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    for _ in 0..2 {
+        let mut cmd = env.portico(&["plan", "-f", "manifests", "--github-comment"]);
+        github_env(&mut cmd, &server);
+        cmd.env("GITHUB_TOKEN", ACTIONS_TOKEN);
+        assert_eq!(run(cmd).0, 0);
+    }
+    {
+        let fake = server.state.lock().unwrap();
+        assert_eq!(
+            fake.comments.len(),
+            1,
+            "updated, not posted twice: {:?}",
+            fake.requests
+        );
+        assert_eq!(fake.comments[0].2, "github-actions[bot]");
+    }
+    let mut cmd = merge_apply(&env, &server);
+    cmd.env("GITHUB_TOKEN", ACTIONS_TOKEN);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
 }

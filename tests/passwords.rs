@@ -58,7 +58,8 @@ customers:
 }
 
 fn with_secrets(mut cmd: assert_cmd::Command) -> assert_cmd::Command {
-    cmd.env("PORTICO_TEST_RAJ_PW", PW)
+    cmd.env_remove("PORTICO_NO_NOTIFY")
+        .env("PORTICO_TEST_RAJ_PW", PW)
         .env("PORTICO_TEST_MAIL_TOKEN", "Bearer mail-api-token");
     cmd
 }
@@ -458,12 +459,35 @@ fn saved_plans_name_password_sources_but_never_carry_hashes() {
     let (code, _, err) = run(env.portico(&["apply", "--plan", "plan.json", "--auto-approve"]));
     assert_eq!(code, 1);
     assert!(
-        err.contains("a saved plan cannot carry a pre-hashed (argon2) password"),
+        err.contains("pass -f DIR, the manifests it was computed from"),
         "{err}"
     );
     assert!(env.dump().is_empty());
-    // With the manifests, the pre-hashed value is stored as is.
-    assert_eq!(apply(&env, &["--no-notify"]).0, 0);
+    // Manifests other than the plan's are refused: the hash must be the reviewed one.
+    let other = Env::sqlite();
+    other.write("a.yaml", &text.replace("Raj Patel", "Raj P."));
+    let elsewhere = other.path("manifests").display().to_string();
+    let apply_saved = |dir: &str| {
+        run(env.portico(&[
+            "apply",
+            "--plan",
+            "plan.json",
+            "-f",
+            dir,
+            "--auto-approve",
+            "--no-notify",
+        ]))
+    };
+    let (code, _, err) = apply_saved(&elsewhere);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("are not the ones the plan was computed from"),
+        "{err}"
+    );
+    assert!(env.dump().is_empty());
+    // With its manifests, the saved plan applies and the pre-hashed value is stored as is.
+    let (code, _, err) = apply_saved("manifests");
+    assert_eq!(code, 0, "{err}");
     assert_eq!(hash_of(&env, "raj@acme.example"), hash);
 
     // An env source is named in the saved plan and read at apply time.
@@ -491,4 +515,53 @@ fn saved_plans_name_password_sources_but_never_carry_hashes() {
     ])));
     assert_eq!(code, 0, "{err}");
     assert!(verifies(&hash_of(&env, "raj@acme.example"), PW));
+}
+
+#[test]
+fn file_sources_give_the_same_digest_from_any_checkout_folder() {
+    let plan_in = |checkout: &std::path::Path| {
+        let env = Env::sqlite();
+        let dir = env.path(checkout.to_str().unwrap()).join("access");
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        std::fs::write(dir.join("secrets/raj.txt"), format!("{PW}\n")).unwrap();
+        let text = manifests("http://127.0.0.1:9/hook", 0, true).replace(
+            "password: { env: PORTICO_TEST_RAJ_PW, reset: 0 }",
+            "password: { file: secrets/raj.txt }",
+        );
+        std::fs::write(dir.join("a.yaml"), text).unwrap();
+        let mut cmd = env.portico(&["plan", "-f", dir.to_str().unwrap(), "--out", "plan.json"]);
+        cmd.env("PORTICO_TEST_MAIL_TOKEN", "x");
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 0, "{err}");
+        let saved = std::fs::read_to_string(env.path("plan.json")).unwrap();
+        assert!(
+            saved.contains("\"file\": \"secrets/raj.txt\""),
+            "relative to the manifests: {saved}"
+        );
+        let digest = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Plan digest: "))
+            .unwrap()
+            .to_string();
+        // The saved plan applies with its manifests, reading the file relative to them.
+        let mut cmd = env.portico(&[
+            "apply",
+            "--plan",
+            "plan.json",
+            "-f",
+            dir.to_str().unwrap(),
+            "--auto-approve",
+        ]);
+        cmd.env("PORTICO_TEST_MAIL_TOKEN", "x");
+        let (code, _, err) = run(cmd);
+        assert_eq!(code, 0, "{err}");
+        assert!(verifies(&hash_of(&env, "raj@acme.example"), PW));
+        digest
+    };
+    let a = plan_in(std::path::Path::new("ci/runner-1/work"));
+    let b = plan_in(std::path::Path::new("elsewhere"));
+    assert_eq!(
+        a, b,
+        "the plan digest does not depend on the checkout folder"
+    );
 }

@@ -233,6 +233,10 @@ fn a_login_that_already_has_access_needs_no_password_source() {
     // The exported form of an adopted account: access, no `password:`, no `notify`.
     let env = Env::new();
     env.write(
+        "b.yaml",
+        "notifications: { url: http://127.0.0.1:9/portico }\n",
+    );
+    env.write(
         "a.yaml",
         &customer("      give_access: true\n      notify: true\n"),
     );

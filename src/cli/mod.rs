@@ -21,7 +21,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Validate(opts) => commands::validate(&opts.path),
         Command::Plan(opts) => commands::plan(&opts).await,
         Command::Apply(opts) => commands::apply(&opts).await,
-        Command::Init(opts) => commands::init(&opts.database).await,
+        Command::Init(opts) => commands::init(opts.url()).await,
         Command::Export(opts) => commands::adopt::export(&opts).await,
         Command::ImportCsv(opts) => commands::adopt::import_csv(&opts).await,
         Command::Access(opts) => commands::day2::access(&opts).await,

@@ -61,14 +61,25 @@ pub struct ManifestOpts {
 /// Which database.
 #[derive(Debug, Args)]
 pub struct ConnectOpts {
-    /// Live database URL: sqlite://FILE or postgres://…
-    #[arg(
-        long,
-        env = "PORTICO_DATABASE_URL",
-        default_value = "sqlite://portico.db",
-        value_name = "URL"
-    )]
-    pub database: String,
+    /// Live database URL: sqlite://FILE or postgres://… [default: sqlite://portico.db]. Apply
+    /// creates a missing SQLite file only when the URL is given (flag or environment).
+    #[arg(long = "database", env = "PORTICO_DATABASE_URL", value_name = "URL")]
+    pub given: Option<String>,
+}
+
+/// The database used when none is given.
+pub const DEFAULT_DATABASE: &str = "sqlite://portico.db";
+
+impl ConnectOpts {
+    /// The URL: the one given, else the default.
+    pub fn url(&self) -> &str {
+        self.given.as_deref().unwrap_or(DEFAULT_DATABASE)
+    }
+
+    /// Whether the URL was given (flag or `PORTICO_DATABASE_URL`) rather than defaulted.
+    pub fn explicit(&self) -> bool {
+        self.given.is_some()
+    }
 }
 
 /// Options shared by plan and apply.
@@ -124,7 +135,9 @@ pub struct PlanOpts {
 /// `portico apply`.
 #[derive(Debug, Args)]
 pub struct ApplyOpts {
-    /// Manifest file or folder (not needed with --plan).
+    /// Manifest file or folder. With --plan, only needed when the plan sets passwords from
+    /// files or pre-hashed values: they are read from these manifests, which must be the
+    /// ones the plan was computed from.
     #[arg(
         short = 'f',
         long = "file",
@@ -134,7 +147,7 @@ pub struct ApplyOpts {
     )]
     pub path: Option<PathBuf>,
     /// Apply exactly this saved plan (from `plan --out`); refused if the live state changed.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["path", "no_prune"])]
+    #[arg(long, value_name = "FILE", conflicts_with = "no_prune")]
     pub plan: Option<PathBuf>,
     /// Apply only if the freshly computed plan has this digest (the one the review showed).
     #[arg(long, value_name = "DIGEST")]
@@ -164,7 +177,7 @@ pub struct ApplyOpts {
     #[arg(long, env = "PORTICO_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
     /// Leave new-access notifications queued (deliver later with `portico notify`).
-    #[arg(long)]
+    #[arg(long, env = "PORTICO_NO_NOTIFY")]
     pub no_notify: bool,
     #[command(flatten)]
     pub delivery: DeliveryArgs,

@@ -71,7 +71,7 @@ pub async fn export(opts: &ExportOpts) -> Result<Outcome, Error> {
     if out.exists() && !opts.force && std::fs::read_dir(out)?.next().is_some() {
         return Err(Error::NotEmpty(out.display().to_string()));
     }
-    let mut store = open_existing(&opts.connect.database).await?;
+    let mut store = open_existing(opts.connect.url()).await?;
     let state = store.read().await?;
     let options = ExportOptions {
         sections: sections(&opts.sections),
@@ -143,7 +143,7 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
             count: problems.len(),
         });
     }
-    let live = live_or_empty(&opts.connect.database).await?;
+    let live = live_or_empty(opts.connect.url()).await?;
     let mode = opts.passwords.map(|m| match m {
         PasswordsMode::Hash => PasswordMode::Hash,
         PasswordsMode::Notify => PasswordMode::Notify,

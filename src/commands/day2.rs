@@ -53,13 +53,13 @@ fn intended(desired: Desired, live: State) -> State {
 pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
     let (state, runtime, source) = match &opts.path {
         Some(path) => {
-            let mut store = store::open(&opts.connect.database, false).await?;
+            let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
             let (_, desired) = super::load_valid(path, Some(&live))?;
             (intended(desired, live), None, "manifests")
         }
         None => {
-            let mut store = open_existing(&opts.connect.database).await?;
+            let mut store = open_existing(opts.connect.url()).await?;
             let state = store.read().await?;
             let runtime = store
                 .login_runtime(&crate::state::normalize_email(&opts.email))
@@ -85,8 +85,8 @@ pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
 
 /// Opens a database that must exist and takes the apply lock.
 async fn locked(opts: &LoginOpOpts, provenance: &Provenance) -> Result<AnyStore, Error> {
-    open_existing(&opts.connect.database).await?;
-    let mut store = store::open(&opts.connect.database, true).await?;
+    open_existing(opts.connect.url()).await?;
+    let mut store = store::open(opts.connect.url(), true).await?;
     let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
     store.lock(timeout, &provenance.actor).await?;
     store.migrate().await?;

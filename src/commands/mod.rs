@@ -59,7 +59,7 @@ fn manifests_digest(set: &ManifestSet) -> String {
     let files: Vec<(String, &str)> = set
         .sources
         .iter()
-        .map(|s| (s.path.display().to_string(), s.text.as_str()))
+        .map(|s| (set.relative(&s.path).display().to_string(), s.text.as_str()))
         .collect();
     plan::digest_of(&files)[..16].to_string()
 }
@@ -112,7 +112,8 @@ fn print_text(plan: &Plan, args: &DiffArgs) {
 /// # Errors
 /// Manifest or database errors, or an unwritable `--out` file.
 pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
-    let mut store = store::open(&opts.connect.database, false).await?;
+    let mut store = store::open(opts.connect.url(), false).await?;
+    warn_if_missing(&store);
     let plan = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
     match opts.format {
         Format::Text => print_text(&plan, &opts.diff),
@@ -151,6 +152,26 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     })
 }
 
+/// The file of a SQLite URL whose file does not exist.
+async fn missing_sqlite(url: &str) -> Result<Option<String>, Error> {
+    match store::open(url, false).await? {
+        AnyStore::Sqlite(s) if !s.path().exists() => Ok(Some(s.path().display().to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// Says loudly that a plan runs against an account that does not exist yet.
+fn warn_if_missing(store: &AnyStore) {
+    if let AnyStore::Sqlite(s) = store
+        && !s.path().exists()
+    {
+        eprintln!(
+            "warning: there is no database at {}: planning against an EMPTY account (check --database / PORTICO_DATABASE_URL)",
+            s.path().display()
+        );
+    }
+}
+
 fn read_plan_file(path: &Path) -> Result<Plan, Error> {
     let bad = |reason: String| Error::PlanFile {
         path: path.display().to_string(),
@@ -159,6 +180,57 @@ fn read_plan_file(path: &Path) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let document: PlanDocument = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     document.into_plan().map_err(bad)
+}
+
+/// A saved plan names its password sources but carries no hash: pre-hashed (`argon2`)
+/// passwords are taken from the manifests the plan was computed from, and `file` sources
+/// are read relative to them. Returns the manifest root (`.` when none is needed).
+///
+/// # Errors
+/// No `-f` when the plan needs it, manifests that are not the plan's (by digest), or
+/// invalid manifests.
+async fn saved_plan_secrets(
+    plan: &mut Plan,
+    path: Option<&Path>,
+    store: &mut AnyStore,
+) -> Result<std::path::PathBuf, Error> {
+    use crate::passwords::SecretRef;
+    let needs = plan.changes.iter().any(|c| {
+        matches!(
+            c.password,
+            Some(SecretRef::File(_) | SecretRef::Argon2 { .. })
+        )
+    });
+    let Some(path) = path.filter(|_| needs) else {
+        if needs {
+            return Err(Error::PlanFile {
+                path: "the saved plan".into(),
+                reason: "it sets passwords from files or pre-hashed values, which it does not carry: pass -f DIR, the manifests it was computed from".into(),
+            });
+        }
+        return Ok(".".into());
+    };
+    let live = store.read().await?;
+    let (set, desired) = load_valid(path, Some(&live))?;
+    let digest = manifests_digest(&set);
+    if digest != plan.manifests_digest {
+        return Err(Error::PlanFile {
+            path: path.display().to_string(),
+            reason: format!(
+                "these manifests (digest {digest}) are not the ones the plan was computed from ({})",
+                plan.manifests_digest
+            ),
+        });
+    }
+    for change in &mut plan.changes {
+        if let Some(SecretRef::Argon2 { hash }) = &mut change.password {
+            let address = change.address.to_string();
+            if let Some(SecretRef::Argon2 { hash: from }) = desired.passwords.get(&address) {
+                hash.clone_from(from);
+            }
+        }
+    }
+    Ok(set.root)
 }
 
 /// Refuses plans that delete or revoke more than the limits allow.
@@ -188,16 +260,33 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         actor: history::actor(opts.actor.as_deref()),
         git_commit: history::git_commit(opts.path.as_deref()),
     };
-    let mut store = store::open(&opts.connect.database, true).await?;
+    if !opts.connect.explicit()
+        && let Some(path) = missing_sqlite(opts.connect.url()).await?
+    {
+        return Err(Error::NoDefaultDatabase(path));
+    }
+    let mut store = store::open(opts.connect.url(), true).await?;
     // The lock is taken before the live state is read, so two applies started together
     // run one after the other, the second planning against the first one's result.
     let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
     store.lock(timeout, &provenance.actor).await?;
     store.migrate().await?;
-    let plan = match (&opts.plan, &opts.path) {
-        (Some(file), _) => read_plan_file(file)?,
-        (None, Some(path)) => compute(path, &mut store, &opts.diff).await?,
-        (None, None) => unreachable!("clap requires --file or --plan"),
+    let (plan, root) = match (&opts.plan, &opts.path) {
+        (Some(file), path) => {
+            let mut plan = read_plan_file(file)?;
+            let root = saved_plan_secrets(&mut plan, path.as_deref(), &mut store).await?;
+            (plan, root)
+        }
+        (None, Some(path)) => (
+            compute(path, &mut store, &opts.diff).await?,
+            manifest::load::root_of(path),
+        ),
+        (None, None) => {
+            return Err(Error::PlanFile {
+                path: "-".into(),
+                reason: "apply needs -f PATH (manifests) or --plan FILE".into(),
+            });
+        }
     };
     print_text(&plan, &opts.diff);
     let expected = match (&opts.expect_digest, opts.expect_digest_from_pr) {
@@ -220,7 +309,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     if !opts.auto_approve {
         confirm()?;
     }
-    let passwords = crate::passwords::hash_all(&plan)?;
+    let passwords = crate::passwords::hash_all(&plan, &root)?;
     // Big applies show a spinner on a terminal (indicatif hides it otherwise).
     let spinner = indicatif::ProgressBar::new_spinner()
         .with_message(format!("applying {} changes", plan.changes.len()));
@@ -291,7 +380,7 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
 /// # Errors
 /// Database errors, or [`Error::Undelivered`] when messages remain queued.
 pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
-    let mut store = store::open(&opts.connect.database, !opts.status).await?;
+    let mut store = store::open(opts.connect.url(), !opts.status).await?;
     if opts.status {
         let rows = store.outbox(false).await?;
         if rows.is_empty() {
@@ -332,7 +421,7 @@ pub async fn set_password(opts: &crate::cli::SetPasswordOpts) -> Result<Outcome,
     let mut lines = std::io::stdin().lines();
     let token = lines.next().transpose()?.unwrap_or_default();
     let password = lines.next().transpose()?.unwrap_or_default();
-    let mut store = store::open(&opts.connect.database, true).await?;
+    let mut store = store::open(opts.connect.url(), true).await?;
     let policy = store.read().await?.login_policy.unwrap_or_default();
     let min = policy.password.min_length as usize;
     if password.chars().count() < min {
@@ -378,7 +467,7 @@ pub async fn init(database: &str) -> Result<Outcome, Error> {
 /// # Errors
 /// Database errors, or no apply with that id.
 pub async fn history(opts: &HistoryOpts) -> Result<Outcome, Error> {
-    let mut store = store::open(&opts.connect.database, false).await?;
+    let mut store = store::open(opts.connect.url(), false).await?;
     match &opts.show {
         None => {
             let records = store.history(None).await?;

@@ -27,6 +27,9 @@ pub struct Declared<T> {
 /// portico manage, and prune, that kind of object.
 #[derive(Clone, Debug, Default)]
 pub struct ManifestSet {
+    /// The folder the set was read from (a single file's folder): paths in plans, digests
+    /// and password sources are relative to it, so they do not depend on the checkout.
+    pub root: PathBuf,
     /// The files read, in order.
     pub sources: Vec<Source>,
     /// `features:` entries.
@@ -46,7 +49,10 @@ pub struct ManifestSet {
 /// Reads a manifest file or folder. Returns the set and every problem found while reading;
 /// the set is only trustworthy when no diagnostic is an error.
 pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
-    let mut set = ManifestSet::default();
+    let mut set = ManifestSet {
+        root: root_of(root),
+        ..ManifestSet::default()
+    };
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     collect_files(root, true, &mut files, &mut diagnostics);
@@ -85,7 +91,10 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
 
 /// Reads one in-memory manifest file, as if it were a file at `path`.
 pub fn load_text(path: &str, text: &str) -> (ManifestSet, Vec<Diagnostic>) {
-    let mut set = ManifestSet::default();
+    let mut set = ManifestSet {
+        root: root_of(Path::new(path)),
+        ..ManifestSet::default()
+    };
     let mut diagnostics = Vec::new();
     let documents = read_documents(0, text, &mut diagnostics);
     set.sources.push(Source {
@@ -96,6 +105,24 @@ pub fn load_text(path: &str, text: &str) -> (ManifestSet, Vec<Diagnostic>) {
         merge(&mut set, 0, doc, document, &mut diagnostics);
     }
     (set, diagnostics)
+}
+
+/// The folder of a manifest path: itself when it is a folder, else its parent.
+pub fn root_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.to_path_buf();
+    }
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl ManifestSet {
+    /// A path of the set relative to its root (unchanged when it is outside the root).
+    pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
+    }
 }
 
 fn is_manifest(path: &Path) -> bool {

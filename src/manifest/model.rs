@@ -15,7 +15,7 @@ use crate::catalog::{Feature, Level, Permission};
 pub struct Document {
     /// Account features from the built-in catalog. When the section is present, a feature not
     /// listed is off.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "features_schema")]
     pub features: Option<BTreeMap<Feature, bool>>,
     /// Websites logins can be assigned to.

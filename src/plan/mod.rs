@@ -71,17 +71,36 @@ pub enum Address {
     },
 }
 
+/// An id as it appears in an address: quoted, with quotes, backslashes, controls and
+/// invisible format characters escaped.
+struct Key<'a>(&'a str);
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if crate::unicode::is_invisible(c) => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Address::Feature(feature) => write!(f, "feature[{:?}]", feature.key()),
+            Address::Feature(feature) => write!(f, "feature[{}]", Key(feature.key())),
             Address::LoginPolicy => f.write_str("login_policy"),
             Address::Notifications => f.write_str("notifications"),
-            Address::Website(id) => write!(f, "website[{id:?}]"),
-            Address::Role(id) => write!(f, "role[{id:?}]"),
-            Address::Customer(id) => write!(f, "customer[{id:?}]"),
+            Address::Website(id) => write!(f, "website[{}]", Key(id)),
+            Address::Role(id) => write!(f, "role[{}]", Key(id)),
+            Address::Customer(id) => write!(f, "customer[{}]", Key(id)),
             Address::Contact { customer, email } => {
-                write!(f, "customer[{customer:?}].contact[{email:?}]")
+                write!(f, "customer[{}].contact[{}]", Key(customer), Key(email))
             }
         }
     }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::plan::{Action, Origin, Plan};
+use crate::unicode::escape_invisible;
 
 /// Hidden marker that identifies portico's comment on a pull request.
 pub const MARKER: &str = "<!-- portico-plan -->";
@@ -25,9 +26,22 @@ fn icon(action: Action) -> &'static str {
     }
 }
 
-/// Escapes text for a table cell.
+/// Escapes text for a table cell (invisible characters shown as `\u{…}`).
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    escape_invisible(text)
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+/// A value inside the ```diff block: invisible characters shown, and quoted when it could
+/// end the block or span lines.
+fn value(text: &str) -> String {
+    let shown = escape_invisible(text);
+    if shown.contains('`') || shown.contains('\n') || shown.contains('\r') {
+        format!("{shown:?}")
+    } else {
+        shown.into_owned()
+    }
 }
 
 /// The plan as Markdown of at most `limit` characters.
@@ -93,15 +107,18 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
                 (Some(old), Some(new)) => {
                     let _ = writeln!(
                         section,
-                        "- {}: {old}\n+ {}: {new}",
-                        field.field, field.field
+                        "- {}: {}\n+ {}: {}",
+                        field.field,
+                        value(old),
+                        field.field,
+                        value(new)
                     );
                 }
                 (None, Some(new)) => {
-                    let _ = writeln!(section, "+ {}: {new}", field.field);
+                    let _ = writeln!(section, "+ {}: {}", field.field, value(new));
                 }
                 (Some(old), None) => {
-                    let _ = writeln!(section, "- {}: {old}", field.field);
+                    let _ = writeln!(section, "- {}: {}", field.field, value(old));
                 }
                 (None, None) => {}
             }
@@ -132,7 +149,8 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
 }
 
 fn html(text: &str) -> String {
-    text.replace('&', "&amp;")
+    escape_invisible(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }

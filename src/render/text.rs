@@ -98,11 +98,16 @@ fn show(value: &Option<String>) -> String {
     value.as_deref().map_or_else(|| "(none)".to_string(), quote)
 }
 
-/// Quotes values that would otherwise be ambiguous (empty, padded, or holding control
-/// characters), so what is shown is exactly what is stored.
+/// Quotes values that would otherwise be ambiguous (empty, padded, or holding control or
+/// invisible format characters, which are shown as `\u{…}`), so what is shown is exactly
+/// what is stored.
 fn quote(value: &str) -> String {
-    if value.is_empty() || value.trim() != value || value.chars().any(char::is_control) {
-        format!("{value:?}")
+    if value.is_empty() || value.trim() != value || value.chars().any(crate::unicode::is_invisible)
+    {
+        format!(
+            "\"{}\"",
+            crate::unicode::escape_invisible(value).replace('"', "\\\"")
+        )
     } else {
         value.to_string()
     }

@@ -156,9 +156,14 @@ impl Checker {
         access_site: &Site,
     ) -> LoginState {
         let email = spec.email.map(normalize_email);
+        if let Some(name) = spec.name {
+            cx.visible(&spec.site, "name", name, false);
+        }
         if let (Some(raw), Some(normalized)) = (spec.email, &email) {
             let site = spec.site.key("email");
-            if !is_valid_email(raw.trim()) {
+            if raw.chars().any(crate::unicode::is_invisible) {
+                cx.visible(&spec.site, "email", raw, true);
+            } else if !is_valid_email(raw.trim()) {
                 cx.error(&site, format!("`{raw}` is not a valid email address"));
             } else if let Some(first) = self.emails.get(normalized) {
                 let d = duplicate(
@@ -250,6 +255,11 @@ impl Checker {
             &flag_site,
             "giving access",
         );
+        if spec.notify && gains_access(cx, spec) && !has_endpoint(cx, desired) {
+            let notify_site = access_site.key("notify");
+            cx.error(&notify_site, "this login would be sent a new-access notification, but no `notifications:` endpoint is configured (in the manifests or the live database), so nobody would ever receive it")
+                .hint = Some("add a `notifications:` section, or give an initial `password:` instead of `notify: true`".into());
+        }
         if !spec.notify && spec.password.is_none() && gains_access(cx, spec) {
             cx.error(&flag_site, "this login gets access but no password and no notification, so nobody could ever log in")
                 .hint = Some("add `notify: true` (the user sets a password) or an initial `password:`".into());
@@ -270,6 +280,16 @@ fn gains_access(cx: &Context<'_>, spec: &LoginSpec<'_>) -> bool {
         Some(email) => c.contacts.get(email),
     });
     !login.is_some_and(|l| l.access)
+}
+
+/// Whether new-access notifications have somewhere to go: the manifests' `notifications:`
+/// section when they manage it, else the live database's.
+fn has_endpoint(cx: &Context<'_>, desired: &Desired) -> bool {
+    if desired.managed.notifications {
+        desired.state.notifications.is_some()
+    } else {
+        cx.live.is_some_and(|live| live.notifications.is_some())
+    }
 }
 
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
@@ -333,8 +353,9 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
                 return None;
             }
         };
-        let full = std::path::absolute(&full).unwrap_or(full);
-        ("file", SecretRef::File(full), value)
+        // Relative to the manifest root: the same plan digest from any checkout folder.
+        let relative = cx.set.relative(&full).to_path_buf();
+        ("file", SecretRef::File(relative), value)
     } else {
         let hash = source.argon2.clone().unwrap_or_default();
         if !crate::passwords::is_strong_argon2id(&hash) {
@@ -344,7 +365,7 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
             );
             return None;
         }
-        return Some(SecretRef::Argon2(hash));
+        return Some(SecretRef::Argon2 { hash });
     };
     if value.chars().count() < min {
         cx.error(

@@ -249,6 +249,28 @@ impl Context<'_> {
         if value.trim().is_empty() {
             self.error(&site.key(field), format!("`{field}` must not be empty"));
         }
+        self.visible(site, field, value, field != "name");
+    }
+
+    /// Invisible format characters (bidi overrides, zero-width spaces) make text read
+    /// differently from what it is: an error in ids and emails (keys must be what they look
+    /// like), a warning in names (plans show them escaped).
+    fn visible(&mut self, site: &Site, field: &str, value: &str, key: bool) {
+        let Some(c) = value.chars().find(|c| crate::unicode::is_invisible(*c)) else {
+            return;
+        };
+        let message = format!(
+            "`{field}` contains the invisible character U+{:04X}, so it reads differently from what it is: {}",
+            c as u32,
+            crate::unicode::escape_invisible(value)
+        );
+        if key {
+            self.error(&site.key(field), message).hint =
+                Some("retype the value; copy-pasted text can carry such characters".into());
+        } else {
+            self.diagnostics
+                .push(Diagnostic::warning(Some(site.key(field)), message));
+        }
     }
 
     /// Website ids that exist: declared, or live when websites are not managed.
@@ -341,6 +363,12 @@ mod tests {
             "{errors:?}"
         );
         live.features.insert(Feature::CustomerAccess, true);
+        live.notifications = Some(crate::state::NotificationSettings {
+            url: "https://mail.example/hook".into(),
+            auth_env: None,
+            login_url: None,
+            token_ttl_hours: 24,
+        });
         live.roles.insert(
             "live-role".into(),
             crate::state::RoleState {

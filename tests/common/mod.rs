@@ -119,6 +119,8 @@ impl Env {
         cmd.current_dir(self.dir.path())
             .env("PORTICO_DATABASE_URL", &self.url)
             .env("NO_COLOR", "1")
+            // Tests that deliver notifications remove this; the others only queue them.
+            .env("PORTICO_NO_NOTIFY", "true")
             .env_remove("PORTICO_MANIFESTS")
             .env_remove("CLICOLOR_FORCE")
             .args(args);
@@ -304,6 +306,8 @@ pub const ACCOUNT: &str = "\
 features:
   customer_access: true
   websites: true
+notifications:
+  url: http://127.0.0.1:9/portico
 websites:
   - id: store-eu
     name: EU Store
