@@ -237,11 +237,25 @@ fn apply_reads_the_reviewed_digest_from_the_merged_pull_request() {
     assert!(env.dump().is_empty());
 
     env.write("account.yaml", ACCOUNT);
-    let cmd = merge_apply(&env, &server);
+    let mut cmd = merge_apply(&env, &server);
+    cmd.arg("--github-comment");
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Apply complete"), "{out}");
     assert!(!out.contains(TOKEN) && !err.contains(TOKEN));
+    // The result is posted back on the merged pull request.
+    assert!(
+        err.contains("Apply result posted on pull request #7"),
+        "{err}"
+    );
+    let fake = server.state.lock().unwrap();
+    assert!(
+        fake.comments
+            .iter()
+            .any(|(_, body, _)| body.contains("### portico apply 1") && body.contains("6 created")),
+        "{:?}",
+        fake.comments
+    );
 }
 
 #[test]

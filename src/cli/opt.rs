@@ -156,6 +156,10 @@ pub struct ApplyOpts {
     /// request that merged this commit (GitHub; needs GITHUB_TOKEN and GITHUB_SHA).
     #[arg(long, conflicts_with = "expect_digest")]
     pub expect_digest_from_pr: bool,
+    /// After applying, post the result on the pull request that merged this commit
+    /// (GitHub; needs GITHUB_TOKEN and GITHUB_SHA). A failure to post is only a warning.
+    #[arg(long)]
+    pub github_comment: bool,
     #[command(flatten)]
     pub connect: ConnectOpts,
     #[command(flatten)]

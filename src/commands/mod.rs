@@ -36,6 +36,31 @@ fn print_diagnostics(set: &ManifestSet, diagnostics: &[Diagnostic]) {
     let text = manifest::diagnostic::render(&set.sources, diagnostics, true);
     let mut stderr = anstream::stderr();
     let _ = write!(stderr, "{text}");
+    if in_github_actions() {
+        // Workflow commands are read from standard output.
+        print!(
+            "{}",
+            manifest::diagnostic::render_github(&set.sources, diagnostics)
+        );
+    }
+}
+
+/// Whether this runs as a GitHub Actions step.
+fn in_github_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Appends Markdown to the job summary (`$GITHUB_STEP_SUMMARY`) when there is one.
+fn step_summary(markdown: &str) -> Result<(), Error> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{markdown}")?;
+    Ok(())
 }
 
 /// Loads and validates; prints every diagnostic; fails when any is an error.
@@ -123,6 +148,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
             render::render_markdown(&plan, render::markdown::LIMIT)
         ),
     }
+    step_summary(&render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
         let pr = crate::github::pr_number(opts.pr).ok_or_else(|| {
             crate::github::GitHubError::Missing(
@@ -322,10 +348,19 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     spinner.finish_and_clear();
     let id = applied?;
     let s = plan.summary();
-    println!(
+    let result = format!(
         "Apply complete: {} created, {} updated, {} revoked, {} deleted. Recorded as apply {id}.",
         s.create, s.update, s.revoke, s.delete
     );
+    println!("{result}");
+    let report = format!(
+        "### portico apply {id}\n\n{result} Plan digest `{}`.",
+        plan.digest()
+    );
+    step_summary(&report)?;
+    if opts.github_comment {
+        post_result(&report).await;
+    }
     if opts.no_notify {
         let queued = store.outbox(true).await?.len();
         if queued > 0 {
@@ -337,6 +372,22 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         print_delivery(&report);
     }
     Ok(Outcome::Done)
+}
+
+/// Posts the apply result on the pull request that merged this commit. The apply is
+/// committed already, so a failure here is a warning, never an error.
+async fn post_result(report: &str) {
+    let posted = async {
+        let commit = std::env::var("GITHUB_SHA")
+            .map_err(|_| crate::github::GitHubError::Missing("GITHUB_SHA is not set".into()))?;
+        crate::github::GitHub::from_env()?
+            .comment_on_merged(&commit, report)
+            .await
+    };
+    match posted.await {
+        Ok(pr) => eprintln!("Apply result posted on pull request #{pr}."),
+        Err(error) => eprintln!("warning: could not post the apply result: {error}"),
+    }
 }
 
 /// The digest shown on the pull request that merged the commit being applied.

@@ -165,6 +165,57 @@ pub fn render(sources: &[Source], diagnostics: &[Diagnostic], color: bool) -> St
     out
 }
 
+/// The diagnostics as GitHub Actions workflow commands (`::error file=…,line=…,col=…::…`),
+/// so a pull request shows each one on the offending line.
+pub fn render_github(sources: &[Source], diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let level = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let file = d.site.as_ref().map(|site| site.file).or(d.file);
+        let mut props = Vec::new();
+        if let Some(source) = file.and_then(|index| sources.get(index)) {
+            props.push(format!(
+                "file={}",
+                property(&source.path.display().to_string())
+            ));
+            let position = d.position.or_else(|| {
+                d.site
+                    .as_ref()
+                    .and_then(|site| locate(&source.text, site.doc, &site.path, site.at_key))
+            });
+            if let Some(at) = position {
+                props.push(format!("line={},col={}", at.line, at.column));
+            }
+        }
+        let mut message = d.message.clone();
+        if let Some(hint) = &d.hint {
+            message.push_str(&format!(" (help: {hint})"));
+        }
+        let _ = writeln!(
+            out,
+            "::{level} {}title=portico::{}",
+            props.iter().map(|p| format!("{p},")).collect::<String>(),
+            data(&message)
+        );
+    }
+    out
+}
+
+/// Escapes a workflow-command message (GitHub's rules: `%`, CR, LF).
+fn data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow-command property (also `:` and `,`).
+fn property(text: &str) -> String {
+    data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
 fn paint(color: bool, style: Style, text: &str) -> String {
     if color {
         format!("{}{text}{}", style.render(), style.render_reset())

@@ -1,0 +1,304 @@
+//! The CI flow under real conditions: schemas an independent validator accepts, exit codes
+//! a workflow can trust, no implicit databases, hostile names shown as they are, and the
+//! GitHub ergonomics (annotations, job summary). The scripts in `examples/ci/` run for real.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ACCOUNT, Env, run};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn validator(schema: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo(schema)).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_example_and_fixture_manifest_passes_the_committed_schema_on_its_own() {
+    let schema = validator("schemas/manifest.schema.json");
+    let mut files = Vec::new();
+    yaml_files(&repo("examples/account"), &mut files);
+    assert!(files.len() >= 5, "{files:?}");
+    let mut texts: Vec<(String, String)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
+        .collect();
+    texts.push(("ACCOUNT".into(), ACCOUNT.into()));
+    texts.push((
+        "features only".into(),
+        "features: { customer_access: true }\n".into(),
+    ));
+    texts.push(("customers only".into(), "customers: []\n".into()));
+    for (name, text) in texts {
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            use serde::Deserialize;
+            let value = serde_json::Value::deserialize(document).unwrap();
+            let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+    }
+}
+
+#[test]
+fn json_plans_with_every_password_source_pass_the_committed_schema() {
+    let schema = validator("schemas/plan.schema.json");
+    let env = Env::sqlite();
+    let hash = portico::passwords::hash("Pre-Hashed-Passw0rd").unwrap();
+    std::fs::create_dir_all(env.path("manifests")).unwrap();
+    std::fs::write(env.path("manifests/pw.txt"), "File-Passw0rd-123\n").unwrap();
+    env.write(
+        "a.yaml",
+        &format!(
+            "{ACCOUNT}  - id: C3\n    name: Three\n    email: three@x.example\n    access: {{ give_access: true, password: {{ argon2: \"{hash}\" }} }}\n    contacts:\n      - {{ email: f@x.example, access: true, password: {{ file: pw.txt }} }}\n      - {{ email: e@x.example, access: true, password: {{ env: CI_PW, reset: 2 }} }}\n"
+        ),
+    );
+    let mut cmd = env.portico(&[
+        "plan",
+        "-f",
+        "manifests",
+        "--format",
+        "json",
+        "--out",
+        "plan.json",
+    ]);
+    cmd.env("CI_PW", "Env-Passw0rd-1234");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    for text in [out, std::fs::read_to_string(env.path("plan.json")).unwrap()] {
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(!text.contains("$argon2id$"), "no hash in a plan");
+        assert!(
+            text.contains("{\n        \"argon2\": {}\n      }") || text.contains("\"argon2\": {}"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_64_never_2() {
+    let env = Env::sqlite();
+    env.write("a.yaml", ACCOUNT);
+    let (code, _, err) = run(env.portico(&["plan", "-f", "manifests", "--detailed-exitcod"]));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("unexpected argument"), "{err}");
+    assert_eq!(run(env.portico(&["plna"])).0, 64);
+    assert_eq!(run(env.portico(&["plan", "--help"])).0, 0);
+    assert_eq!(run(env.portico(&["--version"])).0, 0);
+}
+
+/// The shell of the example workflow's plan step, run with a stand-in `portico` that exits
+/// with `code`: only 0 and 2 may pass.
+#[test]
+fn the_example_workflow_passes_exactly_0_and_2() {
+    let workflow: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo("examples/ci/github-actions.yml")).unwrap(),
+    )
+    .unwrap();
+    let step = workflow["jobs"]["plan"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Plan"))
+        .unwrap();
+    let script = step["run"].as_str().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    for (code, passes) in [(0, true), (2, true), (1, false), (3, false), (64, false)] {
+        let stub = bin.path().join("portico");
+        std::fs::write(&stub, format!("#!/bin/sh\nexit {code}\n")).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&stub)
+            .status()
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let status = std::process::Command::new("bash")
+            .args(["-e", "-c", script])
+            .env("PATH", path)
+            .env("FROM_FORK", "false")
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), passes, "exit {code}");
+    }
+}
+
+#[test]
+fn apply_never_creates_a_database_nobody_named() {
+    let env = Env::sqlite();
+    env.write("a.yaml", ACCOUNT);
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env_remove("PORTICO_DATABASE_URL");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("none was named: apply never creates one implicitly"),
+        "{err}"
+    );
+    assert!(!env.path("portico.db").exists());
+    // Plan against the missing default says loudly that the account is empty.
+    let mut cmd = env.portico(&["plan", "-f", "manifests"]);
+    cmd.env_remove("PORTICO_DATABASE_URL");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("planning against an EMPTY account"), "{err}");
+    assert!(!env.path("portico.db").exists());
+    // Named explicitly, the file is created.
+    let mut cmd = env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--database",
+        "sqlite://portico.db",
+    ]);
+    cmd.env_remove("PORTICO_DATABASE_URL");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(env.path("portico.db").exists());
+}
+
+#[test]
+fn invisible_characters_are_shown_escaped_and_warned_about() {
+    let env = Env::sqlite();
+    env.write(
+        "a.yaml",
+        &ACCOUNT.replace("name: Beta GmbH", "name: \"Beta \\u202EHbmG\""),
+    );
+    let (code, out, _) = env.plan(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("= \"Beta \\u{202e}HbmG\""), "{out}");
+    assert!(
+        !out.contains('\u{202E}'),
+        "the raw override never reaches the terminal"
+    );
+    let (_, md, _) = env.plan(&["--format", "markdown"]);
+    assert!(md.contains("Beta \\u{202e}HbmG"), "{md}");
+    assert!(!md.contains('\u{202E}'));
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 0, "a name is only warned about: {err}");
+    assert!(
+        err.contains("warning: `name` contains the invisible character U+202E"),
+        "{err}"
+    );
+    // In an id or an email it is an error: keys must be what they look like.
+    env.write(
+        "a.yaml",
+        &ACCOUNT.replace("id: CUST-0043", "id: \"CUST-0043\\u200B\""),
+    );
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`id` contains the invisible character U+200B"),
+        "{err}"
+    );
+}
+
+#[test]
+fn notify_without_an_endpoint_is_refused() {
+    let env = Env::sqlite();
+    env.write(
+        "a.yaml",
+        &ACCOUNT.replace("notifications:\n  url: http://127.0.0.1:9/portico\n", ""),
+    );
+    let (code, _, err) = env.plan(&[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no `notifications:` endpoint is configured"),
+        "{err}"
+    );
+    assert!(err.contains("manifests/a.yaml:"), "located: {err}");
+    assert!(env.dump().is_empty());
+}
+
+#[test]
+fn github_actions_gets_annotations_and_a_job_summary() {
+    let env = Env::sqlite();
+    env.write(
+        "a.yaml",
+        &ACCOUNT.replace("role: acme-center", "role: acme-centre"),
+    );
+    let mut cmd = env.portico(&["validate", "-f", "manifests"]);
+    cmd.env("GITHUB_ACTIONS", "true");
+    let (code, out, _) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("::error file=manifests/a.yaml,line=23,col=13,title=portico::role `acme-centre` is not defined (help: did you mean `acme-center`?)"),
+        "{out}"
+    );
+    env.write("a.yaml", ACCOUNT);
+    let summary = env.path("summary.md");
+    let mut cmd = env.portico(&["plan", "-f", "manifests"]);
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary);
+    assert_eq!(run(cmd).0, 0);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains("### portico plan"), "{text}");
+    assert!(text.contains("Plan: 6 to create, 2 to update"), "{text}");
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env("GITHUB_STEP_SUMMARY", &summary);
+    assert_eq!(run(cmd).0, 0);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains("### portico apply 1"), "{text}");
+}
+
+/// `examples/ci/other-ci.sh` end to end on the example account (pre-hashed passwords and
+/// all): review saves the plan, merge applies exactly that plan.
+#[test]
+fn the_plain_ci_script_reviews_and_merges_the_example_account() {
+    let env = Env::sqlite();
+    let work = env.path("job");
+    std::fs::create_dir_all(&work).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_portico")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let script = |stage: &str| {
+        let out = std::process::Command::new("bash")
+            .arg(repo("examples/ci/other-ci.sh"))
+            .arg(stage)
+            .current_dir(&work)
+            .env("PATH", &path)
+            .env("PORTICO_DATABASE_URL", &env.url)
+            .env("PORTICO_MANIFESTS", repo("examples/account"))
+            .env("PORTICO_NO_NOTIFY", "true")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = script("review");
+    assert!(ok, "{text}");
+    assert!(work.join("plan.json").exists() && work.join("plan.md").exists());
+    let (ok, text) = script("merge");
+    assert!(ok, "{text}");
+    assert!(text.contains("Apply complete"), "{text}");
+    let hashes = env.rows("SELECT password_hash FROM logins WHERE password_hash IS NOT NULL");
+    assert_eq!(hashes.len(), 1, "the pre-hashed password was applied");
+    assert!(hashes[0].starts_with("$argon2id$"));
+    // Planning again: nothing left to do.
+    let (ok, text) = script("review");
+    assert!(ok && text.contains("No changes"), "{text}");
+}
