@@ -198,7 +198,9 @@ async fn build(
     } else {
         let link_base = base
             .or_else(|| settings.login_url.clone())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
         let token = new_token();
         let expires_at = store
             .issue_token(message, &token_hash(&token), settings.token_ttl_hours)
@@ -211,7 +213,9 @@ async fn build(
     Ok(NotificationMessage {
         kind: "customer_center.new_access".into(),
         idempotency_key: message.idempotency_key.clone(),
-        email: message.email.clone(),
+        // Always the login's current address: it may have changed since the message was
+        // queued (links issued to the old one were revoked by that apply).
+        email: login.email.clone().unwrap_or_else(|| message.email.clone()),
         name: login.name.clone(),
         customer: Named {
             id: message.customer_id.clone(),

@@ -127,9 +127,11 @@ pub struct LoginState {
     pub password: Option<u32>,
 }
 
-/// Normalises an email for comparison and storage.
+/// Normalises an email for comparison and storage: Unicode NFC (so `jürgen` typed with a
+/// combining diaeresis is the same login as the precomposed one) and lower case.
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    email.trim().nfc().collect::<String>().to_lowercase()
 }
 
 impl State {

@@ -20,11 +20,11 @@ fn plan_dir(env: &Env, dir: &str) -> (i32, String, String) {
 fn export_then_plan_shows_no_changes(env: Env) {
     env.write(
         "account.yaml",
-        &ACCOUNT.replace("notifications:\n  url: http://127.0.0.1:9/portico\n", ""),
+        &ACCOUNT.replace("notifications:\n  url: http://127.0.0.1:9/portico\n  login_url: https://customers.example.com/login\n", ""),
     );
     env.write(
         "more.yaml",
-        "login_policy:\n  session_timeout_minutes: 30\nnotifications:\n  url: https://mail.example/hook\n  auth_header: { env: MAIL_TOKEN }\n  token_ttl_hours: 48\n",
+        "login_policy:\n  session_timeout_minutes: 30\nnotifications:\n  url: https://mail.example/hook\n  auth_header: { env: MAIL_TOKEN }\n  login_url: https://customers.example.com/login\n  token_ttl_hours: 48\n",
     );
     env.apply();
     // Drift made outside portico is part of the live account, so it is exported too.
@@ -174,6 +174,7 @@ features:
   websites: true
 notifications:
   url: http://127.0.0.1:9/portico
+  login_url: https://customers.example.com/login
 websites:
   - id: store-eu
     name: EU Store

@@ -218,7 +218,7 @@ fn notify_without_an_endpoint_is_refused() {
     let env = Env::sqlite();
     env.write(
         "a.yaml",
-        &ACCOUNT.replace("notifications:\n  url: http://127.0.0.1:9/portico\n", ""),
+        &ACCOUNT.replace("notifications:\n  url: http://127.0.0.1:9/portico\n  login_url: https://customers.example.com/login\n", ""),
     );
     let (code, _, err) = env.plan(&[]);
     assert_eq!(code, 1);
@@ -242,7 +242,7 @@ fn github_actions_gets_annotations_and_a_job_summary() {
     let (code, out, _) = run(cmd);
     assert_eq!(code, 1);
     assert!(
-        out.contains("::error file=manifests/a.yaml,line=23,col=13,title=portico::role `acme-centre` is not defined (help: did you mean `acme-center`?)"),
+        out.contains("::error file=manifests/a.yaml,line=24,col=13,title=portico::role `acme-centre` is not defined (help: did you mean `acme-center`?)"),
         "{out}"
     );
     env.write("a.yaml", ACCOUNT);

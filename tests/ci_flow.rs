@@ -167,7 +167,7 @@ fn two_applies_started_together_serialize(env: Env) {
 
 fn many_customers(count: usize) -> String {
     let mut text = String::from(
-        "features: { customer_access: true }\nnotifications: { url: http://127.0.0.1:9/portico }\ncustomers:\n",
+        "features: { customer_access: true }\nnotifications: { url: http://127.0.0.1:9/portico, login_url: https://c.example/login }\ncustomers:\n",
     );
     for i in 0..count {
         text.push_str(&format!("  - {{ id: C{i}, name: N{i}, email: c{i}@x.example, access: {{ give_access: true, notify: true }} }}\n"));

@@ -144,7 +144,7 @@ fn login_policy_and_two_factor_are_stored(env: Env) {
     let (code, out, err) = apply(&env, &["--no-notify"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("3 notification(s) queued; deliver them with `portico notify`."),
+        out.contains("3 notification(s) queued by this apply; deliver them with `portico notify`."),
         "{out}"
     );
     let (_, status, _) = run(env.portico(&["notify", "--status"]));

@@ -17,6 +17,7 @@ use crate::error::Error;
 /// # Errors
 /// Whatever the command fails with; the caller prints it and exits non-zero.
 pub async fn run(cli: Cli) -> Result<Outcome, Error> {
+    crate::manifest::load::set_max_file_size(cli.max_file_size);
     match cli.command {
         Command::Validate(opts) => commands::validate(&opts.path),
         Command::Plan(opts) => commands::plan(&opts).await,

@@ -12,6 +12,15 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Largest manifest file read, in MiB (a larger one is an error, never skipped).
+    #[arg(
+        long,
+        global = true,
+        env = "PORTICO_MAX_FILE_SIZE",
+        value_name = "MIB",
+        default_value_t = crate::manifest::load::DEFAULT_MAX_FILE_MB
+    )]
+    pub max_file_size: u64,
 }
 
 /// portico's commands.

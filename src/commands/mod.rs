@@ -71,8 +71,13 @@ pub(crate) fn load_valid(
     let (set, mut diagnostics) = manifest::load(path);
     let (desired, found) = validate::validate(&set, live);
     diagnostics.extend(found);
-    print_diagnostics(&set, &diagnostics);
     let count = diagnostics.iter().filter(|d| d.is_error()).count();
+    if count > 0 {
+        // Warnings about the whole set (an unmanaged section) follow from what could not be
+        // read; only warnings located at an object stay beside the errors.
+        diagnostics.retain(|d| d.is_error() || d.site.is_some());
+    }
+    print_diagnostics(&set, &diagnostics);
     if count > 0 {
         return Err(Error::Invalid { count });
     }
@@ -362,9 +367,18 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         post_result(&report).await;
     }
     if opts.no_notify {
-        let queued = store.outbox(true).await?.len();
-        if queued > 0 {
-            println!("{queued} notification(s) queued; deliver them with `portico notify`.");
+        let queued = plan.changes.iter().filter(|c| c.notifies()).count();
+        let pending = store.outbox(true).await?.len();
+        if pending > 0 {
+            let older = pending.saturating_sub(queued);
+            let older = if older > 0 {
+                format!(" ({older} older one(s) also pending)")
+            } else {
+                String::new()
+            };
+            println!(
+                "{queued} notification(s) queued by this apply{older}; deliver them with `portico notify`."
+            );
         }
     } else {
         // A delivery failure never fails the apply: the messages stay queued.

@@ -235,7 +235,7 @@ fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool)
         out,
         "{}: {}",
         paint(color, style, label),
-        paint(color, bold, &d.message)
+        paint(color, bold, &shorten(&d.message))
     );
     let file = d.site.as_ref().map(|site| site.file).or(d.file);
     let Some(source) = file.and_then(|index| sources.get(index)) else {
@@ -280,16 +280,48 @@ fn render_one(out: &mut String, sources: &[Source], d: &Diagnostic, color: bool)
     }
 }
 
+/// A message cut to a readable length (values quoted in it can be huge).
+fn shorten(message: &str) -> String {
+    const MAX: usize = 400;
+    if message.chars().count() <= MAX {
+        return message.to_string();
+    }
+    let cut: String = message.chars().take(MAX).collect();
+    format!("{cut}… ({} more characters)", message.chars().count() - MAX)
+}
+
+/// Longest part of a source line quoted under a diagnostic, and most carets.
+const QUOTE_WIDTH: usize = 120;
+
 fn quote_line(out: &mut String, text: &str, at: Position, color: bool) {
-    let Some(line) = text.lines().nth(at.line.saturating_sub(1)) else {
+    let Some(full) = text.lines().nth(at.line.saturating_sub(1)) else {
         return;
     };
     let number = at.line.to_string();
     let gutter = " ".repeat(number.len());
     let blue = AnsiColor::Blue.on_default().bold();
     let red = AnsiColor::Red.on_default().bold();
-    let start = at.column.saturating_sub(1);
-    let width = token_width(line.chars().skip(start));
+    let mut start = at.column.saturating_sub(1);
+    // A very long line is shown as a window around the problem, so a 10,000-character value
+    // gives one readable line, not a screenful.
+    let chars: Vec<char> = full.chars().collect();
+    let line: String = if chars.len() > QUOTE_WIDTH {
+        let from = start.saturating_sub(20);
+        let to = (from + QUOTE_WIDTH).min(chars.len());
+        let mut shown: String = chars[from..to].iter().collect();
+        if to < chars.len() {
+            shown.push('…');
+        }
+        if from > 0 {
+            shown.insert(0, '…');
+            start = start - from + 1;
+        }
+        shown
+    } else {
+        full.to_string()
+    };
+    let line = line.as_str();
+    let width = token_width(line.chars().skip(start)).min(QUOTE_WIDTH - 20);
     let _ = writeln!(out, "  {gutter} {}", paint(color, blue, "|"));
     let _ = writeln!(
         out,

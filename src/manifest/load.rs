@@ -46,6 +46,35 @@ pub struct ManifestSet {
     pub customers: Option<Vec<Declared<Customer>>>,
 }
 
+/// The largest manifest file read, in bytes (see [`set_max_file_size`]).
+static MAX_FILE_BYTES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_MAX_FILE_MB * 1024 * 1024);
+
+/// Default limit on one manifest file, in MiB: far above a hand-written file, low enough
+/// that a runaway (or hostile) file is refused before it costs gigabytes of memory.
+pub const DEFAULT_MAX_FILE_MB: u64 = 64;
+
+/// Sets the largest manifest file `load` reads (`--max-file-size`).
+pub fn set_max_file_size(megabytes: u64) {
+    MAX_FILE_BYTES.store(
+        megabytes.saturating_mul(1024 * 1024),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+fn too_large(path: &Path) -> Option<String> {
+    let limit = MAX_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    let size = fs::metadata(path).ok()?.len();
+    (size > limit).then(|| {
+        format!(
+            "{} is {:.1} MiB, more than the limit of {} MiB for one manifest file: split it, or raise the limit with --max-file-size",
+            path.display(),
+            size as f64 / 1048576.0,
+            limit / 1048576
+        )
+    })
+}
+
 /// Reads a manifest file or folder. Returns the set and every problem found while reading;
 /// the set is only trustworthy when no diagnostic is an error.
 pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
@@ -58,6 +87,10 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
     collect_files(root, true, &mut files, &mut diagnostics);
     for path in files {
         let index = set.sources.len();
+        if let Some(message) = too_large(&path) {
+            diagnostics.push(Diagnostic::file_error(None, message));
+            continue;
+        }
         match fs::read(&path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => {
@@ -126,19 +159,37 @@ impl ManifestSet {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
-/// Lists manifest files under `path`, sorted. Hidden entries (`.git`, `.github`) inside a
-/// folder are skipped; anything that cannot be read is an error, never silently skipped.
+/// Lists manifest files under `path`, sorted. Hidden entries (`.git`, `.github`, `.archive`)
+/// inside a folder are skipped on purpose, with a warning when they hold YAML files;
+/// anything that cannot be read is an error, never silently skipped; a folder reached twice
+/// through symbolic links is an error naming the loop.
 fn collect_files(
     path: &Path,
     top: bool,
     files: &mut Vec<PathBuf>,
     diagnostics: &mut Vec<Diagnostic>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    walk(path, top, files, diagnostics, &mut seen);
+    if top && files.is_empty() && !diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.push(Diagnostic::file_error(
+            None,
+            format!("no *.yaml or *.yml manifest found under {}", path.display()),
+        ));
+    }
+}
+
+fn walk(
+    path: &Path,
+    top: bool,
+    files: &mut Vec<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+    seen: &mut std::collections::HashSet<PathBuf>,
 ) {
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
@@ -156,6 +207,18 @@ fn collect_files(
         }
         return;
     }
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if !seen.insert(real.clone()) {
+        diagnostics.push(Diagnostic::file_error(
+            None,
+            format!(
+                "{} leads back to {} (a symbolic-link loop or a folder linked twice): remove the link",
+                path.display(),
+                real.display()
+            ),
+        ));
+        return;
+    }
     let entries = match fs::read_dir(path) {
         Ok(entries) => entries,
         Err(error) => {
@@ -169,7 +232,9 @@ fn collect_files(
     let mut children = Vec::new();
     for entry in entries {
         match entry {
-            Ok(entry) if entry.file_name().to_string_lossy().starts_with('.') => {}
+            Ok(entry) if entry.file_name().to_string_lossy().starts_with('.') => {
+                warn_if_skipped_yaml(&entry.path(), diagnostics);
+            }
             Ok(entry) => children.push(entry.path()),
             Err(error) => diagnostics.push(Diagnostic::file_error(
                 None,
@@ -179,12 +244,46 @@ fn collect_files(
     }
     children.sort();
     for child in children {
-        collect_files(&child, false, files, diagnostics);
+        walk(&child, false, files, diagnostics, seen);
     }
-    if top && files.is_empty() && diagnostics.is_empty() {
-        diagnostics.push(Diagnostic::file_error(
+}
+
+/// Warns about YAML under a hidden entry that is skipped on purpose (`.github` workflows
+/// are expected and not named).
+fn warn_if_skipped_yaml(path: &Path, diagnostics: &mut Vec<Diagnostic>) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if matches!(
+        name.as_str(),
+        ".git" | ".github" | ".gitlab" | ".circleci" | ".buildkite"
+    ) {
+        return;
+    }
+    let mut found = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        if found > 0 || stack.len() > 10_000 {
+            break;
+        }
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.is_dir() => {
+                if let Ok(entries) = fs::read_dir(&next) {
+                    stack.extend(entries.flatten().map(|e| e.path()));
+                }
+            }
+            Ok(m) if m.is_file() && is_manifest(&next) => found += 1,
+            _ => {}
+        }
+    }
+    if found > 0 {
+        diagnostics.push(Diagnostic::warning(
             None,
-            format!("no *.yaml or *.yml manifest found under {}", path.display()),
+            format!(
+                "{} is hidden (its name starts with `.`), so the YAML in it is not read: rename it if it holds manifests",
+                path.display()
+            ),
         ));
     }
 }
@@ -199,6 +298,9 @@ fn read_documents(
     for (doc, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
         match Option::<Document>::deserialize(deserializer) {
             Ok(document) => documents.push((doc, document.unwrap_or_default())),
+            Err(error) if duplicate_key(&error).is_some() => {
+                diagnostics.push(duplicate_key_error(file, text, &error));
+            }
             Err(error) if is_syntax_error(&error) => {
                 diagnostics.push(syntax_error(file, &error));
                 break;
@@ -213,6 +315,9 @@ fn read_documents(
                     Some(Ok(value)) => {
                         documents.push((doc, salvage(file, doc, value, diagnostics)))
                     }
+                    Some(Err(error)) if duplicate_key(&error).is_some() => {
+                        diagnostics.push(duplicate_key_error(file, text, &error));
+                    }
                     Some(Err(error)) => {
                         diagnostics.push(syntax_error(file, &error));
                         break;
@@ -223,6 +328,63 @@ fn read_documents(
         }
     }
     documents
+}
+
+/// The key of a "duplicate entry" error, from the YAML reader or portico's own maps.
+fn duplicate_key(error: &serde_yaml::Error) -> Option<String> {
+    let message = error.to_string();
+    let rest = message.split("duplicate entry with key \"").nth(1)?;
+    Some(rest.split('"').next()?.to_string())
+}
+
+/// A key given twice in one mapping, naming both lines: the reader keeps only one of them,
+/// so what a reviewer reads may not be what apply writes.
+fn duplicate_key_error(file: usize, text: &str, error: &serde_yaml::Error) -> Diagnostic {
+    let key = duplicate_key(error).unwrap_or_default();
+    let near = error.location().map_or(1, |l| l.line());
+    // Block style: the lines, from the mapping on, that start with `key:`.
+    let lines: Vec<(usize, usize)> = text
+        .lines()
+        .enumerate()
+        .skip(near.saturating_sub(2))
+        .filter_map(|(i, line)| {
+            let trimmed = line.trim_start();
+            let bare = trimmed
+                .strip_prefix('"')
+                .and_then(|t| t.strip_prefix(key.as_str()))
+                .and_then(|t| t.strip_prefix('"'));
+            let rest = bare.or_else(|| trimmed.strip_prefix(key.as_str()))?;
+            rest.trim_start()
+                .starts_with(':')
+                .then_some((i + 1, line.len() - trimmed.len() + 1))
+        })
+        .take(2)
+        .collect();
+    let (message, position) = match lines.as_slice() {
+        [first, second] => (
+            format!(
+                "`{key}` is given twice in this mapping (first at line {}); only one value can count, so none is taken",
+                first.0
+            ),
+            Some(Position {
+                line: second.0,
+                column: second.1,
+            }),
+        ),
+        _ => (
+            format!(
+                "`{key}` is given twice in this mapping; only one value can count, so none is taken"
+            ),
+            error.location().map(|l| Position {
+                line: l.line(),
+                column: l.column(),
+            }),
+        ),
+    };
+    let mut diagnostic =
+        Diagnostic::file_error(Some(file), message).with_hint("remove one of them");
+    diagnostic.position = position;
+    diagnostic
 }
 
 /// Whether the parser itself failed (as opposed to a well-formed document of the wrong shape).

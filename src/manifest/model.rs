@@ -15,7 +15,11 @@ use crate::catalog::{Feature, Level, Permission};
 pub struct Document {
     /// Account features from the built-in catalog. When the section is present, a feature not
     /// listed is off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique_keys::optional"
+    )]
     #[schemars(schema_with = "features_schema")]
     pub features: Option<BTreeMap<Feature, bool>>,
     /// Websites logins can be assigned to.
@@ -169,7 +173,11 @@ pub struct Role {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     /// Levels that differ from the base role.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_keys::map"
+    )]
     #[schemars(schema_with = "permissions_schema")]
     pub permissions: BTreeMap<Permission, Level>,
     /// Two-factor authentication for logins with this role. Default: `off`.
@@ -265,6 +273,88 @@ pub struct PasswordSource {
     /// Change this marker to set the password again on the next apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<u32>,
+}
+
+/// Maps that refuse a key given twice: YAML readers keep the last one silently, so a
+/// reviewer could read `none` where apply writes `edit`.
+mod unique_keys {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+    struct Unique<K, V>(PhantomData<(K, V)>);
+
+    impl<'de, K, V> Visitor<'de> for Unique<K, V>
+    where
+        K: Deserialize<'de> + Ord + fmt::Display,
+        V: Deserialize<'de>,
+    {
+        type Value = BTreeMap<K, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut map = BTreeMap::new();
+            while let Some(key) = access.next_key::<K>()? {
+                if map.contains_key(&key) {
+                    return Err(de::Error::custom(format!(
+                        "duplicate entry with key \"{key}\""
+                    )));
+                }
+                let value = access.next_value()?;
+                map.insert(key, value);
+            }
+            Ok(map)
+        }
+    }
+
+    /// A map whose keys are all different.
+    pub fn map<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord + fmt::Display,
+        V: Deserialize<'de>,
+    {
+        deserializer.deserialize_map(Unique(PhantomData))
+    }
+
+    /// An optional map whose keys are all different.
+    pub fn optional<'de, D, K, V>(deserializer: D) -> Result<Option<BTreeMap<K, V>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord + fmt::Display,
+        V: Deserialize<'de>,
+    {
+        struct Optional<K, V>(PhantomData<(K, V)>);
+        impl<'de, K, V> Visitor<'de> for Optional<K, V>
+        where
+            K: Deserialize<'de> + Ord + fmt::Display,
+            V: Deserialize<'de>,
+        {
+            type Value = Option<BTreeMap<K, V>>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping or nothing")
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+                map(d).map(Some)
+            }
+        }
+        deserializer.deserialize_option(Optional(PhantomData))
+    }
 }
 
 fn is_false(value: &bool) -> bool {

@@ -262,12 +262,16 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         ) {
             change.password = source.filter(|_| sets_password);
         }
-        if protected && old.is_some() && b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count
-        {
-            b.warnings
-                .push(format!("customer[{id:?}] is protected and will be changed"));
-        }
+        let contact_count = b.phases.get(&Phase::Contacts).map_or(0, Vec::len);
         contacts(b, id, old, new, protected, options, &desired.passwords);
+        let changed = b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count
+            || b.phases.get(&Phase::Contacts).map_or(0, Vec::len) > contact_count;
+        if protected && old.is_some() && changed {
+            b.warnings.push(format!(
+                "{} is protected and will be changed (itself or its contacts)",
+                Address::Customer(id.clone())
+            ));
+        }
     }
 }
 

@@ -120,8 +120,57 @@ impl PlanDocument {
         if plan.digest() != self.digest {
             return Err("the plan file does not match its digest (edited or damaged)".into());
         }
+        for change in &plan.changes {
+            well_formed(change)
+                .map_err(|why| format!("{}: {why} (edited or damaged)", change.address))?;
+        }
         Ok(plan)
     }
+}
+
+/// Whether a change read from a file is one portico could have written: its objects fit its
+/// address and its action.
+fn well_formed(change: &Change) -> Result<(), String> {
+    let fits = |object: &Object| {
+        matches!(
+            (&change.address, object),
+            (Address::Feature(_), Object::Feature { .. })
+                | (Address::LoginPolicy, Object::LoginPolicy(_))
+                | (Address::Notifications, Object::Notifications(_))
+                | (Address::Website(_), Object::Website(_))
+                | (Address::Role(_), Object::Role(_))
+                | (Address::Customer(_), Object::Customer(_))
+                | (Address::Contact { .. }, Object::Contact(_))
+        )
+    };
+    if change.before.iter().chain(&change.after).any(|o| !fits(o)) {
+        return Err("its object is not of the kind its address names".into());
+    }
+    let shape = (change.before.is_some(), change.after.is_some());
+    let expected = match change.action {
+        Action::Create => (false, true),
+        Action::Delete => (true, false),
+        Action::Update | Action::Revoke => (true, true),
+    };
+    if shape != expected {
+        return Err(format!(
+            "a `{}` needs {}",
+            change.action.as_str(),
+            match expected {
+                (false, true) => "`after` and no `before`",
+                (true, false) => "`before` and no `after`",
+                _ => "both `before` and `after`",
+            }
+        ));
+    }
+    let deletable = matches!(
+        change.address,
+        Address::Feature(_) | Address::LoginPolicy | Address::Notifications
+    );
+    if deletable && change.after.is_none() {
+        return Err("this object is switched or changed, never deleted".into());
+    }
+    Ok(())
 }
 
 /// The plan as pretty JSON with a trailing newline.

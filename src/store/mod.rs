@@ -240,20 +240,40 @@ pub(crate) fn schema_status(found: Option<i64>, known: i64) -> Result<bool, Stor
     }
 }
 
-/// Hides the password of a `scheme://user:password@host/...` URL.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// A database URL safe to print: the password in the user part and any `password`-like
+/// query parameter become `***`. A URL that does not parse (for example a password holding
+/// `/` or `@` that was not percent-encoded) shows nothing after its scheme, since nobody can
+/// tell where its password ends.
+pub fn redact_url(raw: &str) -> String {
+    let scheme = raw.split_once("://").map_or("", |(s, _)| s);
+    let Ok(mut parsed) = url::Url::parse(raw) else {
+        return format!("{scheme}://… (URL not shown: it does not parse)");
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    let secret = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        key.contains("password")
+            || key.contains("secret")
+            || key == "sslkey"
+            || key.contains("token")
+    };
+    if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// Batch size for multi-row statements: large enough to amortise a round trip, small
@@ -382,5 +402,29 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("sqlite://portico.db"), "sqlite://portico.db");
+    }
+
+    #[test]
+    fn hides_passwords_in_every_form() {
+        for (url, secret) in [
+            ("postgres://u@host/db?password=S3cret", "S3cret"),
+            ("postgres://host/db?user=u&password=S3cret", "S3cret"),
+            (
+                "postgres://host/db?sslmode=require&PASSWORD=S3cret",
+                "S3cret",
+            ),
+            ("postgres://u:pa/ss@host/db", "pa/ss"),
+            ("postgres://u:pa/ss@x@host/db", "ss@x"),
+            ("postgres://u:p%40ss@host/db", "p%40ss"),
+            ("postgresql://u:S3cret@[::1]:5432/db", "S3cret"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} → {shown}");
+            assert!(shown.starts_with("postgres"), "{shown}");
+        }
+        assert_eq!(
+            redact_url("postgres://host/db?user=u&password=S"),
+            "postgres://host/db?user=u&password=***"
+        );
     }
 }

@@ -129,6 +129,9 @@ pub struct Batches {
     pub notify: Vec<QueuedNotification>,
     /// Logins losing access: their set-password tokens and queued messages are cancelled.
     pub lose_access: Vec<LoginKey>,
+    /// Logins whose email changes: links issued to the old address are revoked (queued
+    /// messages stay, and go to the new address).
+    pub email_changed: Vec<LoginKey>,
 }
 
 /// An `applied_objects` row.
@@ -266,6 +269,10 @@ impl Batches {
                     && old_email != record.login.email.as_ref()
                 {
                     self.release_emails.push(id.clone());
+                    self.email_changed.push(LoginKey {
+                        customer_id: id.clone(),
+                        contact: String::new(),
+                    });
                 }
                 self.customers.push(CustomerRow {
                     id: id.clone(),
@@ -384,24 +391,34 @@ impl Snapshot {
                 state.features.insert(feature, row.enabled);
             }
         }
-        state.login_policy = self.login_policy.map(|p| LoginPolicy {
-            lockout: Lockout {
-                max_failed_attempts: small(p.max_failed_attempts),
-                duration_minutes: small(p.lockout_minutes),
-            },
-            session_timeout_minutes: small(p.session_timeout_minutes),
-            password: PasswordRules {
-                min_length: small(p.password_min_length),
-            },
-        });
-        state.notifications =
-            self.notification_settings
-                .map(|n| crate::state::NotificationSettings {
-                    url: n.url,
-                    auth_env: n.auth_env,
-                    login_url: n.login_url,
-                    token_ttl_hours: small(n.token_ttl_hours),
-                });
+        state.login_policy = match self.login_policy {
+            None => None,
+            Some(p) => Some(LoginPolicy {
+                lockout: Lockout {
+                    max_failed_attempts: small(
+                        "login_policy.max_failed_attempts",
+                        p.max_failed_attempts,
+                    )?,
+                    duration_minutes: small("login_policy.lockout_minutes", p.lockout_minutes)?,
+                },
+                session_timeout_minutes: small(
+                    "login_policy.session_timeout_minutes",
+                    p.session_timeout_minutes,
+                )?,
+                password: PasswordRules {
+                    min_length: small("login_policy.password_min_length", p.password_min_length)?,
+                },
+            }),
+        };
+        state.notifications = match self.notification_settings {
+            None => None,
+            Some(n) => Some(crate::state::NotificationSettings {
+                token_ttl_hours: small("notification_settings.token_ttl_hours", n.token_ttl_hours)?,
+                url: n.url,
+                auth_env: n.auth_env,
+                login_url: n.login_url,
+            }),
+        };
         state.websites = self
             .websites
             .into_iter()
@@ -464,9 +481,9 @@ impl Snapshot {
             let mut contacts = BTreeMap::new();
             for login in logins.remove(&row.id).unwrap_or_default() {
                 if login.contact.is_empty() {
-                    own = Some(login_state(login));
+                    own = Some(login_state(login)?);
                 } else {
-                    contacts.insert(login.contact.clone(), login_state(login));
+                    contacts.insert(login.contact.clone(), login_state(login)?);
                 }
             }
             // A customer whose own login row went missing gets an impossible role, so the
@@ -493,24 +510,33 @@ impl Snapshot {
     }
 }
 
-fn small(value: i64) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX)
+/// A stored count or duration as portico's type; a value portico never writes (negative,
+/// or past `u32`) is corruption to report, not to clamp silently.
+fn small(column: &str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| {
+        corrupt(format!(
+            "{column} holds {value}, which portico never writes"
+        ))
+    })
 }
 
 fn corrupt(message: String) -> StoreError {
     StoreError::Corrupt(message)
 }
 
-fn login_state(row: LoginRow) -> LoginState {
-    LoginState {
+fn login_state(row: LoginRow) -> Result<LoginState, StoreError> {
+    Ok(LoginState {
+        password: row
+            .password_marker
+            .map(|m| small("logins.password_marker", m))
+            .transpose()?,
         email: row.email,
         name: row.name,
         access: row.access,
         role: row.role_id,
         website: row.website_id,
         notify: row.notify,
-        password: row.password_marker.map(small),
-    }
+    })
 }
 
 /// A random 128-bit key in hex (idempotency keys).

@@ -146,6 +146,11 @@ pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow
             "cancelling queued notifications",
         ),
         step(
+            w.revoke_tokens,
+            &b.email_changed,
+            "revoking set-password links sent to an old address",
+        ),
+        step(
             w.queue_notifications,
             &b.notify,
             "queueing new-access notifications",

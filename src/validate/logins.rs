@@ -260,6 +260,17 @@ impl Checker {
             cx.error(&notify_site, "this login would be sent a new-access notification, but no `notifications:` endpoint is configured (in the manifests or the live database), so nobody would ever receive it")
                 .hint = Some("add a `notifications:` section, or give an initial `password:` instead of `notify: true`".into());
         }
+        if spec.notify
+            && spec.password.is_none()
+            && spec.website.is_none()
+            && gains_access(cx, spec)
+            && has_endpoint(cx, desired)
+            && !has_login_page(cx, desired)
+        {
+            let notify_site = access_site.key("notify");
+            cx.error(&notify_site, "this login has no website and `notifications.login_url` is not set, so its set-password link would have no address to point at")
+                .hint = Some("assign a `website:` or set `notifications.login_url`".into());
+        }
         if !spec.notify && spec.password.is_none() && gains_access(cx, spec) {
             cx.error(&flag_site, "this login gets access but no password and no notification, so nobody could ever log in")
                 .hint = Some("add `notify: true` (the user sets a password) or an initial `password:`".into());
@@ -292,6 +303,16 @@ fn has_endpoint(cx: &Context<'_>, desired: &Desired) -> bool {
     }
 }
 
+/// Whether set-password links of logins without a website have a page to point at.
+fn has_login_page(cx: &Context<'_>, desired: &Desired) -> bool {
+    let settings = if desired.managed.notifications {
+        desired.state.notifications.as_ref()
+    } else {
+        cx.live.and_then(|live| live.notifications.as_ref())
+    };
+    settings.is_some_and(|n| n.login_url.is_some())
+}
+
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn is_valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
@@ -321,11 +342,18 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
         );
         return None;
     }
+    // The policy the manifests set, else the live one (when the section is not managed).
     let min = cx
         .set
         .login_policy
         .as_ref()
-        .map_or(10, |p| p.value.password.min_length) as usize;
+        .map(|p| p.value.password.min_length)
+        .or_else(|| {
+            cx.live
+                .and_then(|l| l.login_policy.as_ref())
+                .map(|p| p.password.min_length)
+        })
+        .unwrap_or(10) as usize;
     let (key, secret, value) = if let Some(name) = &source.env {
         let Ok(value) = std::env::var(name) else {
             cx.error(

@@ -13,6 +13,9 @@ use crate::manifest::load::{ManifestSet, duplicate};
 use crate::manifest::model::LoginPolicy;
 use crate::state::{State, WebsiteState};
 
+/// The longest a set-password link may stay valid, in hours.
+pub const MAX_TOKEN_TTL_HOURS: u32 = 720;
+
 /// Which sections the manifest set declares. Only declared sections are managed (and pruned).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sections {
@@ -231,10 +234,10 @@ impl Context<'_> {
                 );
             }
         }
-        if n.token_ttl_hours == 0 {
+        if !(1..=MAX_TOKEN_TTL_HOURS).contains(&n.token_ttl_hours) {
             self.error(
                 &declared.site.key("token_ttl_hours"),
-                "`token_ttl_hours` must be at least 1",
+                format!("`token_ttl_hours` must be between 1 and {MAX_TOKEN_TTL_HOURS} (30 days): a set-password link is a credential"),
             );
         }
         Some(crate::state::NotificationSettings {
@@ -366,7 +369,7 @@ mod tests {
         live.notifications = Some(crate::state::NotificationSettings {
             url: "https://mail.example/hook".into(),
             auth_env: None,
-            login_url: None,
+            login_url: Some("https://portal.example/login".into()),
             token_ttl_hours: 24,
         });
         live.roles.insert(

@@ -308,6 +308,7 @@ features:
   websites: true
 notifications:
   url: http://127.0.0.1:9/portico
+  login_url: https://customers.example.com/login
 websites:
   - id: store-eu
     name: EU Store
