@@ -24,6 +24,11 @@ pub struct State {
     pub roles: BTreeMap<String, RoleState>,
     /// Customers by id.
     pub customers: BTreeMap<String, CustomerState>,
+    /// Addresses of live logins that have a password hash (runtime data: never part of the
+    /// fingerprint or a plan; it only tells apply not to assign a password over one a user
+    /// set).
+    #[serde(skip)]
+    pub password_holders: std::collections::BTreeSet<String>,
 }
 
 impl State {

@@ -206,6 +206,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         }),
         roles,
         customers: out,
+        password_holders: Default::default(),
     }
 }
 

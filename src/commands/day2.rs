@@ -43,6 +43,7 @@ fn intended(desired: Desired, live: State) -> State {
         } else {
             live.customers
         },
+        password_holders: live.password_holders,
     }
 }
 

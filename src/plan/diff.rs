@@ -80,7 +80,11 @@ impl Builder {
 /// The desired login with its password marker settled against the live one: a login whose
 /// manifests name no password keeps whatever portico set before (a user's own password is
 /// never drift). Also returns whether apply sets or resets the password.
-fn settle(want: &LoginState, live: Option<&LoginState>) -> (LoginState, bool) {
+///
+/// An assigned password is set when the login is created, when it has no password at all,
+/// or when its `reset` marker changes; never over a password its user set (a login with a
+/// hash portico did not write), unless the manifest asks with a `reset` marker of 1 or more.
+fn settle(want: &LoginState, live: Option<&LoginState>, user_password: bool) -> (LoginState, bool) {
     let mut login = want.clone();
     let live_marker = live.and_then(|l| l.password);
     match want.password {
@@ -88,7 +92,21 @@ fn settle(want: &LoginState, live: Option<&LoginState>) -> (LoginState, bool) {
             login.password = live_marker;
             (login, false)
         }
+        Some(0) if live.is_some() && live_marker.is_none() && user_password => {
+            login.password = None;
+            (login, false)
+        }
         Some(marker) => (login, live.is_none() || live_marker != Some(marker)),
+    }
+}
+
+/// Says truthfully that a password its user set will be replaced.
+fn note_replaced(change: &mut Change, user_password: bool, sets: bool) {
+    if !(user_password && sets) {
+        return;
+    }
+    if let Some(field) = change.fields.iter_mut().find(|f| f.field == "password") {
+        field.new = Some("will be reset (replaces the password its user set)".into());
     }
 }
 
@@ -246,12 +264,17 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         let before = old.map(|o| Object::Customer(o.record.clone()));
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
         let count = b.phases.get(&Phase::Customers).map_or(0, Vec::len);
-        let (login, sets_password) = settle(&new.record.login, old.map(|o| &o.record.login));
+        let address = Address::Customer(id.clone());
+        let user_password = live.password_holders.contains(&address.to_string());
+        let (login, sets_password) = settle(
+            &new.record.login,
+            old.map(|o| &o.record.login),
+            user_password,
+        );
         let record = CustomerRecord {
             login,
             ..new.record.clone()
         };
-        let address = Address::Customer(id.clone());
         let source = desired.passwords.get(&address.to_string()).cloned();
         if let Some(change) = b.change(
             Phase::Customers,
@@ -261,9 +284,10 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
             revoke,
         ) {
             change.password = source.filter(|_| sets_password);
+            note_replaced(change, user_password, sets_password);
         }
         let contact_count = b.phases.get(&Phase::Contacts).map_or(0, Vec::len);
-        contacts(b, id, old, new, protected, options, &desired.passwords);
+        contacts(b, id, (old, new), protected, options, desired, live);
         let changed = b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count
             || b.phases.get(&Phase::Contacts).map_or(0, Vec::len) > contact_count;
         if protected && old.is_some() && changed {
@@ -301,12 +325,13 @@ fn remove_customer(b: &mut Builder, id: &str, old: &CustomerState) {
 fn contacts(
     b: &mut Builder,
     id: &str,
-    old: Option<&CustomerState>,
-    new: &CustomerState,
+    (old, new): (Option<&CustomerState>, &CustomerState),
     protected: bool,
     options: DiffOptions,
-    passwords: &std::collections::HashMap<String, crate::passwords::SecretRef>,
+    desired: &Desired,
+    live: &State,
 ) {
+    let passwords = &desired.passwords;
     let address = |email: &str| Address::Contact {
         customer: id.to_string(),
         email: email.to_string(),
@@ -335,7 +360,8 @@ fn contacts(
     for (email, contact) in &new.contacts {
         let before = old.and_then(|o| o.contacts.get(email));
         let revoke = before.is_some_and(|c| c.access && !contact.access);
-        let (login, sets_password) = settle(contact, before);
+        let user_password = live.password_holders.contains(&address(email).to_string());
+        let (login, sets_password) = settle(contact, before, user_password);
         let source = passwords.get(&address(email).to_string()).cloned();
         let after = Some(Object::Contact(login));
         if let Some(change) = b.change(
@@ -346,37 +372,87 @@ fn contacts(
             revoke,
         ) {
             change.password = source.filter(|_| sets_password);
+            note_replaced(change, user_password, sets_password);
         }
     }
 }
 
 /// Drops deletions of roles and websites that logins will still use after the apply (for
 /// example logins of a section these manifests do not manage), with a warning.
-fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
-    let customers = if desired.managed.customers {
-        &desired.state.customers
-    } else {
-        &live.customers
-    };
-    let logins = customers.iter().flat_map(|(id, c)| {
-        let own = std::iter::once((Address::Customer(id.clone()), &c.record.login));
-        own.chain(c.contacts.iter().map(move |(e, l)| {
-            (
-                Address::Contact {
-                    customer: id.clone(),
-                    email: e.clone(),
-                },
-                l,
+/// Every login as it will be after the plan: the desired ones, and the live ones the plan
+/// keeps (unmanaged, protected, or spared by `--no-prune`).
+fn staying_logins<'a>(
+    b: &Builder,
+    desired: &'a Desired,
+    live: &'a State,
+) -> Vec<(Address, &'a LoginState)> {
+    let deleted: BTreeSet<String> = b
+        .phases
+        .values()
+        .flatten()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.address.to_string())
+        .collect();
+    let of = |customers: &'a BTreeMap<String, CustomerState>| {
+        customers.iter().flat_map(|(id, c)| {
+            std::iter::once((Address::Customer(id.clone()), &c.record.login)).chain(
+                c.contacts.iter().map(move |(e, l)| {
+                    let address = Address::Contact {
+                        customer: id.clone(),
+                        email: e.clone(),
+                    };
+                    (address, l)
+                }),
             )
+        })
+    };
+    if !desired.managed.customers {
+        return of(&live.customers).collect();
+    }
+    let wanted: BTreeSet<String> = of(&desired.state.customers)
+        .map(|(a, _)| a.to_string())
+        .collect();
+    of(&desired.state.customers)
+        .chain(of(&live.customers).filter(|(address, _)| {
+            let key = address.to_string();
+            !wanted.contains(&key) && !deleted.contains(&key)
         }))
-    });
+        .collect()
+}
+
+/// Roles and websites that a staying login (or another role) still uses are kept, with a
+/// warning naming who uses them; switching Customer Access off while staying logins have
+/// access is a warning naming them.
+fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
+    let logins = staying_logins(b, desired, live);
     let mut used: BTreeMap<(bool, &str), Address> = BTreeMap::new();
-    for (address, login) in logins {
+    for (address, login) in &logins {
         used.entry((true, login.role.as_str()))
             .or_insert_with(|| address.clone());
         if let Some(website) = &login.website {
-            used.entry((false, website.as_str())).or_insert(address);
+            used.entry((false, website.as_str()))
+                .or_insert_with(|| address.clone());
         }
+    }
+    let access_off = b.phases.get(&Phase::FeaturesOff).is_some_and(|changes| {
+        changes
+            .iter()
+            .any(|c| c.address == Address::Feature(Feature::CustomerAccess))
+    });
+    let with_access: Vec<String> = logins
+        .iter()
+        .filter(|(_, l)| l.access)
+        .map(|(a, _)| a.to_string())
+        .collect();
+    if access_off && !with_access.is_empty() {
+        let shown: Vec<&str> = with_access.iter().take(3).map(String::as_str).collect();
+        let more = with_access.len().saturating_sub(shown.len());
+        b.warnings.push(format!(
+            "feature[\"customer_access\"] is switched off while {} login(s) keep access ({}{}): none of them can log in",
+            with_access.len(),
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ));
     }
     let roles_as_base: BTreeSet<&str> = desired
         .state

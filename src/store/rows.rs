@@ -73,6 +73,10 @@ pub struct LoginRow {
     pub website_id: Option<String>,
     pub notify: bool,
     pub password_marker: Option<i64>,
+    /// Read only: whether a password hash is stored (runtime data).
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub has_password: bool,
 }
 
 /// The `notification_settings` row.
@@ -360,6 +364,7 @@ fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
         website_id: login.website.clone(),
         notify: login.notify,
         password_marker: login.password.map(i64::from),
+        has_password: false,
     }
 }
 
@@ -480,6 +485,17 @@ impl Snapshot {
             let mut own = None;
             let mut contacts = BTreeMap::new();
             for login in logins.remove(&row.id).unwrap_or_default() {
+                if login.has_password {
+                    let address = if login.contact.is_empty() {
+                        Address::Customer(row.id.clone())
+                    } else {
+                        Address::Contact {
+                            customer: row.id.clone(),
+                            email: login.contact.clone(),
+                        }
+                    };
+                    state.password_holders.insert(address.to_string());
+                }
                 if login.contact.is_empty() {
                     own = Some(login_state(login)?);
                 } else {

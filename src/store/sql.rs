@@ -194,7 +194,8 @@ macro_rules! read_snapshot {
             .doing(doing)?,
             customers: sqlx::query_as("SELECT id, name, protect FROM customers").fetch_all(&mut *$conn).await.doing(doing)?,
             logins: sqlx::query_as(
-                "SELECT customer_id, contact, email, name, access, role_id, website_id, notify, password_marker FROM logins",
+                "SELECT customer_id, contact, email, name, access, role_id, website_id, notify, password_marker,
+                        password_hash IS NOT NULL AS has_password FROM logins",
             )
             .fetch_all(&mut *$conn)
             .await
