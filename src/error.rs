@@ -14,6 +14,15 @@ pub enum Error {
     /// The live database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The live database failed; the message names which database.
+    #[error("{source} (database: {url})")]
+    StoreAt {
+        /// The database URL, password hidden.
+        url: String,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
     /// The plan about to be applied is not the reviewed one.
     #[error(
         "the plan has digest {actual}, not the expected {expected}: the manifests or the live database changed since the review; nothing was applied"
@@ -114,6 +123,23 @@ pub fn share_of(count: usize, logins: usize) -> f64 {
 }
 
 impl Error {
+    /// Names the database in errors that do not already (queries, schema, corrupt data).
+    pub fn at_database(self, url: &str) -> Error {
+        match self {
+            Error::Store(
+                source @ (StoreError::Query { .. }
+                | StoreError::Corrupt(_)
+                | StoreError::Migrate(_)
+                | StoreError::TooNew { .. }
+                | StoreError::Outdated { .. }),
+            ) => Error::StoreAt {
+                url: crate::store::redact_url(url),
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// The process exit code: 3 stale or unexpected plan, 4 lock timeout, 5 guard, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {

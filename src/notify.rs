@@ -136,9 +136,14 @@ pub async fn deliver(
         .build()
         .map_err(|e| StoreError::Lock(format!("cannot create an HTTP client: {e}")))?;
     for message in pending {
+        // Another `portico notify` (or apply) running now may be delivering it.
+        if !store.claim(message.id).await? {
+            continue;
+        }
         let Some(login) = login_of(&state, &message) else {
             let error = "the login no longer exists".to_string();
             store.record_attempt(message.id, Some(&error)).await?;
+            store.release(message.id).await?;
             report.failed.push((message.email.clone(), error));
             continue;
         };
@@ -155,7 +160,10 @@ pub async fn deliver(
         .await?
         {
             None => report.sent += 1,
-            Some(error) => report.failed.push((message.email.clone(), error)),
+            Some(error) => {
+                store.release(message.id).await?;
+                report.failed.push((message.email.clone(), error));
+            }
         }
     }
     Ok(report)

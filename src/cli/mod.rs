@@ -18,7 +18,34 @@ use crate::error::Error;
 /// Whatever the command fails with; the caller prints it and exits non-zero.
 pub async fn run(cli: Cli) -> Result<Outcome, Error> {
     crate::manifest::load::set_max_file_size(cli.max_file_size);
-    match cli.command {
+    let database = database(&cli.command).map(str::to_string);
+    let result = dispatch(cli.command).await;
+    match database {
+        Some(url) => result.map_err(|e| e.at_database(&url)),
+        None => result,
+    }
+}
+
+/// The database a command uses, for naming it in errors.
+fn database(command: &Command) -> Option<&str> {
+    Some(match command {
+        Command::Plan(o) => o.connect.url(),
+        Command::Apply(o) => o.connect.url(),
+        Command::History(o) => o.connect.url(),
+        Command::Notify(o) => o.connect.url(),
+        Command::SetPassword(o) => o.connect.url(),
+        Command::Init(o) => o.url(),
+        Command::Export(o) => o.connect.url(),
+        Command::ImportCsv(o) => o.connect.url(),
+        Command::Access(o) => o.connect.url(),
+        Command::Unlock(o) => o.connect.url(),
+        Command::Resend(o) => o.login.connect.url(),
+        Command::Validate(_) | Command::Schema(_) => return None,
+    })
+}
+
+async fn dispatch(command: Command) -> Result<Outcome, Error> {
+    match command {
         Command::Validate(opts) => commands::validate(&opts.path),
         Command::Plan(opts) => commands::plan(&opts).await,
         Command::Apply(opts) => commands::apply(&opts).await,

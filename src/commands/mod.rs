@@ -117,8 +117,7 @@ pub fn validate(path: &Path) -> Result<Outcome, Error> {
 
 /// Reads the live state, validates against it, diffs and labels drift.
 async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<Plan, Error> {
-    let live = store.read().await?;
-    let applied = store.read_applied().await?;
+    let (live, applied) = store.read_with_applied().await?;
     let (set, desired) = load_valid(path, Some(&live))?;
     let mut plan = plan::diff(
         &desired,
@@ -296,10 +295,17 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     {
         return Err(Error::NoDefaultDatabase(path));
     }
-    let mut store = store::open(opts.connect.url(), true).await?;
+    let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
+    let mut store = store::open_with(
+        opts.connect.url(),
+        true,
+        store::OpenOptions {
+            busy_timeout: timeout.max(Duration::from_secs(1)),
+        },
+    )
+    .await?;
     // The lock is taken before the live state is read, so two applies started together
     // run one after the other, the second planning against the first one's result.
-    let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
     store.lock(timeout, &provenance.actor).await?;
     store.migrate().await?;
     let (plan, root) = match (&opts.plan, &opts.path) {
@@ -445,6 +451,7 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
 /// # Errors
 /// Database errors, or [`Error::Undelivered`] when messages remain queued.
 pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
+    adopt::open_existing(opts.connect.url()).await?;
     let mut store = store::open(opts.connect.url(), !opts.status).await?;
     if opts.status {
         let rows = store.outbox(false).await?;
@@ -532,7 +539,7 @@ pub async fn init(database: &str) -> Result<Outcome, Error> {
 /// # Errors
 /// Database errors, or no apply with that id.
 pub async fn history(opts: &HistoryOpts) -> Result<Outcome, Error> {
-    let mut store = store::open(opts.connect.url(), false).await?;
+    let mut store = adopt::open_existing(opts.connect.url()).await?;
     match &opts.show {
         None => {
             let records = store.history(None).await?;

@@ -112,8 +112,8 @@ macro_rules! day2_sql {
                 WHERE customer_id = $1 AND contact = $2",
             insert_event: concat!(
                 "INSERT INTO applies
-                    (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, kind)
-                 SELECT COALESCE(MAX(id), 0) + 1, ", $now, ", $1, $2, '-', '-', $3, $4, $5 FROM applies
+                    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, kind)
+                 VALUES (", $now, ", $1, $2, '-', '-', $3, $4, $5)
                  RETURNING id"
             ),
             queue: WRITES.queue_notifications,

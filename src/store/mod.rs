@@ -100,14 +100,25 @@ pub enum StoreError {
     Refused(String),
 }
 
-/// Adds "while …" context to a driver error.
+/// Adds "while …" context to a driver error. A serialization failure (another writer
+/// changed the rows this transaction read) is [`StoreError::Stale`]: nothing was applied.
 pub(crate) trait Doing<T> {
     fn doing(self, doing: &'static str) -> Result<T, StoreError>;
 }
 
 impl<T> Doing<T> for Result<T, sqlx::Error> {
     fn doing(self, doing: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Query { doing, source })
+        self.map_err(|source| {
+            let serialization = source
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "40001");
+            if serialization {
+                StoreError::Stale
+            } else {
+                StoreError::Query { doing, source }
+            }
+        })
     }
 }
 
@@ -146,6 +157,10 @@ pub trait Store {
     /// an empty account.
     async fn read(&mut self) -> Result<State, StoreError>;
 
+    /// The managed state and the digests of what portico last wrote, read in one consistent
+    /// snapshot (what plan reads).
+    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError>;
+
     /// Digests of the objects as portico last wrote them, keyed by resource address.
     async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError>;
 
@@ -174,7 +189,14 @@ pub trait Store {
         ttl_hours: u32,
     ) -> Result<String, StoreError>;
 
-    /// Records one delivery attempt of a message.
+    /// Claims a pending message for delivery for a few minutes; `false` when another run
+    /// holds it or it is no longer pending. Two `portico notify` runs never send one twice.
+    async fn claim(&mut self, id: i64) -> Result<bool, StoreError>;
+
+    /// Gives a claimed message back after its last failed attempt of this run.
+    async fn release(&mut self, id: i64) -> Result<(), StoreError>;
+
+    /// Records one delivery attempt of a message (a successful one ends its claim).
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
 
     /// Redeems a set-password token (by its hash) once, storing `password_hash`. Returns the
@@ -298,7 +320,18 @@ pub enum AnyStore {
 /// # Errors
 /// [`StoreError::UnsupportedUrl`] or [`StoreError::Connect`].
 pub async fn open(url: &str, writable: bool) -> Result<AnyStore, StoreError> {
-    let opts = OpenOptions::default();
+    open_with(url, writable, OpenOptions::default()).await
+}
+
+/// [`open`] with options (the busy timeout follows `--lock-timeout` for apply).
+///
+/// # Errors
+/// [`StoreError::UnsupportedUrl`] or [`StoreError::Connect`].
+pub async fn open_with(
+    url: &str,
+    writable: bool,
+    opts: OpenOptions,
+) -> Result<AnyStore, StoreError> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url, writable, &opts).await?;
         return Ok(AnyStore::Sqlite(Box::new(store)));
@@ -340,6 +373,10 @@ impl Store for AnyStore {
         dispatch!(self, s => s.read_applied().await)
     }
 
+    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError> {
+        dispatch!(self, s => s.read_with_applied().await)
+    }
+
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
         dispatch!(self, s => s.history(id).await)
     }
@@ -368,6 +405,14 @@ impl Store for AnyStore {
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_attempt(id, error).await)
+    }
+
+    async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.claim(id).await)
+    }
+
+    async fn release(&mut self, id: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release(id).await)
     }
 
     async fn redeem_token(

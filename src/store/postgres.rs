@@ -15,7 +15,7 @@ use super::sql::{
     HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
     record_attempt, run_steps, standard_role_steps, steps,
 };
-use super::sql::{OutboxSql, read_outbox, redeem};
+use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -125,20 +125,27 @@ impl Store for PostgresStore {
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {
+        Ok(self.read_with_applied().await?.0)
+    }
+
+    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError> {
+        // One snapshot for every query: a login is never read without its customer, and
+        // the drift records match the objects they describe.
         let mut tx = self
             .conn
-            .begin_with("BEGIN READ ONLY")
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .doing("starting a read-only transaction")?;
-        let state = if schema_ready(&mut tx).await? {
-            read_snapshot!(tx)?
+        let read = if schema_ready(&mut tx).await? {
+            let state = read_snapshot!(tx)?;
+            (state, read_applied!(tx))
         } else {
-            State::empty()
+            (State::empty(), HashMap::new())
         };
         tx.rollback()
             .await
             .doing("ending the read-only transaction")?;
-        Ok(state)
+        Ok(read)
     }
 
     async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
@@ -166,7 +173,13 @@ impl Store for PostgresStore {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
         MIGRATOR.run(&mut self.conn).await?;
-        let mut tx = self.conn.begin().await.doing("starting a transaction")?;
+        // One consistent snapshot for the re-check and the writes; an outside write that
+        // conflicts ends the transaction with a serialization failure: nothing applied.
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .doing("starting a transaction")?;
         let live: State = read_snapshot!(tx)?;
         if live.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
@@ -194,6 +207,21 @@ impl Store for PostgresStore {
     ) -> Result<String, StoreError> {
         let conn = &mut self.conn;
         issue_token!(conn, OUTBOX, message, token_hash, ttl_hours)
+    }
+
+    async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
+        let conn = &mut self.conn;
+        claim!(conn, OUTBOX, id)
+    }
+
+    async fn release(&mut self, id: i64) -> Result<(), StoreError> {
+        let conn = &mut self.conn;
+        sqlx::query(OUTBOX.release)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .doing("releasing a notification")
+            .map(|_| ())
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
@@ -294,10 +322,9 @@ const DAY2: Day2Sql = day2_sql!(
 );
 
 const INSERT_APPLY: &str = "INSERT INTO applies
-    (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
-    SELECT COALESCE(MAX(id), 0) + 1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-           $1, $2, $3, $4, $5, $6
-    FROM applies
+    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
+    VALUES (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+           $1, $2, $3, $4, $5, $6)
     RETURNING id";
 
 const WRITES: Writes = Writes {
@@ -358,11 +385,11 @@ const WRITES: Writes = Writes {
         FROM jsonb_array_elements($1::jsonb) AS e
         WHERE logins.customer_id = e->>'customer_id' AND logins.contact = e->>'contact'",
     queue_notifications: "INSERT INTO notifications
-        (id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT (SELECT COALESCE(MAX(id), 0) FROM notifications) + j.n, j.e->>'idempotency_key',
+        (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
+        SELECT j.e->>'idempotency_key',
                to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), j.e->>'customer_id', j.e->>'contact', j.e->>'email',
                (j.e->>'password_assigned')::boolean, 'pending'
-        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n)",
+        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n) ORDER BY j.n",
     revoke_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
             (SELECT e->>'customer_id', e->>'contact' FROM jsonb_array_elements($1::jsonb) AS e)",
@@ -378,7 +405,10 @@ const OUTBOX: OutboxSql = OutboxSql {
     issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
         VALUES ($1, $2, $3, $4, to_char((now() + make_interval(hours => ($5)::int)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
         RETURNING expires_at",
-    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL,
+    claim: "UPDATE notifications SET claimed_until = to_char((now() + interval '10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+        WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
+    release: "UPDATE notifications SET claimed_until = NULL WHERE id = $1",
+    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
         last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), sent_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $1",
     record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
         last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $2",
@@ -389,7 +419,8 @@ const OUTBOX: OutboxSql = OutboxSql {
             WHERE t.token_hash = $1",
     set_password: "UPDATE logins SET password_hash = $1, password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), failed_attempts = 0,
         locked_until = NULL WHERE customer_id = $2 AND contact = $3",
-    use_token: "UPDATE set_password_tokens SET used_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE token_hash = $1",
+    use_token: "UPDATE set_password_tokens SET used_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE token_hash = $1
+        AND used_at IS NULL AND revoked_at IS NULL AND expires_at > to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
     revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };

@@ -271,11 +271,15 @@ pub(crate) use {read_applied, read_history, read_snapshot, run_steps};
 /// written).
 pub struct OutboxSql {
     pub list: &'static str,
+    pub claim: &'static str,
+    pub release: &'static str,
     pub issue_token: &'static str,
     pub record_sent: &'static str,
     pub record_failed: &'static str,
     pub token: &'static str,
     pub set_password: &'static str,
+    /// Marks a usable token used, atomically: of two redeems at once, exactly one changes a
+    /// row.
     pub use_token: &'static str,
     pub revoke_other_tokens: &'static str,
 }
@@ -299,6 +303,14 @@ macro_rules! redeem {
     ($tx:expr, $sql:expr, $token_hash:expr, $password_hash:expr) => {{
         use $crate::store::Doing as _;
         let doing = "redeeming a set-password link";
+        // Claim first: the UPDATE succeeds for exactly one of two concurrent redeems.
+        let claimed = sqlx::query($sql.use_token)
+            .bind($token_hash)
+            .execute(&mut *$tx)
+            .await
+            .doing(doing)?
+            .rows_affected()
+            == 1;
         let row: Option<(String, String, Option<String>, bool, bool, bool, bool)> =
             sqlx::query_as($sql.token)
                 .bind($token_hash)
@@ -310,12 +322,14 @@ macro_rules! redeem {
                 "this link is not valid".into(),
             ));
         };
-        let refusal = if used {
+        let refusal = if !claimed && used {
             Some("this link was already used")
         } else if revoked {
             Some("this link was revoked")
-        } else if expired {
+        } else if !claimed && expired {
             Some("this link has expired")
+        } else if !claimed {
+            Some("this link was already used")
         } else if !access {
             Some("this login has no access")
         } else {
@@ -331,11 +345,6 @@ macro_rules! redeem {
             .execute(&mut *$tx)
             .await
             .doing(doing)?;
-        sqlx::query($sql.use_token)
-            .bind($token_hash)
-            .execute(&mut *$tx)
-            .await
-            .doing(doing)?;
         sqlx::query($sql.revoke_other_tokens)
             .bind(&customer_id)
             .bind(&contact)
@@ -343,6 +352,19 @@ macro_rules! redeem {
             .await
             .doing(doing)?;
         email.unwrap_or_default()
+    }};
+}
+
+/// Claims a pending message for delivery; evaluates to whether this run got it.
+macro_rules! claim {
+    ($conn:expr, $sql:expr, $id:expr) => {{
+        use $crate::store::Doing as _;
+        sqlx::query($sql.claim)
+            .bind($id)
+            .execute(&mut *$conn)
+            .await
+            .doing("claiming a notification")
+            .map(|done| done.rows_affected() == 1)
     }};
 }
 
@@ -399,4 +421,4 @@ macro_rules! record_attempt {
     }};
 }
 
-pub(crate) use {insert_history, issue_token, read_outbox, record_attempt, redeem};
+pub(crate) use {claim, insert_history, issue_token, read_outbox, record_attempt, redeem};

@@ -16,7 +16,7 @@ use super::sql::{
     HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
     record_attempt, run_steps, standard_role_steps, steps,
 };
-use super::sql::{OutboxSql, read_outbox, redeem};
+use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -65,6 +65,9 @@ impl SqliteStore {
 
     /// The connection, opened (and for a writable store, the file created) on first use.
     async fn conn(&mut self, create: bool) -> Result<Option<&mut SqliteConnection>, StoreError> {
+        if self.conn.is_none() && self.path().exists() {
+            self.recover().await?;
+        }
         if self.conn.is_none() && (create || self.path().exists()) {
             if create && !self.writable {
                 let source = sqlx::Error::Configuration("the database is opened read-only".into());
@@ -82,6 +85,47 @@ impl SqliteStore {
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut())
+    }
+
+    /// Rolls back what an interrupted apply left (a "hot" rollback journal beside the file)
+    /// before anything reads: a read-only connection cannot do that itself and would fail
+    /// with "attempt to write a readonly database" until the next apply.
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        let mut journal = self.path().as_os_str().to_owned();
+        journal.push("-journal");
+        let hot = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
+        if !hot {
+            return Ok(());
+        }
+        let options = self
+            .options
+            .clone()
+            .read_only(false)
+            .create_if_missing(false);
+        let recovered = async {
+            let mut conn = SqliteConnection::connect_with(&options).await?;
+            // The first read of a writable connection rolls the hot journal back.
+            sqlx::query("SELECT count(*) FROM sqlite_master")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await
+        };
+        match recovered.await {
+            Ok(()) => {
+                eprintln!(
+                    "note: {} holds what an interrupted apply left; it was rolled back (that apply changed nothing)",
+                    self.path().display()
+                );
+                Ok(())
+            }
+            Err(source) => Err(StoreError::Connect {
+                url: format!(
+                    "{} (an interrupted apply left a journal that needs write access to roll back: run any apply, or `portico init`, with write access)",
+                    redact_url(&self.url)
+                ),
+                source,
+            }),
+        }
     }
 
     /// The file behind this store.
@@ -168,6 +212,21 @@ impl Store for SqliteStore {
         read_state(conn).await
     }
 
+    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok((State::empty(), HashMap::new()));
+        };
+        if !schema_ready(conn).await? {
+            return Ok((State::empty(), HashMap::new()));
+        }
+        // One read transaction: every query sees the same committed state.
+        let mut tx = conn.begin().await.doing("starting a read transaction")?;
+        let state = read_state(&mut tx).await?;
+        let applied = read_applied!(tx);
+        tx.rollback().await.doing("ending the read transaction")?;
+        Ok((state, applied))
+    }
+
     async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(HashMap::new());
@@ -230,6 +289,21 @@ impl Store for SqliteStore {
     ) -> Result<String, StoreError> {
         let conn = self.conn(true).await?.expect("created");
         issue_token!(conn, OUTBOX, message, token_hash, ttl_hours)
+    }
+
+    async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
+        let conn = self.conn(true).await?.expect("created");
+        claim!(conn, OUTBOX, id)
+    }
+
+    async fn release(&mut self, id: i64) -> Result<(), StoreError> {
+        let conn = self.conn(true).await?.expect("created");
+        sqlx::query(OUTBOX.release)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .doing("releasing a notification")
+            .map(|_| ())
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
@@ -376,22 +450,25 @@ const WRITES: Writes = Writes {
         SELECT value->>'address', value->>'digest' FROM json_each(?1) WHERE true
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
-    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, login_url, token_ttl_hours)
+    upsert_notification_settings:
+        "INSERT INTO notification_settings (id, url, auth_env, login_url, token_ttl_hours)
         SELECT 1, value->>'url', value->>'auth_env', value->>'login_url', value->>'token_ttl_hours'
         FROM json_each(?1) WHERE true
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env,
             login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours",
-    set_passwords: "UPDATE logins SET password_hash = j.value->>'hash',
+    set_passwords:
+        "UPDATE logins SET password_hash = j.value->>'hash',
             password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
         FROM json_each(?1) AS j
         WHERE logins.customer_id = j.value->>'customer_id' AND logins.contact = j.value->>'contact'",
     queue_notifications: "INSERT INTO notifications
-        (id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT (SELECT COALESCE(MAX(id), 0) FROM notifications) + j.key + 1, j.value->>'idempotency_key',
+        (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
+        SELECT j.value->>'idempotency_key',
                strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), j.value->>'customer_id', j.value->>'contact',
                j.value->>'email', j.value->>'password_assigned', 'pending'
-        FROM json_each(?1) AS j",
-    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+        FROM json_each(?1) AS j ORDER BY j.key",
+    revoke_tokens:
+        "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
@@ -406,9 +483,8 @@ const DAY2: Day2Sql = day2_sql!(
 );
 
 const INSERT_APPLY: &str = "INSERT INTO applies
-    (id, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
-    SELECT COALESCE(MAX(id), 0) + 1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, ?6
-    FROM applies
+    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
+    VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, ?6)
     RETURNING id";
 
 const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)
@@ -480,7 +556,10 @@ const OUTBOX: OutboxSql = OutboxSql {
     issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
         VALUES ($1, $2, $3, $4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || $5 || ' hours'))
         RETURNING expires_at",
-    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL,
+    claim: "UPDATE notifications SET claimed_until = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+10 minutes')
+        WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+    release: "UPDATE notifications SET claimed_until = NULL WHERE id = $1",
+    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
         last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), sent_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $1",
     record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
         last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $2",
@@ -491,7 +570,8 @@ const OUTBOX: OutboxSql = OutboxSql {
             WHERE t.token_hash = $1",
     set_password: "UPDATE logins SET password_hash = $1, password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), failed_attempts = 0,
         locked_until = NULL WHERE customer_id = $2 AND contact = $3",
-    use_token: "UPDATE set_password_tokens SET used_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE token_hash = $1",
+    use_token: "UPDATE set_password_tokens SET used_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE token_hash = $1
+        AND used_at IS NULL AND revoked_at IS NULL AND expires_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
     revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };
