@@ -507,3 +507,45 @@ fn history_and_notify_on_a_missing_database_say_so() {
     }
     assert!(!env.db_path().exists());
 }
+
+#[test]
+fn protected_customers_warn_about_contact_changes_and_the_live_policy_holds() {
+    let env = Env::sqlite();
+    let account = ACCOUNT.replace(
+        "    name: Acme Ltd\n",
+        "    name: Acme Ltd\n    protect: true\n",
+    );
+    env.write("a.yaml", &account);
+    env.write(
+        "policy.yaml",
+        "login_policy: { password: { min_length: 16 } }\n",
+    );
+    env.apply();
+    // Only a contact of the protected customer changes: still warned about.
+    env.write(
+        "a.yaml",
+        &account.replace("name: Jane Doe", "name: Jane Roe"),
+    );
+    let (_, out, _) = env.plan(&[]);
+    assert!(
+        out.contains("warning: customer[\"CUST-0042\"] is protected and will be changed (itself or its contacts)"),
+        "{out}"
+    );
+    // With `login_policy` no longer managed, the live policy (16) still checks passwords.
+    env.remove("policy.yaml");
+    env.write(
+        "a.yaml",
+        &account.replace(
+            "        notify: true\n  - id: CUST-0043",
+            "        notify: true\n        password: { env: SHORT_PW }\n  - id: CUST-0043",
+        ),
+    );
+    let mut cmd = env.portico(&["plan", "-f", "manifests"]);
+    cmd.env("SHORT_PW", "twelve-chars");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("shorter than login_policy.password.min_length (16)"),
+        "{err}"
+    );
+}
