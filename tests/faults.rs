@@ -182,7 +182,8 @@ fn plan_works_after_an_apply_is_killed_mid_transaction(env: Env) {
     let journal = env.path("live.db-journal");
     let inside = loop {
         let inside = if env.is_sqlite() {
-            journal.exists()
+            // The rollback journal holds pages already: the transaction is writing.
+            std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0)
         } else {
             started.elapsed() > Duration::from_millis(2500)
         };
@@ -192,6 +193,11 @@ fn plan_works_after_an_apply_is_killed_mid_transaction(env: Env) {
         std::thread::sleep(Duration::from_millis(5));
     };
     assert!(inside, "the apply reached its transaction");
+    // Well inside its writes (a 60,000-row apply takes seconds), not at its first page.
+    std::thread::sleep(Duration::from_millis(150));
+    if env.is_sqlite() {
+        assert!(journal.exists(), "the transaction is still open");
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let (code, out, err) = env.plan(&[]);
