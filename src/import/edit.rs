@@ -26,47 +26,59 @@ fn indentation(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
 }
 
-/// Where the sequence item at `path` (a customer) stands in document `doc` of `text`: the
-/// byte range from its `-` to the end of its last content line, and the `-`'s column.
+/// Where the items of the block sequence at `sequence` (a `customers:` list) stand in
+/// document `doc` of `text`, in order: for each, the byte range from its `-` to the end of
+/// its last content line, and the `-`'s column. One pass over the file, however many items
+/// change.
 ///
 /// # Errors
-/// A message when the item is not a block-style sequence entry (flow style cannot be edited
+/// A message when the list is not a block-style sequence (flow style cannot be edited
 /// without rewriting its neighbours).
-pub fn item_range(
+pub fn sequence_items(
     text: &str,
     doc: usize,
-    path: &YamlPath,
-) -> Result<(usize, usize, usize), String> {
-    let at = locate(text, doc, path, false).ok_or("cannot find it in the file")?;
+    sequence: &YamlPath,
+) -> Result<Vec<(usize, usize, usize)>, String> {
+    let at = locate(text, doc, &sequence.index(0), false).ok_or("cannot find it in the file")?;
     let starts = line_starts(text);
-    let line_index = at.line - 1;
-    let line_start = starts[line_index];
-    let line_end = starts.get(line_index + 1).copied().unwrap_or(text.len());
-    let line = &text[line_start..line_end];
-    let prefix: String = line.chars().take(at.column - 1).collect();
+    let line_at = |i: usize| {
+        let stop = starts.get(i + 1).copied().unwrap_or(text.len());
+        &text[starts[i]..stop]
+    };
+    let first = at.line - 1;
+    let prefix: String = line_at(first).chars().take(at.column - 1).collect();
     let dash = prefix.trim_end();
     if !dash.ends_with('-') || !dash[..dash.len() - 1].chars().all(|c| c == ' ') {
         return Err("it is not written as a block-style list entry (`- id: …`)".into());
     }
     let dash_col = dash.len() - 1;
-    let mut end = line_end;
-    for (i, start) in starts.iter().enumerate().skip(line_index + 1) {
-        let stop = starts.get(i + 1).copied().unwrap_or(text.len());
-        let line = &text[*start..stop];
+    let mut items: Vec<(usize, usize, usize)> = Vec::new();
+    for i in first..starts.len() {
+        let line = line_at(i);
         let content = line.trim();
-        if content.is_empty() {
+        if content.is_empty() || line.is_empty() {
             continue;
         }
         let indent = indentation(line);
-        if indent <= dash_col || (indent == 0 && (content == "---" || content == "...")) {
-            break;
-        }
-        if content.starts_with('#') {
+        let is_item = indent == dash_col && (content == "-" || content.starts_with("- "));
+        if is_item {
+            let end = starts.get(i + 1).copied().unwrap_or(text.len());
+            items.push((starts[i] + dash_col, end, dash_col));
             continue;
         }
-        end = stop;
+        if indent <= dash_col {
+            if content.starts_with('#') {
+                continue;
+            }
+            break; // the sequence ended (a sibling key, a document marker)
+        }
+        if !content.starts_with('#')
+            && let Some(item) = items.last_mut()
+        {
+            item.1 = starts.get(i + 1).copied().unwrap_or(text.len());
+        }
     }
-    Ok((line_start + dash_col, end, dash_col))
+    Ok(items)
 }
 
 /// The YAML of a customer as a list entry whose `-` stands at column `dash_col`, with the
@@ -124,6 +136,18 @@ roles: []
 
     fn customer(id: &str, name: &str) -> Customer {
         serde_yaml::from_str(&format!("id: {id}\nname: {name}\n")).unwrap()
+    }
+
+    fn item_range(
+        text: &str,
+        doc: usize,
+        path: &YamlPath,
+    ) -> Result<(usize, usize, usize), String> {
+        let crate::manifest::path::Segment::Index(i) = path.0[1] else {
+            unreachable!()
+        };
+        let items = sequence_items(text, doc, &YamlPath::default().key("customers"))?;
+        Ok(items[i])
     }
 
     #[test]

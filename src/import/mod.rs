@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog;
 use crate::manifest::model::{Contact, Customer, Document, PasswordSource};
+use crate::manifest::path::{Segment, YamlPath};
 use crate::manifest::{Declared, ManifestSet};
 use crate::state::{State, normalize_email};
 use crate::validate::is_valid_email;
@@ -549,6 +550,8 @@ fn write_changes(
     import: &mut Import,
 ) -> Result<(), RowError> {
     let mut splices: BTreeMap<usize, Vec<edit::Splice>> = BTreeMap::new();
+    let mut ranges: HashMap<(usize, usize), Result<Vec<(usize, usize, usize)>, String>> =
+        HashMap::new();
     let mut added = Vec::new();
     for (existing, customer, _) in changed {
         let Some(declared) = existing else {
@@ -557,19 +560,37 @@ fn write_changes(
         };
         let site = &declared.site;
         let source = &set.sources[site.file];
-        let (start, end, col) =
-            edit::item_range(&source.text, site.doc, &site.path).map_err(|why| RowError {
-                line: 0,
-                column: String::new(),
-                message: format!(
-                    "cannot edit customer `{}` in {} in place: {why}",
-                    customer.id,
-                    source.path.display()
-                ),
-                hint: Some(
-                    "write that customer as a block-style entry (`- id: …` on its own line)".into(),
-                ),
-            })?;
+        let cannot = |why: String| RowError {
+            line: 0,
+            column: String::new(),
+            message: format!(
+                "cannot edit customer `{}` in {} in place: {why}",
+                customer.id,
+                source.path.display()
+            ),
+            hint: Some(
+                "write that customer as a block-style entry (`- id: …` on its own line)".into(),
+            ),
+        };
+        let sequence = YamlPath(site.path.0[..site.path.0.len() - 1].to_vec());
+        let index = match site.path.0.last() {
+            Some(Segment::Index(i)) => *i,
+            _ => return Err(cannot("its place in the file is unknown".into())),
+        };
+        let items = ranges
+            .entry((site.file, site.doc))
+            .or_insert_with(|| edit::sequence_items(&source.text, site.doc, &sequence));
+        let (start, end, col) = match items {
+            Ok(items) => items.get(index).copied(),
+            Err(why) => return Err(cannot(why.clone())),
+        }
+        .ok_or_else(|| cannot("its list entry was not found".into()))?;
+        // A safety net: the entry found must be this customer's.
+        if !source.text[start..end].contains(customer.id.as_str()) {
+            return Err(cannot(
+                "the list entry at its place is not this customer".into(),
+            ));
+        }
         let crlf = source.text.contains("\r\n");
         let text = edit::render_item(&customer, col, crlf);
         splices
