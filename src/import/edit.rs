@@ -26,6 +26,9 @@ fn indentation(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
 }
 
+/// A list entry: first byte (its `-`), one past its last content line, the `-`'s column.
+pub type Item = (usize, usize, usize);
+
 /// Where the items of the block sequence at `sequence` (a `customers:` list) stand in
 /// document `doc` of `text`, in order: for each, the byte range from its `-` to the end of
 /// its last content line, and the `-`'s column. One pass over the file, however many items
@@ -34,11 +37,7 @@ fn indentation(line: &str) -> usize {
 /// # Errors
 /// A message when the list is not a block-style sequence (flow style cannot be edited
 /// without rewriting its neighbours).
-pub fn sequence_items(
-    text: &str,
-    doc: usize,
-    sequence: &YamlPath,
-) -> Result<Vec<(usize, usize, usize)>, String> {
+pub fn sequence_items(text: &str, doc: usize, sequence: &YamlPath) -> Result<Vec<Item>, String> {
     let at = locate(text, doc, &sequence.index(0), false).ok_or("cannot find it in the file")?;
     let starts = line_starts(text);
     let line_at = |i: usize| {
@@ -52,7 +51,7 @@ pub fn sequence_items(
         return Err("it is not written as a block-style list entry (`- id: …`)".into());
     }
     let dash_col = dash.len() - 1;
-    let mut items: Vec<(usize, usize, usize)> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
     for i in first..starts.len() {
         let line = line_at(i);
         let content = line.trim();

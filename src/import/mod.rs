@@ -550,8 +550,7 @@ fn write_changes(
     import: &mut Import,
 ) -> Result<(), RowError> {
     let mut splices: BTreeMap<usize, Vec<edit::Splice>> = BTreeMap::new();
-    let mut ranges: HashMap<(usize, usize), Result<Vec<(usize, usize, usize)>, String>> =
-        HashMap::new();
+    let mut ranges: HashMap<(usize, usize), Result<Vec<edit::Item>, String>> = HashMap::new();
     let mut added = Vec::new();
     for (existing, customer, _) in changed {
         let Some(declared) = existing else {
