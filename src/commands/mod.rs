@@ -50,11 +50,13 @@ fn in_github_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
 }
 
-/// Appends Markdown to the job summary (`$GITHUB_STEP_SUMMARY`) when there is one.
-fn step_summary(markdown: &str) -> Result<(), Error> {
+/// Appends Markdown to the job summary (`$GITHUB_STEP_SUMMARY`) when there is one; the
+/// Markdown is only rendered then.
+fn step_summary(markdown: impl FnOnce() -> String) -> Result<(), Error> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(());
     };
+    let markdown = markdown();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -152,7 +154,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
             render::render_markdown(&plan, render::markdown::LIMIT)
         ),
     }
-    step_summary(&render::render_markdown(&plan, render::markdown::LIMIT))?;
+    step_summary(|| render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
         let pr = crate::github::pr_number(opts.pr).ok_or_else(|| {
             crate::github::GitHubError::Missing(
@@ -368,7 +370,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         "### portico apply {id}\n\n{result} Plan digest `{}`.",
         plan.digest()
     );
-    step_summary(&report)?;
+    step_summary(|| report.clone())?;
     if opts.github_comment {
         post_result(&report).await;
     }
