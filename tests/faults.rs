@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::http::{Behaviour, Endpoint};
+use common::http::{Behaviour, Endpoint, token_of};
 use common::{ACCOUNT, Env, run};
 
 common::on_every_engine!(
@@ -221,18 +221,6 @@ fn plan_works_after_an_apply_is_killed_mid_transaction(env: Env) {
     if out.contains("to create") {
         assert_eq!(env.dump(), before, "exactly as before");
     }
-}
-
-fn token_of(endpoint: &Endpoint, email: &str) -> String {
-    let body = endpoint
-        .requests()
-        .iter()
-        .rev()
-        .map(|r| r.json())
-        .find(|b| b["email"] == email)
-        .unwrap();
-    let url = body["set_password"]["url"].as_str().unwrap().to_string();
-    url.split("token=").nth(1).unwrap().to_string()
 }
 
 fn concurrent_redeems_and_notify_runs_never_double(env: Env) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
-use common::http::{Behaviour, Endpoint, closed_port_url};
+use common::http::{Behaviour, Endpoint, closed_port_url, token_of};
 use common::{Env, run};
 
 common::on_every_engine!(
@@ -298,18 +298,6 @@ fn failing_endpoints_never_fail_the_apply_and_nothing_is_lost(env: Env) {
     let (code, out, _) = run(with_secrets(env.portico(&["notify"])));
     assert_eq!(code, 0);
     assert!(out.contains("Nothing to deliver."), "{out}");
-}
-
-fn token_of(endpoint: &Endpoint, email: &str) -> String {
-    let body = endpoint
-        .requests()
-        .iter()
-        .rev()
-        .map(|r| r.json())
-        .find(|b| b["email"] == email)
-        .unwrap();
-    let url = body["set_password"]["url"].as_str().unwrap().to_string();
-    url.split("token=").nth(1).unwrap().to_string()
 }
 
 fn set_password(env: &Env, token: &str, password: &str) -> (i32, String, String) {

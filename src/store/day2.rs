@@ -299,14 +299,12 @@ macro_rules! unlock {
     ($tx:expr, $sql:expr, $email:expr, $provenance:expr) => {
         async {
             use $crate::store::Doing as _;
-            let (runtime, access) = $crate::store::day2::login_runtime!($tx, $sql, $email)?
-                .ok_or_else(|| $crate::store::day2::unknown($email))?;
-            if !access {
-                return Err($crate::store::day2::refuse(format!(
-                    "{} has no access; there is nothing to unlock",
-                    $email
-                )));
-            }
+            let found = $crate::store::day2::login_runtime!($tx, $sql, $email)?;
+            let runtime = $crate::store::day2::with_access(
+                found,
+                $email,
+                "has no access; there is nothing to unlock",
+            )?;
             sqlx::query($sql.unlock)
                 .bind(&runtime.customer_id)
                 .bind(&runtime.contact)
@@ -340,14 +338,8 @@ macro_rules! resend {
     ($tx:expr, $sql:expr, $email:expr, $provenance:expr) => {
         async {
             use $crate::store::Doing as _;
-            let (runtime, access) = $crate::store::day2::login_runtime!($tx, $sql, $email)?
-                .ok_or_else(|| $crate::store::day2::unknown($email))?;
-            if !access {
-                return Err($crate::store::day2::refuse(format!(
-                    "{} has no access; grant it in the manifests first (a new-access notification goes out when access is granted)",
-                    $email
-                )));
-            }
+            let found = $crate::store::day2::login_runtime!($tx, $sql, $email)?;
+            let runtime = $crate::store::day2::with_access(found, $email, "has no access; grant it in the manifests first (a new-access notification goes out when access is granted)")?;
             let (key, queued) = $crate::store::day2::resend_rows(&runtime, $email);
             for sql in [$sql.revoke_tokens, $sql.cancel_notifications] {
                 sqlx::query(sql)
@@ -375,6 +367,20 @@ macro_rules! resend {
 }
 
 pub(crate) use {day2_sql, insert_event, login_runtime, resend, unlock};
+
+/// The login found for a day-2 operation, refused (changing nothing) when no login has the
+/// email or the login has no access; `why` follows "EMAIL has no access; ".
+pub(crate) fn with_access(
+    found: Option<(LoginRuntime, bool)>,
+    email: &str,
+    why: &str,
+) -> Result<LoginRuntime, StoreError> {
+    match found {
+        None => Err(unknown(email)),
+        Some((_, false)) => Err(refuse(format!("{email} {why}"))),
+        Some((runtime, true)) => Ok(runtime),
+    }
+}
 
 /// The error for an email no login has.
 pub(crate) fn unknown(email: &str) -> StoreError {

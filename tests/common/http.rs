@@ -109,3 +109,16 @@ pub fn closed_port_url() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}/hook")
 }
+
+/// The set-password token of the newest message sent to `email`.
+pub fn token_of(endpoint: &Endpoint, email: &str) -> String {
+    let body = endpoint
+        .requests()
+        .iter()
+        .rev()
+        .map(|r| r.json())
+        .find(|b| b["email"] == email)
+        .unwrap();
+    let url = body["set_password"]["url"].as_str().unwrap().to_string();
+    url.split("token=").nth(1).unwrap().to_string()
+}
