@@ -108,6 +108,9 @@ pub enum Error {
         /// Close matches.
         near: Vec<String>,
     },
+    /// A request that cannot be carried out, said in words.
+    #[error("{0}")]
+    Refused(String),
     /// Reading or writing a local file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

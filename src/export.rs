@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::catalog::{self, Level, Permission};
 use crate::manifest::model::{
-    Contact, Customer, CustomerAccess, Document, EnvRef, Notifications, Role, Website,
+    Contact, Customer, CustomerAccess, Document, EnvRef, Notifications, Role, Smtp, TemplateFiles,
+    Website,
 };
 use crate::state::{CustomerState, RoleState, State};
 use crate::validate::Sections;
@@ -38,6 +39,13 @@ impl Default for ExportOptions {
         }
     }
 }
+
+/// Where export writes the applied message templates.
+const TEMPLATE_FILES: [&str; 3] = [
+    "templates/access.subject",
+    "templates/access.txt",
+    "templates/access.html",
+];
 
 /// One file to write, relative to the export folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,13 +87,43 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
             .as_ref()
             .filter(|_| sections.notifications)
             .map(|n| Notifications {
+                smtp: n.smtp.as_ref().map(|s| Smtp {
+                    url: s.url.clone(),
+                    username: s.username.clone(),
+                    password: s.password_env.clone().map(|env| EnvRef { env }),
+                }),
                 url: n.url.clone(),
                 auth_header: n.auth_env.clone().map(|env| EnvRef { env }),
+                from: n.from.clone(),
+                reply_to: n.reply_to.clone(),
                 login_url: n.login_url.clone(),
                 token_ttl_hours: n.token_ttl_hours,
+                max_attempts: n.max_attempts,
+                template: n.template.as_ref().map(|t| TemplateFiles {
+                    subject: TEMPLATE_FILES[0].into(),
+                    text: TEMPLATE_FILES[1].into(),
+                    html: t.html.as_ref().map(|_| TEMPLATE_FILES[2].into()),
+                }),
             }),
         ..Document::default()
     };
+    // The applied template's text, as the files `account.yaml` names.
+    if let Some(t) = state
+        .notifications
+        .as_ref()
+        .filter(|_| sections.notifications)
+        .and_then(|n| n.template.as_ref())
+    {
+        let texts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
+        for (path, text) in TEMPLATE_FILES.iter().zip(texts) {
+            if let Some(text) = text {
+                out.files.push(ExportFile {
+                    path: PathBuf::from(path),
+                    text: text.clone(),
+                });
+            }
+        }
+    }
     if account.features.is_some()
         || account.login_policy.is_some()
         || account.notifications.is_some()

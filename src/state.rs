@@ -51,19 +51,53 @@ impl State {
     }
 }
 
-/// Delivery settings of new-access notifications (no secret: the auth header is named by
-/// its environment variable).
+/// Delivery settings of new-access notifications (no secret: the webhook's auth header and
+/// the SMTP password are named by their environment variables).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
-    /// Endpoint URL.
-    pub url: String,
-    /// Environment variable holding the `Authorization` header value.
+    /// Webhook endpoint URL (when delivering by webhook).
+    pub url: Option<String>,
+    /// Environment variable holding the webhook's `Authorization` header value.
     pub auth_env: Option<String>,
+    /// The SMTP server (when delivering by email).
+    pub smtp: Option<SmtpSettings>,
+    /// The sender.
+    pub from: Option<String>,
+    /// Where replies go.
+    pub reply_to: Option<String>,
     /// Login page for logins without a website.
     pub login_url: Option<String>,
     /// Hours a set-password link stays valid.
     pub token_ttl_hours: u32,
+    /// Attempts per message before it is marked failed.
+    pub max_attempts: u32,
+    /// The message template's sources; `None` for the built-in one.
+    pub template: Option<TemplateSources>,
+}
+
+/// An SMTP server (no secret: the password is named by its environment variable).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// `smtps://…`, `smtp://…` (STARTTLS) or `smtp://…?tls=none` (loopback only).
+    pub url: String,
+    /// User name.
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+}
+
+/// The text of the new-access message's templates, as applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSources {
+    /// Subject template.
+    pub subject: String,
+    /// Plain-text body template.
+    pub text: String,
+    /// HTML body template.
+    pub html: Option<String>,
 }
 
 /// A website.

@@ -172,11 +172,25 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         );
     }
     State {
+        // Email with a custom template, or a webhook with the built-in one.
         notifications: Some(portico::state::NotificationSettings {
-            url: "https://mail.example/hook".into(),
-            auth_env: policy.then(|| "TOKEN".into()),
+            url: (!policy).then(|| "https://mail.example/hook".into()),
+            auth_env: None,
+            smtp: policy.then(|| portico::state::SmtpSettings {
+                url: "smtps://mail.example:465".into(),
+                username: Some("portico".into()),
+                password_env: Some("SMTP_PASSWORD".into()),
+            }),
+            from: policy.then(|| "Acme <no-reply@acme.example>".into()),
+            reply_to: policy.then(|| "admin@acme.example".into()),
             login_url: None,
             token_ttl_hours: 24,
+            max_attempts: if policy { 5 } else { 10 },
+            template: policy.then(|| portico::state::TemplateSources {
+                subject: "Access for {{ customer }}".into(),
+                text: "Hello {{ name }},\n{{ set_password_url }}\n".into(),
+                html: None,
+            }),
         }),
         features: [
             Feature::CustomerAccess,

@@ -209,14 +209,29 @@ pub struct DeliveryArgs {
     /// Attempts per message in this run (with exponential backoff and jitter).
     #[arg(long = "notify-attempts", value_name = "N", default_value_t = 3)]
     pub attempts: u32,
+    /// Messages delivered at once (SMTP connections are reused).
+    #[arg(long = "notify-parallel", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
 }
 
 /// `portico notify`.
 #[derive(Debug, Args)]
 pub struct NotifyOpts {
     /// List every message with its status instead of delivering.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["retry_failed", "preview"])]
     pub status: bool,
+    /// Put `failed` messages (refused for good, or out of attempts) back in the queue, then
+    /// deliver.
+    #[arg(long, conflicts_with = "preview")]
+    pub retry_failed: bool,
+    /// Print the message this login would get (the set-password link shown as `<link>`),
+    /// without sending anything: for editing the template.
+    #[arg(long, value_name = "EMAIL")]
+    pub preview: Option<String>,
+    /// With --preview: use the manifests' template and login (the template files as they
+    /// are now) instead of the live database's.
+    #[arg(short = 'f', long = "file", value_name = "PATH", requires = "preview")]
+    pub path: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectOpts,
     #[command(flatten)]

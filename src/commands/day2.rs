@@ -13,7 +13,7 @@ use crate::store::{self, AnyStore, Store};
 use crate::validate::Desired;
 
 /// The state the manifests intend: managed sections from the manifests, the others as live.
-fn intended(desired: Desired, live: State) -> State {
+pub(super) fn intended(desired: Desired, live: State) -> State {
     let m = desired.managed;
     let want = desired.state;
     State {
@@ -138,6 +138,7 @@ pub async fn resend(opts: &ResendOpts) -> Result<Outcome, Error> {
         println!("Deliver it with `portico notify`.");
         return Ok(Outcome::Done);
     }
+    store.unlock_apply().await?;
     let report =
         crate::notify::deliver(&mut store, &super::delivery_options(&opts.delivery)).await?;
     super::print_delivery(&report);

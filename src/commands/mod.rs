@@ -389,7 +389,9 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             );
         }
     } else {
-        // A delivery failure never fails the apply: the messages stay queued.
+        // Delivery is slow work on the network: it never holds the apply lock. A delivery
+        // failure never fails the apply: the messages stay queued.
+        store.unlock_apply().await?;
         let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
         print_delivery(&report);
     }
@@ -430,6 +432,7 @@ pub(crate) fn delivery_options(args: &crate::cli::DeliveryArgs) -> crate::notify
     crate::notify::DeliveryOptions {
         timeout: Duration::try_from_secs_f64(args.timeout).unwrap_or(Duration::from_secs(10)),
         attempts: args.attempts.max(1),
+        parallel: usize::from(args.parallel),
         ..crate::notify::DeliveryOptions::default()
     }
 }
@@ -443,6 +446,11 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
             "warning: notification to {email} not delivered ({error}); it stays queued for `portico notify`"
         );
     }
+    for (email, error) in &report.dead {
+        eprintln!(
+            "warning: notification to {email} failed for good ({error}); fix the cause, then re-queue it with `portico notify --retry-failed`"
+        );
+    }
     if let Some(blocked) = &report.blocked {
         eprintln!("warning: {blocked}");
     }
@@ -453,8 +461,15 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
 /// # Errors
 /// Database errors, or [`Error::Undelivered`] when messages remain queued.
 pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
+    if let Some(email) = &opts.preview {
+        return preview(opts, email).await;
+    }
     adopt::open_existing(opts.connect.url()).await?;
     let mut store = store::open(opts.connect.url(), !opts.status).await?;
+    if opts.retry_failed {
+        let n = store.requeue_failed().await?;
+        println!("{n} failed notification(s) queued again.");
+    }
     if opts.status {
         let rows = store.outbox(false).await?;
         if rows.is_empty() {
@@ -477,12 +492,86 @@ pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
     }
     let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
     print_delivery(&report);
-    let left = store.outbox(true).await?.len();
+    let left = store.outbox(true).await?.len() + report.dead.len();
     if left > 0 {
         return Err(Error::Undelivered(left));
     }
     if report.sent == 0 {
         println!("Nothing to deliver.");
+    }
+    Ok(Outcome::Done)
+}
+
+/// `portico notify --preview EMAIL`: the message a login would get, sending nothing.
+async fn preview(opts: &crate::cli::NotifyOpts, email: &str) -> Result<Outcome, Error> {
+    let (state, assigned) = match &opts.path {
+        Some(path) => {
+            let mut store = store::open(opts.connect.url(), false).await?;
+            let live = store.read().await?;
+            let (_, desired) = load_valid(path, Some(&live))?;
+            let address = desired.state.customers.iter().find_map(|(id, c)| {
+                let email = crate::state::normalize_email(email);
+                if c.record.login.email.as_deref() == Some(email.as_str()) {
+                    Some(crate::plan::Address::Customer(id.clone()).to_string())
+                } else {
+                    c.contacts.contains_key(&email).then(|| {
+                        crate::plan::Address::Contact {
+                            customer: id.clone(),
+                            email: email.clone(),
+                        }
+                        .to_string()
+                    })
+                }
+            });
+            let assigned = address.is_some_and(|a| desired.passwords.contains_key(&a));
+            (day2::intended(desired, live), assigned)
+        }
+        None => {
+            let mut store = adopt::open_existing(opts.connect.url()).await?;
+            (store.read().await?, false)
+        }
+    };
+    let Some(settings) = &state.notifications else {
+        return Err(Error::Refused(
+            "no `notifications:` section is configured, so there is no message to preview".into(),
+        ));
+    };
+    let Some(rendered) = crate::notify::preview(&state, settings, email, assigned) else {
+        return Err(Error::UnknownLogin {
+            email: email.to_string(),
+            near: crate::access::near_matches(&state, email),
+        });
+    };
+    let rendered = rendered.map_err(|p| {
+        Error::Refused(format!(
+            "the `{}` template cannot render{}: {}",
+            p.part.key(),
+            p.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+            p.message
+        ))
+    })?;
+    let from = settings.from.as_deref().unwrap_or("(the webhook's sender)");
+    println!("From: {from}");
+    if let Some(reply_to) = &settings.reply_to {
+        println!("Reply-To: {reply_to}");
+    }
+    println!("To: {}", crate::state::normalize_email(email));
+    println!(
+        "Subject: {}
+",
+        rendered.subject
+    );
+    println!(
+        "----- text -----
+{}",
+        rendered.text.trim_end()
+    );
+    if let Some(html) = &rendered.html {
+        println!(
+            "----- html -----
+{}",
+            html.trim_end()
+        );
     }
     Ok(Outcome::Done)
 }

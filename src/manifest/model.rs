@@ -113,15 +113,27 @@ fn is_default_session_timeout(minutes: &u32) -> bool {
     *minutes == default_session_timeout()
 }
 
-/// Where new-access notifications are POSTed.
+/// How new-access notifications are delivered: by email over SMTP, or as JSON POSTed to a
+/// webhook (a mail API). Exactly one of `smtp` and `url`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Notifications {
-    /// Endpoint URL (mail API or webhook).
-    pub url: String,
-    /// Value of the `Authorization` header, read from the environment.
+    /// Send email through this SMTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<Smtp>,
+    /// Webhook endpoint URL (a mail API): each message is POSTed as JSON, with the rendered
+    /// subject, text and HTML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Value of the webhook's `Authorization` header, read from the environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_header: Option<EnvRef>,
+    /// The sender, as `Name <address>` or a bare address. Required with `smtp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The administrator's address that replies go to (`Reply-To`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
     /// Login page for logins without a website (a website's is `<url>/login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
@@ -132,6 +144,54 @@ pub struct Notifications {
     )]
     #[schemars(extend("default" = 24))]
     pub token_ttl_hours: u32,
+    /// Delivery attempts per message, over all runs, before it is marked `failed` (listed by
+    /// `portico notify --status`, re-queued by `portico notify --retry-failed`). Default: 10.
+    #[serde(
+        default = "default_max_attempts",
+        skip_serializing_if = "is_default_max_attempts"
+    )]
+    #[schemars(extend("default" = 10))]
+    pub max_attempts: u32,
+    /// The message's template files, relative to the manifest folder. Without it, a built-in
+    /// template is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateFiles>,
+}
+
+/// An SMTP server.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// `smtps://host:465` (TLS), `smtp://host:587` (STARTTLS required), or
+    /// `smtp://127.0.0.1:2525?tls=none` (plain text, loopback addresses only).
+    pub url: String,
+    /// User name for authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password for authentication, read from the environment (never stored or printed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<EnvRef>,
+}
+
+/// Template files of the new-access message (minijinja syntax).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateFiles {
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The HTML body (values are HTML-escaped). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+}
+
+fn default_max_attempts() -> u32 {
+    10
+}
+
+fn is_default_max_attempts(n: &u32) -> bool {
+    *n == default_max_attempts()
 }
 
 fn default_token_ttl() -> u32 {

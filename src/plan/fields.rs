@@ -33,14 +33,38 @@ impl Object {
                 );
             }
             Object::Notifications(n) => {
-                put("url", n.url.clone());
-                if let Some(env) = &n.auth_env {
-                    put("auth_header.env", env.clone());
-                }
-                if let Some(url) = &n.login_url {
-                    put("login_url", url.clone());
+                let optional = [
+                    ("smtp.url", n.smtp.as_ref().map(|s| &s.url)),
+                    (
+                        "smtp.username",
+                        n.smtp.as_ref().and_then(|s| s.username.as_ref()),
+                    ),
+                    (
+                        "smtp.password.env",
+                        n.smtp.as_ref().and_then(|s| s.password_env.as_ref()),
+                    ),
+                    ("url", n.url.as_ref()),
+                    ("auth_header.env", n.auth_env.as_ref()),
+                    ("from", n.from.as_ref()),
+                    ("reply_to", n.reply_to.as_ref()),
+                    ("login_url", n.login_url.as_ref()),
+                ];
+                for (name, value) in optional {
+                    if let Some(value) = value {
+                        put(name, value.clone());
+                    }
                 }
                 put("token_ttl_hours", n.token_ttl_hours.to_string());
+                put("max_attempts", n.max_attempts.to_string());
+                // A custom template's text, so a change reads as a diff of its lines.
+                if let Some(t) = &n.template {
+                    put("template.subject", t.subject.clone());
+                    put("template.text", t.text.clone());
+                    put(
+                        "template.html",
+                        t.html.clone().unwrap_or_else(|| "(none)".into()),
+                    );
+                }
             }
             Object::Website(website) => {
                 put("name", website.name.clone());

@@ -82,6 +82,29 @@ fn render_change(out: &mut String, change: &Change, color: bool) {
         .max()
         .unwrap_or(0);
     for field in &change.fields {
+        // Multi-line text (a message template) reads as a diff of its lines.
+        let multiline =
+            |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim_end().contains('\n'));
+        if change.action != Action::Delete && (multiline(&field.old) || multiline(&field.new)) {
+            let _ = writeln!(out, "        {} :", field.field);
+            let (old, new) = (
+                field.old.as_deref().unwrap_or(""),
+                field.new.as_deref().unwrap_or(""),
+            );
+            for line in TextDiff::from_lines(old, new).iter_all_changes() {
+                let (sign, style) = match line.tag() {
+                    similar::ChangeTag::Delete => ('-', AnsiColor::Red.on_default()),
+                    similar::ChangeTag::Insert => ('+', AnsiColor::Green.on_default()),
+                    similar::ChangeTag::Equal => (' ', Style::new()),
+                };
+                let text = format!(
+                    "{sign} {}",
+                    crate::unicode::escape_invisible(line.value().trim_end_matches('\n'))
+                );
+                let _ = writeln!(out, "          {}", paint(color, style, &text));
+            }
+            continue;
+        }
         let line = match (change.action, &field.old, &field.new) {
             (Action::Create, _, Some(new)) => format!("{:<width$} = {}", field.field, quote(new)),
             (Action::Delete, _, _) => continue,

@@ -153,6 +153,9 @@ pub trait Store {
     /// [`StoreError::LockTimeout`] naming the holder when known.
     async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError>;
 
+    /// Gives the apply lock back (after a commit, before slow work such as delivery).
+    async fn unlock_apply(&mut self) -> Result<(), StoreError>;
+
     /// Reads the managed state. Never writes; a database portico never initialised reads as
     /// an empty account.
     async fn read(&mut self) -> Result<State, StoreError>;
@@ -193,8 +196,13 @@ pub trait Store {
     /// holds it or it is no longer pending. Two `portico notify` runs never send one twice.
     async fn claim(&mut self, id: i64) -> Result<bool, StoreError>;
 
-    /// Gives a claimed message back after its last failed attempt of this run.
-    async fn release(&mut self, id: i64) -> Result<(), StoreError>;
+    /// Gives a claimed message back after its last failed attempt of this run; `failed`
+    /// marks it `failed` for good (dead letter: permanently refused, or out of attempts).
+    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError>;
+
+    /// Puts every `failed` message back in the queue with a fresh attempt budget; returns
+    /// how many.
+    async fn requeue_failed(&mut self) -> Result<u64, StoreError>;
 
     /// Records one delivery attempt of a message (a successful one ends its claim).
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
@@ -365,6 +373,10 @@ impl Store for AnyStore {
         dispatch!(self, s => s.lock(timeout, holder).await)
     }
 
+    async fn unlock_apply(&mut self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.unlock_apply().await)
+    }
+
     async fn read(&mut self) -> Result<State, StoreError> {
         dispatch!(self, s => s.read().await)
     }
@@ -411,8 +423,12 @@ impl Store for AnyStore {
         dispatch!(self, s => s.claim(id).await)
     }
 
-    async fn release(&mut self, id: i64) -> Result<(), StoreError> {
-        dispatch!(self, s => s.release(id).await)
+    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release(id, failed).await)
+    }
+
+    async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.requeue_failed().await)
     }
 
     async fn redeem_token(

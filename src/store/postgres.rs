@@ -89,6 +89,18 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn unlock_apply(&mut self) -> Result<(), StoreError> {
+        if self.locked {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(APPLY_LOCK)
+                .execute(&mut self.conn)
+                .await
+                .doing("releasing the apply lock")?;
+            self.locked = false;
+        }
+        Ok(())
+    }
+
     async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError> {
         if self.locked {
             return Ok(());
@@ -214,14 +226,24 @@ impl Store for PostgresStore {
         claim!(conn, OUTBOX, id)
     }
 
-    async fn release(&mut self, id: i64) -> Result<(), StoreError> {
+    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
         let conn = &mut self.conn;
         sqlx::query(OUTBOX.release)
             .bind(id)
+            .bind(failed)
             .execute(&mut *conn)
             .await
             .doing("releasing a notification")
             .map(|_| ())
+    }
+
+    async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
+        let conn = &mut self.conn;
+        sqlx::query(OUTBOX.requeue_failed)
+            .execute(&mut *conn)
+            .await
+            .doing("re-queueing failed notifications")
+            .map(|done| done.rows_affected())
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
@@ -376,11 +398,10 @@ const WRITES: Writes = Writes {
         SELECT e->>'address', e->>'digest' FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, login_url, token_ttl_hours)
-        SELECT 1, e->>'url', e->>'auth_env', e->>'login_url', (e->>'token_ttl_hours')::bigint
+    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
+        SELECT 1, e->>'url', e->>'auth_env', e->>'smtp_url', e->>'smtp_username', e->>'smtp_password_env', e->>'from_address', e->>'reply_to', e->>'login_url', (e->>'token_ttl_hours')::bigint, (e->>'max_attempts')::bigint, e->>'template_subject', e->>'template_text', e->>'template_html'
         FROM jsonb_array_elements($1::jsonb) AS e
-        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env,
-            login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours",
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html",
     set_passwords: "UPDATE logins SET password_hash = e->>'hash', password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         FROM jsonb_array_elements($1::jsonb) AS e
         WHERE logins.customer_id = e->>'customer_id' AND logins.contact = e->>'contact'",
@@ -407,7 +428,10 @@ const OUTBOX: OutboxSql = OutboxSql {
         RETURNING expires_at",
     claim: "UPDATE notifications SET claimed_until = to_char((now() + interval '10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
-    release: "UPDATE notifications SET claimed_until = NULL WHERE id = $1",
+    release: "UPDATE notifications SET claimed_until = NULL,
+        status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
+    requeue_failed: "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL
+        WHERE status = 'failed'",
     record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
         last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), sent_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $1",
     record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,

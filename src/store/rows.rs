@@ -82,10 +82,69 @@ pub struct LoginRow {
 /// The `notification_settings` row.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct NotificationSettingsRow {
-    pub url: String,
+    pub url: Option<String>,
     pub auth_env: Option<String>,
+    pub smtp_url: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password_env: Option<String>,
+    pub from_address: Option<String>,
+    pub reply_to: Option<String>,
     pub login_url: Option<String>,
     pub token_ttl_hours: i64,
+    pub max_attempts: i64,
+    pub template_subject: Option<String>,
+    pub template_text: Option<String>,
+    pub template_html: Option<String>,
+}
+
+impl NotificationSettingsRow {
+    fn new(n: &crate::state::NotificationSettings) -> Self {
+        let smtp = n.smtp.as_ref();
+        let template = n.template.as_ref();
+        NotificationSettingsRow {
+            url: n.url.clone(),
+            auth_env: n.auth_env.clone(),
+            smtp_url: smtp.map(|s| s.url.clone()),
+            smtp_username: smtp.and_then(|s| s.username.clone()),
+            smtp_password_env: smtp.and_then(|s| s.password_env.clone()),
+            from_address: n.from.clone(),
+            reply_to: n.reply_to.clone(),
+            login_url: n.login_url.clone(),
+            token_ttl_hours: n.token_ttl_hours.into(),
+            max_attempts: n.max_attempts.into(),
+            template_subject: template.map(|t| t.subject.clone()),
+            template_text: template.map(|t| t.text.clone()),
+            template_html: template.and_then(|t| t.html.clone()),
+        }
+    }
+
+    fn into_settings(self) -> Result<crate::state::NotificationSettings, StoreError> {
+        Ok(crate::state::NotificationSettings {
+            token_ttl_hours: small(
+                "notification_settings.token_ttl_hours",
+                self.token_ttl_hours,
+            )?,
+            max_attempts: small("notification_settings.max_attempts", self.max_attempts)?,
+            url: self.url,
+            auth_env: self.auth_env,
+            smtp: self.smtp_url.map(|url| crate::state::SmtpSettings {
+                url,
+                username: self.smtp_username,
+                password_env: self.smtp_password_env,
+            }),
+            from: self.from_address,
+            reply_to: self.reply_to,
+            login_url: self.login_url,
+            template: match (self.template_subject, self.template_text) {
+                (Some(subject), Some(text)) => Some(crate::state::TemplateSources {
+                    subject,
+                    text,
+                    html: self.template_html,
+                }),
+                _ => None,
+            },
+        })
+    }
 }
 
 /// A new-access message to queue.
@@ -240,14 +299,9 @@ impl Batches {
                     self.features_off.push(row)
                 }
             }
-            (Address::Notifications, Some(Object::Notifications(n))) => {
-                self.notification_settings.push(NotificationSettingsRow {
-                    url: n.url.clone(),
-                    auth_env: n.auth_env.clone(),
-                    login_url: n.login_url.clone(),
-                    token_ttl_hours: n.token_ttl_hours.into(),
-                })
-            }
+            (Address::Notifications, Some(Object::Notifications(n))) => self
+                .notification_settings
+                .push(NotificationSettingsRow::new(n)),
             (Address::LoginPolicy, Some(Object::LoginPolicy(policy))) => {
                 self.login_policy.push(policy_row(policy))
             }
@@ -415,15 +469,10 @@ impl Snapshot {
                 },
             }),
         };
-        state.notifications = match self.notification_settings {
-            None => None,
-            Some(n) => Some(crate::state::NotificationSettings {
-                token_ttl_hours: small("notification_settings.token_ttl_hours", n.token_ttl_hours)?,
-                url: n.url,
-                auth_env: n.auth_env,
-                login_url: n.login_url,
-            }),
-        };
+        state.notifications = self
+            .notification_settings
+            .map(NotificationSettingsRow::into_settings)
+            .transpose()?;
         state.websites = self
             .websites
             .into_iter()

@@ -201,7 +201,8 @@ macro_rules! read_snapshot {
             .await
             .doing(doing)?,
             notification_settings: sqlx::query_as(
-                "SELECT url, auth_env, login_url, token_ttl_hours FROM notification_settings WHERE id = 1",
+                "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
+                 FROM notification_settings WHERE id = 1",
             )
             .fetch_optional(&mut *$conn)
             .await
@@ -273,6 +274,7 @@ pub struct OutboxSql {
     pub list: &'static str,
     pub claim: &'static str,
     pub release: &'static str,
+    pub requeue_failed: &'static str,
     pub issue_token: &'static str,
     pub record_sent: &'static str,
     pub record_failed: &'static str,

@@ -161,6 +161,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn unlock_apply(&mut self) -> Result<(), StoreError> {
+        // Closing the file releases its lock.
+        self.lock = None;
+        Ok(())
+    }
+
     async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError> {
         if self.lock.is_some() {
             return Ok(());
@@ -296,14 +302,24 @@ impl Store for SqliteStore {
         claim!(conn, OUTBOX, id)
     }
 
-    async fn release(&mut self, id: i64) -> Result<(), StoreError> {
+    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
         let conn = self.conn(true).await?.expect("created");
         sqlx::query(OUTBOX.release)
             .bind(id)
+            .bind(failed)
             .execute(&mut *conn)
             .await
             .doing("releasing a notification")
             .map(|_| ())
+    }
+
+    async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
+        let conn = self.conn(true).await?.expect("created");
+        sqlx::query(OUTBOX.requeue_failed)
+            .execute(&mut *conn)
+            .await
+            .doing("re-queueing failed notifications")
+            .map(|done| done.rows_affected())
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
@@ -450,12 +466,10 @@ const WRITES: Writes = Writes {
         SELECT value->>'address', value->>'digest' FROM json_each(?1) WHERE true
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
-    upsert_notification_settings:
-        "INSERT INTO notification_settings (id, url, auth_env, login_url, token_ttl_hours)
-        SELECT 1, value->>'url', value->>'auth_env', value->>'login_url', value->>'token_ttl_hours'
+    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
+        SELECT 1, value->>'url', value->>'auth_env', value->>'smtp_url', value->>'smtp_username', value->>'smtp_password_env', value->>'from_address', value->>'reply_to', value->>'login_url', value->>'token_ttl_hours', value->>'max_attempts', value->>'template_subject', value->>'template_text', value->>'template_html'
         FROM json_each(?1) WHERE true
-        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env,
-            login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours",
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html",
     set_passwords:
         "UPDATE logins SET password_hash = j.value->>'hash',
             password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
@@ -558,7 +572,10 @@ const OUTBOX: OutboxSql = OutboxSql {
         RETURNING expires_at",
     claim: "UPDATE notifications SET claimed_until = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+10 minutes')
         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
-    release: "UPDATE notifications SET claimed_until = NULL WHERE id = $1",
+    release: "UPDATE notifications SET claimed_until = NULL,
+        status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
+    requeue_failed: "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL
+        WHERE status = 'failed'",
     record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
         last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), sent_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $1",
     record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,

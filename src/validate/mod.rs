@@ -224,28 +224,148 @@ impl Context<'_> {
     fn notifications(&mut self) -> Option<crate::state::NotificationSettings> {
         let declared = self.set.notifications.as_ref()?;
         let n = &declared.value;
-        for (field, url) in [("url", Some(&n.url)), ("login_url", n.login_url.as_ref())] {
+        let site = declared.site.clone();
+        for (field, url) in [("url", n.url.as_ref()), ("login_url", n.login_url.as_ref())] {
             if let Some(url) = url
                 && !(url.starts_with("https://") || url.starts_with("http://"))
             {
                 self.error(
-                    &declared.site.key(field),
+                    &site.key(field),
                     format!("`{url}` must start with https:// or http://"),
                 );
             }
         }
+        match (&n.smtp, &n.url) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    &site.key("url"),
+                    "give either `smtp` (email) or `url` (webhook), not both",
+                )
+                .hint = Some("one transport delivers every message".into());
+            }
+            (None, None) => {
+                self.error(&site, "`notifications:` needs a transport: `smtp` (email) or `url` (a webhook or mail API)")
+                    .hint = Some("for example `smtp: { url: smtps://mail.example.com:465 }` and `from: \"Acme <no-reply@acme.example>\"`".into());
+            }
+            (Some(smtp), None) => {
+                let at = site.key("smtp");
+                if let Err(why) = crate::notify::smtp_endpoint(&smtp.url) {
+                    self.error(&at.key("url"), why);
+                }
+                if smtp.password.is_some() && smtp.username.is_none() {
+                    self.error(&at.key("password"), "a `password` needs a `username`");
+                }
+                if n.from.is_none() {
+                    self.error(
+                        &site,
+                        "email needs a sender: add `from: \"Name <address>\"`",
+                    );
+                }
+                if n.auth_header.is_some() {
+                    self.error(&site.key("auth_header"), "`auth_header` belongs to a webhook `url`; SMTP authenticates with `smtp.username` and `smtp.password`");
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        for (field, value) in [("from", &n.from), ("reply_to", &n.reply_to)] {
+            if let Some(value) = value
+                && let Err(why) = crate::notify::check_mailbox(value)
+            {
+                self.error(
+                    &site.key(field),
+                    format!("`{value}` is not an email address: {why}"),
+                )
+                .hint = Some("write `Name <address@example.com>` or a bare address".into());
+            }
+        }
         if !(1..=MAX_TOKEN_TTL_HOURS).contains(&n.token_ttl_hours) {
             self.error(
-                &declared.site.key("token_ttl_hours"),
+                &site.key("token_ttl_hours"),
                 format!("`token_ttl_hours` must be between 1 and {MAX_TOKEN_TTL_HOURS} (30 days): a set-password link is a credential"),
             );
         }
+        if n.max_attempts == 0 {
+            self.error(
+                &site.key("max_attempts"),
+                "`max_attempts` must be at least 1",
+            );
+        }
+        let template = n
+            .template
+            .as_ref()
+            .and_then(|files| self.templates(&site.key("template"), files));
         Some(crate::state::NotificationSettings {
             url: n.url.clone(),
             auth_env: n.auth_header.as_ref().map(|h| h.env.clone()),
+            smtp: n.smtp.as_ref().map(|s| crate::state::SmtpSettings {
+                url: s.url.clone(),
+                username: s.username.clone(),
+                password_env: s.password.as_ref().map(|p| p.env.clone()),
+            }),
+            from: n.from.clone(),
+            reply_to: n.reply_to.clone(),
             login_url: n.login_url.clone(),
             token_ttl_hours: n.token_ttl_hours,
+            max_attempts: n.max_attempts,
+            template,
         })
+    }
+
+    /// Reads the template files (relative to the manifest folder) and checks them: every
+    /// problem is an error at the `template.<part>` key, naming the file and line.
+    fn templates(
+        &mut self,
+        site: &Site,
+        files: &crate::manifest::model::TemplateFiles,
+    ) -> Option<crate::state::TemplateSources> {
+        let mut read = |part: &str, path: &str| -> Option<String> {
+            let full = self.set.root.join(path);
+            match std::fs::read_to_string(&full) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    self.error(
+                        &site.key(part),
+                        format!("cannot read template `{path}` ({}): {e}", full.display()),
+                    );
+                    None
+                }
+            }
+        };
+        let subject = read("subject", &files.subject);
+        let text = read("text", &files.text);
+        let html = match &files.html {
+            Some(path) => Some(read("html", path)?),
+            None => None,
+        };
+        let sources = crate::state::TemplateSources {
+            subject: subject?,
+            text: text?,
+            html,
+        };
+        for problem in crate::notify::template::check(&sources) {
+            let part = problem.part.key();
+            let path = match problem.part {
+                crate::notify::template::Part::Subject => &files.subject,
+                crate::notify::template::Part::Text => &files.text,
+                crate::notify::template::Part::Html => {
+                    files.html.as_ref().expect("checked only when given")
+                }
+            };
+            let place = problem
+                .line
+                .map(|l| format!("{path}:{l}"))
+                .unwrap_or_else(|| path.clone());
+            self.error(&site.key(part), format!("{place}: {}", problem.message))
+                .hint = Some(format!(
+                "templates may use: {}",
+                crate::notify::template::VARIABLES
+                    .iter()
+                    .map(|(v, _)| *v)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Some(sources)
     }
 
     fn non_empty(&mut self, site: &Site, field: &str, value: &str) {
@@ -367,10 +487,15 @@ mod tests {
         );
         live.features.insert(Feature::CustomerAccess, true);
         live.notifications = Some(crate::state::NotificationSettings {
-            url: "https://mail.example/hook".into(),
+            url: Some("https://mail.example/hook".into()),
             auth_env: None,
+            smtp: None,
+            from: None,
+            reply_to: None,
             login_url: Some("https://portal.example/login".into()),
             token_ttl_hours: 24,
+            max_attempts: 10,
+            template: None,
         });
         live.roles.insert(
             "live-role".into(),

@@ -1,0 +1,564 @@
+//! Delivering queued new-access notifications, by email (SMTP) or as JSON POSTed to a
+//! webhook: a few messages at once, an idempotency key (the email's `Message-ID`), timeouts,
+//! retries with exponential backoff and jitter, every attempt recorded, and a message that is
+//! refused for good or runs out of attempts marked `failed`. A set-password token is created
+//! per delivery and stored only as a hash.
+
+mod smtp;
+pub mod template;
+
+pub use smtp::endpoint as smtp_endpoint;
+
+/// Checks an address as `Name <address>` or a bare address.
+///
+/// # Errors
+/// Why it is not one.
+pub fn check_mailbox(value: &str) -> Result<(), String> {
+    value
+        .parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::catalog;
+use crate::state::{LoginState, State, hex};
+use crate::store::{AnyStore, OutboxRow, Store, StoreError};
+
+/// The JSON body POSTed for each new-access notification
+/// (`schemas/notification.schema.json`). It never carries a password.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "portico new-access notification")]
+pub struct NotificationMessage {
+    /// Always `customer_center.new_access`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Same value as the `Idempotency-Key` header: one per queued message, stable across
+    /// retries.
+    pub idempotency_key: String,
+    /// The login's email (lower case).
+    pub email: String,
+    /// The contact's name, when known.
+    pub name: Option<String>,
+    /// The customer the login belongs to.
+    pub customer: Named,
+    /// The login's role.
+    pub role: Named,
+    /// The login's website, when it has one.
+    pub website: Option<Named>,
+    /// Where to log in: `<website url>/login`, else `notifications.login_url`.
+    pub login_url: Option<String>,
+    /// `assigned` when an initial password was set by the admin (never included), else
+    /// `set_by_user`.
+    pub password: String,
+    /// When no password was assigned: a single-use link to set one.
+    pub set_password: Option<SetPasswordLink>,
+    /// The rendered subject line.
+    pub subject: String,
+    /// The rendered plain-text body.
+    pub text: String,
+    /// The rendered HTML body, when the template has one.
+    pub html: Option<String>,
+}
+
+/// An id and display name.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Named {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A single-use set-password link.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordLink {
+    /// `<website url or login_url>/set-password?token=…`
+    pub url: String,
+    /// When the link stops working (RFC 3339, UTC).
+    pub expires_at: String,
+}
+
+/// How hard to try.
+#[derive(Clone, Debug)]
+pub struct DeliveryOptions {
+    /// Per request (per SMTP command).
+    pub timeout: Duration,
+    /// Attempts per message in this run (never beyond the message's remaining budget).
+    pub attempts: u32,
+    /// First backoff; doubled after each failure, plus up to half of it as jitter.
+    pub backoff: Duration,
+    /// Messages in flight at once (SMTP connections are pooled and reused).
+    pub parallel: usize,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            timeout: Duration::from_secs(10),
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+            parallel: 4,
+        }
+    }
+}
+
+/// What a delivery run did.
+#[derive(Debug, Default)]
+pub struct DeliveryReport {
+    /// Messages delivered.
+    pub sent: usize,
+    /// Messages still pending, with the last error.
+    pub failed: Vec<(String, String)>,
+    /// Messages marked `failed` (refused for good, or out of attempts), with the last error.
+    pub dead: Vec<(String, String)>,
+    /// Why nothing was tried, when nothing could be.
+    pub blocked: Option<String>,
+}
+
+/// The result of one attempt.
+#[derive(Debug)]
+enum Attempt {
+    Sent,
+    /// Worth trying again later.
+    Retry(String),
+    /// Never going to work as it is (a 5xx SMTP reply, a 4xx HTTP answer).
+    Permanent(String),
+}
+
+impl Attempt {
+    fn error(&self) -> Option<&str> {
+        match self {
+            Attempt::Sent => None,
+            Attempt::Retry(e) | Attempt::Permanent(e) => Some(e),
+        }
+    }
+}
+
+/// Where messages go.
+#[derive(Clone)]
+enum Transport {
+    Webhook {
+        client: reqwest::Client,
+        url: String,
+        auth: Option<String>,
+    },
+    Smtp(smtp::Mailer),
+}
+
+impl Transport {
+    /// `Err` says why nothing can be delivered now (messages stay queued).
+    fn new(
+        settings: &crate::state::NotificationSettings,
+        opts: &DeliveryOptions,
+    ) -> Result<Transport, String> {
+        let env = |name: &str, what: &str| {
+            std::env::var(name)
+                .map_err(|_| format!("environment variable `{name}` ({what}) is not set"))
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(server) = &settings.smtp {
+            let password = match &server.password_env {
+                Some(name) => Some(env(name, "notifications.smtp.password")?),
+                None => None,
+            };
+            return smtp::Mailer::new(settings, server, password, opts).map(Transport::Smtp);
+        }
+        let Some(url) = settings.url.clone() else {
+            return Err("`notifications:` has neither `smtp` nor `url`".into());
+        };
+        let auth = match &settings.auth_env {
+            Some(name) => Some(env(name, "notifications.auth_header")?),
+            None => None,
+        };
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
+            .timeout(opts.timeout)
+            .build()
+            .map_err(|e| format!("cannot create an HTTP client: {e}"))?;
+        Ok(Transport::Webhook { client, url, auth })
+    }
+
+    async fn send(&self, body: &NotificationMessage, timeout: Duration) -> Attempt {
+        match self {
+            Transport::Smtp(mailer) => mailer.send(body).await,
+            Transport::Webhook { client, url, auth } => {
+                let mut request = client
+                    .post(url)
+                    .header("Idempotency-Key", &body.idempotency_key)
+                    .json(body);
+                if let Some(auth) = auth {
+                    request = request.header(reqwest::header::AUTHORIZATION, auth);
+                }
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => Attempt::Sent,
+                    Ok(response) => {
+                        let status = response.status();
+                        let error = format!("the endpoint answered {status}");
+                        if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+                            Attempt::Retry(error)
+                        } else {
+                            Attempt::Permanent(error)
+                        }
+                    }
+                    Err(e) if e.is_timeout() => {
+                        Attempt::Retry(format!("no answer within {timeout:?}"))
+                    }
+                    Err(e) if e.is_connect() => {
+                        Attempt::Retry("cannot connect to the endpoint".into())
+                    }
+                    Err(e) => Attempt::Retry(format!("request failed: {}", e.without_url())),
+                }
+            }
+        }
+    }
+
+    /// Up to `attempts` tries with backoff; every attempt's result, in order.
+    async fn send_with_retries(
+        &self,
+        body: &NotificationMessage,
+        attempts: u32,
+        opts: &DeliveryOptions,
+    ) -> Vec<Attempt> {
+        let mut done = Vec::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(opts.backoff, attempt)).await;
+            }
+            let result = self.send(body, opts.timeout).await;
+            let again = matches!(result, Attempt::Retry(_));
+            done.push(result);
+            if !again {
+                break;
+            }
+        }
+        done
+    }
+}
+
+/// A message handed to a delivery task.
+struct InFlight {
+    id: i64,
+    email: String,
+    /// Attempts made before this run.
+    attempts_before: i64,
+}
+
+/// Delivers every pending message, a few at once.
+///
+/// # Errors
+/// Only database errors; delivery failures are recorded and reported, never raised.
+pub async fn deliver(
+    store: &mut AnyStore,
+    opts: &DeliveryOptions,
+) -> Result<DeliveryReport, StoreError> {
+    let mut report = DeliveryReport::default();
+    let pending = store.outbox(true).await?;
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    let state = store.read().await?;
+    let Some(settings) = state.notifications.clone() else {
+        report.blocked = Some(format!(
+            "{} notification(s) stay queued: no `notifications:` endpoint is configured",
+            pending.len()
+        ));
+        return Ok(report);
+    };
+    let blocked = |why: String| {
+        Some(format!(
+            "{} notification(s) stay queued: {why}",
+            pending.len()
+        ))
+    };
+    let transport = match Transport::new(&settings, opts) {
+        Ok(t) => t,
+        Err(why) => {
+            report.blocked = blocked(why);
+            return Ok(report);
+        }
+    };
+    let templates = match template::Templates::new(settings.template.as_ref()) {
+        Ok(t) => t,
+        Err(problem) => {
+            report.blocked = blocked(format!(
+                "the stored `{}` template is broken: {}",
+                problem.part.key(),
+                problem.message
+            ));
+            return Ok(report);
+        }
+    };
+    let max_attempts = i64::from(settings.max_attempts.max(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for message in pending {
+        while tasks.len() >= opts.parallel.max(1) {
+            let done = tasks.join_next().await.expect("a task is running");
+            settle(store, done, max_attempts, &mut report).await?;
+        }
+        // Another `portico notify` (or apply) running now may be delivering it.
+        if !store.claim(message.id).await? {
+            continue;
+        }
+        let Some(login) = login_of(&state, &message) else {
+            let error = "the login no longer exists".to_string();
+            store.record_attempt(message.id, Some(&error)).await?;
+            store.release(message.id, true).await?;
+            report.dead.push((message.email.clone(), error));
+            continue;
+        };
+        let body = match build(store, &state, &settings, &templates, &message, login).await? {
+            Ok(body) => body,
+            Err(error) => {
+                store.record_attempt(message.id, Some(&error)).await?;
+                store.release(message.id, true).await?;
+                report.dead.push((message.email.clone(), error));
+                continue;
+            }
+        };
+        let budget = (max_attempts - message.attempts).max(1);
+        let attempts = u32::try_from(budget)
+            .unwrap_or(u32::MAX)
+            .min(opts.attempts.max(1));
+        let (transport, opts) = (transport.clone(), opts.clone());
+        let flight = InFlight {
+            id: message.id,
+            email: message.email.clone(),
+            attempts_before: message.attempts,
+        };
+        tasks.spawn(async move {
+            let results = transport.send_with_retries(&body, attempts, &opts).await;
+            (flight, results)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        settle(store, done, max_attempts, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// Records a finished message's attempts and where it stands now.
+async fn settle(
+    store: &mut AnyStore,
+    done: Result<(InFlight, Vec<Attempt>), tokio::task::JoinError>,
+    max_attempts: i64,
+    report: &mut DeliveryReport,
+) -> Result<(), StoreError> {
+    let (flight, results) = match done {
+        Ok(done) => done,
+        // A panicking task loses nothing: its claim expires and the message is retried.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    for result in &results {
+        store.record_attempt(flight.id, result.error()).await?;
+    }
+    let made = flight.attempts_before + results.len() as i64;
+    match results.last() {
+        Some(Attempt::Sent) => report.sent += 1,
+        Some(Attempt::Permanent(error)) => {
+            store.release(flight.id, true).await?;
+            report.dead.push((flight.email, error.clone()));
+        }
+        Some(Attempt::Retry(error)) if made >= max_attempts => {
+            store.release(flight.id, true).await?;
+            report.dead.push((
+                flight.email,
+                format!("{error}; gave up after {made} attempt(s)"),
+            ));
+        }
+        Some(Attempt::Retry(error)) => {
+            store.release(flight.id, false).await?;
+            report.failed.push((flight.email, error.clone()));
+        }
+        None => store.release(flight.id, false).await?,
+    }
+    Ok(())
+}
+
+fn login_of<'a>(state: &'a State, message: &OutboxRow) -> Option<&'a LoginState> {
+    let customer = state.customers.get(&message.customer_id)?;
+    if message.contact.is_empty() {
+        Some(&customer.record.login)
+    } else {
+        customer.contacts.get(&message.contact)
+    }
+}
+
+/// The facts of a login's message, without the set-password link.
+fn facts(
+    state: &State,
+    settings: &crate::state::NotificationSettings,
+    customer_id: &str,
+    login: &LoginState,
+    fallback_email: &str,
+) -> (template::Vars, Option<String>, Named, Option<Named>) {
+    let customer = &state.customers[customer_id];
+    let role_name = state
+        .roles
+        .get(&login.role)
+        .map(|r| r.name.clone())
+        .or_else(|| catalog::standard_role(&login.role).map(|r| r.name.to_string()))
+        .unwrap_or_else(|| login.role.clone());
+    let website = login
+        .website
+        .as_ref()
+        .and_then(|id| state.websites.get(id).map(|w| (id, w)));
+    let base = website.map(|(_, w)| w.url.trim_end_matches('/').to_string());
+    let login_url = base
+        .as_ref()
+        .map(|b| format!("{b}/login"))
+        .or_else(|| settings.login_url.clone());
+    let link_base = base
+        .or_else(|| settings.login_url.clone())
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let vars = template::Vars {
+        // Always the login's current address: it may have changed since the message was
+        // queued (links issued to the old one were revoked by that apply).
+        email: login
+            .email
+            .clone()
+            .unwrap_or_else(|| fallback_email.to_string()),
+        name: login.name.clone(),
+        customer: customer.record.name.clone(),
+        customer_id: customer_id.to_string(),
+        role: role_name.clone(),
+        website: website.map(|(_, w)| w.name.clone()),
+        login_url,
+        reply_to: settings.reply_to.clone(),
+        ..template::Vars::default()
+    };
+    let role = Named {
+        id: login.role.clone(),
+        name: role_name,
+    };
+    let website = website.map(|(id, w)| Named {
+        id: id.clone(),
+        name: w.name.clone(),
+    });
+    (vars, Some(link_base), role, website)
+}
+
+/// Builds one message: issues its set-password token (when no password was assigned) and
+/// renders the template. The inner `Err` is a message that can never be rendered.
+async fn build(
+    store: &mut AnyStore,
+    state: &State,
+    settings: &crate::state::NotificationSettings,
+    templates: &template::Templates,
+    message: &OutboxRow,
+    login: &LoginState,
+) -> Result<Result<NotificationMessage, String>, StoreError> {
+    let (mut vars, link_base, role, website) =
+        facts(state, settings, &message.customer_id, login, &message.email);
+    let set_password = if message.password_assigned {
+        None
+    } else {
+        let token = new_token();
+        let expires_at = store
+            .issue_token(message, &token_hash(&token), settings.token_ttl_hours)
+            .await?;
+        Some(SetPasswordLink {
+            url: format!(
+                "{}/set-password?token={token}",
+                link_base.unwrap_or_default()
+            ),
+            expires_at,
+        })
+    };
+    vars.password_assigned = message.password_assigned;
+    vars.set_password_url = set_password.as_ref().map(|l| l.url.clone());
+    vars.link_expires_at = set_password.as_ref().map(|l| l.expires_at.clone());
+    let rendered = match templates.render(&vars) {
+        Ok(r) => r,
+        Err(problem) => {
+            return Ok(Err(format!(
+                "the `{}` template failed to render: {}",
+                problem.part.key(),
+                problem.message
+            )));
+        }
+    };
+    Ok(Ok(NotificationMessage {
+        kind: "customer_center.new_access".into(),
+        idempotency_key: message.idempotency_key.clone(),
+        email: vars.email,
+        name: vars.name,
+        customer: Named {
+            id: message.customer_id.clone(),
+            name: vars.customer,
+        },
+        role,
+        website,
+        login_url: vars.login_url,
+        password: if message.password_assigned {
+            "assigned"
+        } else {
+            "set_by_user"
+        }
+        .into(),
+        set_password,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+    }))
+}
+
+/// The message a login would get now, with the link shown as `<link>`: for admins editing
+/// the template. `None` when no login has that email.
+///
+/// # Errors
+/// A template that fails to render.
+pub fn preview(
+    state: &State,
+    settings: &crate::state::NotificationSettings,
+    email: &str,
+    password_assigned: bool,
+) -> Option<Result<template::Rendered, template::Problem>> {
+    let email = crate::state::normalize_email(email);
+    let (customer_id, login) = state.customers.iter().find_map(|(id, c)| {
+        std::iter::once(&c.record.login)
+            .chain(c.contacts.values())
+            .find(|l| l.email.as_deref() == Some(email.as_str()))
+            .map(|l| (id, l))
+    })?;
+    let (mut vars, _, _, _) = facts(state, settings, customer_id, login, &email);
+    vars.password_assigned = password_assigned;
+    if !password_assigned {
+        vars.set_password_url = Some("<link>".into());
+        vars.link_expires_at = Some(format!(
+            "<{} hours after sending>",
+            settings.token_ttl_hours
+        ));
+    }
+    Some(template::Templates::new(settings.template.as_ref()).and_then(|t| t.render(&vars)))
+}
+
+/// `base × 2^(attempt-1)` plus up to half of that as random jitter.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let delay = base * 2u32.saturating_pow(attempt - 1);
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    delay + delay.mul_f64(f64::from(byte[0]) / 510.0)
+}
+
+/// A random 256-bit token, hex-encoded.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the system's random source works");
+    hex(&bytes)
+}
+
+/// The SHA-256 of a token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex(&sha2::Sha256::digest(token.trim().as_bytes()))
+}

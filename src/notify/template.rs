@@ -1,0 +1,380 @@
+//! The new-access message's templates (minijinja): a subject, a plain-text body and an
+//! optional HTML body, either the admin's files or the built-in ones. Values are escaped in
+//! the HTML body; an unknown variable or a template that cannot render is found at plan
+//! time by [`check`], never after a commit.
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+use crate::state::TemplateSources;
+
+/// The built-in templates, saying what NetSuite's access email says.
+pub const DEFAULT_SUBJECT: &str = include_str!("templates/access.subject");
+/// The built-in plain-text body.
+pub const DEFAULT_TEXT: &str = include_str!("templates/access.txt");
+/// The built-in HTML body.
+pub const DEFAULT_HTML: &str = include_str!("templates/access.html");
+
+/// Every variable a template may use, with what it holds (README and `--help` list them).
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("email", "the login's email address"),
+    ("name", "the contact's name (may be empty)"),
+    ("customer", "the customer's name"),
+    ("customer_id", "the customer's id"),
+    ("role", "the role's display name"),
+    ("website", "the website's name (may be empty)"),
+    ("login_url", "where to log in"),
+    (
+        "set_password_url",
+        "the single-use set-password link (empty when a password was assigned)",
+    ),
+    ("link_expires_at", "when that link stops working (UTC)"),
+    ("reply_to", "the administrator's address (`reply_to`)"),
+    (
+        "password_assigned",
+        "true when the admin assigned an initial password",
+    ),
+];
+
+/// The values of one message.
+#[derive(Clone, Debug, Default)]
+pub struct Vars {
+    pub email: String,
+    pub name: Option<String>,
+    pub customer: String,
+    pub customer_id: String,
+    pub role: String,
+    pub website: Option<String>,
+    pub login_url: Option<String>,
+    pub set_password_url: Option<String>,
+    pub link_expires_at: Option<String>,
+    pub reply_to: Option<String>,
+    pub password_assigned: bool,
+}
+
+impl Vars {
+    fn context(&self) -> Value {
+        minijinja::context! {
+            email => self.email.clone(),
+            name => self.name.clone(),
+            customer => self.customer.clone(),
+            customer_id => self.customer_id.clone(),
+            role => self.role.clone(),
+            website => self.website.clone(),
+            login_url => self.login_url.clone(),
+            set_password_url => self.set_password_url.clone(),
+            link_expires_at => self.link_expires_at.clone(),
+            reply_to => self.reply_to.clone(),
+            password_assigned => self.password_assigned,
+        }
+    }
+
+    /// Stand-in values for trial renders (both password cases are tried).
+    fn sample(password_assigned: bool) -> Vars {
+        Vars {
+            email: "jane@example.com".into(),
+            name: Some("Jane Doe".into()),
+            customer: "Example Ltd".into(),
+            customer_id: "example".into(),
+            role: "Customer Center".into(),
+            website: Some("Example portal".into()),
+            login_url: Some("https://portal.example.com/login".into()),
+            set_password_url: (!password_assigned)
+                .then(|| "https://portal.example.com/set-password?token=x".into()),
+            link_expires_at: (!password_assigned).then(|| "2026-01-01T00:00:00Z".into()),
+            reply_to: Some("admin@example.com".into()),
+            password_assigned,
+        }
+    }
+}
+
+/// A rendered message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    /// One line.
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// Which template a problem is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Subject,
+    Text,
+    Html,
+}
+
+impl Part {
+    /// The key under `notifications.template`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Part::Subject => "subject",
+            Part::Text => "text",
+            Part::Html => "html",
+        }
+    }
+}
+
+/// A template problem: which part, the 1-based line when known, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub part: Part,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Compiled templates, ready to render many messages.
+pub struct Templates {
+    env: Environment<'static>,
+    html: bool,
+}
+
+impl Templates {
+    /// Compiles the admin's templates, or the built-in ones.
+    ///
+    /// # Errors
+    /// The first problem found (plan time runs [`check`], so this is rare: a database edited
+    /// by hand).
+    pub fn new(sources: Option<&TemplateSources>) -> Result<Templates, Problem> {
+        let (subject, text, html) = match sources {
+            Some(t) => (t.subject.clone(), t.text.clone(), t.html.clone()),
+            None => (
+                DEFAULT_SUBJECT.to_string(),
+                DEFAULT_TEXT.to_string(),
+                Some(DEFAULT_HTML.to_string()),
+            ),
+        };
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Block tags on their own lines leave no blank lines behind (text email).
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("default delimiters"),
+        );
+        env.set_auto_escape_callback(|name| {
+            if name == "html" {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        let parts = [
+            (Part::Subject, Some(subject)),
+            (Part::Text, Some(text)),
+            (Part::Html, html.clone()),
+        ];
+        for (part, source) in parts {
+            if let Some(source) = source {
+                env.add_template_owned(part.key(), source)
+                    .map_err(|e| problem(part, &e))?;
+            }
+        }
+        Ok(Templates {
+            env,
+            html: html.is_some(),
+        })
+    }
+
+    /// Renders one message.
+    ///
+    /// # Errors
+    /// A template that fails to render with these values.
+    pub fn render(&self, vars: &Vars) -> Result<Rendered, Problem> {
+        let context = vars.context();
+        let render = |part: Part| {
+            self.env
+                .get_template(part.key())
+                .and_then(|t| t.render(&context))
+                .map_err(|e| problem(part, &e))
+        };
+        // A subject is one line: line breaks would start new headers.
+        let subject = render(Part::Subject)?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Rendered {
+            subject,
+            text: render(Part::Text)?,
+            html: if self.html {
+                Some(render(Part::Html)?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+fn problem(part: Part, error: &minijinja::Error) -> Problem {
+    let message = match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    Problem {
+        part,
+        line: error.line(),
+        message,
+    }
+}
+
+/// Every problem of a set of templates: syntax errors, variables portico does not provide
+/// (with the line of their first use), and failures of trial renders with and without an
+/// assigned password.
+pub fn check(sources: &TemplateSources) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let parts = [
+        (Part::Subject, Some(&sources.subject)),
+        (Part::Text, Some(&sources.text)),
+        (Part::Html, sources.html.as_ref()),
+    ];
+    for (part, source) in parts {
+        let Some(source) = source else { continue };
+        // Each part on its own, so a syntax error in one hides nothing in the others.
+        let env = Environment::new();
+        let template = match env.template_from_named_str(part.key(), source) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(problem(part, &e));
+                continue;
+            }
+        };
+        let mut unknown: Vec<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| !VARIABLES.iter().any(|(known, _)| known == v))
+            .collect();
+        unknown.sort();
+        for name in unknown {
+            let hint = strsim_best(&name)
+                .map(|best| format!(" (did you mean `{best}`?)"))
+                .unwrap_or_default();
+            problems.push(Problem {
+                part,
+                line: first_use(source, &name),
+                message: format!("unknown variable `{name}`{hint}"),
+            });
+        }
+    }
+    if problems.is_empty() {
+        match Templates::new(Some(sources)) {
+            Err(problem) => problems.push(problem),
+            Ok(templates) => {
+                for assigned in [false, true] {
+                    if let Err(problem) = templates.render(&Vars::sample(assigned)) {
+                        problems.push(problem);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn strsim_best(name: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .map(|(known, _)| (*known, strsim::jaro_winkler(name, known)))
+        .filter(|(_, score)| *score > 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(known, _)| known)
+}
+
+/// The 1-based line where `name` first appears as a whole word.
+fn first_use(source: &str, name: &str) -> Option<usize> {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    source
+        .lines()
+        .position(|line| {
+            line.match_indices(name).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].chars().next();
+                !before.is_some_and(word) && !after.is_some_and(word)
+            })
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(text: &str) -> TemplateSources {
+        TemplateSources {
+            subject: "Hi {{ name }}".into(),
+            text: text.into(),
+            html: Some("<p>{{ customer }}</p>".into()),
+        }
+    }
+
+    #[test]
+    fn built_in_templates_render_both_password_cases() {
+        let t = Templates::new(None).unwrap();
+        let with_link = t.render(&Vars::sample(false)).unwrap();
+        assert!(with_link.text.contains("set-password?token=x"));
+        assert!(with_link.html.unwrap().contains("set-password?token=x"));
+        let assigned = t.render(&Vars::sample(true)).unwrap();
+        assert!(!assigned.text.contains("set-password"));
+        assert!(assigned.text.contains("initial password"));
+        assert_eq!(
+            assigned.subject,
+            "Your access to the Example Ltd customer center"
+        );
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let t = Templates::new(Some(&sources("{{ customer }}"))).unwrap();
+        let vars = Vars {
+            customer: "<script>alert(1)</script> & Co".into(),
+            ..Vars::sample(true)
+        };
+        let out = t.render(&vars).unwrap();
+        assert_eq!(out.text, "<script>alert(1)</script> & Co");
+        let html = out.html.unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+
+    #[test]
+    fn subject_is_one_line() {
+        let t = Templates::new(Some(&TemplateSources {
+            subject: "A\r\nBcc: x@example.com {{ name }}\n".into(),
+            text: "t".into(),
+            html: None,
+        }))
+        .unwrap();
+        let out = t.render(&Vars::sample(true)).unwrap();
+        assert_eq!(out.subject, "A Bcc: x@example.com Jane Doe");
+        assert_eq!(out.html, None);
+    }
+
+    #[test]
+    fn unknown_variables_are_located() {
+        let problems = check(&sources("line one\n\nDear {{ customer_nam }},\n"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].part, Part::Text);
+        assert_eq!(problems[0].line, Some(3));
+        assert!(
+            problems[0]
+                .message
+                .contains("unknown variable `customer_nam` (did you mean `customer"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn syntax_and_render_errors_are_located() {
+        let problems = check(&sources("ok\n{% if email %}\nno end"));
+        assert_eq!(problems[0].part, Part::Text);
+        assert!(problems[0].line.is_some(), "{problems:?}");
+        let problems = check(&sources("ok\n{{ email | no_such_filter }}"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(2), "{problems:?}");
+        assert!(check(&sources("{{ email }} {{ set_password_url }}")).is_empty());
+    }
+}

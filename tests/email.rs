@@ -1,0 +1,451 @@
+//! New-access notifications as real email, against a real SMTP server on 127.0.0.1
+//! (aiosmtpd): headers, parts, links, authentication, faults, dead letters, templates, and
+//! the apply lock being free while mail goes out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::smtp::{SmtpServer, header};
+use common::{Env, run};
+
+common::on_every_engine!(
+    email_has_the_right_headers_parts_and_links_and_no_secret,
+    server_down_then_up_loses_nothing_and_sends_nothing_twice,
+    deferred_mail_is_retried_and_refused_mail_is_dead_lettered,
+    delivery_never_holds_the_apply_lock,
+);
+
+const PW: &str = "Initial-Passw0rd-For-Raj";
+const SMTP_PW: &str = "smtp-secret-Xq9";
+
+/// An account whose notifications go by email to `port`, with `extra` lines under
+/// `notifications:` and the customer named `customer`.
+fn manifests(port: u16, extra: &str, customer: &str) -> String {
+    format!(
+        "features: {{ customer_access: true, websites: true }}
+notifications:
+  smtp:
+    url: {url}
+    username: portico
+    password: {{ env: PORTICO_TEST_SMTP_PW }}
+  from: \"Acme Customer Center <no-reply@acme.example>\"
+  reply_to: \"Acme Admin <admin@acme.example>\"
+  login_url: https://customers.example.com/login
+{extra}websites:
+  - {{ id: store-eu, name: EU Store, url: https://eu.example.com }}
+customers:
+  - id: CUST-0042
+    name: {customer}
+    email: ap@acme.example
+    access: {{ give_access: true, website: store-eu, notify: true }}
+    contacts:
+      - email: jane@acme.example
+        name: Jane Doe
+        access: true
+        notify: true
+      - email: raj@acme.example
+        name: Raj Patel
+        access: true
+        notify: true
+        password: {{ env: PORTICO_TEST_RAJ_PW }}
+",
+        url = SmtpServer::url(port)
+    )
+}
+
+fn delivering(env: &Env, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = env.portico(args);
+    cmd.env_remove("PORTICO_NO_NOTIFY")
+        .env("PORTICO_TEST_RAJ_PW", PW)
+        .env("PORTICO_TEST_SMTP_PW", SMTP_PW);
+    cmd
+}
+
+fn apply(env: &Env, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--notify-timeout",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    run(delivering(env, &args))
+}
+
+fn statuses(env: &Env) -> Vec<String> {
+    env.rows("SELECT email || ' ' || status || ' ' || CAST(attempts AS TEXT) FROM notifications ORDER BY email")
+}
+
+fn mail_to<'a>(mails: &'a [serde_json::Value], email: &str) -> &'a serde_json::Value {
+    mails
+        .iter()
+        .find(|m| header(m, "To").contains(email))
+        .unwrap_or_else(|| panic!("no mail to {email}: {mails:#?}"))
+}
+
+fn email_has_the_right_headers_parts_and_links_and_no_secret(env: Env) {
+    let server = SmtpServer::start(None, Some(("portico", SMTP_PW)));
+    env.write("a.yaml", &manifests(server.port, "", "Acme Ltd"));
+    let (code, out, err) = apply(&env, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Notifications: 3 sent."), "{out}{err}");
+    let mails = server.mails();
+    assert_eq!(mails.len(), 3, "{mails:#?}");
+
+    let jane = mail_to(&mails, "jane@acme.example");
+    assert_eq!(
+        header(jane, "From"),
+        "Acme Customer Center <no-reply@acme.example>"
+    );
+    assert_eq!(header(jane, "Reply-To"), "Acme Admin <admin@acme.example>");
+    assert_eq!(header(jane, "To"), "Jane Doe <jane@acme.example>");
+    assert_eq!(
+        header(jane, "Subject"),
+        "Your access to the Acme Ltd customer center"
+    );
+    assert_eq!(
+        jane["auth_user"], "portico",
+        "authenticated with the env password"
+    );
+    assert_eq!(jane["rcpt_tos"][0], "jane@acme.example");
+    let key = env
+        .rows("SELECT idempotency_key FROM notifications WHERE email = 'jane@acme.example'")
+        .pop()
+        .unwrap();
+    assert_eq!(header(jane, "Message-ID"), format!("<{key}@portico>"));
+    let text = jane["text"].as_str().unwrap();
+    // minijinja escapes `/` as `&#x2f;` in HTML, which every HTML reader decodes.
+    let html = jane["html"].as_str().unwrap().replace("&#x2f;", "/");
+    assert!(
+        text.contains("https://eu.example.com/set-password?token="),
+        "{text}"
+    );
+    assert!(
+        html.contains("https://eu.example.com/set-password?token="),
+        "{html}"
+    );
+    assert!(
+        text.contains("Log in at: https://eu.example.com/login"),
+        "{text}"
+    );
+    assert!(text.contains("admin@acme.example"), "{text}");
+
+    // The link works once, for Jane.
+    let token = text
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let mut set = env.portico(&["set-password", "--token-stdin"]);
+    set.write_stdin(format!("{token}\nJane-Chose-This-1\n"));
+    let (code, out, err) = run(set);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("jane@acme.example"), "{out}");
+
+    // Raj was assigned a password: no link, and the password is nowhere.
+    let raj = mail_to(&mails, "raj@acme.example");
+    let raj_text = raj["text"].as_str().unwrap();
+    assert!(!raj_text.contains("set-password"), "{raj_text}");
+    assert!(raj_text.contains("initial password"), "{raj_text}");
+    for mail in &mails {
+        let raw = mail["raw"].as_str().unwrap();
+        assert!(!raw.contains(PW) && !raw.contains(SMTP_PW), "{raw}");
+    }
+    for row in env.dump() {
+        assert!(!row.contains(PW) && !row.contains(SMTP_PW), "{row}");
+    }
+    assert_eq!(
+        statuses(&env),
+        [
+            "ap@acme.example sent 1",
+            "jane@acme.example sent 1",
+            "raj@acme.example sent 1"
+        ]
+    );
+}
+
+fn server_down_then_up_loses_nothing_and_sends_nothing_twice(env: Env) {
+    let port = SmtpServer::free_port();
+    env.write("a.yaml", &manifests(port, "", "Acme Ltd"));
+    let (code, out, err) = apply(&env, &["--notify-attempts", "1"]);
+    assert_eq!(
+        code, 0,
+        "a delivery failure never fails the apply: {out}{err}"
+    );
+    assert!(err.contains("stays queued"), "{err}");
+    assert_eq!(
+        statuses(&env),
+        [
+            "ap@acme.example pending 1",
+            "jane@acme.example pending 1",
+            "raj@acme.example pending 1"
+        ]
+    );
+
+    let server = SmtpServer::start(Some(port), Some(("portico", SMTP_PW)));
+    let (code, out, err) = run(delivering(&env, &["notify"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 sent"), "{out}");
+    let (code, out, _) = run(delivering(&env, &["notify"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("Nothing to deliver"), "{out}");
+    let mails = server.mails();
+    assert_eq!(mails.len(), 3, "each message exactly once: {mails:#?}");
+    for email in ["ap@acme.example", "jane@acme.example", "raj@acme.example"] {
+        mail_to(&mails, email);
+    }
+}
+
+fn deferred_mail_is_retried_and_refused_mail_is_dead_lettered(env: Env) {
+    let server = SmtpServer::start(None, None);
+    let port = server.port;
+    // No auth on this server: drop the credentials.
+    let text = manifests(port, "  max_attempts: 3\n", "Acme Ltd")
+        .replace("    username: portico\n", "")
+        .replace("    password: { env: PORTICO_TEST_SMTP_PW }\n", "");
+    env.write("a.yaml", &text);
+
+    // 4xx: retried (two attempts this run), still pending.
+    server.answer("4xx");
+    let (code, _, err) = apply(&env, &["--notify-attempts", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("deferred"), "{err}");
+    assert_eq!(
+        statuses(&env),
+        [
+            "ap@acme.example pending 2",
+            "jane@acme.example pending 2",
+            "raj@acme.example pending 2"
+        ]
+    );
+
+    // Out of attempts (max_attempts: 3): failed, listed, and `notify` says so.
+    let (code, _, err) = run(delivering(&env, &["notify", "--notify-attempts", "5"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("gave up after 3 attempt(s)"), "{err}");
+    assert!(err.contains("--retry-failed"), "{err}");
+    let (_, out, _) = run(delivering(&env, &["notify", "--status"]));
+    assert_eq!(out.matches("failed").count(), 3, "{out}");
+
+    // Re-queued and refused for good (5xx): failed after one attempt.
+    server.answer("5xx");
+    let (code, out, err) = run(delivering(&env, &["notify", "--retry-failed"]));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("3 failed notification(s) queued again"),
+        "{out}"
+    );
+    assert!(err.contains("refused it") && err.contains("550"), "{err}");
+    assert_eq!(
+        statuses(&env),
+        [
+            "ap@acme.example failed 1",
+            "jane@acme.example failed 1",
+            "raj@acme.example failed 1"
+        ]
+    );
+    assert!(server.mails().is_empty());
+
+    // Fixed: re-queued and sent, once each.
+    server.answer("ok");
+    let (code, out, err) = run(delivering(&env, &["notify", "--retry-failed"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 sent"), "{out}");
+    assert_eq!(server.mails().len(), 3);
+}
+
+fn delivery_never_holds_the_apply_lock(env: Env) {
+    let server = SmtpServer::start(None, Some(("portico", SMTP_PW)));
+    server.answer("delay:4");
+    env.write("a.yaml", &manifests(server.port, "", "Acme Ltd"));
+    #[allow(deprecated)]
+    let apply = std::process::Command::new(assert_cmd::cargo::cargo_bin("portico"))
+        .current_dir(env.dir.path())
+        .env("PORTICO_DATABASE_URL", &env.url)
+        .env("PORTICO_TEST_RAJ_PW", PW)
+        .env("PORTICO_TEST_SMTP_PW", SMTP_PW)
+        .env_remove("PORTICO_NO_NOTIFY")
+        .args([
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            "--notify-parallel",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        server.wait_for_data(Duration::from_secs(60)),
+        "the apply never started delivering"
+    );
+    // While the apply is sending mail, another command takes the lock at once.
+    let (code, out, err) =
+        run(env.portico(&["unlock", "jane@acme.example", "--lock-timeout", "0"]));
+    assert_eq!(code, 0, "the lock is free during delivery: {out}{err}");
+    let done = apply.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).contains("3 sent"));
+}
+
+#[test]
+fn templates_are_checked_at_plan_time_with_file_and_line() {
+    let env = Env::sqlite();
+    let template = "  template: { subject: templates/s.txt, text: templates/body.txt, html: templates/body.html }\n";
+    env.write("a.yaml", &manifests(2525, template, "Acme Ltd"));
+    env.write("templates/s.txt", "Welcome, {{ name }}");
+    env.write(
+        "templates/body.txt",
+        "Hello {{ name }},\n\nyour login: {{ emial }}\n",
+    );
+    env.write("templates/body.html", "<p>{% if email %}unclosed</p>\n");
+    let (code, _, err) = run(delivering(&env, &["plan", "-f", "manifests"]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("templates/body.txt:3: unknown variable `emial` (did you mean `email`?)"),
+        "{err}"
+    );
+    assert!(err.contains("templates/body.html:"), "{err}");
+    assert!(
+        err.contains("a.yaml:"),
+        "the error points into the manifest: {err}"
+    );
+    assert!(!env.db_path().exists(), "plan created nothing");
+
+    env.write("templates/body.txt", "Hello {{ name }}, {{ email }}\n");
+    env.write("templates/body.html", "<p>{{ customer }}</p>\n");
+    env.remove("templates/s.txt");
+    let (code, _, err) = run(delivering(&env, &["validate", "-f", "manifests"]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot read template `templates/s.txt`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_transports_are_refused_with_their_place() {
+    let env = Env::sqlite();
+    for (notifications, says) in [
+        (
+            "  smtp: { url: \"smtp://mail.example.com:25?tls=none\" }\n  from: a@acme.example\n",
+            "plain-text SMTP (`tls=none`) is refused to `mail.example.com`",
+        ),
+        (
+            "  smtp: { url: \"smtps://mail.example.com\" }\n  url: https://hook.example\n  from: a@acme.example\n",
+            "not both",
+        ),
+        (
+            "  smtp: { url: \"smtps://mail.example.com\" }\n",
+            "email needs a sender",
+        ),
+        (
+            "  smtp: { url: \"smtps://mail.example.com\" }\n  from: \"not an address\"\n",
+            "`not an address` is not an email address",
+        ),
+        ("  login_url: https://x.example\n", "needs a transport"),
+    ] {
+        env.write(
+            "a.yaml",
+            &format!("features: {{ customer_access: true }}\nnotifications:\n{notifications}"),
+        );
+        let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+        assert_ne!(code, 0, "{notifications}");
+        assert!(err.contains(says), "{notifications}: {err}");
+        assert!(err.contains("a.yaml:"), "{err}");
+    }
+}
+
+#[test]
+fn html_is_escaped_preview_shows_the_message_and_template_changes_are_planned() {
+    let env = Env::sqlite();
+    let server = SmtpServer::start(None, Some(("portico", SMTP_PW)));
+    let template =
+        "  template: { subject: templates/s.txt, text: templates/t.txt, html: templates/h.html }\n";
+    let customer = "\"<script>alert(1)</script> & Co\"";
+    env.write("a.yaml", &manifests(server.port, template, customer));
+    env.write("templates/s.txt", "Access for {{ customer }}");
+    env.write(
+        "templates/t.txt",
+        "Hi {{ name }} of {{ customer }}\n{% if set_password_url %}Link: {{ set_password_url }}{% endif %}\n",
+    );
+    env.write(
+        "templates/h.html",
+        "<p>{{ customer }}</p><a href=\"{{ set_password_url }}\">set</a>\n",
+    );
+
+    // Preview from the manifests, before anything exists.
+    let (code, out, err) = run(delivering(
+        &env,
+        &[
+            "notify",
+            "--preview",
+            "Jane@Acme.example",
+            "-f",
+            "manifests",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Subject: Access for <script>alert(1)</script> & Co"),
+        "{out}"
+    );
+    assert!(out.contains("Link: <link>"), "{out}");
+    assert!(
+        out.contains("<p>&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; Co</p>"),
+        "{out}"
+    );
+    let (_, out, _) = run(delivering(
+        &env,
+        &["notify", "--preview", "raj@acme.example", "-f", "manifests"],
+    ));
+    assert!(
+        !out.contains("Link:"),
+        "an assigned password gets no link: {out}"
+    );
+
+    let (code, _, err) = apply(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    let mails = server.mails();
+    let jane = mail_to(&mails, "jane@acme.example");
+    let html = jane["html"].as_str().unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    assert!(
+        jane["text"]
+            .as_str()
+            .unwrap()
+            .contains("of <script>alert(1)</script> & Co")
+    );
+
+    // A template edit is a change of `notifications`, shown line by line.
+    env.write("templates/t.txt", "Hello {{ name }} of {{ customer }}\n");
+    let (code, out, _) = run(delivering(
+        &env,
+        &["plan", "-f", "manifests", "--detailed-exitcode"],
+    ));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("notifications"), "{out}");
+    assert!(out.contains("template.text"), "{out}");
+    assert!(out.contains("Hello {{ name }}"), "{out}");
+    let (code, out, _) = run(delivering(
+        &env,
+        &["notify", "--preview", "jane@acme.example"],
+    ));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Hi Jane Doe"),
+        "the live template is still the applied one: {out}"
+    );
+}
