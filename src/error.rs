@@ -108,6 +108,9 @@ pub enum Error {
         /// Close matches.
         near: Vec<String>,
     },
+    /// The failure is already reported on standard output (a JSON report); exit 1 quietly.
+    #[error("")]
+    Reported,
     /// A request that cannot be carried out, said in words.
     #[error("{0}")]
     Refused(String),
@@ -157,6 +160,9 @@ impl Error {
 /// Prints an error and its causes to standard error, as `error: …`.
 pub fn print(error: &Error) {
     use std::io::Write as _;
+    if matches!(error, Error::Reported) {
+        return;
+    }
     let red = anstyle::AnsiColor::Red.on_default().bold();
     let mut stderr = anstream::stderr();
     let _ = writeln!(

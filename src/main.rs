@@ -6,6 +6,9 @@ use portico::commands::Outcome;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A reader that stops early (`portico history | head`) ends portico quietly, as it ends
+    // `cat`, instead of a panic on the broken pipe.
+    sigpipe::reset();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -19,6 +22,7 @@ async fn main() -> ExitCode {
             };
         }
     };
+    cli.color.apply();
     match cli::run(cli).await {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),

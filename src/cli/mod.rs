@@ -3,10 +3,10 @@
 mod opt;
 
 pub use opt::{
-    AccessOpts, ApplyOpts, Cli, Command, ConnectOpts, DeliveryArgs, DiffArgs, ExportOpts, Format,
-    HistoryCommand, HistoryFormat, HistoryOpts, ImportCsvOpts, LoginOpOpts, ManifestOpts,
-    NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind, SchemaOpts, Section,
-    SetPasswordOpts,
+    AccessOpts, ApplyOpts, Cli, ColorWhen, Command, ConnectOpts, DeliveryArgs, DiffArgs,
+    ExportOpts, Format, HistoryCommand, HistoryFormat, HistoryOpts, ImportCsvOpts, LoginOpOpts,
+    ManifestOpts, NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind, SchemaOpts, Section,
+    SetPasswordOpts, ShowOpts, ValidateOpts,
 };
 
 use crate::commands::{self, Outcome};
@@ -40,13 +40,17 @@ fn database(command: &Command) -> Option<&str> {
         Command::Access(o) => o.connect.url(),
         Command::Unlock(o) => o.connect.url(),
         Command::Resend(o) => o.login.connect.url(),
-        Command::Validate(_) | Command::Schema(_) => return None,
+        Command::Validate(_)
+        | Command::Schema(_)
+        | Command::Show(_)
+        | Command::Completions(_)
+        | Command::Man => return None,
     })
 }
 
 async fn dispatch(command: Command) -> Result<Outcome, Error> {
     match command {
-        Command::Validate(opts) => commands::validate(&opts.path),
+        Command::Validate(opts) => commands::validate(&opts),
         Command::Plan(opts) => commands::plan(&opts).await,
         Command::Apply(opts) => commands::apply(&opts).await,
         Command::Init(opts) => commands::init(opts.url()).await,
@@ -58,12 +62,26 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,
+        Command::Show(opts) => commands::show(&opts),
+        Command::Completions(opts) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(opts.shell, &mut command, "portico", &mut std::io::stdout());
+            Ok(Outcome::Done)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(Outcome::Done)
+        }
         Command::Schema(opts) => {
             match opts.kind {
                 SchemaKind::Manifest => println!("{}", crate::schema::manifest_schema()),
                 SchemaKind::Plan => println!("{}", crate::schema::plan_schema()),
                 SchemaKind::Notification => println!("{}", crate::schema::notification_schema()),
                 SchemaKind::Access => println!("{}", crate::schema::access_schema()),
+                SchemaKind::Validate => println!("{}", crate::schema::validate_schema()),
+                SchemaKind::Outbox => println!("{}", crate::schema::outbox_schema()),
+                SchemaKind::History => println!("{}", crate::schema::history_schema()),
             }
             Ok(Outcome::Done)
         }

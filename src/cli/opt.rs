@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Customer-center access as code: plan and apply customers, contacts, roles and features
 /// from YAML manifests to the live database.
 #[derive(Debug, Parser)]
-#[command(name = "portico", version, about, max_term_width = 100)]
+#[command(name = "portico", version = env!("PORTICO_LONG_VERSION"), about, max_term_width = 100)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -21,37 +21,159 @@ pub struct Cli {
         default_value_t = crate::manifest::load::DEFAULT_MAX_FILE_MB
     )]
     pub max_file_size: u64,
+    /// When to color output. `auto` colors terminals only, and honours NO_COLOR and
+    /// CLICOLOR_FORCE.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Color on terminals, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
+    Auto,
+    /// Always, even into a pipe or file.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Makes every colored stream follow this choice.
+    pub fn apply(self) {
+        let choice = match self {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
 }
 
 /// portico's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests offline (no database needed).
-    Validate(ManifestOpts),
+    #[command(after_help = "Examples:
+  portico validate -f manifests/
+  portico validate -f manifests/ --format json | jq '.diagnostics[] | .file + \":\" + (.line|tostring)'
+
+Exit codes: 0 valid, 1 errors (printed with file:line:col), 64 bad usage.")]
+    Validate(ValidateOpts),
     /// Show what apply would change in the live database. Only reads.
+    #[command(after_help = "Examples:
+  portico plan -f manifests/ --database postgres://portico@db/portico
+  portico plan -f manifests/ --detailed-exitcode --out plan.json --format markdown
+  portico plan -f manifests/ --summary
+
+Exit codes: 0 success (with --detailed-exitcode: no changes), 2 there are changes
+(--detailed-exitcode only), 1 error, 64 bad usage. Plan never writes to the database.")]
     Plan(PlanOpts),
     /// Make the live database match the manifests (or a saved plan), in one transaction.
+    #[command(after_help = "Examples:
+  portico apply -f manifests/ --database sqlite://live.db
+  portico apply --plan plan.json --auto-approve
+  portico apply -f manifests/ --expect-digest 3f9c2a1b7d4e --auto-approve
+
+Exit codes: 0 applied (or nothing to do), 1 error or cancelled, 3 refused: the saved plan
+is stale or the digest is not the reviewed one, 4 another apply held the lock past
+--lock-timeout, 5 the destroy guard refused, 64 bad usage. Refusals change nothing.")]
     Apply(ApplyOpts),
     /// List past applies, or show one.
+    #[command(after_help = "Examples:
+  portico history
+  portico history show 12
+  portico history --format json | jq '.[0].summary'")]
     History(HistoryOpts),
     /// Deliver queued new-access notifications (or list them with --status).
+    #[command(after_help = "Examples:
+  portico notify
+  portico notify --status --format json
+  portico notify --preview jane@acme.example -f manifests/
+  portico notify --retry-failed
+
+Exit codes: 0 nothing left to deliver, 1 messages still queued or failed (see --status).")]
     Notify(NotifyOpts),
     /// Redeem a set-password link: reads the token, then the new password, from stdin.
+    #[command(after_help = "Example:
+  printf '%s\n%s\n' \"$TOKEN\" \"$NEW_PASSWORD\" | portico set-password --token-stdin")]
     SetPassword(SetPasswordOpts),
     /// Write manifests from the live database, to adopt an existing account.
+    #[command(after_help = "Examples:
+  portico export --out manifests/ --database postgres://portico@db/portico
+  portico export --out manifests/ --sections roles,customers --force")]
     Export(ExportOpts),
     /// Update manifests in place from a NetSuite customer-access CSV.
+    #[command(after_help = "Examples:
+  portico import-csv customers.csv -f manifests/ --dry-run
+  portico import-csv customers.csv -f manifests/ --passwords notify")]
     ImportCsv(ImportCsvOpts),
     /// Explain what one login can do, and why (from the live database or the manifests).
+    #[command(after_help = "Examples:
+  portico access jane@acme.example
+  portico access jane@acme.example -f manifests/ --format json")]
     Access(AccessOpts),
     /// Clear one login's lockout (failed attempts, locked until).
+    #[command(after_help = "Example:
+  portico unlock jane@acme.example --actor alice
+
+Exit codes: 0 unlocked, 1 unknown login or error, 4 another apply held the lock.")]
     Unlock(LoginOpOpts),
     /// Send one login a fresh new-access notification with a new set-password link.
+    #[command(after_help = "Examples:
+  portico resend jane@acme.example
+  portico resend jane@acme.example --no-notify
+
+Exit codes: 0 queued (and delivered unless --no-notify), 1 error, 4 lock held.")]
     Resend(ResendOpts),
     /// Create or upgrade the live database schema.
+    #[command(after_help = "Examples:
+  portico init --database sqlite://live.db
+  portico init --database postgres://portico@db/portico")]
     Init(ConnectOpts),
     /// Print the JSON Schema of manifest files (or of the JSON plan).
+    #[command(after_help = "Examples:
+  portico schema > schemas/manifest.schema.json
+  portico schema plan")]
     Schema(SchemaOpts),
+    /// Render a saved plan (from `plan --out`) for review, without a database.
+    #[command(after_help = "Examples:
+  portico show plan.json
+  portico show plan.json --format markdown
+  portico show plan.json --diff")]
+    Show(ShowOpts),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = "Examples:
+  portico completions bash > /etc/bash_completion.d/portico
+  portico completions zsh > \"${fpath[1]}/_portico\"
+  portico completions fish > ~/.config/fish/completions/portico.fish")]
+    Completions(CompletionsOpts),
+    /// Print the man page (roff), for `man -l -` or a man folder.
+    #[command(after_help = "Examples:
+  portico man | man -l -
+  portico man > /usr/local/share/man/man1/portico.1")]
+    Man,
+}
+
+/// `portico show`.
+#[derive(Debug, Args)]
+pub struct ShowOpts {
+    /// The saved plan (JSON).
+    #[arg(value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub diff: DiffArgs,
+}
+
+/// `portico completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsOpts {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Where the manifests are.
@@ -65,6 +187,16 @@ pub struct ManifestOpts {
         value_name = "PATH"
     )]
     pub path: PathBuf,
+}
+
+/// `portico validate`.
+#[derive(Debug, Args)]
+pub struct ValidateOpts {
+    #[command(flatten)]
+    pub manifests: ManifestOpts,
+    /// Output format (`json`: schemas/validate.schema.json, on standard output).
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    pub format: HistoryFormat,
 }
 
 /// Which database.
@@ -100,6 +232,13 @@ pub struct DiffArgs {
     /// Also print a unified diff of each changed object.
     #[arg(long)]
     pub diff: bool,
+    /// Text plan in short: counts per resource kind and action, and the first 10 changes of
+    /// each action. The default above 1,000 changes.
+    #[arg(long, conflicts_with = "full")]
+    pub summary: bool,
+    /// Text plan with every change, however many.
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Output formats of a plan.
@@ -232,6 +371,9 @@ pub struct NotifyOpts {
     /// are now) instead of the live database's.
     #[arg(short = 'f', long = "file", value_name = "PATH", requires = "preview")]
     pub path: Option<PathBuf>,
+    /// Output format of --status (`json`: schemas/outbox.schema.json).
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text, requires = "status")]
+    pub format: HistoryFormat,
     #[command(flatten)]
     pub connect: ConnectOpts,
     #[command(flatten)]
@@ -410,4 +552,10 @@ pub enum SchemaKind {
     Notification,
     /// `access --format json`.
     Access,
+    /// `validate --format json`.
+    Validate,
+    /// `notify --status --format json`.
+    Outbox,
+    /// `history --format json`.
+    History,
 }

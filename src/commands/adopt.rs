@@ -20,7 +20,12 @@ pub(crate) async fn open_existing(url: &str) -> Result<AnyStore, Error> {
     if let AnyStore::Sqlite(sqlite) = &store
         && !sqlite.path().exists()
     {
-        return Err(Error::NoDatabase(sqlite.path().display().to_string()));
+        let path = sqlite.path();
+        return Err(Error::NoDatabase(format!(
+            "{}{}",
+            path.display(),
+            crate::manifest::load::relative_note(path)
+        )));
     }
     Ok(store)
 }

@@ -100,7 +100,11 @@ fn manifests_digest(set: &ManifestSet) -> String {
 ///
 /// # Errors
 /// [`Error::Invalid`] when the manifests have errors.
-pub fn validate(path: &Path) -> Result<Outcome, Error> {
+pub fn validate(opts: &crate::cli::ValidateOpts) -> Result<Outcome, Error> {
+    let path = &opts.manifests.path;
+    if opts.format == crate::cli::HistoryFormat::Json {
+        return validate_json(path);
+    }
     let (set, desired) = load_valid(path, None)?;
     let state = &desired.state;
     let contacts: usize = state.customers.values().map(|c| c.contacts.len()).sum();
@@ -114,6 +118,37 @@ pub fn validate(path: &Path) -> Result<Outcome, Error> {
         n(state.customers.len(), "customer"),
         n(contacts, "contact"),
     );
+    Ok(Outcome::Done)
+}
+
+/// `validate --format json`: one report on stdout, whatever it finds.
+fn validate_json(path: &Path) -> Result<Outcome, Error> {
+    use manifest::diagnostic::{Counts, Report, to_json};
+    let (set, mut diagnostics) = manifest::load(path);
+    let (desired, found) = validate::validate(&set, None);
+    diagnostics.extend(found);
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let state = &desired.state;
+    let report = Report {
+        valid: errors == 0,
+        errors,
+        warnings: diagnostics.len() - errors,
+        diagnostics: to_json(&set.sources, &diagnostics),
+        counts: (errors == 0).then(|| Counts {
+            files: set.sources.len(),
+            roles: state.roles.len(),
+            websites: state.websites.len(),
+            customers: state.customers.len(),
+            contacts: state.customers.values().map(|c| c.contacts.len()).sum(),
+        }),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("serialises")
+    );
+    if errors > 0 {
+        return Err(Error::Reported);
+    }
     Ok(Outcome::Done)
 }
 
@@ -133,9 +168,41 @@ async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<P
     Ok(plan)
 }
 
+/// How many changes of each kind `--summary` lists.
+const SUMMARY_SAMPLES: usize = 10;
+
 fn print_text(plan: &Plan, args: &DiffArgs) {
     let mut stdout = anstream::stdout();
-    let _ = write!(stdout, "{}", render::render_text(plan, args.diff, true));
+    let _ = write!(stdout, "{}", text_of(plan, args));
+}
+
+/// The text plan: whole, or a summary when asked or when it is too long to read (above
+/// [`render::SUMMARY_ABOVE`] changes, unless `--full` or `--diff`).
+pub(crate) fn text_of(plan: &Plan, args: &DiffArgs) -> String {
+    let long = plan.changes.len() > render::SUMMARY_ABOVE;
+    if args.summary || (long && !args.full && !args.diff) {
+        render::render_summary(plan, SUMMARY_SAMPLES, true)
+    } else {
+        render::render_text(plan, args.diff, true)
+    }
+}
+
+fn print_plan(plan: &Plan, format: Format, args: &DiffArgs) {
+    match format {
+        Format::Text => print_text(plan, args),
+        Format::Json => print!("{}", render::render_json(plan)),
+        Format::Markdown => print!("{}", render::render_markdown(plan, render::markdown::LIMIT)),
+    }
+}
+
+/// `portico show PLAN.json`: a saved plan rendered as `plan` rendered it.
+///
+/// # Errors
+/// An unreadable or invalid plan file.
+pub fn show(opts: &crate::cli::ShowOpts) -> Result<Outcome, Error> {
+    let plan = read_plan_file(&opts.plan)?;
+    print_plan(&plan, opts.format, &opts.diff);
+    Ok(Outcome::Done)
 }
 
 /// `portico plan`: reads only.
@@ -146,14 +213,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     let mut store = store::open(opts.connect.url(), false).await?;
     warn_if_missing(&store);
     let plan = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
-    match opts.format {
-        Format::Text => print_text(&plan, &opts.diff),
-        Format::Json => print!("{}", render::render_json(&plan)),
-        Format::Markdown => print!(
-            "{}",
-            render::render_markdown(&plan, render::markdown::LIMIT)
-        ),
-    }
+    print_plan(&plan, opts.format, &opts.diff);
     step_summary(|| render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
         let pr = crate::github::pr_number(opts.pr).ok_or_else(|| {
@@ -198,8 +258,9 @@ fn warn_if_missing(store: &AnyStore) {
         && !s.path().exists()
     {
         eprintln!(
-            "warning: there is no database at {}: planning against an EMPTY account (check --database / PORTICO_DATABASE_URL)",
-            s.path().display()
+            "warning: there is no database at {}{}: planning against an EMPTY account (check --database / PORTICO_DATABASE_URL)",
+            s.path().display(),
+            crate::manifest::load::relative_note(s.path())
         );
     }
 }
@@ -472,6 +533,13 @@ pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
     }
     if opts.status {
         let rows = store.outbox(false).await?;
+        if opts.format == crate::cli::HistoryFormat::Json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).expect("serialises")
+            );
+            return Ok(Outcome::Done);
+        }
         if rows.is_empty() {
             println!("No notifications.");
         }

@@ -165,6 +165,95 @@ pub fn render(sources: &[Source], diagnostics: &[Diagnostic], color: bool) -> St
     out
 }
 
+/// `validate --format json` (`schemas/validate.schema.json`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "portico validate report")]
+pub struct Report {
+    /// Whether the manifests have no error.
+    pub valid: bool,
+    /// Errors.
+    pub errors: usize,
+    /// Warnings.
+    pub warnings: usize,
+    /// Every diagnostic, errors first.
+    pub diagnostics: Vec<JsonDiagnostic>,
+    /// What the manifests declare, when valid.
+    pub counts: Option<Counts>,
+}
+
+/// Object counts of a valid manifest set.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    pub files: usize,
+    pub roles: usize,
+    pub websites: usize,
+    pub customers: usize,
+    pub contacts: usize,
+}
+
+/// One diagnostic, located.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonDiagnostic {
+    /// `error` or `warning`.
+    pub severity: String,
+    /// What is wrong.
+    pub message: String,
+    /// The file, as found (relative to the working folder when given so).
+    pub file: Option<String>,
+    /// 1-based line.
+    pub line: Option<usize>,
+    /// 1-based column.
+    pub column: Option<usize>,
+    /// Path inside the YAML document, for example `customers[3].contacts[0].email`.
+    pub path: Option<String>,
+    /// Advice ("did you mean …").
+    pub hint: Option<String>,
+}
+
+/// The diagnostics as JSON records, errors first.
+pub fn to_json(sources: &[Source], diagnostics: &[Diagnostic]) -> Vec<JsonDiagnostic> {
+    let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
+    sorted.sort_by_key(|d| d.severity);
+    sorted
+        .into_iter()
+        .map(|d| {
+            let source = d
+                .site
+                .as_ref()
+                .map(|site| site.file)
+                .or(d.file)
+                .and_then(|index| sources.get(index));
+            let position = source.and_then(|source| {
+                d.position.or_else(|| {
+                    d.site
+                        .as_ref()
+                        .and_then(|site| locate(&source.text, site.doc, &site.path, site.at_key))
+                })
+            });
+            JsonDiagnostic {
+                severity: match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                }
+                .into(),
+                message: d.message.clone(),
+                file: source.map(|s| s.path.display().to_string()),
+                line: position.map(|p| p.line),
+                column: position.map(|p| p.column),
+                path: d
+                    .site
+                    .as_ref()
+                    .map(|site| site.path.to_string())
+                    .filter(|p| !p.is_empty()),
+                hint: d.hint.clone(),
+            }
+        })
+        .collect()
+}
+
 /// The diagnostics as GitHub Actions workflow commands (`::error file=…,line=…,col=…::…`),
 /// so a pull request shows each one on the offending line.
 pub fn render_github(sources: &[Source], diagnostics: &[Diagnostic]) -> String {

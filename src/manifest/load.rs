@@ -177,10 +177,35 @@ fn collect_files(
     let mut seen = std::collections::HashSet::new();
     walk(path, top, files, diagnostics, &mut seen);
     if top && files.is_empty() && !diagnostics.iter().any(Diagnostic::is_error) {
-        diagnostics.push(Diagnostic::file_error(
-            None,
-            format!("no *.yaml or *.yml manifest found under {}", path.display()),
-        ));
+        let mut others: Vec<String> = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if others.len() < 4 {
+                    others.push(p.strip_prefix(path).unwrap_or(&p).display().to_string());
+                }
+            }
+        }
+        let message = if others.is_empty() {
+            format!(
+                "{} is an empty folder: there are no manifests to read",
+                path.display()
+            )
+        } else {
+            format!(
+                "no manifest in {}: manifests end in .yaml or .yml, and it holds only other files ({}{})",
+                path.display(),
+                others.join(", "),
+                if others.len() == 4 { ", …" } else { "" }
+            )
+        };
+        diagnostics.push(
+            Diagnostic::file_error(None, message)
+                .with_hint("point -f at the folder with your manifests (or at one .yaml file)"),
+        );
     }
 }
 
@@ -193,6 +218,13 @@ fn walk(
 ) {
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
+        Err(error) if top && error.kind() == std::io::ErrorKind::NotFound => {
+            diagnostics.push(Diagnostic::file_error(
+                None,
+                format!("{} does not exist{}", path.display(), relative_note(path)),
+            ));
+            return;
+        }
         Err(error) => {
             diagnostics.push(Diagnostic::file_error(
                 None,
@@ -682,5 +714,20 @@ pub fn describe(sources: &[Source], site: &Site) -> String {
     match super::path::locate(&source.text, site.doc, &site.path, site.at_key) {
         Some(at) => format!("{}:{}:{}", source.path.display(), at.line, at.column),
         None => format!("{} ({})", source.path.display(), site.path),
+    }
+}
+
+/// For a relative path, which absolute one it means: `" (relative to the current folder:
+/// /abs/path)"`.
+pub fn relative_note(path: &Path) -> String {
+    if path.is_absolute() {
+        return String::new();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => format!(
+            " (a relative path; from the current folder that is {})",
+            cwd.join(path).display()
+        ),
+        Err(_) => String::new(),
     }
 }

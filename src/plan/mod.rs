@@ -71,6 +71,21 @@ pub enum Address {
     },
 }
 
+impl Address {
+    /// The kind of resource, as counted by `plan --summary`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Address::Feature(_) => "feature",
+            Address::LoginPolicy => "login_policy",
+            Address::Notifications => "notifications",
+            Address::Website(_) => "website",
+            Address::Role(_) => "role",
+            Address::Customer(_) => "customer",
+            Address::Contact { .. } => "contact",
+        }
+    }
+}
+
 /// An id as it appears in an address: quoted, with quotes, backslashes, controls and
 /// invisible format characters escaped.
 struct Key<'a>(&'a str);

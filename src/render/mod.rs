@@ -6,4 +6,4 @@ pub mod text;
 
 pub use json::{PlanDocument, render_json};
 pub use markdown::render_markdown;
-pub use text::{render_diff, render_text};
+pub use text::{SUMMARY_ABOVE, render_diff, render_summary, render_text};

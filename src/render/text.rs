@@ -24,6 +24,89 @@ fn paint(color: bool, style: Style, text: &str) -> String {
     }
 }
 
+/// Above this many changes, the text plan is a summary unless `--full` is given: a reviewer
+/// reads counts and samples, not a 500,000-line wall; the JSON plan and `--full` have it all.
+pub const SUMMARY_ABOVE: usize = 1000;
+
+/// The plan in short: changes counted per resource kind and action, then the first
+/// `per_kind` changes of each action (in apply order).
+pub fn render_summary(plan: &Plan, per_kind: usize, color: bool) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        return render_text(plan, false, color);
+    }
+    let kinds = [
+        "feature",
+        "login_policy",
+        "notifications",
+        "website",
+        "role",
+        "customer",
+        "contact",
+    ];
+    let actions = [
+        Action::Create,
+        Action::Update,
+        Action::Revoke,
+        Action::Delete,
+    ];
+    let mut counts = vec![[0usize; 4]; kinds.len()];
+    for change in &plan.changes {
+        let k = kinds
+            .iter()
+            .position(|k| *k == change.address.kind())
+            .expect("every kind is listed");
+        let a = actions
+            .iter()
+            .position(|a| *a == change.action)
+            .expect("every action is listed");
+        counts[k][a] += 1;
+    }
+    let _ = writeln!(
+        out,
+        "portico will make {} changes. Summary (the first {per_kind} changes of each kind; --full lists them all):\n",
+        plan.changes.len()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<14} {:>9} {:>9} {:>9} {:>9}",
+        "resource", "create", "update", "revoke", "delete"
+    );
+    for (kind, row) in kinds.iter().zip(&counts) {
+        if row.iter().all(|n| *n == 0) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {kind:<14} {:>9} {:>9} {:>9} {:>9}",
+            row[0], row[1], row[2], row[3]
+        );
+    }
+    out.push('\n');
+    for action in actions {
+        for kind in kinds {
+            let of_kind: Vec<&Change> = plan
+                .changes
+                .iter()
+                .filter(|c| c.action == action && c.address.kind() == kind)
+                .collect();
+            for change in of_kind.iter().take(per_kind) {
+                render_change(&mut out, change, color);
+            }
+            if of_kind.len() > per_kind {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more {kind} changes to {}\n",
+                    of_kind.len() - per_kind,
+                    action.as_str()
+                );
+            }
+        }
+    }
+    footer(&mut out, plan, color);
+    out
+}
+
 /// The plan as text. `diff` adds a unified diff of each changed object; `color` adds ANSI
 /// styles (the caller strips them when the output is not a terminal).
 pub fn render_text(plan: &Plan, diff: bool, color: bool) -> String {
@@ -40,6 +123,12 @@ pub fn render_text(plan: &Plan, diff: bool, color: bool) -> String {
         }
         out.push('\n');
     }
+    footer(&mut out, plan, color);
+    out
+}
+
+/// Warnings, the counts and the digest.
+fn footer(out: &mut String, plan: &Plan, color: bool) {
     for warning in &plan.warnings {
         let _ = writeln!(
             out,
@@ -55,7 +144,6 @@ pub fn render_text(plan: &Plan, diff: bool, color: bool) -> String {
     if !plan.is_empty() {
         let _ = writeln!(out, "Plan digest: {}", plan.digest());
     }
-    out
 }
 
 fn render_change(out: &mut String, change: &Change, color: bool) {

@@ -240,19 +240,33 @@ pub trait Store {
 }
 
 /// A row of the notification outbox. It never holds a password or a token.
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct OutboxRow {
+    /// Sequential id.
     pub id: i64,
+    /// The message's idempotency key (HTTP `Idempotency-Key`, email `Message-ID`).
     pub idempotency_key: String,
+    /// When the apply queued it (UTC, RFC 3339).
     pub created_at: String,
+    /// The login's customer.
     pub customer_id: String,
+    /// The contact's email; empty for the customer's own login.
     pub contact: String,
+    /// The address it was queued for.
     pub email: String,
+    /// Whether an initial password was assigned (then the message has no link).
     pub password_assigned: bool,
+    /// `pending`, `sent`, `failed` (refused for good or out of attempts) or `cancelled`
+    /// (access revoked before delivery).
+    #[schemars(regex(pattern = "^(pending|sent|failed|cancelled)$"))]
     pub status: String,
+    /// Delivery attempts so far.
     pub attempts: i64,
+    /// The last attempt's error.
     pub last_error: Option<String>,
+    /// When it was last tried (UTC).
     pub last_attempt_at: Option<String>,
+    /// When it was delivered (UTC).
     pub sent_at: Option<String>,
 }
 

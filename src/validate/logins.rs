@@ -315,16 +315,17 @@ fn has_login_page(cx: &Context<'_>, desired: &Desired) -> bool {
 
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn is_valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && email.len() <= 254
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
+    use email_address::{EmailAddress, Options};
+    // A bare address with a dotted domain: no display name or `<…>`, no `[ip]` literal.
+    let options = Options::default()
+        .with_required_tld()
+        .without_domain_literal()
+        .without_display_text();
+    // Checked as stored: in Unicode NFC (a combining diaeresis becomes `ü`).
+    let email = crate::state::normalize_email(email);
+    email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && EmailAddress::parse_with_options(&email, options).is_ok()
 }
 
 /// Checks that exactly one source is given and that it can be read, without ever printing
@@ -411,8 +412,15 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert!(is_valid_email("jane@acme.example"));
-        assert!(is_valid_email("j.o+tag@sub.acme.example"));
+        for good in [
+            "jane@acme.example",
+            "j.o+tag@sub.acme.example",
+            "jürgen@müller.example",
+            "ju\u{308}rgen@x.example",
+            "o'brien@acme.example",
+        ] {
+            assert!(is_valid_email(good), "{good}");
+        }
         for bad in [
             "",
             "jane",
@@ -421,6 +429,12 @@ mod tests {
             "jane@.acme",
             "ja ne@acme.example",
             "a@b@c.d",
+            "jane@acme..example",
+            "<jane@acme.example>",
+            "Jane <jane@acme.example>",
+            "jane@-acme.example",
+            "jane@[127.0.0.1]",
+            "jane@acme.example.",
         ] {
             assert!(!is_valid_email(bad), "{bad}");
         }

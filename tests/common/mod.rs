@@ -116,7 +116,13 @@ impl Env {
 
     /// The real binary, run in the temp folder against this database, without colour.
     pub fn portico(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("portico").unwrap();
+        Command::from_std(self.std_command(args))
+    }
+
+    /// The same as [`Env::portico`], as a `std` command for spawning and piping.
+    pub fn std_command(&self, args: &[&str]) -> std::process::Command {
+        #[allow(deprecated)]
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("portico"));
         cmd.current_dir(self.dir.path())
             .env("PORTICO_DATABASE_URL", &self.url)
             .env("NO_COLOR", "1")
