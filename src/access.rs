@@ -39,8 +39,23 @@ pub struct AccessReport {
     pub role: RoleReport,
     /// Whether a second factor is required at login.
     pub two_factor_required: bool,
+    /// When access ends (UTC), when it does.
+    pub expires: Option<String>,
+    /// Organisation policies (`policies:`) and whether this login keeps each.
+    pub policies: Vec<PolicyCheck>,
     /// Runtime facts from the database (absent for `-f`).
     pub runtime: Option<RuntimeReport>,
+}
+
+/// One policy as it applies to this login.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PolicyCheck {
+    /// The policy's id.
+    pub id: String,
+    /// Its message.
+    pub message: String,
+    /// Whether this login keeps it.
+    pub kept: bool,
 }
 
 /// An id and display name.
@@ -205,6 +220,8 @@ pub fn report(
         }),
         role,
         two_factor_required,
+        expires: login.expires.clone(),
+        policies: crate::policy::checks_for(state, customer_id, login),
         runtime: runtime.map(runtime_report),
     };
     report.refused_because = refusals(&report, runtime);
@@ -220,6 +237,14 @@ fn refusals(report: &AccessReport, runtime: Option<&LoginRuntime>) -> Vec<String
     }
     if !report.access {
         out.push("access is not given to this login (`give_access` / `access` is false)".into());
+    }
+    if let Some(expires) = &report.expires
+        && expires.as_str() <= crate::clock::format(crate::clock::now()).as_str()
+    {
+        out.push(format!(
+            "access expired {} (the customer center refuses it; the next apply revokes it)",
+            crate::clock::display(expires)
+        ));
     }
     if let Some(runtime) = runtime {
         if runtime.locked {
@@ -419,6 +444,20 @@ pub fn render_text(r: &AccessReport) -> String {
             "not required"
         }
     ));
+    if let Some(expires) = &r.expires {
+        out.push_str(&format!(
+            "  expires:          {}\n",
+            crate::clock::display(expires)
+        ));
+    }
+    for p in &r.policies {
+        out.push_str(&format!(
+            "  policy:           {} — {} ({})\n",
+            p.id,
+            if p.kept { "kept" } else { "BROKEN" },
+            p.message
+        ));
+    }
     if let Some(rt) = &r.runtime {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         out.push_str(&format!(

@@ -212,6 +212,12 @@ pub fn standard_role(id: &str) -> Option<StandardRole> {
     standard_roles().into_iter().find(|role| role.id == id)
 }
 
+/// A standard role's level for one permission, without building the role (hot path of
+/// policy checks); `None` for a role that is not standard.
+pub fn standard_level(role: &str, permission: Permission) -> Option<Level> {
+    (role == DEFAULT_ROLE).then(|| permission.info().standard)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

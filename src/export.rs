@@ -34,6 +34,7 @@ impl Default for ExportOptions {
                 notifications: true,
                 roles: true,
                 customers: true,
+                policies: true,
             },
             per_file: 2_000,
         }
@@ -161,6 +162,19 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
     if sections.customers {
         export_customers(state, options.per_file.max(1), &mut out);
     }
+    if sections.policies && !state.policies.is_empty() {
+        let document = Document {
+            policies: Some(
+                state
+                    .policies
+                    .iter()
+                    .map(|(id, p)| crate::manifest::model::Policy::from_state(id, p))
+                    .collect(),
+            ),
+            ..Document::default()
+        };
+        out.push("policies.yaml", "", &document);
+    }
     out
 }
 
@@ -236,6 +250,12 @@ fn export_customer(id: &str, customer: &CustomerState, warnings: &mut Vec<String
         .contacts
         .values()
         .map(|contact| {
+            if contact.expires.is_none() && own.expires.is_some() {
+                warnings.push(format!(
+                    "customer[{id:?}].contact[{:?}] has no expiry while its customer's access expires; manifests cannot say that (a contact inherits the customer's `expires`), so plan will show it gaining that expiry",
+                    contact.email.as_deref().unwrap_or_default()
+                ));
+            }
             if contact.website.is_none() && own.website.is_some() {
                 warnings.push(format!(
                     "customer[{id:?}].contact[{:?}] has no website while its customer has one; manifests cannot say that (a contact inherits the customer's website), so plan will show it gaining that website",
@@ -253,6 +273,11 @@ fn export_customer(id: &str, customer: &CustomerState, warnings: &mut Vec<String
                     .filter(|w| Some(w) != own.website.as_ref()),
                 notify: contact.notify,
                 password: None,
+                expires: contact
+                    .expires
+                    .clone()
+                    .filter(|e| Some(e) != own.expires.as_ref())
+                    .map(|e| crate::clock::display(&e)),
             }
         })
         .collect();
@@ -266,6 +291,7 @@ fn export_customer(id: &str, customer: &CustomerState, warnings: &mut Vec<String
             website: own.website.clone(),
             notify: own.notify,
             password: None,
+            expires: own.expires.as_deref().map(crate::clock::display),
         },
         protect: customer.record.protect,
         contacts,

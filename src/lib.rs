@@ -7,6 +7,7 @@
 pub mod access;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod error;
 pub mod export;
@@ -17,7 +18,9 @@ pub mod manifest;
 pub mod notify;
 pub mod passwords;
 pub mod plan;
+pub mod policy;
 pub mod render;
+pub mod report;
 pub mod schema;
 pub mod state;
 pub mod store;

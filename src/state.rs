@@ -24,6 +24,9 @@ pub struct State {
     pub roles: BTreeMap<String, RoleState>,
     /// Customers by id.
     pub customers: BTreeMap<String, CustomerState>,
+    /// Access policies by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, crate::policy::PolicyState>,
     /// Addresses of live logins that have a password hash (runtime data: never part of the
     /// fingerprint or a plan; it only tells apply not to assign a password over one a user
     /// set).
@@ -164,6 +167,9 @@ pub struct LoginState {
     pub notify: bool,
     /// The `reset` marker of the initial password portico last set (`None`: never set one).
     pub password: Option<u32>,
+    /// When access ends (`YYYY-MM-DDTHH:MM:SSZ`, UTC), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// Normalises an email for comparison and storage: Unicode NFC (so `jürgen` typed with a

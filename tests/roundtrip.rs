@@ -80,6 +80,7 @@ fn login(roles: Vec<String>, websites: Vec<Option<String>>) -> impl Strategy<Val
                 website,
                 notify,
                 password: Some(marker),
+                expires: None,
             },
         )
 }
@@ -144,6 +145,15 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         if own.email.as_ref().is_some_and(|e| !seen.insert(e.clone())) {
             own.email = None;
         }
+        // Time-bound access on some customers; contacts inherit it (what manifests say).
+        own.expires = protect.then(|| "2031-06-30T23:59:59Z".to_string());
+        let contacts: Vec<LoginState> = contacts
+            .into_iter()
+            .map(|c| LoginState {
+                expires: own.expires.clone(),
+                ..c
+            })
+            .collect();
         let contacts = contacts
             .into_iter()
             .filter_map(|mut c| {
@@ -220,6 +230,19 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         }),
         roles,
         customers: out,
+        // A guardrail that every generated state keeps (customer_center grants edit).
+        policies: [(
+            "pay-limit".to_string(),
+            portico::policy::PolicyState {
+                message: "no one above edit".into(),
+                rule: portico::policy::Rule::MaxLevel(portico::policy::MaxLevel {
+                    permission: portico::catalog::Permission::CustomerPayment,
+                    level: portico::catalog::Level::Full,
+                    except_roles: if policy { vec!["r1".into()] } else { vec![] },
+                }),
+            },
+        )]
+        .into(),
         password_holders: Default::default(),
     }
 }
@@ -232,8 +255,10 @@ fn desired(state: &State) -> Desired {
         login_policy: true,
         roles: true,
         customers: true,
+        policies: true,
     };
     Desired {
+        login_sites: Default::default(),
         passwords: Default::default(),
         state: state.clone(),
         managed: all,

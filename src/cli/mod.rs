@@ -8,6 +8,7 @@ pub use opt::{
     ManifestOpts, NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind, SchemaOpts, Section,
     SetPasswordOpts, ShowOpts, ValidateOpts,
 };
+pub use opt::{ReportFormat, ReportOpts};
 
 use crate::commands::{self, Outcome};
 use crate::error::Error;
@@ -18,6 +19,8 @@ use crate::error::Error;
 /// Whatever the command fails with; the caller prints it and exits non-zero.
 pub async fn run(cli: Cli) -> Result<Outcome, Error> {
     crate::manifest::load::set_max_file_size(cli.max_file_size);
+    crate::clock::check().map_err(Error::Refused)?;
+    crate::policy::set_warn_only(cli.policy_warn_only);
     let database = database(&cli.command).map(str::to_string);
     let result = dispatch(cli.command).await;
     match database {
@@ -39,6 +42,7 @@ fn database(command: &Command) -> Option<&str> {
         Command::ImportCsv(o) => o.connect.url(),
         Command::Access(o) => o.connect.url(),
         Command::Unlock(o) => o.connect.url(),
+        Command::Report(o) => o.connect.url(),
         Command::Resend(o) => o.login.connect.url(),
         Command::Validate(_)
         | Command::Schema(_)
@@ -63,6 +67,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,
         Command::Show(opts) => commands::show(&opts),
+        Command::Report(opts) => commands::day2::report(&opts).await,
         Command::Completions(opts) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(opts.shell, &mut command, "portico", &mut std::io::stdout());

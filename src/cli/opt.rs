@@ -25,6 +25,9 @@ pub struct Cli {
     /// CLICOLOR_FORCE.
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+    /// Report broken `policies:` as warnings instead of errors (for a migration period).
+    #[arg(long, global = true, env = "PORTICO_POLICY_WARN_ONLY")]
+    pub policy_warn_only: bool,
 }
 
 /// `--color`.
@@ -142,6 +145,13 @@ Exit codes: 0 queued (and delivered unless --no-notify), 1 error, 4 lock held.")
   portico show plan.json --format markdown
   portico show plan.json --diff")]
     Show(ShowOpts),
+    /// Write the access review: every login × permission, as one self-contained HTML page
+    /// (search, filters, sorting, printable; no network) or as CSV.
+    #[command(after_help = "Examples:
+  portico report --out access.html
+  portico report --out access.html -f manifests/
+  portico report --format csv --out access.csv")]
+    Report(ReportOpts),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(after_help = "Examples:
   portico completions bash > /etc/bash_completion.d/portico
@@ -166,6 +176,31 @@ pub struct ShowOpts {
     pub format: Format,
     #[command(flatten)]
     pub diff: DiffArgs,
+}
+
+/// `portico report`.
+#[derive(Debug, Args)]
+pub struct ReportOpts {
+    /// The file to write; `-` for standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// `html` (one self-contained page) or `csv`.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Report the manifests' intended state instead of the live one (no runtime data).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+}
+
+/// Formats of `portico report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained page for a browser.
+    Html,
+    /// The same matrix for spreadsheets.
+    Csv,
 }
 
 /// `portico completions`.
@@ -239,6 +274,9 @@ pub struct DiffArgs {
     /// Text plan with every change, however many.
     #[arg(long)]
     pub full: bool,
+    /// Warn about logins whose access expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub warn_expiring: u32,
 }
 
 /// Output formats of a plan.
@@ -426,6 +464,8 @@ pub enum Section {
     Roles,
     /// `customers:`
     Customers,
+    /// `policies:`
+    Policies,
 }
 
 /// `portico import-csv`.

@@ -42,6 +42,7 @@ fn sections(list: &[Section]) -> Sections {
         notifications: has(Section::Notifications),
         roles: has(Section::Roles),
         customers: has(Section::Customers),
+        policies: has(Section::Policies),
     }
 }
 

@@ -43,8 +43,63 @@ pub(super) fn intended(desired: Desired, live: State) -> State {
         } else {
             live.customers
         },
+        policies: if m.policies {
+            want.policies
+        } else {
+            live.policies
+        },
         password_holders: live.password_holders,
     }
+}
+
+/// `portico report`: the access review as HTML or CSV.
+///
+/// # Errors
+/// Database or manifest errors, or an unwritable output file.
+pub async fn report(opts: &crate::cli::ReportOpts) -> Result<Outcome, Error> {
+    let (state, activity, source) = match &opts.path {
+        Some(path) => {
+            let mut store = store::open(opts.connect.url(), false).await?;
+            let live = store.read().await?;
+            let (_, desired) = super::load_valid(path, Some(&live))?;
+            (intended(desired, live), Vec::new(), "intended (manifests)")
+        }
+        None => {
+            let mut store = open_existing(opts.connect.url()).await?;
+            let state = store.read().await?;
+            let activity = store.login_activity().await?;
+            (state, activity, "live")
+        }
+    };
+    let now = crate::clock::now();
+    let rows = crate::report::rows(&state, &activity, now);
+    let mut buffer = Vec::new();
+    match opts.format {
+        crate::cli::ReportFormat::Html => buffer.extend(
+            crate::report::html(&rows, now, source)
+                .map_err(|e| Error::Refused(format!("cannot render the report: {e}")))?
+                .into_bytes(),
+        ),
+        crate::cli::ReportFormat::Csv => crate::report::csv(&rows, &mut buffer)
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?,
+    }
+    if opts.out.as_os_str() == "-" {
+        use std::io::Write as _;
+        std::io::stdout().write_all(&buffer)?;
+    } else {
+        std::fs::write(&opts.out, &buffer).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", opts.out.display()),
+            ))
+        })?;
+        eprintln!(
+            "Wrote the access review of {} logins to {}.",
+            rows.len(),
+            opts.out.display()
+        );
+    }
+    Ok(Outcome::Done)
 }
 
 /// `portico access EMAIL`.

@@ -164,6 +164,12 @@ async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<P
         },
     );
     plan::label_origins(&mut plan, &applied);
+    plan::annotate_expiry(
+        &mut plan,
+        &desired.state,
+        crate::clock::now(),
+        args.warn_expiring,
+    );
     plan.manifests_digest = manifests_digest(&set);
     Ok(plan)
 }

@@ -290,6 +290,7 @@ impl Context<'_> {
                     website: None,
                     notify: false,
                     password: None,
+                    expires: None,
                 });
                 customer.contacts.len() - 1
             }

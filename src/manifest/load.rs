@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::diagnostic::{Diagnostic, Site, Source};
-use super::model::{Customer, Document, LoginPolicy, Notifications, Role, Website};
+use super::model::{Customer, Document, LoginPolicy, Notifications, Policy, Role, Website};
 use super::path::{Position, Segment, YamlPath};
 use crate::catalog::Feature;
 
@@ -44,6 +44,8 @@ pub struct ManifestSet {
     pub roles: Option<Vec<Declared<Role>>>,
     /// `customers:` entries.
     pub customers: Option<Vec<Declared<Customer>>>,
+    /// `policies:` entries.
+    pub policies: Option<Vec<Declared<Policy>>>,
 }
 
 /// The largest manifest file read, in bytes (see [`set_max_file_size`]).
@@ -479,6 +481,7 @@ fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnost
             "notifications" => document.notifications = section(value, &site, diagnostics),
             "roles" => document.roles = items(value, &site, diagnostics),
             "customers" => document.customers = items(value, &site, diagnostics),
+            "policies" => document.policies = items(value, &site, diagnostics),
             other => diagnostics.push(
                 Diagnostic::error(site.clone().at_key(), format!("unknown section `{other}`"))
                     .suggest(other, SECTIONS.iter().copied()),
@@ -495,6 +498,7 @@ const SECTIONS: &[&str] = &[
     "notifications",
     "roles",
     "customers",
+    "policies",
 ];
 
 fn section<T: for<'de> Deserialize<'de>>(
@@ -657,6 +661,11 @@ fn merge(
         &mut set.customers,
         document.customers,
         &site(root.key("customers")),
+    );
+    append(
+        &mut set.policies,
+        document.policies,
+        &site(root.key("policies")),
     );
 }
 

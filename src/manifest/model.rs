@@ -37,6 +37,75 @@ pub struct Document {
     /// Customers, their own login and their contacts' logins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customers: Option<Vec<Customer>>,
+    /// Organisation rules every validate and plan checks (guardrails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Vec<Policy>>,
+}
+
+/// An organisation rule: an id, the message shown when it is broken, and exactly one rule
+/// kind. Rules apply to logins that have access.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Stable identifier: the key.
+    pub id: String,
+    /// What a violation says, for example "only finance-approved roles may pay online".
+    pub message: String,
+    /// No login above `level` on `permission`, except through `except_roles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_level: Option<crate::policy::MaxLevel>,
+    /// Logins with `permission` at `at_least` or more need a role requiring two-factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_two_factor: Option<crate::policy::RequireTwoFactor>,
+    /// No login email may match these globs (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid_emails: Option<crate::policy::ForbidEmails>,
+    /// Login emails must be in the customer's own email domain and/or these domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_email_domains: Option<crate::policy::AllowedEmailDomains>,
+    /// At most this many logins with access per customer (its own and its contacts').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_logins_per_customer: Option<u32>,
+}
+
+impl Policy {
+    /// The rules given (exactly one is valid).
+    pub fn rules(&self) -> Vec<crate::policy::Rule> {
+        use crate::policy::Rule;
+        let mut rules = Vec::new();
+        rules.extend(self.max_level.clone().map(Rule::MaxLevel));
+        rules.extend(self.require_two_factor.clone().map(Rule::RequireTwoFactor));
+        rules.extend(self.forbid_emails.clone().map(Rule::ForbidEmails));
+        rules.extend(
+            self.allowed_email_domains
+                .clone()
+                .map(Rule::AllowedEmailDomains),
+        );
+        rules.extend(self.max_logins_per_customer.map(Rule::MaxLoginsPerCustomer));
+        rules
+    }
+
+    /// The manifest form of a stored policy.
+    pub fn from_state(id: &str, policy: &crate::policy::PolicyState) -> Policy {
+        use crate::policy::Rule;
+        let mut out = Policy {
+            id: id.to_string(),
+            message: policy.message.clone(),
+            max_level: None,
+            require_two_factor: None,
+            forbid_emails: None,
+            allowed_email_domains: None,
+            max_logins_per_customer: None,
+        };
+        match policy.rule.clone() {
+            Rule::MaxLevel(r) => out.max_level = Some(r),
+            Rule::RequireTwoFactor(r) => out.require_two_factor = Some(r),
+            Rule::ForbidEmails(r) => out.forbid_emails = Some(r),
+            Rule::AllowedEmailDomains(r) => out.allowed_email_domains = Some(r),
+            Rule::MaxLoginsPerCustomer(n) => out.max_logins_per_customer = Some(n),
+        }
+        out
+    }
 }
 
 /// A website that customers log in to.
@@ -288,6 +357,10 @@ pub struct CustomerAccess {
     /// Initial password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<PasswordSource>,
+    /// Access ends by itself at this time: a date (`2027-03-31`, the end of that day, UTC) or
+    /// an RFC 3339 time. Contacts without their own `expires` inherit it. Once past, plan revokes the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// A contact of a customer with a login of its own.
@@ -315,6 +388,10 @@ pub struct Contact {
     /// Initial password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<PasswordSource>,
+    /// Access ends by itself at this time: a date (`2027-03-31`, the end of that day, UTC) or
+    /// an RFC 3339 time. Default: the customer's. Once past, plan revokes the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// Where an initial password comes from. Manifests never hold a plaintext password.

@@ -70,6 +70,7 @@ impl Builder {
             before,
             after,
             password: None,
+            reason: None,
         });
         self.phases
             .get_mut(&phase)
@@ -147,6 +148,27 @@ pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
             new.clone().map(Object::Notifications),
             false,
         );
+    }
+    if desired.managed.policies {
+        let remove = removals(&live.policies, &want.policies, options.prune);
+        for (id, policy) in &want.policies {
+            b.change(
+                Phase::LoginPolicy,
+                Address::Policy(id.clone()),
+                live.policies.get(id).cloned().map(Object::Policy),
+                Some(Object::Policy(policy.clone())),
+                false,
+            );
+        }
+        for id in remove {
+            b.change(
+                Phase::LoginPolicy,
+                Address::Policy(id.clone()),
+                live.policies.get(id).cloned().map(Object::Policy),
+                None,
+                false,
+            );
+        }
     }
     if desired.managed.login_policy {
         let (old, new) = (&live.login_policy, &want.login_policy);
@@ -507,6 +529,7 @@ mod tests {
             website: None,
             notify: true,
             password: None,
+            expires: None,
         }
     }
 
@@ -526,6 +549,7 @@ mod tests {
             state,
             managed,
             passwords: Default::default(),
+            login_sites: Default::default(),
         }
     }
 
@@ -537,6 +561,7 @@ mod tests {
             notifications: false,
             roles: true,
             customers: true,
+            policies: false,
         }
     }
 
@@ -685,6 +710,7 @@ mod password_tests {
             website: None,
             notify: false,
             password: marker,
+            expires: None,
         };
         let mut state = State::empty();
         let record = CustomerRecord {
@@ -712,6 +738,7 @@ mod password_tests {
             state,
             managed,
             passwords,
+            login_sites: Default::default(),
         }
     }
 

@@ -66,6 +66,14 @@ impl Object {
                     );
                 }
             }
+            Object::Policy(policy) => {
+                put("message", policy.message.clone());
+                put("kind", policy.rule.kind().to_string());
+                let rule = serde_json::to_value(&policy.rule).expect("a rule serialises");
+                if let Some(body) = rule.as_object().and_then(|o| o.values().next()) {
+                    put("rule", body.to_string());
+                }
+            }
             Object::Website(website) => {
                 put("name", website.name.clone());
                 put("url", website.url.clone());
@@ -111,6 +119,9 @@ fn login_fields(login: &LoginState, put: &mut impl FnMut(&str, String)) {
         put("website", website.clone());
     }
     put("notify", login.notify.to_string());
+    if let Some(expires) = &login.expires {
+        put("expires", crate::clock::display(expires));
+    }
     if let Some(marker) = login.password {
         put("password", format!("set by portico (reset {marker})"));
     }

@@ -69,6 +69,8 @@ pub enum Address {
         /// The contact's normalised email.
         email: String,
     },
+    /// `policy["payments-need-approval"]`
+    Policy(String),
 }
 
 impl Address {
@@ -82,6 +84,7 @@ impl Address {
             Address::Role(_) => "role",
             Address::Customer(_) => "customer",
             Address::Contact { .. } => "contact",
+            Address::Policy(_) => "policy",
         }
     }
 }
@@ -117,6 +120,7 @@ impl fmt::Display for Address {
             Address::Contact { customer, email } => {
                 write!(f, "customer[{}].contact[{}]", Key(customer), Key(email))
             }
+            Address::Policy(id) => write!(f, "policy[{}]", Key(id)),
         }
     }
 }
@@ -142,6 +146,8 @@ pub enum Object {
     Customer(CustomerRecord),
     /// A contact's login.
     Contact(LoginState),
+    /// An access policy.
+    Policy(crate::policy::PolicyState),
 }
 
 impl Object {
@@ -193,6 +199,66 @@ pub struct Change {
     /// Where the login's initial password comes from, when apply sets or resets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<crate::passwords::SecretRef>,
+    /// Why, when the manifests alone do not say: `access expired 2027-03-31`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Labels revocations caused by an expiry (`access expired 2027-03-31`) and warns about
+/// logins whose access ends within `warn_days` of `now`.
+pub fn annotate_expiry(
+    plan: &mut Plan,
+    desired: &crate::state::State,
+    now: jiff::Timestamp,
+    warn_days: u32,
+) {
+    let now_text = crate::clock::format(now);
+    for change in &mut plan.changes {
+        if change.removes_access()
+            && let Some(expires) = change.login_after().and_then(|l| l.expires.clone())
+            && expires <= now_text
+        {
+            change.reason = Some(format!(
+                "access expired {}",
+                crate::clock::display(&expires)
+            ));
+        }
+    }
+    const SHOWN: usize = 20;
+    let mut soon: Vec<(String, String, i64)> = Vec::new();
+    for customer in desired.customers.values() {
+        let logins = std::iter::once(&customer.record.login).chain(customer.contacts.values());
+        for login in logins.filter(|l| l.access) {
+            let (Some(email), Some(expires)) = (&login.email, &login.expires) else {
+                continue;
+            };
+            let Ok(at) = crate::clock::parse(expires) else {
+                continue;
+            };
+            let days = crate::clock::days_until(now, at);
+            if days < i64::from(warn_days) {
+                soon.push((expires.to_string(), email.clone(), days));
+            }
+        }
+    }
+    soon.sort();
+    for (expires, email, days) in soon.iter().take(SHOWN) {
+        let when = match days {
+            0 => "today".to_string(),
+            1 => "tomorrow".to_string(),
+            n => format!("in {n} days"),
+        };
+        plan.warnings.push(format!(
+            "access of {email} expires {} ({when}); extend `expires` to keep it",
+            crate::clock::display(expires)
+        ));
+    }
+    if soon.len() > SHOWN {
+        plan.warnings.push(format!(
+            "… and {} more logins expire within {warn_days} days",
+            soon.len() - SHOWN
+        ));
+    }
 }
 
 impl Change {

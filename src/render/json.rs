@@ -56,6 +56,9 @@ pub struct ChangeDocument {
     /// variable's or a file's name, never the password or its hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<crate::passwords::SecretRef>,
+    /// Why, when the manifests alone do not say (`access expired 2027-03-31`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl PlanDocument {
@@ -81,6 +84,7 @@ impl PlanDocument {
                     before: c.before.clone(),
                     after: c.after.clone(),
                     password: c.password.clone(),
+                    reason: c.reason.clone(),
                 })
                 .collect(),
             warnings: plan.warnings.clone(),
@@ -110,6 +114,7 @@ impl PlanDocument {
                     before: c.before,
                     after: c.after,
                     password: c.password,
+                    reason: c.reason,
                 })
                 .collect(),
             warnings: self.warnings,
@@ -141,6 +146,7 @@ fn well_formed(change: &Change) -> Result<(), String> {
                 | (Address::Role(_), Object::Role(_))
                 | (Address::Customer(_), Object::Customer(_))
                 | (Address::Contact { .. }, Object::Contact(_))
+                | (Address::Policy(_), Object::Policy(_))
         )
     };
     if change.before.iter().chain(&change.after).any(|o| !fits(o)) {

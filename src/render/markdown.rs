@@ -70,9 +70,10 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
         table.push_str("| | action | address | origin |\n|---|---|---|---|\n");
     }
     for change in &plan.changes {
-        let origin = match change.origin {
-            Origin::Manifests => "manifests",
-            Origin::Outside => "undoes an edit made outside portico",
+        let origin = match (&change.reason, change.origin) {
+            (Some(reason), _) => cell(reason),
+            (None, Origin::Manifests) => "manifests".to_string(),
+            (None, Origin::Outside) => "undoes an edit made outside portico".to_string(),
         };
         let row = format!(
             "| {} | {} | `{}` | {origin} |\n",
@@ -98,9 +99,14 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
     let mut detailed = 0;
     for change in &plan.changes {
         let mut section = format!(
-            "<details><summary>{} <code>{}</code></summary>\n\n```diff\n",
+            "<details><summary>{} <code>{}</code>{}</summary>\n\n```diff\n",
             change.action.as_str(),
-            html(&change.address.to_string())
+            html(&change.address.to_string()),
+            change
+                .reason
+                .as_ref()
+                .map(|r| format!(" ({})", html(r)))
+                .unwrap_or_default()
         );
         for field in &change.fields {
             match (&field.old, &field.new) {

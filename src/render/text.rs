@@ -157,9 +157,14 @@ fn render_change(out: &mut String, change: &Change, color: bool) {
             "  (changed outside portico)",
         ),
     };
+    let reason = change
+        .reason
+        .as_ref()
+        .map(|r| paint(color, AnsiColor::Magenta.on_default(), &format!("  ({r})")))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  {} {}{origin}",
+        "  {} {}{origin}{reason}",
         paint(color, style.bold(), &head),
         paint(color, Style::new().bold(), &change.address.to_string())
     );

@@ -156,6 +156,10 @@ pub trait Store {
     /// Gives the apply lock back (after a commit, before slow work such as delivery).
     async fn unlock_apply(&mut self) -> Result<(), StoreError>;
 
+    /// Every login's runtime activity (last login, lockout), for the access report. Empty
+    /// for a database portico never initialised.
+    async fn login_activity(&mut self) -> Result<Vec<LoginActivity>, StoreError>;
+
     /// Reads the managed state. Never writes; a database portico never initialised reads as
     /// an empty account.
     async fn read(&mut self) -> Result<State, StoreError>;
@@ -238,6 +242,20 @@ pub trait Store {
     /// [`StoreError::UnknownLogin`], or [`StoreError::Refused`] for a login without access.
     async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError>;
 }
+
+/// One login's runtime activity.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LoginActivity {
+    pub customer_id: String,
+    /// `""` for the customer's own login.
+    pub contact: String,
+    pub last_login_at: Option<String>,
+    pub locked_until: Option<String>,
+}
+
+/// Reads [`LoginActivity`] rows (the same SQL on both engines).
+pub(crate) const LOGIN_ACTIVITY: &str =
+    "SELECT customer_id, contact, last_login_at, locked_until FROM logins";
 
 /// A row of the notification outbox. It never holds a password or a token.
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema, sqlx::FromRow)]
@@ -389,6 +407,10 @@ impl Store for AnyStore {
 
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {
         dispatch!(self, s => s.unlock_apply().await)
+    }
+
+    async fn login_activity(&mut self) -> Result<Vec<LoginActivity>, StoreError> {
+        dispatch!(self, s => s.login_activity().await)
     }
 
     async fn read(&mut self) -> Result<State, StoreError> {

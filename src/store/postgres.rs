@@ -89,6 +89,16 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn login_activity(&mut self) -> Result<Vec<super::LoginActivity>, StoreError> {
+        if schema_version(&mut self.conn).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(super::LOGIN_ACTIVITY)
+            .fetch_all(&mut self.conn)
+            .await
+            .doing("reading login activity")
+    }
+
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {
         if self.locked {
             sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -366,6 +376,10 @@ const WRITES: Writes = Writes {
         SELECT e->>'id', e->>'name', e->>'url' FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, url = excluded.url",
     delete_websites: "DELETE FROM websites WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    upsert_policies: "INSERT INTO policies (id, message, rule)
+        SELECT e->>'id', e->>'message', e->>'rule' FROM jsonb_array_elements($1::jsonb) AS e
+        ON CONFLICT (id) DO UPDATE SET message = excluded.message, rule = excluded.rule",
+    delete_policies: "DELETE FROM policies WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
     upsert_roles: "INSERT INTO roles (id, name, base, standard, two_factor)
         SELECT e->>'id', e->>'name', e->>'base', (e->>'standard')::boolean, e->>'two_factor'
         FROM jsonb_array_elements($1::jsonb) AS e
@@ -386,14 +400,15 @@ const WRITES: Writes = Writes {
         SELECT e->>'id', e->>'name', (e->>'protect')::boolean FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, protect = excluded.protect",
     upsert_logins: "INSERT INTO logins
-        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker)
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
         SELECT e->>'customer_id', e->>'contact', e->>'email', e->>'name', (e->>'access')::boolean,
-               e->>'role_id', e->>'website_id', (e->>'notify')::boolean, (e->>'password_marker')::bigint
+               e->>'role_id', e->>'website_id', (e->>'notify')::boolean, (e->>'password_marker')::bigint,
+               e->>'expires_at'
         FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
             name = excluded.name, access = excluded.access, role_id = excluded.role_id,
             website_id = excluded.website_id, notify = excluded.notify,
-            password_marker = excluded.password_marker",
+            password_marker = excluded.password_marker, expires_at = excluded.expires_at",
     upsert_applied: "INSERT INTO applied_objects (address, digest)
         SELECT e->>'address', e->>'digest' FROM jsonb_array_elements($1::jsonb) AS e
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",

@@ -27,6 +27,14 @@ pub struct PolicyRow {
     pub password_min_length: i64,
 }
 
+/// A `policies` row: the rule as JSON.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct AccessPolicyRow {
+    pub id: String,
+    pub message: String,
+    pub rule: String,
+}
+
 /// A `websites` row.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct WebsiteRow {
@@ -73,6 +81,7 @@ pub struct LoginRow {
     pub website_id: Option<String>,
     pub notify: bool,
     pub password_marker: Option<i64>,
+    pub expires_at: Option<String>,
     /// Read only: whether a password hash is stored (runtime data).
     #[serde(skip)]
     #[sqlx(default)]
@@ -182,6 +191,8 @@ pub struct Batches {
     pub contacts: Vec<LoginRow>,
     pub delete_roles: Vec<String>,
     pub delete_websites: Vec<String>,
+    pub policies: Vec<AccessPolicyRow>,
+    pub delete_policies: Vec<String>,
     pub features_off: Vec<FeatureRow>,
     /// What each written object now looks like, for drift labelling.
     pub applied: Vec<AppliedRow>,
@@ -311,6 +322,12 @@ impl Batches {
                 url: w.url.clone(),
             }),
             (Address::Website(id), None) => self.delete_websites.push(id.clone()),
+            (Address::Policy(id), Some(Object::Policy(p))) => self.policies.push(AccessPolicyRow {
+                id: id.clone(),
+                message: p.message.clone(),
+                rule: serde_json::to_string(&p.rule).expect("a rule serialises"),
+            }),
+            (Address::Policy(id), None) => self.delete_policies.push(id.clone()),
             (Address::Role(id), Some(Object::Role(role))) => {
                 let (row, permissions) = role_rows(id, role, false);
                 self.roles.push(row);
@@ -418,6 +435,7 @@ fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
         website_id: login.website.clone(),
         notify: login.notify,
         password_marker: login.password.map(i64::from),
+        expires_at: login.expires.clone(),
         has_password: false,
     }
 }
@@ -435,6 +453,7 @@ pub struct Snapshot {
     pub customers: Vec<CustomerRow>,
     pub logins: Vec<LoginRow>,
     pub notification_settings: Option<NotificationSettingsRow>,
+    pub policies: Vec<AccessPolicyRow>,
 }
 
 impl Snapshot {
@@ -473,6 +492,18 @@ impl Snapshot {
             .notification_settings
             .map(NotificationSettingsRow::into_settings)
             .transpose()?;
+        for row in self.policies {
+            let rule = serde_json::from_str(&row.rule).map_err(|e| {
+                StoreError::Corrupt(format!("policies.rule of `{}` is not a rule: {e}", row.id))
+            })?;
+            state.policies.insert(
+                row.id,
+                crate::policy::PolicyState {
+                    message: row.message,
+                    rule,
+                },
+            );
+        }
         state.websites = self
             .websites
             .into_iter()
@@ -561,6 +592,7 @@ impl Snapshot {
                 website: None,
                 notify: false,
                 password: None,
+                expires: None,
             });
             let record = CustomerRecord {
                 name: row.name,
@@ -601,6 +633,7 @@ fn login_state(row: LoginRow) -> Result<LoginState, StoreError> {
         role: row.role_id,
         website: row.website_id,
         notify: row.notify,
+        expires: row.expires_at,
     })
 }
 

@@ -13,6 +13,8 @@ pub struct Writes {
     pub upsert_login_policy: &'static str,
     pub upsert_websites: &'static str,
     pub delete_websites: &'static str,
+    pub upsert_policies: &'static str,
+    pub delete_policies: &'static str,
     pub upsert_roles: &'static str,
     pub delete_role_permissions: &'static str,
     pub insert_role_permissions: &'static str,
@@ -104,6 +106,8 @@ pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow
             "writing notification settings",
         ),
         step(w.upsert_websites, &b.websites, "writing websites"),
+        step(w.upsert_policies, &b.policies, "writing policies"),
+        step(w.delete_policies, &b.delete_policies, "deleting policies"),
         step(w.upsert_roles, &b.roles, "writing roles"),
         step(
             w.delete_role_permissions,
@@ -195,11 +199,12 @@ macro_rules! read_snapshot {
             customers: sqlx::query_as("SELECT id, name, protect FROM customers").fetch_all(&mut *$conn).await.doing(doing)?,
             logins: sqlx::query_as(
                 "SELECT customer_id, contact, email, name, access, role_id, website_id, notify, password_marker,
-                        password_hash IS NOT NULL AS has_password FROM logins",
+                        expires_at, password_hash IS NOT NULL AS has_password FROM logins",
             )
             .fetch_all(&mut *$conn)
             .await
             .doing(doing)?,
+            policies: sqlx::query_as("SELECT id, message, rule FROM policies").fetch_all(&mut *$conn).await.doing(doing)?,
             notification_settings: sqlx::query_as(
                 "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
                  FROM notification_settings WHERE id = 1",

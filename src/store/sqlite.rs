@@ -161,6 +161,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn login_activity(&mut self) -> Result<Vec<super::LoginActivity>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Vec::new());
+        };
+        if !schema_ready(conn).await? {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(super::LOGIN_ACTIVITY)
+            .fetch_all(&mut *conn)
+            .await
+            .doing("reading login activity")
+    }
+
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {
         // Closing the file releases its lock.
         self.lock = None;
@@ -452,6 +465,10 @@ const WRITES: Writes = Writes {
     upsert_login_policy: UPSERT_LOGIN_POLICY,
     upsert_websites: UPSERT_WEBSITES,
     delete_websites: DELETE_WEBSITES,
+    upsert_policies: "INSERT INTO policies (id, message, rule)
+        SELECT value->>'id', value->>'message', value->>'rule' FROM json_each(?1) WHERE true
+        ON CONFLICT (id) DO UPDATE SET message = excluded.message, rule = excluded.rule",
+    delete_policies: "DELETE FROM policies WHERE id IN (SELECT value FROM json_each(?1))",
     upsert_roles: UPSERT_ROLES,
     delete_role_permissions: DELETE_ROLE_PERMISSIONS,
     insert_role_permissions: INSERT_ROLE_PERMISSIONS,
@@ -553,15 +570,15 @@ const UPSERT_CUSTOMERS: &str = "INSERT INTO customers (id, name, protect)
     ON CONFLICT (id) DO UPDATE SET name = excluded.name, protect = excluded.protect";
 
 const UPSERT_LOGINS: &str = "INSERT INTO logins
-    (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker)
+    (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
     SELECT value->>'customer_id', value->>'contact', value->>'email', value->>'name',
            value->>'access', value->>'role_id', value->>'website_id', value->>'notify',
-           value->>'password_marker'
+           value->>'password_marker', value->>'expires_at'
     FROM json_each(?1) WHERE true
     ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
         name = excluded.name, access = excluded.access, role_id = excluded.role_id,
         website_id = excluded.website_id, notify = excluded.notify,
-        password_marker = excluded.password_marker";
+        password_marker = excluded.password_marker, expires_at = excluded.expires_at";
 
 const OUTBOX: OutboxSql = OutboxSql {
     list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,

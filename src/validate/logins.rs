@@ -27,14 +27,19 @@ struct LoginSpec<'a> {
     website: Option<&'a str>,
     notify: bool,
     password: Option<&'a PasswordSource>,
+    /// `expires` as written (a contact's, else its customer's), and where.
+    expires: Option<(&'a str, Site)>,
 }
 
 type Passwords = HashMap<String, SecretRef>;
 
+/// Where each login was declared, by (customer id, contact email).
+pub(super) type LoginSites = HashMap<(String, Option<String>), Site>;
+
 pub(super) fn customers(
     cx: &mut Context<'_>,
     desired: &Desired,
-) -> (BTreeMap<String, CustomerState>, Passwords) {
+) -> (BTreeMap<String, CustomerState>, Passwords, LoginSites) {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
     let mut checker = Checker {
@@ -43,6 +48,7 @@ pub(super) fn customers(
         emails: HashMap::new(),
         used_roles: BTreeSet::new(),
         passwords: HashMap::new(),
+        sites: HashMap::new(),
     };
     let mut customers = BTreeMap::new();
     let mut first_site: HashMap<&str, &Site> = HashMap::new();
@@ -65,7 +71,7 @@ pub(super) fn customers(
         checker.used_roles.insert(role.base.clone());
     }
     roles::warn_unused(cx, desired, &checker.used_roles);
-    (customers, checker.passwords)
+    (customers, checker.passwords, checker.sites)
 }
 
 struct Checker {
@@ -74,6 +80,7 @@ struct Checker {
     emails: HashMap<String, Site>,
     used_roles: BTreeSet<String>,
     passwords: Passwords,
+    sites: LoginSites,
 }
 
 impl Checker {
@@ -103,6 +110,10 @@ impl Checker {
                 website: access.website.as_deref(),
                 notify: access.notify,
                 password: access.password.as_ref(),
+                expires: access
+                    .expires
+                    .as_deref()
+                    .map(|e| (e, access_site.key("expires"))),
             },
             &access_site,
         );
@@ -131,6 +142,13 @@ impl Checker {
                     website: contact.website.as_deref().or(login.website.as_deref()),
                     notify: contact.notify,
                     password: contact.password.as_ref(),
+                    expires: match (&contact.expires, &access.expires) {
+                        (Some(own), _) => Some((own.as_str(), contact_site.key("expires"))),
+                        (None, Some(inherited)) => {
+                            Some((inherited.as_str(), access_site.key("expires")))
+                        }
+                        (None, None) => None,
+                    },
                 },
                 &contact_site,
             );
@@ -194,6 +212,17 @@ impl Checker {
         if let Some(website) = spec.website {
             self.website(cx, desired, website, access_site);
         }
+        self.sites.insert(
+            (spec.key.0.to_string(), spec.key.1.clone()),
+            spec.site.clone(),
+        );
+        let expires = self.expiry(cx, &spec);
+        // Access ends by itself once the expiry has passed: apply revokes it.
+        let expired = spec.access && expires.as_deref().is_some_and(|e| e <= cx.now.as_str());
+        let spec = LoginSpec {
+            access: spec.access && !expired,
+            ..spec
+        };
         if spec.access {
             self.access(cx, desired, &spec, access_site, email.is_some());
         }
@@ -210,6 +239,31 @@ impl Checker {
             website: spec.website.map(str::to_string),
             notify: spec.notify,
             password: spec.password.map(|p| p.reset.unwrap_or(0)),
+            expires,
+        }
+    }
+
+    /// Parses the login's expiry; a past one is a warning (apply revokes the login).
+    fn expiry(&mut self, cx: &mut Context<'_>, spec: &LoginSpec<'_>) -> Option<String> {
+        let (raw, site) = spec.expires.clone()?;
+        match crate::clock::parse(raw) {
+            Ok(at) => {
+                let stored = crate::clock::format(at);
+                if spec.access && stored.as_str() <= cx.now.as_str() {
+                    cx.diagnostics.push(Diagnostic::warning(
+                        Some(site.clone()),
+                        format!(
+                            "access expired {}: this login loses access (plan shows it as revoked)",
+                            crate::clock::display(&stored)
+                        ),
+                    ));
+                }
+                Some(stored)
+            }
+            Err(why) => {
+                cx.error(&site, why);
+                None
+            }
         }
     }
 

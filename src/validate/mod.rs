@@ -32,6 +32,9 @@ pub struct Sections {
     pub roles: bool,
     /// `customers:` present.
     pub customers: bool,
+    /// `policies:` present.
+    #[serde(default)]
+    pub policies: bool,
 }
 
 /// What the manifests ask for.
@@ -43,6 +46,8 @@ pub struct Desired {
     pub managed: Sections,
     /// Initial password sources, keyed by the login's resource address.
     pub passwords: std::collections::HashMap<String, crate::passwords::SecretRef>,
+    /// Where each login was declared: (customer id, contact email or `None`).
+    pub login_sites: std::collections::HashMap<(String, Option<String>), Site>,
 }
 
 /// Validates a manifest set. `live` is the database's state when there is one (plan and
@@ -54,6 +59,7 @@ pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagno
         set,
         live,
         diagnostics: Vec::new(),
+        now: crate::clock::format(crate::clock::now()),
     };
     let mut desired = Desired {
         managed: sections(set),
@@ -65,9 +71,12 @@ pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagno
     cx.login_policy();
     desired.state.notifications = cx.notifications();
     desired.state.roles = roles::roles(&mut cx, &desired);
-    let (customers, passwords) = logins::customers(&mut cx, &desired);
+    let (customers, passwords, login_sites) = logins::customers(&mut cx, &desired);
     desired.state.customers = customers;
     desired.passwords = passwords;
+    desired.login_sites = login_sites;
+    desired.state.policies = cx.policies();
+    cx.check_policies(&desired);
     if !desired.managed.customers {
         cx.diagnostics.push(Diagnostic::warning(
             None,
@@ -85,6 +94,7 @@ fn sections(set: &ManifestSet) -> Sections {
         notifications: set.notifications.is_some(),
         roles: set.roles.is_some(),
         customers: set.customers.is_some(),
+        policies: set.policies.is_some(),
     }
 }
 
@@ -93,6 +103,8 @@ pub(crate) struct Context<'a> {
     set: &'a ManifestSet,
     live: Option<&'a State>,
     diagnostics: Vec<Diagnostic>,
+    /// The clock (`PORTICO_NOW` or the system's), in the stored expiry form.
+    now: String,
 }
 
 impl Context<'_> {
@@ -366,6 +378,119 @@ impl Context<'_> {
             ));
         }
         Some(sources)
+    }
+
+    /// The declared policies, each checked: a unique id, exactly one rule kind, valid globs.
+    fn policies(&mut self) -> BTreeMap<String, crate::policy::PolicyState> {
+        let mut out = BTreeMap::new();
+        let mut first: BTreeMap<&str, &Site> = BTreeMap::new();
+        for declared in self.set.policies.iter().flatten() {
+            let policy = &declared.value;
+            let site = &declared.site;
+            self.non_empty(site, "id", &policy.id);
+            if let Some(earlier) = first.insert(&policy.id, site) {
+                let d = duplicate(
+                    &format!("policy `{}`", policy.id),
+                    &self.set.sources,
+                    &earlier.key("id"),
+                    site.key("id"),
+                );
+                self.diagnostics.push(d);
+                continue;
+            }
+            let rules = policy.rules();
+            let [rule] = rules.as_slice() else {
+                self.error(site, format!("policy `{}` needs exactly one rule: max_level, require_two_factor, forbid_emails, allowed_email_domains or max_logins_per_customer (it has {})", policy.id, rules.len()));
+                continue;
+            };
+            match rule {
+                crate::policy::Rule::ForbidEmails(r) => {
+                    for (i, pattern) in r.patterns.iter().enumerate() {
+                        if let Err(why) = crate::policy::glob(pattern) {
+                            let at = Site {
+                                path: site.path.key("forbid_emails").key("patterns").index(i),
+                                ..site.clone()
+                            };
+                            self.error(&at, why);
+                        }
+                    }
+                }
+                crate::policy::Rule::AllowedEmailDomains(r)
+                    if !r.customer_email_domain && r.domains.is_empty() =>
+                {
+                    self.error(&site.key("allowed_email_domains"), "allow `customer_email_domain: true`, a list of `domains`, or both: as written no email is allowed");
+                }
+                crate::policy::Rule::MaxLoginsPerCustomer(0) => {
+                    self.error(&site.key("max_logins_per_customer"), "`max_logins_per_customer` must be at least 1 (to forbid logins, give no access)");
+                }
+                _ => {}
+            }
+            out.insert(
+                policy.id.clone(),
+                crate::policy::PolicyState {
+                    message: policy.message.clone(),
+                    rule: rule.clone(),
+                },
+            );
+        }
+        out
+    }
+
+    /// Checks the desired logins against the policies in force (the manifests', else the
+    /// live database's). A violation is an error at the login (a warning with
+    /// `--policy-warn-only`); each policy reports its first 20 and counts the rest.
+    fn check_policies(&mut self, desired: &Desired) {
+        const SHOWN: usize = 20;
+        let policies = if desired.managed.policies {
+            desired.state.policies.clone()
+        } else {
+            self.live.map(|l| l.policies.clone()).unwrap_or_default()
+        };
+        if policies.is_empty() || !desired.managed.customers {
+            return;
+        }
+        let warn = crate::policy::warn_only();
+        for (id, policy) in &policies {
+            let violations = crate::policy::check(&desired.state, policy);
+            for v in violations.iter().take(SHOWN) {
+                let key = (v.customer.clone(), v.contact.clone());
+                let site = desired
+                    .login_sites
+                    .get(&key)
+                    .or_else(|| desired.login_sites.get(&(v.customer.clone(), None)))
+                    .map(|site| match policy.rule {
+                        crate::policy::Rule::MaxLoginsPerCustomer(_) => site.clone(),
+                        _ => site.key("email"),
+                    });
+                let message = format!("policy `{id}` ({}): {}", policy.message, v.detail);
+                let mut d = match (&site, warn) {
+                    (Some(site), false) => Diagnostic::error(site.clone(), message),
+                    (None, false) => Diagnostic::file_error(None, message),
+                    (site, true) => Diagnostic::warning(site.clone(), message),
+                };
+                d.hint = Some(if warn {
+                    "--policy-warn-only: a warning for now; it becomes an error without the flag"
+                        .into()
+                } else {
+                    format!(
+                        "change the login, or the policy `{id}` (`--policy-warn-only` makes violations warnings during a migration)"
+                    )
+                });
+                self.diagnostics.push(d);
+            }
+            if violations.len() > SHOWN {
+                let message = format!(
+                    "policy `{id}` ({}): … and {} more violations",
+                    policy.message,
+                    violations.len() - SHOWN
+                );
+                self.diagnostics.push(if warn {
+                    Diagnostic::warning(None, message)
+                } else {
+                    Diagnostic::file_error(None, message)
+                });
+            }
+        }
     }
 
     fn non_empty(&mut self, site: &Site, field: &str, value: &str) {

@@ -1,0 +1,92 @@
+//! The time plan and apply run at: the system clock, or `PORTICO_NOW` (RFC 3339) for tests
+//! and what-if questions ("what would a plan on 1 April revoke?"). Expiry dates are parsed
+//! here too.
+
+use jiff::Timestamp;
+
+/// The environment variable that sets the clock.
+pub const NOW_VAR: &str = "PORTICO_NOW";
+
+/// Checks `PORTICO_NOW` once at start.
+///
+/// # Errors
+/// A value that is not an RFC 3339 time or a date.
+pub fn check() -> Result<(), String> {
+    match std::env::var(NOW_VAR) {
+        Ok(value) => parse(&value)
+            .map(|_| ())
+            .map_err(|e| format!("{NOW_VAR}: {e}")),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Now: `PORTICO_NOW` when set (checked by [`check`]), else the system clock.
+pub fn now() -> Timestamp {
+    std::env::var(NOW_VAR)
+        .ok()
+        .and_then(|v| parse(&v).ok())
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// Parses an expiry: a date (`2027-03-31`, meaning the end of that day, UTC) or an RFC 3339
+/// time (`2027-03-31T17:00:00+02:00`).
+///
+/// # Errors
+/// What is wrong, in words.
+pub fn parse(value: &str) -> Result<Timestamp, String> {
+    let value = value.trim();
+    if let Ok(date) = value.parse::<jiff::civil::Date>()
+        && value.len() == 10
+    {
+        return format!("{date}T23:59:59Z")
+            .parse::<Timestamp>()
+            .map_err(|e| e.to_string());
+    }
+    value.parse::<Timestamp>().map_err(|_| {
+        format!("`{value}` is not a date (2027-03-31) or an RFC 3339 time (2027-03-31T17:00:00Z)")
+    })
+}
+
+/// The stored form: `YYYY-MM-DDTHH:MM:SSZ` (UTC), which sorts as text.
+pub fn format(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// How a stored expiry reads in messages: the date alone when it is the end of a day.
+pub fn display(stored: &str) -> String {
+    stored
+        .strip_suffix("T23:59:59Z")
+        .map_or_else(|| stored.to_string(), str::to_string)
+}
+
+/// Whole days from `now` until `at` (negative when past).
+pub fn days_until(now: Timestamp, at: Timestamp) -> i64 {
+    (at.as_second() - now.as_second()).div_euclid(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_mean_the_end_of_the_day_utc() {
+        assert_eq!(format(parse("2027-03-31").unwrap()), "2027-03-31T23:59:59Z");
+        assert_eq!(
+            format(parse("2027-03-31T17:00:00+02:00").unwrap()),
+            "2027-03-31T15:00:00Z"
+        );
+        assert_eq!(display("2027-03-31T23:59:59Z"), "2027-03-31");
+        assert_eq!(display("2027-03-31T15:00:00Z"), "2027-03-31T15:00:00Z");
+        for bad in [
+            "2027-02-30",
+            "31/03/2027",
+            "tomorrow",
+            "2027-03-31T25:00:00Z",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let now = parse("2027-03-20T12:00:00Z").unwrap();
+        assert_eq!(days_until(now, parse("2027-03-31").unwrap()), 11);
+        assert_eq!(days_until(now, parse("2027-03-19").unwrap()), -1);
+    }
+}

@@ -1,0 +1,275 @@
+//! Access guardrails as code (DESIGN §9): declarative rules that every validate and plan
+//! checks against the logins that have access, and that are stored in the live database so
+//! the customer center and `portico access` can explain them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{self, Level, Permission};
+use crate::manifest::model::TwoFactor;
+use crate::state::{LoginState, State};
+
+/// No login may hold `permission` above `level`, unless its role is listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaxLevel {
+    /// The permission.
+    pub permission: Permission,
+    /// The highest level allowed.
+    pub level: Level,
+    /// Roles allowed more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except_roles: Vec<String>,
+}
+
+/// Logins whose role grants `permission` at `at_least` or more need a role with two-factor
+/// authentication required.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequireTwoFactor {
+    /// When two-factor is required.
+    pub when: Threshold,
+}
+
+/// A permission at or above a level.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The permission.
+    pub permission: Permission,
+    /// The lowest level that counts.
+    pub at_least: Level,
+}
+
+/// No login's email may match these globs (`*` any run, `?` one character; case-insensitive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForbidEmails {
+    /// For example `info@*`, `*@gmail.com`.
+    pub patterns: Vec<String>,
+}
+
+/// A login's email must be in one of these domains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedEmailDomains {
+    /// The domain of the login's customer's own email is allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub customer_email_domain: bool,
+    /// These domains are allowed (exact, case-insensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+}
+
+/// One rule kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    MaxLevel(MaxLevel),
+    RequireTwoFactor(RequireTwoFactor),
+    ForbidEmails(ForbidEmails),
+    AllowedEmailDomains(AllowedEmailDomains),
+    MaxLoginsPerCustomer(u32),
+}
+
+impl Rule {
+    /// The manifest key of this kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rule::MaxLevel(_) => "max_level",
+            Rule::RequireTwoFactor(_) => "require_two_factor",
+            Rule::ForbidEmails(_) => "forbid_emails",
+            Rule::AllowedEmailDomains(_) => "allowed_email_domains",
+            Rule::MaxLoginsPerCustomer(_) => "max_logins_per_customer",
+        }
+    }
+}
+
+/// A policy as applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyState {
+    /// Said when it is broken.
+    pub message: String,
+    /// The rule.
+    pub rule: Rule,
+}
+
+static WARN_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// `--policy-warn-only`: violations are warnings, for a migration period.
+pub fn set_warn_only(on: bool) {
+    WARN_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// Whether violations are only warnings.
+pub fn warn_only() -> bool {
+    WARN_ONLY.load(Ordering::Relaxed)
+}
+
+/// Compiles a forbid pattern.
+///
+/// # Errors
+/// A malformed glob.
+pub fn glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(pattern)
+        .case_insensitive(true)
+        .literal_separator(false)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("`{pattern}` is not a valid pattern: {e}"))
+}
+
+/// One broken policy: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The customer.
+    pub customer: String,
+    /// The contact's email, or `None` for the customer itself (its login, or its count).
+    pub contact: Option<String>,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// A role's level for a permission: a custom role's own, else the standard role's.
+pub fn level_of(state: &State, role: &str, permission: Permission) -> Level {
+    match state.roles.get(role) {
+        Some(r) => r
+            .permissions
+            .get(&permission)
+            .copied()
+            .unwrap_or(Level::None),
+        None => catalog::standard_level(role, permission).unwrap_or(Level::None),
+    }
+}
+
+fn two_factor(state: &State, role: &str) -> bool {
+    state
+        .roles
+        .get(role)
+        .is_some_and(|r| r.two_factor == TwoFactor::Required)
+}
+
+/// Why `login` (of customer `customer_id`) breaks `rule`, if it does. Count rules are
+/// checked per customer by [`check`].
+fn breaks(state: &State, customer_id: &str, login: &LoginState, rule: &Rule) -> Option<String> {
+    let email = login.email.as_deref().unwrap_or_default();
+    match rule {
+        Rule::MaxLevel(r) => {
+            let level = level_of(state, &login.role, r.permission);
+            (level > r.level && !r.except_roles.contains(&login.role)).then(|| {
+                format!(
+                    "{email} has `{}` at {} through role `{}` (the limit is {})",
+                    r.permission.key(),
+                    level.key(),
+                    login.role,
+                    r.level.key()
+                )
+            })
+        }
+        Rule::RequireTwoFactor(r) => {
+            let level = level_of(state, &login.role, r.when.permission);
+            (level >= r.when.at_least && !two_factor(state, &login.role)).then(|| {
+                format!(
+                    "{email} has `{}` at {} through role `{}`, which does not require two-factor authentication",
+                    r.when.permission.key(),
+                    level.key(),
+                    login.role
+                )
+            })
+        }
+        Rule::ForbidEmails(r) => r
+            .patterns
+            .iter()
+            .find(|p| glob(p).is_ok_and(|g| g.is_match(email)))
+            .map(|p| format!("{email} matches the forbidden pattern `{p}`")),
+        Rule::AllowedEmailDomains(r) => {
+            let domain = email.rsplit_once('@').map(|(_, d)| d.to_lowercase())?;
+            let customer_domain = state
+                .customers
+                .get(customer_id)
+                .and_then(|c| c.record.login.email.as_deref())
+                .and_then(|e| e.rsplit_once('@'))
+                .map(|(_, d)| d.to_lowercase());
+            let allowed = r.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain))
+                || (r.customer_email_domain && customer_domain.as_deref() == Some(domain.as_str()));
+            (!allowed).then(|| {
+                let mut ok: Vec<String> = r.domains.clone();
+                if r.customer_email_domain {
+                    ok.push(match customer_domain {
+                        Some(d) => format!("the customer's own domain {d}"),
+                        None => "the customer's own domain (the customer has no email)".into(),
+                    });
+                }
+                format!("{email} is not in an allowed domain ({})", ok.join(", "))
+            })
+        }
+        Rule::MaxLoginsPerCustomer(_) => None,
+    }
+}
+
+/// Every violation of one policy by the logins that have access.
+pub fn check(state: &State, policy: &PolicyState) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (id, customer) in &state.customers {
+        let logins = std::iter::once((None, &customer.record.login))
+            .chain(customer.contacts.iter().map(|(e, l)| (Some(e), l)))
+            .filter(|(_, l)| l.access);
+        let mut with_access = 0u32;
+        for (contact, login) in logins {
+            with_access += 1;
+            if let Some(detail) = breaks(state, id, login, &policy.rule) {
+                out.push(Violation {
+                    customer: id.clone(),
+                    contact: contact.cloned(),
+                    detail,
+                });
+            }
+        }
+        if let Rule::MaxLoginsPerCustomer(max) = policy.rule
+            && with_access > max
+        {
+            out.push(Violation {
+                customer: id.clone(),
+                contact: None,
+                detail: format!(
+                    "customer `{id}` has {with_access} logins with access (the limit is {max})"
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// How one login fares against every policy of `state`, for `portico access`.
+pub fn checks_for(
+    state: &State,
+    customer_id: &str,
+    login: &LoginState,
+) -> Vec<crate::access::PolicyCheck> {
+    state
+        .policies
+        .iter()
+        .map(|(id, policy)| {
+            let kept = match &policy.rule {
+                Rule::MaxLoginsPerCustomer(max) => {
+                    state.customers.get(customer_id).is_none_or(|c| {
+                        let n = std::iter::once(&c.record.login)
+                            .chain(c.contacts.values())
+                            .filter(|l| l.access)
+                            .count();
+                        n <= *max as usize
+                    })
+                }
+                rule => !login.access || breaks(state, customer_id, login, rule).is_none(),
+            };
+            crate::access::PolicyCheck {
+                id: id.clone(),
+                message: policy.message.clone(),
+                kept,
+            }
+        })
+        .collect()
+}
