@@ -104,9 +104,16 @@ macro_rules! day2_sql {
                  FROM set_password_tokens WHERE customer_id = $1 AND contact = $2
                  ORDER BY expires_at DESC, notification_id DESC LIMIT 1"
             ),
+            // The apply that last wrote the object, or a later day-2 event naming it (events
+            // keep their one change as plain JSON; applies before migration 0008 too). `$1` comes
+            // first: SQLite numbers parameters in order of appearance.
             last_change: concat!(
                 "SELECT id, kind, applied_at, actor, git_commit FROM applies
-                 WHERE ", $contains, "(changes, $1) > 0 ORDER BY id DESC LIMIT 1"
+                 WHERE id = (SELECT max(x) FROM (
+                     SELECT id AS x FROM applies WHERE changes_z IS NULL AND ", $contains, "(changes, $1) > 0
+                     UNION ALL
+                     SELECT apply_id AS x FROM applied_objects WHERE address = $2
+                 ) AS t)"
             ),
             unlock: "UPDATE logins SET failed_attempts = 0, locked_until = NULL
                 WHERE customer_id = $1 AND contact = $2",
@@ -236,6 +243,7 @@ macro_rules! login_runtime {
             let last_change: Option<$crate::store::day2::LastChange> =
                 sqlx::query_as($sql.last_change)
                     .bind(needle)
+                    .bind($crate::store::day2::address(&customer_id, &contact).to_string())
                     .fetch_optional(&mut *$conn)
                     .await
                     .doing(doing)?;

@@ -354,9 +354,9 @@ const DAY2: Day2Sql = day2_sql!(
 );
 
 const INSERT_APPLY: &str = "INSERT INTO applies
-    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
+    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z)
     VALUES (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-           $1, $2, $3, $4, $5, $6)
+           $1, $2, $3, $4, $5, '', $6)
     RETURNING id";
 
 const WRITES: Writes = Writes {
@@ -411,7 +411,7 @@ const WRITES: Writes = Writes {
             password_marker = excluded.password_marker, expires_at = excluded.expires_at",
     upsert_applied: "INSERT INTO applied_objects (address, digest)
         SELECT e->>'address', e->>'digest' FROM jsonb_array_elements($1::jsonb) AS e
-        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
+        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest, apply_id = NULL",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT jsonb_array_elements_text($1::jsonb))",
     upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
         SELECT 1, e->>'url', e->>'auth_env', e->>'smtp_url', e->>'smtp_username', e->>'smtp_password_env', e->>'from_address', e->>'reply_to', e->>'login_url', (e->>'token_ttl_hours')::bigint, (e->>'max_attempts')::bigint, e->>'template_subject', e->>'template_text', e->>'template_html'

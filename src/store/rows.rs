@@ -227,6 +227,8 @@ pub struct ApplyRow {
     pub plan_digest: String,
     pub summary: String,
     pub changes: String,
+    /// The change list deflated (applies since migration 0008; day-2 events keep `changes`).
+    pub changes_z: Option<Vec<u8>>,
 }
 
 impl ApplyRow {
@@ -247,10 +249,15 @@ impl ApplyRow {
             manifests_digest: self.manifests_digest.clone(),
             plan_digest: self.plan_digest.clone(),
             summary: serde_json::from_str(&self.summary).map_err(bad)?,
-            changes: if self.changes.is_empty() {
-                Vec::new()
-            } else {
-                serde_json::from_str(&self.changes).map_err(bad)?
+            changes: match &self.changes_z {
+                Some(data) => {
+                    let text = super::sql::inflate(data).map_err(|e| {
+                        corrupt(format!("apply {} has unreadable history: {e}", self.id))
+                    })?;
+                    serde_json::from_str(&text).map_err(bad)?
+                }
+                None if self.changes.is_empty() => Vec::new(),
+                None => serde_json::from_str(&self.changes).map_err(bad)?,
             },
         })
     }

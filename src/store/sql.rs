@@ -41,7 +41,28 @@ pub struct HistoryInsert {
     pub manifests_digest: String,
     pub plan_digest: String,
     pub summary: String,
-    pub changes: String,
+    /// The change list as deflated JSON.
+    pub changes_z: Vec<u8>,
+}
+
+/// Deflates a change list (JSON); history keeps it compressed.
+pub fn deflate(json: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(json).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
+/// Inflates a stored change list.
+///
+/// # Errors
+/// Damaged data.
+pub fn inflate(data: &[u8]) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    flate2::read::DeflateDecoder::new(data).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl HistoryInsert {
@@ -54,8 +75,10 @@ impl HistoryInsert {
             summary: json(&[plan.summary()])[1..]
                 .trim_end_matches(']')
                 .to_string(),
-            changes: serde_json::to_string(&crate::history::recorded_changes(plan))
-                .expect("changes serialise"),
+            changes_z: deflate(
+                &serde_json::to_vec(&crate::history::recorded_changes(plan))
+                    .expect("changes serialise"),
+            ),
         }
     }
 }
@@ -253,13 +276,15 @@ macro_rules! read_history {
         use $crate::store::Doing as _;
         let rows: Vec<$crate::store::rows::ApplyRow> = match $id {
             None => sqlx::query_as(
-                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, '' AS changes
+                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, '' AS changes,
+                        NULL AS changes_z
                  FROM applies ORDER BY id",
             )
             .fetch_all(&mut *$conn)
             .await,
             Some(id) => sqlx::query_as(
-                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes
+                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes,
+                        changes_z
                  FROM applies WHERE id = $1",
             )
             .bind(id)
@@ -386,8 +411,14 @@ macro_rules! insert_history {
             .bind(&history.manifests_digest)
             .bind(&history.plan_digest)
             .bind(&history.summary)
-            .bind(&history.changes)
+            .bind(&history.changes_z)
             .fetch_one(&mut *$tx)
+            .await
+            .doing("recording the apply in history")?;
+        // The objects this apply wrote were upserted without an apply id.
+        sqlx::query("UPDATE applied_objects SET apply_id = $1 WHERE apply_id IS NULL")
+            .bind(id)
+            .execute(&mut *$tx)
             .await
             .doing("recording the apply in history")?;
         id

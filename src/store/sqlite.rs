@@ -481,7 +481,7 @@ const WRITES: Writes = Writes {
     upsert_logins: UPSERT_LOGINS,
     upsert_applied: "INSERT INTO applied_objects (address, digest)
         SELECT value->>'address', value->>'digest' FROM json_each(?1) WHERE true
-        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest",
+        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest, apply_id = NULL",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
     upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
         SELECT 1, value->>'url', value->>'auth_env', value->>'smtp_url', value->>'smtp_username', value->>'smtp_password_env', value->>'from_address', value->>'reply_to', value->>'login_url', value->>'token_ttl_hours', value->>'max_attempts', value->>'template_subject', value->>'template_text', value->>'template_html'
@@ -514,8 +514,8 @@ const DAY2: Day2Sql = day2_sql!(
 );
 
 const INSERT_APPLY: &str = "INSERT INTO applies
-    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes)
-    VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, ?6)
+    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z)
+    VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, '', ?6)
     RETURNING id";
 
 const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# portico at scale (issue #11 targets, DESIGN §7): generates accounts (deterministic, 2
+# contacts per customer, notifications queued so no password hashing), and prints one table
+# per size: each step's wall time and peak memory, and its ratio to floors measured in the
+# same run:
+#   parse floor  = reading every manifest into a generic YAML value, one thread, same library
+#                  (benches/parse_floor.rs);
+#   load floor   = the sqlite3 shell loading a .dump of the managed tables.
+# Nothing is built in the timed part. Not part of the test suite.
+#
+#   bash benches/scale.sh                 # 10,000 and 100,000 customers
+#   bash benches/scale.sh 5000            # one size
+#   bash benches/scale.sh --huge          # also 1,000,000 customers
+#   DRIFT=5 bash benches/scale.sh         # drift plan with 5% of customers changed (default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=()
+for arg in "$@"; do
+  case "$arg" in
+    --huge) SIZES+=(10000 100000 1000000) ;;
+    *) SIZES+=("$arg") ;;
+  esac
+done
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000)
+DRIFT=${DRIFT:-1}
+command -v sqlite3 >/dev/null || { echo "needs the sqlite3 shell (apt-get install sqlite3)"; exit 1; }
+
+cargo build --release --quiet
+FLOOR=$(cargo bench --bench parse_floor --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("executable") and m["target"]["name"] == "parse_floor": print(m["executable"])')
+BIN=$PWD/target/release/portico
+WORK=$(mktemp -d /tmp/portico-scale.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export NO_COLOR=1 PORTICO_NO_NOTIFY=true
+
+# generate DIR CUSTOMERS DRIFT_PERCENT CHANGED_LOGINS
+generate() {
+  python3 - "$@" <<'PY'
+import sys, os
+out, n, drift, changed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+os.makedirs(f"{out}/customers", exist_ok=True)
+with open(f"{out}/account.yaml", "w") as f:
+    f.write("features: { customer_access: true, websites: true }\n"
+            "notifications: { url: http://127.0.0.1:9/x, login_url: https://p.example/login }\n"
+            "websites: [{ id: eu, name: EU Store, url: https://eu.example }]\n"
+            "roles: [{ id: no-pay, name: No Payments, permissions: { customer_payment: none } }]\n")
+every = int(100 / drift) if drift else 0
+per = 5000
+for start in range(0, n, per):
+    with open(f"{out}/customers/c{start // per:04}.yaml", "w") as f:
+        f.write("customers:\n")
+        for i in range(start, min(n, start + per)):
+            name = f"Customer {i}" + (" (renamed)" if every and i % every == 0 else "")
+            role = "no-pay" if i % 3 == 0 else "customer_center"
+            b_access = "true" if i < changed else "false"
+            f.write(f"  - id: C{i:07}\n    name: {name}\n    email: c{i}@x.example\n"
+                    f"    access: {{ give_access: true, role: {role}, website: eu, notify: true }}\n"
+                    f"    contacts:\n"
+                    f"      - {{ email: a{i}@x.example, name: Ann {i}, access: true, notify: true }}\n"
+                    f"      - {{ email: b{i}@x.example, name: Bob {i}, access: {b_access}, notify: true }}\n")
+PY
+}
+
+# measure LABEL CMD... → sets SECONDS_TAKEN and KB
+measure() {
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > "$WORK/out" 2> "$WORK/err" || {
+    code=$?
+    # plan --detailed-exitcode exits 2 on changes
+    if [ "$code" -ne 2 ]; then echo "$label failed ($code):"; tail -5 "$WORK/err"; exit 1; fi
+  }
+  read -r SECONDS_TAKEN KB < <(tail -n 1 "$WORK/time")
+}
+
+for N in "${SIZES[@]}"; do
+  D="$WORK/$N"; rm -rf "$D"; mkdir -p "$D"
+  generate "$D/base" "$N" 0 0
+  generate "$D/drift" "$N" "$DRIFT" 0
+  generate "$D/pr" "$N" 0 10
+  DB="sqlite://$D/live.db"
+  rows=()
+  row() { rows+=("$(printf '| %-34s | %8.2f s | %7d MiB | %s |' "$1" "$2" "$(( $3 / 1024 ))" "$4")"); }
+  ratio() { python3 -c "print(f'{($1) / ($2):.2f}x $3')"; }
+
+  parse=$("$FLOOR" "$D/base" 2>/dev/null)
+  measure validate "$BIN" validate -f "$D/base"
+  row "validate" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 0.6x)')"
+  measure apply "$BIN" apply -f "$D/base" --auto-approve --database "$DB"
+  apply_s=$SECONDS_TAKEN; apply_kb=$KB
+  # The load floor: the managed tables dumped and loaded by the sqlite3 shell.
+  sqlite3 "$D/live.db" ".dump features websites login_policy notification_settings roles role_permissions customers logins policies" > "$D/dump.sql"
+  start=$(date +%s.%N); sqlite3 "$D/floor.db" < "$D/dump.sql"; end=$(date +%s.%N)
+  load=$(python3 -c "print(f'{$end - $start:.3f}')")
+  row "first apply" "$apply_s" "$apply_kb" "$(ratio "$apply_s" "$parse + $load" 'parse + load floor (target <= 1.5x)')"
+  measure plan "$BIN" plan -f "$D/base" --database "$DB" --detailed-exitcode
+  row "no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
+  measure drift "$BIN" plan -f "$D/drift" --database "$DB" --detailed-exitcode
+  row "${DRIFT}%-drift plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
+  measure pr "$BIN" plan -f "$D/pr" --database "$DB" --detailed-exitcode
+  pr_plan=$SECONDS_TAKEN
+  row "10-login change: plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
+  measure pr-apply "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
+  row "10-login change: apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$pr_plan" 'its plan (target <= 1.2x)')"
+  history=$(sqlite3 "$D/live.db" "SELECT length(CAST(changes AS BLOB)) + coalesce(length(changes_z), 0) FROM applies WHERE id = 1")
+  size=$(du -m "$D/live.db" | cut -f1)
+  echo
+  echo "### $N customers ($((N * 3)) logins, $(du -sh "$D/base" | cut -f1) of YAML)"
+  echo
+  echo "floors: parse ${parse} s (one thread), sqlite3 load ${load} s; database ${size} MiB, history of the first apply $((history / 1024)) KiB"
+  echo
+  echo "| step | wall | peak RSS | ratio |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  rm -rf "$D"
+done
