@@ -19,6 +19,7 @@ pub mod notify;
 pub mod passwords;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod render;
 pub mod report;
 pub mod schema;

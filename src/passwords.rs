@@ -118,14 +118,8 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
 /// Hashes many passwords on all cores, in order, with a progress bar on a terminal when
 /// there are many. Panics only when the system's random source fails.
 pub fn hash_many(passwords: &[&str]) -> Vec<String> {
-    let bar = indicatif::ProgressBar::new(passwords.len() as u64).with_message("hashing passwords");
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({eta})")
-            .expect("static template"),
-    );
-    if passwords.len() < 8 {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar =
+        crate::progress::Progress::start("hashing passwords", Some(passwords.len() as u64), 8);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = passwords.len().div_ceil(threads).max(1);
     let hashes = std::thread::scope(|scope| {
@@ -137,7 +131,7 @@ pub fn hash_many(passwords: &[&str]) -> Vec<String> {
                     part.iter()
                         .map(|p| {
                             let hashed = hash(p).expect("the OS random source works");
-                            bar.inc(1);
+                            bar.inc();
                             hashed
                         })
                         .collect::<Vec<_>>()
@@ -149,7 +143,7 @@ pub fn hash_many(passwords: &[&str]) -> Vec<String> {
             .flat_map(|h| h.join().expect("a hashing thread never panics"))
             .collect()
     });
-    bar.finish_and_clear();
+    bar.finish();
     hashes
 }
 
@@ -211,14 +205,7 @@ pub fn hash_all(plan: &Plan, root: &std::path::Path) -> Result<Vec<PasswordRow>,
         jobs.push(job);
     }
     let to_hash = jobs.iter().filter(|j| j.3.is_ok()).count() as u64;
-    let bar = indicatif::ProgressBar::new(to_hash).with_message("hashing passwords");
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({eta})")
-            .expect("static template"),
-    );
-    if to_hash < 8 {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = crate::progress::Progress::start("hashing passwords", Some(to_hash), 8);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = jobs.len().div_ceil(threads).max(1);
     let results: Vec<Result<Vec<PasswordRow>, PasswordError>> = std::thread::scope(|scope| {
@@ -234,7 +221,7 @@ pub fn hash_all(plan: &Plan, root: &std::path::Path) -> Result<Vec<PasswordRow>,
                                     let hashed = hash(password).map_err(|_| PasswordError::Hash {
                                         address: address.clone(),
                                     });
-                                    bar.inc(1);
+                                    bar.inc();
                                     hashed?
                                 }
                                 Err(prehashed) => prehashed.clone(),
@@ -254,7 +241,7 @@ pub fn hash_all(plan: &Plan, root: &std::path::Path) -> Result<Vec<PasswordRow>,
             .map(|h| h.join().expect("hashing threads do not panic"))
             .collect()
     });
-    bar.finish_and_clear();
+    bar.finish();
     let mut rows = Vec::with_capacity(jobs.len());
     for part in results {
         rows.extend(part?);

@@ -380,6 +380,34 @@ fn a_reader_that_closes_early_never_makes_portico_panic() {
 }
 
 #[test]
+fn long_work_reports_progress_in_plain_lines_without_a_terminal() {
+    let env = Env::new();
+    let mut text = String::from("features: { customer_access: true }\ncustomers:\n");
+    for i in 0..12 {
+        text.push_str(&format!(
+            "  - {{ id: C{i}, name: C{i}, email: c{i}@example.com, access: {{ give_access: true, password: {{ env: PW }} }} }}\n"
+        ));
+    }
+    env.write("account.yaml", &text);
+    let mut apply = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    apply
+        .env("PW", "a-long-enough-password")
+        .env("PORTICO_PROGRESS_SECONDS", "0.001");
+    let (code, _, err) = run(apply);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("hashing passwords: "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line: {err}");
+    assert!(lines.iter().all(|l| l.contains("/12 after ")), "{lines:?}");
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no bar in a log: {err:?}"
+    );
+}
+
+#[test]
 fn common_mistakes_get_clear_words() {
     let env = Env::new();
     std::fs::create_dir_all(env.path("empty")).unwrap();

@@ -416,16 +416,18 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         confirm()?;
     }
     let passwords = crate::passwords::hash_all(&plan, &root)?;
-    // Big applies show a spinner on a terminal (indicatif hides it otherwise).
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_message(format!("applying {} changes", plan.changes.len()));
-    if plan.changes.len() >= 1_000 {
-        spinner.enable_steady_tick(Duration::from_millis(120));
-    } else {
-        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    // Big applies show a spinner on a terminal, and a line every few seconds in a log.
+    let spinner = (plan.changes.len() >= 1_000).then(|| {
+        crate::progress::Progress::start(
+            &format!("applying {} changes in one transaction", plan.changes.len()),
+            None,
+            0,
+        )
+    });
     let applied = store.apply(&plan, &provenance, &passwords).await;
-    spinner.finish_and_clear();
+    if let Some(spinner) = spinner {
+        spinner.finish();
+    }
     let id = applied?;
     let s = plan.summary();
     let result = format!(
