@@ -154,7 +154,13 @@ fn two_factor(state: &State, role: &str) -> bool {
 
 /// Why `login` (of customer `customer_id`) breaks `rule`, if it does. Count rules are
 /// checked per customer by [`check`].
-fn breaks(state: &State, customer_id: &str, login: &LoginState, rule: &Rule) -> Option<String> {
+fn breaks(
+    state: &State,
+    customer_id: &str,
+    login: &LoginState,
+    rule: &Rule,
+    globs: &[(String, globset::GlobMatcher)],
+) -> Option<String> {
     let email = login.email.as_deref().unwrap_or_default();
     match rule {
         Rule::MaxLevel(r) => {
@@ -180,11 +186,10 @@ fn breaks(state: &State, customer_id: &str, login: &LoginState, rule: &Rule) -> 
                 )
             })
         }
-        Rule::ForbidEmails(r) => r
-            .patterns
+        Rule::ForbidEmails(_) => globs
             .iter()
-            .find(|p| glob(p).is_ok_and(|g| g.is_match(email)))
-            .map(|p| format!("{email} matches the forbidden pattern `{p}`")),
+            .find(|(_, g)| g.is_match(email))
+            .map(|(p, _)| format!("{email} matches the forbidden pattern `{p}`")),
         Rule::AllowedEmailDomains(r) => {
             let domain = email.rsplit_once('@').map(|(_, d)| d.to_lowercase())?;
             let customer_domain = state
@@ -210,8 +215,21 @@ fn breaks(state: &State, customer_id: &str, login: &LoginState, rule: &Rule) -> 
     }
 }
 
+/// A `forbid_emails` rule's globs, compiled once (invalid ones were refused by validation).
+fn compiled(rule: &Rule) -> Vec<(String, globset::GlobMatcher)> {
+    match rule {
+        Rule::ForbidEmails(r) => r
+            .patterns
+            .iter()
+            .filter_map(|p| glob(p).ok().map(|g| (p.clone(), g)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Every violation of one policy by the logins that have access.
 pub fn check(state: &State, policy: &PolicyState) -> Vec<Violation> {
+    let globs = compiled(&policy.rule);
     let mut out = Vec::new();
     for (id, customer) in &state.customers {
         let logins = std::iter::once((None, &customer.record.login))
@@ -220,7 +238,7 @@ pub fn check(state: &State, policy: &PolicyState) -> Vec<Violation> {
         let mut with_access = 0u32;
         for (contact, login) in logins {
             with_access += 1;
-            if let Some(detail) = breaks(state, id, login, &policy.rule) {
+            if let Some(detail) = breaks(state, id, login, &policy.rule, &globs) {
                 out.push(Violation {
                     customer: id.clone(),
                     contact: contact.cloned(),
@@ -263,7 +281,10 @@ pub fn checks_for(
                         n <= *max as usize
                     })
                 }
-                rule => !login.access || breaks(state, customer_id, login, rule).is_none(),
+                rule => {
+                    !login.access
+                        || breaks(state, customer_id, login, rule, &compiled(rule)).is_none()
+                }
             };
             crate::access::PolicyCheck {
                 id: id.clone(),

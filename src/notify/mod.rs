@@ -399,7 +399,7 @@ fn facts(
     customer_id: &str,
     login: &LoginState,
     fallback_email: &str,
-) -> (template::Vars, Option<String>, Named, Option<Named>) {
+) -> (template::Vars, String, Named, Option<Named>) {
     let customer = &state.customers[customer_id];
     let role_name = state
         .roles
@@ -445,7 +445,7 @@ fn facts(
         id: id.clone(),
         name: w.name.clone(),
     });
-    (vars, Some(link_base), role, website)
+    (vars, link_base, role, website)
 }
 
 /// Builds one message: issues its set-password token (when no password was assigned) and
@@ -468,10 +468,7 @@ async fn build(
             .issue_token(message, &token_hash(&token), settings.token_ttl_hours)
             .await?;
         Some(SetPasswordLink {
-            url: format!(
-                "{}/set-password?token={token}",
-                link_base.unwrap_or_default()
-            ),
+            url: format!("{link_base}/set-password?token={token}"),
             expires_at,
         })
     };

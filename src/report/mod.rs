@@ -66,6 +66,10 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
         .iter()
         .map(|a| ((a.customer_id.as_str(), a.contact.as_str()), a))
         .collect();
+    let standard: HashMap<&str, &str> = crate::catalog::standard_roles()
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
     let mut out = Vec::with_capacity(state.login_count());
     for (id, customer) in &state.customers {
         let logins = std::iter::once(("", &customer.record.login))
@@ -90,7 +94,7 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                     .roles
                     .get(&login.role)
                     .map(|r| r.name.clone())
-                    .or_else(|| crate::catalog::standard_role(&login.role).map(|r| r.name.into()))
+                    .or_else(|| standard.get(login.role.as_str()).map(|n| n.to_string()))
                     .unwrap_or_else(|| login.role.clone()),
                 website: login
                     .website
