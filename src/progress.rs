@@ -91,3 +91,32 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+/// Whether `PORTICO_TIMINGS` asks for the time of each phase on standard error (for
+/// `benches/scale.sh` and profiling; off by default).
+fn timings_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PORTICO_TIMINGS").is_some_and(|v| !v.is_empty()))
+}
+
+/// Runs `work` as the phase `name`; with `PORTICO_TIMINGS` set, prints how long it took.
+pub fn phase<T>(name: &str, work: impl FnOnce() -> T) -> T {
+    if !timings_on() {
+        return work();
+    }
+    let started = Instant::now();
+    let value = work();
+    eprintln!("timing: {name} {:.3} s", started.elapsed().as_secs_f64());
+    value
+}
+
+/// [`phase`] for async work.
+pub async fn phase_async<T>(name: &str, work: impl std::future::Future<Output = T>) -> T {
+    if !timings_on() {
+        return work.await;
+    }
+    let started = Instant::now();
+    let value = work.await;
+    eprintln!("timing: {name} {:.3} s", started.elapsed().as_secs_f64());
+    value
+}

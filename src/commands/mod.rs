@@ -15,6 +15,7 @@ use crate::error::{Error, share_of};
 use crate::history::{self, ApplyRecord, Provenance};
 use crate::manifest::{self, Diagnostic, ManifestSet};
 use crate::plan::{self, DiffOptions, Plan};
+use crate::progress::{phase, phase_async};
 use crate::render::{self, PlanDocument};
 use crate::state::State;
 use crate::store::{self, AnyStore, Store};
@@ -70,8 +71,8 @@ pub(crate) fn load_valid(
     path: &Path,
     live: Option<&State>,
 ) -> Result<(ManifestSet, Desired), Error> {
-    let (set, mut diagnostics) = manifest::load(path);
-    let (desired, found) = validate::validate(&set, live);
+    let (set, mut diagnostics) = phase("parse", || manifest::load(path));
+    let (desired, found) = phase("validate", || validate::validate(&set, live));
     diagnostics.extend(found);
     let count = diagnostics.iter().filter(|d| d.is_error()).count();
     if count > 0 {
@@ -118,6 +119,7 @@ pub fn validate(opts: &crate::cli::ValidateOpts) -> Result<Outcome, Error> {
         n(state.customers.len(), "customer"),
         n(contacts, "contact"),
     );
+    discard((set, desired));
     Ok(Outcome::Done)
 }
 
@@ -152,25 +154,36 @@ fn validate_json(path: &Path) -> Result<Outcome, Error> {
     Ok(Outcome::Done)
 }
 
+/// Lets go of a large value without freeing it. A big account's states are millions of
+/// small allocations; freeing them one by one costs a noticeable share of a plan, and the
+/// process ends moments later, when the OS takes all its memory back at once. Only for the
+/// CLI's short-lived commands.
+fn discard<T>(value: T) {
+    std::mem::forget(value);
+}
+
 /// Reads the live state, validates against it, diffs and labels drift.
 async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<Plan, Error> {
-    let (live, applied) = store.read_with_applied().await?;
+    let (live, applied) = phase_async("read live", store.read_with_applied()).await?;
     let (set, desired) = load_valid(path, Some(&live))?;
-    let mut plan = plan::diff(
-        &desired,
-        &live,
-        DiffOptions {
-            prune: !args.no_prune,
-        },
-    );
-    plan::label_origins(&mut plan, &applied);
+    let mut plan = phase("diff", || {
+        plan::diff(
+            &desired,
+            &live,
+            DiffOptions {
+                prune: !args.no_prune,
+            },
+        )
+    });
+    phase("label", || plan::label_origins(&mut plan, &applied));
     plan::annotate_expiry(
         &mut plan,
         &desired.state,
         crate::clock::now(),
         args.warn_expiring,
     );
-    plan.manifests_digest = manifests_digest(&set);
+    plan.manifests_digest = phase("digest", || manifests_digest(&set));
+    discard((live, applied, desired, set));
     Ok(plan)
 }
 
@@ -219,7 +232,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     let mut store = store::open(opts.connect.url(), false).await?;
     warn_if_missing(&store);
     let plan = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
-    print_plan(&plan, opts.format, &opts.diff);
+    phase("render", || print_plan(&plan, opts.format, &opts.diff));
     step_summary(|| render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
         let pr = crate::github::pr_number(opts.pr).ok_or_else(|| {
@@ -243,7 +256,9 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
             out.display()
         );
     }
-    Ok(if opts.detailed_exitcode && !plan.is_empty() {
+    let changes = !plan.is_empty();
+    discard(plan);
+    Ok(if opts.detailed_exitcode && changes {
         Outcome::Changes
     } else {
         Outcome::Done
@@ -464,6 +479,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
         print_delivery(&report);
     }
+    discard(plan);
     Ok(Outcome::Done)
 }
 

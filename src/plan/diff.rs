@@ -101,6 +101,63 @@ fn settle(want: &LoginState, live: Option<&LoginState>, user_password: bool) -> 
     }
 }
 
+/// Whether the diff of `want` against its `live` login is empty: the same as
+/// `settle(want, Some(live), user_password).0 == *live`, without building anything (most
+/// logins of a big account do not change). `user_password` is asked only when it matters.
+fn login_unchanged(
+    want: &LoginState,
+    live: &LoginState,
+    user_password: impl FnOnce() -> bool,
+) -> bool {
+    // Destructured so that a new field cannot be forgotten here.
+    let LoginState {
+        email,
+        name,
+        access,
+        role,
+        website,
+        notify,
+        password,
+        expires,
+    } = want;
+    if *email != live.email
+        || *name != live.name
+        || *access != live.access
+        || *role != live.role
+        || *website != live.website
+        || *notify != live.notify
+        || *expires != live.expires
+    {
+        return false;
+    }
+    match password {
+        None => true,
+        Some(0) if live.password.is_none() => user_password(),
+        Some(marker) => live.password == Some(*marker),
+    }
+}
+
+/// Whether a customer and all its contacts are as wanted (see [`login_unchanged`]).
+fn customer_unchanged(id: &str, old: &CustomerState, new: &CustomerState, live: &State) -> bool {
+    let holds = |address: Address| live.password_holders.contains(&address.to_string());
+    old.record.name == new.record.name
+        && old.record.protect == new.record.protect
+        && old.contacts.len() == new.contacts.len()
+        && login_unchanged(&new.record.login, &old.record.login, || {
+            holds(Address::Customer(id.to_string()))
+        })
+        && new.contacts.iter().all(|(email, contact)| {
+            old.contacts.get(email).is_some_and(|before| {
+                login_unchanged(contact, before, || {
+                    holds(Address::Contact {
+                        customer: id.to_string(),
+                        email: email.clone(),
+                    })
+                })
+            })
+        })
+}
+
 /// Says truthfully that a password its user set will be replaced.
 fn note_replaced(change: &mut Change, user_password: bool, sets: bool) {
     if !(user_password && sets) {
@@ -282,6 +339,9 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
     }
     for (id, new) in &desired.state.customers {
         let old = live.customers.get(id);
+        if old.is_some_and(|old| customer_unchanged(id, old, new, live)) {
+            continue;
+        }
         let protected = new.record.protect || old.is_some_and(|o| o.record.protect);
         let before = old.map(|o| Object::Customer(o.record.clone()));
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
@@ -446,6 +506,14 @@ fn staying_logins<'a>(
 /// warning naming who uses them; switching Customer Access off while staying logins have
 /// access is a warning naming them.
 fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
+    let removes = [Phase::RemoveRoles, Phase::RemoveWebsites]
+        .iter()
+        .any(|phase| b.phases.get(phase).is_some_and(|c| !c.is_empty()));
+    let switches_off = b.phases.contains_key(&Phase::FeaturesOff);
+    if !removes && !switches_off {
+        // Nothing is removed that a login could still need: no need to list every login.
+        return;
+    }
     let logins = staying_logins(b, desired, live);
     let mut used: BTreeMap<(bool, &str), Address> = BTreeMap::new();
     for (address, login) in &logins {
@@ -792,5 +860,63 @@ mod password_tests {
         let mut want = desired(with_password(None));
         want.passwords.clear();
         assert!(diff(&want, &with_password(Some(3)), DiffOptions::default()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod fast_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn login() -> impl Strategy<Value = LoginState> {
+        let small = || prop::option::of(prop::sample::select(vec!["a".to_string(), "b".into()]));
+        (
+            small(),
+            small(),
+            any::<bool>(),
+            prop::sample::select(vec!["r1".to_string(), "r2".into()]),
+            small(),
+            any::<bool>(),
+            prop::option::of(0u32..3),
+            small(),
+        )
+            .prop_map(
+                |(email, name, access, role, website, notify, password, expires)| LoginState {
+                    email,
+                    name,
+                    access,
+                    role,
+                    website,
+                    notify,
+                    password,
+                    expires,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// The shortcut that skips unchanged logins agrees with the full settle-and-compare.
+        #[test]
+        fn unchanged_agrees_with_settle(
+            want in login(),
+            other in login(),
+            take in prop::collection::vec(prop::bool::weighted(0.15), 8),
+            user in any::<bool>(),
+        ) {
+            // Mostly the same login, with a few fields from another one.
+            let mut live = want.clone();
+            if take[0] { live.email = other.email; }
+            if take[1] { live.name = other.name; }
+            if take[2] { live.access = other.access; }
+            if take[3] { live.role = other.role; }
+            if take[4] { live.website = other.website; }
+            if take[5] { live.notify = other.notify; }
+            // The password marker is where the rules are: always independent.
+            live.password = other.password;
+            if take[7] { live.expires = other.expires; }
+            let full = settle(&want, Some(&live), user).0 == live;
+            prop_assert_eq!(login_unchanged(&want, &live, || user), full);
+        }
     }
 }
