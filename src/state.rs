@@ -176,7 +176,12 @@ pub struct LoginState {
 /// combining diaeresis is the same login as the precomposed one) and lower case.
 pub fn normalize_email(email: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    email.trim().nfc().collect::<String>().to_lowercase()
+    let email = email.trim();
+    if email.is_ascii() {
+        // ASCII is its own NFC form: lower-casing is all there is to do.
+        return email.to_ascii_lowercase();
+    }
+    email.nfc().collect::<String>().to_lowercase()
 }
 
 impl State {

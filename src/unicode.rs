@@ -8,6 +8,9 @@ use std::borrow::Cow;
 /// soft hyphen, word joiners, the byte-order mark, interlinear annotations and tag
 /// characters (Unicode general category Cc and Cf).
 pub fn is_invisible(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     c.is_control()
         || matches!(
             c,

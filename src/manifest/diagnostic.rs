@@ -32,7 +32,7 @@ pub struct Site {
 
 impl Site {
     /// The same site, one key deeper, pointing at that key's value.
-    pub fn key(&self, key: &str) -> Site {
+    pub fn key(&self, key: impl Into<std::borrow::Cow<'static, str>>) -> Site {
         Site {
             path: self.path.key(key),
             at_key: false,

@@ -87,41 +87,102 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     collect_files(root, true, &mut files, &mut diagnostics);
+    // Read every file first, parse them on all cores, then report and merge in file order:
+    // the set and its diagnostics are those of reading one file after another.
+    let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
     for path in files {
         let index = set.sources.len();
         if let Some(message) = too_large(&path) {
-            diagnostics.push(Diagnostic::file_error(None, message));
+            slots.push(Err(Diagnostic::file_error(None, message)));
             continue;
         }
         match fs::read(&path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => {
-                    let documents = read_documents(index, &text, &mut diagnostics);
+                    slots.push(Ok(index));
                     set.sources.push(Source { path, text });
-                    for (doc, document) in documents {
-                        merge(&mut set, index, doc, document, &mut diagnostics);
-                    }
                 }
                 Err(_) => {
                     set.sources.push(Source {
                         path,
                         text: String::new(),
                     });
-                    diagnostics.push(Diagnostic::file_error(
+                    slots.push(Err(Diagnostic::file_error(
                         Some(index),
                         "file is not valid UTF-8",
-                    ));
+                    )));
                 }
             },
             Err(error) => {
-                diagnostics.push(Diagnostic::file_error(
+                slots.push(Err(Diagnostic::file_error(
                     None,
                     format!("cannot read {}: {error}", path.display()),
-                ));
+                )));
             }
         }
     }
+    let texts: Vec<usize> = slots
+        .iter()
+        .filter_map(|s| s.as_ref().ok().copied())
+        .collect();
+    let mut parsed = parse_all(&set.sources, &texts).into_iter();
+    for slot in slots {
+        let index = match slot {
+            Ok(index) => index,
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                continue;
+            }
+        };
+        let (documents, found) = parsed.next().expect("one parse per file read");
+        diagnostics.extend(found);
+        for (doc, document) in documents {
+            merge(&mut set, index, doc, document, &mut diagnostics);
+        }
+    }
     (set, diagnostics)
+}
+
+/// The documents of one file and the problems found reading them.
+type Parsed = (Vec<(usize, Document)>, Vec<Diagnostic>);
+
+/// Parses the given sources on up to one thread per core, each thread taking the next file
+/// not yet taken. Results come back in the order of `indexes`.
+fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(indexes.len());
+    let parse = |index: usize| {
+        let mut found = Vec::new();
+        let documents = read_documents(index, &sources[index].text, &mut found);
+        (documents, found)
+    };
+    if threads <= 1 {
+        return indexes.iter().map(|&index| parse(index)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Parsed)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&index) = indexes.get(at) else {
+                            return done;
+                        };
+                        done.push((at, parse(index)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("a parser thread does not panic"))
+            .collect()
+    });
+    results.sort_unstable_by_key(|(at, _)| *at);
+    results.into_iter().map(|(_, parsed)| parsed).collect()
 }
 
 /// Reads one in-memory manifest file, as if it were a file at `path`.
@@ -473,7 +534,7 @@ fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnost
             ));
             continue;
         };
-        let site = root.key(name);
+        let site = root.key(name.to_string());
         match name {
             "features" => document.features = section(value, &site, diagnostics),
             "websites" => document.websites = items(value, &site, diagnostics),
@@ -556,7 +617,7 @@ fn schema_error(
             at_key = true;
         } else if let Some((key, is_key)) = entry_naming(value, &relative, given) {
             // Enum keys and values of maps fail before the path records the key.
-            path.0.push(Segment::Key(key));
+            path.0.push(Segment::Key(key.into()));
             at_key = is_key;
         }
     }
@@ -580,7 +641,7 @@ fn entry_naming(value: &Value, path: &YamlPath, given: &str) -> Option<(String, 
     let mut node = value;
     for segment in &path.0 {
         node = match segment {
-            Segment::Key(key) => node.get(key.as_str())?,
+            Segment::Key(key) => node.get(key.as_ref())?,
             Segment::Index(index) => node.get(*index)?,
         };
     }

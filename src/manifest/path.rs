@@ -1,5 +1,6 @@
 //! YAML paths (`customers[3].access.role`) and finding where they stand in a source file.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -7,8 +8,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 /// One step of a [`YamlPath`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {
-    /// A mapping key.
-    Key(String),
+    /// A mapping key (the ones portico spells are static: no allocation per path).
+    Key(Cow<'static, str>),
     /// A sequence index.
     Index(usize),
 }
@@ -19,7 +20,7 @@ pub struct YamlPath(pub Vec<Segment>);
 
 impl YamlPath {
     /// The path with one more key.
-    pub fn key(&self, key: impl Into<String>) -> YamlPath {
+    pub fn key(&self, key: impl Into<Cow<'static, str>>) -> YamlPath {
         let mut path = self.clone();
         path.0.push(Segment::Key(key.into()));
         path
@@ -41,10 +42,10 @@ impl YamlPath {
                     joined.0.push(Segment::Index(*index))
                 }
                 serde_path_to_error::Segment::Map { key } => {
-                    joined.0.push(Segment::Key(key.clone()))
+                    joined.0.push(Segment::Key(key.clone().into()))
                 }
                 serde_path_to_error::Segment::Enum { variant } => {
-                    joined.0.push(Segment::Key(variant.clone()))
+                    joined.0.push(Segment::Key(variant.clone().into()))
                 }
                 serde_path_to_error::Segment::Unknown => {}
             }

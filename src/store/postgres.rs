@@ -12,8 +12,8 @@ use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::Batches;
 use super::sql::{
-    HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
-    record_attempt, run_steps, standard_role_steps, steps,
+    HistoryInsert, ReadSql, Writes, insert_history, issue_token, read_applied, read_history,
+    read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
@@ -159,8 +159,8 @@ impl Store for PostgresStore {
             .await
             .doing("starting a read-only transaction")?;
         let read = if schema_ready(&mut tx).await? {
-            let state = read_snapshot!(tx)?;
-            (state, read_applied!(tx))
+            let state = read_snapshot!(tx, READ)?;
+            (state, read_applied!(tx, READ))
         } else {
             (State::empty(), HashMap::new())
         };
@@ -175,7 +175,7 @@ impl Store for PostgresStore {
             return Ok(HashMap::new());
         }
         let conn = &mut self.conn;
-        Ok(read_applied!(conn))
+        Ok(read_applied!(conn, READ))
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
@@ -202,7 +202,7 @@ impl Store for PostgresStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
             .await
             .doing("starting a transaction")?;
-        let live: State = read_snapshot!(tx)?;
+        let live: State = read_snapshot!(tx, READ)?;
         if live.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
@@ -462,4 +462,14 @@ const OUTBOX: OutboxSql = OutboxSql {
         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
     revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
+};
+
+const READ: ReadSql = ReadSql {
+    customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect) ORDER BY id COLLATE "C")::text, '[]')
+                  FROM customers"#,
+    logins: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
+                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL)
+                      ORDER BY customer_id COLLATE "C", contact COLLATE "C")::text, '[]')
+               FROM logins"#,
+    applied: "SELECT coalesce(json_object_agg(address, digest)::text, '{}') FROM applied_objects",
 };

@@ -447,6 +447,102 @@ fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
     }
 }
 
+/// A boolean column as JSON: `true`/`false` (PostgreSQL) or `1`/`0` (SQLite).
+struct Flag(bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Flag;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a boolean or 0/1")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Flag, E> {
+                Ok(Flag(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Flag, E> {
+                Ok(Flag(v != 0))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Flag, E> {
+                Ok(Flag(v != 0))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Customers as read by [`super::sql::ReadSql::customers`].
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the value does not have the expected shape.
+pub fn customers_from_json(json: &str) -> Result<Vec<CustomerRow>, StoreError> {
+    let rows: Vec<(String, String, Flag)> = serde_json::from_str(json)
+        .map_err(|e| corrupt(format!("customers could not be read: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, protect)| CustomerRow {
+            id,
+            name,
+            protect: protect.0,
+        })
+        .collect())
+}
+
+/// One login as read by [`super::sql::ReadSql::logins`].
+type LoginTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Flag,
+    String,
+    Option<String>,
+    Flag,
+    Option<i64>,
+    Option<String>,
+    Flag,
+);
+
+/// Logins as read by [`super::sql::ReadSql::logins`].
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the value does not have the expected shape.
+pub fn logins_from_json(json: &str) -> Result<Vec<LoginRow>, StoreError> {
+    let rows: Vec<LoginTuple> = serde_json::from_str(json)
+        .map_err(|e| corrupt(format!("logins could not be read: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                customer_id,
+                contact,
+                email,
+                name,
+                access,
+                role_id,
+                website_id,
+                notify,
+                password_marker,
+                expires_at,
+                has_password,
+            )| LoginRow {
+                customer_id,
+                contact,
+                email,
+                name,
+                access: access.0,
+                role_id,
+                website_id,
+                notify: notify.0,
+                password_marker,
+                expires_at,
+                has_password: has_password.0,
+            },
+        )
+        .collect())
+}
+
 /// Every managed row of the database, as read.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -564,14 +660,20 @@ impl Snapshot {
             };
             state.roles.insert(row.id, role);
         }
-        let mut logins: BTreeMap<String, Vec<LoginRow>> = BTreeMap::new();
-        for row in self.logins {
-            logins.entry(row.customer_id.clone()).or_default().push(row);
-        }
-        for row in self.customers {
+        // Both lists sorted by customer (already so when read; sorting sorted rows is one
+        // pass), each customer takes the run of logins with its id: no map, no copies.
+        let mut logins = self.logins;
+        logins.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        let mut customers = self.customers;
+        customers.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut logins = logins.into_iter().peekable();
+        let mut built = Vec::with_capacity(customers.len());
+        for row in customers {
+            // Logins of customers that do not exist (edited by hand) are not part of the state.
+            while logins.next_if(|l| l.customer_id < row.id).is_some() {}
             let mut own = None;
-            let mut contacts = BTreeMap::new();
-            for login in logins.remove(&row.id).unwrap_or_default() {
+            let mut contacts = Vec::new();
+            while let Some(login) = logins.next_if(|l| l.customer_id == row.id) {
                 if login.has_password {
                     let address = if login.contact.is_empty() {
                         Address::Customer(row.id.clone())
@@ -586,7 +688,8 @@ impl Snapshot {
                 if login.contact.is_empty() {
                     own = Some(login_state(login)?);
                 } else {
-                    contacts.insert(login.contact.clone(), login_state(login)?);
+                    let contact = login.contact.clone();
+                    contacts.push((contact, login_state(login)?));
                 }
             }
             // A customer whose own login row went missing gets an impossible role, so the
@@ -606,10 +709,15 @@ impl Snapshot {
                 protect: row.protect,
                 login,
             };
-            state
-                .customers
-                .insert(row.id, CustomerState { record, contacts });
+            built.push((
+                row.id,
+                CustomerState {
+                    record,
+                    contacts: contacts.into_iter().collect(),
+                },
+            ));
         }
+        state.customers = built.into_iter().collect();
         Ok(state)
     }
 }

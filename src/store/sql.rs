@@ -195,7 +195,7 @@ pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow
 /// Reads every managed row with the same SQL on both engines (`NOT standard` works on
 /// SQLite integers and PostgreSQL booleans alike).
 macro_rules! read_snapshot {
-    ($conn:expr) => {{
+    ($conn:expr, $read:expr) => {{
         use $crate::store::Doing as _;
         let doing = "reading the live state";
         $crate::store::rows::Snapshot {
@@ -219,14 +219,14 @@ macro_rules! read_snapshot {
             .fetch_all(&mut *$conn)
             .await
             .doing(doing)?,
-            customers: sqlx::query_as("SELECT id, name, protect FROM customers").fetch_all(&mut *$conn).await.doing(doing)?,
-            logins: sqlx::query_as(
-                "SELECT customer_id, contact, email, name, access, role_id, website_id, notify, password_marker,
-                        expires_at, password_hash IS NOT NULL AS has_password FROM logins",
-            )
-            .fetch_all(&mut *$conn)
-            .await
-            .doing(doing)?,
+            // The two big tables come as one JSON value each: hundreds of thousands of rows
+            // read one by one cost far more than the database spends building them.
+            customers: $crate::store::rows::customers_from_json(
+                &sqlx::query_scalar::<_, String>($read.customers).fetch_one(&mut *$conn).await.doing(doing)?,
+            )?,
+            logins: $crate::store::rows::logins_from_json(
+                &sqlx::query_scalar::<_, String>($read.logins).fetch_one(&mut *$conn).await.doing(doing)?,
+            )?,
             policies: sqlx::query_as("SELECT id, message, rule FROM policies").fetch_all(&mut *$conn).await.doing(doing)?,
             notification_settings: sqlx::query_as(
                 "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
@@ -258,16 +258,29 @@ macro_rules! run_steps {
 
 /// Reads the digests of what portico last wrote, keyed by address.
 macro_rules! read_applied {
-    ($conn:expr) => {{
+    ($conn:expr, $read:expr) => {{
         use $crate::store::Doing as _;
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT address, digest FROM applied_objects")
-                .fetch_all(&mut *$conn)
-                .await
-                .doing("reading what portico last applied")?;
-        rows.into_iter()
-            .collect::<std::collections::HashMap<String, String>>()
+        let doing = "reading what portico last applied";
+        let json: String = sqlx::query_scalar($read.applied)
+            .fetch_one(&mut *$conn)
+            .await
+            .doing(doing)?;
+        serde_json::from_str::<std::collections::HashMap<String, String>>(&json)
+            .map_err(|e| $crate::store::StoreError::Corrupt(format!("applied_objects: {e}")))?
     }};
+}
+
+/// The reads of the big tables, as one JSON value each (the engines spell the aggregates
+/// differently). Rows come sorted by key in byte order, which the reader relies on only for
+/// speed.
+pub struct ReadSql {
+    /// `[[id, name, protect], …]`.
+    pub customers: &'static str,
+    /// `[[customer_id, contact, email, name, access, role_id, website_id, notify,
+    /// password_marker, expires_at, has_password], …]`.
+    pub logins: &'static str,
+    /// `{address: digest, …}`.
+    pub applied: &'static str,
 }
 
 /// Reads the apply history: every apply without its change list, or one apply in full.

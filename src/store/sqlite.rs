@@ -13,8 +13,8 @@ use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::Batches;
 use super::sql::{
-    HistoryInsert, Writes, insert_history, issue_token, read_applied, read_history, read_snapshot,
-    record_attempt, run_steps, standard_role_steps, steps,
+    HistoryInsert, ReadSql, Writes, insert_history, issue_token, read_applied, read_history,
+    read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
@@ -241,7 +241,7 @@ impl Store for SqliteStore {
         // One read transaction: every query sees the same committed state.
         let mut tx = conn.begin().await.doing("starting a read transaction")?;
         let state = read_state(&mut tx).await?;
-        let applied = read_applied!(tx);
+        let applied = read_applied!(tx, READ);
         tx.rollback().await.doing("ending the read transaction")?;
         Ok((state, applied))
     }
@@ -253,7 +253,7 @@ impl Store for SqliteStore {
         if !schema_ready(conn).await? {
             return Ok(HashMap::new());
         }
-        Ok(read_applied!(conn))
+        Ok(read_applied!(conn, READ))
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
@@ -442,7 +442,7 @@ async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
-    read_snapshot!(conn)
+    read_snapshot!(conn, READ)
 }
 
 async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
@@ -608,4 +608,14 @@ const OUTBOX: OutboxSql = OutboxSql {
         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
     revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
+};
+
+const READ: ReadSql = ReadSql {
+    customers: "SELECT json_group_array(json_array(id, name, protect))
+                FROM (SELECT id, name, protect FROM customers ORDER BY id)",
+    logins: "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
+                    website_id, notify, password_marker, expires_at, has_password))
+             FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
+                   ORDER BY customer_id, contact)",
+    applied: "SELECT json_group_object(address, digest) FROM applied_objects",
 };

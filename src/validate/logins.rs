@@ -1,6 +1,6 @@
 //! Customers and contacts: emails, access prerequisites, references and password sources.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::{Context, Desired, roles};
@@ -31,10 +31,10 @@ struct LoginSpec<'a> {
     expires: Option<(&'a str, Site)>,
 }
 
-type Passwords = HashMap<String, SecretRef>;
+type Passwords = foldhash::HashMap<String, SecretRef>;
 
 /// Where each login was declared, by (customer id, contact email).
-pub(super) type LoginSites = HashMap<(String, Option<String>), Site>;
+pub(super) type LoginSites = foldhash::HashMap<(String, Option<String>), Site>;
 
 pub(super) fn customers(
     cx: &mut Context<'_>,
@@ -45,13 +45,13 @@ pub(super) fn customers(
     let mut checker = Checker {
         known_roles,
         websites,
-        emails: HashMap::new(),
+        emails: foldhash::HashMap::default(),
         used_roles: BTreeSet::new(),
-        passwords: HashMap::new(),
-        sites: HashMap::new(),
+        passwords: foldhash::HashMap::default(),
+        sites: foldhash::HashMap::default(),
     };
     let mut customers = BTreeMap::new();
-    let mut first_site: HashMap<&str, &Site> = HashMap::new();
+    let mut first_site: foldhash::HashMap<&str, &Site> = foldhash::HashMap::default();
     for declared in cx.set.customers.iter().flatten() {
         let customer = &declared.value;
         if let Some(first) = first_site.insert(&customer.id, &declared.site) {
@@ -77,7 +77,7 @@ pub(super) fn customers(
 struct Checker {
     known_roles: Option<Vec<String>>,
     websites: Option<BTreeSet<String>>,
-    emails: HashMap<String, Site>,
+    emails: foldhash::HashMap<String, Site>,
     used_roles: BTreeSet<String>,
     passwords: Passwords,
     sites: LoginSites,

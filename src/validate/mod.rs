@@ -45,9 +45,9 @@ pub struct Desired {
     /// Which sections are managed.
     pub managed: Sections,
     /// Initial password sources, keyed by the login's resource address.
-    pub passwords: std::collections::HashMap<String, crate::passwords::SecretRef>,
+    pub passwords: foldhash::HashMap<String, crate::passwords::SecretRef>,
     /// Where each login was declared: (customer id, contact email or `None`).
-    pub login_sites: std::collections::HashMap<(String, Option<String>), Site>,
+    pub login_sites: foldhash::HashMap<(String, Option<String>), Site>,
 }
 
 /// Validates a manifest set. `live` is the database's state when there is one (plan and
@@ -330,7 +330,7 @@ impl Context<'_> {
         site: &Site,
         files: &crate::manifest::model::TemplateFiles,
     ) -> Option<crate::state::TemplateSources> {
-        let mut read = |part: &str, path: &str| -> Option<String> {
+        let mut read = |part: &'static str, path: &str| -> Option<String> {
             let full = self.set.root.join(path);
             match std::fs::read_to_string(&full) {
                 Ok(text) => Some(text),
@@ -493,7 +493,7 @@ impl Context<'_> {
         }
     }
 
-    fn non_empty(&mut self, site: &Site, field: &str, value: &str) {
+    fn non_empty(&mut self, site: &Site, field: &'static str, value: &str) {
         if value.trim().is_empty() {
             self.error(&site.key(field), format!("`{field}` must not be empty"));
         }
@@ -503,7 +503,7 @@ impl Context<'_> {
     /// Invisible format characters (bidi overrides, zero-width spaces) make text read
     /// differently from what it is: an error in ids and emails (keys must be what they look
     /// like), a warning in names (plans show them escaped).
-    fn visible(&mut self, site: &Site, field: &str, value: &str, key: bool) {
+    fn visible(&mut self, site: &Site, field: &'static str, value: &str, key: bool) {
         let Some(c) = value.chars().find(|c| crate::unicode::is_invisible(*c)) else {
             return;
         };
