@@ -258,7 +258,6 @@ fn desired(state: &State) -> Desired {
         policies: true,
     };
     Desired {
-        login_sites: Default::default(),
         passwords: Default::default(),
         state: state.clone(),
         managed: all,
@@ -392,4 +391,89 @@ proptest! {
     fn export_then_plan_is_empty_on_postgres(a in state()) {
         export_round_trips(common::Env::postgres, &expressible(a))?;
     }
+}
+
+/// Apply skips re-reading the state only for a plan computed from this connection's last
+/// read with no commit since: a write by another connection in between makes the plan
+/// stale, and a plan without a mark (saved, or built elsewhere) is always checked in full.
+#[test]
+fn an_in_process_plan_is_refused_after_an_outside_write() {
+    use sqlx::Connection as _;
+    let env = common::Env::sqlite();
+    common::block_on(async {
+        let mut features = State::empty().features;
+        features.insert(Feature::CustomerAccess, true);
+        let base = State {
+            features,
+            customers: [(
+                "C1".to_string(),
+                CustomerState {
+                    record: CustomerRecord {
+                        name: "One".into(),
+                        protect: false,
+                        login: LoginState {
+                            email: Some("a@x.example".into()),
+                            name: None,
+                            access: true,
+                            role: "customer_center".into(),
+                            website: None,
+                            notify: false,
+                            password: None,
+                            expires: None,
+                        },
+                    },
+                    contacts: BTreeMap::new(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..State::empty()
+        };
+        apply(&env.url, &base).await;
+        let mut target = base.clone();
+        target.customers.get_mut("C1").unwrap().record.name = "Renamed".into();
+
+        let mut store = open(&env.url, true).await.unwrap();
+        let (live, _) = store.read_with_applied().await.unwrap();
+        let mut plan = diff(&desired(&target), &live, DiffOptions::default());
+        plan.read_mark = store.read_mark();
+        assert!(plan.read_mark.is_some(), "SQLite marks its reads");
+
+        // Someone edits the database between plan and apply.
+        let mut other = sqlx::SqliteConnection::connect(&env.url).await.unwrap();
+        sqlx::query("UPDATE logins SET access = 0")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        other.close().await.unwrap();
+        let refused = store
+            .apply(&plan, &portico::history::Provenance::default(), &[])
+            .await;
+        assert!(
+            matches!(refused, Err(portico::store::StoreError::Stale)),
+            "an outside write makes the plan stale: {refused:?}"
+        );
+
+        // Read again: the same change now applies, and the outside edit is overwritten.
+        let (live, _) = store.read_with_applied().await.unwrap();
+        let mut plan = diff(&desired(&target), &live, DiffOptions::default());
+        plan.read_mark = store.read_mark();
+        store
+            .apply(&plan, &portico::history::Provenance::default(), &[])
+            .await
+            .unwrap();
+        assert_eq!(store.read().await.unwrap(), target);
+
+        // A plan whose mark is from before this connection's own apply is checked in full.
+        let stale_mark = plan.read_mark;
+        let mut again = diff(&desired(&base), &live, DiffOptions::default());
+        again.read_mark = stale_mark;
+        let refused = store
+            .apply(&again, &portico::history::Provenance::default(), &[])
+            .await;
+        assert!(
+            matches!(refused, Err(portico::store::StoreError::Stale)),
+            "the store's own write since the read makes the plan stale: {refused:?}"
+        );
+    });
 }

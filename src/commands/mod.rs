@@ -71,8 +71,18 @@ pub(crate) fn load_valid(
     path: &Path,
     live: Option<&State>,
 ) -> Result<(ManifestSet, Desired), Error> {
-    let (set, mut diagnostics) = phase("parse", || manifest::load(path));
-    let (desired, found) = phase("validate", || validate::validate(&set, live));
+    let (set, diagnostics) = phase("parse", || manifest::load(path));
+    let desired = check_valid(&set, diagnostics, live)?;
+    Ok((set, desired))
+}
+
+/// Validates a loaded set; prints every diagnostic; fails when any is an error.
+fn check_valid(
+    set: &ManifestSet,
+    mut diagnostics: Vec<Diagnostic>,
+    live: Option<&State>,
+) -> Result<Desired, Error> {
+    let (desired, found) = phase("validate", || validate::validate(set, live));
     diagnostics.extend(found);
     let count = diagnostics.iter().filter(|d| d.is_error()).count();
     if count > 0 {
@@ -80,11 +90,11 @@ pub(crate) fn load_valid(
         // read; only warnings located at an object stay beside the errors.
         diagnostics.retain(|d| d.is_error() || d.site.is_some());
     }
-    print_diagnostics(&set, &diagnostics);
+    print_diagnostics(set, &diagnostics);
     if count > 0 {
         return Err(Error::Invalid { count });
     }
-    Ok((set, desired))
+    Ok(desired)
 }
 
 /// Digest of the manifest files (paths and contents), recorded with plans and applies.
@@ -164,25 +174,39 @@ fn discard<T>(value: T) {
 
 /// Reads the live state, validates against it, diffs and labels drift.
 async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<Plan, Error> {
-    let (live, applied) = phase_async("read live", store.read_with_applied()).await?;
-    let (set, desired) = load_valid(path, Some(&live))?;
+    // The manifests are parsed on other threads while the live state is read.
+    let root = path.to_path_buf();
+    let parsing = tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root)));
+    let read = phase_async("read live", store.read_with_applied()).await;
+    let (set, diagnostics) = parsing.await.expect("parsing does not panic");
+    let (live, applied) = read?;
+    // The digests of the live state and of the files are computed beside the validation.
+    let (desired, (fingerprint, manifests_digest)) = std::thread::scope(|scope| {
+        let digests =
+            scope.spawn(|| phase("digests", || (live.fingerprint(), manifests_digest(&set))));
+        let desired = check_valid(&set, diagnostics, Some(&live));
+        (desired, digests.join().expect("digests do not panic"))
+    });
+    let desired = desired?;
     let mut plan = phase("diff", || {
-        plan::diff(
+        plan::diff_with_fingerprint(
             &desired,
             &live,
             DiffOptions {
                 prune: !args.no_prune,
             },
+            fingerprint,
         )
     });
     phase("label", || plan::label_origins(&mut plan, &applied));
+    plan.read_mark = store.read_mark();
     plan::annotate_expiry(
         &mut plan,
         &desired.state,
         crate::clock::now(),
         args.warn_expiring,
     );
-    plan.manifests_digest = phase("digest", || manifests_digest(&set));
+    plan.manifests_digest = manifests_digest;
     discard((live, applied, desired, set));
     Ok(plan)
 }
@@ -439,7 +463,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             0,
         )
     });
-    let applied = store.apply(&plan, &provenance, &passwords).await;
+    let applied = phase_async("write", store.apply(&plan, &provenance, &passwords)).await;
     if let Some(spinner) = spinner {
         spinner.finish();
     }
@@ -460,7 +484,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     }
     if opts.no_notify {
         let queued = plan.changes.iter().filter(|c| c.notifies()).count();
-        let pending = store.outbox(true).await?.len();
+        let pending = usize::try_from(store.pending_count().await?).unwrap_or(usize::MAX);
         if pending > 0 {
             let older = pending.saturating_sub(queued);
             let older = if older > 0 {

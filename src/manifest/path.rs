@@ -247,7 +247,7 @@ mod tests {
                 .iter()
                 .map(|p| match p.parse() {
                     Ok(i) => Segment::Index(i),
-                    Err(_) => Segment::Key(p.to_string()),
+                    Err(_) => Segment::Key(p.to_string().into()),
                 })
                 .collect(),
         )

@@ -174,6 +174,17 @@ fn note_replaced(change: &mut Change, user_password: bool, sets: bool) {
 /// Sections the manifests do not declare are left alone; `protect`ed customers and their
 /// contacts are never deleted; applying the plan and diffing again yields an empty plan.
 pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
+    diff_with_fingerprint(desired, live, options, live.fingerprint())
+}
+
+/// [`diff`], given the live state's [`State::fingerprint`] (computed beforehand, for
+/// example on another thread).
+pub fn diff_with_fingerprint(
+    desired: &Desired,
+    live: &State,
+    options: DiffOptions,
+    live_fingerprint: String,
+) -> Plan {
     let mut b = Builder::default();
     let want = &desired.state;
     if desired.managed.features {
@@ -289,7 +300,7 @@ pub fn diff(desired: &Desired, live: &State, options: DiffOptions) -> Plan {
     Plan {
         changes,
         warnings: b.warnings,
-        live_fingerprint: live.fingerprint(),
+        live_fingerprint,
         live_logins: live.login_count(),
         ..Plan::default()
     }
@@ -617,7 +628,6 @@ mod tests {
             state,
             managed,
             passwords: Default::default(),
-            login_sites: Default::default(),
         }
     }
 
@@ -801,12 +811,13 @@ mod password_tests {
             customers: true,
             ..Sections::default()
         };
-        let passwords = [("customer[\"A\"]".to_string(), SecretRef::Env("PW".into()))].into();
+        let passwords = [("customer[\"A\"]".to_string(), SecretRef::Env("PW".into()))]
+            .into_iter()
+            .collect();
         Desired {
             state,
             managed,
             passwords,
-            login_sites: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use diff::{DiffOptions, diff, label_origins};
+pub use diff::{DiffOptions, diff, diff_with_fingerprint, label_origins};
 pub use fields::Field;
 
 use crate::catalog::Feature;
@@ -335,6 +335,10 @@ pub struct Plan {
     pub manifests_digest: String,
     /// Logins in the live account (for the destroy guard's share).
     pub live_logins: usize,
+    /// The read this plan was computed from, when the store can vouch that nothing changed
+    /// since (runtime only: never part of a saved plan).
+    #[serde(skip)]
+    pub read_mark: Option<crate::store::ReadMark>,
 }
 
 impl Plan {

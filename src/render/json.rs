@@ -121,6 +121,7 @@ impl PlanDocument {
             live_fingerprint: self.live_fingerprint,
             manifests_digest: self.manifests_digest,
             live_logins: self.live_logins,
+            read_mark: None,
         };
         if plan.digest() != self.digest {
             return Err("the plan file does not match its digest (edited or damaged)".into());

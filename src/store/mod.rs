@@ -171,6 +171,13 @@ pub trait Store {
     /// Digests of the objects as portico last wrote them, keyed by resource address.
     async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError>;
 
+    /// A mark of the last [`Store::read_with_applied`], when this engine can tell later
+    /// that nothing has been written since. A plan carrying it lets apply skip reading the
+    /// whole state again to check it is not stale.
+    fn read_mark(&self) -> Option<ReadMark> {
+        None
+    }
+
     /// Every apply (without change lists), or the one with this id in full.
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError>;
 
@@ -186,6 +193,9 @@ pub trait Store {
 
     /// The outbox, oldest first: only messages still to deliver, or all of them.
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// How many messages are still to deliver.
+    async fn pending_count(&mut self) -> Result<u64, StoreError>;
 
     /// Stores the hash of a new set-password token for a message's login, valid for
     /// `ttl_hours`; returns its expiry (RFC 3339, UTC).
@@ -382,6 +392,17 @@ pub async fn open_with(
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
+/// Which read of which store a plan was computed from (see [`Store::read_mark`]). Never
+/// saved with a plan: only a plan computed in this process carries one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMark {
+    /// A random number per opened store.
+    pub(crate) store: u64,
+    /// SQLite's `data_version` during the read (it changes whenever another connection
+    /// commits) and the connection's own `total_changes()`.
+    pub(crate) version: (i64, i64),
+}
+
 /// Forwards a call to whichever engine this is.
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
@@ -425,6 +446,10 @@ impl Store for AnyStore {
         dispatch!(self, s => s.read_with_applied().await)
     }
 
+    fn read_mark(&self) -> Option<ReadMark> {
+        dispatch!(self, s => s.read_mark())
+    }
+
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
         dispatch!(self, s => s.history(id).await)
     }
@@ -436,6 +461,10 @@ impl Store for AnyStore {
         passwords: &[PasswordRow],
     ) -> Result<i64, StoreError> {
         dispatch!(self, s => s.apply(plan, provenance, passwords).await)
+    }
+
+    async fn pending_count(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.pending_count().await)
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

@@ -213,6 +213,17 @@ impl Store for PostgresStore {
         Ok(id)
     }
 
+    async fn pending_count(&mut self) -> Result<u64, StoreError> {
+        if !schema_ready(&mut self.conn).await? {
+            return Ok(0);
+        }
+        let count: i64 = sqlx::query_scalar(super::sql::PENDING_COUNT)
+            .fetch_one(&mut self.conn)
+            .await
+            .doing("counting the notifications to deliver")?;
+        Ok(count.unsigned_abs())
+    }
+
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
         if !schema_ready(&mut self.conn).await? {
             return Ok(Vec::new());

@@ -198,7 +198,7 @@ macro_rules! read_snapshot {
     ($conn:expr, $read:expr) => {{
         use $crate::store::Doing as _;
         let doing = "reading the live state";
-        $crate::store::rows::Snapshot {
+        let snapshot = $crate::store::rows::Snapshot {
             features: sqlx::query_as("SELECT name, enabled FROM features").fetch_all(&mut *$conn).await.doing(doing)?,
             login_policy: sqlx::query_as(
                 "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length
@@ -221,12 +221,14 @@ macro_rules! read_snapshot {
             .doing(doing)?,
             // The two big tables come as one JSON value each: hundreds of thousands of rows
             // read one by one cost far more than the database spends building them.
-            customers: $crate::store::rows::customers_from_json(
-                &sqlx::query_scalar::<_, String>($read.customers).fetch_one(&mut *$conn).await.doing(doing)?,
-            )?,
-            logins: $crate::store::rows::logins_from_json(
-                &sqlx::query_scalar::<_, String>($read.logins).fetch_one(&mut *$conn).await.doing(doing)?,
-            )?,
+            customers: {
+                let json = $crate::progress::phase_async("read customers json", sqlx::query_scalar::<_, String>($read.customers).fetch_one(&mut *$conn)).await.doing(doing)?;
+                $crate::progress::phase("decode customers", || $crate::store::rows::customers_from_json(&json))?
+            },
+            logins: {
+                let json = $crate::progress::phase_async("read logins json", sqlx::query_scalar::<_, String>($read.logins).fetch_one(&mut *$conn)).await.doing(doing)?;
+                $crate::progress::phase("decode logins", || $crate::store::rows::logins_from_json(&json))?
+            },
             policies: sqlx::query_as("SELECT id, message, rule FROM policies").fetch_all(&mut *$conn).await.doing(doing)?,
             notification_settings: sqlx::query_as(
                 "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
@@ -235,8 +237,8 @@ macro_rules! read_snapshot {
             .fetch_optional(&mut *$conn)
             .await
             .doing(doing)?,
-        }
-        .into_state()
+        };
+        $crate::progress::phase("into state", || snapshot.into_state())
     }};
 }
 
@@ -328,6 +330,9 @@ pub struct OutboxSql {
     pub use_token: &'static str,
     pub revoke_other_tokens: &'static str,
 }
+
+/// Counts the messages still to deliver.
+pub const PENDING_COUNT: &str = "SELECT count(*) FROM notifications WHERE status = 'pending'";
 
 /// Reads the outbox, oldest first.
 macro_rules! read_outbox {

@@ -17,7 +17,7 @@ use super::sql::{
     read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
-use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
+use super::{Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -32,6 +32,9 @@ pub struct SqliteStore {
     writable: bool,
     conn: Option<SqliteConnection>,
     lock: Option<std::fs::File>,
+    /// This store's [`ReadMark::store`], and the mark of its last full read.
+    id: u64,
+    read_mark: Option<ReadMark>,
 }
 
 impl SqliteStore {
@@ -60,6 +63,12 @@ impl SqliteStore {
             writable,
             conn: None,
             lock: None,
+            id: {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).expect("the system's random source works");
+                u64::from_le_bytes(bytes)
+            },
+            read_mark: None,
         })
     }
 
@@ -242,8 +251,17 @@ impl Store for SqliteStore {
         let mut tx = conn.begin().await.doing("starting a read transaction")?;
         let state = read_state(&mut tx).await?;
         let applied = read_applied!(tx, READ);
+        let version = data_version(&mut tx).await?;
         tx.rollback().await.doing("ending the read transaction")?;
+        self.read_mark = Some(ReadMark {
+            store: self.id,
+            version,
+        });
         Ok((state, applied))
+    }
+
+    fn read_mark(&self) -> Option<ReadMark> {
+        self.read_mark
     }
 
     async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
@@ -274,13 +292,20 @@ impl Store for SqliteStore {
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
+        let id = self.id;
         let conn = self.conn(true).await?.expect("created");
         MIGRATOR.run(&mut *conn).await?;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .doing("taking the write lock")?;
-        if read_state(&mut tx).await?.fingerprint() != plan.live_fingerprint {
+        // A plan computed from this connection's last read, with no commit by anyone else
+        // since, was computed from exactly what is live: no need to read it all again.
+        let unchanged = match plan.read_mark {
+            Some(mark) if mark.store == id => data_version(&mut tx).await? == mark.version,
+            _ => false,
+        };
+        if !unchanged && read_state(&mut tx).await?.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
         write_standard_roles(&mut tx).await?;
@@ -288,6 +313,20 @@ impl Store for SqliteStore {
         let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
         tx.commit().await.doing("committing")?;
         Ok(id)
+    }
+
+    async fn pending_count(&mut self) -> Result<u64, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(0);
+        };
+        if !schema_ready(conn).await? {
+            return Ok(0);
+        }
+        let count: i64 = sqlx::query_scalar(super::sql::PENDING_COUNT)
+            .fetch_one(&mut *conn)
+            .await
+            .doing("counting the notifications to deliver")?;
+        Ok(count.unsigned_abs())
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
@@ -439,6 +478,16 @@ async fn schema_version(conn: &mut SqliteConnection) -> Result<Option<i64>, Stor
 /// Whether portico's schema is there and current (see [`schema_status`]).
 async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
     schema_status(schema_version(conn).await?, known_version())
+}
+
+/// `PRAGMA data_version`, which changes whenever another connection commits to the file,
+/// and the rows this connection itself has changed so far (`total_changes()`): together,
+/// equal values mean nobody wrote in between.
+async fn data_version(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
+    sqlx::query_as("SELECT data_version, total_changes() FROM pragma_data_version")
+        .fetch_one(&mut *conn)
+        .await
+        .doing("reading the data version")
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {

@@ -14,11 +14,10 @@ use crate::state::{CustomerRecord, CustomerState, LoginState, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].
 struct LoginSpec<'a> {
-    /// The login's resource address.
-    address: String,
     /// The customer's id and, for a contact, its normalised email.
     key: (&'a str, Option<String>),
-    site: Site,
+    /// Where the login is declared: the customer's or the contact's site.
+    site: &'a Site,
     email: Option<&'a str>,
     name: Option<&'a str>,
     access: bool,
@@ -33,26 +32,25 @@ struct LoginSpec<'a> {
 
 type Passwords = foldhash::HashMap<String, SecretRef>;
 
-/// Where each login was declared, by (customer id, contact email).
-pub(super) type LoginSites = foldhash::HashMap<(String, Option<String>), Site>;
-
 pub(super) fn customers(
     cx: &mut Context<'_>,
     desired: &Desired,
-) -> (BTreeMap<String, CustomerState>, Passwords, LoginSites) {
+) -> (BTreeMap<String, CustomerState>, Passwords) {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
+    let declared = cx.set.customers.as_deref().unwrap_or_default();
+    let logins = declared.iter().map(|d| 1 + d.value.contacts.len()).sum();
     let mut checker = Checker {
         known_roles,
         websites,
-        emails: foldhash::HashMap::default(),
+        emails: foldhash::HashMap::with_capacity_and_hasher(logins, Default::default()),
         used_roles: BTreeSet::new(),
         passwords: foldhash::HashMap::default(),
-        sites: foldhash::HashMap::default(),
     };
-    let mut customers = BTreeMap::new();
-    let mut first_site: foldhash::HashMap<&str, &Site> = foldhash::HashMap::default();
-    for declared in cx.set.customers.iter().flatten() {
+    let mut customers = Vec::with_capacity(declared.len());
+    let mut first_site: foldhash::HashMap<&str, &Site> =
+        foldhash::HashMap::with_capacity_and_hasher(declared.len(), Default::default());
+    for declared in declared {
         let customer = &declared.value;
         if let Some(first) = first_site.insert(&customer.id, &declared.site) {
             let d = duplicate(
@@ -65,31 +63,78 @@ pub(super) fn customers(
             continue;
         }
         let state = checker.customer(cx, desired, customer, &declared.site);
-        customers.insert(customer.id.clone(), state);
+        customers.push((customer.id.clone(), state));
     }
     for role in desired.state.roles.values() {
         checker.used_roles.insert(role.base.clone());
     }
     roles::warn_unused(cx, desired, &checker.used_roles);
-    (customers, checker.passwords, checker.sites)
+    (customers.into_iter().collect(), checker.passwords)
 }
 
-struct Checker {
+/// Where a login is declared: its customer's site, and the contact's index for a contact.
+#[derive(Clone)]
+struct Declaration<'a> {
+    customer: &'a Site,
+    contact: Option<usize>,
+}
+
+impl Declaration<'_> {
+    /// The site of the login's `email`.
+    fn email_site(&self) -> Site {
+        match self.contact {
+            None => self.customer.key("email"),
+            Some(index) => contact_site(self.customer, index).key("email"),
+        }
+    }
+}
+
+fn contact_site(customer: &Site, index: usize) -> Site {
+    Site {
+        path: customer.path.key("contacts").index(index),
+        ..customer.clone()
+    }
+}
+
+/// The site of a desired login, found again from its customer id and contact email (for
+/// the few diagnostics that name a login after validation, such as policy violations).
+pub(super) fn login_site(
+    set: &crate::manifest::load::ManifestSet,
+    customer: &str,
+    contact: Option<&str>,
+) -> Option<Site> {
+    let declared = set
+        .customers
+        .iter()
+        .flatten()
+        .find(|d| d.value.id == customer)?;
+    let Some(email) = contact else {
+        return Some(declared.site.clone());
+    };
+    let index = declared
+        .value
+        .contacts
+        .iter()
+        .position(|c| normalize_email(&c.email) == email)?;
+    Some(contact_site(&declared.site, index))
+}
+
+struct Checker<'a> {
     known_roles: Option<Vec<String>>,
     websites: Option<BTreeSet<String>>,
-    emails: foldhash::HashMap<String, Site>,
+    /// First declaration of each login email (sites are built only for a duplicate).
+    emails: foldhash::HashMap<String, Declaration<'a>>,
     used_roles: BTreeSet<String>,
     passwords: Passwords,
-    sites: LoginSites,
 }
 
-impl Checker {
+impl<'a> Checker<'a> {
     fn customer(
         &mut self,
         cx: &mut Context<'_>,
         desired: &Desired,
-        customer: &Customer,
-        site: &Site,
+        customer: &'a Customer,
+        site: &'a Site,
     ) -> CustomerState {
         cx.non_empty(site, "id", &customer.id);
         cx.non_empty(site, "name", &customer.name);
@@ -99,9 +144,8 @@ impl Checker {
             cx,
             desired,
             LoginSpec {
-                address: Address::Customer(customer.id.clone()).to_string(),
                 key: (&customer.id, None),
-                site: site.clone(),
+                site,
                 email: customer.email.as_deref(),
                 name: None,
                 access: access.give_access,
@@ -116,24 +160,20 @@ impl Checker {
                     .map(|e| (e, access_site.key("expires"))),
             },
             &access_site,
+            Declaration {
+                customer: site,
+                contact: None,
+            },
         );
-        let mut contacts = BTreeMap::new();
+        let mut contacts = Vec::with_capacity(customer.contacts.len());
         for (index, contact) in customer.contacts.iter().enumerate() {
-            let contact_site = Site {
-                path: site.path.key("contacts").index(index),
-                ..site.clone()
-            };
+            let contact_site = contact_site(site, index);
             let state = self.login(
                 cx,
                 desired,
                 LoginSpec {
-                    address: Address::Contact {
-                        customer: customer.id.clone(),
-                        email: normalize_email(&contact.email),
-                    }
-                    .to_string(),
                     key: (&customer.id, Some(normalize_email(&contact.email))),
-                    site: contact_site.clone(),
+                    site: &contact_site,
                     email: Some(&contact.email),
                     name: contact.name.as_deref(),
                     access: contact.access,
@@ -151,11 +191,17 @@ impl Checker {
                     },
                 },
                 &contact_site,
+                Declaration {
+                    customer: site,
+                    contact: Some(index),
+                },
             );
             if let Some(email) = state.email.clone() {
-                contacts.insert(email, state);
+                contacts.push((email, state));
             }
         }
+        // Duplicates were reported above; like a map insert, the last one stays.
+        let contacts: BTreeMap<String, LoginState> = contacts.into_iter().collect();
         let record = CustomerRecord {
             name: customer.name.clone(),
             protect: customer.protect,
@@ -172,29 +218,35 @@ impl Checker {
         desired: &Desired,
         spec: LoginSpec<'_>,
         access_site: &Site,
+        declaration: Declaration<'a>,
     ) -> LoginState {
-        let email = spec.email.map(normalize_email);
+        let email = match (&spec.key.1, spec.email) {
+            (Some(normalized), _) => Some(normalized.clone()),
+            (None, raw) => raw.map(normalize_email),
+        };
         if let Some(name) = spec.name {
-            cx.visible(&spec.site, "name", name, false);
+            cx.visible(spec.site, "name", name, false);
         }
         if let (Some(raw), Some(normalized)) = (spec.email, &email) {
-            let site = spec.site.key("email");
             if raw.chars().any(crate::unicode::is_invisible) {
-                cx.visible(&spec.site, "email", raw, true);
+                cx.visible(spec.site, "email", raw, true);
             } else if !is_valid_email(raw.trim()) {
-                cx.error(&site, format!("`{raw}` is not a valid email address"));
-            } else if let Some(first) = self.emails.get(normalized) {
+                cx.error(
+                    &declaration.email_site(),
+                    format!("`{raw}` is not a valid email address"),
+                );
+            } else if let Some(first) = self.emails.get(normalized.as_str()) {
                 let d = duplicate(
                     &format!("login email `{normalized}`"),
                     &cx.set.sources,
-                    first,
-                    site,
+                    &first.email_site(),
+                    declaration.email_site(),
                 );
                 cx.diagnostics.push(
                     d.with_hint("an email can belong to one login only (compared in lower case)"),
                 );
             } else {
-                self.emails.insert(normalized.clone(), site);
+                self.emails.insert(normalized.clone(), declaration);
             }
         }
         let role = spec.role.unwrap_or(spec.default_role).to_string();
@@ -208,14 +260,12 @@ impl Checker {
             .suggest(name, known.iter().map(String::as_str));
             cx.diagnostics.push(d);
         }
-        self.used_roles.insert(role.clone());
+        if !self.used_roles.contains(&role) {
+            self.used_roles.insert(role.clone());
+        }
         if let Some(website) = spec.website {
             self.website(cx, desired, website, access_site);
         }
-        self.sites.insert(
-            (spec.key.0.to_string(), spec.key.1.clone()),
-            spec.site.clone(),
-        );
         let expires = self.expiry(cx, &spec);
         // Access ends by itself once the expiry has passed: apply revokes it.
         let expired = spec.access && expires.as_deref().is_some_and(|e| e <= cx.now.as_str());
@@ -229,7 +279,15 @@ impl Checker {
         if let Some(password) = spec.password
             && let Some(source) = check_password(cx, password, &access_site.key("password"))
         {
-            self.passwords.insert(spec.address.clone(), source);
+            let (customer, contact) = &spec.key;
+            let address = match contact {
+                None => Address::Customer(customer.to_string()),
+                Some(email) => Address::Contact {
+                    customer: customer.to_string(),
+                    email: email.clone(),
+                },
+            };
+            self.passwords.insert(address.to_string(), source);
         }
         LoginState {
             email,
@@ -293,7 +351,7 @@ impl Checker {
         access_site: &Site,
         has_email: bool,
     ) {
-        let flag = if access_site == &spec.site {
+        let flag = if access_site == spec.site {
             "access"
         } else {
             "give_access"

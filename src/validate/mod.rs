@@ -46,8 +46,6 @@ pub struct Desired {
     pub managed: Sections,
     /// Initial password sources, keyed by the login's resource address.
     pub passwords: foldhash::HashMap<String, crate::passwords::SecretRef>,
-    /// Where each login was declared: (customer id, contact email or `None`).
-    pub login_sites: foldhash::HashMap<(String, Option<String>), Site>,
 }
 
 /// Validates a manifest set. `live` is the database's state when there is one (plan and
@@ -71,10 +69,9 @@ pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagno
     cx.login_policy();
     desired.state.notifications = cx.notifications();
     desired.state.roles = roles::roles(&mut cx, &desired);
-    let (customers, passwords, login_sites) = logins::customers(&mut cx, &desired);
+    let (customers, passwords) = logins::customers(&mut cx, &desired);
     desired.state.customers = customers;
     desired.passwords = passwords;
-    desired.login_sites = login_sites;
     desired.state.policies = cx.policies();
     cx.check_policies(&desired);
     if !desired.managed.customers {
@@ -453,11 +450,8 @@ impl Context<'_> {
         for (id, policy) in &policies {
             let violations = crate::policy::check(&desired.state, policy);
             for v in violations.iter().take(SHOWN) {
-                let key = (v.customer.clone(), v.contact.clone());
-                let site = desired
-                    .login_sites
-                    .get(&key)
-                    .or_else(|| desired.login_sites.get(&(v.customer.clone(), None)))
+                let site = logins::login_site(self.set, &v.customer, v.contact.as_deref())
+                    .or_else(|| logins::login_site(self.set, &v.customer, None))
                     .map(|site| match policy.rule {
                         crate::policy::Rule::MaxLoginsPerCustomer(_) => site.clone(),
                         _ => site.key("email"),
