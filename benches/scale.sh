@@ -12,6 +12,10 @@
 #   bash benches/scale.sh 5000            # one size
 #   bash benches/scale.sh --huge          # also 1,000,000 customers
 #   DRIFT=5 bash benches/scale.sh         # drift plan with 5% of customers changed (default 1)
+#   POSTGRES_URL=postgres://u:p@host:port/db bash benches/scale.sh
+#                                         # also PostgreSQL's first apply and no-change plan
+#                                         # (in a database portico_scale it creates there)
+#   PORTICO_TIMINGS=1 shows each step's phases (parse, read live, validate, diff, write…)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=()
@@ -96,6 +100,7 @@ for N in "${SIZES[@]}"; do
   load=$(python3 -c "print(f'{$end - $start:.3f}')")
   row "first apply" "$apply_s" "$apply_kb" "$(ratio "$apply_s" "$parse + $load" 'parse + load floor (target <= 1.5x)')"
   measure plan "$BIN" plan -f "$D/base" --database "$DB" --detailed-exitcode
+  plan_s=$SECONDS_TAKEN
   row "no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
   measure drift "$BIN" plan -f "$D/drift" --database "$DB" --detailed-exitcode
   row "${DRIFT}%-drift plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
@@ -104,6 +109,15 @@ for N in "${SIZES[@]}"; do
   row "10-login change: plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
   measure pr-apply "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
   row "10-login change: apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$pr_plan" 'its plan (target <= 1.2x)')"
+  if [ -n "${POSTGRES_URL:-}" ]; then
+    psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS portico_scale" -c "CREATE DATABASE portico_scale" >/dev/null
+    PG="${POSTGRES_URL%/*}/portico_scale"
+    measure pg-apply "$BIN" apply -f "$D/base" --auto-approve --database "$PG"
+    row "PostgreSQL first apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$apply_s" "SQLite's (target <= 1.5x)")"
+    measure pg-plan "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode
+    row "PostgreSQL no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$plan_s" "SQLite's (target <= 1.2x)")"
+    psql -q "$POSTGRES_URL" -c "DROP DATABASE portico_scale" >/dev/null
+  fi
   history=$(sqlite3 "$D/live.db" "SELECT length(CAST(changes AS BLOB)) + coalesce(length(changes_z), 0) FROM applies WHERE id = 1")
   size=$(du -m "$D/live.db" | cut -f1)
   echo

@@ -57,15 +57,32 @@ pub struct ApplyRecord {
 
 /// The change list of a plan as recorded.
 pub fn recorded_changes(plan: &Plan) -> Vec<RecordedChange> {
-    plan.changes
-        .iter()
-        .map(|c| RecordedChange {
-            address: c.address.to_string(),
-            action: c.action,
-            origin: c.origin,
-            fields: c.fields.clone(),
-        })
-        .collect()
+    plan.changes.iter().map(recorded).collect()
+}
+
+fn recorded(c: &crate::plan::Change) -> RecordedChange {
+    RecordedChange {
+        address: c.address.to_string(),
+        action: c.action,
+        origin: c.origin,
+        fields: c.fields.clone(),
+    }
+}
+
+/// The JSON of [`recorded_changes`], written change by change (a big apply's list is never
+/// held whole).
+///
+/// # Errors
+/// What `out` returns.
+pub fn write_recorded_changes(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(b"[")?;
+    for (i, change) in plan.changes.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &recorded(change))?;
+    }
+    out.write_all(b"]")
 }
 
 /// Who is applying: `--actor`, else a CI's actor variable, else the OS user.
@@ -118,4 +135,44 @@ pub fn git_commit(manifests: Option<&Path>) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Address, Change, Origin, Plan};
+
+    #[test]
+    fn streamed_change_list_is_the_json_of_the_list() {
+        let change = |id: &str, action| Change {
+            address: Address::Customer(id.into()),
+            action,
+            origin: Origin::Outside,
+            fields: vec![crate::plan::FieldChange {
+                field: "name".into(),
+                old: None,
+                new: Some("Ann \u{e9}".into()),
+            }],
+            before: None,
+            after: None,
+            password: None,
+            reason: None,
+        };
+        for changes in [
+            vec![],
+            vec![change("A", Action::Create)],
+            vec![change("A", Action::Create), change("B\"", Action::Delete)],
+        ] {
+            let plan = Plan {
+                changes,
+                ..Plan::default()
+            };
+            let mut streamed = Vec::new();
+            write_recorded_changes(&plan, &mut streamed).unwrap();
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                serde_json::to_string(&recorded_changes(&plan)).unwrap()
+            );
+        }
+    }
 }

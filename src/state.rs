@@ -188,20 +188,36 @@ impl State {
     /// A digest of the whole managed state: equal states, equal fingerprints. Runtime login
     /// data is not part of a `State`, so logins and lockouts never change it.
     pub fn fingerprint(&self) -> String {
+        let mut hasher = HashWriter::default();
+        serde_json::to_writer(
+            std::io::BufWriter::with_capacity(64 * 1024, &mut hasher),
+            self,
+        )
+        .expect("a state serialises");
+        hasher.finish()
+    }
+}
+
+/// SHA-256 of everything written to it, so a value's JSON can be hashed without holding it.
+#[derive(Default)]
+pub struct HashWriter(sha2::Sha256);
+
+impl HashWriter {
+    /// Lower-case hex of the digest.
+    pub fn finish(self) -> String {
         use sha2::Digest;
-        struct Hasher(sha2::Sha256);
-        impl std::io::Write for Hasher {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.update(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut hasher = Hasher(sha2::Sha256::new());
-        serde_json::to_writer(&mut hasher, self).expect("a state serialises");
-        hex(&hasher.0.finalize())
+        hex(&self.0.finalize())
+    }
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

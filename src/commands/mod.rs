@@ -167,13 +167,33 @@ fn validate_json(path: &Path) -> Result<Outcome, Error> {
 /// Lets go of a large value without freeing it. A big account's states are millions of
 /// small allocations; freeing them one by one costs a noticeable share of a plan, and the
 /// process ends moments later, when the OS takes all its memory back at once. Only for the
-/// CLI's short-lived commands.
+/// CLI's short-lived commands, once nothing big is allocated after.
 fn discard<T>(value: T) {
     std::mem::forget(value);
 }
 
+/// Frees a large value on another thread, so the memory is reused by what follows (apply's
+/// writes) without the wait.
+fn free_aside<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
+}
+
+/// What [`compute`] does with its inputs once the plan is made.
+#[derive(Clone, Copy)]
+enum Inputs {
+    /// Never freed: the command ends soon (plan).
+    Discard,
+    /// Freed beside the work that follows (apply).
+    FreeAside,
+}
+
 /// Reads the live state, validates against it, diffs and labels drift.
-async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<Plan, Error> {
+async fn compute(
+    path: &Path,
+    store: &mut AnyStore,
+    args: &DiffArgs,
+    inputs: Inputs,
+) -> Result<Plan, Error> {
     // The manifests are parsed on other threads while the live state is read.
     let root = path.to_path_buf();
     let parsing = tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root)));
@@ -207,7 +227,11 @@ async fn compute(path: &Path, store: &mut AnyStore, args: &DiffArgs) -> Result<P
         args.warn_expiring,
     );
     plan.manifests_digest = manifests_digest;
-    discard((live, applied, desired, set));
+    let done = (live, applied, desired, set);
+    match inputs {
+        Inputs::Discard => discard(done),
+        Inputs::FreeAside => free_aside(done),
+    }
     Ok(plan)
 }
 
@@ -255,7 +279,13 @@ pub fn show(opts: &crate::cli::ShowOpts) -> Result<Outcome, Error> {
 pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     let mut store = store::open(opts.connect.url(), false).await?;
     warn_if_missing(&store);
-    let plan = compute(&opts.manifests.path, &mut store, &opts.diff).await?;
+    let plan = compute(
+        &opts.manifests.path,
+        &mut store,
+        &opts.diff,
+        Inputs::Discard,
+    )
+    .await?;
     phase("render", || print_plan(&plan, opts.format, &opts.diff));
     step_summary(|| render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
@@ -423,7 +453,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             (plan, root)
         }
         (None, Some(path)) => (
-            compute(path, &mut store, &opts.diff).await?,
+            compute(path, &mut store, &opts.diff, Inputs::FreeAside).await?,
             manifest::load::root_of(path),
         ),
         (None, None) => {
@@ -433,7 +463,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             });
         }
     };
-    print_text(&plan, &opts.diff);
+    phase("print", || print_text(&plan, &opts.diff));
     let expected = match (&opts.expect_digest, opts.expect_digest_from_pr) {
         (Some(digest), _) => Some(digest.clone()),
         (None, true) => Some(reviewed_digest().await?),

@@ -45,12 +45,15 @@ pub struct HistoryInsert {
     pub changes_z: Vec<u8>,
 }
 
-/// Deflates a change list (JSON); history keeps it compressed.
-pub fn deflate(json: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
+/// The plan's change list, deflated as it is written (history keeps it compressed).
+fn deflated_changes(plan: &crate::plan::Plan) -> Vec<u8> {
     let mut encoder =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(json).expect("writing to memory");
+    crate::history::write_recorded_changes(
+        plan,
+        &mut std::io::BufWriter::with_capacity(64 * 1024, &mut encoder),
+    )
+    .expect("writing to memory");
     encoder.finish().expect("writing to memory")
 }
 
@@ -75,37 +78,57 @@ impl HistoryInsert {
             summary: json(&[plan.summary()])[1..]
                 .trim_end_matches(']')
                 .to_string(),
-            changes_z: deflate(
-                &serde_json::to_vec(&crate::history::recorded_changes(plan))
-                    .expect("changes serialise"),
-            ),
+            changes_z: deflated_changes(plan),
         }
     }
 }
 
 /// One statement to run once per parameter.
-pub struct Step {
+pub struct Step<'a> {
     pub sql: &'static str,
-    pub params: Vec<String>,
+    /// A JSON array of up to [`BATCH`] rows per run, each written only when its turn comes
+    /// (a big apply never holds all of them).
+    pub params: Box<dyn Iterator<Item = String> + Send + 'a>,
     pub doing: &'static str,
+    empty: bool,
 }
 
-fn step<T: serde::Serialize>(sql: &'static str, rows: &[T], doing: &'static str) -> Step {
+fn step<'a, T: serde::Serialize + Sync>(
+    sql: &'static str,
+    rows: &'a [T],
+    doing: &'static str,
+) -> Step<'a> {
     Step {
         sql,
-        params: rows.chunks(BATCH).map(json).collect(),
+        params: Box::new(rows.chunks(BATCH).map(json)),
         doing,
+        empty: rows.is_empty(),
+    }
+}
+
+/// A [`step`] whose parameters are written at once (its rows do not outlive it).
+fn owned_step<T: serde::Serialize>(
+    sql: &'static str,
+    rows: &[T],
+    doing: &'static str,
+) -> Step<'static> {
+    let params: Vec<String> = rows.chunks(BATCH).map(json).collect();
+    Step {
+        sql,
+        params: Box::new(params.into_iter()),
+        doing,
+        empty: rows.is_empty(),
     }
 }
 
 /// The statements that (re)write the standard roles from the catalog.
-pub fn standard_role_steps(w: &Writes) -> Vec<Step> {
+pub fn standard_role_steps(w: &Writes) -> Vec<Step<'static>> {
     let (roles, permissions) = standard_role_rows();
     let ids: Vec<&str> = roles.iter().map(|r| r.id.as_str()).collect();
     vec![
-        step(w.upsert_roles, &roles, "writing standard roles"),
-        step(w.delete_role_permissions, &ids, "writing standard roles"),
-        step(
+        owned_step(w.upsert_roles, &roles, "writing standard roles"),
+        owned_step(w.delete_role_permissions, &ids, "writing standard roles"),
+        owned_step(
             w.insert_role_permissions,
             &permissions,
             "writing standard roles",
@@ -114,7 +137,11 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step> {
 }
 
 /// The plan's batches as statements, in apply order.
-pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow]) -> Vec<Step> {
+pub fn steps<'a>(
+    w: &Writes,
+    b: &'a Batches,
+    passwords: &'a [crate::passwords::PasswordRow],
+) -> Vec<Step<'a>> {
     let role_ids: Vec<&str> = b.roles.iter().map(|r| r.id.as_str()).collect();
     let mut steps = vec![
         step(w.upsert_features, &b.features_on, "switching features on"),
@@ -132,7 +159,7 @@ pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow
         step(w.upsert_policies, &b.policies, "writing policies"),
         step(w.delete_policies, &b.delete_policies, "deleting policies"),
         step(w.upsert_roles, &b.roles, "writing roles"),
-        step(
+        owned_step(
             w.delete_role_permissions,
             &role_ids,
             "writing role permissions",
@@ -188,7 +215,7 @@ pub fn steps(w: &Writes, b: &Batches, passwords: &[crate::passwords::PasswordRow
         step(w.upsert_applied, &b.applied, "recording what was applied"),
         step(w.delete_applied, &b.forget, "recording what was applied"),
     ];
-    steps.retain(|s| !s.params.is_empty());
+    steps.retain(|s| !s.empty);
     steps
 }
 

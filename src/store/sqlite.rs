@@ -309,9 +309,16 @@ impl Store for SqliteStore {
             return Err(StoreError::Stale);
         }
         write_standard_roles(&mut tx).await?;
-        write(&mut tx, &Batches::from_plan(plan), passwords).await?;
-        let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
-        tx.commit().await.doing("committing")?;
+        let batches = crate::progress::phase("batches", || Batches::from_plan(plan));
+        crate::progress::phase_async("write rows", write(&mut tx, &batches, passwords)).await?;
+        let history = crate::progress::phase("history", || HistoryInsert::new(plan, provenance));
+        let id = crate::progress::phase_async("insert history", async {
+            Ok::<_, StoreError>(insert_history!(tx, INSERT_APPLY, history))
+        })
+        .await?;
+        crate::progress::phase_async("commit", tx.commit())
+            .await
+            .doing("committing")?;
         Ok(id)
     }
 
