@@ -113,9 +113,9 @@ for N in "${SIZES[@]}"; do
     psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS portico_scale" -c "CREATE DATABASE portico_scale" >/dev/null
     PG="${POSTGRES_URL%/*}/portico_scale"
     measure pg-apply "$BIN" apply -f "$D/base" --auto-approve --database "$PG"
-    row "PostgreSQL first apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$apply_s" "SQLite's (target <= 1.5x)")"
+    row "PostgreSQL first apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$apply_s" "SQLite (target <= 1.5x)")"
     measure pg-plan "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode
-    row "PostgreSQL no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$plan_s" "SQLite's (target <= 1.2x)")"
+    row "PostgreSQL no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$plan_s" "SQLite (target <= 1.2x)")"
     psql -q "$POSTGRES_URL" -c "DROP DATABASE portico_scale" >/dev/null
   fi
   history=$(sqlite3 "$D/live.db" "SELECT length(CAST(changes AS BLOB)) + coalesce(length(changes_z), 0) FROM applies WHERE id = 1")

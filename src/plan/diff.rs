@@ -309,7 +309,7 @@ pub fn diff_with_fingerprint(
 /// Labels each change with its [`Origin`], given the digest of each object as portico last
 /// wrote it (keyed by address). A change whose live object differs from that record undoes
 /// an edit made outside portico.
-pub fn label_origins(plan: &mut Plan, applied: &std::collections::HashMap<String, String>) {
+pub fn label_origins(plan: &mut Plan, applied: &crate::store::Applied) {
     for change in &mut plan.changes {
         let recorded = applied.get(&change.address.to_string());
         let live = change.before.as_ref().map(Object::digest);

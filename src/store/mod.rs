@@ -166,10 +166,10 @@ pub trait Store {
 
     /// The managed state and the digests of what portico last wrote, read in one consistent
     /// snapshot (what plan reads).
-    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError>;
+    async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError>;
 
     /// Digests of the objects as portico last wrote them, keyed by resource address.
-    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError>;
+    async fn read_applied(&mut self) -> Result<Applied, StoreError>;
 
     /// A mark of the last [`Store::read_with_applied`], when this engine can tell later
     /// that nothing has been written since. A plan carrying it lets apply skip reading the
@@ -392,6 +392,9 @@ pub async fn open_with(
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
+/// Digests of the objects as portico last wrote them, keyed by resource address.
+pub type Applied = HashMap<String, String, foldhash::fast::RandomState>;
+
 /// Which read of which store a plan was computed from (see [`Store::read_mark`]). Never
 /// saved with a plan: only a plan computed in this process carries one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -438,11 +441,11 @@ impl Store for AnyStore {
         dispatch!(self, s => s.read().await)
     }
 
-    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
+    async fn read_applied(&mut self) -> Result<Applied, StoreError> {
         dispatch!(self, s => s.read_applied().await)
     }
 
-    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError> {
+    async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError> {
         dispatch!(self, s => s.read_with_applied().await)
     }
 

@@ -1,7 +1,6 @@
 //! The PostgreSQL store (`postgres://…`): same behaviour as SQLite; plan reads in a
 //! read-only transaction, apply serialises on an advisory lock.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use super::sql::{
     read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
-use super::{Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
+use super::{Applied, Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -150,7 +149,7 @@ impl Store for PostgresStore {
         Ok(self.read_with_applied().await?.0)
     }
 
-    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError> {
+    async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError> {
         // One snapshot for every query: a login is never read without its customer, and
         // the drift records match the objects they describe.
         let mut tx = self
@@ -162,7 +161,7 @@ impl Store for PostgresStore {
             let state = read_snapshot!(tx, READ)?;
             (state, read_applied!(tx, READ))
         } else {
-            (State::empty(), HashMap::new())
+            (State::empty(), Applied::default())
         };
         tx.rollback()
             .await
@@ -170,9 +169,9 @@ impl Store for PostgresStore {
         Ok(read)
     }
 
-    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
+    async fn read_applied(&mut self) -> Result<Applied, StoreError> {
         if !schema_ready(&mut self.conn).await? {
-            return Ok(HashMap::new());
+            return Ok(Applied::default());
         }
         let conn = &mut self.conn;
         Ok(read_applied!(conn, READ))

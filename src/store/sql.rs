@@ -294,7 +294,7 @@ macro_rules! read_applied {
             .fetch_one(&mut *$conn)
             .await
             .doing(doing)?;
-        serde_json::from_str::<std::collections::HashMap<String, String>>(&json)
+        serde_json::from_str::<$crate::store::Applied>(&json)
             .map_err(|e| $crate::store::StoreError::Corrupt(format!("applied_objects: {e}")))?
     }};
 }

@@ -5,7 +5,6 @@ use std::str::FromStr;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use super::sql::{
     read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
-use super::{Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
+use super::{Applied, Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -240,12 +239,12 @@ impl Store for SqliteStore {
         read_state(conn).await
     }
 
-    async fn read_with_applied(&mut self) -> Result<(State, HashMap<String, String>), StoreError> {
+    async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError> {
         let Some(conn) = self.conn(false).await? else {
-            return Ok((State::empty(), HashMap::new()));
+            return Ok((State::empty(), Applied::default()));
         };
         if !schema_ready(conn).await? {
-            return Ok((State::empty(), HashMap::new()));
+            return Ok((State::empty(), Applied::default()));
         }
         // One read transaction: every query sees the same committed state.
         let mut tx = conn.begin().await.doing("starting a read transaction")?;
@@ -264,12 +263,12 @@ impl Store for SqliteStore {
         self.read_mark
     }
 
-    async fn read_applied(&mut self) -> Result<HashMap<String, String>, StoreError> {
+    async fn read_applied(&mut self) -> Result<Applied, StoreError> {
         let Some(conn) = self.conn(false).await? else {
-            return Ok(HashMap::new());
+            return Ok(Applied::default());
         };
         if !schema_ready(conn).await? {
-            return Ok(HashMap::new());
+            return Ok(Applied::default());
         }
         Ok(read_applied!(conn, READ))
     }
