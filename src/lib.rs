@@ -16,6 +16,7 @@ pub mod history;
 pub mod import;
 pub mod manifest;
 pub mod notify;
+pub mod parallel;
 pub mod passwords;
 pub mod plan;
 pub mod policy;

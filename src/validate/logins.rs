@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Context, Desired, roles};
 use crate::catalog::{self, Feature};
 use crate::manifest::diagnostic::{Diagnostic, Site};
-use crate::manifest::load::duplicate;
+use crate::manifest::load::{Declared, duplicate};
 use crate::manifest::model::{Customer, PasswordSource};
 use crate::passwords::SecretRef;
 use crate::plan::Address;
@@ -32,44 +32,103 @@ struct LoginSpec<'a> {
 
 type Passwords = foldhash::HashMap<String, SecretRef>;
 
-pub(super) fn customers(
-    cx: &mut Context<'_>,
+pub(super) fn customers<'a>(
+    cx: &mut Context<'a>,
     desired: &Desired,
 ) -> (BTreeMap<String, CustomerState>, Passwords) {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
-    let declared = cx.set.customers.as_deref().unwrap_or_default();
-    let logins = declared.iter().map(|d| 1 + d.value.contacts.len()).sum();
-    let mut checker = Checker {
-        known_roles,
-        websites,
-        emails: foldhash::HashMap::with_capacity_and_hasher(logins, Default::default()),
-        used_roles: BTreeSet::new(),
-        passwords: foldhash::HashMap::default(),
-    };
-    let mut customers = Vec::with_capacity(declared.len());
-    let mut first_site: foldhash::HashMap<&str, &Site> =
+    let set: &'a crate::manifest::load::ManifestSet = cx.set;
+    let declared = declared_all(set);
+    // Customer ids declared twice: the later declarations are reported and skipped.
+    let mut first_site: foldhash::HashMap<&str, usize> =
         foldhash::HashMap::with_capacity_and_hasher(declared.len(), Default::default());
-    for declared in declared {
-        let customer = &declared.value;
-        if let Some(first) = first_site.insert(&customer.id, &declared.site) {
-            let d = duplicate(
-                &format!("customer `{}`", customer.id),
-                &cx.set.sources,
-                &first.key("id"),
-                declared.site.key("id"),
-            );
-            cx.diagnostics.push(d);
-            continue;
+    let first_of: Vec<Option<usize>> = declared
+        .iter()
+        .enumerate()
+        .map(|(index, d)| first_site.insert(&d.value.id, index))
+        .collect();
+    drop(first_site);
+    // Customers are checked in chunks of a fixed size (so results never depend on the
+    // number of cores), on every core; the chunks' findings are then joined in order.
+    let chunks: Vec<(usize, &'a [Declared<Customer>])> = declared
+        .chunks(CHUNK)
+        .enumerate()
+        .map(|(i, chunk)| (i * CHUNK, chunk))
+        .collect();
+    let check = |(offset, chunk): (usize, &'a [Declared<Customer>])| {
+        let mut cx = cx.fork();
+        let logins = chunk.iter().map(|d| 1 + d.value.contacts.len()).sum();
+        let mut checker = Checker {
+            known_roles: known_roles.clone(),
+            websites: websites.clone(),
+            emails: foldhash::HashMap::with_capacity_and_hasher(logins, Default::default()),
+            first_emails: Vec::new(),
+            used_roles: BTreeSet::new(),
+            passwords: foldhash::HashMap::default(),
+        };
+        let mut customers = Vec::with_capacity(chunk.len());
+        for (at, declared) in chunk.iter().enumerate() {
+            let customer = &declared.value;
+            if let Some(first) = first_of[offset + at] {
+                let d = duplicate(
+                    &format!("customer `{}`", customer.id),
+                    &cx.set.sources,
+                    &declared_all(set)[first].site.key("id"),
+                    declared.site.key("id"),
+                );
+                cx.diagnostics.push(d);
+                continue;
+            }
+            let state = checker.customer(&mut cx, desired, customer, &declared.site);
+            customers.push((customer.id.clone(), state));
         }
-        let state = checker.customer(cx, desired, customer, &declared.site);
-        customers.push((customer.id.clone(), state));
+        (customers, checker, cx.diagnostics)
+    };
+    let done = crate::parallel::map_in_order(chunks, check);
+    let mut customers = Vec::with_capacity(declared.len());
+    let logins = declared.iter().map(|d| 1 + d.value.contacts.len()).sum();
+    let mut emails: foldhash::HashMap<String, Declaration<'a>> =
+        foldhash::HashMap::with_capacity_and_hasher(logins, Default::default());
+    let mut used_roles = BTreeSet::new();
+    let mut passwords = Passwords::default();
+    for (found, checker, diagnostics) in done {
+        customers.extend(found);
+        cx.diagnostics.extend(diagnostics);
+        // An email first used in this chunk may have been used in an earlier one.
+        for (email, declaration) in checker.first_emails {
+            match emails.get(&email) {
+                Some(first) => {
+                    let d = duplicate(
+                        &format!("login email `{email}`"),
+                        &cx.set.sources,
+                        &first.email_site(),
+                        declaration.email_site(),
+                    );
+                    cx.diagnostics.push(d.with_hint(DUPLICATE_EMAIL_HINT));
+                }
+                None => {
+                    emails.insert(email, declaration);
+                }
+            }
+        }
+        used_roles.extend(checker.used_roles);
+        passwords.extend(checker.passwords);
     }
     for role in desired.state.roles.values() {
-        checker.used_roles.insert(role.base.clone());
+        used_roles.insert(role.base.clone());
     }
-    roles::warn_unused(cx, desired, &checker.used_roles);
-    (customers.into_iter().collect(), checker.passwords)
+    roles::warn_unused(cx, desired, &used_roles);
+    (customers.into_iter().collect(), passwords)
+}
+
+/// Customers checked together on one thread.
+const CHUNK: usize = 4096;
+
+const DUPLICATE_EMAIL_HINT: &str = "an email can belong to one login only (compared in lower case)";
+
+fn declared_all(set: &crate::manifest::load::ManifestSet) -> &[Declared<Customer>] {
+    set.customers.as_deref().unwrap_or_default()
 }
 
 /// Where a login is declared: its customer's site, and the contact's index for a contact.
@@ -124,6 +183,8 @@ struct Checker<'a> {
     websites: Option<BTreeSet<String>>,
     /// First declaration of each login email (sites are built only for a duplicate).
     emails: foldhash::HashMap<String, Declaration<'a>>,
+    /// The same, in declaration order.
+    first_emails: Vec<(String, Declaration<'a>)>,
     used_roles: BTreeSet<String>,
     passwords: Passwords,
 }
@@ -242,11 +303,10 @@ impl<'a> Checker<'a> {
                     &first.email_site(),
                     declaration.email_site(),
                 );
-                cx.diagnostics.push(
-                    d.with_hint("an email can belong to one login only (compared in lower case)"),
-                );
+                cx.diagnostics.push(d.with_hint(DUPLICATE_EMAIL_HINT));
             } else {
-                self.emails.insert(normalized.clone(), declaration);
+                self.emails.insert(normalized.clone(), declaration.clone());
+                self.first_emails.push((normalized.clone(), declaration));
             }
         }
         let role = spec.role.unwrap_or(spec.default_role).to_string();

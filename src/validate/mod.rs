@@ -105,6 +105,17 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// A context for checking part of the set on another thread: the same inputs, its own
+    /// diagnostics.
+    fn fork(&self) -> Context<'_> {
+        Context {
+            set: self.set,
+            live: self.live,
+            diagnostics: Vec::new(),
+            now: self.now.clone(),
+        }
+    }
+
     fn error(&mut self, site: &Site, message: impl Into<String>) -> &mut Diagnostic {
         self.diagnostics
             .push(Diagnostic::error(site.clone(), message));
