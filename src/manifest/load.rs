@@ -146,43 +146,13 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
 /// The documents of one file and the problems found reading them.
 type Parsed = (Vec<(usize, Document)>, Vec<Diagnostic>);
 
-/// Parses the given sources on up to one thread per core, each thread taking the next file
-/// not yet taken. Results come back in the order of `indexes`.
+/// Parses the given sources on every core. Results come back in the order of `indexes`.
 fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(indexes.len());
-    let parse = |index: usize| {
+    crate::parallel::map_in_order(indexes.to_vec(), |index| {
         let mut found = Vec::new();
         let documents = read_documents(index, &sources[index].text, &mut found);
         (documents, found)
-    };
-    if threads <= 1 {
-        return indexes.iter().map(|&index| parse(index)).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Parsed)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&index) = indexes.get(at) else {
-                            return done;
-                        };
-                        done.push((at, parse(index)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| worker.join().expect("a parser thread does not panic"))
-            .collect()
-    });
-    results.sort_unstable_by_key(|(at, _)| *at);
-    results.into_iter().map(|(_, parsed)| parsed).collect()
+    })
 }
 
 /// Reads one in-memory manifest file, as if it were a file at `path`.

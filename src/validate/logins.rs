@@ -98,15 +98,7 @@ pub(super) fn customers<'a>(
         // An email first used in this chunk may have been used in an earlier one.
         for (email, declaration) in checker.first_emails {
             match emails.get(&email) {
-                Some(first) => {
-                    let d = duplicate(
-                        &format!("login email `{email}`"),
-                        &cx.set.sources,
-                        &first.email_site(),
-                        declaration.email_site(),
-                    );
-                    cx.diagnostics.push(d.with_hint(DUPLICATE_EMAIL_HINT));
-                }
+                Some(first) => duplicate_email(cx, &email, first, &declaration),
                 None => {
                     emails.insert(email, declaration);
                 }
@@ -125,7 +117,22 @@ pub(super) fn customers<'a>(
 /// Customers checked together on one thread.
 const CHUNK: usize = 4096;
 
-const DUPLICATE_EMAIL_HINT: &str = "an email can belong to one login only (compared in lower case)";
+/// Reports a login email used again at `second`.
+fn duplicate_email(
+    cx: &mut Context<'_>,
+    email: &str,
+    first: &Declaration<'_>,
+    second: &Declaration<'_>,
+) {
+    let d = duplicate(
+        &format!("login email `{email}`"),
+        &cx.set.sources,
+        &first.email_site(),
+        second.email_site(),
+    );
+    cx.diagnostics
+        .push(d.with_hint("an email can belong to one login only (compared in lower case)"));
+}
 
 fn declared_all(set: &crate::manifest::load::ManifestSet) -> &[Declared<Customer>] {
     set.customers.as_deref().unwrap_or_default()
@@ -297,13 +304,7 @@ impl<'a> Checker<'a> {
                     format!("`{raw}` is not a valid email address"),
                 );
             } else if let Some(first) = self.emails.get(normalized.as_str()) {
-                let d = duplicate(
-                    &format!("login email `{normalized}`"),
-                    &cx.set.sources,
-                    &first.email_site(),
-                    declaration.email_site(),
-                );
-                cx.diagnostics.push(d.with_hint(DUPLICATE_EMAIL_HINT));
+                duplicate_email(cx, normalized, first, &declaration);
             } else {
                 self.emails.insert(normalized.clone(), declaration.clone());
                 self.first_emails.push((normalized.clone(), declaration));
