@@ -10,7 +10,7 @@ N=${1:-100000}
 cargo build --release --quiet
 BIN=$PWD/target/release/portico
 WORK=$(mktemp -d /tmp/portico-adopt.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 export NO_COLOR=1 PORTICO_NO_NOTIFY=true PORTICO_DATABASE_URL="sqlite://$WORK/live.db"
 
 python3 - "$N" "$WORK" <<'PY'
@@ -32,7 +32,7 @@ for start in range(0, n, per):
                     f"    access: {{ give_access: true, role: {role}, website: eu, notify: true }}\n"
                     f"    contacts:\n"
                     f"      - {{ email: a{i}@x.example, name: Ann {i}, access: true, notify: true }}\n"
-                    f"      - {{ email: b{i}@x.example, name: Bob {i} }}\n")
+                    f"      - {{ email: b{i}@x.example, name: Bob {i}, notify: true }}\n")
 with open(f"{work}/access.csv", "w") as f:
     f.write("Internal ID,Company Name,Give Access,Role,Assigned Website,"
             "Contact Access 1 : Email,Contact Access 1 : Access\r\n")

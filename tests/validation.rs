@@ -395,3 +395,32 @@ fn duplicates_far_apart_in_a_big_account_are_found() {
     let (_, _, again) = run(env.portico(&["validate", "-f", "manifests"]));
     assert_eq!(err, again);
 }
+
+/// The same mistake on thousands of logins is reported as the first 100 errors and a count
+/// of the rest, at once (each shown error re-reads its document to find the line, so
+/// showing 200,000 took hours), and the summary still counts them all.
+#[test]
+fn thousands_of_errors_show_the_first_hundred_and_a_count() {
+    let env = Env::new();
+    let mut text = String::from("features:\n  customer_access: true\ncustomers:\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "  - id: C{i}\n    name: N{i}\n    email: not-an-email-{i}\n"
+        ));
+    }
+    env.write("a.yaml", &text);
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err.matches("is not a valid email address").count(),
+        100,
+        "{err}"
+    );
+    assert!(err.contains("`not-an-email-99`"), "{err}");
+    assert!(!err.contains("`not-an-email-100`"), "{err}");
+    assert!(
+        err.contains("… and 2900 more errors not shown (the first 100 are above)"),
+        "{err}"
+    );
+    assert!(err.contains("3000 errors in the manifests"), "{err}");
+}

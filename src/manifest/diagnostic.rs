@@ -154,13 +154,35 @@ pub struct Source {
     pub text: String,
 }
 
-/// Renders diagnostics, errors first, in a stable order. `color` adds ANSI styles.
+/// How many errors, and how many warnings, are shown with their source lines. Nobody reads
+/// more, and each costs a re-read of its document to find the line: an account where every
+/// one of 200,000 logins has the same mistake would otherwise take hours to report.
+pub const SHOWN_PER_SEVERITY: usize = 100;
+
+/// Renders diagnostics, errors first, in a stable order: the first
+/// [`SHOWN_PER_SEVERITY`] of each severity, then how many more there are. `color` adds
+/// ANSI styles.
 pub fn render(sources: &[Source], diagnostics: &[Diagnostic], color: bool) -> String {
     let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
     sorted.sort_by_key(|d| d.severity);
     let mut out = String::new();
-    for diagnostic in sorted {
-        render_one(&mut out, sources, diagnostic, color);
+    for severity in [Severity::Error, Severity::Warning] {
+        let of: Vec<&&Diagnostic> = sorted.iter().filter(|d| d.severity == severity).collect();
+        for diagnostic in of.iter().take(SHOWN_PER_SEVERITY) {
+            render_one(&mut out, sources, diagnostic, color);
+        }
+        let more = of.len().saturating_sub(SHOWN_PER_SEVERITY);
+        if more > 0 {
+            let what = match severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let _ = writeln!(
+                out,
+                "… and {more} more {what}{} not shown (the first {SHOWN_PER_SEVERITY} are above)",
+                if more == 1 { "" } else { "s" }
+            );
+        }
     }
     out
 }
@@ -258,7 +280,14 @@ pub fn to_json(sources: &[Source], diagnostics: &[Diagnostic]) -> Vec<JsonDiagno
 /// so a pull request shows each one on the offending line.
 pub fn render_github(sources: &[Source], diagnostics: &[Diagnostic]) -> String {
     let mut out = String::new();
+    let mut shown = [0usize; 2];
     for d in diagnostics {
+        // GitHub shows a handful of annotations per step: the first of each severity.
+        let count = &mut shown[usize::from(d.severity != Severity::Error)];
+        *count += 1;
+        if *count > SHOWN_PER_SEVERITY {
+            continue;
+        }
         let level = match d.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
