@@ -137,7 +137,9 @@ pub fn find<'a>(
         }
         customer
             .contacts
-            .get_key_value(&email)
+            .find_index(&email)
+            .ok()
+            .and_then(|index| customer.contacts.get_indexed(index))
             .map(|(key, login)| (id.as_str(), Some(key.as_str()), login))
     })
 }

@@ -65,7 +65,7 @@ fn recorded(c: &crate::plan::Change) -> RecordedChange {
         address: c.address.to_string(),
         action: c.action,
         origin: c.origin,
-        fields: c.fields.clone(),
+        fields: c.fields().into_owned(),
     }
 }
 
@@ -148,11 +148,11 @@ mod tests {
             address: Address::Customer(id.into()),
             action,
             origin: Origin::Outside,
-            fields: vec![crate::plan::FieldChange {
+            fields: crate::plan::Fields::Listed(vec![crate::plan::FieldChange {
                 field: "name".into(),
                 old: None,
                 new: Some("Ann \u{e9}".into()),
-            }],
+            }]),
             before: None,
             after: None,
             password: None,

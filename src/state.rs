@@ -127,13 +127,36 @@ pub struct RoleState {
     pub permissions: BTreeMap<Permission, Level>,
 }
 
+/// A customer's contact logins by normalised email, in email order.
+pub type Contacts = litemap::LiteMap<String, LoginState>;
+
+/// The contacts map of these logins, each under its email; for a key given twice, the last
+/// one stays (like inserting into a map). Takes no more memory than the logins need: a
+/// vector that grew by pushing holds room for twice as many, at every customer.
+pub fn contacts_of(mut logins: Vec<(String, LoginState)>) -> Contacts {
+    if !logins.is_sorted_by(|a, b| a.0 < b.0) {
+        logins.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(String, LoginState)> = Vec::with_capacity(logins.len());
+        for login in logins {
+            match kept.last_mut() {
+                Some(last) if last.0 == login.0 => *last = login,
+                _ => kept.push(login),
+            }
+        }
+        logins = kept;
+    }
+    logins.shrink_to_fit();
+    Contacts::from_sorted_store_unchecked(logins)
+}
+
 /// A customer and its logins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerState {
     /// The customer record and its own login.
     pub record: CustomerRecord,
-    /// Contacts by normalised (lower-case) email.
-    pub contacts: BTreeMap<String, LoginState>,
+    /// Contacts by normalised (lower-case) email: a sorted vector, as most customers have a
+    /// few contacts (a B-tree node per customer took 1.8 KB, 180 MB at 100,000 customers).
+    pub contacts: Contacts,
 }
 
 /// The customer's own fields, without its contacts.
@@ -224,4 +247,48 @@ impl std::io::Write for HashWriter {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(name: &str) -> LoginState {
+        LoginState {
+            email: None,
+            name: Some(name.into()),
+            access: true,
+            role: "customer_center".into(),
+            website: None,
+            notify: false,
+            password: None,
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn contacts_are_in_email_order_and_the_last_of_a_key_stays() {
+        let contacts = contacts_of(vec![
+            ("b@x".into(), login("first b")),
+            ("a@x".into(), login("a")),
+            ("b@x".into(), login("second b")),
+        ]);
+        let names: Vec<(&str, &str)> = contacts
+            .iter()
+            .map(|(k, l)| (k.as_str(), l.name.as_deref().unwrap()))
+            .collect();
+        assert_eq!(names, [("a@x", "a"), ("b@x", "second b")]);
+        assert_eq!(
+            contacts.get("b@x").unwrap().name.as_deref(),
+            Some("second b")
+        );
+    }
+
+    #[test]
+    fn sorted_contacts_are_kept_as_given() {
+        let contacts = contacts_of(vec![("a@x".into(), login("a")), ("b@x".into(), login("b"))]);
+        assert_eq!(contacts.keys().collect::<Vec<_>>(), ["a@x", "b@x"]);
+        assert!(contacts.contains_key("b@x"));
+        assert!(!contacts.contains_key("c@x"));
+    }
 }

@@ -324,7 +324,7 @@ fn expressible(mut s: State) -> State {
         let inherited = own.website.clone();
         access |= own.access;
         website |= own.website.is_some();
-        for contact in customer.contacts.values_mut() {
+        for (_, contact) in customer.contacts.iter_mut() {
             if contact.website.is_none() {
                 contact.website = inherited.clone();
             }
@@ -422,7 +422,7 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
                             expires: None,
                         },
                     },
-                    contacts: BTreeMap::new(),
+                    contacts: Default::default(),
                 },
             )]
             .into_iter()

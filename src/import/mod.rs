@@ -221,7 +221,7 @@ impl Context<'_> {
             row.password.as_ref(),
             row.confirm.as_ref(),
             row.manual_password,
-            customer.access.password.as_ref(),
+            customer.access.password.as_deref(),
             own_marker,
         );
         match decided {
@@ -303,7 +303,7 @@ impl Context<'_> {
             c.password.as_ref(),
             c.confirm.as_ref(),
             None,
-            existing_source.as_ref(),
+            existing_source.as_deref(),
             marker,
         );
         let contact = &mut customer.contacts[index];
@@ -528,14 +528,14 @@ fn hash_pending(changed: &mut [Changed<'_>]) {
                 reset,
             };
             match login {
-                None => customer.access.password = Some(source),
+                None => customer.access.password = Some(Box::new(source)),
                 Some(email) => {
                     if let Some(contact) = customer
                         .contacts
                         .iter_mut()
                         .find(|c| normalize_email(&c.email) == email)
                     {
-                        contact.password = Some(source);
+                        contact.password = Some(Box::new(source));
                     }
                 }
             }

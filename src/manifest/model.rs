@@ -356,7 +356,7 @@ pub struct CustomerAccess {
     pub notify: bool,
     /// Initial password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<PasswordSource>,
+    pub password: Option<Box<PasswordSource>>,
     /// Access ends by itself at this time: a date (`2027-03-31`, the end of that day, UTC) or
     /// an RFC 3339 time. Contacts without their own `expires` inherit it. Once past, plan revokes the login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,7 +387,7 @@ pub struct Contact {
     pub notify: bool,
     /// Initial password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<PasswordSource>,
+    pub password: Option<Box<PasswordSource>>,
     /// Access ends by itself at this time: a date (`2027-03-31`, the end of that day, UTC) or
     /// an RFC 3339 time. Default: the customer's. Once past, plan revokes the login.
     #[serde(default, skip_serializing_if = "Option::is_none")]

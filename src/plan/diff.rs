@@ -2,8 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::fields::field_changes;
-use super::{Action, Address, Change, Object, Origin, Plan};
+use super::{Action, Address, Change, Fields, Object, Origin, Plan};
 use crate::catalog::Feature;
 use crate::state::{CustomerRecord, CustomerState, LoginState, State};
 use crate::validate::Desired;
@@ -61,12 +60,11 @@ impl Builder {
             (Some(_), Some(_)) if revoke => Action::Revoke,
             (Some(_), Some(_)) => Action::Update,
         };
-        let fields = field_changes(before.as_ref(), after.as_ref());
         self.phases.entry(phase).or_default().push(Change {
             address,
             action,
             origin: Origin::Manifests,
-            fields,
+            fields: Fields::default(),
             before,
             after,
             password: None,
@@ -163,9 +161,9 @@ fn note_replaced(change: &mut Change, user_password: bool, sets: bool) {
     if !(user_password && sets) {
         return;
     }
-    if let Some(field) = change.fields.iter_mut().find(|f| f.field == "password") {
-        field.new = Some("will be reset (replaces the password its user set)".into());
-    }
+    change.fields = Fields::Derived {
+        replaces_user_password: true,
+    };
 }
 
 /// Computes the changes that make `live` match `desired`.
@@ -619,7 +617,7 @@ mod tests {
                 protect,
                 login: login(email, access),
             },
-            contacts: BTreeMap::new(),
+            contacts: Default::default(),
         }
     }
 
@@ -800,7 +798,7 @@ mod password_tests {
             "A".into(),
             CustomerState {
                 record,
-                contacts: BTreeMap::new(),
+                contacts: Default::default(),
             },
         );
         state
@@ -832,11 +830,8 @@ mod password_tests {
             create.changes[0].password,
             Some(SecretRef::Env("PW".into()))
         );
-        let field = create.changes[0]
-            .fields
-            .iter()
-            .find(|f| f.field == "password")
-            .unwrap();
+        let fields = create.changes[0].fields();
+        let field = fields.iter().find(|f| f.field == "password").unwrap();
         assert_eq!(field.new.as_deref(), Some("will be set"));
 
         let again = diff(
@@ -855,11 +850,8 @@ mod password_tests {
             DiffOptions::default(),
         );
         assert_eq!(reset.changes[0].password, Some(SecretRef::Env("PW".into())));
-        let field = reset.changes[0]
-            .fields
-            .iter()
-            .find(|f| f.field == "password")
-            .unwrap();
+        let fields = reset.changes[0].fields();
+        let field = fields.iter().find(|f| f.field == "password").unwrap();
         assert_eq!(
             (field.old.as_deref(), field.new.as_deref()),
             (None, Some("will be reset"))

@@ -108,7 +108,7 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
                 .map(|r| format!(" ({})", html(r)))
                 .unwrap_or_default()
         );
-        for field in &change.fields {
+        for field in change.fields().iter() {
             match (&field.old, &field.new) {
                 (Some(old), Some(new)) => {
                     let _ = writeln!(

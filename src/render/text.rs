@@ -168,13 +168,13 @@ fn render_change(out: &mut String, change: &Change, color: bool) {
         paint(color, style.bold(), &head),
         paint(color, Style::new().bold(), &change.address.to_string())
     );
-    let width = change
-        .fields
+    let fields = change.fields();
+    let width = fields
         .iter()
         .map(|f| f.field.chars().count())
         .max()
         .unwrap_or(0);
-    for field in &change.fields {
+    for field in fields.iter() {
         // Multi-line text (a message template) reads as a diff of its lines.
         let multiline =
             |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim_end().contains('\n'));

@@ -713,7 +713,7 @@ impl Snapshot {
                 row.id,
                 CustomerState {
                     record,
-                    contacts: contacts.into_iter().collect(),
+                    contacts: crate::state::contacts_of(contacts),
                 },
             ));
         }

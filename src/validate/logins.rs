@@ -10,7 +10,7 @@ use crate::manifest::load::{Declared, duplicate};
 use crate::manifest::model::{Customer, PasswordSource};
 use crate::passwords::SecretRef;
 use crate::plan::Address;
-use crate::state::{CustomerRecord, CustomerState, LoginState, normalize_email};
+use crate::state::{CustomerRecord, CustomerState, LoginState, contacts_of, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].
 struct LoginSpec<'a> {
@@ -221,7 +221,7 @@ impl<'a> Checker<'a> {
                 default_role: catalog::DEFAULT_ROLE,
                 website: access.website.as_deref(),
                 notify: access.notify,
-                password: access.password.as_ref(),
+                password: access.password.as_deref(),
                 expires: access
                     .expires
                     .as_deref()
@@ -249,7 +249,7 @@ impl<'a> Checker<'a> {
                     default_role: &login.role,
                     website: contact.website.as_deref().or(login.website.as_deref()),
                     notify: contact.notify,
-                    password: contact.password.as_ref(),
+                    password: contact.password.as_deref(),
                     expires: match (&contact.expires, &access.expires) {
                         (Some(own), _) => Some((own.as_str(), contact_site.key("expires"))),
                         (None, Some(inherited)) => {
@@ -269,7 +269,7 @@ impl<'a> Checker<'a> {
             }
         }
         // Duplicates were reported above; like a map insert, the last one stays.
-        let contacts: BTreeMap<String, LoginState> = contacts.into_iter().collect();
+        let contacts = contacts_of(contacts);
         let record = CustomerRecord {
             name: customer.name.clone(),
             protect: customer.protect,

@@ -581,7 +581,10 @@ mod tests {
         let text = "features: { customer_access: true, websites: true }\nwebsites: [{ id: w, name: W, url: https://w.example }]\nroles: [{ id: r, name: R }]\ncustomers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true, notify: true, role: r, website: w }\n    contacts:\n      - { email: Jane@X.example, access: true, notify: true }\n";
         let (desired, errors) = check(text, None);
         assert!(errors.is_empty(), "{errors:?}");
-        let jane = &desired.state.customers["C"].contacts["jane@x.example"];
+        let jane = &desired.state.customers["C"]
+            .contacts
+            .get("jane@x.example")
+            .unwrap();
         assert_eq!(
             (jane.role.as_str(), jane.website.as_deref()),
             ("r", Some("w"))
