@@ -36,13 +36,41 @@ enum Phase {
     FeaturesOff,
 }
 
+/// The changes found so far, in the order found, each with its phase.
 #[derive(Default)]
 struct Builder {
-    phases: BTreeMap<Phase, Vec<Change>>,
+    changes: Vec<Change>,
+    phases: Vec<Phase>,
+    counts: BTreeMap<Phase, usize>,
     warnings: Vec<String>,
 }
 
+/// At most how many changes a diff of these states finds: one per object of either.
+fn most_changes(want: &State, live: &State) -> usize {
+    let objects = |s: &State| {
+        s.login_count()
+            + s.websites.len()
+            + s.roles.len()
+            + s.policies.len()
+            + Feature::ALL.len()
+            + 2
+    };
+    objects(want) + objects(live)
+}
+
 impl Builder {
+    /// A builder with room for `changes` changes. The room is reserved, not used: the
+    /// memory of the room no change takes is never touched, so it is never resident. A
+    /// vector grown by doubling instead held the old and the new copy at once: at 300,000
+    /// changes, 370 MB for 140 MB of changes.
+    fn with_room(changes: usize) -> Builder {
+        Builder {
+            changes: Vec::with_capacity(changes),
+            phases: Vec::with_capacity(changes),
+            ..Builder::default()
+        }
+    }
+
     /// Records the change from `before` to `after`, if there is one.
     fn change(
         &mut self,
@@ -60,7 +88,7 @@ impl Builder {
             (Some(_), Some(_)) if revoke => Action::Revoke,
             (Some(_), Some(_)) => Action::Update,
         };
-        self.phases.entry(phase).or_default().push(Change {
+        self.changes.push(Change {
             address,
             action,
             origin: Origin::Manifests,
@@ -70,9 +98,68 @@ impl Builder {
             password: None,
             reason: None,
         });
+        self.phases.push(phase);
+        *self.counts.entry(phase).or_default() += 1;
+        self.changes.last_mut()
+    }
+
+    /// How many changes of `phase` were found.
+    fn count(&self, phase: Phase) -> usize {
+        self.counts.get(&phase).copied().unwrap_or(0)
+    }
+
+    /// The changes of `phase`.
+    fn of_phase(&self, phase: Phase) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .zip(&self.phases)
+            .filter(move |(_, p)| **p == phase)
+            .map(|(c, _)| c)
+    }
+
+    /// Keeps the changes for which `keep` says so.
+    fn retain(&mut self, mut keep: impl FnMut(Phase, &Change) -> bool) {
+        let kept: Vec<bool> = self
+            .changes
+            .iter()
+            .zip(&self.phases)
+            .map(|(c, p)| keep(*p, c))
+            .collect();
+        let mut flags = kept.iter();
+        self.changes
+            .retain(|_| *flags.next().expect("one flag per change"));
+        let mut flags = kept.iter();
         self.phases
-            .get_mut(&phase)
-            .and_then(|changes| changes.last_mut())
+            .retain(|_| *flags.next().expect("one flag per phase"));
+        self.counts.clear();
+        for phase in &self.phases {
+            *self.counts.entry(*phase).or_default() += 1;
+        }
+    }
+
+    /// The changes in apply order: by phase, in the order found within a phase. Sorted in
+    /// place (a permutation applied cycle by cycle): a 300,000-change plan is not copied.
+    fn into_changes(self) -> Vec<Change> {
+        let mut changes = self.changes;
+        let mut order: Vec<usize> = (0..changes.len()).collect();
+        order.sort_by_key(|&i| self.phases[i]);
+        // Position `i` takes the change found at `order[i]`.
+        for start in 0..order.len() {
+            if order[start] == usize::MAX {
+                continue;
+            }
+            let mut current = start;
+            loop {
+                let next = order[current];
+                order[current] = usize::MAX;
+                if next == start {
+                    break;
+                }
+                changes.swap(current, next);
+                current = next;
+            }
+        }
+        changes
     }
 }
 
@@ -183,8 +270,8 @@ pub fn diff_with_fingerprint(
     options: DiffOptions,
     live_fingerprint: String,
 ) -> Plan {
-    let mut b = Builder::default();
     let want = &desired.state;
+    let mut b = Builder::with_room(most_changes(want, live));
     if desired.managed.features {
         for feature in Feature::ALL {
             let (was, will) = (live.feature(*feature), want.feature(*feature));
@@ -210,8 +297,8 @@ pub fn diff_with_fingerprint(
         b.change(
             Phase::LoginPolicy,
             Address::Notifications,
-            old.clone().map(Object::Notifications),
-            new.clone().map(Object::Notifications),
+            old.clone().map(|n| Object::Notifications(Box::new(n))),
+            new.clone().map(|n| Object::Notifications(Box::new(n))),
             false,
         );
     }
@@ -294,10 +381,10 @@ pub fn diff_with_fingerprint(
         customers(&mut b, desired, live, options);
     }
     keep_referenced(&mut b, desired, live);
-    let changes = b.phases.into_values().flatten().collect();
+    let warnings = std::mem::take(&mut b.warnings);
     Plan {
-        changes,
-        warnings: b.warnings,
+        changes: b.into_changes(),
+        warnings,
         live_fingerprint,
         live_logins: live.login_count(),
         ..Plan::default()
@@ -354,7 +441,7 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         let protected = new.record.protect || old.is_some_and(|o| o.record.protect);
         let before = old.map(|o| Object::Customer(o.record.clone()));
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
-        let count = b.phases.get(&Phase::Customers).map_or(0, Vec::len);
+        let count = b.count(Phase::Customers);
         let address = Address::Customer(id.clone());
         let user_password = live.password_holders.contains(&address.to_string());
         let (login, sets_password) = settle(
@@ -377,10 +464,9 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
             change.password = source.filter(|_| sets_password);
             note_replaced(change, user_password, sets_password);
         }
-        let contact_count = b.phases.get(&Phase::Contacts).map_or(0, Vec::len);
+        let contact_count = b.count(Phase::Contacts);
         contacts(b, id, (old, new), protected, options, desired, live);
-        let changed = b.phases.get(&Phase::Customers).map_or(0, Vec::len) > count
-            || b.phases.get(&Phase::Contacts).map_or(0, Vec::len) > contact_count;
+        let changed = b.count(Phase::Customers) > count || b.count(Phase::Contacts) > contact_count;
         if protected && old.is_some() && changed {
             b.warnings.push(format!(
                 "{} is protected and will be changed (itself or its contacts)",
@@ -478,9 +564,8 @@ fn staying_logins<'a>(
     live: &'a State,
 ) -> Vec<(Address, &'a LoginState)> {
     let deleted: BTreeSet<String> = b
-        .phases
-        .values()
-        .flatten()
+        .changes
+        .iter()
         .filter(|c| c.action == Action::Delete)
         .map(|c| c.address.to_string())
         .collect();
@@ -517,8 +602,8 @@ fn staying_logins<'a>(
 fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
     let removes = [Phase::RemoveRoles, Phase::RemoveWebsites]
         .iter()
-        .any(|phase| b.phases.get(phase).is_some_and(|c| !c.is_empty()));
-    let switches_off = b.phases.contains_key(&Phase::FeaturesOff);
+        .any(|phase| b.count(*phase) > 0);
+    let switches_off = b.count(Phase::FeaturesOff) > 0;
     if !removes && !switches_off {
         // Nothing is removed that a login could still need: no need to list every login.
         return;
@@ -533,11 +618,9 @@ fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
                 .or_insert_with(|| address.clone());
         }
     }
-    let access_off = b.phases.get(&Phase::FeaturesOff).is_some_and(|changes| {
-        changes
-            .iter()
-            .any(|c| c.address == Address::Feature(Feature::CustomerAccess))
-    });
+    let access_off = b
+        .of_phase(Phase::FeaturesOff)
+        .any(|c| c.address == Address::Feature(Feature::CustomerAccess));
     let with_access: Vec<String> = logins
         .iter()
         .filter(|(_, l)| l.access)
@@ -560,29 +643,27 @@ fn keep_referenced(b: &mut Builder, desired: &Desired, live: &State) {
         .map(|r| r.base.as_str())
         .collect();
     let mut warnings = Vec::new();
-    for phase in [Phase::RemoveRoles, Phase::RemoveWebsites] {
-        let Some(changes) = b.phases.get_mut(&phase) else {
-            continue;
-        };
-        changes.retain(|change| {
-            let (key, user) = match &change.address {
-                Address::Role(id) if roles_as_base.contains(id.as_str()) => {
-                    return keep(&mut warnings, change, "it is the base of another role");
-                }
-                Address::Role(id) => ((true, id.as_str()), "role"),
-                Address::Website(id) => ((false, id.as_str()), "website"),
-                _ => return true,
-            };
-            match used.get(&key) {
-                Some(by) => keep(
-                    &mut warnings,
-                    change,
-                    &format!("{by} still uses this {user}"),
-                ),
-                None => true,
+    b.retain(|phase, change| {
+        if !matches!(phase, Phase::RemoveRoles | Phase::RemoveWebsites) {
+            return true;
+        }
+        let (key, user) = match &change.address {
+            Address::Role(id) if roles_as_base.contains(id.as_str()) => {
+                return keep(&mut warnings, change, "it is the base of another role");
             }
-        });
-    }
+            Address::Role(id) => ((true, id.as_str()), "role"),
+            Address::Website(id) => ((false, id.as_str()), "website"),
+            _ => return true,
+        };
+        match used.get(&key) {
+            Some(by) => keep(
+                &mut warnings,
+                change,
+                &format!("{by} still uses this {user}"),
+            ),
+            None => true,
+        }
+    });
     b.warnings.extend(warnings);
 }
 
@@ -596,6 +677,37 @@ mod tests {
     use super::*;
     use crate::state::{RoleState, WebsiteState};
     use crate::validate::Sections;
+
+    #[test]
+    fn changes_come_out_by_phase_in_the_order_found_within_a_phase() {
+        let phases = [
+            Phase::Contacts,
+            Phase::Customers,
+            Phase::FeaturesOff,
+            Phase::Contacts,
+            Phase::FeaturesOn,
+            Phase::Customers,
+            Phase::Contacts,
+            Phase::RemoveLogins,
+        ];
+        let mut b = Builder::default();
+        for (n, phase) in phases.iter().enumerate() {
+            let after = Some(Object::Website(WebsiteState {
+                name: n.to_string(),
+                url: String::new(),
+            }));
+            b.change(*phase, Address::Website(n.to_string()), None, after, false);
+        }
+        let order: Vec<String> = b
+            .into_changes()
+            .iter()
+            .map(|c| match &c.address {
+                Address::Website(n) => n.clone(),
+                other => panic!("unexpected {other}"),
+            })
+            .collect();
+        assert_eq!(order, ["4", "7", "1", "5", "0", "3", "6", "2"]);
+    }
 
     fn login(email: &str, access: bool) -> LoginState {
         LoginState {

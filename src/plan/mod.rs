@@ -137,7 +137,7 @@ pub enum Object {
     /// The login policy.
     LoginPolicy(LoginPolicy),
     /// Notification delivery settings.
-    Notifications(NotificationSettings),
+    Notifications(Box<NotificationSettings>),
     /// A website.
     Website(WebsiteState),
     /// A custom role.

@@ -1,5 +1,6 @@
 //! Customers and contacts: emails, access prerequisites, references and password sources.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -83,12 +84,14 @@ pub(super) fn customers<'a>(
             let state = checker.customer(&mut cx, desired, customer, &declared.site);
             customers.push((customer.id.clone(), state));
         }
+        // Only the first uses are joined: the chunk's map goes now, not after every chunk.
+        checker.emails = foldhash::HashMap::default();
         (customers, checker, cx.diagnostics)
     };
     let done = crate::parallel::map_in_order(chunks, check);
     let mut customers = Vec::with_capacity(declared.len());
     let logins = declared.iter().map(|d| 1 + d.value.contacts.len()).sum();
-    let mut emails: foldhash::HashMap<String, Declaration<'a>> =
+    let mut emails: foldhash::HashMap<Cow<'a, str>, Declaration<'a>> =
         foldhash::HashMap::with_capacity_and_hasher(logins, Default::default());
     let mut used_roles = BTreeSet::new();
     let mut passwords = Passwords::default();
@@ -189,9 +192,9 @@ struct Checker<'a> {
     known_roles: Option<Vec<String>>,
     websites: Option<BTreeSet<String>>,
     /// First declaration of each login email (sites are built only for a duplicate).
-    emails: foldhash::HashMap<String, Declaration<'a>>,
+    emails: foldhash::HashMap<Cow<'a, str>, Declaration<'a>>,
     /// The same, in declaration order.
-    first_emails: Vec<(String, Declaration<'a>)>,
+    first_emails: Vec<(Cow<'a, str>, Declaration<'a>)>,
     used_roles: BTreeSet<String>,
     passwords: Passwords,
 }
@@ -228,10 +231,13 @@ impl<'a> Checker<'a> {
                     .map(|e| (e, access_site.key("expires"))),
             },
             &access_site,
-            Declaration {
-                customer: site,
-                contact: None,
-            },
+            (
+                Declaration {
+                    customer: site,
+                    contact: None,
+                },
+                customer.email.as_deref(),
+            ),
         );
         let mut contacts = Vec::with_capacity(customer.contacts.len());
         for (index, contact) in customer.contacts.iter().enumerate() {
@@ -259,10 +265,13 @@ impl<'a> Checker<'a> {
                     },
                 },
                 &contact_site,
-                Declaration {
-                    customer: site,
-                    contact: Some(index),
-                },
+                (
+                    Declaration {
+                        customer: site,
+                        contact: Some(index),
+                    },
+                    Some(&contact.email),
+                ),
             );
             if let Some(email) = state.email.clone() {
                 contacts.push((email, state));
@@ -286,7 +295,7 @@ impl<'a> Checker<'a> {
         desired: &Desired,
         spec: LoginSpec<'_>,
         access_site: &Site,
-        declaration: Declaration<'a>,
+        (declaration, written): (Declaration<'a>, Option<&'a str>),
     ) -> LoginState {
         let email = match (&spec.key.1, spec.email) {
             (Some(normalized), _) => Some(normalized.clone()),
@@ -306,8 +315,13 @@ impl<'a> Checker<'a> {
             } else if let Some(first) = self.emails.get(normalized.as_str()) {
                 duplicate_email(cx, normalized, first, &declaration);
             } else {
-                self.emails.insert(normalized.clone(), declaration.clone());
-                self.first_emails.push((normalized.clone(), declaration));
+                // Keyed by the email as written when it is already normalised (most are).
+                let key = match written {
+                    Some(written) if written == normalized => Cow::Borrowed(written),
+                    _ => Cow::Owned(normalized.clone()),
+                };
+                self.emails.insert(key.clone(), declaration.clone());
+                self.first_emails.push((key, declaration));
             }
         }
         let role = spec.role.unwrap_or(spec.default_role).to_string();
