@@ -397,6 +397,7 @@ async fn saved_plan_secrets(
             ),
         });
     }
+    plan.changes_edited();
     for change in &mut plan.changes {
         if let Some(SecretRef::Argon2 { hash }) = &mut change.password {
             let address = change.address.to_string();

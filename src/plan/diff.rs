@@ -395,6 +395,7 @@ pub fn diff_with_fingerprint(
 /// wrote it (keyed by address). A change whose live object differs from that record undoes
 /// an edit made outside portico.
 pub fn label_origins(plan: &mut Plan, applied: &crate::store::Applied) {
+    plan.changes_edited();
     for change in &mut plan.changes {
         let recorded = applied.get(&change.address.to_string());
         let live = change.before.as_ref().map(Object::digest);

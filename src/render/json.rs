@@ -122,6 +122,7 @@ impl PlanDocument {
             manifests_digest: self.manifests_digest,
             live_logins: self.live_logins,
             read_mark: None,
+            digest_memo: Default::default(),
         };
         if plan.digest() != self.digest {
             return Err("the plan file does not match its digest (edited or damaged)".into());
