@@ -474,12 +474,13 @@ const OUTBOX: OutboxSql = OutboxSql {
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };
 
+// In table order: the state is built by sorting both lists by customer anyway (one pass
+// when already in order), and a sort on the server cost a fifth of reading the logins.
 const READ: ReadSql = ReadSql {
-    customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect) ORDER BY id COLLATE "C")::text, '[]')
+    customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect))::text, '[]')
                   FROM customers"#,
     logins: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
-                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL)
-                      ORDER BY customer_id COLLATE "C", contact COLLATE "C")::text, '[]')
+                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL))::text, '[]')
                FROM logins"#,
     applied: "SELECT coalesce(json_object_agg(address, digest)::text, '{}') FROM applied_objects",
 };
