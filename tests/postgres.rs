@@ -197,3 +197,37 @@ fn a_large_apply_checks_the_logins_foreign_keys_once_and_keeps_them() {
         ["0"]
     );
 }
+
+/// Each test's database goes when the test ends (also a failing one): a suite run made a
+/// hundred databases of ~8 MB plus their WAL and filled the CI machine's disk.
+#[test]
+fn a_test_database_is_dropped_with_its_test() {
+    let admin = common::postgres_admin_url();
+    let exists = |name: &str| -> i64 {
+        common::block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        })
+    };
+    let env = Env::postgres();
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    let name = env.url.rsplit_once('/').unwrap().1.to_string();
+    assert_eq!(exists(&name), 1);
+    drop(env);
+    assert_eq!(exists(&name), 0);
+
+    let env = Env::postgres();
+    let name = env.url.rsplit_once('/').unwrap().1.to_string();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _env = env;
+        panic!("a failing test");
+    }));
+    assert!(failed.is_err());
+    assert_eq!(exists(&name), 0);
+}
