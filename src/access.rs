@@ -185,18 +185,18 @@ pub fn report(
     let role = role_report(state, &login.role);
     let two_factor_required = state
         .roles
-        .get(&login.role)
+        .get(login.role.as_str())
         .is_some_and(|r| r.two_factor == TwoFactor::Required);
     let feature = state.feature(Feature::CustomerAccess);
     let mut report = AccessReport {
-        email: login.email.clone().unwrap_or_default(),
+        email: login.email.as_deref().unwrap_or_default().to_string(),
         can_log_in: false,
         refused_because: Vec::new(),
         source: source.to_string(),
         address: address.to_string(),
         customer: Named {
             id: customer_id.to_string(),
-            name: customer.record.name.clone(),
+            name: customer.record.name.to_string(),
         },
         login_kind: if contact.is_some() {
             "contact"
@@ -204,25 +204,25 @@ pub fn report(
             "customer"
         }
         .into(),
-        name: login.name.clone(),
+        name: login.name.as_deref().map(str::to_string),
         access: login.access,
         customer_access_feature: feature,
         website: login.website.as_ref().map(|id| NamedUrl {
-            id: id.clone(),
+            id: id.to_string(),
             name: state
                 .websites
-                .get(id)
+                .get(id.as_str())
                 .map(|w| w.name.clone())
                 .unwrap_or_default(),
             url: state
                 .websites
-                .get(id)
+                .get(id.as_str())
                 .map(|w| w.url.clone())
                 .unwrap_or_default(),
         }),
         role,
         two_factor_required,
-        expires: login.expires.clone(),
+        expires: login.expires.as_deref().map(str::to_string),
         policies: crate::policy::checks_for(state, customer_id, login),
         runtime: runtime.map(runtime_report),
     };

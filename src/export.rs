@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use compact_str::CompactString;
+
 use crate::catalog::{self, Level, Permission};
 use crate::manifest::model::{
     Contact, Customer, CustomerAccess, Document, EnvRef, Notifications, Role, Smtp, TemplateFiles,
@@ -192,8 +194,8 @@ impl Export {
 }
 
 fn export_customers(state: &State, per_file: usize, out: &mut Export) {
-    let customers: Vec<(&String, &CustomerState)> = state.customers.iter().collect();
-    let chunks: Vec<&[(&String, &CustomerState)]> = if customers.is_empty() {
+    let customers: Vec<(&CompactString, &CustomerState)> = state.customers.iter().collect();
+    let chunks: Vec<&[(&CompactString, &CustomerState)]> = if customers.is_empty() {
         vec![&[]]
     } else {
         customers.chunks(per_file).collect()
@@ -277,12 +279,12 @@ fn export_customer(id: &str, customer: &CustomerState, warnings: &mut Vec<String
                     .expires
                     .clone()
                     .filter(|e| Some(e) != own.expires.as_ref())
-                    .map(|e| crate::clock::display(&e)),
+                    .map(|e| crate::clock::display(&e).into()),
             }
         })
         .collect();
     Customer {
-        id: id.to_string(),
+        id: id.into(),
         name: customer.record.name.clone(),
         email: own.email.clone(),
         access: CustomerAccess {
@@ -291,7 +293,10 @@ fn export_customer(id: &str, customer: &CustomerState, warnings: &mut Vec<String
             website: own.website.clone(),
             notify: own.notify,
             password: None,
-            expires: own.expires.as_deref().map(crate::clock::display),
+            expires: own
+                .expires
+                .as_deref()
+                .map(|e| crate::clock::display(e).into()),
         },
         protect: customer.record.protect,
         contacts,

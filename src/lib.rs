@@ -4,6 +4,8 @@
 //! desired state), [`plan`] (the pure diff), [`render`] (text output), [`store`] (all SQL),
 //! [`commands`] and [`cli`] (the edge).
 
+#![forbid(unsafe_code)]
+
 pub mod access;
 pub mod catalog;
 pub mod cli;

@@ -165,7 +165,7 @@ fn breaks(
     match rule {
         Rule::MaxLevel(r) => {
             let level = level_of(state, &login.role, r.permission);
-            (level > r.level && !r.except_roles.contains(&login.role)).then(|| {
+            (level > r.level && !r.except_roles.iter().any(|e| *e == login.role)).then(|| {
                 format!(
                     "{email} has `{}` at {} through role `{}` (the limit is {})",
                     r.permission.key(),
@@ -240,8 +240,8 @@ pub fn check(state: &State, policy: &PolicyState) -> Vec<Violation> {
             with_access += 1;
             if let Some(detail) = breaks(state, id, login, &policy.rule, &globs) {
                 out.push(Violation {
-                    customer: id.clone(),
-                    contact: contact.cloned(),
+                    customer: id.to_string(),
+                    contact: contact.map(|c| c.to_string()),
                     detail,
                 });
             }
@@ -250,7 +250,7 @@ pub fn check(state: &State, policy: &PolicyState) -> Vec<Violation> {
             && with_access > max
         {
             out.push(Violation {
-                customer: id.clone(),
+                customer: id.to_string(),
                 contact: None,
                 detail: format!(
                     "customer `{id}` has {with_access} logins with access (the limit is {max})"

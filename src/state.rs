@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +25,7 @@ pub struct State {
     /// Custom roles by id (standard roles are not part of the state: they never change).
     pub roles: BTreeMap<String, RoleState>,
     /// Customers by id.
-    pub customers: BTreeMap<String, CustomerState>,
+    pub customers: BTreeMap<CompactString, CustomerState>,
     /// Access policies by id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub policies: BTreeMap<String, crate::policy::PolicyState>,
@@ -128,15 +130,15 @@ pub struct RoleState {
 }
 
 /// A customer's contact logins by normalised email, in email order.
-pub type Contacts = litemap::LiteMap<String, LoginState>;
+pub type Contacts = litemap::LiteMap<CompactString, LoginState>;
 
 /// The contacts map of these logins, each under its email; for a key given twice, the last
 /// one stays (like inserting into a map). Takes no more memory than the logins need: a
 /// vector that grew by pushing holds room for twice as many, at every customer.
-pub fn contacts_of(mut logins: Vec<(String, LoginState)>) -> Contacts {
+pub fn contacts_of(mut logins: Vec<(CompactString, LoginState)>) -> Contacts {
     if !logins.is_sorted_by(|a, b| a.0 < b.0) {
         logins.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(String, LoginState)> = Vec::with_capacity(logins.len());
+        let mut kept: Vec<(CompactString, LoginState)> = Vec::with_capacity(logins.len());
         for login in logins {
             match kept.last_mut() {
                 Some(last) if last.0 == login.0 => *last = login,
@@ -164,7 +166,7 @@ pub struct CustomerState {
 #[serde(deny_unknown_fields)]
 pub struct CustomerRecord {
     /// Display name.
-    pub name: String,
+    pub name: CompactString,
     /// Never deleted by apply.
     pub protect: bool,
     /// The customer's own login.
@@ -177,34 +179,36 @@ pub struct CustomerRecord {
 #[serde(deny_unknown_fields)]
 pub struct LoginState {
     /// Normalised (lower-case) email, when the login has one.
-    pub email: Option<String>,
+    pub email: Option<CompactString>,
     /// Display name (contacts only).
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// Whether it can log in.
     pub access: bool,
     /// Effective role id.
-    pub role: String,
+    pub role: CompactString,
     /// Effective website id.
-    pub website: Option<String>,
+    pub website: Option<CompactString>,
     /// Whether granting access sends the new-access notification.
     pub notify: bool,
     /// The `reset` marker of the initial password portico last set (`None`: never set one).
     pub password: Option<u32>,
     /// When access ends (`YYYY-MM-DDTHH:MM:SSZ`, UTC), when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    pub expires: Option<CompactString>,
 }
 
 /// Normalises an email for comparison and storage: Unicode NFC (so `jürgen` typed with a
 /// combining diaeresis is the same login as the precomposed one) and lower case.
-pub fn normalize_email(email: &str) -> String {
+pub fn normalize_email(email: &str) -> CompactString {
     use unicode_normalization::UnicodeNormalization;
     let email = email.trim();
     if email.is_ascii() {
         // ASCII is its own NFC form: lower-casing is all there is to do.
-        return email.to_ascii_lowercase();
+        let mut email = CompactString::new(email);
+        email.make_ascii_lowercase();
+        return email;
     }
-    email.nfc().collect::<String>().to_lowercase()
+    email.nfc().collect::<String>().to_lowercase().into()
 }
 
 impl State {

@@ -73,11 +73,11 @@ fn login(roles: Vec<String>, websites: Vec<Option<String>>) -> impl Strategy<Val
     )
         .prop_map(
             |((email, name, access, role, website, notify), marker)| LoginState {
-                email: email.map(str::to_string),
-                name: name.map(str::to_string),
+                email: email.map(Into::into),
+                name: name.map(Into::into),
                 access,
-                role,
-                website,
+                role: role.into(),
+                website: website.map(Into::into),
                 notify,
                 password: Some(marker),
                 expires: None,
@@ -146,7 +146,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
             own.email = None;
         }
         // Time-bound access on some customers; contacts inherit it (what manifests say).
-        own.expires = protect.then(|| "2031-06-30T23:59:59Z".to_string());
+        own.expires = protect.then(|| "2031-06-30T23:59:59Z".into());
         let contacts: Vec<LoginState> = contacts
             .into_iter()
             .map(|c| LoginState {
@@ -170,7 +170,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
             })
             .collect();
         out.insert(
-            id,
+            id.into(),
             CustomerState {
                 record: CustomerRecord {
                     name: name.into(),
@@ -406,7 +406,7 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         let base = State {
             features,
             customers: [(
-                "C1".to_string(),
+                "C1".into(),
                 CustomerState {
                     record: CustomerRecord {
                         name: "One".into(),

@@ -666,12 +666,12 @@ async fn preview(opts: &crate::cli::NotifyOpts, email: &str) -> Result<Outcome, 
             let address = desired.state.customers.iter().find_map(|(id, c)| {
                 let email = crate::state::normalize_email(email);
                 if c.record.login.email.as_deref() == Some(email.as_str()) {
-                    Some(crate::plan::Address::Customer(id.clone()).to_string())
+                    Some(crate::plan::Address::Customer(id.to_string()).to_string())
                 } else {
                     c.contacts.contains_key(&email).then(|| {
                         crate::plan::Address::Contact {
-                            customer: id.clone(),
-                            email: email.clone(),
+                            customer: id.to_string(),
+                            email: email.to_string(),
                         }
                         .to_string()
                     })

@@ -9,6 +9,8 @@ pub mod read;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use compact_str::CompactString;
+
 use crate::catalog;
 use crate::manifest::model::{Contact, Customer, Document, PasswordSource};
 use crate::manifest::path::{Segment, YamlPath};
@@ -137,7 +139,7 @@ pub fn import(
 
 /// A password to hash, and where its hash goes: (login index: `None` for the customer's own
 /// login, else the contact's email; plaintext; reset marker).
-type PendingHash = (Option<String>, Plaintext, Option<u32>);
+type PendingHash = (Option<CompactString>, Plaintext, Option<u32>);
 
 /// A customer the CSV changes: where it is declared (`None`: new), its new value, and the
 /// passwords still to hash into it.
@@ -160,20 +162,20 @@ impl Context<'_> {
         existing: Option<&Customer>,
     ) -> (Customer, Vec<PendingHash>) {
         let mut customer = existing.cloned().unwrap_or_else(|| Customer {
-            id: row.id.clone(),
-            name: String::new(),
+            id: row.id.as_str().into(),
+            name: CompactString::default(),
             email: None,
             access: Default::default(),
             protect: false,
             contacts: Vec::new(),
         });
         if let Some(name) = &row.name {
-            customer.name = name.clone();
+            customer.name = name.as_str().into();
         } else if existing.is_none() {
             let live_name = self
                 .live
                 .customers
-                .get(&row.id)
+                .get(row.id.as_str())
                 .map(|c| c.record.name.clone());
             match live_name {
                 Some(name) => customer.name = name,
@@ -193,7 +195,7 @@ impl Context<'_> {
                 .access
                 .role
                 .clone()
-                .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
+                .unwrap_or_else(|| catalog::DEFAULT_ROLE.into()),
             customer.access.website.clone(),
         );
         let access = &mut customer.access;
@@ -233,8 +235,8 @@ impl Context<'_> {
             .access
             .role
             .clone()
-            .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string());
-        let listed: Vec<String> = row
+            .unwrap_or_else(|| catalog::DEFAULT_ROLE.into());
+        let listed: Vec<CompactString> = row
             .contacts
             .values()
             .filter_map(|c| c.email.as_ref().map(|e| normalize_email(&e.value)))
@@ -308,7 +310,7 @@ impl Context<'_> {
         );
         let contact = &mut customer.contacts[index];
         if let Some(name) = &c.name {
-            contact.name = Some(name.clone());
+            contact.name = Some(name.as_str().into());
         }
         if let Some(access) = c.access {
             contact.access = access;
@@ -326,9 +328,9 @@ impl Context<'_> {
         }
     }
 
-    fn email(&mut self, line: usize, cell: &Cell) -> Option<String> {
+    fn email(&mut self, line: usize, cell: &Cell) -> Option<CompactString> {
         if is_valid_email(&cell.value) {
-            Some(cell.value.clone())
+            Some(cell.value.as_str().into())
         } else {
             let message = format!("`{}` is not a valid email address", cell.value);
             self.error(line, cell, message, None);
@@ -402,7 +404,7 @@ impl Context<'_> {
         }
     }
 
-    fn role(&mut self, line: usize, cell: &Cell) -> Option<String> {
+    fn role(&mut self, line: usize, cell: &Cell) -> Option<CompactString> {
         let mut named: Vec<(String, String)> = catalog::standard_roles()
             .iter()
             .map(|r| (r.id.to_string(), r.name.to_string()))
@@ -421,9 +423,10 @@ impl Context<'_> {
                 .map(|(id, r)| (id.clone(), r.name.clone())),
         );
         self.resolve(line, cell, &named, "role")
+            .map(CompactString::from)
     }
 
-    fn website(&mut self, line: usize, cell: &Cell) -> Option<String> {
+    fn website(&mut self, line: usize, cell: &Cell) -> Option<CompactString> {
         let mut named: Vec<(String, String)> = self
             .set
             .websites
@@ -438,6 +441,7 @@ impl Context<'_> {
                 .map(|(id, w)| (id.clone(), w.name.clone())),
         );
         self.resolve(line, cell, &named, "website")
+            .map(CompactString::from)
     }
 
     /// An id given by id or by display name (case-insensitive), manifests first.
@@ -476,8 +480,8 @@ impl Context<'_> {
 /// changes, a contact that inherited the old one gets it written out.
 fn pin_unlisted(
     customer: &mut Customer,
-    listed: &[String],
-    (role, website): &(String, Option<String>),
+    listed: &[CompactString],
+    (role, website): &(CompactString, Option<CompactString>),
 ) {
     let new_role = customer
         .access
@@ -500,7 +504,7 @@ fn pin_unlisted(
 
 /// `Some(id)` unless it is the default and the manifest did not name a role before, so that a
 /// row that changes nothing writes nothing.
-fn explicit(id: String, before: Option<&str>, default: &str) -> Option<String> {
+fn explicit(id: CompactString, before: Option<&str>, default: &str) -> Option<CompactString> {
     if id == default && before.is_none() {
         None
     } else {

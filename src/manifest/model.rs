@@ -1,5 +1,6 @@
 //! The manifest file format: serde types whose JSON Schema is `schemas/manifest.schema.json`.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -320,12 +321,12 @@ pub struct Role {
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     /// Stable external id: the key.
-    pub id: String,
+    pub id: CompactString,
     /// Company or person name.
-    pub name: String,
+    pub name: CompactString,
     /// The customer's own login email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<CompactString>,
     /// Access for the customer's own login. Default: no access.
     #[serde(default, skip_serializing_if = "is_default")]
     #[schemars(extend("default" = {"give_access": false}))]
@@ -347,10 +348,10 @@ pub struct CustomerAccess {
     pub give_access: bool,
     /// Role of the login. Default: `customer_center`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<CompactString>,
     /// Website the login belongs to (needs the `websites` feature).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub website: Option<String>,
+    pub website: Option<CompactString>,
     /// Send the new-access notification when access is granted.
     #[serde(default, skip_serializing_if = "is_false")]
     pub notify: bool,
@@ -360,7 +361,7 @@ pub struct CustomerAccess {
     /// Access ends by itself at this time: a date (`2027-03-31`, the end of that day, UTC) or
     /// an RFC 3339 time. Contacts without their own `expires` inherit it. Once past, plan revokes the login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    pub expires: Option<CompactString>,
 }
 
 /// A contact of a customer with a login of its own.
@@ -368,20 +369,20 @@ pub struct CustomerAccess {
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     /// Login email: the key, unique across every login.
-    pub email: String,
+    pub email: CompactString,
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// Whether the contact can log in. Default: false.
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub access: bool,
     /// Role of the login. Default: the customer's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<CompactString>,
     /// Website of the login. Default: the customer's website.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub website: Option<String>,
+    pub website: Option<CompactString>,
     /// Send the new-access notification when access is granted.
     #[serde(default, skip_serializing_if = "is_false")]
     pub notify: bool,
@@ -391,7 +392,7 @@ pub struct Contact {
     /// Access ends by itself at this time: a date (`2027-03-31`, the end of that day, UTC) or
     /// an RFC 3339 time. Default: the customer's. Once past, plan revokes the login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    pub expires: Option<CompactString>,
 }
 
 /// Where an initial password comes from. Manifests never hold a plaintext password.

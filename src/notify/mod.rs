@@ -384,11 +384,11 @@ async fn settle(
 }
 
 fn login_of<'a>(state: &'a State, message: &OutboxRow) -> Option<&'a LoginState> {
-    let customer = state.customers.get(&message.customer_id)?;
+    let customer = state.customers.get(message.customer_id.as_str())?;
     if message.contact.is_empty() {
         Some(&customer.record.login)
     } else {
-        customer.contacts.get(&message.contact)
+        customer.contacts.get(message.contact.as_str())
     }
 }
 
@@ -403,14 +403,14 @@ fn facts(
     let customer = &state.customers[customer_id];
     let role_name = state
         .roles
-        .get(&login.role)
+        .get(login.role.as_str())
         .map(|r| r.name.clone())
         .or_else(|| catalog::standard_role(&login.role).map(|r| r.name.to_string()))
-        .unwrap_or_else(|| login.role.clone());
+        .unwrap_or_else(|| login.role.to_string());
     let website = login
         .website
         .as_ref()
-        .and_then(|id| state.websites.get(id).map(|w| (id, w)));
+        .and_then(|id| state.websites.get(id.as_str()).map(|w| (id, w)));
     let base = website.map(|(_, w)| w.url.trim_end_matches('/').to_string());
     let login_url = base
         .as_ref()
@@ -424,12 +424,9 @@ fn facts(
     let vars = template::Vars {
         // Always the login's current address: it may have changed since the message was
         // queued (links issued to the old one were revoked by that apply).
-        email: login
-            .email
-            .clone()
-            .unwrap_or_else(|| fallback_email.to_string()),
-        name: login.name.clone(),
-        customer: customer.record.name.clone(),
+        email: login.email.as_deref().unwrap_or(fallback_email).to_string(),
+        name: login.name.as_deref().map(str::to_string),
+        customer: customer.record.name.to_string(),
         customer_id: customer_id.to_string(),
         role: role_name.clone(),
         website: website.map(|(_, w)| w.name.clone()),
@@ -438,11 +435,11 @@ fn facts(
         ..template::Vars::default()
     };
     let role = Named {
-        id: login.role.clone(),
+        id: login.role.to_string(),
         name: role_name,
     };
     let website = website.map(|(id, w)| Named {
-        id: id.clone(),
+        id: id.to_string(),
         name: w.name.clone(),
     });
     (vars, link_base, role, website)

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::CompactString;
+
 use super::{Action, Address, Change, Fields, Object, Origin, Plan};
 use crate::catalog::Feature;
 use crate::state::{CustomerRecord, CustomerState, LoginState, State};
@@ -236,7 +238,7 @@ fn customer_unchanged(id: &str, old: &CustomerState, new: &CustomerState, live: 
                 login_unchanged(contact, before, || {
                     holds(Address::Contact {
                         customer: id.to_string(),
-                        email: email.clone(),
+                        email: email.to_string(),
                     })
                 })
             })
@@ -443,7 +445,7 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         let before = old.map(|o| Object::Customer(o.record.clone()));
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
         let count = b.count(Phase::Customers);
-        let address = Address::Customer(id.clone());
+        let address = Address::Customer(id.to_string());
         let user_password = live.password_holders.contains(&address.to_string());
         let (login, sets_password) = settle(
             &new.record.login,
@@ -471,7 +473,7 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         if protected && old.is_some() && changed {
             b.warnings.push(format!(
                 "{} is protected and will be changed (itself or its contacts)",
-                Address::Customer(id.clone())
+                Address::Customer(id.to_string())
             ));
         }
     }
@@ -481,7 +483,7 @@ fn remove_customer(b: &mut Builder, id: &str, old: &CustomerState) {
     for (email, contact) in &old.contacts {
         let address = Address::Contact {
             customer: id.to_string(),
-            email: email.clone(),
+            email: email.to_string(),
         };
         b.change(
             Phase::RemoveLogins,
@@ -570,13 +572,13 @@ fn staying_logins<'a>(
         .filter(|c| c.action == Action::Delete)
         .map(|c| c.address.to_string())
         .collect();
-    let of = |customers: &'a BTreeMap<String, CustomerState>| {
+    let of = |customers: &'a BTreeMap<CompactString, CustomerState>| {
         customers.iter().flat_map(|(id, c)| {
-            std::iter::once((Address::Customer(id.clone()), &c.record.login)).chain(
+            std::iter::once((Address::Customer(id.to_string()), &c.record.login)).chain(
                 c.contacts.iter().map(move |(e, l)| {
                     let address = Address::Contact {
-                        customer: id.clone(),
-                        email: e.clone(),
+                        customer: id.to_string(),
+                        email: e.to_string(),
                     };
                     (address, l)
                 }),
@@ -985,12 +987,17 @@ mod fast_path {
     use proptest::prelude::*;
 
     fn login() -> impl Strategy<Value = LoginState> {
-        let small = || prop::option::of(prop::sample::select(vec!["a".to_string(), "b".into()]));
+        let small = || {
+            prop::option::of(prop::sample::select(vec![
+                CompactString::from("a"),
+                "b".into(),
+            ]))
+        };
         (
             small(),
             small(),
             any::<bool>(),
-            prop::sample::select(vec!["r1".to_string(), "r2".into()]),
+            prop::sample::select(vec![CompactString::from("r1"), "r2".into()]),
             small(),
             any::<bool>(),
             prop::option::of(0u32..3),

@@ -96,7 +96,7 @@ impl Object {
                 }
             }
             Object::Customer(customer) => {
-                put("name", customer.name.clone());
+                put("name", customer.name.to_string());
                 put("protect", customer.protect.to_string());
                 login_fields(&customer.login, &mut put);
             }
@@ -108,15 +108,15 @@ impl Object {
 
 fn login_fields(login: &LoginState, put: &mut impl FnMut(&str, String)) {
     if let Some(name) = &login.name {
-        put("name", name.clone());
+        put("name", name.to_string());
     }
     if let Some(email) = &login.email {
-        put("email", email.clone());
+        put("email", email.to_string());
     }
     put("access", login.access.to_string());
-    put("role", login.role.clone());
+    put("role", login.role.to_string());
     if let Some(website) = &login.website {
-        put("website", website.clone());
+        put("website", website.to_string());
     }
     put("notify", login.notify.to_string());
     if let Some(expires) = &login.expires {

@@ -335,7 +335,7 @@ pub fn annotate_expiry(
     for change in &mut plan.changes {
         if change.removes_access()
             && let Some(expires) = change.login_after().and_then(|l| l.expires.clone())
-            && expires <= now_text
+            && expires.as_str() <= now_text.as_str()
         {
             change.reason = Some(format!(
                 "access expired {}",
@@ -356,7 +356,7 @@ pub fn annotate_expiry(
             };
             let days = crate::clock::days_until(now, at);
             if days < i64::from(warn_days) {
-                soon.push((expires.to_string(), email.clone(), days));
+                soon.push((expires.to_string(), email.to_string(), days));
             }
         }
     }

@@ -75,15 +75,15 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
         let logins = std::iter::once(("", &customer.record.login))
             .chain(customer.contacts.iter().map(|(e, l)| (e.as_str(), l)));
         for (contact, login) in logins {
-            let Some(email) = login.email.clone() else {
+            let Some(email) = login.email.as_deref().map(str::to_string) else {
                 continue;
             };
             let seen = activity.get(&(id.as_str(), contact));
             out.push(Row {
                 email,
-                name: login.name.clone().unwrap_or_default(),
-                customer_id: id.clone(),
-                customer: customer.record.name.clone(),
+                name: login.name.as_deref().unwrap_or_default().to_string(),
+                customer_id: id.to_string(),
+                customer: customer.record.name.to_string(),
                 kind: if contact.is_empty() {
                     "customer"
                 } else {
@@ -92,18 +92,23 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                 access: login.access,
                 role: state
                     .roles
-                    .get(&login.role)
+                    .get(login.role.as_str())
                     .map(|r| r.name.clone())
                     .or_else(|| standard.get(login.role.as_str()).map(|n| n.to_string()))
-                    .unwrap_or_else(|| login.role.clone()),
+                    .unwrap_or_else(|| login.role.to_string()),
                 website: login
                     .website
                     .as_ref()
-                    .map(|w| state.websites.get(w).map_or(w.clone(), |s| s.name.clone()))
+                    .map(|w| {
+                        state
+                            .websites
+                            .get(w.as_str())
+                            .map_or(w.to_string(), |s| s.name.clone())
+                    })
                     .unwrap_or_default(),
                 two_factor: state
                     .roles
-                    .get(&login.role)
+                    .get(login.role.as_str())
                     .is_some_and(|r| r.two_factor == crate::manifest::model::TwoFactor::Required),
                 locked: seen
                     .and_then(|a| a.locked_until.as_deref())

@@ -1,6 +1,7 @@
 //! Engine-neutral rows: the plan turned into batches to write, and rows read back into a
 //! [`State`]. Each engine only moves these rows in and out with its own SQL.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -62,29 +63,28 @@ pub struct PermissionRow {
 }
 
 /// A `customers` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize)]
 pub struct CustomerRow {
-    pub id: String,
-    pub name: String,
+    pub id: CompactString,
+    pub name: CompactString,
     pub protect: bool,
 }
 
 /// The managed columns of a `logins` row. `contact` is `""` for the customer's own login.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LoginRow {
-    pub customer_id: String,
-    pub contact: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
+    pub customer_id: CompactString,
+    pub contact: CompactString,
+    pub email: Option<CompactString>,
+    pub name: Option<CompactString>,
     pub access: bool,
-    pub role_id: String,
-    pub website_id: Option<String>,
+    pub role_id: CompactString,
+    pub website_id: Option<CompactString>,
     pub notify: bool,
     pub password_marker: Option<i64>,
-    pub expires_at: Option<String>,
+    pub expires_at: Option<CompactString>,
     /// Read only: whether a password hash is stored (runtime data).
     #[serde(skip)]
-    #[sqlx(default)]
     pub has_password: bool,
 }
 
@@ -287,7 +287,7 @@ impl Batches {
                     idempotency_key: random_key(),
                     customer_id: customer_id.clone(),
                     contact: contact.clone(),
-                    email: login.email.clone().unwrap_or_default(),
+                    email: login.email.as_deref().unwrap_or_default().to_string(),
                     password_assigned: change.password.is_some() || had_password,
                 });
             }
@@ -357,7 +357,7 @@ impl Batches {
                     });
                 }
                 self.customers.push(CustomerRow {
-                    id: id.clone(),
+                    id: id.as_str().into(),
                     name: record.name.clone(),
                     protect: record.protect,
                 });
@@ -433,8 +433,8 @@ pub fn standard_role_rows() -> (Vec<RoleRow>, Vec<PermissionRow>) {
 
 fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
     LoginRow {
-        customer_id: customer.to_string(),
-        contact: contact.to_string(),
+        customer_id: customer.into(),
+        contact: contact.into(),
         email: login.email.clone(),
         name: login.name.clone(),
         access: login.access,
@@ -477,7 +477,7 @@ impl<'de> serde::Deserialize<'de> for Flag {
 /// # Errors
 /// [`StoreError::Corrupt`] when the value does not have the expected shape.
 pub fn customers_from_json(json: &str) -> Result<Vec<CustomerRow>, StoreError> {
-    let rows: Vec<(String, String, Flag)> = serde_json::from_str(json)
+    let rows: Vec<(CompactString, CompactString, Flag)> = serde_json::from_str(json)
         .map_err(|e| corrupt(format!("customers could not be read: {e}")))?;
     Ok(rows
         .into_iter()
@@ -491,16 +491,16 @@ pub fn customers_from_json(json: &str) -> Result<Vec<CustomerRow>, StoreError> {
 
 /// One login as read by [`super::sql::ReadSql::logins`].
 type LoginTuple = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
+    CompactString,
+    CompactString,
+    Option<CompactString>,
+    Option<CompactString>,
     Flag,
-    String,
-    Option<String>,
+    CompactString,
+    Option<CompactString>,
     Flag,
     Option<i64>,
-    Option<String>,
+    Option<CompactString>,
     Flag,
 );
 
@@ -676,11 +676,11 @@ impl Snapshot {
             while let Some(login) = logins.next_if(|l| l.customer_id == row.id) {
                 if login.has_password {
                     let address = if login.contact.is_empty() {
-                        Address::Customer(row.id.clone())
+                        Address::Customer(row.id.to_string())
                     } else {
                         Address::Contact {
-                            customer: row.id.clone(),
-                            email: login.contact.clone(),
+                            customer: row.id.to_string(),
+                            email: login.contact.to_string(),
                         }
                     };
                     state.password_holders.insert(address.to_string());

@@ -11,12 +11,14 @@ use crate::manifest::load::{Declared, duplicate};
 use crate::manifest::model::{Customer, PasswordSource};
 use crate::passwords::SecretRef;
 use crate::plan::Address;
+use compact_str::CompactString;
+
 use crate::state::{CustomerRecord, CustomerState, LoginState, contacts_of, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].
 struct LoginSpec<'a> {
     /// The customer's id and, for a contact, its normalised email.
-    key: (&'a str, Option<String>),
+    key: (&'a str, Option<CompactString>),
     /// Where the login is declared: the customer's or the contact's site.
     site: &'a Site,
     email: Option<&'a str>,
@@ -36,7 +38,7 @@ type Passwords = foldhash::HashMap<String, SecretRef>;
 pub(super) fn customers<'a>(
     cx: &mut Context<'a>,
     desired: &Desired,
-) -> (BTreeMap<String, CustomerState>, Passwords) {
+) -> (BTreeMap<CompactString, CustomerState>, Passwords) {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
     let set: &'a crate::manifest::load::ManifestSet = cx.set;
@@ -318,13 +320,13 @@ impl<'a> Checker<'a> {
                 // Keyed by the email as written when it is already normalised (most are).
                 let key = match written {
                     Some(written) if written == normalized => Cow::Borrowed(written),
-                    _ => Cow::Owned(normalized.clone()),
+                    _ => Cow::Owned(normalized.to_string()),
                 };
                 self.emails.insert(key.clone(), declaration.clone());
                 self.first_emails.push((key, declaration));
             }
         }
-        let role = spec.role.unwrap_or(spec.default_role).to_string();
+        let role = CompactString::from(spec.role.unwrap_or(spec.default_role));
         if let (Some(name), Some(known)) = (spec.role, &self.known_roles)
             && !known.iter().any(|k| k == name)
         {
@@ -335,8 +337,8 @@ impl<'a> Checker<'a> {
             .suggest(name, known.iter().map(String::as_str));
             cx.diagnostics.push(d);
         }
-        if !self.used_roles.contains(&role) {
-            self.used_roles.insert(role.clone());
+        if !self.used_roles.contains(role.as_str()) {
+            self.used_roles.insert(role.to_string());
         }
         if let Some(website) = spec.website {
             self.website(cx, desired, website, access_site);
@@ -359,17 +361,17 @@ impl<'a> Checker<'a> {
                 None => Address::Customer(customer.to_string()),
                 Some(email) => Address::Contact {
                     customer: customer.to_string(),
-                    email: email.clone(),
+                    email: email.to_string(),
                 },
             };
             self.passwords.insert(address.to_string(), source);
         }
         LoginState {
             email,
-            name: spec.name.map(str::to_string),
+            name: spec.name.map(CompactString::from),
             access: spec.access,
             role,
-            website: spec.website.map(str::to_string),
+            website: spec.website.map(CompactString::from),
             notify: spec.notify,
             password: spec.password.map(|p| p.reset.unwrap_or(0)),
             expires,
@@ -377,7 +379,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Parses the login's expiry; a past one is a warning (apply revokes the login).
-    fn expiry(&mut self, cx: &mut Context<'_>, spec: &LoginSpec<'_>) -> Option<String> {
+    fn expiry(&mut self, cx: &mut Context<'_>, spec: &LoginSpec<'_>) -> Option<CompactString> {
         let (raw, site) = spec.expires.clone()?;
         match crate::clock::parse(raw) {
             Ok(at) => {
@@ -391,7 +393,7 @@ impl<'a> Checker<'a> {
                         ),
                     ));
                 }
-                Some(stored)
+                Some(stored.into())
             }
             Err(why) => {
                 cx.error(&site, why);
@@ -475,7 +477,7 @@ fn gains_access(cx: &Context<'_>, spec: &LoginSpec<'_>) -> bool {
     let (customer, contact) = &spec.key;
     let login = live.customers.get(*customer).and_then(|c| match contact {
         None => Some(&c.record.login),
-        Some(email) => c.contacts.get(email),
+        Some(email) => c.contacts.get(email.as_str()),
     });
     !login.is_some_and(|l| l.access)
 }
