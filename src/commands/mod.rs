@@ -97,12 +97,18 @@ fn check_valid(
     Ok(desired)
 }
 
-/// Digest of the manifest files (paths and contents), recorded with plans and applies.
+/// Digest of the manifest files (paths and the digests of their contents, taken when they
+/// were read), recorded with plans and applies.
 fn manifests_digest(set: &ManifestSet) -> String {
-    let files: Vec<(String, &str)> = set
+    let files: Vec<(String, String)> = set
         .sources
         .iter()
-        .map(|s| (set.relative(&s.path).display().to_string(), s.text.as_str()))
+        .map(|s| {
+            (
+                set.relative(&s.path).display().to_string(),
+                crate::state::hex(s.digest()),
+            )
+        })
         .collect();
     plan::digest_of(&files)[..16].to_string()
 }

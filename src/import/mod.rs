@@ -583,19 +583,19 @@ fn write_changes(
         };
         let items = ranges
             .entry((site.file, site.doc))
-            .or_insert_with(|| edit::sequence_items(&source.text, site.doc, &sequence));
+            .or_insert_with(|| edit::sequence_items(source.text(), site.doc, &sequence));
         let (start, end, col) = match items {
             Ok(items) => items.get(index).copied(),
             Err(why) => return Err(cannot(why.clone())),
         }
         .ok_or_else(|| cannot("its list entry was not found".into()))?;
         // A safety net: the entry found must be this customer's.
-        if !source.text[start..end].contains(customer.id.as_str()) {
+        if !source.text()[start..end].contains(customer.id.as_str()) {
             return Err(cannot(
                 "the list entry at its place is not this customer".into(),
             ));
         }
-        let crlf = source.text.contains("\r\n");
+        let crlf = source.text().contains("\r\n");
         let text = edit::render_item(&customer, col, crlf);
         splices
             .entry(site.file)
@@ -607,8 +607,8 @@ fn write_changes(
         let source = &set.sources[file];
         import.files.push(FileChange {
             path: source.path.clone(),
-            before: source.text.clone(),
-            after: edit::apply(&source.text, splices),
+            before: source.text().to_string(),
+            after: edit::apply(source.text(), splices),
         });
     }
     if !added.is_empty() {
@@ -669,7 +669,7 @@ fn schema_comment(set: &ManifestSet, root: &Path) -> String {
         .iter()
         .filter(|s| s.path.parent() == Some(root))
         .find_map(|s| {
-            s.text
+            s.text()
                 .lines()
                 .find(|l| l.trim_start().starts_with("# yaml-language-server:"))
                 .map(|l| format!("{l}\n"))

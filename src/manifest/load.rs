@@ -100,13 +100,10 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => {
                     slots.push(Ok(index));
-                    set.sources.push(Source { path, text });
+                    set.sources.push(Source::new(path, text));
                 }
                 Err(_) => {
-                    set.sources.push(Source {
-                        path,
-                        text: String::new(),
-                    });
+                    set.sources.push(Source::new(path, String::new()));
                     slots.push(Err(Diagnostic::file_error(
                         Some(index),
                         "file is not valid UTF-8",
@@ -153,6 +150,10 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
             merge(&mut set, index, doc, document, &mut diagnostics);
         }
     }
+    // Parsed: the texts go (the files are read again for the few diagnostics that quote them).
+    for source in &mut set.sources {
+        source.release_text();
+    }
     (set, diagnostics)
 }
 
@@ -163,7 +164,9 @@ type Parsed = (Vec<(usize, Document)>, Vec<Diagnostic>);
 fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
     crate::parallel::map_in_order(indexes.to_vec(), |index| {
         let mut found = Vec::new();
-        let mut documents = read_documents(index, &sources[index].text, &mut found);
+        // The file's digest is taken here, on the parse threads, before its text is let go.
+        sources[index].digest();
+        let mut documents = read_documents(index, sources[index].text(), &mut found);
         for (_, document) in &mut documents {
             compact(document);
         }
@@ -190,10 +193,8 @@ pub fn load_text(path: &str, text: &str) -> (ManifestSet, Vec<Diagnostic>) {
     };
     let mut diagnostics = Vec::new();
     let documents = read_documents(0, text, &mut diagnostics);
-    set.sources.push(Source {
-        path: PathBuf::from(path),
-        text: text.to_string(),
-    });
+    set.sources
+        .push(Source::new(PathBuf::from(path), text.to_string()));
     for (doc, document) in documents {
         merge(&mut set, 0, doc, document, &mut diagnostics);
     }
@@ -778,7 +779,7 @@ pub fn describe(sources: &[Source], site: &Site) -> String {
     let Some(source) = sources.get(site.file) else {
         return site.path.to_string();
     };
-    match super::path::locate(&source.text, site.doc, &site.path, site.at_key) {
+    match super::path::locate(source.text(), site.doc, &site.path, site.at_key) {
         Some(at) => format!("{}:{}:{}", source.path.display(), at.line, at.column),
         None => format!("{} ({})", source.path.display(), site.path),
     }

@@ -21,16 +21,21 @@ pub struct YamlPath(pub Vec<Segment>);
 impl YamlPath {
     /// The path with one more key.
     pub fn key(&self, key: impl Into<Cow<'static, str>>) -> YamlPath {
-        let mut path = self.clone();
-        path.0.push(Segment::Key(key.into()));
-        path
+        self.with(Segment::Key(key.into()))
     }
 
     /// The path with one more index.
     pub fn index(&self, index: usize) -> YamlPath {
-        let mut path = self.clone();
-        path.0.push(Segment::Index(index));
-        path
+        self.with(Segment::Index(index))
+    }
+
+    /// The path with one more segment, at its exact size: every declared customer keeps
+    /// one (cloning then pushing made room for four segments where two are used).
+    fn with(&self, segment: Segment) -> YamlPath {
+        let mut segments = Vec::with_capacity(self.0.len() + 1);
+        segments.extend_from_slice(&self.0);
+        segments.push(segment);
+        YamlPath(segments)
     }
 
     /// Appends the segments of a `serde_path_to_error` path.

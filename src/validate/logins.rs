@@ -116,6 +116,8 @@ pub(super) fn customers<'a>(
         used_roles.insert(role.base.clone());
     }
     roles::warn_unused(cx, desired, &used_roles);
+    // The email map goes before the customers are put in order: this is the peak of a plan.
+    drop(emails);
     (customers.into_iter().collect(), passwords)
 }
 
