@@ -174,7 +174,7 @@ pub fn report(
     source: &str,
 ) -> Option<AccessReport> {
     let (customer_id, contact, login) = find(state, email)?;
-    let customer = &state.customers[customer_id];
+    let customer = state.customers.get(customer_id)?;
     let address = match contact {
         None => crate::plan::Address::Customer(customer_id.to_string()),
         Some(email) => crate::plan::Address::Contact {

@@ -25,7 +25,7 @@ pub struct State {
     /// Custom roles by id (standard roles are not part of the state: they never change).
     pub roles: BTreeMap<String, RoleState>,
     /// Customers by id.
-    pub customers: BTreeMap<CompactString, CustomerState>,
+    pub customers: Customers,
     /// Access policies by id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub policies: BTreeMap<String, crate::policy::PolicyState>,
@@ -129,26 +129,41 @@ pub struct RoleState {
     pub permissions: BTreeMap<Permission, Level>,
 }
 
+/// Customers by id, in id order: a sorted vector, built in place from the customers as found
+/// ([`customers_of`]). A B-tree built from them held both at once, at the peak of a plan.
+pub type Customers = litemap::LiteMap<CompactString, CustomerState>;
+
+/// The customers map of these customers; for an id given twice, the last one stays.
+pub fn customers_of(customers: Vec<(CompactString, CustomerState)>) -> Customers {
+    Customers::from_sorted_store_unchecked(sorted_last_wins(customers))
+}
+
+/// Sorts by key in place (nothing to do when already in order, the usual case) and keeps
+/// the last entry of a key given twice.
+fn sorted_last_wins<V>(mut entries: Vec<(CompactString, V)>) -> Vec<(CompactString, V)> {
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(CompactString, V)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        entries = kept;
+    }
+    entries.shrink_to_fit();
+    entries
+}
+
 /// A customer's contact logins by normalised email, in email order.
 pub type Contacts = litemap::LiteMap<CompactString, LoginState>;
 
 /// The contacts map of these logins, each under its email; for a key given twice, the last
 /// one stays (like inserting into a map). Takes no more memory than the logins need: a
 /// vector that grew by pushing holds room for twice as many, at every customer.
-pub fn contacts_of(mut logins: Vec<(CompactString, LoginState)>) -> Contacts {
-    if !logins.is_sorted_by(|a, b| a.0 < b.0) {
-        logins.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(CompactString, LoginState)> = Vec::with_capacity(logins.len());
-        for login in logins {
-            match kept.last_mut() {
-                Some(last) if last.0 == login.0 => *last = login,
-                _ => kept.push(login),
-            }
-        }
-        logins = kept;
-    }
-    logins.shrink_to_fit();
-    Contacts::from_sorted_store_unchecked(logins)
+pub fn contacts_of(logins: Vec<(CompactString, LoginState)>) -> Contacts {
+    Contacts::from_sorted_store_unchecked(sorted_last_wins(logins))
 }
 
 /// A customer and its logins.
@@ -286,6 +301,29 @@ mod tests {
             contacts.get("b@x").unwrap().name.as_deref(),
             Some("second b")
         );
+    }
+
+    #[test]
+    fn customers_are_in_id_order_and_the_last_of_an_id_stays() {
+        let customer = |name: &str| CustomerState {
+            record: CustomerRecord {
+                name: name.into(),
+                protect: false,
+                login: login(name),
+            },
+            contacts: Contacts::default(),
+        };
+        let customers = customers_of(vec![
+            ("C2".into(), customer("first two")),
+            ("C1".into(), customer("one")),
+            ("C2".into(), customer("second two")),
+        ]);
+        let names: Vec<(&str, &str)> = customers
+            .iter()
+            .map(|(id, c)| (id.as_str(), c.record.name.as_str()))
+            .collect();
+        assert_eq!(names, [("C1", "one"), ("C2", "second two")]);
+        assert_eq!(customers.get("C2").unwrap().record.name, "second two");
     }
 
     #[test]

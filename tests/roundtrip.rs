@@ -229,7 +229,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
             password: PasswordRules { min_length: 12 },
         }),
         roles,
-        customers: out,
+        customers: out.into_iter().collect(),
         // A guardrail that every generated state keeps (customer_center grants edit).
         policies: [(
             "pay-limit".to_string(),
@@ -317,7 +317,7 @@ fn expressible(mut s: State) -> State {
         }
     }
     let (mut access, mut website) = (false, false);
-    for customer in s.customers.values_mut() {
+    for (_, customer) in s.customers.iter_mut() {
         let own = &mut customer.record.login;
         own.access &= own.email.is_some();
         own.name = None; // a customer's own login has the customer's name, not one of its own

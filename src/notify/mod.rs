@@ -400,7 +400,10 @@ fn facts(
     login: &LoginState,
     fallback_email: &str,
 ) -> (template::Vars, String, Named, Option<Named>) {
-    let customer = &state.customers[customer_id];
+    let customer = state
+        .customers
+        .get(customer_id)
+        .expect("the login was found in this state");
     let role_name = state
         .roles
         .get(login.role.as_str())

@@ -2,8 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use compact_str::CompactString;
-
 use super::{Action, Address, Change, Fields, Object, Origin, Plan};
 use crate::catalog::Feature;
 use crate::state::{CustomerRecord, CustomerState, LoginState, State};
@@ -572,7 +570,7 @@ fn staying_logins<'a>(
         .filter(|c| c.action == Action::Delete)
         .map(|c| c.address.to_string())
         .collect();
-    let of = |customers: &'a BTreeMap<CompactString, CustomerState>| {
+    let of = |customers: &'a crate::state::Customers| {
         customers.iter().flat_map(|(id, c)| {
             std::iter::once((Address::Customer(id.to_string()), &c.record.login)).chain(
                 c.contacts.iter().map(move |(e, l)| {
@@ -989,7 +987,7 @@ mod fast_path {
     fn login() -> impl Strategy<Value = LoginState> {
         let small = || {
             prop::option::of(prop::sample::select(vec![
-                CompactString::from("a"),
+                compact_str::CompactString::from("a"),
                 "b".into(),
             ]))
         };
@@ -997,7 +995,7 @@ mod fast_path {
             small(),
             small(),
             any::<bool>(),
-            prop::sample::select(vec![CompactString::from("r1"), "r2".into()]),
+            prop::sample::select(vec![compact_str::CompactString::from("r1"), "r2".into()]),
             small(),
             any::<bool>(),
             prop::option::of(0u32..3),

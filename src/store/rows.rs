@@ -717,7 +717,7 @@ impl Snapshot {
                 },
             ));
         }
-        state.customers = built.into_iter().collect();
+        state.customers = crate::state::customers_of(built);
         Ok(state)
     }
 }

@@ -1,7 +1,7 @@
 //! Customers and contacts: emails, access prerequisites, references and password sources.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{Context, Desired, roles};
@@ -38,7 +38,7 @@ type Passwords = foldhash::HashMap<String, SecretRef>;
 pub(super) fn customers<'a>(
     cx: &mut Context<'a>,
     desired: &Desired,
-) -> (BTreeMap<CompactString, CustomerState>, Passwords) {
+) -> (crate::state::Customers, Passwords) {
     let known_roles = roles::known_roles(cx, desired);
     let websites = cx.website_ids(desired);
     let set: &'a crate::manifest::load::ManifestSet = cx.set;
@@ -118,7 +118,7 @@ pub(super) fn customers<'a>(
     roles::warn_unused(cx, desired, &used_roles);
     // The email map goes before the customers are put in order: this is the peak of a plan.
     drop(emails);
-    (customers.into_iter().collect(), passwords)
+    (crate::state::customers_of(customers), passwords)
 }
 
 /// Customers checked together on one thread.

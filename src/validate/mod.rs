@@ -581,7 +581,11 @@ mod tests {
         let text = "features: { customer_access: true, websites: true }\nwebsites: [{ id: w, name: W, url: https://w.example }]\nroles: [{ id: r, name: R }]\ncustomers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true, notify: true, role: r, website: w }\n    contacts:\n      - { email: Jane@X.example, access: true, notify: true }\n";
         let (desired, errors) = check(text, None);
         assert!(errors.is_empty(), "{errors:?}");
-        let jane = &desired.state.customers["C"]
+        let jane = &desired
+            .state
+            .customers
+            .get("C")
+            .unwrap()
             .contacts
             .get("jane@x.example")
             .unwrap();
