@@ -230,6 +230,13 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .doing("checking the logins' foreign keys")?;
+            // Fresh statistics, so the next read pages through the logins by their key
+            // instead of sorting the table per page (before autovacuum gets to it, a plan
+            // right after a first apply of 300,000 logins took 3.0 s instead of ~1.9 s).
+            sqlx::query("ANALYZE customers, logins")
+                .execute(&mut *tx)
+                .await
+                .doing("updating the tables' statistics")?;
         }
         drop(batches);
         let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
@@ -529,8 +536,15 @@ const ADD_LOGIN_KEYS: &str = "DO $$ DECLARE k record; BEGIN
 const READ: ReadSql = ReadSql {
     customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect))::text, '[]')
                   FROM customers"#,
-    logins: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
-                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL))::text, '[]')
-               FROM logins"#,
+    logins_first: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
+                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL)
+                      ORDER BY customer_id, contact)::text, '[]')
+               FROM (SELECT * FROM logins ORDER BY customer_id, contact LIMIT $1) AS page"#,
+    logins_after: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
+                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL)
+                      ORDER BY customer_id, contact)::text, '[]')
+               FROM (SELECT * FROM logins WHERE (customer_id, contact) > ($1, $2)
+                     ORDER BY customer_id, contact LIMIT $3) AS page"#,
     applied: "SELECT coalesce(json_object_agg(address, digest)::text, '{}') FROM applied_objects",
+    pages_in_key_order: true,
 };

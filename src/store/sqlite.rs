@@ -674,9 +674,17 @@ const OUTBOX: OutboxSql = OutboxSql {
 const READ: ReadSql = ReadSql {
     customers: "SELECT json_group_array(json_array(id, name, protect))
                 FROM (SELECT id, name, protect FROM customers ORDER BY id)",
-    logins: "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
+    logins_first:
+        "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
                     website_id, notify, password_marker, expires_at, has_password))
              FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
-                   ORDER BY customer_id, contact)",
+                   ORDER BY customer_id, contact LIMIT $1)",
+    logins_after:
+        "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
+                    website_id, notify, password_marker, expires_at, has_password))
+             FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
+                   WHERE (customer_id, contact) > ($1, $2)
+                   ORDER BY customer_id, contact LIMIT $3)",
     applied: "SELECT json_group_object(address, digest) FROM applied_objects",
+    pages_in_key_order: false,
 };

@@ -83,6 +83,16 @@ impl Env {
     /// A fresh, empty database on the test PostgreSQL server (`bash .ci/test` starts one and
     /// sets `PORTICO_TEST_POSTGRES_URL`).
     pub fn postgres() -> Env {
+        Env::postgres_with("")
+    }
+
+    /// [`Env::postgres`] with an ICU collation (`en-US`), whose order differs from the
+    /// bytes' (`_x 0 a A a_b a-b Äpfel B`).
+    pub fn postgres_icu() -> Env {
+        Env::postgres_with(" LOCALE_PROVIDER icu ICU_LOCALE 'en-US' TEMPLATE template0")
+    }
+
+    fn postgres_with(options: &str) -> Env {
         let admin = postgres_admin_url();
         let name = format!(
             "portico_t{}_{}",
@@ -95,7 +105,7 @@ impl Env {
                 .expect("connect to the test PostgreSQL");
             // FILE_COPY: the template's files are copied, not written through the WAL
             // (WAL_LOG, the default, writes ~8 MB of WAL per database made).
-            let sql = format!("CREATE DATABASE {name} STRATEGY FILE_COPY");
+            let sql = format!("CREATE DATABASE {name}{options} STRATEGY FILE_COPY");
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut conn)
                 .await
