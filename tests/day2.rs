@@ -11,6 +11,7 @@ common::on_every_engine!(
     access_names_each_condition_that_refuses,
     unlock_clears_a_lockout_and_is_recorded,
     resend_revokes_old_links_and_sends_a_fresh_one,
+    each_object_names_the_apply_that_last_wrote_it,
 );
 
 fn account(url: &str) -> String {
@@ -257,4 +258,30 @@ fn day2_commands_never_create_a_database() {
         assert!(err.contains("no database at"), "{args:?}: {err}");
     }
     assert!(!env.db_path().exists());
+}
+
+/// Each applied object records the apply that wrote it, with the rows it writes: a second
+/// apply that changes one contact is named by that contact only.
+fn each_object_names_the_apply_that_last_wrote_it(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    env.write("a.yaml", &account(&endpoint.url));
+    apply(&env);
+    env.write(
+        "a.yaml",
+        &account(&endpoint.url).replace("name: Jane Doe", "name: Jane Roe"),
+    );
+    apply(&env);
+    let last = |email: &str| {
+        let (code, out, err) = run(env.portico(&["access", email]));
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .find(|l| l.trim_start().starts_with("last changed by:"))
+            .unwrap_or_else(|| panic!("{out}"))
+            .split_whitespace()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(last("jane@acme.example"), "last changed by: apply 2");
+    assert_eq!(last("ap@acme.example"), "last changed by: apply 1");
 }

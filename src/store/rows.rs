@@ -213,6 +213,8 @@ pub struct Batches {
 pub struct AppliedRow {
     pub address: String,
     pub digest: String,
+    /// The apply writing it ([`Batches::set_apply_id`], once its history row exists).
+    pub apply_id: i64,
 }
 
 /// An `applies` row.
@@ -273,6 +275,15 @@ impl Batches {
         b
     }
 
+    /// Marks the objects this apply writes with its history id: written with the rows, not
+    /// by a second pass over them (on PostgreSQL, that `UPDATE` rewrote every row again:
+    /// 1.3 s of a first apply of 300,000 logins).
+    pub fn set_apply_id(&mut self, id: i64) {
+        for row in &mut self.applied {
+            row.apply_id = id;
+        }
+    }
+
     fn add(&mut self, change: &Change) {
         let key = match &change.address {
             Address::Customer(id) => Some((id.clone(), String::new())),
@@ -302,6 +313,7 @@ impl Batches {
             Some(after) => self.applied.push(AppliedRow {
                 address: change.address.to_string(),
                 digest: after.digest(),
+                apply_id: 0,
             }),
             None => self.forget.push(change.address.to_string()),
         }

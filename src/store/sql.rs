@@ -507,12 +507,6 @@ macro_rules! insert_history {
             .fetch_one(&mut *$tx)
             .await
             .doing("recording the apply in history")?;
-        // The objects this apply wrote were upserted without an apply id.
-        sqlx::query("UPDATE applied_objects SET apply_id = $1 WHERE apply_id IS NULL")
-            .bind(id)
-            .execute(&mut *$tx)
-            .await
-            .doing("recording the apply in history")?;
         id
     }};
 }

@@ -308,13 +308,15 @@ impl Store for SqliteStore {
             return Err(StoreError::Stale);
         }
         write_standard_roles(&mut tx).await?;
-        let batches = crate::progress::phase("batches", || Batches::from_plan(plan));
-        crate::progress::phase_async("write rows", write(&mut tx, &batches, passwords)).await?;
+        // The history row first: its id goes with every applied object the rows write.
         let history = crate::progress::phase("history", || HistoryInsert::new(plan, provenance));
         let id = crate::progress::phase_async("insert history", async {
             Ok::<_, StoreError>(insert_history!(tx, INSERT_APPLY, history))
         })
         .await?;
+        let mut batches = crate::progress::phase("batches", || Batches::from_plan(plan));
+        batches.set_apply_id(id);
+        crate::progress::phase_async("write rows", write(&mut tx, &batches, passwords)).await?;
         crate::progress::phase_async("commit", tx.commit())
             .await
             .doing("committing")?;
@@ -535,9 +537,9 @@ const WRITES: Writes = Writes {
     upsert_customers: UPSERT_CUSTOMERS,
     upsert_logins: UPSERT_LOGINS,
     upsert_applied: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
-        INSERT INTO applied_objects (address, digest)
-        SELECT v->>'address', v->>'digest' FROM r WHERE true
-        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest, apply_id = NULL",
+        INSERT INTO applied_objects (address, digest, apply_id)
+        SELECT v->>'address', v->>'digest', v->>'apply_id' FROM r WHERE true
+        ON CONFLICT (address) DO UPDATE SET digest = excluded.digest, apply_id = excluded.apply_id",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
     upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
         SELECT 1, value->>'url', value->>'auth_env', value->>'smtp_url', value->>'smtp_username', value->>'smtp_password_env', value->>'from_address', value->>'reply_to', value->>'login_url', value->>'token_ttl_hours', value->>'max_attempts', value->>'template_subject', value->>'template_text', value->>'template_html'
