@@ -130,7 +130,7 @@ pub struct RoleState {
 }
 
 /// Customers by id, in id order: a sorted vector, built in place from the customers as found
-/// ([`customers_of`]). A B-tree built from them held both at once, at the peak of a plan.
+/// ([`customers_of`]). A B-tree collected from them held both while it was being built.
 pub type Customers = litemap::LiteMap<CompactString, CustomerState>;
 
 /// The customers map of these customers; for an id given twice, the last one stays.
