@@ -508,8 +508,6 @@ const OUTBOX: OutboxSql = OutboxSql {
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };
 
-// In table order: the state is built by sorting both lists by customer anyway (one pass
-// when already in order), and a sort on the server cost a fifth of reading the logins.
 /// From this many login rows written, an apply checks the logins' foreign keys once at the
 /// end instead of per row. The table is locked for the rest of the transaction (readers wait
 /// for the commit), which a write of this size nearly amounts to anyway.
