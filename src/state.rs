@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use compact_str::CompactString;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,8 @@
 //! The manifest file format: serde types whose JSON Schema is `schemas/manifest.schema.json`.
 
-use compact_str::CompactString;
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

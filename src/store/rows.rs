@@ -1,9 +1,9 @@
 //! Engine-neutral rows: the plan turned into batches to write, and rows read back into a
 //! [`State`]. Each engine only moves these rows in and out with its own SQL.
 
-use compact_str::CompactString;
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 use super::StoreError;

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use compact_str::CompactString;
+
 use super::{Context, Desired, roles};
 use crate::catalog::{self, Feature};
 use crate::manifest::diagnostic::{Diagnostic, Site};
@@ -11,8 +13,6 @@ use crate::manifest::load::{Declared, duplicate};
 use crate::manifest::model::{Customer, PasswordSource};
 use crate::passwords::SecretRef;
 use crate::plan::Address;
-use compact_str::CompactString;
-
 use crate::state::{CustomerRecord, CustomerState, LoginState, contacts_of, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].
