@@ -164,38 +164,141 @@ fn many_customers(customers: usize, name: &str) -> String {
     yaml
 }
 
+/// The keys and indexes of the tables a large apply may fill with them set aside: one
+/// line per key or index with its definition and whether it is valid.
+const KEYS: &str = "SELECT t || ' ' || name || ' ' || def FROM (
+        SELECT conrelid::regclass::text AS t, conname AS name,
+               pg_get_constraintdef(oid) || ' ' || convalidated::text AS def
+        FROM pg_constraint
+        WHERE conrelid IN ('logins'::regclass, 'notifications'::regclass, 'applied_objects'::regclass)
+        UNION ALL
+        SELECT indrelid::regclass::text, indexrelid::regclass::text,
+               pg_get_indexdef(indexrelid) || ' ' || indisvalid::text
+        FROM pg_index
+        WHERE indrelid IN ('logins'::regclass, 'notifications'::regclass, 'applied_objects'::regclass)
+    ) AS k ORDER BY 1";
+
+/// Each index of `table` with its object id (a rebuilt index has a new one).
+fn index_ids(env: &Env, table: &str) -> Vec<String> {
+    env.rows(&format!(
+        "SELECT indexrelid::regclass::text || ' ' || indexrelid::oid::text FROM pg_index
+         WHERE indrelid = '{table}'::regclass ORDER BY 1"
+    ))
+}
+
+/// Whether every index of `table` was built again since `before` was taken.
+fn rebuilt(env: &Env, table: &str, before: &[String]) -> bool {
+    let after = index_ids(env, table);
+    after.len() == before.len() && after.iter().all(|index| !before.contains(index))
+}
+
 #[test]
-fn a_large_apply_checks_the_logins_foreign_keys_once_and_keeps_them() {
+fn a_large_first_apply_builds_each_index_once_and_keeps_them_all() {
     let env = Env::postgres();
-    let keys = "SELECT conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated::text
-        FROM pg_constraint WHERE conrelid = 'logins'::regclass AND contype = 'f' ORDER BY 1";
+    env.portico(&["init"]).assert().success();
+    let migrated = env.rows(KEYS);
+    assert!(migrated.len() >= 10, "{migrated:?}");
+    let ids: Vec<Vec<String>> = ["logins", "notifications", "applied_objects"]
+        .iter()
+        .map(|t| index_ids(&env, t))
+        .collect();
+
+    // 12,000 logins, 12,000 messages and 12,000 applied objects into empty tables.
+    let notify = "features: { customer_access: true }\n\
+        notifications: { url: http://127.0.0.1:9/x, login_url: https://p.example/login }\n";
+    let customers = many_customers(6_000, "Customer")
+        .replace(
+            "    contacts:",
+            "    access: { give_access: true, notify: true }\n    contacts:",
+        )
+        .replace("name: Ann", "access: true, notify: true, name: Ann");
+    env.write("account.yaml", &format!("{notify}{customers}"));
+    let out = env.apply();
+    assert!(out.contains("Apply complete: 12001 created"), "{out}");
+    assert!(out.contains("12000 notification(s) queued"), "{out}");
+
+    assert_eq!(
+        env.rows(KEYS),
+        migrated,
+        "the keys and indexes are back as they were, valid"
+    );
+    for (table, before) in ["logins", "notifications", "applied_objects"]
+        .iter()
+        .zip(&ids)
+    {
+        assert!(
+            rebuilt(&env, table, before),
+            "{table}'s indexes were set aside and built once"
+        );
+    }
+    assert_eq!(env.rows("SELECT count(*)::text FROM logins"), ["12000"]);
+    assert_eq!(
+        env.rows("SELECT count(*)::text FROM notifications"),
+        ["12000"]
+    );
+    let (code, _, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The rebuilt keys work: a second login with an email, or a second message with a key,
+    // is refused; deleting a customer by hand still cascades to its logins.
+    let refused = |sql: &str| {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        common::block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&env.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.is_err()
+        })
+    };
+    assert!(refused(
+        "UPDATE logins SET email = 'a1@x.example' WHERE customer_id = 'C00002' AND contact = ''"
+    ));
+    assert!(refused(
+        "INSERT INTO notifications (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
+         SELECT idempotency_key, created_at, customer_id, contact, email, password_assigned, status
+         FROM notifications LIMIT 1"
+    ));
+    assert!(refused(
+        "INSERT INTO applied_objects (address, digest) SELECT address, digest FROM applied_objects LIMIT 1"
+    ));
+    env.sql("DELETE FROM customers WHERE id = 'C00042'");
+    assert_eq!(
+        env.rows("SELECT count(*)::text FROM logins WHERE customer_id = 'C00042'"),
+        ["0"]
+    );
+}
+
+#[test]
+fn a_large_apply_into_a_used_account_sets_aside_only_what_it_may() {
+    let env = Env::postgres();
     env.write("account.yaml", &many_customers(2, "Small"));
     env.apply();
-    let migrated = env.rows(keys);
-    assert_eq!(migrated.len(), 3, "{migrated:?}");
+    let migrated = env.rows(KEYS);
+    let logins = index_ids(&env, "logins");
+    let applied = index_ids(&env, "applied_objects");
 
-    // 12,000 logins: above the bulk threshold, so the keys are set aside and added back.
+    // 11,996 new logins into a table of 4: set aside. The applied objects already hold rows,
+    // which the new ones are upserted against: their key stays.
     env.write("account.yaml", &many_customers(6_000, "Customer"));
     let out = env.apply();
     assert!(
         out.contains("Apply complete: 11996 created, 2 updated"),
         "{out}"
     );
-    assert_eq!(
-        env.rows(keys),
-        migrated,
-        "the keys are back as they were, validated"
-    );
-    assert_eq!(env.rows("SELECT count(*)::text FROM logins"), ["12000"]);
+    assert_eq!(env.rows(KEYS), migrated);
+    assert!(rebuilt(&env, "logins", &logins));
+    assert_eq!(index_ids(&env, "applied_objects"), applied);
     let (code, _, err) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 0, "{err}");
 
-    // The keys work again: deleting a customer by hand still cascades to its logins.
-    env.sql("DELETE FROM customers WHERE id = 'C00042'");
-    assert_eq!(
-        env.rows("SELECT count(*)::text FROM logins WHERE customer_id = 'C00042'"),
-        ["0"]
-    );
+    // As many again: the table holds as many as are added, so they go in row by row.
+    let logins = index_ids(&env, "logins");
+    env.write("account.yaml", &many_customers(12_000, "Customer"));
+    let out = env.apply();
+    assert!(out.contains("Apply complete: 12000 created"), "{out}");
+    assert_eq!(index_ids(&env, "logins"), logins);
+    assert_eq!(env.rows("SELECT count(*)::text FROM logins"), ["24000"]);
+    let (code, _, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
 }
 
 /// Each test's database goes when the test ends (also a failing one): a suite run made a

@@ -11,8 +11,8 @@ use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::Batches;
 use super::sql::{
-    HistoryInsert, ReadSql, Writes, insert_history, issue_token, read_applied, read_history,
-    read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
+    Fill, HistoryInsert, ReadSql, Step, Writes, insert_history, issue_token, read_applied,
+    read_history, read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Applied, Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
@@ -210,29 +210,8 @@ impl Store for PostgresStore {
         let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
         let mut batches = Batches::from_plan(plan);
         batches.set_apply_id(id);
-        // A large write checks the logins' foreign keys once, set-based, instead of row by
-        // row: 5,000 rows took 122 ms with them and 33 ms without. The keys are dropped and
-        // added back inside this transaction, so a violation still rolls everything back.
-        // Only a role that owns `logins` may alter it; another role writes row by row.
-        let bulk = batches.customer_logins.len() + batches.contacts.len() >= BULK_LOGINS
-            && sqlx::query_scalar::<_, bool>(OWNS_LOGINS)
-                .fetch_one(&mut *tx)
-                .await
-                .doing("checking who owns the logins table")?;
-        if bulk {
-            for sql in [SAVE_LOGIN_KEYS, DROP_LOGIN_KEYS] {
-                sqlx::query(sql)
-                    .execute(&mut *tx)
-                    .await
-                    .doing("setting foreign-key checks aside for a large write")?;
-            }
-        }
-        run_steps!(tx, steps(&WRITES, &batches, passwords));
-        if bulk {
-            sqlx::query(ADD_LOGIN_KEYS)
-                .execute(&mut *tx)
-                .await
-                .doing("checking the logins' foreign keys")?;
+        let filled = run_filling(&mut tx, steps(&WRITES, &batches, passwords)).await?;
+        if filled.contains(&"logins") {
             // Fresh statistics, so the next read pages through the logins by their key
             // instead of sorting the table per page (before autovacuum gets to it, a plan
             // right after a first apply of 300,000 logins took 3.0 s instead of ~1.9 s).
@@ -403,79 +382,100 @@ const INSERT_APPLY: &str = "INSERT INTO applies
            $1, $2, $3, $4, $5, '', $6)
     RETURNING id";
 
+// Each batch is read with `json_to_recordset`, one pass over the JSON text per batch into
+// typed columns: `jsonb_array_elements` and `->>` per column first built a `jsonb` value and
+// then looked every key up (7,500 logins: 107 ms against 94 ms; 71 ms as a plain insert).
 const WRITES: Writes = Writes {
     upsert_features: "INSERT INTO features (name, enabled)
-        SELECT e->>'name', (e->>'enabled')::boolean FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT name, enabled FROM json_to_recordset($1::json) AS e(name text, enabled boolean)
         ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled",
     upsert_login_policy: "INSERT INTO login_policy
         (id, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length)
-        SELECT 1, (e->>'max_failed_attempts')::bigint, (e->>'lockout_minutes')::bigint,
-               (e->>'session_timeout_minutes')::bigint, (e->>'password_min_length')::bigint
-        FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT 1, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length
+        FROM json_to_recordset($1::json) AS e(max_failed_attempts bigint, lockout_minutes bigint,
+            session_timeout_minutes bigint, password_min_length bigint)
         ON CONFLICT (id) DO UPDATE SET max_failed_attempts = excluded.max_failed_attempts,
             lockout_minutes = excluded.lockout_minutes,
             session_timeout_minutes = excluded.session_timeout_minutes,
             password_min_length = excluded.password_min_length",
     upsert_websites: "INSERT INTO websites (id, name, url)
-        SELECT e->>'id', e->>'name', e->>'url' FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT id, name, url FROM json_to_recordset($1::json) AS e(id text, name text, url text)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, url = excluded.url",
-    delete_websites: "DELETE FROM websites WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    delete_websites: "DELETE FROM websites WHERE id IN (SELECT json_array_elements_text($1::json))",
     upsert_policies: "INSERT INTO policies (id, message, rule)
-        SELECT e->>'id', e->>'message', e->>'rule' FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT id, message, rule FROM json_to_recordset($1::json) AS e(id text, message text, rule text)
         ON CONFLICT (id) DO UPDATE SET message = excluded.message, rule = excluded.rule",
-    delete_policies: "DELETE FROM policies WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    delete_policies: "DELETE FROM policies WHERE id IN (SELECT json_array_elements_text($1::json))",
     upsert_roles: "INSERT INTO roles (id, name, base, standard, two_factor)
-        SELECT e->>'id', e->>'name', e->>'base', (e->>'standard')::boolean, e->>'two_factor'
-        FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT id, name, base, standard, two_factor
+        FROM json_to_recordset($1::json) AS e(id text, name text, base text, standard boolean, two_factor text)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, base = excluded.base,
             standard = excluded.standard, two_factor = excluded.two_factor",
     delete_role_permissions: "DELETE FROM role_permissions
-        WHERE role_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        WHERE role_id IN (SELECT json_array_elements_text($1::json))",
     insert_role_permissions: "INSERT INTO role_permissions (role_id, permission, level)
-        SELECT e->>'role_id', e->>'permission', e->>'level' FROM jsonb_array_elements($1::jsonb) AS e",
-    delete_roles: "DELETE FROM roles WHERE NOT standard AND id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        SELECT role_id, permission, level
+        FROM json_to_recordset($1::json) AS e(role_id text, permission text, level text)",
+    delete_roles: "DELETE FROM roles WHERE NOT standard AND id IN (SELECT json_array_elements_text($1::json))",
     delete_logins: "DELETE FROM logins WHERE (customer_id, contact) IN
-        (SELECT e->>'customer_id', e->>'contact' FROM jsonb_array_elements($1::jsonb) AS e)",
-    delete_customer_logins: "DELETE FROM logins WHERE customer_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    delete_customers: "DELETE FROM customers WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
+    delete_customer_logins: "DELETE FROM logins WHERE customer_id IN (SELECT json_array_elements_text($1::json))",
+    delete_customers: "DELETE FROM customers WHERE id IN (SELECT json_array_elements_text($1::json))",
     release_emails: "UPDATE logins SET email = NULL
-        WHERE contact = '' AND customer_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+        WHERE contact = '' AND customer_id IN (SELECT json_array_elements_text($1::json))",
     upsert_customers: "INSERT INTO customers (id, name, protect)
-        SELECT e->>'id', e->>'name', (e->>'protect')::boolean FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT id, name, protect FROM json_to_recordset($1::json) AS e(id text, name text, protect boolean)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, protect = excluded.protect",
+    insert_customers: "INSERT INTO customers (id, name, protect)
+        SELECT id, name, protect FROM json_to_recordset($1::json) AS e(id text, name text, protect boolean)",
     upsert_logins: "INSERT INTO logins
         (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
-        SELECT e->>'customer_id', e->>'contact', e->>'email', e->>'name', (e->>'access')::boolean,
-               e->>'role_id', e->>'website_id', (e->>'notify')::boolean, (e->>'password_marker')::bigint,
-               e->>'expires_at'
-        FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT * FROM json_to_recordset($1::json) AS e(customer_id text, contact text, email text,
+            name text, access boolean, role_id text, website_id text, notify boolean,
+            password_marker bigint, expires_at text)
         ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
             name = excluded.name, access = excluded.access, role_id = excluded.role_id,
             website_id = excluded.website_id, notify = excluded.notify,
             password_marker = excluded.password_marker, expires_at = excluded.expires_at",
+    insert_logins: "INSERT INTO logins
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
+        SELECT * FROM json_to_recordset($1::json) AS e(customer_id text, contact text, email text,
+            name text, access boolean, role_id text, website_id text, notify boolean,
+            password_marker bigint, expires_at text)",
     upsert_applied: "INSERT INTO applied_objects (address, digest, apply_id)
-        SELECT e->>'address', e->>'digest', (e->>'apply_id')::bigint FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT address, digest, apply_id
+        FROM json_to_recordset($1::json) AS e(address text, digest text, apply_id bigint)
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest, apply_id = excluded.apply_id",
-    delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    insert_applied: Some(
+        "INSERT INTO applied_objects (address, digest, apply_id)
+        SELECT address, digest, apply_id
+        FROM json_to_recordset($1::json) AS e(address text, digest text, apply_id bigint)",
+    ),
+    delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT json_array_elements_text($1::json))",
     upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
-        SELECT 1, e->>'url', e->>'auth_env', e->>'smtp_url', e->>'smtp_username', e->>'smtp_password_env', e->>'from_address', e->>'reply_to', e->>'login_url', (e->>'token_ttl_hours')::bigint, (e->>'max_attempts')::bigint, e->>'template_subject', e->>'template_text', e->>'template_html'
-        FROM jsonb_array_elements($1::jsonb) AS e
+        SELECT 1, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
+        FROM json_to_recordset($1::json) AS e(url text, auth_env text, smtp_url text, smtp_username text,
+            smtp_password_env text, from_address text, reply_to text, login_url text,
+            token_ttl_hours bigint, max_attempts bigint, template_subject text, template_text text,
+            template_html text)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html",
-    set_passwords: "UPDATE logins SET password_hash = e->>'hash', password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-        FROM jsonb_array_elements($1::jsonb) AS e
-        WHERE logins.customer_id = e->>'customer_id' AND logins.contact = e->>'contact'",
+    set_passwords: "UPDATE logins SET password_hash = e.hash, password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+        FROM json_to_recordset($1::json) AS e(customer_id text, contact text, hash text)
+        WHERE logins.customer_id = e.customer_id AND logins.contact = e.contact",
     queue_notifications: "INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT j.e->>'idempotency_key',
-               to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), j.e->>'customer_id', j.e->>'contact', j.e->>'email',
-               (j.e->>'password_assigned')::boolean, 'pending'
-        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n) ORDER BY j.n",
+        SELECT j.idempotency_key, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+               j.customer_id, j.contact, j.email, j.password_assigned, 'pending'
+        FROM ROWS FROM (json_to_recordset($1::json) AS (idempotency_key text, customer_id text,
+            contact text, email text, password_assigned boolean))
+            WITH ORDINALITY AS j(idempotency_key, customer_id, contact, email, password_assigned, n)
+        ORDER BY j.n",
     revoke_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
-            (SELECT e->>'customer_id', e->>'contact' FROM jsonb_array_elements($1::jsonb) AS e)",
+            (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
-            (SELECT e->>'customer_id', e->>'contact' FROM jsonb_array_elements($1::jsonb) AS e)",
+            (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
 };
 
 const OUTBOX: OutboxSql = OutboxSql {
@@ -508,30 +508,151 @@ const OUTBOX: OutboxSql = OutboxSql {
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };
 
-/// From this many login rows written, an apply checks the logins' foreign keys once at the
-/// end instead of per row. The table is locked for the rest of the transaction (readers wait
-/// for the commit), which a write of this size nearly amounts to anyway.
-pub const BULK_LOGINS: usize = 10_000;
+/// From this many rows added to a table holding fewer, an apply sets the table's indexes and
+/// keys aside while it fills, and builds them once after: PostgreSQL sorts the rows for each
+/// index instead of descending it per row, and checks each foreign key in one pass. Inserting
+/// 7,500 logins took 71 ms with the logins' four indexes and 9 ms without; building them
+/// over 300,000 rows takes 0.7 s, against 2.5 s row by row. Everything stays inside the
+/// apply's transaction, so a duplicate or a dangling key found at the rebuild still rolls
+/// everything back. The table is locked until the commit (a `plan` started meanwhile waits).
+pub const BULK_ROWS: usize = 10_000;
 
-/// Whether the connected role may alter `logins` (owns it, or is a member of its owner).
-const OWNS_LOGINS: &str = "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c
-    WHERE c.oid = 'logins'::regclass";
+/// The tables an apply may fill with their keys set aside, each with how to count (up to
+/// `$1`) the rows it holds.
+const FILLABLE: [(&str, &str); 3] = [
+    (
+        "logins",
+        "SELECT count(*) FROM (SELECT FROM logins LIMIT $1) AS held",
+    ),
+    (
+        "notifications",
+        "SELECT count(*) FROM (SELECT FROM notifications LIMIT $1) AS held",
+    ),
+    (
+        "applied_objects",
+        "SELECT count(*) FROM (SELECT FROM applied_objects LIMIT $1) AS held",
+    ),
+];
 
-/// The logins' foreign keys as defined now, kept for the rest of the transaction.
-const SAVE_LOGIN_KEYS: &str = "CREATE TEMP TABLE portico_login_keys ON COMMIT DROP AS
-    SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
-    WHERE conrelid = 'logins'::regclass AND contype = 'f'";
+/// Whether the connected role may alter the table `$1` (owns it, or is a member of its
+/// owner), and no other table's foreign key depends on its keys.
+const MAY_SET_ASIDE: &str = "SELECT pg_has_role(c.relowner, 'USAGE')
+        AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.confrelid = c.oid AND k.conrelid <> c.oid)
+    FROM pg_class c WHERE c.oid = $1::regclass";
 
-const DROP_LOGIN_KEYS: &str = "DO $$ DECLARE k record; BEGIN
-    FOR k IN SELECT conname FROM portico_login_keys LOOP
-        EXECUTE format('ALTER TABLE logins DROP CONSTRAINT %I', k.conname);
-    END LOOP; END $$";
+/// Keeps the table `$1`'s keys and indexes, as defined now, for the rest of the
+/// transaction: kind 1 a primary key or unique constraint, 2 an index of its own, 3 a
+/// foreign key.
+const SAVE_KEYS: [&str; 2] = [
+    "CREATE TEMP TABLE IF NOT EXISTS portico_set_aside
+        (tbl regclass, kind int, name text, def text, aside boolean) ON COMMIT DROP",
+    "INSERT INTO portico_set_aside
+     SELECT $1::regclass, CASE k.contype WHEN 'f' THEN 3 ELSE 1 END, k.conname,
+            pg_get_constraintdef(k.oid), false
+     FROM pg_constraint k WHERE k.conrelid = $1::regclass AND k.contype IN ('p', 'u', 'f')
+     UNION ALL
+     SELECT $1::regclass, 2, format('%I.%I', n.nspname, c.relname), pg_get_indexdef(i.indexrelid), false
+     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE i.indrelid = $1::regclass
+       AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)",
+];
 
-/// Adds the keys back exactly as they were; PostgreSQL checks every row in one pass.
-const ADD_LOGIN_KEYS: &str = "DO $$ DECLARE k record; BEGIN
-    FOR k IN SELECT conname, def FROM portico_login_keys LOOP
-        EXECUTE format('ALTER TABLE logins ADD CONSTRAINT %I %s', k.conname, k.def);
-    END LOOP; END $$";
+/// Drops what [`SAVE_KEYS`] kept (foreign keys first).
+const DROP_KEYS: &str = "DO $$ DECLARE k record; BEGIN
+    FOR k IN SELECT tbl, kind, name FROM portico_set_aside WHERE NOT aside ORDER BY kind DESC LOOP
+        IF k.kind = 2 THEN EXECUTE format('DROP INDEX %s', k.name);
+        ELSE EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', k.tbl, k.name);
+        END IF;
+    END LOOP;
+    UPDATE portico_set_aside SET aside = true;
+END $$";
+
+/// Builds the keys and indexes back exactly as they were (keys, then indexes, then foreign
+/// keys, each checking every row in one pass).
+const ADD_KEYS: &str = "DO $$ DECLARE k record; BEGIN
+    FOR k IN SELECT tbl, kind, name, def FROM portico_set_aside ORDER BY kind LOOP
+        IF k.kind = 2 THEN EXECUTE k.def;
+        ELSE EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', k.tbl, k.name, k.def);
+        END IF;
+    END LOOP;
+    DELETE FROM portico_set_aside;
+END $$";
+
+/// Runs an apply's steps. A table that the steps fill with at least [`BULK_ROWS`] rows
+/// while it holds fewer is filled with its keys set aside ([`BULK_ROWS`]); returns those
+/// tables.
+async fn run_filling(
+    conn: &mut PgConnection,
+    steps: Vec<Step<'_>>,
+) -> Result<Vec<&'static str>, StoreError> {
+    let mut aside = Vec::new();
+    for (table, count) in FILLABLE {
+        let fills = steps.iter().filter_map(|s| s.fills.as_ref());
+        let fills: Vec<&Fill> = fills.filter(|f| f.table == table).collect();
+        let rows: usize = fills.iter().map(|f| f.rows).sum();
+        if rows < BULK_ROWS {
+            continue;
+        }
+        let may: bool = sqlx::query_scalar(MAY_SET_ASIDE)
+            .bind(table)
+            .fetch_one(&mut *conn)
+            .await
+            .doing("checking who owns the tables")?;
+        let held: i64 = sqlx::query_scalar(count)
+            .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+            .fetch_one(&mut *conn)
+            .await
+            .doing("counting rows before a large write")?;
+        let needs_empty = fills.iter().any(|f| f.into_empty.is_some());
+        let held = usize::try_from(held).unwrap_or(usize::MAX);
+        if may && held < rows && !(needs_empty && held > 0) {
+            aside.push(table);
+        }
+    }
+    let mut current: Option<&'static str> = None;
+    for step in steps {
+        let fills = step.fills.as_ref().filter(|f| aside.contains(&f.table));
+        if current.is_some() && current != fills.map(|f| f.table) {
+            set_back(conn).await?;
+            current = None;
+        }
+        if let (None, Some(fill)) = (current, fills) {
+            for sql in SAVE_KEYS {
+                sqlx::query(sql)
+                    .bind(fill.table)
+                    .execute(&mut *conn)
+                    .await
+                    .doing("setting indexes aside for a large write")?;
+            }
+            sqlx::query(DROP_KEYS)
+                .execute(&mut *conn)
+                .await
+                .doing("setting indexes aside for a large write")?;
+            current = Some(fill.table);
+        }
+        let sql = fills.and_then(|f| f.into_empty).unwrap_or(step.sql);
+        for param in step.params {
+            sqlx::query(sql)
+                .bind(param)
+                .execute(&mut *conn)
+                .await
+                .doing(step.doing)?;
+        }
+    }
+    if current.is_some() {
+        set_back(conn).await?;
+    }
+    Ok(aside)
+}
+
+/// Builds back the keys set aside.
+async fn set_back(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(ADD_KEYS)
+        .execute(&mut *conn)
+        .await
+        .doing("building indexes and checking keys after a large write")?;
+    Ok(())
+}
 
 const READ: ReadSql = ReadSql {
     customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect))::text, '[]')

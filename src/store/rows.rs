@@ -186,9 +186,9 @@ pub struct Batches {
     /// Customers whose own login changes email: their old email is released first so that
     /// emails can move between logins within one apply.
     pub release_emails: Vec<String>,
-    pub customers: Vec<CustomerRow>,
-    pub customer_logins: Vec<LoginRow>,
-    pub contacts: Vec<LoginRow>,
+    pub customers: Upserts<CustomerRow>,
+    pub customer_logins: Upserts<LoginRow>,
+    pub contacts: Upserts<LoginRow>,
     pub delete_roles: Vec<String>,
     pub delete_websites: Vec<String>,
     pub policies: Vec<AccessPolicyRow>,
@@ -206,6 +206,46 @@ pub struct Batches {
     /// Logins whose email changes: links issued to the old address are revoked (queued
     /// messages stay, and go to the new address).
     pub email_changed: Vec<LoginKey>,
+}
+
+/// Rows to write, split by whether the plan creates them. A created row's key is absent
+/// from the live state the plan was made against (apply proves that state is still the
+/// live one), so it is inserted plainly: on PostgreSQL an `INSERT … ON CONFLICT` costs
+/// about a third more per row, and a first apply is nothing but creates.
+#[derive(Debug)]
+pub struct Upserts<T> {
+    /// Rows of objects the plan creates.
+    pub created: Vec<T>,
+    /// Rows of objects that exist and change.
+    pub changed: Vec<T>,
+}
+
+impl<T> Default for Upserts<T> {
+    fn default() -> Self {
+        Upserts {
+            created: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+}
+
+impl<T> Upserts<T> {
+    fn push(&mut self, action: Action, row: T) {
+        match action {
+            Action::Create => self.created.push(row),
+            _ => self.changed.push(row),
+        }
+    }
+
+    /// How many rows, created or changed.
+    pub fn len(&self) -> usize {
+        self.created.len() + self.changed.len()
+    }
+
+    /// Whether there is no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// An `applied_objects` row.
@@ -368,17 +408,21 @@ impl Batches {
                         contact: String::new(),
                     });
                 }
-                self.customers.push(CustomerRow {
-                    id: id.as_str().into(),
-                    name: record.name.clone(),
-                    protect: record.protect,
-                });
-                self.customer_logins.push(login_row(id, "", &record.login));
+                self.customers.push(
+                    change.action,
+                    CustomerRow {
+                        id: id.as_str().into(),
+                        name: record.name.clone(),
+                        protect: record.protect,
+                    },
+                );
+                self.customer_logins
+                    .push(change.action, login_row(id, "", &record.login));
             }
             (Address::Customer(id), None) => self.delete_customers.push(id.clone()),
-            (Address::Contact { customer, email }, Some(Object::Contact(login))) => {
-                self.contacts.push(login_row(customer, email, login))
-            }
+            (Address::Contact { customer, email }, Some(Object::Contact(login))) => self
+                .contacts
+                .push(change.action, login_row(customer, email, login)),
             (Address::Contact { customer, email }, None) => self.delete_contacts.push(LoginKey {
                 customer_id: customer.clone(),
                 contact: email.clone(),

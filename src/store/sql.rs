@@ -1,7 +1,7 @@
 //! The SQL both engines share, and the plan's batches as an ordered list of statements.
 //!
 //! Every write is one static statement whose single parameter is a JSON array of rows
-//! (SQLite `json_each`, PostgreSQL `jsonb_array_elements`): set-based, a round trip per
+//! (SQLite `json_each`, PostgreSQL `json_to_recordset`): set-based, a round trip per
 //! [`BATCH`] rows, and no SQL built from strings.
 
 use super::rows::{Batches, standard_role_rows};
@@ -24,8 +24,15 @@ pub struct Writes {
     pub delete_customers: &'static str,
     pub release_emails: &'static str,
     pub upsert_customers: &'static str,
+    /// A plain insert of customers the plan creates (see [`super::rows::Upserts`]).
+    pub insert_customers: &'static str,
     pub upsert_logins: &'static str,
+    /// A plain insert of logins the plan creates.
+    pub insert_logins: &'static str,
     pub upsert_applied: &'static str,
+    /// `upsert_applied` as a plain insert, for an engine that fills an empty table with its
+    /// indexes set aside ([`Fill::into_empty`]).
+    pub insert_applied: Option<&'static str>,
     pub delete_applied: &'static str,
     pub upsert_notification_settings: &'static str,
     pub set_passwords: &'static str,
@@ -91,7 +98,20 @@ pub struct Step<'a> {
     /// (a big apply never holds all of them).
     pub params: Box<dyn Iterator<Item = String> + Send + 'a>,
     pub doing: &'static str,
+    /// The table this step adds rows to, when it may add them with that table's indexes
+    /// set aside (PostgreSQL builds them once after a large load; SQLite ignores this).
+    pub fills: Option<Fill>,
     empty: bool,
+}
+
+/// What a [`Step`] adds to a table.
+pub struct Fill {
+    pub table: &'static str,
+    pub rows: usize,
+    /// The statement to run instead while the table's keys are set aside: `None` when the
+    /// step's own statement is a plain insert; else its plain-insert form, usable only if
+    /// the table held no row (nothing to conflict with).
+    pub into_empty: Option<&'static str>,
 }
 
 fn step<'a, T: serde::Serialize + Sync>(
@@ -103,7 +123,26 @@ fn step<'a, T: serde::Serialize + Sync>(
         sql,
         params: Box::new(rows.chunks(BATCH).map(json)),
         doing,
+        fills: None,
         empty: rows.is_empty(),
+    }
+}
+
+/// A [`step`] that adds rows to `table`.
+fn fill_step<'a, T: serde::Serialize + Sync>(
+    sql: &'static str,
+    rows: &'a [T],
+    table: &'static str,
+    into_empty: Option<&'static str>,
+    doing: &'static str,
+) -> Step<'a> {
+    Step {
+        fills: Some(Fill {
+            table,
+            rows: rows.len(),
+            into_empty,
+        }),
+        ..step(sql, rows, doing)
     }
 }
 
@@ -118,6 +157,7 @@ fn owned_step<T: serde::Serialize>(
         sql,
         params: Box::new(params.into_iter()),
         doing,
+        fills: None,
         empty: rows.is_empty(),
     }
 }
@@ -182,13 +222,42 @@ pub fn steps<'a>(
             "deleting customers",
         ),
         step(w.release_emails, &b.release_emails, "changing login emails"),
-        step(w.upsert_customers, &b.customers, "writing customers"),
+        // Changed rows first, then created ones: the logins' inserts follow each other, so
+        // a large load sets the table's indexes aside once.
+        step(
+            w.upsert_customers,
+            &b.customers.changed,
+            "writing customers",
+        ),
         step(
             w.upsert_logins,
-            &b.customer_logins,
+            &b.customer_logins.changed,
             "writing customer logins",
         ),
-        step(w.upsert_logins, &b.contacts, "writing contact logins"),
+        step(
+            w.upsert_logins,
+            &b.contacts.changed,
+            "writing contact logins",
+        ),
+        step(
+            w.insert_customers,
+            &b.customers.created,
+            "writing customers",
+        ),
+        fill_step(
+            w.insert_logins,
+            &b.customer_logins.created,
+            "logins",
+            None,
+            "writing customer logins",
+        ),
+        fill_step(
+            w.insert_logins,
+            &b.contacts.created,
+            "logins",
+            None,
+            "writing contact logins",
+        ),
         step(w.set_passwords, passwords, "setting initial passwords"),
         step(
             w.revoke_tokens,
@@ -205,15 +274,23 @@ pub fn steps<'a>(
             &b.email_changed,
             "revoking set-password links sent to an old address",
         ),
-        step(
+        fill_step(
             w.queue_notifications,
             &b.notify,
+            "notifications",
+            None,
             "queueing new-access notifications",
         ),
         step(w.delete_roles, &b.delete_roles, "deleting roles"),
         step(w.delete_websites, &b.delete_websites, "deleting websites"),
         step(w.upsert_features, &b.features_off, "switching features off"),
-        step(w.upsert_applied, &b.applied, "recording what was applied"),
+        fill_step(
+            w.upsert_applied,
+            &b.applied,
+            "applied_objects",
+            w.insert_applied,
+            "recording what was applied",
+        ),
         step(w.delete_applied, &b.forget, "recording what was applied"),
     ];
     steps.retain(|s| !s.empty);

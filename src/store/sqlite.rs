@@ -535,7 +535,17 @@ const WRITES: Writes = Writes {
     delete_customers: DELETE_CUSTOMERS,
     release_emails: RELEASE_EMAILS,
     upsert_customers: UPSERT_CUSTOMERS,
+    insert_customers: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
+        INSERT INTO customers (id, name, protect) SELECT v->>'id', v->>'name', v->>'protect' FROM r",
     upsert_logins: UPSERT_LOGINS,
+    insert_logins: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
+        INSERT INTO logins
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
+        SELECT v->>'customer_id', v->>'contact', v->>'email', v->>'name',
+               v->>'access', v->>'role_id', v->>'website_id', v->>'notify',
+               v->>'password_marker', v->>'expires_at'
+        FROM r",
+    insert_applied: None,
     upsert_applied: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
         INSERT INTO applied_objects (address, digest, apply_id)
         SELECT v->>'address', v->>'digest', v->>'apply_id' FROM r WHERE true
