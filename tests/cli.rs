@@ -383,11 +383,12 @@ fn the_live_state_is_read_whole_in_small_pages_under_an_icu_collation() {
     the_live_state_is_read_whole_in_small_pages(Env::postgres_icu());
 }
 
-/// The logins are read in pages, each starting after the last key of the one before, in the
-/// database's own collation: ids whose byte order differs from a locale's order (case,
-/// accents, punctuation) and own logins (empty contact) beside contacts, read one to five
-/// rows at a time, still give the whole state (a skipped login would show as a create, and
-/// the export would lack it).
+/// SQLite reads the logins in pages, each starting after the greatest key (by bytes) of the
+/// one before; PostgreSQL streams them in the table's own order, under any collation. Ids
+/// whose byte order differs from a locale's order (case, accents, punctuation) and own logins
+/// (empty contact) beside contacts, read one to five rows at a time, still give the whole
+/// state, in the same order (a skipped login would show as a create, and the export would
+/// lack it).
 fn the_live_state_is_read_whole_in_small_pages(env: Env) {
     let ids = [
         "a", "B", "c", "_x", "Zed", "zed2", "Äpfel", "ä1", "0", "a-b", "a_b", "A", "ß", "é",

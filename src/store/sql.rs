@@ -300,9 +300,10 @@ pub fn steps<'a>(
 /// Reads every managed row with the same SQL on both engines (`NOT standard` works on
 /// SQLite integers and PostgreSQL booleans alike).
 macro_rules! read_snapshot {
-    ($conn:expr, $read:expr) => {{
+    ($conn:expr, $big_tables:expr) => {{
         use $crate::store::Doing as _;
         let doing = "reading the live state";
+        let (customers, logins) = $big_tables?;
         let snapshot = $crate::store::rows::Snapshot {
             features: sqlx::query_as("SELECT name, enabled FROM features").fetch_all(&mut *$conn).await.doing(doing)?,
             login_policy: sqlx::query_as(
@@ -324,44 +325,9 @@ macro_rules! read_snapshot {
             .fetch_all(&mut *$conn)
             .await
             .doing(doing)?,
-            // The two big tables come as one JSON value each: hundreds of thousands of rows
-            // read one by one cost far more than the database spends building them.
-            customers: {
-                let json = $crate::progress::phase_async("read customers json", sqlx::query_scalar::<_, String>($read.customers).fetch_one(&mut *$conn)).await.doing(doing)?;
-                $crate::progress::phase("decode customers", || $crate::store::rows::customers_from_json(&json))?
-            },
-            // The logins, the biggest table, come in pages (`logins_page()` rows) in key order:
-            // one JSON value for all of them was held twice (the database's and ours) at the
-            // peak of reading.
-            logins: {
-                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM logins").fetch_one(&mut *$conn).await.doing(doing)?;
-                let mut logins = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-                let mut after: Option<(compact_str::CompactString, compact_str::CompactString)> = None;
-                let page_rows = $crate::store::sql::logins_page();
-                loop {
-                    let query = match &after {
-                        None => sqlx::query_scalar::<_, String>($read.logins_first),
-                        Some((customer, contact)) => sqlx::query_scalar::<_, String>($read.logins_after)
-                            .bind(customer.as_str())
-                            .bind(contact.as_str()),
-                    };
-                    let json = $crate::progress::phase_async("read logins json", query.bind(page_rows).fetch_one(&mut *$conn)).await.doing(doing)?;
-                    let page = $crate::progress::phase("decode logins", || $crate::store::rows::logins_from_json(&json))?;
-                    drop(json);
-                    let last_page = (page.len() as i64) < page_rows;
-                    let key = |l: &$crate::store::rows::LoginRow| (l.customer_id.clone(), l.contact.clone());
-                    after = if $read.pages_in_key_order {
-                        page.last().map(key)
-                    } else {
-                        page.iter().map(key).max()
-                    };
-                    logins.extend(page);
-                    if last_page {
-                        break;
-                    }
-                }
-                logins
-            },
+            // The big tables, each engine its own way (see `read_big_tables` there).
+            customers,
+            logins,
             policies: sqlx::query_as("SELECT id, message, rule FROM policies").fetch_all(&mut *$conn).await.doing(doing)?,
             notification_settings: sqlx::query_as(
                 "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
@@ -391,51 +357,6 @@ macro_rules! run_steps {
     }};
 }
 
-/// Reads the digests of what portico last wrote, keyed by address.
-macro_rules! read_applied {
-    ($conn:expr, $read:expr) => {{
-        use $crate::store::Doing as _;
-        let doing = "reading what portico last applied";
-        let json: String = sqlx::query_scalar($read.applied)
-            .fetch_one(&mut *$conn)
-            .await
-            .doing(doing)?;
-        serde_json::from_str::<$crate::store::Applied>(&json)
-            .map_err(|e| $crate::store::StoreError::Corrupt(format!("applied_objects: {e}")))?
-    }};
-}
-
-/// The reads of the big tables, as one JSON value each (the engines spell the aggregates
-/// differently). Rows come sorted by key in byte order, which the reader relies on only for
-/// speed.
-pub struct ReadSql {
-    /// `[[id, name, protect], …]`.
-    pub customers: &'static str,
-    /// `[[customer_id, contact, email, name, access, role_id, website_id, notify,
-    /// password_marker, expires_at, has_password], …]`: the first `$1` logins in
-    /// `(customer_id, contact)` order.
-    pub logins_first: &'static str,
-    /// The same, for the `$3` logins after the key (`$1`, `$2`).
-    pub logins_after: &'static str,
-    /// Whether a page lists its logins in key order, so the next page starts after its
-    /// last one (PostgreSQL: ordered by the database's collation, which may not be the
-    /// bytes'). Otherwise the next page starts after the page's greatest key by bytes
-    /// (SQLite: its BINARY collation is byte order; no sort of the page is needed).
-    pub pages_in_key_order: bool,
-    /// `{address: digest, …}`.
-    pub applied: &'static str,
-}
-
-/// How many logins one read of the live state fetches at a time: `PORTICO_READ_PAGE_ROWS`,
-/// else 25,000 (a page's JSON is ~4 MB; the tests use tiny pages to cross many).
-pub fn logins_page() -> i64 {
-    std::env::var("PORTICO_READ_PAGE_ROWS")
-        .ok()
-        .and_then(|rows| rows.parse::<i64>().ok())
-        .filter(|rows| *rows > 0)
-        .unwrap_or(25_000)
-}
-
 /// Reads the apply history: every apply without its change list, or one apply in full.
 macro_rules! read_history {
     ($conn:expr, $id:expr) => {{
@@ -462,7 +383,7 @@ macro_rules! read_history {
     }};
 }
 
-pub(crate) use {read_applied, read_history, read_snapshot, run_steps};
+pub(crate) use {read_history, read_snapshot, run_steps};
 
 /// The outbox and set-password statements of one engine (they differ only in how "now" is
 /// written).

@@ -2,24 +2,26 @@
 
 use std::str::FromStr;
 
-use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
 use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
-use super::rows::Batches;
+use super::rows::{Batches, CustomerRow, LoginRow, customers_from_json, logins_from_json};
 use super::sql::{
-    HistoryInsert, ReadSql, Writes, insert_history, issue_token, read_applied, read_history,
-    read_snapshot, record_attempt, run_steps, standard_role_steps, steps,
+    HistoryInsert, Writes, insert_history, issue_token, read_history, read_snapshot,
+    record_attempt, run_steps, standard_role_steps, steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Applied, Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
+use crate::progress::{phase, phase_async};
 use crate::state::State;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -249,7 +251,7 @@ impl Store for SqliteStore {
         // One read transaction: every query sees the same committed state.
         let mut tx = conn.begin().await.doing("starting a read transaction")?;
         let state = read_state(&mut tx).await?;
-        let applied = read_applied!(tx, READ);
+        let applied = read_applied(&mut tx).await?;
         let version = data_version(&mut tx).await?;
         tx.rollback().await.doing("ending the read transaction")?;
         self.read_mark = Some(ReadMark {
@@ -270,7 +272,7 @@ impl Store for SqliteStore {
         if !schema_ready(conn).await? {
             return Ok(Applied::default());
         }
-        Ok(read_applied!(conn, READ))
+        read_applied(conn).await
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
@@ -499,7 +501,7 @@ async fn data_version(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreEr
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
-    read_snapshot!(conn, READ)
+    read_snapshot!(conn, read_big_tables(&mut *conn).await)
 }
 
 async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
@@ -683,20 +685,99 @@ const OUTBOX: OutboxSql = OutboxSql {
         WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };
 
-const READ: ReadSql = ReadSql {
-    customers: "SELECT json_group_array(json_array(id, name, protect))
-                FROM (SELECT id, name, protect FROM customers ORDER BY id)",
-    logins_first:
-        "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
-                    website_id, notify, password_marker, expires_at, has_password))
-             FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
-                   ORDER BY customer_id, contact LIMIT $1)",
-    logins_after:
-        "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
-                    website_id, notify, password_marker, expires_at, has_password))
-             FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
-                   WHERE (customer_id, contact) > ($1, $2)
-                   ORDER BY customer_id, contact LIMIT $3)",
-    applied: "SELECT json_group_object(address, digest) FROM applied_objects",
-    pages_in_key_order: false,
-};
+/// `[[id, name, protect], …]`, in key order.
+const READ_CUSTOMERS: &str = "SELECT json_group_array(json_array(id, name, protect))
+    FROM (SELECT id, name, protect FROM customers ORDER BY id)";
+
+/// `[[customer_id, contact, email, name, access, role_id, website_id, notify,
+/// password_marker, expires_at, has_password], …]`: the first `$1` logins in key order.
+const READ_LOGINS_FIRST: &str =
+    "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
+                website_id, notify, password_marker, expires_at, has_password))
+         FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
+               ORDER BY customer_id, contact LIMIT $1)";
+
+/// The same, for the `$3` logins after the key (`$1`, `$2`).
+const READ_LOGINS_AFTER: &str =
+    "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
+                website_id, notify, password_marker, expires_at, has_password))
+         FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
+               WHERE (customer_id, contact) > ($1, $2)
+               ORDER BY customer_id, contact LIMIT $3)";
+
+/// `{address: digest, …}`.
+const READ_APPLIED: &str = "SELECT json_group_object(address, digest) FROM applied_objects";
+
+/// How many logins one read of the live state fetches at a time: `PORTICO_READ_PAGE_ROWS`,
+/// else 25,000 (a page's JSON is ~4 MB; the tests use tiny pages to cross many).
+fn logins_page() -> i64 {
+    std::env::var("PORTICO_READ_PAGE_ROWS")
+        .ok()
+        .and_then(|rows| rows.parse::<i64>().ok())
+        .filter(|rows| *rows > 0)
+        .unwrap_or(25_000)
+}
+
+/// Reads the customers and the logins as JSON values built by SQLite: rows read one by one
+/// cost far more (sqlx wakes the reading task once per row from its SQLite thread). The
+/// logins, the biggest table, come in pages ([`logins_page`] rows) in key order: one value
+/// for all of them was held twice (SQLite's and ours) at the peak of reading.
+async fn read_big_tables(
+    conn: &mut SqliteConnection,
+) -> Result<(Vec<CustomerRow>, Vec<LoginRow>), StoreError> {
+    let doing = "reading the live state";
+    let json = phase_async(
+        "read customers json",
+        sqlx::query_scalar::<_, String>(READ_CUSTOMERS).fetch_one(&mut *conn),
+    )
+    .await
+    .doing(doing)?;
+    let customers = phase("decode customers", || customers_from_json(&json))?;
+    drop(json);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM logins")
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let mut logins = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut after: Option<(CompactString, CompactString)> = None;
+    let page_rows = logins_page();
+    loop {
+        let query = match &after {
+            None => sqlx::query_scalar::<_, String>(READ_LOGINS_FIRST),
+            Some((customer, contact)) => sqlx::query_scalar::<_, String>(READ_LOGINS_AFTER)
+                .bind(customer.as_str())
+                .bind(contact.as_str()),
+        };
+        let json = phase_async(
+            "read logins json",
+            query.bind(page_rows).fetch_one(&mut *conn),
+        )
+        .await
+        .doing(doing)?;
+        let page = phase("decode logins", || logins_from_json(&json))?;
+        drop(json);
+        let last_page = (page.len() as i64) < page_rows;
+        // The next page starts after this one's greatest key in byte order: SQLite's
+        // BINARY collation (no sort of the page needed).
+        after = page
+            .iter()
+            .map(|l| (&l.customer_id, &l.contact))
+            .max()
+            .map(|(customer, contact)| (customer.clone(), contact.clone()));
+        logins.extend(page);
+        if last_page {
+            break;
+        }
+    }
+    Ok((customers, logins))
+}
+
+/// Reads the digests of what portico last wrote, keyed by address.
+async fn read_applied(conn: &mut SqliteConnection) -> Result<Applied, StoreError> {
+    let json: String = sqlx::query_scalar(READ_APPLIED)
+        .fetch_one(&mut *conn)
+        .await
+        .doing("reading what portico last applied")?;
+    serde_json::from_str::<Applied>(&json)
+        .map_err(|e| StoreError::Corrupt(format!("applied_objects: {e}")))
+}
