@@ -301,6 +301,36 @@ fn a_large_apply_into_a_used_account_sets_aside_only_what_it_may() {
     assert_eq!(code, 0, "{err}");
 }
 
+#[test]
+fn a_role_that_may_not_alter_the_tables_writes_a_large_apply_row_by_row() {
+    let env = Env::postgres();
+    env.portico(&["init"]).assert().success();
+    let user = format!("writer_{}", std::process::id());
+    env.sql(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw-1';
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {user};
+         GRANT CREATE ON SCHEMA public TO {user};"
+    ));
+    let logins = index_ids(&env, "logins");
+    env.write("account.yaml", &many_customers(6_000, "Customer"));
+    let writer = with_user(&env.url, &user, "writer-pw-1");
+    let (code, out, err) = run(env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--database",
+        &writer,
+    ]));
+    env.sql(&format!("DROP OWNED BY {user}; DROP ROLE {user}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Apply complete: 12000 created"), "{out}");
+    assert_eq!(index_ids(&env, "logins"), logins, "nothing was set aside");
+    let (code, _, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// Each test's database goes when the test ends (also a failing one): a suite run made a
 /// hundred databases of ~8 MB plus their WAL and filled the CI machine's disk.
 #[test]

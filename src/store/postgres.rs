@@ -13,8 +13,8 @@ use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::{Batches, CustomerRow, LoginRow};
 use super::sql::{
-    Fill, HistoryInsert, Step, Writes, insert_history, issue_token, read_history, read_snapshot,
-    record_attempt, run_steps, standard_role_steps, steps,
+    Fill, StepStream, Writes, history_and_batches, insert_history, issue_token, read_history,
+    read_snapshot, record_attempt, run_steps, standard_role_steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::{Applied, Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
@@ -209,10 +209,10 @@ impl Store for PostgresStore {
         }
         run_steps!(tx, standard_role_steps(&WRITES));
         // The history row first: its id goes with every applied object the rows write.
-        let id = insert_history!(tx, INSERT_APPLY, HistoryInsert::new(plan, provenance));
-        let mut batches = Batches::from_plan(plan);
+        let (history, mut batches) = history_and_batches(plan, provenance);
+        let id = insert_history!(tx, INSERT_APPLY, history);
         batches.set_apply_id(id);
-        let filled = run_filling(&mut tx, steps(&WRITES, &batches, passwords)).await?;
+        let filled = run_filling(&mut tx, batches, passwords).await?;
         if filled.contains(&"logins") {
             // Fresh statistics, so the next read pages through the logins by their key
             // instead of sorting the table per page (before autovacuum gets to it, a plan
@@ -222,7 +222,6 @@ impl Store for PostgresStore {
                 .await
                 .doing("updating the tables' statistics")?;
         }
-        drop(batches);
         tx.commit().await.doing("committing")?;
         Ok(id)
     }
@@ -580,17 +579,19 @@ const ADD_KEYS: &str = "DO $$ DECLARE k record; BEGIN
     DELETE FROM portico_set_aside;
 END $$";
 
-/// Runs an apply's steps. A table that the steps fill with at least [`BULK_ROWS`] rows
-/// while it holds fewer is filled with its keys set aside ([`BULK_ROWS`]); returns those
-/// tables.
+/// Runs an apply's steps, each batch's JSON written on another thread while PostgreSQL runs
+/// the one before. A table that the steps fill with at least [`BULK_ROWS`] rows while it
+/// holds fewer is filled with its keys set aside ([`BULK_ROWS`]); returns those tables.
 async fn run_filling(
     conn: &mut PgConnection,
-    steps: Vec<Step<'_>>,
+    batches: Batches,
+    passwords: &[PasswordRow],
 ) -> Result<Vec<&'static str>, StoreError> {
+    let mut stream = StepStream::spawn(&WRITES, batches, passwords.to_vec());
     let mut aside = Vec::new();
     for (table, count) in FILLABLE {
-        let fills = steps.iter().filter_map(|s| s.fills.as_ref());
-        let fills: Vec<&Fill> = fills.filter(|f| f.table == table).collect();
+        let fills = stream.steps.iter().filter_map(|s| s.fills);
+        let fills: Vec<Fill> = fills.filter(|f| f.table == table).collect();
         let rows: usize = fills.iter().map(|f| f.rows).sum();
         if rows < BULK_ROWS {
             continue;
@@ -612,8 +613,9 @@ async fn run_filling(
         }
     }
     let mut current: Option<&'static str> = None;
-    for step in steps {
-        let fills = step.fills.as_ref().filter(|f| aside.contains(&f.table));
+    while let Some((index, param)) = stream.next().await {
+        let step = stream.steps[index];
+        let fills = step.fills.filter(|f| aside.contains(&f.table));
         if current.is_some() && current != fills.map(|f| f.table) {
             set_back(conn).await?;
             current = None;
@@ -633,13 +635,11 @@ async fn run_filling(
             current = Some(fill.table);
         }
         let sql = fills.and_then(|f| f.into_empty).unwrap_or(step.sql);
-        for param in step.params {
-            sqlx::query(sql)
-                .bind(param)
-                .execute(&mut *conn)
-                .await
-                .doing(step.doing)?;
-        }
+        sqlx::query(sql)
+            .bind(param)
+            .execute(&mut *conn)
+            .await
+            .doing(step.doing)?;
     }
     if current.is_some() {
         set_back(conn).await?;

@@ -65,6 +65,20 @@ fn deflated_changes(plan: &crate::plan::Plan) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
+/// The apply's history row and its batches, built at the same time on two threads (each is a
+/// pass over every change: 0.5 s and 1.1 s for 300,000 logins).
+pub fn history_and_batches(
+    plan: &crate::plan::Plan,
+    provenance: &crate::history::Provenance,
+) -> (HistoryInsert, Batches) {
+    std::thread::scope(|scope| {
+        let history = scope
+            .spawn(|| crate::progress::phase("history", || HistoryInsert::new(plan, provenance)));
+        let batches = crate::progress::phase("batches", || Batches::from_plan(plan));
+        (history.join().expect("building history"), batches)
+    })
+}
+
 /// Inflates a stored change list.
 ///
 /// # Errors
@@ -105,6 +119,7 @@ pub struct Step<'a> {
 }
 
 /// What a [`Step`] adds to a table.
+#[derive(Clone, Copy, Debug)]
 pub struct Fill {
     pub table: &'static str,
     pub rows: usize,
@@ -178,7 +193,7 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step<'static>> {
 }
 
 /// The plan's batches as statements, in apply order.
-pub fn steps<'a>(
+fn steps<'a>(
     w: &Writes,
     b: &'a Batches,
     passwords: &'a [crate::passwords::PasswordRow],
@@ -339,6 +354,75 @@ macro_rules! read_snapshot {
         };
         $crate::progress::phase("into state", || snapshot.into_state())
     }};
+}
+
+/// A [`Step`] without its parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    pub sql: &'static str,
+    pub doing: &'static str,
+    pub fills: Option<Fill>,
+}
+
+/// How many batches the writing thread may be ahead of the database.
+const AHEAD: usize = 2;
+
+/// An apply's [`steps`], whose parameters another thread serialises while the database
+/// runs the batch before: the JSON of a batch is written while the last one executes,
+/// instead of in turn with it.
+pub struct StepStream {
+    /// Every step, in apply order.
+    pub steps: Vec<StepInfo>,
+    params: tokio::sync::mpsc::Receiver<(usize, String)>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StepStream {
+    /// Starts writing the parameters of `batches`' steps. The thread owns the batches, and
+    /// frees them when it is done.
+    pub fn spawn(
+        w: &'static Writes,
+        batches: Batches,
+        passwords: Vec<crate::passwords::PasswordRow>,
+    ) -> StepStream {
+        let infos = steps(w, &batches, &passwords)
+            .iter()
+            .map(|s| StepInfo {
+                sql: s.sql,
+                doing: s.doing,
+                fills: s.fills,
+            })
+            .collect();
+        let (sender, params) = tokio::sync::mpsc::channel(AHEAD);
+        let writer = std::thread::spawn(move || {
+            for (index, step) in steps(w, &batches, &passwords).into_iter().enumerate() {
+                for param in step.params {
+                    if sender.blocking_send((index, param)).is_err() {
+                        return; // the apply stopped
+                    }
+                }
+            }
+        });
+        StepStream {
+            steps: infos,
+            params,
+            writer: Some(writer),
+        }
+    }
+
+    /// The next parameter, with the index of its step in [`StepStream::steps`]; `None`
+    /// once every step's parameters were given.
+    pub async fn next(&mut self) -> Option<(usize, String)> {
+        let next = self.params.recv().await;
+        if next.is_none()
+            && let Some(writer) = self.writer.take()
+            && let Err(panic) = writer.join()
+        {
+            // The channel closed because the thread died, not because it was done.
+            std::panic::resume_unwind(panic);
+        }
+        next
+    }
 }
 
 /// Runs steps on a connection or transaction.

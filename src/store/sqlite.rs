@@ -12,11 +12,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::{Batches, CustomerRow, LoginRow, customers_from_json, logins_from_json};
-use super::sql::{
-    HistoryInsert, Writes, insert_history, issue_token, read_history, read_snapshot,
-    record_attempt, run_steps, standard_role_steps, steps,
-};
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
+use super::sql::{
+    StepStream, Writes, history_and_batches, insert_history, issue_token, read_history,
+    read_snapshot, record_attempt, run_steps, standard_role_steps,
+};
 use super::{Applied, Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -311,14 +311,13 @@ impl Store for SqliteStore {
         }
         write_standard_roles(&mut tx).await?;
         // The history row first: its id goes with every applied object the rows write.
-        let history = crate::progress::phase("history", || HistoryInsert::new(plan, provenance));
+        let (history, mut batches) = history_and_batches(plan, provenance);
         let id = crate::progress::phase_async("insert history", async {
             Ok::<_, StoreError>(insert_history!(tx, INSERT_APPLY, history))
         })
         .await?;
-        let mut batches = crate::progress::phase("batches", || Batches::from_plan(plan));
         batches.set_apply_id(id);
-        crate::progress::phase_async("write rows", write(&mut tx, &batches, passwords)).await?;
+        crate::progress::phase_async("write rows", write(&mut tx, batches, passwords)).await?;
         crate::progress::phase_async("commit", tx.commit())
             .await
             .doing("committing")?;
@@ -509,13 +508,22 @@ async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Runs the plan's batches in apply order.
+/// Runs the plan's batches in apply order, each batch's JSON written on another thread
+/// while SQLite runs the one before.
 async fn write(
     conn: &mut SqliteConnection,
-    b: &Batches,
+    batches: Batches,
     passwords: &[PasswordRow],
 ) -> Result<(), StoreError> {
-    run_steps!(conn, steps(&WRITES, b, passwords));
+    let mut stream = StepStream::spawn(&WRITES, batches, passwords.to_vec());
+    while let Some((index, param)) = stream.next().await {
+        let step = stream.steps[index];
+        sqlx::query(step.sql)
+            .bind(param)
+            .execute(&mut *conn)
+            .await
+            .doing(step.doing)?;
+    }
     Ok(())
 }
 
