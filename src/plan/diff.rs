@@ -397,8 +397,11 @@ pub fn diff_with_fingerprint(
 pub fn label_origins(plan: &mut Plan, applied: &crate::store::Applied) {
     plan.changes_edited();
     for change in &mut plan.changes {
-        let recorded = applied.get(&change.address.to_string());
-        let live = change.before.as_ref().map(Object::digest);
+        let recorded = applied.get(change.address.to_string().as_str());
+        let live = change
+            .before
+            .as_ref()
+            .map(|o| crate::store::ObjectDigest::from_hex(&o.digest()));
         // A feature never switched by portico reads as off: that is not an outside edit.
         let never_written =
             recorded.is_none() && change.before == Some(Object::Feature { enabled: false });

@@ -17,7 +17,9 @@ use super::sql::{
     read_snapshot, record_attempt, run_steps, standard_role_steps,
 };
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
-use super::{Applied, Doing, OpenOptions, Store, StoreError, redact_url, schema_status};
+use super::{
+    Applied, Doing, ObjectDigest, OpenOptions, Store, StoreError, redact_url, schema_status,
+};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -723,11 +725,11 @@ async fn read_applied(conn: &mut PgConnection) -> Result<Applied, StoreError> {
         .doing(doing)?;
     let mut applied =
         Applied::with_capacity_and_hasher(usize::try_from(count).unwrap_or(0), Default::default());
-    let mut rows =
-        sqlx::query_as::<_, (String, String)>("SELECT address, digest FROM applied_objects")
-            .fetch(&mut *conn);
-    while let Some((address, digest)) = rows.try_next().await.doing(doing)? {
-        applied.insert(address, digest);
+    let mut rows = sqlx::query("SELECT address, digest FROM applied_objects").fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        let address: &str = row.try_get(0).doing(doing)?;
+        let digest: &str = row.try_get(1).doing(doing)?;
+        applied.insert(address.into(), ObjectDigest::from_hex(digest));
     }
     Ok(applied)
 }
