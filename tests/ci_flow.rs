@@ -344,11 +344,19 @@ fn json_plans_validate_against_the_schema(env: Env) {
     );
     let doc = check(&env.plan(&["--format", "json"]).1);
     assert_eq!(doc.changes.len(), 2);
+    // The digests a plan leaves out when it is only shown are in every JSON form.
+    assert_eq!(doc.live_fingerprint.len(), 64, "{}", doc.live_fingerprint);
+    assert_eq!(doc.manifests_digest.len(), 16, "{}", doc.manifests_digest);
     let doc = check(&env.plan(&["--format", "json", "--out", "saved.json"]).1);
     assert_eq!(
         std::fs::read_to_string(env.path("saved.json")).unwrap(),
         serde_json::to_string_pretty(&doc).unwrap() + "\n"
     );
+    let (code, _, err) = env.plan(&["--out", "from-text.json"]);
+    assert_eq!(code, 0, "{err}");
+    let saved = check(&std::fs::read_to_string(env.path("from-text.json")).unwrap());
+    assert_eq!(saved.live_fingerprint, doc.live_fingerprint);
+    assert_eq!(saved.manifests_digest, doc.manifests_digest);
 }
 
 fn a_held_lock_times_out_naming_the_holder(env: Env) {

@@ -199,6 +199,7 @@ async fn compute(
     store: &mut AnyStore,
     args: &DiffArgs,
     inputs: Inputs,
+    digests: bool,
 ) -> Result<Plan, Error> {
     // The manifests are parsed on other threads while the live state is read.
     let root = path.to_path_buf();
@@ -207,11 +208,14 @@ async fn compute(
     let (set, diagnostics) = parsing.await.expect("parsing does not panic");
     let (live, applied) = read?;
     // The digests of the live state and of the files are computed beside the validation.
+    // A plan that is only shown leaves them out: they are for applying and for plan files.
     let (desired, (fingerprint, manifests_digest)) = std::thread::scope(|scope| {
-        let digests =
-            scope.spawn(|| phase("digests", || (live.fingerprint(), manifests_digest(&set))));
+        let digests = digests.then(|| {
+            scope.spawn(|| phase("digests", || (live.fingerprint(), manifests_digest(&set))))
+        });
         let desired = check_valid(&set, diagnostics, Some(&live));
-        (desired, digests.join().expect("digests do not panic"))
+        let digests = digests.map(|d| d.join().expect("digests do not panic"));
+        (desired, digests.unwrap_or_default())
     });
     let desired = desired?;
     let mut plan = phase("diff", || {
@@ -292,11 +296,14 @@ pub fn show(opts: &crate::cli::ShowOpts) -> Result<Outcome, Error> {
 pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     let mut store = store::open(opts.connect.url(), false).await?;
     warn_if_missing(&store);
+    // The live state's fingerprint and the manifests' digest are only in the JSON form.
+    let digests = opts.out.is_some() || opts.format == Format::Json;
     let plan = compute(
         &opts.manifests.path,
         &mut store,
         &opts.diff,
         Inputs::Discard,
+        digests,
     )
     .await?;
     phase("render", || print_plan(&plan, opts.format, &opts.diff));
@@ -467,7 +474,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             (plan, root)
         }
         (None, Some(path)) => (
-            compute(path, &mut store, &opts.diff, Inputs::FreeAside).await?,
+            compute(path, &mut store, &opts.diff, Inputs::FreeAside, true).await?,
             manifest::load::root_of(path),
         ),
         (None, None) => {
