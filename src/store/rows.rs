@@ -528,7 +528,7 @@ impl<'de> serde::Deserialize<'de> for Flag {
     }
 }
 
-/// Customers as read by [`super::sql::ReadSql::customers`].
+/// Customers as SQLite's read gives them: `[[id, name, protect], …]`.
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] when the value does not have the expected shape.
@@ -545,7 +545,7 @@ pub fn customers_from_json(json: &str) -> Result<Vec<CustomerRow>, StoreError> {
         .collect())
 }
 
-/// One login as read by [`super::sql::ReadSql::logins`].
+/// One login as SQLite's read gives it.
 type LoginTuple = (
     CompactString,
     CompactString,
@@ -560,29 +560,54 @@ type LoginTuple = (
     Flag,
 );
 
-/// Logins as read by [`super::sql::ReadSql::logins`].
+/// Appends the logins of one JSON page (`[[customer_id, contact, email, name, access,
+/// role_id, website_id, notify, password_marker, expires_at, has_password], …]`) to `out`,
+/// each decoded straight into its place: no page-sized vector is built and grown on the way
+/// (each one was faulted in afresh, page after page).
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] when the value does not have the expected shape.
-pub fn logins_from_json(json: &str) -> Result<Vec<LoginRow>, StoreError> {
-    let rows: Vec<LoginTuple> = serde_json::from_str(json)
-        .map_err(|e| corrupt(format!("logins could not be read: {e}")))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                customer_id,
-                contact,
-                email,
-                name,
-                access,
-                role_id,
-                website_id,
-                notify,
-                password_marker,
-                expires_at,
-                has_password,
-            )| LoginRow {
+pub fn append_logins_from_json(json: &str, out: &mut Vec<LoginRow>) -> Result<(), StoreError> {
+    use serde::de::DeserializeSeed as _;
+    let bad = |e: serde_json::Error| corrupt(format!("logins could not be read: {e}"));
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    AppendLogins(out)
+        .deserialize(&mut deserializer)
+        .map_err(bad)?;
+    deserializer.end().map_err(bad)
+}
+
+/// Pushes each login of a JSON array onto the vector.
+struct AppendLogins<'a>(&'a mut Vec<LoginRow>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AppendLogins<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AppendLogins<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of logins")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some((
+            customer_id,
+            contact,
+            email,
+            name,
+            access,
+            role_id,
+            website_id,
+            notify,
+            password_marker,
+            expires_at,
+            has_password,
+        )) = seq.next_element::<LoginTuple>()?
+        {
+            self.0.push(LoginRow {
                 customer_id,
                 contact,
                 email,
@@ -594,9 +619,10 @@ pub fn logins_from_json(json: &str) -> Result<Vec<LoginRow>, StoreError> {
                 password_marker,
                 expires_at,
                 has_password: has_password.0,
-            },
-        )
-        .collect())
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Every managed row of the database, as read.
@@ -813,4 +839,67 @@ pub fn random_key() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the system's random source works");
     crate::state::hex(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_of_logins_is_appended_after_the_rows_already_read() {
+        let mut logins = Vec::new();
+        append_logins_from_json(
+            r#"[["C1","","c1@x.example","C one",1,"customer_center",null,0,null,null,0]]"#,
+            &mut logins,
+        )
+        .unwrap();
+        append_logins_from_json(
+            r#"[["C1","a@x.example","a@x.example",null,true,"r","eu",true,3,"2027-01-01T00:00:00Z",true],
+                ["C2","","c2@x.example","C \"two\"",0,"customer_center",null,1,null,null,0]]"#,
+            &mut logins,
+        )
+        .unwrap();
+        let read: Vec<_> = logins
+            .iter()
+            .map(|l| {
+                (
+                    l.customer_id.as_str(),
+                    l.contact.as_str(),
+                    l.name.as_deref(),
+                    l.access,
+                    l.website_id.as_deref(),
+                    l.password_marker,
+                    l.has_password,
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("C1", "", Some("C one"), true, None, None, false),
+                ("C1", "a@x.example", None, true, Some("eu"), Some(3), true),
+                ("C2", "", Some("C \"two\""), false, None, None, false),
+            ]
+        );
+        assert_eq!(
+            logins[1].expires_at.as_deref(),
+            Some("2027-01-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_page_of_another_shape_is_reported_as_corrupt() {
+        for bad in [
+            r#"[["C1","","c1@x.example"]]"#,
+            r#"[["C1","","c1@x.example","C",1,"customer_center",null,0,null,null,0]] x"#,
+            r#"{"C1": 1}"#,
+            r#"[["C1","","c1@x.example","C","yes","customer_center",null,0,null,null,0]]"#,
+        ] {
+            let error = append_logins_from_json(bad, &mut Vec::new()).unwrap_err();
+            assert!(
+                matches!(&error, StoreError::Corrupt(m) if m.starts_with("logins could not be read")),
+                "{bad}: {error:?}"
+            );
+        }
+    }
 }

@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::OutboxRow;
 use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
-use super::rows::{Batches, CustomerRow, LoginRow, customers_from_json, logins_from_json};
+use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, customers_from_json};
 use super::sql::{OutboxSql, claim, read_outbox, redeem};
 use super::sql::{
     StepStream, Writes, history_and_batches, insert_history, issue_token, read_history,
@@ -762,8 +762,12 @@ async fn read_big_tables(
         )
         .await
         .doing(doing)?;
-        let page = phase("decode logins", || logins_from_json(&json))?;
+        let start = logins.len();
+        phase("decode logins", || {
+            append_logins_from_json(&json, &mut logins)
+        })?;
         drop(json);
+        let page = &logins[start..];
         let last_page = (page.len() as i64) < page_rows;
         // The next page starts after this one's greatest key in byte order: SQLite's
         // BINARY collation (no sort of the page needed).
@@ -772,7 +776,6 @@ async fn read_big_tables(
             .map(|l| (&l.customer_id, &l.contact))
             .max()
             .map(|(customer, contact)| (customer.clone(), contact.clone()));
-        logins.extend(page);
         if last_page {
             break;
         }
