@@ -12,6 +12,8 @@
 #   bash benches/scale.sh 5000            # one size
 #   bash benches/scale.sh --huge          # also 1,000,000 customers
 #   DRIFT=5 bash benches/scale.sh         # drift plan with 5% of customers changed (default 1)
+#   REPEAT=5 bash benches/scale.sh        # each step and floor run 5 times, the median shown
+#                                         # (default 3; peak RSS is the largest of the runs)
 #   POSTGRES_URL=postgres://u:p@host:port/db bash benches/scale.sh
 #                                         # also PostgreSQL's first apply and no-change plan
 #                                         # (in a database portico_scale it creates there)
@@ -28,6 +30,7 @@ for arg in "$@"; do
 done
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000)
 DRIFT=${DRIFT:-1}
+REPEAT=${REPEAT:-3}
 command -v sqlite3 >/dev/null || { echo "needs the sqlite3 shell (apt-get install sqlite3)"; exit 1; }
 
 cargo build --release --quiet
@@ -69,15 +72,30 @@ for start in range(0, n, per):
 PY
 }
 
-# measure LABEL CMD... → sets SECONDS_TAKEN and KB
+# median of the numbers given, one per line
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# measure LABEL RESET CMD... → runs CMD $REPEAT times, RESET (shell code, or "") before each
+# run; sets SECONDS_TAKEN to the median wall time (to the millisecond) and KB to the largest
+# peak RSS. The median of a few runs, because this machine's speed drifts.
 measure() {
-  local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > "$WORK/out" 2> "$WORK/err" || {
-    code=$?
-    # plan --detailed-exitcode exits 2 on changes
-    if [ "$code" -ne 2 ]; then echo "$label failed ($code):"; tail -5 "$WORK/err"; exit 1; fi
-  }
-  read -r SECONDS_TAKEN KB < <(tail -n 1 "$WORK/time")
+  local label=$1 reset=$2; shift 2
+  local times=() kb=0 start end k
+  for _ in $(seq "$REPEAT"); do
+    if [ -n "$reset" ]; then eval "$reset"; fi
+    start=$(date +%s%N)
+    /usr/bin/time -f "%M" -o "$WORK/time" "$@" > "$WORK/out" 2> "$WORK/err" || {
+      code=$?
+      # plan --detailed-exitcode exits 2 on changes
+      if [ "$code" -ne 2 ]; then echo "$label failed ($code):"; tail -5 "$WORK/err"; exit 1; fi
+    }
+    end=$(date +%s%N)
+    times+=("$(( (end - start) / 1000000 ))")
+    k=$(tail -n 1 "$WORK/time")
+    if [ "$k" -gt "$kb" ]; then kb=$k; fi
+  done
+  SECONDS_TAKEN=$(printf '%s\n' "${times[@]}" | median | awk '{ printf "%.3f", $1 / 1000 }')
+  KB=$kb
 }
 
 for N in "${SIZES[@]}"; do
@@ -87,43 +105,52 @@ for N in "${SIZES[@]}"; do
   generate "$D/pr" "$N" 0 10
   DB="sqlite://$D/live.db"
   rows=()
-  row() { rows+=("$(printf '| %-34s | %8.2f s | %7d MiB | %s |' "$1" "$2" "$(( $3 / 1024 ))" "$4")"); }
+  row() { rows+=("$(printf '| %-34s | %8.3f s | %7d MiB | %s |' "$1" "$2" "$(( $3 / 1024 ))" "$4")"); }
   ratio() { python3 -c "print(f'{($1) / ($2):.2f}x $3')"; }
 
   # The machine's speed drifts within a run, so the parse floor is measured again right
   # before each step it is compared with; the table shows the first and the range.
   floors=()
-  fresh_floor() { parse=$("$FLOOR" "$D/base" 2>/dev/null); floors+=("$parse"); }
+  fresh_floor() {
+    parse=$(for _ in $(seq "$REPEAT"); do "$FLOOR" "$D/base" 2>/dev/null; done | median)
+    floors+=("$parse")
+  }
   fresh_floor
-  measure validate "$BIN" validate -f "$D/base"
+  measure validate "" "$BIN" validate -f "$D/base"
   row "validate" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 0.6x)')"
   fresh_floor
-  measure apply "$BIN" apply -f "$D/base" --auto-approve --database "$DB"
+  measure apply "rm -f '$D/live.db' '$D/live.db.lock'" \
+    "$BIN" apply -f "$D/base" --auto-approve --database "$DB"
   apply_s=$SECONDS_TAKEN; apply_kb=$KB
   # The load floor: the managed tables dumped and loaded by the sqlite3 shell.
   sqlite3 "$D/live.db" ".dump features websites login_policy notification_settings roles role_permissions customers logins policies" > "$D/dump.sql"
-  start=$(date +%s.%N); sqlite3 "$D/floor.db" < "$D/dump.sql"; end=$(date +%s.%N)
-  load=$(python3 -c "print(f'{$end - $start:.3f}')")
+  load=$(for _ in $(seq "$REPEAT"); do
+    rm -f "$D/floor.db"
+    start=$(date +%s%N); sqlite3 "$D/floor.db" < "$D/dump.sql"; end=$(date +%s%N)
+    echo "$(( (end - start) / 1000000 ))"
+  done | median | awk '{ printf "%.3f", $1 / 1000 }')
   row "first apply" "$apply_s" "$apply_kb" "$(ratio "$apply_s" "$parse + $load" 'parse + load floor (target <= 1.5x)')"
   fresh_floor
-  measure plan "$BIN" plan -f "$D/base" --database "$DB" --detailed-exitcode
+  measure plan "" "$BIN" plan -f "$D/base" --database "$DB" --detailed-exitcode
   plan_s=$SECONDS_TAKEN
   row "no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
   fresh_floor
-  measure drift "$BIN" plan -f "$D/drift" --database "$DB" --detailed-exitcode
+  measure drift "" "$BIN" plan -f "$D/drift" --database "$DB" --detailed-exitcode
   row "${DRIFT}%-drift plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
   fresh_floor
-  measure pr "$BIN" plan -f "$D/pr" --database "$DB" --detailed-exitcode
+  measure pr "" "$BIN" plan -f "$D/pr" --database "$DB" --detailed-exitcode
   pr_plan=$SECONDS_TAKEN
   row "10-login change: plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
-  measure pr-apply "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
+  cp "$D/live.db" "$D/before-pr.db"
+  measure pr-apply "cp '$D/before-pr.db' '$D/live.db'" \
+    "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
   row "10-login change: apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$pr_plan" 'its plan (target <= 1.2x)')"
   if [ -n "${POSTGRES_URL:-}" ]; then
-    psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS portico_scale" -c "CREATE DATABASE portico_scale" >/dev/null
     PG="${POSTGRES_URL%/*}/portico_scale"
-    measure pg-apply "$BIN" apply -f "$D/base" --auto-approve --database "$PG"
+    measure pg-apply "psql -q '$POSTGRES_URL' -c 'DROP DATABASE IF EXISTS portico_scale' -c 'CREATE DATABASE portico_scale' >/dev/null 2>&1" \
+      "$BIN" apply -f "$D/base" --auto-approve --database "$PG"
     row "PostgreSQL first apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$apply_s" "SQLite (target <= 1.5x)")"
-    measure pg-plan "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode
+    measure pg-plan "" "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode
     row "PostgreSQL no-change plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$plan_s" "SQLite (target <= 1.2x)")"
     psql -q "$POSTGRES_URL" -c "DROP DATABASE portico_scale" >/dev/null
   fi
@@ -132,7 +159,8 @@ for N in "${SIZES[@]}"; do
   echo
   echo "### $N customers ($((N * 3)) logins, $(du -sh "$D/base" | cut -f1) of YAML)"
   echo
-  echo "floors: parse $(printf '%s s, ' "${floors[@]}" | sed 's/, $//') (one thread, measured before each step), sqlite3 load ${load} s; database ${size} MiB, history of the first apply $((history / 1024)) KiB"
+  echo "each step: the median wall time of $REPEAT runs, the largest peak RSS"
+  echo "floors: parse $(printf '%s s, ' "${floors[@]}" | sed 's/, $//') (one thread, median of $REPEAT, measured before each step), sqlite3 load ${load} s; database ${size} MiB, history of the first apply $((history / 1024)) KiB"
   echo
   echo "| step | wall | peak RSS | ratio |"
   echo "|---|---|---|---|"
