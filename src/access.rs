@@ -258,26 +258,46 @@ fn refusals(report: &AccessReport, runtime: Option<&LoginRuntime>) -> Vec<String
             ));
         }
         if report.access && !runtime.password_set {
-            let link = match &runtime.link {
-                Some(link) if link.state == "usable" => {
+            let undelivered = runtime
+                .notification
+                .as_ref()
+                .filter(|n| n.status == "pending" || n.status == "failed");
+            let link = match (&runtime.link, undelivered) {
+                // A link issued for a message that never left is not waiting for anyone.
+                (_, Some(n)) if n.attempts > 0 || n.status == "failed" => format!(
+                    "its new-access email was never delivered ({} after {} attempt(s){}): fix the cause, then `portico notify{}`",
+                    n.status,
+                    n.attempts,
+                    n.last_error
+                        .as_deref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default(),
+                    if n.status == "failed" {
+                        " --retry-failed"
+                    } else {
+                        " --retry-now"
+                    }
+                ),
+                (Some(link), _) if link.state == "usable" => {
                     format!(
                         "a set-password link is waiting to be used (expires {})",
                         link.expires_at
                     )
                 }
-                Some(link) => format!(
+                (Some(link), _) => format!(
                     "its last set-password link is {} (`portico resend {}` sends a fresh one)",
                     link.state, report.email
                 ),
-                None if runtime
-                    .notification
-                    .as_ref()
-                    .is_some_and(|n| n.status == "pending") =>
+                (None, _)
+                    if runtime
+                        .notification
+                        .as_ref()
+                        .is_some_and(|n| n.status == "pending") =>
                 {
                     "its new-access notification is still queued (deliver it with `portico notify`)"
                         .to_string()
                 }
-                None => format!(
+                (None, _) => format!(
                     "no set-password link was sent (`portico resend {}`)",
                     report.email
                 ),
@@ -299,6 +319,11 @@ fn runtime_report(runtime: &LoginRuntime) -> RuntimeReport {
             let mut text = format!("{} (queued {}", n.status, n.created_at);
             if let Some(sent) = &n.sent_at {
                 text.push_str(&format!(", sent {sent}"));
+            } else if n.attempts > 0 {
+                text.push_str(&format!(", {} attempt(s)", n.attempts));
+                if let Some(error) = &n.last_error {
+                    text.push_str(&format!(", last error: {error}"));
+                }
             }
             text.push(')');
             text

@@ -7,25 +7,36 @@ use jiff::Timestamp;
 /// The environment variable that sets the clock.
 pub const NOW_VAR: &str = "PORTICO_NOW";
 
-/// Checks `PORTICO_NOW` once at start.
+/// The clock chosen at the edge ([`set`]): `None` is the system clock.
+static CHOSEN: std::sync::OnceLock<Option<Timestamp>> = std::sync::OnceLock::new();
+
+/// `PORTICO_NOW`, parsed, when set.
 ///
 /// # Errors
 /// A value that is not an RFC 3339 time or a date.
-pub fn check() -> Result<(), String> {
+pub fn from_env() -> Result<Option<Timestamp>, String> {
     match std::env::var(NOW_VAR) {
         Ok(value) => parse(&value)
-            .map(|_| ())
+            .map(Some)
             .map_err(|e| format!("{NOW_VAR}: {e}")),
-        Err(_) => Ok(()),
+        Err(_) => Ok(None),
     }
 }
 
-/// Now: `PORTICO_NOW` when set (checked by [`check`]), else the system clock.
+/// Fixes the clock for this process: a time, or `None` for the system clock. The command
+/// line does this once: read-only commands honour `PORTICO_NOW`; commands that write use
+/// the system clock unless `apply --now` says otherwise (and history records it).
+pub fn set(at: Option<Timestamp>) {
+    let _ = CHOSEN.set(at);
+}
+
+/// Now: the clock fixed by [`set`]; where nothing fixed one (the library used directly),
+/// `PORTICO_NOW` when set, else the system clock.
 pub fn now() -> Timestamp {
-    std::env::var(NOW_VAR)
-        .ok()
-        .and_then(|v| parse(&v).ok())
-        .unwrap_or_else(Timestamp::now)
+    match CHOSEN.get() {
+        Some(chosen) => chosen.unwrap_or_else(Timestamp::now),
+        None => from_env().ok().flatten().unwrap_or_else(Timestamp::now),
+    }
 }
 
 /// Parses an expiry: a date (`2027-03-31`, meaning the end of that day, UTC) or an RFC 3339

@@ -15,6 +15,9 @@ pub struct Provenance {
     pub actor: String,
     /// The CI's commit variable, else `git rev-parse HEAD` of the manifests' repository.
     pub git_commit: Option<String>,
+    /// The time given with `apply --now`, when the apply did not run on the system clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 /// One change as recorded in history (no full objects, just what changed).
@@ -45,6 +48,9 @@ pub struct ApplyRecord {
     pub actor: String,
     /// Git commit of the manifests, when known.
     pub git_commit: Option<String>,
+    /// The clock the apply ran at when `--now` moved it (absent: the system clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
     /// Digest of the manifest files.
     pub manifests_digest: String,
     /// The plan digest (as printed by plan).

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod commands;
 pub mod error;
 pub mod export;
+pub mod files;
 pub mod github;
 pub mod history;
 pub mod import;

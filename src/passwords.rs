@@ -94,13 +94,17 @@ pub fn resolve(
                     name: name.clone(),
                 })
         }
-        SecretRef::File(path) => std::fs::read_to_string(root.join(path))
-            .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_string()))
-            .map_err(|e| PasswordError::File {
-                address: address.into(),
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            }),
+        SecretRef::File(path) => {
+            let shown = path.display().to_string();
+            let limit = crate::manifest::load::max_file_bytes();
+            crate::files::read_inside("password file", root, root, &shown, limit)
+                .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_string()))
+                .map_err(|e| PasswordError::File {
+                    address: address.into(),
+                    path: shown,
+                    reason: e.to_string(),
+                })
+        }
         SecretRef::Argon2 { .. } => Ok(None),
     }
 }

@@ -44,7 +44,7 @@ pub fn outbox_schema() -> String {
 #[schemars(title = "portico history")]
 pub enum HistoryOutput {
     /// `history show ID`.
-    One(crate::history::ApplyRecord),
+    One(Box<crate::history::ApplyRecord>),
     /// `history`.
     Many(Vec<crate::history::ApplyRecord>),
 }

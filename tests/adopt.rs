@@ -26,7 +26,11 @@ fn export_then_plan_shows_no_changes(env: Env) {
         "more.yaml",
         "login_policy:\n  session_timeout_minutes: 30\nnotifications:\n  url: https://mail.example/hook\n  auth_header: { env: MAIL_TOKEN }\n  login_url: https://customers.example.com/login\n  token_ttl_hours: 48\n",
     );
-    env.apply();
+    // The apply queues new-access messages, so the transport's secret must be there.
+    let mut apply = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    apply.env("MAIL_TOKEN", "Bearer t");
+    let (code, _, err) = run(apply);
+    assert_eq!(code, 0, "{err}");
     // Drift made outside portico is part of the live account, so it is exported too.
     env.sql("UPDATE customers SET name = 'Acme Limited' WHERE id = 'CUST-0042'");
     let (code, out, err) = run(env.portico(&["export", "--out", "exported", "--per-file", "1"]));
@@ -481,5 +485,27 @@ fn semicolon_separated_files_and_flow_style_entries() {
     assert_eq!(
         std::fs::read_to_string(env.path("manifests/flow.yaml")).unwrap(),
         "customers:\n  - id: F1\n    name: Flow Two\n"
+    );
+}
+
+#[test]
+fn terminal_escapes_in_a_csv_are_shown_escaped() {
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}evil\u{0}";
+    std::fs::write(
+        env.path("bad.csv"),
+        format!("ID,Email,X{hostile}\nCUST-0042,{hostile}@x.example,1\n"),
+    )
+    .unwrap();
+    let (code, out, err) = run(env.portico(&["import-csv", "bad.csv", "-f", "manifests"]));
+    assert_eq!(code, 1, "{out}{err}");
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}', '\u{0}'] {
+        assert!(!err.contains(raw), "{raw:?} reached the terminal:\n{err:?}");
+        assert!(!out.contains(raw), "{raw:?} reached the terminal:\n{out:?}");
+    }
+    assert!(
+        err.contains("\\u{1b}") && err.contains("\\u{202e}"),
+        "{err}"
     );
 }

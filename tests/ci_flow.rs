@@ -565,3 +565,30 @@ fn history_falls_back_to_the_manifests_git_commit() {
     let record: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
     assert_eq!(record.git_commit.as_deref(), Some(head.as_str()));
 }
+
+#[test]
+fn history_shows_a_hostile_actor_escaped() {
+    let env = Env::sqlite();
+    env.write("a.yaml", "features: { customer_access: true }\n");
+    let actor = "\u{1b}]0;pwned\u{7}bob\u{202e}evil\u{0}";
+    let (code, _, err) = run(env.portico(&[
+        "apply",
+        "-f",
+        "manifests",
+        "--auto-approve",
+        "--actor",
+        &actor.replace('\u{0}', ""),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    for args in [&["history"][..], &["history", "show", "1"]] {
+        let (code, out, err) = run(env.portico(args));
+        assert_eq!(code, 0, "{err}");
+        for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!out.contains(raw), "{raw:?} reached the terminal:\n{out:?}");
+        }
+        assert!(
+            out.contains("\\u{1b}]0;pwned\\u{7}bob\\u{202e}evil"),
+            "{out}"
+        );
+    }
+}

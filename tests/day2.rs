@@ -12,6 +12,8 @@ common::on_every_engine!(
     unlock_clears_a_lockout_and_is_recorded,
     resend_revokes_old_links_and_sends_a_fresh_one,
     each_object_names_the_apply_that_last_wrote_it,
+    resend_delivers_only_that_logins_message,
+    access_says_when_the_email_never_left,
 );
 
 fn account(url: &str) -> String {
@@ -284,4 +286,57 @@ fn each_object_names_the_apply_that_last_wrote_it(env: Env) {
     };
     assert_eq!(last("jane@acme.example"), "last changed by: apply 2");
     assert_eq!(last("ap@acme.example"), "last changed by: apply 1");
+}
+
+fn resend_delivers_only_that_logins_message(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    env.write("a.yaml", &account(&endpoint.url));
+    // Queued, not delivered (the tests' default): ap's and jane's messages wait.
+    assert_eq!(
+        run(env.portico(&["apply", "-f", "manifests", "--auto-approve"])).0,
+        0
+    );
+    let mut cmd = env.portico(&["resend", "jane@acme.example"]);
+    cmd.env_remove("PORTICO_NO_NOTIFY");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    let to: Vec<String> = endpoint
+        .requests()
+        .iter()
+        .map(|r| r.json()["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(to, ["jane@acme.example"], "{out}{err}");
+    assert_eq!(
+        env.rows("SELECT status FROM notifications WHERE email = 'ap@acme.example'"),
+        ["pending"],
+        "another customer's message stays queued"
+    );
+
+    // A broken endpoint: a failure about jane only, and a non-zero exit.
+    endpoint.set(Behaviour::Status(500));
+    let mut cmd = env.portico(&["resend", "jane@acme.example"]);
+    cmd.env_remove("PORTICO_NO_NOTIFY");
+    let (code, out, err) = run(cmd);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("jane@acme.example"), "{err}");
+    assert!(!err.contains("ap@acme.example"), "{err}");
+    assert_eq!(endpoint.requests().len(), 2);
+}
+
+fn access_says_when_the_email_never_left(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Status(503));
+    env.write("a.yaml", &account(&endpoint.url));
+    apply(&env);
+    let (code, out, _) = run(env.portico(&["access", "jane@acme.example"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("its new-access email was never delivered (pending after 1 attempt(s), last error: the endpoint answered 503"),
+        "{out}"
+    );
+    assert!(!out.contains("waiting to be used"), "{out}");
+    let (_, json, _) = run(env.portico(&["access", "jane@acme.example", "--format", "json"]));
+    assert!(
+        json.contains("last error: the endpoint answered 503"),
+        "{json}"
+    );
 }

@@ -188,7 +188,7 @@ fn server_down_then_up_loses_nothing_and_sends_nothing_twice(env: Env) {
     );
 
     let server = SmtpServer::start(Some(port), Some(("portico", SMTP_PW)));
-    let (code, out, err) = run(delivering(&env, &["notify"]));
+    let (code, out, err) = run(delivering(&env, &["notify", "--retry-now"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("3 sent"), "{out}");
     let (code, out, _) = run(delivering(&env, &["notify"]));
@@ -225,7 +225,10 @@ fn deferred_mail_is_retried_and_refused_mail_is_dead_lettered(env: Env) {
     );
 
     // Out of attempts (max_attempts: 3): failed, listed, and `notify` says so.
-    let (code, _, err) = run(delivering(&env, &["notify", "--notify-attempts", "5"]));
+    let (code, _, err) = run(delivering(
+        &env,
+        &["notify", "--retry-now", "--notify-attempts", "5"],
+    ));
     assert_ne!(code, 0);
     assert!(err.contains("gave up after 3 attempt(s)"), "{err}");
     assert!(err.contains("--retry-failed"), "{err}");
@@ -447,5 +450,67 @@ fn html_is_escaped_preview_shows_the_message_and_template_changes_are_planned() 
     assert!(
         out.contains("Hi Jane Doe"),
         "the live template is still the applied one: {out}"
+    );
+}
+
+#[test]
+fn templates_and_password_files_are_read_only_from_inside_the_manifests() {
+    let canary = "CANARY-ci-secret-4711";
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), canary).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        ("/proc/self/environ".into(), "outside the manifest folder"),
+        ("/etc/hostname".into(), "outside the manifest folder"),
+        ("../x.txt".into(), "outside the manifest folder"),
+        ("link.txt".into(), "outside the manifest folder"),
+        ("/dev/zero".into(), "outside the manifest folder"),
+        ("fifo".into(), "not a regular file"),
+    ];
+    for (path, says) in cases {
+        let env = Env::sqlite();
+        std::fs::write(env.path("x.txt"), canary).unwrap();
+        env.write("body.txt", "ok");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            env.path("manifests/link.txt"),
+        )
+        .unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(env.path("manifests/fifo"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let template = format!("  template: {{ subject: body.txt, text: '{path}' }}\n");
+        env.write("a.yaml", &manifests(2525, &template, "Acme Ltd"));
+        for command in ["validate", "plan"] {
+            let mut cmd = delivering(&env, &[command, "-f", "manifests"]);
+            cmd.env("CANARY", canary)
+                .timeout(std::time::Duration::from_secs(30));
+            let (code, out, err) = run(cmd);
+            assert_eq!(code, 1, "{path}: {out}{err}");
+            assert!(err.contains(says), "{path}: {err}");
+            assert!(err.contains("notifications.template.text"), "{path}: {err}");
+            assert!(
+                !out.contains(canary) && !err.contains(canary),
+                "{path} printed what it read:\n{out}{err}"
+            );
+        }
+    }
+    // A password file: the same rule, and a device is never read to the end.
+    let env = Env::sqlite();
+    env.write(
+        "a.yaml",
+        &manifests(2525, "", "Acme Ltd").replace(
+            "password: { env: PORTICO_TEST_RAJ_PW }",
+            "password: { file: /dev/zero }",
+        ),
+    );
+    let mut cmd = delivering(&env, &["plan", "-f", "manifests"]);
+    cmd.timeout(std::time::Duration::from_secs(30));
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("password file `/dev/zero` is outside the manifest folder"),
+        "{err}"
     );
 }

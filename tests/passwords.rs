@@ -17,6 +17,8 @@ common::on_every_engine!(
     failing_endpoints_never_fail_the_apply_and_nothing_is_lost,
     set_password_links_are_single_use_and_revoked_with_access,
     no_secret_is_ever_printed_or_stored,
+    each_login_has_one_live_link_at_a_time,
+    failed_messages_wait_between_runs_and_keep_notify_red,
 );
 
 const PW: &str = "Initial-Passw0rd-For-Raj";
@@ -267,6 +269,7 @@ fn failing_endpoints_never_fail_the_apply_and_nothing_is_lost(env: Env) {
     endpoint.set(Behaviour::Slow(Duration::from_millis(1500)));
     let (code, _, err) = run(with_secrets(env.portico(&[
         "notify",
+        "--retry-now",
         "--notify-timeout",
         "0.3",
         "--notify-attempts",
@@ -280,7 +283,7 @@ fn failing_endpoints_never_fail_the_apply_and_nothing_is_lost(env: Env) {
     );
 
     // Endpoint down: connection refused, still pending.
-    let mut cmd = with_secrets(env.portico(&["notify", "--notify-attempts", "1"]));
+    let mut cmd = with_secrets(env.portico(&["notify", "--retry-now", "--notify-attempts", "1"]));
     let dead = closed_port_url();
     env.sql(&format!("UPDATE notification_settings SET url = '{dead}'"));
     let (code, _, err) = run({
@@ -296,7 +299,7 @@ fn failing_endpoints_never_fail_the_apply_and_nothing_is_lost(env: Env) {
         endpoint.url
     ));
     endpoint.set(Behaviour::Ok);
-    let (code, out, err) = run(with_secrets(env.portico(&["notify"])));
+    let (code, out, err) = run(with_secrets(env.portico(&["notify", "--retry-now"])));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Notifications: 3 sent."), "{out}");
     let last = endpoint.requests();
@@ -562,5 +565,153 @@ fn file_sources_give_the_same_digest_from_any_checkout_folder() {
     assert_eq!(
         a, b,
         "the plan digest does not depend on the checkout folder"
+    );
+}
+
+#[test]
+fn a_webhook_redirect_is_never_followed() {
+    let env = Env::sqlite();
+    let elsewhere = Endpoint::start(Behaviour::Ok);
+    let endpoint = Endpoint::start(Behaviour::Redirect(elsewhere.url.clone()));
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    let (code, out, err) = apply(&env, &[]);
+    assert_eq!(code, 0, "delivery never fails the apply: {err}");
+    assert!(!endpoint.requests().is_empty(), "{out}{err}");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the body (with its set-password link) was re-posted to the redirect's target"
+    );
+    assert!(err.contains("redirect"), "{out}{err}");
+    assert!(
+        env.rows("SELECT status FROM notifications")
+            .iter()
+            .all(|s| s != "sent"),
+        "a redirected message is not sent"
+    );
+}
+
+#[test]
+fn webhook_urls_that_leak_or_reach_metadata_services_are_refused() {
+    for (url, says) in [
+        ("http://169.254.169.254/latest", "link-local"),
+        ("http:///nohost", "no host"),
+        ("https://example.com:99999/", "valid URL"),
+        ("http://mail.example.com/hook", "plain `http://`"),
+        (
+            "https://user:hunter2-secret@mail.example.com/",
+            "user name or password",
+        ),
+        (
+            "https://mail.example.com/?api_token=hunter2-secret",
+            "credential",
+        ),
+    ] {
+        let env = Env::sqlite();
+        env.write("a.yaml", &manifests(url, 0, true));
+        let (code, out, err) = run(with_secrets(env.portico(&["plan", "-f", "manifests"])));
+        assert_eq!(code, 1, "{url}: {out}{err}");
+        assert!(err.contains("notifications.url"), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+        // The manifest line is quoted under the error (it is in git already); the message
+        // itself never repeats a credential, and no plan is printed.
+        let message = err
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or_default();
+        assert!(
+            !message.contains("hunter2") && !out.contains("hunter2"),
+            "{url}: {err}"
+        );
+        assert!(!env.db_path().exists());
+    }
+}
+
+fn each_login_has_one_live_link_at_a_time(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Status(503));
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    assert_eq!(apply(&env, &[]).0, 0);
+    let notify = ["notify", "--notify-timeout", "2", "--retry-now"];
+    run(with_secrets(env.portico(&notify)));
+    endpoint.set(Behaviour::Ok);
+    run(with_secrets(env.portico(&notify)));
+    let live = "SELECT l.email FROM set_password_tokens t
+        JOIN logins l ON l.customer_id = t.customer_id AND l.contact = t.contact
+        WHERE t.used_at IS NULL AND t.revoked_at IS NULL ORDER BY l.email";
+    let issued = env.rows("SELECT token_hash FROM set_password_tokens").len();
+    assert!(issued > 2, "links were issued on each run ({issued})");
+    assert_eq!(
+        env.rows(live),
+        ["ap@acme.example", "jane@acme.example"],
+        "one valid link per login"
+    );
+    // The delivered one is the one that works.
+    let token = token_of(&endpoint, "jane@acme.example");
+    let (code, _, err) = set_password(&env, &token, "A-new-long-password-1");
+    assert_eq!(code, 0, "{err}");
+}
+
+fn failed_messages_wait_between_runs_and_keep_notify_red(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Status(503));
+    env.write("a.yaml", &manifests(&endpoint.url, 0, true));
+    assert_eq!(apply(&env, &[]).0, 0);
+    assert_eq!(
+        endpoint.requests().len(),
+        3,
+        "one attempt per message per run"
+    );
+    assert_eq!(
+        env.rows(
+            "SELECT CAST(count(*) AS TEXT) FROM notifications WHERE next_attempt_at IS NOT NULL"
+        ),
+        ["3"]
+    );
+    // A scheduled run right after: nothing is due, nothing is spent, and it is not green.
+    let (code, out, err) = run(with_secrets(env.portico(&["notify"])));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(endpoint.requests().len(), 3, "the wait is kept across runs");
+    assert!(!out.contains("Nothing to deliver"), "{out}");
+    assert!(err.contains("wait for their next attempt"), "{err}");
+    // Refused for good (a 4xx): failed, and `notify` stays red while they are.
+    endpoint.set(Behaviour::Status(400));
+    let (code, _, _) = run(with_secrets(env.portico(&["notify", "--retry-now"])));
+    assert_eq!(code, 1);
+    assert_eq!(
+        env.rows("SELECT DISTINCT status FROM notifications"),
+        ["failed"]
+    );
+    let (code, out, err) = run(with_secrets(env.portico(&["notify"])));
+    assert_eq!(code, 1, "dead letters keep notify red: {out}{err}");
+    assert!(!out.contains("Nothing to deliver"), "{out}");
+    assert!(err.contains("3 notification(s) failed for good"), "{err}");
+    endpoint.set(Behaviour::Ok);
+    let (code, out, err) = run(with_secrets(env.portico(&["notify", "--retry-failed"])));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Notifications: 3 sent."), "{out}");
+}
+
+#[test]
+fn a_missing_transport_secret_fails_an_apply_that_queues_mail() {
+    let env = Env::sqlite();
+    env.write(
+        "a.yaml",
+        &manifests("https://mail.example.com/hook", 0, true),
+    );
+    let mut cmd = env.portico(&["plan", "-f", "manifests"]);
+    cmd.env("PORTICO_TEST_RAJ_PW", PW)
+        .env_remove("PORTICO_TEST_MAIL_TOKEN");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "a plan only warns: {out}{err}");
+    let problem =
+        "notifications.auth_header: environment variable `PORTICO_TEST_MAIL_TOKEN` is not set";
+    assert!(err.contains(&format!("warning: {problem}")), "{err}");
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env("PORTICO_TEST_RAJ_PW", PW)
+        .env_remove("PORTICO_TEST_MAIL_TOKEN");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("error: {problem}")), "{err}");
+    assert!(
+        env.dump().is_empty() || env.rows("SELECT email FROM logins").is_empty(),
+        "nothing applied"
     );
 }

@@ -19,7 +19,7 @@ use crate::error::Error;
 /// Whatever the command fails with; the caller prints it and exits non-zero.
 pub async fn run(cli: Cli) -> Result<Outcome, Error> {
     crate::manifest::load::set_max_file_size(cli.max_file_size);
-    crate::clock::check().map_err(Error::Refused)?;
+    choose_clock(&cli.command)?;
     crate::policy::set_warn_only(cli.policy_warn_only);
     let database = database(&cli.command).map(str::to_string);
     let result = dispatch(cli.command).await;
@@ -27,6 +27,44 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         Some(url) => result.map_err(|e| e.at_database(&url)),
         None => result,
     }
+}
+
+/// Fixes the clock: read-only commands honour `PORTICO_NOW` (what-if questions); commands
+/// that write use the system clock, except `apply --now`, which history records. A leftover
+/// `PORTICO_NOW` therefore never re-grants expired access or queues mail.
+fn choose_clock(command: &Command) -> Result<(), Error> {
+    let from_env = crate::clock::from_env().map_err(Error::Refused)?;
+    let writes = matches!(
+        command,
+        Command::Apply(_)
+            | Command::Init(_)
+            | Command::Notify(_)
+            | Command::SetPassword(_)
+            | Command::Unlock(_)
+            | Command::Resend(_)
+            | Command::ImportCsv(_)
+    );
+    let chosen = match command {
+        Command::Apply(opts) if opts.now.is_some() => {
+            let at = crate::clock::format(opts.now.expect("checked"));
+            eprintln!(
+                "note: applying as of {at} (--now), not the system clock; history records it"
+            );
+            opts.now
+        }
+        _ if writes => {
+            if from_env.is_some() {
+                eprintln!(
+                    "warning: {} is ignored by commands that write: this one runs on the system clock (apply takes --now)",
+                    crate::clock::NOW_VAR
+                );
+            }
+            None
+        }
+        _ => from_env,
+    };
+    crate::clock::set(chosen);
+    Ok(())
 }
 
 /// The database a command uses, for naming it in errors.

@@ -369,8 +369,17 @@ pub struct ApplyOpts {
     /// Leave new-access notifications queued (deliver later with `portico notify`).
     #[arg(long, env = "PORTICO_NO_NOTIFY")]
     pub no_notify: bool,
+    /// Apply as if it were this time (a date or RFC 3339 time) instead of the system clock:
+    /// expiries are judged at it, and history records it. `PORTICO_NOW` never moves an
+    /// apply's clock.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<jiff::Timestamp>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+}
+
+fn parse_time(value: &str) -> Result<jiff::Timestamp, String> {
+    crate::clock::parse(value)
 }
 
 /// How notifications are delivered.
@@ -383,8 +392,9 @@ pub struct DeliveryArgs {
         default_value_t = 10.0
     )]
     pub timeout: f64,
-    /// Attempts per message in this run (with exponential backoff and jitter).
-    #[arg(long = "notify-attempts", value_name = "N", default_value_t = 3)]
+    /// Attempts per message in this run (with exponential backoff and jitter). After a
+    /// failed run a message waits before the next run tries it (1 minute, doubling).
+    #[arg(long = "notify-attempts", value_name = "N", default_value_t = 1)]
     pub attempts: u32,
     /// Messages delivered at once (SMTP connections are reused).
     #[arg(long = "notify-parallel", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -409,6 +419,10 @@ pub struct NotifyOpts {
     /// are now) instead of the live database's.
     #[arg(short = 'f', long = "file", value_name = "PATH", requires = "preview")]
     pub path: Option<PathBuf>,
+    /// Try every pending message now, also those whose next-attempt time (the wait after a
+    /// failure, doubling from 1 minute to about 4 hours) has not come yet.
+    #[arg(long, conflicts_with_all = ["status", "preview"])]
+    pub retry_now: bool,
     /// Output format of --status (`json`: schemas/outbox.schema.json).
     #[arg(long, value_enum, default_value_t = HistoryFormat::Text, requires = "status")]
     pub format: HistoryFormat,

@@ -153,6 +153,7 @@ fn provenance(opts: &LoginOpOpts) -> Provenance {
     Provenance {
         actor: history::actor(opts.actor.as_deref()),
         git_commit: None,
+        clock: None,
     }
 }
 
@@ -194,8 +195,16 @@ pub async fn resend(opts: &ResendOpts) -> Result<Outcome, Error> {
         return Ok(Outcome::Done);
     }
     store.unlock_apply().await?;
-    let report =
-        crate::notify::deliver(&mut store, &super::delivery_options(&opts.delivery)).await?;
+    // Only this login's message: a resend never delivers other customers' queued mail.
+    let options = crate::notify::DeliveryOptions {
+        only: Some(email.to_string()),
+        ignore_wait: true,
+        ..super::delivery_options(&opts.delivery)
+    };
+    let report = crate::notify::deliver(&mut store, &options).await?;
     super::print_delivery(&report);
+    if report.sent == 0 {
+        return Err(Error::Undelivered(1));
+    }
     Ok(Outcome::Done)
 }

@@ -193,6 +193,36 @@ enum Inputs {
     FreeAside,
 }
 
+/// An apply that queues new-access messages needs the transport's secrets
+/// (`smtp.password`, `auth_header`) now, like a password source: otherwise every message
+/// would fail after a green apply.
+fn transport_secrets(
+    settings: &crate::state::NotificationSettings,
+    plan: &Plan,
+) -> Result<(), Error> {
+    let queued = plan.changes.iter().filter(|c| c.notifies()).count();
+    if queued == 0 {
+        return Ok(());
+    }
+    let needed = [
+        (
+            "notifications.smtp.password",
+            settings.smtp.as_ref().and_then(|s| s.password_env.as_ref()),
+        ),
+        ("notifications.auth_header", settings.auth_env.as_ref()),
+    ];
+    for (field, name) in needed {
+        if let Some(name) = name
+            && std::env::var_os(name.as_str()).is_none()
+        {
+            return Err(Error::Refused(format!(
+                "{field}: environment variable `{name}` is not set, and this plan queues {queued} new-access message(s) that could then never be delivered; set it (or leave those logins without `notify`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the live state, validates against it, diffs and labels drift.
 async fn compute(
     path: &Path,
@@ -218,6 +248,7 @@ async fn compute(
         (desired, digests.unwrap_or_default())
     });
     let desired = desired?;
+    let notifications = desired.state.notifications.clone();
     let mut plan = phase("diff", || {
         plan::diff_with_fingerprint(
             &desired,
@@ -228,6 +259,16 @@ async fn compute(
             fingerprint,
         )
     });
+    if let Some(settings) = &notifications
+        && let Err(problem) = transport_secrets(settings, &plan)
+    {
+        // Apply refuses; a plan (often run where deploy secrets are not given, such as a
+        // pull request from a fork) warns.
+        match inputs {
+            Inputs::FreeAside => return Err(problem),
+            Inputs::Discard => eprintln!("warning: {problem}"),
+        }
+    }
     // The manifests and the live state are not needed any more: they go before the plan
     // is labelled and shown (at 300,000 logins, the three states together were the peak).
     let inputs_done = (live, set);
@@ -448,6 +489,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     let provenance = Provenance {
         actor: history::actor(opts.actor.as_deref()),
         git_commit: history::git_commit(opts.path.as_deref()),
+        clock: opts.now.map(crate::clock::format),
     };
     if !opts.connect.explicit()
         && let Some(path) = missing_sqlite(opts.connect.url()).await?
@@ -657,11 +699,30 @@ pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
         }
         return Ok(Outcome::Done);
     }
-    let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
+    let options = crate::notify::DeliveryOptions {
+        ignore_wait: opts.retry_now,
+        ..delivery_options(&opts.delivery)
+    };
+    let report = crate::notify::deliver(&mut store, &options).await?;
     print_delivery(&report);
-    let left = store.outbox(true).await?.len() + report.dead.len();
-    if left > 0 {
-        return Err(Error::Undelivered(left));
+    // Pending and dead letters alike keep the exit non-zero: a scheduled run that stays
+    // green while messages are failed hides customers who never got their email.
+    let outbox = store.outbox(false).await?;
+    let pending = outbox.iter().filter(|m| m.status == "pending").count();
+    let failed = outbox.iter().filter(|m| m.status == "failed").count();
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} notification(s) failed for good (see `portico notify --status`; fix the cause, then `portico notify --retry-failed`)"
+        );
+    }
+    if pending > 0 && report.waiting > 0 {
+        eprintln!(
+            "note: {} notification(s) wait for their next attempt (`portico notify --retry-now` tries them now)",
+            report.waiting
+        );
+    }
+    if pending + failed > 0 {
+        return Err(Error::Undelivered(pending + failed));
     }
     if report.sent == 0 {
         println!("Nothing to deliver.");
@@ -848,8 +909,8 @@ fn history_table(records: &[ApplyRecord]) -> String {
             r.id,
             r.kind,
             r.applied_at,
-            r.actor,
-            short(&r.git_commit),
+            crate::unicode::escape_invisible(&r.actor),
+            crate::unicode::escape_invisible(&short(&r.git_commit)),
             r.plan_digest,
             s.create,
             s.update,
@@ -866,12 +927,17 @@ fn history_detail(r: &ApplyRecord) -> String {
         r.kind,
         r.id,
         r.applied_at,
-        r.actor,
-        r.git_commit.as_deref().unwrap_or("-"),
+        crate::unicode::escape_invisible(&r.actor),
+        crate::unicode::escape_invisible(r.git_commit.as_deref().unwrap_or("-")),
         r.manifests_digest,
         r.plan_digest,
         r.summary
     );
+    if let Some(clock) = &r.clock {
+        out.push_str(&format!(
+            "  clock:            {clock} (apply --now; not the system clock)\n\n"
+        ));
+    }
     for change in &r.changes {
         let origin = if change.origin == plan::Origin::Outside {
             "  (changed outside portico)"
@@ -881,10 +947,14 @@ fn history_detail(r: &ApplyRecord) -> String {
         out.push_str(&format!(
             "  {:<6} {}{origin}\n",
             change.action.as_str(),
-            change.address
+            crate::unicode::escape_invisible(&change.address.to_string())
         ));
         for f in &change.fields {
-            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            let show = |v: &Option<String>| {
+                v.as_deref().map_or("(none)".into(), |v| {
+                    crate::unicode::escape_invisible(v).into_owned()
+                })
+            };
             out.push_str(&format!(
                 "           {}: {} → {}\n",
                 f.field,

@@ -686,16 +686,20 @@ pub fn render_errors(csv_path: &Path, errors: &[RowError]) -> String {
         } else {
             format!("{}:{}", csv_path.display(), e.line)
         };
-        if e.column.is_empty() {
-            out.push_str(&format!("error: {at}: {}\n", e.message));
+        // Cells, headers and file names are someone else's bytes: terminal escapes, NULs and
+        // bidi controls are shown as `\u{…}`, never sent to the terminal.
+        let line = if e.column.is_empty() {
+            format!("error: {at}: {}", e.message)
         } else {
-            out.push_str(&format!(
-                "error: {at}: column \"{}\": {}\n",
-                e.column, e.message
-            ));
-        }
+            format!("error: {at}: column \"{}\": {}", e.column, e.message)
+        };
+        out.push_str(&crate::unicode::escape_invisible(&line));
+        out.push('\n');
         if let Some(hint) = &e.hint {
-            out.push_str(&format!("  hint: {hint}\n"));
+            out.push_str(&crate::unicode::escape_invisible(&format!(
+                "  hint: {hint}"
+            )));
+            out.push('\n');
         }
     }
     out

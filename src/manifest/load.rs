@@ -64,8 +64,14 @@ pub fn set_max_file_size(megabytes: u64) {
     );
 }
 
+/// The largest file read for the manifests, in bytes: manifest files and the files they
+/// reference (templates, password files) alike.
+pub fn max_file_bytes() -> u64 {
+    MAX_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn too_large(path: &Path) -> Option<String> {
-    let limit = MAX_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    let limit = max_file_bytes();
     let size = fs::metadata(path).ok()?.len();
     (size > limit).then(|| {
         format!(

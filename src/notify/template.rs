@@ -144,24 +144,7 @@ impl Templates {
                 Some(DEFAULT_HTML.to_string()),
             ),
         };
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        // Block tags on their own lines leave no blank lines behind (text email).
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .keep_trailing_newline(true)
-                .build()
-                .expect("default delimiters"),
-        );
-        env.set_auto_escape_callback(|name| {
-            if name == "html" {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
-        });
+        let mut env = environment();
         let parts = [
             (Part::Subject, Some(subject)),
             (Part::Text, Some(text)),
@@ -171,6 +154,16 @@ impl Templates {
             if let Some(source) = source {
                 env.add_template_owned(part.key(), source)
                     .map_err(|e| problem(part, &e))?;
+                let template = env
+                    .get_template(part.key())
+                    .map_err(|e| problem(part, &e))?;
+                if let Some((line, message)) = unsupported(&template) {
+                    return Err(Problem {
+                        part,
+                        line,
+                        message,
+                    });
+                }
             }
         }
         Ok(Templates {
@@ -186,10 +179,15 @@ impl Templates {
     pub fn render(&self, vars: &Vars) -> Result<Rendered, Problem> {
         let context = vars.context();
         let render = |part: Part| {
-            self.env
+            let template = self
+                .env
                 .get_template(part.key())
-                .and_then(|t| t.render(&context))
-                .map_err(|e| problem(part, &e))
+                .map_err(|e| problem(part, &e))?;
+            let mut out = Capped(Vec::new());
+            template
+                .render_captured_to(&context, &mut out)
+                .map_err(|e| problem(part, &e))?;
+            Ok(String::from_utf8_lossy(&out.0).into_owned())
         };
         // A subject is one line: line breaks would start new headers.
         let subject = render(Part::Subject)?
@@ -206,6 +204,151 @@ impl Templates {
             },
         })
     }
+}
+
+/// The largest template source accepted, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+/// The largest rendered part, in bytes: far above any email, far below harm.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Instructions one render may run (an email runs a few hundred).
+const FUEL: u64 = 200_000;
+/// The deepest nesting of loops and conditions a render may reach.
+const RECURSION_LIMIT: usize = 64;
+/// The filters a template may use: none of them can make a value much larger than its input.
+const FILTERS: &[&str] = &[
+    "upper",
+    "lower",
+    "title",
+    "capitalize",
+    "trim",
+    "default",
+    "d",
+    "escape",
+    "e",
+    "safe",
+    "length",
+    "count",
+    "first",
+    "last",
+    "replace",
+];
+
+/// The one environment every template is compiled and rendered in: strict about unknown
+/// variables, block tags that leave no blank lines, HTML escaped in the HTML part, and
+/// bounded (fuel, recursion, a size-checked `replace`). Together with [`unsupported`],
+/// which refuses the constructs that can grow a value without bound (`set`, macros,
+/// calls, `*`), a template cannot hang or exhaust memory.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("default delimiters"),
+    );
+    env.set_auto_escape_callback(|name| {
+        if name == "html" {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.add_filter("replace", replace);
+    env
+}
+
+/// `replace`, refusing a result over [`MAX_OUTPUT_BYTES`] before building it.
+fn replace(text: &str, from: &str, to: &str) -> Result<String, minijinja::Error> {
+    let count = if from.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(from).count()
+    };
+    let size = text.len() as u128 + count as u128 * to.len() as u128;
+    if size > MAX_OUTPUT_BYTES as u128 {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("`replace` would make {size} bytes, more than the limit of {MAX_OUTPUT_BYTES}"),
+        ));
+    }
+    Ok(text.replace(from, to))
+}
+
+/// A render's output, refused past [`MAX_OUTPUT_BYTES`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the rendered message is larger than {} KiB",
+                MAX_OUTPUT_BYTES / 1024
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The first construct a message template may not use, with its line: assignments (`set`,
+/// `with`), macros, calls, blocks, includes, attribute writes, `*` and `**`, and filters
+/// outside [`FILTERS`]. What is left (variables, `if`, `for`, `~`, the listed filters)
+/// cannot grow a value beyond the template's and the variables' size.
+fn unsupported(template: &minijinja::Template<'_, '_>) -> Option<(Option<usize>, String)> {
+    use minijinja::machinery::Instruction as I;
+    let compiled = minijinja::machinery::get_compiled_template(template);
+    let code = &compiled.instructions;
+    let mut after_iterate = false;
+    let mut index = 0;
+    while let Some(instruction) = code.get(index) {
+        let refused: Option<String> = match instruction {
+            I::StoreLocal(_) | I::UnpackList(_) if !after_iterate => {
+                Some("`set` and `with` are not supported in message templates".into())
+            }
+            I::BuildMacro(..) | I::Return | I::Enclose(_) | I::GetClosure => {
+                Some("macros are not supported in message templates".into())
+            }
+            I::CallFunction(name, _) | I::CallMethod(name, _) => {
+                Some(format!("`{name}()` is not supported in message templates"))
+            }
+            I::CallObject(_) | I::FastRecurse | I::FastSuper => {
+                Some("calls are not supported in message templates".into())
+            }
+            I::CallBlock(_) | I::LoadBlocks | I::Include(_) | I::ExportLocals => {
+                Some("blocks, includes and imports are not supported in message templates".into())
+            }
+            I::SetAttr(_) => {
+                Some("attribute assignment is not supported in message templates".into())
+            }
+            I::Mul | I::Pow => Some("`*` and `**` are not supported in message templates".into()),
+            I::BeginCapture(_) => {
+                Some("`set` and `filter` blocks are not supported in message templates".into())
+            }
+            I::ApplyFilter(name, ..) if !FILTERS.contains(name) => Some(format!(
+                "the filter `{name}` is not supported in message templates (supported: {})",
+                FILTERS.join(", ")
+            )),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Some((code.get_line(index), message));
+        }
+        after_iterate = match instruction {
+            I::Iterate(_) => true,
+            I::DupTop | I::UnpackList(_) | I::StoreLocal(_) => after_iterate,
+            _ => false,
+        };
+        index += 1;
+    }
+    None
 }
 
 fn problem(part: Part, error: &minijinja::Error) -> Problem {
@@ -233,7 +376,19 @@ pub fn check(sources: &TemplateSources) -> Vec<Problem> {
     for (part, source) in parts {
         let Some(source) = source else { continue };
         // Each part on its own, so a syntax error in one hides nothing in the others.
-        let env = Environment::new();
+        let env = environment();
+        if source.len() > MAX_TEMPLATE_BYTES {
+            problems.push(Problem {
+                part,
+                line: None,
+                message: format!(
+                    "the template is {} KiB, more than the limit of {} KiB",
+                    source.len() / 1024,
+                    MAX_TEMPLATE_BYTES / 1024
+                ),
+            });
+            continue;
+        }
         let template = match env.template_from_named_str(part.key(), source) {
             Ok(t) => t,
             Err(e) => {
@@ -241,6 +396,14 @@ pub fn check(sources: &TemplateSources) -> Vec<Problem> {
                 continue;
             }
         };
+        if let Some(found) = unsupported(&template) {
+            problems.push(Problem {
+                part,
+                line: found.0,
+                message: found.1,
+            });
+            continue;
+        }
         let mut unknown: Vec<String> = template
             .undeclared_variables(false)
             .into_iter()
@@ -364,6 +527,49 @@ mod tests {
                 .contains("unknown variable `customer_nam` (did you mean `customer"),
             "{}",
             problems[0].message
+        );
+    }
+
+    #[test]
+    fn templates_that_would_hang_or_exhaust_memory_are_refused_at_their_line() {
+        let bombs = [
+            // Doubling by assignment (2^60 bytes).
+            format!("x\n{{% set a = 'xx' %}}{}", "{% set a = a ~ a %}".repeat(60)),
+            // Exponential macros.
+            "ok\n{% macro f(n) %}{{ f(n) }}{{ f(n) }}{% endmacro %}{{ f(1) }}".into(),
+            // One replace making 10^12 bytes.
+            "ok\n{{ ('x' * 1000000) | replace('x', 'x' * 1000000) }}".into(),
+            "ok\n{{ email | replace('', email ~ email ~ email ~ email) | replace('', email ~ email ~ email) | replace('', email ~ email ~ email) }}".into(),
+            // Nested loops over a long range.
+            "ok\n{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}".into(),
+            // Loops over a literal, nested deep: bounded by fuel.
+            format!("ok\n{}x{}", "{% for a in 'abcdefghijklmnopqrstuvwxyz' %}".repeat(8), "{% endfor %}".repeat(8)),
+            // Namespaces (mutation) and format bombs.
+            "ok\n{{ '%999999999s' | format(email) }}".into(),
+        ];
+        for bomb in bombs {
+            let started = std::time::Instant::now();
+            let problems = check(&sources(&bomb));
+            assert!(!problems.is_empty(), "accepted: {bomb}");
+            assert_eq!(problems[0].part, Part::Text, "{problems:?}");
+            assert!(problems[0].line.is_some(), "{bomb}: {problems:?}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{bomb}"
+            );
+        }
+        // A loop and the replace filter within bounds still work.
+        let fine =
+            "{% for c in 'ab' %}{{ c }}{% endfor %} {{ email | replace('@', ' at ') | upper }}";
+        assert!(
+            check(&sources(fine)).is_empty(),
+            "{:?}",
+            check(&sources(fine))
+        );
+        let t = Templates::new(Some(&sources(fine))).unwrap();
+        assert_eq!(
+            t.render(&Vars::sample(true)).unwrap().text,
+            "ab JANE AT EXAMPLE.COM"
         );
     }
 

@@ -235,7 +235,16 @@ pub fn html(rows: &[Row], now: jiff::Timestamp, source: &str) -> Result<String, 
         .map_err(|e| e.to_string())
 }
 
-/// The same matrix as CSV (one column per permission).
+/// A cell a spreadsheet shows as text, never runs as a formula (OWASP "CSV injection"): a
+/// cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// The same matrix as CSV (one column per permission), every cell [`spreadsheet_safe`].
 ///
 /// # Errors
 /// Writing failed.
@@ -276,8 +285,34 @@ pub fn csv(rows: &[Row], out: impl std::io::Write) -> Result<(), csv::Error> {
             yes(r.can_pay()).into(),
         ];
         record.extend(r.levels.iter().map(|l| l.key().to_string()));
-        w.write_record(&record)?;
+        w.write_record(
+            record
+                .iter()
+                .map(|cell| spreadsheet_safe(cell).into_owned()),
+        )?;
     }
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for formula in [
+            "=HYPERLINK(\"http://x\")",
+            "@SUM(A1)",
+            "-2+3+cmd|' /C calc'!A0",
+            "+1",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(spreadsheet_safe(formula), format!("'{formula}"));
+        }
+        for plain in ["Acme Ltd", "jane@acme.example", "2026-01-01", "", "a=b"] {
+            assert_eq!(spreadsheet_safe(plain), plain);
+        }
+    }
 }

@@ -46,6 +46,8 @@ pub struct NotificationStatus {
     pub sent_at: Option<String>,
     /// Delivery attempts so far.
     pub attempts: i64,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
 }
 
 /// The newest set-password link of a login.
@@ -97,7 +99,7 @@ macro_rules! day2_sql {
                         last_login_at
                  FROM logins WHERE email = $1"
             ),
-            notification: "SELECT status, created_at, sent_at, attempts FROM notifications
+            notification: "SELECT status, created_at, sent_at, attempts, last_error FROM notifications
                 WHERE customer_id = $1 AND contact = $2 ORDER BY id DESC LIMIT 1",
             link: concat!(
                 "SELECT expires_at, used_at IS NOT NULL, revoked_at IS NOT NULL, expires_at <= ", $now, "

@@ -296,6 +296,9 @@ pub struct OutboxRow {
     pub last_attempt_at: Option<String>,
     /// When it was delivered (UTC).
     pub sent_at: Option<String>,
+    /// When a pending message that failed is tried next (UTC): the wait doubles after each
+    /// failed attempt, from 1 minute up to about 4 hours.
+    pub next_attempt_at: Option<String>,
 }
 
 /// Classifies the schema version found in a database against the newest this build knows:

@@ -45,6 +45,7 @@ pub struct Writes {
 pub struct HistoryInsert {
     pub actor: String,
     pub git_commit: Option<String>,
+    pub clock: Option<String>,
     pub manifests_digest: String,
     pub plan_digest: String,
     pub summary: String,
@@ -95,6 +96,7 @@ impl HistoryInsert {
         HistoryInsert {
             actor: provenance.actor.clone(),
             git_commit: provenance.git_commit.clone(),
+            clock: provenance.clock.clone(),
             manifests_digest: plan.manifests_digest.clone(),
             plan_digest: plan.digest(),
             summary: json(&[plan.summary()])[1..]
@@ -447,14 +449,14 @@ macro_rules! read_history {
         use $crate::store::Doing as _;
         let rows: Vec<$crate::store::rows::ApplyRow> = match $id {
             None => sqlx::query_as(
-                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, '' AS changes,
+                "SELECT id, kind, applied_at, actor, git_commit, clock, manifests_digest, plan_digest, summary, '' AS changes,
                         NULL AS changes_z
                  FROM applies ORDER BY id",
             )
             .fetch_all(&mut *$conn)
             .await,
             Some(id) => sqlx::query_as(
-                "SELECT id, kind, applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes,
+                "SELECT id, kind, applied_at, actor, git_commit, clock, manifests_digest, plan_digest, summary, changes,
                         changes_z
                  FROM applies WHERE id = $1",
             )
@@ -586,6 +588,7 @@ macro_rules! insert_history {
             .bind(&history.plan_digest)
             .bind(&history.summary)
             .bind(&history.changes_z)
+            .bind(&history.clock)
             .fetch_one(&mut *$tx)
             .await
             .doing("recording the apply in history")?;
@@ -593,19 +596,33 @@ macro_rules! insert_history {
     }};
 }
 
-/// Stores a set-password token hash for a message's login; evaluates to its expiry.
+/// Stores a set-password token hash for a message's login, revoking the login's other
+/// outstanding links in the same transaction (one valid link per login at a time);
+/// evaluates to its expiry.
 macro_rules! issue_token {
     ($conn:expr, $sql:expr, $message:expr, $token_hash:expr, $ttl_hours:expr) => {{
+        use sqlx::Connection as _;
         use $crate::store::Doing as _;
-        sqlx::query_scalar($sql.issue_token)
+        let mut tx = $conn.begin().await.doing("storing a set-password link")?;
+        sqlx::query($sql.revoke_other_tokens)
+            .bind(&$message.customer_id)
+            .bind(&$message.contact)
+            .execute(&mut *tx)
+            .await
+            .doing("revoking a login's earlier set-password links")?;
+        let expires: String = sqlx::query_scalar($sql.issue_token)
             .bind($token_hash)
             .bind($message.id)
             .bind(&$message.customer_id)
             .bind(&$message.contact)
             .bind(i64::from($ttl_hours))
-            .fetch_one(&mut *$conn)
+            .fetch_one(&mut *tx)
+            .await
+            .doing("storing a set-password link")?;
+        tx.commit()
             .await
             .doing("storing a set-password link")
+            .map(|_| expires)
     }};
 }
 

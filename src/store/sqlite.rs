@@ -593,8 +593,8 @@ const DAY2: Day2Sql = day2_sql!(
 );
 
 const INSERT_APPLY: &str = "INSERT INTO applies
-    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z)
-    VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, '', ?6)
+    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z, clock)
+    VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, '', ?6, ?7)
     RETURNING id";
 
 const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)
@@ -665,7 +665,7 @@ const UPSERT_LOGINS: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_e
 
 const OUTBOX: OutboxSql = OutboxSql {
     list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
-                  attempts, last_error, last_attempt_at, sent_at
+                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at
            FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
     issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
         VALUES ($1, $2, $3, $4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || $5 || ' hours'))
@@ -674,12 +674,13 @@ const OUTBOX: OutboxSql = OutboxSql {
         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
     release: "UPDATE notifications SET claimed_until = NULL,
         status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
-    requeue_failed: "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL
-        WHERE status = 'failed'",
+    requeue_failed: "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL,
+        next_attempt_at = NULL WHERE status = 'failed'",
     record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
         last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), sent_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $1",
     record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
-        last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $2",
+        last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
+        next_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || (1 << min(attempts, 8)) || ' minutes') WHERE id = $2",
     token: "SELECT t.customer_id, t.contact, l.email, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
                    t.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), COALESCE(l.access, 1 = 0)
             FROM set_password_tokens t

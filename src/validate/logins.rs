@@ -563,16 +563,15 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
             .and_then(|s| s.path.parent())
             .unwrap_or(Path::new("."));
         let full = base.join(path);
-        let value = match std::fs::read_to_string(&full) {
-            Ok(value) => value.trim_end_matches(['\r', '\n']).to_string(),
-            Err(error) => {
-                cx.error(
-                    &site.key("file"),
-                    format!("cannot read password file `{path}`: {error}"),
-                );
-                return None;
-            }
-        };
+        let limit = crate::manifest::load::max_file_bytes();
+        let value =
+            match crate::files::read_inside("password file", &cx.set.root, base, path, limit) {
+                Ok(value) => value.trim_end_matches(['\r', '\n']).to_string(),
+                Err(error) => {
+                    cx.error(&site.key("file"), error.to_string());
+                    return None;
+                }
+            };
         // Relative to the manifest root: the same plan digest from any checkout folder.
         let relative = cx.set.relative(&full).to_path_buf();
         ("file", SecretRef::File(relative), value)

@@ -245,15 +245,18 @@ impl Context<'_> {
         let declared = self.set.notifications.as_ref()?;
         let n = &declared.value;
         let site = declared.site.clone();
-        for (field, url) in [("url", n.url.as_ref()), ("login_url", n.login_url.as_ref())] {
-            if let Some(url) = url
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                self.error(
-                    &site.key(field),
-                    format!("`{url}` must start with https:// or http://"),
-                );
-            }
+        if let Some(url) = &n.url
+            && let Err(why) = crate::notify::check_webhook_url(url)
+        {
+            self.error(&site.key("url"), why);
+        }
+        if let Some(url) = &n.login_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            self.error(
+                &site.key("login_url"),
+                format!("`{url}` must start with https:// or http://"),
+            );
         }
         match (&n.smtp, &n.url) {
             (Some(_), Some(_)) => {
@@ -339,14 +342,12 @@ impl Context<'_> {
         files: &crate::manifest::model::TemplateFiles,
     ) -> Option<crate::state::TemplateSources> {
         let mut read = |part: &'static str, path: &str| -> Option<String> {
-            let full = self.set.root.join(path);
-            match std::fs::read_to_string(&full) {
+            let root = &self.set.root;
+            let limit = crate::manifest::load::max_file_bytes();
+            match crate::files::read_inside("template", root, root, path, limit) {
                 Ok(text) => Some(text),
                 Err(e) => {
-                    self.error(
-                        &site.key(part),
-                        format!("cannot read template `{path}` ({}): {e}", full.display()),
-                    );
+                    self.error(&site.key(part), e.to_string());
                     None
                 }
             }

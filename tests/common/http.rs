@@ -26,11 +26,13 @@ impl Received {
 }
 
 /// How the endpoint answers.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Behaviour {
     Ok,
     Status(u16),
     Slow(Duration),
+    /// 307 to this URL.
+    Redirect(String),
 }
 
 pub struct Endpoint {
@@ -62,7 +64,8 @@ impl Endpoint {
                     .map(|h| (h.field.to_string(), h.value.to_string()))
                     .collect();
                 r.lock().unwrap().push(Received { headers, body });
-                let now = *b.lock().unwrap();
+                let now = b.lock().unwrap().clone();
+                let mut location = None;
                 let status = match now {
                     Behaviour::Ok => 200,
                     Behaviour::Status(code) => code,
@@ -70,9 +73,18 @@ impl Endpoint {
                         std::thread::sleep(delay);
                         200
                     }
+                    Behaviour::Redirect(to) => {
+                        location = Some(to);
+                        307
+                    }
                 };
-                let _ = request
-                    .respond(tiny_http::Response::from_string("{}").with_status_code(status));
+                let mut response = tiny_http::Response::from_string("{}").with_status_code(status);
+                if let Some(to) = location {
+                    response = response.with_header(
+                        tiny_http::Header::from_bytes("Location", to.as_bytes()).unwrap(),
+                    );
+                }
+                let _ = request.respond(response);
             }
         });
         Endpoint {
