@@ -186,10 +186,13 @@ fn breaks(
                 )
             })
         }
-        Rule::ForbidEmails(_) => globs
-            .iter()
-            .find(|(_, g)| g.is_match(email))
-            .map(|(p, _)| format!("{email} matches the forbidden pattern `{p}`")),
+        Rule::ForbidEmails(_) => {
+            let forms = email_forms(email);
+            globs
+                .iter()
+                .find(|(_, g)| forms.iter().any(|form| g.is_match(form)))
+                .map(|(p, _)| format!("{email} matches the forbidden pattern `{p}`"))
+        }
         Rule::AllowedEmailDomains(r) => {
             let domain = email.rsplit_once('@').map(|(_, d)| d.to_lowercase())?;
             let customer_domain = state
@@ -215,16 +218,44 @@ fn breaks(
     }
 }
 
-/// A `forbid_emails` rule's globs, compiled once (invalid ones were refused by validation).
+/// A `forbid_emails` rule's globs, compiled once (invalid ones were refused by validation):
+/// each pattern as written and as its confusable skeleton.
 fn compiled(rule: &Rule) -> Vec<(String, globset::GlobMatcher)> {
     match rule {
         Rule::ForbidEmails(r) => r
             .patterns
             .iter()
-            .filter_map(|p| glob(p).ok().map(|g| (p.clone(), g)))
+            .flat_map(|p| [(p.clone(), p.clone()), (p.clone(), skeleton(p))])
+            .filter_map(|(shown, p)| glob(&p).ok().map(|g| (shown, g)))
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The forms of an address a forbidden pattern is matched against: as written, without a
+/// `+tag` in the local part (`admin+x@` is delivered to `admin@`), and the confusable
+/// skeleton of both (Unicode UTS #39: a Cyrillic `а` reads as a Latin `a`).
+pub fn email_forms(email: &str) -> Vec<String> {
+    let untagged = match email.split_once('@') {
+        Some((local, domain)) => match local.split_once('+') {
+            Some((base, _)) => format!("{base}@{domain}"),
+            None => email.to_string(),
+        },
+        None => email.to_string(),
+    };
+    let mut forms = vec![
+        email.to_string(),
+        skeleton(email),
+        skeleton(&untagged),
+        untagged,
+    ];
+    forms.dedup();
+    forms
+}
+
+/// The UTS #39 skeleton of lower-cased text.
+fn skeleton(text: &str) -> String {
+    unicode_security::skeleton(&text.to_lowercase()).collect()
 }
 
 /// Every violation of one policy by the logins that have access.
@@ -293,4 +324,41 @@ pub fn checks_for(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod forbid_tests {
+    use super::*;
+
+    fn forbidden(pattern: &str, email: &str) -> bool {
+        let rule = Rule::ForbidEmails(ForbidEmails {
+            patterns: vec![pattern.into()],
+        });
+        let globs = compiled(&rule);
+        let forms = email_forms(email);
+        globs
+            .iter()
+            .any(|(_, g)| forms.iter().any(|f| g.is_match(f)))
+    }
+
+    #[test]
+    fn forbidden_patterns_see_through_tags_and_lookalikes() {
+        for email in [
+            "admin@acme.example",
+            "ADMIN@acme.example",
+            "admin+tag@acme.example",
+            "\u{0430}dmin@acme.example",
+            "\u{0430}dmin+x@acme.example",
+            "adm\u{0456}n@acme.example",
+        ] {
+            assert!(forbidden("admin@*", email), "{email}");
+        }
+        for email in [
+            "jane@acme.example",
+            "administrator@acme.example",
+            "badmin@x.example",
+        ] {
+            assert!(!forbidden("admin@*", email), "{email}");
+        }
+    }
 }

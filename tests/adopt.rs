@@ -26,11 +26,7 @@ fn export_then_plan_shows_no_changes(env: Env) {
         "more.yaml",
         "login_policy:\n  session_timeout_minutes: 30\nnotifications:\n  url: https://mail.example/hook\n  auth_header: { env: MAIL_TOKEN }\n  login_url: https://customers.example.com/login\n  token_ttl_hours: 48\n",
     );
-    // The apply queues new-access messages, so the transport's secret must be there.
-    let mut apply = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
-    apply.env("MAIL_TOKEN", "Bearer t");
-    let (code, _, err) = run(apply);
-    assert_eq!(code, 0, "{err}");
+    env.apply();
     // Drift made outside portico is part of the live account, so it is exported too.
     env.sql("UPDATE customers SET name = 'Acme Limited' WHERE id = 'CUST-0042'");
     let (code, out, err) = run(env.portico(&["export", "--out", "exported", "--per-file", "1"]));

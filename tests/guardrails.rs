@@ -678,3 +678,26 @@ fn a_leftover_portico_now_never_moves_an_apply() {
     let (_, out, _) = run(env.portico(&["history", "show", "1"]));
     assert!(!out.contains("clock:"), "{out}");
 }
+
+#[test]
+fn forbidden_emails_are_matched_without_tags_and_by_lookalikes() {
+    for email in ["admin+ops@acme.example", "\u{0430}dmin@acme.example"] {
+        let env = Env::sqlite();
+        env.write(
+            "a.yaml",
+            &format!(
+                "features: {{ customer_access: true }}\npolicies:\n  - id: no-shared\n    message: shared mailboxes may not log in\n    forbid_emails: {{ patterns: [\"admin@*\"] }}\ncustomers:\n  - id: C1\n    name: Acme\n    email: '{email}'\n    access: {{ give_access: true, password: {{ env: PW }} }}\n"
+            ),
+        );
+        let (code, out, err) = at(
+            &env,
+            "2027-01-01T00:00:00Z",
+            &["validate", "-f", "manifests"],
+        );
+        assert_eq!(code, 1, "{email}: {out}{err}");
+        assert!(
+            err.contains("matches the forbidden pattern `admin@*`"),
+            "{email}: {err}"
+        );
+    }
+}

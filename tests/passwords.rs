@@ -706,7 +706,8 @@ fn a_missing_transport_secret_fails_an_apply_that_queues_mail() {
     assert!(err.contains(&format!("warning: {problem}")), "{err}");
     let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
     cmd.env("PORTICO_TEST_RAJ_PW", PW)
-        .env_remove("PORTICO_TEST_MAIL_TOKEN");
+        .env_remove("PORTICO_TEST_MAIL_TOKEN")
+        .env_remove("PORTICO_NO_NOTIFY");
     let (code, out, err) = run(cmd);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&format!("error: {problem}")), "{err}");
@@ -714,4 +715,11 @@ fn a_missing_transport_secret_fails_an_apply_that_queues_mail() {
         env.dump().is_empty() || env.rows("SELECT email FROM logins").is_empty(),
         "nothing applied"
     );
+    // Queued only (`--no-notify`): the later `portico notify` needs the secret; a warning.
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve", "--no-notify"]);
+    cmd.env("PORTICO_TEST_RAJ_PW", PW)
+        .env_remove("PORTICO_TEST_MAIL_TOKEN");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains(&format!("warning: {problem}")), "{err}");
 }

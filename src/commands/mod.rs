@@ -223,14 +223,15 @@ fn transport_secrets(
     Ok(())
 }
 
-/// Reads the live state, validates against it, diffs and labels drift.
+/// Reads the live state, validates against it, diffs and labels drift; also says whether
+/// the plan's new-access messages could be delivered now ([`transport_secrets`]).
 async fn compute(
     path: &Path,
     store: &mut AnyStore,
     args: &DiffArgs,
     inputs: Inputs,
     digests: bool,
-) -> Result<Plan, Error> {
+) -> Result<Computed, Error> {
     // The manifests are parsed on other threads while the live state is read.
     let root = path.to_path_buf();
     let parsing = tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root)));
@@ -259,16 +260,9 @@ async fn compute(
             fingerprint,
         )
     });
-    if let Some(settings) = &notifications
-        && let Err(problem) = transport_secrets(settings, &plan)
-    {
-        // Apply refuses; a plan (often run where deploy secrets are not given, such as a
-        // pull request from a fork) warns.
-        match inputs {
-            Inputs::FreeAside => return Err(problem),
-            Inputs::Discard => eprintln!("warning: {problem}"),
-        }
-    }
+    let transport = notifications
+        .as_ref()
+        .and_then(|settings| transport_secrets(settings, &plan).err());
     // The manifests and the live state are not needed any more: they go before the plan
     // is labelled and shown (at 300,000 logins, the three states together were the peak).
     let inputs_done = (live, set);
@@ -290,7 +284,14 @@ async fn compute(
         Inputs::Discard => discard(done),
         Inputs::FreeAside => free_aside(done),
     }
-    Ok(plan)
+    Ok(Computed { plan, transport })
+}
+
+/// A computed plan, and why its new-access messages could not be delivered now, if they
+/// could not (a transport secret is missing).
+struct Computed {
+    plan: Plan,
+    transport: Option<Error>,
 }
 
 /// How many changes of each kind `--summary` lists.
@@ -339,7 +340,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     warn_if_missing(&store);
     // The live state's fingerprint and the manifests' digest are only in the JSON form.
     let digests = opts.out.is_some() || opts.format == Format::Json;
-    let plan = compute(
+    let Computed { plan, transport } = compute(
         &opts.manifests.path,
         &mut store,
         &opts.diff,
@@ -347,6 +348,10 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
         digests,
     )
     .await?;
+    // A plan often runs where deploy secrets are not given (a pull request from a fork).
+    if let Some(problem) = transport {
+        eprintln!("warning: {problem}");
+    }
     phase("render", || print_plan(&plan, opts.format, &opts.diff));
     step_summary(|| render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
@@ -515,10 +520,17 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             let root = saved_plan_secrets(&mut plan, path.as_deref(), &mut store).await?;
             (plan, root)
         }
-        (None, Some(path)) => (
-            compute(path, &mut store, &opts.diff, Inputs::FreeAside, true).await?,
-            manifest::load::root_of(path),
-        ),
+        (None, Some(path)) => {
+            let computed = compute(path, &mut store, &opts.diff, Inputs::FreeAside, true).await?;
+            // Messages this apply delivers need the transport's secret now; queued only
+            // (`--no-notify`), a later `portico notify` needs it (and fails red without).
+            match computed.transport {
+                Some(problem) if !opts.no_notify => return Err(problem),
+                Some(problem) => eprintln!("warning: {problem}"),
+                None => {}
+            }
+            (computed.plan, manifest::load::root_of(path))
+        }
         (None, None) => {
             return Err(Error::PlanFile {
                 path: "-".into(),
