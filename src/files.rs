@@ -106,6 +106,117 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes several files, each whole or not at all: every new text is first written and
+/// flushed to a unique temporary sibling, and only then are they renamed into place, one
+/// after the other. A crash during the renames leaves every file old or new, never half.
+///
+/// # Errors
+/// Any I/O error; when it happens before the renames, nothing was changed.
+pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> std::io::Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let dir = parent_of(path);
+        std::fs::create_dir_all(&dir)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".portico-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)?;
+        temp.write_all(bytes)?;
+        temp.as_file().sync_all()?;
+        staged.push((temp, path));
+    }
+    for (temp, path) in staged {
+        temp.persist(path).map_err(|e| e.error)?;
+        sync_dir(&parent_of(path));
+    }
+    Ok(())
+}
+
+/// Replaces the folder `target` by one `build` fills, only once it is complete: `build`
+/// writes into a new sibling folder; files of the old folder that `keep` accepts (and the
+/// new one does not have) are hard-linked into it; then the old folder is renamed aside,
+/// the new one renamed into place, and the old one removed. A crash leaves the old folder
+/// whole, or the new one whole (between the two renames `target` is briefly missing, which
+/// every command reports as an error, never as an empty account).
+///
+/// # Errors
+/// Any I/O error; `target` is then as it was (a leftover `.portico-*` sibling may remain).
+pub fn replace_dir(
+    target: &Path,
+    build: impl FnOnce(&Path) -> std::io::Result<()>,
+    keep: impl Fn(&Path) -> bool,
+) -> std::io::Result<()> {
+    let parent = parent_of(target);
+    std::fs::create_dir_all(&parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".portico-new-")
+        .tempdir_in(&parent)?;
+    build(staging.path())?;
+    let exists = target.exists();
+    if exists {
+        link_kept(target, staging.path(), Path::new(""), &keep)?;
+    }
+    sync_tree(staging.path())?;
+    let staging = staging.keep();
+    if exists {
+        let aside = tempfile::Builder::new()
+            .prefix(".portico-old-")
+            .tempdir_in(&parent)?
+            .keep();
+        std::fs::remove_dir(&aside)?;
+        std::fs::rename(target, &aside)?;
+        std::fs::rename(&staging, target)?;
+        sync_dir(&parent);
+        std::fs::remove_dir_all(&aside)?;
+    } else {
+        std::fs::rename(&staging, target)?;
+        sync_dir(&parent);
+    }
+    Ok(())
+}
+
+/// Hard-links (symlinks: recreates) every entry under `from/relative` that `keep` accepts and
+/// `to` does not have yet.
+fn link_kept(
+    from: &Path,
+    to: &Path,
+    relative: &Path,
+    keep: &impl Fn(&Path) -> bool,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from.join(relative))? {
+        let entry = entry?;
+        let rel = relative.join(entry.file_name());
+        let kind = entry.file_type()?;
+        let dest = to.join(&rel);
+        if kind.is_dir() {
+            link_kept(from, to, &rel, keep)?;
+        } else if keep(&rel) && !dest.exists() {
+            std::fs::create_dir_all(parent_of(&dest))?;
+            if kind.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
+            } else {
+                std::fs::hard_link(entry.path(), &dest)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Flushes every file and folder under `dir` to disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
 /// The folder holding `path` (`.` for a bare file name).
 pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -158,6 +269,49 @@ mod tests {
             read_inside("file", Path::new("/"), Path::new("/"), "/dev/zero", 100),
             Err(ReadError::NotAFile { .. })
         ));
+    }
+
+    #[test]
+    fn a_replaced_folder_keeps_what_it_is_told_and_nothing_is_left_aside() {
+        let outer = tempfile::tempdir().unwrap();
+        let target = outer.path().join("out");
+        std::fs::create_dir_all(target.join(".git")).unwrap();
+        std::fs::create_dir_all(target.join("customers")).unwrap();
+        std::fs::write(target.join(".git/HEAD"), "ref").unwrap();
+        std::fs::write(target.join("notes.md"), "mine").unwrap();
+        std::fs::write(target.join("customers/old.yaml"), "old").unwrap();
+        std::fs::write(target.join("shared.yaml"), "old").unwrap();
+        replace_dir(
+            &target,
+            |dir| std::fs::write(dir.join("shared.yaml"), "new"),
+            |rel| rel.extension().is_none_or(|e| e != "yaml"),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(target.join("shared.yaml")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join(".git/HEAD")).unwrap(),
+            "ref"
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join("notes.md")).unwrap(),
+            "mine"
+        );
+        assert!(!target.join("customers/old.yaml").exists());
+        let names: Vec<_> = std::fs::read_dir(outer.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out"], "no staging or old folder is left");
+        // A failing build changes nothing.
+        let failed = replace_dir(&target, |_| Err(std::io::Error::other("no")), |_| true);
+        assert!(failed.is_err());
+        assert_eq!(
+            std::fs::read_to_string(target.join("shared.yaml")).unwrap(),
+            "new"
+        );
     }
 
     #[test]

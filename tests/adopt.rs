@@ -10,6 +10,8 @@ common::on_every_engine!(
     export_reads_back_identically_in_meaning,
     import_csv_changes_customers_where_they_are_declared,
     import_csv_hashes_passwords_without_leaking_them,
+    a_csv_no_cancels_a_queued_message,
+    export_force_replaces_the_manifests_whole_and_keeps_the_rest,
 );
 
 /// Plans `dir` (relative to the env folder) with `--detailed-exitcode`.
@@ -504,4 +506,212 @@ fn terminal_escapes_in_a_csv_are_shown_escaped() {
         err.contains("\\u{1b}") && err.contains("\\u{202e}"),
         "{err}"
     );
+}
+
+#[test]
+fn a_csv_that_would_lose_rows_or_point_wrong_is_refused_at_its_line() {
+    // An unclosed quote would swallow the rows after it into one name.
+    refused(
+        "ID,Company Name,Email\nCUST-0042,\"Acme Ltd,ap@acme.example\nCUST-0043,Beta,info@beta.example\nCUST-0100,New,new@x.example\n",
+        &[],
+        &["bad.csv:2: a quote opened on this line is never closed"],
+    );
+    refused(
+        "ID,Company Name,Email\nCUST-0042,\"Acme Ltd,ap@acme.example\nCUST-0043,Beta,info@beta.example\nCUST-0100,\"New\",new@x.example\n",
+        &[],
+        &[
+            "bad.csv:2: a quoted value opened on this line runs across 1 line(s) that look like rows",
+        ],
+    );
+    // CRLF (Excel's and NetSuite's default): the file's own line numbers.
+    refused(
+        "ID,Give Access\r\nCUST-0042,yes\r\nCUST-0043,maybe\r\n",
+        &[],
+        &["bad.csv:3: column \"Give Access\": `maybe` is not a yes/no value"],
+    );
+    // A confirmation alone; thousands of unknown columns are capped.
+    refused(
+        "ID,Confirm Password\nCUST-0042,secret-secret-1\n",
+        &["--passwords", "hash"],
+        &["bad.csv:2: column \"Confirm Password\": a confirmation without a password"],
+    );
+    let mut header = String::from("ID");
+    for i in 0..2_000 {
+        header.push_str(&format!(",Extra{i}"));
+    }
+    refused(
+        &format!("{header}\nCUST-0042\n"),
+        &[],
+        &["and 1980 more unknown columns"],
+    );
+}
+
+#[test]
+fn import_csv_never_writes_manifests_that_validate_rejects() {
+    // Another customer's email, in another case.
+    refused(
+        "ID,Email\nCUST-0043,AP@Acme.example\n",
+        &[],
+        &["bad.csv:2: column \"Email\":", "ap@acme.example"],
+    );
+    // An invisible character in a new customer's id.
+    refused(
+        "ID,Company Name,Email\nCUST\u{200b}9,New,new@x.example\n",
+        &[],
+        &["bad.csv:2: column \"Internal ID\":"],
+    );
+    // `notify` with no endpoint to send it.
+    let env = Env::sqlite();
+    env.write("base.yaml", "features: { customer_access: true }\n");
+    env.write(
+        "customers/eu.yaml",
+        "customers:\n  - id: C1\n    name: One\n    email: one@x.example\n",
+    );
+    std::fs::write(
+        env.path("n.csv"),
+        "ID,Give Access,Send New Access Notification Email\nC1,Yes,Yes\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(env.portico(&["import-csv", "n.csv", "-f", "manifests"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("n.csv:2: column"), "{err}");
+    assert!(err.contains("notif"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap(),
+        "customers:\n  - id: C1\n    name: One\n    email: one@x.example\n"
+    );
+    // An entry with a YAML anchor another entry uses is not rewritten.
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    let anchored = "customers:\n  - id: CUST-0042\n    name: Acme Ltd\n    email: ap@acme.example\n    access: &std { give_access: true, notify: true }\n  - id: CUST-0043\n    name: Beta\n    email: info@beta.example\n    access: *std\n";
+    env.write("customers/eu.yaml", anchored);
+    std::fs::write(env.path("a.csv"), "ID,Company Name\nCUST-0042,Acme Two\n").unwrap();
+    let (code, _, err) = run(env.portico(&["import-csv", "a.csv", "-f", "manifests"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("YAML anchor or alias `&std`"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap(),
+        anchored
+    );
+}
+
+#[test]
+fn a_role_name_two_roles_share_is_an_error_listing_both() {
+    let env = Env::sqlite();
+    env.write(
+        "base.yaml",
+        &format!("{BASE}  - id: acme-cc\n    name: Customer Center\n"),
+    );
+    env.write("customers/eu.yaml", COMMENTED);
+    std::fs::write(env.path("r.csv"), "ID,Role\nCUST-0042,Customer Center\n").unwrap();
+    let (code, _, err) = run(env.portico(&["import-csv", "r.csv", "-f", "manifests"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("role name `Customer Center` is ambiguous: it is the name of `acme-cc`, `customer_center`"),
+        "{err}"
+    );
+    // By id it is clear.
+    std::fs::write(env.path("r.csv"), "ID,Role\nCUST-0042,acme-cc\n").unwrap();
+    let (code, _, err) = run(env.portico(&["import-csv", "r.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn import_csv_keeps_comments_and_writes_through_no_planted_link() {
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    let commented = COMMENTED.replace(
+        "    name: Acme Ltd\n",
+        "    # Billing asked for this name.\n    name: Acme Ltd   # legal name\n",
+    );
+    env.write("customers/eu.yaml", &commented);
+    // The old fixed temporary name, planted as a link to a file outside the folder.
+    let victim = env.path("victim.txt");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, env.path("manifests/customers/eu.yaml.portico-tmp"))
+        .unwrap();
+    std::fs::write(env.path("c.csv"), "ID,Give Access\nCUST-0042,No\n").unwrap();
+    let (code, _, err) = run(env.portico(&["import-csv", "c.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    let after = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    for kept in [
+        "# Billing asked for this name.",
+        "name: Acme Ltd   # legal name",
+        "# The big one.",
+        "# Small, but loyal.",
+    ] {
+        assert!(after.contains(kept), "{kept} lost:\n{after}");
+    }
+    assert!(after.contains("give_access: false"), "{after}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_oversized_csv_is_refused_before_it_is_read() {
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    let mut text = String::from("ID,Company Name\n");
+    while text.len() < 1_200_000 {
+        text.push_str("CUST-0042,Acme Ltd\n");
+    }
+    std::fs::write(env.path("big.csv"), &text).unwrap();
+    let (code, _, err) = run(env.portico(&[
+        "--max-file-size",
+        "1",
+        "import-csv",
+        "big.csv",
+        "-f",
+        "manifests",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("more than the limit of 1 MiB"), "{err}");
+}
+
+fn a_csv_no_cancels_a_queued_message(env: Env) {
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    env.apply(); // queued, not delivered (the tests never deliver by default)
+    let queued = "SELECT status FROM notifications WHERE email = 'info@beta.example'";
+    assert_eq!(env.rows(queued), ["pending"]);
+    std::fs::write(
+        env.path("n.csv"),
+        "ID,Send New Access Notification Email\nCUST-0043,No\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(env.portico(&["import-csv", "n.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    env.apply();
+    assert_eq!(env.rows(queued), ["cancelled"]);
+}
+
+fn export_force_replaces_the_manifests_whole_and_keeps_the_rest(env: Env) {
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    env.apply();
+    let out = env.path("exported");
+    std::fs::create_dir_all(out.join(".git")).unwrap();
+    std::fs::write(out.join(".git/HEAD"), "ref: refs/heads/main").unwrap();
+    std::fs::write(out.join("README.md"), "ours").unwrap();
+    std::fs::write(out.join("stale.yaml"), "customers: []\n").unwrap();
+    let (code, _, err) = run(env.portico(&["export", "--out", "exported", "--force"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join(".git/HEAD")).unwrap(),
+        "ref: refs/heads/main"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("README.md")).unwrap(),
+        "ours"
+    );
+    assert!(!out.join("stale.yaml").exists(), "old manifests go");
+    let leftovers: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".portico"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let (code, out, err) = plan_dir(&env, "exported");
+    assert_eq!(code, 0, "export then plan shows no changes: {out}{err}");
 }

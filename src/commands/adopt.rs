@@ -46,26 +46,16 @@ fn sections(list: &[Section]) -> Sections {
     }
 }
 
-/// Manifest files (`*.yaml`, `*.yml`) under `dir`, outside hidden folders.
-fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            manifest_files(&path, out)?;
-        } else if path
+/// Whether a path (relative to the manifest folder) is a manifest file that loading reads:
+/// `*.yaml` / `*.yml` with no hidden component.
+fn is_visible_manifest(relative: &Path) -> bool {
+    let hidden = relative
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+    !hidden
+        && relative
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// `portico export --out DIR`.
@@ -84,25 +74,24 @@ pub async fn export(opts: &ExportOpts) -> Result<Outcome, Error> {
         per_file: opts.per_file,
     };
     let export = crate::export::export(&state, options);
-    if out.exists() && opts.force {
-        let mut old = Vec::new();
-        manifest_files(out, &mut old)?;
-        for file in old {
-            std::fs::remove_file(file)?;
+    // The new folder is written beside the old one and swapped in only when complete: a kill
+    // never leaves half an account (which would plan thousands of deletions). Everything of
+    // the old folder but its manifest files (outside hidden folders) is kept.
+    let build = |dir: &Path| -> std::io::Result<()> {
+        std::fs::write(
+            dir.join(SCHEMA_FILE),
+            crate::schema::manifest_schema() + "\n",
+        )?;
+        for file in &export.files {
+            let path = dir.join(&file.path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, &file.text)?;
         }
-    }
-    std::fs::create_dir_all(out)?;
-    std::fs::write(
-        out.join(SCHEMA_FILE),
-        crate::schema::manifest_schema() + "\n",
-    )?;
-    for file in &export.files {
-        let path = out.join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(path, &file.text)?;
-    }
+        Ok(())
+    };
+    crate::files::replace_dir(out, build, |relative| !is_visible_manifest(relative))?;
     for warning in &export.warnings {
         eprintln!("warning: {warning}");
     }
@@ -131,6 +120,18 @@ async fn live_or_empty(url: &str) -> Result<State, Error> {
 /// Bad rows (all reported, nothing written), unreadable manifests, or file errors.
 pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     let csv_path = &opts.csv;
+    let limit = manifest::load::max_file_bytes();
+    let size = std::fs::metadata(csv_path).map(|m| m.len()).unwrap_or(0);
+    if size > limit {
+        return Err(Error::Csv {
+            path: csv_path.display().to_string(),
+            reason: format!(
+                "it is {:.1} MiB, more than the limit of {} MiB (--max-file-size): split it",
+                size as f64 / 1048576.0,
+                limit / 1048576
+            ),
+        });
+    }
     let bytes = std::fs::read(csv_path).map_err(|e| Error::Csv {
         path: csv_path.display().to_string(),
         reason: e.to_string(),
@@ -155,7 +156,9 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         PasswordsMode::Notify => PasswordMode::Notify,
     });
     let result = import::import(&text, root, &set, &live, mode, &opts.ignore_column);
-    let import = match result {
+    let import = match result
+        .and_then(|import| import::check_result(root, &set, &import, &live).map(|()| import))
+    {
         Ok(import) => import,
         Err(errors) => {
             eprint!("{}", import::render_errors(csv_path, &errors));
@@ -177,9 +180,12 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
             print!("{}", diff.unified_diff().header(&old, &format!("b/{path}")));
         }
     } else {
-        for file in &import.files {
-            write_atomically(&file.path, &file.after)?;
-        }
+        let files: Vec<(PathBuf, &[u8])> = import
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.after.as_bytes()))
+            .collect();
+        crate::files::write_all_atomic(&files)?;
     }
     let verb = if opts.dry_run {
         "Would update"
@@ -194,15 +200,4 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         import.files.len()
     );
     Ok(Outcome::Done)
-}
-
-/// Writes a file through a temporary sibling and a rename, so a crash leaves the old file or
-/// the new one, never half of it.
-fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".portico-tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }

@@ -149,6 +149,8 @@ pub fn suggestion(header: &str) -> Option<String> {
         .filter(|(score, _)| *score >= 0.85)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.clone())
+        // Never the same name back (a header that only looks known, such as an index 0).
+        .filter(|c| normalize(c) != given)
 }
 
 /// A cell that is not a yes/no value.

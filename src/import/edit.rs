@@ -100,6 +100,87 @@ pub fn render_item(customer: &Customer, dash_col: usize, crlf: bool) -> String {
     out
 }
 
+/// [`render_item`], keeping the comments of the entry it replaces (`old`, from its `-`):
+/// lines that did not change are kept as they were (with their trailing comments), comment
+/// lines stay before the line they stood before, and the trailing comment of a changed or
+/// removed line becomes a comment line in its place. Only the changed fields are rewritten.
+pub fn render_item_keeping_comments(
+    old: &str,
+    customer: &Customer,
+    dash_col: usize,
+    crlf: bool,
+) -> String {
+    let newline = if crlf { "\r\n" } else { "\n" };
+    let fresh = render_item(customer, dash_col, false);
+    let new_lines: Vec<&str> = fresh.lines().collect();
+    // The old entry's content lines (code only, for comparing), each with the comment lines
+    // just before it and its own trailing comment.
+    let mut code: Vec<String> = Vec::new();
+    let mut original: Vec<&str> = Vec::new();
+    let mut before: Vec<Vec<&str>> = Vec::new();
+    let mut pending: Vec<&str> = Vec::new();
+    for line in old.lines() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            pending.push(line);
+            continue;
+        }
+        code.push(split_comment(line).0.trim_end().to_string());
+        original.push(line);
+        before.push(std::mem::take(&mut pending));
+    }
+    let code_refs: Vec<&str> = code.iter().map(String::as_str).collect();
+    let diff = similar::TextDiff::from_slices(&code_refs, &new_lines);
+    let mut out = String::new();
+    let mut push = |line: &str| {
+        out.push_str(line);
+        out.push_str(newline);
+    };
+    for change in diff.iter_all_changes() {
+        match (change.tag(), change.old_index()) {
+            (similar::ChangeTag::Insert, _) => push(change.value()),
+            (tag, Some(i)) => {
+                for comment in &before[i] {
+                    push(comment);
+                }
+                match (tag, split_comment(original[i]).1) {
+                    (similar::ChangeTag::Equal, _) => push(original[i]),
+                    (_, Some(comment)) => {
+                        let indent = original[i].len() - original[i].trim_start().len();
+                        let pad = if i == 0 { dash_col + 2 } else { indent };
+                        push(&format!("{}{comment}", " ".repeat(pad)));
+                    }
+                    (_, None) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    for comment in pending {
+        push(comment);
+    }
+    // The entry's text starts at its `-`: no indentation before the first line.
+    out.trim_start_matches(' ').to_string()
+}
+
+/// A line's code and its trailing `# comment`, if any (a `#` after a space, outside quotes).
+fn split_comment(line: &str) -> (&str, Option<&str>) {
+    let (mut quote, mut previous) = (None, ' ');
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '#') if previous == ' ' || previous == '\t' => {
+                return (&line[..i], Some(&line[i..]));
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    (line, None)
+}
+
 /// Applies non-overlapping splices to `text`.
 pub fn apply(text: &str, mut splices: Vec<Splice>) -> String {
     splices.sort_by_key(|s| s.start);
@@ -172,6 +253,41 @@ roles: []
         assert_eq!(edited, FILE.replace("name: Beta\n", "name: Beta Two\n"));
         let reread: serde_yaml::Value = serde_yaml::from_str(&edited).unwrap();
         assert_eq!(reread["customers"][1]["name"].as_str(), Some("Beta Two"));
+    }
+
+    #[test]
+    fn comments_inside_an_edited_entry_are_kept() {
+        let old = "- id: A\n    # the big one\n    name: Alpha   # trailing\n    email: a@x.example  # billing\n    access: { give_access: true }   # flow\n";
+        let changed: Customer = serde_yaml::from_str(
+            "id: A\nname: Alpha Two\nemail: a@x.example\naccess: { give_access: true, notify: true }\n",
+        )
+        .unwrap();
+        let text = render_item_keeping_comments(old, &changed, 2, false);
+        for kept in [
+            "# the big one",
+            "# trailing",
+            "email: a@x.example  # billing",
+            "# flow",
+        ] {
+            assert!(text.contains(kept), "{kept} lost:\n{text}");
+        }
+        let edited = apply(FILE, {
+            let path = YamlPath::default().key("customers").index(1);
+            let (start, end, col) = item_range(FILE, 0, &path).unwrap();
+            vec![Splice {
+                start,
+                end,
+                text: render_item_keeping_comments(
+                    &FILE[start..end],
+                    &customer("B", "Beta Two"),
+                    col,
+                    false,
+                ),
+            }]
+        });
+        assert_eq!(edited, FILE.replace("name: Beta\n", "name: Beta Two\n"));
+        let reread: Customer = serde_yaml::from_str(&text.replace("\n    ", "\n")[2..]).unwrap();
+        assert_eq!(reread, changed, "{text}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Import {
     pub unchanged: usize,
     /// Things the admin should know.
     pub warnings: Vec<String>,
+    /// The CSV line of each customer the file changes or adds, for locating problems.
+    pub lines: HashMap<String, usize>,
 }
 
 /// A login's password decided from the file, before hashing.
@@ -126,6 +128,7 @@ pub fn import(
     hash_pending(&mut changed);
     let mut import = Import {
         unchanged,
+        lines: rows.iter().map(|r| (r.id.clone(), r.line)).collect(),
         ..Import::default()
     };
     write_changes(root, set, changed, &mut import).map_err(|e| vec![e])?;
@@ -457,8 +460,35 @@ impl Context<'_> {
             return Some(id.clone());
         }
         let lower = given.to_lowercase();
-        if let Some((id, _)) = named.iter().find(|(_, name)| name.to_lowercase() == lower) {
-            return Some(id.clone());
+        let mut ids: Vec<&str> = named
+            .iter()
+            .filter(|(_, name)| name.to_lowercase() == lower)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        match ids.as_slice() {
+            [] => {}
+            [id] => return Some(id.to_string()),
+            several => {
+                // File order must never decide which role a customer gets.
+                let list = several
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>();
+                self.error(
+                    line,
+                    cell,
+                    format!(
+                        "{what} name `{given}` is ambiguous: it is the name of {}",
+                        list.join(", ")
+                    ),
+                    Some(format!(
+                        "write the {what}'s id instead, or give the {what}s different names"
+                    )),
+                );
+                return None;
+            }
         }
         let candidates = named
             .iter()
@@ -595,8 +625,14 @@ fn write_changes(
                 "the list entry at its place is not this customer".into(),
             ));
         }
+        if let Some(anchor) = yaml_anchor(&source.text()[start..end]) {
+            return Err(cannot(format!(
+                "its entry defines or uses the YAML anchor or alias `{anchor}`, which rewriting it would break"
+            )));
+        }
         let crlf = source.text().contains("\r\n");
-        let text = edit::render_item(&customer, col, crlf);
+        let text =
+            edit::render_item_keeping_comments(&source.text()[start..end], &customer, col, crlf);
         splices
             .entry(site.file)
             .or_default()
@@ -640,6 +676,144 @@ fn write_changes(
         });
     }
     Ok(())
+}
+
+/// The first YAML anchor (`&name`) or alias (`*name`) in an entry's text, outside comments
+/// and quoted strings.
+fn yaml_anchor(entry: &str) -> Option<String> {
+    for line in entry.lines() {
+        let (mut quote, mut previous) = (None, ' ');
+        for (i, c) in line.char_indices() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if previous == ' ' => break,
+                (None, '&' | '*') if matches!(previous, ' ' | '[' | '{' | ',' | '-' | ':') => {
+                    let name: String = line[i + 1..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                        .collect();
+                    if !name.is_empty() {
+                        return Some(format!("{c}{name}"));
+                    }
+                }
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    None
+}
+
+/// Checks the manifests as the import would leave them, before anything is written: every
+/// validation error the import adds (a duplicate email, an invisible character in an id,
+/// `notify` without an endpoint, …) is reported at the CSV row of the customer it is in.
+///
+/// # Errors
+/// The problems, located by CSV line and column where they can be.
+pub fn check_result(
+    root: &Path,
+    before: &ManifestSet,
+    import: &Import,
+    live: &State,
+) -> Result<(), Vec<RowError>> {
+    let messages =
+        |diagnostics: Vec<crate::manifest::Diagnostic>| -> Vec<crate::manifest::Diagnostic> {
+            diagnostics.into_iter().filter(|d| d.is_error()).collect()
+        };
+    let (_, found) = crate::validate::validate(before, Some(live));
+    let mut known: Vec<String> = messages(found).into_iter().map(|d| d.message).collect();
+    let overlay: Vec<(PathBuf, String)> = import
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.after.clone()))
+        .collect();
+    let (after, mut diagnostics) = crate::manifest::load::load_overlaid(root, &overlay);
+    let loaded = diagnostics.iter().all(|d| !d.is_error());
+    if loaded {
+        diagnostics.extend(crate::validate::validate(&after, Some(live)).1);
+    }
+    let mut errors = Vec::new();
+    for d in messages(diagnostics) {
+        // Problems the manifests had before the import are not the CSV's.
+        if let Some(i) = known.iter().position(|m| *m == d.message) {
+            known.swap_remove(i);
+            continue;
+        }
+        errors.push(locate_in_csv(&after, import, &d));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+}
+
+/// The CSV row (and column) a validation problem of the imported manifests comes from.
+fn locate_in_csv(set: &ManifestSet, import: &Import, d: &crate::manifest::Diagnostic) -> RowError {
+    let customer = d.site.as_ref().and_then(|site| {
+        set.customers
+            .iter()
+            .flatten()
+            .find(|c| {
+                c.site.file == site.file
+                    && c.site.doc == site.doc
+                    && site.path.0.starts_with(&c.site.path.0)
+            })
+            .map(|c| (c, &site.path.0[c.site.path.0.len()..]))
+    });
+    let Some((customer, rest)) = customer else {
+        let file = d
+            .site
+            .as_ref()
+            .map(|s| s.file)
+            .or(d.file)
+            .and_then(|f| set.sources.get(f))
+            .map(|s| format!("{}: ", s.path.display()))
+            .unwrap_or_default();
+        return RowError {
+            line: 0,
+            column: String::new(),
+            message: format!(
+                "the manifests would not validate after this import: {file}{}",
+                d.message
+            ),
+            hint: d.hint.clone(),
+        };
+    };
+    let key = |i: usize| match rest.get(i) {
+        Some(Segment::Key(k)) => k.as_ref(),
+        _ => "",
+    };
+    let column = match (key(0), key(1)) {
+        ("id", _) => "Internal ID".to_string(),
+        ("name", _) => "Company Name".to_string(),
+        ("email", _) => "Email".to_string(),
+        ("access", "role") => "Role".to_string(),
+        ("access", "website") => "Assigned Website".to_string(),
+        ("access", "notify") => "Send New Access Notification Email".to_string(),
+        ("access", _) => "Give Access".to_string(),
+        ("contacts", _) => match key(2) {
+            "email" => "Contact Access : Email".to_string(),
+            "role" => "Contact Access : Role".to_string(),
+            "notify" => "Contact Access : Notify".to_string(),
+            "name" => "Contact Access : Contact".to_string(),
+            _ => "Contact Access : Access".to_string(),
+        },
+        _ => String::new(),
+    };
+    RowError {
+        line: import
+            .lines
+            .get(customer.value.id.as_str())
+            .copied()
+            .unwrap_or(0),
+        column,
+        message: d.message.clone(),
+        hint: d.hint.clone(),
+    }
 }
 
 /// The folder of a manifest path (itself when it is a folder).
@@ -703,4 +877,26 @@ pub fn render_errors(csv_path: &Path, errors: &[RowError]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::yaml_anchor;
+
+    #[test]
+    fn anchors_and_aliases_are_found_outside_strings_and_comments() {
+        assert_eq!(
+            yaml_anchor("- id: C1\n  access: &acc { give_access: true }\n").as_deref(),
+            Some("&acc")
+        );
+        assert_eq!(
+            yaml_anchor("- id: C2\n  access: *acc\n").as_deref(),
+            Some("*acc")
+        );
+        assert_eq!(
+            yaml_anchor("- id: C3\n  name: 'Smith & Sons *'\n  # see &x\n"),
+            None
+        );
+        assert_eq!(yaml_anchor("- id: C4\n  name: R&D\n"), None);
+    }
 }

@@ -121,6 +121,84 @@ fn separator(text: &str) -> u8 {
     if semicolons > commas { b';' } else { b',' }
 }
 
+/// The 1-based line of the file at byte `offset` (counting `\n`, so CRLF files count right:
+/// the csv crate's own line numbers run one behind on them).
+fn line_at(text: &str, offset: usize) -> usize {
+    // A record of a CRLF file can be placed at the end of the line before it.
+    let mut end = offset.min(text.len());
+    while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
+        end += 1;
+    }
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Unknown-column errors shown before the rest are counted in one line.
+const MAX_UNKNOWN_COLUMNS: usize = 20;
+
+/// Quotes that swallow rows: a quote still open at the end of the file, or a quoted field
+/// running across lines that look like rows of their own (as many separators as the header
+/// has, less one). Both name the line where the quote opened. RFC 4180 quoting: a quote
+/// opens a field only at its start, and `""` inside one is a literal quote.
+fn unclosed_quotes(text: &str, separator: u8, columns: usize) -> Vec<RowError> {
+    let bytes = text.as_bytes();
+    let (mut errors, mut line, mut at_field_start) = (Vec::new(), 1, true);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' if at_field_start => {
+                let opened = line;
+                let mut rowlike = 0;
+                // Separators on the current line, and whether it is the opening line (whose
+                // rest belongs to the row the quote opened in).
+                let (mut separators, mut opening_line) = (0, true);
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => {
+                            errors.push(RowError::new(opened, "", "a quote opened on this line is never closed: it swallows every row after it").hint("close the quoted value with `\"` (a quote inside a value is written `\"\"`)"));
+                            return errors;
+                        }
+                        Some(b'"') if bytes.get(i + 1) == Some(&b'"') => i += 2,
+                        Some(b'"') => break,
+                        Some(b'\n') => {
+                            if !opening_line && columns > 1 && separators + 1 >= columns {
+                                rowlike += 1;
+                            }
+                            separators = 0;
+                            opening_line = false;
+                            line += 1;
+                            i += 1;
+                        }
+                        Some(c) => {
+                            if *c == separator {
+                                separators += 1;
+                            }
+                            i += 1;
+                        }
+                    }
+                }
+                if rowlike > 0 {
+                    errors.push(RowError::new(opened, "", format!("a quoted value opened on this line runs across {rowlike} line(s) that look like rows: is its closing quote missing?")).hint("close the quoted value with `\"` where it ends"));
+                }
+                at_field_start = false;
+            }
+            b'\n' => {
+                line += 1;
+                at_field_start = true;
+            }
+            c if c == separator => at_field_start = true,
+            b'\r' => {}
+            _ => at_field_start = false,
+        }
+        i += 1;
+    }
+    errors
+}
+
 /// Reads every row. `ignore` lists headers to skip on purpose. Returns the rows and every
 /// problem found; the rows are only trustworthy when there is no problem.
 pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) {
@@ -149,6 +227,23 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         let column = header_column(header, &ignored, &mut seen, &mut errors);
         layout.push(column);
     }
+    let unknown = errors
+        .iter()
+        .filter(|e| e.message == "unknown column")
+        .count();
+    if unknown > MAX_UNKNOWN_COLUMNS {
+        let mut shown = 0;
+        errors.retain(|e| {
+            let keep = e.message != "unknown column" || shown < MAX_UNKNOWN_COLUMNS;
+            shown += usize::from(e.message == "unknown column");
+            keep
+        });
+        errors.push(
+            RowError::new(1, "", format!("and {} more unknown columns", unknown - MAX_UNKNOWN_COLUMNS))
+                .hint("is this a NetSuite customer-access export? Skip columns on purpose with --ignore-column"),
+        );
+    }
+    errors.extend(unclosed_quotes(text, separator(text), headers.len()));
     if !layout.contains(&Some(Column::Id)) {
         errors.push(
             RowError::new(1, "", "no customer id column").hint(
@@ -163,7 +258,7 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = e.position().map_or(0, |p| line_at(text, p.byte() as usize));
                 errors.push(RowError::new(
                     line,
                     "",
@@ -172,7 +267,9 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record
+            .position()
+            .map_or(0, |p| line_at(text, p.byte() as usize));
         if record.iter().all(|v| v.trim().is_empty()) {
             continue;
         }
@@ -264,6 +361,24 @@ fn read_row(
         }
         set(&mut row, *column, value, header, errors);
     }
+    let confirm_alone = |password: bool, confirm: bool, errors: &mut Vec<RowError>, what: &str| {
+        if confirm && !password {
+            errors.push(
+                RowError::new(line, what, "a confirmation without a password")
+                    .hint("fill in the password too, or leave both empty"),
+            );
+        }
+    };
+    confirm_alone(
+        row.password.is_some(),
+        row.confirm.is_some(),
+        errors,
+        "Confirm Password",
+    );
+    for (n, c) in &row.contacts {
+        let column = format!("Contact Access {n} : Confirm Password");
+        confirm_alone(c.password.is_some(), c.confirm.is_some(), errors, &column);
+    }
     if row.id.is_empty() {
         let header = headers
             .get(id_index(layout))
@@ -354,6 +469,68 @@ mod tests {
             Some("Acme, \"The\" Ltd\nSecond line")
         );
         assert_eq!(rows[1].line, 4, "lines count the embedded newline");
+    }
+
+    #[test]
+    fn crlf_lines_are_counted_as_the_file_has_them() {
+        let text = "ID,Give Access\r\nC1,yes\r\nC2,maybe\r\n";
+        let (_, errors) = read(text, &[]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 3);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_named_where_it_opened() {
+        let text =
+            "ID,Name,Email\nC1,\"Acme,a@x.example\nC2,Beta,b@x.example\nC3,Gamma,c@x.example\n";
+        let (_, errors) = read(text, &[]);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.line == 2 && e.message.contains("never closed")),
+            "{errors:?}"
+        );
+        // Closed again later: the rows in between are named as swallowed.
+        let text =
+            "ID,Name,Email\nC1,\"Acme,a@x.example\nC2,Beta,b@x.example\nC3,\"Gamma\",c@x.example\n";
+        let (_, errors) = read(text, &[]);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.line == 2 && e.message.contains("look like rows")),
+            "{errors:?}"
+        );
+        // A value with a line break of its own is fine.
+        let (_, errors) = read("ID,Name\nC1,\"Acme\nLtd\"\nC2,Beta\n", &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_columns_are_capped_and_confirmations_need_a_password() {
+        let mut header = String::from("ID");
+        for i in 0..10_000 {
+            header.push_str(&format!(",X{i}"));
+        }
+        let (_, errors) = read(&format!("{header}\nC1\n"), &[]);
+        assert_eq!(errors.len(), MAX_UNKNOWN_COLUMNS + 1, "{}", errors.len());
+        assert!(
+            errors
+                .last()
+                .unwrap()
+                .message
+                .contains("9980 more unknown columns")
+        );
+        let (_, errors) = read("ID,Confirm Password\nC1,secret-value\n", &[]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].message, "a confirmation without a password");
+        let (_, errors) = read("ID,Contact Access 0 : Email\nC1,x\n", &[]);
+        assert!(
+            errors[0]
+                .hint
+                .as_deref()
+                .is_none_or(|h| !h.contains("did you mean \"Contact Access 0")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -86,6 +86,12 @@ fn too_large(path: &Path) -> Option<String> {
 /// Reads a manifest file or folder. Returns the set and every problem found while reading;
 /// the set is only trustworthy when no diagnostic is an error.
 pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
+    load_overlaid(root, &[])
+}
+
+/// [`load`], with some files' texts given instead of read (`import-csv` checks the
+/// manifests it would write before writing them); a given path not on disk is added.
+pub fn load_overlaid(root: &Path, overlay: &[(PathBuf, String)]) -> (ManifestSet, Vec<Diagnostic>) {
     let mut set = ManifestSet {
         root: root_of(root),
         ..ManifestSet::default()
@@ -93,11 +99,25 @@ pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     collect_files(root, true, &mut files, &mut diagnostics);
+    let listed = files.len();
+    for (path, _) in overlay {
+        if !files.contains(path) {
+            files.push(path.clone());
+        }
+    }
+    if files.len() > listed {
+        files.sort();
+    }
     // Read every file first, parse them on all cores, then report and merge in file order:
     // the set and its diagnostics are those of reading one file after another.
     let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
     for path in files {
         let index = set.sources.len();
+        if let Some((_, text)) = overlay.iter().find(|(p, _)| *p == path) {
+            slots.push(Ok(index));
+            set.sources.push(Source::new(path, text.clone()));
+            continue;
+        }
         if let Some(message) = too_large(&path) {
             slots.push(Err(Diagnostic::file_error(None, message)));
             continue;

@@ -415,6 +415,13 @@ impl Change {
         granted && !self.login_before().is_some_and(|l| l.access)
     }
 
+    /// Whether this change keeps a login's access but turns its `notify` off: a message
+    /// still queued for it is cancelled (a CSV's "Send New Access Notification Email = No").
+    pub fn stops_notifying(&self) -> bool {
+        self.login_before().is_some_and(|l| l.notify)
+            && self.login_after().is_some_and(|l| l.access && !l.notify)
+    }
+
     /// Whether this change takes access away from a login (revoke or delete).
     pub fn removes_access(&self) -> bool {
         self.login_before().is_some_and(|l| l.access)

@@ -203,6 +203,8 @@ pub struct Batches {
     pub notify: Vec<QueuedNotification>,
     /// Logins losing access: their set-password tokens and queued messages are cancelled.
     pub lose_access: Vec<LoginKey>,
+    /// Logins keeping access with `notify` turned off: their queued messages are cancelled.
+    pub stop_notifying: Vec<LoginKey>,
     /// Logins whose email changes: links issued to the old address are revoked (queued
     /// messages stay, and go to the new address).
     pub email_changed: Vec<LoginKey>,
@@ -346,6 +348,11 @@ impl Batches {
             }
             if change.removes_access() {
                 self.lose_access.push(LoginKey {
+                    customer_id,
+                    contact,
+                });
+            } else if change.stops_notifying() {
+                self.stop_notifying.push(LoginKey {
                     customer_id,
                     contact,
                 });

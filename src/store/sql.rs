@@ -287,6 +287,11 @@ fn steps<'a>(
             "cancelling queued notifications",
         ),
         step(
+            w.cancel_notifications,
+            &b.stop_notifying,
+            "cancelling queued notifications of logins no longer notified",
+        ),
+        step(
             w.revoke_tokens,
             &b.email_changed,
             "revoking set-password links sent to an old address",
