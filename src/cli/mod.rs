@@ -61,6 +61,16 @@ fn choose_clock(command: &Command) -> Result<(), Error> {
             }
             None
         }
+        Command::Plan(_) => {
+            if let Some(at) = from_env {
+                eprintln!(
+                    "note: planning as of {} ({}), not the system clock",
+                    crate::clock::format(at),
+                    crate::clock::NOW_VAR
+                );
+            }
+            from_env
+        }
         _ => from_env,
     };
     crate::clock::set(chosen);
