@@ -87,25 +87,6 @@ pub fn read_inside(
     String::from_utf8(bytes).map_err(|_| ReadError::NotText { what, path: shown })
 }
 
-/// Writes `bytes` to `path` whole or not at all: a uniquely named temporary file in the same
-/// folder (never a fixed name a symlink could be planted at), flushed to disk, then renamed
-/// over `path`, and the folder synced.
-///
-/// # Errors
-/// Any I/O error; `path` is then untouched.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = parent_of(path);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".portico-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    sync_dir(&dir);
-    Ok(())
-}
-
 /// Writes several files, each whole or not at all: every new text is first written and
 /// flushed to a unique temporary sibling, and only then are they renamed into place, one
 /// after the other. A crash during the renames leaves every file old or new, never half.
@@ -319,7 +300,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.yaml");
         std::fs::write(&path, "old").unwrap();
-        write_atomic(&path, b"new").unwrap();
+        write_all_atomic(&[(path.clone(), b"new")]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -660,7 +660,10 @@ fn a_leftover_portico_now_never_moves_an_apply() {
     cmd.env("PW", PW).env("PORTICO_NOW", "2025-06-01");
     let (_, out, err) = run(cmd);
     assert!(out.contains("temp@contractor.example"), "{out}");
-    assert!(err.contains("note: planning as of 2025-06-01T23:59:59Z (PORTICO_NOW)"), "{err}");
+    assert!(
+        err.contains("note: planning as of 2025-06-01T23:59:59Z (PORTICO_NOW)"),
+        "{err}"
+    );
 
     // An explicit --now moves it, says so, and history records it.
     let mut cmd = env.portico(&[&apply[..], &["--now", "2025-06-01"]].concat());

@@ -163,22 +163,46 @@ pub fn render_item_keeping_comments(
     out.trim_start_matches(' ').to_string()
 }
 
-/// A line's code and its trailing `# comment`, if any (a `#` after a space, outside quotes).
-fn split_comment(line: &str) -> (&str, Option<&str>) {
-    let (mut quote, mut previous) = (None, ' ');
+/// The characters of a line's code outside quoted strings, each with its byte offset and
+/// the character before it; and where a trailing `# comment` starts (a `#` after a space,
+/// outside quotes), if there is one.
+fn unquoted(line: &str) -> (Vec<(usize, char, char)>, Option<usize>) {
+    let (mut out, mut quote, mut previous) = (Vec::new(), None, ' ');
     for (i, c) in line.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
-            (None, '#') if previous == ' ' || previous == '\t' => {
-                return (&line[..i], Some(&line[i..]));
-            }
-            _ => {}
+            (None, '#') if previous == ' ' || previous == '\t' => return (out, Some(i)),
+            (None, c) => out.push((i, c, previous)),
         }
         previous = c;
     }
-    (line, None)
+    (out, None)
+}
+
+/// A line's code and its trailing `# comment`, if any.
+fn split_comment(line: &str) -> (&str, Option<&str>) {
+    match unquoted(line).1 {
+        Some(i) => (&line[..i], Some(&line[i..])),
+        None => (line, None),
+    }
+}
+
+/// The first YAML anchor (`&name`) or alias (`*name`) in an entry's text, outside comments
+/// and quoted strings.
+pub fn yaml_anchor(entry: &str) -> Option<String> {
+    entry.lines().find_map(|line| {
+        unquoted(line).0.into_iter().find_map(|(i, c, previous)| {
+            let starts =
+                matches!(c, '&' | '*') && matches!(previous, ' ' | '[' | '{' | ',' | '-' | ':');
+            let name: String = line[i + c.len_utf8()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                .collect();
+            (starts && !name.is_empty()).then(|| format!("{c}{name}"))
+        })
+    })
 }
 
 /// Applies non-overlapping splices to `text`.
@@ -288,6 +312,23 @@ roles: []
         assert_eq!(edited, FILE.replace("name: Beta\n", "name: Beta Two\n"));
         let reread: Customer = serde_yaml::from_str(&text.replace("\n    ", "\n")[2..]).unwrap();
         assert_eq!(reread, changed, "{text}");
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_found_outside_strings_and_comments() {
+        assert_eq!(
+            yaml_anchor("- id: C1\n  access: &acc { give_access: true }\n").as_deref(),
+            Some("&acc")
+        );
+        assert_eq!(
+            yaml_anchor("- id: C2\n  access: *acc\n").as_deref(),
+            Some("*acc")
+        );
+        assert_eq!(
+            yaml_anchor("- id: C3\n  name: 'Smith & Sons *'\n  # see &x\n"),
+            None
+        );
+        assert_eq!(yaml_anchor("- id: C4\n  name: R&D\n"), None);
     }
 
     #[test]

@@ -625,7 +625,7 @@ fn write_changes(
                 "the list entry at its place is not this customer".into(),
             ));
         }
-        if let Some(anchor) = yaml_anchor(&source.text()[start..end]) {
+        if let Some(anchor) = edit::yaml_anchor(&source.text()[start..end]) {
             return Err(cannot(format!(
                 "its entry defines or uses the YAML anchor or alias `{anchor}`, which rewriting it would break"
             )));
@@ -676,34 +676,6 @@ fn write_changes(
         });
     }
     Ok(())
-}
-
-/// The first YAML anchor (`&name`) or alias (`*name`) in an entry's text, outside comments
-/// and quoted strings.
-fn yaml_anchor(entry: &str) -> Option<String> {
-    for line in entry.lines() {
-        let (mut quote, mut previous) = (None, ' ');
-        for (i, c) in line.char_indices() {
-            match (quote, c) {
-                (Some(q), c) if c == q => quote = None,
-                (Some(_), _) => {}
-                (None, '\'' | '"') => quote = Some(c),
-                (None, '#') if previous == ' ' => break,
-                (None, '&' | '*') if matches!(previous, ' ' | '[' | '{' | ',' | '-' | ':') => {
-                    let name: String = line[i + 1..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
-                        .collect();
-                    if !name.is_empty() {
-                        return Some(format!("{c}{name}"));
-                    }
-                }
-                _ => {}
-            }
-            previous = c;
-        }
-    }
-    None
 }
 
 /// Checks the manifests as the import would leave them, before anything is written: every
@@ -877,26 +849,4 @@ pub fn render_errors(csv_path: &Path, errors: &[RowError]) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::yaml_anchor;
-
-    #[test]
-    fn anchors_and_aliases_are_found_outside_strings_and_comments() {
-        assert_eq!(
-            yaml_anchor("- id: C1\n  access: &acc { give_access: true }\n").as_deref(),
-            Some("&acc")
-        );
-        assert_eq!(
-            yaml_anchor("- id: C2\n  access: *acc\n").as_deref(),
-            Some("*acc")
-        );
-        assert_eq!(
-            yaml_anchor("- id: C3\n  name: 'Smith & Sons *'\n  # see &x\n"),
-            None
-        );
-        assert_eq!(yaml_anchor("- id: C4\n  name: R&D\n"), None);
-    }
 }
