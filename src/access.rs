@@ -47,16 +47,7 @@ pub struct AccessReport {
     pub runtime: Option<RuntimeReport>,
 }
 
-/// One policy as it applies to this login.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
-pub struct PolicyCheck {
-    /// The policy's id.
-    pub id: String,
-    /// Its message.
-    pub message: String,
-    /// Whether this login keeps it.
-    pub kept: bool,
-}
+pub use crate::policy::PolicyCheck;
 
 /// An id and display name.
 #[derive(Clone, Debug, Serialize, JsonSchema)]

@@ -170,7 +170,9 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
                 state
                     .policies
                     .iter()
-                    .map(|(id, p)| crate::manifest::model::Policy::from_state(id, p))
+                    .map(|(id, p)| {
+                        crate::manifest::model::Policy::from_rule(id, &p.message, &p.rule)
+                    })
                     .collect(),
             ),
             ..Document::default()

@@ -18,6 +18,7 @@ pub mod github;
 pub mod history;
 pub mod import;
 pub mod manifest;
+pub mod message;
 pub mod notify;
 pub mod parallel;
 pub mod passwords;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use portico::cli::{self, Cli, Command};
+use portico::cli::{Cli, Command};
 use portico::commands::Outcome;
 
 /// mimalloc: at 300,000 logins, glibc's per-thread arenas kept 80 MB more than mimalloc for
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     cli.color.apply();
-    match cli::run(cli).await {
+    match portico::commands::run(cli).await {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),
         Err(error) => {

@@ -1,43 +1,13 @@
 //! Initial passwords: where they come from, argon2id hashing (all cores, with progress), and
 //! the checks a hash must pass. No function here ever prints or logs a secret.
 
-use std::path::PathBuf;
-
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::plan::{Address, Plan};
+use crate::state::Address;
 
-/// Where an initial password comes from. Serialised into plans without any secret: an
-/// `argon2` hash stays in memory only.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SecretRef {
-    /// An environment variable's name.
-    Env(String),
-    /// A file's path.
-    File(PathBuf),
-    /// A pre-hashed argon2id password from the manifests. The hash is never written to a
-    /// plan file: a saved plan holds `{"argon2": {}}` and apply takes the hash from the
-    /// manifests the plan was computed from.
-    Argon2 {
-        /// The PHC string (empty when read back from a saved plan).
-        #[serde(skip)]
-        hash: String,
-    },
-}
-
-impl std::fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretRef::Env(name) => write!(f, "Env({name})"),
-            SecretRef::File(path) => write!(f, "File({})", path.display()),
-            SecretRef::Argon2 { .. } => f.write_str("Argon2(…)"),
-        }
-    }
-}
+pub use crate::state::SecretRef;
 
 /// What can go wrong preparing passwords. Messages name the source, never the value.
 #[derive(Debug, thiserror::Error)]
@@ -179,19 +149,20 @@ pub struct PasswordRow {
     pub hash: String,
 }
 
-/// Hashes every password the plan sets, on all cores, with a progress bar on a terminal.
+/// Hashes the password of each (login, source) a plan sets, on all cores, with a progress
+/// bar on a terminal.
 /// `file` sources are read relative to `root`, the manifest folder.
 ///
 /// # Errors
 /// The first source that cannot be read (checked before any hashing starts).
-pub fn hash_all(plan: &Plan, root: &std::path::Path) -> Result<Vec<PasswordRow>, PasswordError> {
+pub fn hash_all<'a>(
+    sources: impl IntoIterator<Item = (&'a Address, &'a SecretRef)>,
+    root: &std::path::Path,
+) -> Result<Vec<PasswordRow>, PasswordError> {
     let mut jobs = Vec::new();
-    for change in &plan.changes {
-        let Some(source) = &change.password else {
-            continue;
-        };
-        let address = change.address.to_string();
-        let (customer_id, contact) = match &change.address {
+    for (login, source) in sources {
+        let address = login.to_string();
+        let (customer_id, contact) = match login {
             Address::Customer(id) => (id.clone(), String::new()),
             Address::Contact { customer, email } => (customer.clone(), email.clone()),
             _ => continue,

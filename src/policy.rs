@@ -4,97 +4,24 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::catalog::{self, Level, Permission};
 use crate::manifest::model::TwoFactor;
 use crate::state::{LoginState, State};
 
-/// No login may hold `permission` above `level`, unless its role is listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MaxLevel {
-    /// The permission.
-    pub permission: Permission,
-    /// The highest level allowed.
-    pub level: Level,
-    /// Roles allowed more.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub except_roles: Vec<String>,
-}
+pub use crate::manifest::policy::{
+    AllowedEmailDomains, ForbidEmails, MaxLevel, RequireTwoFactor, Rule, Threshold,
+};
+pub use crate::state::PolicyState;
 
-/// Logins whose role grants `permission` at `at_least` or more need a role with two-factor
-/// authentication required.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RequireTwoFactor {
-    /// When two-factor is required.
-    pub when: Threshold,
-}
-
-/// A permission at or above a level.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Threshold {
-    /// The permission.
-    pub permission: Permission,
-    /// The lowest level that counts.
-    pub at_least: Level,
-}
-
-/// No login's email may match these globs (`*` any run, `?` one character; case-insensitive).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ForbidEmails {
-    /// For example `info@*`, `*@gmail.com`.
-    pub patterns: Vec<String>,
-}
-
-/// A login's email must be in one of these domains.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AllowedEmailDomains {
-    /// The domain of the login's customer's own email is allowed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub customer_email_domain: bool,
-    /// These domains are allowed (exact, case-insensitive).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub domains: Vec<String>,
-}
-
-/// One rule kind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    MaxLevel(MaxLevel),
-    RequireTwoFactor(RequireTwoFactor),
-    ForbidEmails(ForbidEmails),
-    AllowedEmailDomains(AllowedEmailDomains),
-    MaxLoginsPerCustomer(u32),
-}
-
-impl Rule {
-    /// The manifest key of this kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Rule::MaxLevel(_) => "max_level",
-            Rule::RequireTwoFactor(_) => "require_two_factor",
-            Rule::ForbidEmails(_) => "forbid_emails",
-            Rule::AllowedEmailDomains(_) => "allowed_email_domains",
-            Rule::MaxLoginsPerCustomer(_) => "max_logins_per_customer",
-        }
-    }
-}
-
-/// A policy as applied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyState {
-    /// Said when it is broken.
+/// One policy as it applies to this login.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PolicyCheck {
+    /// The policy's id.
+    pub id: String,
+    /// Its message.
     pub message: String,
-    /// The rule.
-    pub rule: Rule,
+    /// Whether this login keeps it.
+    pub kept: bool,
 }
 
 static WARN_ONLY: AtomicBool = AtomicBool::new(false);
@@ -293,11 +220,7 @@ pub fn check(state: &State, policy: &PolicyState) -> Vec<Violation> {
 }
 
 /// How one login fares against every policy of `state`, for `portico access`.
-pub fn checks_for(
-    state: &State,
-    customer_id: &str,
-    login: &LoginState,
-) -> Vec<crate::access::PolicyCheck> {
+pub fn checks_for(state: &State, customer_id: &str, login: &LoginState) -> Vec<PolicyCheck> {
     state
         .policies
         .iter()
@@ -317,7 +240,7 @@ pub fn checks_for(
                         || breaks(state, customer_id, login, rule, &compiled(rule)).is_none()
                 }
             };
-            crate::access::PolicyCheck {
+            PolicyCheck {
                 id: id.clone(),
                 message: policy.message.clone(),
                 kept,

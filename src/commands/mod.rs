@@ -3,6 +3,9 @@
 
 pub mod adopt;
 pub mod day2;
+mod run;
+
+pub use run::run;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -559,7 +562,11 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     if !opts.auto_approve {
         confirm()?;
     }
-    let passwords = crate::passwords::hash_all(&plan, &root)?;
+    let sources = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.password.as_ref().map(|p| (&c.address, p)));
+    let passwords = crate::passwords::hash_all(sources, &root)?;
     // Big applies show a spinner on a terminal, and a line every few seconds in a log.
     let spinner = (plan.changes.len() >= 1_000).then(|| {
         crate::progress::Progress::start(

@@ -4,6 +4,7 @@ pub mod diagnostic;
 pub mod load;
 pub mod model;
 pub mod path;
+pub mod policy;
 
 pub use diagnostic::{Diagnostic, Severity, Site, Source};
 pub use load::{Declared, ManifestSet, load, load_text};

@@ -54,16 +54,16 @@ pub struct Policy {
     pub message: String,
     /// No login above `level` on `permission`, except through `except_roles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_level: Option<crate::policy::MaxLevel>,
+    pub max_level: Option<super::policy::MaxLevel>,
     /// Logins with `permission` at `at_least` or more need a role requiring two-factor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub require_two_factor: Option<crate::policy::RequireTwoFactor>,
+    pub require_two_factor: Option<super::policy::RequireTwoFactor>,
     /// No login email may match these globs (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forbid_emails: Option<crate::policy::ForbidEmails>,
+    pub forbid_emails: Option<super::policy::ForbidEmails>,
     /// Login emails must be in the customer's own email domain and/or these domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_email_domains: Option<crate::policy::AllowedEmailDomains>,
+    pub allowed_email_domains: Option<super::policy::AllowedEmailDomains>,
     /// At most this many logins with access per customer (its own and its contacts').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_logins_per_customer: Option<u32>,
@@ -71,8 +71,8 @@ pub struct Policy {
 
 impl Policy {
     /// The rules given (exactly one is valid).
-    pub fn rules(&self) -> Vec<crate::policy::Rule> {
-        use crate::policy::Rule;
+    pub fn rules(&self) -> Vec<super::policy::Rule> {
+        use super::policy::Rule;
         let mut rules = Vec::new();
         rules.extend(self.max_level.clone().map(Rule::MaxLevel));
         rules.extend(self.require_two_factor.clone().map(Rule::RequireTwoFactor));
@@ -87,18 +87,18 @@ impl Policy {
     }
 
     /// The manifest form of a stored policy.
-    pub fn from_state(id: &str, policy: &crate::policy::PolicyState) -> Policy {
-        use crate::policy::Rule;
+    pub fn from_rule(id: &str, message: &str, rule: &super::policy::Rule) -> Policy {
+        use super::policy::Rule;
         let mut out = Policy {
             id: id.to_string(),
-            message: policy.message.clone(),
+            message: message.to_string(),
             max_level: None,
             require_two_factor: None,
             forbid_emails: None,
             allowed_email_domains: None,
             max_logins_per_customer: None,
         };
-        match policy.rule.clone() {
+        match rule.clone() {
             Rule::MaxLevel(r) => out.max_level = Some(r),
             Rule::RequireTwoFactor(r) => out.require_two_factor = Some(r),
             Rule::ForbidEmails(r) => out.forbid_emails = Some(r),

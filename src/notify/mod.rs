@@ -5,92 +5,8 @@
 //! per delivery and stored only as a hash.
 
 mod smtp;
-pub mod template;
 
-pub use smtp::endpoint as smtp_endpoint;
-
-/// Checks an address as `Name <address>` or a bare address.
-///
-/// # Errors
-/// Why it is not one.
-pub fn check_mailbox(value: &str) -> Result<(), String> {
-    value
-        .parse::<lettre::message::Mailbox>()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Checks a webhook URL: `https://` (plain `http://` only to a loopback address), a host
-/// that is not a link-local or unspecified address (cloud metadata services live there), a
-/// valid port, and no credentials in it (user info, or a query parameter named like a
-/// secret): a URL is shown in plans, stored and kept in history, so credentials belong in
-/// `auth_header: { env: … }`.
-///
-/// # Errors
-/// What is wrong, without repeating a credential.
-pub fn check_webhook_url(raw: &str) -> Result<(), String> {
-    let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
-    if !matches!(scheme, "https" | "http") {
-        return Err(format!(
-            "`{}` must start with https:// (or http:// to a loopback address)",
-            crate::store::redact_url(raw)
-        ));
-    }
-    if rest.starts_with('/') || rest.is_empty() {
-        return Err("the URL has no host: write `https://host/path`".into());
-    }
-    let parsed = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("put no user name or password in the URL: it would be shown in plans and history; use `auth_header: { env: NAME }`".into());
-    }
-    if let Some((key, _)) = parsed.query_pairs().find(|(k, _)| secret_like(k)) {
-        return Err(format!(
-            "the query parameter `{key}` looks like a credential: it would be shown in plans and history; use `auth_header: {{ env: NAME }}`"
-        ));
-    }
-    let host = parsed.host().ok_or("the URL has no host")?;
-    let ip = match &host {
-        url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(*ip)),
-        url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(*ip)),
-        url::Host::Domain(_) => None,
-    };
-    let loopback = match &host {
-        url::Host::Domain(d) => *d == "localhost",
-        _ => ip.is_some_and(|ip| ip.is_loopback()),
-    };
-    let link_local = ip.is_some_and(|ip| match ip {
-        std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
-        std::net::IpAddr::V6(v6) => v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80,
-    });
-    if link_local {
-        return Err(format!(
-            "`{host}` is a link-local or unspecified address (where cloud metadata services answer): refused"
-        ));
-    }
-    if scheme == "http" && !loopback {
-        return Err(format!(
-            "plain `http://` is refused to `{host}`: it would send set-password links unencrypted; use https:// (http:// is allowed only to a loopback address)"
-        ));
-    }
-    Ok(())
-}
-
-/// A URL query key that usually carries a credential.
-fn secret_like(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "key",
-        "sig",
-        "auth",
-        "credential",
-    ]
-    .iter()
-    .any(|word| key.contains(word))
-}
+pub use crate::message::template;
 
 use std::time::Duration;
 
@@ -655,38 +571,4 @@ pub fn new_token() -> String {
 /// The SHA-256 of a token, as stored.
 pub fn token_hash(token: &str) -> String {
     hex(&sha2::Sha256::digest(token.trim().as_bytes()))
-}
-
-#[cfg(test)]
-mod webhook_tests {
-    use super::check_webhook_url;
-
-    #[test]
-    fn webhook_urls_are_checked_like_smtp_urls() {
-        for good in [
-            "https://mail-api.example.com/v1/portico",
-            "http://127.0.0.1:8025/hook",
-            "http://localhost/hook",
-            "http://[::1]:9/x",
-            "https://example.com/?customer=1",
-        ] {
-            assert_eq!(check_webhook_url(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "http://169.254.169.254/latest/meta-data",
-            "https://169.254.169.254/",
-            "https://[fe80::1]/",
-            "https://0.0.0.0/",
-            "http:///nohost",
-            "https://example.com:99999/",
-            "http://example.com/hook",
-            "ftp://example.com/",
-            "https://user:s3cret@example.com/",
-            "https://example.com/hook?api_key=s3cret",
-            "https://example.com/hook?access_token=s3cret",
-        ] {
-            let error = check_webhook_url(bad).expect_err(bad);
-            assert!(!error.contains("s3cret"), "{error}");
-        }
-    }
 }

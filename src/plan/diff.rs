@@ -394,14 +394,14 @@ pub fn diff_with_fingerprint(
 /// Labels each change with its [`Origin`], given the digest of each object as portico last
 /// wrote it (keyed by address). A change whose live object differs from that record undoes
 /// an edit made outside portico.
-pub fn label_origins(plan: &mut Plan, applied: &crate::store::Applied) {
+pub fn label_origins(plan: &mut Plan, applied: &crate::state::Applied) {
     plan.changes_edited();
     for change in &mut plan.changes {
         let recorded = applied.get(change.address.to_string().as_str());
         let live = change
             .before
             .as_ref()
-            .map(|o| crate::store::ObjectDigest::from_hex(&o.digest()));
+            .map(|o| crate::state::ObjectDigest::from_hex(&o.digest()));
         // A feature never switched by portico reads as off: that is not an outside edit.
         let never_written =
             recorded.is_none() && change.before == Some(Object::Feature { enabled: false });
@@ -889,8 +889,8 @@ mod tests {
 #[cfg(test)]
 mod password_tests {
     use super::*;
-    use crate::passwords::SecretRef;
     use crate::state::CustomerRecord;
+    use crate::state::SecretRef;
     use crate::validate::Sections;
 
     fn with_password(marker: Option<u32>) -> State {

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 pub use diff::{DiffOptions, diff, diff_with_fingerprint, label_origins};
 pub use fields::Field;
 
-use crate::catalog::Feature;
 use crate::manifest::model::LoginPolicy;
 use crate::state::{CustomerRecord, LoginState, NotificationSettings, RoleState, WebsiteState};
 
@@ -44,86 +43,7 @@ impl Action {
     }
 }
 
-/// Which object a change is about. Its `Display` is the resource address shown in plans.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Address {
-    /// `feature["customer_access"]`
-    Feature(Feature),
-    /// `login_policy`
-    LoginPolicy,
-    /// `notifications`
-    Notifications,
-    /// `website["store-eu"]`
-    Website(String),
-    /// `role["acme-center"]`
-    Role(String),
-    /// `customer["CUST-0042"]`
-    Customer(String),
-    /// `customer["CUST-0042"].contact["jane@acme.example"]`
-    Contact {
-        /// The customer's id.
-        customer: String,
-        /// The contact's normalised email.
-        email: String,
-    },
-    /// `policy["payments-need-approval"]`
-    Policy(String),
-}
-
-impl Address {
-    /// The kind of resource, as counted by `plan --summary`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Address::Feature(_) => "feature",
-            Address::LoginPolicy => "login_policy",
-            Address::Notifications => "notifications",
-            Address::Website(_) => "website",
-            Address::Role(_) => "role",
-            Address::Customer(_) => "customer",
-            Address::Contact { .. } => "contact",
-            Address::Policy(_) => "policy",
-        }
-    }
-}
-
-/// An id as it appears in an address: quoted, with quotes, backslashes, controls and
-/// invisible format characters escaped.
-struct Key<'a>(&'a str);
-
-impl fmt::Display for Key<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
-        for c in self.0.chars() {
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                c if crate::unicode::is_invisible(c) => write!(f, "\\u{{{:x}}}", c as u32)?,
-                c => write!(f, "{c}")?,
-            }
-        }
-        f.write_str("\"")
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Address::Feature(feature) => write!(f, "feature[{}]", Key(feature.key())),
-            Address::LoginPolicy => f.write_str("login_policy"),
-            Address::Notifications => f.write_str("notifications"),
-            Address::Website(id) => write!(f, "website[{}]", Key(id)),
-            Address::Role(id) => write!(f, "role[{}]", Key(id)),
-            Address::Customer(id) => write!(f, "customer[{}]", Key(id)),
-            Address::Contact { customer, email } => {
-                write!(f, "customer[{}].contact[{}]", Key(customer), Key(email))
-            }
-            Address::Policy(id) => write!(f, "policy[{}]", Key(id)),
-        }
-    }
-}
+pub use crate::state::Address;
 
 /// The full value of an object, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -205,7 +125,7 @@ pub struct Change {
     /// The desired object (`None` on delete).
     pub after: Option<Object>,
     /// Where the login's initial password comes from, when apply sets or resets it.
-    pub password: Option<crate::passwords::SecretRef>,
+    pub password: Option<crate::state::SecretRef>,
     /// Why, when the manifests alone do not say: `access expired 2027-03-31`.
     pub reason: Option<String>,
 }
@@ -278,7 +198,7 @@ struct ChangeView<'a> {
     before: &'a Option<Object>,
     after: &'a Option<Object>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    password: &'a Option<crate::passwords::SecretRef>,
+    password: &'a Option<crate::state::SecretRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: &'a Option<String>,
 }
@@ -309,7 +229,7 @@ struct ChangeData {
     before: Option<Object>,
     after: Option<Object>,
     #[serde(default)]
-    password: Option<crate::passwords::SecretRef>,
+    password: Option<crate::state::SecretRef>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -471,7 +391,7 @@ pub struct Plan {
     /// The read this plan was computed from, when the store can vouch that nothing changed
     /// since (runtime only: never part of a saved plan).
     #[serde(skip)]
-    pub read_mark: Option<crate::store::ReadMark>,
+    pub read_mark: Option<crate::state::ReadMark>,
     /// The digest, once computed (runtime only). Whatever changes `changes` after the plan
     /// is made must call [`Plan::changes_edited`].
     #[serde(skip)]

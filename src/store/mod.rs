@@ -6,7 +6,6 @@ pub mod rows;
 mod sql;
 mod sqlite;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 pub use postgres::{APPLY_LOCK as POSTGRES_APPLY_LOCK, PostgresStore};
@@ -395,46 +394,7 @@ pub async fn open_with(
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
-/// Digests of the objects as portico last wrote them, keyed by resource address. Compact
-/// (inline keys up to 24 bytes, each digest as a number): at 300,000 objects, a map of
-/// `String`s took 37 MB at a plan's peak.
-pub type Applied = HashMap<compact_str::CompactString, ObjectDigest, foldhash::fast::RandomState>;
-
-/// An object digest as stored in `applied_objects` (16 hex digits, see
-/// [`crate::plan::Object::digest`]), held as the 64-bit number they spell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ObjectDigest(u64);
-
-impl ObjectDigest {
-    /// The digest spelled by `hex`. Anything else (a value edited by hand) reads as a digest
-    /// no object has, so the object shows as changed outside portico.
-    pub fn from_hex(hex: &str) -> ObjectDigest {
-        match hex.len() {
-            16 if hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                ObjectDigest(u64::from_str_radix(hex, 16).unwrap_or(u64::MAX))
-            }
-            _ => ObjectDigest(u64::MAX),
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ObjectDigest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let hex = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        Ok(ObjectDigest::from_hex(&hex))
-    }
-}
-
-/// Which read of which store a plan was computed from (see [`Store::read_mark`]). Never
-/// saved with a plan: only a plan computed in this process carries one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadMark {
-    /// A random number per opened store.
-    pub(crate) store: u64,
-    /// SQLite's `data_version` during the read (it changes whenever another connection
-    /// commits) and the connection's own `total_changes()`.
-    pub(crate) version: (i64, i64),
-}
+pub use crate::state::{Applied, ObjectDigest, ReadMark};
 
 /// Forwards a call to whichever engine this is.
 macro_rules! dispatch {

@@ -12,7 +12,7 @@ use crate::manifest::diagnostic::{Diagnostic, Site};
 use crate::manifest::load::{Declared, duplicate};
 use crate::manifest::model::{Customer, PasswordSource};
 use crate::passwords::SecretRef;
-use crate::plan::Address;
+use crate::state::Address;
 use crate::state::{CustomerRecord, CustomerState, LoginState, contacts_of, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].

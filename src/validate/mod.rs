@@ -246,7 +246,7 @@ impl Context<'_> {
         let n = &declared.value;
         let site = declared.site.clone();
         if let Some(url) = &n.url
-            && let Err(why) = crate::notify::check_webhook_url(url)
+            && let Err(why) = crate::message::endpoint::check_webhook_url(url)
         {
             self.error(&site.key("url"), why);
         }
@@ -272,7 +272,7 @@ impl Context<'_> {
             }
             (Some(smtp), None) => {
                 let at = site.key("smtp");
-                if let Err(why) = crate::notify::smtp_endpoint(&smtp.url) {
+                if let Err(why) = crate::message::endpoint::smtp_endpoint(&smtp.url) {
                     self.error(&at.key("url"), why);
                 }
                 if smtp.password.is_some() && smtp.username.is_none() {
@@ -292,7 +292,7 @@ impl Context<'_> {
         }
         for (field, value) in [("from", &n.from), ("reply_to", &n.reply_to)] {
             if let Some(value) = value
-                && let Err(why) = crate::notify::check_mailbox(value)
+                && let Err(why) = crate::message::endpoint::check_mailbox(value)
             {
                 self.error(
                     &site.key(field),
@@ -363,12 +363,12 @@ impl Context<'_> {
             text: text?,
             html,
         };
-        for problem in crate::notify::template::check(&sources) {
+        for problem in crate::message::template::check(&sources) {
             let part = problem.part.key();
             let path = match problem.part {
-                crate::notify::template::Part::Subject => &files.subject,
-                crate::notify::template::Part::Text => &files.text,
-                crate::notify::template::Part::Html => {
+                crate::message::template::Part::Subject => &files.subject,
+                crate::message::template::Part::Text => &files.text,
+                crate::message::template::Part::Html => {
                     files.html.as_ref().expect("checked only when given")
                 }
             };
@@ -379,7 +379,7 @@ impl Context<'_> {
             self.error(&site.key(part), format!("{place}: {}", problem.message))
                 .hint = Some(format!(
                 "templates may use: {}",
-                crate::notify::template::VARIABLES
+                crate::message::template::VARIABLES
                     .iter()
                     .map(|(v, _)| *v)
                     .collect::<Vec<_>>()

@@ -1,8 +1,6 @@
 //! Snapshots of what people read: plan text and located errors.
 
-mod common;
-
-use common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, run};
 
 #[test]
 fn plan_text_of_a_first_apply() {

@@ -1,12 +1,10 @@
 //! Day-2 operations through the real binary on both engines: `access` explains a login,
 //! `unlock` clears a lockout, `resend` sends a fresh set-password link; both are recorded.
 
-mod common;
+use crate::common::http::{Behaviour, Endpoint};
+use crate::common::{Env, run};
 
-use common::http::{Behaviour, Endpoint};
-use common::{Env, run};
-
-common::on_every_engine!(
+crate::common::on_every_engine!(
     access_explains_a_login_that_can_log_in,
     access_names_each_condition_that_refuses,
     unlock_clears_a_lockout_and_is_recorded,

@@ -1,10 +1,8 @@
 //! The real binary on real SQLite files in temp folders.
 
-mod common;
+use crate::common::{ACCOUNT, Env, b, read_bytes, run};
 
-use common::{ACCOUNT, Env, b, read_bytes, run};
-
-common::on_every_engine!(
+crate::common::on_every_engine!(
     plan_apply_plan_again_is_empty_and_second_apply_changes_nothing,
     drift_made_with_sql_shows_in_plan_and_apply_reverts_it,
     runtime_login_data_is_not_drift_and_survives_apply,
@@ -293,7 +291,7 @@ fn a_failing_apply_leaves_the_database_byte_for_byte_unchanged(env: Env) {
 
 fn apply_without_a_terminal_needs_auto_approve(env: Env) {
     env.write("account.yaml", ACCOUNT);
-    let (code, _, err) = common::run(env.portico(&["apply", "-f", "manifests"]));
+    let (code, _, err) = crate::common::run(env.portico(&["apply", "-f", "manifests"]));
     assert_eq!(code, 1);
     assert!(err.contains("pass --auto-approve"), "{err}");
     assert!(env.dump().is_empty(), "a refused apply creates nothing");
@@ -320,7 +318,7 @@ fn color_only_when_asked(env: Env) {
     assert!(!plain.contains('\u{1b}'), "piped output is plain");
     let mut cmd = env.portico(&["plan", "-f", "manifests"]);
     cmd.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1");
-    let (_, colored, _) = common::run(cmd);
+    let (_, colored, _) = crate::common::run(cmd);
     assert!(colored.contains("\u{1b}["), "forced color is colored");
 }
 
@@ -344,7 +342,7 @@ fn database_url_comes_from_flag_or_environment(env: Env) {
     env.apply();
     assert!(!env.dump().is_empty());
     let (code, _, err) =
-        common::run(env.portico(&["plan", "-f", "manifests", "--database", "mysql://x"]));
+        crate::common::run(env.portico(&["plan", "-f", "manifests", "--database", "mysql://x"]));
     assert_eq!(code, 1);
     assert!(err.contains("unsupported database URL"), "{err}");
 }
@@ -370,7 +368,8 @@ fn examples_are_valid_and_plan_cleanly(env: Env) {
     env.portico(&["apply", "-f", examples, "--auto-approve"])
         .assert()
         .success();
-    let (code, out, _) = common::run(env.portico(&["plan", "-f", examples, "--detailed-exitcode"]));
+    let (code, out, _) =
+        crate::common::run(env.portico(&["plan", "-f", examples, "--detailed-exitcode"]));
     assert_eq!(code, 0, "{out}");
     for file in std::fs::read_dir(std::path::Path::new(examples).join("customers")).unwrap() {
         let text = std::fs::read_to_string(file.unwrap().path()).unwrap();

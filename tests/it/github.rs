@@ -1,14 +1,12 @@
 //! `plan --github-comment` and `apply --expect-digest-from-pr` against a real HTTP server on
 //! 127.0.0.1 that plays the GitHub REST API.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, run};
 
 const TOKEN: &str = "ghs_test_token_never_printed";
 /// A token like Actions' installation token: `GET /user` is refused, comments are signed by

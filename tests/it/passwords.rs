@@ -1,16 +1,14 @@
 //! Initial passwords, the login policy, new-access notifications and set-password links, on
 //! both engines, with a real HTTP endpoint on 127.0.0.1.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::http::{Behaviour, Endpoint, closed_port_url, token_of};
+use crate::common::{Env, run};
 use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
-use common::http::{Behaviour, Endpoint, closed_port_url, token_of};
-use common::{Env, run};
 
-common::on_every_engine!(
+crate::common::on_every_engine!(
     assigned_passwords_are_argon2id_set_once_and_reset_by_marker,
     login_policy_and_two_factor_are_stored,
     notifications_are_delivered_with_an_idempotency_key,

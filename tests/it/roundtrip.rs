@@ -2,8 +2,6 @@
 //! B → the live state equals B and a new plan of B is empty; and apply A, export, plan the
 //! export → no changes.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use portico::catalog::{Feature, Level, Permission};
@@ -276,9 +274,9 @@ async fn apply(url: &str, target: &State) -> State {
     store.read().await.unwrap()
 }
 
-fn converges(env: fn() -> common::Env, a: &State, b: &State) -> Result<(), TestCaseError> {
+fn converges(env: fn() -> crate::common::Env, a: &State, b: &State) -> Result<(), TestCaseError> {
     let env = env();
-    common::block_on(async {
+    crate::common::block_on(async {
         let after_a = apply(&env.url, a).await;
         prop_assert!(diff(&desired(a), &after_a, DiffOptions::default()).is_empty());
         let after_b = apply(&env.url, b).await;
@@ -293,7 +291,7 @@ proptest! {
 
     #[test]
     fn apply_a_then_b_converges_to_b_on_sqlite(a in state(), b in state()) {
-        converges(common::Env::sqlite, &a, &b)?;
+        converges(crate::common::Env::sqlite, &a, &b)?;
     }
 }
 
@@ -302,7 +300,7 @@ proptest! {
 
     #[test]
     fn apply_a_then_b_converges_to_b_on_postgres(a in state(), b in state()) {
-        converges(common::Env::postgres, &a, &b)?;
+        converges(crate::common::Env::postgres, &a, &b)?;
     }
 }
 
@@ -348,9 +346,9 @@ fn expressible(mut s: State) -> State {
     s
 }
 
-fn export_round_trips(env: fn() -> common::Env, a: &State) -> Result<(), TestCaseError> {
+fn export_round_trips(env: fn() -> crate::common::Env, a: &State) -> Result<(), TestCaseError> {
     let env = env();
-    common::block_on(async {
+    crate::common::block_on(async {
         let live = apply(&env.url, a).await;
         let options = portico::export::ExportOptions {
             per_file: 2,
@@ -380,7 +378,7 @@ proptest! {
 
     #[test]
     fn export_then_plan_is_empty_on_sqlite(a in state()) {
-        export_round_trips(common::Env::sqlite, &expressible(a))?;
+        export_round_trips(crate::common::Env::sqlite, &expressible(a))?;
     }
 }
 
@@ -389,7 +387,7 @@ proptest! {
 
     #[test]
     fn export_then_plan_is_empty_on_postgres(a in state()) {
-        export_round_trips(common::Env::postgres, &expressible(a))?;
+        export_round_trips(crate::common::Env::postgres, &expressible(a))?;
     }
 }
 
@@ -399,8 +397,8 @@ proptest! {
 #[test]
 fn an_in_process_plan_is_refused_after_an_outside_write() {
     use sqlx::Connection as _;
-    let env = common::Env::sqlite();
-    common::block_on(async {
+    let env = crate::common::Env::sqlite();
+    crate::common::block_on(async {
         let mut features = State::empty().features;
         features.insert(Feature::CustomerAccess, true);
         let base = State {

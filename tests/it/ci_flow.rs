@@ -1,11 +1,9 @@
 //! Plan on pull requests, apply on merge: saved plans, digests, read-only plans, locking,
 //! the destroy guard, history, drift labels and machine-readable output.
 
-mod common;
+use crate::common::{ACCOUNT, Env, b, read_bytes, run};
 
-use common::{ACCOUNT, Env, b, read_bytes, run};
-
-common::on_every_engine!(
+crate::common::on_every_engine!(
     a_stale_saved_plan_is_refused_and_changes_nothing,
     a_saved_plan_applies_exactly_and_holds_no_secret,
     an_unexpected_digest_is_refused,
@@ -386,7 +384,7 @@ fn a_held_lock_times_out_naming_the_holder(env: Env) {
         );
         drop(file);
     } else {
-        common::block_on(async {
+        crate::common::block_on(async {
             use sqlx::Connection;
             let mut holder = sqlx::PgConnection::connect(&env.url).await.unwrap();
             sqlx::query("SET application_name = 'portico apply by bob'")

@@ -1,14 +1,12 @@
 //! Time-bound access (with the test clock `PORTICO_NOW`), access policies as code, and the
 //! access review report, checked in a real headless Chromium.
 
-mod common;
-
 use std::time::Instant;
 
-use common::browser::Browser;
-use common::{Env, b, run};
+use crate::common::browser::Browser;
+use crate::common::{Env, b, run};
 
-common::on_every_engine!(
+crate::common::on_every_engine!(
     access_expires_at_the_end_of_its_day_and_apply_revokes_it,
     policies_are_stored_planned_and_explained,
 );

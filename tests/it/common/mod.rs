@@ -1,5 +1,4 @@
 //! Test harness: a temp folder with manifests, a real database, and the real binary.
-#![allow(dead_code)]
 
 pub mod browser;
 pub mod http;

@@ -2,14 +2,12 @@
 //! review, JSON everywhere (validated against the committed schemas), summaries of huge
 //! plans, broken pipes, clear words on common mistakes, and what the package ships.
 
-mod common;
-
 use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, run};
 
 const SUBCOMMANDS: &[&str] = &[
     "validate",

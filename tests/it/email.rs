@@ -2,14 +2,12 @@
 //! (aiosmtpd): headers, parts, links, authentication, faults, dead letters, templates, and
 //! the apply lock being free while mail goes out.
 
-mod common;
-
 use std::time::Duration;
 
-use common::smtp::{SmtpServer, header};
-use common::{Env, run};
+use crate::common::smtp::{SmtpServer, header};
+use crate::common::{Env, run};
 
-common::on_every_engine!(
+crate::common::on_every_engine!(
     email_has_the_right_headers_parts_and_links_and_no_secret,
     server_down_then_up_loses_nothing_and_sends_nothing_twice,
     deferred_mail_is_retried_and_refused_mail_is_dead_lettered,

@@ -2,11 +2,9 @@
 //! a workflow can trust, no implicit databases, hostile names shown as they are, and the
 //! GitHub ergonomics (annotations, job summary). The scripts in `examples/ci/` run for real.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, run};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -1,8 +1,6 @@
 //! Every validation rule of DESIGN §2 through the real binary: message, location, exit code.
 
-mod common;
-
-use common::{Env, run};
+use crate::common::{Env, run};
 
 /// Validates `text` as `manifests/a.yaml`; returns (exit code, stderr).
 fn validate(text: &str) -> (i32, String) {

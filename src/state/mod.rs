@@ -1,6 +1,14 @@
 //! The account's access configuration as plain data: what the manifests want and what the
 //! database holds are both a [`State`], so the diff compares like with like.
 
+mod address;
+mod drift;
+mod secret;
+
+pub use address::Address;
+pub use drift::{Applied, ObjectDigest, ReadMark};
+pub use secret::SecretRef;
+
 use std::collections::BTreeMap;
 
 use compact_str::CompactString;
@@ -27,7 +35,7 @@ pub struct State {
     pub customers: Customers,
     /// Access policies by id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub policies: BTreeMap<String, crate::policy::PolicyState>,
+    pub policies: BTreeMap<String, PolicyState>,
     /// Addresses of live logins that have a password hash (runtime data: never part of the
     /// fingerprint or a plan; it only tells apply not to assign a password over one a user
     /// set).
@@ -265,6 +273,16 @@ impl std::io::Write for HashWriter {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
+}
+
+/// A policy as applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyState {
+    /// Said when it is broken.
+    pub message: String,
+    /// The rule.
+    pub rule: crate::manifest::policy::Rule,
 }
 
 #[cfg(test)]

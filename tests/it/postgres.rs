@@ -1,11 +1,9 @@
 //! PostgreSQL-only behaviour: a SELECT-only role, a connection killed mid-apply, and
 //! connection errors that never print the password.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, run};
 
 /// `url` with other credentials.
 fn with_user(url: &str, user: &str, password: &str) -> String {
@@ -243,7 +241,7 @@ fn a_large_first_apply_builds_each_index_once_and_keeps_them_all() {
     // is refused; deleting a customer by hand still cascades to its logins.
     let refused = |sql: &str| {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
-        common::block_on(async {
+        crate::common::block_on(async {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(&env.url).await.unwrap();
             sqlx::raw_sql(sql).execute(&mut conn).await.is_err()
@@ -335,9 +333,9 @@ fn a_role_that_may_not_alter_the_tables_writes_a_large_apply_row_by_row() {
 /// hundred databases of ~8 MB plus their WAL and filled the CI machine's disk.
 #[test]
 fn a_test_database_is_dropped_with_its_test() {
-    let admin = common::postgres_admin_url();
+    let admin = crate::common::postgres_admin_url();
     let exists = |name: &str| -> i64 {
-        common::block_on(async {
+        crate::common::block_on(async {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
             sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")

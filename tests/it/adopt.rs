@@ -1,11 +1,9 @@
 //! Adopting an existing account: `export` round trips and `import-csv` edits manifests in
 //! place, through the real binary on both engines.
 
-mod common;
+use crate::common::{ACCOUNT, Env, run};
 
-use common::{ACCOUNT, Env, run};
-
-common::on_every_engine!(
+crate::common::on_every_engine!(
     export_then_plan_shows_no_changes,
     export_reads_back_identically_in_meaning,
     import_csv_changes_customers_where_they_are_declared,

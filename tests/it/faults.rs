@@ -1,14 +1,12 @@
 //! Faults and hostile input (issue: the tool attacked as a whole): each test failed before
 //! its fix. Database-facing ones run on SQLite and PostgreSQL.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::http::{Behaviour, Endpoint, token_of};
-use common::{ACCOUNT, Env, run};
+use crate::common::http::{Behaviour, Endpoint, token_of};
+use crate::common::{ACCOUNT, Env, run};
 
-common::on_every_engine!(
+crate::common::on_every_engine!(
     a_message_goes_to_the_logins_current_address,
     a_password_its_user_set_is_never_overwritten,
     roles_and_websites_in_use_are_kept,
