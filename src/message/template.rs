@@ -14,7 +14,7 @@ pub const DEFAULT_TEXT: &str = include_str!("templates/access.txt");
 /// The built-in HTML body.
 pub const DEFAULT_HTML: &str = include_str!("templates/access.html");
 
-/// Every variable a template may use, with what it holds (README and `--help` list them).
+/// Every variable a template may use, with what it holds (the user guide and `--help` list them).
 pub const VARIABLES: &[(&str, &str)] = &[
     ("email", "the login's email address"),
     ("name", "the contact's name (may be empty)"),

@@ -489,12 +489,14 @@ fn the_package_ships_what_the_binary_needs_and_nothing_else() {
         "Cargo.lock",
         "build.rs",
         "README.md",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
         "src/main.rs",
         "migrations/sqlite/0001_init.sql",
         "migrations/postgres/0001_init.sql",
         "schemas/manifest.schema.json",
         "schemas/plan.schema.json",
-        "src/notify/templates/access.txt",
+        "src/message/templates/access.txt",
         "examples/account/account.yaml",
     ] {
         assert!(

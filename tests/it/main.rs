@@ -11,6 +11,7 @@ mod ci_conditions;
 mod ci_flow;
 mod cli;
 mod day2;
+mod docs;
 mod ecosystem;
 mod email;
 mod faults;
