@@ -217,86 +217,108 @@ pub fn report(
         policies: crate::policy::checks_for(state, customer_id, login),
         runtime: runtime.map(runtime_report),
     };
-    report.refused_because = refusals(&report, runtime);
+    report.refused_because = refusals(state, login, &report, runtime);
     report.can_log_in = report.refused_because.is_empty();
     Some(report)
 }
 
-/// Every condition that keeps the login out, first the account's, then the login's.
-fn refusals(report: &AccessReport, runtime: Option<&LoginRuntime>) -> Vec<String> {
+/// Every condition that keeps the login out, first the account's, then the login's: the
+/// sign-in decision's refusals (DESIGN §10.1), each said with what to do about it.
+fn refusals(
+    state: &State,
+    login: &crate::state::LoginState,
+    report: &AccessReport,
+    runtime: Option<&LoginRuntime>,
+) -> Vec<String> {
+    use crate::signin::Refusal;
+    let facts = runtime.map(|r| crate::signin::Runtime {
+        password_set: r.password_set,
+        locked_until: r.locked_until.clone(),
+        failed_attempts: r.failed_attempts,
+    });
+    let now = crate::clock::format(crate::clock::now());
+    let decision = crate::signin::decide(state, login, facts.as_ref(), None, &now);
     let mut out = Vec::new();
-    if !report.customer_access_feature {
-        out.push("the account's Customer Access feature (`customer_access`) is off".into());
-    }
-    if !report.access {
-        out.push("access is not given to this login (`give_access` / `access` is false)".into());
-    }
-    if let Some(expires) = &report.expires
-        && expires.as_str() <= crate::clock::format(crate::clock::now()).as_str()
-    {
-        out.push(format!(
-            "access expired {} (the customer center refuses it; the next apply revokes it)",
-            crate::clock::display(expires)
-        ));
-    }
-    if let Some(runtime) = runtime {
-        if runtime.locked {
-            out.push(format!(
-                "locked after {} failed attempts until {} (`portico unlock {}` clears it)",
-                runtime.failed_attempts,
-                runtime.locked_until.as_deref().unwrap_or("?"),
+    for refusal in decision.refusals {
+        match refusal {
+            Refusal::FeatureOff => out.push(
+                "the account's Customer Access feature (`customer_access`) is off".into(),
+            ),
+            Refusal::NoAccess => out.push(
+                "access is not given to this login (`give_access` / `access` is false)".into(),
+            ),
+            Refusal::Expired(at) => out.push(format!(
+                "access expired {} (the customer center refuses it; the next apply revokes it)",
+                crate::clock::display(&at)
+            )),
+            Refusal::Locked {
+                until,
+                failed_attempts,
+            } => out.push(format!(
+                "locked after {failed_attempts} failed attempts until {until} (`portico unlock {}` clears it)",
                 report.email
-            ));
-        }
-        if report.access && !runtime.password_set {
-            let undelivered = runtime
-                .notification
-                .as_ref()
-                .filter(|n| n.status == "pending" || n.status == "failed");
-            let link = match (&runtime.link, undelivered) {
-                // A link issued for a message that never left is not waiting for anyone.
-                (_, Some(n)) if n.attempts > 0 || n.status == "failed" => format!(
-                    "its new-access email was never delivered ({} after {} attempt(s){}): fix the cause, then `portico notify{}`",
-                    n.status,
-                    n.attempts,
-                    n.last_error
-                        .as_deref()
-                        .map(|e| format!(", last error: {e}"))
-                        .unwrap_or_default(),
-                    if n.status == "failed" {
-                        " --retry-failed"
-                    } else {
-                        " --retry-now"
-                    }
-                ),
-                (Some(link), _) if link.state == "usable" => {
-                    format!(
-                        "a set-password link is waiting to be used (expires {})",
-                        link.expires_at
-                    )
+            )),
+            // Said only when access is given: otherwise that is the reason to fix first.
+            Refusal::NoPassword if report.access => {
+                if let Some(runtime) = runtime {
+                    out.push(format!("no password is set yet: {}", no_password(report, runtime)));
                 }
-                (Some(link), _) => format!(
-                    "its last set-password link is {} (`portico resend {}` sends a fresh one)",
-                    link.state, report.email
-                ),
-                (None, _)
-                    if runtime
-                        .notification
-                        .as_ref()
-                        .is_some_and(|n| n.status == "pending") =>
-                {
-                    "its new-access notification is still queued (deliver it with `portico notify`)"
-                        .to_string()
-                }
-                (None, _) => format!(
-                    "no set-password link was sent (`portico resend {}`)",
-                    report.email
-                ),
-            };
-            out.push(format!("no password is set yet: {link}"));
+            }
+            Refusal::NoPassword => {}
+            Refusal::WrongWebsite { allowed } => {
+                out.push(format!("this login signs in only on website `{allowed}`"));
+            }
         }
     }
     out
+}
+
+/// Why a login with access has no password yet: what happened to its email and link.
+fn no_password(report: &AccessReport, runtime: &LoginRuntime) -> String {
+    let undelivered = runtime
+        .notification
+        .as_ref()
+        .filter(|n| n.status == "pending" || n.status == "failed");
+    match (&runtime.link, undelivered) {
+        // A link issued for a message that never left is not waiting for anyone.
+        (_, Some(n)) if n.attempts > 0 || n.status == "failed" => format!(
+            "its new-access email was never delivered ({} after {} attempt(s){}): fix the cause, then `portico notify{}`",
+            n.status,
+            n.attempts,
+            n.last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default(),
+            if n.status == "failed" {
+                " --retry-failed"
+            } else {
+                " --retry-now"
+            }
+        ),
+        (Some(link), _) if link.state == "usable" => {
+            format!(
+                "a set-password link is waiting to be used (expires {})",
+                link.expires_at
+            )
+        }
+        (Some(link), _) => format!(
+            "its last set-password link is {} (`portico resend {}` sends a fresh one)",
+            link.state, report.email
+        ),
+        (None, _)
+            if runtime
+                .notification
+                .as_ref()
+                .is_some_and(|n| n.status == "pending") =>
+        {
+            "its new-access notification is still queued (deliver it with `portico notify`)"
+                .to_string()
+        }
+        (None, _) => format!(
+            "no set-password link was sent (`portico resend {}`)",
+            report.email
+        ),
+    }
 }
 
 fn runtime_report(runtime: &LoginRuntime) -> RuntimeReport {

@@ -29,6 +29,8 @@ pub struct Row {
     pub website: String,
     pub two_factor: bool,
     pub locked: bool,
+    /// The sign-in decision (DESIGN §10.1) at the report's time: may this login get in?
+    pub can_log_in: bool,
     pub last_login: String,
     pub expires: String,
     /// One level per [`Permission::ALL`].
@@ -79,6 +81,12 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                 continue;
             };
             let seen = activity.get(&(id.as_str(), contact));
+            let facts = seen.map(|a| crate::signin::Runtime {
+                password_set: a.password_set,
+                locked_until: a.locked_until.clone(),
+                failed_attempts: a.failed_attempts,
+            });
+            let decision = crate::signin::decide(state, login, facts.as_ref(), None, &now_text);
             out.push(Row {
                 email,
                 name: login.name.as_deref().unwrap_or_default().to_string(),
@@ -106,13 +114,9 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                             .map_or(w.to_string(), |s| s.name.clone())
                     })
                     .unwrap_or_default(),
-                two_factor: state
-                    .roles
-                    .get(login.role.as_str())
-                    .is_some_and(|r| r.two_factor == crate::manifest::model::TwoFactor::Required),
-                locked: seen
-                    .and_then(|a| a.locked_until.as_deref())
-                    .is_some_and(|until| until > now_text.as_str()),
+                two_factor: decision.second_factor,
+                locked: decision.locked(),
+                can_log_in: decision.may_enter(),
                 last_login: seen
                     .and_then(|a| a.last_login_at.clone())
                     .unwrap_or_default(),
@@ -266,6 +270,7 @@ pub fn csv(rows: &[Row], out: impl std::io::Write) -> Result<(), csv::Error> {
         "can_pay",
     ];
     header.extend(Permission::ALL.iter().map(|p| p.key()));
+    header.push("can_log_in");
     w.write_record(&header)?;
     for r in rows {
         let yes = |b: bool| if b { "yes" } else { "no" };
@@ -285,6 +290,7 @@ pub fn csv(rows: &[Row], out: impl std::io::Write) -> Result<(), csv::Error> {
             yes(r.can_pay()).into(),
         ];
         record.extend(r.levels.iter().map(|l| l.key().to_string()));
+        record.push(yes(r.can_log_in).into());
         w.write_record(
             record
                 .iter()

@@ -260,11 +260,16 @@ pub struct LoginActivity {
     pub contact: String,
     pub last_login_at: Option<String>,
     pub locked_until: Option<String>,
+    /// A password hash is stored.
+    pub password_set: bool,
+    /// Consecutive failed sign-ins.
+    pub failed_attempts: i64,
 }
 
 /// Reads [`LoginActivity`] rows (the same SQL on both engines).
-pub(crate) const LOGIN_ACTIVITY: &str =
-    "SELECT customer_id, contact, last_login_at, locked_until FROM logins";
+pub(crate) const LOGIN_ACTIVITY: &str = "SELECT customer_id, contact, last_login_at, locked_until,
+    (password_hash IS NOT NULL) AS password_set, CAST(failed_attempts AS BIGINT) AS failed_attempts
+    FROM logins";
 
 /// A row of the notification outbox. It never holds a password or a token.
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema, sqlx::FromRow)]

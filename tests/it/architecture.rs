@@ -19,6 +19,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("message", 3),
     ("passwords", 3),
     ("policy", 3),
+    ("signin", 3),
     ("validate", 4),
     ("plan", 5),
     ("history", 6),

@@ -610,7 +610,20 @@ fn the_csv_report_never_hands_a_spreadsheet_a_formula() {
         }
     }
     assert!(cells > 0);
+    // The sign-in decision's answer is the last column: every login here may get in.
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",can_log_in"), "{csv}");
+    assert!(lines[1..].iter().all(|l| l.ends_with(",yes")), "{csv}");
     assert!(csv.contains("'=HYPERLINK("), "{csv}");
+    // A lockout recorded by the customer center: locked, and the decision says no.
+    env.sql("UPDATE logins SET locked_until = '2999-01-01T00:00:00Z', failed_attempts = 5 WHERE email = 'x@acme.example'");
+    let (_, csv, _) = at(&env, now, &["report", "--format", "csv", "--out", "-"]);
+    let x = csv
+        .lines()
+        .find(|l| l.starts_with("x@acme.example"))
+        .unwrap();
+    assert!(x.ends_with(",no"), "{x}");
+    assert!(x.contains(",yes,,,"), "locked: {x}");
     assert!(csv.contains("'@SUM(A1:A9)"), "{csv}");
     assert!(csv.contains("'-2+3+cmd|"), "{csv}");
 }

@@ -1,0 +1,216 @@
+//! The one sign-in decision (DESIGN §10.1): whether a login may get in at a given time, on a
+//! given website, and if not, every reason why. `access`, `report` (and the login service)
+//! ask this; nothing else re-derives it. Pure: the caller brings the applied state, the
+//! login's runtime facts and the time.
+
+use crate::catalog::Feature;
+use crate::manifest::model::TwoFactor;
+use crate::state::{LoginState, State};
+
+/// What the customer center knows about a login at run time (not planned by portico).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Runtime {
+    /// A password hash is stored (assigned or set by the customer).
+    pub password_set: bool,
+    /// Locked until this time (`YYYY-MM-DDTHH:MM:SSZ`), when a lockout was recorded.
+    pub locked_until: Option<String>,
+    /// Consecutive failed sign-ins.
+    pub failed_attempts: i64,
+}
+
+/// One reason a login may not get in, in the order they are checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The account's Customer Access feature is off.
+    FeatureOff,
+    /// Access is not given to this login.
+    NoAccess,
+    /// Access ended at this time.
+    Expired(String),
+    /// Locked after failed attempts, until this time.
+    Locked {
+        /// When the lock ends.
+        until: String,
+        /// The failed attempts that locked it.
+        failed_attempts: i64,
+    },
+    /// No password is set yet.
+    NoPassword,
+    /// The login belongs to another website than the one asked for.
+    WrongWebsite {
+        /// The login's website.
+        allowed: String,
+    },
+}
+
+/// The decision for one login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Every reason it may not get in; empty when it may.
+    pub refusals: Vec<Refusal>,
+    /// After the password, its role requires a second factor.
+    pub second_factor: bool,
+}
+
+impl Decision {
+    /// Whether the login may get in (after the second factor when [`Decision::second_factor`]).
+    pub fn may_enter(&self) -> bool {
+        self.refusals.is_empty()
+    }
+
+    /// Whether a recorded lockout is still running.
+    pub fn locked(&self) -> bool {
+        self.refusals
+            .iter()
+            .any(|r| matches!(r, Refusal::Locked { .. }))
+    }
+}
+
+/// Decides whether `login` may get in at `now` (`YYYY-MM-DDTHH:MM:SSZ`, which sorts as
+/// text). `runtime` is `None` where nothing is known of the login's use (a plan from the
+/// manifests): the password and the lockout are then not judged. `website` is the website
+/// the request is for, when there is one: a login with a website signs in only there, one
+/// without a website anywhere.
+pub fn decide(
+    state: &State,
+    login: &LoginState,
+    runtime: Option<&Runtime>,
+    website: Option<&str>,
+    now: &str,
+) -> Decision {
+    let mut refusals = Vec::new();
+    if !state.feature(Feature::CustomerAccess) {
+        refusals.push(Refusal::FeatureOff);
+    }
+    if !login.access {
+        refusals.push(Refusal::NoAccess);
+    }
+    if let Some(expires) = &login.expires
+        && expires.as_str() <= now
+    {
+        refusals.push(Refusal::Expired(expires.to_string()));
+    }
+    if let Some(runtime) = runtime {
+        if let Some(until) = runtime.locked_until.as_deref()
+            && until > now
+        {
+            refusals.push(Refusal::Locked {
+                until: until.to_string(),
+                failed_attempts: runtime.failed_attempts,
+            });
+        }
+        if !runtime.password_set {
+            refusals.push(Refusal::NoPassword);
+        }
+    }
+    if let (Some(asked), Some(own)) = (website, login.website.as_deref())
+        && asked != own
+    {
+        refusals.push(Refusal::WrongWebsite {
+            allowed: own.to_string(),
+        });
+    }
+    let second_factor = state
+        .roles
+        .get(login.role.as_str())
+        .is_some_and(|r| r.two_factor == TwoFactor::Required);
+    Decision {
+        refusals,
+        second_factor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> (State, LoginState) {
+        let mut state = State::default();
+        state.features.insert(Feature::CustomerAccess, true);
+        let login = LoginState {
+            email: Some("jane@acme.example".into()),
+            name: None,
+            access: true,
+            role: "customer_center".into(),
+            website: Some("store-eu".into()),
+            notify: false,
+            password: None,
+            expires: Some("2027-03-31T23:59:59Z".into()),
+        };
+        (state, login)
+    }
+
+    const NOW: &str = "2027-03-01T00:00:00Z";
+
+    #[test]
+    fn a_login_with_access_a_password_and_no_lock_gets_in() {
+        let (state, login) = account();
+        let runtime = Runtime {
+            password_set: true,
+            ..Runtime::default()
+        };
+        let decision = decide(&state, &login, Some(&runtime), Some("store-eu"), NOW);
+        assert!(decision.may_enter(), "{decision:?}");
+        assert!(!decision.second_factor);
+        // Without runtime facts (the manifests' view) only the planned conditions count.
+        assert!(decide(&state, &login, None, None, NOW).may_enter());
+    }
+
+    #[test]
+    fn every_reason_is_given_in_order() {
+        let (mut state, mut login) = account();
+        state.features.insert(Feature::CustomerAccess, false);
+        login.access = false;
+        let runtime = Runtime {
+            password_set: false,
+            locked_until: Some("2027-03-01T00:30:00Z".into()),
+            failed_attempts: 5,
+        };
+        let decision = decide(
+            &state,
+            &login,
+            Some(&runtime),
+            Some("store-us"),
+            "2027-04-01T00:00:00Z",
+        );
+        assert_eq!(
+            decision.refusals,
+            [
+                Refusal::FeatureOff,
+                Refusal::NoAccess,
+                Refusal::Expired("2027-03-31T23:59:59Z".into()),
+                Refusal::NoPassword,
+                Refusal::WrongWebsite {
+                    allowed: "store-eu".into()
+                },
+            ],
+            "the lock ended before this time"
+        );
+        let locked = decide(&state, &login, Some(&runtime), None, NOW);
+        assert!(locked.locked());
+        assert!(!locked.may_enter());
+    }
+
+    #[test]
+    fn expiry_ends_access_at_its_second_and_a_role_may_ask_for_a_second_factor() {
+        let (mut state, login) = account();
+        assert!(decide(&state, &login, None, None, "2027-03-31T23:59:58Z").may_enter());
+        assert!(!decide(&state, &login, None, None, "2027-03-31T23:59:59Z").may_enter());
+        state.roles.insert(
+            "customer_center".into(),
+            crate::state::RoleState {
+                name: "Customer Center".into(),
+                base: "customer_center".into(),
+                permissions: Default::default(),
+                two_factor: TwoFactor::Required,
+            },
+        );
+        assert!(decide(&state, &login, None, None, NOW).second_factor);
+        // A login without a website signs in on any website.
+        let anywhere = LoginState {
+            website: None,
+            ..login
+        };
+        assert!(decide(&state, &anywhere, None, Some("store-us"), NOW).may_enter());
+    }
+}
