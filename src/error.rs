@@ -62,6 +62,9 @@ pub enum Error {
     /// Talking to GitHub failed.
     #[error(transparent)]
     GitHub(#[from] crate::github::GitHubError),
+    /// The login service could not start or stopped.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
     /// Passwords could not be prepared.
     #[error(transparent)]
     Password(#[from] crate::passwords::PasswordError),

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod serve;
 pub mod signin;
 pub mod state;
 pub mod store;

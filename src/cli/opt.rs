@@ -129,6 +129,14 @@ Exit codes: 0 unlocked, 1 unknown login or error, 4 another apply held the lock.
 
 Exit codes: 0 queued (and delivered unless --no-notify), 1 error, 4 lock held.")]
     Resend(ResendOpts),
+    /// Run the customer center's sign-in service (behind a TLS proxy): sign-in with lockout,
+    /// the set-password page, sessions, and forward authentication for nginx, Traefik, Caddy.
+    #[command(after_help = "Examples:
+  portico serve --database postgres://portico@db/portico --listen 127.0.0.1:8080
+  portico serve --database sqlite://live.db --insecure-cookies     # a local trial over plain HTTP
+
+Stops on SIGINT or SIGTERM after the requests in flight. Exit codes: 0 stopped, 1 error.")]
+    Serve(ServeOpts),
     /// Create or upgrade the live database schema.
     #[command(after_help = "Examples:
   portico init --database sqlite://live.db
@@ -541,6 +549,20 @@ pub struct LoginOpOpts {
     /// Who is doing this, for history (default: the CI's actor, else the OS user).
     #[arg(long, env = "PORTICO_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+}
+
+/// `portico serve`.
+#[derive(Debug, Args)]
+pub struct ServeOpts {
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// Address and port to listen on (a TLS-terminating proxy sits in front).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Plain HTTP for local trials and tests: cookies without `Secure` and the `__Host-`
+    /// prefix. Refused on a non-loopback address.
+    #[arg(long)]
+    pub insecure_cookies: bool,
 }
 
 /// `portico resend`.

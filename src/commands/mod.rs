@@ -984,3 +984,21 @@ fn history_detail(r: &ApplyRecord) -> String {
     }
     out
 }
+
+/// `portico serve`: brings the schema up to date, then runs the login service until it is
+/// stopped.
+///
+/// # Errors
+/// An unreachable database, a refused setting, or a socket that cannot be bound.
+pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
+    let mut store = store::open(opts.connect.url(), true).await?;
+    store.migrate().await?;
+    drop(store);
+    crate::serve::serve(crate::serve::Options {
+        database: opts.connect.url().to_string(),
+        listen: opts.listen,
+        insecure_cookies: opts.insecure_cookies,
+    })
+    .await?;
+    Ok(Outcome::Done)
+}

@@ -34,6 +34,7 @@ fn choose_clock(command: &Command) -> Result<(), Error> {
             | Command::SetPassword(_)
             | Command::Unlock(_)
             | Command::Resend(_)
+            | Command::Serve(_)
             | Command::ImportCsv(_)
     );
     let chosen = match command {
@@ -84,6 +85,7 @@ fn database(command: &Command) -> Option<&str> {
         Command::Unlock(o) => o.connect.url(),
         Command::Report(o) => o.connect.url(),
         Command::Resend(o) => o.login.connect.url(),
+        Command::Serve(o) => o.connect.url(),
         Command::Validate(_)
         | Command::Schema(_)
         | Command::Show(_)
@@ -103,6 +105,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::Access(opts) => commands::day2::access(&opts).await,
         Command::Unlock(opts) => commands::day2::unlock(&opts).await,
         Command::Resend(opts) => commands::day2::resend(&opts).await,
+        Command::Serve(opts) => commands::serve(&opts).await,
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,

@@ -3,6 +3,7 @@
 pub mod day2;
 mod postgres;
 pub mod rows;
+pub mod serve;
 mod sql;
 mod sqlite;
 

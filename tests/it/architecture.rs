@@ -32,6 +32,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("notify", 8),
     ("report", 8),
     ("schema", 8),
+    ("serve", 8),
     ("error", 9),
     ("cli", 10),
     ("commands", 11),

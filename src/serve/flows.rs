@@ -1,0 +1,460 @@
+//! The sign-in flows: the sign-in page with its lockout, signing out, and the set-password
+//! page the new-access email links to. Handlers parse, ask the core and the store, render.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::App;
+use super::pages::page;
+use super::session::{self, hash_id, later, now, random_id, site_name, text};
+use crate::store::serve::{Claim, LockKey};
+
+/// How long a sign-in waits for a free password checker before it is refused (503).
+const HASHING_WAIT: Duration = Duration::from_secs(5);
+
+/// The message for every failed sign-in, whatever the reason: it must not tell an unknown
+/// email, a wrong password, no access, an expired login or another website apart.
+const FAILED: &str = "The email or password is not right, or this login cannot sign in here.";
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+/// A path on this site to go back to: relative, never `//host` or `/\host`.
+fn local_path(to: Option<&str>) -> Option<String> {
+    to.filter(|t| t.starts_with('/') && !t.starts_with("//") && !t.starts_with("/\\"))
+        .map(str::to_string)
+}
+
+/// The form token of this browser, and the `Set-Cookie` that gives it one when it has none.
+fn form_token(app: &App, headers: &HeaderMap) -> (String, Option<String>) {
+    match app.cookies.csrf_token(headers) {
+        Some(token) => (token.to_string(), None),
+        None => {
+            let token = random_id();
+            let cookie = app.cookies.csrf(&token);
+            (token, Some(cookie))
+        }
+    }
+}
+
+/// Whether a posted form carries this browser's form token (double submit; the cross-origin
+/// check of `Origin`/`Sec-Fetch-Site` runs before, in the router's layer).
+fn token_ok(app: &App, headers: &HeaderMap, posted: &str) -> bool {
+    app.cookies
+        .csrf_token(headers)
+        .is_some_and(|cookie| !posted.is_empty() && cookie == posted)
+}
+
+fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+    if let Some(cookie) = cookie
+        && let Ok(value) = cookie.parse()
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn internal(error: impl std::fmt::Display) -> Response {
+    eprintln!("error: {error}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+fn login_form(
+    app: &App,
+    headers: &HeaderMap,
+    site: &str,
+    email: &str,
+    error: Option<&str>,
+    return_to: Option<String>,
+) -> Response {
+    let (csrf, cookie) = form_token(app, headers);
+    let response = page(
+        StatusCode::OK,
+        "login.html",
+        context! { title => "Sign in", site, email, error, csrf, return_to },
+    );
+    with_cookie(response, cookie)
+}
+
+/// `GET /login`.
+pub async fn login_page(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<ReturnTo>,
+) -> Response {
+    let account = match app.account().await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let site = site_name(&account, &headers);
+    login_form(
+        &app,
+        &headers,
+        &site,
+        "",
+        None,
+        local_path(query.return_to.as_deref()),
+    )
+}
+
+/// Checks `password` against `hash` (or a dummy hash, so an unknown email takes as long) on
+/// the bounded hashing pool. `None` when the pool stayed busy: the caller answers 503.
+async fn verify(app: &App, hash: Option<String>, password: String) -> Option<bool> {
+    let _permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire())
+        .await
+        .ok()?
+        .ok()?;
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| app.dummy_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::PasswordVerifier;
+        argon2::password_hash::phc::PasswordHash::new(&hash).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .ok()?;
+    Some(ok && known)
+}
+
+/// `POST /login`.
+pub async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    match sign_in(&app, &headers, form).await {
+        Ok(response) => response,
+        Err(e) => internal(e),
+    }
+}
+
+async fn sign_in(
+    app: &App,
+    headers: &HeaderMap,
+    form: LoginForm,
+) -> Result<Response, crate::store::StoreError> {
+    let account = app.account().await?;
+    let site = site_name(&account, headers);
+    let return_to = local_path(form.return_to.as_deref());
+    if !token_ok(app, headers, &form.csrf) {
+        let response = login_form(
+            app,
+            headers,
+            &site,
+            &form.email,
+            Some("This form expired. Please sign in again."),
+            return_to,
+        );
+        return Ok((StatusCode::FORBIDDEN, response).into_response());
+    }
+    let email = crate::state::normalize_email(&form.email);
+    let policy = account.login_policy.clone().unwrap_or_default();
+    let max = i64::from(policy.lockout.max_failed_attempts.max(1));
+    let minutes = i64::from(policy.lockout.duration_minutes.max(1));
+    let at = now();
+    let now_text = text(at);
+    let login = app.store.login_by_email(&email).await?;
+    let email_hash = hash_id(&email);
+    // One attempt is claimed before the password is checked: a locked login (or email) is
+    // refused unhashed, and concurrent attempts never exceed the limit.
+    let claim = match &login {
+        Some(l) => {
+            app.store
+                .claim_attempt(&l.customer_id, &l.contact, max, &now_text)
+                .await?
+        }
+        None => {
+            app.store
+                .claim_unknown_attempt(&email_hash, max, &now_text)
+                .await?
+        }
+    };
+    let Claim::Attempt(attempt) = claim else {
+        app.store
+            .event(&email, "refused_locked", "", None, &now_text)
+            .await?;
+        return Ok(page(
+            StatusCode::OK,
+            "locked.html",
+            context! { title => "Signing in is paused", site, minutes },
+        ));
+    };
+    let website = session::website_of(&account, headers);
+    let hash = login.as_ref().and_then(|l| l.password_hash.clone());
+    let Some(verified) = verify(app, hash, form.password).await else {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "Too many sign-ins at once; please try again in a few seconds.",
+        )
+            .into_response());
+    };
+    let allowed = login.as_ref().filter(|l| {
+        let mut runtime = l.runtime.clone();
+        // The claim above already judged the lockout.
+        runtime.locked_until = None;
+        let decision = crate::signin::decide(
+            &account,
+            &l.login,
+            Some(&runtime),
+            website.as_deref(),
+            &now_text,
+        );
+        // The second factor is not offered yet: a role that requires it cannot sign in here.
+        decision.may_enter() && !decision.second_factor
+    });
+    match allowed {
+        Some(login) if verified => {
+            let id = random_id();
+            let expires = later(at, session::MAX_HOURS * 60);
+            app.store
+                .signed_in(login, &hash_id(&id), &now_text, &expires)
+                .await?;
+            app.store
+                .event(&email, "signed_in", "", None, &now_text)
+                .await?;
+            let to = return_to.unwrap_or_else(|| "/".into());
+            let response = Redirect::to(&to).into_response();
+            Ok(with_cookie(response, Some(app.cookies.session(&id))))
+        }
+        _ => {
+            if attempt >= max {
+                let until = later(at, minutes);
+                let key = match &login {
+                    Some(l) => LockKey::Login {
+                        customer_id: &l.customer_id,
+                        contact: &l.contact,
+                    },
+                    None => LockKey::Unknown(&email_hash),
+                };
+                app.store.lock(&key, &until).await?;
+                app.store
+                    .event(&email, "locked", "", Some(&until), &now_text)
+                    .await?;
+            }
+            app.store
+                .event(&email, "signin_failed", "", None, &now_text)
+                .await?;
+            Ok(login_form(
+                app,
+                headers,
+                &site,
+                &form.email,
+                Some(FAILED),
+                return_to,
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: ends this session.
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if !token_ok(&app, &headers, &form.csrf) {
+        return (StatusCode::FORBIDDEN, "This form expired.").into_response();
+    }
+    if let Some(id) = app.cookies.session_id(&headers)
+        && let Err(e) = app.store.end_session(&hash_id(id)).await
+    {
+        return internal(e);
+    }
+    let response = Redirect::to("/login").into_response();
+    with_cookie(response, Some(app.cookies.clear_session()))
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+pub struct SetPasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+fn set_password_form(
+    app: &App,
+    headers: &HeaderMap,
+    site: &str,
+    token: &str,
+    min_length: u32,
+    error: Option<&str>,
+) -> Response {
+    let (csrf, cookie) = form_token(app, headers);
+    let response = page(
+        if error.is_some() && token.is_empty() {
+            StatusCode::GONE
+        } else {
+            StatusCode::OK
+        },
+        "set_password.html",
+        context! { title => "Set your password", site, token, min_length, error, csrf },
+    );
+    with_cookie(response, cookie)
+}
+
+/// `GET /set-password?token=…`: shows the form; never uses the token (mail scanners
+/// pre-fetch links).
+pub async fn set_password_page(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let account = match app.account().await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let site = site_name(&account, &headers);
+    let min = account
+        .login_policy
+        .as_ref()
+        .map_or(10, |p| p.password.min_length);
+    set_password_form(&app, &headers, &site, query.token.trim(), min, None)
+}
+
+/// `POST /set-password`: checks the policy, stores the argon2id hash, uses the token once
+/// (one conditional `UPDATE`), revokes the login's other links, and signs in.
+pub async fn set_password(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<SetPasswordForm>,
+) -> Response {
+    let account = match app.account().await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let site = site_name(&account, &headers);
+    let min = account
+        .login_policy
+        .as_ref()
+        .map_or(10, |p| p.password.min_length);
+    let again =
+        |error: &str| set_password_form(&app, &headers, &site, &form.token, min, Some(error));
+    if !token_ok(&app, &headers, &form.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            again("This form expired. Please try again."),
+        )
+            .into_response();
+    }
+    if form.password != form.password_confirm {
+        return again("The two passwords are not the same.");
+    }
+    if (form.password.chars().count() as u32) < min {
+        return again(&format!("The password needs at least {min} characters."));
+    }
+    let Ok(_permit) = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire()).await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Busy; please try again.").into_response();
+    };
+    let password = form.password.clone();
+    let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || crate::passwords::hash(&password)).await
+    else {
+        return internal("hashing failed");
+    };
+    let redeemed = async {
+        let mut store = crate::store::open(&app.database, true).await?;
+        crate::store::Store::redeem_token(
+            &mut store,
+            &crate::notify::token_hash(&form.token),
+            &hash,
+        )
+        .await
+    }
+    .await;
+    let email = match redeemed {
+        Ok(email) => email,
+        Err(crate::store::StoreError::Token(why)) => {
+            let message = format!(
+                "{}. Ask for a new one with \"forgot password\" or from your administrator.",
+                capitalise(&why)
+            );
+            return set_password_form(&app, &headers, &site, "", min, Some(&message));
+        }
+        Err(e) => return internal(e),
+    };
+    let at = now();
+    let now_text = text(at);
+    let _ = app
+        .store
+        .event(&email, "password_set", "", None, &now_text)
+        .await;
+    // Signed in at once, unless the login may not get in here (or needs a second factor).
+    let login = match app.store.login_by_email(&email).await {
+        Ok(Some(login)) => login,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return internal(e),
+    };
+    let website = session::website_of(&account, &headers);
+    let decision = crate::signin::decide(
+        &account,
+        &login.login,
+        Some(&login.runtime),
+        website.as_deref(),
+        &now_text,
+    );
+    if !decision.may_enter() || decision.second_factor {
+        return Redirect::to("/login").into_response();
+    }
+    let id = random_id();
+    let expires = later(at, session::MAX_HOURS * 60);
+    if let Err(e) = app
+        .store
+        .signed_in(&login, &hash_id(&id), &now_text, &expires)
+        .await
+    {
+        return internal(e);
+    }
+    with_cookie(
+        Redirect::to("/").into_response(),
+        Some(app.cookies.session(&id)),
+    )
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,215 @@
+//! `portico serve` (DESIGN §10): the customer center's front door, enforcing exactly what
+//! apply wrote. Every route is listed in [`router`]; one module per flow; every decision comes
+//! from [`crate::signin::decide`]; all state lives in the database ([`ServeStore`]), so
+//! several instances share one PostgreSQL.
+
+mod flows;
+mod forward;
+mod pages;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::store::serve::ServeStore;
+
+/// How `serve` runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The database.
+    pub database: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Plain HTTP for local trials: cookies without `Secure` and the `__Host-` prefix.
+    /// Refused on a non-loopback address.
+    pub insecure_cookies: bool,
+}
+
+/// Why `serve` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A setting is not allowed.
+    #[error("{0}")]
+    Refused(String),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Shared by every request.
+pub(crate) struct App {
+    pub store: ServeStore,
+    pub database: String,
+    pub cookies: session::Cookies,
+    /// Password checks in flight at once: argon2 takes ~19 MiB and a core's time each, so
+    /// a flood waits here (and is refused past a short wait) instead of exhausting memory.
+    pub hashing: Semaphore,
+    /// An argon2id hash of nothing, checked for unknown emails so they take as long.
+    pub dummy_hash: String,
+    account: Mutex<(Instant, Arc<crate::state::State>)>,
+}
+
+/// How long the account's settings (features, roles, websites, policy) are reused: a revoke
+/// of a whole role or feature applies within this; a login's own access is read on every
+/// request.
+const ACCOUNT_TTL: Duration = Duration::from_secs(1);
+
+impl App {
+    /// The account's settings, read at most once per [`ACCOUNT_TTL`].
+    pub async fn account(&self) -> Result<Arc<crate::state::State>, crate::store::StoreError> {
+        let mut cached = self.account.lock().await;
+        if cached.0.elapsed() >= ACCOUNT_TTL {
+            *cached = (Instant::now(), Arc::new(self.store.account().await?));
+        }
+        Ok(cached.1.clone())
+    }
+}
+
+/// Every route, in one place.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/assets/portico.css", get(pages::css))
+        .route("/", get(forward::home))
+        .route("/login", get(flows::login_page).post(flows::login))
+        .route("/logout", post(flows::logout))
+        .route(
+            "/set-password",
+            get(flows::set_password_page).post(flows::set_password),
+        )
+        .route("/auth/request", get(forward::auth_request))
+        .route("/auth/forward", get(forward::auth_forward))
+        .layer(tower_http::csrf::CsrfLayer::new())
+        .layer(middleware::from_fn_with_state(app.clone(), headers_and_log))
+        .with_state(app)
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.store.ready().await {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
+}
+
+/// Security headers on every answer, and one access-log line per request on standard error:
+/// method, path (never the query, which can hold a set-password token), status, time.
+async fn headers_and_log(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: header::HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    // Not `no-referrer`: browsers then send `Origin: null` on same-origin posts.
+    set(h, header::REFERRER_POLICY, "same-origin");
+    set(h, header::CACHE_CONTROL, "no-store");
+    if !app.cookies.insecure {
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    eprintln!(
+        "{method} {path} {} {}ms",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+/// Runs the login service until SIGINT or SIGTERM, then finishes the requests in flight.
+///
+/// # Errors
+/// A refused setting, an unreachable database, or a socket that cannot be bound.
+pub async fn serve(options: Options) -> Result<(), ServeError> {
+    if options.insecure_cookies && !options.listen.ip().is_loopback() {
+        return Err(ServeError::Refused(format!(
+            "--insecure-cookies is for plain HTTP on this machine only: refused on {} (listen on 127.0.0.1, or put a TLS proxy in front and drop the flag)",
+            options.listen
+        )));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let store = ServeStore::open(&options.database, (cores as u32 * 4).max(8)).await?;
+    let dummy_hash = crate::passwords::hash("portico-dummy-password")
+        .map_err(|_| ServeError::Refused("the system's random source failed".into()))?;
+    let app = Arc::new(App {
+        account: Mutex::new((Instant::now(), Arc::new(store.account().await?))),
+        store,
+        database: options.database.clone(),
+        cookies: session::Cookies::new(options.insecure_cookies),
+        hashing: Semaphore::new(cores),
+        dummy_hash,
+    });
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(options.listen);
+    eprintln!("portico serve: listening on http://{addr} (behind a TLS proxy in production)");
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .map_err(|source| ServeError::Listen {
+        addr: options.listen,
+        source,
+    })?;
+    eprintln!("portico serve: stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminate = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,201 @@
+//! Sessions and cookies: 128-bit random ids, stored only as their SHA-256, in `__Host-`
+//! cookies (HttpOnly, Secure, SameSite=Lax); the form token cookie for double-submit CSRF
+//! checks; and the current session of a request, checked against the idle and absolute
+//! limits and the sign-in decision on every use.
+
+use axum::http::HeaderMap;
+use sha2::Digest;
+
+use super::App;
+use crate::store::StoreError;
+use crate::store::serve::ServeLogin;
+
+/// A session ends after this long whatever happens (DESIGN §10.2's default
+/// `session_max_hours`).
+pub const MAX_HOURS: i64 = 12;
+
+/// A used session's `last_seen_at` is written at most this often (seconds): the idle limit is
+/// counted in minutes, and the forward-auth hot path then writes nothing.
+const TOUCH_AFTER_SECONDS: i64 = 15;
+
+/// The cookie names and attributes.
+pub struct Cookies {
+    pub insecure: bool,
+    session: &'static str,
+    csrf: &'static str,
+}
+
+impl Cookies {
+    pub fn new(insecure: bool) -> Cookies {
+        if insecure {
+            Cookies {
+                insecure,
+                session: "portico-session",
+                csrf: "portico-csrf",
+            }
+        } else {
+            Cookies {
+                insecure,
+                session: "__Host-portico-session",
+                csrf: "__Host-portico-csrf",
+            }
+        }
+    }
+
+    fn attributes(&self) -> &'static str {
+        if self.insecure {
+            "Path=/; HttpOnly; SameSite=Lax"
+        } else {
+            "Path=/; HttpOnly; Secure; SameSite=Lax"
+        }
+    }
+
+    /// `Set-Cookie` for a new session.
+    pub fn session(&self, id: &str) -> String {
+        format!("{}={id}; {}", self.session, self.attributes())
+    }
+
+    /// `Set-Cookie` that removes the session cookie.
+    pub fn clear_session(&self) -> String {
+        format!("{}=; Max-Age=0; {}", self.session, self.attributes())
+    }
+
+    /// `Set-Cookie` for a form token.
+    pub fn csrf(&self, token: &str) -> String {
+        format!("{}={token}; {}", self.csrf, self.attributes())
+    }
+
+    pub fn session_id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, self.session)
+    }
+
+    pub fn csrf_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, self.csrf)
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// 128 random bits as hex (sessions, form tokens).
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the system's random source");
+    hex::encode(bytes)
+}
+
+/// What is stored for an id: its SHA-256.
+pub fn hash_id(id: &str) -> String {
+    hex::encode(sha2::Sha256::digest(id.as_bytes()))
+}
+
+/// Now, as stored.
+pub fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+pub fn text(at: jiff::Timestamp) -> String {
+    crate::clock::format(at)
+}
+
+/// `at` plus `minutes`.
+pub fn later(at: jiff::Timestamp, minutes: i64) -> String {
+    text(at + jiff::SignedDuration::from_secs(minutes * 60))
+}
+
+/// The signed-in person of a request, when the session is valid now.
+pub struct Current {
+    pub login: ServeLogin,
+    pub account: std::sync::Arc<crate::state::State>,
+}
+
+/// The request's valid session: it exists, is within its idle and absolute limits, and the
+/// sign-in decision lets its login in now on this website. A session past a limit is ended.
+///
+/// # Errors
+/// Database errors.
+pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
+    let Some(id) = app.cookies.session_id(headers) else {
+        return Ok(None);
+    };
+    let id_hash = hash_id(id);
+    let Some(session) = app.store.session(&id_hash).await? else {
+        return Ok(None);
+    };
+    let account = app.account().await?;
+    let at = now();
+    let now_text = text(at);
+    let idle = account
+        .login_policy
+        .as_ref()
+        .map_or(60, |p| i64::from(p.session_timeout_minutes));
+    let idle_ends = session
+        .last_seen_at
+        .parse::<jiff::Timestamp>()
+        .map(|seen| later(seen, idle))
+        .unwrap_or_default();
+    if idle_ends <= now_text || session.expires_at <= now_text {
+        app.store.end_session(&id_hash).await?;
+        return Ok(None);
+    }
+    let Some(login) = app
+        .store
+        .login_by_key(&session.customer_id, &session.contact)
+        .await?
+    else {
+        app.store.end_session(&id_hash).await?;
+        return Ok(None);
+    };
+    let website = website_of(&account, headers);
+    let decision = crate::signin::decide(
+        &account,
+        &login.login,
+        Some(&login.runtime),
+        website.as_deref(),
+        &now_text,
+    );
+    // The second factor is not offered yet, so a role that requires it never gets a session.
+    if !decision.may_enter() || decision.second_factor {
+        return Ok(None);
+    }
+    let touched = session
+        .last_seen_at
+        .parse::<jiff::Timestamp>()
+        .is_ok_and(|seen| (at - seen).as_secs() >= TOUCH_AFTER_SECONDS);
+    if touched {
+        app.store.touch(&id_hash, &now_text).await?;
+    }
+    Ok(Some(Current { login, account }))
+}
+
+/// The website a request is for: the one whose URL has the request's host.
+pub fn website_of(account: &crate::state::State, headers: &HeaderMap) -> Option<String> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())?
+        .to_ascii_lowercase();
+    account.websites.iter().find_map(|(id, w)| {
+        let url = url::Url::parse(&w.url).ok()?;
+        let site = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_string(),
+        };
+        (site.to_ascii_lowercase() == host).then(|| id.clone())
+    })
+}
+
+/// The site's display name for a request: its website's name, else "Customer Center".
+pub fn site_name(account: &crate::state::State, headers: &HeaderMap) -> String {
+    website_of(account, headers)
+        .and_then(|id| account.websites.get(&id).map(|w| w.name.clone()))
+        .unwrap_or_else(|| "Customer Center".into())
+}

@@ -1,0 +1,459 @@
+//! What the login service reads and writes, through a connection pool shared by its requests:
+//! the account settings a sign-in decision needs, one login by email or key, the lockout
+//! counters (raised atomically), sessions (by the SHA-256 of their id) and sign-in events.
+//! One SQL text serves both engines (sqlx's `Any` driver); "now" is always bound, never the
+//! database's clock, so every instance and both engines agree.
+
+use std::collections::BTreeMap;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+use super::{Doing, StoreError};
+use crate::catalog::{Feature, Level, Permission};
+use crate::manifest::model::TwoFactor;
+use crate::state::{LoginState, RoleState, State, WebsiteState};
+
+/// A pool of connections for the login service.
+#[derive(Clone)]
+pub struct ServeStore {
+    pool: AnyPool,
+}
+
+/// A login as the login service sees it: its key, its applied state, its runtime facts.
+#[derive(Clone, Debug)]
+pub struct ServeLogin {
+    /// The customer it belongs to.
+    pub customer_id: String,
+    /// `""` for the customer's own login, else the contact's email.
+    pub contact: String,
+    /// The customer's name.
+    pub customer_name: String,
+    /// The applied login.
+    pub login: LoginState,
+    /// The argon2id hash, when a password is set.
+    pub password_hash: Option<String>,
+    /// Runtime lockout facts.
+    pub runtime: crate::signin::Runtime,
+}
+
+/// A session as stored.
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    /// The login's customer.
+    pub customer_id: String,
+    /// The login's contact key.
+    pub contact: String,
+    /// When it was last used (idle timeout).
+    pub last_seen_at: String,
+    /// When it ends whatever happens (absolute limit).
+    pub expires_at: String,
+}
+
+/// The result of claiming a sign-in attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The attempt may be checked; this is the n-th consecutive one.
+    Attempt(i64),
+    /// Locked (or the limit's last attempt is being checked right now): refused unhashed.
+    Locked,
+}
+
+const LOGIN_COLUMNS: &str = "l.customer_id, l.contact, c.name, l.email, l.name,
+    CASE WHEN l.access THEN 1 ELSE 0 END, l.role_id, l.website_id, l.expires_at,
+    l.password_hash, l.locked_until, CAST(l.failed_attempts AS BIGINT)";
+
+type LoginRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn into_login(row: LoginRow) -> ServeLogin {
+    let (customer_id, contact, customer_name, email, name, access, role, website, expires) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
+    );
+    ServeLogin {
+        customer_id,
+        contact,
+        customer_name,
+        password_hash: row.9.clone(),
+        runtime: crate::signin::Runtime {
+            password_set: row.9.is_some(),
+            locked_until: row.10,
+            failed_attempts: row.11,
+        },
+        login: LoginState {
+            email: email.map(Into::into),
+            name: name.map(Into::into),
+            access: access != 0,
+            role: role.into(),
+            website: website.map(Into::into),
+            notify: false,
+            password: None,
+            expires: expires.map(Into::into),
+        },
+    }
+}
+
+impl ServeStore {
+    /// Opens a pool on `url` (`sqlite://…` or `postgres://…`) of at most `size` connections.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub async fn open(url: &str, size: u32) -> Result<ServeStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(size)
+            .connect(url)
+            .await
+            .doing("connecting the login service")?;
+        Ok(ServeStore { pool })
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The account settings a sign-in decision needs: features, roles with their levels,
+    /// websites and the login policy (no customers).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn account(&self) -> Result<State, StoreError> {
+        let doing = "reading the account's settings";
+        let mut state = State::default();
+        let features: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, CASE WHEN enabled THEN 1 ELSE 0 END FROM features")
+                .fetch_all(&self.pool)
+                .await
+                .doing(doing)?;
+        for (name, on) in features {
+            if let Some(feature) = Feature::ALL.iter().find(|f| f.key() == name) {
+                state.features.insert(*feature, on != 0);
+            }
+        }
+        let roles: Vec<(String, String, Option<String>, String)> =
+            sqlx::query_as("SELECT id, name, base, two_factor FROM roles")
+                .fetch_all(&self.pool)
+                .await
+                .doing(doing)?;
+        let levels: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT role_id, permission, level FROM role_permissions")
+                .fetch_all(&self.pool)
+                .await
+                .doing(doing)?;
+        for (id, name, base, two_factor) in roles {
+            let permissions: BTreeMap<Permission, Level> = levels
+                .iter()
+                .filter(|(role, _, _)| *role == id)
+                .filter_map(|(_, p, l)| {
+                    let permission = Permission::ALL.iter().find(|x| x.key() == p)?;
+                    let level = Level::ALL.iter().find(|x| x.key() == l)?;
+                    Some((*permission, *level))
+                })
+                .collect();
+            let two_factor = if two_factor == "required" {
+                TwoFactor::Required
+            } else {
+                TwoFactor::Off
+            };
+            state.roles.insert(
+                id,
+                RoleState {
+                    name,
+                    base: base.unwrap_or_default(),
+                    two_factor,
+                    permissions,
+                },
+            );
+        }
+        let websites: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, name, url FROM websites")
+                .fetch_all(&self.pool)
+                .await
+                .doing(doing)?;
+        for (id, name, url) in websites {
+            state.websites.insert(id, WebsiteState { name, url });
+        }
+        let policy: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length FROM login_policy",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .doing(doing)?;
+        if let Some((max, lockout, timeout, min)) = policy {
+            let mut p = crate::manifest::model::LoginPolicy::default();
+            p.lockout.max_failed_attempts = max as u32;
+            p.lockout.duration_minutes = lockout as u32;
+            p.session_timeout_minutes = timeout as u32;
+            p.password.min_length = min as u32;
+            state.login_policy = Some(p);
+        }
+        Ok(state)
+    }
+
+    /// The login with this (normalised) email.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn login_by_email(&self, email: &str) -> Result<Option<ServeLogin>, StoreError> {
+        let sql = format!(
+            "SELECT {LOGIN_COLUMNS} FROM logins l JOIN customers c ON c.id = l.customer_id WHERE l.email = $1"
+        );
+        let row: Option<LoginRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("reading a login")?;
+        Ok(row.map(into_login))
+    }
+
+    /// The login with this key.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn login_by_key(
+        &self,
+        customer_id: &str,
+        contact: &str,
+    ) -> Result<Option<ServeLogin>, StoreError> {
+        let sql = format!(
+            "SELECT {LOGIN_COLUMNS} FROM logins l JOIN customers c ON c.id = l.customer_id
+             WHERE l.customer_id = $1 AND l.contact = $2"
+        );
+        let row: Option<LoginRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(customer_id)
+            .bind(contact)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("reading a login")?;
+        Ok(row.map(into_login))
+    }
+
+    /// Claims one sign-in attempt for a login before its password is checked: one atomic
+    /// `UPDATE … RETURNING` raises the consecutive count only while the login is not locked
+    /// and below `max`, so however many attempts arrive at once, at most `max` are ever
+    /// checked between two successes (a lock that has ended starts the count again).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn claim_attempt(
+        &self,
+        customer_id: &str,
+        contact: &str,
+        max: i64,
+        now: &str,
+    ) -> Result<Claim, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE logins SET
+                failed_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 ELSE failed_attempts + 1 END,
+                locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN NULL ELSE locked_until END
+             WHERE customer_id = $1 AND contact = $2
+               AND ((locked_until IS NOT NULL AND locked_until <= $3)
+                    OR (locked_until IS NULL AND failed_attempts < $4))
+             RETURNING CAST(failed_attempts AS BIGINT)",
+        )
+        .bind(customer_id)
+        .bind(contact)
+        .bind(now)
+        .bind(max)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("counting a sign-in attempt")?;
+        Ok(n.map_or(Claim::Locked, Claim::Attempt))
+    }
+
+    /// The same for an email no login has, keyed by its SHA-256.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn claim_unknown_attempt(
+        &self,
+        email_hash: &str,
+        max: i64,
+        now: &str,
+    ) -> Result<Claim, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO unknown_signins (email_hash, failed_attempts) VALUES ($1, 1)
+             ON CONFLICT (email_hash) DO UPDATE SET
+                failed_attempts = CASE WHEN unknown_signins.locked_until IS NOT NULL AND unknown_signins.locked_until <= $2
+                    THEN 1 ELSE unknown_signins.failed_attempts + 1 END,
+                locked_until = CASE WHEN unknown_signins.locked_until IS NOT NULL AND unknown_signins.locked_until <= $2
+                    THEN NULL ELSE unknown_signins.locked_until END
+             WHERE (unknown_signins.locked_until IS NOT NULL AND unknown_signins.locked_until <= $2)
+                OR (unknown_signins.locked_until IS NULL AND unknown_signins.failed_attempts < $3)
+             RETURNING CAST(failed_attempts AS BIGINT)",
+        )
+        .bind(email_hash)
+        .bind(now)
+        .bind(max)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("counting a sign-in attempt")?;
+        Ok(n.map_or(Claim::Locked, Claim::Attempt))
+    }
+
+    /// Locks a login (or an unknown email, by hash) until `until`, after its last allowed
+    /// failure.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn lock(&self, key: &LockKey<'_>, until: &str) -> Result<(), StoreError> {
+        let query = match key {
+            LockKey::Login {
+                customer_id,
+                contact,
+            } => sqlx::query(
+                "UPDATE logins SET locked_until = $1 WHERE customer_id = $2 AND contact = $3",
+            )
+            .bind(until)
+            .bind(*customer_id)
+            .bind(*contact),
+            LockKey::Unknown(hash) => {
+                sqlx::query("UPDATE unknown_signins SET locked_until = $1 WHERE email_hash = $2")
+                    .bind(until)
+                    .bind(*hash)
+            }
+        };
+        query.execute(&self.pool).await.doing("locking a login")?;
+        Ok(())
+    }
+
+    /// A successful sign-in: the count is reset, `last_login_at` set, and a session stored.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn signed_in(
+        &self,
+        login: &ServeLogin,
+        session_hash: &str,
+        now: &str,
+        expires_at: &str,
+    ) -> Result<(), StoreError> {
+        let doing = "recording a sign-in";
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        sqlx::query(
+            "UPDATE logins SET failed_attempts = 0, locked_until = NULL, last_login_at = $1
+             WHERE customer_id = $2 AND contact = $3",
+        )
+        .bind(now)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at)
+             VALUES ($1, $2, $3, $4, $4, $5)",
+        )
+        .bind(session_hash)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        tx.commit().await.doing(doing)?;
+        Ok(())
+    }
+
+    /// The session with this id hash.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT customer_id, contact, last_seen_at, expires_at FROM sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("reading a session")?;
+        Ok(row.map(
+            |(customer_id, contact, last_seen_at, expires_at)| SessionRow {
+                customer_id,
+                contact,
+                last_seen_at,
+                expires_at,
+            },
+        ))
+    }
+
+    /// Marks a session used now.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn touch(&self, id_hash: &str, now: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .doing("keeping a session")?;
+        Ok(())
+    }
+
+    /// Ends one session.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .doing("ending a session")?;
+        Ok(())
+    }
+
+    /// Records a sign-in event (never a secret).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn event(
+        &self,
+        email: &str,
+        kind: &str,
+        address: &str,
+        detail: Option<&str>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_events (at, email, kind, address, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(now)
+        .bind(email)
+        .bind(kind)
+        .bind(address)
+        .bind(detail)
+        .execute(&self.pool)
+        .await
+        .doing("recording a sign-in event")?;
+        Ok(())
+    }
+}
+
+/// Whose lockout to set.
+pub enum LockKey<'a> {
+    /// A login.
+    Login {
+        /// Its customer.
+        customer_id: &'a str,
+        /// Its contact key.
+        contact: &'a str,
+    },
+    /// An email no login has, by its SHA-256.
+    Unknown(&'a str),
+}
