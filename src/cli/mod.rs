@@ -7,6 +7,6 @@ pub use opt::{
     AccessOpts, ApplyOpts, Cli, ColorWhen, Command, ConnectOpts, DeliveryArgs, DiffArgs,
     ExportOpts, Format, HistoryCommand, HistoryFormat, HistoryOpts, ImportCsvOpts, LoginOpOpts,
     ManifestOpts, NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind, SchemaOpts, Section,
-    ServeOpts, SetPasswordOpts, ShowOpts, ValidateOpts,
+    ServeOpts, SetPasswordOpts, ShowOpts, SignOutOpts, ValidateOpts,
 };
 pub use opt::{ReportFormat, ReportOpts};

@@ -137,6 +137,12 @@ Exit codes: 0 queued (and delivered unless --no-notify), 1 error, 4 lock held.")
 
 Stops on SIGINT or SIGTERM after the requests in flight. Exit codes: 0 stopped, 1 error.")]
     Serve(ServeOpts),
+    /// End every session of one login at once (for "my account may be compromised").
+    #[command(after_help = "Example:
+  portico sign-out jane@acme.example
+
+Exit codes: 0 signed out (or had no session), 1 unknown login or error.")]
+    SignOut(SignOutOpts),
     /// Create or upgrade the live database schema.
     #[command(after_help = "Examples:
   portico init --database sqlite://live.db
@@ -563,6 +569,15 @@ pub struct ServeOpts {
     /// prefix. Refused on a non-loopback address.
     #[arg(long)]
     pub insecure_cookies: bool,
+}
+
+/// `portico sign-out`.
+#[derive(Debug, Args)]
+pub struct SignOutOpts {
+    /// The login's email.
+    pub email: String,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
 }
 
 /// `portico resend`.

@@ -832,6 +832,7 @@ pub async fn set_password(opts: &crate::cli::SetPasswordOpts) -> Result<Outcome,
     let token = lines.next().transpose()?.unwrap_or_default();
     let password = lines.next().transpose()?.unwrap_or_default();
     let mut store = store::open(opts.connect.url(), true).await?;
+    store.migrate().await?;
     let policy = store.read().await?.login_policy.unwrap_or_default();
     let min = policy.password.min_length as usize;
     if password.chars().count() < min {
@@ -1001,4 +1002,27 @@ pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
     })
     .await?;
     Ok(Outcome::Done)
+}
+
+/// `portico sign-out EMAIL`: ends every session of that login.
+///
+/// # Errors
+/// An unknown login, or database errors.
+pub async fn sign_out(opts: &crate::cli::SignOutOpts) -> Result<Outcome, Error> {
+    let mut store = adopt::open_existing(opts.connect.url()).await?;
+    store.migrate().await?;
+    drop(store);
+    let email = crate::state::normalize_email(&opts.email);
+    let serve = crate::store::serve::ServeStore::open(opts.connect.url(), 1).await?;
+    match serve.end_sessions_of(&email).await? {
+        Some(n) => {
+            let now = crate::clock::format(jiff::Timestamp::now());
+            serve
+                .event(&email, "signed_out", "", Some("portico sign-out"), &now)
+                .await?;
+            println!("Signed {email} out: {n} session(s) ended.");
+            Ok(Outcome::Done)
+        }
+        None => Err(Error::Refused(format!("no login has the email {email}"))),
+    }
 }

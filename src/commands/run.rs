@@ -35,6 +35,7 @@ fn choose_clock(command: &Command) -> Result<(), Error> {
             | Command::Unlock(_)
             | Command::Resend(_)
             | Command::Serve(_)
+            | Command::SignOut(_)
             | Command::ImportCsv(_)
     );
     let chosen = match command {
@@ -86,6 +87,7 @@ fn database(command: &Command) -> Option<&str> {
         Command::Report(o) => o.connect.url(),
         Command::Resend(o) => o.login.connect.url(),
         Command::Serve(o) => o.connect.url(),
+        Command::SignOut(o) => o.connect.url(),
         Command::Validate(_)
         | Command::Schema(_)
         | Command::Show(_)
@@ -106,6 +108,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::Unlock(opts) => commands::day2::unlock(&opts).await,
         Command::Resend(opts) => commands::day2::resend(&opts).await,
         Command::Serve(opts) => commands::serve(&opts).await,
+        Command::SignOut(opts) => commands::sign_out(&opts).await,
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,

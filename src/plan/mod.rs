@@ -342,6 +342,21 @@ impl Change {
             && self.login_after().is_some_and(|l| l.access && !l.notify)
     }
 
+    /// Whether this change ends the login's sessions (DESIGN §10.2): it loses access or is
+    /// deleted, or its email, website or role changes.
+    pub fn ends_sessions(&self) -> bool {
+        match (self.login_before(), self.login_after()) {
+            (Some(_), None) => true,
+            (Some(before), Some(after)) => {
+                (before.access && !after.access)
+                    || before.email != after.email
+                    || before.website != after.website
+                    || before.role != after.role
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this change takes access away from a login (revoke or delete).
     pub fn removes_access(&self) -> bool {
         self.login_before().is_some_and(|l| l.access)

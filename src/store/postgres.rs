@@ -480,6 +480,8 @@ const WRITES: Writes = Writes {
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
+    end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
+            (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
 };
 
 const OUTBOX: OutboxSql = OutboxSql {

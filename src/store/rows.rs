@@ -205,6 +205,8 @@ pub struct Batches {
     pub lose_access: Vec<LoginKey>,
     /// Logins keeping access with `notify` turned off: their queued messages are cancelled.
     pub stop_notifying: Vec<LoginKey>,
+    /// Logins whose sessions end ([`Change::ends_sessions`]).
+    pub end_sessions: Vec<LoginKey>,
     /// Logins whose email changes: links issued to the old address are revoked (queued
     /// messages stay, and go to the new address).
     pub email_changed: Vec<LoginKey>,
@@ -335,6 +337,12 @@ impl Batches {
             _ => None,
         };
         if let Some((customer_id, contact)) = key {
+            if change.ends_sessions() {
+                self.end_sessions.push(LoginKey {
+                    customer_id: customer_id.clone(),
+                    contact: contact.clone(),
+                });
+            }
             if change.notifies() {
                 let login = change.login_after().expect("a login");
                 let had_password = change.login_before().is_some_and(|l| l.password.is_some());

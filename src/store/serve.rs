@@ -418,6 +418,24 @@ impl ServeStore {
         Ok(())
     }
 
+    /// Ends every session of the login with this (normalised) email; how many ended, or
+    /// `None` when no login has it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn end_sessions_of(&self, email: &str) -> Result<Option<u64>, StoreError> {
+        let Some(login) = self.login_by_email(email).await? else {
+            return Ok(None);
+        };
+        let done = sqlx::query("DELETE FROM sessions WHERE customer_id = $1 AND contact = $2")
+            .bind(&login.customer_id)
+            .bind(&login.contact)
+            .execute(&self.pool)
+            .await
+            .doing("ending a login's sessions")?;
+        Ok(Some(done.rows_affected()))
+    }
+
     /// Records a sign-in event (never a secret).
     ///
     /// # Errors

@@ -39,6 +39,7 @@ pub struct Writes {
     pub queue_notifications: &'static str,
     pub revoke_tokens: &'static str,
     pub cancel_notifications: &'static str,
+    pub end_sessions: &'static str,
 }
 
 /// The `applies` row of one apply, as bound parameters.
@@ -290,6 +291,11 @@ fn steps<'a>(
             w.cancel_notifications,
             &b.stop_notifying,
             "cancelling queued notifications of logins no longer notified",
+        ),
+        step(
+            w.end_sessions,
+            &b.end_sessions,
+            "ending the sessions of logins that lost access or changed",
         ),
         step(
             w.revoke_tokens,
@@ -559,6 +565,13 @@ macro_rules! redeem {
             .await
             .doing(doing)?;
         sqlx::query($sql.revoke_other_tokens)
+            .bind(&customer_id)
+            .bind(&contact)
+            .execute(&mut *$tx)
+            .await
+            .doing(doing)?;
+        // A password set ends the login's sessions (DESIGN §10.2).
+        sqlx::query("DELETE FROM sessions WHERE customer_id = $1 AND contact = $2")
             .bind(&customer_id)
             .bind(&contact)
             .execute(&mut *$tx)

@@ -584,6 +584,8 @@ const WRITES: Writes = Writes {
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
+    end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
+            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
 };
 
 const DAY2: Day2Sql = day2_sql!(

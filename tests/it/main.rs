@@ -21,5 +21,6 @@ mod passwords;
 mod postgres;
 mod roundtrip;
 mod schema;
+mod serve;
 mod snapshots;
 mod validation;

@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod http;
 pub mod smtp;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

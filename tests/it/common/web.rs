@@ -1,0 +1,226 @@
+//! `portico serve` started for real on 127.0.0.1, and a small HTTP client (reqwest) that
+//! keeps cookies like a browser, follows no redirect, and sends what a browser's same-origin
+//! form post sends.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Env;
+
+/// A running `portico serve`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl Server {
+    /// Starts `portico serve --insecure-cookies` on a free port against `env`'s database and
+    /// waits until it answers `/readyz`.
+    pub fn start(env: &Env) -> Server {
+        let port = free_port();
+        Server::start_on(env, port)
+    }
+
+    /// The same, on a given port.
+    pub fn start_on(env: &Env, port: u16) -> Server {
+        let host = format!("127.0.0.1:{port}");
+        let mut cmd: Command = env.std_command(&["serve", "--listen", &host, "--insecure-cookies"]);
+        let log = std::fs::File::create(env.path(&format!("serve-{port}.log"))).unwrap();
+        cmd.stdout(Stdio::null()).stderr(log);
+        let child = cmd.spawn().expect("portico serve starts");
+        let server = Server {
+            child,
+            url: format!("http://{host}"),
+            host,
+        };
+        let started = Instant::now();
+        loop {
+            let client = Client::new(&server);
+            if super::block_on(async { client.get("/readyz").await.ok() })
+                .is_some_and(|r| r.status == 200)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "portico serve did not start: {}",
+                std::fs::read_to_string(env.path(&format!("serve-{port}.log"))).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A browser-like client: a cookie jar, no redirects followed.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+    jar: Mutex<BTreeMap<String, String>>,
+}
+
+impl Client {
+    pub fn new(server: &Server) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            base: server.url.clone(),
+            host: server.host.clone(),
+            jar: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The cookie with this name, if the server set one.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
+    }
+
+    fn cookie_header(&self) -> String {
+        self.jar
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&self, response: reqwest::Response) -> Answer {
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            let mut jar = self.jar.lock().unwrap();
+            if value.is_empty() || text.contains("Max-Age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_string(), value.to_string());
+            }
+        }
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Result<Answer> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .send()
+            .await?;
+        Ok(self.finish(response).await)
+    }
+
+    /// A GET with extra headers (a proxy's `Host`, say).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        self.finish(response).await
+    }
+
+    /// A same-origin form post, as a browser sends it (`Origin`, `Sec-Fetch-Site`).
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.post_from(path, form, &format!("http://{}", self.host), "same-origin")
+            .await
+    }
+
+    /// A form post from `origin`.
+    pub async fn post_from(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: &str,
+        fetch_site: &str,
+    ) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .header("Origin", origin)
+            .header("Sec-Fetch-Site", fetch_site)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    /// The form token a page gave this browser.
+    pub fn csrf(&self) -> String {
+        self.cookie("portico-csrf").expect("a form token cookie")
+    }
+
+    /// Opens the sign-in page and signs in; the answer to the post.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Answer {
+        self.get("/login").await.unwrap();
+        let csrf = self.csrf();
+        self.post(
+            "/login",
+            &[("email", email), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+}

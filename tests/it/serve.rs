@@ -1,0 +1,511 @@
+//! `portico serve`, run for real on 127.0.0.1 against SQLite and PostgreSQL and driven over
+//! HTTP: sign-in, the lockout (also under 50 concurrent attempts), the set-password link,
+//! forward auth, CSRF, sessions ending, and two instances sharing one database.
+
+use crate::common::http::{Behaviour, Endpoint, token_of};
+use crate::common::web::{Client, Server};
+use crate::common::{Env, block_on, run};
+
+crate::common::on_every_engine!(
+    a_customer_signs_in_and_the_portal_sees_who,
+    wrong_passwords_lock_and_unknown_emails_look_the_same,
+    concurrent_wrong_passwords_never_get_more_tries_than_the_limit,
+    the_emailed_link_sets_the_password_once,
+    an_apply_that_revokes_access_ends_the_session,
+);
+
+const PW: &str = "correct-horse-battery";
+
+fn account(extra_contact: &str) -> String {
+    format!(
+        "features: {{ customer_access: true, websites: true }}
+login_policy:
+  lockout: {{ max_failed_attempts: 3, duration_minutes: 15 }}
+  session_timeout_minutes: 30
+  password: {{ min_length: 12 }}
+websites:
+  - {{ id: store, name: Acme Store, url: https://store.example.com }}
+roles:
+  - id: no-pay
+    name: No Payments
+    permissions: {{ customer_payment: none, invoice: view }}
+customers:
+  - id: C1
+    name: Acme Ltd
+    email: ap@acme.example
+    access: {{ give_access: true, role: no-pay, password: {{ env: PW }} }}
+    contacts:
+      - {{ email: jane@acme.example, name: Jane Doe, access: true, password: {{ env: PW }} }}
+{extra_contact}"
+    )
+}
+
+fn apply(env: &Env) {
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env("PW", PW);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+}
+
+fn a_customer_signs_in_and_the_portal_sees_who(env: Env) {
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    let browser = Client::new(&server);
+    block_on(async {
+        // Signed out: the portal's check says so, the home page sends to sign in.
+        let check = browser.get("/auth/request").await.unwrap();
+        assert_eq!(check.status, 401);
+        assert_eq!(check.header("location"), Some("/login"));
+        let home = browser.get("/").await.unwrap();
+        assert_eq!(
+            (home.status, home.header("location")),
+            (303, Some("/login"))
+        );
+
+        let page = browser.get("/login").await.unwrap();
+        assert_eq!(page.status, 200);
+        for field in [
+            "name=\"email\"",
+            "name=\"password\"",
+            "<label for=\"email\">",
+        ] {
+            assert!(page.body.contains(field), "{field}: {}", page.body);
+        }
+        assert_eq!(page.header("x-frame-options"), Some("DENY"));
+        assert!(
+            page.header("content-security-policy")
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+
+        let signed = browser.sign_in("Jane@Acme.example", PW).await;
+        assert_eq!(
+            (signed.status, signed.header("location")),
+            (303, Some("/")),
+            "{}",
+            signed.body
+        );
+        let cookie = signed.header("set-cookie").unwrap();
+        assert!(cookie.starts_with("portico-session="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        let id = browser.cookie("portico-session").unwrap();
+        assert_eq!(id.len(), 32, "128 random bits");
+
+        let check = browser.get("/auth/request").await.unwrap();
+        assert_eq!(check.status, 200);
+        assert_eq!(check.header("remote-user"), Some("jane@acme.example"));
+        assert_eq!(check.header("remote-name"), Some("Jane Doe"));
+        assert_eq!(check.header("remote-customer"), Some("C1"));
+        assert_eq!(check.header("remote-role"), Some("no-pay"));
+        let permissions = check.header("remote-permissions").unwrap();
+        assert!(permissions.contains("invoice=view"), "{permissions}");
+        assert!(!permissions.contains("customer_payment"), "{permissions}");
+
+        let home = browser.get("/").await.unwrap();
+        assert_eq!(home.status, 200);
+        assert!(home.body.contains("jane@acme.example") && home.body.contains("No Payments"));
+        assert!(
+            home.body.contains("<td>Customer Payment</td><td>none</td>"),
+            "{}",
+            home.body
+        );
+    });
+    let id = browser.cookie("portico-session").unwrap();
+    assert!(
+        !env.rows("SELECT id_hash FROM sessions").contains(&id),
+        "the session id is stored only hashed"
+    );
+    assert_eq!(
+        env.rows("SELECT CASE WHEN last_login_at IS NULL THEN 'no' ELSE 'yes' END FROM logins WHERE email = 'jane@acme.example'"),
+        ["yes"]
+    );
+    block_on(async {
+        // Signing out ends the session on the server.
+        let csrf = browser.csrf();
+        let out = browser.post("/logout", &[("csrf", &csrf)]).await;
+        assert_eq!(out.status, 303);
+        browser.set_cookie("portico-session", &id);
+        assert_eq!(browser.get("/auth/request").await.unwrap().status, 401);
+    });
+}
+
+fn wrong_passwords_lock_and_unknown_emails_look_the_same(env: Env) {
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    block_on(async {
+        let normalise = |body: &str| {
+            body.lines()
+                .filter(|l| !l.contains("name=\"csrf\""))
+                .map(|l| {
+                    l.replace("nobody@acme.example", "EMAIL")
+                        .replace("jane@acme.example", "EMAIL")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let known = Client::new(&server);
+        let unknown = Client::new(&server);
+        let mut answers = Vec::new();
+        for attempt in 0..3 {
+            let k = known
+                .sign_in("jane@acme.example", &format!("wrong-password-{attempt}"))
+                .await;
+            let u = unknown
+                .sign_in("nobody@acme.example", &format!("wrong-password-{attempt}"))
+                .await;
+            assert_eq!(k.status, u.status);
+            assert_eq!(
+                normalise(&k.body),
+                normalise(&u.body),
+                "a failure tells nothing"
+            );
+            assert_eq!(
+                k.header("set-cookie")
+                    .map(|c| c.split('=').next().map(str::to_string)),
+                u.header("set-cookie")
+                    .map(|c| c.split('=').next().map(str::to_string)),
+                "the same cookie shape"
+            );
+            answers.push(k.status);
+        }
+        assert_eq!(answers, [200, 200, 200]);
+        // Locked: the right password is refused before it is checked, for both emails alike.
+        let k = known.sign_in("jane@acme.example", PW).await;
+        let u = unknown
+            .sign_in("nobody@acme.example", "anything-at-all")
+            .await;
+        assert!(k.body.contains("Signing in is paused"), "{}", k.body);
+        assert_eq!(normalise(&k.body), normalise(&u.body));
+        assert_eq!(known.get("/auth/request").await.unwrap().status, 401);
+        // The administrator unlocks; the right password works again.
+        let (code, _, err) = run(env.portico(&["unlock", "jane@acme.example"]));
+        assert_eq!(code, 0, "{err}");
+        let signed = known.sign_in("jane@acme.example", PW).await;
+        assert_eq!(signed.status, 303, "{}", signed.body);
+    });
+    assert_eq!(
+        env.rows(
+            "SELECT kind FROM login_events WHERE email = 'jane@acme.example' AND kind = 'locked'"
+        ),
+        ["locked"]
+    );
+}
+
+fn concurrent_wrong_passwords_never_get_more_tries_than_the_limit(env: Env) {
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    let clients: Vec<Client> = (0..50).map(|_| Client::new(&server)).collect();
+    let answers = block_on(async {
+        for c in &clients {
+            c.get("/login").await.unwrap();
+        }
+        let attempts = clients.iter().enumerate().map(|(i, c)| async move {
+            let csrf = c.csrf();
+            // One of them has the right password: it must not get in past the limit either.
+            let password = if i == 49 {
+                PW.to_string()
+            } else {
+                format!("wrong-password-{i}")
+            };
+            c.post(
+                "/login",
+                &[
+                    ("email", "ap@acme.example"),
+                    ("password", &password),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await
+        });
+        futures_join_all(attempts).await
+    });
+    let checked = env.rows(
+        "SELECT CAST(count(*) AS TEXT) FROM login_events WHERE email = 'ap@acme.example' AND kind IN ('signin_failed', 'signed_in')",
+    );
+    let checked: usize = checked[0].parse().unwrap();
+    assert!(
+        checked <= 3,
+        "{checked} passwords were checked; the limit is 3"
+    );
+    let paused = answers
+        .iter()
+        .filter(|a| a.body.contains("Signing in is paused"))
+        .count();
+    assert_eq!(
+        paused + checked,
+        50,
+        "every other attempt was refused unchecked"
+    );
+    assert_eq!(
+        env.rows("SELECT CASE WHEN locked_until IS NULL THEN 'open' ELSE 'locked' END FROM logins WHERE email = 'ap@acme.example'"),
+        ["locked"]
+    );
+    // The right password after the race is refused too: no more tries than the limit.
+    let browser = Client::new(&server);
+    let late = block_on(browser.sign_in("ap@acme.example", PW));
+    assert!(late.body.contains("Signing in is paused"), "{}", late.body);
+}
+
+/// Runs futures at once on the current thread.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(Option::unwrap));
+    out
+}
+
+fn the_emailed_link_sets_the_password_once(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    let notified =
+        "      - { email: new@acme.example, name: New Person, access: true, notify: true }\n";
+    let text = account(notified).replace(
+        "customers:",
+        &format!("notifications:\n  url: {}\n  login_url: https://customers.example.com/login\ncustomers:", endpoint.url),
+    );
+    env.write("a.yaml", &text);
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env("PW", PW).env_remove("PORTICO_NO_NOTIFY");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    let token = token_of(&endpoint, "new@acme.example");
+    let server = Server::start(&env);
+    let browser = Client::new(&server);
+    block_on(async {
+        // A GET (a mail scanner's pre-fetch) shows the form and leaves the link usable.
+        for _ in 0..2 {
+            let page = browser
+                .get(&format!("/set-password?token={token}"))
+                .await
+                .unwrap();
+            assert_eq!(page.status, 200);
+            assert!(
+                page.body.contains("name=\"password_confirm\""),
+                "{}",
+                page.body
+            );
+        }
+        let csrf = browser.csrf();
+        let form = |password: &'static str, confirm: &'static str| {
+            vec![
+                ("csrf", csrf.clone()),
+                ("token", token.clone()),
+                ("password", password.to_string()),
+                ("password_confirm", confirm.to_string()),
+            ]
+        };
+        let post = |fields: Vec<(&'static str, String)>| {
+            let browser = &browser;
+            async move {
+                let pairs: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                browser.post("/set-password", &pairs).await
+            }
+        };
+        let short = post(form("short", "short")).await;
+        assert!(
+            short.body.contains("at least 12 characters"),
+            "{}",
+            short.body
+        );
+        let differ = post(form("a-long-password-1", "a-long-password-2")).await;
+        assert!(differ.body.contains("not the same"), "{}", differ.body);
+        let set = post(form("a-long-password-1", "a-long-password-1")).await;
+        assert_eq!(
+            (set.status, set.header("location")),
+            (303, Some("/")),
+            "{}",
+            set.body
+        );
+        let check = browser.get("/auth/request").await.unwrap();
+        assert_eq!(check.header("remote-user"), Some("new@acme.example"));
+        // The second use is refused.
+        let again = post(form("a-long-password-3", "a-long-password-3")).await;
+        assert!(
+            again.body.contains("This link was already used"),
+            "{}",
+            again.body
+        );
+        assert_eq!(again.status, 410);
+        // The new password signs in.
+        let other = Client::new(&server);
+        assert_eq!(
+            other
+                .sign_in("new@acme.example", "a-long-password-1")
+                .await
+                .status,
+            303
+        );
+    });
+}
+
+fn an_apply_that_revokes_access_ends_the_session(env: Env) {
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    let browser = Client::new(&server);
+    block_on(async {
+        assert_eq!(browser.sign_in("jane@acme.example", PW).await.status, 303);
+        assert_eq!(browser.get("/auth/request").await.unwrap().status, 200);
+    });
+    assert_eq!(env.rows("SELECT customer_id FROM sessions"), ["C1"]);
+    env.write(
+        "a.yaml",
+        &account("").replace(
+            "name: Jane Doe, access: true",
+            "name: Jane Doe, access: false",
+        ),
+    );
+    apply(&env);
+    assert!(
+        env.rows("SELECT customer_id FROM sessions").is_empty(),
+        "ended in the apply"
+    );
+    block_on(async {
+        assert_eq!(browser.get("/auth/request").await.unwrap().status, 401);
+    });
+}
+
+#[test]
+fn cross_origin_and_tokenless_posts_are_refused() {
+    let env = Env::sqlite();
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    let browser = Client::new(&server);
+    block_on(async {
+        browser.get("/login").await.unwrap();
+        let csrf = browser.csrf();
+        let form = [
+            ("email", "jane@acme.example"),
+            ("password", PW),
+            ("csrf", csrf.as_str()),
+        ];
+        let cross = browser
+            .post_from("/login", &form, "https://evil.example", "cross-site")
+            .await;
+        assert_eq!(cross.status, 403);
+        let tokenless = browser
+            .post(
+                "/login",
+                &[("email", "jane@acme.example"), ("password", PW)],
+            )
+            .await;
+        assert_eq!(tokenless.status, 403);
+        assert!(browser.cookie("portico-session").is_none());
+    });
+}
+
+#[test]
+fn sessions_end_when_idle_and_on_sign_out() {
+    let env = Env::sqlite();
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    let (one, two) = (Client::new(&server), Client::new(&server));
+    block_on(async {
+        assert_eq!(one.sign_in("jane@acme.example", PW).await.status, 303);
+        assert_eq!(two.sign_in("jane@acme.example", PW).await.status, 303);
+    });
+    // Idle past session_timeout_minutes (30): refused and ended.
+    env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z' WHERE id_hash = (SELECT min(id_hash) FROM sessions)");
+    block_on(async {
+        let statuses = [
+            one.get("/auth/request").await.unwrap().status,
+            two.get("/auth/request").await.unwrap().status,
+        ];
+        let mut sorted = statuses;
+        sorted.sort();
+        assert_eq!(sorted, [200, 401], "{statuses:?}");
+    });
+    assert_eq!(env.rows("SELECT customer_id FROM sessions").len(), 1);
+    // "My account may be compromised": every session ends.
+    let (code, out, err) = run(env.portico(&["sign-out", "jane@acme.example"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 session(s) ended"), "{out}");
+    block_on(async {
+        assert_eq!(one.get("/auth/request").await.unwrap().status, 401);
+        assert_eq!(two.get("/auth/request").await.unwrap().status, 401);
+    });
+    let (code, _, err) = run(env.portico(&["sign-out", "ghost@acme.example"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no login has the email"), "{err}");
+}
+
+#[test]
+fn two_instances_share_one_postgresql() {
+    let env = Env::postgres();
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let (a, b) = (Server::start(&env), Server::start(&env));
+    let (on_a, on_b) = (Client::new(&a), Client::new(&b));
+    block_on(async {
+        // Failures on both count toward one lockout.
+        on_a.sign_in("jane@acme.example", "wrong-password-1").await;
+        on_b.sign_in("jane@acme.example", "wrong-password-2").await;
+        on_a.sign_in("jane@acme.example", "wrong-password-3").await;
+        let refused = on_b.sign_in("jane@acme.example", PW).await;
+        assert!(
+            refused.body.contains("Signing in is paused"),
+            "{}",
+            refused.body
+        );
+    });
+    let (code, _, err) = run(env.portico(&["unlock", "jane@acme.example"]));
+    assert_eq!(code, 0, "{err}");
+    block_on(async {
+        // A session made on one works on the other.
+        assert_eq!(on_a.sign_in("jane@acme.example", PW).await.status, 303);
+        let id = on_a.cookie("portico-session").unwrap();
+        on_b.set_cookie("portico-session", &id);
+        let check = on_b.get("/auth/request").await.unwrap();
+        assert_eq!(check.header("remote-user"), Some("jane@acme.example"));
+    });
+}
+
+#[test]
+fn insecure_cookies_are_refused_off_loopback() {
+    let env = Env::sqlite();
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let (code, _, err) =
+        run(env.portico(&["serve", "--listen", "0.0.0.0:0", "--insecure-cookies"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--insecure-cookies is for plain HTTP on this machine only"),
+        "{err}"
+    );
+}
