@@ -237,7 +237,13 @@ fn refusals(
         failed_attempts: r.failed_attempts,
     });
     let now = crate::clock::format(crate::clock::now());
-    let decision = crate::signin::decide(state, login, facts.as_ref(), None, &now);
+    let decision = crate::signin::decide(
+        state,
+        login,
+        facts.as_ref(),
+        crate::signin::Site::Anywhere,
+        &now,
+    );
     let mut out = Vec::new();
     for refusal in decision.refusals {
         match refusal {

@@ -43,6 +43,17 @@ pub enum Refusal {
     },
 }
 
+/// Where a sign-in is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site<'a> {
+    /// No request: `access` and `report` ask whether the login may get in at all.
+    Anywhere,
+    /// A request on this website (`None`: a host that is no website's, such as
+    /// `notifications.login_url`'s). A login with a website signs in only there; one without,
+    /// anywhere.
+    Request(Option<&'a str>),
+}
+
 /// The decision for one login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -68,14 +79,13 @@ impl Decision {
 
 /// Decides whether `login` may get in at `now` (`YYYY-MM-DDTHH:MM:SSZ`, which sorts as
 /// text). `runtime` is `None` where nothing is known of the login's use (a plan from the
-/// manifests): the password and the lockout are then not judged. `website` is the website
-/// the request is for, when there is one: a login with a website signs in only there, one
-/// without a website anywhere.
+/// manifests): the password and the lockout are then not judged. `site` is where the
+/// sign-in is asked for.
 pub fn decide(
     state: &State,
     login: &LoginState,
     runtime: Option<&Runtime>,
-    website: Option<&str>,
+    site: Site<'_>,
     now: &str,
 ) -> Decision {
     let mut refusals = Vec::new();
@@ -103,8 +113,8 @@ pub fn decide(
             refusals.push(Refusal::NoPassword);
         }
     }
-    if let (Some(asked), Some(own)) = (website, login.website.as_deref())
-        && asked != own
+    if let (Site::Request(asked), Some(own)) = (site, login.website.as_deref())
+        && asked != Some(own)
     {
         refusals.push(Refusal::WrongWebsite {
             allowed: own.to_string(),
@@ -149,11 +159,17 @@ mod tests {
             password_set: true,
             ..Runtime::default()
         };
-        let decision = decide(&state, &login, Some(&runtime), Some("store-eu"), NOW);
+        let decision = decide(
+            &state,
+            &login,
+            Some(&runtime),
+            Site::Request(Some("store-eu")),
+            NOW,
+        );
         assert!(decision.may_enter(), "{decision:?}");
         assert!(!decision.second_factor);
         // Without runtime facts (the manifests' view) only the planned conditions count.
-        assert!(decide(&state, &login, None, None, NOW).may_enter());
+        assert!(decide(&state, &login, None, Site::Anywhere, NOW).may_enter());
     }
 
     #[test]
@@ -170,7 +186,7 @@ mod tests {
             &state,
             &login,
             Some(&runtime),
-            Some("store-us"),
+            Site::Request(Some("store-us")),
             "2027-04-01T00:00:00Z",
         );
         assert_eq!(
@@ -186,7 +202,7 @@ mod tests {
             ],
             "the lock ended before this time"
         );
-        let locked = decide(&state, &login, Some(&runtime), None, NOW);
+        let locked = decide(&state, &login, Some(&runtime), Site::Anywhere, NOW);
         assert!(locked.locked());
         assert!(!locked.may_enter());
     }
@@ -194,8 +210,8 @@ mod tests {
     #[test]
     fn expiry_ends_access_at_its_second_and_a_role_may_ask_for_a_second_factor() {
         let (mut state, login) = account();
-        assert!(decide(&state, &login, None, None, "2027-03-31T23:59:58Z").may_enter());
-        assert!(!decide(&state, &login, None, None, "2027-03-31T23:59:59Z").may_enter());
+        assert!(decide(&state, &login, None, Site::Anywhere, "2027-03-31T23:59:58Z").may_enter());
+        assert!(!decide(&state, &login, None, Site::Anywhere, "2027-03-31T23:59:59Z").may_enter());
         state.roles.insert(
             "customer_center".into(),
             crate::state::RoleState {
@@ -205,12 +221,24 @@ mod tests {
                 two_factor: TwoFactor::Required,
             },
         );
-        assert!(decide(&state, &login, None, None, NOW).second_factor);
+        assert!(decide(&state, &login, None, Site::Anywhere, NOW).second_factor);
         // A login without a website signs in on any website.
         let anywhere = LoginState {
             website: None,
-            ..login
+            ..login.clone()
         };
-        assert!(decide(&state, &anywhere, None, Some("store-us"), NOW).may_enter());
+        assert!(
+            decide(
+                &state,
+                &anywhere,
+                None,
+                Site::Request(Some("store-us")),
+                NOW
+            )
+            .may_enter()
+        );
+        assert!(decide(&state, &anywhere, None, Site::Request(None), NOW).may_enter());
+        // One with a website: only there, not on a host that is no website's.
+        assert!(!decide(&state, &login, None, Site::Request(None), NOW).may_enter());
     }
 }

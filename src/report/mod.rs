@@ -86,7 +86,13 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                 locked_until: a.locked_until.clone(),
                 failed_attempts: a.failed_attempts,
             });
-            let decision = crate::signin::decide(state, login, facts.as_ref(), None, &now_text);
+            let decision = crate::signin::decide(
+                state,
+                login,
+                facts.as_ref(),
+                crate::signin::Site::Anywhere,
+                &now_text,
+            );
             out.push(Row {
                 email,
                 name: login.name.as_deref().unwrap_or_default().to_string(),

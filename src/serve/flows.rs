@@ -221,7 +221,7 @@ async fn sign_in(
             &account,
             &l.login,
             Some(&runtime),
-            website.as_deref(),
+            crate::signin::Site::Request(website.as_deref()),
             &now_text,
         );
         // The second factor is not offered yet: a role that requires it cannot sign in here.
@@ -430,7 +430,7 @@ pub async fn set_password(
         &account,
         &login.login,
         Some(&login.runtime),
-        website.as_deref(),
+        crate::signin::Site::Request(website.as_deref()),
         &now_text,
     );
     if !decision.may_enter() || decision.second_factor {

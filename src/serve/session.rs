@@ -160,7 +160,7 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         &account,
         &login.login,
         Some(&login.runtime),
-        website.as_deref(),
+        crate::signin::Site::Request(website.as_deref()),
         &now_text,
     );
     // The second factor is not offered yet, so a role that requires it never gets a session.

@@ -509,3 +509,37 @@ fn insecure_cookies_are_refused_off_loopback() {
         "{err}"
     );
 }
+
+#[test]
+fn a_login_with_a_website_signs_in_only_on_that_website() {
+    let env = Env::sqlite();
+    let contact =
+        "      - { email: eu@acme.example, access: true, website: store, password: { env: PW } }\n";
+    env.write("a.yaml", &account(contact));
+    apply(&env);
+    let server = Server::start(&env);
+    let elsewhere = Client::new(&server);
+    let store = Client::on_host(&server, "store.example.com");
+    block_on(async {
+        let refused = elsewhere.sign_in("eu@acme.example", PW).await;
+        assert_eq!(refused.status, 200, "refused like a wrong password");
+        assert!(
+            refused.body.contains("cannot sign in here"),
+            "{}",
+            refused.body
+        );
+        let page = store.get("/login").await.unwrap();
+        assert!(
+            page.body.contains("Acme Store"),
+            "the page carries the website's name"
+        );
+        let signed = store.sign_in("eu@acme.example", PW).await;
+        assert_eq!(signed.status, 303, "{}", signed.body);
+        let check = store.get("/auth/request").await.unwrap();
+        assert_eq!(check.header("remote-website"), Some("store"));
+        // The same session presented on another host is refused there.
+        let id = store.cookie("portico-session").unwrap();
+        elsewhere.set_cookie("portico-session", &id);
+        assert_eq!(elsewhere.get("/auth/request").await.unwrap().status, 401);
+    });
+}

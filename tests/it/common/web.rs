@@ -154,23 +154,20 @@ impl Client {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
+            .header(reqwest::header::HOST, &self.host)
             .header(reqwest::header::COOKIE, self.cookie_header())
             .send()
             .await?;
         Ok(self.finish(response).await)
     }
 
-    /// A GET with extra headers (a proxy's `Host`, say).
-    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
-        let mut request = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(reqwest::header::COOKIE, self.cookie_header());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
+    /// The same browser on another website: its requests carry that `Host`, as a proxy
+    /// routing that website's host to portico passes it on.
+    pub fn on_host(server: &Server, host: &str) -> Client {
+        Client {
+            host: host.to_string(),
+            ..Client::new(server)
         }
-        let response = request.send().await.unwrap();
-        self.finish(response).await
     }
 
     /// A same-origin form post, as a browser sends it (`Origin`, `Sec-Fetch-Site`).
@@ -190,6 +187,7 @@ impl Client {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
+            .header(reqwest::header::HOST, &self.host)
             .header(reqwest::header::COOKIE, self.cookie_header())
             .header("Origin", origin)
             .header("Sec-Fetch-Site", fetch_site)
