@@ -7,6 +7,7 @@ use crate::common::web::{Client, Server};
 use crate::common::{Env, block_on, run};
 
 crate::common::on_every_engine!(
+    the_whole_journey_in_a_real_browser,
     a_customer_signs_in_and_the_portal_sees_who,
     wrong_passwords_lock_and_unknown_emails_look_the_same,
     concurrent_wrong_passwords_never_get_more_tries_than_the_limit,
@@ -542,4 +543,89 @@ fn a_login_with_a_website_signs_in_only_on_that_website() {
         elsewhere.set_cookie("portico-session", &id);
         assert_eq!(elsewhere.get("/auth/request").await.unwrap().status, 401);
     });
+}
+
+/// Saves a screenshot when `PORTICO_SCREENSHOTS` names a folder (to look at the pages).
+fn keep(browser: &crate::common::browser::Browser, name: &str) {
+    if let Some(dir) = std::env::var_os("PORTICO_SCREENSHOTS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join(format!("{name}.png")),
+            browser.screenshot(),
+        )
+        .unwrap();
+    }
+}
+
+fn the_whole_journey_in_a_real_browser(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Ok);
+    let notified =
+        "      - { email: new@acme.example, name: New Person, access: true, notify: true }\n";
+    let text = account(notified).replace(
+        "customers:",
+        &format!("notifications:\n  url: {}\n  login_url: https://customers.example.com/login\ncustomers:", endpoint.url),
+    );
+    env.write("a.yaml", &text);
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    cmd.env("PW", PW).env_remove("PORTICO_NO_NOTIFY");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    // The emailed link, opened in Chromium on portico's own host.
+    let link = endpoint
+        .requests()
+        .iter()
+        .map(|r| r.json())
+        .find(|b| b["email"] == "new@acme.example")
+        .unwrap()["set_password"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let server = Server::start(&env);
+    let browser = crate::common::browser::Browser::start();
+    browser.visit(&format!("{}/set-password?token={token}", server.url));
+    keep(&browser, "set-password");
+    assert!(
+        browser.text().contains("Set your password"),
+        "{}",
+        browser.text()
+    );
+    browser.type_into("#password", "a-long-password-1");
+    browser.type_into("#password_confirm", "a-long-password-1");
+    browser.click("button[type=submit]");
+    browser.settle();
+    keep(&browser, "home");
+    assert_eq!(browser.path(), "/");
+    let home = browser.text();
+    assert!(
+        home.contains("new@acme.example") && home.contains("No Payments"),
+        "{home}"
+    );
+    assert!(home.contains("Customer Payment\tnone"), "{home}");
+    // Sign out, then in again through the form.
+    browser.click("form[action='/logout'] button");
+    browser.settle();
+    assert_eq!(browser.path(), "/login");
+    browser.type_into("#email", "new@acme.example");
+    browser.type_into("#password", "not-the-password");
+    browser.click("button[type=submit]");
+    browser.settle();
+    keep(&browser, "login-failed");
+    assert!(
+        browser
+            .text()
+            .contains("The email or password is not right"),
+        "{}",
+        browser.text()
+    );
+    let focused = browser.eval("return document.activeElement && document.activeElement.id");
+    assert_eq!(focused, "email", "the field to fix has the focus");
+    browser.clear("#password");
+    browser.type_into("#password", "a-long-password-1");
+    browser.click("button[type=submit]");
+    browser.settle();
+    assert_eq!(browser.path(), "/");
+    // Idle past the timeout: signed out.
+    env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z'");
+    browser.visit(&format!("{}/", server.url));
+    assert_eq!(browser.path(), "/login", "{}", browser.text());
 }

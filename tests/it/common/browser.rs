@@ -126,6 +126,32 @@ impl Browser {
         started.elapsed()
     }
 
+    /// Opens a URL of a page without scripts and waits until it has loaded.
+    pub fn visit(&self, url: &str) {
+        self.session_call("POST", "/url", json!({ "url": url }));
+        self.settle();
+    }
+
+    /// Waits until the current page (after a click that submits a form, say) has loaded.
+    pub fn settle(&self) {
+        let started = Instant::now();
+        while self.eval("return document.readyState") != "complete" {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the page never loaded"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The page's path.
+    pub fn path(&self) -> String {
+        self.eval("return location.pathname")
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Runs a script in the page and returns its result.
     pub fn eval(&self, script: &str) -> Value {
         self.session_call(
