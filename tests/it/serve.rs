@@ -629,3 +629,110 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     browser.visit(&format!("{}/", server.url));
     assert_eq!(browser.path(), "/login", "{}", browser.text());
 }
+
+/// nginx (Debian's) running the example configuration, stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    host: String,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nginx_auth_request_hands_the_person_to_the_portal() {
+    let env = Env::sqlite();
+    env.write("a.yaml", &account(""));
+    apply(&env);
+    let server = Server::start(&env);
+    let portal = Endpoint::start(Behaviour::Ok);
+    let portal_host = portal
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/hook")
+        .to_string();
+    let port = crate::common::web::free_port();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/serve/nginx.conf"),
+    )
+    .unwrap();
+    let conf = example
+        .replace("127.0.0.1:8080", &server.host)
+        .replace("127.0.0.1:3000", &portal_host)
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"));
+    assert_ne!(conf, example);
+    let prefix = env.path("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    let nginx = Nginx {
+        child: std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .expect("nginx (Debian package) is installed: bash .ci/test installs it"),
+        host: format!("127.0.0.1:{port}"),
+    };
+    let browser = Client::at(&nginx.host);
+    let started = std::time::Instant::now();
+    block_on(async {
+        while browser.get("/assets/portico.css").await.is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "nginx did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Signed out: sent to sign in, and the portal sees nothing.
+        let away = browser.get("/reports?year=2026").await.unwrap();
+        assert_eq!(away.status, 302);
+        let location = away.header("location").unwrap();
+        assert!(
+            location.ends_with("/login?return_to=/reports?year=2026"),
+            "{location}"
+        );
+        assert!(portal.requests().is_empty());
+        // Signed in through nginx: the portal sees who, from portico alone.
+        let signed = browser.sign_in("jane@acme.example", PW).await;
+        assert_eq!(signed.status, 303, "{}", signed.body);
+        let through = browser
+            .get_forged(
+                "/reports",
+                &[
+                    ("Remote-User", "admin@acme.example"),
+                    ("Remote-Role", "finance"),
+                ],
+            )
+            .await;
+        assert_eq!(through.status, 200);
+    });
+    let seen = portal.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen[0].header("Remote-User"),
+        Some("jane@acme.example"),
+        "never the browser's"
+    );
+    assert_eq!(seen[0].header("Remote-Role"), Some("no-pay"));
+    assert_eq!(seen[0].header("Remote-Customer"), Some("C1"));
+    // An apply revoking the login: the next request is refused.
+    env.write(
+        "a.yaml",
+        &account("").replace(
+            "name: Jane Doe, access: true",
+            "name: Jane Doe, access: false",
+        ),
+    );
+    apply(&env);
+    block_on(async {
+        assert_eq!(browser.get("/reports").await.unwrap().status, 302);
+    });
+    assert_eq!(portal.requests().len(), 1);
+    drop(nginx);
+}

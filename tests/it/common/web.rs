@@ -96,6 +96,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &Server) -> Client {
+        Client::at(&server.host)
+    }
+
+    /// A client of whatever listens at `host` (`127.0.0.1:PORT`): portico, or a proxy.
+    pub fn at(host: &str) -> Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Client {
             http: reqwest::Client::builder()
@@ -103,8 +108,8 @@ impl Client {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
-            base: server.url.clone(),
-            host: server.host.clone(),
+            base: format!("http://{host}"),
+            host: host.to_string(),
             jar: Mutex::new(BTreeMap::new()),
         }
     }
@@ -168,6 +173,20 @@ impl Client {
             host: host.to_string(),
             ..Client::new(server)
         }
+    }
+
+    /// A GET with headers a hostile browser adds (forged `Remote-*`, say).
+    pub async fn get_forged(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::HOST, &self.host)
+            .header(reqwest::header::COOKIE, self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        self.finish(response).await
     }
 
     /// A same-origin form post, as a browser sends it (`Origin`, `Sec-Fetch-Site`).
