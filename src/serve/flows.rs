@@ -206,6 +206,18 @@ async fn sign_in(
     let website = session::website_of(&account, headers);
     let hash = login.as_ref().and_then(|l| l.password_hash.clone());
     let Some(verified) = verify(app, hash, form.password).await else {
+        // Not checked, but counted: the limit's last attempt locks even when it is turned
+        // away busy, so a flood cannot leave the count at the limit without a lock.
+        if attempt >= max {
+            let key = match &login {
+                Some(l) => LockKey::Login {
+                    customer_id: &l.customer_id,
+                    contact: &l.contact,
+                },
+                None => LockKey::Unknown(&email_hash),
+            };
+            app.store.lock(&key, &later(at, minutes)).await?;
+        }
         return Ok((
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "5")],
