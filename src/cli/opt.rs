@@ -143,6 +143,16 @@ Stops on SIGINT or SIGTERM after the requests in flight. Exit codes: 0 stopped, 
 
 Exit codes: 0 signed out (or had no session), 1 unknown login or error.")]
     SignOut(SignOutOpts),
+    /// Remove one login's two-factor authenticator and recovery codes (a lost phone): it
+    /// enrols a new one at its next sign-in. Its sessions end.
+    #[command(
+        name = "reset-2fa",
+        after_help = "Example:
+  portico reset-2fa jane@acme.example
+
+Exit codes: 0 removed, 1 unknown login or error."
+    )]
+    Reset2fa(SignOutOpts),
     /// Create or upgrade the live database schema.
     #[command(after_help = "Examples:
   portico init --database sqlite://live.db
@@ -569,6 +579,10 @@ pub struct ServeOpts {
     /// prefix. Refused on a non-loopback address.
     #[arg(long)]
     pub insecure_cookies: bool,
+    /// A file holding the key for secrets at rest (two-factor seeds): 32 random bytes in
+    /// base64 (`openssl rand -base64 32 > key`). Instead: `PORTICO_SECRET_KEY`.
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `portico sign-out`.

@@ -992,6 +992,14 @@ fn history_detail(r: &ApplyRecord) -> String {
 /// # Errors
 /// An unreachable database, a refused setting, or a socket that cannot be bound.
 pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
+    let secret_key = match &opts.secret_key_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Error::Refused(format!("cannot read --secret-key-file {}: {e}", path.display()))
+        })?,
+        None => std::env::var("PORTICO_SECRET_KEY").map_err(|_| {
+            Error::Refused("serve needs the key for secrets at rest: set PORTICO_SECRET_KEY or --secret-key-file to 32 random bytes in base64 (`openssl rand -base64 32`)".into())
+        })?,
+    };
     let mut store = store::open(opts.connect.url(), true).await?;
     store.migrate().await?;
     drop(store);
@@ -999,6 +1007,7 @@ pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
         database: opts.connect.url().to_string(),
         listen: opts.listen,
         insecure_cookies: opts.insecure_cookies,
+        secret_key,
     })
     .await?;
     Ok(Outcome::Done)
@@ -1025,4 +1034,28 @@ pub async fn sign_out(opts: &crate::cli::SignOutOpts) -> Result<Outcome, Error> 
         }
         None => Err(Error::Refused(format!("no login has the email {email}"))),
     }
+}
+
+/// `portico reset-2fa EMAIL`: removes that login's authenticator and recovery codes and ends
+/// its sessions; it enrols again at its next sign-in.
+///
+/// # Errors
+/// An unknown login, or database errors.
+pub async fn reset_2fa(opts: &crate::cli::SignOutOpts) -> Result<Outcome, Error> {
+    let mut store = adopt::open_existing(opts.connect.url()).await?;
+    store.migrate().await?;
+    drop(store);
+    let email = crate::state::normalize_email(&opts.email);
+    let serve = crate::store::serve::ServeStore::open(opts.connect.url(), 1).await?;
+    if !serve.reset_second_factor(&email).await? {
+        return Err(Error::Refused(format!("no login has the email {email}")));
+    }
+    let now = crate::clock::format(jiff::Timestamp::now());
+    serve
+        .event(&email, "factor_reset", "", Some("portico reset-2fa"), &now)
+        .await?;
+    println!(
+        "Removed the two-factor authenticator and recovery codes of {email}; its sessions ended. It sets up a new one at its next sign-in."
+    );
+    Ok(Outcome::Done)
 }

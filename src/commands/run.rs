@@ -36,6 +36,7 @@ fn choose_clock(command: &Command) -> Result<(), Error> {
             | Command::Resend(_)
             | Command::Serve(_)
             | Command::SignOut(_)
+            | Command::Reset2fa(_)
             | Command::ImportCsv(_)
     );
     let chosen = match command {
@@ -87,7 +88,7 @@ fn database(command: &Command) -> Option<&str> {
         Command::Report(o) => o.connect.url(),
         Command::Resend(o) => o.login.connect.url(),
         Command::Serve(o) => o.connect.url(),
-        Command::SignOut(o) => o.connect.url(),
+        Command::SignOut(o) | Command::Reset2fa(o) => o.connect.url(),
         Command::Validate(_)
         | Command::Schema(_)
         | Command::Show(_)
@@ -109,6 +110,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::Resend(opts) => commands::day2::resend(&opts).await,
         Command::Serve(opts) => commands::serve(&opts).await,
         Command::SignOut(opts) => commands::sign_out(&opts).await,
+        Command::Reset2fa(opts) => commands::reset_2fa(&opts).await,
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,

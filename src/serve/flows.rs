@@ -47,7 +47,7 @@ fn local_path(to: Option<&str>) -> Option<String> {
 }
 
 /// The form token of this browser, and the `Set-Cookie` that gives it one when it has none.
-fn form_token(app: &App, headers: &HeaderMap) -> (String, Option<String>) {
+pub(super) fn form_token(app: &App, headers: &HeaderMap) -> (String, Option<String>) {
     match app.cookies.csrf_token(headers) {
         Some(token) => (token.to_string(), None),
         None => {
@@ -60,13 +60,13 @@ fn form_token(app: &App, headers: &HeaderMap) -> (String, Option<String>) {
 
 /// Whether a posted form carries this browser's form token (double submit; the cross-origin
 /// check of `Origin`/`Sec-Fetch-Site` runs before, in the router's layer).
-fn token_ok(app: &App, headers: &HeaderMap, posted: &str) -> bool {
+pub(super) fn token_ok(app: &App, headers: &HeaderMap, posted: &str) -> bool {
     app.cookies
         .csrf_token(headers)
         .is_some_and(|cookie| !posted.is_empty() && cookie == posted)
 }
 
-fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+pub(super) fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
     if let Some(cookie) = cookie
         && let Ok(value) = cookie.parse()
     {
@@ -225,21 +225,34 @@ async fn sign_in(
         )
             .into_response());
     };
-    let allowed = login.as_ref().filter(|l| {
+    let decision = login.as_ref().map(|l| {
         let mut runtime = l.runtime.clone();
         // The claim above already judged the lockout.
         runtime.locked_until = None;
-        let decision = crate::signin::decide(
+        crate::signin::decide(
             &account,
             &l.login,
             Some(&runtime),
             crate::signin::Site::Request(website.as_deref()),
             &now_text,
-        );
-        // The second factor is not offered yet: a role that requires it cannot sign in here.
-        decision.may_enter() && !decision.second_factor
+        )
     });
+    let allowed = login
+        .as_ref()
+        .filter(|_| decision.as_ref().is_some_and(|d| d.may_enter()));
+    let second_factor = decision.as_ref().is_some_and(|d| d.second_factor);
     match allowed {
+        Some(login) if verified && second_factor => {
+            // The password is right; the session is good for nothing but the second factor
+            // until it is passed, and the failed count stays until then.
+            let id = random_id();
+            let expires = later(at, session::MAX_HOURS * 60);
+            app.store
+                .pending_session(login, &hash_id(&id), &now_text, &expires)
+                .await?;
+            let response = Redirect::to("/two-factor").into_response();
+            Ok(with_cookie(response, Some(app.cookies.session(&id))))
+        }
         Some(login) if verified => {
             let id = random_id();
             let expires = later(at, session::MAX_HOURS * 60);
@@ -445,20 +458,32 @@ pub async fn set_password(
         crate::signin::Site::Request(website.as_deref()),
         &now_text,
     );
-    if !decision.may_enter() || decision.second_factor {
+    if !decision.may_enter() {
         return Redirect::to("/login").into_response();
     }
     let id = random_id();
     let expires = later(at, session::MAX_HOURS * 60);
-    if let Err(e) = app
-        .store
-        .signed_in(&login, &hash_id(&id), &now_text, &expires)
-        .await
-    {
+    // A role that requires a second factor still asks for it after a password set.
+    let (stored, to) = if decision.second_factor {
+        (
+            app.store
+                .pending_session(&login, &hash_id(&id), &now_text, &expires)
+                .await,
+            "/two-factor",
+        )
+    } else {
+        (
+            app.store
+                .signed_in(&login, &hash_id(&id), &now_text, &expires)
+                .await,
+            "/",
+        )
+    };
+    if let Err(e) = stored {
         return internal(e);
     }
     with_cookie(
-        Redirect::to("/").into_response(),
+        Redirect::to(to).into_response(),
         Some(app.cookies.session(&id)),
     )
 }

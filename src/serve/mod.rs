@@ -7,6 +7,9 @@ mod flows;
 mod forward;
 mod pages;
 mod session;
+mod two_factor;
+
+pub use two_factor::SecretKey;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub struct Options {
     /// Plain HTTP for local trials: cookies without `Secure` and the `__Host-` prefix.
     /// Refused on a non-loopback address.
     pub insecure_cookies: bool,
+    /// The key for secrets at rest (TOTP seeds), 32 bytes in base64.
+    pub secret_key: String,
 }
 
 /// Why `serve` could not start or stopped.
@@ -63,6 +68,8 @@ pub(crate) struct App {
     pub hashing: Semaphore,
     /// An argon2id hash of nothing, checked for unknown emails so they take as long.
     pub dummy_hash: String,
+    /// Seals TOTP seeds.
+    pub secret_key: SecretKey,
     account: Mutex<(Instant, Arc<crate::state::State>)>,
 }
 
@@ -94,6 +101,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(
             "/set-password",
             get(flows::set_password_page).post(flows::set_password),
+        )
+        .route(
+            "/two-factor",
+            get(two_factor::page_for).post(two_factor::submit),
         )
         .route("/auth/request", get(forward::auth_request))
         .route("/auth/forward", get(forward::auth_forward))
@@ -157,6 +168,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
             options.listen
         )));
     }
+    let secret_key = SecretKey::from_base64(&options.secret_key).map_err(ServeError::Refused)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let store = ServeStore::open(&options.database, (cores as u32 * 4).max(8)).await?;
     let dummy_hash = crate::passwords::hash("portico-dummy-password")
@@ -168,6 +180,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         cookies: session::Cookies::new(options.insecure_cookies),
         hashing: Semaphore::new(cores),
         dummy_hash,
+        secret_key,
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

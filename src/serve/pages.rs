@@ -20,6 +20,8 @@ fn pages() -> &'static Environment<'static> {
                 "set_password.html",
                 include_str!("templates/set_password.html"),
             ),
+            ("two_factor.html", include_str!("templates/two_factor.html")),
+            ("recovery.html", include_str!("templates/recovery.html")),
         ] {
             env.add_template(name, source).expect("a built-in template");
         }
@@ -56,6 +58,8 @@ mod tests {
             "locked.html",
             "home.html",
             "set_password.html",
+            "two_factor.html",
+            "recovery.html",
         ] {
             let html = super::pages()
                 .get_template(name)
@@ -63,6 +67,7 @@ mod tests {
                 .render(minijinja::context! {
                     title => "T", site => "<b>Acme</b>", email => "\"x\"@y", csrf => "c",
                     token => "t", min_length => 12, minutes => 30, permissions => Vec::<()>::new(),
+                    enrol => true, qr => "", secret => "S", codes => vec!["a"],
                 })
                 .unwrap();
             assert!(

@@ -163,8 +163,9 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         crate::signin::Site::Request(website.as_deref()),
         &now_text,
     );
-    // The second factor is not offered yet, so a role that requires it never gets a session.
-    if !decision.may_enter() || decision.second_factor {
+    // A role that requires a second factor (also one that began to after this session
+    // started) needs a session that passed it.
+    if !decision.may_enter() || (decision.second_factor && !session.factors.contains("otp")) {
         return Ok(None);
     }
     let touched = session
@@ -175,6 +176,53 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         app.store.touch(&id_hash, &now_text).await?;
     }
     Ok(Some(Current { login, account }))
+}
+
+/// The request's session that has passed the password and waits for the second factor:
+/// its id hash and login, when it is within its limits and the login may still get in.
+///
+/// # Errors
+/// Database errors.
+pub async fn pending(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<Option<(String, ServeLogin)>, StoreError> {
+    let Some(id) = app.cookies.session_id(headers) else {
+        return Ok(None);
+    };
+    let id_hash = hash_id(id);
+    let Some(session) = app.store.session(&id_hash).await? else {
+        return Ok(None);
+    };
+    let now_text = text(now());
+    // Ten minutes to pass the second factor.
+    let started = session
+        .last_seen_at
+        .parse::<jiff::Timestamp>()
+        .map(|seen| later(seen, 10))
+        .unwrap_or_default();
+    if session.factors.contains("otp") || started <= now_text || session.expires_at <= now_text {
+        return Ok(None);
+    }
+    let Some(login) = app
+        .store
+        .login_by_key(&session.customer_id, &session.contact)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let account = app.account().await?;
+    let website = website_of(&account, headers);
+    let mut runtime = login.runtime.clone();
+    runtime.locked_until = None;
+    let decision = crate::signin::decide(
+        &account,
+        &login.login,
+        Some(&runtime),
+        crate::signin::Site::Request(website.as_deref()),
+        &now_text,
+    );
+    Ok((decision.may_enter() && decision.second_factor).then_some((id_hash, login)))
 }
 
 /// The website a request is for: the one whose URL has the request's host.

@@ -37,6 +37,15 @@ pub struct ServeLogin {
     pub runtime: crate::signin::Runtime,
 }
 
+/// A login's second factor as stored.
+#[derive(Clone, Debug)]
+pub struct SecondFactor {
+    /// The TOTP seed, sealed with the server's key.
+    pub sealed: String,
+    /// Enrolment confirmed by a code.
+    pub confirmed: bool,
+}
+
 /// A session as stored.
 #[derive(Clone, Debug)]
 pub struct SessionRow {
@@ -48,6 +57,8 @@ pub struct SessionRow {
     pub last_seen_at: String,
     /// When it ends whatever happens (absolute limit).
     pub expires_at: String,
+    /// The factors passed: `pwd`, or `pwd otp`.
+    pub factors: String,
 }
 
 /// The result of claiming a sign-in attempt.
@@ -369,26 +380,247 @@ impl ServeStore {
         Ok(())
     }
 
+    /// A session that has passed the password only (its role requires a second factor).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn pending_session(
+        &self,
+        login: &ServeLogin,
+        session_hash: &str,
+        now: &str,
+        expires_at: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at, factors)
+             VALUES ($1, $2, $3, $4, $4, $5, 'pwd')",
+        )
+        .bind(session_hash)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .doing("starting a sign-in")?;
+        Ok(())
+    }
+
     /// The session with this id hash.
     ///
     /// # Errors
     /// Database errors.
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row: Option<(String, String, String, String)> = sqlx::query_as(
-            "SELECT customer_id, contact, last_seen_at, expires_at FROM sessions WHERE id_hash = $1",
+        let row: Option<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT customer_id, contact, last_seen_at, expires_at, factors FROM sessions WHERE id_hash = $1",
         )
         .bind(id_hash)
         .fetch_optional(&self.pool)
         .await
         .doing("reading a session")?;
         Ok(row.map(
-            |(customer_id, contact, last_seen_at, expires_at)| SessionRow {
+            |(customer_id, contact, last_seen_at, expires_at, factors)| SessionRow {
                 customer_id,
                 contact,
                 last_seen_at,
                 expires_at,
+                factors,
             },
         ))
+    }
+
+    /// The login's second factor, when it has begun or finished enrolling.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn second_factor(
+        &self,
+        customer_id: &str,
+        contact: &str,
+    ) -> Result<Option<SecondFactor>, StoreError> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT secret_sealed, confirmed_at FROM second_factors WHERE customer_id = $1 AND contact = $2",
+        )
+        .bind(customer_id)
+        .bind(contact)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("reading a second factor")?;
+        Ok(row.map(|(sealed, confirmed)| SecondFactor {
+            sealed,
+            confirmed: confirmed.is_some(),
+        }))
+    }
+
+    /// Starts (or restarts) an enrolment with a new sealed seed; a confirmed factor is kept.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn begin_enrolment(
+        &self,
+        customer_id: &str,
+        contact: &str,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO second_factors (customer_id, contact, secret_sealed) VALUES ($1, $2, $3)
+             ON CONFLICT (customer_id, contact) DO UPDATE SET secret_sealed = excluded.secret_sealed
+             WHERE second_factors.confirmed_at IS NULL",
+        )
+        .bind(customer_id)
+        .bind(contact)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .doing("starting a two-factor enrolment")?;
+        Ok(())
+    }
+
+    /// Accepts TOTP step `step` once: the one conditional `UPDATE` succeeds only for a step
+    /// after the last one accepted, so a code is never accepted twice (also at once on two
+    /// instances). Confirms an enrolment on the way.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn accept_step(
+        &self,
+        customer_id: &str,
+        contact: &str,
+        step: i64,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE second_factors SET last_step = $3, confirmed_at = coalesce(confirmed_at, $4)
+             WHERE customer_id = $1 AND contact = $2 AND (last_step IS NULL OR last_step < $3)",
+        )
+        .bind(customer_id)
+        .bind(contact)
+        .bind(step)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .doing("accepting a two-factor code")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the login's recovery codes by these (SHA-256 hashes).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn replace_recovery_codes(
+        &self,
+        customer_id: &str,
+        contact: &str,
+        hashes: &[String],
+    ) -> Result<(), StoreError> {
+        let doing = "storing recovery codes";
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        sqlx::query("DELETE FROM recovery_codes WHERE customer_id = $1 AND contact = $2")
+            .bind(customer_id)
+            .bind(contact)
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        for hash in hashes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (code_hash, customer_id, contact) VALUES ($1, $2, $3)",
+            )
+            .bind(hash)
+            .bind(customer_id)
+            .bind(contact)
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        }
+        tx.commit().await.doing(doing)?;
+        Ok(())
+    }
+
+    /// Uses one recovery code (by hash) once.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn use_recovery_code(
+        &self,
+        customer_id: &str,
+        contact: &str,
+        hash: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $4
+             WHERE code_hash = $1 AND customer_id = $2 AND contact = $3 AND used_at IS NULL",
+        )
+        .bind(hash)
+        .bind(customer_id)
+        .bind(contact)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .doing("using a recovery code")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that a session has passed the second factor: the login's failed count is
+    /// cleared and its last sign-in set, as for a password alone.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn signed_in_second_factor(
+        &self,
+        login: &ServeLogin,
+        id_hash: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let doing = "recording a sign-in";
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        sqlx::query(
+            "UPDATE sessions SET factors = 'pwd otp', last_seen_at = $2 WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        sqlx::query(
+            "UPDATE logins SET failed_attempts = 0, locked_until = NULL, last_login_at = $1
+             WHERE customer_id = $2 AND contact = $3",
+        )
+        .bind(now)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        tx.commit().await.doing(doing)?;
+        Ok(())
+    }
+
+    /// Removes the second factor and recovery codes of the login with this email, and ends
+    /// its sessions (`portico reset-2fa`, for a lost phone). `false` when no login has it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn reset_second_factor(&self, email: &str) -> Result<bool, StoreError> {
+        let Some(login) = self.login_by_email(email).await? else {
+            return Ok(false);
+        };
+        let doing = "removing a second factor";
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        for sql in [
+            "DELETE FROM second_factors WHERE customer_id = $1 AND contact = $2",
+            "DELETE FROM recovery_codes WHERE customer_id = $1 AND contact = $2",
+            "DELETE FROM sessions WHERE customer_id = $1 AND contact = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(&login.customer_id)
+                .bind(&login.contact)
+                .execute(&mut *tx)
+                .await
+                .doing(doing)?;
+        }
+        tx.commit().await.doing(doing)?;
+        Ok(true)
     }
 
     /// Marks a session used now.

@@ -7,6 +7,7 @@ use crate::common::web::{Client, Server};
 use crate::common::{Env, block_on, run};
 
 crate::common::on_every_engine!(
+    a_role_that_requires_two_factor_gets_totp_with_recovery_codes,
     the_whole_journey_in_a_real_browser,
     a_customer_signs_in_and_the_portal_sees_who,
     wrong_passwords_lock_and_unknown_emails_look_the_same,
@@ -501,8 +502,9 @@ fn insecure_cookies_are_refused_off_loopback() {
     let env = Env::sqlite();
     env.write("a.yaml", &account(""));
     apply(&env);
-    let (code, _, err) =
-        run(env.portico(&["serve", "--listen", "0.0.0.0:0", "--insecure-cookies"]));
+    let mut cmd = env.portico(&["serve", "--listen", "0.0.0.0:0", "--insecure-cookies"]);
+    cmd.env("PORTICO_SECRET_KEY", crate::common::web::TEST_KEY);
+    let (code, _, err) = run(cmd);
     assert_eq!(code, 1);
     assert!(
         err.contains("--insecure-cookies is for plain HTTP on this machine only"),
@@ -734,4 +736,171 @@ fn nginx_auth_request_hands_the_person_to_the_portal() {
     });
     assert_eq!(portal.requests().len(), 1);
     drop(nginx);
+}
+
+/// A TOTP code from an implementation nobody here wrote (Python's pyotp), for `secret` at
+/// the Unix time `at`.
+fn pyotp(secret: &str, at: i64) -> String {
+    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
+            secret,
+            &at.to_string(),
+        ])
+        .output()
+        .expect("python3 with pyotp: bash .ci/test installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
+    let text = account(
+        "      - { email: boss@acme.example, access: true, role: secure, password: { env: PW } }\n",
+    )
+    .replace(
+        "features: { customer_access: true, websites: true }",
+        "features: { customer_access: true, websites: true, two_factor_authentication: true }",
+    )
+    .replace(
+        "roles:\n",
+        "roles:\n  - { id: secure, name: Secure, two_factor: required }\n",
+    );
+    env.write("a.yaml", &text);
+    apply(&env);
+    // Not across a 30-second step: the codes below are made for steps relative to now.
+    let now = || jiff::Timestamp::now().as_second();
+    while now() % 30 > 24 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let server = Server::start(&env);
+    let first = Client::new(&server);
+    let (secret, codes) = block_on(async {
+        let signed = first.sign_in("boss@acme.example", PW).await;
+        assert_eq!(
+            signed.header("location"),
+            Some("/two-factor"),
+            "{}",
+            signed.body
+        );
+        // The password alone is not enough anywhere.
+        assert_eq!(first.get("/auth/request").await.unwrap().status, 401);
+        let enrol = first.get("/two-factor").await.unwrap();
+        assert!(enrol.body.contains("data:image/png;base64,"), "a QR code");
+        let secret = enrol
+            .body
+            .split("<code id=\"secret\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string();
+        let csrf = first.csrf();
+        let t = now();
+        // Two steps away: refused. One step away: accepted (clocks drift).
+        let far = first
+            .post(
+                "/two-factor",
+                &[("csrf", &csrf), ("code", &pyotp(&secret, t - 60))],
+            )
+            .await;
+        assert!(far.body.contains("That code is not right"), "{}", far.body);
+        let near = first
+            .post(
+                "/two-factor",
+                &[("csrf", &csrf), ("code", &pyotp(&secret, t - 30))],
+            )
+            .await;
+        assert_eq!(near.status, 200, "{}", near.body);
+        assert!(near.body.contains("recovery codes"), "{}", near.body);
+        let codes: Vec<String> = near
+            .body
+            .split("<li><code>")
+            .skip(1)
+            .map(|c| c.split('<').next().unwrap().to_string())
+            .collect();
+        assert_eq!(codes.len(), 10);
+        let check = first.get("/auth/request").await.unwrap();
+        assert_eq!(check.header("remote-user"), Some("boss@acme.example"));
+        (secret, codes)
+    });
+    let stored = env.rows("SELECT secret_sealed FROM second_factors");
+    assert!(!stored[0].contains(&secret), "the seed is stored sealed");
+    assert!(
+        !env.rows("SELECT code_hash FROM recovery_codes")
+            .contains(&codes[0])
+    );
+    block_on(async {
+        // A later sign-in asks for a code; the current one works once, never twice.
+        let second = Client::new(&server);
+        assert_eq!(
+            second
+                .sign_in("boss@acme.example", PW)
+                .await
+                .header("location"),
+            Some("/two-factor")
+        );
+        let page = second.get("/two-factor").await.unwrap();
+        assert!(!page.body.contains("data:image/png"), "no second enrolment");
+        let csrf = second.csrf();
+        let code = pyotp(&secret, now());
+        let ok = second
+            .post("/two-factor", &[("csrf", &csrf), ("code", &code)])
+            .await;
+        assert_eq!(
+            (ok.status, ok.header("location")),
+            (303, Some("/")),
+            "{}",
+            ok.body
+        );
+        let third = Client::new(&server);
+        third.sign_in("boss@acme.example", PW).await;
+        third.get("/two-factor").await.unwrap();
+        let csrf = third.csrf();
+        let replay = third
+            .post("/two-factor", &[("csrf", &csrf), ("code", &code)])
+            .await;
+        assert!(
+            replay.body.contains("That code is not right"),
+            "a replayed code: {}",
+            replay.body
+        );
+        // A recovery code, once.
+        let recovered = third
+            .post("/two-factor", &[("csrf", &csrf), ("code", &codes[3])])
+            .await;
+        assert_eq!(recovered.status, 303, "{}", recovered.body);
+        let fourth = Client::new(&server);
+        fourth.sign_in("boss@acme.example", PW).await;
+        fourth.get("/two-factor").await.unwrap();
+        let csrf = fourth.csrf();
+        let again = fourth
+            .post("/two-factor", &[("csrf", &csrf), ("code", &codes[3])])
+            .await;
+        assert!(
+            again.body.contains("That code is not right"),
+            "{}",
+            again.body
+        );
+    });
+    // A lost phone: reset-2fa ends the sessions; the next sign-in enrols again.
+    let (code, out, err) = run(env.portico(&["reset-2fa", "boss@acme.example"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Removed the two-factor authenticator"),
+        "{out}"
+    );
+    block_on(async {
+        assert_eq!(first.get("/auth/request").await.unwrap().status, 401);
+        let fresh = Client::new(&server);
+        fresh.sign_in("boss@acme.example", PW).await;
+        let enrol = fresh.get("/two-factor").await.unwrap();
+        assert!(enrol.body.contains("data:image/png"), "{}", enrol.body);
+    });
 }

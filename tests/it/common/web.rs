@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::Env;
 
+/// The test servers' key for secrets at rest (32 bytes, base64).
+pub const TEST_KEY: &str = "dGVzdC1rZXktZm9yLXBvcnRpY28tc2VydmUtdGVzdHM=";
+
 /// A running `portico serve`, stopped when dropped.
 pub struct Server {
     child: Child,
@@ -30,6 +33,7 @@ impl Server {
     pub fn start_on(env: &Env, port: u16) -> Server {
         let host = format!("127.0.0.1:{port}");
         let mut cmd: Command = env.std_command(&["serve", "--listen", &host, "--insecure-cookies"]);
+        cmd.env("PORTICO_SECRET_KEY", TEST_KEY);
         let log = std::fs::File::create(env.path(&format!("serve-{port}.log"))).unwrap();
         cmd.stdout(Stdio::null()).stderr(log);
         let child = cmd.spawn().expect("portico serve starts");
