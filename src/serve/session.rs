@@ -118,17 +118,25 @@ pub struct Current {
     pub account: std::sync::Arc<crate::state::State>,
 }
 
+/// The request's session as stored (by the hash of its cookie's id), if there is one.
+async fn stored(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<Option<(String, crate::store::serve::SessionRow)>, StoreError> {
+    let Some(id) = app.cookies.session_id(headers) else {
+        return Ok(None);
+    };
+    let id_hash = hash_id(id);
+    Ok(app.store.session(&id_hash).await?.map(|s| (id_hash, s)))
+}
+
 /// The request's valid session: it exists, is within its idle and absolute limits, and the
 /// sign-in decision lets its login in now on this website. A session past a limit is ended.
 ///
 /// # Errors
 /// Database errors.
 pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
-    let Some(id) = app.cookies.session_id(headers) else {
-        return Ok(None);
-    };
-    let id_hash = hash_id(id);
-    let Some(session) = app.store.session(&id_hash).await? else {
+    let Some((id_hash, session)) = stored(app, headers).await? else {
         return Ok(None);
     };
     let account = app.account().await?;
@@ -187,11 +195,7 @@ pub async fn pending(
     app: &App,
     headers: &HeaderMap,
 ) -> Result<Option<(String, ServeLogin)>, StoreError> {
-    let Some(id) = app.cookies.session_id(headers) else {
-        return Ok(None);
-    };
-    let id_hash = hash_id(id);
-    let Some(session) = app.store.session(&id_hash).await? else {
+    let Some((id_hash, session)) = stored(app, headers).await? else {
         return Ok(None);
     };
     let now_text = text(now());

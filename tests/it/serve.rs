@@ -592,8 +592,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     );
     browser.type_into("#password", "a-long-password-1");
     browser.type_into("#password_confirm", "a-long-password-1");
-    browser.click("button[type=submit]");
-    browser.settle();
+    browser.click_to_next_page("button[type=submit]");
     keep(&browser, "home");
     assert_eq!(browser.path(), "/");
     let home = browser.text();
@@ -603,13 +602,11 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     );
     assert!(home.contains("Customer Payment\tnone"), "{home}");
     // Sign out, then in again through the form.
-    browser.click("form[action='/logout'] button");
-    browser.settle();
+    browser.click_to_next_page("form[action='/logout'] button");
     assert_eq!(browser.path(), "/login");
     browser.type_into("#email", "new@acme.example");
     browser.type_into("#password", "not-the-password");
-    browser.click("button[type=submit]");
-    browser.settle();
+    browser.click_to_next_page("button[type=submit]");
     keep(&browser, "login-failed");
     assert!(
         browser
@@ -622,8 +619,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     assert_eq!(focused, "email", "the field to fix has the focus");
     browser.clear("#password");
     browser.type_into("#password", "a-long-password-1");
-    browser.click("button[type=submit]");
-    browser.settle();
+    browser.click_to_next_page("button[type=submit]");
     assert_eq!(browser.path(), "/");
     // Idle past the timeout: signed out.
     env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z'");

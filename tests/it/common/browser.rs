@@ -132,7 +132,26 @@ impl Browser {
         self.settle();
     }
 
-    /// Waits until the current page (after a click that submits a form, say) has loaded.
+    /// Clicks an element that leaves the page (a form's button) and waits until the next
+    /// page has loaded: the old document is marked, so a check made before the browser
+    /// starts navigating never passes for the new page.
+    pub fn click_to_next_page(&self, css: &str) {
+        self.eval("window.__portico_leaving = true");
+        self.click(css);
+        let started = Instant::now();
+        while self
+            .eval("return window.__portico_leaving !== true && document.readyState === 'complete'")
+            != true
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the next page never loaded"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the current page has loaded.
     pub fn settle(&self) {
         let started = Instant::now();
         while self.eval("return document.readyState") != "complete" {
