@@ -41,8 +41,10 @@ fn print_diagnostics(set: &ManifestSet, diagnostics: &[Diagnostic]) {
     let mut stderr = anstream::stderr();
     let _ = write!(stderr, "{text}");
     if in_github_actions() {
-        // Workflow commands are read from standard output.
-        print!(
+        // Workflow commands go to standard error (the runner reads both streams), so
+        // standard output carries only the format asked for (`--format json > plan.json`).
+        let _ = write!(
+            stderr,
             "{}",
             manifest::diagnostic::render_github(&set.sources, diagnostics)
         );

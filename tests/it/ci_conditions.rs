@@ -237,12 +237,30 @@ fn github_actions_gets_annotations_and_a_job_summary() {
     );
     let mut cmd = env.portico(&["validate", "-f", "manifests"]);
     cmd.env("GITHUB_ACTIONS", "true");
-    let (code, out, _) = run(cmd);
+    let (code, out, err) = run(cmd);
     assert_eq!(code, 1);
     assert!(
-        out.contains("::error file=manifests/a.yaml,line=24,col=13,title=portico::role `acme-centre` is not defined (help: did you mean `acme-center`?)"),
-        "{out}"
+        err.contains("::error file=manifests/a.yaml,line=24,col=13,title=portico::role `acme-centre` is not defined (help: did you mean `acme-center`?)"),
+        "{err}"
     );
+    assert!(
+        !out.contains("::error"),
+        "standard output stays clean: {out}"
+    );
+    // A warning (a role nobody uses) never corrupts the JSON plan on standard output.
+    env.write(
+        "a.yaml",
+        &ACCOUNT.replace(
+            "roles:\n",
+            "roles:\n  - { id: unused-role, name: Unused }\n",
+        ),
+    );
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--format", "json"]);
+    cmd.env("GITHUB_ACTIONS", "true");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str::<serde_json::Value>(&out).expect("standard output is only the JSON plan");
+    assert!(err.contains("::warning"), "{err}");
     env.write("a.yaml", ACCOUNT);
     let summary = env.path("summary.md");
     let mut cmd = env.portico(&["plan", "-f", "manifests"]);
