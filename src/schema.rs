@@ -38,6 +38,12 @@ pub fn outbox_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("schema serialises")
 }
 
+/// The `events --format json` schema (a list of sign-in events), pretty-printed.
+pub fn events_schema() -> String {
+    let schema = schemars::schema_for!(Vec<crate::store::serve::EventRow>);
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}
+
 /// `history --format json` prints a list of applies; `history show ID --format json` one.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 #[serde(untagged)]

@@ -5,8 +5,8 @@ mod opt;
 
 pub use opt::{
     AccessOpts, ApplyOpts, Cli, ColorWhen, Command, ConnectOpts, DeliveryArgs, DiffArgs,
-    ExportOpts, Format, HistoryCommand, HistoryFormat, HistoryOpts, ImportCsvOpts, LoginOpOpts,
-    ManifestOpts, NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind, SchemaOpts, Section,
-    ServeOpts, SetPasswordOpts, ShowOpts, SignOutOpts, ValidateOpts,
+    EventsOpts, ExportOpts, Format, HistoryCommand, HistoryFormat, HistoryOpts, ImportCsvOpts,
+    LoginOpOpts, ManifestOpts, NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind,
+    SchemaOpts, Section, ServeOpts, SetPasswordOpts, ShowOpts, SignOutOpts, ValidateOpts,
 };
 pub use opt::{ReportFormat, ReportOpts};

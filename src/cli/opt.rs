@@ -153,6 +153,12 @@ Exit codes: 0 signed out (or had no session), 1 unknown login or error.")]
 Exit codes: 0 removed, 1 unknown login or error."
     )]
     Reset2fa(SignOutOpts),
+    /// The sign-in events `portico serve` recorded (sign-ins, failures, lockouts, password
+    /// sets, two-factor), newest first.
+    #[command(after_help = "Examples:
+  portico events jane@acme.example
+  portico events --since 2026-12-01 --format json")]
+    Events(EventsOpts),
     /// Create or upgrade the live database schema.
     #[command(after_help = "Examples:
   portico init --database sqlite://live.db
@@ -585,6 +591,24 @@ pub struct ServeOpts {
     pub secret_key_file: Option<PathBuf>,
 }
 
+/// `portico events`.
+#[derive(Debug, Args)]
+pub struct EventsOpts {
+    /// Only this login's email.
+    pub email: Option<String>,
+    /// Only events at or after this date or RFC 3339 time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<jiff::Timestamp>,
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
+    /// Output format (`json`: schemas/events.schema.json).
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    pub format: HistoryFormat,
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+}
+
 /// `portico sign-out`.
 #[derive(Debug, Args)]
 pub struct SignOutOpts {
@@ -661,6 +685,8 @@ pub enum SchemaKind {
     Validate,
     /// `notify --status --format json`.
     Outbox,
+    /// `events --format json`.
+    Events,
     /// `history --format json`.
     History,
 }

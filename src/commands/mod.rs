@@ -1061,3 +1061,40 @@ pub async fn reset_2fa(opts: &crate::cli::SignOutOpts) -> Result<Outcome, Error>
     );
     Ok(Outcome::Done)
 }
+
+/// `portico events [EMAIL]`: the sign-in events, newest first.
+///
+/// # Errors
+/// A missing database, or database errors.
+pub async fn events(opts: &crate::cli::EventsOpts) -> Result<Outcome, Error> {
+    let mut store = adopt::open_existing(opts.connect.url()).await?;
+    store.migrate().await?;
+    drop(store);
+    let serve = crate::store::serve::ServeStore::open(opts.connect.url(), 1).await?;
+    let email = opts.email.as_deref().map(crate::state::normalize_email);
+    let since = opts.since.map(crate::clock::format).unwrap_or_default();
+    let rows = serve
+        .events(email.as_deref(), &since, i64::from(opts.limit))
+        .await?;
+    if opts.format == crate::cli::HistoryFormat::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("serialises")
+        );
+        return Ok(Outcome::Done);
+    }
+    if rows.is_empty() {
+        println!("No sign-in events.");
+    }
+    for row in rows {
+        let line = format!(
+            "{}  {:<22}  {}{}",
+            row.at,
+            row.kind,
+            row.email,
+            row.detail.map(|d| format!("  ({d})")).unwrap_or_default()
+        );
+        println!("{}", crate::unicode::escape_invisible(&line));
+    }
+    Ok(Outcome::Done)
+}

@@ -89,6 +89,7 @@ fn database(command: &Command) -> Option<&str> {
         Command::Resend(o) => o.login.connect.url(),
         Command::Serve(o) => o.connect.url(),
         Command::SignOut(o) | Command::Reset2fa(o) => o.connect.url(),
+        Command::Events(o) => o.connect.url(),
         Command::Validate(_)
         | Command::Schema(_)
         | Command::Show(_)
@@ -111,6 +112,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::Serve(opts) => commands::serve(&opts).await,
         Command::SignOut(opts) => commands::sign_out(&opts).await,
         Command::Reset2fa(opts) => commands::reset_2fa(&opts).await,
+        Command::Events(opts) => commands::events(&opts).await,
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,
         Command::SetPassword(opts) => commands::set_password(&opts).await,
@@ -134,6 +136,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
                 SchemaKind::Access => println!("{}", crate::schema::access_schema()),
                 SchemaKind::Validate => println!("{}", crate::schema::validate_schema()),
                 SchemaKind::Outbox => println!("{}", crate::schema::outbox_schema()),
+                SchemaKind::Events => println!("{}", crate::schema::events_schema()),
                 SchemaKind::History => println!("{}", crate::schema::history_schema()),
             }
             Ok(Outcome::Done)

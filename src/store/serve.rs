@@ -695,6 +695,54 @@ impl ServeStore {
     }
 }
 
+/// One sign-in event (`portico events`). It never holds a secret.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct EventRow {
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    /// The email the event is about (as typed, normalised; for unknown emails too).
+    pub email: String,
+    /// `signed_in`, `signin_failed`, `refused_locked`, `locked`, `password_set`,
+    /// `second_factor_failed`, `factor_enrolled`, `recovery_code_used`, `factor_reset`,
+    /// `signed_out`.
+    pub kind: String,
+    /// What else is known (the time a lock ends, the command that signed out).
+    pub detail: Option<String>,
+}
+
+impl ServeStore {
+    /// The newest events, newest first: all, or one email's, since a time.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn events(
+        &self,
+        email: Option<&str>,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT at, email, kind, detail FROM login_events
+             WHERE ($1 = '' OR email = $1) AND at >= $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(email.unwrap_or_default())
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .doing("reading sign-in events")?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, email, kind, detail)| EventRow {
+                at,
+                email,
+                kind,
+                detail,
+            })
+            .collect())
+    }
+}
+
 /// Whose lockout to set.
 pub enum LockKey<'a> {
     /// A login.

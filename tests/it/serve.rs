@@ -197,6 +197,48 @@ fn wrong_passwords_lock_and_unknown_emails_look_the_same(env: Env) {
         ),
         ["locked"]
     );
+    // `portico events`: what happened, newest first, in text and in JSON of the committed
+    // schema.
+    let (code, out, err) = run(env.portico(&["events", "jane@acme.example"]));
+    assert_eq!(code, 0, "{err}");
+    let kinds: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"signed_in"), "{out}");
+    assert!(
+        kinds.contains(&"locked") && kinds.contains(&"refused_locked"),
+        "{out}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "signin_failed").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        !out.contains("nobody@acme.example"),
+        "one login's events: {out}"
+    );
+    assert!(!out.contains(PW), "{out}");
+    let (code, json, _) = run(env.portico(&["events", "--format", "json", "--limit", "2"]));
+    assert_eq!(code, 0);
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/events.schema.json"),
+    )
+    .unwrap();
+    let (_, fresh, _) = run(env.portico(&["schema", "events"]));
+    assert_eq!(
+        fresh.trim(),
+        committed.trim(),
+        "schemas/events.schema.json is stale"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        jsonschema::validator_for(&schema).unwrap().is_valid(&value),
+        "{json}"
+    );
+    assert_eq!(value.as_array().unwrap().len(), 2);
 }
 
 fn concurrent_wrong_passwords_never_get_more_tries_than_the_limit(env: Env) {
