@@ -55,8 +55,9 @@ fn remote_headers(person: &Current) -> Vec<(&'static str, String)> {
 fn allowed(person: &Current) -> Response {
     let mut response = StatusCode::OK.into_response();
     for (name, value) in remote_headers(person) {
-        // A value that is not a valid header (a control character) is left out, never sent raw.
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        // UTF-8 is sent as its bytes (a name like "Jürgen Müller"); a value with a control
+        // character (a line break) is left out, never sent raw.
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
             response.headers_mut().insert(name, value);
         }
     }

@@ -557,8 +557,7 @@ fn insecure_cookies_are_refused_off_loopback() {
 #[test]
 fn a_login_with_a_website_signs_in_only_on_that_website() {
     let env = Env::sqlite();
-    let contact =
-        "      - { email: eu@acme.example, access: true, website: store, password: { env: PW } }\n";
+    let contact = "      - { email: eu@acme.example, name: Jürgen Müller, access: true, website: store, password: { env: PW } }\n";
     env.write("a.yaml", &account(contact));
     apply(&env);
     let server = Server::start(&env);
@@ -581,6 +580,15 @@ fn a_login_with_a_website_signs_in_only_on_that_website() {
         assert_eq!(signed.status, 303, "{}", signed.body);
         let check = store.get("/auth/request").await.unwrap();
         assert_eq!(check.header("remote-website"), Some("store"));
+        let name = check
+            .headers
+            .get("remote-name")
+            .map(|v| v.as_bytes().to_vec());
+        assert_eq!(
+            name.as_deref(),
+            Some("Jürgen Müller".as_bytes()),
+            "a non-ASCII name reaches the portal"
+        );
         // The same session presented on another host is refused there.
         let id = store.cookie("portico-session").unwrap();
         elsewhere.set_cookie("portico-session", &id);
