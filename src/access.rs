@@ -114,6 +114,8 @@ pub struct RuntimeReport {
     pub set_password_link: Option<String>,
     /// The newest history entry that touched this login.
     pub last_change: Option<String>,
+    /// Its newest sign-in events (`portico serve`), newest first.
+    pub recent_events: Vec<crate::store::serve::EventRow>,
 }
 
 /// Finds the login with `email` in `state`: (customer id, contact email or `None`, login).
@@ -235,6 +237,8 @@ fn refusals(
         password_set: r.password_set,
         locked_until: r.locked_until.clone(),
         failed_attempts: r.failed_attempts,
+        // Whether a second factor is asked for changes no reason why not.
+        second_factor: false,
     });
     let now = crate::clock::format(crate::clock::now());
     let decision = crate::signin::decide(
@@ -364,6 +368,7 @@ fn runtime_report(runtime: &LoginRuntime) -> RuntimeReport {
                     .unwrap_or_default()
             )
         }),
+        recent_events: Vec::new(),
     }
 }
 
@@ -540,6 +545,24 @@ pub fn render_text(r: &AccessReport) -> String {
             show(&rt.set_password_link)
         ));
         out.push_str(&format!("  last changed by:  {}\n", show(&rt.last_change)));
+        if !rt.recent_events.is_empty() {
+            out.push_str("  recent sign-in activity (newest first):\n");
+            for e in &rt.recent_events {
+                out.push_str(&format!(
+                    "    {}  {}{}{}\n",
+                    e.at,
+                    e.kind,
+                    e.address
+                        .as_ref()
+                        .map(|a| format!(" from {a}"))
+                        .unwrap_or_default(),
+                    e.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                ));
+            }
+        }
     }
     out.push_str("  permissions:\n");
     for p in &r.role.permissions {

@@ -50,6 +50,22 @@ const TEMPLATE_FILES: [&str; 3] = [
     "templates/access.html",
 ];
 
+/// Where export writes the applied password-reset templates.
+const RESET_FILES: [&str; 3] = [
+    "templates/reset.subject",
+    "templates/reset.txt",
+    "templates/reset.html",
+];
+
+/// The file names of a template whose sources are `t`, under `names`.
+fn template_files(names: [&str; 3], t: &crate::state::TemplateSources) -> TemplateFiles {
+    TemplateFiles {
+        subject: names[0].into(),
+        text: names[1].into(),
+        html: t.html.as_ref().map(|_| names[2].into()),
+    }
+}
+
 /// One file to write, relative to the export folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportFile {
@@ -102,28 +118,38 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
                 login_url: n.login_url.clone(),
                 token_ttl_hours: n.token_ttl_hours,
                 max_attempts: n.max_attempts,
-                template: n.template.as_ref().map(|t| TemplateFiles {
-                    subject: TEMPLATE_FILES[0].into(),
-                    text: TEMPLATE_FILES[1].into(),
-                    html: t.html.as_ref().map(|_| TEMPLATE_FILES[2].into()),
-                }),
+                template: n
+                    .template
+                    .as_ref()
+                    .map(|t| template_files(TEMPLATE_FILES, t)),
+                reset_ttl_minutes: n.reset_ttl_minutes,
+                reset_template: n
+                    .reset_template
+                    .as_ref()
+                    .map(|t| template_files(RESET_FILES, t)),
             }),
         ..Document::default()
     };
-    // The applied template's text, as the files `account.yaml` names.
-    if let Some(t) = state
+    // The applied templates' text, as the files `account.yaml` names.
+    if let Some(n) = state
         .notifications
         .as_ref()
         .filter(|_| sections.notifications)
-        .and_then(|n| n.template.as_ref())
     {
-        let texts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
-        for (path, text) in TEMPLATE_FILES.iter().zip(texts) {
-            if let Some(text) = text {
-                out.files.push(ExportFile {
-                    path: PathBuf::from(path),
-                    text: text.clone(),
-                });
+        let templates = [
+            (TEMPLATE_FILES, n.template.as_ref()),
+            (RESET_FILES, n.reset_template.as_ref()),
+        ];
+        for (names, t) in templates {
+            let Some(t) = t else { continue };
+            let texts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
+            for (path, text) in names.iter().zip(texts) {
+                if let Some(text) = text {
+                    out.files.push(ExportFile {
+                        path: PathBuf::from(path),
+                        text: text.clone(),
+                    });
+                }
             }
         }
     }

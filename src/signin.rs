@@ -16,6 +16,9 @@ pub struct Runtime {
     pub locked_until: Option<String>,
     /// Consecutive failed sign-ins.
     pub failed_attempts: i64,
+    /// The login turned on a second factor itself (on its profile page): it is then asked for
+    /// it at every sign-in, whether or not its role requires one.
+    pub second_factor: bool,
 }
 
 /// One reason a login may not get in, in the order they are checked.
@@ -59,7 +62,8 @@ pub enum Site<'a> {
 pub struct Decision {
     /// Every reason it may not get in; empty when it may.
     pub refusals: Vec<Refusal>,
-    /// After the password, its role requires a second factor.
+    /// After the password, a second factor is asked for: its role requires one, or the login
+    /// turned one on itself.
     pub second_factor: bool,
 }
 
@@ -123,7 +127,8 @@ pub fn decide(
     let second_factor = state
         .roles
         .get(login.role.as_str())
-        .is_some_and(|r| r.two_factor == TwoFactor::Required);
+        .is_some_and(|r| r.two_factor == TwoFactor::Required)
+        || runtime.is_some_and(|r| r.second_factor);
     Decision {
         refusals,
         second_factor,
@@ -181,6 +186,7 @@ mod tests {
             password_set: false,
             locked_until: Some("2027-03-01T00:30:00Z".into()),
             failed_attempts: 5,
+            second_factor: false,
         };
         let decision = decide(
             &state,
@@ -240,5 +246,19 @@ mod tests {
         assert!(decide(&state, &anywhere, None, Site::Request(None), NOW).may_enter());
         // One with a website: only there, not on a host that is no website's.
         assert!(!decide(&state, &login, None, Site::Request(None), NOW).may_enter());
+    }
+
+    #[test]
+    fn a_login_that_turned_on_a_second_factor_is_asked_for_it_whatever_its_role() {
+        let (state, login) = account();
+        let mut runtime = Runtime {
+            password_set: true,
+            ..Runtime::default()
+        };
+        let plain = decide(&state, &login, Some(&runtime), Site::Anywhere, NOW);
+        assert!(plain.may_enter() && !plain.second_factor);
+        runtime.second_factor = true;
+        let asked = decide(&state, &login, Some(&runtime), Site::Anywhere, NOW);
+        assert!(asked.may_enter() && asked.second_factor);
     }
 }

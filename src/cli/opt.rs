@@ -589,6 +589,29 @@ pub struct ServeOpts {
     /// base64 (`openssl rand -base64 32 > key`). Instead: `PORTICO_SECRET_KEY`.
     #[arg(long, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Failed sign-ins, wrong codes and reset requests allowed per client address per hour
+    /// before that address must wait (generous: a whole office may share one address).
+    /// 0 turns this off.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub failures_per_address: u32,
+    /// A proxy (address or network, such as 10.0.0.0/8) whose `X-Forwarded-For` gives the
+    /// client's address. Repeat for several. Without it, the peer's address is the client's.
+    #[arg(long = "trusted-proxy", value_name = "ADDR|CIDR", value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Do not deliver the outbox from this server (leave it to `portico notify`). Reset
+    /// messages then wait for the next `portico notify`.
+    #[arg(long)]
+    pub no_deliver: bool,
+    /// Days sign-in events are kept before the server removes them.
+    #[arg(long, value_name = "DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub events_days: u32,
+}
+
+/// An address (a network of one) or a network in CIDR form.
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a network such as 10.0.0.0/8"))
 }
 
 /// `portico events`.

@@ -123,12 +123,21 @@ pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
             (state, runtime, "live")
         }
     };
-    let Some(report) = access::report(&state, &opts.email, runtime.as_ref(), source) else {
+    let Some(mut report) = access::report(&state, &opts.email, runtime.as_ref(), source) else {
         return Err(Error::UnknownLogin {
             email: opts.email.clone(),
             near: access::near_matches(&state, &opts.email),
         });
     };
+    // What the login service saw lately (DESIGN §10.5).
+    if let Some(rt) = report.runtime.as_mut() {
+        let serve = crate::store::serve::ServeStore::open(opts.connect.url(), 1).await?;
+        // A database the login service never ran on may predate its tables: no events.
+        rt.recent_events = serve
+            .events(Some(&report.email), "", RECENT_EVENTS)
+            .await
+            .unwrap_or_default();
+    }
     match opts.format {
         HistoryFormat::Json => println!(
             "{}",
@@ -138,6 +147,9 @@ pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
     }
     Ok(Outcome::Done)
 }
+
+/// Sign-in events `access` shows.
+const RECENT_EVENTS: i64 = 5;
 
 /// Opens a database that must exist and takes the apply lock.
 async fn locked(opts: &LoginOpOpts, provenance: &Provenance) -> Result<AnyStore, Error> {

@@ -1010,6 +1010,12 @@ pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
         listen: opts.listen,
         insecure_cookies: opts.insecure_cookies,
         secret_key,
+        throttle: crate::serve::Throttle {
+            per_hour: opts.failures_per_address,
+            trusted_proxies: opts.trusted_proxies.clone(),
+        },
+        deliver: !opts.no_deliver,
+        events_days: opts.events_days,
     })
     .await?;
     Ok(Outcome::Done)

@@ -122,7 +122,7 @@ pub struct Website {
 }
 
 /// Login security for every customer-center login.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginPolicy {
     /// Lock a login after repeated failed attempts. Default: 5 attempts, 30 minutes.
@@ -134,8 +134,15 @@ pub struct LoginPolicy {
         default = "default_session_timeout",
         skip_serializing_if = "is_default_session_timeout"
     )]
-    #[schemars(extend("default" = 60))]
+    #[schemars(extend("default" = 60), range(min = 1))]
     pub session_timeout_minutes: u32,
+    /// Hours a session lasts at most, however busy (`portico serve`). Default: 12.
+    #[serde(
+        default = "default_session_max_hours",
+        skip_serializing_if = "is_default_session_max_hours"
+    )]
+    #[schemars(extend("default" = 12), range(min = 1, max = 720))]
+    pub session_max_hours: u32,
     /// Rules for passwords. Default: at least 10 characters.
     #[serde(default, skip_serializing_if = "is_default")]
     #[schemars(extend("default" = {"min_length": 10}))]
@@ -150,6 +157,17 @@ pub struct Lockout {
     pub max_failed_attempts: u32,
     /// How long the lock lasts.
     pub duration_minutes: u32,
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        LoginPolicy {
+            lockout: Lockout::default(),
+            session_timeout_minutes: default_session_timeout(),
+            session_max_hours: default_session_max_hours(),
+            password: PasswordRules::default(),
+        }
+    }
 }
 
 impl Default for Lockout {
@@ -181,6 +199,22 @@ fn default_session_timeout() -> u32 {
 
 fn is_default_session_timeout(minutes: &u32) -> bool {
     *minutes == default_session_timeout()
+}
+
+fn default_session_max_hours() -> u32 {
+    12
+}
+
+fn is_default_session_max_hours(hours: &u32) -> bool {
+    *hours == default_session_max_hours()
+}
+
+fn default_reset_ttl() -> u32 {
+    60
+}
+
+fn is_default_reset_ttl(minutes: &u32) -> bool {
+    *minutes == default_reset_ttl()
 }
 
 /// How new-access notifications are delivered: by email over SMTP, or as JSON POSTed to a
@@ -226,6 +260,18 @@ pub struct Notifications {
     /// template is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateFiles>,
+    /// Minutes a password-reset link ("forgot password" on `portico serve`) stays valid.
+    /// Default: 60.
+    #[serde(
+        default = "default_reset_ttl",
+        skip_serializing_if = "is_default_reset_ttl"
+    )]
+    #[schemars(extend("default" = 60), range(min = 5, max = 1440))]
+    pub reset_ttl_minutes: u32,
+    /// The password-reset message's template files (same variables as `template`). Without
+    /// it, a built-in template is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_template: Option<TemplateFiles>,
 }
 
 /// An SMTP server.

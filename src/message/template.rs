@@ -1,4 +1,4 @@
-//! The new-access message's templates (minijinja): a subject, a plain-text body and an
+//! The messages' templates (minijinja): the new-access message and the password reset: a subject, a plain-text body and an
 //! optional HTML body, either the admin's files or the built-in ones. Values are escaped in
 //! the HTML body; an unknown variable or a template that cannot render is found at plan
 //! time by [`check`], never after a commit.
@@ -13,6 +13,40 @@ pub const DEFAULT_SUBJECT: &str = include_str!("templates/access.subject");
 pub const DEFAULT_TEXT: &str = include_str!("templates/access.txt");
 /// The built-in HTML body.
 pub const DEFAULT_HTML: &str = include_str!("templates/access.html");
+
+/// The built-in password-reset message (`forgot password` on `portico serve`).
+pub const RESET_SUBJECT: &str = include_str!("templates/reset.subject");
+/// The built-in reset plain-text body.
+pub const RESET_TEXT: &str = include_str!("templates/reset.txt");
+/// The built-in reset HTML body.
+pub const RESET_HTML: &str = include_str!("templates/reset.html");
+
+/// Which message a template is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The new-access message an apply queues.
+    NewAccess,
+    /// The password-reset message "forgot password" queues.
+    Reset,
+}
+
+impl Kind {
+    /// The key under `notifications` that holds this message's template files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::NewAccess => "template",
+            Kind::Reset => "reset_template",
+        }
+    }
+
+    /// The built-in subject, text and HTML.
+    fn built_in(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::NewAccess => (DEFAULT_SUBJECT, DEFAULT_TEXT, DEFAULT_HTML),
+            Kind::Reset => (RESET_SUBJECT, RESET_TEXT, RESET_HTML),
+        }
+    }
+}
 
 /// Every variable a template may use, with what it holds (the user guide and `--help` list them).
 pub const VARIABLES: &[(&str, &str)] = &[
@@ -130,19 +164,22 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// Compiles the admin's templates, or the built-in ones.
+    /// Compiles the admin's templates, or the built-in ones of `kind`.
     ///
     /// # Errors
     /// The first problem found (plan time runs [`check`], so this is rare: a database edited
     /// by hand).
-    pub fn new(sources: Option<&TemplateSources>) -> Result<Templates, Problem> {
+    pub fn new(sources: Option<&TemplateSources>, kind: Kind) -> Result<Templates, Problem> {
         let (subject, text, html) = match sources {
             Some(t) => (t.subject.clone(), t.text.clone(), t.html.clone()),
-            None => (
-                DEFAULT_SUBJECT.to_string(),
-                DEFAULT_TEXT.to_string(),
-                Some(DEFAULT_HTML.to_string()),
-            ),
+            None => {
+                let (subject, text, html) = kind.built_in();
+                (
+                    subject.to_string(),
+                    text.to_string(),
+                    Some(html.to_string()),
+                )
+            }
         };
         let mut env = environment();
         let parts = [
@@ -422,7 +459,7 @@ pub fn check(sources: &TemplateSources) -> Vec<Problem> {
         }
     }
     if problems.is_empty() {
-        match Templates::new(Some(sources)) {
+        match Templates::new(Some(sources), Kind::NewAccess) {
             Err(problem) => problems.push(problem),
             Ok(templates) => {
                 for assigned in [false, true] {
@@ -475,7 +512,7 @@ mod tests {
 
     #[test]
     fn built_in_templates_render_both_password_cases() {
-        let t = Templates::new(None).unwrap();
+        let t = Templates::new(None, Kind::NewAccess).unwrap();
         let with_link = t.render(&Vars::sample(false)).unwrap();
         assert!(with_link.text.contains("set-password?token=x"));
         assert!(with_link.html.unwrap().contains("set-password?token=x"));
@@ -489,8 +526,22 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_reset_message_carries_the_link_and_says_what_to_do_if_unasked() {
+        let t = Templates::new(None, Kind::Reset).unwrap();
+        let out = t.render(&Vars::sample(false)).unwrap();
+        assert_eq!(
+            out.subject,
+            "Reset your password for the Example Ltd customer center"
+        );
+        for body in [&out.text, out.html.as_ref().unwrap()] {
+            assert!(body.contains("set-password?token=x"), "{body}");
+            assert!(body.contains("ignore this email"), "{body}");
+        }
+    }
+
+    #[test]
     fn html_is_escaped_and_text_is_not() {
-        let t = Templates::new(Some(&sources("{{ customer }}"))).unwrap();
+        let t = Templates::new(Some(&sources("{{ customer }}")), Kind::NewAccess).unwrap();
         let vars = Vars {
             customer: "<script>alert(1)</script> & Co".into(),
             ..Vars::sample(true)
@@ -504,11 +555,14 @@ mod tests {
 
     #[test]
     fn subject_is_one_line() {
-        let t = Templates::new(Some(&TemplateSources {
-            subject: "A\r\nBcc: x@example.com {{ name }}\n".into(),
-            text: "t".into(),
-            html: None,
-        }))
+        let t = Templates::new(
+            Some(&TemplateSources {
+                subject: "A\r\nBcc: x@example.com {{ name }}\n".into(),
+                text: "t".into(),
+                html: None,
+            }),
+            Kind::NewAccess,
+        )
         .unwrap();
         let out = t.render(&Vars::sample(true)).unwrap();
         assert_eq!(out.subject, "A Bcc: x@example.com Jane Doe");
@@ -566,7 +620,7 @@ mod tests {
             "{:?}",
             check(&sources(fine))
         );
-        let t = Templates::new(Some(&sources(fine))).unwrap();
+        let t = Templates::new(Some(&sources(fine)), Kind::NewAccess).unwrap();
         assert_eq!(
             t.render(&Vars::sample(true)).unwrap().text,
             "ab JANE AT EXAMPLE.COM"

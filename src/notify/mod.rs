@@ -24,7 +24,8 @@ use crate::store::{AnyStore, OutboxRow, Store, StoreError};
 #[serde(deny_unknown_fields)]
 #[schemars(title = "portico new-access notification")]
 pub struct NotificationMessage {
-    /// Always `customer_center.new_access`.
+    /// `customer_center.new_access` (an apply gave access) or `customer_center.password_reset`
+    /// (the login asked to reset its password on `portico serve`).
     #[serde(rename = "type")]
     pub kind: String,
     /// Same value as the `Idempotency-Key` header: one per queued message, stable across
@@ -299,11 +300,17 @@ pub async fn deliver(
             return Ok(report);
         }
     };
-    let templates = match template::Templates::new(settings.template.as_ref()) {
-        Ok(t) => t,
-        Err(problem) => {
+    let compiled = [
+        (template::Kind::NewAccess, settings.template.as_ref()),
+        (template::Kind::Reset, settings.reset_template.as_ref()),
+    ]
+    .map(|(kind, sources)| template::Templates::new(sources, kind).map_err(|p| (kind, p)));
+    let templates = match compiled {
+        [Ok(access), Ok(reset)] => Compiled { access, reset },
+        [Err((kind, problem)), _] | [_, Err((kind, problem))] => {
             report.blocked = blocked(format!(
-                "the stored `{}` template is broken: {}",
+                "the stored `{}.{}` template is broken: {}",
+                kind.key(),
                 problem.part.key(),
                 problem.message
             ));
@@ -356,6 +363,12 @@ pub async fn deliver(
         settle(store, done, max_attempts, &mut report).await?;
     }
     Ok(report)
+}
+
+/// The compiled templates of both kinds of message.
+struct Compiled {
+    access: template::Templates,
+    reset: template::Templates,
 }
 
 /// Records a finished message's attempts and where it stands now.
@@ -432,8 +445,15 @@ fn facts(
         .as_ref()
         .map(|b| format!("{b}/login"))
         .or_else(|| settings.login_url.clone());
+    // The set-password page is served at the root of the login page's host.
     let link_base = base
-        .or_else(|| settings.login_url.clone())
+        .or_else(|| {
+            settings.login_url.as_deref().map(|u| {
+                url::Url::parse(u)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_else(|_| u.to_string())
+            })
+        })
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_string();
@@ -467,25 +487,41 @@ async fn build(
     store: &mut AnyStore,
     state: &State,
     settings: &crate::state::NotificationSettings,
-    templates: &template::Templates,
+    templates: &Compiled,
     message: &OutboxRow,
     login: &LoginState,
 ) -> Result<Result<NotificationMessage, String>, StoreError> {
     let (mut vars, link_base, role, website) =
         facts(state, settings, &message.customer_id, login, &message.email);
-    let set_password = if message.password_assigned {
+    let reset = message.kind == "reset";
+    let (templates, kind, ttl_minutes) = if reset {
+        (
+            &templates.reset,
+            "customer_center.password_reset",
+            settings.reset_ttl_minutes,
+        )
+    } else {
+        (
+            &templates.access,
+            "customer_center.new_access",
+            settings.token_ttl_hours.saturating_mul(60),
+        )
+    };
+    // A reset always carries a link, whatever the new-access message said.
+    let assigned = message.password_assigned && !reset;
+    let set_password = if assigned {
         None
     } else {
         let token = new_token();
         let expires_at = store
-            .issue_token(message, &token_hash(&token), settings.token_ttl_hours)
+            .issue_token(message, &token_hash(&token), ttl_minutes)
             .await?;
         Some(SetPasswordLink {
             url: format!("{link_base}/set-password?token={token}"),
             expires_at,
         })
     };
-    vars.password_assigned = message.password_assigned;
+    vars.password_assigned = assigned;
     vars.set_password_url = set_password.as_ref().map(|l| l.url.clone());
     vars.link_expires_at = set_password.as_ref().map(|l| l.expires_at.clone());
     let rendered = match templates.render(&vars) {
@@ -499,7 +535,7 @@ async fn build(
         }
     };
     Ok(Ok(NotificationMessage {
-        kind: "customer_center.new_access".into(),
+        kind: kind.into(),
         idempotency_key: message.idempotency_key.clone(),
         email: vars.email,
         name: vars.name,
@@ -510,12 +546,7 @@ async fn build(
         role,
         website,
         login_url: vars.login_url,
-        password: if message.password_assigned {
-            "assigned"
-        } else {
-            "set_by_user"
-        }
-        .into(),
+        password: if assigned { "assigned" } else { "set_by_user" }.into(),
         set_password,
         subject: rendered.subject,
         text: rendered.text,
@@ -550,7 +581,10 @@ pub fn preview(
             settings.token_ttl_hours
         ));
     }
-    Some(template::Templates::new(settings.template.as_ref()).and_then(|t| t.render(&vars)))
+    Some(
+        template::Templates::new(settings.template.as_ref(), template::Kind::NewAccess)
+            .and_then(|t| t.render(&vars)),
+    )
 }
 
 /// `base × 2^(attempt-1)` plus up to half of that as random jitter.

@@ -27,6 +27,7 @@ impl Object {
                     "session_timeout_minutes",
                     policy.session_timeout_minutes.to_string(),
                 );
+                put("session_max_hours", policy.session_max_hours.to_string());
                 put(
                     "password.min_length",
                     policy.password.min_length.to_string(),
@@ -62,6 +63,15 @@ impl Object {
                     put("template.text", t.text.clone());
                     put(
                         "template.html",
+                        t.html.clone().unwrap_or_else(|| "(none)".into()),
+                    );
+                }
+                put("reset_ttl_minutes", n.reset_ttl_minutes.to_string());
+                if let Some(t) = &n.reset_template {
+                    put("reset_template.subject", t.subject.clone());
+                    put("reset_template.text", t.text.clone());
+                    put(
+                        "reset_template.html",
                         t.html.clone().unwrap_or_else(|| "(none)".into()),
                     );
                 }

@@ -85,6 +85,8 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                 password_set: a.password_set,
                 locked_until: a.locked_until.clone(),
                 failed_attempts: a.failed_attempts,
+                // Whether a second factor is asked for changes no reason why not.
+                second_factor: false,
             });
             let decision = crate::signin::decide(
                 state,

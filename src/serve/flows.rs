@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::App;
 use super::pages::page;
 use super::session::{self, hash_id, later, now, random_id, site_name, text};
+use super::{App, Client, throttle};
 use crate::store::serve::{Claim, LockKey};
 
 /// How long a sign-in waits for a free password checker before it is refused (503).
@@ -75,7 +75,7 @@ pub(super) fn with_cookie(mut response: Response, cookie: Option<String>) -> Res
     response
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
+pub(super) fn internal(error: impl std::fmt::Display) -> Response {
     eprintln!("error: {error}");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
@@ -120,7 +120,7 @@ pub async fn login_page(
 
 /// Checks `password` against `hash` (or a dummy hash, so an unknown email takes as long) on
 /// the bounded hashing pool. `None` when the pool stayed busy: the caller answers 503.
-async fn verify(app: &App, hash: Option<String>, password: String) -> Option<bool> {
+pub(super) async fn verify(app: &App, hash: Option<String>, password: String) -> Option<bool> {
     let _permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire())
         .await
         .ok()?
@@ -143,10 +143,11 @@ async fn verify(app: &App, hash: Option<String>, password: String) -> Option<boo
 /// `POST /login`.
 pub async fn login(
     State(app): State<Arc<App>>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    match sign_in(&app, &headers, form).await {
+    match sign_in(&app, &headers, &client.0, form).await {
         Ok(response) => response,
         Err(e) => internal(e),
     }
@@ -155,6 +156,7 @@ pub async fn login(
 async fn sign_in(
     app: &App,
     headers: &HeaderMap,
+    address: &str,
     form: LoginForm,
 ) -> Result<Response, crate::store::StoreError> {
     let account = app.account().await?;
@@ -175,8 +177,17 @@ async fn sign_in(
     let policy = account.login_policy.clone().unwrap_or_default();
     let max = i64::from(policy.lockout.max_failed_attempts.max(1));
     let minutes = i64::from(policy.lockout.duration_minutes.max(1));
+    let session_minutes = i64::from(policy.session_max_hours.max(1)) * 60;
     let at = now();
     let now_text = text(at);
+    // An address that used up its failures this hour is refused before anything is counted
+    // against a login (a flood from one place cannot lock everyone out).
+    if throttle::refused(app, address, at).await? {
+        app.store
+            .event(&email, "refused_throttled", address, None, &now_text)
+            .await?;
+        return Ok(throttle::too_many(&site, at));
+    }
     let login = app.store.login_by_email(&email).await?;
     let email_hash = hash_id(&email);
     // One attempt is claimed before the password is checked: a locked login (or email) is
@@ -195,7 +206,7 @@ async fn sign_in(
     };
     let Claim::Attempt(attempt) = claim else {
         app.store
-            .event(&email, "refused_locked", "", None, &now_text)
+            .event(&email, "refused_locked", address, None, &now_text)
             .await?;
         return Ok(page(
             StatusCode::OK,
@@ -246,7 +257,7 @@ async fn sign_in(
             // The password is right; the session is good for nothing but the second factor
             // until it is passed, and the failed count stays until then.
             let id = random_id();
-            let expires = later(at, session::MAX_HOURS * 60);
+            let expires = later(at, session_minutes);
             app.store
                 .pending_session(login, &hash_id(&id), &now_text, &expires)
                 .await?;
@@ -255,12 +266,12 @@ async fn sign_in(
         }
         Some(login) if verified => {
             let id = random_id();
-            let expires = later(at, session::MAX_HOURS * 60);
+            let expires = later(at, session_minutes);
             app.store
                 .signed_in(login, &hash_id(&id), &now_text, &expires)
                 .await?;
             app.store
-                .event(&email, "signed_in", "", None, &now_text)
+                .event(&email, "signed_in", address, None, &now_text)
                 .await?;
             let to = return_to.unwrap_or_else(|| "/".into());
             let response = Redirect::to(&to).into_response();
@@ -278,12 +289,13 @@ async fn sign_in(
                 };
                 app.store.lock(&key, &until).await?;
                 app.store
-                    .event(&email, "locked", "", Some(&until), &now_text)
+                    .event(&email, "locked", address, Some(&until), &now_text)
                     .await?;
             }
             app.store
-                .event(&email, "signin_failed", "", None, &now_text)
+                .event(&email, "signin_failed", address, None, &now_text)
                 .await?;
+            throttle::count(app, address, at).await?;
             Ok(login_form(
                 app,
                 headers,
@@ -378,10 +390,24 @@ pub async fn set_password_page(
     set_password_form(&app, &headers, &site, query.token.trim(), min, None)
 }
 
+/// Hashes a new password on the bounded pool; `None` when the pool stayed busy or hashing
+/// failed.
+pub(super) async fn hash_new(app: &App, password: String) -> Option<String> {
+    let _permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire())
+        .await
+        .ok()?
+        .ok()?;
+    tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
+        .await
+        .ok()?
+        .ok()
+}
+
 /// `POST /set-password`: checks the policy, stores the argon2id hash, uses the token once
 /// (one conditional `UPDATE`), revokes the login's other links, and signs in.
 pub async fn set_password(
     State(app): State<Arc<App>>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Form(form): Form<SetPasswordForm>,
 ) -> Response {
@@ -409,13 +435,8 @@ pub async fn set_password(
     if (form.password.chars().count() as u32) < min {
         return again(&format!("The password needs at least {min} characters."));
     }
-    let Ok(_permit) = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire()).await else {
+    let Some(hash) = hash_new(&app, form.password.clone()).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "Busy; please try again.").into_response();
-    };
-    let password = form.password.clone();
-    let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || crate::passwords::hash(&password)).await
-    else {
-        return internal("hashing failed");
     };
     let redeemed = async {
         let mut store = crate::store::open(&app.database, true).await?;
@@ -442,7 +463,7 @@ pub async fn set_password(
     let now_text = text(at);
     let _ = app
         .store
-        .event(&email, "password_set", "", None, &now_text)
+        .event(&email, "password_set", &client.0, None, &now_text)
         .await;
     // Signed in at once, unless the login may not get in here (or needs a second factor).
     let login = match app.store.login_by_email(&email).await {
@@ -462,7 +483,11 @@ pub async fn set_password(
         return Redirect::to("/login").into_response();
     }
     let id = random_id();
-    let expires = later(at, session::MAX_HOURS * 60);
+    let max_hours = account
+        .login_policy
+        .as_ref()
+        .map_or(12, |p| i64::from(p.session_max_hours.max(1)));
+    let expires = later(at, max_hours * 60);
     // A role that requires a second factor still asks for it after a password set.
     let (stored, to) = if decision.second_factor {
         (

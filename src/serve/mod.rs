@@ -4,19 +4,26 @@
 //! several instances share one PostgreSQL.
 
 mod flows;
+mod forgot;
 mod forward;
+mod outbox;
 mod pages;
+mod profile;
 mod session;
+mod throttle;
 mod two_factor;
 
+pub use throttle::Throttle;
 pub use two_factor::SecretKey;
+
+use throttle::Client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +44,12 @@ pub struct Options {
     pub insecure_cookies: bool,
     /// The key for secrets at rest (TOTP seeds), 32 bytes in base64.
     pub secret_key: String,
+    /// Per-address throttling and the proxies trusted to forward the client's address.
+    pub throttle: Throttle,
+    /// Deliver the outbox (new-access and reset messages) from this server.
+    pub deliver: bool,
+    /// Days sign-in events are kept.
+    pub events_days: u32,
 }
 
 /// Why `serve` could not start or stopped.
@@ -70,6 +83,10 @@ pub(crate) struct App {
     pub dummy_hash: String,
     /// Seals TOTP seeds.
     pub secret_key: SecretKey,
+    /// Per-address throttling.
+    pub throttle: Throttle,
+    /// Wakes the outbox delivery (a reset was queued).
+    pub outbox: tokio::sync::Notify,
     account: Mutex<(Instant, Arc<crate::state::State>)>,
 }
 
@@ -103,9 +120,17 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(flows::set_password_page).post(flows::set_password),
         )
         .route(
+            "/forgot-password",
+            get(forgot::page_for).post(forgot::submit),
+        )
+        .route(
             "/two-factor",
             get(two_factor::page_for).post(two_factor::submit),
         )
+        .route("/profile", get(profile::page_for))
+        .route("/profile/password", post(profile::change_password))
+        .route("/profile/two-factor", post(profile::two_factor))
+        .route("/profile/recovery-codes", post(profile::recovery_codes))
         .route("/auth/request", get(forward::auth_request))
         .route("/auth/forward", get(forward::auth_forward))
         .layer(tower_http::csrf::CsrfLayer::new())
@@ -122,11 +147,23 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 /// Security headers on every answer, and one access-log line per request on standard error:
-/// method, path (never the query, which can hold a set-password token), status, time.
-async fn headers_and_log(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+/// client address, method, path (never the query, which can hold a set-password token),
+/// status, time. The client address is put where handlers find it ([`Client`]).
+async fn headers_and_log(
+    State(app): State<Arc<App>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let client = throttle::client_address(peer, request.headers(), &app.throttle.trusted_proxies)
+        .to_string();
+    request.extensions_mut().insert(Client(client.clone()));
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: header::HeaderName, value: &'static str| {
@@ -150,7 +187,7 @@ async fn headers_and_log(State(app): State<Arc<App>>, request: Request, next: Ne
         );
     }
     eprintln!(
-        "{method} {path} {} {}ms",
+        "{client} {method} {path} {} {}ms",
         response.status().as_u16(),
         started.elapsed().as_millis()
     );
@@ -181,7 +218,10 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         hashing: Semaphore::new(cores),
         dummy_hash,
         secret_key,
+        throttle: options.throttle.clone(),
+        outbox: tokio::sync::Notify::new(),
     });
+    let background = outbox::spawn(app.clone(), &options);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -200,6 +240,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         addr: options.listen,
         source,
     })?;
+    background.abort();
     eprintln!("portico serve: stopped");
     Ok(())
 }

@@ -22,6 +22,9 @@ fn pages() -> &'static Environment<'static> {
             ),
             ("two_factor.html", include_str!("templates/two_factor.html")),
             ("recovery.html", include_str!("templates/recovery.html")),
+            ("forgot.html", include_str!("templates/forgot.html")),
+            ("profile.html", include_str!("templates/profile.html")),
+            ("throttled.html", include_str!("templates/throttled.html")),
         ] {
             env.add_template(name, source).expect("a built-in template");
         }
@@ -60,6 +63,9 @@ mod tests {
             "set_password.html",
             "two_factor.html",
             "recovery.html",
+            "forgot.html",
+            "profile.html",
+            "throttled.html",
         ] {
             let html = super::pages()
                 .get_template(name)

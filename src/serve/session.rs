@@ -10,10 +10,6 @@ use super::App;
 use crate::store::StoreError;
 use crate::store::serve::ServeLogin;
 
-/// A session ends after this long whatever happens (DESIGN §10.2's default
-/// `session_max_hours`).
-pub const MAX_HOURS: i64 = 12;
-
 /// A used session's `last_seen_at` is written at most this often (seconds): the idle limit is
 /// counted in minutes, and the forward-auth hot path then writes nothing.
 const TOUCH_AFTER_SECONDS: i64 = 15;
@@ -114,6 +110,8 @@ pub fn later(at: jiff::Timestamp, minutes: i64) -> String {
 
 /// The signed-in person of a request, when the session is valid now.
 pub struct Current {
+    /// The session's id hash.
+    pub id_hash: String,
     pub login: ServeLogin,
     pub account: std::sync::Arc<crate::state::State>,
 }
@@ -183,7 +181,11 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
     if touched {
         app.store.touch(&id_hash, &now_text).await?;
     }
-    Ok(Some(Current { login, account }))
+    Ok(Some(Current {
+        id_hash,
+        login,
+        account,
+    }))
 }
 
 /// The request's session that has passed the password and waits for the second factor:

@@ -4,19 +4,19 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::App;
 use super::pages::page;
 use super::session::{self, hash_id, site_name, text};
+use super::{App, Client};
 use crate::store::serve::{Claim, LockKey, ServeLogin};
 
 /// The server's 32-byte key for secrets at rest.
@@ -49,7 +49,7 @@ impl SecretKey {
     }
 
     /// Seals a seed for one login: a random nonce, then the ciphertext, in base64.
-    fn seal(&self, login: &ServeLogin, seed: &[u8]) -> String {
+    pub(super) fn seal(&self, login: &ServeLogin, seed: &[u8]) -> String {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).expect("the system's random source");
         let aad = format!("{}\u{0}{}", login.customer_id, login.contact);
@@ -69,7 +69,7 @@ impl SecretKey {
     }
 
     /// Opens a sealed seed; `None` under another key or for another login.
-    fn open(&self, login: &ServeLogin, sealed: &str) -> Option<Vec<u8>> {
+    pub(super) fn open(&self, login: &ServeLogin, sealed: &str) -> Option<Vec<u8>> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(sealed)
             .ok()?;
@@ -90,7 +90,7 @@ impl SecretKey {
     }
 }
 
-fn totp(seed: Vec<u8>, site: &str, email: &str) -> Option<totp_rs::Totp> {
+pub(super) fn totp(seed: Vec<u8>, site: &str, email: &str) -> Option<totp_rs::Totp> {
     totp_rs::Builder::new()
         .with_algorithm(totp_rs::Algorithm::SHA1)
         .with_digits(6)
@@ -101,6 +101,42 @@ fn totp(seed: Vec<u8>, site: &str, email: &str) -> Option<totp_rs::Totp> {
         .with_account_name(email.to_string())
         .build()
         .ok()
+}
+
+/// What an enrolment page shows for `seed`: the otpauth QR code as inline SVG, and the key
+/// in base32 for typing.
+pub(super) fn enrolment(seed: Vec<u8>, site: &str, email: &str) -> Option<(String, String)> {
+    let totp = totp(seed, site, email)?;
+    let qr = qr_svg(&totp.to_url().ok()?)?;
+    Some((qr, totp.secret().to_base32()))
+}
+
+/// A QR code as an SVG image: one path of dark modules on white, with the quiet zone.
+fn qr_svg(text: &str) -> Option<String> {
+    use std::fmt::Write as _;
+    let code = qrcodegen::QrCode::encode_text(text, qrcodegen::QrCodeEcc::Medium).ok()?;
+    let border = 4;
+    let size = code.size() + 2 * border;
+    let mut path = String::new();
+    // One rectangle per horizontal run of dark modules.
+    for y in 0..code.size() {
+        let mut x = 0;
+        while x < code.size() {
+            if !code.get_module(x, y) {
+                x += 1;
+                continue;
+            }
+            let start = x;
+            while x < code.size() && code.get_module(x, y) {
+                x += 1;
+            }
+            let run = x - start;
+            let _ = write!(path, "M{},{}h{run}v1h-{run}z", start + border, y + border);
+        }
+    }
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"200\" height=\"200\" role=\"img\" aria-label=\"QR code for your authenticator app\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+    ))
 }
 
 fn internal(error: impl std::fmt::Display) -> Response {
@@ -135,7 +171,7 @@ async fn render(
     let email = login.login.email.as_deref().unwrap_or_default().to_string();
     let context = match factor {
         Some(f) if f.confirmed => {
-            context! { title => "Two-step sign-in", site, csrf, error, enrol => false }
+            context! { title => "Two-step sign-in", site, csrf, error, enrol => false, profile => false }
         }
         existing => {
             // Enrolment: a new seed each time the page is shown until one is confirmed.
@@ -151,12 +187,13 @@ async fn render(
                     seed
                 }
             };
-            let Some(totp) = totp(seed, &site, &email) else {
+            let Some((qr, secret)) = enrolment(seed, &site, &email) else {
                 return Ok(internal("cannot make a TOTP for this login"));
             };
-            let qr = totp.to_qr_base64().unwrap_or_default();
-            let secret = totp.secret().to_base32();
-            context! { title => "Set up two-step sign-in", site, csrf, error, enrol => true, qr, secret }
+            context! {
+                title => "Set up two-step sign-in", site, csrf, error, enrol => true, qr, secret,
+                profile => false, required => true,
+            }
         }
     };
     let response = page(StatusCode::OK, "two_factor.html", context);
@@ -176,10 +213,11 @@ pub struct CodeForm {
 /// and shows ten recovery codes once.
 pub async fn submit(
     State(app): State<Arc<App>>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    match check(&app, &headers, form).await {
+    match check(&app, &headers, &client.0, form).await {
         Ok(response) => response,
         Err(e) => internal(e),
     }
@@ -188,6 +226,7 @@ pub async fn submit(
 async fn check(
     app: &App,
     headers: &HeaderMap,
+    address: &str,
     form: CodeForm,
 ) -> Result<Response, crate::store::StoreError> {
     if !super::flows::token_ok(app, headers, &form.csrf) {
@@ -242,7 +281,7 @@ async fn check(
             .await?;
         if accepted {
             app.store
-                .event(&email, "recovery_code_used", "", None, &now)
+                .event(&email, "recovery_code_used", address, None, &now)
                 .await?;
         }
     }
@@ -252,14 +291,18 @@ async fn check(
                 customer_id: &login.customer_id,
                 contact: &login.contact,
             };
-            app.store.lock(&key, &session::later(at, minutes)).await?;
-            app.store.event(&email, "locked", "", None, &now).await?;
+            let until = session::later(at, minutes);
+            app.store.lock(&key, &until).await?;
+            app.store
+                .event(&email, "locked", address, Some(&until), &now)
+                .await?;
             app.store.end_session(&id_hash).await?;
             return Ok(Redirect::to("/login").into_response());
         }
         app.store
-            .event(&email, "second_factor_failed", "", None, &now)
+            .event(&email, "second_factor_failed", address, None, &now)
             .await?;
+        super::throttle::count(app, address, at).await?;
         return render(
             app,
             headers,
@@ -267,29 +310,47 @@ async fn check(
         )
         .await;
     }
+    // The session gets a new id now that it has passed both factors.
+    let id = session::random_id();
     app.store
-        .signed_in_second_factor(&login, &id_hash, &now)
+        .signed_in_second_factor(&login, &id_hash, &hash_id(&id), &now)
+        .await?;
+    let cookie = Some(app.cookies.session(&id));
+    app.store
+        .event(
+            &email,
+            "signed_in",
+            address,
+            Some("with a second factor"),
+            &now,
+        )
         .await?;
     if !enrolled_now {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(super::flows::with_cookie(
+            Redirect::to("/").into_response(),
+            cookie,
+        ));
     }
     app.store
-        .event(&email, "factor_enrolled", "", None, &now)
+        .event(&email, "factor_enrolled", address, None, &now)
         .await?;
     let codes: Vec<String> = (0..10).map(|_| recovery_code()).collect();
     let hashes: Vec<String> = codes.iter().map(|c| hash_id(c)).collect();
     app.store
         .replace_recovery_codes(&login.customer_id, &login.contact, &hashes)
         .await?;
-    Ok(page(
-        StatusCode::OK,
-        "recovery.html",
-        context! { title => "Your recovery codes", site, codes },
+    Ok(super::flows::with_cookie(
+        page(
+            StatusCode::OK,
+            "recovery.html",
+            context! { title => "Your recovery codes", site, codes },
+        ),
+        cookie,
     ))
 }
 
 /// A recovery code: 50 random bits as `xxxxx-xxxxx` (lower-case base32).
-fn recovery_code() -> String {
+pub(super) fn recovery_code() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut bytes = [0u8; 10];
     getrandom::fill(&mut bytes).expect("the system's random source");

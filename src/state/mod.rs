@@ -86,6 +86,10 @@ pub struct NotificationSettings {
     pub max_attempts: u32,
     /// The message template's sources; `None` for the built-in one.
     pub template: Option<TemplateSources>,
+    /// Minutes a password-reset link stays valid.
+    pub reset_ttl_minutes: u32,
+    /// The reset message's template sources; `None` for the built-in one.
+    pub reset_template: Option<TemplateSources>,
 }
 
 /// An SMTP server (no secret: the password is named by its environment variable).

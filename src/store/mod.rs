@@ -198,12 +198,12 @@ pub trait Store {
     async fn pending_count(&mut self) -> Result<u64, StoreError>;
 
     /// Stores the hash of a new set-password token for a message's login, valid for
-    /// `ttl_hours`; returns its expiry (RFC 3339, UTC).
+    /// `ttl_minutes`; returns its expiry (RFC 3339, UTC).
     async fn issue_token(
         &mut self,
         message: &OutboxRow,
         token_hash: &str,
-        ttl_hours: u32,
+        ttl_minutes: u32,
     ) -> Result<String, StoreError>;
 
     /// Claims a pending message for delivery for a few minutes; `false` when another run
@@ -304,6 +304,10 @@ pub struct OutboxRow {
     /// When a pending message that failed is tried next (UTC): the wait doubles after each
     /// failed attempt, from 1 minute up to about 4 hours.
     pub next_attempt_at: Option<String>,
+    /// `new_access` (queued by an apply or `resend`) or `reset` (queued by "forgot password"
+    /// on `portico serve`).
+    #[schemars(regex(pattern = "^(new_access|reset)$"))]
+    pub kind: String,
 }
 
 /// Classifies the schema version found in a database against the newest this build knows:
@@ -474,9 +478,9 @@ impl Store for AnyStore {
         &mut self,
         message: &OutboxRow,
         token_hash: &str,
-        ttl_hours: u32,
+        ttl_minutes: u32,
     ) -> Result<String, StoreError> {
-        dispatch!(self, s => s.issue_token(message, token_hash, ttl_hours).await)
+        dispatch!(self, s => s.issue_token(message, token_hash, ttl_minutes).await)
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {

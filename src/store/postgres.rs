@@ -252,10 +252,10 @@ impl Store for PostgresStore {
         &mut self,
         message: &OutboxRow,
         token_hash: &str,
-        ttl_hours: u32,
+        ttl_minutes: u32,
     ) -> Result<String, StoreError> {
         let conn = &mut self.conn;
-        issue_token!(conn, OUTBOX, message, token_hash, ttl_hours)
+        issue_token!(conn, OUTBOX, message, token_hash, ttl_minutes)
     }
 
     async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
@@ -394,14 +394,15 @@ const WRITES: Writes = Writes {
         SELECT name, enabled FROM json_to_recordset($1::json) AS e(name text, enabled boolean)
         ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled",
     upsert_login_policy: "INSERT INTO login_policy
-        (id, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length)
-        SELECT 1, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length
+        (id, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours)
+        SELECT 1, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours
         FROM json_to_recordset($1::json) AS e(max_failed_attempts bigint, lockout_minutes bigint,
-            session_timeout_minutes bigint, password_min_length bigint)
+            session_timeout_minutes bigint, password_min_length bigint, session_max_hours bigint)
         ON CONFLICT (id) DO UPDATE SET max_failed_attempts = excluded.max_failed_attempts,
             lockout_minutes = excluded.lockout_minutes,
             session_timeout_minutes = excluded.session_timeout_minutes,
-            password_min_length = excluded.password_min_length",
+            password_min_length = excluded.password_min_length,
+            session_max_hours = excluded.session_max_hours",
     upsert_websites: "INSERT INTO websites (id, name, url)
         SELECT id, name, url FROM json_to_recordset($1::json) AS e(id text, name text, url text)
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, url = excluded.url",
@@ -456,13 +457,13 @@ const WRITES: Writes = Writes {
         FROM json_to_recordset($1::json) AS e(address text, digest text, apply_id bigint)",
     ),
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT json_array_elements_text($1::json))",
-    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
-        SELECT 1, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
+    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html, reset_ttl_minutes, reset_subject, reset_text, reset_html)
+        SELECT 1, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html, reset_ttl_minutes, reset_subject, reset_text, reset_html
         FROM json_to_recordset($1::json) AS e(url text, auth_env text, smtp_url text, smtp_username text,
             smtp_password_env text, from_address text, reply_to text, login_url text,
             token_ttl_hours bigint, max_attempts bigint, template_subject text, template_text text,
-            template_html text)
-        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html",
+            template_html text, reset_ttl_minutes bigint, reset_subject text, reset_text text, reset_html text)
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
     set_passwords: "UPDATE logins SET password_hash = e.hash, password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         FROM json_to_recordset($1::json) AS e(customer_id text, contact text, hash text)
         WHERE logins.customer_id = e.customer_id AND logins.contact = e.contact",
@@ -486,10 +487,10 @@ const WRITES: Writes = Writes {
 
 const OUTBOX: OutboxSql = OutboxSql {
     list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
-                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at
+                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at, kind
            FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
     issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
-        VALUES ($1, $2, $3, $4, to_char((now() + make_interval(hours => ($5)::int)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+        VALUES ($1, $2, $3, $4, to_char((now() + make_interval(mins => ($5)::int)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
         RETURNING expires_at",
     claim: "UPDATE notifications SET claimed_until = to_char((now() + interval '10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",

@@ -26,6 +26,7 @@ pub struct PolicyRow {
     pub lockout_minutes: i64,
     pub session_timeout_minutes: i64,
     pub password_min_length: i64,
+    pub session_max_hours: i64,
 }
 
 /// A `policies` row: the rule as JSON.
@@ -104,6 +105,10 @@ pub struct NotificationSettingsRow {
     pub template_subject: Option<String>,
     pub template_text: Option<String>,
     pub template_html: Option<String>,
+    pub reset_ttl_minutes: i64,
+    pub reset_subject: Option<String>,
+    pub reset_text: Option<String>,
+    pub reset_html: Option<String>,
 }
 
 impl NotificationSettingsRow {
@@ -124,6 +129,10 @@ impl NotificationSettingsRow {
             template_subject: template.map(|t| t.subject.clone()),
             template_text: template.map(|t| t.text.clone()),
             template_html: template.and_then(|t| t.html.clone()),
+            reset_ttl_minutes: n.reset_ttl_minutes.into(),
+            reset_subject: n.reset_template.as_ref().map(|t| t.subject.clone()),
+            reset_text: n.reset_template.as_ref().map(|t| t.text.clone()),
+            reset_html: n.reset_template.as_ref().and_then(|t| t.html.clone()),
         }
     }
 
@@ -149,6 +158,18 @@ impl NotificationSettingsRow {
                     subject,
                     text,
                     html: self.template_html,
+                }),
+                _ => None,
+            },
+            reset_ttl_minutes: small(
+                "notification_settings.reset_ttl_minutes",
+                self.reset_ttl_minutes,
+            )?,
+            reset_template: match (self.reset_subject, self.reset_text) {
+                (Some(subject), Some(text)) => Some(crate::state::TemplateSources {
+                    subject,
+                    text,
+                    html: self.reset_html,
                 }),
                 _ => None,
             },
@@ -455,6 +476,7 @@ fn policy_row(policy: &LoginPolicy) -> PolicyRow {
         lockout_minutes: policy.lockout.duration_minutes.into(),
         session_timeout_minutes: policy.session_timeout_minutes.into(),
         password_min_length: policy.password.min_length.into(),
+        session_max_hours: policy.session_max_hours.into(),
     }
 }
 
@@ -685,6 +707,7 @@ impl Snapshot {
                     "login_policy.session_timeout_minutes",
                     p.session_timeout_minutes,
                 )?,
+                session_max_hours: small("login_policy.session_max_hours", p.session_max_hours)?,
                 password: PasswordRules {
                     min_length: small("login_policy.password_min_length", p.password_min_length)?,
                 },

@@ -335,7 +335,7 @@ macro_rules! read_snapshot {
         let snapshot = $crate::store::rows::Snapshot {
             features: sqlx::query_as("SELECT name, enabled FROM features").fetch_all(&mut *$conn).await.doing(doing)?,
             login_policy: sqlx::query_as(
-                "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length
+                "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours
                  FROM login_policy WHERE id = 1",
             )
             .fetch_optional(&mut *$conn)
@@ -358,7 +358,8 @@ macro_rules! read_snapshot {
             logins,
             policies: sqlx::query_as("SELECT id, message, rule FROM policies").fetch_all(&mut *$conn).await.doing(doing)?,
             notification_settings: sqlx::query_as(
-                "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html
+                "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html,
+                        reset_ttl_minutes, reset_subject, reset_text, reset_html
                  FROM notification_settings WHERE id = 1",
             )
             .fetch_optional(&mut *$conn)
@@ -618,7 +619,7 @@ macro_rules! insert_history {
 /// outstanding links in the same transaction (one valid link per login at a time);
 /// evaluates to its expiry.
 macro_rules! issue_token {
-    ($conn:expr, $sql:expr, $message:expr, $token_hash:expr, $ttl_hours:expr) => {{
+    ($conn:expr, $sql:expr, $message:expr, $token_hash:expr, $ttl_minutes:expr) => {{
         use sqlx::Connection as _;
         use $crate::store::Doing as _;
         let mut tx = $conn.begin().await.doing("storing a set-password link")?;
@@ -633,7 +634,7 @@ macro_rules! issue_token {
             .bind($message.id)
             .bind(&$message.customer_id)
             .bind(&$message.contact)
-            .bind(i64::from($ttl_hours))
+            .bind(i64::from($ttl_minutes))
             .fetch_one(&mut *tx)
             .await
             .doing("storing a set-password link")?;

@@ -352,10 +352,10 @@ impl Store for SqliteStore {
         &mut self,
         message: &OutboxRow,
         token_hash: &str,
-        ttl_hours: u32,
+        ttl_minutes: u32,
     ) -> Result<String, StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        issue_token!(conn, OUTBOX, message, token_hash, ttl_hours)
+        issue_token!(conn, OUTBOX, message, token_hash, ttl_minutes)
     }
 
     async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
@@ -561,10 +561,10 @@ const WRITES: Writes = Writes {
         SELECT v->>'address', v->>'digest', v->>'apply_id' FROM r WHERE true
         ON CONFLICT (address) DO UPDATE SET digest = excluded.digest, apply_id = excluded.apply_id",
     delete_applied: "DELETE FROM applied_objects WHERE address IN (SELECT value FROM json_each(?1))",
-    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html)
-        SELECT 1, value->>'url', value->>'auth_env', value->>'smtp_url', value->>'smtp_username', value->>'smtp_password_env', value->>'from_address', value->>'reply_to', value->>'login_url', value->>'token_ttl_hours', value->>'max_attempts', value->>'template_subject', value->>'template_text', value->>'template_html'
+    upsert_notification_settings: "INSERT INTO notification_settings (id, url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html, reset_ttl_minutes, reset_subject, reset_text, reset_html)
+        SELECT 1, value->>'url', value->>'auth_env', value->>'smtp_url', value->>'smtp_username', value->>'smtp_password_env', value->>'from_address', value->>'reply_to', value->>'login_url', value->>'token_ttl_hours', value->>'max_attempts', value->>'template_subject', value->>'template_text', value->>'template_html', value->>'reset_ttl_minutes', value->>'reset_subject', value->>'reset_text', value->>'reset_html'
         FROM json_each(?1) WHERE true
-        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html",
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
     set_passwords:
         "UPDATE logins SET password_hash = j.value->>'hash',
             password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
@@ -604,14 +604,15 @@ const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)
     ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled";
 
 const UPSERT_LOGIN_POLICY: &str = "INSERT INTO login_policy
-    (id, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length)
+    (id, max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours)
     SELECT 1, value->>'max_failed_attempts', value->>'lockout_minutes',
-           value->>'session_timeout_minutes', value->>'password_min_length'
+           value->>'session_timeout_minutes', value->>'password_min_length', value->>'session_max_hours'
     FROM json_each(?1) WHERE true
     ON CONFLICT (id) DO UPDATE SET max_failed_attempts = excluded.max_failed_attempts,
         lockout_minutes = excluded.lockout_minutes,
         session_timeout_minutes = excluded.session_timeout_minutes,
-        password_min_length = excluded.password_min_length";
+        password_min_length = excluded.password_min_length,
+        session_max_hours = excluded.session_max_hours";
 
 const UPSERT_WEBSITES: &str = "INSERT INTO websites (id, name, url)
     SELECT value->>'id', value->>'name', value->>'url' FROM json_each(?1) WHERE true
@@ -667,10 +668,10 @@ const UPSERT_LOGINS: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_e
 
 const OUTBOX: OutboxSql = OutboxSql {
     list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
-                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at
+                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at, kind
            FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
     issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
-        VALUES ($1, $2, $3, $4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || $5 || ' hours'))
+        VALUES ($1, $2, $3, $4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || $5 || ' minutes'))
         RETURNING expires_at",
     claim: "UPDATE notifications SET claimed_until = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+10 minutes')
         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",

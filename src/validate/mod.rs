@@ -15,6 +15,12 @@ use crate::state::{State, WebsiteState};
 
 /// The longest a set-password link may stay valid, in hours.
 pub const MAX_TOKEN_TTL_HOURS: u32 = 720;
+/// The longest absolute session limit, in hours (30 days).
+pub const MAX_SESSION_HOURS: u32 = 720;
+/// The shortest reset-link lifetime, in minutes: mail can take minutes.
+pub const MIN_RESET_TTL_MINUTES: u32 = 5;
+/// The longest reset-link lifetime, in minutes (a day).
+pub const MAX_RESET_TTL_MINUTES: u32 = 1440;
 
 /// Which sections the manifest set declares. Only declared sections are managed (and pruned).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -209,6 +215,7 @@ impl Context<'_> {
         let LoginPolicy {
             lockout,
             session_timeout_minutes,
+            session_max_hours,
             password,
         } = &declared.value;
         let site = declared.site.clone();
@@ -238,6 +245,12 @@ impl Context<'_> {
             if value == 0 {
                 self.error(&at, format!("`{name}` must be at least 1"));
             }
+        }
+        if !(1..=MAX_SESSION_HOURS).contains(session_max_hours) {
+            self.error(
+                &site.key("session_max_hours"),
+                format!("`session_max_hours` must be between 1 and {MAX_SESSION_HOURS} (30 days)"),
+            );
         }
     }
 
@@ -313,10 +326,20 @@ impl Context<'_> {
                 "`max_attempts` must be at least 1",
             );
         }
+        if !(MIN_RESET_TTL_MINUTES..=MAX_RESET_TTL_MINUTES).contains(&n.reset_ttl_minutes) {
+            self.error(
+                &site.key("reset_ttl_minutes"),
+                format!("`reset_ttl_minutes` must be between {MIN_RESET_TTL_MINUTES} and {MAX_RESET_TTL_MINUTES} (a day): a reset link is a credential, and mail can take minutes"),
+            );
+        }
         let template = n
             .template
             .as_ref()
             .and_then(|files| self.templates(&site.key("template"), files));
+        let reset_template = n
+            .reset_template
+            .as_ref()
+            .and_then(|files| self.templates(&site.key("reset_template"), files));
         Some(crate::state::NotificationSettings {
             url: n.url.clone(),
             auth_env: n.auth_header.as_ref().map(|h| h.env.clone()),
@@ -331,6 +354,8 @@ impl Context<'_> {
             token_ttl_hours: n.token_ttl_hours,
             max_attempts: n.max_attempts,
             template,
+            reset_ttl_minutes: n.reset_ttl_minutes,
+            reset_template,
         })
     }
 
@@ -634,6 +659,8 @@ mod tests {
             token_ttl_hours: 24,
             max_attempts: 10,
             template: None,
+            reset_ttl_minutes: 60,
+            reset_template: None,
         });
         live.roles.insert(
             "live-role".into(),

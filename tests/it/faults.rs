@@ -48,7 +48,7 @@ fn a_message_goes_to_the_logins_current_address(env: Env) {
     assert_eq!(body["email"], "right@x.example", "never the old address");
     let link = body["set_password"]["url"].as_str().unwrap();
     assert!(
-        link.starts_with("https://portal.example/login/set-password?token="),
+        link.starts_with("https://portal.example/set-password?token="),
         "joined without a double slash: {link}"
     );
     // A link already sent to an address is revoked when the address changes.

@@ -22,5 +22,6 @@ mod postgres;
 mod roundtrip;
 mod schema;
 mod serve;
+mod serve_account;
 mod snapshots;
 mod validation;

@@ -199,6 +199,12 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
                 text: "Hello {{ name }},\n{{ set_password_url }}\n".into(),
                 html: None,
             }),
+            reset_ttl_minutes: if policy { 30 } else { 60 },
+            reset_template: policy.then(|| portico::state::TemplateSources {
+                subject: "Reset for {{ customer }}".into(),
+                text: "{{ set_password_url }}\n".into(),
+                html: Some("<a href=\"{{ set_password_url }}\">reset</a>".into()),
+            }),
         }),
         features: [
             Feature::CustomerAccess,
@@ -224,6 +230,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         login_policy: Some(LoginPolicy {
             lockout: Lockout::default(),
             session_timeout_minutes: if policy { 30 } else { 60 },
+            session_max_hours: if policy { 8 } else { 12 },
             password: PasswordRules { min_length: 12 },
         }),
         roles,

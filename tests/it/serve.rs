@@ -3,7 +3,7 @@
 //! forward auth, CSRF, sessions ending, and two instances sharing one database.
 
 use crate::common::http::{Behaviour, Endpoint, token_of};
-use crate::common::web::{Client, Server};
+use crate::common::web::{Client, Server, pyotp};
 use crate::common::{Env, block_on, run};
 
 crate::common::on_every_engine!(
@@ -185,6 +185,19 @@ fn wrong_passwords_lock_and_unknown_emails_look_the_same(env: Env) {
         assert!(k.body.contains("Signing in is paused"), "{}", k.body);
         assert_eq!(normalise(&k.body), normalise(&u.body));
         assert_eq!(known.get("/auth/request").await.unwrap().status, 401);
+        // `access` shows what happened, and from where.
+        let (code, out, err) = run(env.portico(&["access", "jane@acme.example"]));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("LOCKED until"), "{out}");
+        assert!(out.contains("recent sign-in activity"), "{out}");
+        assert!(out.contains("locked from 127.0.0.1 ("), "{out}");
+        assert!(out.contains("signin_failed from 127.0.0.1"), "{out}");
+        let (_, json, _) = run(env.portico(&["access", "jane@acme.example", "--format", "json"]));
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            report["runtime"]["recent_events"][0]["kind"], "refused_locked",
+            "{json}"
+        );
         // The administrator unlocks; the right password works again.
         let (code, _, err) = run(env.portico(&["unlock", "jane@acme.example"]));
         assert_eq!(code, 0, "{err}");
@@ -784,27 +797,6 @@ fn nginx_auth_request_hands_the_person_to_the_portal() {
     drop(nginx);
 }
 
-/// A TOTP code from an implementation nobody here wrote (Python's pyotp), for `secret` at
-/// the Unix time `at`.
-fn pyotp(secret: &str, at: i64) -> String {
-    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
-            secret,
-            &at.to_string(),
-        ])
-        .output()
-        .expect("python3 with pyotp: bash .ci/test installs it");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
     let text = account(
         "      - { email: boss@acme.example, access: true, role: secure, password: { env: PW } }\n",
@@ -837,7 +829,12 @@ fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
         // The password alone is not enough anywhere.
         assert_eq!(first.get("/auth/request").await.unwrap().status, 401);
         let enrol = first.get("/two-factor").await.unwrap();
-        assert!(enrol.body.contains("data:image/png;base64,"), "a QR code");
+        assert!(
+            enrol.body.contains("<svg")
+                && enrol.body.contains("QR code for your authenticator app"),
+            "a QR code, inline: {}",
+            enrol.body
+        );
         let secret = enrol
             .body
             .split("<code id=\"secret\">")
@@ -947,6 +944,6 @@ fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
         let fresh = Client::new(&server);
         fresh.sign_in("boss@acme.example", PW).await;
         let enrol = fresh.get("/two-factor").await.unwrap();
-        assert!(enrol.body.contains("data:image/png"), "{}", enrol.body);
+        assert!(enrol.body.contains("<svg"), "{}", enrol.body);
     });
 }

@@ -31,8 +31,15 @@ impl Server {
 
     /// The same, on a given port.
     pub fn start_on(env: &Env, port: u16) -> Server {
+        Server::start_with(env, port, &[])
+    }
+
+    /// The same, with more arguments to `serve`.
+    pub fn start_with(env: &Env, port: u16, extra: &[&str]) -> Server {
         let host = format!("127.0.0.1:{port}");
-        let mut cmd: Command = env.std_command(&["serve", "--listen", &host, "--insecure-cookies"]);
+        let mut args = vec!["serve", "--listen", &host, "--insecure-cookies"];
+        args.extend(extra);
+        let mut cmd: Command = env.std_command(&args);
         cmd.env("PORTICO_SECRET_KEY", TEST_KEY);
         let log = std::fs::File::create(env.path(&format!("serve-{port}.log"))).unwrap();
         cmd.stdout(Stdio::null()).stderr(log);
@@ -207,17 +214,50 @@ impl Client {
         origin: &str,
         fetch_site: &str,
     ) -> Answer {
-        let response = self
+        self.post_raw(
+            path,
+            form,
+            &[("Origin", origin), ("Sec-Fetch-Site", fetch_site)],
+        )
+        .await
+    }
+
+    /// A same-origin form post with more headers (`X-Forwarded-For`, say).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let origin = format!("http://{}", self.host);
+        let mut all = vec![
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ];
+        all.extend_from_slice(headers);
+        self.post_raw(path, form, &all).await
+    }
+
+    /// A form post with exactly these extra headers.
+    async fn post_raw(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .header(reqwest::header::HOST, &self.host)
             .header(reqwest::header::COOKIE, self.cookie_header())
-            .header("Origin", origin)
-            .header("Sec-Fetch-Site", fetch_site)
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
-            )
+            );
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .body(
                 url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(form)
@@ -244,4 +284,25 @@ impl Client {
         )
         .await
     }
+}
+
+/// A TOTP code from an implementation nobody here wrote (Python's pyotp), for `secret` at
+/// the Unix time `at`.
+pub fn pyotp(secret: &str, at: i64) -> String {
+    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
+            secret,
+            &at.to_string(),
+        ])
+        .output()
+        .expect("python3 with pyotp: bash .ci/test installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

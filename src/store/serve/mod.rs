@@ -4,6 +4,8 @@
 //! One SQL text serves both engines (sqlx's `Any` driver); "now" is always bound, never the
 //! database's clock, so every instance and both engines agree.
 
+mod profile;
+
 use std::collections::BTreeMap;
 
 use sqlx::AnyPool;
@@ -72,7 +74,9 @@ pub enum Claim {
 
 const LOGIN_COLUMNS: &str = "l.customer_id, l.contact, c.name, l.email, l.name,
     CASE WHEN l.access THEN 1 ELSE 0 END, l.role_id, l.website_id, l.expires_at,
-    l.password_hash, l.locked_until, CAST(l.failed_attempts AS BIGINT)";
+    l.password_hash, l.locked_until, CAST(l.failed_attempts AS BIGINT),
+    CASE WHEN EXISTS (SELECT 1 FROM second_factors f WHERE f.customer_id = l.customer_id
+        AND f.contact = l.contact AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END";
 
 type LoginRow = (
     String,
@@ -86,6 +90,7 @@ type LoginRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    i64,
     i64,
 );
 
@@ -102,6 +107,7 @@ fn into_login(row: LoginRow) -> ServeLogin {
             password_set: row.9.is_some(),
             locked_until: row.10,
             failed_attempts: row.11,
+            second_factor: row.12 != 0,
         },
         login: LoginState {
             email: email.map(Into::into),
@@ -197,18 +203,19 @@ impl ServeStore {
         for (id, name, url) in websites {
             state.websites.insert(id, WebsiteState { name, url });
         }
-        let policy: Option<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length FROM login_policy",
+        let policy: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours FROM login_policy",
         )
         .fetch_optional(&self.pool)
         .await
         .doing(doing)?;
-        if let Some((max, lockout, timeout, min)) = policy {
+        if let Some((max, lockout, timeout, min, max_hours)) = policy {
             let mut p = crate::manifest::model::LoginPolicy::default();
             p.lockout.max_failed_attempts = max as u32;
             p.lockout.duration_minutes = lockout as u32;
             p.session_timeout_minutes = timeout as u32;
             p.password.min_length = min as u32;
+            p.session_max_hours = max_hours as u32;
             state.login_policy = Some(p);
         }
         Ok(state)
@@ -561,8 +568,8 @@ impl ServeStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records that a session has passed the second factor: the login's failed count is
-    /// cleared and its last sign-in set, as for a password alone.
+    /// Records that a session has passed the second factor under a new id: the login's
+    /// failed count is cleared and its last sign-in set, as for a password alone.
     ///
     /// # Errors
     /// Database errors.
@@ -570,15 +577,18 @@ impl ServeStore {
         &self,
         login: &ServeLogin,
         id_hash: &str,
+        new_id_hash: &str,
         now: &str,
     ) -> Result<(), StoreError> {
         let doing = "recording a sign-in";
         let mut tx = self.pool.begin().await.doing(doing)?;
+        // A new id for the session that passed both factors (the password-only one is gone).
         sqlx::query(
-            "UPDATE sessions SET factors = 'pwd otp', last_seen_at = $2 WHERE id_hash = $1",
+            "UPDATE sessions SET id_hash = $3, factors = 'pwd otp', last_seen_at = $2 WHERE id_hash = $1",
         )
         .bind(id_hash)
         .bind(now)
+        .bind(new_id_hash)
         .execute(&mut *tx)
         .await
         .doing(doing)?;
@@ -700,10 +710,13 @@ impl ServeStore {
 pub struct EventRow {
     /// When (UTC, RFC 3339).
     pub at: String,
+    /// The client's address (as the trusted proxy forwarded it), when known.
+    pub address: Option<String>,
     /// The email the event is about (as typed, normalised; for unknown emails too).
     pub email: String,
-    /// `signed_in`, `signin_failed`, `refused_locked`, `locked`, `password_set`,
-    /// `second_factor_failed`, `factor_enrolled`, `recovery_code_used`, `factor_reset`,
+    /// `signed_in`, `signin_failed`, `refused_locked`, `refused_throttled`, `locked`,
+    /// `password_set`, `password_changed`, `reset_requested`, `second_factor_failed`,
+    /// `factor_enrolled`, `recovery_code_used`, `recovery_codes_renewed`, `factor_reset`,
     /// `signed_out`.
     pub kind: String,
     /// What else is known (the time a lock ends, the command that signed out).
@@ -721,8 +734,9 @@ impl ServeStore {
         since: &str,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT at, email, kind, detail FROM login_events
+        type Row = (String, Option<String>, String, String, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT at, address, email, kind, detail FROM login_events
              WHERE ($1 = '' OR email = $1) AND at >= $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(email.unwrap_or_default())
@@ -733,8 +747,9 @@ impl ServeStore {
         .doing("reading sign-in events")?;
         Ok(rows
             .into_iter()
-            .map(|(at, email, kind, detail)| EventRow {
+            .map(|(at, address, email, kind, detail)| EventRow {
                 at,
+                address: address.filter(|a| !a.is_empty()),
                 email,
                 kind,
                 detail,

@@ -1,0 +1,200 @@
+//! The login service's writes beyond signing in: a signed-in person's own changes (password,
+//! recovery codes), password resets queued for the outbox, the per-address failure counts
+//! that throttle a flood, and the retention of what the server keeps.
+
+use super::{ServeLogin, ServeStore};
+use crate::store::{Doing, StoreError};
+
+impl ServeStore {
+    /// Stores a new password hash for a signed-in login that proved its current one: clears
+    /// its lockout, revokes its outstanding set-password links, and ends every other session
+    /// (the one in `keep` stays).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn change_password(
+        &self,
+        login: &ServeLogin,
+        hash: &str,
+        keep: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let doing = "changing a password";
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        sqlx::query(
+            "UPDATE logins SET password_hash = $1, password_set_at = $2, failed_attempts = 0,
+                locked_until = NULL WHERE customer_id = $3 AND contact = $4",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        sqlx::query(
+            "UPDATE set_password_tokens SET revoked_at = $1
+             WHERE customer_id = $2 AND contact = $3 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE customer_id = $1 AND contact = $2 AND id_hash <> $3",
+        )
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        tx.commit().await.doing(doing)?;
+        Ok(())
+    }
+
+    /// Clears a login's consecutive failures after its password was proved again.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn clear_failures(&self, customer_id: &str, contact: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE logins SET failed_attempts = 0 WHERE customer_id = $1 AND contact = $2",
+        )
+        .bind(customer_id)
+        .bind(contact)
+        .execute(&self.pool)
+        .await
+        .doing("clearing failed attempts")?;
+        Ok(())
+    }
+
+    /// How many of the login's recovery codes are still unused.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn recovery_codes_left(&self, login: &ServeLogin) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM recovery_codes
+             WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL",
+        )
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .fetch_one(&self.pool)
+        .await
+        .doing("counting recovery codes")
+    }
+
+    /// Queues a password-reset message for the login, unless one was queued since
+    /// `not_before` (a form submitted over and over sends one message). `true` when queued.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn queue_reset(
+        &self,
+        login: &ServeLogin,
+        idempotency_key: &str,
+        now: &str,
+        not_before: &str,
+    ) -> Result<bool, StoreError> {
+        let email = login.login.email.as_deref().unwrap_or_default();
+        let done = sqlx::query(
+            "INSERT INTO notifications
+                (idempotency_key, created_at, customer_id, contact, email, password_assigned, status, kind)
+             SELECT $1, $2, $3, $4, $5, 1 = 0, 'pending', 'reset'
+             WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE customer_id = $3 AND contact = $4
+                AND kind = 'reset' AND created_at > $6)",
+        )
+        .bind(idempotency_key)
+        .bind(now)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .bind(email)
+        .bind(not_before)
+        .execute(&self.pool)
+        .await
+        .doing("queueing a password reset")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether `address` has reached `limit` failures in the hour that began at `window`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn throttled(
+        &self,
+        address: &str,
+        window: &str,
+        limit: i64,
+    ) -> Result<bool, StoreError> {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(failures AS BIGINT) FROM address_failures WHERE address = $1 AND window_start = $2",
+        )
+        .bind(address)
+        .bind(window)
+        .fetch_optional(&self.pool)
+        .await
+        .doing("reading an address's failures")?;
+        Ok(failures.is_some_and(|n| n >= limit))
+    }
+
+    /// Counts one failure (a wrong password or code, a reset request) from `address` in the
+    /// hour that began at `window`, atomically.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_failure(&self, address: &str, window: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO address_failures (address, window_start, failures) VALUES ($1, $2, 1)
+             ON CONFLICT (address) DO UPDATE SET
+                failures = CASE WHEN address_failures.window_start = $2
+                    THEN address_failures.failures + 1 ELSE 1 END,
+                window_start = $2",
+        )
+        .bind(address)
+        .bind(window)
+        .execute(&self.pool)
+        .await
+        .doing("counting an address's failure")?;
+        Ok(())
+    }
+
+    /// Removes what the server no longer needs: events older than `events_before`, ended
+    /// sessions, locks of unknown emails that ended, and address counts of hours before
+    /// `windows_before`. Returns how many events went.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune(
+        &self,
+        events_before: &str,
+        windows_before: &str,
+        now: &str,
+    ) -> Result<u64, StoreError> {
+        let doing = "removing old sign-in records";
+        let events = sqlx::query("DELETE FROM login_events WHERE at < $1")
+            .bind(events_before)
+            .execute(&self.pool)
+            .await
+            .doing(doing)?
+            .rows_affected();
+        for sql in [
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM unknown_signins WHERE locked_until IS NOT NULL AND locked_until <= $1",
+        ] {
+            sqlx::query(sql)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .doing(doing)?;
+        }
+        sqlx::query("DELETE FROM address_failures WHERE window_start < $1")
+            .bind(windows_before)
+            .execute(&self.pool)
+            .await
+            .doing(doing)?;
+        Ok(events)
+    }
+}
