@@ -621,32 +621,57 @@ fn keep(browser: &crate::common::browser::Browser, name: &str) {
 }
 
 fn the_whole_journey_in_a_real_browser(env: Env) {
-    let endpoint = Endpoint::start(Behaviour::Ok);
+    // Real email: apply sends the new-access message to an SMTP server (aiosmtpd).
+    let smtp = crate::common::smtp::SmtpServer::start(None, None);
+    // The website is portico's own address here, as a proxy would make it.
+    let port = crate::common::web::free_port();
     let notified =
         "      - { email: new@acme.example, name: New Person, access: true, notify: true }\n";
-    let text = account(notified).replace(
-        "customers:",
-        &format!("notifications:\n  url: {}\n  login_url: https://customers.example.com/login\ncustomers:", endpoint.url),
-    );
+    let text = account(notified)
+        .replace("https://store.example.com", &format!("http://127.0.0.1:{port}"))
+        .replace(
+            "customers:",
+            &format!(
+                "notifications:\n  smtp: {{ url: \"{}\" }}\n  from: \"Acme <no-reply@acme.example>\"\ncustomers:",
+                crate::common::smtp::SmtpServer::url(smtp.port)
+            ),
+        )
+        .replace(
+            "  - id: no-pay\n    name: No Payments\n",
+            "  - id: no-pay\n    name: No Payments\n    two_factor: required\n",
+        )
+        .replace(
+            "features: { customer_access: true, websites: true }",
+            "features: { customer_access: true, websites: true, two_factor_authentication: true }",
+        )
+        .replace(
+            "      - { email: new@acme.example, name: New Person, access: true, notify: true }",
+            "      - { email: new@acme.example, name: New Person, access: true, notify: true, website: store }",
+        );
     env.write("a.yaml", &text);
     let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
     cmd.env("PW", PW).env_remove("PORTICO_NO_NOTIFY");
-    let (code, _, err) = run(cmd);
-    assert_eq!(code, 0, "{err}");
-    // The emailed link, opened in Chromium on portico's own host.
-    let link = endpoint
-        .requests()
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    let mails = smtp.mails();
+    let mail = mails
         .iter()
-        .map(|r| r.json())
-        .find(|b| b["email"] == "new@acme.example")
-        .unwrap()["set_password"]["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = link.split("token=").nth(1).unwrap().to_string();
-    let server = Server::start(&env);
+        .find(|m| m["rcpt_tos"][0] == "new@acme.example")
+        .unwrap_or_else(|| panic!("{mails:#?}"));
+    let body = mail["text"].as_str().unwrap();
+    let link = body
+        .split_whitespace()
+        .find(|w| w.contains("/set-password?token="))
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{port}/set-password?token=")),
+        "{link}"
+    );
+    // The emailed link, opened in Chromium.
+    let server = Server::start_on(&env, port);
     let browser = crate::common::browser::Browser::start();
-    browser.visit(&format!("{}/set-password?token={token}", server.url));
+    let on_store = |path: &str| format!("{}{path}", server.url);
+    browser.visit(link);
     keep(&browser, "set-password");
     assert!(
         browser.text().contains("Set your password"),
@@ -656,6 +681,40 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     browser.type_into("#password", "a-long-password-1");
     browser.type_into("#password_confirm", "a-long-password-1");
     browser.click_to_next_page("button[type=submit]");
+    // The role requires a second factor: enrolment, with a code from pyotp.
+    assert_eq!(browser.path(), "/two-factor", "{}", browser.text());
+    keep(&browser, "enrol");
+    let qr = browser.eval(
+        "const s = document.querySelector('figure.qr svg'); return s ? s.getBoundingClientRect().width : 0",
+    );
+    assert!(
+        qr.as_f64().unwrap_or(0.0) >= 150.0,
+        "the QR code is drawn: {qr}"
+    );
+    let secret = browser.eval("return document.getElementById('secret').textContent");
+    let secret = secret.as_str().unwrap().to_string();
+    // The QR code, read off the screen by a decoder nobody here wrote (zxing-cpp), holds the
+    // same key for the authenticator app.
+    let decoded = read_qr(&browser.screenshot());
+    assert!(
+        decoded.starts_with("otpauth://totp/Acme%20Store:new%40acme.example?")
+            && decoded.contains(&format!("secret={secret}"))
+            && decoded.contains("issuer=Acme%20Store"),
+        "{decoded}"
+    );
+    let now = || jiff::Timestamp::now().as_second();
+    while now() % 30 > 24 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    browser.type_into("#code", &pyotp(&secret, now()));
+    browser.click_to_next_page("button[type=submit]");
+    keep(&browser, "recovery-codes");
+    assert!(
+        browser.text().contains("Your recovery codes"),
+        "{}",
+        browser.text()
+    );
+    browser.click_to_next_page("a[href='/']");
     keep(&browser, "home");
     assert_eq!(browser.path(), "/");
     let home = browser.text();
@@ -664,7 +723,15 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
         "{home}"
     );
     assert!(home.contains("Customer Payment\tnone"), "{home}");
-    // Sign out, then in again through the form.
+    assert!(home.contains("Invoice\tview"), "{home}");
+    // The profile: recent activity, two-step sign-in on.
+    browser.click_to_next_page("a[href='/profile']");
+    keep(&browser, "profile");
+    let profile = browser.text();
+    assert!(profile.contains("Recovery codes left: 10"), "{profile}");
+    assert!(profile.contains("Signed in"), "{profile}");
+    // Sign out, then in again through the form: a wrong password first.
+    browser.visit(&on_store("/"));
     browser.click_to_next_page("form[action='/logout'] button");
     assert_eq!(browser.path(), "/login");
     browser.type_into("#email", "new@acme.example");
@@ -683,11 +750,82 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     browser.clear("#password");
     browser.type_into("#password", "a-long-password-1");
     browser.click_to_next_page("button[type=submit]");
-    assert_eq!(browser.path(), "/");
+    assert_eq!(browser.path(), "/two-factor");
+    while now() % 30 > 24 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // The next step's code (the enrolment used this one; each step is accepted once).
+    browser.type_into("#code", &pyotp(&secret, now() + 30));
+    browser.click_to_next_page("button[type=submit]");
+    assert_eq!(browser.path(), "/", "{}", browser.text());
     // Idle past the timeout: signed out.
     env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z'");
-    browser.visit(&format!("{}/", server.url));
+    browser.visit(&on_store("/"));
     assert_eq!(browser.path(), "/login", "{}", browser.text());
+    // Forgot password, in the browser; the reset arrives by email from the server itself.
+    browser.click_to_next_page("a[href='/forgot-password']");
+    keep(&browser, "forgot");
+    browser.type_into("#email", "new@acme.example");
+    browser.click_to_next_page("button[type=submit]");
+    keep(&browser, "forgot-sent");
+    assert!(
+        browser.text().contains("we have sent it a link"),
+        "{}",
+        browser.text()
+    );
+    let started = std::time::Instant::now();
+    let reset =
+        loop {
+            if let Some(m) = smtp.mails().into_iter().find(|m| {
+                crate::common::smtp::header(m, "Subject").starts_with("Reset your password")
+            }) {
+                break m;
+            }
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "no reset email: {:#?}",
+                smtp.mails()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+    let link = reset["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/set-password?token="))
+        .unwrap()
+        .to_string();
+    browser.visit(&link);
+    browser.type_into("#password", "a-long-password-2");
+    browser.type_into("#password_confirm", "a-long-password-2");
+    browser.click_to_next_page("button[type=submit]");
+    assert_eq!(
+        browser.path(),
+        "/two-factor",
+        "a reset never skips the second factor"
+    );
+}
+
+/// The text of the QR code in a PNG screenshot, read by zxing-cpp (PyPI).
+fn read_qr(png: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("screen.png");
+    std::fs::write(&path, png).unwrap();
+    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, zxingcpp; from PIL import Image; print('\\n'.join(r.text for r in zxingcpp.read_barcodes(Image.open(sys.argv[1]))))",
+        ])
+        .arg(&path)
+        .output()
+        .expect("python3 with zxing-cpp and pillow: bash .ci/test installs them");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// nginx (Debian's) running the example configuration, stopped when dropped.
