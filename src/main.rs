@@ -54,7 +54,10 @@ fn main() -> ExitCode {
     // `validate` holds only the manifests (180 MiB at 300,000 logins): it keeps mimalloc's
     // default, reusing what the parse of one file frees for the next, instead of returning
     // it and having the kernel zero it again (0.97-1.05 s -> 0.77-0.82 s, 235-265 MiB).
-    if !matches!(cli.command, Command::Validate(_)) {
+    // `serve` keeps it too: each password check takes argon2's 19 MiB and frees it, and
+    // given back at once the kernel zeroed it again for the next check (11% of a
+    // sign-in's time); kept, the memory is reused (one block per hashing core).
+    if !matches!(cli.command, Command::Validate(_) | Command::Serve(_)) {
         purge_freed_memory_at_once();
     }
     tokio::runtime::Builder::new_multi_thread()

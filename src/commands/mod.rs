@@ -1002,6 +1002,14 @@ pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
             Error::Refused("serve needs the key for secrets at rest: set PORTICO_SECRET_KEY or --secret-key-file to 32 random bytes in base64 (`openssl rand -base64 32`)".into())
         })?,
     };
+    let mut store = adopt::open_existing(opts.connect.url()).await?;
+    if !store.has_schema().await? {
+        return Err(Error::Refused(format!(
+            "{} holds no applied account yet: serve enforces what `portico apply` wrote, so apply the manifests first",
+            store::redact_url(opts.connect.url())
+        )));
+    }
+    drop(store);
     let mut store = store::open(opts.connect.url(), true).await?;
     store.migrate().await?;
     drop(store);

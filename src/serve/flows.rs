@@ -14,10 +14,14 @@ use serde::Deserialize;
 use super::pages::page;
 use super::session::{self, hash_id, later, now, random_id, site_name, text};
 use super::{App, Client, throttle};
-use crate::store::serve::{Claim, LockKey};
+use crate::store::serve::{Claim, LockKey, Seen};
 
 /// How long a sign-in waits for a free password checker before it is refused (503).
-const HASHING_WAIT: Duration = Duration::from_secs(5);
+const HASHING_WAIT: Duration = Duration::from_secs(3);
+
+/// Password checks that may wait for a checker, per core: about a second of work. More are
+/// refused at once (503), so a flood cannot make every sign-in wait.
+const WAITING_PER_CORE: usize = 24;
 
 /// The message for every failed sign-in, whatever the reason: it must not tell an unknown
 /// email, a wrong password, no access, an expired login or another website apart.
@@ -118,13 +122,24 @@ pub async fn login_page(
     )
 }
 
+/// A place on the bounded hashing pool: `None` when too many wait already or none came free
+/// within [`HASHING_WAIT`].
+async fn hashing_permit(app: &App) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    use std::sync::atomic::Ordering;
+    let limit = app.hashing_cores * WAITING_PER_CORE;
+    if app.waiting.fetch_add(1, Ordering::SeqCst) >= limit {
+        app.waiting.fetch_sub(1, Ordering::SeqCst);
+        return None;
+    }
+    let permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire()).await;
+    app.waiting.fetch_sub(1, Ordering::SeqCst);
+    permit.ok()?.ok()
+}
+
 /// Checks `password` against `hash` (or a dummy hash, so an unknown email takes as long) on
 /// the bounded hashing pool. `None` when the pool stayed busy: the caller answers 503.
 pub(super) async fn verify(app: &App, hash: Option<String>, password: String) -> Option<bool> {
-    let _permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire())
-        .await
-        .ok()?
-        .ok()?;
+    let _permit = hashing_permit(app).await?;
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| app.dummy_hash.clone());
     let ok = tokio::task::spawn_blocking(move || {
@@ -182,12 +197,19 @@ async fn sign_in(
     let now_text = text(at);
     // An address that used up its failures this hour is refused before anything is counted
     // against a login (a flood from one place cannot lock everyone out).
-    if throttle::refused(app, address, at).await? {
+    // Counted before anything else, atomically: however many arrive at once, an address
+    // gets no more than its allowance checked (a right password is refunded).
+    let claimed = throttle::claim(app, address, at).await?;
+    if matches!(claimed, throttle::Claimed::Refused) {
         app.store
             .event(&email, "refused_throttled", address, None, &now_text)
             .await?;
         return Ok(throttle::too_many(&site, at));
     }
+    let seen = Seen {
+        address,
+        refund: claimed.refund(),
+    };
     let login = app.store.login_by_email(&email).await?;
     let email_hash = hash_id(&email);
     // One attempt is claimed before the password is checked: a locked login (or email) is
@@ -259,7 +281,7 @@ async fn sign_in(
             let id = random_id();
             let expires = later(at, session_minutes);
             app.store
-                .pending_session(login, &hash_id(&id), &now_text, &expires)
+                .pending_session(login, &hash_id(&id), &now_text, &expires, &seen)
                 .await?;
             let response = Redirect::to("/two-factor").into_response();
             Ok(with_cookie(response, Some(app.cookies.session(&id))))
@@ -268,10 +290,7 @@ async fn sign_in(
             let id = random_id();
             let expires = later(at, session_minutes);
             app.store
-                .signed_in(login, &hash_id(&id), &now_text, &expires)
-                .await?;
-            app.store
-                .event(&email, "signed_in", address, None, &now_text)
+                .signed_in(login, &hash_id(&id), &now_text, &expires, &seen)
                 .await?;
             let to = return_to.unwrap_or_else(|| "/".into());
             let response = Redirect::to(&to).into_response();
@@ -295,7 +314,6 @@ async fn sign_in(
             app.store
                 .event(&email, "signin_failed", address, None, &now_text)
                 .await?;
-            throttle::count(app, address, at).await?;
             Ok(login_form(
                 app,
                 headers,
@@ -324,7 +342,7 @@ pub async fn logout(
         return (StatusCode::FORBIDDEN, "This form expired.").into_response();
     }
     if let Some(id) = app.cookies.session_id(&headers)
-        && let Err(e) = app.store.end_session(&hash_id(id)).await
+        && let Err(e) = app.end_session(&hash_id(id)).await
     {
         return internal(e);
     }
@@ -393,10 +411,7 @@ pub async fn set_password_page(
 /// Hashes a new password on the bounded pool; `None` when the pool stayed busy or hashing
 /// failed.
 pub(super) async fn hash_new(app: &App, password: String) -> Option<String> {
-    let _permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire())
-        .await
-        .ok()?
-        .ok()?;
+    let _permit = hashing_permit(app).await?;
     tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
         .await
         .ok()?
@@ -489,17 +504,21 @@ pub async fn set_password(
         .map_or(12, |p| i64::from(p.session_max_hours.max(1)));
     let expires = later(at, max_hours * 60);
     // A role that requires a second factor still asks for it after a password set.
+    let seen = Seen {
+        address: &client.0,
+        refund: None,
+    };
     let (stored, to) = if decision.second_factor {
         (
             app.store
-                .pending_session(&login, &hash_id(&id), &now_text, &expires)
+                .pending_session(&login, &hash_id(&id), &now_text, &expires, &seen)
                 .await,
             "/two-factor",
         )
     } else {
         (
             app.store
-                .signed_in(&login, &hash_id(&id), &now_text, &expires)
+                .signed_in(&login, &hash_id(&id), &now_text, &expires, &seen)
                 .await,
             "/",
         )

@@ -82,9 +82,9 @@ pub async fn submit(
     let at = now();
     // Each request counts toward the address's hourly allowance: one place cannot send
     // resets to every address it can guess.
-    match throttle::refused(&app, &client.0, at).await {
-        Ok(true) => return throttle::too_many(&site, at),
-        Ok(false) => {}
+    match throttle::claim(&app, &client.0, at).await {
+        Ok(throttle::Claimed::Refused) => return throttle::too_many(&site, at),
+        Ok(_) => {}
         Err(e) => return internal(e),
     }
     let email = crate::state::normalize_email(&posted.email);
@@ -106,7 +106,6 @@ async fn queue(
     address: &str,
     at: jiff::Timestamp,
 ) -> Result<(), crate::store::StoreError> {
-    throttle::count(app, address, at).await?;
     let now_text = text(at);
     let Some(login) = app.store.login_by_email(email).await? else {
         return Ok(());

@@ -28,7 +28,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::store::serve::ServeStore;
 
@@ -79,6 +79,8 @@ pub(crate) struct App {
     /// Password checks in flight at once: argon2 takes ~19 MiB and a core's time each, so
     /// a flood waits here (and is refused past a short wait) instead of exhausting memory.
     pub hashing: Semaphore,
+    /// The cores password checks run on (the pool's size).
+    pub hashing_cores: usize,
     /// An argon2id hash of nothing, checked for unknown emails so they take as long.
     pub dummy_hash: String,
     /// Seals TOTP seeds.
@@ -87,7 +89,12 @@ pub(crate) struct App {
     pub throttle: Throttle,
     /// Wakes the outbox delivery (a reset was queued).
     pub outbox: tokio::sync::Notify,
-    account: Mutex<(Instant, Arc<crate::state::State>)>,
+    /// Sessions read in the last second.
+    pub sessions: session::SessionCache,
+    /// Password checks waiting for the pool now: past a second's work, a sign-in is refused
+    /// at once (503) rather than queued behind a flood.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    account: std::sync::RwLock<(Instant, Arc<crate::state::State>)>,
 }
 
 /// How long the account's settings (features, roles, websites, policy) are reused: a revoke
@@ -96,13 +103,27 @@ pub(crate) struct App {
 const ACCOUNT_TTL: Duration = Duration::from_secs(1);
 
 impl App {
-    /// The account's settings, read at most once per [`ACCOUNT_TTL`].
+    /// Ends one session, here and in the database.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn end_session(&self, id_hash: &str) -> Result<(), crate::store::StoreError> {
+        self.sessions.forget(id_hash);
+        self.store.end_session(id_hash).await
+    }
+
+    /// The account's settings, read at most once per [`ACCOUNT_TTL`] (by whichever requests
+    /// find them stale; the others go on with the cached copy).
     pub async fn account(&self) -> Result<Arc<crate::state::State>, crate::store::StoreError> {
-        let mut cached = self.account.lock().await;
-        if cached.0.elapsed() >= ACCOUNT_TTL {
-            *cached = (Instant::now(), Arc::new(self.store.account().await?));
+        {
+            let cached = self.account.read().expect("the account cache");
+            if cached.0.elapsed() < ACCOUNT_TTL {
+                return Ok(cached.1.clone());
+            }
         }
-        Ok(cached.1.clone())
+        let fresh = Arc::new(self.store.account().await?);
+        *self.account.write().expect("the account cache") = (Instant::now(), fresh.clone());
+        Ok(fresh)
     }
 }
 
@@ -211,15 +232,18 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
     let dummy_hash = crate::passwords::hash("portico-dummy-password")
         .map_err(|_| ServeError::Refused("the system's random source failed".into()))?;
     let app = Arc::new(App {
-        account: Mutex::new((Instant::now(), Arc::new(store.account().await?))),
+        account: std::sync::RwLock::new((Instant::now(), Arc::new(store.account().await?))),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
         store,
         database: options.database.clone(),
         cookies: session::Cookies::new(options.insecure_cookies),
         hashing: Semaphore::new(cores),
+        hashing_cores: cores,
         dummy_hash,
         secret_key,
         throttle: options.throttle.clone(),
         outbox: tokio::sync::Notify::new(),
+        sessions: session::SessionCache::default(),
     });
     let background = outbox::spawn(app.clone(), &options);
     let listener = tokio::net::TcpListener::bind(options.listen)

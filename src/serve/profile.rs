@@ -169,7 +169,13 @@ async fn reauthenticate(
     else {
         return Ok(Reauth::Locked);
     };
-    let Some(right) = verify(app, login.password_hash.clone(), password).await else {
+    // The stored hash as it is now, not as this instance last saw it.
+    let hash = app
+        .store
+        .login_by_key(&login.customer_id, &login.contact)
+        .await?
+        .and_then(|l| l.password_hash);
+    let Some(right) = verify(app, hash, password).await else {
         return Ok(Reauth::Busy);
     };
     let email = login.login.email.as_deref().unwrap_or_default();
@@ -199,7 +205,7 @@ async fn reauthenticate(
         app.store
             .event(email, "locked", address, Some(&until), &now_text)
             .await?;
-        app.store.end_session(&person.id_hash).await?;
+        app.end_session(&person.id_hash).await?;
         return Ok(Reauth::Locked);
     }
     Ok(Reauth::Wrong)
@@ -288,6 +294,7 @@ pub async fn change_password(
         app.store
             .change_password(&person.login, &hash, &person.id_hash, &now_text)
             .await?;
+        app.sessions.forget(&person.id_hash);
         let email = person.login.login.email.as_deref().unwrap_or_default();
         app.store
             .event(email, "password_changed", &address, None, &now_text)
@@ -424,6 +431,7 @@ async fn confirm(
     app.store
         .signed_in_second_factor(login, &person.id_hash, &hash_id(&id), &now_text)
         .await?;
+    app.sessions.forget(&person.id_hash);
     app.store
         .event(
             &email,

@@ -128,15 +128,79 @@ async fn stored(
     Ok(app.store.session(&id_hash).await?.map(|s| (id_hash, s)))
 }
 
+/// How long a session and its login, once read, answer checks on this instance without the
+/// database (DESIGN §10.4: a revoke applies on the next request, within a second).
+const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sessions read in the last second, by id hash: the forward-auth hot path reads each at most
+/// once a second. Several instances each keep their own; none keeps an entry longer than
+/// [`FRESH`].
+#[derive(Default)]
+pub struct SessionCache(std::sync::Mutex<std::collections::HashMap<String, Cached>>);
+
+#[derive(Clone)]
+struct Cached {
+    read_at: std::time::Instant,
+    session: crate::store::serve::SessionRow,
+    login: ServeLogin,
+}
+
+/// Entries kept at most (a flood of made-up cookies cannot grow it without bound).
+const CACHE_LIMIT: usize = 100_000;
+
+impl SessionCache {
+    fn get(&self, id_hash: &str) -> Option<Cached> {
+        let map = self.0.lock().expect("the session cache");
+        map.get(id_hash)
+            .filter(|c| c.read_at.elapsed() < FRESH)
+            .cloned()
+    }
+
+    fn put(&self, id_hash: &str, entry: Cached) {
+        let mut map = self.0.lock().expect("the session cache");
+        if map.len() >= CACHE_LIMIT {
+            map.retain(|_, c| c.read_at.elapsed() < FRESH);
+            if map.len() >= CACHE_LIMIT {
+                map.clear();
+            }
+        }
+        map.insert(id_hash.to_string(), entry);
+    }
+
+    /// Forgets a session this instance ended or renamed.
+    pub fn forget(&self, id_hash: &str) {
+        self.0.lock().expect("the session cache").remove(id_hash);
+    }
+}
+
 /// The request's valid session: it exists, is within its idle and absolute limits, and the
 /// sign-in decision lets its login in now on this website. A session past a limit is ended.
+/// Read from the database at most once a second per session ([`SessionCache`]); the decision
+/// is made again on every call.
 ///
 /// # Errors
 /// Database errors.
 pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
-    let Some((id_hash, session)) = stored(app, headers).await? else {
+    let Some(id) = app.cookies.session_id(headers) else {
         return Ok(None);
     };
+    let id_hash = hash_id(id);
+    let cached = match app.sessions.get(&id_hash) {
+        Some(cached) => cached,
+        None => {
+            let Some((session, login)) = app.store.session_with_login(&id_hash).await? else {
+                return Ok(None);
+            };
+            let cached = Cached {
+                read_at: std::time::Instant::now(),
+                session,
+                login,
+            };
+            app.sessions.put(&id_hash, cached.clone());
+            cached
+        }
+    };
+    let (session, login) = (cached.session, cached.login);
     let account = app.account().await?;
     let at = now();
     let now_text = text(at);
@@ -150,17 +214,10 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         .map(|seen| later(seen, idle))
         .unwrap_or_default();
     if idle_ends <= now_text || session.expires_at <= now_text {
-        app.store.end_session(&id_hash).await?;
+        app.sessions.forget(&id_hash);
+        app.end_session(&id_hash).await?;
         return Ok(None);
     }
-    let Some(login) = app
-        .store
-        .login_by_key(&session.customer_id, &session.contact)
-        .await?
-    else {
-        app.store.end_session(&id_hash).await?;
-        return Ok(None);
-    };
     let website = website_of(&account, headers);
     let decision = crate::signin::decide(
         &account,
@@ -174,12 +231,27 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
     if !decision.may_enter() || (decision.second_factor && !session.factors.contains("otp")) {
         return Ok(None);
     }
-    let touched = session
+    let due = session
         .last_seen_at
         .parse::<jiff::Timestamp>()
         .is_ok_and(|seen| (at - seen).as_secs() >= TOUCH_AFTER_SECONDS);
-    if touched {
-        app.store.touch(&id_hash, &now_text).await?;
+    if due {
+        // Written beside the answer, not before it; the cached copy is marked used now so
+        // the next checks do not write again.
+        let mut fresh = Cached {
+            read_at: std::time::Instant::now(),
+            session: session.clone(),
+            login: login.clone(),
+        };
+        fresh.session.last_seen_at = now_text.clone();
+        app.sessions.put(&id_hash, fresh);
+        let store = app.store.clone();
+        let id_hash = id_hash.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch(&id_hash, &now_text).await {
+                eprintln!("error: keeping a session: {e}");
+            }
+        });
     }
     Ok(Some(Current {
         id_hash,

@@ -64,17 +64,44 @@ fn window(at: jiff::Timestamp) -> String {
     format!("{}:00:00Z", &text[..13])
 }
 
-/// Whether `address` has used up its failures this hour.
+/// What throttling made of an attempt it counts up front.
+pub enum Claimed {
+    /// Throttling is off.
+    Off,
+    /// Counted in this window (refund it when the password turns out right).
+    Counted(String),
+    /// The address has used up its allowance this hour.
+    Refused,
+}
+
+impl Claimed {
+    /// The window to refund a right password in.
+    pub fn refund(&self) -> Option<&str> {
+        match self {
+            Claimed::Counted(window) => Some(window),
+            _ => None,
+        }
+    }
+}
+
+/// Counts an attempt from `address` before it is checked (atomically, only below the limit).
 ///
 /// # Errors
 /// Database errors.
-pub async fn refused(app: &App, address: &str, at: jiff::Timestamp) -> Result<bool, StoreError> {
+pub async fn claim(app: &App, address: &str, at: jiff::Timestamp) -> Result<Claimed, StoreError> {
     if app.throttle.per_hour == 0 {
-        return Ok(false);
+        return Ok(Claimed::Off);
     }
-    app.store
-        .throttled(address, &window(at), i64::from(app.throttle.per_hour))
-        .await
+    let window = window(at);
+    let counted = app
+        .store
+        .claim_address(address, &window, i64::from(app.throttle.per_hour))
+        .await?;
+    Ok(if counted {
+        Claimed::Counted(window)
+    } else {
+        Claimed::Refused
+    })
 }
 
 /// Counts one failure from `address`.

@@ -247,7 +247,7 @@ async fn check(
         .claim_attempt(&login.customer_id, &login.contact, max, &now)
         .await?
     else {
-        app.store.end_session(&id_hash).await?;
+        app.end_session(&id_hash).await?;
         return Ok(Redirect::to("/login").into_response());
     };
     let factor = app
@@ -296,7 +296,7 @@ async fn check(
             app.store
                 .event(&email, "locked", address, Some(&until), &now)
                 .await?;
-            app.store.end_session(&id_hash).await?;
+            app.end_session(&id_hash).await?;
             return Ok(Redirect::to("/login").into_response());
         }
         app.store
@@ -315,6 +315,7 @@ async fn check(
     app.store
         .signed_in_second_factor(&login, &id_hash, &hash_id(&id), &now)
         .await?;
+    app.sessions.forget(&id_hash);
     let cookie = Some(app.cookies.session(&id));
     app.store
         .event(

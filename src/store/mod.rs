@@ -146,6 +146,9 @@ pub trait Store {
     /// Upgrades the schema of an existing database; creates nothing.
     async fn migrate(&mut self) -> Result<(), StoreError>;
 
+    /// Whether an apply has created portico's tables here.
+    async fn has_schema(&mut self) -> Result<bool, StoreError>;
+
     /// Takes the apply lock for as long as this store lives, waiting up to `timeout`.
     /// `holder` says who holds it, for the error another apply gets.
     ///
@@ -423,6 +426,10 @@ impl Store for AnyStore {
 
     async fn migrate(&mut self) -> Result<(), StoreError> {
         dispatch!(self, s => s.migrate().await)
+    }
+
+    async fn has_schema(&mut self) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.has_schema().await)
     }
 
     async fn lock(&mut self, timeout: Duration, holder: &str) -> Result<(), StoreError> {

@@ -92,6 +92,10 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn has_schema(&mut self) -> Result<bool, StoreError> {
+        Ok(schema_version(&mut self.conn).await?.is_some())
+    }
+
     async fn login_activity(&mut self) -> Result<Vec<super::LoginActivity>, StoreError> {
         if schema_version(&mut self.conn).await?.is_none() {
             return Ok(Vec::new());
@@ -481,6 +485,8 @@ const WRITES: Writes = Writes {
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
+    end_role_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
+            (SELECT customer_id, contact FROM logins WHERE role_id IN (SELECT json_array_elements_text($1::json)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
 };

@@ -228,6 +228,8 @@ pub struct Batches {
     pub stop_notifying: Vec<LoginKey>,
     /// Logins whose sessions end ([`Change::ends_sessions`]).
     pub end_sessions: Vec<LoginKey>,
+    /// Roles that begin to require a second factor: their logins' sessions end.
+    pub two_factor_roles: Vec<String>,
     /// Logins whose email changes: links issued to the old address are revoked (queued
     /// messages stay, and go to the new address).
     pub email_changed: Vec<LoginKey>,
@@ -426,6 +428,13 @@ impl Batches {
             }),
             (Address::Policy(id), None) => self.delete_policies.push(id.clone()),
             (Address::Role(id), Some(Object::Role(role))) => {
+                let required_before = matches!(
+                    &change.before,
+                    Some(Object::Role(old)) if old.two_factor == TwoFactor::Required
+                );
+                if role.two_factor == TwoFactor::Required && !required_before {
+                    self.two_factor_roles.push(id.clone());
+                }
                 let (row, permissions) = role_rows(id, role, false);
                 self.roles.push(row);
                 self.role_permissions.extend(permissions);

@@ -40,6 +40,8 @@ pub struct Writes {
     pub revoke_tokens: &'static str,
     pub cancel_notifications: &'static str,
     pub end_sessions: &'static str,
+    /// Ends the sessions of every login whose role begins to require a second factor.
+    pub end_role_sessions: &'static str,
 }
 
 /// The `applies` row of one apply, as bound parameters.
@@ -291,6 +293,11 @@ fn steps<'a>(
             w.cancel_notifications,
             &b.stop_notifying,
             "cancelling queued notifications of logins no longer notified",
+        ),
+        step(
+            w.end_role_sessions,
+            &b.two_factor_roles,
+            "ending the sessions of logins whose role now requires a second factor",
         ),
         step(
             w.end_sessions,

@@ -171,6 +171,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn has_schema(&mut self) -> Result<bool, StoreError> {
+        Ok(match self.conn(false).await? {
+            Some(conn) => schema_version(conn).await?.is_some(),
+            None => false,
+        })
+    }
+
     async fn login_activity(&mut self) -> Result<Vec<super::LoginActivity>, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(Vec::new());
@@ -584,6 +591,8 @@ const WRITES: Writes = Writes {
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
+    end_role_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
+            (SELECT customer_id, contact FROM logins WHERE role_id IN (SELECT value FROM json_each(?1)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
 };

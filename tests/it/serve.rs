@@ -3,7 +3,7 @@
 //! forward auth, CSRF, sessions ending, and two instances sharing one database.
 
 use crate::common::http::{Behaviour, Endpoint, token_of};
-use crate::common::web::{Client, Server, pyotp};
+use crate::common::web::{Client, Server, past_the_cache, pyotp};
 use crate::common::{Env, block_on, run};
 
 crate::common::on_every_engine!(
@@ -14,6 +14,7 @@ crate::common::on_every_engine!(
     concurrent_wrong_passwords_never_get_more_tries_than_the_limit,
     the_emailed_link_sets_the_password_once,
     an_apply_that_revokes_access_ends_the_session,
+    every_session_ending_change_ends_the_session_and_others_keep_it,
 );
 
 const PW: &str = "correct-horse-battery";
@@ -426,6 +427,119 @@ fn the_emailed_link_sets_the_password_once(env: Env) {
             303
         );
     });
+    // Expired and revoked links are refused, and say so.
+    for (token, expires, revoked, says) in [
+        (
+            "expired-token-1",
+            "2020-01-01T00:00:00Z",
+            "NULL",
+            "This link has expired",
+        ),
+        (
+            "revoked-token-1",
+            "2999-01-01T00:00:00Z",
+            "'2020-01-01T00:00:00Z'",
+            "This link was revoked",
+        ),
+    ] {
+        env.sql(&format!(
+            "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at, revoked_at)
+             VALUES ('{}', 0, 'C1', 'new@acme.example', '{expires}', {revoked})",
+            portico::notify::token_hash(token)
+        ));
+        block_on(async {
+            let page = browser
+                .get(&format!("/set-password?token={token}"))
+                .await
+                .unwrap();
+            assert_eq!(page.status, 200, "a GET never judges the link");
+            let csrf = browser.csrf();
+            let pw = "a-long-password-9";
+            let refused = browser
+                .post(
+                    "/set-password",
+                    &[
+                        ("csrf", &csrf),
+                        ("token", token),
+                        ("password", pw),
+                        ("password_confirm", pw),
+                    ],
+                )
+                .await;
+            assert_eq!(refused.status, 410, "{}", refused.body);
+            assert!(refused.body.contains(says), "{}", refused.body);
+        });
+    }
+}
+
+/// DESIGN §10.2: an apply that deletes a login, changes its email, website or role, or turns
+/// on its role's second factor ends its sessions in the same transaction; a rename does not.
+fn every_session_ending_change_ends_the_session_and_others_keep_it(env: Env) {
+    let base = account("").replace(
+        "features: { customer_access: true, websites: true }",
+        "features: { customer_access: true, websites: true, two_factor_authentication: true }",
+    );
+    let jane =
+        "      - { email: jane@acme.example, name: Jane Doe, access: true, password: { env: PW } }";
+    let cases: [(&str, String, bool); 6] = [
+        ("a rename", base.replace("Jane Doe", "Jane Roe"), false),
+        (
+            "an email change",
+            base.replace(jane, &jane.replace("jane@", "jane.doe@")),
+            true,
+        ),
+        (
+            "a website change",
+            base.replace(
+                jane,
+                &jane.replace("access: true", "access: true, website: store"),
+            ),
+            true,
+        ),
+        (
+            "a role change",
+            base.replace("role: no-pay,", "role: customer_center,"),
+            true,
+        ),
+        (
+            "its role's second factor",
+            base.replace(
+                "    name: No Payments\n",
+                "    name: No Payments\n    two_factor: required\n",
+            ),
+            true,
+        ),
+        ("a delete", base.replace(&format!("{jane}\n"), ""), true),
+    ];
+    env.write("a.yaml", &base);
+    apply(&env);
+    let server = Server::start(&env);
+    for (what, changed, ends) in cases {
+        env.sql("DELETE FROM sessions");
+        env.write("a.yaml", &base);
+        apply(&env);
+        let browser = Client::new(&server);
+        block_on(async {
+            assert_eq!(
+                browser.sign_in("jane@acme.example", PW).await.status,
+                303,
+                "{what}"
+            );
+        });
+        let before = env.rows("SELECT id_hash FROM sessions WHERE contact = 'jane@acme.example'");
+        assert_eq!(before.len(), 1, "{what}");
+        env.write("a.yaml", &changed);
+        apply(&env);
+        let after = env.rows("SELECT id_hash FROM sessions");
+        assert_eq!(
+            !after.contains(&before[0]),
+            ends,
+            "{what}: sessions {after:?}"
+        );
+        past_the_cache();
+        let status = block_on(async { browser.get("/auth/request").await.unwrap().status });
+        assert_eq!(status, if ends { 401 } else { 200 }, "{what}");
+    }
 }
 
 fn an_apply_that_revokes_access_ends_the_session(env: Env) {
@@ -450,6 +564,7 @@ fn an_apply_that_revokes_access_ends_the_session(env: Env) {
         env.rows("SELECT customer_id FROM sessions").is_empty(),
         "ended in the apply"
     );
+    past_the_cache();
     block_on(async {
         assert_eq!(browser.get("/auth/request").await.unwrap().status, 401);
     });
@@ -498,6 +613,7 @@ fn sessions_end_when_idle_and_on_sign_out() {
     });
     // Idle past session_timeout_minutes (30): refused and ended.
     env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z' WHERE id_hash = (SELECT min(id_hash) FROM sessions)");
+    past_the_cache();
     block_on(async {
         let statuses = [
             one.get("/auth/request").await.unwrap().status,
@@ -512,6 +628,7 @@ fn sessions_end_when_idle_and_on_sign_out() {
     let (code, out, err) = run(env.portico(&["sign-out", "jane@acme.example"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("1 session(s) ended"), "{out}");
+    past_the_cache();
     block_on(async {
         assert_eq!(one.get("/auth/request").await.unwrap().status, 401);
         assert_eq!(two.get("/auth/request").await.unwrap().status, 401);
@@ -760,6 +877,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     assert_eq!(browser.path(), "/", "{}", browser.text());
     // Idle past the timeout: signed out.
     env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z'");
+    past_the_cache();
     browser.visit(&on_store("/"));
     assert_eq!(browser.path(), "/login", "{}", browser.text());
     // Forgot password, in the browser; the reset arrives by email from the server itself.
@@ -928,6 +1046,7 @@ fn nginx_auth_request_hands_the_person_to_the_portal() {
         ),
     );
     apply(&env);
+    past_the_cache();
     block_on(async {
         assert_eq!(browser.get("/reports").await.unwrap().status, 302);
     });
@@ -1077,6 +1196,7 @@ fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
         out.contains("Removed the two-factor authenticator"),
         "{out}"
     );
+    past_the_cache();
     block_on(async {
         assert_eq!(first.get("/auth/request").await.unwrap().status, 401);
         let fresh = Client::new(&server);
@@ -1084,4 +1204,21 @@ fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
         let enrol = fresh.get("/two-factor").await.unwrap();
         assert!(enrol.body.contains("<svg"), "{}", enrol.body);
     });
+}
+
+crate::common::on_every_engine!(serve_refuses_a_database_no_apply_created);
+
+fn serve_refuses_a_database_no_apply_created(env: Env) {
+    let mut cmd = env.portico(&["serve", "--listen", "127.0.0.1:0", "--insecure-cookies"]);
+    cmd.env("PORTICO_SECRET_KEY", crate::common::web::TEST_KEY);
+    let (code, _, err) = run(cmd);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no applied account") || err.contains("no database at"),
+        "a clear error: {err}"
+    );
+    assert!(!err.contains("relation"), "not the database's own words: {err}");
+    if env.is_sqlite() {
+        assert!(!env.db_path().exists(), "nothing created");
+    }
 }

@@ -72,52 +72,63 @@ pub enum Claim {
     Locked,
 }
 
-const LOGIN_COLUMNS: &str = "l.customer_id, l.contact, c.name, l.email, l.name,
-    CASE WHEN l.access THEN 1 ELSE 0 END, l.role_id, l.website_id, l.expires_at,
-    l.password_hash, l.locked_until, CAST(l.failed_attempts AS BIGINT),
+/// A login's columns, named (decoded by name on both engines).
+const LOGIN_COLUMNS: &str = "l.customer_id, l.contact, c.name AS customer_name, l.email,
+    l.name, CASE WHEN l.access THEN 1 ELSE 0 END AS access, l.role_id, l.website_id,
+    l.expires_at, l.password_hash, l.locked_until,
+    CAST(l.failed_attempts AS BIGINT) AS failed_attempts,
     CASE WHEN EXISTS (SELECT 1 FROM second_factors f WHERE f.customer_id = l.customer_id
-        AND f.contact = l.contact AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END";
+        AND f.contact = l.contact AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS second_factor";
 
-type LoginRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-);
+/// A login as read by [`LOGIN_COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct LoginRow {
+    customer_id: String,
+    contact: String,
+    customer_name: String,
+    email: Option<String>,
+    name: Option<String>,
+    access: i64,
+    role_id: String,
+    website_id: Option<String>,
+    expires_at: Option<String>,
+    password_hash: Option<String>,
+    locked_until: Option<String>,
+    failed_attempts: i64,
+    second_factor: i64,
+}
+
+/// A session and its login, read in one query (the forward-auth hot path).
+#[derive(sqlx::FromRow)]
+struct SessionLoginRow {
+    last_seen_at: String,
+    expires_at_session: String,
+    factors: String,
+    #[sqlx(flatten)]
+    login: LoginRow,
+}
 
 fn into_login(row: LoginRow) -> ServeLogin {
-    let (customer_id, contact, customer_name, email, name, access, role, website, expires) = (
-        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
-    );
     ServeLogin {
-        customer_id,
-        contact,
-        customer_name,
-        password_hash: row.9.clone(),
+        customer_id: row.customer_id,
+        contact: row.contact,
+        customer_name: row.customer_name,
         runtime: crate::signin::Runtime {
-            password_set: row.9.is_some(),
-            locked_until: row.10,
-            failed_attempts: row.11,
-            second_factor: row.12 != 0,
+            password_set: row.password_hash.is_some(),
+            locked_until: row.locked_until,
+            failed_attempts: row.failed_attempts,
+            second_factor: row.second_factor != 0,
         },
+        password_hash: row.password_hash,
         login: LoginState {
-            email: email.map(Into::into),
-            name: name.map(Into::into),
-            access: access != 0,
-            role: role.into(),
-            website: website.map(Into::into),
+            email: row.email.map(Into::into),
+            name: row.name.map(Into::into),
+            access: row.access != 0,
+            role: row.role_id.into(),
+            website: row.website_id.map(Into::into),
             notify: false,
             password: None,
-            expires: expires.map(Into::into),
+            expires: row.expires_at.map(Into::into),
         },
     }
 }
@@ -129,8 +140,32 @@ impl ServeStore {
     /// The database cannot be reached.
     pub async fn open(url: &str, size: u32) -> Result<ServeStore, StoreError> {
         sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(size)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    // The login service's writes (sessions, counts, events) need not wait for
+                    // the disk at each commit: in WAL mode, NORMAL keeps the file consistent
+                    // and loses at most the last moments' sign-ins on a power cut (in the
+                    // default rollback mode it could corrupt, so it stays FULL there).
+                    // Applies keep their own connection, fully synchronous.
+                    if sqlite {
+                        // Write-ahead logging: the many small writes of sign-ins never make a
+                        // check wait, and a check never makes a write wait. The mode stays
+                        // with the file (applies use it too; nothing else changes for them).
+                        let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                            .fetch_one(&mut *conn)
+                            .await?;
+                        if mode.eq_ignore_ascii_case("wal") {
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .doing("connecting the login service")?;
@@ -358,9 +393,12 @@ impl ServeStore {
         session_hash: &str,
         now: &str,
         expires_at: &str,
+        seen: &Seen<'_>,
     ) -> Result<(), StoreError> {
         let doing = "recording a sign-in";
         let mut tx = self.pool.begin().await.doing(doing)?;
+        // One transaction (one commit) for everything a sign-in writes.
+        seen.record(&mut tx, login, "signed_in", now).await?;
         sqlx::query(
             "UPDATE logins SET failed_attempts = 0, locked_until = NULL, last_login_at = $1
              WHERE customer_id = $2 AND contact = $3",
@@ -397,7 +435,12 @@ impl ServeStore {
         session_hash: &str,
         now: &str,
         expires_at: &str,
+        seen: &Seen<'_>,
     ) -> Result<(), StoreError> {
+        let doing = "starting a sign-in";
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        seen.record(&mut tx, login, "password_accepted", now)
+            .await?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at, factors)
              VALUES ($1, $2, $3, $4, $4, $5, 'pwd')",
@@ -407,10 +450,43 @@ impl ServeStore {
         .bind(&login.contact)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .doing("starting a sign-in")?;
+        .doing(doing)?;
+        tx.commit().await.doing(doing)?;
         Ok(())
+    }
+
+    /// The session with this id hash and its login, in one query; `None` when either is gone.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn session_with_login(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(SessionRow, ServeLogin)>, StoreError> {
+        let sql = format!(
+            "SELECT s.last_seen_at, s.expires_at AS expires_at_session, s.factors, {LOGIN_COLUMNS}
+             FROM sessions s
+             JOIN logins l ON l.customer_id = s.customer_id AND l.contact = s.contact
+             JOIN customers c ON c.id = l.customer_id
+             WHERE s.id_hash = $1"
+        );
+        let row: Option<SessionLoginRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("reading a session")?;
+        Ok(row.map(|r| {
+            let session = SessionRow {
+                customer_id: r.login.customer_id.clone(),
+                contact: r.login.contact.clone(),
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at_session,
+                factors: r.factors,
+            };
+            (session, into_login(r.login))
+        }))
     }
 
     /// The session with this id hash.
@@ -755,6 +831,50 @@ impl ServeStore {
                 detail,
             })
             .collect())
+    }
+}
+
+/// Where a sign-in came from, recorded with it in its transaction: the event (with the
+/// client's address) and, when throttling counted the attempt up front, its refund (a right
+/// password is not a failure).
+pub struct Seen<'a> {
+    /// The client's address.
+    pub address: &'a str,
+    /// The throttling window the attempt was counted in, when it was.
+    pub refund: Option<&'a str>,
+}
+
+impl Seen<'_> {
+    async fn record(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        login: &ServeLogin,
+        kind: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let doing = "recording a sign-in";
+        sqlx::query(
+            "INSERT INTO login_events (at, email, kind, address, detail) VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(now)
+        .bind(login.login.email.as_deref().unwrap_or_default())
+        .bind(kind)
+        .bind(self.address)
+        .execute(&mut **tx)
+        .await
+        .doing(doing)?;
+        if let Some(window) = self.refund {
+            sqlx::query(
+                "UPDATE address_failures SET failures = failures - 1
+                 WHERE address = $1 AND window_start = $2 AND failures > 0",
+            )
+            .bind(self.address)
+            .bind(window)
+            .execute(&mut **tx)
+            .await
+            .doing(doing)?;
+        }
+        Ok(())
     }
 }
 

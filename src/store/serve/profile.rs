@@ -119,25 +119,35 @@ impl ServeStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Whether `address` has reached `limit` failures in the hour that began at `window`.
+    /// Counts one attempt from `address` in the hour that began at `window` *before* it is
+    /// checked, atomically and only below `limit`: however many arrive at once, at most
+    /// `limit` are checked in an hour (a right password is refunded, see
+    /// [`super::Seen`]). `false` when the address has used up its allowance.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn throttled(
+    pub async fn claim_address(
         &self,
         address: &str,
         window: &str,
         limit: i64,
     ) -> Result<bool, StoreError> {
-        let failures: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(failures AS BIGINT) FROM address_failures WHERE address = $1 AND window_start = $2",
+        let n: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO address_failures (address, window_start, failures) VALUES ($1, $2, 1)
+             ON CONFLICT (address) DO UPDATE SET
+                failures = CASE WHEN address_failures.window_start = $2
+                    THEN address_failures.failures + 1 ELSE 1 END,
+                window_start = $2
+             WHERE address_failures.window_start <> $2 OR address_failures.failures < $3
+             RETURNING CAST(failures AS BIGINT)",
         )
         .bind(address)
         .bind(window)
+        .bind(limit)
         .fetch_optional(&self.pool)
         .await
-        .doing("reading an address's failures")?;
-        Ok(failures.is_some_and(|n| n >= limit))
+        .doing("counting an address's attempt")?;
+        Ok(n.is_some())
     }
 
     /// Counts one failure (a wrong password or code, a reset request) from `address` in the

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# `portico serve` under load (issue #24's figures, DESIGN §10): an account of CUSTOMERS
+# customers with two contacts each (300,000 logins by default, every one with a pre-hashed
+# password), applied, then on SQLite (and PostgreSQL with POSTGRES_URL):
+#   - forward-auth checks per second and p50/p99 latency over 1,000 signed-in sessions
+#     (wrk, 2 threads, 32 connections);
+#   - correct sign-ins per second against the argon2 floor (every core hashing);
+#   - legitimate sign-in latency while wrong passwords flood in at FLOOD_RATE per second,
+#     from one address (throttled) and from many (a distributed flood);
+#   - the server's idle and peak memory (VmRSS, VmHWM).
+# The load generators run on the same machine as the server. Not part of the test suite.
+#
+#   bash benches/serve.sh
+#   CUSTOMERS=10000 SECONDS_EACH=5 bash benches/serve.sh
+#   POSTGRES_URL=postgres://u:p@127.0.0.1:5432/postgres bash benches/serve.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CUSTOMERS=${CUSTOMERS:-100000}
+SECONDS_EACH=${SECONDS_EACH:-10}
+FLOOD_RATE=${FLOOD_RATE:-500}
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
+
+cargo build --release --quiet
+LOAD=$(cargo bench --bench serve_load --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("executable") and m["target"]["name"] == "serve_load": print(m["executable"])')
+BIN=$PWD/target/release/portico
+WORK=$(mktemp -d /tmp/portico-serve-bench.XXXXXX)
+SERVER=
+cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+export NO_COLOR=1 PORTICO_NO_NOTIFY=true PORTICO_SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+PASSWORD=bench-password-0123
+PATTERN='u{}@bench.example'
+
+echo "== generating $CUSTOMERS customers ($((CUSTOMERS * 3)) logins)"
+HASH=$("$LOAD" hash "$PASSWORD")
+python3 - "$WORK/m" "$CUSTOMERS" "$HASH" <<'PY'
+import sys, os
+out, n, hash_ = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+os.makedirs(f"{out}/customers", exist_ok=True)
+with open(f"{out}/account.yaml", "w") as f:
+    f.write("features: { customer_access: true }\n"
+            "login_policy: { lockout: { max_failed_attempts: 5, duration_minutes: 30 } }\n"
+            "roles: [{ id: no-pay, name: No Payments, permissions: { customer_payment: none, invoice: view } }]\n")
+per = 5000
+for start in range(0, n, per):
+    with open(f"{out}/customers/c{start // per:04}.yaml", "w") as f:
+        f.write("customers:\n")
+        for i in range(start, min(n, start + per)):
+            pw = f'password: {{ argon2: "{hash_}" }}'
+            f.write(f"  - id: C{i}\n    name: Customer {i}\n    email: u{3*i}@bench.example\n"
+                    f"    access: {{ give_access: true, role: no-pay, {pw} }}\n    contacts:\n")
+            for k in (1, 2):
+                f.write(f"      - {{ email: u{3*i+k}@bench.example, access: true, {pw} }}\n")
+PY
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss() { awk -v k="$2:" '$1 == k {print int($2/1024) " MB"}' "/proc/$1/status"; }
+
+# start URL [ARGS…]: starts serve on a free port; sets SERVER (pid) and ADDR.
+start() {
+  local url=$1; shift
+  local p; p=$(port)
+  ADDR=http://127.0.0.1:$p
+  "$BIN" serve --database "$url" --listen "127.0.0.1:$p" --insecure-cookies --no-deliver \
+    "$@" 2>"$WORK/serve.log" &
+  SERVER=$!
+  for _ in $(seq 100); do curl -fs "$ADDR/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "serve did not start"; cat "$WORK/serve.log"; exit 1
+}
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+
+cat >"$WORK/auth.lua" <<'LUA'
+local ids = {}
+for line in io.lines(os.getenv("SESSIONS")) do ids[#ids + 1] = line end
+local i = math.random(#ids)
+request = function()
+  i = i % #ids + 1
+  return wrk.format("GET", "/auth/request", { ["Cookie"] = "portico-session=" .. ids[i] })
+end
+LUA
+
+"$LOAD" floor 5
+
+run_engine() {
+  local name=$1 url=$2
+  echo
+  echo "== $name: applying"
+  /usr/bin/time -f "   apply: %e s, %M KB peak" "$BIN" apply -f "$WORK/m" --database "$url" \
+    --auto-approve --no-notify >/dev/null
+  start "$url" --failures-per-address 0
+  sleep 1
+  echo "   serve idle: $(rss "$SERVER" VmRSS)"
+  "$LOAD" sessions "$ADDR" 1000 "$PATTERN" "$PASSWORD" "$WORK/sessions"
+  echo "== $name: forward-auth checks (wrk -t2 -c32 -d${SECONDS_EACH}s, 1,000 sessions)"
+  SESSIONS=$WORK/sessions wrk -t2 -c32 -d"${SECONDS_EACH}s" --latency -s "$WORK/auth.lua" "$ADDR" \
+    >"$WORK/wrk.txt"
+  awk '/Requests\/sec/ {print "   " $0} /^ +50%/ {print "   p50 " $2} /^ +99%/ {print "   p99 " $2} /Non-2xx/ {print "   NOT ALL 200: " $0}' "$WORK/wrk.txt"
+  echo "== $name: correct sign-ins (8 at a time)"
+  "$LOAD" signins "$ADDR" 400 8 "$PATTERN" "$PASSWORD"
+  stop
+  echo "== $name: a flood of wrong passwords at ${FLOOD_RATE}/s"
+  start "$url" --trusted-proxy 127.0.0.1
+  "$LOAD" flood "$ADDR" "$FLOOD_RATE" "$SECONDS_EACH" "$PATTERN" "$PASSWORD" one
+  "$LOAD" flood "$ADDR" "$FLOOD_RATE" "$SECONDS_EACH" "$PATTERN" "$PASSWORD" many
+  echo "   serve peak: $(rss "$SERVER" VmHWM)"
+  stop
+}
+
+run_engine SQLite "sqlite://$WORK/live.db"
+if [ -n "${POSTGRES_URL:-}" ]; then
+  base=${POSTGRES_URL%/*}
+  psql "$POSTGRES_URL" -qc 'DROP DATABASE IF EXISTS portico_serve_bench' -c 'CREATE DATABASE portico_serve_bench' >/dev/null
+  run_engine PostgreSQL "$base/portico_serve_bench"
+fi
