@@ -90,7 +90,7 @@ pub(crate) struct App {
     /// Wakes the outbox delivery (a reset was queued).
     pub outbox: tokio::sync::Notify,
     /// Sessions read in the last second.
-    pub sessions: session::SessionCache,
+    pub sessions: Arc<session::SessionCache>,
     /// Password checks waiting for the pool now: past a second's work, a sign-in is refused
     /// at once (503) rather than queued behind a flood.
     pub waiting: std::sync::atomic::AtomicUsize,
@@ -243,7 +243,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         secret_key,
         throttle: options.throttle.clone(),
         outbox: tokio::sync::Notify::new(),
-        sessions: session::SessionCache::default(),
+        sessions: Arc::default(),
     });
     let background = outbox::spawn(app.clone(), &options);
     let listener = tokio::net::TcpListener::bind(options.listen)

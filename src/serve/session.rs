@@ -141,19 +141,43 @@ pub struct SessionCache(std::sync::Mutex<std::collections::HashMap<String, Cache
 #[derive(Clone)]
 struct Cached {
     read_at: std::time::Instant,
+    /// A background read of this session is under way.
+    refreshing: bool,
     session: crate::store::serve::SessionRow,
     login: ServeLogin,
 }
 
+/// Past this age a used entry is read again in the background, so a session in steady use
+/// is almost never read while a check waits (and never used older than [`FRESH`]).
+const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_millis(700);
+
 /// Entries kept at most (a flood of made-up cookies cannot grow it without bound).
 const CACHE_LIMIT: usize = 100_000;
 
+impl Cached {
+    fn new(session: crate::store::serve::SessionRow, login: ServeLogin) -> Cached {
+        Cached {
+            read_at: std::time::Instant::now(),
+            refreshing: false,
+            session,
+            login,
+        }
+    }
+}
+
 impl SessionCache {
-    fn get(&self, id_hash: &str) -> Option<Cached> {
-        let map = self.0.lock().expect("the session cache");
-        map.get(id_hash)
-            .filter(|c| c.read_at.elapsed() < FRESH)
-            .cloned()
+    /// The entry when it is younger than [`FRESH`], and whether the caller should read it
+    /// again in the background (it is past [`REFRESH_AFTER`] and nobody is reading it yet).
+    fn get(&self, id_hash: &str) -> Option<(Cached, bool)> {
+        let mut map = self.0.lock().expect("the session cache");
+        let entry = map.get_mut(id_hash)?;
+        let age = entry.read_at.elapsed();
+        if age >= FRESH {
+            return None;
+        }
+        let refresh = age >= REFRESH_AFTER && !entry.refreshing;
+        entry.refreshing |= refresh;
+        Some((entry.clone(), refresh))
     }
 
     fn put(&self, id_hash: &str, entry: Cached) {
@@ -186,20 +210,33 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
     };
     let id_hash = hash_id(id);
     let cached = match app.sessions.get(&id_hash) {
-        Some(cached) => cached,
+        Some((cached, refresh)) => {
+            if refresh {
+                let (store, sessions, id_hash) =
+                    (app.store.clone(), app.sessions.clone(), id_hash.clone());
+                tokio::spawn(async move {
+                    match store.session_with_login(&id_hash).await {
+                        Ok(Some((session, login))) => {
+                            sessions.put(&id_hash, Cached::new(session, login));
+                        }
+                        Ok(None) => sessions.forget(&id_hash),
+                        // The entry ages out and the next check reads it itself.
+                        Err(e) => eprintln!("error: reading a session: {e}"),
+                    }
+                });
+            }
+            cached
+        }
         None => {
             let Some((session, login)) = app.store.session_with_login(&id_hash).await? else {
                 return Ok(None);
             };
-            let cached = Cached {
-                read_at: std::time::Instant::now(),
-                session,
-                login,
-            };
+            let cached = Cached::new(session, login);
             app.sessions.put(&id_hash, cached.clone());
             cached
         }
     };
+    let cached_at = cached.read_at;
     let (session, login) = (cached.session, cached.login);
     let account = app.account().await?;
     let at = now();
@@ -239,9 +276,8 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         // Written beside the answer, not before it; the cached copy is marked used now so
         // the next checks do not write again.
         let mut fresh = Cached {
-            read_at: std::time::Instant::now(),
-            session: session.clone(),
-            login: login.clone(),
+            read_at: cached_at,
+            ..Cached::new(session.clone(), login.clone())
         };
         fresh.session.last_seen_at = now_text.clone();
         app.sessions.put(&id_hash, fresh);

@@ -1217,7 +1217,10 @@ fn serve_refuses_a_database_no_apply_created(env: Env) {
         err.contains("no applied account") || err.contains("no database at"),
         "a clear error: {err}"
     );
-    assert!(!err.contains("relation"), "not the database's own words: {err}");
+    assert!(
+        !err.contains("relation"),
+        "not the database's own words: {err}"
+    );
     if env.is_sqlite() {
         assert!(!env.db_path().exists(), "nothing created");
     }
