@@ -1019,7 +1019,14 @@ mod fast_path {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2048))]
+        // Failing cases are kept beside this file (`diff.proptest-regressions`), not in a
+        // folder at the top of the repository.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+            )),
+            ..ProptestConfig::with_cases(2048)
+        })]
         /// The shortcut that skips unchanged logins agrees with the full settle-and-compare.
         #[test]
         fn unchanged_agrees_with_settle(

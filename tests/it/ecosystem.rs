@@ -491,7 +491,9 @@ fn the_package_ships_what_the_binary_needs_and_nothing_else() {
     );
     for needed in [
         "Cargo.lock",
-        "build.rs",
+        "src/build.rs",
+        "src/message/templates/reset.txt",
+        "src/serve/templates/login.html",
         "README.md",
         "LICENSE-MIT",
         "LICENSE-APACHE",
