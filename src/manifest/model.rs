@@ -154,8 +154,10 @@ pub struct LoginPolicy {
 #[serde(deny_unknown_fields)]
 pub struct Lockout {
     /// Failed attempts before the login is locked.
+    #[schemars(range(min = 1))]
     pub max_failed_attempts: u32,
     /// How long the lock lasts.
+    #[schemars(range(min = 1))]
     pub duration_minutes: u32,
 }
 
@@ -184,6 +186,7 @@ impl Default for Lockout {
 #[serde(deny_unknown_fields)]
 pub struct PasswordRules {
     /// Minimum length in characters.
+    #[schemars(range(min = 1))]
     pub min_length: u32,
 }
 
@@ -246,7 +249,7 @@ pub struct Notifications {
         default = "default_token_ttl",
         skip_serializing_if = "is_default_token_ttl"
     )]
-    #[schemars(extend("default" = 24))]
+    #[schemars(extend("default" = 24), range(min = 1, max = 720))]
     pub token_ttl_hours: u32,
     /// Delivery attempts per message, over all runs, before it is marked `failed` (listed by
     /// `portico notify --status`, re-queued by `portico notify --retry-failed`). Default: 10.
@@ -254,7 +257,7 @@ pub struct Notifications {
         default = "default_max_attempts",
         skip_serializing_if = "is_default_max_attempts"
     )]
-    #[schemars(extend("default" = 10))]
+    #[schemars(extend("default" = 10), range(min = 1))]
     pub max_attempts: u32,
     /// The message's template files, relative to the manifest folder. Without it, a built-in
     /// template is used.

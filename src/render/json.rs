@@ -15,6 +15,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[schemars(title = "portico plan")]
 pub struct PlanDocument {
     /// Version of this format (currently 1).
+    #[schemars(extend("const" = 1))]
     pub format_version: u32,
     /// The portico version that wrote it.
     pub portico_version: String,

@@ -65,3 +65,52 @@ fn access_schema_is_current() {
         "schemas/access.schema.json is stale: run `cargo run -- schema access > schemas/access.schema.json`"
     );
 }
+
+/// Every committed schema compiles in ajv's strict mode (JSON Schema 2020-12, formats
+/// checked): editors and other validators read them without warnings.
+#[test]
+fn every_schema_compiles_in_ajv_strict_mode() {
+    let modules = std::env::var("PORTICO_TEST_NODE_MODULES")
+        .expect("PORTICO_TEST_NODE_MODULES: bash .ci/test installs ajv with npm");
+    let script = r#"
+const Ajv2020 = require("ajv/dist/2020");
+const addFormats = require("ajv-formats");
+const fs = require("fs");
+let failed = 0;
+for (const file of process.argv.slice(1)) {
+  const ajv = new Ajv2020({ strict: true, allErrors: true });
+  addFormats(ajv);
+  try { ajv.compile(JSON.parse(fs.readFileSync(file, "utf8"))); }
+  catch (e) { failed++; console.log(file + ": " + e.message); }
+}
+process.exit(failed ? 1 : 0);
+"#;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    let out = std::process::Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .args(&files)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node: bash .ci/test installs it");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_plan_schema_pins_its_format_version() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&portico::schema::plan_schema()).unwrap();
+    assert_eq!(schema["properties"]["format_version"]["const"], 1);
+}
