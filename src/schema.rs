@@ -7,13 +7,26 @@ use crate::manifest::model::Document;
 /// ajv refuse; the `minimum` beside them stays.
 fn generate<T: schemars::JsonSchema>() -> schemars::Schema {
     fn drop_rust_formats(schema: &mut schemars::Schema) {
-        let rust_format = schema.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
-            matches!(
-                f,
-                "uint" | "uint8" | "uint16" | "uint32" | "uint64" | "int" | "int8" | "int16"
-                    | "int32" | "int64" | "float" | "double"
-            )
-        });
+        let rust_format = schema
+            .get("format")
+            .and_then(|f| f.as_str())
+            .is_some_and(|f| {
+                matches!(
+                    f,
+                    "uint"
+                        | "uint8"
+                        | "uint16"
+                        | "uint32"
+                        | "uint64"
+                        | "int"
+                        | "int8"
+                        | "int16"
+                        | "int32"
+                        | "int64"
+                        | "float"
+                        | "double"
+                )
+            });
         if rust_format {
             schema.remove("format");
         }

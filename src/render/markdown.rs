@@ -26,11 +26,43 @@ fn icon(action: Action) -> &'static str {
     }
 }
 
-/// Escapes text for a table cell (invisible characters shown as `\u{…}`).
+/// Escapes text for a table cell or a quote: invisible characters shown as `\u{…}`, the
+/// characters Markdown reads as syntax escaped with a backslash, and `@name` and `#123` kept
+/// from becoming a mention or an issue link (a word joiner after the sign: the same look,
+/// nobody pinged).
 fn cell(text: &str) -> String {
-    escape_invisible(text)
-        .replace('|', "\\|")
-        .replace('\n', " ")
+    let shown = escape_invisible(text);
+    let mut out = String::with_capacity(shown.len() + 8);
+    for c in shown.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' | '#' => {
+                out.push(c);
+                out.push('\u{2060}');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text as an inline code span whose fence is longer than any run of backticks inside it
+/// (CommonMark 6.1), so no id can close it early; `|` escaped for a table.
+fn code_span(text: &str) -> String {
+    let shown = escape_invisible(text)
+        .replace(['\n', '\r'], " ")
+        .replace('|', "\\|");
+    let longest = shown.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    if longest > 0 || shown.starts_with(' ') || shown.ends_with(' ') {
+        format!("{fence} {shown} {fence}")
+    } else {
+        format!("{fence}{shown}{fence}")
+    }
 }
 
 /// A value inside the ```diff block: invisible characters shown, and quoted when it could
@@ -75,11 +107,16 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
             (None, Origin::Manifests) => "manifests".to_string(),
             (None, Origin::Outside) => "undoes an edit made outside portico".to_string(),
         };
+        let email = if change.notifies() {
+            " · sends a new-access email"
+        } else {
+            ""
+        };
         let row = format!(
-            "| {} | {} | `{}` | {origin} |\n",
+            "| {} | {} | {} | {origin}{email} |\n",
             icon(change.action),
             change.action.as_str(),
-            cell(&change.address.to_string())
+            code_span(&change.address.to_string())
         );
         if table.len() + row.len() > budget / 2 {
             break;
@@ -129,7 +166,11 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
                 (None, None) => {}
             }
         }
-        section.push_str("```\n</details>\n");
+        section.push_str("```\n");
+        if change.notifies() {
+            section.push_str("\nA new-access email will be sent to this login.\n");
+        }
+        section.push_str("</details>\n");
         if table.len() + details.len() + section.len() > budget {
             break;
         }

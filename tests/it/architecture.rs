@@ -57,7 +57,8 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if name == "lib" || name == "main" {
+        // `build` is the build script (Cargo runs it; no module imports it).
+        if name == "lib" || name == "main" || name == "build" {
             continue;
         }
         let mut files = Vec::new();

@@ -471,7 +471,9 @@ fn markdown_stays_under_the_comment_limit_at_scale() {
     small.write("account.yaml", ACCOUNT);
     let (_, md, _) = small.plan(&["--format", "markdown"]);
     assert!(
-        md.contains("| 🟢 | create | `customer[\"CUST-0042\"]` | manifests |"),
+        md.contains(
+            "| 🟢 | create | `customer[\"CUST-0042\"]` | manifests · sends a new-access email |"
+        ),
         "{md}"
     );
     assert!(

@@ -369,3 +369,77 @@ fn an_actions_token_comments_as_the_actions_bot() {
     let (code, _, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
 }
+
+/// The pull-request comment read by GitHub's own Markdown renderer (cmark-gfm, through the
+/// `cmarkgfm` wheel): ids that hold backticks stay inside their code span, `@name` and
+/// `#123` in warnings reach no one, and the comment says which changes send an email.
+#[test]
+fn the_markdown_plan_pings_nobody_and_keeps_ids_in_their_code_spans() {
+    let env = Env::sqlite();
+    // An expiry two days away gives a warning that names the email: `@octocat` in it.
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(50))
+        .strftime("%Y-%m-%d")
+        .to_string();
+    env.write(
+        "a.yaml",
+        &format!(
+            "features: {{ customer_access: true }}
+notifications: {{ url: \"https://mail.example/hook\", login_url: \"https://c.example/login\" }}
+roles:
+  - {{ id: \"unused @octocat #123\", name: Unused }}
+customers:
+  - id: \"C`1 @octocat\"
+    name: Acme
+    email: ap@octocat.example
+    access: {{ give_access: true, notify: true, expires: {soon} }}
+"
+        ),
+    );
+    let (code, markdown, err) = env.plan(&["--format", "markdown"]);
+    assert_eq!(code, 0, "{err}");
+    let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, cmarkgfm; print(cmarkgfm.github_flavored_markdown_to_html(sys.stdin.read()))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with cmarkgfm: bash .ci/test installs it");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(markdown.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        html.contains("<code>customer[&quot;C`1 @octocat&quot;]</code>"),
+        "the id whole in one code span: {html}"
+    );
+    // Outside code, no sign is directly followed by a name or a number.
+    let outside_code: String = html
+        .split("<code>")
+        .map(|part| part.split_once("</code>").map_or(part, |(_, rest)| rest))
+        .collect();
+    assert!(!outside_code.contains("@octocat"), "{outside_code}");
+    assert!(!outside_code.contains("#123"), "{outside_code}");
+    assert!(
+        outside_code.contains("@\u{2060}octocat"),
+        "still readable: {outside_code}"
+    );
+    assert!(html.contains("sends a new-access email"), "{html}");
+    assert!(
+        html.contains("A new-access email will be sent to this login."),
+        "{html}"
+    );
+}

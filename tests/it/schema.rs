@@ -110,7 +110,6 @@ process.exit(failed ? 1 : 0);
 
 #[test]
 fn the_plan_schema_pins_its_format_version() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&portico::schema::plan_schema()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&portico::schema::plan_schema()).unwrap();
     assert_eq!(schema["properties"]["format_version"]["const"], 1);
 }
