@@ -269,7 +269,12 @@ pub struct ValidateOpts {
 pub struct ConnectOpts {
     /// Live database URL: sqlite://FILE or postgres://… [default: sqlite://portico.db]. Apply
     /// creates a missing SQLite file only when the URL is given (flag or environment).
-    #[arg(long = "database", env = "PORTICO_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long = "database",
+        env = "PORTICO_DATABASE_URL",
+        value_name = "URL",
+        global = true
+    )]
     pub given: Option<String>,
 }
 
@@ -383,8 +388,9 @@ pub struct ApplyOpts {
     /// Apply without asking. Required when standard input is not a terminal.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Seconds to wait for another apply to finish.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    /// How long to wait for another apply to finish: seconds, or a duration such as `10s`,
+    /// `2m`, `1m30s`.
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_seconds)]
     pub lock_timeout: f64,
     /// Refuse when more than this many objects would be deleted or revoked.
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -565,8 +571,8 @@ pub struct LoginOpOpts {
     pub email: String,
     #[command(flatten)]
     pub connect: ConnectOpts,
-    /// Seconds to wait for a running apply to finish.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    /// How long to wait for a running apply to finish: seconds, or a duration such as `10s`.
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_seconds)]
     pub lock_timeout: f64,
     /// Who is doing this, for history (default: the CI's actor, else the OS user).
     #[arg(long, env = "PORTICO_ACTOR", value_name = "NAME")]
@@ -605,6 +611,24 @@ pub struct ServeOpts {
     /// Days sign-in events are kept before the server removes them.
     #[arg(long, value_name = "DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub events_days: u32,
+}
+
+/// Seconds as a plain number (`10`, `0.5`) or a duration (`10s`, `2m`, `1m30s`, `500ms`), as
+/// Terraform's `-lock-timeout` takes them.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds = match text.trim().parse::<f64>() {
+        Ok(n) => n,
+        Err(_) => text
+            .trim()
+            .parse::<jiff::SignedDuration>()
+            .map_err(|_| format!("`{text}` is not a duration: write seconds (10) or 10s, 2m, 1m30s"))?
+            .as_secs_f64(),
+    };
+    if seconds.is_finite() && seconds >= 0.0 {
+        Ok(seconds)
+    } else {
+        Err(format!("`{text}` is not a duration of zero or more"))
+    }
 }
 
 /// An address (a network of one) or a network in CIDR form.

@@ -444,3 +444,40 @@ fn the_live_state_is_read_whole_in_small_pages(env: Env) {
         assert_eq!(export(page), whole, "pages of {page}");
     }
 }
+
+/// Flags work where people type them: `--database` after a nested subcommand, and
+/// `--lock-timeout` as seconds or as a duration (`10s`, `2m`, `1m30s`), as Terraform takes it.
+#[test]
+fn database_after_a_nested_subcommand_and_lock_timeouts_as_durations() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    for timeout in ["10", "10s", "2m", "1m30s", "500ms"] {
+        let (code, _, err) = run(env.portico(&[
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            "--lock-timeout",
+            timeout,
+        ]));
+        assert_eq!(code, 0, "{timeout}: {err}");
+    }
+    for bad in ["abc", "-3", "10 parsecs"] {
+        let (code, _, err) = run(env.portico(&[
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            &format!("--lock-timeout={bad}"),
+        ]));
+        assert_eq!(code, 64, "{bad}: {err}");
+        assert!(err.contains("--lock-timeout"), "{err}");
+    }
+    // `history show 1 --database URL`: the global flag after the nested subcommand.
+    let url = env.url.clone();
+    let mut cmd = env.portico(&["history", "show", "1", "--database", &url]);
+    cmd.env_remove("PORTICO_DATABASE_URL");
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("apply 1"), "{out}");
+}
