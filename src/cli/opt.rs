@@ -198,7 +198,7 @@ Exit codes: 0 removed, 1 unknown login or error."
 /// `portico show`.
 #[derive(Debug, Args)]
 pub struct ShowOpts {
-    /// The saved plan (JSON).
+    /// The saved plan (JSON); `-` reads it from standard input.
     #[arg(value_name = "PLAN.json")]
     pub plan: PathBuf,
     /// Output format.
@@ -337,7 +337,8 @@ pub struct PlanOpts {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Also save the plan (JSON, no secrets) for `apply --plan FILE`.
+    /// Also save the plan (JSON, no secrets) for `apply --plan FILE`. `-` writes it to
+    /// standard output instead of the rendered plan (whose summary goes to standard error).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
@@ -368,6 +369,7 @@ pub struct ApplyOpts {
     )]
     pub path: Option<PathBuf>,
     /// Apply exactly this saved plan (from `plan --out`); refused if the live state changed.
+    /// `-` reads it from standard input (then `--auto-approve` is needed).
     #[arg(long, value_name = "FILE", conflicts_with = "no_prune")]
     pub plan: Option<PathBuf>,
     /// Apply only if the freshly computed plan has this digest (the one the review showed).
@@ -521,7 +523,8 @@ pub enum Section {
 /// `portico import-csv`.
 #[derive(Debug, Args)]
 pub struct ImportCsvOpts {
-    /// The CSV file (NetSuite column names; `,` or `;` separated; UTF-8 with or without BOM).
+    /// The CSV file (NetSuite column names; `,` or `;` separated; UTF-8 with or without BOM);
+    /// `-` reads it from standard input.
     #[arg(value_name = "FILE.csv")]
     pub csv: PathBuf,
     #[command(flatten)]
@@ -621,7 +624,9 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
         Err(_) => text
             .trim()
             .parse::<jiff::SignedDuration>()
-            .map_err(|_| format!("`{text}` is not a duration: write seconds (10) or 10s, 2m, 1m30s"))?
+            .map_err(|_| {
+                format!("`{text}` is not a duration: write seconds (10) or 10s, 2m, 1m30s")
+            })?
             .as_secs_f64(),
     };
     if seconds.is_finite() && seconds >= 0.0 {

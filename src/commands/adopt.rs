@@ -121,21 +121,37 @@ async fn live_or_empty(url: &str) -> Result<State, Error> {
 pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     let csv_path = &opts.csv;
     let limit = manifest::load::max_file_bytes();
-    let size = std::fs::metadata(csv_path).map(|m| m.len()).unwrap_or(0);
-    if size > limit {
-        return Err(Error::Csv {
-            path: csv_path.display().to_string(),
-            reason: format!(
-                "it is {:.1} MiB, more than the limit of {} MiB (--max-file-size): split it",
-                size as f64 / 1048576.0,
-                limit / 1048576
-            ),
-        });
-    }
-    let bytes = std::fs::read(csv_path).map_err(|e| Error::Csv {
+    let too_big = |size: u64| Error::Csv {
+        path: csv_path.display().to_string(),
+        reason: format!(
+            "it is {:.1} MiB, more than the limit of {} MiB (--max-file-size): split it",
+            size as f64 / 1048576.0,
+            limit / 1048576
+        ),
+    };
+    let unreadable = |e: std::io::Error| Error::Csv {
         path: csv_path.display().to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    // `-`: the CSV comes from standard input, read up to the limit.
+    let bytes = if csv_path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), limit + 1),
+            &mut bytes,
+        )
+        .map_err(unreadable)?;
+        if bytes.len() as u64 > limit {
+            return Err(too_big(bytes.len() as u64));
+        }
+        bytes
+    } else {
+        let size = std::fs::metadata(csv_path).map(|m| m.len()).unwrap_or(0);
+        if size > limit {
+            return Err(too_big(size));
+        }
+        std::fs::read(csv_path).map_err(unreadable)?
+    };
     let text = String::from_utf8(bytes).map_err(|_| Error::Csv {
         path: csv_path.display().to_string(),
         reason: "not UTF-8 text: save it as \"CSV UTF-8\"".into(),

@@ -357,7 +357,14 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     if let Some(problem) = transport {
         eprintln!("warning: {problem}");
     }
-    phase("render", || print_plan(&plan, opts.format, &opts.diff));
+    let to_stdout = opts.out.as_deref().is_some_and(|o| o.as_os_str() == "-");
+    if to_stdout {
+        // `--out -`: standard output carries the saved plan for a pipe; people read the
+        // summary on standard error.
+        eprintln!("{}", plan.summary());
+    } else {
+        phase("render", || print_plan(&plan, opts.format, &opts.diff));
+    }
     step_summary(|| render::render_markdown(&plan, render::markdown::LIMIT))?;
     if opts.github_comment {
         let pr = crate::github::pr_number(opts.pr).ok_or_else(|| {
@@ -371,15 +378,22 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
         eprintln!("Plan posted on pull request #{pr} (comment {id}).");
     }
     if let Some(out) = &opts.out {
-        std::fs::write(out, render::render_json(&plan)).map_err(|e| Error::PlanFile {
-            path: out.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        eprintln!(
-            "Saved the plan to {}; apply it with `portico apply --plan {}`.",
-            out.display(),
-            out.display()
-        );
+        if to_stdout {
+            print!("{}", render::render_json(&plan));
+        } else {
+            let json = render::render_json(&plan);
+            crate::files::write_all_atomic(&[(out.clone(), json.as_bytes())]).map_err(|e| {
+                Error::PlanFile {
+                    path: out.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            eprintln!(
+                "Saved the plan to {}; apply it with `portico apply --plan {}`.",
+                out.display(),
+                out.display()
+            );
+        }
     }
     let changes = !plan.is_empty();
     discard(plan);
@@ -416,7 +430,15 @@ fn read_plan_file(path: &Path) -> Result<Plan, Error> {
         path: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    // `-`: the plan comes from standard input (`portico plan --out - | portico show -`).
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| bad(e.to_string()))?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?
+    };
     let document: PlanDocument = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     document.into_plan().map_err(bad)
 }

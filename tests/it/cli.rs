@@ -481,3 +481,58 @@ fn database_after_a_nested_subcommand_and_lock_timeouts_as_durations() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("apply 1"), "{out}");
 }
+
+/// `portico` and a pipe.
+fn piped(env: &Env, args: &[&str], input: &[u8]) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = env
+        .std_command(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `-` for standard input and output (clig.dev): `plan --out -` pipes the saved plan to
+/// `show -` and `apply --plan -`, and `import-csv -` reads the CSV from a pipe. No file
+/// named `-` is ever written.
+#[test]
+fn a_dash_is_standard_input_or_output() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    let (code, saved, err) = run(env.portico(&["plan", "-f", "manifests", "--out", "-"]));
+    assert_eq!(code, 0, "{err}");
+    let document: serde_json::Value = serde_json::from_str(&saved).expect("only the plan's JSON");
+    assert_eq!(document["format_version"], 1);
+    assert!(err.contains("to create"), "the summary on stderr: {err}");
+    assert!(!env.path("-").exists(), "no file named -");
+    let (code, shown, err) = piped(&env, &["show", "-"], saved.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert!(shown.contains("portico will make these changes"), "{shown}");
+    let (code, _, err) = piped(
+        &env,
+        &["apply", "--plan", "-", "--auto-approve", "--no-notify"],
+        saved.as_bytes(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = env.plan(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("No changes"), "{out}");
+    // import-csv from a pipe.
+    let csv = "Customer ID,Email,Give Access\nCUST-0042,new-ap@acme.example,Yes\n";
+    let (code, out, err) = piped(
+        &env,
+        &["import-csv", "-", "-f", "manifests", "--dry-run"],
+        csv.as_bytes(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("new-ap@acme.example"), "{out}");
+}
