@@ -70,6 +70,15 @@ pub fn display(stored: &str) -> String {
         .map_or_else(|| stored.to_string(), str::to_string)
 }
 
+/// A stored time for people in an email: `2 December 2026, 14:05 UTC` (the stored text
+/// itself when it does not parse).
+pub fn for_people(stored: &str) -> String {
+    stored
+        .parse::<Timestamp>()
+        .map(|t| t.strftime("%-d %B %Y, %H:%M UTC").to_string())
+        .unwrap_or_else(|_| stored.to_string())
+}
+
 /// Whole days from `now` until `at` (negative when past).
 pub fn days_until(now: Timestamp, at: Timestamp) -> i64 {
     (at.as_second() - now.as_second()).div_euclid(86_400)
@@ -78,6 +87,15 @@ pub fn days_until(now: Timestamp, at: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_for_people_name_their_zone() {
+        assert_eq!(
+            for_people("2026-12-02T14:05:09Z"),
+            "2 December 2026, 14:05 UTC"
+        );
+        assert_eq!(for_people("soon"), "soon");
+    }
 
     #[test]
     fn dates_mean_the_end_of_the_day_utc() {

@@ -523,7 +523,10 @@ async fn build(
     };
     vars.password_assigned = assigned;
     vars.set_password_url = set_password.as_ref().map(|l| l.url.clone());
-    vars.link_expires_at = set_password.as_ref().map(|l| l.expires_at.clone());
+    // For people, with its zone; the JSON body keeps RFC 3339 (`set_password.expires_at`).
+    vars.link_expires_at = set_password
+        .as_ref()
+        .map(|l| crate::clock::for_people(&l.expires_at));
     let rendered = match templates.render(&vars) {
         Ok(r) => r,
         Err(problem) => {

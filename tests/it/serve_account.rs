@@ -174,7 +174,7 @@ fn forgot_password_mails_a_link_that_clears_the_lockout_and_ends_other_sessions(
         body["subject"]
             .as_str()
             .unwrap()
-            .starts_with("Reset your password"),
+            .starts_with("Reset your customer center password"),
         "{body}"
     );
     let url = body["set_password"]["url"].as_str().unwrap();
