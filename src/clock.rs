@@ -46,16 +46,41 @@ pub fn now() -> Timestamp {
 /// What is wrong, in words.
 pub fn parse(value: &str) -> Result<Timestamp, String> {
     let value = value.trim();
-    if let Ok(date) = value.parse::<jiff::civil::Date>()
+    let out_of_range = || {
+        format!(
+            "`{value}` is out of range: write a time between {FIRST_YEAR} and {LAST_YEAR} (leave `expires` out for access that does not end)"
+        )
+    };
+    let at = if let Ok(date) = value.parse::<jiff::civil::Date>()
         && value.len() == 10
     {
-        return format!("{date}T23:59:59Z")
-            .parse::<Timestamp>()
-            .map_err(|e| e.to_string());
+        jiff::tz::TimeZone::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::time(23, 59, 59, 0)))
+            .map_err(|_| out_of_range())?
+    } else {
+        value.parse::<Timestamp>().map_err(|_| {
+            format!(
+                "`{value}` is not a date (2027-03-31) or an RFC 3339 time (2027-03-31T17:00:00Z)"
+            )
+        })?
+    };
+    // Stored as `YYYY-MM-DDTHH:MM:SSZ`, which sorts as text only with four-digit years.
+    let year = jiff::tz::TimeZone::UTC.to_datetime(at).year();
+    if !(FIRST_YEAR..=LAST_YEAR).contains(&year) {
+        return Err(out_of_range());
     }
-    value.parse::<Timestamp>().map_err(|_| {
-        format!("`{value}` is not a date (2027-03-31) or an RFC 3339 time (2027-03-31T17:00:00Z)")
-    })
+    Ok(at)
+}
+
+/// The first year a time may be in.
+const FIRST_YEAR: i16 = 1970;
+/// The last year a time may be in (9999's last day overflows with a time zone).
+const LAST_YEAR: i16 = 9998;
+
+/// Whether access that ends at `expires` has ended at `now` (both stored text). An expiry is
+/// the last second access is valid: a date's 23:59:59 still counts.
+pub fn expired(expires: &str, now: &str) -> bool {
+    expires < now
 }
 
 /// The stored form: `YYYY-MM-DDTHH:MM:SSZ` (UTC), which sorts as text.
@@ -87,6 +112,22 @@ pub fn days_until(now: Timestamp, at: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiries_outside_four_digit_years_are_refused_in_words() {
+        for bad in ["9999-12-31", "0000-01-01T00:00:00+00:01", "1969-12-31"] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("out of range"), "{bad}: {error}");
+        }
+        assert_eq!(format(parse("9998-12-31").unwrap()), "9998-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn the_last_second_of_an_expiry_still_counts() {
+        let end = format(parse("2027-03-31").unwrap());
+        assert!(!expired(&end, "2027-03-31T23:59:59Z"));
+        assert!(expired(&end, "2027-04-01T00:00:00Z"));
+    }
 
     #[test]
     fn times_for_people_name_their_zone() {

@@ -100,7 +100,7 @@ pub fn decide(
         refusals.push(Refusal::NoAccess);
     }
     if let Some(expires) = &login.expires
-        && expires.as_str() <= now
+        && crate::clock::expired(expires, now)
     {
         refusals.push(Refusal::Expired(expires.to_string()));
     }
@@ -216,8 +216,9 @@ mod tests {
     #[test]
     fn expiry_ends_access_at_its_second_and_a_role_may_ask_for_a_second_factor() {
         let (mut state, login) = account();
-        assert!(decide(&state, &login, None, Site::Anywhere, "2027-03-31T23:59:58Z").may_enter());
-        assert!(!decide(&state, &login, None, Site::Anywhere, "2027-03-31T23:59:59Z").may_enter());
+        // The expiry's own second still counts; the next one does not.
+        assert!(decide(&state, &login, None, Site::Anywhere, "2027-03-31T23:59:59Z").may_enter());
+        assert!(!decide(&state, &login, None, Site::Anywhere, "2027-04-01T00:00:00Z").may_enter());
         state.roles.insert(
             "customer_center".into(),
             crate::state::RoleState {

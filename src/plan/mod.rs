@@ -262,7 +262,7 @@ pub fn annotate_expiry(
     for change in &mut plan.changes {
         if change.removes_access()
             && let Some(expires) = change.login_after().and_then(|l| l.expires.clone())
-            && expires.as_str() <= now_text.as_str()
+            && crate::clock::expired(expires.as_str(), &now_text)
         {
             change.reason = Some(format!(
                 "access expired {}",

@@ -347,7 +347,10 @@ impl<'a> Checker<'a> {
         }
         let expires = self.expiry(cx, &spec);
         // Access ends by itself once the expiry has passed: apply revokes it.
-        let expired = spec.access && expires.as_deref().is_some_and(|e| e <= cx.now.as_str());
+        let expired = spec.access
+            && expires
+                .as_deref()
+                .is_some_and(|e| crate::clock::expired(e, &cx.now));
         let spec = LoginSpec {
             access: spec.access && !expired,
             ..spec

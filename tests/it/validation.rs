@@ -422,3 +422,26 @@ fn thousands_of_errors_show_the_first_hundred_and_a_count() {
     );
     assert!(err.contains("3000 errors in the manifests"), "{err}");
 }
+
+/// An expiry outside four-digit years is a located error in words (it was an internal
+/// overflow message, or stored as `-001-12-31T…`).
+#[test]
+fn expiries_out_of_range_are_located_errors() {
+    let env = crate::common::Env::sqlite();
+    env.write(
+        "a.yaml",
+        "features: { customer_access: true }
+customers:
+  - id: C1
+    name: Acme
+    email: ap@acme.example
+    access: { give_access: true, notify: true, expires: 9999-12-31 }
+notifications: { url: \"https://mail.example/hook\", login_url: \"https://c.example/login\" }
+",
+    );
+    let (code, _, err) = crate::common::run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a.yaml:6:"), "{err}");
+    assert!(err.contains("is out of range"), "{err}");
+    assert!(!err.contains("overflow"), "{err}");
+}
