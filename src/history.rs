@@ -106,11 +106,25 @@ pub fn actor(flag: Option<&str>) -> String {
             ci.iter()
                 .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
         })
+        .or_else(git_author)
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// git's author here (`Name <email>`), for a container where no user variable is set.
+fn git_author() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["var", "GIT_AUTHOR_IDENT"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let ident = String::from_utf8_lossy(&out.stdout);
+    // `Name <email> 1700000000 +0100`: the name and address.
+    let end = ident.find('>')?;
+    Some(ident[..=end].trim().to_string()).filter(|a| !a.is_empty())
+}
+
 /// The commit being applied: a CI's commit variable, else `git rev-parse HEAD` in the
-/// manifests' folder, else unknown.
+/// manifests' folder (with `-dirty` when the folder differs from it), else unknown.
 pub fn git_commit(manifests: Option<&Path>) -> Option<String> {
     let ci = [
         "GITHUB_SHA",
@@ -132,15 +146,21 @@ pub fn git_commit(manifests: Option<&Path>) -> Option<String> {
     } else {
         dir
     };
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"])?;
+    // Manifests that differ from the commit (edited, or not committed yet) are not that
+    // commit: say so, as `git describe --dirty` does.
+    let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
 }
 
 #[cfg(test)]

@@ -203,17 +203,19 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
             .collect();
         crate::files::write_all_atomic(&files)?;
     }
-    let verb = if opts.dry_run {
-        "Would update"
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (update, add) = if opts.dry_run {
+        ("Would update", "would add")
     } else {
-        "Updated"
+        ("Updated", "added")
     };
     println!(
-        "{verb} {} customers in place and add {} in a new file ({} rows changed nothing); {} file(s). Run `portico plan` to review.",
-        import.updated,
-        import.added,
-        import.unchanged,
-        import.files.len()
+        "{update} {} in place and {add} {} in a new file ({} changed nothing); {}. Run `portico plan` to review.",
+        plural(import.updated, "customer", "customers"),
+        plural(import.added, "customer", "customers"),
+        plural(import.unchanged, "row", "rows"),
+        plural(import.files.len(), "file", "files"),
     );
     Ok(Outcome::Done)
 }

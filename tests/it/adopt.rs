@@ -219,7 +219,7 @@ fn import_csv_changes_customers_where_they_are_declared(env: Env) {
     let (code, out, err) = run(env.portico(&["import-csv", "access.csv", "-f", "manifests"]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("Updated 1 customers in place and add 1 in a new file"),
+        out.contains("Updated 1 customer in place and added 1 customer in a new file"),
         "{out}"
     );
     let after = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
@@ -271,7 +271,7 @@ fn import_csv_changes_customers_where_they_are_declared(env: Env) {
     let (code, out, _) = run(env.portico(&["import-csv", "access.csv", "-f", "manifests"]));
     assert_eq!(code, 0);
     assert!(
-        out.contains("Updated 0 customers in place and add 0"),
+        out.contains("Updated 0 customers in place and added 0 customers"),
         "{out}"
     );
 }

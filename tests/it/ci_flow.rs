@@ -564,6 +564,39 @@ fn history_falls_back_to_the_manifests_git_commit() {
     let (_, out, _) = run(env.portico(&["history", "show", "1", "--format", "json"]));
     let record: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
     assert_eq!(record.git_commit.as_deref(), Some(head.as_str()));
+    // Applied from an edited tree: not that commit, and history says so. Where no user
+    // variable is set (a container), git's author is the actor, never "unknown".
+    let edited = ACCOUNT.replace("Acme Ltd", "Acme Limited");
+    assert_ne!(edited, ACCOUNT);
+    env.write("account.yaml", &edited);
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    for var in [
+        "GITHUB_SHA",
+        "CI_COMMIT_SHA",
+        "BUILDKITE_COMMIT",
+        "CIRCLE_SHA1",
+        "GIT_COMMIT",
+        "PORTICO_ACTOR",
+        "GITHUB_ACTOR",
+        "GITLAB_USER_LOGIN",
+        "BUILDKITE_BUILD_CREATOR",
+        "CIRCLE_USERNAME",
+        "USER",
+        "USERNAME",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_AUTHOR_NAME", "Ada Admin")
+        .env("GIT_AUTHOR_EMAIL", "ada@acme.example");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = run(env.portico(&["history", "show", "2", "--format", "json"]));
+    let record: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        record.git_commit.as_deref(),
+        Some(format!("{head}-dirty").as_str())
+    );
+    assert_eq!(record.actor, "Ada Admin <ada@acme.example>");
 }
 
 #[test]
