@@ -188,11 +188,11 @@ Exit codes: 0 removed, 1 unknown login or error."
   portico completions zsh > \"${fpath[1]}/_portico\"
   portico completions fish > ~/.config/fish/completions/portico.fish")]
     Completions(CompletionsOpts),
-    /// Print the man page (roff), for `man -l -` or a man folder.
+    /// Print the man page (roff), for `man -l -`, or write one page per subcommand.
     #[command(after_help = "Examples:
   portico man | man -l -
-  portico man > /usr/local/share/man/man1/portico.1")]
-    Man,
+  portico man --out /usr/local/share/man/man1     # portico.1, portico-plan.1, …")]
+    Man(ManOpts),
 }
 
 /// `portico show`.
@@ -641,6 +641,15 @@ fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("`{text}` is not an address or a network such as 10.0.0.0/8"))
+}
+
+/// `portico man`.
+#[derive(Debug, Args)]
+pub struct ManOpts {
+    /// Write `portico.1` and one page per subcommand (`portico-plan.1`, …) into this folder
+    /// (created when missing) instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `portico events`.

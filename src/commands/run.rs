@@ -94,7 +94,7 @@ fn database(command: &Command) -> Option<&str> {
         | Command::Schema(_)
         | Command::Show(_)
         | Command::Completions(_)
-        | Command::Man => return None,
+        | Command::Man(_) => return None,
     })
 }
 
@@ -123,9 +123,12 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
             clap_complete::generate(opts.shell, &mut command, "portico", &mut std::io::stdout());
             Ok(Outcome::Done)
         }
-        Command::Man => {
+        Command::Man(opts) => {
             let command = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            match &opts.out {
+                None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
+                Some(dir) => write_man_pages(command, dir)?,
+            }
             Ok(Outcome::Done)
         }
         Command::Schema(opts) => {
@@ -142,4 +145,37 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
             Ok(Outcome::Done)
         }
     }
+}
+
+/// Writes `portico.1` and a page per subcommand (`portico-plan.1`, `portico-history-show.1`)
+/// into `dir`, each replaced whole.
+fn write_man_pages(command: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+    fn pages(
+        command: clap::Command,
+        out: &mut Vec<(std::path::PathBuf, Vec<u8>)>,
+        dir: &std::path::Path,
+    ) -> std::io::Result<()> {
+        for sub in command
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .cloned()
+        {
+            pages(sub, out, dir)?;
+        }
+        let man = clap_mangen::Man::new(command);
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        out.push((dir.join(man.get_filename()), page));
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut command = command.disable_help_subcommand(true);
+    command.build();
+    let mut out = Vec::new();
+    pages(command, &mut out, dir)?;
+    let files: Vec<(std::path::PathBuf, &[u8])> =
+        out.iter().map(|(p, b)| (p.clone(), b.as_slice())).collect();
+    crate::files::write_all_atomic(&files)?;
+    eprintln!("Wrote {} man pages to {}.", files.len(), dir.display());
+    Ok(())
 }

@@ -524,3 +524,54 @@ fn the_package_ships_what_the_binary_needs_and_nothing_else() {
         );
     }
 }
+
+/// `portico man --out DIR` writes the main page and one per subcommand, so every
+/// `portico-…(1)` the main page refers to exists, and each renders with `man`.
+#[test]
+fn man_writes_a_page_for_every_subcommand_the_main_page_names() {
+    let env = Env::new();
+    let dir = env.path("man1");
+    let (code, _, err) = run(env.portico(&["man", "--out", dir.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let main = std::fs::read_to_string(dir.join("portico.1")).unwrap();
+    let main = main.replace("\\-", "-");
+    let named: Vec<&str> = main
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .filter_map(|w| w.strip_suffix("(1)"))
+        .filter(|w| w.starts_with("portico-"))
+        .collect();
+    assert!(
+        named.len() >= 10,
+        "the main page names its subcommands' pages: {named:?}"
+    );
+    for sub in SUBCOMMANDS {
+        let page = dir.join(format!("portico-{sub}.1"));
+        assert!(page.exists(), "no page for {sub}");
+    }
+    for name in &named {
+        let clean: String = name
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '-')
+            .collect();
+        if clean.is_empty() || clean == "portico" {
+            continue;
+        }
+        assert!(
+            dir.join(format!("{clean}.1")).exists(),
+            "portico.1 names {clean}(1), which is missing"
+        );
+    }
+    let out = std::process::Command::new("man")
+        .args(["-l"])
+        .arg(dir.join("portico-plan.1"))
+        .env("MANWIDTH", "100")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .expect("man");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("--detailed-exitcode"),
+        "{text}"
+    );
+}
