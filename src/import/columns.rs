@@ -92,37 +92,50 @@ pub fn normalize(header: &str) -> String {
         .replace(": ", ":")
 }
 
-/// The column a header names, if portico knows it.
+/// A header reduced to what names it: lower-case letters and digits (and `:` between a
+/// sublist and its field), so `E Mail`, `AssignedWebsite`, `Assigned Web Site` and
+/// `assigned_website` all read alike.
+fn compact(header: &str) -> String {
+    header
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ':')
+        .collect()
+}
+
+/// The column a header names, if portico knows it: NetSuite's field labels (spaces, case
+/// and punctuation ignored) or its internal ids (`internalid`, `entityid`, `giveaccess`,
+/// `sendemail`, `accessrole`, `password2`).
 pub fn parse(header: &str) -> Option<Column> {
-    let name = normalize(header);
+    let name = compact(header);
     let column = match name.as_str() {
-        "internal id" | "customer id" | "id" => Column::Id,
-        "company name" | "name" => Column::Name,
-        "email" => Column::Email,
-        "give access" => Column::GiveAccess,
-        "send new access notification email" => Column::Notify,
-        "role" => Column::Role,
-        "assigned website" => Column::Website,
-        "manually assign or change password" => Column::ManualPassword,
+        "internalid" | "customerid" | "id" | "entityid" => Column::Id,
+        "companyname" | "name" => Column::Name,
+        "email" | "emailaddress" => Column::Email,
+        "giveaccess" => Column::GiveAccess,
+        "sendnewaccessnotificationemail" | "sendemail" => Column::Notify,
+        "role" | "accessrole" => Column::Role,
+        "assignedwebsite" => Column::Website,
+        "manuallyassignorchangepassword" => Column::ManualPassword,
         "password" => Column::Password,
-        "confirm password" => Column::ConfirmPassword,
+        "confirmpassword" | "password2" => Column::ConfirmPassword,
         other => return contact(other),
     };
     Some(column)
 }
 
 fn contact(name: &str) -> Option<Column> {
-    let rest = name.strip_prefix("contact access ")?;
+    let rest = name.strip_prefix("contactaccess")?;
     let (index, field) = rest.split_once(':')?;
-    let index: usize = index.trim().parse().ok().filter(|n| *n >= 1)?;
-    let field = match field.trim() {
+    let index: usize = index.parse().ok().filter(|n| *n >= 1)?;
+    let field = match field {
         "contact" | "name" => ContactField::Name,
         "email" => ContactField::Email,
-        "access" | "give access" => ContactField::Access,
-        "notify" | "send notification email" => ContactField::Notify,
-        "role" => ContactField::Role,
+        "access" | "giveaccess" => ContactField::Access,
+        "notify" | "sendnotificationemail" | "sendemail" => ContactField::Notify,
+        "role" | "accessrole" => ContactField::Role,
         "password" => ContactField::Password,
-        "confirm password" => ContactField::ConfirmPassword,
+        "confirmpassword" | "password2" => ContactField::ConfirmPassword,
         _ => return None,
     };
     Some(Column::Contact(index, field))
@@ -174,6 +187,30 @@ mod tests {
     #[test]
     fn netsuite_headers_in_any_spelling() {
         assert_eq!(parse(" Internal ID "), Some(Column::Id));
+        // Spaces, case and punctuation do not matter; NetSuite's internal ids work too.
+        for (header, column) in [
+            ("E Mail", Column::Email),
+            ("AssignedWebsite", Column::Website),
+            ("Assigned Web Site", Column::Website),
+            ("internalid", Column::Id),
+            ("entityid", Column::Id),
+            ("giveaccess", Column::GiveAccess),
+            ("sendemail", Column::Notify),
+            ("accessrole", Column::Role),
+            ("password2", Column::ConfirmPassword),
+            ("Give_Access", Column::GiveAccess),
+        ] {
+            assert_eq!(parse(header), Some(column), "{header}");
+        }
+        assert_eq!(
+            parse("ContactAccess3:E-mail"),
+            Some(Column::Contact(3, ContactField::Email))
+        );
+        assert_eq!(
+            parse("Website"),
+            None,
+            "a customer's web address is not its access website"
+        );
         assert_eq!(parse("GIVE ACCESS"), Some(Column::GiveAccess));
         assert_eq!(
             parse("Contact Access 2 : Email"),
