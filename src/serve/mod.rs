@@ -6,6 +6,7 @@
 mod flows;
 mod forgot;
 mod forward;
+mod log;
 mod outbox;
 mod pages;
 mod profile;
@@ -91,6 +92,8 @@ pub(crate) struct App {
     pub outbox: tokio::sync::Notify,
     /// Sessions read in the last second.
     pub sessions: Arc<session::SessionCache>,
+    /// The access log's writer.
+    pub log: log::AccessLog,
     /// Password checks waiting for the pool now: past a second's work, a sign-in is refused
     /// at once (503) rather than queued behind a flood.
     pub waiting: std::sync::atomic::AtomicUsize,
@@ -207,11 +210,11 @@ async fn headers_and_log(
             "max-age=31536000; includeSubDomains",
         );
     }
-    eprintln!(
+    app.log.line(format!(
         "{client} {method} {path} {} {}ms",
         response.status().as_u16(),
         started.elapsed().as_millis()
-    );
+    ));
     response
 }
 
@@ -244,8 +247,10 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         throttle: options.throttle.clone(),
         outbox: tokio::sync::Notify::new(),
         sessions: Arc::default(),
+        log: log::AccessLog::start(),
     });
     let background = outbox::spawn(app.clone(), &options);
+    let kept = app.clone();
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -265,6 +270,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         source,
     })?;
     background.abort();
+    kept.log.finish();
     eprintln!("portico serve: stopped");
     Ok(())
 }
