@@ -134,7 +134,7 @@ pub fn import(
     write_changes(root, set, changed, &mut import).map_err(|e| vec![e])?;
     if set.customers.is_none() && import.added > 0 {
         import.warnings.push(
-            "the manifests had no `customers:` section, so customers were unmanaged; from now on every live customer that no manifest declares will be deleted by apply (run `portico export` first to adopt the existing ones)".into(),
+            "the manifests had no `customers:` section, so customers were unmanaged; from now on every live customer that no manifest declares will be deleted by apply (run `portico export --out DIR --database URL` first to adopt the existing ones)".into(),
         );
     }
     Ok(import)
