@@ -790,8 +790,8 @@ pub struct EventRow {
     pub address: Option<String>,
     /// The email the event is about (as typed, normalised; for unknown emails too).
     pub email: String,
-    /// `signed_in`, `signin_failed`, `refused_locked`, `refused_throttled`, `locked`,
-    /// `password_set`, `password_changed`, `reset_requested`, `second_factor_failed`,
+    /// `signed_in`, `password_accepted` (the second factor comes next), `signin_failed`,
+    /// `refused_locked`, `refused_throttled`, `locked`, `password_set`, `password_changed`, `reset_requested`, `second_factor_failed`,
     /// `factor_enrolled`, `recovery_code_used`, `recovery_codes_renewed`, `factor_reset`,
     /// `signed_out`.
     pub kind: String,
