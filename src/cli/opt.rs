@@ -12,21 +12,25 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// When to color output. `auto` colors terminals only, and honours NO_COLOR and
+    /// CLICOLOR_FORCE.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+/// How manifests are read (on the commands that read them).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReadOpts {
     /// Largest manifest file read, in MiB (a larger one is an error, never skipped).
     #[arg(
         long,
-        global = true,
         env = "PORTICO_MAX_FILE_SIZE",
         value_name = "MIB",
         default_value_t = crate::manifest::load::DEFAULT_MAX_FILE_MB
     )]
     pub max_file_size: u64,
-    /// When to color output. `auto` colors terminals only, and honours NO_COLOR and
-    /// CLICOLOR_FORCE.
-    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
-    pub color: ColorWhen,
     /// Report broken `policies:` as warnings instead of errors (for a migration period).
-    #[arg(long, global = true, env = "PORTICO_POLICY_WARN_ONLY")]
+    #[arg(long, env = "PORTICO_POLICY_WARN_ONLY")]
     pub policy_warn_only: bool,
 }
 
@@ -221,6 +225,8 @@ pub struct ReportOpts {
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub path: Option<PathBuf>,
     #[command(flatten)]
+    pub read: ReadOpts,
+    #[command(flatten)]
     pub connect: ConnectOpts,
 }
 
@@ -252,6 +258,8 @@ pub struct ManifestOpts {
         value_name = "PATH"
     )]
     pub path: PathBuf,
+    #[command(flatten)]
+    pub read: ReadOpts,
 }
 
 /// `portico validate`.
@@ -368,6 +376,8 @@ pub struct ApplyOpts {
         required_unless_present = "plan"
     )]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadOpts,
     /// Apply exactly this saved plan (from `plan --out`); refused if the live state changed.
     /// `-` reads it from standard input (then `--auto-approve` is needed).
     #[arg(long, value_name = "FILE", conflicts_with = "no_prune")]
@@ -457,6 +467,8 @@ pub struct NotifyOpts {
     /// are now) instead of the live database's.
     #[arg(short = 'f', long = "file", value_name = "PATH", requires = "preview")]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadOpts,
     /// Try every pending message now, also those whose next-attempt time (the wait after a
     /// failure, doubling from 1 minute to about 4 hours) has not come yet.
     #[arg(long, conflicts_with_all = ["status", "preview"])]
@@ -560,6 +572,8 @@ pub struct AccessOpts {
     /// Explain the manifests' intended state instead of the live one (no runtime data).
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadOpts,
     #[command(flatten)]
     pub connect: ConnectOpts,
     /// Output format.

@@ -97,7 +97,50 @@ pub(crate) struct App {
     /// Password checks waiting for the pool now: past a second's work, a sign-in is refused
     /// at once (503) rather than queued behind a flood.
     pub waiting: std::sync::atomic::AtomicUsize,
-    account: std::sync::RwLock<(Instant, Arc<crate::state::State>)>,
+    account: std::sync::RwLock<(Instant, Arc<Account>)>,
+}
+
+/// The account's settings as the server uses them: the state read from the database, and
+/// each website's host (`name` or `name:port`, lower case) found once, not per request.
+pub struct Account {
+    state: crate::state::State,
+    hosts: std::collections::HashMap<String, String>,
+}
+
+impl Account {
+    fn new(state: crate::state::State) -> Account {
+        let hosts = state
+            .websites
+            .iter()
+            .filter_map(|(id, w)| {
+                let url = url::Url::parse(&w.url).ok()?;
+                let host = url.host_str()?.to_ascii_lowercase();
+                let host = match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                };
+                Some((host, id.to_string()))
+            })
+            .collect();
+        Account { state, hosts }
+    }
+
+    /// The website served at this `Host` header's value, if any.
+    pub fn website_at(&self, host: &str) -> Option<&str> {
+        if let Some(id) = self.hosts.get(host) {
+            return Some(id);
+        }
+        self.hosts
+            .get(&host.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+impl std::ops::Deref for Account {
+    type Target = crate::state::State;
+    fn deref(&self) -> &crate::state::State {
+        &self.state
+    }
 }
 
 /// How long the account's settings (features, roles, websites, policy) are reused: a revoke
@@ -115,18 +158,36 @@ impl App {
         self.store.end_session(id_hash).await
     }
 
-    /// The account's settings, read at most once per [`ACCOUNT_TTL`] (by whichever requests
-    /// find them stale; the others go on with the cached copy).
-    pub async fn account(&self) -> Result<Arc<crate::state::State>, crate::store::StoreError> {
+    /// The account's settings, never older than [`ACCOUNT_TTL`]: kept fresh in the
+    /// background ([`App::refresh_account`]), read here only when that has fallen behind.
+    pub async fn account(&self) -> Result<Arc<Account>, crate::store::StoreError> {
         {
             let cached = self.account.read().expect("the account cache");
             if cached.0.elapsed() < ACCOUNT_TTL {
                 return Ok(cached.1.clone());
             }
         }
-        let fresh = Arc::new(self.store.account().await?);
-        *self.account.write().expect("the account cache") = (Instant::now(), fresh.clone());
+        self.read_account().await
+    }
+
+    async fn read_account(&self) -> Result<Arc<Account>, crate::store::StoreError> {
+        let started = Instant::now();
+        let fresh = Arc::new(Account::new(self.store.account().await?));
+        *self.account.write().expect("the account cache") = (started, fresh.clone());
         Ok(fresh)
+    }
+
+    /// Reads the account's settings again once they are half their allowed age, so requests
+    /// seldom wait for it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn refresh_account(&self) -> Result<(), crate::store::StoreError> {
+        let age = self.account.read().expect("the account cache").0.elapsed();
+        if age >= ACCOUNT_TTL / 2 {
+            self.read_account().await?;
+        }
+        Ok(())
     }
 }
 
@@ -210,7 +271,7 @@ async fn headers_and_log(
             "max-age=31536000; includeSubDomains",
         );
     }
-    app.log.line(format!(
+    app.log.line(format_args!(
         "{client} {method} {path} {} {}ms",
         response.status().as_u16(),
         started.elapsed().as_millis()
@@ -235,7 +296,10 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
     let dummy_hash = crate::passwords::hash("portico-dummy-password")
         .map_err(|_| ServeError::Refused("the system's random source failed".into()))?;
     let app = Arc::new(App {
-        account: std::sync::RwLock::new((Instant::now(), Arc::new(store.account().await?))),
+        account: std::sync::RwLock::new((
+            Instant::now(),
+            Arc::new(Account::new(store.account().await?)),
+        )),
         waiting: std::sync::atomic::AtomicUsize::new(0),
         store,
         database: options.database.clone(),
@@ -250,6 +314,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         log: log::AccessLog::start(),
     });
     let background = outbox::spawn(app.clone(), &options);
+    let refresher = session::spawn_refresher(app.clone());
     let kept = app.clone();
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -270,6 +335,11 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         source,
     })?;
     background.abort();
+    refresher.abort();
+    // Sessions used in the last moments keep their last-seen time.
+    if let Err(e) = kept.sessions.write_seen(&kept.store).await {
+        eprintln!("error: keeping sessions: {e}");
+    }
     kept.log.finish();
     eprintln!("portico serve: stopped");
     Ok(())

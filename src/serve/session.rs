@@ -112,8 +112,8 @@ pub fn later(at: jiff::Timestamp, minutes: i64) -> String {
 pub struct Current {
     /// The session's id hash.
     pub id_hash: String,
-    pub login: ServeLogin,
-    pub account: std::sync::Arc<crate::state::State>,
+    pub login: std::sync::Arc<ServeLogin>,
+    pub account: std::sync::Arc<super::Account>,
 }
 
 /// The request's session as stored (by the hash of its cookie's id), if there is one.
@@ -134,22 +134,36 @@ const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sessions read in the last second, by id hash: the forward-auth hot path reads each at most
 /// once a second. Several instances each keep their own; none keeps an entry longer than
-/// [`FRESH`].
+/// [`FRESH`]. Entries in use are read again together by [`SessionCache::refresh`], a batch
+/// every [`REFRESH_EVERY`], not one read per session.
 #[derive(Default)]
-pub struct SessionCache(std::sync::Mutex<std::collections::HashMap<String, Cached>>);
+pub struct SessionCache(std::sync::Mutex<CacheInner>);
+
+#[derive(Default)]
+struct CacheInner {
+    entries: std::collections::HashMap<String, Cached>,
+    /// Entries in use that are due to be read again.
+    due: Vec<String>,
+    /// Sessions used since their last-seen time was last written, and the earliest such use.
+    seen: Vec<String>,
+    seen_at: Option<String>,
+}
 
 #[derive(Clone)]
 struct Cached {
     read_at: std::time::Instant,
     /// A background read of this session is under way.
     refreshing: bool,
-    session: crate::store::serve::SessionRow,
-    login: ServeLogin,
+    session: std::sync::Arc<crate::store::serve::SessionRow>,
+    login: std::sync::Arc<ServeLogin>,
 }
 
 /// Past this age a used entry is read again in the background, so a session in steady use
 /// is almost never read while a check waits (and never used older than [`FRESH`]).
-const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_millis(700);
+const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// How often the entries due are read again, together.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Entries kept at most (a flood of made-up cookies cannot grow it without bound).
 const CACHE_LIMIT: usize = 100_000;
@@ -159,42 +173,144 @@ impl Cached {
         Cached {
             read_at: std::time::Instant::now(),
             refreshing: false,
-            session,
-            login,
+            session: std::sync::Arc::new(session),
+            login: std::sync::Arc::new(login),
         }
     }
 }
 
 impl SessionCache {
-    /// The entry when it is younger than [`FRESH`], and whether the caller should read it
-    /// again in the background (it is past [`REFRESH_AFTER`] and nobody is reading it yet).
-    fn get(&self, id_hash: &str) -> Option<(Cached, bool)> {
-        let mut map = self.0.lock().expect("the session cache");
-        let entry = map.get_mut(id_hash)?;
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The entry when it is younger than [`FRESH`]; one past [`REFRESH_AFTER`] is marked due
+    /// to be read again in the background.
+    fn get(&self, id_hash: &str) -> Option<Cached> {
+        let mut inner = self.lock();
+        let entry = inner.entries.get_mut(id_hash)?;
         let age = entry.read_at.elapsed();
         if age >= FRESH {
             return None;
         }
-        let refresh = age >= REFRESH_AFTER && !entry.refreshing;
-        entry.refreshing |= refresh;
-        Some((entry.clone(), refresh))
+        let found = entry.clone();
+        if age >= REFRESH_AFTER && !entry.refreshing {
+            entry.refreshing = true;
+            inner.due.push(id_hash.to_string());
+        }
+        Some(found)
     }
 
     fn put(&self, id_hash: &str, entry: Cached) {
-        let mut map = self.0.lock().expect("the session cache");
-        if map.len() >= CACHE_LIMIT {
-            map.retain(|_, c| c.read_at.elapsed() < FRESH);
-            if map.len() >= CACHE_LIMIT {
-                map.clear();
+        let mut inner = self.lock();
+        if inner.entries.len() >= CACHE_LIMIT {
+            inner.entries.retain(|_, c| c.read_at.elapsed() < FRESH);
+            if inner.entries.len() >= CACHE_LIMIT {
+                inner.entries.clear();
             }
         }
-        map.insert(id_hash.to_string(), entry);
+        inner.entries.insert(id_hash.to_string(), entry);
+    }
+
+    /// Notes a session used at `at` (its last-seen time is written with the next batch).
+    fn seen(&self, id_hash: &str, at: &str) {
+        let mut inner = self.lock();
+        inner.seen.push(id_hash.to_string());
+        if inner
+            .seen_at
+            .as_deref()
+            .is_none_or(|earliest| at < earliest)
+        {
+            inner.seen_at = Some(at.to_string());
+        }
+    }
+
+    /// Writes the sessions used since the last batch as seen, all at the earliest of their
+    /// times (so an idle limit is never counted from later than the real use).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn write_seen(
+        &self,
+        store: &crate::store::serve::ServeStore,
+    ) -> Result<(), StoreError> {
+        let (seen, at) = {
+            let mut inner = self.lock();
+            (std::mem::take(&mut inner.seen), inner.seen_at.take())
+        };
+        let Some(at) = at else { return Ok(()) };
+        for batch in seen.chunks(crate::store::serve::SESSIONS_AT_ONCE) {
+            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+            store.touch(&ids, &at).await?;
+        }
+        Ok(())
     }
 
     /// Forgets a session this instance ended or renamed.
     pub fn forget(&self, id_hash: &str) {
-        self.0.lock().expect("the session cache").remove(id_hash);
+        self.lock().entries.remove(id_hash);
     }
+
+    /// Reads the entries due again, in batches, and replaces them; a session gone from the
+    /// database is forgotten, and one forgotten meanwhile (signed out) is not brought back.
+    ///
+    /// # Errors
+    /// Database errors (the entries then age out and the next check reads its own).
+    pub async fn refresh(&self, store: &crate::store::serve::ServeStore) -> Result<(), StoreError> {
+        let due = std::mem::take(&mut self.lock().due);
+        for batch in due.chunks(crate::store::serve::SESSIONS_AT_ONCE) {
+            let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let found = store.sessions_with_logins(&ids).await;
+            let mut inner = self.lock();
+            let mut found: std::collections::HashMap<String, _> = match found {
+                Ok(found) => found.into_iter().map(|(id, s, l)| (id, (s, l))).collect(),
+                Err(e) => {
+                    for id in batch {
+                        if let Some(entry) = inner.entries.get_mut(id) {
+                            entry.refreshing = false;
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            for id in batch {
+                let Some(entry) = inner.entries.get_mut(id) else {
+                    continue;
+                };
+                match found.remove(id) {
+                    Some((session, login)) => *entry = Cached::new(session, login),
+                    None => {
+                        inner.entries.remove(id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every [`REFRESH_EVERY`] until the server stops: writes the last-seen times of sessions in
+/// use ([`SessionCache::write_seen`]), reads those due again ([`SessionCache::refresh`]) and
+/// the account's settings ([`App::refresh_account`]).
+pub fn spawn_refresher(app: std::sync::Arc<App>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.sessions.write_seen(&app.store).await {
+                eprintln!("error: keeping sessions: {e}");
+            }
+            if let Err(e) = app.sessions.refresh(&app.store).await {
+                eprintln!("error: reading sessions: {e}");
+            }
+            if let Err(e) = app.refresh_account().await {
+                eprintln!("error: reading the account's settings: {e}");
+            }
+        }
+    })
 }
 
 /// The request's valid session: it exists, is within its idle and absolute limits, and the
@@ -210,23 +326,7 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
     };
     let id_hash = hash_id(id);
     let cached = match app.sessions.get(&id_hash) {
-        Some((cached, refresh)) => {
-            if refresh {
-                let (store, sessions, id_hash) =
-                    (app.store.clone(), app.sessions.clone(), id_hash.clone());
-                tokio::spawn(async move {
-                    match store.session_with_login(&id_hash).await {
-                        Ok(Some((session, login))) => {
-                            sessions.put(&id_hash, Cached::new(session, login));
-                        }
-                        Ok(None) => sessions.forget(&id_hash),
-                        // The entry ages out and the next check reads it itself.
-                        Err(e) => eprintln!("error: reading a session: {e}"),
-                    }
-                });
-            }
-            cached
-        }
+        Some(cached) => cached,
         None => {
             let Some((session, login)) = app.store.session_with_login(&id_hash).await? else {
                 return Ok(None);
@@ -273,21 +373,18 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         .parse::<jiff::Timestamp>()
         .is_ok_and(|seen| (at - seen).as_secs() >= TOUCH_AFTER_SECONDS);
     if due {
-        // Written beside the answer, not before it; the cached copy is marked used now so
-        // the next checks do not write again.
-        let mut fresh = Cached {
+        // Written with the next batch, not before the answer; the cached copy is marked used
+        // now so the next checks do not note it again.
+        let mut seen = (*session).clone();
+        seen.last_seen_at = now_text.clone();
+        let fresh = Cached {
             read_at: cached_at,
-            ..Cached::new(session.clone(), login.clone())
+            refreshing: false,
+            session: std::sync::Arc::new(seen),
+            login: login.clone(),
         };
-        fresh.session.last_seen_at = now_text.clone();
         app.sessions.put(&id_hash, fresh);
-        let store = app.store.clone();
-        let id_hash = id_hash.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.touch(&id_hash, &now_text).await {
-                eprintln!("error: keeping a session: {e}");
-            }
-        });
+        app.sessions.seen(&id_hash, &now_text);
     }
     Ok(Some(Current {
         id_hash,
@@ -340,23 +437,15 @@ pub async fn pending(
 }
 
 /// The website a request is for: the one whose URL has the request's host.
-pub fn website_of(account: &crate::state::State, headers: &HeaderMap) -> Option<String> {
+pub fn website_of(account: &super::Account, headers: &HeaderMap) -> Option<String> {
     let host = headers
         .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())?
-        .to_ascii_lowercase();
-    account.websites.iter().find_map(|(id, w)| {
-        let url = url::Url::parse(&w.url).ok()?;
-        let site = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str()?),
-            None => url.host_str()?.to_string(),
-        };
-        (site.to_ascii_lowercase() == host).then(|| id.clone())
-    })
+        .and_then(|h| h.to_str().ok())?;
+    account.website_at(host).map(str::to_string)
 }
 
 /// The site's display name for a request: its website's name, else "Customer Center".
-pub fn site_name(account: &crate::state::State, headers: &HeaderMap) -> String {
+pub fn site_name(account: &super::Account, headers: &HeaderMap) -> String {
     website_of(account, headers)
         .and_then(|id| account.websites.get(&id).map(|w| w.name.clone()))
         .unwrap_or_else(|| "Customer Center".into())

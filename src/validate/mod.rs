@@ -188,7 +188,10 @@ impl Context<'_> {
             }
             self.non_empty(site, "id", &website.id);
             self.non_empty(site, "name", &website.name);
-            if !(website.url.starts_with("https://") || website.url.starts_with("http://")) {
+            if website.url.trim().is_empty() {
+                self.error(&site.key("url"), "website url is empty")
+                    .hint = Some("write the address its customers sign in at, for example `https://shop.example.com`".into());
+            } else if !(website.url.starts_with("https://") || website.url.starts_with("http://")) {
                 self.error(
                     &site.key("url"),
                     format!(
@@ -266,10 +269,13 @@ impl Context<'_> {
         if let Some(url) = &n.login_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            self.error(
-                &site.key("login_url"),
-                format!("`{url}` must start with https:// or http://"),
-            );
+            let why = if url.trim().is_empty() {
+                "`login_url` is empty: write an address that starts with https:// or leave it out"
+                    .to_string()
+            } else {
+                format!("`{url}` must start with https:// or http://")
+            };
+            self.error(&site.key("login_url"), why);
         }
         match (&n.smtp, &n.url) {
             (Some(_), Some(_)) => {

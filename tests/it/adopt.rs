@@ -656,12 +656,12 @@ fn an_oversized_csv_is_refused_before_it_is_read() {
     }
     std::fs::write(env.path("big.csv"), &text).unwrap();
     let (code, _, err) = run(env.portico(&[
-        "--max-file-size",
-        "1",
         "import-csv",
         "big.csv",
         "-f",
         "manifests",
+        "--max-file-size",
+        "1",
     ]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("more than the limit of 1 MiB"), "{err}");

@@ -247,6 +247,20 @@ fn github_actions_gets_annotations_and_a_job_summary() {
         !out.contains("::error"),
         "standard output stays clean: {out}"
     );
+    // An empty value is named as empty, not shown as an empty code span.
+    env.write(
+        "a.yaml",
+        &ACCOUNT.replace(
+            "login_url: https://customers.example.com/login",
+            "login_url: \"\"",
+        ),
+    );
+    let mut cmd = env.portico(&["validate", "-f", "manifests"]);
+    cmd.env("GITHUB_ACTIONS", "true");
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(err.contains("title=portico::`login_url` is empty"), "{err}");
+    assert!(!err.contains("``"), "{err}");
     // A warning (a role nobody uses) never corrupts the JSON plan on standard output.
     env.write(
         "a.yaml",

@@ -480,6 +480,19 @@ fn database_after_a_nested_subcommand_and_lock_timeouts_as_durations() {
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("apply 1"), "{out}");
+    // Flags about reading manifests belong to the commands that read them: elsewhere they
+    // are refused, never silently ignored.
+    for args in [
+        &["history", "--max-file-size", "1"][..],
+        &["serve", "--policy-warn-only"],
+        &["sign-out", "a@b.example", "--max-file-size", "1"],
+    ] {
+        let (code, _, err) = run(env.portico(args));
+        assert_eq!(code, 64, "{args:?}: {err}");
+        assert!(err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests", "--policy-warn-only"]));
+    assert_eq!(code, 0, "{err}");
 }
 
 /// `portico` and a pipe.

@@ -611,6 +611,22 @@ fn sessions_end_when_idle_and_on_sign_out() {
         assert_eq!(one.sign_in("jane@acme.example", PW).await.status, 303);
         assert_eq!(two.sign_in("jane@acme.example", PW).await.status, 303);
     });
+    // In use, a session's last-seen time is written (batched, within a moment), so use keeps
+    // it: twenty idle minutes of thirty, then a check.
+    env.sql(
+        "UPDATE sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-20 minutes')",
+    );
+    let before = env.rows("SELECT last_seen_at FROM sessions");
+    past_the_cache();
+    block_on(async {
+        assert_eq!(one.get("/auth/request").await.unwrap().status, 200);
+        assert_eq!(two.get("/auth/request").await.unwrap().status, 200);
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = env.rows("SELECT last_seen_at FROM sessions");
+    for (was, is) in before.iter().zip(&after) {
+        assert!(is > was, "not kept: {was:?} -> {is:?}");
+    }
     // Idle past session_timeout_minutes (30): refused and ended.
     env.sql("UPDATE sessions SET last_seen_at = '2020-01-01T00:00:00Z' WHERE id_hash = (SELECT min(id_hash) FROM sessions)");
     past_the_cache();

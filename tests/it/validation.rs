@@ -272,6 +272,11 @@ fn websites_and_two_factor_need_their_features() {
         "feature `websites` needs `customer_access`, which is off",
         "2:3",
     );
+    fails(
+        "features:\n  customer_access: true\n  websites: true\nwebsites:\n  - { id: w, name: W, url: \"\" }\n",
+        "website url is empty",
+        "5:28",
+    );
 }
 
 #[test]

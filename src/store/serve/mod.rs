@@ -98,9 +98,13 @@ struct LoginRow {
     second_factor: i64,
 }
 
+/// Sessions read in one query at most (well under every engine's limit on bound values).
+pub const SESSIONS_AT_ONCE: usize = 500;
+
 /// A session and its login, read in one query (the forward-auth hot path).
 #[derive(sqlx::FromRow)]
 struct SessionLoginRow {
+    id_hash: String,
     last_seen_at: String,
     expires_at_session: String,
     factors: String,
@@ -465,28 +469,58 @@ impl ServeStore {
         &self,
         id_hash: &str,
     ) -> Result<Option<(SessionRow, ServeLogin)>, StoreError> {
+        let found = self.sessions_with_logins(&[id_hash]).await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|(_, session, login)| (session, login)))
+    }
+
+    /// The sessions with these id hashes (at most [`SESSIONS_AT_ONCE`]) and their logins, in
+    /// one query, with each one's id hash; those gone are left out.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn sessions_with_logins(
+        &self,
+        id_hashes: &[&str],
+    ) -> Result<Vec<(String, SessionRow, ServeLogin)>, StoreError> {
+        if id_hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only numbered placeholders are written into the text; the hashes are bound.
+        let placeholders = (1..=id_hashes.len().min(SESSIONS_AT_ONCE))
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT s.last_seen_at, s.expires_at AS expires_at_session, s.factors, {LOGIN_COLUMNS}
+            "SELECT s.id_hash, s.last_seen_at, s.expires_at AS expires_at_session, s.factors, {LOGIN_COLUMNS}
              FROM sessions s
              JOIN logins l ON l.customer_id = s.customer_id AND l.contact = s.contact
              JOIN customers c ON c.id = l.customer_id
-             WHERE s.id_hash = $1"
+             WHERE s.id_hash IN ({placeholders})"
         );
-        let row: Option<SessionLoginRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id_hash)
-            .fetch_optional(&self.pool)
+        let mut query = sqlx::query_as::<_, SessionLoginRow>(sqlx::AssertSqlSafe(sql));
+        for id_hash in id_hashes.iter().take(SESSIONS_AT_ONCE) {
+            query = query.bind(*id_hash);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
             .await
-            .doing("reading a session")?;
-        Ok(row.map(|r| {
-            let session = SessionRow {
-                customer_id: r.login.customer_id.clone(),
-                contact: r.login.contact.clone(),
-                last_seen_at: r.last_seen_at,
-                expires_at: r.expires_at_session,
-                factors: r.factors,
-            };
-            (session, into_login(r.login))
-        }))
+            .doing("reading sessions")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let session = SessionRow {
+                    customer_id: r.login.customer_id.clone(),
+                    contact: r.login.contact.clone(),
+                    last_seen_at: r.last_seen_at,
+                    expires_at: r.expires_at_session,
+                    factors: r.factors,
+                };
+                (r.id_hash, session, into_login(r.login))
+            })
+            .collect())
     }
 
     /// The session with this id hash.
@@ -709,17 +743,28 @@ impl ServeStore {
         Ok(true)
     }
 
-    /// Marks a session used now.
+    /// Marks these sessions (at most [`SESSIONS_AT_ONCE`]) seen at `seen_at`, in one
+    /// statement; a session already marked later keeps its time.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn touch(&self, id_hash: &str, now: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
-            .bind(now)
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await
-            .doing("keeping a session")?;
+    pub async fn touch(&self, id_hashes: &[&str], seen_at: &str) -> Result<(), StoreError> {
+        if id_hashes.is_empty() {
+            return Ok(());
+        }
+        // Only numbered placeholders are written into the text; the hashes are bound.
+        let placeholders = (2..=id_hashes.len().min(SESSIONS_AT_ONCE) + 1)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE sessions SET last_seen_at = $1 WHERE last_seen_at < $1 AND id_hash IN ({placeholders})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(seen_at);
+        for id_hash in id_hashes.iter().take(SESSIONS_AT_ONCE) {
+            query = query.bind(*id_hash);
+        }
+        query.execute(&self.pool).await.doing("keeping sessions")?;
         Ok(())
     }
 
