@@ -175,7 +175,7 @@ pub fn report(
             email: email.to_string(),
         },
     };
-    let role = role_report(state, &login.role);
+    let role = switched_off(state, role_report(state, &login.role));
     let two_factor_required = state
         .roles
         .get(login.role.as_str())
@@ -372,7 +372,27 @@ fn runtime_report(runtime: &LoginRuntime) -> RuntimeReport {
     }
 }
 
-/// The role with each permission's effective level and its origin.
+/// A permission whose account feature is off gives nothing, whatever the role grants: its
+/// level becomes `none`, and its origin says why.
+fn switched_off(state: &State, mut role: RoleReport) -> RoleReport {
+    for (line, permission) in role.permissions.iter_mut().zip(Permission::ALL) {
+        if let Some(feature) = permission.info().feature
+            && !state.feature(feature)
+            && line.level != Level::None.key()
+        {
+            line.from = format!(
+                "feature {} is off ({} grants {})",
+                feature.key(),
+                line.from,
+                line.level
+            );
+            line.level = Level::None.key().into();
+        }
+    }
+    role
+}
+
+/// The role with each permission's level as granted and its origin.
 fn role_report(state: &State, id: &str) -> RoleReport {
     if let Some(standard) = catalog::standard_role(id) {
         let permissions = Permission::ALL

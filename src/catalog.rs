@@ -151,6 +151,9 @@ pub struct PermissionInfo {
     pub max: Level,
     /// The level the standard Customer Center role grants.
     pub standard: Level,
+    /// The account feature without which the permission gives nothing (whatever a role
+    /// grants), if any.
+    pub feature: Option<Feature>,
 }
 
 const fn perm(label: &'static str, max: Level, standard: Level) -> PermissionInfo {
@@ -158,16 +161,31 @@ const fn perm(label: &'static str, max: Level, standard: Level) -> PermissionInf
         label,
         max,
         standard,
+        feature: None,
+    }
+}
+
+const fn perm_with(
+    label: &'static str,
+    max: Level,
+    standard: Level,
+    feature: Feature,
+) -> PermissionInfo {
+    PermissionInfo {
+        label,
+        max,
+        standard,
+        feature: Some(feature),
     }
 }
 
 catalog_enum! {
     /// A permission a customer-center role can grant.
     pub enum Permission: PermissionInfo {
-        Cases = "cases" => perm("Cases", Level::Full, Level::Edit),
+        Cases = "cases" => perm_with("Cases", Level::Full, Level::Edit, Feature::CaseManagement),
         CreditMemo = "credit_memo" => perm("Credit Memo", Level::View, Level::View),
         CustomerDeposit = "customer_deposit" => perm("Customer Deposit", Level::View, Level::View),
-        CustomerPayment = "customer_payment" => perm("Customer Payment", Level::Edit, Level::Edit),
+        CustomerPayment = "customer_payment" => perm_with("Customer Payment", Level::Edit, Level::Edit, Feature::OnlineCustomerPayments),
         DepositApplication = "deposit_application" => perm("Deposit Application", Level::View, Level::View),
         DocumentsAndFiles = "documents_and_files" => perm("Documents and Files", Level::Edit, Level::None),
         Estimate = "estimate" => perm("Estimate", Level::Edit, Level::View),

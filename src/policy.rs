@@ -72,6 +72,16 @@ pub fn level_of(state: &State, role: &str, permission: Permission) -> Level {
     }
 }
 
+/// What `role` gives for `permission` in this account: its level, or `none` while the
+/// account feature the permission needs is off (Cases without Case Management, Customer
+/// Payment without Online Customer Payments). What the report, `access` and `serve` show.
+pub fn effective_level(state: &State, role: &str, permission: Permission) -> Level {
+    match permission.info().feature {
+        Some(feature) if !state.feature(feature) => Level::None,
+        _ => level_of(state, role, permission),
+    }
+}
+
 fn two_factor(state: &State, role: &str) -> bool {
     state
         .roles

@@ -62,7 +62,11 @@ pub async fn report(opts: &crate::cli::ReportOpts) -> Result<Outcome, Error> {
             let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
             let (_, desired) = super::load_valid(path, Some(&live))?;
-            (intended(desired, live), Vec::new(), "intended (manifests)")
+            (
+                intended(desired, live),
+                crate::store::Activity::default(),
+                "intended (manifests)",
+            )
         }
         None => {
             let mut store = open_existing(opts.connect.url()).await?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::catalog::{Level, Permission};
 use crate::state::State;
-use crate::store::LoginActivity;
+use crate::store::{Activity, LoginActivity};
 
 /// The HTML page (minijinja); the data rides in a JSON script element.
 const PAGE: &str = include_str!("report.html");
@@ -31,6 +31,11 @@ pub struct Row {
     pub locked: bool,
     /// The sign-in decision (DESIGN §10.1) at the report's time: may this login get in?
     pub can_log_in: bool,
+    /// A password is set (the invitation was accepted, or one was assigned); unknown when
+    /// reporting the manifests.
+    pub password_set: Option<bool>,
+    /// The apply that last wrote this login (`apply 12`, with its commit when known).
+    pub changed_by: String,
     pub last_login: String,
     pub expires: String,
     /// One level per [`Permission::ALL`].
@@ -38,7 +43,8 @@ pub struct Row {
 }
 
 impl Row {
-    /// Whether this login can pay invoices online (`customer_payment` at create or more).
+    /// Whether this login can pay invoices online (`customer_payment` at create or more, with
+    /// the Online Customer Payments feature on).
     pub fn can_pay(&self) -> bool {
         self.access
             && Permission::ALL
@@ -53,6 +59,10 @@ impl Row {
 pub struct Summary {
     pub logins: usize,
     pub with_access: usize,
+    /// With access, and the sign-in decision lets them in now.
+    pub can_sign_in: usize,
+    /// With access but no password yet: invited, never accepted (live state only).
+    pub invited: usize,
     pub by_role: BTreeMap<String, usize>,
     pub with_two_factor: usize,
     pub locked: usize,
@@ -62,9 +72,11 @@ pub struct Summary {
 }
 
 /// Every login of `state`, with runtime activity when the database has it.
-pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> Vec<Row> {
+pub fn rows(state: &State, activity: &Activity, now: jiff::Timestamp) -> Vec<Row> {
     let now_text = crate::clock::format(now);
+    let written_by = &activity.written_by;
     let activity: HashMap<(&str, &str), &LoginActivity> = activity
+        .logins
         .iter()
         .map(|a| ((a.customer_id.as_str(), a.contact.as_str()), a))
         .collect();
@@ -81,6 +93,25 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                 continue;
             };
             let seen = activity.get(&(id.as_str(), contact));
+            let address = if contact.is_empty() {
+                crate::state::Address::Customer(id.to_string())
+            } else {
+                crate::state::Address::Contact {
+                    customer: id.to_string(),
+                    email: contact.to_string(),
+                }
+            };
+            let changed_by = written_by
+                .get(&address.to_string())
+                .map(|w| match &w.git_commit {
+                    Some(commit) => format!(
+                        "apply {} ({})",
+                        w.apply_id,
+                        commit.chars().take(12).collect::<String>()
+                    ),
+                    None => format!("apply {}", w.apply_id),
+                })
+                .unwrap_or_default();
             let facts = seen.map(|a| crate::signin::Runtime {
                 password_set: a.password_set,
                 locked_until: a.locked_until.clone(),
@@ -125,6 +156,8 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                 two_factor: decision.second_factor,
                 locked: decision.locked(),
                 can_log_in: decision.may_enter(),
+                password_set: seen.map(|a| a.password_set),
+                changed_by,
                 last_login: seen
                     .and_then(|a| a.last_login_at.clone())
                     .unwrap_or_default(),
@@ -135,7 +168,7 @@ pub fn rows(state: &State, activity: &[LoginActivity], now: jiff::Timestamp) -> 
                     .unwrap_or_default(),
                 levels: Permission::ALL
                     .iter()
-                    .map(|p| crate::policy::level_of(state, &login.role, *p))
+                    .map(|p| crate::policy::effective_level(state, &login.role, *p))
                     .collect(),
             });
         }
@@ -151,6 +184,8 @@ pub fn summary(rows: &[Row], now: jiff::Timestamp) -> Summary {
     };
     for row in rows.iter().filter(|r| r.access) {
         s.with_access += 1;
+        s.can_sign_in += usize::from(row.can_log_in);
+        s.invited += usize::from(row.password_set == Some(false));
         *s.by_role.entry(row.role.clone()).or_default() += 1;
         s.with_two_factor += usize::from(row.two_factor);
         s.locked += usize::from(row.locked);
@@ -201,7 +236,10 @@ pub fn html(rows: &[Row], now: jiff::Timestamp, source: &str) -> Result<String, 
                 r.last_login,
                 r.expires,
                 digits,
-                u8::from(r.can_pay())
+                u8::from(r.can_pay()),
+                r.password_set.map_or(-1, i8::from),
+                r.changed_by,
+                u8::from(r.can_log_in)
             ])
         })
         .collect();
@@ -235,6 +273,7 @@ pub fn html(rows: &[Row], now: jiff::Timestamp, source: &str) -> Result<String, 
         .render(minijinja::context! {
             generated => crate::clock::format(now),
             source => source.to_string(),
+            runtime => rows.iter().any(|r| r.password_set.is_some()),
             summary => minijinja::Value::from(minijinja::value::Serde(&summary)),
             by_role => minijinja::Value::from(minijinja::value::Serde(&by_role)),
             roles => roles,
@@ -278,7 +317,7 @@ pub fn csv(rows: &[Row], out: impl std::io::Write) -> Result<(), csv::Error> {
         "can_pay",
     ];
     header.extend(Permission::ALL.iter().map(|p| p.key()));
-    header.push("can_log_in");
+    header.extend(["can_log_in", "password_set", "changed_by"]);
     w.write_record(&header)?;
     for r in rows {
         let yes = |b: bool| if b { "yes" } else { "no" };
@@ -299,6 +338,8 @@ pub fn csv(rows: &[Row], out: impl std::io::Write) -> Result<(), csv::Error> {
         ];
         record.extend(r.levels.iter().map(|l| l.key().to_string()));
         record.push(yes(r.can_log_in).into());
+        record.push(r.password_set.map_or("unknown", yes).into());
+        record.push(r.changed_by.clone());
         w.write_record(
             record
                 .iter()

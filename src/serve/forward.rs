@@ -25,7 +25,7 @@ fn remote_headers(person: &Current) -> Vec<(&'static str, String)> {
     let role = &login.login.role;
     let permissions: Vec<String> = Permission::ALL
         .iter()
-        .map(|p| (p, crate::policy::level_of(&person.account, role, *p)))
+        .map(|p| (p, crate::policy::effective_level(&person.account, role, *p)))
         .filter(|(_, level)| *level != crate::catalog::Level::None)
         .map(|(p, level)| format!("{}={}", p.key(), level.key()))
         .collect();
@@ -116,7 +116,7 @@ pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .map(|p| {
             context! {
                 name => p.info().label,
-                level => crate::policy::level_of(account, &login.role, *p).key(),
+                level => crate::policy::effective_level(account, &login.role, *p).key(),
             }
         })
         .collect();

@@ -162,8 +162,9 @@ struct Cached {
 /// is almost never read while a check waits (and never used older than [`FRESH`]).
 const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_millis(600);
 
-/// How often the entries due are read again, together.
-pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often the entries due are read again, together: often enough that each batch is
+/// small (a batch read and decoded at once holds up the checks waiting behind it).
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Entries kept at most (a flood of made-up cookies cannot grow it without bound).
 const CACHE_LIMIT: usize = 100_000;

@@ -161,7 +161,7 @@ pub trait Store {
 
     /// Every login's runtime activity (last login, lockout), for the access report. Empty
     /// for a database portico never initialised.
-    async fn login_activity(&mut self) -> Result<Vec<LoginActivity>, StoreError>;
+    async fn login_activity(&mut self) -> Result<Activity, StoreError>;
 
     /// Reads the managed state. Never writes; a database portico never initialised reads as
     /// an empty account.
@@ -269,6 +269,28 @@ pub struct LoginActivity {
     /// Consecutive failed sign-ins.
     pub failed_attempts: i64,
 }
+
+/// What the access review reads besides the state: each login's runtime facts, and the apply
+/// that last wrote each customer and contact.
+#[derive(Clone, Debug, Default)]
+pub struct Activity {
+    pub logins: Vec<LoginActivity>,
+    /// By resource address (`customer["C1"]`, `customer["C1"].contact["a@b"]`).
+    pub written_by: std::collections::HashMap<String, WrittenBy>,
+}
+
+/// The apply that last wrote an object, and its commit.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct WrittenBy {
+    pub address: String,
+    pub apply_id: i64,
+    pub git_commit: Option<String>,
+}
+
+/// Reads [`WrittenBy`] rows (the same SQL on both engines).
+pub(crate) const WRITTEN_BY: &str = "SELECT o.address, a.id AS apply_id, a.git_commit
+    FROM applied_objects o JOIN applies a ON a.id = o.apply_id
+    WHERE o.address LIKE 'customer[%'";
 
 /// Reads [`LoginActivity`] rows (the same SQL on both engines).
 pub(crate) const LOGIN_ACTIVITY: &str = "SELECT customer_id, contact, last_login_at, locked_until,
@@ -440,7 +462,7 @@ impl Store for AnyStore {
         dispatch!(self, s => s.unlock_apply().await)
     }
 
-    async fn login_activity(&mut self) -> Result<Vec<LoginActivity>, StoreError> {
+    async fn login_activity(&mut self) -> Result<Activity, StoreError> {
         dispatch!(self, s => s.login_activity().await)
     }
 

@@ -178,17 +178,28 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn login_activity(&mut self) -> Result<Vec<super::LoginActivity>, StoreError> {
+    async fn login_activity(&mut self) -> Result<super::Activity, StoreError> {
         let Some(conn) = self.conn(false).await? else {
-            return Ok(Vec::new());
+            return Ok(super::Activity::default());
         };
         if !schema_ready(conn).await? {
-            return Ok(Vec::new());
+            return Ok(super::Activity::default());
         }
-        sqlx::query_as(super::LOGIN_ACTIVITY)
+        let logins = sqlx::query_as(super::LOGIN_ACTIVITY)
             .fetch_all(&mut *conn)
             .await
-            .doing("reading login activity")
+            .doing("reading login activity")?;
+        let written: Vec<super::WrittenBy> = sqlx::query_as(super::WRITTEN_BY)
+            .fetch_all(&mut *conn)
+            .await
+            .doing("reading which apply wrote each login")?;
+        Ok(super::Activity {
+            logins,
+            written_by: written
+                .into_iter()
+                .map(|w| (w.address.clone(), w))
+                .collect(),
+        })
     }
 
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {

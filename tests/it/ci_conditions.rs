@@ -140,6 +140,203 @@ fn the_example_workflow_passes_exactly_0_and_2() {
     }
 }
 
+/// The example workflow and the release workflow: valid against GitHub's workflow schema
+/// (check-jsonschema's vendored copy) and clean under zizmor's security audits (actions
+/// pinned by SHA, no credentials kept by checkouts, no template injection, least
+/// permissions). `.ci/test` installs both tools.
+#[test]
+fn the_workflows_are_valid_and_zizmor_clean() {
+    let workflows = [
+        repo("examples/ci/github-actions.yml"),
+        repo(".github/workflows/release.yml"),
+    ];
+    let schema = std::process::Command::new("check-jsonschema")
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .args(&workflows)
+        .output()
+        .expect("check-jsonschema is installed (.ci/test installs it)");
+    assert!(
+        schema.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&schema.stdout),
+        String::from_utf8_lossy(&schema.stderr)
+    );
+    let audit = std::process::Command::new("zizmor")
+        .arg("--offline")
+        .args(&workflows)
+        .output()
+        .expect("zizmor is installed (.ci/test installs it)");
+    let said = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(said.contains("No findings to report"), "{said}");
+}
+
+/// A release archive as `.ci/release` (the release workflow's step) packages it, served over
+/// real HTTP, installed by the example workflow's install step: the right checksum installs
+/// a working binary, a wrong one installs nothing.
+#[test]
+fn the_example_workflow_installs_a_release_archive_only_with_its_checksum() {
+    let work = tempfile::tempdir().unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let dist = work.path().join("releases").join(format!("v{version}"));
+    let out = std::process::Command::new("bash")
+        .arg(repo(".ci/release"))
+        .arg(&dist)
+        .arg(env!("CARGO_BIN_EXE_portico"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = String::from_utf8(
+        std::process::Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+    .unwrap();
+    let name = format!("portico-{version}-{host}");
+    let archive = dist.join(format!("{name}.tar.gz"));
+    // What the archive holds, listed by tar itself.
+    let listing = String::from_utf8(
+        std::process::Command::new("tar")
+            .arg("-tzf")
+            .arg(&archive)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for part in [
+        "portico",
+        "man/portico.1",
+        "man/portico-plan.1",
+        "completions/portico.bash",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "README.md",
+    ] {
+        assert!(
+            listing.contains(&format!("{name}/{part}\n")),
+            "{part} in {listing}"
+        );
+    }
+    // Its .sha256 verifies with sha256sum.
+    let check = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", &format!("{name}.tar.gz.sha256")])
+        .current_dir(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let sha = std::fs::read_to_string(dist.join(format!("{name}.tar.gz.sha256"))).unwrap();
+    let sha = sha.split_whitespace().next().unwrap().to_string();
+
+    // The install step (it names the x86_64 archive: GitHub's ubuntu-latest runners).
+    if host != "x86_64-unknown-linux-gnu" {
+        return;
+    }
+    let workflow: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo("examples/ci/github-actions.yml")).unwrap(),
+    )
+    .unwrap();
+    let step = workflow["jobs"]["build"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Install portico"))
+        .unwrap();
+    let script = step["run"].as_str().unwrap().to_string();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(work.path().join("releases"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 43123 (http://127.0.0.1:43123/) ..."
+        line.split(" port ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let install = |sha: &str| {
+        let job = tempfile::tempdir().unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(job.path())
+            .env("PORTICO_VERSION", version)
+            .env("PORTICO_SHA256", sha)
+            .env("PORTICO_RELEASES", format!("http://127.0.0.1:{port}"))
+            .env("RUNNER_TEMP", temp.path())
+            .output()
+            .unwrap();
+        let installed = job.path().join("bin/portico");
+        (out, installed.exists(), job)
+    };
+    let (out, installed, job) = install(&sha);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(installed);
+    let version_out = std::process::Command::new(job.path().join("bin/portico"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&version_out.stdout).starts_with(&format!("portico {version}"))
+    );
+    let wrong = format!("{}0", &sha[..63]);
+    let (out, installed, _job) =
+        install(if wrong == sha { "0".repeat(64) } else { wrong }.as_str());
+    assert!(!out.status.success(), "a wrong checksum must fail");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("FAILED"), "{said}");
+    assert!(
+        !installed,
+        "nothing is installed from an archive that failed its checksum"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 #[test]
 fn apply_never_creates_a_database_nobody_named() {
     let env = Env::sqlite();

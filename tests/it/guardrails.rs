@@ -381,7 +381,7 @@ fn policies_are_stored_planned_and_explained(env: Env) {
 /// An account for the report: roles with and without payments and 2FA, two websites, a
 /// locked login, one that logged in, one expiring, one without access.
 const REPORT_ACCOUNT: &str = "\
-features: { customer_access: true, websites: true, two_factor_authentication: true }
+features: { customer_access: true, websites: true, two_factor_authentication: true, online_customer_payments: true }
 websites:
   - { id: eu, name: EU Store, url: https://eu.example.com }
   - { id: us, name: US Store, url: https://us.example.com }
@@ -412,6 +412,8 @@ fn the_report_shows_every_login_and_filters_in_a_real_browser() {
     assert_eq!(code, 0, "{err}");
     env.sql("UPDATE logins SET locked_until = '2027-01-01T01:00:00Z', failed_attempts = 3 WHERE email = 'jane@acme.example'");
     env.sql("UPDATE logins SET last_login_at = '2026-12-24T09:30:00Z' WHERE email = 'buyer@beta.example'");
+    // Raj was invited and never set a password.
+    env.sql("UPDATE logins SET password_hash = NULL WHERE email = 'raj@acme.example'");
     let (code, _, err) = at(&env, now, &["report", "--out", "access.html"]);
     assert_eq!(code, 0, "{err}");
     let page = std::fs::read_to_string(env.path("access.html")).unwrap();
@@ -426,6 +428,8 @@ fn the_report_shows_every_login_and_filters_in_a_real_browser() {
     let text = browser.text();
     for figure in [
         "4\nlogins with access",
+        "2\ncan sign in now",
+        "1\ninvited, no password yet",
         "2\nwith two-factor",
         "3\ncan pay online",
         "1\nlocked",
@@ -438,22 +442,53 @@ fn the_report_shows_every_login_and_filters_in_a_real_browser() {
         text.contains("By role: Customer Center: 1 · Finance: 2 · Viewer: 1"),
         "{text}"
     );
+    // At 1400 px every permission column is on screen, under a header of modest height.
+    let layout = browser.eval(
+        "const ths = [...document.querySelectorAll('th.lvl')];
+         return { right: Math.max(...ths.map(t => t.getBoundingClientRect().right)),
+                  width: window.innerWidth,
+                  header: document.querySelector('thead').getBoundingClientRect().height };",
+    );
+    assert!(
+        layout["right"].as_f64().unwrap() <= layout["width"].as_f64().unwrap(),
+        "{layout}"
+    );
+    assert!(layout["header"].as_f64().unwrap() < 200.0, "{layout}");
     let rows = browser.rows();
     assert_eq!(rows.len(), 4, "logins with access, by default: {rows:?}");
     let find =
         |rows: &[Vec<String>], email: &str| rows.iter().find(|r| r[0] == email).cloned().unwrap();
+    // Columns: email, customer, role, the 12 permissions, access, can sign in, password,
+    // 2FA, locked, last login, expires, website, name, changed by.
     let ap = find(&rows, "ap@acme.example");
-    assert_eq!(ap[2], "Acme <Ltd> (C1)");
+    assert_eq!(ap[1], "Acme <Ltd> (C1)");
     assert_eq!(
-        (ap[3].as_str(), ap[4].as_str(), ap[6].as_str()),
+        (ap[2].as_str(), ap[22].as_str(), ap[18].as_str()),
         ("Finance", "EU Store", "yes")
     );
-    let payment = 10 + 3; // customer_payment is the fourth permission column
+    let payment = 3 + 3; // customer_payment is the fourth permission column
     assert_eq!(ap[payment], "edit");
-    assert_eq!(find(&rows, "jane@acme.example")[payment], "none");
-    assert_eq!(find(&rows, "jane@acme.example")[7], "yes", "locked");
-    assert_eq!(find(&rows, "raj@acme.example")[9], "2027-01-05");
-    assert_eq!(find(&rows, "buyer@beta.example")[8], "2026-12-24T09:30:00Z");
+    assert_eq!((ap[16].as_str(), ap[17].as_str()), ("yes", "set"));
+    assert!(ap[24].starts_with("apply 1"), "{ap:?}");
+    let jane = find(&rows, "jane@acme.example");
+    assert_eq!(jane[payment], "none");
+    assert_eq!(
+        (jane[19].as_str(), jane[16].as_str()),
+        ("yes", "no"),
+        "locked"
+    );
+    assert_eq!(jane[23], "Jane Doe");
+    let raj = find(&rows, "raj@acme.example");
+    assert_eq!(raj[21], "2027-01-05");
+    assert_eq!(
+        (raj[16].as_str(), raj[17].as_str()),
+        ("no", "not set"),
+        "invited"
+    );
+    assert_eq!(
+        find(&rows, "buyer@beta.example")[20],
+        "2026-12-24T09:30:00Z"
+    );
 
     // Typing in the search box filters rows.
     browser.type_into("#search", "raj");
@@ -527,6 +562,41 @@ fn the_report_shows_every_login_and_filters_in_a_real_browser() {
     assert!(
         csv.contains("ap@acme.example,,C1,Acme <Ltd>,customer,yes,Finance,EU Store,yes,no,,,yes,"),
         "{csv}"
+    );
+    assert!(
+        lines[0].ends_with(",can_log_in,password_set,changed_by"),
+        "{csv}"
+    );
+    let raj = lines.iter().find(|l| l.starts_with("raj@")).unwrap();
+    assert!(raj.ends_with(",no,no,apply 1"), "{raj}");
+
+    // With Online Customer Payments off, nobody can pay online, whatever the roles grant.
+    env.write(
+        "a.yaml",
+        &REPORT_ACCOUNT.replace(", online_customer_payments: true", ""),
+    );
+    let (code, _, err) = at(&env, now, &["apply", "-f", "manifests", "--auto-approve"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, csv, _) = at(&env, now, &["report", "--format", "csv", "--out", "-"]);
+    assert_eq!(code, 0);
+    let ap: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("ap@"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(
+        (ap[12], ap[16]),
+        ("no", "none"),
+        "can_pay, customer_payment: {csv}"
+    );
+    let (code, out, err) = at(&env, now, &["access", "ap@acme.example"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "customer_payment       none    from feature online_customer_payments is off ("
+        ),
+        "{out}"
     );
 }
 
@@ -610,10 +680,26 @@ fn the_csv_report_never_hands_a_spreadsheet_a_formula() {
         }
     }
     assert!(cells > 0);
-    // The sign-in decision's answer is the last column: every login here may get in.
-    let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].ends_with(",can_log_in"), "{csv}");
-    assert!(lines[1..].iter().all(|l| l.ends_with(",yes")), "{csv}");
+    // The sign-in decision's answer has its column: every login here may get in.
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "can_log_in")
+        .unwrap();
+    let can_log_in = |csv: &str, email: &str| {
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        reader
+            .records()
+            .map(Result::unwrap)
+            .find(|r| &r[0] == email)
+            .map(|r| r[column].to_string())
+            .unwrap()
+    };
+    for email in ["ap@acme.example", "x@acme.example", "y@acme.example"] {
+        assert_eq!(can_log_in(&csv, email), "yes", "{csv}");
+    }
     assert!(csv.contains("'=HYPERLINK("), "{csv}");
     // A lockout recorded by the customer center: locked, and the decision says no.
     env.sql("UPDATE logins SET locked_until = '2999-01-01T00:00:00Z', failed_attempts = 5 WHERE email = 'x@acme.example'");
@@ -622,7 +708,7 @@ fn the_csv_report_never_hands_a_spreadsheet_a_formula() {
         .lines()
         .find(|l| l.starts_with("x@acme.example"))
         .unwrap();
-    assert!(x.ends_with(",no"), "{x}");
+    assert_eq!(can_log_in(&csv, "x@acme.example"), "no", "{csv}");
     assert!(x.contains(",yes,,,"), "locked: {x}");
     assert!(csv.contains("'@SUM(A1:A9)"), "{csv}");
     assert!(csv.contains("'-2+3+cmd|"), "{csv}");
