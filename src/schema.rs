@@ -55,43 +55,86 @@ pub fn notification_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("schema serialises")
 }
 
+/// The version of every JSON output's format but the plan's (which has its own,
+/// `render::json::FORMAT_VERSION`); bumped on any incompatible change.
+pub const OUTPUT_VERSION: u32 = 1;
+
+/// A JSON output (`access`, `validate`, `notify --status`, `events`, `history`): its body
+/// beside the version of its format, so a tool reading it can tell.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Versioned<T> {
+    /// Version of this output's format (currently 1).
+    #[schemars(extend("const" = 1))]
+    pub format_version: u32,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// `body` as a versioned JSON output, pretty-printed.
+pub fn to_json<T: serde::Serialize>(body: T) -> String {
+    serde_json::to_string_pretty(&Versioned {
+        format_version: OUTPUT_VERSION,
+        body,
+    })
+    .expect("outputs serialise")
+}
+
+/// A versioned output's schema with its title, pretty-printed.
+fn versioned<T: schemars::JsonSchema>(title: &str) -> String {
+    let mut schema = generate::<Versioned<T>>();
+    schema.insert("title".into(), title.into());
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}
+
 /// The `access --format json` report schema, pretty-printed.
 pub fn access_schema() -> String {
-    let schema = generate::<crate::access::AccessReport>();
-    serde_json::to_string_pretty(&schema).expect("schema serialises")
+    versioned::<crate::access::AccessReport>("portico access report")
 }
 
 /// The `validate --format json` report schema, pretty-printed.
 pub fn validate_schema() -> String {
-    let schema = generate::<crate::manifest::diagnostic::Report>();
-    serde_json::to_string_pretty(&schema).expect("schema serialises")
+    versioned::<crate::manifest::diagnostic::Report>("portico validate report")
 }
 
-/// The `notify --status --format json` schema (a list of messages), pretty-printed.
+/// `notify --status --format json`: every message of the outbox.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Messages {
+    /// Oldest first.
+    pub messages: Vec<crate::store::OutboxRow>,
+}
+
+/// The `notify --status --format json` schema, pretty-printed.
 pub fn outbox_schema() -> String {
-    let schema = generate::<Vec<crate::store::OutboxRow>>();
-    serde_json::to_string_pretty(&schema).expect("schema serialises")
+    versioned::<Messages>("portico outbox")
 }
 
-/// The `events --format json` schema (a list of sign-in events), pretty-printed.
+/// `events --format json`: sign-in events.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Events {
+    /// Newest first.
+    pub events: Vec<crate::store::serve::EventRow>,
+}
+
+/// The `events --format json` schema, pretty-printed.
 pub fn events_schema() -> String {
-    let schema = generate::<Vec<crate::store::serve::EventRow>>();
-    serde_json::to_string_pretty(&schema).expect("schema serialises")
+    versioned::<Events>("portico sign-in events")
 }
 
-/// `history --format json` prints a list of applies; `history show ID --format json` one.
+/// `history --format json` lists applies; `history show ID --format json` shows one.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
-#[schemars(title = "portico history")]
 pub enum HistoryOutput {
-    /// `history show ID`.
-    One(Box<crate::history::ApplyRecord>),
-    /// `history`.
-    Many(Vec<crate::history::ApplyRecord>),
+    /// `history show ID`: the one apply.
+    One {
+        apply: Box<crate::history::ApplyRecord>,
+    },
+    /// `history`: every apply, oldest first.
+    Many {
+        applies: Vec<crate::history::ApplyRecord>,
+    },
 }
 
 /// The `history --format json` schema, pretty-printed.
 pub fn history_schema() -> String {
-    let schema = generate::<HistoryOutput>();
-    serde_json::to_string_pretty(&schema).expect("schema serialises")
+    versioned::<HistoryOutput>("portico history")
 }

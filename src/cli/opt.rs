@@ -90,7 +90,7 @@ is stale or the digest is not the reviewed one, 4 another apply held the lock pa
     #[command(after_help = "Examples:
   portico history
   portico history show 12
-  portico history --format json | jq '.[0].summary'")]
+  portico history --format json | jq '.applies[-1].summary'")]
     History(HistoryOpts),
     /// Deliver queued new-access notifications (or list them with --status).
     #[command(after_help = "Examples:

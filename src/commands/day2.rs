@@ -143,10 +143,7 @@ pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
             .unwrap_or_default();
     }
     match opts.format {
-        HistoryFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serialises")
-        ),
+        HistoryFormat::Json => println!("{}", crate::schema::to_json(&report)),
         HistoryFormat::Text => print!("{}", access::render_text(&report)),
     }
     Ok(Outcome::Done)

@@ -165,10 +165,7 @@ fn validate_json(path: &Path) -> Result<Outcome, Error> {
             contacts: state.customers.values().map(|c| c.contacts.len()).sum(),
         }),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).expect("serialises")
-    );
+    println!("{}", crate::schema::to_json(&report));
     if errors > 0 {
         return Err(Error::Reported);
     }
@@ -720,7 +717,7 @@ pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
         if opts.format == crate::cli::HistoryFormat::Json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&rows).expect("serialises")
+                crate::schema::to_json(crate::schema::Messages { messages: rows })
             );
             return Ok(Outcome::Done);
         }
@@ -909,7 +906,7 @@ pub async fn history(opts: &HistoryOpts) -> Result<Outcome, Error> {
             match opts.format {
                 HistoryFormat::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&records).expect("serialises")
+                    crate::schema::to_json(crate::schema::HistoryOutput::Many { applies: records })
                 ),
                 HistoryFormat::Text => print!("{}", history_table(&records)),
             }
@@ -923,7 +920,9 @@ pub async fn history(opts: &HistoryOpts) -> Result<Outcome, Error> {
             match opts.format {
                 HistoryFormat::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&record).expect("serialises")
+                    crate::schema::to_json(crate::schema::HistoryOutput::One {
+                        apply: Box::new(record)
+                    })
                 ),
                 HistoryFormat::Text => print!("{}", history_detail(&record)),
             }
@@ -1115,7 +1114,7 @@ pub async fn events(opts: &crate::cli::EventsOpts) -> Result<Outcome, Error> {
     if opts.format == crate::cli::HistoryFormat::Json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&rows).expect("serialises")
+            crate::schema::to_json(crate::schema::Events { events: rows })
         );
         return Ok(Outcome::Done);
     }

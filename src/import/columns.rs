@@ -124,6 +124,47 @@ pub fn parse(header: &str) -> Option<Column> {
     Some(column)
 }
 
+/// Whether a header is `Login Access`: the column that marks a saved-search export with one
+/// row per contact (`Login Access`, `Access Role`) instead of one per customer.
+pub fn is_login_access(header: &str) -> bool {
+    compact(header) == "loginaccess"
+}
+
+/// Whether a header is the contact's own id in a one-row-per-contact export (`Internal ID`,
+/// `ID`): known, and not needed (contacts are matched by email).
+pub fn is_contact_own_id(header: &str) -> bool {
+    matches!(compact(header).as_str(), "internalid" | "id")
+}
+
+/// The column a header names in a one-row-per-contact export: the customer's id (a join
+/// column such as `Customer : Internal ID`), and the contact's fields, each read as entry 1
+/// of that row's contact sublist. A bare `Internal ID` is the contact's own id there, so it
+/// is not taken for the customer's.
+pub fn parse_per_contact(header: &str) -> Option<Column> {
+    let field = |f| Some(Column::Contact(1, f));
+    match compact(header).as_str() {
+        "customer:internalid"
+        | "company:internalid"
+        | "customerinternalid"
+        | "companyinternalid"
+        | "customerid"
+        | "companyid"
+        | "customer:id"
+        | "company:id" => Some(Column::Id),
+        "companyname" | "customername" => Some(Column::Name),
+        "email" | "emailaddress" => field(ContactField::Email),
+        "loginaccess" | "giveaccess" | "access" => field(ContactField::Access),
+        "accessrole" | "role" => field(ContactField::Role),
+        "contact" | "name" | "contactname" => field(ContactField::Name),
+        "sendnewaccessnotificationemail" | "sendnotificationemail" | "sendemail" | "notify" => {
+            field(ContactField::Notify)
+        }
+        "password" => field(ContactField::Password),
+        "confirmpassword" | "password2" => field(ContactField::ConfirmPassword),
+        _ => None,
+    }
+}
+
 fn contact(name: &str) -> Option<Column> {
     let rest = name.strip_prefix("contactaccess")?;
     let (index, field) = rest.split_once(':')?;

@@ -54,6 +54,10 @@ pub struct Import {
     pub warnings: Vec<String>,
     /// The CSV line of each customer the file changes or adds, for locating problems.
     pub lines: HashMap<String, usize>,
+    /// The CSV line of each contact (customer id, lower-case email), for locating problems.
+    pub contact_lines: HashMap<(String, String), usize>,
+    /// The file had one row per contact (its contact columns are named differently).
+    pub per_contact: bool,
 }
 
 /// A login's password decided from the file, before hashing.
@@ -129,6 +133,16 @@ pub fn import(
     let mut import = Import {
         unchanged,
         lines: rows.iter().map(|r| (r.id.clone(), r.line)).collect(),
+        contact_lines: rows
+            .iter()
+            .flat_map(|r| {
+                r.contacts.values().filter_map(|c| {
+                    let email = c.email.as_ref()?.value.to_lowercase();
+                    Some(((r.id.clone(), email), c.line))
+                })
+            })
+            .collect(),
+        per_contact: rows.first().is_some_and(|r| r.per_contact),
         ..Import::default()
     };
     write_changes(root, set, changed, &mut import).map_err(|e| vec![e])?;
@@ -265,9 +279,11 @@ impl Context<'_> {
         customer_role: &str,
         pending: &mut Vec<PendingHash>,
     ) {
+        // The contact's own row (one-row-per-contact exports), else the customer's.
+        let line = if c.line > 0 { c.line } else { row.line };
         let Some(email_cell) = &c.email else {
             self.errors.push(RowError {
-                line: row.line,
+                line,
                 column: "Contact Access : Email".into(),
                 message: "a contact entry has values but no email".into(),
                 hint: Some(
@@ -276,7 +292,7 @@ impl Context<'_> {
             });
             return;
         };
-        let Some(email) = self.email(row.line, email_cell) else {
+        let Some(email) = self.email(line, email_cell) else {
             return;
         };
         let key = normalize_email(&email);
@@ -300,11 +316,11 @@ impl Context<'_> {
                 customer.contacts.len() - 1
             }
         };
-        let role = c.role.as_ref().and_then(|cell| self.role(row.line, cell));
+        let role = c.role.as_ref().and_then(|cell| self.role(line, cell));
         let marker = self.live_marker(&row.id, Some(&key));
         let existing_source = customer.contacts[index].password.clone();
         let decided = self.password(
-            row.line,
+            line,
             c.password.as_ref(),
             c.confirm.as_ref(),
             None,
@@ -767,6 +783,13 @@ fn locate_in_csv(set: &ManifestSet, import: &Import, d: &crate::manifest::Diagno
         ("access", "website") => "Assigned Website".to_string(),
         ("access", "notify") => "Send New Access Notification Email".to_string(),
         ("access", _) => "Give Access".to_string(),
+        ("contacts", _) if import.per_contact => match key(2) {
+            "email" => "Email".to_string(),
+            "role" => "Access Role".to_string(),
+            "notify" => "Send Notification Email".to_string(),
+            "name" => "Contact".to_string(),
+            _ => "Login Access".to_string(),
+        },
         ("contacts", _) => match key(2) {
             "email" => "Contact Access : Email".to_string(),
             "role" => "Contact Access : Role".to_string(),
@@ -776,12 +799,29 @@ fn locate_in_csv(set: &ManifestSet, import: &Import, d: &crate::manifest::Diagno
         },
         _ => String::new(),
     };
+    // A contact's problem points at the contact's own row when it had one.
+    let contact_line = match (key(0), rest.get(1)) {
+        ("contacts", Some(Segment::Index(i))) => customer
+            .value
+            .contacts
+            .get(*i)
+            .and_then(|c| {
+                import.contact_lines.get(&(
+                    customer.value.id.to_string(),
+                    c.email.to_lowercase().to_string(),
+                ))
+            })
+            .copied(),
+        _ => None,
+    };
     RowError {
-        line: import
-            .lines
-            .get(customer.value.id.as_str())
-            .copied()
-            .unwrap_or(0),
+        line: contact_line.unwrap_or_else(|| {
+            import
+                .lines
+                .get(customer.value.id.as_str())
+                .copied()
+                .unwrap_or(0)
+        }),
         column,
         message: d.message.clone(),
         hint: d.hint.clone(),

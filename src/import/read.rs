@@ -56,6 +56,8 @@ impl std::fmt::Debug for Plaintext {
 /// One contact-sublist entry of a row.
 #[derive(Clone, Debug, Default)]
 pub struct ContactRow {
+    /// Line of the row it came from.
+    pub line: usize,
     /// `Contact Access N : Email`.
     pub email: Option<Cell>,
     /// `… : Contact`.
@@ -99,6 +101,8 @@ pub struct CustomerRow {
     pub confirm: Option<Plaintext>,
     /// Contact entries by their sublist number.
     pub contacts: BTreeMap<usize, ContactRow>,
+    /// Read from a one-row-per-contact export (its contacts came from rows of their own).
+    pub per_contact: bool,
 }
 
 /// Removes a UTF-8 byte-order mark.
@@ -221,10 +225,13 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         }
     };
     let ignored: HashSet<String> = ignore.iter().map(|h| columns::normalize(h)).collect();
+    // A saved search with one row per contact (`Login Access`, `Access Role`), or NetSuite's
+    // customer import with one row per customer and its contact sublist.
+    let per_contact = headers.iter().any(columns::is_login_access);
     let mut layout: Vec<Option<Column>> = Vec::new();
     let mut seen: HashMap<Column, String> = HashMap::new();
     for header in headers.iter() {
-        let column = header_column(header, &ignored, &mut seen, &mut errors);
+        let column = header_column(header, per_contact, &ignored, &mut seen, &mut errors);
         layout.push(column);
     }
     let unknown = errors
@@ -244,6 +251,14 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         );
     }
     errors.extend(unclosed_quotes(text, separator(text), headers.len()));
+    if per_contact && !layout.contains(&Some(Column::Id)) {
+        errors.push(
+            RowError::new(1, "", "no customer id column in a one-row-per-contact export").hint(
+                "add the customer's id as a join column, `Customer : Internal ID` (a bare `Internal ID` is the contact's own)",
+            ),
+        );
+        return (Vec::new(), errors);
+    }
     if !layout.contains(&Some(Column::Id)) {
         errors.push(
             RowError::new(1, "", "no customer id column").hint(
@@ -252,8 +267,10 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         );
         return (Vec::new(), errors);
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<CustomerRow> = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
+    // One-row-per-contact: where each customer's row is, to add its next contacts to.
+    let mut at: HashMap<String, usize> = HashMap::new();
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
@@ -274,6 +291,21 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
             continue;
         }
         let row = read_row(line, &record, &headers, &layout, &mut errors);
+        if per_contact {
+            if let Some(mut row) = row {
+                row.per_contact = true;
+                match at.get(&row.id) {
+                    Some(&index) => {
+                        join_contact(&mut rows[index], row, &headers, &layout, &mut errors)
+                    }
+                    None => {
+                        at.insert(row.id.clone(), rows.len());
+                        rows.push(row);
+                    }
+                }
+            }
+            continue;
+        }
         if let Some(row) = row {
             if let Some(first) = first_line.insert(row.id.clone(), line) {
                 errors.push(RowError::new(
@@ -289,6 +321,68 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
     (rows, errors)
 }
 
+/// Adds the contact of a one-row-per-contact `row` to its customer's first row: as the next
+/// entry of its contact sublist. The customer's name, if given again, must agree, and a
+/// contact listed twice is an error at its second line.
+fn join_contact(
+    customer: &mut CustomerRow,
+    mut row: CustomerRow,
+    headers: &csv::StringRecord,
+    layout: &[Option<Column>],
+    errors: &mut Vec<RowError>,
+) {
+    let header = |column: Column| {
+        layout
+            .iter()
+            .position(|c| *c == Some(column))
+            .and_then(|i| headers.get(i))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    match (&customer.name, row.name.take()) {
+        (Some(first), Some(again)) if *first != again => errors.push(
+            RowError::new(
+                row.line,
+                &header(Column::Name),
+                format!(
+                    "customer `{}` is named `{first}` in line {}",
+                    customer.id, customer.line
+                ),
+            )
+            .hint("give the customer the same name on each of its rows"),
+        ),
+        (None, Some(again)) => customer.name = Some(again),
+        _ => {}
+    }
+    let Some(contact) = row.contacts.remove(&1) else {
+        return;
+    };
+    if let Some(email) = &contact.email {
+        let key = email.value.to_lowercase();
+        if let Some(first) = customer.contacts.values().find(|c| {
+            c.email
+                .as_ref()
+                .is_some_and(|e| e.value.to_lowercase() == key)
+        }) {
+            errors.push(
+                RowError::new(
+                    row.line,
+                    &email.column,
+                    format!(
+                        "contact `{}` of customer `{}` is already in line {}",
+                        email.value, customer.id, first.line
+                    ),
+                )
+                .hint("give each contact one row"),
+            );
+            return;
+        }
+    }
+    let next = customer.contacts.keys().next_back().map_or(1, |n| n + 1);
+    customer.contacts.insert(next, contact);
+}
+
 fn id_index(layout: &[Option<Column>]) -> usize {
     layout
         .iter()
@@ -298,6 +392,7 @@ fn id_index(layout: &[Option<Column>]) -> usize {
 
 fn header_column(
     header: &str,
+    per_contact: bool,
     ignored: &HashSet<String>,
     seen: &mut HashMap<Column, String>,
     errors: &mut Vec<RowError>,
@@ -305,7 +400,15 @@ fn header_column(
     if header.trim().is_empty() || ignored.contains(&columns::normalize(header)) {
         return None;
     }
-    let Some(column) = columns::parse(header) else {
+    if per_contact && columns::is_contact_own_id(header) {
+        return None;
+    }
+    let parsed = if per_contact {
+        columns::parse_per_contact(header)
+    } else {
+        columns::parse(header)
+    };
+    let Some(column) = parsed else {
         let mut error = RowError::new(1, header.trim(), "unknown column");
         error.hint = Some(match columns::suggestion(header) {
             Some(best) => format!(
@@ -428,7 +531,10 @@ fn set(
         Column::Password => row.password = Some((Plaintext(value.to_string()), header.to_string())),
         Column::ConfirmPassword => row.confirm = Some(Plaintext(value.to_string())),
         Column::Contact(n, field) => {
-            let contact = row.contacts.entry(n).or_default();
+            let contact = row.contacts.entry(n).or_insert_with(|| ContactRow {
+                line,
+                ..ContactRow::default()
+            });
             match field {
                 ContactField::Name => contact.name = Some(value.to_string()),
                 ContactField::Email => contact.email = Some(cell()),

@@ -395,6 +395,97 @@ fn refused(csv: &str, extra: &[&str], expected: &[&str]) {
     assert!(!env.path("manifests/customers/imported.yaml").exists());
 }
 
+/// A NetSuite saved search of contacts, one row per contact (`Login Access`, `Access Role`),
+/// the customer named by a join column: each row becomes one contact of its customer.
+#[test]
+fn a_one_row_per_contact_saved_search_imports_each_contact() {
+    let env = Env::sqlite();
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    std::fs::write(
+        env.path("contacts.csv"),
+        "Internal ID,Customer : Internal ID,Contact,Email,Login Access,Access Role\n\
+         901,CUST-0042,Jane Doe,jane@acme.example,No,\n\
+         902,CUST-0042,Raj Patel,raj@acme.example,Yes,Customer Center (no payments)\n\
+         903,CUST-0043,Olga Berg,olga@beta.example,Yes,\n",
+    )
+    .unwrap();
+    // The contact's own `Internal ID` is known and not needed: contacts match by email.
+    // Access without a password or a notification is refused at the contact's own row
+    // and column, naming this file's columns.
+    let (code, _, err) = run(env.portico(&["import-csv", "contacts.csv", "-f", "manifests"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "contacts.csv:3: column \"Login Access\": this login gets access but no password"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("contacts.csv:4: column \"Login Access\""),
+        "{err}"
+    );
+    std::fs::write(
+        env.path("contacts.csv"),
+        "Internal ID,Customer : Internal ID,Contact,Email,Login Access,Access Role,Send Notification Email\n\
+         901,CUST-0042,Jane Doe,jane@acme.example,No,,\n\
+         902,CUST-0042,Raj Patel,raj@acme.example,Yes,Customer Center (no payments),Yes\n\
+         903,CUST-0043,Olga Berg,olga@beta.example,Yes,,Yes\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(env.portico(&["import-csv", "contacts.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Updated 2 customers in place"), "{out}");
+    let (code, _, err) = run(env.portico(&["validate", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = env.plan(&["--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let after = |address: &str| {
+        plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["address"] == address)
+            .map(|c| c["after"].clone())
+            .unwrap_or_else(|| panic!("no change for {address}: {out}"))
+    };
+    let jane = after("customer[\"CUST-0042\"].contact[\"jane@acme.example\"]");
+    assert_eq!(jane["access"], false, "{jane}");
+    let raj = after("customer[\"CUST-0042\"].contact[\"raj@acme.example\"]");
+    assert_eq!(
+        (&raj["access"], &raj["name"]),
+        (&serde_json::json!(true), &serde_json::json!("Raj Patel")),
+        "{raj}"
+    );
+    assert_eq!(
+        raj["role"], "acme-center",
+        "role given by display name: {raj}"
+    );
+    let olga = after("customer[\"CUST-0043\"].contact[\"olga@beta.example\"]");
+    assert_eq!(olga["access"], true, "{olga}");
+
+    // Located errors: a contact listed twice, a customer named two ways, no customer id.
+    refused(
+        "Customer ID,Company Name,Email,Login Access\n\
+         CUST-0042,Acme Ltd,raj@acme.example,Yes\n\
+         CUST-0042,Acme Limited,RAJ@acme.example,Yes\n",
+        &[],
+        &[
+            "bad.csv:3: column \"Company Name\": customer `CUST-0042` is named `Acme Ltd` in line 2",
+            "bad.csv:3: column \"Email\": contact `RAJ@acme.example` of customer `CUST-0042` is already in line 2",
+        ],
+    );
+    refused(
+        "Internal ID,Email,Login Access\n901,raj@acme.example,Yes\n",
+        &[],
+        &[
+            "no customer id column in a one-row-per-contact export",
+            "Customer : Internal ID",
+        ],
+    );
+}
+
 #[test]
 fn every_bad_row_is_reported_with_its_line_and_column() {
     let csv = "Internal ID,Company Name,Email,Give Access,Role,Assigned Website,Contact Access 1 : Access,Emial\n\

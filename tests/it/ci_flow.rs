@@ -231,7 +231,10 @@ fn history_records_every_apply(env: Env) {
 
     let (code, out, _) = run(env.portico(&["history", "--format", "json"]));
     assert_eq!(code, 0);
-    let records: Vec<portico::history::ApplyRecord> = serde_json::from_str(&out).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["format_version"], 1);
+    let records: Vec<portico::history::ApplyRecord> =
+        serde_json::from_value(list["applies"].clone()).unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].id, 1);
     assert_eq!(records[0].actor, "alice");
@@ -250,7 +253,7 @@ fn history_records_every_apply(env: Env) {
     );
 
     let (_, out, _) = run(env.portico(&["history", "show", "2", "--format", "json"]));
-    let second: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
+    let second = apply_record(&out);
     assert_eq!(second.changes.len(), 1);
     assert_eq!(second.changes[0].address, "customer[\"CUST-0043\"]");
     assert_eq!(
@@ -562,7 +565,7 @@ fn history_falls_back_to_the_manifests_git_commit() {
     }
     assert_eq!(run(cmd).0, 0);
     let (_, out, _) = run(env.portico(&["history", "show", "1", "--format", "json"]));
-    let record: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
+    let record = apply_record(&out);
     assert_eq!(record.git_commit.as_deref(), Some(head.as_str()));
     // Applied from an edited tree: not that commit, and history says so. Where no user
     // variable is set (a container), git's author is the actor, never "unknown".
@@ -591,7 +594,7 @@ fn history_falls_back_to_the_manifests_git_commit() {
     let (code, _, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = run(env.portico(&["history", "show", "2", "--format", "json"]));
-    let record: portico::history::ApplyRecord = serde_json::from_str(&out).unwrap();
+    let record = apply_record(&out);
     assert_eq!(
         record.git_commit.as_deref(),
         Some(format!("{head}-dirty").as_str())
@@ -624,4 +627,11 @@ fn history_shows_a_hostile_actor_escaped() {
             "{out}"
         );
     }
+}
+
+/// `history show ID --format json`: the apply beside the output's version.
+fn apply_record(out: &str) -> portico::history::ApplyRecord {
+    let value: serde_json::Value = serde_json::from_str(out).unwrap();
+    assert_eq!(value["format_version"], 1, "{out}");
+    serde_json::from_value(value["apply"].clone()).unwrap()
 }

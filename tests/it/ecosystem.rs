@@ -291,6 +291,7 @@ fn json_outputs_follow_their_committed_schemas() {
     assert_eq!(code, 0);
     let report = assert_valid(&schema("validate"), &out);
     assert_eq!(report["valid"], true);
+    assert_eq!(report["format_version"], 1);
     assert_eq!(report["counts"]["customers"], 2);
     env.write(
         "bad.yaml",
@@ -320,19 +321,24 @@ fn json_outputs_follow_their_committed_schemas() {
     let (code, out, _) = run(env.portico(&["history", "--format", "json"]));
     assert_eq!(code, 0);
     let list = assert_valid(&schema("history"), &out);
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list["format_version"], 1);
+    assert_eq!(list["applies"].as_array().unwrap().len(), 1);
     let (code, out, _) = run(env.portico(&["history", "show", "1", "--format", "json"]));
     assert_eq!(code, 0);
     let one = assert_valid(&schema("history"), &out);
-    assert_eq!(one["id"], 1);
+    assert_eq!(
+        (one["apply"]["id"].as_i64(), one["format_version"].as_i64()),
+        (Some(1), Some(1))
+    );
     let (code, out, _) = run(env.portico(&["notify", "--status", "--format", "json"]));
     assert_eq!(code, 0);
     let outbox = assert_valid(&schema("outbox"), &out);
-    assert!(!outbox.as_array().unwrap().is_empty(), "{out}");
-    assert_eq!(outbox[0]["status"], "pending");
+    assert_eq!(outbox["format_version"], 1);
+    assert!(!outbox["messages"].as_array().unwrap().is_empty(), "{out}");
+    assert_eq!(outbox["messages"][0]["status"], "pending");
     let (code, out, _) = run(env.portico(&["access", "jane@acme.example", "--format", "json"]));
     assert_eq!(code, 0);
-    assert_valid(&schema("access"), &out);
+    assert_eq!(assert_valid(&schema("access"), &out)["format_version"], 1);
 }
 
 #[test]
