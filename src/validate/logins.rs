@@ -390,10 +390,16 @@ impl<'a> Checker<'a> {
             Ok(at) => {
                 let stored = crate::clock::format(at);
                 if spec.access && stored.as_str() <= cx.now.as_str() {
+                    // Named: contacts inherit their customer's `expires`, so several
+                    // warnings can point at one line.
+                    let who = spec
+                        .email
+                        .map(|e| format!("access of {e}"))
+                        .unwrap_or_else(|| "access".into());
                     cx.diagnostics.push(Diagnostic::warning(
                         Some(site.clone()),
                         format!(
-                            "access expired {}: this login loses access (plan shows it as revoked)",
+                            "{who} expired {}: this login loses access (plan shows it as revoked)",
                             crate::clock::display(&stored)
                         ),
                     ));

@@ -115,7 +115,9 @@ fn access_expires_at_the_end_of_its_day_and_apply_revokes_it(env: Env) {
         "{out}"
     );
     assert!(
-        err.contains("access expired 2027-03-31: this login loses access"),
+        err.contains(
+            "access of temp@contractor.example expired 2027-03-31: this login loses access"
+        ),
         "{err}"
     );
     let (_, json, _) = at(

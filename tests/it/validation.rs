@@ -430,6 +430,25 @@ fn thousands_of_errors_show_the_first_hundred_and_a_count() {
 
 /// An expiry outside four-digit years is a located error in words (it was an internal
 /// overflow message, or stored as `-001-12-31T…`).
+/// Contacts inherit their customer's `expires`: each passed expiry is its own warning,
+/// naming its login, never the same line twice.
+#[test]
+fn inherited_expiries_warn_once_per_login_by_name() {
+    let (code, err) = validate(&format!(
+        "{FEATURES}customers:\n  - id: C1\n    name: One\n    email: one@x.example\n    access: {{ give_access: true, notify: true, expires: 2020-01-01 }}\n    contacts:\n      - {{ email: a@x.example, access: true, notify: true }}\n      - {{ email: b@x.example, access: true, notify: true }}\nnotifications: {{ url: https://hooks.example/portico, login_url: https://c.example/login }}\n"
+    ));
+    assert_eq!(code, 0, "{err}");
+    for email in ["one@x.example", "a@x.example", "b@x.example"] {
+        let line = format!("warning: access of {email} expired 2020-01-01");
+        assert_eq!(err.matches(&line).count(), 1, "{line:?} in:\n{err}");
+    }
+    let headers: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    let mut unique = headers.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), headers.len(), "a warning repeated: {err}");
+}
+
 #[test]
 fn expiries_out_of_range_are_located_errors() {
     let env = crate::common::Env::sqlite();

@@ -20,6 +20,8 @@ use crate::state::{LoginState, RoleState, State, WebsiteState};
 #[derive(Clone)]
 pub struct ServeStore {
     pool: AnyPool,
+    /// PostgreSQL, where a sign-in's writes go in one statement (data-modifying `WITH`).
+    postgres: bool,
 }
 
 /// A login as the login service sees it: its key, its applied state, its runtime facts.
@@ -173,7 +175,10 @@ impl ServeStore {
             .connect(url)
             .await
             .doing("connecting the login service")?;
-        Ok(ServeStore { pool })
+        Ok(ServeStore {
+            pool,
+            postgres: !sqlite,
+        })
     }
 
     /// Whether the database answers (`/readyz`).
@@ -400,6 +405,11 @@ impl ServeStore {
         seen: &Seen<'_>,
     ) -> Result<(), StoreError> {
         let doing = "recording a sign-in";
+        if self.postgres {
+            return self
+                .signed_in_at_once(login, session_hash, now, expires_at, seen)
+                .await;
+        }
         let mut tx = self.pool.begin().await.doing(doing)?;
         // One transaction (one commit) for everything a sign-in writes.
         seen.record(&mut tx, login, "signed_in", now).await?;
@@ -426,6 +436,52 @@ impl ServeStore {
         .await
         .doing(doing)?;
         tx.commit().await.doing(doing)?;
+        Ok(())
+    }
+
+    /// [`ServeStore::signed_in`] on PostgreSQL: the event, the reset count, the refund of
+    /// the address's attempt and the session in one statement (atomic as a transaction; one
+    /// round trip instead of five).
+    async fn signed_in_at_once(
+        &self,
+        login: &ServeLogin,
+        session_hash: &str,
+        now: &str,
+        expires_at: &str,
+        seen: &Seen<'_>,
+    ) -> Result<(), StoreError> {
+        const EVENT_AND_LOGIN: &str = "WITH event AS (
+                INSERT INTO login_events (at, email, kind, address, detail)
+                VALUES ($1, $2, 'signed_in', $3, NULL)
+            ), login AS (
+                UPDATE logins SET failed_attempts = 0, locked_until = NULL, last_login_at = $1
+                WHERE customer_id = $4 AND contact = $5
+            )";
+        const REFUND: &str = ", refund AS (
+                UPDATE address_failures SET failures = failures - 1
+                WHERE address = $3 AND window_start = $8 AND failures > 0
+            )";
+        const SESSION: &str = " INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at)
+            VALUES ($6, $4, $5, $1, $1, $7)";
+        let sql = match seen.refund {
+            Some(_) => format!("{EVENT_AND_LOGIN}{REFUND}{SESSION}"),
+            None => format!("{EVENT_AND_LOGIN}{SESSION}"),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(login.login.email.as_deref().unwrap_or_default())
+            .bind(seen.address)
+            .bind(&login.customer_id)
+            .bind(&login.contact)
+            .bind(session_hash)
+            .bind(expires_at);
+        if let Some(window) = seen.refund {
+            query = query.bind(window);
+        }
+        query
+            .execute(&self.pool)
+            .await
+            .doing("recording a sign-in")?;
         Ok(())
     }
 
