@@ -66,6 +66,7 @@ pub struct Policy {
     pub allowed_email_domains: Option<super::policy::AllowedEmailDomains>,
     /// At most this many logins with access per customer (its own and its contacts').
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_logins_per_customer: Option<u32>,
 }
 

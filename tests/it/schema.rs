@@ -113,3 +113,77 @@ fn the_plan_schema_pins_its_format_version() {
     let schema: serde_json::Value = serde_json::from_str(&portico::schema::plan_schema()).unwrap();
     assert_eq!(schema["properties"]["format_version"]["const"], 1);
 }
+
+/// Every number portico refuses in a manifest, the committed schema refuses too (checked by
+/// the independent `jsonschema` crate), so an editor underlines it before portico runs; and
+/// the edges portico accepts, the schema accepts.
+#[test]
+fn the_schema_refuses_every_number_portico_refuses() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let notifications = |field: &str| {
+        format!(
+            "notifications: {{ url: https://hooks.example/p, login_url: https://c.example/login, {field} }}\n"
+        )
+    };
+    let cases: Vec<(String, bool)> = vec![
+        (
+            "login_policy: { session_timeout_minutes: 0 }\n".into(),
+            false,
+        ),
+        (
+            "login_policy: { session_timeout_minutes: 1 }\n".into(),
+            true,
+        ),
+        ("login_policy: { session_max_hours: 0 }\n".into(), false),
+        ("login_policy: { session_max_hours: 721 }\n".into(), false),
+        ("login_policy: { session_max_hours: 720 }\n".into(), true),
+        (
+            "login_policy: { lockout: { max_failed_attempts: 0, duration_minutes: 5 } }\n".into(),
+            false,
+        ),
+        (
+            "login_policy: { lockout: { max_failed_attempts: 5, duration_minutes: 0 } }\n".into(),
+            false,
+        ),
+        (
+            "login_policy: { password: { min_length: 0 } }\n".into(),
+            false,
+        ),
+        (notifications("token_ttl_hours: 0"), false),
+        (notifications("token_ttl_hours: 721"), false),
+        (notifications("token_ttl_hours: 720"), true),
+        (notifications("reset_ttl_minutes: 4"), false),
+        (notifications("reset_ttl_minutes: 1441"), false),
+        (notifications("reset_ttl_minutes: 5"), true),
+        (notifications("max_attempts: 0"), false),
+        (
+            "policies:\n  - { id: p, message: m, max_logins_per_customer: 0 }\n".into(),
+            false,
+        ),
+        (
+            "policies:\n  - { id: p, message: m, max_logins_per_customer: 1 }\n".into(),
+            true,
+        ),
+    ];
+    for (text, accepted) in cases {
+        let manifest = format!("features: {{ customer_access: true }}\n{text}");
+        let env = crate::common::Env::new();
+        env.write("a.yaml", &manifest);
+        let (code, _, err) = crate::common::run(env.portico(&["validate", "-f", "manifests"]));
+        assert_eq!(code == 0, accepted, "portico on {text:?}: {err}");
+        let value: serde_json::Value = serde_yaml::from_str(&manifest).unwrap();
+        assert_eq!(
+            validator.is_valid(&value),
+            accepted,
+            "the schema on {text:?} (portico {})",
+            if accepted { "accepts" } else { "refuses" }
+        );
+    }
+}
