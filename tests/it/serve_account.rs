@@ -602,6 +602,11 @@ fn one_address_that_fails_too_often_waits_and_a_trusted_proxy_names_it(env: Env)
                 "{}",
                 blocked.body
             );
+            assert!(
+                blocked.body.contains(r#"<a href="/login">Back to sign in</a>"#),
+                "a way back: {}",
+                blocked.body
+            );
         });
         // A client's own X-Forwarded-For is not believed without --trusted-proxy.
         block_on(async {
