@@ -108,6 +108,9 @@ fn a_customer_signs_in_and_the_portal_sees_who(env: Env) {
         let permissions = check.header("remote-permissions").unwrap();
         assert!(permissions.contains("invoice=view"), "{permissions}");
         assert!(!permissions.contains("customer_payment"), "{permissions}");
+        // The role grants cases (from customer_center), but Case Management is off.
+        assert!(!permissions.contains("cases="), "{permissions}");
+        assert!(permissions.contains("sales_order=edit"), "{permissions}");
 
         let home = browser.get("/").await.unwrap();
         assert_eq!(home.status, 200);

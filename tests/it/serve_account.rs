@@ -603,7 +603,9 @@ fn one_address_that_fails_too_often_waits_and_a_trusted_proxy_names_it(env: Env)
                 blocked.body
             );
             assert!(
-                blocked.body.contains(r#"<a href="/login">Back to sign in</a>"#),
+                blocked
+                    .body
+                    .contains(r#"<a href="/login">Back to sign in</a>"#),
                 "a way back: {}",
                 blocked.body
             );
