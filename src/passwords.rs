@@ -54,6 +54,7 @@ pub fn resolve(
     root: &std::path::Path,
     address: &str,
     source: &SecretRef,
+    limit: u64,
 ) -> Result<Option<String>, PasswordError> {
     match source {
         SecretRef::Env(name) => {
@@ -66,7 +67,6 @@ pub fn resolve(
         }
         SecretRef::File(path) => {
             let shown = path.display().to_string();
-            let limit = crate::manifest::load::max_file_bytes();
             crate::files::read_inside("password file", root, root, &shown, limit)
                 .map(|text| Some(text.trim_end_matches(['\r', '\n']).to_string()))
                 .map_err(|e| PasswordError::File {
@@ -151,13 +151,14 @@ pub struct PasswordRow {
 
 /// Hashes the password of each (login, source) a plan sets, on all cores, with a progress
 /// bar on a terminal.
-/// `file` sources are read relative to `root`, the manifest folder.
+/// `file` sources are read relative to `root`, the manifest folder, up to `limit` bytes.
 ///
 /// # Errors
 /// The first source that cannot be read (checked before any hashing starts).
 pub fn hash_all<'a>(
     sources: impl IntoIterator<Item = (&'a Address, &'a SecretRef)>,
     root: &std::path::Path,
+    limit: u64,
 ) -> Result<Vec<PasswordRow>, PasswordError> {
     let mut jobs = Vec::new();
     for (login, source) in sources {
@@ -173,7 +174,7 @@ pub fn hash_all<'a>(
             }
             SecretRef::Argon2 { hash } => (customer_id, contact, address, Err(hash.clone())),
             other => {
-                let password = resolve(root, &address, &other.clone())?.unwrap_or_default();
+                let password = resolve(root, &address, &other.clone(), limit)?.unwrap_or_default();
                 (customer_id, contact, address, Ok(password))
             }
         };

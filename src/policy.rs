@@ -2,8 +2,6 @@
 //! checks against the logins that have access, and that are stored in the live database so
 //! the customer center and `portico access` can explain them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::catalog::{self, Level, Permission};
 use crate::manifest::model::TwoFactor;
 use crate::state::{LoginState, State};
@@ -22,18 +20,6 @@ pub struct PolicyCheck {
     pub message: String,
     /// Whether this login keeps it.
     pub kept: bool,
-}
-
-static WARN_ONLY: AtomicBool = AtomicBool::new(false);
-
-/// `--policy-warn-only`: violations are warnings, for a migration period.
-pub fn set_warn_only(on: bool) {
-    WARN_ONLY.store(on, Ordering::Relaxed);
-}
-
-/// Whether violations are only warnings.
-pub fn warn_only() -> bool {
-    WARN_ONLY.load(Ordering::Relaxed)
 }
 
 /// Compiles a forbid pattern.

@@ -34,6 +34,16 @@ pub struct ReadOpts {
     pub policy_warn_only: bool,
 }
 
+impl ReadOpts {
+    /// What the manifest loader and the validator take.
+    pub fn reading(&self) -> crate::manifest::load::Reading {
+        crate::manifest::load::Reading {
+            max_file_bytes: self.max_file_size.saturating_mul(1024 * 1024),
+            policy_warn_only: self.policy_warn_only,
+        }
+    }
+}
+
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorWhen {

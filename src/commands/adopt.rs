@@ -120,7 +120,7 @@ async fn live_or_empty(url: &str) -> Result<State, Error> {
 /// Bad rows (all reported, nothing written), unreadable manifests, or file errors.
 pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     let csv_path = &opts.csv;
-    let limit = manifest::load::max_file_bytes();
+    let limit = opts.manifests.read.reading().max_file_bytes;
     let too_big = |size: u64| Error::Csv {
         path: csv_path.display().to_string(),
         reason: format!(
@@ -157,7 +157,7 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         reason: "not UTF-8 text: save it as \"CSV UTF-8\"".into(),
     })?;
     let root = &opts.manifests.path;
-    let (set, diagnostics) = manifest::load(root);
+    let (set, diagnostics) = manifest::load(root, opts.manifests.read.reading());
     let problems: Vec<_> = diagnostics.into_iter().filter(|d| d.is_error()).collect();
     if !problems.is_empty() {
         let rendered = manifest::diagnostic::render(&set.sources, &problems, true);

@@ -61,7 +61,7 @@ pub async fn report(opts: &crate::cli::ReportOpts) -> Result<Outcome, Error> {
         Some(path) => {
             let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
-            let (_, desired) = super::load_valid(path, Some(&live))?;
+            let (_, desired) = super::load_valid(path, Some(&live), opts.read.reading())?;
             (
                 intended(desired, live),
                 crate::store::Activity::default(),
@@ -115,7 +115,7 @@ pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
         Some(path) => {
             let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
-            let (_, desired) = super::load_valid(path, Some(&live))?;
+            let (_, desired) = super::load_valid(path, Some(&live), opts.read.reading())?;
             (intended(desired, live), None, "manifests")
         }
         None => {

@@ -75,8 +75,9 @@ fn step_summary(markdown: impl FnOnce() -> String) -> Result<(), Error> {
 pub(crate) fn load_valid(
     path: &Path,
     live: Option<&State>,
+    reading: manifest::load::Reading,
 ) -> Result<(ManifestSet, Desired), Error> {
-    let (set, diagnostics) = phase("parse", || manifest::load(path));
+    let (set, diagnostics) = phase("parse", || manifest::load(path, reading));
     let desired = check_valid(&set, diagnostics, live)?;
     Ok((set, desired))
 }
@@ -124,10 +125,11 @@ fn manifests_digest(set: &ManifestSet) -> String {
 /// [`Error::Invalid`] when the manifests have errors.
 pub fn validate(opts: &crate::cli::ValidateOpts) -> Result<Outcome, Error> {
     let path = &opts.manifests.path;
+    let reading = opts.manifests.read.reading();
     if opts.format == crate::cli::HistoryFormat::Json {
-        return validate_json(path);
+        return validate_json(path, reading);
     }
-    let (set, desired) = load_valid(path, None)?;
+    let (set, desired) = load_valid(path, None, reading)?;
     let state = &desired.state;
     let contacts: usize = state.customers.values().map(|c| c.contacts.len()).sum();
     let n =
@@ -145,9 +147,9 @@ pub fn validate(opts: &crate::cli::ValidateOpts) -> Result<Outcome, Error> {
 }
 
 /// `validate --format json`: one report on stdout, whatever it finds.
-fn validate_json(path: &Path) -> Result<Outcome, Error> {
+fn validate_json(path: &Path, reading: manifest::load::Reading) -> Result<Outcome, Error> {
     use manifest::diagnostic::{Counts, Report, to_json};
-    let (set, mut diagnostics) = manifest::load(path);
+    let (set, mut diagnostics) = manifest::load(path, reading);
     let (desired, found) = validate::validate(&set, None);
     diagnostics.extend(found);
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -233,10 +235,12 @@ async fn compute(
     args: &DiffArgs,
     inputs: Inputs,
     digests: bool,
+    reading: manifest::load::Reading,
 ) -> Result<Computed, Error> {
     // The manifests are parsed on other threads while the live state is read.
     let root = path.to_path_buf();
-    let parsing = tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root)));
+    let parsing =
+        tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root, reading)));
     let read = phase_async("read live", store.read_with_applied()).await;
     let (set, diagnostics) = parsing.await.expect("parsing does not panic");
     let (live, applied) = read?;
@@ -348,6 +352,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
         &opts.diff,
         Inputs::Discard,
         digests,
+        opts.manifests.read.reading(),
     )
     .await?;
     // A plan often runs where deploy secrets are not given (a pull request from a fork).
@@ -451,6 +456,7 @@ async fn saved_plan_secrets(
     plan: &mut Plan,
     path: Option<&Path>,
     store: &mut AnyStore,
+    reading: manifest::load::Reading,
 ) -> Result<std::path::PathBuf, Error> {
     use crate::passwords::SecretRef;
     let needs = plan.changes.iter().any(|c| {
@@ -469,7 +475,7 @@ async fn saved_plan_secrets(
         return Ok(".".into());
     };
     let live = store.read().await?;
-    let (set, desired) = load_valid(path, Some(&live))?;
+    let (set, desired) = load_valid(path, Some(&live), reading)?;
     let digest = manifests_digest(&set);
     if digest != plan.manifests_digest {
         return Err(Error::PlanFile {
@@ -541,11 +547,21 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     let (plan, root) = match (&opts.plan, &opts.path) {
         (Some(file), path) => {
             let mut plan = read_plan_file(file)?;
-            let root = saved_plan_secrets(&mut plan, path.as_deref(), &mut store).await?;
+            let root =
+                saved_plan_secrets(&mut plan, path.as_deref(), &mut store, opts.read.reading())
+                    .await?;
             (plan, root)
         }
         (None, Some(path)) => {
-            let computed = compute(path, &mut store, &opts.diff, Inputs::FreeAside, true).await?;
+            let computed = compute(
+                path,
+                &mut store,
+                &opts.diff,
+                Inputs::FreeAside,
+                true,
+                opts.read.reading(),
+            )
+            .await?;
             // Messages this apply delivers need the transport's secret now; queued only
             // (`--no-notify`), a later `portico notify` needs it (and fails red without).
             match computed.transport {
@@ -587,7 +603,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         .changes
         .iter()
         .filter_map(|c| c.password.as_ref().map(|p| (&c.address, p)));
-    let passwords = crate::passwords::hash_all(sources, &root)?;
+    let passwords = crate::passwords::hash_all(sources, &root, opts.read.reading().max_file_bytes)?;
     // Big applies show a spinner on a terminal, and a line every few seconds in a log.
     let spinner = (plan.changes.len() >= 1_000).then(|| {
         crate::progress::Progress::start(
@@ -776,7 +792,7 @@ async fn preview(opts: &crate::cli::NotifyOpts, email: &str) -> Result<Outcome, 
         Some(path) => {
             let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
-            let (_, desired) = load_valid(path, Some(&live))?;
+            let (_, desired) = load_valid(path, Some(&live), opts.read.reading())?;
             let address = desired.state.customers.iter().find_map(|(id, c)| {
                 let email = crate::state::normalize_email(email);
                 if c.record.login.email.as_deref() == Some(email.as_str()) {

@@ -10,10 +10,6 @@ use crate::error::Error;
 /// # Errors
 /// Whatever the command fails with; the caller prints it and exits non-zero.
 pub async fn run(cli: Cli) -> Result<Outcome, Error> {
-    if let Some(read) = reading(&cli.command) {
-        crate::manifest::load::set_max_file_size(read.max_file_size);
-        crate::policy::set_warn_only(read.policy_warn_only);
-    }
     choose_clock(&cli.command)?;
     let database = database(&cli.command).map(str::to_string);
     let result = dispatch(cli.command).await;
@@ -72,20 +68,6 @@ fn choose_clock(command: &Command) -> Result<(), Error> {
     };
     crate::clock::set(chosen);
     Ok(())
-}
-
-/// How a command that reads manifests reads them.
-fn reading(command: &Command) -> Option<crate::cli::ReadOpts> {
-    Some(match command {
-        Command::Validate(o) => o.manifests.read,
-        Command::Plan(o) => o.manifests.read,
-        Command::ImportCsv(o) => o.manifests.read,
-        Command::Apply(o) => o.read,
-        Command::Access(o) => o.read,
-        Command::Report(o) => o.read,
-        Command::Notify(o) => o.read,
-        _ => return None,
-    })
 }
 
 /// The database a command uses, for naming it in errors.

@@ -717,7 +717,8 @@ pub fn check_result(
         .iter()
         .map(|f| (f.path.clone(), f.after.clone()))
         .collect();
-    let (after, mut diagnostics) = crate::manifest::load::load_overlaid(root, &overlay);
+    let (after, mut diagnostics) =
+        crate::manifest::load::load_overlaid(root, &overlay, before.reading);
     let loaded = diagnostics.iter().all(|d| !d.is_error());
     if loaded {
         diagnostics.extend(crate::validate::validate(&after, Some(live)).1);

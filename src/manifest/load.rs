@@ -46,32 +46,35 @@ pub struct ManifestSet {
     pub customers: Option<Vec<Declared<Customer>>>,
     /// `policies:` entries.
     pub policies: Option<Vec<Declared<Policy>>>,
+    /// How the set was read and is judged.
+    pub reading: Reading,
 }
-
-/// The largest manifest file read, in bytes (see [`set_max_file_size`]).
-static MAX_FILE_BYTES: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(DEFAULT_MAX_FILE_MB * 1024 * 1024);
 
 /// Default limit on one manifest file, in MiB: far above a hand-written file, low enough
 /// that a runaway (or hostile) file is refused before it costs gigabytes of memory.
 pub const DEFAULT_MAX_FILE_MB: u64 = 64;
 
-/// Sets the largest manifest file `load` reads (`--max-file-size`).
-pub fn set_max_file_size(megabytes: u64) {
-    MAX_FILE_BYTES.store(
-        megabytes.saturating_mul(1024 * 1024),
-        std::sync::atomic::Ordering::Relaxed,
-    );
+/// How a command reads and judges the manifests (`--max-file-size`, `--policy-warn-only`):
+/// passed in, kept with the set, never process-wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The largest file read for the manifests, in bytes: manifest files and the files they
+    /// reference (templates, password files) alike.
+    pub max_file_bytes: u64,
+    /// Broken `policies:` are warnings instead of errors (for a migration period).
+    pub policy_warn_only: bool,
 }
 
-/// The largest file read for the manifests, in bytes: manifest files and the files they
-/// reference (templates, password files) alike.
-pub fn max_file_bytes() -> u64 {
-    MAX_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+impl Default for Reading {
+    fn default() -> Reading {
+        Reading {
+            max_file_bytes: DEFAULT_MAX_FILE_MB * 1024 * 1024,
+            policy_warn_only: false,
+        }
+    }
 }
 
-fn too_large(path: &Path) -> Option<String> {
-    let limit = max_file_bytes();
+fn too_large(path: &Path, limit: u64) -> Option<String> {
     let size = fs::metadata(path).ok()?.len();
     (size > limit).then(|| {
         format!(
@@ -85,15 +88,20 @@ fn too_large(path: &Path) -> Option<String> {
 
 /// Reads a manifest file or folder. Returns the set and every problem found while reading;
 /// the set is only trustworthy when no diagnostic is an error.
-pub fn load(root: &Path) -> (ManifestSet, Vec<Diagnostic>) {
-    load_overlaid(root, &[])
+pub fn load(root: &Path, reading: Reading) -> (ManifestSet, Vec<Diagnostic>) {
+    load_overlaid(root, &[], reading)
 }
 
 /// [`load`], with some files' texts given instead of read (`import-csv` checks the
 /// manifests it would write before writing them); a given path not on disk is added.
-pub fn load_overlaid(root: &Path, overlay: &[(PathBuf, String)]) -> (ManifestSet, Vec<Diagnostic>) {
+pub fn load_overlaid(
+    root: &Path,
+    overlay: &[(PathBuf, String)],
+    reading: Reading,
+) -> (ManifestSet, Vec<Diagnostic>) {
     let mut set = ManifestSet {
         root: root_of(root),
+        reading,
         ..ManifestSet::default()
     };
     let mut diagnostics = Vec::new();
@@ -118,7 +126,7 @@ pub fn load_overlaid(root: &Path, overlay: &[(PathBuf, String)]) -> (ManifestSet
             set.sources.push(Source::new(path, text.clone()));
             continue;
         }
-        if let Some(message) = too_large(&path) {
+        if let Some(message) = too_large(&path, reading.max_file_bytes) {
             slots.push(Err(Diagnostic::file_error(None, message)));
             continue;
         }

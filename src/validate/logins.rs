@@ -572,7 +572,7 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
             .and_then(|s| s.path.parent())
             .unwrap_or(Path::new("."));
         let full = base.join(path);
-        let limit = crate::manifest::load::max_file_bytes();
+        let limit = cx.set.reading.max_file_bytes;
         let value =
             match crate::files::read_inside("password file", &cx.set.root, base, path, limit) {
                 Ok(value) => value.trim_end_matches(['\r', '\n']).to_string(),

@@ -374,7 +374,7 @@ impl Context<'_> {
     ) -> Option<crate::state::TemplateSources> {
         let mut read = |part: &'static str, path: &str| -> Option<String> {
             let root = &self.set.root;
-            let limit = crate::manifest::load::max_file_bytes();
+            let limit = self.set.reading.max_file_bytes;
             match crate::files::read_inside("template", root, root, path, limit) {
                 Ok(text) => Some(text),
                 Err(e) => {
@@ -489,7 +489,7 @@ impl Context<'_> {
         if policies.is_empty() || !desired.managed.customers {
             return;
         }
-        let warn = crate::policy::warn_only();
+        let warn = self.set.reading.policy_warn_only;
         for (id, policy) in &policies {
             let violations = crate::policy::check(&desired.state, policy);
             for v in violations.iter().take(SHOWN) {

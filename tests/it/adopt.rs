@@ -86,7 +86,7 @@ fn export_reads_back_identically_in_meaning(env: Env) {
     let (code, _, err) = run(env.portico(&["export", "--out", "exported"]));
     assert_eq!(code, 0, "{err}");
     let meaning = |dir: &str| {
-        let (set, diagnostics) = portico::manifest::load(&env.path(dir));
+        let (set, diagnostics) = portico::manifest::load(&env.path(dir), Default::default());
         assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
         portico::validate::validate(&set, None).0.state
     };

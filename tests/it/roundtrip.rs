@@ -369,7 +369,7 @@ fn export_round_trips(env: fn() -> crate::common::Env, a: &State) -> Result<(), 
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, &file.text).unwrap();
         }
-        let (set, mut diagnostics) = portico::manifest::load(&dir);
+        let (set, mut diagnostics) = portico::manifest::load(&dir, Default::default());
         let (desired, found) = portico::validate::validate(&set, Some(&live));
         diagnostics.extend(found);
         let errors: Vec<_> = diagnostics.iter().filter(|d| d.is_error()).collect();
