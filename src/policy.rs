@@ -281,3 +281,57 @@ mod forbid_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+    use crate::catalog::Feature;
+
+    #[test]
+    fn a_permission_gives_nothing_while_its_feature_is_off() {
+        let mut state = State::default();
+        state.features.insert(Feature::CustomerAccess, true);
+        state.roles.insert(
+            "finance".into(),
+            crate::state::RoleState {
+                name: "Finance".into(),
+                base: crate::catalog::DEFAULT_ROLE.into(),
+                two_factor: TwoFactor::Off,
+                permissions: [(Permission::CustomerPayment, Level::Edit)].into(),
+            },
+        );
+        // Granted, but Online Customer Payments is off: nothing, for a custom role and for
+        // the standard one alike; the granted level itself is unchanged.
+        for role in ["finance", crate::catalog::DEFAULT_ROLE] {
+            assert_eq!(
+                level_of(&state, role, Permission::CustomerPayment),
+                Level::Edit
+            );
+            assert_eq!(
+                effective_level(&state, role, Permission::CustomerPayment),
+                Level::None,
+                "{role}"
+            );
+        }
+        assert_eq!(
+            effective_level(&state, crate::catalog::DEFAULT_ROLE, Permission::Cases),
+            Level::None,
+            "Cases needs Case Management"
+        );
+        // A permission no feature gates keeps its level.
+        assert_eq!(
+            effective_level(&state, crate::catalog::DEFAULT_ROLE, Permission::Invoice),
+            Level::View
+        );
+        state.features.insert(Feature::OnlineCustomerPayments, true);
+        state.features.insert(Feature::CaseManagement, true);
+        assert_eq!(
+            effective_level(&state, "finance", Permission::CustomerPayment),
+            Level::Edit
+        );
+        assert_eq!(
+            effective_level(&state, crate::catalog::DEFAULT_ROLE, Permission::Cases),
+            Level::Edit
+        );
+    }
+}

@@ -226,6 +226,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_row_per_contact_headers() {
+        assert!(is_login_access("Login Access") && is_login_access("loginaccess"));
+        assert!(!is_login_access("Give Access"));
+        for (header, column) in [
+            ("Customer : Internal ID", Column::Id),
+            ("Company : Internal ID", Column::Id),
+            ("Customer ID", Column::Id),
+            ("Email", Column::Contact(1, ContactField::Email)),
+            ("Login Access", Column::Contact(1, ContactField::Access)),
+            ("Access Role", Column::Contact(1, ContactField::Role)),
+            ("Contact", Column::Contact(1, ContactField::Name)),
+            (
+                "Send Notification Email",
+                Column::Contact(1, ContactField::Notify),
+            ),
+            ("Company Name", Column::Name),
+        ] {
+            assert_eq!(parse_per_contact(header), Some(column), "{header}");
+        }
+        // The contact's own id is known and unused; a company's display name is no id.
+        assert!(is_contact_own_id("Internal ID") && is_contact_own_id("ID"));
+        assert_eq!(parse_per_contact("Internal ID"), None);
+        assert_eq!(parse_per_contact("Company"), None);
+    }
+
+    #[test]
     fn netsuite_headers_in_any_spelling() {
         assert_eq!(parse(" Internal ID "), Some(Column::Id));
         // Spaces, case and punctuation do not matter; NetSuite's internal ids work too.

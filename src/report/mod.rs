@@ -371,3 +371,46 @@ mod csv_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    fn row(email: &str, access: bool, can_log_in: bool, password_set: Option<bool>) -> Row {
+        Row {
+            email: email.into(),
+            name: String::new(),
+            customer_id: "C1".into(),
+            customer: "One".into(),
+            kind: "contact",
+            access,
+            role: "Customer Center".into(),
+            website: String::new(),
+            two_factor: false,
+            locked: false,
+            can_log_in,
+            password_set,
+            changed_by: String::new(),
+            last_login: String::new(),
+            expires: String::new(),
+            levels: vec![Level::None; Permission::ALL.len()],
+        }
+    }
+
+    #[test]
+    fn invitations_not_accepted_are_not_people_who_can_sign_in() {
+        let rows = [
+            row("a@x.example", true, true, Some(true)),
+            row("b@x.example", true, false, Some(false)),
+            row("c@x.example", true, false, Some(true)),
+            row("d@x.example", false, false, Some(false)),
+            // From the manifests: no runtime data, so nobody counts as invited.
+            row("e@x.example", true, true, None),
+        ];
+        let s = summary(&rows, jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            (s.logins, s.with_access, s.can_sign_in, s.invited),
+            (5, 4, 2, 1)
+        );
+    }
+}
