@@ -979,23 +979,53 @@ impl Drop for Nginx {
     }
 }
 
+/// An applied account, `serve`, a portal, a free port for the proxy and the proxy's
+/// example configuration, for the forward-auth tests.
+struct Proxied {
+    env: Env,
+    server: Server,
+    portal: Endpoint,
+    portal_host: String,
+    port: u16,
+    example: String,
+}
+
+impl Proxied {
+    fn new(example: &str) -> Proxied {
+        let env = Env::sqlite();
+        env.write("a.yaml", &account(""));
+        apply(&env);
+        let server = Server::start(&env);
+        let portal = Endpoint::start(Behaviour::Ok);
+        let portal_host = portal
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches("/hook")
+            .to_string();
+        let example =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(example))
+                .unwrap();
+        Proxied {
+            env,
+            server,
+            portal,
+            portal_host,
+            port: crate::common::web::free_port(),
+            example,
+        }
+    }
+}
+
 #[test]
 fn nginx_auth_request_hands_the_person_to_the_portal() {
-    let env = Env::sqlite();
-    env.write("a.yaml", &account(""));
-    apply(&env);
-    let server = Server::start(&env);
-    let portal = Endpoint::start(Behaviour::Ok);
-    let portal_host = portal
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/hook")
-        .to_string();
-    let port = crate::common::web::free_port();
-    let example = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/serve/nginx.conf"),
-    )
-    .unwrap();
+    let Proxied {
+        env,
+        server,
+        portal,
+        portal_host,
+        port,
+        example,
+    } = Proxied::new("examples/serve/nginx.conf");
     let conf = example
         .replace("127.0.0.1:8080", &server.host)
         .replace("127.0.0.1:3000", &portal_host)
@@ -1016,25 +1046,40 @@ fn nginx_auth_request_hands_the_person_to_the_portal() {
         host: format!("127.0.0.1:{port}"),
     };
     let browser = Client::at(&nginx.host);
+    the_portal_sees_who_portico_says(&env, &browser, &portal, 302);
+    drop(nginx);
+}
+
+/// Through a proxy in front of `serve` and a portal: signed out, sent to sign in (with
+/// `signed_out` as the status) and the portal sees nothing; signed in, the portal sees who
+/// portico says, never a browser-sent `Remote-*`; after an apply revoking the login, the
+/// next request is refused.
+fn the_portal_sees_who_portico_says(
+    env: &Env,
+    browser: &Client,
+    portal: &Endpoint,
+    signed_out: u16,
+) {
     let started = std::time::Instant::now();
     block_on(async {
         while browser.get("/assets/portico.css").await.is_err() {
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(10),
-                "nginx did not start"
+                "the proxy did not start"
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         // Signed out: sent to sign in, and the portal sees nothing.
         let away = browser.get("/reports?year=2026").await.unwrap();
-        assert_eq!(away.status, 302);
+        assert_eq!(away.status, signed_out);
         let location = away.header("location").unwrap();
         assert!(
-            location.ends_with("/login?return_to=/reports?year=2026"),
+            location.ends_with("/login?return_to=/reports?year=2026")
+                || location.ends_with("/login?return_to=%2Freports%3Fyear%3D2026"),
             "{location}"
         );
         assert!(portal.requests().is_empty());
-        // Signed in through nginx: the portal sees who, from portico alone.
+        // Signed in through the proxy: the portal sees who, from portico alone.
         let signed = browser.sign_in("jane@acme.example", PW).await;
         assert_eq!(signed.status, 303, "{}", signed.body);
         let through = browser
@@ -1065,13 +1110,54 @@ fn nginx_auth_request_hands_the_person_to_the_portal() {
             "name: Jane Doe, access: false",
         ),
     );
-    apply(&env);
+    apply(env);
     past_the_cache();
     block_on(async {
-        assert_eq!(browser.get("/reports").await.unwrap().status, 302);
+        assert_eq!(browser.get("/reports").await.unwrap().status, signed_out);
     });
     assert_eq!(portal.requests().len(), 1);
-    drop(nginx);
+}
+
+/// The Caddy example (`examples/serve/Caddyfile`) through a real Caddy (Debian package):
+/// `forward_auth` to `/auth/forward`, the same hand-over as nginx's.
+#[test]
+fn caddy_forward_auth_hands_the_person_to_the_portal() {
+    let Proxied {
+        env,
+        server,
+        portal,
+        portal_host,
+        port,
+        example,
+    } = Proxied::new("examples/serve/Caddyfile");
+    // Plain HTTP on this machine instead of the example's certificate-managed site.
+    let conf = example
+        .replace(
+            "portal.example.com {",
+            &format!("{{\n\tadmin off\n\tauto_https off\n}}\n\nhttp://127.0.0.1:{port} {{"),
+        )
+        .replace("127.0.0.1:8080", &server.host)
+        .replace("127.0.0.1:3000", &portal_host);
+    assert_ne!(conf, example);
+    let dir = env.path("caddy");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Caddyfile"), conf).unwrap();
+    let caddy = Nginx {
+        child: std::process::Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(dir.join("Caddyfile"))
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", &dir)
+            .env("XDG_CONFIG_HOME", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("caddy (Debian package) is installed: bash .ci/test installs it"),
+        host: format!("127.0.0.1:{port}"),
+    };
+    let browser = Client::at(&caddy.host);
+    the_portal_sees_who_portico_says(&env, &browser, &portal, 303);
+    drop(caddy);
 }
 
 fn a_role_that_requires_two_factor_gets_totp_with_recovery_codes(env: Env) {
