@@ -376,8 +376,7 @@ fn runtime_report(runtime: &LoginRuntime) -> RuntimeReport {
 /// level becomes `none`, and its origin says why.
 fn switched_off(state: &State, mut role: RoleReport) -> RoleReport {
     for (line, permission) in role.permissions.iter_mut().zip(Permission::ALL) {
-        if let Some(feature) = permission.info().feature
-            && !state.feature(feature)
+        if let Some(feature) = crate::policy::switched_off(state, *permission)
             && line.level != Level::None.key()
         {
             line.from = format!(

@@ -62,10 +62,15 @@ pub fn level_of(state: &State, role: &str, permission: Permission) -> Level {
 /// account feature the permission needs is off (Cases without Case Management, Customer
 /// Payment without Online Customer Payments). What the report, `access` and `serve` show.
 pub fn effective_level(state: &State, role: &str, permission: Permission) -> Level {
-    match permission.info().feature {
-        Some(feature) if !state.feature(feature) => Level::None,
-        _ => level_of(state, role, permission),
+    match switched_off(state, permission) {
+        Some(_) => Level::None,
+        None => level_of(state, role, permission),
     }
+}
+
+/// The account feature that is off and so makes `permission` give nothing, if any.
+pub fn switched_off(state: &State, permission: Permission) -> Option<crate::catalog::Feature> {
+    permission.info().feature.filter(|f| !state.feature(*f))
 }
 
 fn two_factor(state: &State, role: &str) -> bool {

@@ -279,6 +279,19 @@ pub struct Activity {
     pub written_by: std::collections::HashMap<String, WrittenBy>,
 }
 
+impl Activity {
+    /// The two reads' rows, the second keyed by address.
+    pub(crate) fn new(logins: Vec<LoginActivity>, written: Vec<WrittenBy>) -> Activity {
+        Activity {
+            logins,
+            written_by: written
+                .into_iter()
+                .map(|w| (w.address.clone(), w))
+                .collect(),
+        }
+    }
+}
+
 /// The apply that last wrote an object, and its commit.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct WrittenBy {

@@ -108,13 +108,7 @@ impl Store for PostgresStore {
             .fetch_all(&mut self.conn)
             .await
             .doing("reading which apply wrote each login")?;
-        Ok(super::Activity {
-            logins,
-            written_by: written
-                .into_iter()
-                .map(|w| (w.address.clone(), w))
-                .collect(),
-        })
+        Ok(super::Activity::new(logins, written))
     }
 
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {

@@ -193,13 +193,7 @@ impl Store for SqliteStore {
             .fetch_all(&mut *conn)
             .await
             .doing("reading which apply wrote each login")?;
-        Ok(super::Activity {
-            logins,
-            written_by: written
-                .into_iter()
-                .map(|w| (w.address.clone(), w))
-                .collect(),
-        })
+        Ok(super::Activity::new(logins, written))
     }
 
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {
