@@ -210,20 +210,21 @@ async fn sign_in(
         address,
         refund: claimed.refund(),
     };
-    let login = app.store.login_by_email(&email).await?;
     let email_hash = hash_id(&email);
     // One attempt is claimed before the password is checked: a locked login (or email) is
     // refused unhashed, and concurrent attempts never exceed the limit.
-    let claim = match &login {
-        Some(l) => {
-            app.store
-                .claim_attempt(&l.customer_id, &l.contact, max, &now_text)
-                .await?
-        }
+    let (login, claim) = match app
+        .store
+        .login_claiming_attempt(&email, max, &now_text)
+        .await?
+    {
+        Some((login, claim)) => (Some(login), claim),
         None => {
-            app.store
+            let claim = app
+                .store
                 .claim_unknown_attempt(&email_hash, max, &now_text)
-                .await?
+                .await?;
+            (None, claim)
         }
     };
     let Claim::Attempt(attempt) = claim else {

@@ -10,13 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection, Row as _};
 
 use super::OutboxRow;
-use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::{Batches, CustomerRow, LoginRow};
-use super::sql::{
-    Fill, StepStream, Writes, history_and_batches, insert_history, issue_token, read_history,
-    read_snapshot, record_attempt, run_steps, standard_role_steps,
-};
-use super::sql::{OutboxSql, claim, read_outbox, redeem};
+use super::shared;
+use super::sql::{Fill, StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
     Applied, Doing, ObjectDigest, OpenOptions, Store, StoreError, redact_url, schema_status,
 };
@@ -81,7 +77,7 @@ impl Store for PostgresStore {
     async fn init(&mut self) -> Result<(), StoreError> {
         MIGRATOR.run(&mut self.conn).await?;
         let mut tx = self.conn.begin().await.doing("starting a transaction")?;
-        run_steps!(tx, standard_role_steps(&WRITES));
+        shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
         tx.commit().await.doing("committing")
     }
 
@@ -171,7 +167,8 @@ impl Store for PostgresStore {
             .await
             .doing("starting a read-only transaction")?;
         let read = if schema_ready(&mut tx).await? {
-            let state = read_snapshot!(tx, read_big_tables(&mut tx).await)?;
+            let big = read_big_tables(&mut tx).await?;
+            let state = shared::read_snapshot::<sqlx::Postgres>(&mut tx, big).await?;
             (state, read_applied(&mut tx).await?)
         } else {
             (State::empty(), Applied::default())
@@ -195,7 +192,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let conn = &mut self.conn;
-        Ok(read_history!(conn, id))
+        shared::read_history::<sqlx::Postgres>(conn, id).await
     }
 
     async fn apply(
@@ -214,14 +211,15 @@ impl Store for PostgresStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
             .await
             .doing("starting a transaction")?;
-        let live: State = read_snapshot!(tx, read_big_tables(&mut tx).await)?;
+        let big = read_big_tables(&mut tx).await?;
+        let live: State = shared::read_snapshot::<sqlx::Postgres>(&mut tx, big).await?;
         if live.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
-        run_steps!(tx, standard_role_steps(&WRITES));
+        shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
-        let id = insert_history!(tx, INSERT_APPLY, history);
+        let id = shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await?;
         batches.set_apply_id(id);
         let filled = run_filling(&mut tx, batches, passwords).await?;
         if filled.contains(&"logins") {
@@ -242,11 +240,7 @@ impl Store for PostgresStore {
         if !schema_ready(&mut self.conn).await? {
             return Ok(0);
         }
-        let count: i64 = sqlx::query_scalar(super::sql::PENDING_COUNT)
-            .fetch_one(&mut self.conn)
-            .await
-            .doing("counting the notifications to deliver")?;
-        Ok(count.unsigned_abs())
+        shared::pending_count::<sqlx::Postgres>(&mut self.conn).await
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
@@ -254,7 +248,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let conn = &mut self.conn;
-        Ok(read_outbox!(conn, OUTBOX, pending_only))
+        shared::read_outbox::<sqlx::Postgres>(conn, pending_only).await
     }
 
     async fn issue_token(
@@ -264,37 +258,27 @@ impl Store for PostgresStore {
         ttl_minutes: u32,
     ) -> Result<String, StoreError> {
         let conn = &mut self.conn;
-        issue_token!(conn, OUTBOX, message, token_hash, ttl_minutes)
+        shared::issue_token::<sqlx::Postgres>(conn, message, token_hash, ttl_minutes).await
     }
 
     async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
         let conn = &mut self.conn;
-        claim!(conn, OUTBOX, id)
+        shared::claim::<sqlx::Postgres>(conn, id).await
     }
 
     async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
         let conn = &mut self.conn;
-        sqlx::query(OUTBOX.release)
-            .bind(id)
-            .bind(failed)
-            .execute(&mut *conn)
-            .await
-            .doing("releasing a notification")
-            .map(|_| ())
+        shared::release::<sqlx::Postgres>(conn, id, failed).await
     }
 
     async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
         let conn = &mut self.conn;
-        sqlx::query(OUTBOX.requeue_failed)
-            .execute(&mut *conn)
-            .await
-            .doing("re-queueing failed notifications")
-            .map(|done| done.rows_affected())
+        shared::requeue_failed::<sqlx::Postgres>(conn).await
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
         let conn = &mut self.conn;
-        record_attempt!(conn, OUTBOX, id, error)
+        shared::record_attempt::<sqlx::Postgres>(conn, id, error).await
     }
 
     async fn redeem_token(
@@ -304,7 +288,7 @@ impl Store for PostgresStore {
     ) -> Result<String, StoreError> {
         let conn = &mut self.conn;
         let mut tx = conn.begin().await.doing("starting a transaction")?;
-        let email = redeem!(tx, OUTBOX, token_hash, password_hash);
+        let email = shared::redeem::<sqlx::Postgres>(&mut tx, token_hash, password_hash).await?;
         tx.commit().await.doing("committing")?;
         Ok(email)
     }
@@ -321,7 +305,7 @@ impl Store for PostgresStore {
             .begin_with("BEGIN READ ONLY")
             .await
             .doing("starting a read-only transaction")?;
-        let found = login_runtime!(tx, DAY2, email)?;
+        let found = shared::login_runtime::<sqlx::Postgres>(&mut tx, email).await?;
         tx.rollback()
             .await
             .doing("ending the read-only transaction")?;
@@ -330,14 +314,22 @@ impl Store for PostgresStore {
 
     async fn unlock(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
         let mut tx = self.day2_transaction(email, provenance).await?;
-        let id = unlock!(tx, DAY2, email, provenance)?;
+        let id =
+            shared::day2_op::<sqlx::Postgres>(&mut tx, email, provenance, shared::Day2Op::Unlock)
+                .await?;
         tx.commit().await.doing("committing")?;
         Ok(id)
     }
 
     async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
         let mut tx = self.day2_transaction(email, provenance).await?;
-        let id = resend!(tx, DAY2, email, provenance)?;
+        let id = shared::day2_op::<sqlx::Postgres>(
+            &mut tx,
+            email,
+            provenance,
+            shared::Day2Op::Resend(&RESEND),
+        )
+        .await?;
         tx.commit().await.doing("committing")?;
         Ok(id)
     }
@@ -383,17 +375,11 @@ async fn schema_ready(conn: &mut PgConnection) -> Result<bool, StoreError> {
     schema_status(schema_version(conn).await?, known_version())
 }
 
-const DAY2: Day2Sql = day2_sql!(
-    now: "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-    contains: "strpos",
-    no: "false"
-);
-
-const INSERT_APPLY: &str = "INSERT INTO applies
-    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z, clock)
-    VALUES (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-           $1, $2, $3, $4, $5, '', $6, $7)
-    RETURNING id";
+const RESEND: shared::ResendSql = shared::ResendSql {
+    revoke_tokens: WRITES.revoke_tokens,
+    cancel_notifications: WRITES.cancel_notifications,
+    queue: WRITES.queue_notifications,
+};
 
 // Each batch is read with `json_to_recordset`, one pass over the JSON text per batch into
 // typed columns: `jsonb_array_elements` and `->>` per column first built a `jsonb` value and
@@ -473,20 +459,20 @@ const WRITES: Writes = Writes {
             token_ttl_hours bigint, max_attempts bigint, template_subject text, template_text text,
             template_html text, reset_ttl_minutes bigint, reset_subject text, reset_text text, reset_html text)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
-    set_passwords: "UPDATE logins SET password_hash = e.hash, password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-        FROM json_to_recordset($1::json) AS e(customer_id text, contact text, hash text)
+    set_passwords: "UPDATE logins SET password_hash = e.hash, password_set_at = $1::json->>'at'
+        FROM json_to_recordset($1::json->'rows') AS e(customer_id text, contact text, hash text)
         WHERE logins.customer_id = e.customer_id AND logins.contact = e.contact",
     queue_notifications: "INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT j.idempotency_key, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+        SELECT j.idempotency_key, $1::json->>'at',
                j.customer_id, j.contact, j.email, j.password_assigned, 'pending'
-        FROM ROWS FROM (json_to_recordset($1::json) AS (idempotency_key text, customer_id text,
+        FROM ROWS FROM (json_to_recordset($1::json->'rows') AS (idempotency_key text, customer_id text,
             contact text, email text, password_assigned boolean))
             WITH ORDINALITY AS j(idempotency_key, customer_id, contact, email, password_assigned, n)
         ORDER BY j.n",
-    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = $1::json->>'at'
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
-            (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
+            (SELECT customer_id, contact FROM json_to_recordset($1::json->'rows') AS e(customer_id text, contact text))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
@@ -494,37 +480,6 @@ const WRITES: Writes = Writes {
             (SELECT customer_id, contact FROM logins WHERE role_id IN (SELECT json_array_elements_text($1::json)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
-};
-
-const OUTBOX: OutboxSql = OutboxSql {
-    list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
-                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at, kind
-           FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
-    issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
-        VALUES ($1, $2, $3, $4, to_char((now() + make_interval(mins => ($5)::int)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
-        RETURNING expires_at",
-    claim: "UPDATE notifications SET claimed_until = to_char((now() + interval '10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-        WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
-    release: "UPDATE notifications SET claimed_until = NULL,
-        status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
-    requeue_failed: "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL,
-        next_attempt_at = NULL WHERE status = 'failed'",
-    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
-        last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), sent_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $1",
-    record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
-        last_attempt_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-        next_attempt_at = to_char((now() + make_interval(mins => (1::bigint << least(attempts, 8)::int)::int)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE id = $2",
-    token: "SELECT t.customer_id, t.contact, l.email, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
-                   t.expires_at <= to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), COALESCE(l.access, 1 = 0)
-            FROM set_password_tokens t
-            LEFT JOIN logins l ON l.customer_id = t.customer_id AND l.contact = t.contact
-            WHERE t.token_hash = $1",
-    set_password: "UPDATE logins SET password_hash = $1, password_set_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), failed_attempts = 0,
-        locked_until = NULL WHERE customer_id = $2 AND contact = $3",
-    use_token: "UPDATE set_password_tokens SET used_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') WHERE token_hash = $1
-        AND used_at IS NULL AND revoked_at IS NULL AND expires_at > to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-    revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-        WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
 };
 
 /// From this many rows added to a table holding fewer, an apply sets the table's indexes and

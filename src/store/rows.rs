@@ -233,6 +233,8 @@ pub struct Batches {
     /// Logins whose email changes: links issued to the old address are revoked (queued
     /// messages stay, and go to the new address).
     pub email_changed: Vec<LoginKey>,
+    /// When the apply writes (the wall clock): password-set, queued and revoked times.
+    pub at: String,
 }
 
 /// Rows to write, split by whether the plan creates them. A created row's key is absent
@@ -337,7 +339,10 @@ impl ApplyRow {
 impl Batches {
     /// Groups a plan's changes into batches.
     pub fn from_plan(plan: &Plan) -> Batches {
-        let mut b = Batches::default();
+        let mut b = Batches {
+            at: crate::clock::format(jiff::Timestamp::now()),
+            ..Batches::default()
+        };
         for change in &plan.changes {
             b.add(change);
         }

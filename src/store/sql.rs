@@ -148,6 +148,22 @@ fn step<'a, T: serde::Serialize + Sync>(
     }
 }
 
+/// A [`step`] whose statement records when it ran: each parameter is [`super::stamped`].
+fn stamped_step<'a, T: serde::Serialize + Sync>(
+    sql: &'static str,
+    rows: &'a [T],
+    at: &'a str,
+    doing: &'static str,
+) -> Step<'a> {
+    Step {
+        params: Box::new(
+            rows.chunks(BATCH)
+                .map(move |chunk| super::stamped(at, chunk)),
+        ),
+        ..step(sql, rows, doing)
+    }
+}
+
 /// A [`step`] that adds rows to `table`.
 fn fill_step<'a, T: serde::Serialize + Sync>(
     sql: &'static str,
@@ -278,10 +294,16 @@ fn steps<'a>(
             None,
             "writing contact logins",
         ),
-        step(w.set_passwords, passwords, "setting initial passwords"),
-        step(
+        stamped_step(
+            w.set_passwords,
+            passwords,
+            &b.at,
+            "setting initial passwords",
+        ),
+        stamped_step(
             w.revoke_tokens,
             &b.lose_access,
+            &b.at,
             "revoking set-password links",
         ),
         step(
@@ -304,18 +326,25 @@ fn steps<'a>(
             &b.end_sessions,
             "ending the sessions of logins that lost access or changed",
         ),
-        step(
+        stamped_step(
             w.revoke_tokens,
             &b.email_changed,
+            &b.at,
             "revoking set-password links sent to an old address",
         ),
-        fill_step(
-            w.queue_notifications,
-            &b.notify,
-            "notifications",
-            None,
-            "queueing new-access notifications",
-        ),
+        Step {
+            fills: Some(Fill {
+                table: "notifications",
+                rows: b.notify.len(),
+                into_empty: None,
+            }),
+            ..stamped_step(
+                w.queue_notifications,
+                &b.notify,
+                &b.at,
+                "queueing new-access notifications",
+            )
+        },
         step(w.delete_roles, &b.delete_roles, "deleting roles"),
         step(w.delete_websites, &b.delete_websites, "deleting websites"),
         step(w.upsert_features, &b.features_off, "switching features off"),
@@ -330,51 +359,6 @@ fn steps<'a>(
     ];
     steps.retain(|s| !s.empty);
     steps
-}
-
-/// Reads every managed row with the same SQL on both engines (`NOT standard` works on
-/// SQLite integers and PostgreSQL booleans alike).
-macro_rules! read_snapshot {
-    ($conn:expr, $big_tables:expr) => {{
-        use $crate::store::Doing as _;
-        let doing = "reading the live state";
-        let (customers, logins) = $big_tables?;
-        let snapshot = $crate::store::rows::Snapshot {
-            features: sqlx::query_as("SELECT name, enabled FROM features").fetch_all(&mut *$conn).await.doing(doing)?,
-            login_policy: sqlx::query_as(
-                "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours
-                 FROM login_policy WHERE id = 1",
-            )
-            .fetch_optional(&mut *$conn)
-            .await
-            .doing(doing)?,
-            websites: sqlx::query_as("SELECT id, name, url FROM websites").fetch_all(&mut *$conn).await.doing(doing)?,
-            roles: sqlx::query_as("SELECT id, name, base, standard, two_factor FROM roles WHERE NOT standard")
-                .fetch_all(&mut *$conn)
-                .await
-                .doing(doing)?,
-            role_permissions: sqlx::query_as(
-                "SELECT p.role_id, p.permission, p.level FROM role_permissions p
-                 JOIN roles r ON r.id = p.role_id WHERE NOT r.standard",
-            )
-            .fetch_all(&mut *$conn)
-            .await
-            .doing(doing)?,
-            // The big tables, each engine its own way (see `read_big_tables` there).
-            customers,
-            logins,
-            policies: sqlx::query_as("SELECT id, message, rule FROM policies").fetch_all(&mut *$conn).await.doing(doing)?,
-            notification_settings: sqlx::query_as(
-                "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html,
-                        reset_ttl_minutes, reset_subject, reset_text, reset_html
-                 FROM notification_settings WHERE id = 1",
-            )
-            .fetch_optional(&mut *$conn)
-            .await
-            .doing(doing)?,
-        };
-        $crate::progress::phase("into state", || snapshot.into_state())
-    }};
 }
 
 /// A [`Step`] without its parameters.
@@ -445,229 +429,3 @@ impl StepStream {
         next
     }
 }
-
-/// Runs steps on a connection or transaction.
-macro_rules! run_steps {
-    ($conn:expr, $steps:expr) => {{
-        use $crate::store::Doing as _;
-        for step in $steps {
-            for param in step.params {
-                sqlx::query(step.sql)
-                    .bind(param)
-                    .execute(&mut *$conn)
-                    .await
-                    .doing(step.doing)?;
-            }
-        }
-    }};
-}
-
-/// Reads the apply history: every apply without its change list, or one apply in full.
-macro_rules! read_history {
-    ($conn:expr, $id:expr) => {{
-        use $crate::store::Doing as _;
-        let rows: Vec<$crate::store::rows::ApplyRow> = match $id {
-            None => sqlx::query_as(
-                "SELECT id, kind, applied_at, actor, git_commit, clock, manifests_digest, plan_digest, summary, '' AS changes,
-                        NULL AS changes_z
-                 FROM applies ORDER BY id",
-            )
-            .fetch_all(&mut *$conn)
-            .await,
-            Some(id) => sqlx::query_as(
-                "SELECT id, kind, applied_at, actor, git_commit, clock, manifests_digest, plan_digest, summary, changes,
-                        changes_z
-                 FROM applies WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_all(&mut *$conn)
-            .await,
-        }
-        .doing("reading the apply history")?;
-        rows.into_iter().map($crate::store::rows::ApplyRow::into_record).collect::<Result<Vec<_>, _>>()?
-    }};
-}
-
-pub(crate) use {read_history, read_snapshot, run_steps};
-
-/// The outbox and set-password statements of one engine (they differ only in how "now" is
-/// written).
-pub struct OutboxSql {
-    pub list: &'static str,
-    pub claim: &'static str,
-    pub release: &'static str,
-    pub requeue_failed: &'static str,
-    pub issue_token: &'static str,
-    pub record_sent: &'static str,
-    pub record_failed: &'static str,
-    pub token: &'static str,
-    pub set_password: &'static str,
-    /// Marks a usable token used, atomically: of two redeems at once, exactly one changes a
-    /// row.
-    pub use_token: &'static str,
-    pub revoke_other_tokens: &'static str,
-}
-
-/// Counts the messages still to deliver.
-pub const PENDING_COUNT: &str = "SELECT count(*) FROM notifications WHERE status = 'pending'";
-
-/// Reads the outbox, oldest first.
-macro_rules! read_outbox {
-    ($conn:expr, $sql:expr, $pending_only:expr) => {{
-        use $crate::store::Doing as _;
-        let rows: Vec<$crate::store::OutboxRow> = sqlx::query_as($sql.list)
-            .bind($pending_only)
-            .fetch_all(&mut *$conn)
-            .await
-            .doing("reading the notification outbox")?;
-        rows
-    }};
-}
-
-/// Redeems a set-password token inside a transaction: checks it, stores the new hash, uses
-/// the token and revokes the login's other tokens. Evaluates to the login's email.
-macro_rules! redeem {
-    ($tx:expr, $sql:expr, $token_hash:expr, $password_hash:expr) => {{
-        use $crate::store::Doing as _;
-        let doing = "redeeming a set-password link";
-        // Claim first: the UPDATE succeeds for exactly one of two concurrent redeems.
-        let claimed = sqlx::query($sql.use_token)
-            .bind($token_hash)
-            .execute(&mut *$tx)
-            .await
-            .doing(doing)?
-            .rows_affected()
-            == 1;
-        let row: Option<(String, String, Option<String>, bool, bool, bool, bool)> =
-            sqlx::query_as($sql.token)
-                .bind($token_hash)
-                .fetch_optional(&mut *$tx)
-                .await
-                .doing(doing)?;
-        let Some((customer_id, contact, email, used, revoked, expired, access)) = row else {
-            return Err($crate::store::StoreError::Token(
-                "this link is not valid".into(),
-            ));
-        };
-        let refusal = if !claimed && used {
-            Some("this link was already used")
-        } else if revoked {
-            Some("this link was revoked")
-        } else if !claimed && expired {
-            Some("this link has expired")
-        } else if !claimed {
-            Some("this link was already used")
-        } else if !access {
-            Some("this login has no access")
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            return Err($crate::store::StoreError::Token(reason.into()));
-        }
-        sqlx::query($sql.set_password)
-            .bind($password_hash)
-            .bind(&customer_id)
-            .bind(&contact)
-            .execute(&mut *$tx)
-            .await
-            .doing(doing)?;
-        sqlx::query($sql.revoke_other_tokens)
-            .bind(&customer_id)
-            .bind(&contact)
-            .execute(&mut *$tx)
-            .await
-            .doing(doing)?;
-        // A password set ends the login's sessions (DESIGN §10.2).
-        sqlx::query("DELETE FROM sessions WHERE customer_id = $1 AND contact = $2")
-            .bind(&customer_id)
-            .bind(&contact)
-            .execute(&mut *$tx)
-            .await
-            .doing(doing)?;
-        email.unwrap_or_default()
-    }};
-}
-
-/// Claims a pending message for delivery; evaluates to whether this run got it.
-macro_rules! claim {
-    ($conn:expr, $sql:expr, $id:expr) => {{
-        use $crate::store::Doing as _;
-        sqlx::query($sql.claim)
-            .bind($id)
-            .execute(&mut *$conn)
-            .await
-            .doing("claiming a notification")
-            .map(|done| done.rows_affected() == 1)
-    }};
-}
-
-/// Records an apply in history; evaluates to its id.
-macro_rules! insert_history {
-    ($tx:expr, $sql:expr, $history:expr) => {{
-        use $crate::store::Doing as _;
-        let history = $history;
-        let id: i64 = sqlx::query_scalar($sql)
-            .bind(&history.actor)
-            .bind(&history.git_commit)
-            .bind(&history.manifests_digest)
-            .bind(&history.plan_digest)
-            .bind(&history.summary)
-            .bind(&history.changes_z)
-            .bind(&history.clock)
-            .fetch_one(&mut *$tx)
-            .await
-            .doing("recording the apply in history")?;
-        id
-    }};
-}
-
-/// Stores a set-password token hash for a message's login, revoking the login's other
-/// outstanding links in the same transaction (one valid link per login at a time);
-/// evaluates to its expiry.
-macro_rules! issue_token {
-    ($conn:expr, $sql:expr, $message:expr, $token_hash:expr, $ttl_minutes:expr) => {{
-        use sqlx::Connection as _;
-        use $crate::store::Doing as _;
-        let mut tx = $conn.begin().await.doing("storing a set-password link")?;
-        sqlx::query($sql.revoke_other_tokens)
-            .bind(&$message.customer_id)
-            .bind(&$message.contact)
-            .execute(&mut *tx)
-            .await
-            .doing("revoking a login's earlier set-password links")?;
-        let expires: String = sqlx::query_scalar($sql.issue_token)
-            .bind($token_hash)
-            .bind($message.id)
-            .bind(&$message.customer_id)
-            .bind(&$message.contact)
-            .bind(i64::from($ttl_minutes))
-            .fetch_one(&mut *tx)
-            .await
-            .doing("storing a set-password link")?;
-        tx.commit()
-            .await
-            .doing("storing a set-password link")
-            .map(|_| expires)
-    }};
-}
-
-/// Records one delivery attempt: sent when `$error` is `None`.
-macro_rules! record_attempt {
-    ($conn:expr, $sql:expr, $id:expr, $error:expr) => {{
-        use $crate::store::Doing as _;
-        let query = match $error {
-            None => sqlx::query($sql.record_sent).bind($id),
-            Some(error) => sqlx::query($sql.record_failed)
-                .bind(error.to_string())
-                .bind($id),
-        };
-        query
-            .execute(&mut *$conn)
-            .await
-            .doing("recording a delivery attempt")
-            .map(|_| ())
-    }};
-}
-
-pub(crate) use {claim, insert_history, issue_token, read_outbox, record_attempt, redeem};

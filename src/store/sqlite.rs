@@ -10,13 +10,9 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::OutboxRow;
-use super::day2::{Day2Sql, day2_sql, login_runtime, resend, unlock};
 use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, customers_from_json};
-use super::sql::{OutboxSql, claim, read_outbox, redeem};
-use super::sql::{
-    StepStream, Writes, history_and_batches, insert_history, issue_token, read_history,
-    read_snapshot, record_attempt, run_steps, standard_role_steps,
-};
+use super::shared;
+use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{Applied, Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -294,7 +290,7 @@ impl Store for SqliteStore {
         if !schema_ready(conn).await? {
             return Ok(Vec::new());
         }
-        Ok(read_history!(conn, id))
+        shared::read_history::<sqlx::Sqlite>(conn, id).await
     }
 
     async fn apply(
@@ -325,7 +321,7 @@ impl Store for SqliteStore {
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
         let id = crate::progress::phase_async("insert history", async {
-            Ok::<_, StoreError>(insert_history!(tx, INSERT_APPLY, history))
+            shared::insert_history::<sqlx::Sqlite>(&mut tx, &history).await
         })
         .await?;
         batches.set_apply_id(id);
@@ -343,11 +339,7 @@ impl Store for SqliteStore {
         if !schema_ready(conn).await? {
             return Ok(0);
         }
-        let count: i64 = sqlx::query_scalar(super::sql::PENDING_COUNT)
-            .fetch_one(&mut *conn)
-            .await
-            .doing("counting the notifications to deliver")?;
-        Ok(count.unsigned_abs())
+        shared::pending_count::<sqlx::Sqlite>(conn).await
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {
@@ -357,7 +349,7 @@ impl Store for SqliteStore {
         if !schema_ready(conn).await? {
             return Ok(Vec::new());
         }
-        Ok(read_outbox!(conn, OUTBOX, pending_only))
+        shared::read_outbox::<sqlx::Sqlite>(conn, pending_only).await
     }
 
     async fn issue_token(
@@ -367,37 +359,27 @@ impl Store for SqliteStore {
         ttl_minutes: u32,
     ) -> Result<String, StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        issue_token!(conn, OUTBOX, message, token_hash, ttl_minutes)
+        shared::issue_token::<sqlx::Sqlite>(conn, message, token_hash, ttl_minutes).await
     }
 
     async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        claim!(conn, OUTBOX, id)
+        shared::claim::<sqlx::Sqlite>(conn, id).await
     }
 
     async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        sqlx::query(OUTBOX.release)
-            .bind(id)
-            .bind(failed)
-            .execute(&mut *conn)
-            .await
-            .doing("releasing a notification")
-            .map(|_| ())
+        shared::release::<sqlx::Sqlite>(conn, id, failed).await
     }
 
     async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        sqlx::query(OUTBOX.requeue_failed)
-            .execute(&mut *conn)
-            .await
-            .doing("re-queueing failed notifications")
-            .map(|done| done.rows_affected())
+        shared::requeue_failed::<sqlx::Sqlite>(conn).await
     }
 
     async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        record_attempt!(conn, OUTBOX, id, error)
+        shared::record_attempt::<sqlx::Sqlite>(conn, id, error).await
     }
 
     async fn redeem_token(
@@ -416,7 +398,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .doing("starting a transaction")?;
-        let email = redeem!(tx, OUTBOX, token_hash, password_hash);
+        let email = shared::redeem::<sqlx::Sqlite>(&mut tx, token_hash, password_hash).await?;
         tx.commit().await.doing("committing")?;
         Ok(email)
     }
@@ -431,19 +413,29 @@ impl Store for SqliteStore {
         if !schema_ready(conn).await? {
             return Ok(None);
         }
-        Ok(login_runtime!(conn, DAY2, email)?.map(|(runtime, _)| runtime))
+        Ok(shared::login_runtime::<sqlx::Sqlite>(conn, email)
+            .await?
+            .map(|(runtime, _)| runtime))
     }
 
     async fn unlock(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
         let mut tx = self.day2_transaction(email, provenance).await?;
-        let id = unlock!(tx, DAY2, email, provenance)?;
+        let id =
+            shared::day2_op::<sqlx::Sqlite>(&mut tx, email, provenance, shared::Day2Op::Unlock)
+                .await?;
         tx.commit().await.doing("committing")?;
         Ok(id)
     }
 
     async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError> {
         let mut tx = self.day2_transaction(email, provenance).await?;
-        let id = resend!(tx, DAY2, email, provenance)?;
+        let id = shared::day2_op::<sqlx::Sqlite>(
+            &mut tx,
+            email,
+            provenance,
+            shared::Day2Op::Resend(&RESEND),
+        )
+        .await?;
         tx.commit().await.doing("committing")?;
         Ok(id)
     }
@@ -512,11 +504,12 @@ async fn data_version(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreEr
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
-    read_snapshot!(conn, read_big_tables(&mut *conn).await)
+    let big = read_big_tables(&mut *conn).await?;
+    shared::read_snapshot::<sqlx::Sqlite>(conn, big).await
 }
 
 async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    run_steps!(conn, standard_role_steps(&WRITES));
+    shared::run_steps::<sqlx::Sqlite>(conn, standard_role_steps(&WRITES)).await?;
     Ok(())
 }
 
@@ -578,21 +571,19 @@ const WRITES: Writes = Writes {
         FROM json_each(?1) WHERE true
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
     set_passwords:
-        "UPDATE logins SET password_hash = j.value->>'hash',
-            password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
-        FROM json_each(?1) AS j
+        "UPDATE logins SET password_hash = j.value->>'hash', password_set_at = ?1->>'$.at'
+        FROM json_each(?1, '$.rows') AS j
         WHERE logins.customer_id = j.value->>'customer_id' AND logins.contact = j.value->>'contact'",
-    queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
+    queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1, '$.rows'))
         INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT v->>'idempotency_key',
-               strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), v->>'customer_id', v->>'contact',
+        SELECT v->>'idempotency_key', ?1->>'$.at', v->>'customer_id', v->>'contact',
                v->>'email', v->>'password_assigned', 'pending'
         FROM r ORDER BY k",
     revoke_tokens:
-        "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+        "UPDATE set_password_tokens SET revoked_at = ?1->>'$.at'
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
-            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
+            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1, '$.rows'))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
@@ -602,16 +593,11 @@ const WRITES: Writes = Writes {
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
 };
 
-const DAY2: Day2Sql = day2_sql!(
-    now: "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-    contains: "instr",
-    no: "0"
-);
-
-const INSERT_APPLY: &str = "INSERT INTO applies
-    (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z, clock)
-    VALUES (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?1, ?2, ?3, ?4, ?5, '', ?6, ?7)
-    RETURNING id";
+const RESEND: shared::ResendSql = shared::ResendSql {
+    revoke_tokens: WRITES.revoke_tokens,
+    cancel_notifications: WRITES.cancel_notifications,
+    queue: WRITES.queue_notifications,
+};
 
 const UPSERT_FEATURES: &str = "INSERT INTO features (name, enabled)
     SELECT value->>'name', value->>'enabled' FROM json_each(?1) WHERE true
@@ -679,37 +665,6 @@ const UPSERT_LOGINS: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_e
         name = excluded.name, access = excluded.access, role_id = excluded.role_id,
         website_id = excluded.website_id, notify = excluded.notify,
         password_marker = excluded.password_marker, expires_at = excluded.expires_at";
-
-const OUTBOX: OutboxSql = OutboxSql {
-    list: "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
-                  attempts, last_error, last_attempt_at, sent_at, next_attempt_at, kind
-           FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
-    issue_token: "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
-        VALUES ($1, $2, $3, $4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || $5 || ' minutes'))
-        RETURNING expires_at",
-    claim: "UPDATE notifications SET claimed_until = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+10 minutes')
-        WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
-    release: "UPDATE notifications SET claimed_until = NULL,
-        status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
-    requeue_failed: "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL,
-        next_attempt_at = NULL WHERE status = 'failed'",
-    record_sent: "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, claimed_until = NULL,
-        last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), sent_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = $1",
-    record_failed: "UPDATE notifications SET attempts = attempts + 1, last_error = $1,
-        last_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
-        next_attempt_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+' || (1 << min(attempts, 8)) || ' minutes') WHERE id = $2",
-    token: "SELECT t.customer_id, t.contact, l.email, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
-                   t.expires_at <= strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), COALESCE(l.access, 1 = 0)
-            FROM set_password_tokens t
-            LEFT JOIN logins l ON l.customer_id = t.customer_id AND l.contact = t.contact
-            WHERE t.token_hash = $1",
-    set_password: "UPDATE logins SET password_hash = $1, password_set_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), failed_attempts = 0,
-        locked_until = NULL WHERE customer_id = $2 AND contact = $3",
-    use_token: "UPDATE set_password_tokens SET used_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE token_hash = $1
-        AND used_at IS NULL AND revoked_at IS NULL AND expires_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-    revoke_other_tokens: "UPDATE set_password_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
-        WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL",
-};
 
 /// `[[id, name, protect], …]`, in key order.
 const READ_CUSTOMERS: &str = "SELECT json_group_array(json_array(id, name, protect))

@@ -82,6 +82,16 @@ const LOGIN_COLUMNS: &str = "l.customer_id, l.contact, c.name AS customer_name, 
     CASE WHEN EXISTS (SELECT 1 FROM second_factors f WHERE f.customer_id = l.customer_id
         AND f.contact = l.contact AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS second_factor";
 
+/// Claiming an attempt (`$2` now, `$3` the limit): a lock that has ended starts the count
+/// again; otherwise the count rises by one.
+const CLAIM_SET: &str = "
+    failed_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN 1 ELSE failed_attempts + 1 END,
+    locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL ELSE locked_until END";
+
+/// Which logins may be claimed: a lock that has ended, or no lock and below the limit.
+const CLAIM_WHERE: &str = "((locked_until IS NOT NULL AND locked_until <= $2)
+    OR (locked_until IS NULL AND failed_attempts < $3))";
+
 /// A login as read by [`LOGIN_COLUMNS`].
 #[derive(sqlx::FromRow)]
 struct LoginRow {
@@ -98,6 +108,14 @@ struct LoginRow {
     locked_until: Option<String>,
     failed_attempts: i64,
     second_factor: i64,
+}
+
+/// A login and the attempt claimed for it (`None`: locked).
+#[derive(sqlx::FromRow)]
+struct ClaimedLoginRow {
+    #[sqlx(flatten)]
+    login: LoginRow,
+    claimed: Option<i64>,
 }
 
 /// Sessions read in one query at most (well under every engine's limit on bound values).
@@ -317,23 +335,61 @@ impl ServeStore {
         max: i64,
         now: &str,
     ) -> Result<Claim, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE logins SET
-                failed_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 ELSE failed_attempts + 1 END,
-                locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN NULL ELSE locked_until END
-             WHERE customer_id = $1 AND contact = $2
-               AND ((locked_until IS NOT NULL AND locked_until <= $3)
-                    OR (locked_until IS NULL AND failed_attempts < $4))
-             RETURNING CAST(failed_attempts AS BIGINT)",
-        )
-        .bind(customer_id)
-        .bind(contact)
-        .bind(now)
-        .bind(max)
-        .fetch_optional(&self.pool)
-        .await
-        .doing("counting a sign-in attempt")?;
+        let sql = format!(
+            "UPDATE logins SET {CLAIM_SET} WHERE customer_id = $1 AND contact = $4 AND {CLAIM_WHERE}
+             RETURNING CAST(failed_attempts AS BIGINT)"
+        );
+        let n: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(customer_id)
+            .bind(now)
+            .bind(max)
+            .bind(contact)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("counting a sign-in attempt")?;
         Ok(n.map_or(Claim::Locked, Claim::Attempt))
+    }
+
+    /// The login with this (normalised) email and, when there is one, one claimed sign-in
+    /// attempt for it (see [`ServeStore::claim_attempt`]). On PostgreSQL both are one
+    /// statement (a data-modifying `WITH`: the login is read as it was before the claim).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn login_claiming_attempt(
+        &self,
+        email: &str,
+        max: i64,
+        now: &str,
+    ) -> Result<Option<(ServeLogin, Claim)>, StoreError> {
+        if !self.postgres {
+            let Some(login) = self.login_by_email(email).await? else {
+                return Ok(None);
+            };
+            let claim = self
+                .claim_attempt(&login.customer_id, &login.contact, max, now)
+                .await?;
+            return Ok(Some((login, claim)));
+        }
+        let sql = format!(
+            "WITH claim AS (
+                UPDATE logins SET {CLAIM_SET} WHERE email = $1 AND {CLAIM_WHERE}
+                RETURNING CAST(failed_attempts AS BIGINT) AS claimed
+             )
+             SELECT {LOGIN_COLUMNS}, (SELECT claimed FROM claim) AS claimed
+             FROM logins l JOIN customers c ON c.id = l.customer_id WHERE l.email = $1"
+        );
+        let row: Option<ClaimedLoginRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(email)
+            .bind(now)
+            .bind(max)
+            .fetch_optional(&self.pool)
+            .await
+            .doing("counting a sign-in attempt")?;
+        Ok(row.map(|row| {
+            let claim = row.claimed.map_or(Claim::Locked, Claim::Attempt);
+            (into_login(row.login), claim)
+        }))
     }
 
     /// The same for an email no login has, keyed by its SHA-256.

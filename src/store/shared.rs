@@ -1,0 +1,800 @@
+//! The store's statements that are the same on both engines, written once as functions
+//! generic over `sqlx::Database` (SQLite and PostgreSQL both take `$1` parameters). "Now"
+//! is computed here once per operation and bound, never the database's clock, so both
+//! engines and every instance agree on it. Rows are decoded by name.
+//!
+//! Rust does not carry a trait's where-clauses to the functions that use it, so each
+//! function names what it needs of its engine: an executor on `&mut Connection`, and the
+//! types it binds and reads.
+
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::day2::{self, Event, LastChange, LinkStatus, LoginRuntime, NotificationStatus};
+use super::rows::{ApplyRow, Snapshot};
+use super::sql::{HistoryInsert, Step};
+use super::{Doing as _, OutboxRow, StoreError};
+use crate::history::{ApplyRecord, Provenance};
+use crate::state::State;
+
+/// Now, as the store writes times (`YYYY-MM-DDTHH:MM:SSZ`): the wall clock, whatever clock
+/// a plan runs on (these are the times things happened).
+fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+/// A time as the store writes it.
+fn text(at: jiff::Timestamp) -> String {
+    crate::clock::format(at)
+}
+
+/// `minutes` after `at`, as the store writes it.
+fn after(at: jiff::Timestamp, minutes: i64) -> String {
+    text(
+        at.saturating_add(jiff::SignedDuration::from_mins(minutes))
+            .unwrap_or(at),
+    )
+}
+
+/// Runs steps on a connection or transaction, one statement per parameter.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn run_steps<DB>(
+    conn: &mut DB::Connection,
+    steps: Vec<Step<'_>>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    for step in steps {
+        for param in step.params {
+            sqlx::query(step.sql)
+                .bind(param)
+                .execute(&mut *conn)
+                .await
+                .doing(step.doing)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads every managed row with the same SQL on both engines (`NOT standard` works on
+/// SQLite integers and PostgreSQL booleans alike); the big tables come from each engine's
+/// own fast read.
+///
+/// # Errors
+/// Database errors; rows portico never writes.
+pub(crate) async fn read_snapshot<DB>(
+    conn: &mut DB::Connection,
+    big_tables: (Vec<super::rows::CustomerRow>, Vec<super::rows::LoginRow>),
+) -> Result<State, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> super::rows::FeatureRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::PolicyRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::WebsiteRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::RoleRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::PermissionRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::AccessPolicyRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::NotificationSettingsRow: FromRow<'r, DB::Row>,
+{
+    let doing = "reading the live state";
+    let (customers, logins) = big_tables;
+    let snapshot = Snapshot {
+        features: sqlx::query_as("SELECT name, enabled FROM features")
+            .fetch_all(&mut *conn)
+            .await
+            .doing(doing)?,
+        login_policy: sqlx::query_as(
+            "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours
+             FROM login_policy WHERE id = 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .doing(doing)?,
+        websites: sqlx::query_as("SELECT id, name, url FROM websites")
+            .fetch_all(&mut *conn)
+            .await
+            .doing(doing)?,
+        roles: sqlx::query_as(
+            "SELECT id, name, base, standard, two_factor FROM roles WHERE NOT standard",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .doing(doing)?,
+        role_permissions: sqlx::query_as(
+            "SELECT p.role_id, p.permission, p.level FROM role_permissions p
+             JOIN roles r ON r.id = p.role_id WHERE NOT r.standard",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .doing(doing)?,
+        customers,
+        logins,
+        policies: sqlx::query_as("SELECT id, message, rule FROM policies")
+            .fetch_all(&mut *conn)
+            .await
+            .doing(doing)?,
+        notification_settings: sqlx::query_as(
+            "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html,
+                    reset_ttl_minutes, reset_subject, reset_text, reset_html
+             FROM notification_settings WHERE id = 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .doing(doing)?,
+    };
+    crate::progress::phase("into state", || snapshot.into_state())
+}
+
+/// Records an apply in history; returns its id.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn insert_history<DB>(
+    conn: &mut DB::Connection,
+    history: &HistoryInsert,
+) -> Result<i64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let applied_at = text(now());
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO applies
+            (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z, clock)
+         VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8)
+         RETURNING id",
+    )
+    .bind(applied_at.as_str())
+    .bind(history.actor.as_str())
+    .bind(history.git_commit.as_deref())
+    .bind(history.manifests_digest.as_str())
+    .bind(history.plan_digest.as_str())
+    .bind(history.summary.as_str())
+    .bind(history.changes_z.as_slice())
+    .bind(history.clock.as_deref())
+    .fetch_one(&mut *conn)
+    .await
+    .doing("recording the apply in history")?;
+    Ok(id)
+}
+
+/// Reads the apply history: every apply without its change list, or one apply in full.
+///
+/// # Errors
+/// Database errors; unreadable history.
+pub(crate) async fn read_history<DB>(
+    conn: &mut DB::Connection,
+    id: Option<i64>,
+) -> Result<Vec<ApplyRecord>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> ApplyRow: FromRow<'r, DB::Row>,
+{
+    let rows: Vec<ApplyRow> = match id {
+        None => {
+            sqlx::query_as(
+                "SELECT id, kind, applied_at, actor, git_commit, clock, manifests_digest, plan_digest, summary, '' AS changes,
+                        NULL AS changes_z
+                 FROM applies ORDER BY id",
+            )
+            .fetch_all(&mut *conn)
+            .await
+        }
+        Some(id) => {
+            sqlx::query_as(
+                "SELECT id, kind, applied_at, actor, git_commit, clock, manifests_digest, plan_digest, summary, changes,
+                        changes_z
+                 FROM applies WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+        }
+    }
+    .doing("reading the apply history")?;
+    rows.into_iter().map(ApplyRow::into_record).collect()
+}
+
+/// Counts the messages still to deliver.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn pending_count<DB>(conn: &mut DB::Connection) -> Result<u64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'")
+            .fetch_one(&mut *conn)
+            .await
+            .doing("counting the notifications to deliver")?;
+    Ok(count.unsigned_abs())
+}
+
+/// Reads the outbox, oldest first.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn read_outbox<DB>(
+    conn: &mut DB::Connection,
+    pending_only: bool,
+) -> Result<Vec<OutboxRow>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'r> OutboxRow: FromRow<'r, DB::Row>,
+{
+    sqlx::query_as(
+        "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
+                attempts, last_error, last_attempt_at, sent_at, next_attempt_at, kind
+         FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
+    )
+    .bind(pending_only)
+    .fetch_all(&mut *conn)
+    .await
+    .doing("reading the notification outbox")
+}
+
+/// Revokes a login's set-password links that are still usable.
+const REVOKE_OTHER_TOKENS: &str = "UPDATE set_password_tokens SET revoked_at = $3
+    WHERE customer_id = $1 AND contact = $2 AND used_at IS NULL AND revoked_at IS NULL";
+
+/// Stores a set-password token hash for a message's login, revoking the login's other
+/// outstanding links in the same transaction (one valid link per login at a time); returns
+/// its expiry.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn issue_token<DB>(
+    conn: &mut DB::Connection,
+    message: &OutboxRow,
+    token_hash: &str,
+    ttl_minutes: u32,
+) -> Result<String, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    use sqlx::Connection as _;
+    let doing = "storing a set-password link";
+    let at = now();
+    let expires = after(at, i64::from(ttl_minutes));
+    let mut tx = conn.begin().await.doing(doing)?;
+    sqlx::query(REVOKE_OTHER_TOKENS)
+        .bind(message.customer_id.as_str())
+        .bind(message.contact.as_str())
+        .bind(text(at).as_str())
+        .execute(&mut *tx)
+        .await
+        .doing("revoking a login's earlier set-password links")?;
+    sqlx::query(
+        "INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(message.id)
+    .bind(message.customer_id.as_str())
+    .bind(message.contact.as_str())
+    .bind(expires.as_str())
+    .execute(&mut *tx)
+    .await
+    .doing(doing)?;
+    tx.commit().await.doing(doing)?;
+    Ok(expires)
+}
+
+/// How long a claimed message stays claimed by the run that claimed it.
+const CLAIM_MINUTES: i64 = 10;
+
+/// Claims a pending message for delivery; returns whether this run got it.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn claim<DB>(conn: &mut DB::Connection, id: i64) -> Result<bool, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let at = now();
+    let claimed: Option<i64> = sqlx::query_scalar(
+        "UPDATE notifications SET claimed_until = $2
+         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= $3)
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(after(at, CLAIM_MINUTES).as_str())
+    .bind(text(at).as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .doing("claiming a notification")?;
+    Ok(claimed.is_some())
+}
+
+/// Releases a claimed message: back to pending, or failed for good.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn release<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    failed: bool,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(
+        "UPDATE notifications SET claimed_until = NULL,
+            status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
+    )
+    .bind(id)
+    .bind(failed)
+    .execute(&mut *conn)
+    .await
+    .doing("releasing a notification")?;
+    Ok(())
+}
+
+/// Puts every failed message back in the queue; returns how many.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn requeue_failed<DB>(conn: &mut DB::Connection) -> Result<u64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL,
+            next_attempt_at = NULL WHERE status = 'failed' RETURNING id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .doing("re-queueing failed notifications")?;
+    Ok(ids.len() as u64)
+}
+
+/// Records one delivery attempt: sent when `error` is `None`; a failure waits before the
+/// next try, twice as long after each (1 minute, 2, 4, … up to 256).
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn record_attempt<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    error: Option<&str>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let doing = "recording a delivery attempt";
+    let at = now();
+    let Some(error) = error else {
+        sqlx::query(
+            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL,
+                claimed_until = NULL, last_attempt_at = $2, sent_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(text(at).as_str())
+        .execute(&mut *conn)
+        .await
+        .doing(doing)?;
+        return Ok(());
+    };
+    let made: Option<i64> = sqlx::query_scalar(
+        "UPDATE notifications SET attempts = attempts + 1, last_error = $2, last_attempt_at = $3
+         WHERE id = $1 RETURNING attempts",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(text(at).as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .doing(doing)?;
+    if let Some(made) = made {
+        let wait = 1_i64 << (made - 1).clamp(0, 8);
+        sqlx::query("UPDATE notifications SET next_attempt_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(after(at, wait).as_str())
+            .execute(&mut *conn)
+            .await
+            .doing(doing)?;
+    }
+    Ok(())
+}
+
+/// A set-password token and what it is for, as `redeem` reads it.
+#[derive(FromRow)]
+pub(crate) struct TokenRow {
+    customer_id: String,
+    contact: String,
+    email: Option<String>,
+    used: bool,
+    revoked: bool,
+    expired: bool,
+    access: bool,
+}
+
+/// Redeems a set-password token inside the open transaction `tx`: checks it, stores the
+/// new hash, uses the token, revokes the login's other tokens and ends its sessions.
+/// Returns the login's email.
+///
+/// # Errors
+/// [`StoreError::Token`] for a link that cannot be used (nothing changes); database errors.
+pub(crate) async fn redeem<DB>(
+    tx: &mut DB::Connection,
+    token_hash: &str,
+    password_hash: &str,
+) -> Result<String, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> TokenRow: FromRow<'r, DB::Row>,
+{
+    let doing = "redeeming a set-password link";
+    let now = text(now());
+    // Claim first: the UPDATE changes a row for exactly one of two concurrent redeems.
+    let claimed: Option<String> = sqlx::query_scalar(
+        "UPDATE set_password_tokens SET used_at = $2 WHERE token_hash = $1
+            AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+         RETURNING token_hash",
+    )
+    .bind(token_hash)
+    .bind(now.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .doing(doing)?;
+    let claimed = claimed.is_some();
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT t.customer_id, t.contact, l.email, t.used_at IS NOT NULL AS used,
+                t.revoked_at IS NOT NULL AS revoked, t.expires_at <= $2 AS expired,
+                COALESCE(l.access, 1 = 0) AS access
+         FROM set_password_tokens t
+         LEFT JOIN logins l ON l.customer_id = t.customer_id AND l.contact = t.contact
+         WHERE t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .bind(now.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .doing(doing)?;
+    let Some(row) = row else {
+        return Err(StoreError::Token("this link is not valid".into()));
+    };
+    if let Some(reason) = token_refusal(&row, claimed) {
+        return Err(StoreError::Token(reason.into()));
+    }
+    sqlx::query(
+        "UPDATE logins SET password_hash = $1, password_set_at = $4, failed_attempts = 0,
+            locked_until = NULL WHERE customer_id = $2 AND contact = $3",
+    )
+    .bind(password_hash)
+    .bind(row.customer_id.as_str())
+    .bind(row.contact.as_str())
+    .bind(now.as_str())
+    .execute(&mut *tx)
+    .await
+    .doing(doing)?;
+    sqlx::query(REVOKE_OTHER_TOKENS)
+        .bind(row.customer_id.as_str())
+        .bind(row.contact.as_str())
+        .bind(now.as_str())
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+    // A password set ends the login's sessions (DESIGN §10.2).
+    sqlx::query("DELETE FROM sessions WHERE customer_id = $1 AND contact = $2")
+        .bind(row.customer_id.as_str())
+        .bind(row.contact.as_str())
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+    Ok(row.email.unwrap_or_default())
+}
+
+/// Why a token cannot be used, when it cannot (`claimed`: this redeem used it just now).
+fn token_refusal(row: &TokenRow, claimed: bool) -> Option<&'static str> {
+    if !claimed && row.used {
+        Some("this link was already used")
+    } else if row.revoked {
+        Some("this link was revoked")
+    } else if !claimed && row.expired {
+        Some("this link has expired")
+    } else if !claimed {
+        Some("this link was already used")
+    } else if !row.access {
+        Some("this login has no access")
+    } else {
+        None
+    }
+}
+
+/// A login as the day-2 operations find it by email.
+#[derive(FromRow)]
+pub(crate) struct FoundLogin {
+    customer_id: String,
+    contact: String,
+    access: bool,
+    password_set: bool,
+    password_set_at: Option<String>,
+    failed_attempts: i64,
+    locked_until: Option<String>,
+    locked: bool,
+    last_login_at: Option<String>,
+}
+
+/// The newest history entry naming a login: the apply that last wrote the object, or a
+/// later day-2 event naming it (events keep their one change as plain JSON; applies before
+/// migration 0008 too). "Contains" is written with `replace`, which both engines have.
+const LAST_CHANGE: &str = "SELECT id, kind, applied_at, actor, git_commit FROM applies
+    WHERE id = (SELECT max(x) FROM (
+        SELECT id AS x FROM applies
+        WHERE changes_z IS NULL AND length(replace(changes, $1, '')) < length(changes)
+        UNION ALL
+        SELECT apply_id AS x FROM applied_objects WHERE address = $2
+    ) AS t)";
+
+/// A login's newest set-password link.
+#[derive(FromRow)]
+pub(crate) struct LinkRow {
+    expires_at: String,
+    used: bool,
+    revoked: bool,
+    expired: bool,
+}
+
+/// Reads everything `access` shows beyond the managed state, and whether the login has
+/// access; `None` when no login has the email.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn login_runtime<DB>(
+    conn: &mut DB::Connection,
+    email: &str,
+) -> Result<Option<(LoginRuntime, bool)>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> FoundLogin: FromRow<'r, DB::Row>,
+    for<'r> LinkRow: FromRow<'r, DB::Row>,
+    for<'r> NotificationStatus: FromRow<'r, DB::Row>,
+    for<'r> LastChange: FromRow<'r, DB::Row>,
+{
+    let doing = "reading a login";
+    let now = text(now());
+    let found: Option<FoundLogin> = sqlx::query_as(
+        "SELECT customer_id, contact, access, password_hash IS NOT NULL AS password_set,
+                password_set_at, failed_attempts, locked_until,
+                COALESCE(locked_until > $2, 1 = 0) AS locked, last_login_at
+         FROM logins WHERE email = $1",
+    )
+    .bind(email)
+    .bind(now.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .doing(doing)?;
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let (customer_id, contact) = (found.customer_id.as_str(), found.contact.as_str());
+    let notification: Option<NotificationStatus> = sqlx::query_as(
+        "SELECT status, created_at, sent_at, attempts, last_error FROM notifications
+         WHERE customer_id = $1 AND contact = $2 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(customer_id)
+    .bind(contact)
+    .fetch_optional(&mut *conn)
+    .await
+    .doing(doing)?;
+    let link: Option<LinkRow> = sqlx::query_as(
+        "SELECT expires_at, used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked,
+                expires_at <= $3 AS expired
+         FROM set_password_tokens WHERE customer_id = $1 AND contact = $2
+         ORDER BY expires_at DESC, notification_id DESC LIMIT 1",
+    )
+    .bind(customer_id)
+    .bind(contact)
+    .bind(now.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .doing(doing)?;
+    let address = day2::address(customer_id, contact);
+    let needle = day2::history_needle(&address);
+    let last_change: Option<LastChange> = sqlx::query_as(LAST_CHANGE)
+        .bind(needle.as_str())
+        .bind(address.to_string().as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .doing(doing)?;
+    let runtime = LoginRuntime {
+        customer_id: found.customer_id,
+        contact: found.contact,
+        password_set: found.password_set,
+        password_set_at: found.password_set_at,
+        failed_attempts: found.failed_attempts,
+        locked_until: found.locked_until,
+        locked: found.locked,
+        last_login_at: found.last_login_at,
+        notification,
+        link: link.map(link_status),
+        last_change,
+    };
+    Ok(Some((runtime, found.access)))
+}
+
+/// How a link stands, in a word.
+fn link_status(link: LinkRow) -> LinkStatus {
+    let state = if link.used {
+        "used"
+    } else if link.revoked {
+        "revoked"
+    } else if link.expired {
+        "expired"
+    } else {
+        "usable"
+    };
+    LinkStatus {
+        state: state.into(),
+        expires_at: link.expires_at,
+    }
+}
+
+/// Records a day-2 operation in history; returns its id.
+///
+/// # Errors
+/// Database errors.
+async fn insert_event<DB>(
+    tx: &mut DB::Connection,
+    provenance: &Provenance,
+    event: &Event,
+) -> Result<i64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let applied_at = text(now());
+    sqlx::query_scalar(
+        "INSERT INTO applies
+            (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, kind)
+         VALUES ($1, $2, $3, '-', '-', $4, $5, $6)
+         RETURNING id",
+    )
+    .bind(applied_at.as_str())
+    .bind(provenance.actor.as_str())
+    .bind(provenance.git_commit.as_deref())
+    .bind(event.summary.as_str())
+    .bind(event.changes.as_str())
+    .bind(event.kind)
+    .fetch_one(&mut *tx)
+    .await
+    .doing("recording it in history")
+}
+
+/// A day-2 operation on one login.
+pub(crate) enum Day2Op<'a> {
+    /// Clears the lockout.
+    Unlock,
+    /// Queues a fresh new-access message, revoking older links and cancelling what was
+    /// still queued.
+    Resend(&'a ResendSql),
+}
+
+/// Runs a day-2 operation on the login with `email` in the open transaction `tx`, recorded
+/// in history; returns the history id.
+///
+/// # Errors
+/// [`StoreError::UnknownLogin`] / [`StoreError::Refused`] (nothing changes); database errors.
+pub(crate) async fn day2_op<DB>(
+    tx: &mut DB::Connection,
+    email: &str,
+    provenance: &Provenance,
+    op: Day2Op<'_>,
+) -> Result<i64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> FoundLogin: FromRow<'r, DB::Row>,
+    for<'r> LinkRow: FromRow<'r, DB::Row>,
+    for<'r> NotificationStatus: FromRow<'r, DB::Row>,
+    for<'r> LastChange: FromRow<'r, DB::Row>,
+{
+    let found = login_runtime::<DB>(tx, email).await?;
+    let why = match op {
+        Day2Op::Unlock => "has no access; there is nothing to unlock",
+        Day2Op::Resend(_) => {
+            "has no access; grant it in the manifests first (a new-access notification goes out when access is granted)"
+        }
+    };
+    let runtime = day2::with_access(found, email, why)?;
+    let event = match op {
+        Day2Op::Unlock => {
+            sqlx::query(
+                "UPDATE logins SET failed_attempts = 0, locked_until = NULL
+                 WHERE customer_id = $1 AND contact = $2",
+            )
+            .bind(runtime.customer_id.as_str())
+            .bind(runtime.contact.as_str())
+            .execute(&mut *tx)
+            .await
+            .doing("clearing the lockout")?;
+            day2::unlock_event(&runtime)
+        }
+        Day2Op::Resend(sql) => {
+            let rows = day2::resend_rows(&runtime, email, &text(now()));
+            for (statement, key) in [
+                (sql.revoke_tokens, &rows.revoke),
+                (sql.cancel_notifications, &rows.cancel),
+            ] {
+                sqlx::query(statement)
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .doing("revoking older set-password links")?;
+            }
+            sqlx::query(sql.queue)
+                .bind(rows.queue.as_str())
+                .execute(&mut *tx)
+                .await
+                .doing("queueing the notification")?;
+            day2::resend_event(&runtime)
+        }
+    };
+    insert_event::<DB>(tx, provenance, &event).await
+}
+
+/// The statements a resend runs that each engine writes its own way (JSON batches).
+pub(crate) struct ResendSql {
+    pub revoke_tokens: &'static str,
+    pub cancel_notifications: &'static str,
+    pub queue: &'static str,
+}
