@@ -455,6 +455,17 @@ fn role_report(state: &State, id: &str) -> RoleReport {
 /// The report as text for people.
 pub fn render_text(r: &AccessReport) -> String {
     let mut out = String::new();
+    verdict_text(&mut out, r);
+    login_text(&mut out, r);
+    if let Some(rt) = &r.runtime {
+        runtime_text(&mut out, rt);
+    }
+    permissions_text(&mut out, r);
+    out
+}
+
+/// The verdict and the reasons for a refusal.
+fn verdict_text(out: &mut String, r: &AccessReport) {
     let verdict = if r.can_log_in {
         "CAN log in".to_string()
     } else {
@@ -464,6 +475,10 @@ pub fn render_text(r: &AccessReport) -> String {
     for reason in &r.refused_because {
         out.push_str(&format!("  refused: {reason}\n"));
     }
+}
+
+/// What the manifests say of the login: customer, access, website, role, expiry, policies.
+fn login_text(out: &mut String, r: &AccessReport) {
     out.push_str(&format!("  address:          {}\n", r.address));
     out.push_str(&format!(
         "  customer:         {} ({}), {} login{}\n",
@@ -528,61 +543,67 @@ pub fn render_text(r: &AccessReport) -> String {
             p.message
         ));
     }
-    if let Some(rt) = &r.runtime {
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "  password:         {}\n",
-            if rt.password_set {
-                format!(
-                    "set{}",
-                    rt.password_set_at
-                        .as_ref()
-                        .map(|t| format!(" at {t}"))
-                        .unwrap_or_default()
-                )
-            } else {
-                "not set".into()
-            }
-        ));
-        out.push_str(&format!(
-            "  lockout:          {}\n",
-            match &rt.locked_until {
-                Some(until) => format!(
-                    "LOCKED until {until} ({} failed attempts)",
-                    rt.failed_attempts
-                ),
-                None => format!("not locked ({} failed attempts)", rt.failed_attempts),
-            }
-        ));
-        out.push_str(&format!(
-            "  last login:       {}\n",
-            show(&rt.last_login_at)
-        ));
-        out.push_str(&format!("  notification:     {}\n", show(&rt.notification)));
-        out.push_str(&format!(
-            "  password link:    {}\n",
-            show(&rt.set_password_link)
-        ));
-        out.push_str(&format!("  last changed by:  {}\n", show(&rt.last_change)));
-        if !rt.recent_events.is_empty() {
-            out.push_str("  recent sign-in activity (newest first):\n");
-            for e in &rt.recent_events {
-                out.push_str(&format!(
-                    "    {}  {}{}{}\n",
-                    e.at,
-                    e.kind,
-                    e.address
-                        .as_ref()
-                        .map(|a| format!(" from {a}"))
-                        .unwrap_or_default(),
-                    e.detail
-                        .as_ref()
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default(),
-                ));
-            }
+}
+
+/// What the database knows beyond the manifests: password, lockout, messages, events.
+fn runtime_text(out: &mut String, rt: &RuntimeReport) {
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    out.push_str(&format!(
+        "  password:         {}\n",
+        if rt.password_set {
+            format!(
+                "set{}",
+                rt.password_set_at
+                    .as_ref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            "not set".into()
+        }
+    ));
+    out.push_str(&format!(
+        "  lockout:          {}\n",
+        match &rt.locked_until {
+            Some(until) => format!(
+                "LOCKED until {until} ({} failed attempts)",
+                rt.failed_attempts
+            ),
+            None => format!("not locked ({} failed attempts)", rt.failed_attempts),
+        }
+    ));
+    out.push_str(&format!(
+        "  last login:       {}\n",
+        show(&rt.last_login_at)
+    ));
+    out.push_str(&format!("  notification:     {}\n", show(&rt.notification)));
+    out.push_str(&format!(
+        "  password link:    {}\n",
+        show(&rt.set_password_link)
+    ));
+    out.push_str(&format!("  last changed by:  {}\n", show(&rt.last_change)));
+    if !rt.recent_events.is_empty() {
+        out.push_str("  recent sign-in activity (newest first):\n");
+        for e in &rt.recent_events {
+            out.push_str(&format!(
+                "    {}  {}{}{}\n",
+                e.at,
+                e.kind,
+                e.address
+                    .as_ref()
+                    .map(|a| format!(" from {a}"))
+                    .unwrap_or_default(),
+                e.detail
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default(),
+            ));
         }
     }
+}
+
+/// The role's effective permissions.
+fn permissions_text(out: &mut String, r: &AccessReport) {
     out.push_str("  permissions:\n");
     for p in &r.role.permissions {
         out.push_str(&format!(
@@ -590,5 +611,4 @@ pub fn render_text(r: &AccessReport) -> String {
             p.permission, p.level, p.from
         ));
     }
-    out
 }

@@ -105,29 +105,7 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
             .notifications
             .as_ref()
             .filter(|_| sections.notifications)
-            .map(|n| Notifications {
-                smtp: n.smtp.as_ref().map(|s| Smtp {
-                    url: s.url.clone(),
-                    username: s.username.clone(),
-                    password: s.password_env.clone().map(|env| EnvRef { env }),
-                }),
-                url: n.url.clone(),
-                auth_header: n.auth_env.clone().map(|env| EnvRef { env }),
-                from: n.from.clone(),
-                reply_to: n.reply_to.clone(),
-                login_url: n.login_url.clone(),
-                token_ttl_hours: n.token_ttl_hours,
-                max_attempts: n.max_attempts,
-                template: n
-                    .template
-                    .as_ref()
-                    .map(|t| template_files(TEMPLATE_FILES, t)),
-                reset_ttl_minutes: n.reset_ttl_minutes,
-                reset_template: n
-                    .reset_template
-                    .as_ref()
-                    .map(|t| template_files(RESET_FILES, t)),
-            }),
+            .map(notifications_document),
         ..Document::default()
     };
     // The applied templates' text, as the files `account.yaml` names.
@@ -136,22 +114,7 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
         .as_ref()
         .filter(|_| sections.notifications)
     {
-        let templates = [
-            (TEMPLATE_FILES, n.template.as_ref()),
-            (RESET_FILES, n.reset_template.as_ref()),
-        ];
-        for (names, t) in templates {
-            let Some(t) = t else { continue };
-            let texts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
-            for (path, text) in names.iter().zip(texts) {
-                if let Some(text) = text {
-                    out.files.push(ExportFile {
-                        path: PathBuf::from(path),
-                        text: text.clone(),
-                    });
-                }
-            }
-        }
+        out.files.extend(template_texts(n));
     }
     if account.features.is_some()
         || account.login_policy.is_some()
@@ -206,6 +169,56 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
         out.push("policies.yaml", "", &document);
     }
     out
+}
+
+/// The notification settings as the manifest writes them: secrets as the names of the
+/// variables that hold them, templates as the files beside `account.yaml`.
+fn notifications_document(n: &crate::state::NotificationSettings) -> Notifications {
+    Notifications {
+        smtp: n.smtp.as_ref().map(|s| Smtp {
+            url: s.url.clone(),
+            username: s.username.clone(),
+            password: s.password_env.clone().map(|env| EnvRef { env }),
+        }),
+        url: n.url.clone(),
+        auth_header: n.auth_env.clone().map(|env| EnvRef { env }),
+        from: n.from.clone(),
+        reply_to: n.reply_to.clone(),
+        login_url: n.login_url.clone(),
+        token_ttl_hours: n.token_ttl_hours,
+        max_attempts: n.max_attempts,
+        template: n
+            .template
+            .as_ref()
+            .map(|t| template_files(TEMPLATE_FILES, t)),
+        reset_ttl_minutes: n.reset_ttl_minutes,
+        reset_template: n
+            .reset_template
+            .as_ref()
+            .map(|t| template_files(RESET_FILES, t)),
+    }
+}
+
+/// The applied templates' texts, as files.
+fn template_texts(n: &crate::state::NotificationSettings) -> Vec<ExportFile> {
+    let mut files = Vec::new();
+    let templates = [
+        (TEMPLATE_FILES, n.template.as_ref()),
+        (RESET_FILES, n.reset_template.as_ref()),
+    ];
+    for (names, t) in templates {
+        let Some(t) = t else { continue };
+        let texts = [Some(&t.subject), Some(&t.text), t.html.as_ref()];
+        for (path, text) in names.iter().zip(texts) {
+            if let Some(text) = text {
+                files.push(ExportFile {
+                    path: PathBuf::from(path),
+                    text: text.clone(),
+                });
+            }
+        }
+    }
+    files
 }
 
 impl Export {

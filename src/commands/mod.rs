@@ -526,72 +526,10 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         git_commit: history::git_commit(opts.path.as_deref()),
         clock: opts.now.map(crate::clock::format),
     };
-    if !opts.connect.explicit()
-        && let Some(path) = missing_sqlite(opts.connect.url()).await?
-    {
-        return Err(Error::NoDefaultDatabase(path));
-    }
-    let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
-    let mut store = store::open_with(
-        opts.connect.url(),
-        true,
-        store::OpenOptions {
-            busy_timeout: timeout.max(Duration::from_secs(1)),
-        },
-    )
-    .await?;
-    // The lock is taken before the live state is read, so two applies started together
-    // run one after the other, the second planning against the first one's result.
-    store.lock(timeout, &provenance.actor).await?;
-    store.migrate().await?;
-    let (plan, root) = match (&opts.plan, &opts.path) {
-        (Some(file), path) => {
-            let mut plan = read_plan_file(file)?;
-            let root =
-                saved_plan_secrets(&mut plan, path.as_deref(), &mut store, opts.read.reading())
-                    .await?;
-            (plan, root)
-        }
-        (None, Some(path)) => {
-            let computed = compute(
-                path,
-                &mut store,
-                &opts.diff,
-                Inputs::FreeAside,
-                true,
-                opts.read.reading(),
-            )
-            .await?;
-            // Messages this apply delivers need the transport's secret now; queued only
-            // (`--no-notify`), a later `portico notify` needs it (and fails red without).
-            match computed.transport {
-                Some(problem) if !opts.no_notify => return Err(problem),
-                Some(problem) => eprintln!("warning: {problem}"),
-                None => {}
-            }
-            (computed.plan, manifest::load::root_of(path))
-        }
-        (None, None) => {
-            return Err(Error::PlanFile {
-                path: "-".into(),
-                reason: "apply needs -f PATH (manifests) or --plan FILE".into(),
-            });
-        }
-    };
+    let mut store = open_for_apply(opts, &provenance).await?;
+    let (plan, root) = plan_to_apply(opts, &mut store).await?;
     phase("print", || print_text(&plan, &opts.diff));
-    let expected = match (&opts.expect_digest, opts.expect_digest_from_pr) {
-        (Some(digest), _) => Some(digest.clone()),
-        (None, true) => Some(reviewed_digest().await?),
-        (None, false) => None,
-    };
-    if let Some(expected) = &expected
-        && plan.digest() != expected.trim()
-    {
-        return Err(Error::DigestMismatch {
-            expected: expected.trim().to_string(),
-            actual: plan.digest(),
-        });
-    }
+    check_digest(&plan, opts).await?;
     if plan.is_empty() {
         return Ok(Outcome::Done);
     }
@@ -617,6 +555,97 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         spinner.finish();
     }
     let id = applied?;
+    report_applied(&plan, id, opts).await?;
+    after_apply(&plan, &mut store, opts).await?;
+    discard(plan);
+    Ok(Outcome::Done)
+}
+
+/// Opens the database for an apply and takes the apply lock. The lock is taken before the
+/// live state is read, so two applies started together run one after the other, the second
+/// planning against the first one's result.
+async fn open_for_apply(opts: &ApplyOpts, provenance: &Provenance) -> Result<AnyStore, Error> {
+    if !opts.connect.explicit()
+        && let Some(path) = missing_sqlite(opts.connect.url()).await?
+    {
+        return Err(Error::NoDefaultDatabase(path));
+    }
+    let timeout = Duration::try_from_secs_f64(opts.lock_timeout).unwrap_or(Duration::ZERO);
+    let mut store = store::open_with(
+        opts.connect.url(),
+        true,
+        store::OpenOptions {
+            busy_timeout: timeout.max(Duration::from_secs(1)),
+        },
+    )
+    .await?;
+    store.lock(timeout, &provenance.actor).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The plan to apply: the saved one (`--plan`) or one computed from the manifests now, and
+/// the manifest folder its password files are read from.
+async fn plan_to_apply(
+    opts: &ApplyOpts,
+    store: &mut AnyStore,
+) -> Result<(crate::plan::Plan, std::path::PathBuf), Error> {
+    Ok(match (&opts.plan, &opts.path) {
+        (Some(file), path) => {
+            let mut plan = read_plan_file(file)?;
+            let root =
+                saved_plan_secrets(&mut plan, path.as_deref(), store, opts.read.reading()).await?;
+            (plan, root)
+        }
+        (None, Some(path)) => {
+            let computed = compute(
+                path,
+                store,
+                &opts.diff,
+                Inputs::FreeAside,
+                true,
+                opts.read.reading(),
+            )
+            .await?;
+            // Messages this apply delivers need the transport's secret now; queued only
+            // (`--no-notify`), a later `portico notify` needs it (and fails red without).
+            match computed.transport {
+                Some(problem) if !opts.no_notify => return Err(problem),
+                Some(problem) => eprintln!("warning: {problem}"),
+                None => {}
+            }
+            (computed.plan, manifest::load::root_of(path))
+        }
+        (None, None) => {
+            return Err(Error::PlanFile {
+                path: "-".into(),
+                reason: "apply needs -f PATH (manifests) or --plan FILE".into(),
+            });
+        }
+    })
+}
+
+/// Refuses a plan whose digest is not the reviewed one (`--expect-digest`, or the one the
+/// pull request's plan comment shows).
+async fn check_digest(plan: &crate::plan::Plan, opts: &ApplyOpts) -> Result<(), Error> {
+    let expected = match (&opts.expect_digest, opts.expect_digest_from_pr) {
+        (Some(digest), _) => Some(digest.clone()),
+        (None, true) => Some(reviewed_digest().await?),
+        (None, false) => None,
+    };
+    if let Some(expected) = &expected
+        && plan.digest() != expected.trim()
+    {
+        return Err(Error::DigestMismatch {
+            expected: expected.trim().to_string(),
+            actual: plan.digest(),
+        });
+    }
+    Ok(())
+}
+
+/// Prints the result, and writes it to the CI's step summary and pull request.
+async fn report_applied(plan: &crate::plan::Plan, id: i64, opts: &ApplyOpts) -> Result<(), Error> {
     let s = plan.summary();
     let result = format!(
         "Apply complete: {} created, {} updated, {} revoked, {} deleted. Recorded as apply {id}.",
@@ -631,6 +660,15 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     if opts.github_comment {
         post_result(&report).await;
     }
+    Ok(())
+}
+
+/// Delivers the messages the apply queued, or says how many wait (`--no-notify`).
+async fn after_apply(
+    plan: &crate::plan::Plan,
+    store: &mut AnyStore,
+    opts: &ApplyOpts,
+) -> Result<(), Error> {
     if opts.no_notify {
         let queued = plan.changes.iter().filter(|c| c.notifies()).count();
         let pending = usize::try_from(store.pending_count().await?).unwrap_or(usize::MAX);
@@ -649,11 +687,10 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         // Delivery is slow work on the network: it never holds the apply lock. A delivery
         // failure never fails the apply: the messages stay queued.
         store.unlock_apply().await?;
-        let report = crate::notify::deliver(&mut store, &delivery_options(&opts.delivery)).await?;
+        let report = crate::notify::deliver(store, &delivery_options(&opts.delivery)).await?;
         print_delivery(&report);
     }
-    discard(plan);
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 /// Posts the apply result on the pull request that merged this commit. The apply is

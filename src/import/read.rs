@@ -234,22 +234,7 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         let column = header_column(header, per_contact, &ignored, &mut seen, &mut errors);
         layout.push(column);
     }
-    let unknown = errors
-        .iter()
-        .filter(|e| e.message == "unknown column")
-        .count();
-    if unknown > MAX_UNKNOWN_COLUMNS {
-        let mut shown = 0;
-        errors.retain(|e| {
-            let keep = e.message != "unknown column" || shown < MAX_UNKNOWN_COLUMNS;
-            shown += usize::from(e.message == "unknown column");
-            keep
-        });
-        errors.push(
-            RowError::new(1, "", format!("and {} more unknown columns", unknown - MAX_UNKNOWN_COLUMNS))
-                .hint("is this a NetSuite customer-access export? Skip columns on purpose with --ignore-column"),
-        );
-    }
+    cap_unknown_columns(&mut errors);
     errors.extend(unclosed_quotes(text, separator(text), headers.len()));
     if per_contact && !layout.contains(&Some(Column::Id)) {
         errors.push(
@@ -267,6 +252,47 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         );
         return (Vec::new(), errors);
     }
+    let rows = read_rows(
+        text,
+        &mut reader,
+        &headers,
+        &layout,
+        per_contact,
+        &mut errors,
+    );
+    (rows, errors)
+}
+
+/// Lists at most [`MAX_UNKNOWN_COLUMNS`] unknown columns, and how many more there are.
+fn cap_unknown_columns(errors: &mut Vec<RowError>) {
+    let unknown = errors
+        .iter()
+        .filter(|e| e.message == "unknown column")
+        .count();
+    if unknown > MAX_UNKNOWN_COLUMNS {
+        let mut shown = 0;
+        errors.retain(|e| {
+            let keep = e.message != "unknown column" || shown < MAX_UNKNOWN_COLUMNS;
+            shown += usize::from(e.message == "unknown column");
+            keep
+        });
+        errors.push(
+            RowError::new(1, "", format!("and {} more unknown columns", unknown - MAX_UNKNOWN_COLUMNS))
+                .hint("is this a NetSuite customer-access export? Skip columns on purpose with --ignore-column"),
+        );
+    }
+}
+
+/// Reads the data rows: one row per customer, or (`per_contact`) one per contact, joined
+/// into its customer's row.
+fn read_rows(
+    text: &str,
+    reader: &mut csv::Reader<&[u8]>,
+    headers: &csv::StringRecord,
+    layout: &[Option<Column>],
+    per_contact: bool,
+    errors: &mut Vec<RowError>,
+) -> Vec<CustomerRow> {
     let mut rows: Vec<CustomerRow> = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
     // One-row-per-contact: where each customer's row is, to add its next contacts to.
@@ -290,14 +316,12 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
         if record.iter().all(|v| v.trim().is_empty()) {
             continue;
         }
-        let row = read_row(line, &record, &headers, &layout, &mut errors);
+        let row = read_row(line, &record, headers, layout, errors);
         if per_contact {
             if let Some(mut row) = row {
                 row.per_contact = true;
                 match at.get(&row.id) {
-                    Some(&index) => {
-                        join_contact(&mut rows[index], row, &headers, &layout, &mut errors)
-                    }
+                    Some(&index) => join_contact(&mut rows[index], row, headers, layout, errors),
                     None => {
                         at.insert(row.id.clone(), rows.len());
                         rows.push(row);
@@ -310,7 +334,7 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
             if let Some(first) = first_line.insert(row.id.clone(), line) {
                 errors.push(RowError::new(
                     line,
-                    headers.get(id_index(&layout)).unwrap_or("Internal ID"),
+                    headers.get(id_index(layout)).unwrap_or("Internal ID"),
                     format!("customer `{}` is already in line {first}", row.id),
                 ).hint("give each customer one row; list more contacts with `Contact Access 2 : …`"));
                 continue;
@@ -318,7 +342,7 @@ pub fn read(text: &str, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) 
             rows.push(row);
         }
     }
-    (rows, errors)
+    rows
 }
 
 /// Adds the contact of a one-row-per-contact `row` to its customer's first row: as the next

@@ -273,24 +273,7 @@ pub fn diff_with_fingerprint(
     let want = &desired.state;
     let mut b = Builder::with_room(most_changes(want, live));
     if desired.managed.features {
-        for feature in Feature::ALL {
-            let (was, will) = (live.feature(*feature), want.feature(*feature));
-            let phase = if will {
-                Phase::FeaturesOn
-            } else {
-                Phase::FeaturesOff
-            };
-            if was != will {
-                let obj = |enabled| Some(Object::Feature { enabled });
-                b.change(
-                    phase,
-                    Address::Feature(*feature),
-                    obj(was),
-                    obj(will),
-                    false,
-                );
-            }
-        }
+        features(&mut b, want, live);
     }
     if desired.managed.notifications {
         let (old, new) = (&live.notifications, &want.notifications);
@@ -303,25 +286,19 @@ pub fn diff_with_fingerprint(
         );
     }
     if desired.managed.policies {
-        let remove = removals(&live.policies, &want.policies, options.prune);
-        for (id, policy) in &want.policies {
-            b.change(
-                Phase::LoginPolicy,
-                Address::Policy(id.clone()),
-                live.policies.get(id).cloned().map(Object::Policy),
-                Some(Object::Policy(policy.clone())),
-                false,
-            );
-        }
-        for id in remove {
-            b.change(
-                Phase::LoginPolicy,
-                Address::Policy(id.clone()),
-                live.policies.get(id).cloned().map(Object::Policy),
-                None,
-                false,
-            );
-        }
+        let section = Keyed {
+            write: Phase::LoginPolicy,
+            remove: Phase::LoginPolicy,
+            address: Address::Policy,
+            object: Object::Policy,
+        };
+        keyed(
+            &mut b,
+            &live.policies,
+            &want.policies,
+            options.prune,
+            &section,
+        );
     }
     if desired.managed.login_policy {
         let (old, new) = (&live.login_policy, &want.login_policy);
@@ -334,48 +311,28 @@ pub fn diff_with_fingerprint(
         );
     }
     if desired.managed.websites {
-        let remove = removals(&live.websites, &want.websites, options.prune);
-        for (id, website) in &want.websites {
-            let old = live.websites.get(id).cloned().map(Object::Website);
-            b.change(
-                Phase::Websites,
-                Address::Website(id.clone()),
-                old,
-                Some(Object::Website(website.clone())),
-                false,
-            );
-        }
-        for id in remove {
-            b.change(
-                Phase::RemoveWebsites,
-                Address::Website(id.clone()),
-                live.websites.get(id).cloned().map(Object::Website),
-                None,
-                false,
-            );
-        }
+        let section = Keyed {
+            write: Phase::Websites,
+            remove: Phase::RemoveWebsites,
+            address: Address::Website,
+            object: Object::Website,
+        };
+        keyed(
+            &mut b,
+            &live.websites,
+            &want.websites,
+            options.prune,
+            &section,
+        );
     }
     if desired.managed.roles {
-        let remove = removals(&live.roles, &want.roles, options.prune);
-        for (id, role) in &want.roles {
-            let old = live.roles.get(id).cloned().map(Object::Role);
-            b.change(
-                Phase::Roles,
-                Address::Role(id.clone()),
-                old,
-                Some(Object::Role(role.clone())),
-                false,
-            );
-        }
-        for id in remove {
-            b.change(
-                Phase::RemoveRoles,
-                Address::Role(id.clone()),
-                live.roles.get(id).cloned().map(Object::Role),
-                None,
-                false,
-            );
-        }
+        let section = Keyed {
+            write: Phase::Roles,
+            remove: Phase::RemoveRoles,
+            address: Address::Role,
+            object: Object::Role,
+        };
+        keyed(&mut b, &live.roles, &want.roles, options.prune, &section);
     }
     if desired.managed.customers {
         customers(&mut b, desired, live, options);
@@ -410,6 +367,83 @@ pub fn label_origins(plan: &mut Plan, applied: &crate::state::Applied) {
         } else {
             Origin::Outside
         };
+    }
+}
+
+/// Features switched on or off.
+fn features(b: &mut Builder, want: &State, live: &State) {
+    for feature in Feature::ALL {
+        let (was, will) = (live.feature(*feature), want.feature(*feature));
+        let phase = if will {
+            Phase::FeaturesOn
+        } else {
+            Phase::FeaturesOff
+        };
+        if was != will {
+            let obj = |enabled| Some(Object::Feature { enabled });
+            b.change(
+                phase,
+                Address::Feature(*feature),
+                obj(was),
+                obj(will),
+                false,
+            );
+        }
+    }
+}
+
+/// How one keyed section's objects are planned.
+struct Keyed<T> {
+    /// The phase that writes them.
+    write: Phase,
+    /// The phase that removes them.
+    remove: Phase,
+    address: fn(String) -> Address,
+    object: fn(T) -> Object,
+}
+
+impl<T> Clone for Keyed<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Keyed<T> {}
+
+/// The objects of one keyed section (policies, websites, roles): each wanted one written
+/// in the first phase, each live one the manifests dropped removed in the second (with
+/// `--prune`).
+fn keyed<T: Clone>(
+    b: &mut Builder,
+    live: &BTreeMap<String, T>,
+    want: &BTreeMap<String, T>,
+    prune: bool,
+    section: &Keyed<T>,
+) {
+    let Keyed {
+        write,
+        remove,
+        address,
+        object,
+    } = *section;
+    let removed = removals(live, want, prune);
+    for (id, wanted) in want {
+        b.change(
+            write,
+            address(id.clone()),
+            live.get(id).cloned().map(object),
+            Some(object(wanted.clone())),
+            false,
+        );
+    }
+    for id in removed {
+        b.change(
+            remove,
+            address(id.clone()),
+            live.get(id).cloned().map(object),
+            None,
+            false,
+        );
     }
 }
 

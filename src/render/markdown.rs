@@ -96,6 +96,21 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
     let _ = writeln!(tail, "Apply with `portico apply --expect-digest {digest}`.");
     let budget = limit.saturating_sub(head.len() + tail.len() + 400);
 
+    let table = change_table(plan, budget);
+    let details = change_details(plan, table.len(), budget);
+    let mut out = head;
+    out.push_str(&table);
+    if !details.is_empty() {
+        out.push('\n');
+        out.push_str(&details);
+    }
+    out.push('\n');
+    out.push_str(&tail);
+    out
+}
+
+/// The table of changes, cut to half the budget.
+fn change_table(plan: &Plan, budget: usize) -> String {
     let mut table = String::new();
     let mut shown = 0;
     if !plan.is_empty() {
@@ -132,46 +147,17 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
         );
     }
 
+    table
+}
+
+/// Each change's fields in a folded section, while the table (`table_len` long) and the
+/// sections fit in the budget.
+fn change_details(plan: &Plan, table_len: usize, budget: usize) -> String {
     let mut details = String::new();
     let mut detailed = 0;
     for change in &plan.changes {
-        let mut section = format!(
-            "<details><summary>{} <code>{}</code>{}</summary>\n\n```diff\n",
-            change.action.as_str(),
-            html(&change.address.to_string()),
-            change
-                .reason
-                .as_ref()
-                .map(|r| format!(" ({})", html(r)))
-                .unwrap_or_default()
-        );
-        for field in change.fields().iter() {
-            match (&field.old, &field.new) {
-                (Some(old), Some(new)) => {
-                    let _ = writeln!(
-                        section,
-                        "- {}: {}\n+ {}: {}",
-                        field.field,
-                        value(old),
-                        field.field,
-                        value(new)
-                    );
-                }
-                (None, Some(new)) => {
-                    let _ = writeln!(section, "+ {}: {}", field.field, value(new));
-                }
-                (Some(old), None) => {
-                    let _ = writeln!(section, "- {}: {}", field.field, value(old));
-                }
-                (None, None) => {}
-            }
-        }
-        section.push_str("```\n");
-        if change.notifies() {
-            section.push_str("\nA new-access email will be sent to this login.\n");
-        }
-        section.push_str("</details>\n");
-        if table.len() + details.len() + section.len() > budget {
+        let section = details_of(change);
+        if table_len + details.len() + section.len() > budget {
             break;
         }
         details.push_str(&section);
@@ -184,15 +170,48 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
             plan.changes.len() - detailed
         );
     }
-    let mut out = head;
-    out.push_str(&table);
-    if !details.is_empty() {
-        out.push('\n');
-        out.push_str(&details);
+    details
+}
+
+/// One change's folded section: its fields as a diff.
+fn details_of(change: &crate::plan::Change) -> String {
+    let mut section = format!(
+        "<details><summary>{} <code>{}</code>{}</summary>\n\n```diff\n",
+        change.action.as_str(),
+        html(&change.address.to_string()),
+        change
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({})", html(r)))
+            .unwrap_or_default()
+    );
+    for field in change.fields().iter() {
+        match (&field.old, &field.new) {
+            (Some(old), Some(new)) => {
+                let _ = writeln!(
+                    section,
+                    "- {}: {}\n+ {}: {}",
+                    field.field,
+                    value(old),
+                    field.field,
+                    value(new)
+                );
+            }
+            (None, Some(new)) => {
+                let _ = writeln!(section, "+ {}: {}", field.field, value(new));
+            }
+            (Some(old), None) => {
+                let _ = writeln!(section, "- {}: {}", field.field, value(old));
+            }
+            (None, None) => {}
+        }
     }
-    out.push('\n');
-    out.push_str(&tail);
-    out
+    section.push_str("```\n");
+    if change.notifies() {
+        section.push_str("\nA new-access email will be sent to this login.\n");
+    }
+    section.push_str("</details>\n");
+    section
 }
 
 fn html(text: &str) -> String {

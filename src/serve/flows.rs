@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::pages::page;
 use super::session::{self, hash_id, later, now, random_id, site_name, text};
 use super::{App, Client, throttle};
-use crate::store::serve::{Claim, LockKey, Seen};
+use crate::store::serve::{Claim, LockKey, Seen, ServeLogin};
 
 /// How long a sign-in waits for a free password checker before it is refused (503).
 const HASHING_WAIT: Duration = Duration::from_secs(3);
@@ -178,21 +178,12 @@ async fn sign_in(
     let site = site_name(&account, headers);
     let return_to = local_path(form.return_to.as_deref());
     if !token_ok(app, headers, &form.csrf) {
-        let response = login_form(
-            app,
-            headers,
-            &site,
-            &form.email,
-            Some("This form expired. Please sign in again."),
-            return_to,
-        );
+        let message = Some("This form expired. Please sign in again.");
+        let response = login_form(app, headers, &site, &form.email, message, return_to);
         return Ok((StatusCode::FORBIDDEN, response).into_response());
     }
     let email = crate::state::normalize_email(&form.email);
-    let policy = account.login_policy.clone().unwrap_or_default();
-    let max = i64::from(policy.lockout.max_failed_attempts.max(1));
-    let minutes = i64::from(policy.lockout.duration_minutes.max(1));
-    let session_minutes = i64::from(policy.session_max_hours.max(1)) * 60;
+    let limits = Limits::of(&account);
     let at = now();
     let now_text = text(at);
     // An address that used up its failures this hour is refused before anything is counted
@@ -211,54 +202,34 @@ async fn sign_in(
         refund: claimed.refund(),
     };
     let email_hash = hash_id(&email);
-    // One attempt is claimed before the password is checked: a locked login (or email) is
-    // refused unhashed, and concurrent attempts never exceed the limit.
-    let (login, claim) = match app
-        .store
-        .login_claiming_attempt(&email, max, &now_text)
-        .await?
-    {
-        Some((login, claim)) => (Some(login), claim),
-        None => {
-            let claim = app
-                .store
-                .claim_unknown_attempt(&email_hash, max, &now_text)
-                .await?;
-            (None, claim)
-        }
+    let (login, claim) = claim_attempt(app, &email, &email_hash, limits.max, &now_text).await?;
+    let lock_key = match &login {
+        Some(l) => LockKey::Login {
+            customer_id: &l.customer_id,
+            contact: &l.contact,
+        },
+        None => LockKey::Unknown(&email_hash),
     };
     let Claim::Attempt(attempt) = claim else {
         app.store
             .event(&email, "refused_locked", address, None, &now_text)
             .await?;
-        return Ok(page(
-            StatusCode::OK,
-            "locked.html",
-            context! { title => "Signing in is paused", site, minutes },
-        ));
+        let minutes = limits.lock_minutes;
+        let context = context! { title => "Signing in is paused", site, minutes };
+        return Ok(page(StatusCode::OK, "locked.html", context));
     };
-    let website = session::website_of(&account, headers);
     let hash = login.as_ref().and_then(|l| l.password_hash.clone());
     let Some(verified) = verify(app, hash, form.password).await else {
         // Not checked, but counted: the limit's last attempt locks even when it is turned
         // away busy, so a flood cannot leave the count at the limit without a lock.
-        if attempt >= max {
-            let key = match &login {
-                Some(l) => LockKey::Login {
-                    customer_id: &l.customer_id,
-                    contact: &l.contact,
-                },
-                None => LockKey::Unknown(&email_hash),
-            };
-            app.store.lock(&key, &later(at, minutes)).await?;
+        if attempt >= limits.max {
+            app.store
+                .lock(&lock_key, &later(at, limits.lock_minutes))
+                .await?;
         }
-        return Ok((
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "5")],
-            "Too many sign-ins at once; please try again in a few seconds.",
-        )
-            .into_response());
+        return Ok(busy());
     };
+    let website = session::website_of(&account, headers);
     let decision = login.as_ref().map(|l| {
         let mut runtime = l.runtime.clone();
         // The claim above already judged the lockout.
@@ -275,56 +246,148 @@ async fn sign_in(
         .as_ref()
         .filter(|_| decision.as_ref().is_some_and(|d| d.may_enter()));
     let second_factor = decision.as_ref().is_some_and(|d| d.second_factor);
-    match allowed {
-        Some(login) if verified && second_factor => {
-            // The password is right; the session is good for nothing but the second factor
-            // until it is passed, and the failed count stays until then.
-            let id = random_id();
-            let expires = later(at, session_minutes);
-            app.store
-                .pending_session(login, &hash_id(&id), &now_text, &expires, &seen)
-                .await?;
-            let response = Redirect::to("/two-factor").into_response();
-            Ok(with_cookie(response, Some(app.cookies.session(&id))))
-        }
-        Some(login) if verified => {
-            let id = random_id();
-            let expires = later(at, session_minutes);
-            app.store
-                .signed_in(login, &hash_id(&id), &now_text, &expires, &seen)
-                .await?;
-            let to = return_to.unwrap_or_else(|| "/".into());
-            let response = Redirect::to(&to).into_response();
-            Ok(with_cookie(response, Some(app.cookies.session(&id))))
-        }
-        _ => {
-            if attempt >= max {
-                let until = later(at, minutes);
-                let key = match &login {
-                    Some(l) => LockKey::Login {
-                        customer_id: &l.customer_id,
-                        contact: &l.contact,
-                    },
-                    None => LockKey::Unknown(&email_hash),
-                };
-                app.store.lock(&key, &until).await?;
-                app.store
-                    .event(&email, "locked", address, Some(&until), &now_text)
-                    .await?;
-            }
-            app.store
-                .event(&email, "signin_failed", address, None, &now_text)
-                .await?;
-            Ok(login_form(
-                app,
-                headers,
-                &site,
-                &form.email,
-                Some(FAILED),
-                return_to,
-            ))
+    if let Some(login) = allowed.filter(|_| verified) {
+        let started = Started {
+            at,
+            now_text: &now_text,
+            session_minutes: limits.session_minutes,
+        };
+        return signed_in(app, login, second_factor, &started, &seen, return_to).await;
+    }
+    let failure = Failure {
+        email: &email,
+        address,
+        at,
+        now_text: &now_text,
+    };
+    failed(
+        app,
+        &failure,
+        &lock_key,
+        attempt >= limits.max,
+        limits.lock_minutes,
+    )
+    .await?;
+    let failed = login_form(app, headers, &site, &form.email, Some(FAILED), return_to);
+    Ok(failed)
+}
+
+/// Claims one sign-in attempt before the password is checked: a locked login (or email) is
+/// refused unhashed, and concurrent attempts never exceed the limit. An email no login has
+/// is counted by its hash, alike.
+async fn claim_attempt(
+    app: &App,
+    email: &str,
+    email_hash: &str,
+    max: i64,
+    now_text: &str,
+) -> Result<(Option<ServeLogin>, Claim), crate::store::StoreError> {
+    if let Some((login, claim)) = app
+        .store
+        .login_claiming_attempt(email, max, now_text)
+        .await?
+    {
+        return Ok((Some(login), claim));
+    }
+    let claim = app
+        .store
+        .claim_unknown_attempt(email_hash, max, now_text)
+        .await?;
+    Ok((None, claim))
+}
+
+/// A failed sign-in, as recorded.
+struct Failure<'a> {
+    email: &'a str,
+    address: &'a str,
+    at: jiff::Timestamp,
+    now_text: &'a str,
+}
+
+/// Records a failed sign-in, locking the login (or email) when it was the limit's last.
+async fn failed(
+    app: &App,
+    f: &Failure<'_>,
+    lock_key: &LockKey<'_>,
+    last: bool,
+    lock_minutes: i64,
+) -> Result<(), crate::store::StoreError> {
+    if last {
+        let until = later(f.at, lock_minutes);
+        app.store.lock(lock_key, &until).await?;
+        app.store
+            .event(f.email, "locked", f.address, Some(&until), f.now_text)
+            .await?;
+    }
+    app.store
+        .event(f.email, "signin_failed", f.address, None, f.now_text)
+        .await
+}
+
+/// The login policy's numbers a sign-in works with.
+pub(super) struct Limits {
+    /// Consecutive failures before a lock.
+    pub max: i64,
+    /// How long a lock lasts.
+    pub lock_minutes: i64,
+    /// How long a session lasts at most.
+    pub session_minutes: i64,
+}
+
+impl Limits {
+    pub fn of(account: &crate::state::State) -> Limits {
+        let policy = account.login_policy.clone().unwrap_or_default();
+        Limits {
+            max: i64::from(policy.lockout.max_failed_attempts.max(1)),
+            lock_minutes: i64::from(policy.lockout.duration_minutes.max(1)),
+            session_minutes: i64::from(policy.session_max_hours.max(1)) * 60,
         }
     }
+}
+
+/// When a sign-in started.
+struct Started<'a> {
+    at: jiff::Timestamp,
+    now_text: &'a str,
+    session_minutes: i64,
+}
+
+/// The answer when every hashing slot is taken.
+fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "Too many sign-ins at once; please try again in a few seconds.",
+    )
+        .into_response()
+}
+
+/// A right password for a login that may enter: a session, good for nothing but the second
+/// factor while the role requires one (the failed count stays until it is passed), else a
+/// full one and the way back to where the person was going.
+async fn signed_in(
+    app: &App,
+    login: &crate::store::serve::ServeLogin,
+    second_factor: bool,
+    started: &Started<'_>,
+    seen: &Seen<'_>,
+    return_to: Option<String>,
+) -> Result<Response, crate::store::StoreError> {
+    let id = random_id();
+    let expires = later(started.at, started.session_minutes);
+    let to = if second_factor {
+        app.store
+            .pending_session(login, &hash_id(&id), started.now_text, &expires, seen)
+            .await?;
+        "/two-factor".to_string()
+    } else {
+        app.store
+            .signed_in(login, &hash_id(&id), started.now_text, &expires, seen)
+            .await?;
+        return_to.unwrap_or_else(|| "/".into())
+    };
+    let response = Redirect::to(&to).into_response();
+    Ok(with_cookie(response, Some(app.cookies.session(&id))))
 }
 
 #[derive(Deserialize)]
@@ -498,39 +561,19 @@ pub async fn set_password(
     if !decision.may_enter() {
         return Redirect::to("/login").into_response();
     }
-    let id = random_id();
-    let max_hours = account
-        .login_policy
-        .as_ref()
-        .map_or(12, |p| i64::from(p.session_max_hours.max(1)));
-    let expires = later(at, max_hours * 60);
     // A role that requires a second factor still asks for it after a password set.
+    let started = Started {
+        at,
+        now_text: &now_text,
+        session_minutes: Limits::of(&account).session_minutes,
+    };
     let seen = Seen {
         address: &client.0,
         refund: None,
     };
-    let (stored, to) = if decision.second_factor {
-        (
-            app.store
-                .pending_session(&login, &hash_id(&id), &now_text, &expires, &seen)
-                .await,
-            "/two-factor",
-        )
-    } else {
-        (
-            app.store
-                .signed_in(&login, &hash_id(&id), &now_text, &expires, &seen)
-                .await,
-            "/",
-        )
-    };
-    if let Err(e) = stored {
-        return internal(e);
-    }
-    with_cookie(
-        Redirect::to(to).into_response(),
-        Some(app.cookies.session(&id)),
-    )
+    signed_in(&app, &login, decision.second_factor, &started, &seen, None)
+        .await
+        .unwrap_or_else(internal)
 }
 
 fn capitalise(text: &str) -> String {

@@ -236,62 +236,35 @@ async fn check(
         return Ok(Redirect::to("/login").into_response());
     };
     let account = app.account().await?;
-    let policy = account.login_policy.clone().unwrap_or_default();
-    let max = i64::from(policy.lockout.max_failed_attempts.max(1));
-    let minutes = i64::from(policy.lockout.duration_minutes.max(1));
+    let limits = super::flows::Limits::of(&account);
     let at = session::now();
     let now = text(at);
     let email = login.login.email.as_deref().unwrap_or_default().to_string();
     let Claim::Attempt(attempt) = app
         .store
-        .claim_attempt(&login.customer_id, &login.contact, max, &now)
+        .claim_attempt(&login.customer_id, &login.contact, limits.max, &now)
         .await?
     else {
         app.end_session(&id_hash).await?;
         return Ok(Redirect::to("/login").into_response());
     };
-    let factor = app
-        .store
-        .second_factor(&login.customer_id, &login.contact)
-        .await?;
     let site = site_name(&account, headers);
     let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
-    let mut accepted = false;
-    let mut enrolled_now = false;
-    if let Some(factor) = &factor
-        && let Some(seed) = app.secret_key.open(&login, &factor.sealed)
-        && let Some(totp) = totp(seed, &site, &email)
-        && let Some(step) = totp.check(&code, at.as_second().max(0) as u64)
-    {
-        accepted = app
-            .store
-            .accept_step(&login.customer_id, &login.contact, step as i64, &now)
-            .await?;
-        enrolled_now = accepted && !factor.confirmed;
-    }
-    if !accepted && factor.as_ref().is_some_and(|f| f.confirmed) {
-        accepted = app
-            .store
-            .use_recovery_code(
-                &login.customer_id,
-                &login.contact,
-                &hash_id(&code.to_ascii_lowercase()),
-                &now,
-            )
-            .await?;
-        if accepted {
-            app.store
-                .event(&email, "recovery_code_used", address, None, &now)
-                .await?;
-        }
-    }
-    if !accepted {
-        if attempt >= max {
+    let asked = Asked {
+        login: &login,
+        email: &email,
+        address,
+        at,
+        now: &now,
+    };
+    let outcome = accept_code(app, &asked, &site, &code).await?;
+    let Some(enrolled_now) = outcome else {
+        if attempt >= limits.max {
             let key = LockKey::Login {
                 customer_id: &login.customer_id,
                 contact: &login.contact,
             };
-            let until = session::later(at, minutes);
+            let until = session::later(at, limits.lock_minutes);
             app.store.lock(&key, &until).await?;
             app.store
                 .event(&email, "locked", address, Some(&until), &now)
@@ -309,21 +282,95 @@ async fn check(
             Some("That code is not right. Try the newest one."),
         )
         .await;
+    };
+    passed(app, &asked, &id_hash, enrolled_now, site).await
+}
+
+/// Who is asked for a second factor, and when.
+struct Asked<'a> {
+    login: &'a ServeLogin,
+    email: &'a str,
+    address: &'a str,
+    at: jiff::Timestamp,
+    now: &'a str,
+}
+
+/// Checks a code: a TOTP code (a step not used before), else an unused recovery code once
+/// enrolment is confirmed. `None`: refused; `Some(enrolled_now)`: accepted, and whether this
+/// code confirmed the enrolment.
+async fn accept_code(
+    app: &App,
+    asked: &Asked<'_>,
+    site: &str,
+    code: &str,
+) -> Result<Option<bool>, crate::store::StoreError> {
+    let login = asked.login;
+    let factor = app
+        .store
+        .second_factor(&login.customer_id, &login.contact)
+        .await?;
+    if let Some(factor) = &factor
+        && let Some(seed) = app.secret_key.open(login, &factor.sealed)
+        && let Some(totp) = totp(seed, site, asked.email)
+        && let Some(step) = totp.check(code, asked.at.as_second().max(0) as u64)
+        && app
+            .store
+            .accept_step(&login.customer_id, &login.contact, step as i64, asked.now)
+            .await?
+    {
+        return Ok(Some(!factor.confirmed));
     }
+    if !factor.as_ref().is_some_and(|f| f.confirmed) {
+        return Ok(None);
+    }
+    let used = app
+        .store
+        .use_recovery_code(
+            &login.customer_id,
+            &login.contact,
+            &hash_id(&code.to_ascii_lowercase()),
+            asked.now,
+        )
+        .await?;
+    if !used {
+        return Ok(None);
+    }
+    app.store
+        .event(
+            asked.email,
+            "recovery_code_used",
+            asked.address,
+            None,
+            asked.now,
+        )
+        .await?;
+    Ok(Some(false))
+}
+
+/// Both factors passed: the session gets a new id and full rights; a first code also shows
+/// the recovery codes, once.
+async fn passed(
+    app: &App,
+    asked: &Asked<'_>,
+    id_hash: &str,
+    enrolled_now: bool,
+    site: String,
+) -> Result<Response, crate::store::StoreError> {
+    let (login, email, address, now) = (asked.login, asked.email, asked.address, asked.now);
     // The session gets a new id now that it has passed both factors.
     let id = session::random_id();
     app.store
-        .signed_in_second_factor(&login, &id_hash, &hash_id(&id), &now)
+        .signed_in_second_factor(login, id_hash, &hash_id(&id), now)
         .await?;
-    app.sessions.forget(&id_hash);
+    app.sessions.forget(id_hash);
     let cookie = Some(app.cookies.session(&id));
     app.store
         .event(
-            &email,
+            email,
             "signed_in",
             address,
             Some("with a second factor"),
-            &now,
+            now,
         )
         .await?;
     if !enrolled_now {
@@ -333,7 +380,7 @@ async fn check(
         ));
     }
     app.store
-        .event(&email, "factor_enrolled", address, None, &now)
+        .event(email, "factor_enrolled", address, None, now)
         .await?;
     let codes: Vec<String> = (0..10).map(|_| recovery_code()).collect();
     let hashes: Vec<String> = codes.iter().map(|c| hash_id(c)).collect();

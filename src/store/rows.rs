@@ -365,34 +365,7 @@ impl Batches {
             _ => None,
         };
         if let Some((customer_id, contact)) = key {
-            if change.ends_sessions() {
-                self.end_sessions.push(LoginKey {
-                    customer_id: customer_id.clone(),
-                    contact: contact.clone(),
-                });
-            }
-            if change.notifies() {
-                let login = change.login_after().expect("a login");
-                let had_password = change.login_before().is_some_and(|l| l.password.is_some());
-                self.notify.push(QueuedNotification {
-                    idempotency_key: random_key(),
-                    customer_id: customer_id.clone(),
-                    contact: contact.clone(),
-                    email: login.email.as_deref().unwrap_or_default().to_string(),
-                    password_assigned: change.password.is_some() || had_password,
-                });
-            }
-            if change.removes_access() {
-                self.lose_access.push(LoginKey {
-                    customer_id,
-                    contact,
-                });
-            } else if change.stops_notifying() {
-                self.stop_notifying.push(LoginKey {
-                    customer_id,
-                    contact,
-                });
-            }
+            self.add_login_effects(change, customer_id, contact);
         }
         match &change.after {
             Some(after) => self.applied.push(AppliedRow {
@@ -446,30 +419,7 @@ impl Batches {
             }
             (Address::Role(id), None) => self.delete_roles.push(id.clone()),
             (Address::Customer(id), Some(Object::Customer(record))) => {
-                let old_email = match &change.before {
-                    Some(Object::Customer(old)) => old.login.email.as_ref(),
-                    _ => None,
-                };
-                if change.action != Action::Create
-                    && old_email.is_some()
-                    && old_email != record.login.email.as_ref()
-                {
-                    self.release_emails.push(id.clone());
-                    self.email_changed.push(LoginKey {
-                        customer_id: id.clone(),
-                        contact: String::new(),
-                    });
-                }
-                self.customers.push(
-                    change.action,
-                    CustomerRow {
-                        id: id.as_str().into(),
-                        name: record.name.clone(),
-                        protect: record.protect,
-                    },
-                );
-                self.customer_logins
-                    .push(change.action, login_row(id, "", &record.login));
+                self.add_customer(change, id, record);
             }
             (Address::Customer(id), None) => self.delete_customers.push(id.clone()),
             (Address::Contact { customer, email }, Some(Object::Contact(login))) => self
@@ -481,6 +431,68 @@ impl Batches {
             }),
             (address, after) => unreachable!("a plan never holds {address} with {after:?}"),
         }
+    }
+
+    /// What a change to a login sets off beside its row: sessions ended, a message queued,
+    /// links revoked, queued messages cancelled.
+    fn add_login_effects(&mut self, change: &Change, customer_id: String, contact: String) {
+        if change.ends_sessions() {
+            self.end_sessions.push(LoginKey {
+                customer_id: customer_id.clone(),
+                contact: contact.clone(),
+            });
+        }
+        if change.notifies() {
+            let login = change.login_after().expect("a login");
+            let had_password = change.login_before().is_some_and(|l| l.password.is_some());
+            self.notify.push(QueuedNotification {
+                idempotency_key: random_key(),
+                customer_id: customer_id.clone(),
+                contact: contact.clone(),
+                email: login.email.as_deref().unwrap_or_default().to_string(),
+                password_assigned: change.password.is_some() || had_password,
+            });
+        }
+        if change.removes_access() {
+            self.lose_access.push(LoginKey {
+                customer_id,
+                contact,
+            });
+        } else if change.stops_notifying() {
+            self.stop_notifying.push(LoginKey {
+                customer_id,
+                contact,
+            });
+        }
+    }
+
+    /// A customer written: its row and its own login, and its old email released first when
+    /// it changes.
+    fn add_customer(&mut self, change: &Change, id: &str, record: &CustomerRecord) {
+        let old_email = match &change.before {
+            Some(Object::Customer(old)) => old.login.email.as_ref(),
+            _ => None,
+        };
+        if change.action != Action::Create
+            && old_email.is_some()
+            && old_email != record.login.email.as_ref()
+        {
+            self.release_emails.push(id.to_string());
+            self.email_changed.push(LoginKey {
+                customer_id: id.to_string(),
+                contact: String::new(),
+            });
+        }
+        self.customers.push(
+            change.action,
+            CustomerRow {
+                id: id.into(),
+                name: record.name.clone(),
+                protect: record.protect,
+            },
+        );
+        self.customer_logins
+            .push(change.action, login_row(id, "", &record.login));
     }
 }
 
@@ -707,26 +719,7 @@ impl Snapshot {
                 state.features.insert(feature, row.enabled);
             }
         }
-        state.login_policy = match self.login_policy {
-            None => None,
-            Some(p) => Some(LoginPolicy {
-                lockout: Lockout {
-                    max_failed_attempts: small(
-                        "login_policy.max_failed_attempts",
-                        p.max_failed_attempts,
-                    )?,
-                    duration_minutes: small("login_policy.lockout_minutes", p.lockout_minutes)?,
-                },
-                session_timeout_minutes: small(
-                    "login_policy.session_timeout_minutes",
-                    p.session_timeout_minutes,
-                )?,
-                session_max_hours: small("login_policy.session_max_hours", p.session_max_hours)?,
-                password: PasswordRules {
-                    min_length: small("login_policy.password_min_length", p.password_min_length)?,
-                },
-            }),
-        };
+        state.login_policy = self.login_policy.map(PolicyRow::into_policy).transpose()?;
         state.notifications = self
             .notification_settings
             .map(NotificationSettingsRow::into_settings)
@@ -756,106 +749,151 @@ impl Snapshot {
                 )
             })
             .collect();
-        let mut permissions: BTreeMap<String, BTreeMap<Permission, Level>> = BTreeMap::new();
-        for row in self.role_permissions {
-            let permission = Permission::from_key(&row.permission).ok_or_else(|| {
-                corrupt(format!(
-                    "role `{}` has unknown permission `{}`",
-                    row.role_id, row.permission
-                ))
-            })?;
-            let level = Level::from_key(&row.level).ok_or_else(|| {
-                corrupt(format!(
-                    "role `{}` has unknown level `{}`",
-                    row.role_id, row.level
-                ))
-            })?;
-            permissions
-                .entry(row.role_id)
-                .or_default()
-                .insert(permission, level);
-        }
-        for row in self.roles {
-            let two_factor = match row.two_factor.as_str() {
-                "off" => TwoFactor::Off,
-                "required" => TwoFactor::Required,
-                other => {
-                    return Err(corrupt(format!(
-                        "role `{}` has unknown two_factor `{other}`",
-                        row.id
-                    )));
-                }
-            };
-            let role = RoleState {
-                name: row.name,
-                base: row
-                    .base
-                    .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
-                two_factor,
-                permissions: permissions.remove(&row.id).unwrap_or_default(),
-            };
-            state.roles.insert(row.id, role);
-        }
-        // Both lists sorted by customer (already so when read; sorting sorted rows is one
-        // pass), each customer takes the run of logins with its id: no map, no copies.
-        let mut logins = self.logins;
-        logins.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        let mut customers = self.customers;
-        customers.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut logins = logins.into_iter().peekable();
-        let mut built = Vec::with_capacity(customers.len());
-        for row in customers {
-            // Logins of customers that do not exist (edited by hand) are not part of the state.
-            while logins.next_if(|l| l.customer_id < row.id).is_some() {}
-            let mut own = None;
-            let mut contacts = Vec::new();
-            while let Some(login) = logins.next_if(|l| l.customer_id == row.id) {
-                if login.has_password {
-                    let address = if login.contact.is_empty() {
-                        Address::Customer(row.id.to_string())
-                    } else {
-                        Address::Contact {
-                            customer: row.id.to_string(),
-                            email: login.contact.to_string(),
-                        }
-                    };
-                    state.password_holders.insert(address.to_string());
-                }
-                if login.contact.is_empty() {
-                    own = Some(login_state(login)?);
-                } else {
-                    let contact = login.contact.clone();
-                    contacts.push((contact, login_state(login)?));
-                }
-            }
-            // A customer whose own login row went missing gets an impossible role, so the
-            // next plan shows the row being written back.
-            let login = own.unwrap_or_else(|| LoginState {
-                email: None,
-                name: None,
-                access: false,
-                role: "(missing)".into(),
-                website: None,
-                notify: false,
-                password: None,
-                expires: None,
-            });
-            let record = CustomerRecord {
-                name: row.name,
-                protect: row.protect,
-                login,
-            };
-            built.push((
-                row.id,
-                CustomerState {
-                    record,
-                    contacts: crate::state::contacts_of(contacts),
-                },
-            ));
-        }
-        state.customers = crate::state::customers_of(built);
+        state.roles = roles_of(self.roles, self.role_permissions)?;
+        let (customers, holders) = customers_with_logins(self.customers, self.logins)?;
+        state.customers = customers;
+        state.password_holders = holders;
         Ok(state)
     }
+}
+
+impl PolicyRow {
+    /// The stored login policy as portico's type.
+    fn into_policy(self) -> Result<LoginPolicy, StoreError> {
+        let p = self;
+        Ok(LoginPolicy {
+            lockout: Lockout {
+                max_failed_attempts: small(
+                    "login_policy.max_failed_attempts",
+                    p.max_failed_attempts,
+                )?,
+                duration_minutes: small("login_policy.lockout_minutes", p.lockout_minutes)?,
+            },
+            session_timeout_minutes: small(
+                "login_policy.session_timeout_minutes",
+                p.session_timeout_minutes,
+            )?,
+            session_max_hours: small("login_policy.session_max_hours", p.session_max_hours)?,
+            password: PasswordRules {
+                min_length: small("login_policy.password_min_length", p.password_min_length)?,
+            },
+        })
+    }
+}
+
+/// The custom roles with their permissions.
+fn roles_of(
+    rows: Vec<RoleRow>,
+    permission_rows: Vec<PermissionRow>,
+) -> Result<BTreeMap<String, RoleState>, StoreError> {
+    let mut roles = BTreeMap::new();
+    let mut permissions: BTreeMap<String, BTreeMap<Permission, Level>> = BTreeMap::new();
+    for row in permission_rows {
+        let permission = Permission::from_key(&row.permission).ok_or_else(|| {
+            corrupt(format!(
+                "role `{}` has unknown permission `{}`",
+                row.role_id, row.permission
+            ))
+        })?;
+        let level = Level::from_key(&row.level).ok_or_else(|| {
+            corrupt(format!(
+                "role `{}` has unknown level `{}`",
+                row.role_id, row.level
+            ))
+        })?;
+        permissions
+            .entry(row.role_id)
+            .or_default()
+            .insert(permission, level);
+    }
+    for row in rows {
+        let two_factor = match row.two_factor.as_str() {
+            "off" => TwoFactor::Off,
+            "required" => TwoFactor::Required,
+            other => {
+                return Err(corrupt(format!(
+                    "role `{}` has unknown two_factor `{other}`",
+                    row.id
+                )));
+            }
+        };
+        let role = RoleState {
+            name: row.name,
+            base: row
+                .base
+                .unwrap_or_else(|| catalog::DEFAULT_ROLE.to_string()),
+            two_factor,
+            permissions: permissions.remove(&row.id).unwrap_or_default(),
+        };
+        roles.insert(row.id, role);
+    }
+    Ok(roles)
+}
+
+/// The customers with their logins, and the addresses of the logins holding a password.
+fn customers_with_logins(
+    customers: Vec<CustomerRow>,
+    logins: Vec<LoginRow>,
+) -> Result<(crate::state::Customers, std::collections::BTreeSet<String>), StoreError> {
+    let mut holders = std::collections::BTreeSet::new();
+    // Both lists sorted by customer (already so when read; sorting sorted rows is one
+    // pass), each customer takes the run of logins with its id: no map, no copies.
+    let mut logins = logins;
+    logins.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    let mut customers = customers;
+    customers.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut logins = logins.into_iter().peekable();
+    let mut built = Vec::with_capacity(customers.len());
+    for row in customers {
+        // Logins of customers that do not exist (edited by hand) are not part of the state.
+        while logins.next_if(|l| l.customer_id < row.id).is_some() {}
+        let mut own = None;
+        let mut contacts = Vec::new();
+        while let Some(login) = logins.next_if(|l| l.customer_id == row.id) {
+            if login.has_password {
+                let address = if login.contact.is_empty() {
+                    Address::Customer(row.id.to_string())
+                } else {
+                    Address::Contact {
+                        customer: row.id.to_string(),
+                        email: login.contact.to_string(),
+                    }
+                };
+                holders.insert(address.to_string());
+            }
+            if login.contact.is_empty() {
+                own = Some(login_state(login)?);
+            } else {
+                let contact = login.contact.clone();
+                contacts.push((contact, login_state(login)?));
+            }
+        }
+        // A customer whose own login row went missing gets an impossible role, so the
+        // next plan shows the row being written back.
+        let login = own.unwrap_or_else(|| LoginState {
+            email: None,
+            name: None,
+            access: false,
+            role: "(missing)".into(),
+            website: None,
+            notify: false,
+            password: None,
+            expires: None,
+        });
+        let record = CustomerRecord {
+            name: row.name,
+            protect: row.protect,
+            login,
+        };
+        built.push((
+            row.id,
+            CustomerState {
+                record,
+                contacts: crate::state::contacts_of(contacts),
+            },
+        ));
+    }
+    Ok((crate::state::customers_of(built), holders))
 }
 
 /// A stored count or duration as portico's type; a value portico never writes (negative,

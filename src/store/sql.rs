@@ -213,14 +213,38 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step<'static>> {
     ]
 }
 
-/// The plan's batches as statements, in apply order.
+/// The plan's batches as statements, in apply order: settings and roles first, then
+/// customers and logins, then what their changes set off, then removals.
 fn steps<'a>(
     w: &Writes,
     b: &'a Batches,
     passwords: &'a [crate::passwords::PasswordRow],
 ) -> Vec<Step<'a>> {
+    let mut steps = definition_steps(w, b);
+    steps.extend(login_steps(w, b));
+    steps.extend(effect_steps(w, b, passwords));
+    steps.extend(vec![
+        step(w.delete_roles, &b.delete_roles, "deleting roles"),
+        step(w.delete_websites, &b.delete_websites, "deleting websites"),
+        step(w.upsert_features, &b.features_off, "switching features off"),
+        fill_step(
+            w.upsert_applied,
+            &b.applied,
+            "applied_objects",
+            w.insert_applied,
+            "recording what was applied",
+        ),
+        step(w.delete_applied, &b.forget, "recording what was applied"),
+    ]);
+    steps.retain(|s| !s.empty);
+    steps
+}
+
+/// Features switched on, the login policy, notification settings, websites, policies,
+/// roles and their permissions.
+fn definition_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
     let role_ids: Vec<&str> = b.roles.iter().map(|r| r.id.as_str()).collect();
-    let mut steps = vec![
+    vec![
         step(w.upsert_features, &b.features_on, "switching features on"),
         step(
             w.upsert_login_policy,
@@ -246,6 +270,13 @@ fn steps<'a>(
             &b.role_permissions,
             "writing role permissions",
         ),
+    ]
+}
+
+/// Customers and logins: removed, emails released, changed, then created (the logins'
+/// inserts follow each other, so a large load sets the table's indexes aside once).
+fn login_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
+    vec![
         step(w.delete_logins, &b.delete_contacts, "deleting contacts"),
         step(
             w.delete_customer_logins,
@@ -258,8 +289,6 @@ fn steps<'a>(
             "deleting customers",
         ),
         step(w.release_emails, &b.release_emails, "changing login emails"),
-        // Changed rows first, then created ones: the logins' inserts follow each other, so
-        // a large load sets the table's indexes aside once.
         step(
             w.upsert_customers,
             &b.customers.changed,
@@ -294,6 +323,17 @@ fn steps<'a>(
             None,
             "writing contact logins",
         ),
+    ]
+}
+
+/// What the logins' changes set off: passwords, revoked links, cancelled messages, ended
+/// sessions, queued messages.
+fn effect_steps<'a>(
+    w: &Writes,
+    b: &'a Batches,
+    passwords: &'a [crate::passwords::PasswordRow],
+) -> Vec<Step<'a>> {
+    vec![
         stamped_step(
             w.set_passwords,
             passwords,
@@ -345,20 +385,7 @@ fn steps<'a>(
                 "queueing new-access notifications",
             )
         },
-        step(w.delete_roles, &b.delete_roles, "deleting roles"),
-        step(w.delete_websites, &b.delete_websites, "deleting websites"),
-        step(w.upsert_features, &b.features_off, "switching features off"),
-        fill_step(
-            w.upsert_applied,
-            &b.applied,
-            "applied_objects",
-            w.insert_applied,
-            "recording what was applied",
-        ),
-        step(w.delete_applied, &b.forget, "recording what was applied"),
-    ];
-    steps.retain(|s| !s.empty);
-    steps
+    ]
 }
 
 /// A [`Step`] without its parameters.

@@ -261,6 +261,38 @@ impl Context<'_> {
         let declared = self.set.notifications.as_ref()?;
         let n = &declared.value;
         let site = declared.site.clone();
+        self.notification_urls(n, &site);
+        self.notification_transport(n, &site);
+        self.notification_mailboxes_and_limits(n, &site);
+        let template = n
+            .template
+            .as_ref()
+            .and_then(|files| self.templates(&site.key("template"), files));
+        let reset_template = n
+            .reset_template
+            .as_ref()
+            .and_then(|files| self.templates(&site.key("reset_template"), files));
+        Some(crate::state::NotificationSettings {
+            url: n.url.clone(),
+            auth_env: n.auth_header.as_ref().map(|h| h.env.clone()),
+            smtp: n.smtp.as_ref().map(|s| crate::state::SmtpSettings {
+                url: s.url.clone(),
+                username: s.username.clone(),
+                password_env: s.password.as_ref().map(|p| p.env.clone()),
+            }),
+            from: n.from.clone(),
+            reply_to: n.reply_to.clone(),
+            login_url: n.login_url.clone(),
+            token_ttl_hours: n.token_ttl_hours,
+            max_attempts: n.max_attempts,
+            template,
+            reset_ttl_minutes: n.reset_ttl_minutes,
+            reset_template,
+        })
+    }
+
+    /// The webhook URL and the login URL.
+    fn notification_urls(&mut self, n: &crate::manifest::model::Notifications, site: &Site) {
         if let Some(url) = &n.url
             && let Err(why) = crate::message::endpoint::check_webhook_url(url)
         {
@@ -277,6 +309,10 @@ impl Context<'_> {
             };
             self.error(&site.key("login_url"), why);
         }
+    }
+
+    /// Exactly one transport, and what SMTP needs.
+    fn notification_transport(&mut self, n: &crate::manifest::model::Notifications, site: &Site) {
         match (&n.smtp, &n.url) {
             (Some(_), Some(_)) => {
                 self.error(
@@ -286,7 +322,7 @@ impl Context<'_> {
                 .hint = Some("one transport delivers every message".into());
             }
             (None, None) => {
-                self.error(&site, "`notifications:` needs a transport: `smtp` (email) or `url` (a webhook or mail API)")
+                self.error(site, "`notifications:` needs a transport: `smtp` (email) or `url` (a webhook or mail API)")
                     .hint = Some("for example `smtp: { url: smtps://mail.example.com:465 }` and `from: \"Acme <no-reply@acme.example>\"`".into());
             }
             (Some(smtp), None) => {
@@ -298,10 +334,7 @@ impl Context<'_> {
                     self.error(&at.key("password"), "a `password` needs a `username`");
                 }
                 if n.from.is_none() {
-                    self.error(
-                        &site,
-                        "email needs a sender: add `from: \"Name <address>\"`",
-                    );
+                    self.error(site, "email needs a sender: add `from: \"Name <address>\"`");
                 }
                 if n.auth_header.is_some() {
                     self.error(&site.key("auth_header"), "`auth_header` belongs to a webhook `url`; SMTP authenticates with `smtp.username` and `smtp.password`");
@@ -309,6 +342,14 @@ impl Context<'_> {
             }
             (None, Some(_)) => {}
         }
+    }
+
+    /// The sender and reply-to addresses, and the numbers' ranges.
+    fn notification_mailboxes_and_limits(
+        &mut self,
+        n: &crate::manifest::model::Notifications,
+        site: &Site,
+    ) {
         for (field, value) in [("from", &n.from), ("reply_to", &n.reply_to)] {
             if let Some(value) = value
                 && let Err(why) = crate::message::endpoint::check_mailbox(value)
@@ -338,31 +379,6 @@ impl Context<'_> {
                 format!("`reset_ttl_minutes` must be between {MIN_RESET_TTL_MINUTES} and {MAX_RESET_TTL_MINUTES} (a day): a reset link is a credential, and mail can take minutes"),
             );
         }
-        let template = n
-            .template
-            .as_ref()
-            .and_then(|files| self.templates(&site.key("template"), files));
-        let reset_template = n
-            .reset_template
-            .as_ref()
-            .and_then(|files| self.templates(&site.key("reset_template"), files));
-        Some(crate::state::NotificationSettings {
-            url: n.url.clone(),
-            auth_env: n.auth_header.as_ref().map(|h| h.env.clone()),
-            smtp: n.smtp.as_ref().map(|s| crate::state::SmtpSettings {
-                url: s.url.clone(),
-                username: s.username.clone(),
-                password_env: s.password.as_ref().map(|p| p.env.clone()),
-            }),
-            from: n.from.clone(),
-            reply_to: n.reply_to.clone(),
-            login_url: n.login_url.clone(),
-            token_ttl_hours: n.token_ttl_hours,
-            max_attempts: n.max_attempts,
-            template,
-            reset_ttl_minutes: n.reset_ttl_minutes,
-            reset_template,
-        })
     }
 
     /// Reads the template files (relative to the manifest folder) and checks them: every
