@@ -120,7 +120,42 @@ async fn live_or_empty(url: &str) -> Result<State, Error> {
 /// Bad rows (all reported, nothing written), unreadable manifests, or file errors.
 pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     let csv_path = &opts.csv;
-    let limit = opts.manifests.read.reading().max_file_bytes;
+    let text = read_csv(csv_path, opts.manifests.read.reading().max_file_bytes)?;
+    let root = &opts.manifests.path;
+    let (set, diagnostics) = manifest::load(root, opts.manifests.read.reading());
+    let problems: Vec<_> = diagnostics.into_iter().filter(|d| d.is_error()).collect();
+    if !problems.is_empty() {
+        let rendered = manifest::diagnostic::render(&set.sources, &problems, true);
+        eprint!("{rendered}");
+        return Err(Error::Invalid {
+            count: problems.len(),
+        });
+    }
+    let live = live_or_empty(opts.connect.url()).await?;
+    let mode = opts.passwords.map(|m| match m {
+        PasswordsMode::Hash => PasswordMode::Hash,
+        PasswordsMode::Notify => PasswordMode::Notify,
+    });
+    let result = import::import(&text, root, &set, &live, mode, &opts.ignore_column);
+    let import = match result
+        .and_then(|import| import::check_result(root, &set, &import, &live).map(|()| import))
+    {
+        Ok(import) => import,
+        Err(errors) => {
+            eprint!("{}", import::render_errors(csv_path, &errors));
+            return Err(Error::BadRows(errors.len()));
+        }
+    };
+    for warning in &import.warnings {
+        eprintln!("warning: {warning}");
+    }
+    write_import(&import, opts.dry_run)?;
+    print_import(&import, opts.dry_run);
+    Ok(Outcome::Done)
+}
+
+/// The CSV's text (`-`: standard input), refused past `limit` bytes or when not UTF-8.
+fn read_csv(csv_path: &Path, limit: u64) -> Result<String, Error> {
     let too_big = |size: u64| Error::Csv {
         path: csv_path.display().to_string(),
         reason: format!(
@@ -152,39 +187,15 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         }
         std::fs::read(csv_path).map_err(unreadable)?
     };
-    let text = String::from_utf8(bytes).map_err(|_| Error::Csv {
+    String::from_utf8(bytes).map_err(|_| Error::Csv {
         path: csv_path.display().to_string(),
         reason: "not UTF-8 text: save it as \"CSV UTF-8\"".into(),
-    })?;
-    let root = &opts.manifests.path;
-    let (set, diagnostics) = manifest::load(root, opts.manifests.read.reading());
-    let problems: Vec<_> = diagnostics.into_iter().filter(|d| d.is_error()).collect();
-    if !problems.is_empty() {
-        let rendered = manifest::diagnostic::render(&set.sources, &problems, true);
-        eprint!("{rendered}");
-        return Err(Error::Invalid {
-            count: problems.len(),
-        });
-    }
-    let live = live_or_empty(opts.connect.url()).await?;
-    let mode = opts.passwords.map(|m| match m {
-        PasswordsMode::Hash => PasswordMode::Hash,
-        PasswordsMode::Notify => PasswordMode::Notify,
-    });
-    let result = import::import(&text, root, &set, &live, mode, &opts.ignore_column);
-    let import = match result
-        .and_then(|import| import::check_result(root, &set, &import, &live).map(|()| import))
-    {
-        Ok(import) => import,
-        Err(errors) => {
-            eprint!("{}", import::render_errors(csv_path, &errors));
-            return Err(Error::BadRows(errors.len()));
-        }
-    };
-    for warning in &import.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if opts.dry_run {
+    })
+}
+
+/// Writes the edited manifests, all or none (`--dry-run`: prints them as a diff instead).
+fn write_import(import: &import::Import, dry_run: bool) -> Result<(), Error> {
+    if dry_run {
         for file in &import.files {
             let path = file.path.display().to_string();
             let diff = similar::TextDiff::from_lines(&file.before, &file.after);
@@ -203,9 +214,14 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
             .collect();
         crate::files::write_all_atomic(&files)?;
     }
+    Ok(())
+}
+
+/// Says what the import changed.
+fn print_import(import: &import::Import, dry_run: bool) {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let (update, add) = if opts.dry_run {
+    let (update, add) = if dry_run {
         ("Would update", "would add")
     } else {
         ("Updated", "added")
@@ -217,5 +233,4 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         plural(import.unchanged, "row", "rows"),
         plural(import.files.len(), "file", "files"),
     );
-    Ok(Outcome::Done)
 }

@@ -186,24 +186,7 @@ impl Context<'_> {
             protect: false,
             contacts: Vec::new(),
         });
-        if let Some(name) = &row.name {
-            customer.name = name.as_str().into();
-        } else if existing.is_none() {
-            let live_name = self
-                .live
-                .customers
-                .get(row.id.as_str())
-                .map(|c| c.record.name.clone());
-            match live_name {
-                Some(name) => customer.name = name,
-                None => self.errors.push(RowError {
-                    line: row.line,
-                    column: "Company Name".into(),
-                    message: format!("customer `{}` is new and has no name", row.id),
-                    hint: Some("add a `Company Name` column (new customers need a name)".into()),
-                }),
-            }
-        }
+        self.merge_name(row, existing.is_none(), &mut customer);
         if let Some(email) = &row.email {
             customer.email = self.email(row.line, email);
         }
@@ -215,39 +198,8 @@ impl Context<'_> {
                 .unwrap_or_else(|| catalog::DEFAULT_ROLE.into()),
             customer.access.website.clone(),
         );
-        let access = &mut customer.access;
-        if let Some(give) = row.give_access {
-            access.give_access = give;
-        }
-        if let Some(notify) = row.notify {
-            access.notify = notify;
-        }
-        if let Some(cell) = &row.role
-            && let Some(id) = self.role(row.line, cell)
-        {
-            customer.access.role =
-                explicit(id, customer.access.role.as_deref(), catalog::DEFAULT_ROLE);
-        }
-        if let Some(cell) = &row.website {
-            customer.access.website = self
-                .website(row.line, cell)
-                .or(customer.access.website.take());
-        }
         let mut pending = Vec::new();
-        let own_marker = self.live_marker(&row.id, None);
-        let decided = self.password(
-            row.line,
-            row.password.as_ref(),
-            row.confirm.as_ref(),
-            row.manual_password,
-            customer.access.password.as_deref(),
-            own_marker,
-        );
-        match decided {
-            NewPassword::Keep => {}
-            NewPassword::Notify => customer.access.notify = true,
-            NewPassword::Hash(plain, reset) => pending.push((None, plain, reset)),
-        }
+        self.merge_access(row, &mut customer, &mut pending);
         let customer_role = customer
             .access
             .role
@@ -269,6 +221,70 @@ impl Context<'_> {
             );
         }
         (customer, pending)
+    }
+
+    /// The customer's name from its row; a new customer without one takes the live name,
+    /// else is an error.
+    fn merge_name(&mut self, row: &CustomerRow, new: bool, customer: &mut Customer) {
+        if let Some(name) = &row.name {
+            customer.name = name.as_str().into();
+        } else if new {
+            let live_name = self
+                .live
+                .customers
+                .get(row.id.as_str())
+                .map(|c| c.record.name.clone());
+            match live_name {
+                Some(name) => customer.name = name,
+                None => self.errors.push(RowError {
+                    line: row.line,
+                    column: "Company Name".into(),
+                    message: format!("customer `{}` is new and has no name", row.id),
+                    hint: Some("add a `Company Name` column (new customers need a name)".into()),
+                }),
+            }
+        }
+    }
+
+    /// The customer's own access from its row: given, notified, role, website, password.
+    fn merge_access(
+        &mut self,
+        row: &CustomerRow,
+        customer: &mut Customer,
+        pending: &mut Vec<PendingHash>,
+    ) {
+        let access = &mut customer.access;
+        if let Some(give) = row.give_access {
+            access.give_access = give;
+        }
+        if let Some(notify) = row.notify {
+            access.notify = notify;
+        }
+        if let Some(cell) = &row.role
+            && let Some(id) = self.role(row.line, cell)
+        {
+            customer.access.role =
+                explicit(id, customer.access.role.as_deref(), catalog::DEFAULT_ROLE);
+        }
+        if let Some(cell) = &row.website {
+            customer.access.website = self
+                .website(row.line, cell)
+                .or(customer.access.website.take());
+        }
+        let own_marker = self.live_marker(&row.id, None);
+        let decided = self.password(
+            row.line,
+            row.password.as_ref(),
+            row.confirm.as_ref(),
+            row.manual_password,
+            customer.access.password.as_deref(),
+            own_marker,
+        );
+        match decided {
+            NewPassword::Keep => {}
+            NewPassword::Notify => customer.access.notify = true,
+            NewPassword::Hash(plain, reset) => pending.push((None, plain, reset)),
+        }
     }
 
     fn merge_contact(
@@ -601,58 +617,15 @@ fn write_changes(
     import: &mut Import,
 ) -> Result<(), RowError> {
     let mut splices: BTreeMap<usize, Vec<edit::Splice>> = BTreeMap::new();
-    let mut ranges: HashMap<(usize, usize), Result<Vec<edit::Item>, String>> = HashMap::new();
+    let mut ranges: Ranges = HashMap::new();
     let mut added = Vec::new();
     for (existing, customer, _) in changed {
         let Some(declared) = existing else {
             added.push(customer);
             continue;
         };
-        let site = &declared.site;
-        let source = &set.sources[site.file];
-        let cannot = |why: String| RowError {
-            line: 0,
-            column: String::new(),
-            message: format!(
-                "cannot edit customer `{}` in {} in place: {why}",
-                customer.id,
-                source.path.display()
-            ),
-            hint: Some(
-                "write that customer as a block-style entry (`- id: …` on its own line)".into(),
-            ),
-        };
-        let sequence = YamlPath(site.path.0[..site.path.0.len() - 1].to_vec());
-        let index = match site.path.0.last() {
-            Some(Segment::Index(i)) => *i,
-            _ => return Err(cannot("its place in the file is unknown".into())),
-        };
-        let items = ranges
-            .entry((site.file, site.doc))
-            .or_insert_with(|| edit::sequence_items(source.text(), site.doc, &sequence));
-        let (start, end, col) = match items {
-            Ok(items) => items.get(index).copied(),
-            Err(why) => return Err(cannot(why.clone())),
-        }
-        .ok_or_else(|| cannot("its list entry was not found".into()))?;
-        // A safety net: the entry found must be this customer's.
-        if !source.text()[start..end].contains(customer.id.as_str()) {
-            return Err(cannot(
-                "the list entry at its place is not this customer".into(),
-            ));
-        }
-        if let Some(anchor) = edit::yaml_anchor(&source.text()[start..end]) {
-            return Err(cannot(format!(
-                "its entry defines or uses the YAML anchor or alias `{anchor}`, which rewriting it would break"
-            )));
-        }
-        let crlf = source.text().contains("\r\n");
-        let text =
-            edit::render_item_keeping_comments(&source.text()[start..end], &customer, col, crlf);
-        splices
-            .entry(site.file)
-            .or_default()
-            .push(edit::Splice { start, end, text });
+        let splice = splice_for(set, declared, &customer, &mut ranges)?;
+        splices.entry(declared.site.file).or_default().push(splice);
         import.updated += 1;
     }
     for (file, splices) in splices {
@@ -665,33 +638,90 @@ fn write_changes(
     }
     if !added.is_empty() {
         import.added = added.len();
-        // New customers go beside the first file that declares customers (or to the root).
-        let dir = set
-            .customers
-            .iter()
-            .flatten()
-            .next()
-            .and_then(|d| {
-                set.sources[d.site.file]
-                    .path
-                    .parent()
-                    .map(Path::to_path_buf)
-            })
-            .unwrap_or_else(|| folder_of(root));
-        let path = new_file_path(&dir);
-        let schema = schema_comment(set, &dir);
-        let yaml = serde_yaml::to_string(&Document {
-            customers: Some(added),
-            ..Document::default()
-        })
-        .expect("a manifest serialises");
-        import.files.push(FileChange {
-            path,
-            before: String::new(),
-            after: format!("{schema}# Imported by portico import-csv.\n{yaml}"),
-        });
+        import.files.push(new_customers_file(root, set, added));
     }
     Ok(())
+}
+
+/// The list entries of each file's documents, found once per document.
+type Ranges = HashMap<(usize, usize), Result<Vec<edit::Item>, String>>;
+
+/// The edit that rewrites a declared customer in place, keeping its comments; refused
+/// where rewriting could change more than the customer (a flow entry, an anchor).
+fn splice_for(
+    set: &ManifestSet,
+    declared: &Declared<Customer>,
+    customer: &Customer,
+    ranges: &mut Ranges,
+) -> Result<edit::Splice, RowError> {
+    let site = &declared.site;
+    let source = &set.sources[site.file];
+    let cannot = |why: String| RowError {
+        line: 0,
+        column: String::new(),
+        message: format!(
+            "cannot edit customer `{}` in {} in place: {why}",
+            customer.id,
+            source.path.display()
+        ),
+        hint: Some("write that customer as a block-style entry (`- id: …` on its own line)".into()),
+    };
+    let sequence = YamlPath(site.path.0[..site.path.0.len() - 1].to_vec());
+    let index = match site.path.0.last() {
+        Some(Segment::Index(i)) => *i,
+        _ => return Err(cannot("its place in the file is unknown".into())),
+    };
+    let items = ranges
+        .entry((site.file, site.doc))
+        .or_insert_with(|| edit::sequence_items(source.text(), site.doc, &sequence));
+    let (start, end, col) = match items {
+        Ok(items) => items.get(index).copied(),
+        Err(why) => return Err(cannot(why.clone())),
+    }
+    .ok_or_else(|| cannot("its list entry was not found".into()))?;
+    // A safety net: the entry found must be this customer's.
+    if !source.text()[start..end].contains(customer.id.as_str()) {
+        return Err(cannot(
+            "the list entry at its place is not this customer".into(),
+        ));
+    }
+    if let Some(anchor) = edit::yaml_anchor(&source.text()[start..end]) {
+        return Err(cannot(format!(
+            "its entry defines or uses the YAML anchor or alias `{anchor}`, which rewriting it would break"
+        )));
+    }
+    let crlf = source.text().contains("\r\n");
+    let text = edit::render_item_keeping_comments(&source.text()[start..end], customer, col, crlf);
+    Ok(edit::Splice { start, end, text })
+}
+
+/// A new file of the customers the manifests did not have.
+fn new_customers_file(root: &Path, set: &ManifestSet, added: Vec<Customer>) -> FileChange {
+    // New customers go beside the first file that declares customers (or to the root).
+    let dir = set
+        .customers
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|d| {
+            set.sources[d.site.file]
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| folder_of(root));
+    let path = new_file_path(&dir);
+    let schema = schema_comment(set, &dir);
+    let yaml = serde_yaml::to_string(&Document {
+        customers: Some(added),
+        ..Document::default()
+    })
+    .expect("a manifest serialises");
+    FileChange {
+        path,
+        before: String::new(),
+        after: format!("{schema}# Imported by portico import-csv.\n{yaml}"),
+    }
 }
 
 /// Checks the manifests as the import would leave them, before anything is written: every

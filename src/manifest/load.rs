@@ -118,40 +118,7 @@ pub fn load_overlaid(
     }
     // Read every file first, parse them on all cores, then report and merge in file order:
     // the set and its diagnostics are those of reading one file after another.
-    let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
-    for path in files {
-        let index = set.sources.len();
-        if let Some((_, text)) = overlay.iter().find(|(p, _)| *p == path) {
-            slots.push(Ok(index));
-            set.sources.push(Source::new(path, text.clone()));
-            continue;
-        }
-        if let Some(message) = too_large(&path, reading.max_file_bytes) {
-            slots.push(Err(Diagnostic::file_error(None, message)));
-            continue;
-        }
-        match fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => {
-                    slots.push(Ok(index));
-                    set.sources.push(Source::new(path, text));
-                }
-                Err(_) => {
-                    set.sources.push(Source::new(path, String::new()));
-                    slots.push(Err(Diagnostic::file_error(
-                        Some(index),
-                        "file is not valid UTF-8",
-                    )));
-                }
-            },
-            Err(error) => {
-                slots.push(Err(Diagnostic::file_error(
-                    None,
-                    format!("cannot read {}: {error}", path.display()),
-                )));
-            }
-        }
-    }
+    let slots = read_files(&mut set, files, overlay, reading.max_file_bytes);
     let texts: Vec<usize> = slots
         .iter()
         .filter_map(|s| s.as_ref().ok().copied())
@@ -189,6 +156,51 @@ pub fn load_overlaid(
         source.release_text();
     }
     (set, diagnostics)
+}
+
+/// Reads each file (or takes its text from the overlay) into the set's sources: for each,
+/// its source index, or the problem that kept it out.
+fn read_files(
+    set: &mut ManifestSet,
+    files: Vec<PathBuf>,
+    overlay: &[(PathBuf, String)],
+    max_file_bytes: u64,
+) -> Vec<Result<usize, Diagnostic>> {
+    let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
+    for path in files {
+        let index = set.sources.len();
+        if let Some((_, text)) = overlay.iter().find(|(p, _)| *p == path) {
+            slots.push(Ok(index));
+            set.sources.push(Source::new(path, text.clone()));
+            continue;
+        }
+        if let Some(message) = too_large(&path, max_file_bytes) {
+            slots.push(Err(Diagnostic::file_error(None, message)));
+            continue;
+        }
+        match fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    slots.push(Ok(index));
+                    set.sources.push(Source::new(path, text));
+                }
+                Err(_) => {
+                    set.sources.push(Source::new(path, String::new()));
+                    slots.push(Err(Diagnostic::file_error(
+                        Some(index),
+                        "file is not valid UTF-8",
+                    )));
+                }
+            },
+            Err(error) => {
+                slots.push(Err(Diagnostic::file_error(
+                    None,
+                    format!("cannot read {}: {error}", path.display()),
+                )));
+            }
+        }
+    }
+    slots
 }
 
 /// The documents of one file and the problems found reading them.

@@ -293,27 +293,10 @@ pub async fn deliver(
             pending.len()
         ))
     };
-    let transport = match Transport::new(&settings, opts) {
-        Ok(t) => t,
+    let (transport, templates) = match ready(&settings, opts) {
+        Ok(ready) => ready,
         Err(why) => {
             report.blocked = blocked(why);
-            return Ok(report);
-        }
-    };
-    let compiled = [
-        (template::Kind::NewAccess, settings.template.as_ref()),
-        (template::Kind::Reset, settings.reset_template.as_ref()),
-    ]
-    .map(|(kind, sources)| template::Templates::new(sources, kind).map_err(|p| (kind, p)));
-    let templates = match compiled {
-        [Ok(access), Ok(reset)] => Compiled { access, reset },
-        [Err((kind, problem)), _] | [_, Err((kind, problem))] => {
-            report.blocked = blocked(format!(
-                "the stored `{}.{}` template is broken: {}",
-                kind.key(),
-                problem.part.key(),
-                problem.message
-            ));
             return Ok(report);
         }
     };
@@ -363,6 +346,28 @@ pub async fn deliver(
         settle(store, done, max_attempts, &mut report).await?;
     }
     Ok(report)
+}
+
+/// The transport and both kinds of message's templates, or why messages stay queued.
+fn ready(
+    settings: &crate::state::NotificationSettings,
+    opts: &DeliveryOptions,
+) -> Result<(Transport, Compiled), String> {
+    let transport = Transport::new(settings, opts)?;
+    let compiled = [
+        (template::Kind::NewAccess, settings.template.as_ref()),
+        (template::Kind::Reset, settings.reset_template.as_ref()),
+    ]
+    .map(|(kind, sources)| template::Templates::new(sources, kind).map_err(|p| (kind, p)));
+    match compiled {
+        [Ok(access), Ok(reset)] => Ok((transport, Compiled { access, reset })),
+        [Err((kind, problem)), _] | [_, Err((kind, problem))] => Err(format!(
+            "the stored `{}.{}` template is broken: {}",
+            kind.key(),
+            problem.part.key(),
+            problem.message
+        )),
+    }
 }
 
 /// The compiled templates of both kinds of message.

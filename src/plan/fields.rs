@@ -14,68 +14,8 @@ impl Object {
         let mut put = |name: &str, value: String| out.push((name.to_string(), value));
         match self {
             Object::Feature { enabled } => put("enabled", enabled.to_string()),
-            Object::LoginPolicy(policy) => {
-                put(
-                    "lockout.max_failed_attempts",
-                    policy.lockout.max_failed_attempts.to_string(),
-                );
-                put(
-                    "lockout.duration_minutes",
-                    policy.lockout.duration_minutes.to_string(),
-                );
-                put(
-                    "session_timeout_minutes",
-                    policy.session_timeout_minutes.to_string(),
-                );
-                put("session_max_hours", policy.session_max_hours.to_string());
-                put(
-                    "password.min_length",
-                    policy.password.min_length.to_string(),
-                );
-            }
-            Object::Notifications(n) => {
-                let optional = [
-                    ("smtp.url", n.smtp.as_ref().map(|s| &s.url)),
-                    (
-                        "smtp.username",
-                        n.smtp.as_ref().and_then(|s| s.username.as_ref()),
-                    ),
-                    (
-                        "smtp.password.env",
-                        n.smtp.as_ref().and_then(|s| s.password_env.as_ref()),
-                    ),
-                    ("url", n.url.as_ref()),
-                    ("auth_header.env", n.auth_env.as_ref()),
-                    ("from", n.from.as_ref()),
-                    ("reply_to", n.reply_to.as_ref()),
-                    ("login_url", n.login_url.as_ref()),
-                ];
-                for (name, value) in optional {
-                    if let Some(value) = value {
-                        put(name, value.clone());
-                    }
-                }
-                put("token_ttl_hours", n.token_ttl_hours.to_string());
-                put("max_attempts", n.max_attempts.to_string());
-                // A custom template's text, so a change reads as a diff of its lines.
-                if let Some(t) = &n.template {
-                    put("template.subject", t.subject.clone());
-                    put("template.text", t.text.clone());
-                    put(
-                        "template.html",
-                        t.html.clone().unwrap_or_else(|| "(none)".into()),
-                    );
-                }
-                put("reset_ttl_minutes", n.reset_ttl_minutes.to_string());
-                if let Some(t) = &n.reset_template {
-                    put("reset_template.subject", t.subject.clone());
-                    put("reset_template.text", t.text.clone());
-                    put(
-                        "reset_template.html",
-                        t.html.clone().unwrap_or_else(|| "(none)".into()),
-                    );
-                }
-            }
+            Object::LoginPolicy(policy) => policy_fields(policy, &mut put),
+            Object::Notifications(n) => notification_fields(n, &mut put),
             Object::Policy(policy) => {
                 put("message", policy.message.clone());
                 put("kind", policy.rule.kind().to_string());
@@ -113,6 +53,72 @@ impl Object {
             Object::Contact(login) => login_fields(login, &mut put),
         }
         out
+    }
+}
+
+fn policy_fields(policy: &crate::manifest::model::LoginPolicy, put: &mut impl FnMut(&str, String)) {
+    put(
+        "lockout.max_failed_attempts",
+        policy.lockout.max_failed_attempts.to_string(),
+    );
+    put(
+        "lockout.duration_minutes",
+        policy.lockout.duration_minutes.to_string(),
+    );
+    put(
+        "session_timeout_minutes",
+        policy.session_timeout_minutes.to_string(),
+    );
+    put("session_max_hours", policy.session_max_hours.to_string());
+    put(
+        "password.min_length",
+        policy.password.min_length.to_string(),
+    );
+}
+
+/// The notification settings, with a custom template's text, so a change reads as a diff
+/// of its lines.
+fn notification_fields(n: &crate::state::NotificationSettings, put: &mut impl FnMut(&str, String)) {
+    let optional = [
+        ("smtp.url", n.smtp.as_ref().map(|s| &s.url)),
+        (
+            "smtp.username",
+            n.smtp.as_ref().and_then(|s| s.username.as_ref()),
+        ),
+        (
+            "smtp.password.env",
+            n.smtp.as_ref().and_then(|s| s.password_env.as_ref()),
+        ),
+        ("url", n.url.as_ref()),
+        ("auth_header.env", n.auth_env.as_ref()),
+        ("from", n.from.as_ref()),
+        ("reply_to", n.reply_to.as_ref()),
+        ("login_url", n.login_url.as_ref()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            put(name, value.clone());
+        }
+    }
+    put("token_ttl_hours", n.token_ttl_hours.to_string());
+    put("max_attempts", n.max_attempts.to_string());
+    // A custom template's text, so a change reads as a diff of its lines.
+    if let Some(t) = &n.template {
+        put("template.subject", t.subject.clone());
+        put("template.text", t.text.clone());
+        put(
+            "template.html",
+            t.html.clone().unwrap_or_else(|| "(none)".into()),
+        );
+    }
+    put("reset_ttl_minutes", n.reset_ttl_minutes.to_string());
+    if let Some(t) = &n.reset_template {
+        put("reset_template.subject", t.subject.clone());
+        put("reset_template.text", t.text.clone());
+        put(
+            "reset_template.html",
+            t.html.clone().unwrap_or_else(|| "(none)".into()),
+        );
     }
 }
 

@@ -103,14 +103,7 @@ pub fn rows(state: &State, activity: &Activity, now: jiff::Timestamp) -> Vec<Row
             };
             let changed_by = written_by
                 .get(&address.to_string())
-                .map(|w| match &w.git_commit {
-                    Some(commit) => format!(
-                        "apply {} ({})",
-                        w.apply_id,
-                        commit.chars().take(12).collect::<String>()
-                    ),
-                    None => format!("apply {}", w.apply_id),
-                })
+                .map(changed_by)
                 .unwrap_or_default();
             let facts = seen.map(|a| crate::signin::Runtime {
                 password_set: a.password_set,
@@ -137,21 +130,11 @@ pub fn rows(state: &State, activity: &Activity, now: jiff::Timestamp) -> Vec<Row
                     "contact"
                 },
                 access: login.access,
-                role: state
-                    .roles
-                    .get(login.role.as_str())
-                    .map(|r| r.name.clone())
-                    .or_else(|| standard.get(login.role.as_str()).map(|n| n.to_string()))
-                    .unwrap_or_else(|| login.role.to_string()),
+                role: role_name(state, &standard, &login.role),
                 website: login
                     .website
                     .as_ref()
-                    .map(|w| {
-                        state
-                            .websites
-                            .get(w.as_str())
-                            .map_or(w.to_string(), |s| s.name.clone())
-                    })
+                    .map(|w| website_name(state, w))
                     .unwrap_or_default(),
                 two_factor: decision.second_factor,
                 locked: decision.locked(),
@@ -174,6 +157,36 @@ pub fn rows(state: &State, activity: &Activity, now: jiff::Timestamp) -> Vec<Row
         }
     }
     out
+}
+
+/// The apply that last wrote a login, with its commit.
+fn changed_by(w: &crate::store::WrittenBy) -> String {
+    match &w.git_commit {
+        Some(commit) => format!(
+            "apply {} ({})",
+            w.apply_id,
+            commit.chars().take(12).collect::<String>()
+        ),
+        None => format!("apply {}", w.apply_id),
+    }
+}
+
+/// A role's name: a custom role's, a standard role's, else its id.
+fn role_name(state: &State, standard: &HashMap<&str, &str>, role: &str) -> String {
+    state
+        .roles
+        .get(role)
+        .map(|r| r.name.clone())
+        .or_else(|| standard.get(role).map(|n| n.to_string()))
+        .unwrap_or_else(|| role.to_string())
+}
+
+/// A website's name, else its id.
+fn website_name(state: &State, website: &str) -> String {
+    state
+        .websites
+        .get(website)
+        .map_or(website.to_string(), |s| s.name.clone())
 }
 
 /// The summary of `rows` (counts among logins with access).

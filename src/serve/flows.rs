@@ -229,24 +229,11 @@ async fn sign_in(
         }
         return Ok(busy());
     };
-    let website = session::website_of(&account, headers);
-    let decision = login.as_ref().map(|l| {
-        let mut runtime = l.runtime.clone();
-        // The claim above already judged the lockout.
-        runtime.locked_until = None;
-        crate::signin::decide(
-            &account,
-            &l.login,
-            Some(&runtime),
-            crate::signin::Site::Request(website.as_deref()),
-            &now_text,
-        )
-    });
-    let allowed = login
+    let entry = login
         .as_ref()
-        .filter(|_| decision.as_ref().is_some_and(|d| d.may_enter()));
-    let second_factor = decision.as_ref().is_some_and(|d| d.second_factor);
-    if let Some(login) = allowed.filter(|_| verified) {
+        .filter(|_| verified)
+        .and_then(|l| entry(&account, l, headers, &now_text).map(|two| (l, two)));
+    if let Some((login, second_factor)) = entry {
         let started = Started {
             at,
             now_text: &now_text,
@@ -322,6 +309,28 @@ async fn failed(
     app.store
         .event(f.email, "signin_failed", f.address, None, f.now_text)
         .await
+}
+
+/// Whether a login whose password is right may enter on this request's website now (the
+/// one decision, DESIGN §10.1), and then whether it must pass a second factor first.
+fn entry(
+    account: &super::Account,
+    login: &ServeLogin,
+    headers: &HeaderMap,
+    now_text: &str,
+) -> Option<bool> {
+    let website = session::website_of(account, headers);
+    let mut runtime = login.runtime.clone();
+    // The claim already judged the lockout.
+    runtime.locked_until = None;
+    let decision = crate::signin::decide(
+        account,
+        &login.login,
+        Some(&runtime),
+        crate::signin::Site::Request(website.as_deref()),
+        now_text,
+    );
+    decision.may_enter().then_some(decision.second_factor)
 }
 
 /// The login policy's numbers a sign-in works with.
@@ -538,42 +547,43 @@ pub async fn set_password(
         }
         Err(e) => return internal(e),
     };
+    sign_in_after_set(&app, &account, &headers, &email, &client.0)
+        .await
+        .unwrap_or_else(internal)
+}
+
+/// After a password set: signed in at once, unless the login may not get in here (or
+/// needs a second factor, which it is then asked for).
+async fn sign_in_after_set(
+    app: &App,
+    account: &super::Account,
+    headers: &HeaderMap,
+    email: &str,
+    address: &str,
+) -> Result<Response, crate::store::StoreError> {
     let at = now();
     let now_text = text(at);
+    // The password is set whatever happens next: a failed event write does not undo it.
     let _ = app
         .store
-        .event(&email, "password_set", &client.0, None, &now_text)
+        .event(email, "password_set", address, None, &now_text)
         .await;
-    // Signed in at once, unless the login may not get in here (or needs a second factor).
-    let login = match app.store.login_by_email(&email).await {
-        Ok(Some(login)) => login,
-        Ok(None) => return Redirect::to("/login").into_response(),
-        Err(e) => return internal(e),
+    let Some(login) = app.store.login_by_email(email).await? else {
+        return Ok(Redirect::to("/login").into_response());
     };
-    let website = session::website_of(&account, &headers);
-    let decision = crate::signin::decide(
-        &account,
-        &login.login,
-        Some(&login.runtime),
-        crate::signin::Site::Request(website.as_deref()),
-        &now_text,
-    );
-    if !decision.may_enter() {
-        return Redirect::to("/login").into_response();
-    }
-    // A role that requires a second factor still asks for it after a password set.
+    let Some(second_factor) = entry(account, &login, headers, &now_text) else {
+        return Ok(Redirect::to("/login").into_response());
+    };
     let started = Started {
         at,
         now_text: &now_text,
-        session_minutes: Limits::of(&account).session_minutes,
+        session_minutes: Limits::of(account).session_minutes,
     };
     let seen = Seen {
-        address: &client.0,
+        address,
         refund: None,
     };
-    signed_in(&app, &login, decision.second_factor, &started, &seen, None)
-        .await
-        .unwrap_or_else(internal)
+    signed_in(app, &login, second_factor, &started, &seen, None).await
 }
 
 fn capitalise(text: &str) -> String {

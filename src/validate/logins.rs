@@ -245,38 +245,7 @@ impl<'a> Checker<'a> {
         );
         let mut contacts = Vec::with_capacity(customer.contacts.len());
         for (index, contact) in customer.contacts.iter().enumerate() {
-            let contact_site = contact_site(site, index);
-            let state = self.login(
-                cx,
-                desired,
-                LoginSpec {
-                    key: (&customer.id, Some(normalize_email(&contact.email))),
-                    site: &contact_site,
-                    email: Some(&contact.email),
-                    name: contact.name.as_deref(),
-                    access: contact.access,
-                    role: contact.role.as_deref(),
-                    default_role: &login.role,
-                    website: contact.website.as_deref().or(login.website.as_deref()),
-                    notify: contact.notify,
-                    password: contact.password.as_deref(),
-                    expires: match (&contact.expires, &access.expires) {
-                        (Some(own), _) => Some((own.as_str(), contact_site.key("expires"))),
-                        (None, Some(inherited)) => {
-                            Some((inherited.as_str(), access_site.key("expires")))
-                        }
-                        (None, None) => None,
-                    },
-                },
-                &contact_site,
-                (
-                    Declaration {
-                        customer: site,
-                        contact: Some(index),
-                    },
-                    Some(&contact.email),
-                ),
-            );
+            let state = self.contact(cx, desired, (customer, site), (index, contact), &login);
             if let Some(email) = state.email.clone() {
                 contacts.push((email, state));
             }
@@ -289,6 +258,51 @@ impl<'a> Checker<'a> {
             login,
         };
         CustomerState { record, contacts }
+    }
+
+    /// Checks one contact of `customer`, whose own login (`login`) gives it its defaults.
+    fn contact(
+        &mut self,
+        cx: &mut Context<'_>,
+        desired: &Desired,
+        (customer, site): (&'a Customer, &'a Site),
+        (index, contact): (usize, &'a crate::manifest::model::Contact),
+        login: &LoginState,
+    ) -> LoginState {
+        let access = &customer.access;
+        let access_site = site.key("access");
+        let contact_site = contact_site(site, index);
+        self.login(
+            cx,
+            desired,
+            LoginSpec {
+                key: (&customer.id, Some(normalize_email(&contact.email))),
+                site: &contact_site,
+                email: Some(&contact.email),
+                name: contact.name.as_deref(),
+                access: contact.access,
+                role: contact.role.as_deref(),
+                default_role: &login.role,
+                website: contact.website.as_deref().or(login.website.as_deref()),
+                notify: contact.notify,
+                password: contact.password.as_deref(),
+                expires: match (&contact.expires, &access.expires) {
+                    (Some(own), _) => Some((own.as_str(), contact_site.key("expires"))),
+                    (None, Some(inherited)) => {
+                        Some((inherited.as_str(), access_site.key("expires")))
+                    }
+                    (None, None) => None,
+                },
+            },
+            &contact_site,
+            (
+                Declaration {
+                    customer: site,
+                    contact: Some(index),
+                },
+                Some(&contact.email),
+            ),
+        )
     }
 
     /// Checks one login. `access_site` is where `role`, `website`, `notify` and `password`
@@ -309,39 +323,9 @@ impl<'a> Checker<'a> {
             cx.visible(spec.site, "name", name, false);
         }
         if let (Some(raw), Some(normalized)) = (spec.email, &email) {
-            if raw.chars().any(crate::unicode::is_invisible) {
-                cx.visible(spec.site, "email", raw, true);
-            } else if !is_valid_email(raw.trim()) {
-                cx.error(
-                    &declaration.email_site(),
-                    format!("`{raw}` is not a valid email address"),
-                );
-            } else if let Some(first) = self.emails.get(normalized.as_str()) {
-                duplicate_email(cx, normalized, first, &declaration);
-            } else {
-                // Keyed by the email as written when it is already normalised (most are).
-                let key = match written {
-                    Some(written) if written == normalized => Cow::Borrowed(written),
-                    _ => Cow::Owned(normalized.to_string()),
-                };
-                self.emails.insert(key.clone(), declaration.clone());
-                self.first_emails.push((key, declaration));
-            }
+            self.check_email(cx, spec.site, (raw, normalized), declaration, written);
         }
-        let role = CompactString::from(spec.role.unwrap_or(spec.default_role));
-        if let (Some(name), Some(known)) = (spec.role, &self.known_roles)
-            && !known.iter().any(|k| k == name)
-        {
-            let d = Diagnostic::error(
-                access_site.key("role"),
-                format!("role `{name}` is not defined"),
-            )
-            .suggest(name, known.iter().map(String::as_str));
-            cx.diagnostics.push(d);
-        }
-        if !self.used_roles.contains(role.as_str()) {
-            self.used_roles.insert(role.to_string());
-        }
+        let role = self.check_role(cx, &spec, access_site);
         if let Some(website) = spec.website {
             self.website(cx, desired, website, access_site);
         }
@@ -358,18 +342,8 @@ impl<'a> Checker<'a> {
         if spec.access {
             self.access(cx, desired, &spec, access_site, email.is_some());
         }
-        if let Some(password) = spec.password
-            && let Some(source) = check_password(cx, password, &access_site.key("password"))
-        {
-            let (customer, contact) = &spec.key;
-            let address = match contact {
-                None => Address::Customer(customer.to_string()),
-                Some(email) => Address::Contact {
-                    customer: customer.to_string(),
-                    email: email.to_string(),
-                },
-            };
-            self.passwords.insert(address.to_string(), source);
+        if let Some(password) = spec.password {
+            self.record_password(cx, &spec, password, access_site);
         }
         LoginState {
             email,
@@ -381,6 +355,82 @@ impl<'a> Checker<'a> {
             password: spec.password.map(|p| p.reset.unwrap_or(0)),
             expires,
         }
+    }
+
+    /// A login's email: visible, valid, and not another login's (the first declaration of
+    /// each email is kept, to name it when a later one repeats it).
+    fn check_email(
+        &mut self,
+        cx: &mut Context<'_>,
+        site: &Site,
+        (raw, normalized): (&str, &CompactString),
+        declaration: Declaration<'a>,
+        written: Option<&'a str>,
+    ) {
+        if raw.chars().any(crate::unicode::is_invisible) {
+            cx.visible(site, "email", raw, true);
+        } else if !is_valid_email(raw.trim()) {
+            cx.error(
+                &declaration.email_site(),
+                format!("`{raw}` is not a valid email address"),
+            );
+        } else if let Some(first) = self.emails.get(normalized.as_str()) {
+            duplicate_email(cx, normalized, first, &declaration);
+        } else {
+            // Keyed by the email as written when it is already normalised (most are).
+            let key = match written {
+                Some(written) if written == normalized => Cow::Borrowed(written),
+                _ => Cow::Owned(normalized.to_string()),
+            };
+            self.emails.insert(key.clone(), declaration.clone());
+            self.first_emails.push((key, declaration));
+        }
+    }
+
+    /// The login's role (the default when none is named), which must be defined.
+    fn check_role(
+        &mut self,
+        cx: &mut Context<'_>,
+        spec: &LoginSpec<'_>,
+        access_site: &Site,
+    ) -> CompactString {
+        let role = CompactString::from(spec.role.unwrap_or(spec.default_role));
+        if let (Some(name), Some(known)) = (spec.role, &self.known_roles)
+            && !known.iter().any(|k| k == name)
+        {
+            let d = Diagnostic::error(
+                access_site.key("role"),
+                format!("role `{name}` is not defined"),
+            )
+            .suggest(name, known.iter().map(String::as_str));
+            cx.diagnostics.push(d);
+        }
+        if !self.used_roles.contains(role.as_str()) {
+            self.used_roles.insert(role.to_string());
+        }
+        role
+    }
+
+    /// A login's initial password source, when it is a valid one, by address.
+    fn record_password(
+        &mut self,
+        cx: &mut Context<'_>,
+        spec: &LoginSpec<'_>,
+        password: &crate::manifest::model::PasswordSource,
+        access_site: &Site,
+    ) {
+        let Some(source) = check_password(cx, password, &access_site.key("password")) else {
+            return;
+        };
+        let (customer, contact) = &spec.key;
+        let address = match contact {
+            None => Address::Customer(customer.to_string()),
+            Some(email) => Address::Contact {
+                customer: customer.to_string(),
+                email: email.to_string(),
+            },
+        };
+        self.passwords.insert(address.to_string(), source);
     }
 
     /// Parses the login's expiry; a past one is a warning (apply revokes the login).
