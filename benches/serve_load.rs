@@ -1,11 +1,10 @@
-//! The load driver of `benches/serve.sh` (not a test): the argon2 floor, sign-ins at full
-//! speed, a flood of wrong passwords at a fixed rate with legitimate sign-ins timed beside
-//! it, and signing in many logins to hand their sessions to `wrk`. Prints figures.
+//! The load driver of `benches/serve.sh` (not a test): the argon2 floor, a flood of wrong
+//! passwords at a fixed rate with legitimate sign-ins timed beside it, and signing in many
+//! logins to hand their sessions to `wrk`. Prints figures.
 //!
 //!   serve_load hash PASSWORD
 //!   serve_load floor SECONDS
 //!   serve_load sessions URL N EMAIL_PATTERN PASSWORD OUT_FILE
-//!   serve_load signins URL N CONCURRENCY EMAIL_PATTERN PASSWORD
 //!   serve_load flood URL RATE SECONDS EMAIL_PATTERN PASSWORD SPREAD
 //!
 //! EMAIL_PATTERN has `{}` for the login's number (0, 1, …). SPREAD is `one` (every wrong
@@ -123,45 +122,6 @@ async fn sessions(url: &str, n: usize, pattern: &str, password: &str, out: &str)
     println!("signed in {} of {n} logins", ids.len());
 }
 
-async fn signins(url: &str, n: usize, concurrency: usize, pattern: &str, password: &str) {
-    let http = client();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut times = Vec::new();
-    let mut ok = 0usize;
-    let mut settle = |done: (u16, Option<String>, Duration)| {
-        ok += usize::from(done.0 == 303);
-        times.push(done.2);
-    };
-    for i in 0..n {
-        let (http, url, email, password) = (
-            http.clone(),
-            url.to_string(),
-            pattern.replace("{}", &i.to_string()),
-            password.to_string(),
-        );
-        tasks.spawn(async move { sign_in(&http, &url, &email, &password, None).await });
-        while tasks.len() >= concurrency {
-            if let Some(Ok(done)) = tasks.join_next().await {
-                settle(done);
-            }
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(done) = done {
-            settle(done);
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    times.sort();
-    println!(
-        "sign-ins: {ok} of {n} succeeded, {:.1}/s, p50 {:.0} ms, p99 {:.0} ms",
-        ok as f64 / seconds,
-        percentile(&times, 0.5),
-        percentile(&times, 0.99)
-    );
-}
-
 async fn flood(url: &str, rate: f64, seconds: f64, pattern: &str, password: &str, spread: &str) {
     let http = client();
     let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -238,13 +198,6 @@ fn main() {
             arg(1),
             arg(2).parse().expect("n"),
             arg(3),
-            arg(4),
-            arg(5),
-        )),
-        "signins" => runtime.block_on(signins(
-            arg(1),
-            arg(2).parse().expect("n"),
-            arg(3).parse().expect("concurrency"),
             arg(4),
             arg(5),
         )),

@@ -2,7 +2,6 @@
 //! page the new-access email links to. Handlers parse, ask the core and the store, render.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,13 +14,6 @@ use super::pages::page;
 use super::session::{self, hash_id, later, now, random_id, site_name, text};
 use super::{App, Client, throttle};
 use crate::store::serve::{Claim, LockKey, Seen, ServeLogin};
-
-/// How long a sign-in waits for a free password checker before it is refused (503).
-const HASHING_WAIT: Duration = Duration::from_secs(3);
-
-/// Password checks that may wait for a checker, per core: about a second of work. More are
-/// refused at once (503), so a flood cannot make every sign-in wait.
-const WAITING_PER_CORE: usize = 24;
 
 /// The message for every failed sign-in, whatever the reason: it must not tell an unknown
 /// email, a wrong password, no access, an expired login or another website apart.
@@ -122,36 +114,12 @@ pub async fn login_page(
     )
 }
 
-/// A place on the bounded hashing pool: `None` when too many wait already or none came free
-/// within [`HASHING_WAIT`].
-async fn hashing_permit(app: &App) -> Option<tokio::sync::SemaphorePermit<'_>> {
-    use std::sync::atomic::Ordering;
-    let limit = app.hashing_cores * WAITING_PER_CORE;
-    if app.waiting.fetch_add(1, Ordering::SeqCst) >= limit {
-        app.waiting.fetch_sub(1, Ordering::SeqCst);
-        return None;
-    }
-    let permit = tokio::time::timeout(HASHING_WAIT, app.hashing.acquire()).await;
-    app.waiting.fetch_sub(1, Ordering::SeqCst);
-    permit.ok()?.ok()
-}
-
 /// Checks `password` against `hash` (or a dummy hash, so an unknown email takes as long) on
 /// the bounded hashing pool. `None` when the pool stayed busy: the caller answers 503.
 pub(super) async fn verify(app: &App, hash: Option<String>, password: String) -> Option<bool> {
-    let _permit = hashing_permit(app).await?;
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| app.dummy_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::PasswordVerifier;
-        argon2::password_hash::phc::PasswordHash::new(&hash).is_ok_and(|parsed| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .ok()?;
+    let ok = app.hashing.verify(hash, password).await?;
     Some(ok && known)
 }
 
@@ -484,11 +452,7 @@ pub async fn set_password_page(
 /// Hashes a new password on the bounded pool; `None` when the pool stayed busy or hashing
 /// failed.
 pub(super) async fn hash_new(app: &App, password: String) -> Option<String> {
-    let _permit = hashing_permit(app).await?;
-    tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
-        .await
-        .ok()?
-        .ok()
+    app.hashing.hash(password).await
 }
 
 /// `POST /set-password`: checks the policy, stores the argon2id hash, uses the token once

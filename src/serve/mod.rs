@@ -6,6 +6,7 @@
 mod flows;
 mod forgot;
 mod forward;
+mod hashing;
 mod log;
 mod outbox;
 mod pages;
@@ -29,7 +30,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::Semaphore;
 
 use crate::store::serve::ServeStore;
 
@@ -77,11 +77,9 @@ pub(crate) struct App {
     pub store: ServeStore,
     pub database: String,
     pub cookies: session::Cookies,
-    /// Password checks in flight at once: argon2 takes ~19 MiB and a core's time each, so
-    /// a flood waits here (and is refused past a short wait) instead of exhausting memory.
-    pub hashing: Semaphore,
-    /// The cores password checks run on (the pool's size).
-    pub hashing_cores: usize,
+    /// The bounded hashing pool: argon2 takes ~19 MiB and a core's time each, so a flood
+    /// queues here (and is refused past a short queue) instead of exhausting memory.
+    pub hashing: hashing::Pool,
     /// An argon2id hash of nothing, checked for unknown emails so they take as long.
     pub dummy_hash: String,
     /// Seals TOTP seeds.
@@ -94,9 +92,6 @@ pub(crate) struct App {
     pub sessions: Arc<session::SessionCache>,
     /// The access log's writer.
     pub log: log::AccessLog,
-    /// Password checks waiting for the pool now: past a second's work, a sign-in is refused
-    /// at once (503) rather than queued behind a flood.
-    pub waiting: std::sync::atomic::AtomicUsize,
     account: std::sync::RwLock<(Instant, Arc<Account>)>,
 }
 
@@ -300,12 +295,10 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
             Instant::now(),
             Arc::new(Account::new(store.account().await?)),
         )),
-        waiting: std::sync::atomic::AtomicUsize::new(0),
         store,
         database: options.database.clone(),
         cookies: session::Cookies::new(options.insecure_cookies),
-        hashing: Semaphore::new(cores),
-        hashing_cores: cores,
+        hashing: hashing::Pool::start(cores),
         dummy_hash,
         secret_key,
         throttle: options.throttle.clone(),
