@@ -123,52 +123,61 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
         out.push("account.yaml", "", &account);
     }
     if sections.websites {
-        let websites = state
-            .websites
-            .iter()
-            .map(|(id, w)| Website {
-                id: id.clone(),
-                name: w.name.clone(),
-                url: w.url.clone(),
-            })
-            .collect();
-        let document = Document {
-            websites: Some(websites),
-            ..Document::default()
-        };
-        out.push("websites.yaml", "", &document);
+        out.push("websites.yaml", "", &websites_document(state));
     }
     if sections.roles {
-        let roles = state
-            .roles
-            .iter()
-            .map(|(id, role)| export_role(state, id, role))
-            .collect();
-        let document = Document {
-            roles: Some(roles),
-            ..Document::default()
-        };
-        out.push("roles.yaml", "", &document);
+        out.push("roles.yaml", "", &roles_document(state));
     }
     if sections.customers {
         export_customers(state, options.per_file.max(1), &mut out);
     }
     if sections.policies && !state.policies.is_empty() {
-        let document = Document {
-            policies: Some(
-                state
-                    .policies
-                    .iter()
-                    .map(|(id, p)| {
-                        crate::manifest::model::Policy::from_rule(id, &p.message, &p.rule)
-                    })
-                    .collect(),
-            ),
-            ..Document::default()
-        };
-        out.push("policies.yaml", "", &document);
+        out.push("policies.yaml", "", &policies_document(state));
     }
     out
+}
+
+/// `websites.yaml`.
+fn websites_document(state: &State) -> Document {
+    let websites = state
+        .websites
+        .iter()
+        .map(|(id, w)| Website {
+            id: id.clone(),
+            name: w.name.clone(),
+            url: w.url.clone(),
+        })
+        .collect();
+    Document {
+        websites: Some(websites),
+        ..Document::default()
+    }
+}
+
+/// `roles.yaml`: the custom roles, as their differences from their base.
+fn roles_document(state: &State) -> Document {
+    let roles = state
+        .roles
+        .iter()
+        .map(|(id, role)| export_role(state, id, role))
+        .collect();
+    Document {
+        roles: Some(roles),
+        ..Document::default()
+    }
+}
+
+/// `policies.yaml`.
+fn policies_document(state: &State) -> Document {
+    let policies = state
+        .policies
+        .iter()
+        .map(|(id, p)| crate::manifest::model::Policy::from_rule(id, &p.message, &p.rule))
+        .collect();
+    Document {
+        policies: Some(policies),
+        ..Document::default()
+    }
 }
 
 /// The notification settings as the manifest writes them: secrets as the names of the

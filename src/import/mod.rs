@@ -784,51 +784,12 @@ fn locate_in_csv(set: &ManifestSet, import: &Import, d: &crate::manifest::Diagno
             .map(|c| (c, &site.path.0[c.site.path.0.len()..]))
     });
     let Some((customer, rest)) = customer else {
-        let file = d
-            .site
-            .as_ref()
-            .map(|s| s.file)
-            .or(d.file)
-            .and_then(|f| set.sources.get(f))
-            .map(|s| format!("{}: ", s.path.display()))
-            .unwrap_or_default();
-        return RowError {
-            line: 0,
-            column: String::new(),
-            message: format!(
-                "the manifests would not validate after this import: {file}{}",
-                d.message
-            ),
-            hint: d.hint.clone(),
-        };
+        return unlocated(set, d);
     };
+    let column = csv_column(rest, import.per_contact);
     let key = |i: usize| match rest.get(i) {
         Some(Segment::Key(k)) => k.as_ref(),
         _ => "",
-    };
-    let column = match (key(0), key(1)) {
-        ("id", _) => "Internal ID".to_string(),
-        ("name", _) => "Company Name".to_string(),
-        ("email", _) => "Email".to_string(),
-        ("access", "role") => "Role".to_string(),
-        ("access", "website") => "Assigned Website".to_string(),
-        ("access", "notify") => "Send New Access Notification Email".to_string(),
-        ("access", _) => "Give Access".to_string(),
-        ("contacts", _) if import.per_contact => match key(2) {
-            "email" => "Email".to_string(),
-            "role" => "Access Role".to_string(),
-            "notify" => "Send Notification Email".to_string(),
-            "name" => "Contact".to_string(),
-            _ => "Login Access".to_string(),
-        },
-        ("contacts", _) => match key(2) {
-            "email" => "Contact Access : Email".to_string(),
-            "role" => "Contact Access : Role".to_string(),
-            "notify" => "Contact Access : Notify".to_string(),
-            "name" => "Contact Access : Contact".to_string(),
-            _ => "Contact Access : Access".to_string(),
-        },
-        _ => String::new(),
     };
     // A contact's problem points at the contact's own row when it had one.
     let contact_line = match (key(0), rest.get(1)) {
@@ -856,6 +817,60 @@ fn locate_in_csv(set: &ManifestSet, import: &Import, d: &crate::manifest::Diagno
         column,
         message: d.message.clone(),
         hint: d.hint.clone(),
+    }
+}
+
+/// A problem the import would leave that no customer of the CSV holds: said with its file.
+fn unlocated(set: &ManifestSet, d: &crate::manifest::Diagnostic) -> RowError {
+    let file = d
+        .site
+        .as_ref()
+        .map(|s| s.file)
+        .or(d.file)
+        .and_then(|f| set.sources.get(f))
+        .map(|s| format!("{}: ", s.path.display()))
+        .unwrap_or_default();
+    RowError {
+        line: 0,
+        column: String::new(),
+        message: format!(
+            "the manifests would not validate after this import: {file}{}",
+            d.message
+        ),
+        hint: d.hint.clone(),
+    }
+}
+
+/// The CSV column a customer's manifest key comes from (`rest`: the path below the
+/// customer), in the export's layout.
+fn csv_column(rest: &[Segment], per_contact: bool) -> String {
+    let key = |i: usize| match rest.get(i) {
+        Some(Segment::Key(k)) => k.as_ref(),
+        _ => "",
+    };
+    match (key(0), key(1)) {
+        ("id", _) => "Internal ID".to_string(),
+        ("name", _) => "Company Name".to_string(),
+        ("email", _) => "Email".to_string(),
+        ("access", "role") => "Role".to_string(),
+        ("access", "website") => "Assigned Website".to_string(),
+        ("access", "notify") => "Send New Access Notification Email".to_string(),
+        ("access", _) => "Give Access".to_string(),
+        ("contacts", _) if per_contact => match key(2) {
+            "email" => "Email".to_string(),
+            "role" => "Access Role".to_string(),
+            "notify" => "Send Notification Email".to_string(),
+            "name" => "Contact".to_string(),
+            _ => "Login Access".to_string(),
+        },
+        ("contacts", _) => match key(2) {
+            "email" => "Contact Access : Email".to_string(),
+            "role" => "Contact Access : Role".to_string(),
+            "notify" => "Contact Access : Notify".to_string(),
+            "name" => "Contact Access : Contact".to_string(),
+            _ => "Contact Access : Access".to_string(),
+        },
+        _ => String::new(),
     }
 }
 

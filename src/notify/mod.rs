@@ -311,19 +311,14 @@ pub async fn deliver(
         if !store.claim(message.id).await? {
             continue;
         }
-        let Some(login) = login_of(&state, &message) else {
-            let error = "the login no longer exists".to_string();
-            store.record_attempt(message.id, Some(&error)).await?;
-            store.release(message.id, true).await?;
-            report.dead.push((message.email.clone(), error));
-            continue;
+        let body = match login_of(&state, &message) {
+            None => Err("the login no longer exists".to_string()),
+            Some(login) => build(store, &state, &settings, &templates, &message, login).await?,
         };
-        let body = match build(store, &state, &settings, &templates, &message, login).await? {
+        let body = match body {
             Ok(body) => body,
             Err(error) => {
-                store.record_attempt(message.id, Some(&error)).await?;
-                store.release(message.id, true).await?;
-                report.dead.push((message.email.clone(), error));
+                dead(store, &message, error, &mut report).await?;
                 continue;
             }
         };
@@ -346,6 +341,19 @@ pub async fn deliver(
         settle(store, done, max_attempts, &mut report).await?;
     }
     Ok(report)
+}
+
+/// A message that can never be delivered: its error recorded, failed for good.
+async fn dead(
+    store: &mut AnyStore,
+    message: &OutboxRow,
+    error: String,
+    report: &mut DeliveryReport,
+) -> Result<(), StoreError> {
+    store.record_attempt(message.id, Some(&error)).await?;
+    store.release(message.id, true).await?;
+    report.dead.push((message.email.clone(), error));
+    Ok(())
 }
 
 /// The transport and both kinds of message's templates, or why messages stay queued.

@@ -276,14 +276,11 @@ pub fn diff_with_fingerprint(
         features(&mut b, want, live);
     }
     if desired.managed.notifications {
-        let (old, new) = (&live.notifications, &want.notifications);
-        b.change(
-            Phase::LoginPolicy,
-            Address::Notifications,
-            old.clone().map(|n| Object::Notifications(Box::new(n))),
-            new.clone().map(|n| Object::Notifications(Box::new(n))),
-            false,
-        );
+        let object =
+            |n: &crate::state::NotificationSettings| Object::Notifications(Box::new(n.clone()));
+        let (old, new) = (live.notifications.as_ref(), want.notifications.as_ref());
+        let (old, new) = (old.map(object), new.map(object));
+        b.change(Phase::LoginPolicy, Address::Notifications, old, new, false);
     }
     if desired.managed.policies {
         let section = Keyed {
@@ -302,13 +299,11 @@ pub fn diff_with_fingerprint(
     }
     if desired.managed.login_policy {
         let (old, new) = (&live.login_policy, &want.login_policy);
-        b.change(
-            Phase::LoginPolicy,
-            Address::LoginPolicy,
+        let (old, new) = (
             old.clone().map(Object::LoginPolicy),
             new.clone().map(Object::LoginPolicy),
-            false,
         );
+        b.change(Phase::LoginPolicy, Address::LoginPolicy, old, new, false);
     }
     if desired.managed.websites {
         let section = Keyed {

@@ -228,3 +228,77 @@ pub fn digest_in(body: &str) -> Option<String> {
     let end = rest.find(" -->")?;
     Some(rest[..end].to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan that creates what `text` declares on an empty database.
+    fn plan_of(text: &str) -> Plan {
+        let (set, diagnostics) = crate::manifest::load_text("t.yaml", text);
+        let (desired, found) = crate::validate::validate(&set, None);
+        let errors: Vec<_> = diagnostics
+            .iter()
+            .chain(&found)
+            .filter(|d| d.is_error())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        crate::plan::diff(&desired, &crate::state::State::empty(), Default::default())
+    }
+
+    fn customers(n: usize) -> String {
+        let mut text = String::from("features: { customer_access: true }\ncustomers:\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "  - {{ id: C{i}, name: Customer {i}, email: c{i}@x.example, access: {{ give_access: true, notify: true }} }}\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_small_plan_lists_every_change_with_its_fields_and_the_digest() {
+        let plan = plan_of(&customers(2));
+        let body = render_markdown(&plan, LIMIT);
+        let digest = plan.digest();
+        assert!(body.starts_with(MARKER), "{body}");
+        assert_eq!(digest_in(&body).as_deref(), Some(digest.as_str()));
+        assert!(body.contains(&format!("portico apply --expect-digest {digest}")));
+        for id in ["C0", "C1"] {
+            assert!(body.contains(&format!("`customer[\"{id}\"]`")), "{body}");
+            assert!(
+                body.contains(&format!("<code>customer[\"{id}\"]</code>")),
+                "{body}"
+            );
+        }
+        assert!(body.contains("+ name: Customer 0"), "{body}");
+        assert!(body.contains("sends a new-access email"), "{body}");
+        assert!(!body.contains("more changes not listed"), "{body}");
+        assert!(!body.contains("elided"), "{body}");
+    }
+
+    #[test]
+    fn a_large_plan_stays_under_the_limit_and_says_what_it_left_out() {
+        let plan = plan_of(&customers(400));
+        let limit = 20_000;
+        let body = render_markdown(&plan, limit);
+        assert!(body.len() <= limit, "{} characters", body.len());
+        assert!(body.contains("more changes not listed"), "{body}");
+        assert!(body.contains("more changes elided"), "{body}");
+        // The digest and the apply line survive the cut.
+        assert!(body.ends_with(&format!(
+            "Apply with `portico apply --expect-digest {}`.\n",
+            plan.digest()
+        )));
+    }
+
+    #[test]
+    fn a_value_cannot_close_the_diff_fence() {
+        let plan = plan_of(
+            "features: { customer_access: true }\ncustomers:\n  - { id: C1, name: \"a ``` b\", email: c@x.example }\n",
+        );
+        let body = render_markdown(&plan, LIMIT);
+        assert!(body.contains("+ name: \"a ``` b\""), "{body}");
+        assert!(!body.contains("+ name: a ``` b"), "{body}");
+    }
+}

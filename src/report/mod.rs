@@ -93,32 +93,12 @@ pub fn rows(state: &State, activity: &Activity, now: jiff::Timestamp) -> Vec<Row
                 continue;
             };
             let seen = activity.get(&(id.as_str(), contact));
-            let address = if contact.is_empty() {
-                crate::state::Address::Customer(id.to_string())
-            } else {
-                crate::state::Address::Contact {
-                    customer: id.to_string(),
-                    email: contact.to_string(),
-                }
-            };
+            let address = crate::state::Address::login(id, contact);
             let changed_by = written_by
                 .get(&address.to_string())
                 .map(changed_by)
                 .unwrap_or_default();
-            let facts = seen.map(|a| crate::signin::Runtime {
-                password_set: a.password_set,
-                locked_until: a.locked_until.clone(),
-                failed_attempts: a.failed_attempts,
-                // Whether a second factor is asked for changes no reason why not.
-                second_factor: false,
-            });
-            let decision = crate::signin::decide(
-                state,
-                login,
-                facts.as_ref(),
-                crate::signin::Site::Anywhere,
-                &now_text,
-            );
+            let decision = decide(state, login, seen.copied(), &now_text);
             out.push(Row {
                 email,
                 name: login.name.as_deref().unwrap_or_default().to_string(),
@@ -157,6 +137,30 @@ pub fn rows(state: &State, activity: &Activity, now: jiff::Timestamp) -> Vec<Row
         }
     }
     out
+}
+
+/// The one sign-in decision (DESIGN §10.1) for a login, on any website, with what the
+/// database knows of it.
+fn decide(
+    state: &State,
+    login: &crate::state::LoginState,
+    seen: Option<&LoginActivity>,
+    now_text: &str,
+) -> crate::signin::Decision {
+    let facts = seen.map(|a| crate::signin::Runtime {
+        password_set: a.password_set,
+        locked_until: a.locked_until.clone(),
+        failed_attempts: a.failed_attempts,
+        // Whether a second factor is asked for changes no reason why not.
+        second_factor: false,
+    });
+    crate::signin::decide(
+        state,
+        login,
+        facts.as_ref(),
+        crate::signin::Site::Anywhere,
+        now_text,
+    )
 }
 
 /// The apply that last wrote a login, with its commit.
@@ -226,7 +230,39 @@ pub fn html(rows: &[Row], now: jiff::Timestamp, source: &str) -> Result<String, 
     .iter()
     .map(|l| l.key())
     .collect();
-    // Compact rows (arrays, levels as one digit each) keep 300,000 logins in tens of MB.
+    let json = rows_json(rows);
+    let (roles, websites) = roles_and_websites(rows);
+    let permissions: Vec<(&str, &str)> = Permission::ALL
+        .iter()
+        .map(|p| (p.key(), p.info().label))
+        .collect();
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template("report.html", PAGE)
+        .map_err(|e| e.to_string())?;
+    let template = env.get_template("report.html").map_err(|e| e.to_string())?;
+    let summary = summary(rows, now);
+    let by_role: Vec<(String, usize)> = summary.by_role.clone().into_iter().collect();
+    template
+        .render(minijinja::context! {
+            generated => crate::clock::format(now),
+            source => source.to_string(),
+            runtime => rows.iter().any(|r| r.password_set.is_some()),
+            summary => minijinja::Value::from(minijinja::value::Serde(&summary)),
+            by_role => minijinja::Value::from(minijinja::value::Serde(&by_role)),
+            roles => roles,
+            websites => websites,
+            permissions => minijinja::Value::from(minijinja::value::Serde(&permissions)),
+            levels => minijinja::Value::from_safe_string(serde_json::to_string(&levels).expect("strings serialise")),
+            expiring_days => EXPIRING_DAYS,
+            data => minijinja::Value::from_safe_string(json),
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// The rows as the page's JSON data: compact rows (arrays, levels as one digit each) keep
+/// 300,000 logins in tens of MB.
+fn rows_json(rows: &[Row]) -> String {
     let data: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -258,9 +294,13 @@ pub fn html(rows: &[Row], now: jiff::Timestamp, source: &str) -> Result<String, 
         .collect();
     // No `<` at all inside the data element (JSON allows `\u003c`), so no value can end it
     // or open markup.
-    let json = serde_json::to_string(&data)
+    serde_json::to_string(&data)
         .expect("rows serialise")
-        .replace('<', "\\u003c");
+        .replace('<', "\\u003c")
+}
+
+/// The roles and websites the rows name, sorted, each once (the page's filters).
+fn roles_and_websites(rows: &[Row]) -> (Vec<String>, Vec<String>) {
     let mut roles: Vec<String> = rows.iter().map(|r| r.role.clone()).collect();
     roles.sort_unstable();
     roles.dedup();
@@ -271,32 +311,7 @@ pub fn html(rows: &[Row], now: jiff::Timestamp, source: &str) -> Result<String, 
         .collect();
     websites.sort_unstable();
     websites.dedup();
-    let permissions: Vec<(&str, &str)> = Permission::ALL
-        .iter()
-        .map(|p| (p.key(), p.info().label))
-        .collect();
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template("report.html", PAGE)
-        .map_err(|e| e.to_string())?;
-    let template = env.get_template("report.html").map_err(|e| e.to_string())?;
-    let summary = summary(rows, now);
-    let by_role: Vec<(String, usize)> = summary.by_role.clone().into_iter().collect();
-    template
-        .render(minijinja::context! {
-            generated => crate::clock::format(now),
-            source => source.to_string(),
-            runtime => rows.iter().any(|r| r.password_set.is_some()),
-            summary => minijinja::Value::from(minijinja::value::Serde(&summary)),
-            by_role => minijinja::Value::from(minijinja::value::Serde(&by_role)),
-            roles => roles,
-            websites => websites,
-            permissions => minijinja::Value::from(minijinja::value::Serde(&permissions)),
-            levels => minijinja::Value::from_safe_string(serde_json::to_string(&levels).expect("strings serialise")),
-            expiring_days => EXPIRING_DAYS,
-            data => minijinja::Value::from_safe_string(json),
-        })
-        .map_err(|e| e.to_string())
+    (roles, websites)
 }
 
 /// A cell a spreadsheet shows as text, never runs as a formula (OWASP "CSV injection"): a

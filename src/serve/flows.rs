@@ -171,20 +171,15 @@ async fn sign_in(
     };
     let email_hash = hash_id(&email);
     let (login, claim) = claim_attempt(app, &email, &email_hash, limits.max, &now_text).await?;
-    let lock_key = match &login {
-        Some(l) => LockKey::Login {
-            customer_id: &l.customer_id,
-            contact: &l.contact,
-        },
-        None => LockKey::Unknown(&email_hash),
+    let lock_key = lock_key(login.as_ref(), &email_hash);
+    let who = Failure {
+        email: &email,
+        address,
+        at,
+        now_text: &now_text,
     };
     let Claim::Attempt(attempt) = claim else {
-        app.store
-            .event(&email, "refused_locked", address, None, &now_text)
-            .await?;
-        let minutes = limits.lock_minutes;
-        let context = context! { title => "Signing in is paused", site, minutes };
-        return Ok(page(StatusCode::OK, "locked.html", context));
+        return locked(app, &who, site, limits.lock_minutes).await;
     };
     let hash = login.as_ref().and_then(|l| l.password_hash.clone());
     let Some(verified) = verify(app, hash, form.password).await else {
@@ -209,20 +204,8 @@ async fn sign_in(
         };
         return signed_in(app, login, second_factor, &started, &seen, return_to).await;
     }
-    let failure = Failure {
-        email: &email,
-        address,
-        at,
-        now_text: &now_text,
-    };
-    failed(
-        app,
-        &failure,
-        &lock_key,
-        attempt >= limits.max,
-        limits.lock_minutes,
-    )
-    .await?;
+    let last = attempt >= limits.max;
+    failed(app, &who, &lock_key, last, limits.lock_minutes).await?;
     let failed = login_form(app, headers, &site, &form.email, Some(FAILED), return_to);
     Ok(failed)
 }
@@ -249,6 +232,31 @@ async fn claim_attempt(
         .claim_unknown_attempt(email_hash, max, now_text)
         .await?;
     Ok((None, claim))
+}
+
+/// What locks after too many failures: the login, or the email no login has (by hash).
+fn lock_key<'a>(login: Option<&'a ServeLogin>, email_hash: &'a str) -> LockKey<'a> {
+    match login {
+        Some(l) => LockKey::Login {
+            customer_id: &l.customer_id,
+            contact: &l.contact,
+        },
+        None => LockKey::Unknown(email_hash),
+    }
+}
+
+/// The answer to a sign-in while its login (or email) is locked: refused unhashed.
+async fn locked(
+    app: &App,
+    who: &Failure<'_>,
+    site: String,
+    minutes: i64,
+) -> Result<Response, crate::store::StoreError> {
+    app.store
+        .event(who.email, "refused_locked", who.address, None, who.now_text)
+        .await?;
+    let context = context! { title => "Signing in is paused", site, minutes };
+    Ok(page(StatusCode::OK, "locked.html", context))
 }
 
 /// A failed sign-in, as recorded.

@@ -426,22 +426,36 @@ async fn confirm(
             Some("That code is not right. Try the newest one."),
         );
     }
+    enrolled(app, &person, address, &now_text, site).await
+}
+
+/// Two-step sign-in turned on: this session has passed the second factor and continues
+/// under a new id; the recovery codes are shown, once.
+async fn enrolled(
+    app: &App,
+    person: &Current,
+    address: &str,
+    now_text: &str,
+    site: String,
+) -> Result<Response, StoreError> {
+    let login = &person.login;
+    let email = login.login.email.as_deref().unwrap_or_default();
     // This session has now passed the second factor: it continues under a new id.
     let id = random_id();
     app.store
-        .signed_in_second_factor(login, &person.id_hash, &hash_id(&id), &now_text)
+        .signed_in_second_factor(login, &person.id_hash, &hash_id(&id), now_text)
         .await?;
     app.sessions.forget(&person.id_hash);
     app.store
         .event(
-            &email,
+            email,
             "factor_enrolled",
             address,
             Some("on the profile page"),
-            &now_text,
+            now_text,
         )
         .await?;
-    let codes = new_recovery_codes(app, &person).await?;
+    let codes = new_recovery_codes(app, person).await?;
     let response = page(
         StatusCode::OK,
         "recovery.html",

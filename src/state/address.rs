@@ -38,6 +38,19 @@ pub enum Address {
 }
 
 impl Address {
+    /// The address of a login as the database keys it: the customer's own when `contact`
+    /// is empty, else the contact with that email.
+    pub fn login(customer: &str, contact: &str) -> Address {
+        if contact.is_empty() {
+            Address::Customer(customer.to_string())
+        } else {
+            Address::Contact {
+                customer: customer.to_string(),
+                email: contact.to_string(),
+            }
+        }
+    }
+
     /// The kind of resource, as counted by `plan --summary`.
     pub fn kind(&self) -> &'static str {
         match self {

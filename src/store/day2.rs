@@ -108,14 +108,7 @@ impl Event {
 
 /// The address of a login row.
 pub(crate) fn address(customer_id: &str, contact: &str) -> Address {
-    if contact.is_empty() {
-        Address::Customer(customer_id.to_string())
-    } else {
-        Address::Contact {
-            customer: customer_id.to_string(),
-            email: contact.to_string(),
-        }
-    }
+    Address::login(customer_id, contact)
 }
 
 /// The text that history's change list holds for a login's address, to find the last

@@ -851,14 +851,7 @@ fn customers_with_logins(
         let mut contacts = Vec::new();
         while let Some(login) = logins.next_if(|l| l.customer_id == row.id) {
             if login.has_password {
-                let address = if login.contact.is_empty() {
-                    Address::Customer(row.id.to_string())
-                } else {
-                    Address::Contact {
-                        customer: row.id.to_string(),
-                        email: login.contact.to_string(),
-                    }
-                };
+                let address = Address::login(&row.id, &login.contact);
                 holders.insert(address.to_string());
             }
             if login.contact.is_empty() {

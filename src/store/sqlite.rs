@@ -571,17 +571,17 @@ const WRITES: Writes = Writes {
         FROM json_each(?1) WHERE true
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
     set_passwords:
-        "UPDATE logins SET password_hash = j.value->>'hash', password_set_at = ?1->>'$.at'
+        "UPDATE logins SET password_hash = j.value->>'hash', password_set_at = (SELECT ?1->>'$.at')
         FROM json_each(?1, '$.rows') AS j
         WHERE logins.customer_id = j.value->>'customer_id' AND logins.contact = j.value->>'contact'",
     queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1, '$.rows'))
         INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT v->>'idempotency_key', ?1->>'$.at', v->>'customer_id', v->>'contact',
+        SELECT v->>'idempotency_key', (SELECT ?1->>'$.at'), v->>'customer_id', v->>'contact',
                v->>'email', v->>'password_assigned', 'pending'
         FROM r ORDER BY k",
     revoke_tokens:
-        "UPDATE set_password_tokens SET revoked_at = ?1->>'$.at'
+        "UPDATE set_password_tokens SET revoked_at = (SELECT ?1->>'$.at')
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1, '$.rows'))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'

@@ -44,14 +44,7 @@ pub(super) fn customers<'a>(
     let set: &'a crate::manifest::load::ManifestSet = cx.set;
     let declared = declared_all(set);
     // Customer ids declared twice: the later declarations are reported and skipped.
-    let mut first_site: foldhash::HashMap<&str, usize> =
-        foldhash::HashMap::with_capacity_and_hasher(declared.len(), Default::default());
-    let first_of: Vec<Option<usize>> = declared
-        .iter()
-        .enumerate()
-        .map(|(index, d)| first_site.insert(&d.value.id, index))
-        .collect();
-    drop(first_site);
+    let first_of = earlier_declarations(declared);
     // Customers are checked in chunks of a fixed size (so results never depend on the
     // number of cores), on every core; the chunks' findings are then joined in order.
     let chunks: Vec<(usize, &'a [Declared<Customer>])> = declared
@@ -91,8 +84,47 @@ pub(super) fn customers<'a>(
         (customers, checker, cx.diagnostics)
     };
     let done = crate::parallel::map_in_order(chunks, check);
-    let mut customers = Vec::with_capacity(declared.len());
     let logins = declared.iter().map(|d| 1 + d.value.contacts.len()).sum();
+    let (customers, mut used_roles, passwords) = join_chunks(cx, done, (declared.len(), logins));
+    for role in desired.state.roles.values() {
+        used_roles.insert(role.base.clone());
+    }
+    roles::warn_unused(cx, desired, &used_roles);
+    (crate::state::customers_of(customers), passwords)
+}
+
+/// For each declared customer, the index of an earlier declaration of the same id.
+fn earlier_declarations(declared: &[Declared<Customer>]) -> Vec<Option<usize>> {
+    let mut first_site: foldhash::HashMap<&str, usize> =
+        foldhash::HashMap::with_capacity_and_hasher(declared.len(), Default::default());
+    declared
+        .iter()
+        .enumerate()
+        .map(|(index, d)| first_site.insert(&d.value.id, index))
+        .collect()
+}
+
+/// What one chunk of customers found.
+type ChunkFound<'a> = (
+    Vec<(CompactString, CustomerState)>,
+    Checker<'a>,
+    Vec<Diagnostic>,
+);
+
+/// Joins the chunks' findings in order: an email first used in a chunk may have been used
+/// in an earlier one. The email map is gone when this returns, before the customers are
+/// put in order (the peak of a plan).
+fn join_chunks<'a>(
+    cx: &mut Context<'a>,
+    done: Vec<ChunkFound<'a>>,
+    (customers, logins): (usize, usize),
+) -> (
+    Vec<(CompactString, CustomerState)>,
+    BTreeSet<String>,
+    Passwords,
+) {
+    // Sized once: grown by pushing, the list would hold up to twice the room.
+    let mut customers = Vec::with_capacity(customers);
     let mut emails: foldhash::HashMap<Cow<'a, str>, Declaration<'a>> =
         foldhash::HashMap::with_capacity_and_hasher(logins, Default::default());
     let mut used_roles = BTreeSet::new();
@@ -112,13 +144,7 @@ pub(super) fn customers<'a>(
         used_roles.extend(checker.used_roles);
         passwords.extend(checker.passwords);
     }
-    for role in desired.state.roles.values() {
-        used_roles.insert(role.base.clone());
-    }
-    roles::warn_unused(cx, desired, &used_roles);
-    // The email map goes before the customers are put in order: this is the peak of a plan.
-    drop(emails);
-    (crate::state::customers_of(customers), passwords)
+    (customers, used_roles, passwords)
 }
 
 /// Customers checked together on one thread.

@@ -703,4 +703,84 @@ mod tests {
         assert!(desired.managed.customers && desired.managed.roles);
         assert!(!desired.managed.features && !desired.managed.websites);
     }
+
+    fn notification_errors(block: &str) -> Vec<String> {
+        check(&format!("notifications:\n{block}"), None).1
+    }
+
+    #[test]
+    fn notifications_need_exactly_one_transport_and_what_it_needs() {
+        let both = notification_errors(
+            "  smtp: { url: smtp://127.0.0.1:25 }\n  url: https://hooks.example/x\n  from: a@x.example\n",
+        );
+        assert!(both.iter().any(|e| e.contains("not both")), "{both:?}");
+        let none = notification_errors("  from: a@x.example\n");
+        assert!(
+            none.iter().any(|e| e.contains("needs a transport")),
+            "{none:?}"
+        );
+        let smtp = notification_errors(
+            "  smtp: { url: smtp://127.0.0.1:25, password: { env: P } }\n  auth_header: { env: H }\n",
+        );
+        for expected in [
+            "needs a `username`",
+            "email needs a sender",
+            "`auth_header` belongs to a webhook",
+        ] {
+            assert!(
+                smtp.iter().any(|e| e.contains(expected)),
+                "{expected}: {smtp:?}"
+            );
+        }
+        let fine = notification_errors(
+            "  smtp: { url: smtp://127.0.0.1:25 }\n  from: \"Acme <no-reply@acme.example>\"\n",
+        );
+        assert!(fine.is_empty(), "{fine:?}");
+    }
+
+    #[test]
+    fn notification_numbers_and_addresses_are_checked() {
+        let errors = notification_errors(
+            "  url: https://hooks.example/x\n  token_ttl_hours: 0\n  max_attempts: 0\n  reset_ttl_minutes: 100000\n  reply_to: not-an-address\n  login_url: \"\"\n",
+        );
+        for expected in [
+            "`token_ttl_hours` must be between 1",
+            "`max_attempts` must be at least 1",
+            "`reset_ttl_minutes` must be between",
+            "is not an email address",
+            "`login_url` is empty",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{expected}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_email_and_an_unknown_role_are_errors_with_advice() {
+        let text = "features: { customer_access: true }\nroles: [{ id: sales, name: Sales }]\ncustomers:\n  - { id: A, name: A, email: same@x.example, access: { give_access: true, role: sale } }\n  - { id: B, name: B, email: Same@X.example }\n";
+        let (set, _) = load_text("t.yaml", text);
+        let (_, found) = validate(&set, None);
+        let role = found
+            .iter()
+            .find(|d| d.message.contains("role `sale` is not defined"))
+            .expect("the unknown role is an error");
+        assert_eq!(role.hint.as_deref(), Some("did you mean `sales`?"));
+        let email = found
+            .iter()
+            .find(|d| d.message.contains("login email `same@x.example`"))
+            .expect("the repeated email (compared in lower case) is an error");
+        assert!(email.is_error());
+    }
+
+    #[test]
+    fn access_past_its_expiry_is_planned_as_revoked() {
+        let text = "features: { customer_access: true }\ncustomers:\n  - { id: A, name: A, email: a@x.example, access: { give_access: true, expires: 2001-01-01 } }\n";
+        let (desired, errors) = check(text, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        let login = &desired.state.customers.get("A").unwrap().record.login;
+        assert!(!login.access, "expired access is not given");
+        assert_eq!(login.expires.as_deref(), Some("2001-01-01T23:59:59Z"));
+    }
 }
