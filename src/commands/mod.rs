@@ -825,7 +825,34 @@ pub async fn notify(opts: &crate::cli::NotifyOpts) -> Result<Outcome, Error> {
 
 /// `portico notify --preview EMAIL`: the message a login would get, sending nothing.
 async fn preview(opts: &crate::cli::NotifyOpts, email: &str) -> Result<Outcome, Error> {
-    let (state, assigned) = match &opts.path {
+    let (state, assigned) = preview_state(opts, email).await?;
+    let Some(settings) = &state.notifications else {
+        return Err(Error::Refused(
+            "no `notifications:` section is configured, so there is no message to preview".into(),
+        ));
+    };
+    let Some(rendered) = crate::notify::preview(&state, settings, email, assigned) else {
+        return Err(Error::UnknownLogin {
+            email: email.to_string(),
+            near: crate::access::near_matches(&state, email),
+        });
+    };
+    let rendered = rendered.map_err(|p| {
+        Error::Refused(format!(
+            "the `{}` template cannot render{}: {}",
+            p.part.key(),
+            p.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+            p.message
+        ))
+    })?;
+    print_message(settings, email, &rendered);
+    Ok(Outcome::Done)
+}
+
+/// The state a preview renders from: the manifests as they would apply (`-f`), else the
+/// live one; and whether the login's password is assigned in the manifests.
+async fn preview_state(opts: &crate::cli::NotifyOpts, email: &str) -> Result<(State, bool), Error> {
+    Ok(match &opts.path {
         Some(path) => {
             let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
@@ -851,26 +878,15 @@ async fn preview(opts: &crate::cli::NotifyOpts, email: &str) -> Result<Outcome, 
             let mut store = adopt::open_existing(opts.connect.url()).await?;
             (store.read().await?, false)
         }
-    };
-    let Some(settings) = &state.notifications else {
-        return Err(Error::Refused(
-            "no `notifications:` section is configured, so there is no message to preview".into(),
-        ));
-    };
-    let Some(rendered) = crate::notify::preview(&state, settings, email, assigned) else {
-        return Err(Error::UnknownLogin {
-            email: email.to_string(),
-            near: crate::access::near_matches(&state, email),
-        });
-    };
-    let rendered = rendered.map_err(|p| {
-        Error::Refused(format!(
-            "the `{}` template cannot render{}: {}",
-            p.part.key(),
-            p.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
-            p.message
-        ))
-    })?;
+    })
+}
+
+/// Prints a rendered message as a mail client would show it.
+fn print_message(
+    settings: &crate::state::NotificationSettings,
+    email: &str,
+    rendered: &crate::message::template::Rendered,
+) {
     let from = settings.from.as_deref().unwrap_or("(the webhook's sender)");
     println!("From: {from}");
     if let Some(reply_to) = &settings.reply_to {
@@ -894,7 +910,6 @@ async fn preview(opts: &crate::cli::NotifyOpts, email: &str) -> Result<Outcome, 
             html.trim_end()
         );
     }
-    Ok(Outcome::Done)
 }
 
 /// `portico set-password --token-stdin`: the customer-center side of a set-password link.

@@ -103,48 +103,14 @@ pub fn import(
         min_length,
         errors: Vec::new(),
     };
-    let declared: HashMap<&str, &Declared<Customer>> = set
-        .customers
-        .iter()
-        .flatten()
-        .map(|d| (d.value.id.as_str(), d))
-        .collect();
-    let mut changed: Vec<Changed<'_>> = Vec::new();
-    let mut unchanged = 0;
-    for row in &rows {
-        let existing = declared.get(row.id.as_str()).copied();
-        let before = cx.errors.len();
-        let (customer, pending) = cx.merge(row, existing.map(|d| &d.value));
-        if cx.errors.len() > before {
-            continue;
-        }
-        if existing.is_some_and(|d| d.value == customer) && pending.is_empty() {
-            unchanged += 1;
-        } else {
-            changed.push((existing, customer, pending));
-        }
-    }
+    let (mut changed, unchanged) = cx.merge_rows(&rows);
     errors.append(&mut cx.errors);
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
         return Err(errors);
     }
     hash_pending(&mut changed);
-    let mut import = Import {
-        unchanged,
-        lines: rows.iter().map(|r| (r.id.clone(), r.line)).collect(),
-        contact_lines: rows
-            .iter()
-            .flat_map(|r| {
-                r.contacts.values().filter_map(|c| {
-                    let email = c.email.as_ref()?.value.to_lowercase();
-                    Some(((r.id.clone(), email), c.line))
-                })
-            })
-            .collect(),
-        per_contact: rows.first().is_some_and(|r| r.per_contact),
-        ..Import::default()
-    };
+    let mut import = Import::of_rows(&rows, unchanged);
     write_changes(root, set, changed, &mut import).map_err(|e| vec![e])?;
     if set.customers.is_none() && import.added > 0 {
         import.warnings.push(
@@ -152,6 +118,28 @@ pub fn import(
         );
     }
     Ok(import)
+}
+
+impl Import {
+    /// An import of `rows`, knowing each customer's and contact's line (for errors found
+    /// later) and how many rows changed nothing.
+    fn of_rows(rows: &[CustomerRow], unchanged: usize) -> Import {
+        Import {
+            unchanged,
+            lines: rows.iter().map(|r| (r.id.clone(), r.line)).collect(),
+            contact_lines: rows
+                .iter()
+                .flat_map(|r| {
+                    r.contacts.values().filter_map(|c| {
+                        let email = c.email.as_ref()?.value.to_lowercase();
+                        Some(((r.id.clone(), email), c.line))
+                    })
+                })
+                .collect(),
+            per_contact: rows.first().is_some_and(|r| r.per_contact),
+            ..Import::default()
+        }
+    }
 }
 
 /// A password to hash, and where its hash goes: (login index: `None` for the customer's own
@@ -162,7 +150,7 @@ type PendingHash = (Option<CompactString>, Plaintext, Option<u32>);
 /// passwords still to hash into it.
 type Changed<'a> = (Option<&'a Declared<Customer>>, Customer, Vec<PendingHash>);
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     fn error(&mut self, line: usize, cell: &Cell, message: String, hint: Option<String>) {
         self.errors.push(RowError {
             line,
@@ -173,6 +161,34 @@ impl Context<'_> {
     }
 
     /// The customer as the row changes it (or creates it), and the passwords to hash.
+    /// Merges each row into its declared customer (or a new one): the customers that
+    /// change, and how many rows changed nothing. A row with an error is left out.
+    fn merge_rows(&mut self, rows: &[CustomerRow]) -> (Vec<Changed<'a>>, usize) {
+        let declared: HashMap<&str, &'a Declared<Customer>> = self
+            .set
+            .customers
+            .iter()
+            .flatten()
+            .map(|d| (d.value.id.as_str(), d))
+            .collect();
+        let mut changed: Vec<Changed<'a>> = Vec::new();
+        let mut unchanged = 0;
+        for row in rows {
+            let existing = declared.get(row.id.as_str()).copied();
+            let before = self.errors.len();
+            let (customer, pending) = self.merge(row, existing.map(|d| &d.value));
+            if self.errors.len() > before {
+                continue;
+            }
+            if existing.is_some_and(|d| d.value == customer) && pending.is_empty() {
+                unchanged += 1;
+            } else {
+                changed.push((existing, customer, pending));
+            }
+        }
+        (changed, unchanged)
+    }
+
     fn merge(
         &mut self,
         row: &CustomerRow,

@@ -525,14 +525,7 @@ async fn build(
     let set_password = if assigned {
         None
     } else {
-        let token = new_token();
-        let expires_at = store
-            .issue_token(message, &token_hash(&token), ttl_minutes)
-            .await?;
-        Some(SetPasswordLink {
-            url: format!("{link_base}/set-password?token={token}"),
-            expires_at,
-        })
+        Some(new_link(store, message, &link_base, ttl_minutes).await?)
     };
     vars.password_assigned = assigned;
     vars.set_password_url = set_password.as_ref().map(|l| l.url.clone());
@@ -568,6 +561,24 @@ async fn build(
         text: rendered.text,
         html: rendered.html,
     }))
+}
+
+/// A fresh set-password link for a message's login (its token stored hashed, the login's
+/// older links revoked).
+async fn new_link(
+    store: &mut AnyStore,
+    message: &OutboxRow,
+    link_base: &str,
+    ttl_minutes: u32,
+) -> Result<SetPasswordLink, StoreError> {
+    let token = new_token();
+    let expires_at = store
+        .issue_token(message, &token_hash(&token), ttl_minutes)
+        .await?;
+    Ok(SetPasswordLink {
+        url: format!("{link_base}/set-password?token={token}"),
+        expires_at,
+    })
 }
 
 /// The message a login would get now, with the link shown as `<link>`: for admins editing

@@ -283,18 +283,11 @@ pub fn diff_with_fingerprint(
         b.change(Phase::LoginPolicy, Address::Notifications, old, new, false);
     }
     if desired.managed.policies {
-        let section = Keyed {
-            write: Phase::LoginPolicy,
-            remove: Phase::LoginPolicy,
-            address: Address::Policy,
-            object: Object::Policy,
-        };
         keyed(
             &mut b,
-            &live.policies,
-            &want.policies,
+            &POLICIES,
+            (&live.policies, &want.policies),
             options.prune,
-            &section,
         );
     }
     if desired.managed.login_policy {
@@ -306,28 +299,15 @@ pub fn diff_with_fingerprint(
         b.change(Phase::LoginPolicy, Address::LoginPolicy, old, new, false);
     }
     if desired.managed.websites {
-        let section = Keyed {
-            write: Phase::Websites,
-            remove: Phase::RemoveWebsites,
-            address: Address::Website,
-            object: Object::Website,
-        };
         keyed(
             &mut b,
-            &live.websites,
-            &want.websites,
+            &WEBSITES,
+            (&live.websites, &want.websites),
             options.prune,
-            &section,
         );
     }
     if desired.managed.roles {
-        let section = Keyed {
-            write: Phase::Roles,
-            remove: Phase::RemoveRoles,
-            address: Address::Role,
-            object: Object::Role,
-        };
-        keyed(&mut b, &live.roles, &want.roles, options.prune, &section);
+        keyed(&mut b, &ROLES, (&live.roles, &want.roles), options.prune);
     }
     if desired.managed.customers {
         customers(&mut b, desired, live, options);
@@ -397,6 +377,27 @@ struct Keyed<T> {
     object: fn(T) -> Object,
 }
 
+const POLICIES: Keyed<crate::state::PolicyState> = Keyed {
+    write: Phase::LoginPolicy,
+    remove: Phase::LoginPolicy,
+    address: Address::Policy,
+    object: Object::Policy,
+};
+
+const WEBSITES: Keyed<crate::state::WebsiteState> = Keyed {
+    write: Phase::Websites,
+    remove: Phase::RemoveWebsites,
+    address: Address::Website,
+    object: Object::Website,
+};
+
+const ROLES: Keyed<crate::state::RoleState> = Keyed {
+    write: Phase::Roles,
+    remove: Phase::RemoveRoles,
+    address: Address::Role,
+    object: Object::Role,
+};
+
 impl<T> Clone for Keyed<T> {
     fn clone(&self) -> Self {
         *self
@@ -410,10 +411,9 @@ impl<T> Copy for Keyed<T> {}
 /// `--prune`).
 fn keyed<T: Clone>(
     b: &mut Builder,
-    live: &BTreeMap<String, T>,
-    want: &BTreeMap<String, T>,
-    prune: bool,
     section: &Keyed<T>,
+    (live, want): (&BTreeMap<String, T>, &BTreeMap<String, T>),
+    prune: bool,
 ) {
     let Keyed {
         write,

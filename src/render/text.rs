@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use similar::TextDiff;
 
-use crate::plan::{Action, Change, Object, Origin, Plan};
+use crate::plan::{Action, Address, Change, Object, Origin, Plan};
 
 fn style(action: Action) -> (char, Style) {
     match action {
@@ -35,56 +35,14 @@ pub fn render_summary(plan: &Plan, per_kind: usize, color: bool) -> String {
     if plan.is_empty() {
         return render_text(plan, false, color);
     }
-    let kinds = [
-        "feature",
-        "login_policy",
-        "notifications",
-        "website",
-        "role",
-        "customer",
-        "contact",
-    ];
-    let actions = [
-        Action::Create,
-        Action::Update,
-        Action::Revoke,
-        Action::Delete,
-    ];
-    let mut counts = vec![[0usize; 4]; kinds.len()];
-    for change in &plan.changes {
-        let k = kinds
-            .iter()
-            .position(|k| *k == change.address.kind())
-            .expect("every kind is listed");
-        let a = actions
-            .iter()
-            .position(|a| *a == change.action)
-            .expect("every action is listed");
-        counts[k][a] += 1;
-    }
     let _ = writeln!(
         out,
         "portico will make {} changes. Summary (the first {per_kind} changes of each kind; --full lists them all):\n",
         plan.changes.len()
     );
-    let _ = writeln!(
-        out,
-        "  {:<14} {:>9} {:>9} {:>9} {:>9}",
-        "resource", "create", "update", "revoke", "delete"
-    );
-    for (kind, row) in kinds.iter().zip(&counts) {
-        if row.iter().all(|n| *n == 0) {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "  {kind:<14} {:>9} {:>9} {:>9} {:>9}",
-            row[0], row[1], row[2], row[3]
-        );
-    }
-    out.push('\n');
-    for action in actions {
-        for kind in kinds {
+    counts_table(&mut out, plan);
+    for action in ACTIONS {
+        for kind in Address::KINDS {
             let of_kind: Vec<&Change> = plan
                 .changes
                 .iter()
@@ -105,6 +63,46 @@ pub fn render_summary(plan: &Plan, per_kind: usize, color: bool) -> String {
     }
     footer(&mut out, plan, color);
     out
+}
+
+/// The actions, in the order the summary counts them.
+const ACTIONS: [Action; 4] = [
+    Action::Create,
+    Action::Update,
+    Action::Revoke,
+    Action::Delete,
+];
+
+/// How many changes of each kind the plan makes, by action (kinds without any left out).
+fn counts_table(out: &mut String, plan: &Plan) {
+    let mut counts = [[0usize; 4]; Address::KINDS.len()];
+    for change in &plan.changes {
+        let k = Address::KINDS
+            .iter()
+            .position(|k| *k == change.address.kind())
+            .expect("every kind is listed");
+        let a = ACTIONS
+            .iter()
+            .position(|a| *a == change.action)
+            .expect("every action is listed");
+        counts[k][a] += 1;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<14} {:>9} {:>9} {:>9} {:>9}",
+        "resource", "create", "update", "revoke", "delete"
+    );
+    for (kind, row) in Address::KINDS.iter().zip(&counts) {
+        if row.iter().all(|n| *n == 0) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {kind:<14} {:>9} {:>9} {:>9} {:>9}",
+            row[0], row[1], row[2], row[3]
+        );
+    }
+    out.push('\n');
 }
 
 /// The plan as text. `diff` adds a unified diff of each changed object; `color` adds ANSI
@@ -268,4 +266,49 @@ fn indent(text: &str, prefix: &str) -> String {
     text.lines()
         .map(|line| format!("{prefix}{line}\n"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan that creates what `text` declares on an empty database.
+    fn plan_of(text: &str) -> Plan {
+        let (set, diagnostics) = crate::manifest::load_text("t.yaml", text);
+        let (desired, found) = crate::validate::validate(&set, None);
+        let errors: Vec<_> = diagnostics
+            .iter()
+            .chain(&found)
+            .filter(|d| d.is_error())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        crate::plan::diff(&desired, &crate::state::State::empty(), Default::default())
+    }
+
+    #[test]
+    fn the_summary_counts_every_kind_and_samples_each() {
+        let mut text = String::from(
+            "features: { customer_access: true }\npolicies:\n  - id: no-pay\n    message: nobody pays online\n    max_level: { permission: customer_payment, level: view }\ncustomers:\n",
+        );
+        for i in 0..5 {
+            text.push_str(&format!(
+                "  - {{ id: C{i}, name: Customer {i}, email: c{i}@x.example }}\n"
+            ));
+        }
+        let plan = plan_of(&text);
+        let summary = render_summary(&plan, 2, false);
+        assert!(
+            summary.contains("  policy                 1         0         0         0"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("  customer               5         0         0         0"),
+            "{summary}"
+        );
+        assert!(summary.contains("policy[\"no-pay\"]"), "{summary}");
+        assert!(
+            summary.contains("… and 3 more customer changes to create"),
+            "{summary}"
+        );
+    }
 }

@@ -51,6 +51,18 @@ impl Address {
         }
     }
 
+    /// Every [`Address::kind`], in the order `plan --summary` lists them.
+    pub const KINDS: [&'static str; 8] = [
+        "feature",
+        "login_policy",
+        "notifications",
+        "policy",
+        "website",
+        "role",
+        "customer",
+        "contact",
+    ];
+
     /// The kind of resource, as counted by `plan --summary`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -99,5 +111,29 @@ impl fmt::Display for Address {
             }
             Address::Policy(id) => write!(f, "policy[{}]", Key(id)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        let every = [
+            Address::Feature(Feature::CustomerAccess),
+            Address::LoginPolicy,
+            Address::Notifications,
+            Address::Policy("p".into()),
+            Address::Website("w".into()),
+            Address::Role("r".into()),
+            Address::Customer("c".into()),
+            Address::Contact {
+                customer: "c".into(),
+                email: "e@x.example".into(),
+            },
+        ];
+        let kinds: Vec<&str> = every.iter().map(Address::kind).collect();
+        assert_eq!(kinds, Address::KINDS);
     }
 }

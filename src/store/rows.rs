@@ -375,6 +375,11 @@ impl Batches {
             }),
             None => self.forget.push(change.address.to_string()),
         }
+        self.add_object(change);
+    }
+
+    /// The object's own row: written, or its key to delete.
+    fn add_object(&mut self, change: &Change) {
         match (&change.address, &change.after) {
             (Address::Feature(feature), Some(Object::Feature { enabled })) => {
                 let row = FeatureRow {

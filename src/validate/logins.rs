@@ -606,6 +606,43 @@ pub fn is_valid_email(email: &str) -> bool {
 
 /// Checks that exactly one source is given and that it can be read, without ever printing
 /// the value. Returns the source when it is usable.
+/// The password length the manifests' policy sets, else the live one's (when the section
+/// is not managed), else 10.
+fn min_password_length(cx: &Context<'_>) -> usize {
+    cx.set
+        .login_policy
+        .as_ref()
+        .map(|p| p.value.password.min_length)
+        .or_else(|| {
+            cx.live
+                .and_then(|l| l.login_policy.as_ref())
+                .map(|p| p.password.min_length)
+        })
+        .unwrap_or(10) as usize
+}
+
+/// A `password: { file: }` source: read from inside the manifest folder, kept as a path
+/// relative to the manifest root (the same plan digest from any checkout folder).
+fn password_file(cx: &mut Context<'_>, path: &str, site: &Site) -> Option<(SecretRef, String)> {
+    let base = cx
+        .set
+        .sources
+        .get(site.file)
+        .and_then(|s| s.path.parent())
+        .unwrap_or(Path::new("."));
+    let full = base.join(path);
+    let limit = cx.set.reading.max_file_bytes;
+    let value = match crate::files::read_inside("password file", &cx.set.root, base, path, limit) {
+        Ok(value) => value.trim_end_matches(['\r', '\n']).to_string(),
+        Err(error) => {
+            cx.error(&site.key("file"), error.to_string());
+            return None;
+        }
+    };
+    let relative = cx.set.relative(&full).to_path_buf();
+    Some((SecretRef::File(relative), value))
+}
+
 fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) -> Option<SecretRef> {
     let given = [
         source.env.is_some(),
@@ -619,18 +656,7 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
         );
         return None;
     }
-    // The policy the manifests set, else the live one (when the section is not managed).
-    let min = cx
-        .set
-        .login_policy
-        .as_ref()
-        .map(|p| p.value.password.min_length)
-        .or_else(|| {
-            cx.live
-                .and_then(|l| l.login_policy.as_ref())
-                .map(|p| p.password.min_length)
-        })
-        .unwrap_or(10) as usize;
+    let min = min_password_length(cx);
     let (key, secret, value) = if let Some(name) = &source.env {
         let Ok(value) = std::env::var(name) else {
             cx.error(
@@ -641,25 +667,8 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
         };
         ("env", SecretRef::Env(name.clone()), value)
     } else if let Some(path) = &source.file {
-        let base = cx
-            .set
-            .sources
-            .get(site.file)
-            .and_then(|s| s.path.parent())
-            .unwrap_or(Path::new("."));
-        let full = base.join(path);
-        let limit = cx.set.reading.max_file_bytes;
-        let value =
-            match crate::files::read_inside("password file", &cx.set.root, base, path, limit) {
-                Ok(value) => value.trim_end_matches(['\r', '\n']).to_string(),
-                Err(error) => {
-                    cx.error(&site.key("file"), error.to_string());
-                    return None;
-                }
-            };
-        // Relative to the manifest root: the same plan digest from any checkout folder.
-        let relative = cx.set.relative(&full).to_path_buf();
-        ("file", SecretRef::File(relative), value)
+        let (secret, value) = password_file(cx, path, site)?;
+        ("file", secret, value)
     } else {
         let hash = source.argon2.clone().unwrap_or_default();
         if !crate::passwords::is_strong_argon2id(&hash) {

@@ -172,3 +172,88 @@ fn the_check_sees_a_cycle_and_an_upward_import() {
     assert!(real["plan"].contains("state"), "{:?}", real["plan"]);
     assert!(real["commands"].contains("store"));
 }
+
+/// The longest a function in `src/` may be, in lines from its `fn` to its closing brace
+/// (comments and blank lines count): past it, a function is split into named steps.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Each function of `text` (its name, first line and length), found as rustfmt lays code
+/// out: a line starting with `fn` (after `pub`, `async`, …) whose body ends at the first
+/// `}` line with the same indentation. Declarations without a body are skipped.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let mut rest = trimmed;
+        for prefix in [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "const ",
+            "async ",
+            "unsafe ",
+        ] {
+            rest = rest.strip_prefix(prefix).unwrap_or(rest);
+        }
+        let Some(signature) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = signature
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // The signature ends at the first line ending in `{` (a body) or `;` (none).
+        let Some(open) = (start..lines.len())
+            .find(|&i| lines[i].trim_end().ends_with('{') || lines[i].trim_end().ends_with(';'))
+        else {
+            continue;
+        };
+        if lines[open].trim_end().ends_with(';') {
+            continue;
+        }
+        let closing = " ".repeat(indent) + "}";
+        if let Some(end) = (open + 1..lines.len()).find(|&i| {
+            lines[i].starts_with(&closing) && lines[i].len() - lines[i].trim_start().len() == indent
+        }) {
+            found.push((name, start + 1, end - start + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn functions_stay_short_enough_to_read() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut long = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (name, line, length) in functions(&text) {
+            if length > MAX_FUNCTION_LINES {
+                long.push(format!(
+                    "{}:{line} `{name}`: {length} lines",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions longer than {MAX_FUNCTION_LINES} lines; split them into named steps:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_measures_functions_as_rustfmt_lays_them_out() {
+    let text = "pub async fn a(\n    x: u8,\n) -> u8 {\n    x\n}\n\nfn b();\n\nimpl T {\n    pub(crate) fn c(&self) {\n        if true {\n        }\n    }\n}\n";
+    assert_eq!(
+        functions(text),
+        vec![("a".to_string(), 1, 5), ("c".to_string(), 10, 4)]
+    );
+}
