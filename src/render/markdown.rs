@@ -232,19 +232,7 @@ pub fn digest_in(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The plan that creates what `text` declares on an empty database.
-    fn plan_of(text: &str) -> Plan {
-        let (set, diagnostics) = crate::manifest::load_text("t.yaml", text);
-        let (desired, found) = crate::validate::validate(&set, None);
-        let errors: Vec<_> = diagnostics
-            .iter()
-            .chain(&found)
-            .filter(|d| d.is_error())
-            .collect();
-        assert!(errors.is_empty(), "{errors:?}");
-        crate::plan::diff(&desired, &crate::state::State::empty(), Default::default())
-    }
+    use crate::render::tests::plan_of;
 
     fn customers(n: usize) -> String {
         let mut text = String::from("features: { customer_access: true }\ncustomers:\n");

@@ -271,19 +271,7 @@ fn indent(text: &str, prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The plan that creates what `text` declares on an empty database.
-    fn plan_of(text: &str) -> Plan {
-        let (set, diagnostics) = crate::manifest::load_text("t.yaml", text);
-        let (desired, found) = crate::validate::validate(&set, None);
-        let errors: Vec<_> = diagnostics
-            .iter()
-            .chain(&found)
-            .filter(|d| d.is_error())
-            .collect();
-        assert!(errors.is_empty(), "{errors:?}");
-        crate::plan::diff(&desired, &crate::state::State::empty(), Default::default())
-    }
+    use crate::render::tests::plan_of;
 
     #[test]
     fn the_summary_counts_every_kind_and_samples_each() {
