@@ -142,6 +142,29 @@ impl Import {
     }
 }
 
+/// Where the contact with this (normalised) email is in the customer's list, added with no
+/// access when it was not there.
+fn contact_index(customer: &mut Customer, email: &CompactString, key: &CompactString) -> usize {
+    if let Some(i) = customer
+        .contacts
+        .iter()
+        .position(|x| normalize_email(&x.email) == *key)
+    {
+        return i;
+    }
+    customer.contacts.push(Contact {
+        email: email.clone(),
+        name: None,
+        access: false,
+        role: None,
+        website: None,
+        notify: false,
+        password: None,
+        expires: None,
+    });
+    customer.contacts.len() - 1
+}
+
 /// A password to hash, and where its hash goes: (login index: `None` for the customer's own
 /// login, else the contact's email; plaintext; reset marker).
 type PendingHash = (Option<CompactString>, Plaintext, Option<u32>);
@@ -328,26 +351,7 @@ impl<'a> Context<'a> {
             return;
         };
         let key = normalize_email(&email);
-        let index = match customer
-            .contacts
-            .iter()
-            .position(|x| normalize_email(&x.email) == key)
-        {
-            Some(i) => i,
-            None => {
-                customer.contacts.push(Contact {
-                    email: email.clone(),
-                    name: None,
-                    access: false,
-                    role: None,
-                    website: None,
-                    notify: false,
-                    password: None,
-                    expires: None,
-                });
-                customer.contacts.len() - 1
-            }
-        };
+        let index = contact_index(customer, &email, &key);
         let role = c.role.as_ref().and_then(|cell| self.role(line, cell));
         let marker = self.live_marker(&row.id, Some(&key));
         let existing_source = customer.contacts[index].password.clone();

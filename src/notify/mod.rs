@@ -268,13 +268,9 @@ pub async fn deliver(
     opts: &DeliveryOptions,
 ) -> Result<DeliveryReport, StoreError> {
     let mut report = DeliveryReport::default();
-    let now = crate::clock::format(jiff::Timestamp::now());
-    let mut pending = store.outbox(true).await?;
+    let pending = store.outbox(true).await?;
     let total = pending.len();
-    pending.retain(|m| {
-        opts.only.as_ref().is_none_or(|only| *only == m.email)
-            && (opts.ignore_wait || m.next_attempt_at.as_ref().is_none_or(|at| *at <= now))
-    });
+    let pending = due(pending, opts);
     report.waiting = total - pending.len();
     if pending.is_empty() {
         return Ok(report);
@@ -341,6 +337,17 @@ pub async fn deliver(
         settle(store, done, max_attempts, &mut report).await?;
     }
     Ok(report)
+}
+
+/// The pending messages to try now: those `--only` names, whose retry time has come
+/// (`--ignore-wait`: all of them).
+fn due(mut pending: Vec<OutboxRow>, opts: &DeliveryOptions) -> Vec<OutboxRow> {
+    let now = crate::clock::format(jiff::Timestamp::now());
+    pending.retain(|m| {
+        opts.only.as_ref().is_none_or(|only| *only == m.email)
+            && (opts.ignore_wait || m.next_attempt_at.as_ref().is_none_or(|at| *at <= now))
+    });
+    pending
 }
 
 /// A message that can never be delivered: its error recorded, failed for good.

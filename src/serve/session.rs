@@ -326,16 +326,8 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         return Ok(None);
     };
     let id_hash = hash_id(id);
-    let cached = match app.sessions.get(&id_hash) {
-        Some(cached) => cached,
-        None => {
-            let Some((session, login)) = app.store.session_with_login(&id_hash).await? else {
-                return Ok(None);
-            };
-            let cached = Cached::new(session, login);
-            app.sessions.put(&id_hash, cached.clone());
-            cached
-        }
+    let Some(cached) = cached_or_read(app, &id_hash).await? else {
+        return Ok(None);
     };
     let cached_at = cached.read_at;
     let (session, login) = (cached.session, cached.login);
@@ -374,24 +366,42 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         .parse::<jiff::Timestamp>()
         .is_ok_and(|seen| (at - seen).as_secs() >= TOUCH_AFTER_SECONDS);
     if due {
-        // Written with the next batch, not before the answer; the cached copy is marked used
-        // now so the next checks do not note it again.
-        let mut seen = (*session).clone();
-        seen.last_seen_at = now_text.clone();
-        let fresh = Cached {
+        let used = Cached {
             read_at: cached_at,
             refreshing: false,
-            session: std::sync::Arc::new(seen),
+            session,
             login: login.clone(),
         };
-        app.sessions.put(&id_hash, fresh);
-        app.sessions.seen(&id_hash, &now_text);
+        note_use(app, &id_hash, used, &now_text);
     }
     Ok(Some(Current {
         id_hash,
         login,
         account,
     }))
+}
+
+/// The session with this id hash and its login: the cached copy, else read (and cached).
+async fn cached_or_read(app: &App, id_hash: &str) -> Result<Option<Cached>, StoreError> {
+    if let Some(cached) = app.sessions.get(id_hash) {
+        return Ok(Some(cached));
+    }
+    let Some((session, login)) = app.store.session_with_login(id_hash).await? else {
+        return Ok(None);
+    };
+    let cached = Cached::new(session, login);
+    app.sessions.put(id_hash, cached.clone());
+    Ok(Some(cached))
+}
+
+/// Notes a session's use now: written with the next batch, not before the answer; the
+/// cached copy is marked used now so the next checks do not note it again.
+fn note_use(app: &App, id_hash: &str, mut used: Cached, now_text: &str) {
+    let mut seen = (*used.session).clone();
+    seen.last_seen_at = now_text.to_string();
+    used.session = std::sync::Arc::new(seen);
+    app.sessions.put(id_hash, used);
+    app.sessions.seen(id_hash, now_text);
 }
 
 /// The request's session that has passed the password and waits for the second factor:

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::rows::{LoginKey, QueuedNotification};
-use super::{StoreError, json, stamped};
+use super::{StoreError, json};
 use crate::history::RecordedChange;
 use crate::plan::{Action, Address, FieldChange, Origin, Summary};
 
@@ -177,20 +177,13 @@ pub(crate) fn unknown(email: &str) -> StoreError {
     StoreError::UnknownLogin(email.to_string())
 }
 
-/// The JSON parameters of a resend written `at`: the login's key as the revoke reads it
-/// (stamped with the time), as the cancel reads it, and the message to queue (stamped). The
-/// message carries a set-password link: that is what a resend is for.
-pub(crate) struct ResendRows {
-    pub revoke: String,
-    pub cancel: String,
-    pub queue: String,
-}
-
-pub(crate) fn resend_rows(runtime: &LoginRuntime, email: &str, at: &str) -> ResendRows {
-    let key = [LoginKey {
+/// The JSON parameters of a resend: the login's key (for revoking and cancelling) and the
+/// message to queue. The message carries a set-password link: that is what a resend is for.
+pub(crate) fn resend_rows(runtime: &LoginRuntime, email: &str) -> (String, String) {
+    let key = LoginKey {
         customer_id: runtime.customer_id.clone(),
         contact: runtime.contact.clone(),
-    }];
+    };
     let queued = QueuedNotification {
         idempotency_key: super::rows::random_key(),
         customer_id: runtime.customer_id.clone(),
@@ -198,9 +191,5 @@ pub(crate) fn resend_rows(runtime: &LoginRuntime, email: &str, at: &str) -> Rese
         email: email.to_string(),
         password_assigned: false,
     };
-    ResendRows {
-        revoke: stamped(at, &key),
-        cancel: json(&key),
-        queue: stamped(at, &[queued]),
-    }
+    (json(&[key]), json(&[queued]))
 }

@@ -408,16 +408,6 @@ pub(crate) fn json<T: serde::Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("rows serialise")
 }
 
-/// Rows with the time they are written at, for a statement that records when:
-/// `{"at": "…", "rows": […]}` ("now" is bound, never the database's clock).
-pub(crate) fn stamped<T: serde::Serialize>(at: &str, rows: &[T]) -> String {
-    format!(
-        "{{\"at\":{},\"rows\":{}}}",
-        serde_json::to_string(at).expect("a time serialises"),
-        json(rows)
-    )
-}
-
 /// Any supported engine, chosen by URL.
 pub enum AnyStore {
     /// `sqlite://…`

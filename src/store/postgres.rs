@@ -459,22 +459,20 @@ const WRITES: Writes = Writes {
             token_ttl_hours bigint, max_attempts bigint, template_subject text, template_text text,
             template_html text, reset_ttl_minutes bigint, reset_subject text, reset_text text, reset_html text)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
-    set_passwords: "WITH b AS MATERIALIZED (SELECT $1::json->>'at' AS at, $1::json->'rows' AS rows)
-        UPDATE logins SET password_hash = e.hash, password_set_at = b.at
-        FROM b, json_to_recordset(b.rows) AS e(customer_id text, contact text, hash text)
+    set_passwords: "UPDATE logins SET password_hash = e.hash, password_set_at = $2
+        FROM json_to_recordset($1::json) AS e(customer_id text, contact text, hash text)
         WHERE logins.customer_id = e.customer_id AND logins.contact = e.contact",
-    queue_notifications: "WITH b AS MATERIALIZED (SELECT $1::json->>'at' AS at, $1::json->'rows' AS rows)
-        INSERT INTO notifications
+    queue_notifications: "INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT j.idempotency_key, b.at,
+        SELECT j.idempotency_key, $2,
                j.customer_id, j.contact, j.email, j.password_assigned, 'pending'
-        FROM b, ROWS FROM (json_to_recordset(b.rows) AS (idempotency_key text, customer_id text,
+        FROM ROWS FROM (json_to_recordset($1::json) AS (idempotency_key text, customer_id text,
             contact text, email text, password_assigned boolean))
             WITH ORDINALITY AS j(idempotency_key, customer_id, contact, email, password_assigned, n)
         ORDER BY j.n",
-    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = (SELECT $1::json->>'at')
+    revoke_tokens: "UPDATE set_password_tokens SET revoked_at = $2
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
-            (SELECT customer_id, contact FROM json_to_recordset($1::json->'rows') AS e(customer_id text, contact text))",
+            (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
@@ -563,6 +561,7 @@ async fn run_filling(
     passwords: &[PasswordRow],
 ) -> Result<Vec<&'static str>, StoreError> {
     let mut stream = StepStream::spawn(&WRITES, batches, passwords.to_vec());
+    let at = stream.at.clone();
     let mut aside = Vec::new();
     for (table, count) in FILLABLE {
         let fills = stream.steps.iter().filter_map(|s| s.fills);
@@ -610,11 +609,13 @@ async fn run_filling(
             current = Some(fill.table);
         }
         let sql = fills.and_then(|f| f.into_empty).unwrap_or(step.sql);
-        sqlx::query(sql)
-            .bind(param)
-            .execute(&mut *conn)
-            .await
-            .doing(step.doing)?;
+        let query = sqlx::query(sql).bind(param);
+        let query = if step.stamped {
+            query.bind(at.as_str())
+        } else {
+            query
+        };
+        query.execute(&mut *conn).await.doing(step.doing)?;
     }
     if current.is_some() {
         set_back(conn).await?;

@@ -770,19 +770,23 @@ where
             day2::unlock_event(&runtime)
         }
         Day2Op::Resend(sql) => {
-            let rows = day2::resend_rows(&runtime, email, &text(now()));
-            for (statement, key) in [
-                (sql.revoke_tokens, &rows.revoke),
-                (sql.cancel_notifications, &rows.cancel),
-            ] {
-                sqlx::query(statement)
-                    .bind(key.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .doing("revoking older set-password links")?;
-            }
+            let (key, queued) = day2::resend_rows(&runtime, email);
+            let at = text(now());
+            // The apply's statements: the revoke and the queue take the time as `$2`.
+            sqlx::query(sql.revoke_tokens)
+                .bind(key.as_str())
+                .bind(at.as_str())
+                .execute(&mut *tx)
+                .await
+                .doing("revoking older set-password links")?;
+            sqlx::query(sql.cancel_notifications)
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .doing("cancelling queued notifications")?;
             sqlx::query(sql.queue)
-                .bind(rows.queue.as_str())
+                .bind(queued.as_str())
+                .bind(at.as_str())
                 .execute(&mut *tx)
                 .await
                 .doing("queueing the notification")?;

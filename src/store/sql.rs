@@ -120,6 +120,8 @@ pub struct Step<'a> {
     /// The table this step adds rows to, when it may add them with that table's indexes
     /// set aside (PostgreSQL builds them once after a large load; SQLite ignores this).
     pub fills: Option<Fill>,
+    /// The statement records when it ran: the apply's time is its second parameter.
+    pub stamped: bool,
     empty: bool,
 }
 
@@ -144,22 +146,20 @@ fn step<'a, T: serde::Serialize + Sync>(
         params: Box::new(rows.chunks(BATCH).map(json)),
         doing,
         fills: None,
+        stamped: false,
         empty: rows.is_empty(),
     }
 }
 
-/// A [`step`] whose statement records when it ran: each parameter is [`super::stamped`].
+/// A [`step`] whose statement records when it ran: the apply's time is bound beside each
+/// batch as `$2` ("now" is bound, never the database's clock).
 fn stamped_step<'a, T: serde::Serialize + Sync>(
     sql: &'static str,
     rows: &'a [T],
-    at: &'a str,
     doing: &'static str,
 ) -> Step<'a> {
     Step {
-        params: Box::new(
-            rows.chunks(BATCH)
-                .map(move |chunk| super::stamped(at, chunk)),
-        ),
+        stamped: true,
         ..step(sql, rows, doing)
     }
 }
@@ -194,6 +194,7 @@ fn owned_step<T: serde::Serialize>(
         params: Box::new(params.into_iter()),
         doing,
         fills: None,
+        stamped: false,
         empty: rows.is_empty(),
     }
 }
@@ -334,16 +335,10 @@ fn effect_steps<'a>(
     passwords: &'a [crate::passwords::PasswordRow],
 ) -> Vec<Step<'a>> {
     vec![
-        stamped_step(
-            w.set_passwords,
-            passwords,
-            &b.at,
-            "setting initial passwords",
-        ),
+        stamped_step(w.set_passwords, passwords, "setting initial passwords"),
         stamped_step(
             w.revoke_tokens,
             &b.lose_access,
-            &b.at,
             "revoking set-password links",
         ),
         step(
@@ -369,7 +364,6 @@ fn effect_steps<'a>(
         stamped_step(
             w.revoke_tokens,
             &b.email_changed,
-            &b.at,
             "revoking set-password links sent to an old address",
         ),
         Step {
@@ -381,7 +375,6 @@ fn effect_steps<'a>(
             ..stamped_step(
                 w.queue_notifications,
                 &b.notify,
-                &b.at,
                 "queueing new-access notifications",
             )
         },
@@ -394,6 +387,7 @@ pub struct StepInfo {
     pub sql: &'static str,
     pub doing: &'static str,
     pub fills: Option<Fill>,
+    pub stamped: bool,
 }
 
 /// How many batches the writing thread may be ahead of the database.
@@ -405,6 +399,8 @@ const AHEAD: usize = 2;
 pub struct StepStream {
     /// Every step, in apply order.
     pub steps: Vec<StepInfo>,
+    /// When the apply writes: the second parameter of [`StepInfo::stamped`] steps.
+    pub at: String,
     params: tokio::sync::mpsc::Receiver<(usize, String)>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -417,12 +413,14 @@ impl StepStream {
         batches: Batches,
         passwords: Vec<crate::passwords::PasswordRow>,
     ) -> StepStream {
+        let at = batches.at.clone();
         let infos = steps(w, &batches, &passwords)
             .iter()
             .map(|s| StepInfo {
                 sql: s.sql,
                 doing: s.doing,
                 fills: s.fills,
+                stamped: s.stamped,
             })
             .collect();
         let (sender, params) = tokio::sync::mpsc::channel(AHEAD);
@@ -437,6 +435,7 @@ impl StepStream {
         });
         StepStream {
             steps: infos,
+            at,
             params,
             writer: Some(writer),
         }

@@ -521,13 +521,16 @@ async fn write(
     passwords: &[PasswordRow],
 ) -> Result<(), StoreError> {
     let mut stream = StepStream::spawn(&WRITES, batches, passwords.to_vec());
+    let at = stream.at.clone();
     while let Some((index, param)) = stream.next().await {
         let step = stream.steps[index];
-        sqlx::query(step.sql)
-            .bind(param)
-            .execute(&mut *conn)
-            .await
-            .doing(step.doing)?;
+        let query = sqlx::query(step.sql).bind(param);
+        let query = if step.stamped {
+            query.bind(at.as_str())
+        } else {
+            query
+        };
+        query.execute(&mut *conn).await.doing(step.doing)?;
     }
     Ok(())
 }
@@ -571,19 +574,19 @@ const WRITES: Writes = Writes {
         FROM json_each(?1) WHERE true
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, auth_env = excluded.auth_env, smtp_url = excluded.smtp_url, smtp_username = excluded.smtp_username, smtp_password_env = excluded.smtp_password_env, from_address = excluded.from_address, reply_to = excluded.reply_to, login_url = excluded.login_url, token_ttl_hours = excluded.token_ttl_hours, max_attempts = excluded.max_attempts, template_subject = excluded.template_subject, template_text = excluded.template_text, template_html = excluded.template_html, reset_ttl_minutes = excluded.reset_ttl_minutes, reset_subject = excluded.reset_subject, reset_text = excluded.reset_text, reset_html = excluded.reset_html",
     set_passwords:
-        "UPDATE logins SET password_hash = j.value->>'hash', password_set_at = (SELECT ?1->>'$.at')
-        FROM json_each(?1, '$.rows') AS j
+        "UPDATE logins SET password_hash = j.value->>'hash', password_set_at = ?2
+        FROM json_each(?1) AS j
         WHERE logins.customer_id = j.value->>'customer_id' AND logins.contact = j.value->>'contact'",
-    queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1, '$.rows'))
+    queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
         INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT v->>'idempotency_key', (SELECT ?1->>'$.at'), v->>'customer_id', v->>'contact',
+        SELECT v->>'idempotency_key', ?2, v->>'customer_id', v->>'contact',
                v->>'email', v->>'password_assigned', 'pending'
         FROM r ORDER BY k",
     revoke_tokens:
-        "UPDATE set_password_tokens SET revoked_at = (SELECT ?1->>'$.at')
+        "UPDATE set_password_tokens SET revoked_at = ?2
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
-            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1, '$.rows'))",
+            (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",

@@ -118,6 +118,61 @@ struct ClaimedLoginRow {
     claimed: Option<i64>,
 }
 
+/// A `features` row as the login service reads it.
+#[derive(sqlx::FromRow)]
+struct FeatureRow {
+    name: String,
+    enabled: i64,
+}
+
+/// A `websites` row.
+#[derive(sqlx::FromRow)]
+struct WebsiteRow {
+    id: String,
+    name: String,
+    url: String,
+}
+
+/// A `roles` row.
+#[derive(sqlx::FromRow)]
+struct RoleRow {
+    id: String,
+    name: String,
+    base: Option<String>,
+    two_factor: String,
+}
+
+/// A `role_permissions` row.
+#[derive(sqlx::FromRow)]
+struct LevelRow {
+    role_id: String,
+    permission: String,
+    level: String,
+}
+
+/// The `login_policy` row.
+#[derive(sqlx::FromRow)]
+struct PolicyRow {
+    max_failed_attempts: i64,
+    lockout_minutes: i64,
+    session_timeout_minutes: i64,
+    password_min_length: i64,
+    session_max_hours: i64,
+}
+
+impl PolicyRow {
+    /// The stored policy as portico's type (values portico wrote, so within range).
+    fn into_policy(self) -> crate::manifest::model::LoginPolicy {
+        let mut p = crate::manifest::model::LoginPolicy::default();
+        p.lockout.max_failed_attempts = self.max_failed_attempts as u32;
+        p.lockout.duration_minutes = self.lockout_minutes as u32;
+        p.session_timeout_minutes = self.session_timeout_minutes as u32;
+        p.password.min_length = self.password_min_length as u32;
+        p.session_max_hours = self.session_max_hours as u32;
+        p
+    }
+}
+
 /// Sessions read in one query at most (well under every engine's limit on bound values).
 pub const SESSIONS_AT_ONCE: usize = 500;
 
@@ -212,75 +267,77 @@ impl ServeStore {
     pub async fn account(&self) -> Result<State, StoreError> {
         let doing = "reading the account's settings";
         let mut state = State::default();
-        let features: Vec<(String, i64)> =
-            sqlx::query_as("SELECT name, CASE WHEN enabled THEN 1 ELSE 0 END FROM features")
-                .fetch_all(&self.pool)
-                .await
-                .doing(doing)?;
-        for (name, on) in features {
-            if let Some(feature) = Feature::ALL.iter().find(|f| f.key() == name) {
-                state.features.insert(*feature, on != 0);
+        let features: Vec<FeatureRow> = sqlx::query_as(
+            "SELECT name, CASE WHEN enabled THEN 1 ELSE 0 END AS enabled FROM features",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .doing(doing)?;
+        for row in features {
+            if let Some(feature) = Feature::from_key(&row.name) {
+                state.features.insert(feature, row.enabled != 0);
             }
         }
-        let roles: Vec<(String, String, Option<String>, String)> =
-            sqlx::query_as("SELECT id, name, base, two_factor FROM roles")
-                .fetch_all(&self.pool)
-                .await
-                .doing(doing)?;
-        let levels: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT role_id, permission, level FROM role_permissions")
-                .fetch_all(&self.pool)
-                .await
-                .doing(doing)?;
-        for (id, name, base, two_factor) in roles {
-            let permissions: BTreeMap<Permission, Level> = levels
-                .iter()
-                .filter(|(role, _, _)| *role == id)
-                .filter_map(|(_, p, l)| {
-                    let permission = Permission::ALL.iter().find(|x| x.key() == p)?;
-                    let level = Level::ALL.iter().find(|x| x.key() == l)?;
-                    Some((*permission, *level))
-                })
-                .collect();
-            let two_factor = if two_factor == "required" {
-                TwoFactor::Required
-            } else {
-                TwoFactor::Off
+        state.roles = self.roles().await?;
+        let websites: Vec<WebsiteRow> = sqlx::query_as("SELECT id, name, url FROM websites")
+            .fetch_all(&self.pool)
+            .await
+            .doing(doing)?;
+        for row in websites {
+            let website = WebsiteState {
+                name: row.name,
+                url: row.url,
             };
-            state.roles.insert(
-                id,
-                RoleState {
-                    name,
-                    base: base.unwrap_or_default(),
-                    two_factor,
-                    permissions,
-                },
-            );
+            state.websites.insert(row.id, website);
         }
-        let websites: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT id, name, url FROM websites")
-                .fetch_all(&self.pool)
-                .await
-                .doing(doing)?;
-        for (id, name, url) in websites {
-            state.websites.insert(id, WebsiteState { name, url });
-        }
-        let policy: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let policy: Option<PolicyRow> = sqlx::query_as(
             "SELECT max_failed_attempts, lockout_minutes, session_timeout_minutes, password_min_length, session_max_hours FROM login_policy",
         )
         .fetch_optional(&self.pool)
         .await
         .doing(doing)?;
-        if let Some((max, lockout, timeout, min, max_hours)) = policy {
-            let mut p = crate::manifest::model::LoginPolicy::default();
-            p.lockout.max_failed_attempts = max as u32;
-            p.lockout.duration_minutes = lockout as u32;
-            p.session_timeout_minutes = timeout as u32;
-            p.password.min_length = min as u32;
-            p.session_max_hours = max_hours as u32;
-            state.login_policy = Some(p);
-        }
+        state.login_policy = policy.map(PolicyRow::into_policy);
         Ok(state)
+    }
+
+    /// The roles, custom and standard, with their permissions.
+    async fn roles(&self) -> Result<BTreeMap<String, RoleState>, StoreError> {
+        let doing = "reading the account's roles";
+        let roles: Vec<RoleRow> = sqlx::query_as("SELECT id, name, base, two_factor FROM roles")
+            .fetch_all(&self.pool)
+            .await
+            .doing(doing)?;
+        let levels: Vec<LevelRow> =
+            sqlx::query_as("SELECT role_id, permission, level FROM role_permissions")
+                .fetch_all(&self.pool)
+                .await
+                .doing(doing)?;
+        let mut out = BTreeMap::new();
+        for role in roles {
+            let permissions: BTreeMap<Permission, Level> = levels
+                .iter()
+                .filter(|l| l.role_id == role.id)
+                .filter_map(|l| {
+                    Some((
+                        Permission::from_key(&l.permission)?,
+                        Level::from_key(&l.level)?,
+                    ))
+                })
+                .collect();
+            let two_factor = if role.two_factor == "required" {
+                TwoFactor::Required
+            } else {
+                TwoFactor::Off
+            };
+            let state = RoleState {
+                name: role.name,
+                base: role.base.unwrap_or_default(),
+                two_factor,
+                permissions,
+            };
+            out.insert(role.id, state);
+        }
+        Ok(out)
     }
 
     /// The login with this (normalised) email.
