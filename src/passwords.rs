@@ -149,17 +149,16 @@ pub struct PasswordRow {
     pub hash: String,
 }
 
-/// Hashes the password of each (login, source) a plan sets, on all cores, with a progress
-/// bar on a terminal.
-/// `file` sources are read relative to `root`, the manifest folder, up to `limit` bytes.
-///
-/// # Errors
-/// The first source that cannot be read (checked before any hashing starts).
-pub fn hash_all<'a>(
+/// A login's password to store: (customer id, contact key, address, the plaintext to hash
+/// or, as `Err`, a hash given in the manifests).
+type Job = (String, String, String, Result<String, String>);
+
+/// The passwords to store, read from their sources (a plaintext to hash, or a given hash).
+fn hashing_jobs<'a>(
     sources: impl IntoIterator<Item = (&'a Address, &'a SecretRef)>,
     root: &std::path::Path,
     limit: u64,
-) -> Result<Vec<PasswordRow>, PasswordError> {
+) -> Result<Vec<Job>, PasswordError> {
     let mut jobs = Vec::new();
     for (login, source) in sources {
         let address = login.to_string();
@@ -180,6 +179,36 @@ pub fn hash_all<'a>(
         };
         jobs.push(job);
     }
+    Ok(jobs)
+}
+
+/// One job's row: its hash made (or the given one).
+fn row_of((customer_id, contact, address, secret): &Job) -> Result<PasswordRow, PasswordError> {
+    let hash = match secret {
+        Ok(password) => hash(password).map_err(|_| PasswordError::Hash {
+            address: address.clone(),
+        })?,
+        Err(prehashed) => prehashed.clone(),
+    };
+    Ok(PasswordRow {
+        customer_id: customer_id.clone(),
+        contact: contact.clone(),
+        hash,
+    })
+}
+
+/// Hashes the password of each (login, source) a plan sets, on all cores, with a progress
+/// bar on a terminal.
+/// `file` sources are read relative to `root`, the manifest folder, up to `limit` bytes.
+///
+/// # Errors
+/// The first source that cannot be read (checked before any hashing starts).
+pub fn hash_all<'a>(
+    sources: impl IntoIterator<Item = (&'a Address, &'a SecretRef)>,
+    root: &std::path::Path,
+    limit: u64,
+) -> Result<Vec<PasswordRow>, PasswordError> {
+    let jobs = hashing_jobs(sources, root, limit)?;
     let to_hash = jobs.iter().filter(|j| j.3.is_ok()).count() as u64;
     let bar = crate::progress::Progress::start("hashing passwords", Some(to_hash), 8);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -191,22 +220,12 @@ pub fn hash_all<'a>(
                 let bar = bar.clone();
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(customer_id, contact, address, secret)| {
-                            let hash = match secret {
-                                Ok(password) => {
-                                    let hashed = hash(password).map_err(|_| PasswordError::Hash {
-                                        address: address.clone(),
-                                    });
-                                    bar.inc();
-                                    hashed?
-                                }
-                                Err(prehashed) => prehashed.clone(),
-                            };
-                            Ok(PasswordRow {
-                                customer_id: customer_id.clone(),
-                                contact: contact.clone(),
-                                hash,
-                            })
+                        .map(|job| {
+                            let row = row_of(job);
+                            if job.3.is_ok() {
+                                bar.inc();
+                            }
+                            row
                         })
                         .collect()
                 })

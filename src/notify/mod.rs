@@ -318,25 +318,36 @@ pub async fn deliver(
                 continue;
             }
         };
-        let budget = (max_attempts - message.attempts).max(1);
-        let attempts = u32::try_from(budget)
-            .unwrap_or(u32::MAX)
-            .min(opts.attempts.max(1));
-        let (transport, opts) = (transport.clone(), opts.clone());
-        let flight = InFlight {
-            id: message.id,
-            email: message.email.clone(),
-            attempts_before: message.attempts,
-        };
-        tasks.spawn(async move {
-            let results = transport.send_with_retries(&body, attempts, &opts).await;
-            (flight, results)
-        });
+        tasks.spawn(send(&transport, opts, &message, body, max_attempts));
     }
     while let Some(done) = tasks.join_next().await {
         settle(store, done, max_attempts, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Sends one message, retrying within this run up to what is left of its attempts.
+fn send(
+    transport: &Transport,
+    opts: &DeliveryOptions,
+    message: &OutboxRow,
+    body: NotificationMessage,
+    max_attempts: i64,
+) -> impl std::future::Future<Output = (InFlight, Vec<Attempt>)> + Send + 'static {
+    let budget = (max_attempts - message.attempts).max(1);
+    let attempts = u32::try_from(budget)
+        .unwrap_or(u32::MAX)
+        .min(opts.attempts.max(1));
+    let (transport, opts) = (transport.clone(), opts.clone());
+    let flight = InFlight {
+        id: message.id,
+        email: message.email.clone(),
+        attempts_before: message.attempts,
+    };
+    async move {
+        let results = transport.send_with_retries(&body, attempts, &opts).await;
+        (flight, results)
+    }
 }
 
 /// The pending messages to try now: those `--only` names, whose retry time has come

@@ -154,17 +154,15 @@ async fn sign_in(
     let limits = Limits::of(&account);
     let at = now();
     let now_text = text(at);
-    // An address that used up its failures this hour is refused before anything is counted
-    // against a login (a flood from one place cannot lock everyone out).
-    // Counted before anything else, atomically: however many arrive at once, an address
-    // gets no more than its allowance checked (a right password is refunded).
-    let claimed = throttle::claim(app, address, at).await?;
-    if matches!(claimed, throttle::Claimed::Refused) {
-        app.store
-            .event(&email, "refused_throttled", address, None, &now_text)
-            .await?;
+    let who = Failure {
+        email: &email,
+        address,
+        at,
+        now_text: &now_text,
+    };
+    let Some(claimed) = admit(app, &who).await? else {
         return Ok(throttle::too_many(&site, at));
-    }
+    };
     let seen = Seen {
         address,
         refund: claimed.refund(),
@@ -172,12 +170,6 @@ async fn sign_in(
     let email_hash = hash_id(&email);
     let (login, claim) = claim_attempt(app, &email, &email_hash, limits.max, &now_text).await?;
     let lock_key = lock_key(login.as_ref(), &email_hash);
-    let who = Failure {
-        email: &email,
-        address,
-        at,
-        now_text: &now_text,
-    };
     let Claim::Attempt(attempt) = claim else {
         return locked(app, &who, site, limits.lock_minutes).await;
     };
@@ -234,6 +226,30 @@ async fn claim_attempt(
     Ok((None, claim))
 }
 
+/// Counts the attempt against its address before anything else, atomically: however many
+/// arrive at once, an address gets no more than its allowance checked (a right password is
+/// refunded). An address that used up its failures this hour is refused (`None`) before
+/// anything is counted against a login: a flood from one place cannot lock everyone out.
+async fn admit(
+    app: &App,
+    who: &Failure<'_>,
+) -> Result<Option<throttle::Claimed>, crate::store::StoreError> {
+    let claimed = throttle::claim(app, who.address, who.at).await?;
+    if matches!(claimed, throttle::Claimed::Refused) {
+        app.store
+            .event(
+                who.email,
+                "refused_throttled",
+                who.address,
+                None,
+                who.now_text,
+            )
+            .await?;
+        return Ok(None);
+    }
+    Ok(Some(claimed))
+}
+
 /// What locks after too many failures: the login, or the email no login has (by hash).
 fn lock_key<'a>(login: Option<&'a ServeLogin>, email_hash: &'a str) -> LockKey<'a> {
     match login {
@@ -259,7 +275,7 @@ async fn locked(
     Ok(page(StatusCode::OK, "locked.html", context))
 }
 
-/// A failed sign-in, as recorded.
+/// Who is signing in, from where, and when (for the events recorded).
 struct Failure<'a> {
     email: &'a str,
     address: &'a str,
