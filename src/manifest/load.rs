@@ -358,14 +358,24 @@ fn walk(
         ));
         return;
     }
+    for child in children(path, diagnostics) {
+        walk(&child, false, files, diagnostics, seen);
+    }
+}
+
+/// A folder's entries, sorted, without hidden ones (warned about when they hold YAML).
+fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let cannot = |error: std::io::Error| {
+        Diagnostic::file_error(
+            None,
+            format!("cannot read folder {}: {error}", path.display()),
+        )
+    };
     let entries = match fs::read_dir(path) {
         Ok(entries) => entries,
         Err(error) => {
-            diagnostics.push(Diagnostic::file_error(
-                None,
-                format!("cannot read folder {}: {error}", path.display()),
-            ));
-            return;
+            diagnostics.push(cannot(error));
+            return Vec::new();
         }
     };
     let mut children = Vec::new();
@@ -375,16 +385,11 @@ fn walk(
                 warn_if_skipped_yaml(&entry.path(), diagnostics);
             }
             Ok(entry) => children.push(entry.path()),
-            Err(error) => diagnostics.push(Diagnostic::file_error(
-                None,
-                format!("cannot read folder {}: {error}", path.display()),
-            )),
+            Err(error) => diagnostics.push(cannot(error)),
         }
     }
     children.sort();
-    for child in children {
-        walk(&child, false, files, diagnostics, seen);
-    }
+    children
 }
 
 /// Warns about YAML under a hidden entry that is skipped on purpose (`.github` workflows
@@ -719,26 +724,14 @@ fn merge(
     };
     let root = YamlPath::default();
     if let Some(features) = document.features {
-        let merged = set.features.get_or_insert_with(BTreeMap::new);
-        for (feature, on) in features {
-            let here = site(root.key("features").key(feature.key())).at_key();
-            if let Some(first) = merged.get(&feature) {
-                diagnostics.push(duplicate(
-                    &format!("feature `{feature}`"),
-                    &set.sources,
-                    &first.site,
-                    here,
-                ));
-            } else {
-                merged.insert(
-                    feature,
-                    Declared {
-                        value: on,
-                        site: here,
-                    },
-                );
-            }
-        }
+        let sites = features.into_iter().map(|(feature, on)| {
+            (
+                feature,
+                on,
+                site(root.key("features").key(feature.key())).at_key(),
+            )
+        });
+        merge_features(set, sites, diagnostics);
     }
     merge_single(
         &mut set.login_policy,
@@ -772,6 +765,31 @@ fn merge(
         document.policies,
         &site(root.key("policies")),
     );
+}
+
+/// Adds features to the set; one declared again is an error naming both places.
+fn merge_features(
+    set: &mut ManifestSet,
+    features: impl Iterator<Item = (crate::catalog::Feature, bool, Site)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let merged = set.features.get_or_insert_with(BTreeMap::new);
+    for (feature, on, here) in features {
+        if let Some(first) = merged.get(&feature) {
+            diagnostics.push(duplicate(
+                &format!("feature `{feature}`"),
+                &set.sources,
+                &first.site,
+                here,
+            ));
+        } else {
+            let declared = Declared {
+                value: on,
+                site: here,
+            };
+            merged.insert(feature, declared);
+        }
+    }
 }
 
 fn merge_single<T>(
