@@ -418,6 +418,8 @@ where
         .doing(doing)?;
         return Ok(());
     };
+    // The count and the time of the next try change together, or neither does.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.doing(doing)?;
     let made: Option<i64> = sqlx::query_scalar(
         "UPDATE notifications SET attempts = attempts + 1, last_error = $2, last_attempt_at = $3
          WHERE id = $1 RETURNING attempts",
@@ -425,7 +427,7 @@ where
     .bind(id)
     .bind(error)
     .bind(text(at).as_str())
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *tx)
     .await
     .doing(doing)?;
     if let Some(made) = made {
@@ -433,10 +435,11 @@ where
         sqlx::query("UPDATE notifications SET next_attempt_at = $2 WHERE id = $1")
             .bind(id)
             .bind(after(at, wait).as_str())
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .doing(doing)?;
     }
+    tx.commit().await.doing(doing)?;
     Ok(())
 }
 
