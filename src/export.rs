@@ -37,6 +37,7 @@ impl Default for ExportOptions {
                 roles: true,
                 customers: true,
                 policies: true,
+                oidc_clients: true,
             },
             per_file: 2_000,
         }
@@ -134,7 +135,70 @@ pub fn export(state: &State, options: ExportOptions) -> Export {
     if sections.policies && !state.policies.is_empty() {
         out.push("policies.yaml", "", &policies_document(state));
     }
+    if sections.oidc_clients && !state.oidc_clients.is_empty() {
+        let (document, warnings) = clients_document(state);
+        out.push("oidc_clients.yaml", "", &document);
+        out.warnings.extend(warnings);
+    }
     out
+}
+
+/// The environment variable an exported confidential client's secret is named by.
+fn client_secret_env(id: &str) -> String {
+    let upper: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("OIDC_CLIENT_SECRET_{upper}")
+}
+
+/// `oidc_clients.yaml`. A confidential client's secret is written as the argon2id hash it is
+/// stored as (with its `reset` marker): a secret from `env` or `file` is at least
+/// [`crate::validate::MIN_CLIENT_SECRET`] characters, so its hash reveals nothing usable.
+/// One without a stored hash is written naming an environment variable, with a warning.
+fn clients_document(state: &State) -> (Document, Vec<String>) {
+    use crate::manifest::model::PasswordSource;
+    let mut warnings = Vec::new();
+    let clients = state
+        .oidc_clients
+        .iter()
+        .map(|(id, c)| crate::manifest::oidc::OidcClient {
+            id: id.clone(),
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            website: c.website.clone(),
+            scopes: (c.scopes.len() != crate::manifest::oidc::SCOPES.len())
+                .then(|| c.scopes.clone()),
+            secret: c.secret.map(|marker| {
+                let hash = state.client_secret_hashes.get(id).cloned();
+                let env = hash.is_none().then(|| client_secret_env(id));
+                if let Some(env) = &env {
+                    warnings.push(format!(
+                        "oidc_client[{id:?}]: no secret is stored; `secret` names ${env}: set it to the client's secret before planning"
+                    ));
+                }
+                PasswordSource {
+                    env,
+                    file: None,
+                    argon2: hash,
+                    reset: (marker != 0).then_some(marker),
+                }
+            }),
+            public: c.secret.is_none(),
+        })
+        .collect();
+    let document = Document {
+        oidc_clients: Some(clients),
+        ..Document::default()
+    };
+    (document, warnings)
 }
 
 /// `websites.yaml`.

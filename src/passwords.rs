@@ -138,20 +138,30 @@ pub fn is_strong_argon2id(hash: &str) -> bool {
         || params.m_cost() >= 7 * 1024 && params.t_cost() >= 5
 }
 
-/// A login's new password hash, ready to store.
+/// A login's new password hash (or an OpenID Connect client's secret), ready to store.
 #[derive(Clone, Serialize)]
 pub struct PasswordRow {
-    /// The login's customer.
+    /// The login's customer (`""` for a client).
     pub customer_id: String,
     /// `""` for the customer's own login, else the contact's email.
     pub contact: String,
+    /// The client's id, for a client secret (`""` for a login).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: String,
     /// The argon2id hash.
     pub hash: String,
 }
 
-/// A login's password to store: (customer id, contact key, address, the plaintext to hash
-/// or, as `Err`, a hash given in the manifests).
-type Job = (String, String, String, Result<String, String>);
+impl PasswordRow {
+    /// Whether this is a client's secret rather than a login's password.
+    pub fn is_client(&self) -> bool {
+        !self.client.is_empty()
+    }
+}
+
+/// A password to store: (the row to fill, its address, the plaintext to hash or, as `Err`, a
+/// hash given in the manifests).
+type Job = (PasswordRow, String, Result<String, String>);
 
 /// The passwords to store, read from their sources (a plaintext to hash, or a given hash).
 fn hashing_jobs<'a>(
@@ -162,19 +172,28 @@ fn hashing_jobs<'a>(
     let mut jobs = Vec::new();
     for (login, source) in sources {
         let address = login.to_string();
-        let (customer_id, contact) = match login {
-            Address::Customer(id) => (id.clone(), String::new()),
-            Address::Contact { customer, email } => (customer.clone(), email.clone()),
+        let (customer_id, contact, client) = match login {
+            Address::Customer(id) => (id.clone(), String::new(), String::new()),
+            Address::Contact { customer, email } => {
+                (customer.clone(), email.clone(), String::new())
+            }
+            Address::OidcClient(id) => (String::new(), String::new(), id.clone()),
             _ => continue,
+        };
+        let row = PasswordRow {
+            customer_id,
+            contact,
+            client,
+            hash: String::new(),
         };
         let job = match source {
             SecretRef::Argon2 { hash } if hash.is_empty() => {
                 return Err(PasswordError::HashNotInPlan { address });
             }
-            SecretRef::Argon2 { hash } => (customer_id, contact, address, Err(hash.clone())),
+            SecretRef::Argon2 { hash } => (row, address, Err(hash.clone())),
             other => {
                 let password = resolve(root, &address, &other.clone(), limit)?.unwrap_or_default();
-                (customer_id, contact, address, Ok(password))
+                (row, address, Ok(password))
             }
         };
         jobs.push(job);
@@ -183,7 +202,7 @@ fn hashing_jobs<'a>(
 }
 
 /// One job's row: its hash made (or the given one).
-fn row_of((customer_id, contact, address, secret): &Job) -> Result<PasswordRow, PasswordError> {
+fn row_of((row, address, secret): &Job) -> Result<PasswordRow, PasswordError> {
     let hash = match secret {
         Ok(password) => hash(password).map_err(|_| PasswordError::Hash {
             address: address.clone(),
@@ -191,9 +210,8 @@ fn row_of((customer_id, contact, address, secret): &Job) -> Result<PasswordRow, 
         Err(prehashed) => prehashed.clone(),
     };
     Ok(PasswordRow {
-        customer_id: customer_id.clone(),
-        contact: contact.clone(),
         hash,
+        ..row.clone()
     })
 }
 
@@ -209,7 +227,7 @@ pub fn hash_all<'a>(
     limit: u64,
 ) -> Result<Vec<PasswordRow>, PasswordError> {
     let jobs = hashing_jobs(sources, root, limit)?;
-    let to_hash = jobs.iter().filter(|j| j.3.is_ok()).count() as u64;
+    let to_hash = jobs.iter().filter(|j| j.2.is_ok()).count() as u64;
     let bar = crate::progress::Progress::start("hashing passwords", Some(to_hash), 8);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = jobs.len().div_ceil(threads).max(1);
@@ -222,7 +240,7 @@ pub fn hash_all<'a>(
                     part.iter()
                         .map(|job| {
                             let row = row_of(job);
-                            if job.3.is_ok() {
+                            if job.2.is_ok() {
                                 bar.inc();
                             }
                             row

@@ -540,6 +540,8 @@ pub enum Section {
     Customers,
     /// `policies:`
     Policies,
+    /// `oidc_clients:`
+    OidcClients,
 }
 
 /// `portico import-csv`.

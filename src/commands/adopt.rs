@@ -43,6 +43,7 @@ fn sections(list: &[Section]) -> Sections {
         roles: has(Section::Roles),
         customers: has(Section::Customers),
         policies: has(Section::Policies),
+        oidc_clients: has(Section::OidcClients),
     }
 }
 

@@ -48,7 +48,13 @@ pub(super) fn intended(desired: Desired, live: State) -> State {
         } else {
             live.policies
         },
+        oidc_clients: if m.oidc_clients {
+            want.oidc_clients
+        } else {
+            live.oidc_clients
+        },
         password_holders: live.password_holders,
+        client_secret_hashes: live.client_secret_hashes,
     }
 }
 

@@ -40,6 +40,15 @@ impl Site {
         }
     }
 
+    /// The same site, one sequence item deeper.
+    pub fn index(&self, index: usize) -> Site {
+        Site {
+            path: self.path.index(index),
+            at_key: false,
+            ..self.clone()
+        }
+    }
+
     /// The same site, pointing at the key itself.
     pub fn at_key(mut self) -> Site {
         self.at_key = true;

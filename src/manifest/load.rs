@@ -46,6 +46,8 @@ pub struct ManifestSet {
     pub customers: Option<Vec<Declared<Customer>>>,
     /// `policies:` entries.
     pub policies: Option<Vec<Declared<Policy>>>,
+    /// `oidc_clients:` entries.
+    pub oidc_clients: Option<Vec<Declared<super::oidc::OidcClient>>>,
     /// How the set was read and is judged.
     pub reading: Reading,
 }
@@ -592,6 +594,7 @@ fn salvage(file: usize, doc: usize, value: Value, diagnostics: &mut Vec<Diagnost
             "roles" => document.roles = items(value, &site, diagnostics),
             "customers" => document.customers = items(value, &site, diagnostics),
             "policies" => document.policies = items(value, &site, diagnostics),
+            "oidc_clients" => document.oidc_clients = items(value, &site, diagnostics),
             other => diagnostics.push(
                 Diagnostic::error(site.clone().at_key(), format!("unknown section `{other}`"))
                     .suggest(other, SECTIONS.iter().copied()),
@@ -609,6 +612,7 @@ const SECTIONS: &[&str] = &[
     "roles",
     "customers",
     "policies",
+    "oidc_clients",
 ];
 
 fn section<T: for<'de> Deserialize<'de>>(
@@ -764,6 +768,11 @@ fn merge(
         &mut set.policies,
         document.policies,
         &site(root.key("policies")),
+    );
+    append(
+        &mut set.oidc_clients,
+        document.oidc_clients,
+        &site(root.key("oidc_clients")),
     );
 }
 

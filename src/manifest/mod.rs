@@ -3,6 +3,7 @@
 pub mod diagnostic;
 pub mod load;
 pub mod model;
+pub mod oidc;
 pub mod path;
 pub mod policy;
 

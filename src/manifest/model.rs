@@ -41,6 +41,9 @@ pub struct Document {
     /// Organisation rules every validate and plan checks (guardrails).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<Policy>>,
+    /// Applications that sign their users in through `portico serve` (OpenID Connect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc_clients: Option<Vec<super::oidc::OidcClient>>,
 }
 
 /// An organisation rule: an id, the message shown when it is broken, and exactly one rule

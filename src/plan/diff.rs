@@ -28,10 +28,12 @@ enum Phase {
     LoginPolicy,
     Websites,
     Roles,
+    Clients,
     RemoveLogins,
     Customers,
     Contacts,
     RemoveRoles,
+    RemoveClients,
     RemoveWebsites,
     FeaturesOff,
 }
@@ -52,6 +54,7 @@ fn most_changes(want: &State, live: &State) -> usize {
             + s.websites.len()
             + s.roles.len()
             + s.policies.len()
+            + s.oidc_clients.len()
             + Feature::ALL.len()
             + 2
     };
@@ -309,6 +312,9 @@ pub fn diff_with_fingerprint(
     if desired.managed.roles {
         keyed(&mut b, &ROLES, (&live.roles, &want.roles), options.prune);
     }
+    if desired.managed.oidc_clients {
+        clients(&mut b, desired, live, options.prune);
+    }
     if desired.managed.customers {
         customers(&mut b, desired, live, options);
     }
@@ -397,6 +403,31 @@ const ROLES: Keyed<crate::state::RoleState> = Keyed {
     address: Address::Role,
     object: Object::Role,
 };
+
+const CLIENTS: Keyed<crate::state::OidcClientState> = Keyed {
+    write: Phase::Clients,
+    remove: Phase::RemoveClients,
+    address: Address::OidcClient,
+    object: Object::OidcClient,
+};
+
+/// OpenID Connect clients, and the secret apply stores: a new confidential client's, or
+/// one whose `reset` marker changed (or that was public).
+fn clients(b: &mut Builder, desired: &Desired, live: &State, prune: bool) {
+    let (want, have) = (&desired.state.oidc_clients, &live.oidc_clients);
+    let first = b.changes.len();
+    keyed(b, &CLIENTS, (have, want), prune);
+    for change in &mut b.changes[first..] {
+        let Address::OidcClient(id) = &change.address else {
+            continue;
+        };
+        let wanted = want.get(id).and_then(|c| c.secret);
+        if wanted.is_some() && wanted != have.get(id).and_then(|c| c.secret) {
+            let source = desired.passwords.get(&change.address.to_string());
+            change.password = source.cloned();
+        }
+    }
+}
 
 impl<T> Clone for Keyed<T> {
     fn clone(&self) -> Self {
@@ -783,6 +814,7 @@ mod tests {
             roles: true,
             customers: true,
             policies: false,
+            oidc_clients: true,
         }
     }
 

@@ -51,8 +51,28 @@ impl Object {
                 login_fields(&customer.login, &mut put);
             }
             Object::Contact(login) => login_fields(login, &mut put),
+            Object::OidcClient(client) => client_fields(client, &mut put),
         }
         out
+    }
+}
+
+/// A client's fields; the secret shows only as stored and its `reset` marker, never a value.
+fn client_fields(client: &crate::state::OidcClientState, put: &mut impl FnMut(&str, String)) {
+    put("name", client.name.clone());
+    for (i, uri) in client.redirect_uris.iter().enumerate() {
+        put(&format!("redirect_uris[{i}]"), uri.clone());
+    }
+    for (i, uri) in client.post_logout_redirect_uris.iter().enumerate() {
+        put(&format!("post_logout_redirect_uris[{i}]"), uri.clone());
+    }
+    if let Some(website) = &client.website {
+        put("website", website.clone());
+    }
+    put("scopes", client.scopes.join(" "));
+    match client.secret {
+        None => put("public", "true".into()),
+        Some(marker) => put("secret", format!("stored hashed (reset {marker})")),
     }
 }
 

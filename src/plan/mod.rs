@@ -68,6 +68,8 @@ pub enum Object {
     Contact(LoginState),
     /// An access policy.
     Policy(crate::policy::PolicyState),
+    /// An OpenID Connect client.
+    OidcClient(crate::state::OidcClientState),
 }
 
 impl Object {

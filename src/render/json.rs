@@ -150,6 +150,7 @@ fn well_formed(change: &Change) -> Result<(), String> {
                 | (Address::Customer(_), Object::Customer(_))
                 | (Address::Contact { .. }, Object::Contact(_))
                 | (Address::Policy(_), Object::Policy(_))
+                | (Address::OidcClient(_), Object::OidcClient(_))
         )
     };
     if change.before.iter().chain(&change.after).any(|o| !fits(o)) {

@@ -35,6 +35,8 @@ pub enum Address {
     },
     /// `policy["payments-need-approval"]`
     Policy(String),
+    /// `oidc_client["billing-portal"]`
+    OidcClient(String),
 }
 
 impl Address {
@@ -52,7 +54,7 @@ impl Address {
     }
 
     /// Every [`Address::kind`], in the order `plan --summary` lists them.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 9] = [
         "feature",
         "login_policy",
         "notifications",
@@ -61,6 +63,7 @@ impl Address {
         "role",
         "customer",
         "contact",
+        "oidc_client",
     ];
 
     /// The kind of resource, as counted by `plan --summary`.
@@ -74,6 +77,7 @@ impl Address {
             Address::Customer(_) => "customer",
             Address::Contact { .. } => "contact",
             Address::Policy(_) => "policy",
+            Address::OidcClient(_) => "oidc_client",
         }
     }
 }
@@ -110,6 +114,7 @@ impl fmt::Display for Address {
                 write!(f, "customer[{}].contact[{}]", Key(customer), Key(email))
             }
             Address::Policy(id) => write!(f, "policy[{}]", Key(id)),
+            Address::OidcClient(id) => write!(f, "oidc_client[{}]", Key(id)),
         }
     }
 }
@@ -132,6 +137,7 @@ mod tests {
                 customer: "c".into(),
                 email: "e@x.example".into(),
             },
+            Address::OidcClient("o".into()),
         ];
         let kinds: Vec<&str> = every.iter().map(Address::kind).collect();
         assert_eq!(kinds, Address::KINDS);

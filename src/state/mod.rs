@@ -3,10 +3,12 @@
 
 mod address;
 mod drift;
+mod oidc;
 mod secret;
 
 pub use address::Address;
 pub use drift::{Applied, ObjectDigest, ReadMark};
+pub use oidc::OidcClientState;
 pub use secret::SecretRef;
 
 use std::collections::BTreeMap;
@@ -36,11 +38,18 @@ pub struct State {
     /// Access policies by id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub policies: BTreeMap<String, PolicyState>,
+    /// OpenID Connect clients by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub oidc_clients: BTreeMap<String, OidcClientState>,
     /// Addresses of live logins that have a password hash (runtime data: never part of the
     /// fingerprint or a plan; it only tells apply not to assign a password over one a user
     /// set).
     #[serde(skip)]
     pub password_holders: std::collections::BTreeSet<String>,
+    /// The argon2id hash of each confidential client's stored secret (runtime data, like
+    /// `password_holders`; only export reads it).
+    #[serde(skip)]
+    pub client_secret_hashes: BTreeMap<String, String>,
 }
 
 impl State {

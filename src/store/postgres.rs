@@ -406,6 +406,21 @@ const WRITES: Writes = Writes {
         SELECT id, message, rule FROM json_to_recordset($1::json) AS e(id text, message text, rule text)
         ON CONFLICT (id) DO UPDATE SET message = excluded.message, rule = excluded.rule",
     delete_policies: "DELETE FROM policies WHERE id IN (SELECT json_array_elements_text($1::json))",
+    upsert_clients: "INSERT INTO oidc_clients
+            (id, name, website, redirect_uris, post_logout_redirect_uris, scopes, secret_marker)
+        SELECT id, name, website, redirect_uris, post_logout_redirect_uris, scopes, secret_marker
+        FROM json_to_recordset($1::json) AS e(id text, name text, website text,
+            redirect_uris text, post_logout_redirect_uris text, scopes text, secret_marker bigint)
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, website = excluded.website,
+            redirect_uris = excluded.redirect_uris,
+            post_logout_redirect_uris = excluded.post_logout_redirect_uris,
+            scopes = excluded.scopes, secret_marker = excluded.secret_marker,
+            secret_hash = CASE WHEN excluded.secret_marker IS NULL THEN NULL
+                ELSE oidc_clients.secret_hash END",
+    delete_clients: "DELETE FROM oidc_clients WHERE id IN (SELECT json_array_elements_text($1::json))",
+    set_client_secrets: "UPDATE oidc_clients SET secret_hash = e.hash
+        FROM json_to_recordset($1::json) AS e(client text, hash text)
+        WHERE oidc_clients.id = e.client",
     upsert_roles: "INSERT INTO roles (id, name, base, standard, two_factor)
         SELECT id, name, base, standard, two_factor
         FROM json_to_recordset($1::json) AS e(id text, name text, base text, standard boolean, two_factor text)

@@ -45,6 +45,72 @@ pub struct WebsiteRow {
     pub url: String,
 }
 
+/// An `oidc_clients` row without its secret's hash (which only apply and `serve` touch):
+/// the URI lists as JSON, the scopes space-separated.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub website: Option<String>,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub scopes: String,
+    pub secret_marker: Option<i64>,
+    /// Read, never written through this row (apply stores it in its own step).
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+}
+
+impl ClientRow {
+    fn new(id: &str, client: &crate::state::OidcClientState) -> ClientRow {
+        let list = |uris: &Vec<String>| serde_json::to_string(uris).expect("strings serialise");
+        ClientRow {
+            id: id.to_string(),
+            name: client.name.clone(),
+            website: client.website.clone(),
+            redirect_uris: list(&client.redirect_uris),
+            post_logout_redirect_uris: list(&client.post_logout_redirect_uris),
+            scopes: client.scopes.join(" "),
+            secret_marker: client.secret.map(i64::from),
+            secret_hash: None,
+        }
+    }
+
+    /// The client as state.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a row portico never writes.
+    pub fn into_state(self) -> Result<(String, crate::state::OidcClientState), StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!("oidc_clients.{what} of `{}` is not valid", self.id))
+        };
+        let list = |text: &str, what: &str| {
+            serde_json::from_str::<Vec<String>>(text).map_err(|_| corrupt(what))
+        };
+        let state = crate::state::OidcClientState {
+            name: self.name.clone(),
+            redirect_uris: list(&self.redirect_uris, "redirect_uris")?,
+            post_logout_redirect_uris: list(
+                &self.post_logout_redirect_uris,
+                "post_logout_redirect_uris",
+            )?,
+            website: self.website.clone(),
+            scopes: self
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            secret: self
+                .secret_marker
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| corrupt("secret_marker"))?,
+        };
+        Ok((self.id, state))
+    }
+}
+
 /// A `roles` row.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct RoleRow {
@@ -214,6 +280,8 @@ pub struct Batches {
     pub delete_websites: Vec<String>,
     pub policies: Vec<AccessPolicyRow>,
     pub delete_policies: Vec<String>,
+    pub clients: Vec<ClientRow>,
+    pub delete_clients: Vec<String>,
     pub features_off: Vec<FeatureRow>,
     /// What each written object now looks like, for drift labelling.
     pub applied: Vec<AppliedRow>,
@@ -410,6 +478,10 @@ impl Batches {
                 rule: serde_json::to_string(&p.rule).expect("a rule serialises"),
             }),
             (Address::Policy(id), None) => self.delete_policies.push(id.clone()),
+            (Address::OidcClient(id), Some(Object::OidcClient(c))) => {
+                self.clients.push(ClientRow::new(id, c))
+            }
+            (Address::OidcClient(id), None) => self.delete_clients.push(id.clone()),
             (Address::Role(id), Some(Object::Role(role))) => {
                 let required_before = matches!(
                     &change.before,
@@ -709,6 +781,7 @@ pub struct Snapshot {
     pub logins: Vec<LoginRow>,
     pub notification_settings: Option<NotificationSettingsRow>,
     pub policies: Vec<AccessPolicyRow>,
+    pub clients: Vec<ClientRow>,
 }
 
 impl Snapshot {
@@ -740,6 +813,13 @@ impl Snapshot {
                     rule,
                 },
             );
+        }
+        for mut row in self.clients {
+            if let Some(hash) = row.secret_hash.take() {
+                state.client_secret_hashes.insert(row.id.clone(), hash);
+            }
+            let (id, client) = row.into_state()?;
+            state.oidc_clients.insert(id, client);
         }
         state.websites = self
             .websites

@@ -81,6 +81,7 @@ where
     for<'r> super::rows::RoleRow: FromRow<'r, DB::Row>,
     for<'r> super::rows::PermissionRow: FromRow<'r, DB::Row>,
     for<'r> super::rows::AccessPolicyRow: FromRow<'r, DB::Row>,
+    for<'r> super::rows::ClientRow: FromRow<'r, DB::Row>,
     for<'r> super::rows::NotificationSettingsRow: FromRow<'r, DB::Row>,
 {
     let doing = "reading the live state";
@@ -120,6 +121,14 @@ where
             .fetch_all(&mut *conn)
             .await
             .doing(doing)?,
+        clients: sqlx::query_as(
+            "SELECT id, name, website, redirect_uris, post_logout_redirect_uris, scopes, secret_marker,
+                    secret_hash
+             FROM oidc_clients",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .doing(doing)?,
         notification_settings: sqlx::query_as(
             "SELECT url, auth_env, smtp_url, smtp_username, smtp_password_env, from_address, reply_to, login_url, token_ttl_hours, max_attempts, template_subject, template_text, template_html,
                     reset_ttl_minutes, reset_subject, reset_text, reset_html

@@ -15,6 +15,10 @@ pub struct Writes {
     pub delete_websites: &'static str,
     pub upsert_policies: &'static str,
     pub delete_policies: &'static str,
+    pub upsert_clients: &'static str,
+    pub delete_clients: &'static str,
+    /// Stores client secrets' hashes (the client rows of the passwords).
+    pub set_client_secrets: &'static str,
     pub upsert_roles: &'static str,
     pub delete_role_permissions: &'static str,
     pub insert_role_permissions: &'static str,
@@ -216,11 +220,7 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step<'static>> {
 
 /// The plan's batches as statements, in apply order: settings and roles first, then
 /// customers and logins, then what their changes set off, then removals.
-fn steps<'a>(
-    w: &Writes,
-    b: &'a Batches,
-    passwords: &'a [crate::passwords::PasswordRow],
-) -> Vec<Step<'a>> {
+fn steps<'a>(w: &Writes, b: &'a Batches, passwords: Passwords<'a>) -> Vec<Step<'a>> {
     let mut steps = definition_steps(w, b);
     steps.extend(login_steps(w, b));
     steps.extend(effect_steps(w, b, passwords));
@@ -261,6 +261,16 @@ fn definition_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
         step(w.upsert_policies, &b.policies, "writing policies"),
         step(w.delete_policies, &b.delete_policies, "deleting policies"),
         step(w.upsert_roles, &b.roles, "writing roles"),
+        step(
+            w.upsert_clients,
+            &b.clients,
+            "writing OpenID Connect clients",
+        ),
+        step(
+            w.delete_clients,
+            &b.delete_clients,
+            "deleting OpenID Connect clients",
+        ),
         owned_step(
             w.delete_role_permissions,
             &role_ids,
@@ -332,10 +342,15 @@ fn login_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
 fn effect_steps<'a>(
     w: &Writes,
     b: &'a Batches,
-    passwords: &'a [crate::passwords::PasswordRow],
+    (passwords, secrets): Passwords<'a>,
 ) -> Vec<Step<'a>> {
     vec![
         stamped_step(w.set_passwords, passwords, "setting initial passwords"),
+        step(
+            w.set_client_secrets,
+            secrets,
+            "storing OpenID Connect client secrets",
+        ),
         stamped_step(
             w.revoke_tokens,
             &b.lose_access,
@@ -381,6 +396,12 @@ fn effect_steps<'a>(
     ]
 }
 
+/// The passwords apply stores: logins' and clients' rows, apart.
+type Passwords<'a> = (
+    &'a [crate::passwords::PasswordRow],
+    &'a [crate::passwords::PasswordRow],
+);
+
 /// A [`Step`] without its parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct StepInfo {
@@ -414,7 +435,9 @@ impl StepStream {
         passwords: Vec<crate::passwords::PasswordRow>,
     ) -> StepStream {
         let at = batches.at.clone();
-        let infos = steps(w, &batches, &passwords)
+        let (secrets, passwords): (Vec<_>, Vec<_>) =
+            passwords.into_iter().partition(|p| p.is_client());
+        let infos = steps(w, &batches, (&passwords, &secrets))
             .iter()
             .map(|s| StepInfo {
                 sql: s.sql,
@@ -425,7 +448,8 @@ impl StepStream {
             .collect();
         let (sender, params) = tokio::sync::mpsc::channel(AHEAD);
         let writer = std::thread::spawn(move || {
-            for (index, step) in steps(w, &batches, &passwords).into_iter().enumerate() {
+            let all = steps(w, &batches, (&passwords, &secrets));
+            for (index, step) in all.into_iter().enumerate() {
                 for param in step.params {
                     if sender.blocking_send((index, param)).is_err() {
                         return; // the apply stopped

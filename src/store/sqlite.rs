@@ -544,6 +544,21 @@ const WRITES: Writes = Writes {
         SELECT value->>'id', value->>'message', value->>'rule' FROM json_each(?1) WHERE true
         ON CONFLICT (id) DO UPDATE SET message = excluded.message, rule = excluded.rule",
     delete_policies: "DELETE FROM policies WHERE id IN (SELECT value FROM json_each(?1))",
+    upsert_clients: "INSERT INTO oidc_clients
+            (id, name, website, redirect_uris, post_logout_redirect_uris, scopes, secret_marker)
+        SELECT value->>'id', value->>'name', value->>'website', value->>'redirect_uris',
+            value->>'post_logout_redirect_uris', value->>'scopes', value->>'secret_marker'
+        FROM json_each(?1) WHERE true
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, website = excluded.website,
+            redirect_uris = excluded.redirect_uris,
+            post_logout_redirect_uris = excluded.post_logout_redirect_uris,
+            scopes = excluded.scopes, secret_marker = excluded.secret_marker,
+            secret_hash = CASE WHEN excluded.secret_marker IS NULL THEN NULL
+                ELSE oidc_clients.secret_hash END",
+    delete_clients: "DELETE FROM oidc_clients WHERE id IN (SELECT value FROM json_each(?1))",
+    set_client_secrets: "UPDATE oidc_clients SET secret_hash =
+            (SELECT value->>'hash' FROM json_each(?1) WHERE value->>'client' = oidc_clients.id)
+        WHERE id IN (SELECT value->>'client' FROM json_each(?1))",
     upsert_roles: UPSERT_ROLES,
     delete_role_permissions: DELETE_ROLE_PERMISSIONS,
     insert_role_permissions: INSERT_ROLE_PERMISSIONS,

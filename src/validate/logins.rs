@@ -445,7 +445,12 @@ impl<'a> Checker<'a> {
         password: &crate::manifest::model::PasswordSource,
         access_site: &Site,
     ) {
-        let Some(source) = check_password(cx, password, &access_site.key("password")) else {
+        let min = (
+            "password",
+            min_password_length(cx),
+            "login_policy.password.min_length",
+        );
+        let Some(source) = check_secret(cx, password, &access_site.key("password"), min) else {
             return;
         };
         let (customer, contact) = &spec.key;
@@ -643,7 +648,16 @@ fn password_file(cx: &mut Context<'_>, path: &str, site: &Site) -> Option<(Secre
     Some((SecretRef::File(relative), value))
 }
 
-fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) -> Option<SecretRef> {
+/// Checks where a secret (a login's password, a client's secret) comes from: exactly one
+/// source, readable, at least `min` characters (the number and the rule that sets it), or a
+/// strong argon2id hash. `what` is (what the secret is, its minimum length, the rule that
+/// sets it).
+pub(super) fn check_secret(
+    cx: &mut Context<'_>,
+    source: &PasswordSource,
+    site: &Site,
+    (noun, min, rule): (&str, usize, &str),
+) -> Option<SecretRef> {
     let given = [
         source.env.is_some(),
         source.file.is_some(),
@@ -652,11 +666,10 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
     if given.iter().filter(|g| **g).count() != 1 {
         cx.error(
             site,
-            "a password needs exactly one of `env`, `file` or `argon2`",
+            format!("a {noun} needs exactly one of `env`, `file` or `argon2`"),
         );
         return None;
     }
-    let min = min_password_length(cx);
     let (key, secret, value) = if let Some(name) = &source.env {
         let Ok(value) = std::env::var(name) else {
             cx.error(
@@ -683,7 +696,7 @@ fn check_password(cx: &mut Context<'_>, source: &PasswordSource, site: &Site) ->
     if value.chars().count() < min {
         cx.error(
             &site.key(key),
-            format!("this password is shorter than login_policy.password.min_length ({min})"),
+            format!("this {noun} is shorter than {rule} ({min})"),
         );
         return None;
     }

@@ -1,9 +1,11 @@
 //! Offline validation (DESIGN §2) and turning a manifest set into the desired [`State`].
 
 mod logins;
+mod oidc;
 mod roles;
 
 pub use logins::is_valid_email;
+pub use oidc::{MIN_CLIENT_SECRET, redirect_uri_problem};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +43,9 @@ pub struct Sections {
     /// `policies:` present.
     #[serde(default)]
     pub policies: bool,
+    /// `oidc_clients:` present.
+    #[serde(default)]
+    pub oidc_clients: bool,
 }
 
 /// What the manifests ask for.
@@ -79,6 +84,7 @@ pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagno
     desired.state.customers = customers;
     desired.passwords = passwords;
     desired.state.policies = cx.policies();
+    desired.state.oidc_clients = oidc::clients(&mut cx, &mut desired);
     cx.check_policies(&desired);
     if !desired.managed.customers {
         cx.diagnostics.push(Diagnostic::warning(
@@ -98,6 +104,7 @@ fn sections(set: &ManifestSet) -> Sections {
         roles: set.roles.is_some(),
         customers: set.customers.is_some(),
         policies: set.policies.is_some(),
+        oidc_clients: set.oidc_clients.is_some(),
     }
 }
 

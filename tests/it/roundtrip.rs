@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use portico::catalog::{Feature, Level, Permission};
 use portico::manifest::model::{Lockout, LoginPolicy, PasswordRules, TwoFactor};
-use portico::plan::{DiffOptions, diff};
+use portico::plan::{Address, DiffOptions, Object, diff};
 use portico::state::{CustomerRecord, CustomerState, LoginState, RoleState, State, WebsiteState};
 use portico::store::{Store, open};
 use portico::validate::{Desired, Sections};
@@ -248,8 +248,44 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
             },
         )]
         .into(),
+        // OpenID Connect clients: one kept across states with changing fields, one that
+        // comes and goes, confidential or public.
+        oidc_clients: oidc_clients(policy),
         password_holders: Default::default(),
+        client_secret_hashes: Default::default(),
     }
+}
+
+fn oidc_clients(
+    policy: bool,
+) -> std::collections::BTreeMap<String, portico::state::OidcClientState> {
+    let client = |uri: &str, secret: Option<u32>| portico::state::OidcClientState {
+        name: format!("Portal {uri}"),
+        redirect_uris: vec![
+            format!("https://{uri}/cb"),
+            "http://127.0.0.1:8000/cb".into(),
+        ],
+        post_logout_redirect_uris: if secret.is_some() {
+            vec![format!("https://{uri}/")]
+        } else {
+            vec![]
+        },
+        website: None,
+        scopes: vec!["email".into(), "openid".into()],
+        secret,
+    };
+    let mut clients = std::collections::BTreeMap::new();
+    clients.insert(
+        "portal".to_string(),
+        client(
+            if policy { "a.example" } else { "b.example" },
+            policy.then_some(1),
+        ),
+    );
+    if policy {
+        clients.insert("app".to_string(), client("app.example", None));
+    }
+    clients
 }
 
 fn desired(state: &State) -> Desired {
@@ -261,6 +297,7 @@ fn desired(state: &State) -> Desired {
         roles: true,
         customers: true,
         policies: true,
+        oidc_clients: true,
     };
     Desired {
         passwords: Default::default(),
@@ -274,11 +311,46 @@ async fn apply(url: &str, target: &State) -> State {
     let mut store = open(url, true).await.unwrap();
     let live = store.read().await.unwrap();
     let plan = diff(&desired(target), &live, DiffOptions::default());
+    // Each confidential client's secret, as apply stores it (the logins keep none here).
+    let secrets: Vec<_> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match (&c.address, &c.after) {
+            (Address::OidcClient(id), Some(Object::OidcClient(client)))
+                if client.secret.is_some() =>
+            {
+                Some(portico::passwords::PasswordRow {
+                    customer_id: String::new(),
+                    contact: String::new(),
+                    client: id.clone(),
+                    hash: client_secret_hash().to_string(),
+                })
+            }
+            _ => None,
+        })
+        .collect();
     store
-        .apply(&plan, &portico::history::Provenance::default(), &[])
+        .apply(&plan, &portico::history::Provenance::default(), &secrets)
         .await
         .unwrap();
-    store.read().await.unwrap()
+    let mut live = store.read().await.unwrap();
+    let stored = std::mem::take(&mut live.client_secret_hashes);
+    for (id, client) in &live.oidc_clients {
+        assert_eq!(
+            stored.contains_key(id),
+            client.secret.is_some(),
+            "{id}: a secret is stored exactly for a confidential client"
+        );
+    }
+    live
+}
+
+/// One argon2id hash for every client secret of these tests (hashing is slow).
+fn client_secret_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        portico::passwords::hash("a client secret of thirty-two characters").unwrap()
+    })
 }
 
 fn converges(env: fn() -> crate::common::Env, a: &State, b: &State) -> Result<(), TestCaseError> {
@@ -356,7 +428,14 @@ fn expressible(mut s: State) -> State {
 fn export_round_trips(env: fn() -> crate::common::Env, a: &State) -> Result<(), TestCaseError> {
     let env = env();
     crate::common::block_on(async {
-        let live = apply(&env.url, a).await;
+        let mut live = apply(&env.url, a).await;
+        // What export reads besides the state: the stored secrets' hashes.
+        live.client_secret_hashes = live
+            .oidc_clients
+            .iter()
+            .filter(|(_, c)| c.secret.is_some())
+            .map(|(id, _)| (id.clone(), client_secret_hash().to_string()))
+            .collect();
         let options = portico::export::ExportOptions {
             per_file: 2,
             ..Default::default()
