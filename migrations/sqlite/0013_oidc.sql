@@ -53,3 +53,11 @@ CREATE TABLE oidc_tokens (
 CREATE INDEX oidc_tokens_code ON oidc_tokens (code_hash);
 CREATE INDEX oidc_codes_expiry ON oidc_codes (expires_at);
 CREATE INDEX oidc_tokens_expiry ON oidc_tokens (expires_at);
+
+-- The `sub` claim of each login: random, stable, never the email.
+CREATE TABLE oidc_subjects (
+    customer_id TEXT NOT NULL,
+    contact     TEXT NOT NULL,
+    sub         TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (customer_id, contact)
+);

@@ -9,4 +9,4 @@ pub use opt::{
     LoginOpOpts, ManifestOpts, NotifyOpts, PasswordsMode, PlanOpts, ResendOpts, SchemaKind,
     SchemaOpts, Section, ServeOpts, SetPasswordOpts, ShowOpts, SignOutOpts, ValidateOpts,
 };
-pub use opt::{ReadOpts, ReportFormat, ReportOpts};
+pub use opt::{KeysCommand, KeysRotateOpts, ReadOpts, ReportFormat, ReportOpts};

@@ -167,6 +167,9 @@ Exit codes: 0 signed out (or had no session), 1 unknown login or error.")]
 Exit codes: 0 removed, 1 unknown login or error."
     )]
     Reset2fa(SignOutOpts),
+    /// The OpenID Connect provider's signing keys (`keys rotate`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The sign-in events `portico serve` recorded (sign-ins, failures, lockouts, password
     /// sets, two-factor), newest first.
     #[command(after_help = "Examples:
@@ -694,6 +697,30 @@ pub struct EventsOpts {
     pub format: HistoryFormat,
     #[command(flatten)]
     pub connect: ConnectOpts,
+}
+
+/// `portico keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key for ID tokens and retire the current one. `portico serve`
+    /// signs with the new key within 10 seconds; the retired key stays published for a day,
+    /// so tokens it signed keep verifying until they expire.
+    #[command(after_help = "Example:
+  PORTICO_SECRET_KEY=… portico keys rotate --database postgres://…
+
+Exit codes: 0 rotated, 1 error.")]
+    Rotate(KeysRotateOpts),
+}
+
+/// `portico keys rotate`.
+#[derive(Debug, Args)]
+pub struct KeysRotateOpts {
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    /// The file holding the server's key for secrets at rest (as for `serve`). Instead:
+    /// `PORTICO_SECRET_KEY`.
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `portico sign-out`.

@@ -1083,14 +1083,7 @@ fn history_detail(r: &ApplyRecord) -> String {
 /// # Errors
 /// An unreachable database, a refused setting, or a socket that cannot be bound.
 pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
-    let secret_key = match &opts.secret_key_file {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            Error::Refused(format!("cannot read --secret-key-file {}: {e}", path.display()))
-        })?,
-        None => std::env::var("PORTICO_SECRET_KEY").map_err(|_| {
-            Error::Refused("serve needs the key for secrets at rest: set PORTICO_SECRET_KEY or --secret-key-file to 32 random bytes in base64 (`openssl rand -base64 32`)".into())
-        })?,
-    };
+    let secret_key = secret_key_text(opts.secret_key_file.as_deref(), "serve")?;
     let mut store = adopt::open_existing(opts.connect.url()).await?;
     if !store.has_schema().await? {
         return Err(Error::Refused(format!(
@@ -1115,6 +1108,41 @@ pub async fn serve(opts: &crate::cli::ServeOpts) -> Result<Outcome, Error> {
         events_days: opts.events_days,
     })
     .await?;
+    Ok(Outcome::Done)
+}
+
+/// The server's key for secrets at rest, as text: from `--secret-key-file`, else
+/// `PORTICO_SECRET_KEY`.
+fn secret_key_text(file: Option<&Path>, command: &str) -> Result<String, Error> {
+    match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Error::Refused(format!("cannot read --secret-key-file {}: {e}", path.display()))
+        }),
+        None => std::env::var("PORTICO_SECRET_KEY").map_err(|_| {
+            Error::Refused(format!("{command} needs the key for secrets at rest: set PORTICO_SECRET_KEY or --secret-key-file to 32 random bytes in base64 (`openssl rand -base64 32`)"))
+        }),
+    }
+}
+
+/// `portico keys rotate`: a new signing key for ID tokens; the current one is retired (and
+/// stays published a day).
+///
+/// # Errors
+/// No secret key, a missing database, or database errors.
+pub async fn rotate_keys(opts: &crate::cli::KeysRotateOpts) -> Result<Outcome, Error> {
+    let text = secret_key_text(opts.secret_key_file.as_deref(), "keys rotate")?;
+    let secret_key = crate::serve::SecretKey::from_base64(&text).map_err(Error::Refused)?;
+    let mut store = adopt::open_existing(opts.connect.url()).await?;
+    store.migrate().await?;
+    drop(store);
+    let now = crate::clock::format(jiff::Timestamp::now());
+    let key = crate::serve::oidc::keys::generate(&secret_key, &now).map_err(Error::Refused)?;
+    let serve = crate::store::serve::ServeStore::open(opts.connect.url(), 1).await?;
+    serve.add_signing_key(&key, true).await?;
+    println!(
+        "New signing key {} made; the previous one is retired and stays published for a day. `portico serve` signs with the new key within 10 seconds.",
+        key.kid
+    );
     Ok(Outcome::Done)
 }
 

@@ -35,6 +35,7 @@ fn choose_clock(command: &Command) -> Result<(), Error> {
             | Command::Serve(_)
             | Command::SignOut(_)
             | Command::Reset2fa(_)
+            | Command::Keys(_)
             | Command::ImportCsv(_)
     );
     let chosen = match command {
@@ -87,6 +88,7 @@ fn database(command: &Command) -> Option<&str> {
         Command::Resend(o) => o.login.connect.url(),
         Command::Serve(o) => o.connect.url(),
         Command::SignOut(o) | Command::Reset2fa(o) => o.connect.url(),
+        Command::Keys(crate::cli::KeysCommand::Rotate(o)) => o.connect.url(),
         Command::Events(o) => o.connect.url(),
         Command::Validate(_)
         | Command::Schema(_)
@@ -110,6 +112,7 @@ async fn dispatch(command: Command) -> Result<Outcome, Error> {
         Command::Serve(opts) => commands::serve(&opts).await,
         Command::SignOut(opts) => commands::sign_out(&opts).await,
         Command::Reset2fa(opts) => commands::reset_2fa(&opts).await,
+        Command::Keys(crate::cli::KeysCommand::Rotate(opts)) => commands::rotate_keys(&opts).await,
         Command::Events(opts) => commands::events(&opts).await,
         Command::History(opts) => commands::history(&opts).await,
         Command::Notify(opts) => commands::notify(&opts).await,

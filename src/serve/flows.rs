@@ -37,7 +37,12 @@ pub struct ReturnTo {
 }
 
 /// A path on this site to go back to: relative, never `//host` or `/\host`.
-fn local_path(to: Option<&str>) -> Option<String> {
+/// `text` as one query-string value.
+pub(super) fn encoded(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+pub(super) fn local_path(to: Option<&str>) -> Option<String> {
     to.filter(|t| t.starts_with('/') && !t.starts_with("//") && !t.starts_with("/\\"))
         .map(str::to_string)
 }
@@ -380,7 +385,10 @@ async fn signed_in(
         app.store
             .pending_session(login, &hash_id(&id), started.now_text, &expires, seen)
             .await?;
-        "/two-factor".to_string()
+        match return_to {
+            Some(to) => format!("/two-factor?return_to={}", encoded(&to)),
+            None => "/two-factor".to_string(),
+        }
     } else {
         app.store
             .signed_in(login, &hash_id(&id), started.now_text, &expires, seen)

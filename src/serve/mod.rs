@@ -8,10 +8,11 @@ mod forgot;
 mod forward;
 mod hashing;
 mod log;
+pub(crate) mod oidc;
 mod outbox;
 mod pages;
 mod profile;
-mod session;
+pub(crate) mod session;
 mod throttle;
 mod two_factor;
 
@@ -92,6 +93,8 @@ pub(crate) struct App {
     pub sessions: Arc<session::SessionCache>,
     /// The access log's writer.
     pub log: log::AccessLog,
+    /// The OpenID Connect provider's keys and proved client secrets.
+    pub oidc: oidc::Provider,
     account: std::sync::RwLock<(Instant, Arc<Account>)>,
 }
 
@@ -213,9 +216,29 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/profile/recovery-codes", post(profile::recovery_codes))
         .route("/auth/request", get(forward::auth_request))
         .route("/auth/forward", get(forward::auth_forward))
+        .route("/oidc/authorize", get(oidc::authorize))
+        .route("/oidc/logout", get(oidc::logout_page).post(oidc::logout))
         .layer(tower_http::csrf::CsrfLayer::new())
+        .merge(provider_api())
         .layer(middleware::from_fn_with_state(app.clone(), headers_and_log))
         .with_state(app)
+}
+
+/// The provider's endpoints that applications call from their servers or from a page's
+/// script: no cookie is read there, so any origin may call them (CORS), and the form check
+/// (which refuses cross-origin posts) does not apply.
+fn provider_api() -> Router<Arc<App>> {
+    use axum::http::{Method, header::AUTHORIZATION, header::CONTENT_TYPE};
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE]);
+    Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oidc/jwks", get(oidc::jwks))
+        .route("/oidc/token", post(oidc::token))
+        .route("/oidc/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .layer(cors)
 }
 
 async fn ready(State(app): State<Arc<App>>) -> Response {
@@ -305,6 +328,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         outbox: tokio::sync::Notify::new(),
         sessions: Arc::default(),
         log: log::AccessLog::start(),
+        oidc: oidc::Provider::default(),
     });
     let background = outbox::spawn(app.clone(), &options);
     let refresher = session::spawn_refresher(app.clone());

@@ -25,6 +25,11 @@ fn pages() -> &'static Environment<'static> {
             ("forgot.html", include_str!("templates/forgot.html")),
             ("profile.html", include_str!("templates/profile.html")),
             ("throttled.html", include_str!("templates/throttled.html")),
+            ("oidc_error.html", include_str!("templates/oidc_error.html")),
+            (
+                "oidc_logout.html",
+                include_str!("templates/oidc_logout.html"),
+            ),
         ] {
             env.add_template(name, source).expect("a built-in template");
         }
@@ -66,6 +71,8 @@ mod tests {
             "forgot.html",
             "profile.html",
             "throttled.html",
+            "oidc_error.html",
+            "oidc_logout.html",
         ] {
             let html = super::pages()
                 .get_template(name)

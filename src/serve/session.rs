@@ -114,6 +114,10 @@ pub struct Current {
     pub id_hash: String,
     pub login: std::sync::Arc<ServeLogin>,
     pub account: std::sync::Arc<super::Account>,
+    /// The factors the session passed: `pwd`, or `pwd otp`.
+    pub factors: String,
+    /// When the password was proved.
+    pub auth_time: String,
 }
 
 /// The request's session as stored (by the hash of its cookie's id), if there is one.
@@ -361,6 +365,7 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
     if !decision.may_enter() || (decision.second_factor && !session.factors.contains("otp")) {
         return Ok(None);
     }
+    let (factors, auth_time) = (session.factors.clone(), session.created_at.clone());
     let due = session
         .last_seen_at
         .parse::<jiff::Timestamp>()
@@ -378,6 +383,8 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
         id_hash,
         login,
         account,
+        factors,
+        auth_time,
     }))
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -50,16 +50,32 @@ impl SecretKey {
 
     /// Seals a seed for one login: a random nonce, then the ciphertext, in base64.
     pub(super) fn seal(&self, login: &ServeLogin, seed: &[u8]) -> String {
+        self.seal_for(
+            &format!("{}\u{0}{}", login.customer_id, login.contact),
+            seed,
+        )
+    }
+
+    /// Opens a sealed seed; `None` under another key or for another login.
+    pub(super) fn open(&self, login: &ServeLogin, sealed: &str) -> Option<Vec<u8>> {
+        self.open_for(
+            &format!("{}\u{0}{}", login.customer_id, login.contact),
+            sealed,
+        )
+    }
+
+    /// Seals a secret bound to `purpose` (authenticated, not encrypted: a sealed secret opens
+    /// only for the purpose it was sealed for): a random nonce, then the ciphertext, in base64.
+    pub(crate) fn seal_for(&self, purpose: &str, secret: &[u8]) -> String {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).expect("the system's random source");
-        let aad = format!("{}\u{0}{}", login.customer_id, login.contact);
         let sealed = self
             .0
             .encrypt(
                 &Nonce::from(nonce),
                 Payload {
-                    msg: seed,
-                    aad: aad.as_bytes(),
+                    msg: secret,
+                    aad: purpose.as_bytes(),
                 },
             )
             .expect("sealing cannot fail");
@@ -68,22 +84,21 @@ impl SecretKey {
         base64::engine::general_purpose::STANDARD.encode(out)
     }
 
-    /// Opens a sealed seed; `None` under another key or for another login.
-    pub(super) fn open(&self, login: &ServeLogin, sealed: &str) -> Option<Vec<u8>> {
+    /// Opens what [`SecretKey::seal_for`] sealed; `None` under another key or purpose.
+    pub(crate) fn open_for(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(sealed)
             .ok()?;
         if bytes.len() < 12 {
             return None;
         }
-        let aad = format!("{}\u{0}{}", login.customer_id, login.contact);
         let nonce: [u8; 12] = bytes[..12].try_into().ok()?;
         self.0
             .decrypt(
                 &Nonce::from(nonce),
                 Payload {
                     msg: &bytes[12..],
-                    aad: aad.as_bytes(),
+                    aad: purpose.as_bytes(),
                 },
             )
             .ok()
@@ -146,17 +161,29 @@ fn internal(error: impl std::fmt::Display) -> Response {
 
 /// `GET /two-factor`: the code form, or the enrolment (QR code and key) for a login that has
 /// no confirmed factor yet. Only for a session that has passed the password.
-pub async fn page_for(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match render(&app, &headers, None).await {
+pub async fn page_for(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<ReturnTo>,
+) -> Response {
+    let return_to = super::flows::local_path(query.return_to.as_deref());
+    match render(&app, &headers, None, return_to).await {
         Ok(response) => response,
         Err(e) => internal(e),
     }
+}
+
+/// Where to go once signed in (a local path), carried through the second step.
+#[derive(Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
 }
 
 async fn render(
     app: &App,
     headers: &HeaderMap,
     error: Option<&str>,
+    return_to: Option<String>,
 ) -> Result<Response, crate::store::StoreError> {
     let Some((_, login)) = session::pending(app, headers).await? else {
         return Ok(Redirect::to("/login").into_response());
@@ -171,7 +198,7 @@ async fn render(
     let email = login.login.email.as_deref().unwrap_or_default().to_string();
     let context = match factor {
         Some(f) if f.confirmed => {
-            context! { title => "Two-step sign-in", site, csrf, error, enrol => false, profile => false }
+            context! { title => "Two-step sign-in", site, csrf, error, enrol => false, profile => false, return_to }
         }
         existing => {
             // Enrolment: a new seed each time the page is shown until one is confirmed.
@@ -192,7 +219,7 @@ async fn render(
             };
             context! {
                 title => "Set up two-step sign-in", site, csrf, error, enrol => true, qr, secret,
-                profile => false, required => true,
+                profile => false, required => true, return_to,
             }
         }
     };
@@ -206,6 +233,7 @@ pub struct CodeForm {
     csrf: String,
     #[serde(default)]
     code: String,
+    return_to: Option<String>,
 }
 
 /// `POST /two-factor` (field `code`): a TOTP code (±1 step, each step once) or a recovery
@@ -250,6 +278,7 @@ async fn check(
     };
     let site = site_name(&account, headers);
     let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
+    let return_to = super::flows::local_path(form.return_to.as_deref());
     let asked = Asked {
         login: &login,
         email: &email,
@@ -280,10 +309,11 @@ async fn check(
             app,
             headers,
             Some("That code is not right. Try the newest one."),
+            return_to,
         )
         .await;
     };
-    passed(app, &asked, &id_hash, enrolled_now, site).await
+    passed(app, &asked, &id_hash, enrolled_now, (site, return_to)).await
 }
 
 /// Who is asked for a second factor, and when.
@@ -354,8 +384,9 @@ async fn passed(
     asked: &Asked<'_>,
     id_hash: &str,
     enrolled_now: bool,
-    site: String,
+    (site, return_to): (String, Option<String>),
 ) -> Result<Response, crate::store::StoreError> {
+    let next = return_to.unwrap_or_else(|| "/".into());
     let (login, email, address, now) = (asked.login, asked.email, asked.address, asked.now);
     // The session gets a new id now that it has passed both factors.
     let id = session::random_id();
@@ -375,7 +406,7 @@ async fn passed(
         .await?;
     if !enrolled_now {
         return Ok(super::flows::with_cookie(
-            Redirect::to("/").into_response(),
+            Redirect::to(&next).into_response(),
             cookie,
         ));
     }
@@ -391,7 +422,7 @@ async fn passed(
         page(
             StatusCode::OK,
             "recovery.html",
-            context! { title => "Your recovery codes", site, codes },
+            context! { title => "Your recovery codes", site, codes, next },
         ),
         cookie,
     ))

@@ -4,7 +4,10 @@
 //! One SQL text serves both engines (sqlx's `Any` driver); "now" is always bound, never the
 //! database's clock, so every instance and both engines agree.
 
+mod oidc;
 mod profile;
+
+pub use oidc::{CodeRow, Redeemed, SigningKeyRow, TokenRow};
 
 use std::collections::BTreeMap;
 
@@ -63,6 +66,8 @@ pub struct SessionRow {
     pub expires_at: String,
     /// The factors passed: `pwd`, or `pwd otp`.
     pub factors: String,
+    /// When the password was proved (an ID token's `auth_time`).
+    pub created_at: String,
 }
 
 /// The result of claiming a sign-in attempt.
@@ -183,6 +188,7 @@ struct SessionLoginRow {
     last_seen_at: String,
     expires_at_session: String,
     factors: String,
+    created_at_session: String,
     #[sqlx(flatten)]
     login: LoginRow,
 }
@@ -297,6 +303,7 @@ impl ServeStore {
         .await
         .doing(doing)?;
         state.login_policy = policy.map(PolicyRow::into_policy);
+        self.read_clients(&mut state).await?;
         Ok(state)
     }
 
@@ -663,7 +670,8 @@ impl ServeStore {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT s.id_hash, s.last_seen_at, s.expires_at AS expires_at_session, s.factors, {LOGIN_COLUMNS}
+            "SELECT s.id_hash, s.last_seen_at, s.expires_at AS expires_at_session, s.factors,
+                s.created_at AS created_at_session, {LOGIN_COLUMNS}
              FROM sessions s
              JOIN logins l ON l.customer_id = s.customer_id AND l.contact = s.contact
              JOIN customers c ON c.id = l.customer_id
@@ -686,6 +694,7 @@ impl ServeStore {
                     last_seen_at: r.last_seen_at,
                     expires_at: r.expires_at_session,
                     factors: r.factors,
+                    created_at: r.created_at_session,
                 };
                 (r.id_hash, session, into_login(r.login))
             })
@@ -697,20 +706,22 @@ impl ServeStore {
     /// # Errors
     /// Database errors.
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row: Option<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT customer_id, contact, last_seen_at, expires_at, factors FROM sessions WHERE id_hash = $1",
+        let row: Option<(String, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT customer_id, contact, last_seen_at, expires_at, factors, created_at
+             FROM sessions WHERE id_hash = $1",
         )
         .bind(id_hash)
         .fetch_optional(&self.pool)
         .await
         .doing("reading a session")?;
         Ok(row.map(
-            |(customer_id, contact, last_seen_at, expires_at, factors)| SessionRow {
+            |(customer_id, contact, last_seen_at, expires_at, factors, created_at)| SessionRow {
                 customer_id,
                 contact,
                 last_seen_at,
                 expires_at,
                 factors,
+                created_at,
             },
         ))
     }

@@ -1,0 +1,122 @@
+//! The provider's signing keys: RSA 2048 (RS256, the algorithm every OpenID Connect relying
+//! party supports), kept in the database with the private half sealed under the server's
+//! key, made by `serve` when there is none and by `portico keys rotate`. A retired key stays
+//! published for [`PUBLISHED_AFTER_RETIREMENT`], far past the life of the tokens it signed.
+
+use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeySet, CoreRsaPrivateSigningKey};
+use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+
+use crate::serve::SecretKey;
+use crate::store::StoreError;
+use crate::store::serve::{ServeStore, SigningKeyRow};
+
+/// How long a retired key stays in the JWKS: relying parties cache key sets (often for an
+/// hour), and an ID token lives [`super::ID_TOKEN_SECONDS`].
+pub const PUBLISHED_AFTER_RETIREMENT: i64 = 24 * 60 * 60;
+
+/// The keys in use: the newest active one signs, every published one verifies.
+pub struct Keys {
+    /// The key that signs.
+    pub signing: CoreRsaPrivateSigningKey,
+    /// The published public keys (`/oidc/jwks`).
+    pub jwks: CoreJsonWebKeySet,
+}
+
+fn purpose(kid: &str) -> String {
+    format!("oidc-signing-key\u{0}{kid}")
+}
+
+/// Makes a new key (a second or so of CPU), sealed for storing.
+///
+/// # Errors
+/// When the system's random source fails.
+pub fn generate(secret_key: &SecretKey, now: &str) -> Result<SigningKeyRow, String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+        .map_err(|e| format!("making a signing key: {e}"))?;
+    let pem = private
+        .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|e| format!("encoding a signing key: {e}"))?;
+    let kid = crate::serve::session::random_id();
+    let signing = CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(kid.clone())))?;
+    let public_jwk = serde_json::to_string(&signing.as_verification_key())
+        .map_err(|e| format!("writing a public key: {e}"))?;
+    Ok(SigningKeyRow {
+        private_sealed: secret_key.seal_for(&purpose(&kid), pem.as_bytes()),
+        kid,
+        created_at: now.to_string(),
+        retired_at: None,
+        public_jwk,
+    })
+}
+
+/// The published keys, making the first one when there is none (or none this server's key
+/// opens, as after the secret key changed).
+///
+/// # Errors
+/// Database errors; a key that cannot be made.
+pub async fn load(
+    store: &ServeStore,
+    secret_key: &SecretKey,
+    at: jiff::Timestamp,
+) -> Result<Keys, StoreError> {
+    let now = crate::clock::format(at);
+    let oldest =
+        crate::clock::format(at - jiff::SignedDuration::from_secs(PUBLISHED_AFTER_RETIREMENT));
+    for attempt in 0..2 {
+        let rows = store.signing_keys(&oldest).await?;
+        if let Some(keys) = from_rows(&rows, secret_key) {
+            return Ok(keys);
+        }
+        if attempt == 0 {
+            let fresh = generate(secret_key, &now).map_err(StoreError::Corrupt)?;
+            // Another instance may have made one at the same moment: both are published.
+            store.add_signing_key(&fresh, false).await?;
+        }
+    }
+    Err(StoreError::Corrupt(
+        "no signing key opens with this server's secret key".into(),
+    ))
+}
+
+/// The newest active key that opens signs; every published key is in the JWKS.
+fn from_rows(rows: &[SigningKeyRow], secret_key: &SecretKey) -> Option<Keys> {
+    let signing = rows
+        .iter()
+        .filter(|r| r.retired_at.is_none())
+        .find_map(|r| {
+            let pem = secret_key.open_for(&purpose(&r.kid), &r.private_sealed)?;
+            let pem = String::from_utf8(pem).ok()?;
+            CoreRsaPrivateSigningKey::from_pem(&pem, Some(JsonWebKeyId::new(r.kid.clone()))).ok()
+        })?;
+    let published = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<CoreJsonWebKey>(&r.public_jwk).ok())
+        .collect();
+    Some(Keys {
+        signing,
+        jwks: CoreJsonWebKeySet::new(published),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_opens_only_under_its_server_key_and_publishes_no_private_part() {
+        use base64::Engine as _;
+        let key = |b: u8| {
+            SecretKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([b; 32]))
+                .unwrap()
+        };
+        let row = generate(&key(1), "2026-12-01T00:00:00Z").unwrap();
+        assert!(!row.private_sealed.contains("PRIVATE"));
+        let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk).unwrap();
+        assert_eq!(jwk["kty"], "RSA");
+        assert_eq!(jwk["kid"], row.kid.as_str());
+        assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "{jwk}");
+        assert!(from_rows(std::slice::from_ref(&row), &key(1)).is_some());
+        assert!(from_rows(&[row], &key(2)).is_none());
+    }
+}
