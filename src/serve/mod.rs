@@ -272,10 +272,21 @@ async fn headers_and_log(
     let set = |h: &mut axum::http::HeaderMap, name: header::HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        h,
+    // A form whose answer redirects on to an application (signing in for it, signing out
+    // of it) needs that application's origin in `form-action`: browsers check the whole
+    // redirect chain of a form's submission against it.
+    let to_clients = if FORMS_TO_CLIENTS.contains(&path.as_str()) {
+        app.account().await.ok().map(|a| client_origins(&a))
+    } else {
+        None
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{}; frame-ancestors 'none'; base-uri 'none'",
+        to_clients.unwrap_or_default()
+    );
+    h.insert(
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'")),
     );
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
@@ -295,6 +306,25 @@ async fn headers_and_log(
         started.elapsed().as_millis()
     ));
     response
+}
+
+/// The pages whose forms may end in a redirect to an OpenID Connect client.
+const FORMS_TO_CLIENTS: [&str; 3] = ["/login", "/two-factor", "/oidc/logout"];
+
+/// The origins of every client's redirect and post-logout URIs, as CSP sources (each with
+/// a leading space).
+fn client_origins(account: &Account) -> String {
+    let mut origins: Vec<String> = account
+        .oidc_clients
+        .values()
+        .flat_map(|c| c.redirect_uris.iter().chain(&c.post_logout_redirect_uris))
+        .filter_map(|uri| url::Url::parse(uri).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .collect();
+    origins.sort();
+    origins.dedup();
+    origins.iter().map(|o| format!(" {o}")).collect()
 }
 
 /// Runs the login service until SIGINT or SIGTERM, then finishes the requests in flight.

@@ -17,6 +17,7 @@ mod email;
 mod faults;
 mod github;
 mod guardrails;
+mod oidc;
 mod passwords;
 mod postgres;
 mod roundtrip;

@@ -88,27 +88,10 @@ async fn run(
         state: q.state.as_deref(),
         issuer: super::issuer(app, headers).unwrap_or_default(),
     };
-    if q.response_type.as_deref() != Some("code") {
-        return Ok(back.error(
-            "unsupported_response_type",
-            "only the code flow (response_type=code) is offered",
-        ));
-    }
-    let challenge = q
-        .code_challenge
-        .as_deref()
-        .filter(|c| super::pkce_shaped(c));
-    let Some(challenge) = challenge.filter(|_| q.code_challenge_method.as_deref() == Some("S256"))
-    else {
-        return Ok(back.error(
-            "invalid_request",
-            "PKCE is required: code_challenge with code_challenge_method=S256",
-        ));
+    let (challenge, scope) = match checked(&q, client) {
+        Ok(found) => found,
+        Err((error, description)) => return Ok(back.error(error, description)),
     };
-    let scope = super::granted(client, q.scope.as_deref().unwrap_or_default());
-    if !scope.split(' ').any(|s| s == "openid") {
-        return Ok(back.error("invalid_scope", "the openid scope is required"));
-    }
     let now = jiff::Timestamp::now();
     let person = current(app, headers).await?;
     let fresh_enough = person
@@ -134,7 +117,7 @@ async fn run(
         customer_id: person.login.customer_id.clone(),
         contact: person.login.contact.clone(),
         redirect_uri: redirect_uri.clone(),
-        code_challenge: challenge.to_string(),
+        code_challenge: challenge,
         scope,
         nonce: q.nonce.clone(),
         auth_time: person.auth_time.clone(),
@@ -143,6 +126,35 @@ async fn run(
     };
     app.store.issue_code(&hash_id(&code), &row).await?;
     Ok(back.with(&[("code", &code)]))
+}
+
+/// The request's PKCE challenge and granted scopes, or the error to send back.
+fn checked(
+    q: &AuthorizeQuery,
+    client: &crate::state::OidcClientState,
+) -> Result<(String, String), (&'static str, &'static str)> {
+    if q.response_type.as_deref() != Some("code") {
+        return Err((
+            "unsupported_response_type",
+            "only the code flow (response_type=code) is offered",
+        ));
+    }
+    let challenge = q
+        .code_challenge
+        .as_deref()
+        .filter(|c| super::pkce_shaped(c));
+    let Some(challenge) = challenge.filter(|_| q.code_challenge_method.as_deref() == Some("S256"))
+    else {
+        return Err((
+            "invalid_request",
+            "PKCE is required: code_challenge with code_challenge_method=S256",
+        ));
+    };
+    let scope = super::granted(client, q.scope.as_deref().unwrap_or_default());
+    if !scope.split(' ').any(|s| s == "openid") {
+        return Err(("invalid_scope", "the openid scope is required"));
+    }
+    Ok((challenge.to_string(), scope))
 }
 
 /// Whether the session's sign-in is recent enough for `prompt=login` and `max_age`.

@@ -129,9 +129,30 @@ async fn exchange(
             "this login may no longer sign in to this application",
         )));
     }
+    let body = issue(
+        app,
+        headers,
+        (&client_id, &account),
+        &issued,
+        (&login, code, &code_hash),
+        now,
+    )
+    .await?;
+    Ok(Ok((StatusCode::OK, axum::Json(body)).into_response()))
+}
+
+/// The access token (stored) and the signed ID token, as the token response's JSON.
+async fn issue(
+    app: &App,
+    headers: &HeaderMap,
+    (client_id, account): (&str, &crate::serve::Account),
+    issued: &CodeRow,
+    (login, code, code_hash): (&crate::store::serve::ServeLogin, &str, &str),
+    now: jiff::Timestamp,
+) -> Result<serde_json::Value, crate::store::StoreError> {
     let access_token = super::random_token();
     let row = TokenRow {
-        client_id: client_id.clone(),
+        client_id: client_id.to_string(),
         customer_id: issued.customer_id.clone(),
         contact: issued.contact.clone(),
         scope: issued.scope.clone(),
@@ -142,15 +163,15 @@ async fn exchange(
         ),
     };
     app.store
-        .issue_token(&hash_id(&access_token), &code_hash, &row)
+        .issue_token(&hash_id(&access_token), code_hash, &row)
         .await?;
-    let sub = subject(app, &login).await?;
+    let sub = subject(app, login).await?;
     let issuer = super::issuer(app, headers).unwrap_or_default();
-    let claims = super::claims(&account, &login, &issued.scope);
+    let claims = super::claims(account, login, &issued.scope);
     let signed = sign(
         app,
-        (&issuer, &client_id, &sub),
-        &issued,
+        (&issuer, client_id, &sub),
+        issued,
         claims,
         (&access_token, code),
         now,
@@ -161,14 +182,13 @@ async fn exchange(
             "signing an ID token failed".into(),
         ));
     };
-    let body = serde_json::json!({
+    Ok(serde_json::json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ACCESS_TOKEN_SECONDS,
         "id_token": id_token,
         "scope": issued.scope,
-    });
-    Ok(Ok((StatusCode::OK, axum::Json(body)).into_response()))
+    }))
 }
 
 /// Why a redeemed code does not fit this request, if it does not: another client, another

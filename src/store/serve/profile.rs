@@ -172,8 +172,8 @@ impl ServeStore {
     }
 
     /// Removes what the server no longer needs: events older than `events_before`, ended
-    /// sessions, locks of unknown emails that ended, and address counts of hours before
-    /// `windows_before`. Returns how many events went.
+    /// sessions and access tokens, locks of unknown emails that ended, and address counts
+    /// and authorization codes of hours before `windows_before`. Returns how many events went.
     ///
     /// # Errors
     /// Database errors.
@@ -193,6 +193,7 @@ impl ServeStore {
         for sql in [
             "DELETE FROM sessions WHERE expires_at <= $1",
             "DELETE FROM unknown_signins WHERE locked_until IS NOT NULL AND locked_until <= $1",
+            "DELETE FROM oidc_tokens WHERE expires_at <= $1",
         ] {
             sqlx::query(sql)
                 .bind(now)
@@ -200,11 +201,17 @@ impl ServeStore {
                 .await
                 .doing(doing)?;
         }
-        sqlx::query("DELETE FROM address_failures WHERE window_start < $1")
-            .bind(windows_before)
-            .execute(&self.pool)
-            .await
-            .doing(doing)?;
+        // Codes are kept past their tokens' life, so a late replay still revokes.
+        for sql in [
+            "DELETE FROM address_failures WHERE window_start < $1",
+            "DELETE FROM oidc_codes WHERE expires_at < $1",
+        ] {
+            sqlx::query(sql)
+                .bind(windows_before)
+                .execute(&self.pool)
+                .await
+                .doing(doing)?;
+        }
         Ok(events)
     }
 }
