@@ -116,6 +116,9 @@ pub struct RuntimeReport {
     pub last_change: Option<String>,
     /// Its newest sign-in events (`portico serve`), newest first.
     pub recent_events: Vec<crate::store::serve::EventRow>,
+    /// Its passkeys (registered on `portico serve`'s home page).
+    #[serde(default)]
+    pub passkeys: Vec<crate::store::serve::PasskeySummary>,
 }
 
 /// Finds the login with `email` in `state`: (customer id, contact email or `None`, login).
@@ -369,6 +372,7 @@ fn runtime_report(runtime: &LoginRuntime) -> RuntimeReport {
             )
         }),
         recent_events: Vec::new(),
+        passkeys: Vec::new(),
     }
 }
 
@@ -597,6 +601,17 @@ fn runtime_text(out: &mut String, rt: &RuntimeReport) {
                     .as_ref()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default(),
+            ));
+        }
+    }
+    if !rt.passkeys.is_empty() {
+        out.push_str("  passkeys:\n");
+        for p in &rt.passkeys {
+            let used = p.last_used_at.as_deref().unwrap_or("never");
+            out.push_str(&format!(
+                "    {}  added {}, last used {used}\n",
+                crate::unicode::escape_invisible(&p.name),
+                p.created_at
             ));
         }
     }

@@ -147,6 +147,10 @@ pub async fn access(opts: &AccessOpts) -> Result<Outcome, Error> {
             .events(Some(&report.email), "", RECENT_EVENTS)
             .await
             .unwrap_or_default();
+        rt.passkeys = serve
+            .passkey_summaries(&report.email)
+            .await
+            .unwrap_or_default();
     }
     match opts.format {
         HistoryFormat::Json => println!("{}", crate::schema::to_json(&report)),

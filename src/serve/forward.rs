@@ -124,6 +124,17 @@ pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .website
         .as_ref()
         .and_then(|w| account.websites.get(w.as_str()).map(|w| w.name.clone()));
+    let passkeys: Vec<minijinja::Value> = match app
+        .store
+        .passkeys_of(&person.login.customer_id, &person.login.contact)
+        .await
+    {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|p| context! { name => p.name, created_at => p.created_at, last_used_at => p.last_used_at })
+            .collect(),
+        Err(e) => return internal(e),
+    };
     let (csrf, cookie) = match app.cookies.csrf_token(&headers) {
         Some(token) => (token.to_string(), None),
         None => {
@@ -141,7 +152,7 @@ pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             email => login.email.as_deref().unwrap_or_default(),
             name => login.name.as_deref(),
             customer => person.login.customer_name.clone(),
-            website, role, permissions, csrf,
+            website, role, permissions, csrf, passkeys,
         },
     );
     if let Some(cookie) = cookie

@@ -11,6 +11,7 @@ mod log;
 pub(crate) mod oidc;
 mod outbox;
 mod pages;
+mod passkeys;
 mod profile;
 pub(crate) mod session;
 mod throttle;
@@ -216,6 +217,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/profile/recovery-codes", post(profile::recovery_codes))
         .route("/auth/request", get(forward::auth_request))
         .route("/auth/forward", get(forward::auth_forward))
+        .route("/assets/passkey.js", get(pages::passkey_js))
+        .route("/passkeys/register/start", post(passkeys::register_start))
+        .route("/passkeys/register/finish", post(passkeys::register_finish))
+        .route("/passkeys/login/start", post(passkeys::login_start))
+        .route("/passkeys/login/finish", post(passkeys::login_finish))
         .route("/oidc/authorize", get(oidc::authorize))
         .route("/oidc/logout", get(oidc::logout_page).post(oidc::logout))
         .layer(tower_http::csrf::CsrfLayer::new())
@@ -281,7 +287,7 @@ async fn headers_and_log(
         None
     };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{}; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'{}; frame-ancestors 'none'; base-uri 'none'",
         to_clients.unwrap_or_default()
     );
     h.insert(

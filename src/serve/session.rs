@@ -108,6 +108,12 @@ pub fn later(at: jiff::Timestamp, minutes: i64) -> String {
     text(at + jiff::SignedDuration::from_secs(minutes * 60))
 }
 
+/// Whether a session's factors (`pwd`, `pwd otp`, `hwk`) satisfy a role that requires a
+/// second factor: a TOTP code after the password, or a passkey with user verification.
+pub fn two_factors(factors: &str) -> bool {
+    factors.split(' ').any(|f| f == "otp" || f == "hwk")
+}
+
 /// The signed-in person of a request, when the session is valid now.
 pub struct Current {
     /// The session's id hash.
@@ -362,7 +368,7 @@ pub async fn current(app: &App, headers: &HeaderMap) -> Result<Option<Current>, 
     );
     // A role that requires a second factor (also one that began to after this session
     // started) needs a session that passed it.
-    if !decision.may_enter() || (decision.second_factor && !session.factors.contains("otp")) {
+    if !decision.may_enter() || (decision.second_factor && !two_factors(&session.factors)) {
         return Ok(None);
     }
     let (factors, auth_time) = (session.factors.clone(), session.created_at.clone());
@@ -430,7 +436,7 @@ pub async fn pending(
         .parse::<jiff::Timestamp>()
         .map(|seen| later(seen, 10))
         .unwrap_or_default();
-    if session.factors.contains("otp") || started <= now_text || session.expires_at <= now_text {
+    if two_factors(&session.factors) || started <= now_text || session.expires_at <= now_text {
         return Ok(None);
     }
     let Some(login) = app

@@ -18,6 +18,7 @@ mod faults;
 mod github;
 mod guardrails;
 mod oidc;
+mod passkeys;
 mod passwords;
 mod postgres;
 mod roundtrip;

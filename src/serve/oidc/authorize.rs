@@ -105,7 +105,7 @@ async fn run(
     };
     let now_text = crate::clock::format(now);
     let (may_enter, second_factor) = super::admitted(&account, client, &person.login, &now_text);
-    if !may_enter || (second_factor && !person.factors.contains("otp")) {
+    if !may_enter || (second_factor && !crate::serve::session::two_factors(&person.factors)) {
         return Ok(back.error(
             "access_denied",
             "this login may not sign in to this application",

@@ -123,7 +123,7 @@ async fn exchange(
         return Ok(Err(refused("invalid_grant", "the login no longer exists")));
     };
     let (may_enter, second_factor) = super::admitted(&account, client, &login, &now_text);
-    if !may_enter || (second_factor && !issued.amr.contains("otp")) {
+    if !may_enter || (second_factor && !crate::serve::session::two_factors(&issued.amr)) {
         return Ok(Err(refused(
             "invalid_grant",
             "this login may no longer sign in to this application",
@@ -429,7 +429,7 @@ async fn user_claims(
         return Ok(None);
     };
     let (may_enter, second_factor) = super::admitted(&account, client, &login, &now);
-    if !may_enter || (second_factor && !token.amr.contains("otp")) {
+    if !may_enter || (second_factor && !crate::serve::session::two_factors(&token.amr)) {
         return Ok(None);
     }
     let mut claims = super::claims(&account, &login, &token.scope);

@@ -5,9 +5,11 @@
 //! database's clock, so every instance and both engines agree.
 
 mod oidc;
+mod passkeys;
 mod profile;
 
 pub use oidc::{CodeRow, Redeemed, SigningKeyRow, TokenRow};
+pub use passkeys::{PasskeyRow, PasskeySummary};
 
 use std::collections::BTreeMap;
 
@@ -910,6 +912,7 @@ impl ServeStore {
         for sql in [
             "DELETE FROM second_factors WHERE customer_id = $1 AND contact = $2",
             "DELETE FROM recovery_codes WHERE customer_id = $1 AND contact = $2",
+            "DELETE FROM passkeys WHERE customer_id = $1 AND contact = $2",
             "DELETE FROM sessions WHERE customer_id = $1 AND contact = $2",
         ] {
             sqlx::query(sql)

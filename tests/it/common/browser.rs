@@ -112,6 +112,37 @@ impl Browser {
         value
     }
 
+    /// Adds a virtual passkey authenticator (WebDriver's WebAuthn extension): CTAP2, built
+    /// in, with resident keys and user verification that succeeds. Returns its id.
+    pub fn add_virtual_authenticator(&self) -> String {
+        let value = self.session_call(
+            "POST",
+            "/webauthn/authenticator",
+            json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserVerified": true,
+                "automaticPresenceSimulation": true,
+            }),
+        );
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("{value}"))
+            .to_string()
+    }
+
+    /// The credentials a virtual authenticator holds (id, user handle, sign count).
+    pub fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let value = self.session_call(
+            "GET",
+            &format!("/webauthn/authenticator/{authenticator}/credentials"),
+            Value::Null,
+        );
+        value.as_array().cloned().unwrap_or_default()
+    }
+
     /// Opens a URL and waits until the page's script has run (`body[data-ready]`).
     pub fn open(&self, url: &str) -> Duration {
         let started = Instant::now();
