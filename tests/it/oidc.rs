@@ -624,3 +624,78 @@ fn a_two_factor_role_gets_a_code_only_after_the_second_factor() {
         assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]));
     });
 }
+
+/// `prompt=none` never shows a page; `prompt=login` and `max_age` ask for a fresh sign-in
+/// even when one exists, once.
+#[test]
+fn prompt_and_max_age_are_honoured() {
+    let env = Env::sqlite();
+    let rp_port = free_port();
+    let redirect = format!("http://127.0.0.1:{rp_port}/callback");
+    env.write("a.yaml", &account(rp_port));
+    assert_eq!(apply(&env).0, 0);
+    let server = Server::start(&env);
+    let browser = Client::new(&server);
+    block_on(async {
+        let (_, challenge) = pkce();
+        let path = authorize_path(&redirect, Some(&challenge));
+        // Not signed in: `prompt=none` answers login_required to the client at once.
+        let answer = browser.get(&format!("{path}&prompt=none")).await.unwrap();
+        let location = answer.header("location").unwrap();
+        assert!(
+            location.starts_with(&redirect) && location.contains("error=login_required"),
+            "{location}"
+        );
+        browser.sign_in("jane@acme.example", PW).await;
+        // Signed in: a code at once, without a page.
+        let answer = browser.get(&path).await.unwrap();
+        assert!(
+            answer.header("location").unwrap().contains("code="),
+            "{answer:?}"
+        );
+        for fresh in ["&prompt=login", "&max_age=0"] {
+            // Asked to sign in again, however recent the session…
+            std::thread::sleep(Duration::from_millis(1100));
+            let answer = browser.get(&format!("{path}{fresh}")).await.unwrap();
+            let location = answer.header("location").unwrap().to_string();
+            assert!(
+                location.starts_with("/login?return_to="),
+                "{fresh}: {location}"
+            );
+            let return_to = url::Url::parse(&format!("http://x{location}"))
+                .unwrap()
+                .query_pairs()
+                .find(|(k, _)| k == "return_to")
+                .unwrap()
+                .1
+                .into_owned();
+            assert!(return_to.contains("signed_in_after="), "{return_to}");
+            // …and the old session does not pass for the fresh sign-in…
+            let again = browser.get(&return_to).await.unwrap();
+            assert!(
+                again.header("location").unwrap().starts_with("/login"),
+                "{again:?}"
+            );
+            // …a new one does, once.
+            browser.get("/login").await.unwrap();
+            let csrf = browser.csrf();
+            let signed = browser
+                .post(
+                    "/login",
+                    &[
+                        ("email", "jane@acme.example"),
+                        ("password", PW),
+                        ("csrf", &csrf),
+                        ("return_to", &return_to),
+                    ],
+                )
+                .await;
+            assert_eq!(signed.header("location"), Some(return_to.as_str()));
+            let answer = browser.get(&return_to).await.unwrap();
+            assert!(
+                answer.header("location").unwrap().contains("code="),
+                "{fresh}: {answer:?}"
+            );
+        }
+    });
+}

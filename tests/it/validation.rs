@@ -469,3 +469,140 @@ notifications: { url: \"https://mail.example/hook\", login_url: \"https://c.exam
     assert!(err.contains("is out of range"), "{err}");
     assert!(!err.contains("overflow"), "{err}");
 }
+
+/// An `oidc_clients:` entry with `body` after its id.
+fn client(body: &str) -> String {
+    format!(
+        "{FEATURES}websites:\n  - {{ id: shop, name: Shop, url: https://shop.example }}\noidc_clients:\n  - id: billing\n    name: Billing\n{body}"
+    )
+}
+
+#[test]
+fn oidc_clients_are_checked_where_they_are_written() {
+    let public = "    public: true\n";
+    // Redirect URIs: absolute, https except on a loopback host, no fragment, listed once.
+    let uris = |list: &str| client(&format!("    redirect_uris: [{list}]\n{public}"));
+    fails(&uris("http://billing.example/cb"), "use https://", "9:21");
+    fails(
+        &uris("https://billing.example/cb#x"),
+        "no `#fragment`",
+        "9:21",
+    );
+    fails(&uris("/cb"), "not an absolute URL", "9:21");
+    fails(
+        &uris("https://b.example/cb, https://b.example/cb"),
+        "is listed twice",
+        "9:43",
+    );
+    assert_eq!(
+        validate(&uris("http://127.0.0.1:8000/cb, http://localhost/cb")).0,
+        0
+    );
+    fails(
+        &client(&format!("    redirect_uris: []\n{public}")),
+        "at least one redirect URI",
+        "9:20",
+    );
+    let ok = "    redirect_uris: [https://b.example/cb]\n";
+    // One way to authenticate.
+    fails(&client(ok), "needs `secret:` or `public: true`", "7:5");
+    fails(
+        &client(&format!(
+            "{ok}    secret: {{ env: HOME }}\n    public: true\n"
+        )),
+        "a public client has no secret",
+        "11:13",
+    );
+    // A secret long enough (from env or file), or a strong argon2id hash.
+    let (code, err) = validate(&client(&format!("{ok}    secret: {{ env: HOME }}\n")));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("this client secret is shorter than the client-secret minimum (32)"),
+        "{err}"
+    );
+    fails(
+        &client(&format!(
+            "{ok}    secret: {{ env: PORTICO_NO_SUCH_VARIABLE }}\n"
+        )),
+        "environment variable `PORTICO_NO_SUCH_VARIABLE` is not set",
+        "10:20",
+    );
+    // Scopes known, `openid` among them; the website defined.
+    fails(
+        &client(&format!("{ok}{public}    scopes: [openid, emial]\n")),
+        "unknown scope `emial`",
+        "11:22",
+    );
+    let (_, err) = validate(&client(&format!(
+        "{ok}{public}    scopes: [openid, emial]\n"
+    )));
+    assert!(err.contains("did you mean `email`?"), "{err}");
+    fails(
+        &client(&format!("{ok}{public}    scopes: [email]\n")),
+        "the scopes must include `openid`",
+        "11:13",
+    );
+    fails(
+        &client(&format!("{ok}{public}    website: shpo\n")),
+        "website `shpo` is not defined",
+        "11:14",
+    );
+    // The same id twice names both places.
+    let twice = format!(
+        "{}  - {{ id: billing, name: B2, redirect_uris: [https://b.example/cb], public: true }}\n",
+        client(&format!("{ok}{public}"))
+    );
+    fails(
+        &twice,
+        "oidc client `billing` is defined twice; first defined at manifests/a.yaml:7:9",
+        "11:11",
+    );
+}
+
+#[test]
+fn a_client_secret_is_never_printed_and_is_stored_hashed() {
+    let env = Env::new();
+    let secret = "a-client-secret-of-forty-characters-0123";
+    env.write(
+        "a.yaml",
+        &client("    redirect_uris: [https://b.example/cb]\n    secret: { env: CLIENT_SECRET }\n"),
+    );
+    for args in [
+        &["plan", "-f", "manifests"][..],
+        &["plan", "-f", "manifests", "--format", "json"][..],
+        &["apply", "-f", "manifests", "--auto-approve"][..],
+    ] {
+        let mut cmd = env.portico(args);
+        cmd.env("CLIENT_SECRET", secret);
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{args:?}: {out}{err}"
+        );
+        if args[0] == "plan" && args.len() == 3 {
+            assert!(
+                out.contains("secret           = stored hashed (reset 0)"),
+                "{out}"
+            );
+        }
+    }
+    let stored = env.rows("SELECT secret_hash FROM oidc_clients");
+    assert!(stored[0].starts_with("$argon2id$"), "{stored:?}");
+    assert!(!env.dump().join("\n").contains(secret));
+    // The same secret again plans nothing; `reset: 1` stores it again.
+    let mut cmd = env.portico(&["plan", "-f", "manifests", "--detailed-exitcode"]);
+    cmd.env("CLIENT_SECRET", secret);
+    assert_eq!(run(cmd).0, 0);
+    env.write(
+        "a.yaml",
+        &client("    redirect_uris: [https://b.example/cb]\n    secret: { env: CLIENT_SECRET, reset: 1 }\n"),
+    );
+    let mut cmd = env.portico(&["plan", "-f", "manifests"]);
+    cmd.env("CLIENT_SECRET", secret);
+    let (_, out, _) = run(cmd);
+    assert!(
+        out.contains("secret : stored hashed (reset 0) → stored hashed (reset 1)"),
+        "{out}"
+    );
+}

@@ -364,14 +364,25 @@ async fn sign(
             .map(AuthenticationMethodReference::new)
             .collect(),
     ));
-    let signed = PorticoIdToken::new(
-        token_claims,
-        &keys.signing,
-        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-        Some(&AccessToken::new(access_token.to_string())),
-        Some(&AuthorizationCode::new(code.to_string())),
+    let (access_token, code) = (
+        AccessToken::new(access_token.to_string()),
+        AuthorizationCode::new(code.to_string()),
     );
-    Ok(signed.ok().map(|t| t.to_string()))
+    // An RS256 signature is about a millisecond of CPU: off the runtime's threads, so the
+    // requests in flight on them are not held up.
+    let signed = tokio::task::spawn_blocking(move || {
+        PorticoIdToken::new(
+            token_claims,
+            &keys.signing,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            Some(&access_token),
+            Some(&code),
+        )
+        .ok()
+        .map(|t| t.to_string())
+    })
+    .await;
+    Ok(signed.ok().flatten())
 }
 
 /// `GET` or `POST /oidc/userinfo` with `Authorization: Bearer`: the claims of the token's

@@ -56,11 +56,9 @@ async function signIn() {
 }
 
 if (window.PublicKeyCredential && PublicKeyCredential.parseCreationOptionsFromJSON) {
+  for (const part of document.querySelectorAll("[data-passkey]")) part.hidden = false;
   for (const [id, action] of [["passkey-add", addPasskey], ["passkey-sign-in", signIn]]) {
     const button = document.getElementById(id);
-    if (button) {
-      button.hidden = false;
-      button.addEventListener("click", action);
-    }
+    if (button) button.addEventListener("click", action);
   }
 }

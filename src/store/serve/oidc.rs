@@ -143,6 +143,7 @@ impl ServeStore {
     /// Database errors.
     pub async fn redeem_code(&self, code_hash: &str, now: &str) -> Result<Redeemed, StoreError> {
         let doing = "redeeming an authorization code";
+        let turn = self.writer_turn().await;
         let fresh: Option<CodeRow> = sqlx::query_as(
             "UPDATE oidc_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL
              RETURNING client_id, customer_id, contact, redirect_uri, code_challenge, scope,
@@ -153,6 +154,7 @@ impl ServeStore {
         .fetch_optional(&self.pool)
         .await
         .doing(doing)?;
+        drop(turn);
         if let Some(code) = fresh {
             return Ok(Redeemed::Fresh(Box::new(code)));
         }
@@ -165,6 +167,7 @@ impl ServeStore {
         if known.is_none() {
             return Ok(Redeemed::Unknown);
         }
+        let _turn = self.writer_turn().await;
         sqlx::query(
             "UPDATE oidc_tokens SET revoked_at = $2 WHERE code_hash = $1 AND revoked_at IS NULL",
         )
@@ -186,6 +189,7 @@ impl ServeStore {
         code_hash: &str,
         token: &TokenRow,
     ) -> Result<(), StoreError> {
+        let _turn = self.writer_turn().await;
         sqlx::query(
             "INSERT INTO oidc_tokens (token_hash, client_id, code_hash, customer_id, contact,
                 scope, amr, auth_time, expires_at)
@@ -237,23 +241,30 @@ impl ServeStore {
         fresh: &str,
     ) -> Result<String, StoreError> {
         let doing = "reading a login's subject";
-        sqlx::query(
-            "INSERT INTO oidc_subjects (customer_id, contact, sub) VALUES ($1, $2, $3)
-             ON CONFLICT (customer_id, contact) DO NOTHING",
-        )
-        .bind(customer_id)
-        .bind(contact)
-        .bind(fresh)
-        .execute(&self.pool)
-        .await
-        .doing(doing)?;
-        let (sub,): (String,) =
-            sqlx::query_as("SELECT sub FROM oidc_subjects WHERE customer_id = $1 AND contact = $2")
-                .bind(customer_id)
-                .bind(contact)
-                .fetch_one(&self.pool)
-                .await
-                .doing(doing)?;
+        let read = || {
+            sqlx::query_as::<_, (String,)>(
+                "SELECT sub FROM oidc_subjects WHERE customer_id = $1 AND contact = $2",
+            )
+            .bind(customer_id)
+            .bind(contact)
+        };
+        if let Some((sub,)) = read().fetch_optional(&self.pool).await.doing(doing)? {
+            return Ok(sub);
+        }
+        {
+            let _turn = self.writer_turn().await;
+            sqlx::query(
+                "INSERT INTO oidc_subjects (customer_id, contact, sub) VALUES ($1, $2, $3)
+                 ON CONFLICT (customer_id, contact) DO NOTHING",
+            )
+            .bind(customer_id)
+            .bind(contact)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await
+            .doing(doing)?;
+        }
+        let (sub,) = read().fetch_one(&self.pool).await.doing(doing)?;
         Ok(sub)
     }
 
