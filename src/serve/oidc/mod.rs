@@ -39,12 +39,25 @@ pub const ACCESS_TOKEN_SECONDS: i64 = 600;
 const KEYS_TTL: Duration = Duration::from_secs(10);
 
 /// The provider's state in the server: its keys, and the client secrets proved recently.
-#[derive(Default)]
 pub struct Provider {
     keys: tokio::sync::RwLock<Option<(Instant, Arc<keys::Keys>)>>,
     /// Client id → (the stored hash, the SHA-256 of the secret that matched it): argon2 runs
     /// once per client and stored hash, not once per token request.
     proved: Mutex<HashMap<String, (String, [u8; 32])>>,
+    /// One signature per core at a time, the others waiting in turn (a first-come queue):
+    /// as many threads as requests made the slowest wait for all the others.
+    signers: tokio::sync::Semaphore,
+}
+
+impl Default for Provider {
+    fn default() -> Provider {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Provider {
+            keys: tokio::sync::RwLock::default(),
+            proved: Mutex::default(),
+            signers: tokio::sync::Semaphore::new(cores),
+        }
+    }
 }
 
 impl Provider {

@@ -368,8 +368,11 @@ async fn sign(
         AccessToken::new(access_token.to_string()),
         AuthorizationCode::new(code.to_string()),
     );
-    // An RS256 signature is about a millisecond of CPU: off the runtime's threads, so the
-    // requests in flight on them are not held up.
+    // An RS256 signature is most of a token request's CPU: off the runtime's threads (the
+    // requests in flight on them are not held up), one per core at a time.
+    let Ok(_turn) = app.oidc.signers.acquire().await else {
+        return Ok(None);
+    };
     let signed = tokio::task::spawn_blocking(move || {
         PorticoIdToken::new(
             token_claims,
