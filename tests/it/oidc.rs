@@ -699,3 +699,77 @@ fn prompt_and_max_age_are_honoured() {
         }
     });
 }
+
+/// A client with a `website` admits only that website's logins (and those without one); a
+/// public client exchanges its code with PKCE alone, and may not send a secret.
+#[test]
+fn a_website_client_admits_its_logins_and_a_public_client_needs_no_secret() {
+    let env = Env::sqlite();
+    let rp_port = free_port();
+    let redirect = format!("http://127.0.0.1:{rp_port}/callback");
+    let text = account(rp_port)
+        .replace(
+            "websites:\n",
+            "websites:\n  - { id: other, name: Other Store, url: https://other.example.com }\n",
+        )
+        .replace(
+            "{ email: jane@acme.example, name: Jane Doe, access: true,",
+            "{ email: jane@acme.example, name: Jane Doe, access: true, website: other,",
+        )
+        .replace(
+            "    secret: { env: BILLING_SECRET }\n",
+            "    website: store\n    public: true\n",
+        );
+    env.write("a.yaml", &text);
+    let (status, out, err) = apply(&env);
+    assert_eq!(status, 0, "{out}{err}");
+    let server = Server::start(&env);
+    block_on(async {
+        // Jane belongs to the other website: refused, back at the client.
+        let jane = Client::on_host(&server, "other.example.com");
+        jane.sign_in("jane@acme.example", PW).await;
+        let answer = jane
+            .get(&authorize_path(&redirect, Some(&pkce().1)))
+            .await
+            .unwrap();
+        let location = answer.header("location").unwrap_or_default();
+        assert!(location.contains("error=access_denied"), "{answer:?}");
+        // The customer's own login has no website: admitted.
+        let owner = Client::new(&server);
+        owner.sign_in("ap@acme.example", PW).await;
+        let (code, verifier) = code(&owner, &redirect).await;
+        let exchange = |secret: Option<&'static str>| {
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("code_verifier", verifier.as_str()),
+                    ("redirect_uri", redirect.as_str()),
+                    ("client_id", "billing"),
+                ])
+                .extend_pairs(secret.map(|s| ("client_secret", s)))
+                .finish();
+            let url = format!("{}/oidc/token", server.url);
+            async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (status, body) = exchange(Some("a-secret-a-public-client-cannot-have")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+        let (status, body) = exchange(None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["id_token"].is_string() && body["access_token"].is_string());
+    });
+}
