@@ -8,6 +8,8 @@ use openidconnect::core::{
 };
 use openidconnect::{JsonWebKeyId, PrivateSigningKey, SigningError};
 
+use std::sync::Arc;
+
 use crate::serve::SecretKey;
 use crate::store::StoreError;
 use crate::store::serve::{ServeStore, SigningKeyRow};
@@ -19,7 +21,7 @@ pub const PUBLISHED_AFTER_RETIREMENT: i64 = 24 * 60 * 60;
 /// The keys in use: the newest active one signs, every published one verifies.
 pub struct Keys {
     /// The key that signs.
-    pub signing: Signer,
+    pub signing: Arc<Signer>,
     /// The published public keys (`/oidc/jwks`).
     pub jwks: CoreJsonWebKeySet,
 }
@@ -28,6 +30,7 @@ pub struct Keys {
 /// about four times faster than RustCrypto's `rsa`, which made a token request cost 2–3 ms
 /// of CPU. `rsa` still makes the keys (*ring* cannot).
 pub struct Signer {
+    kid: String,
     key_pair: ring::signature::RsaKeyPair,
     rng: ring::rand::SystemRandom,
     public: CoreJsonWebKey,
@@ -35,7 +38,7 @@ pub struct Signer {
 
 impl Signer {
     /// A signer for a PKCS#1 PEM private key and its published JWK.
-    fn new(pem: &str, public: CoreJsonWebKey) -> Option<Signer> {
+    fn new(kid: &str, pem: &str, public: CoreJsonWebKey) -> Option<Signer> {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         use rsa::pkcs8::EncodePrivateKey;
         let der = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
@@ -44,6 +47,7 @@ impl Signer {
             .ok()?;
         let key_pair = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).ok()?;
         Some(Signer {
+            kid: kid.to_string(),
             key_pair,
             rng: ring::rand::SystemRandom::new(),
             public,
@@ -112,13 +116,14 @@ pub async fn load(
     store: &ServeStore,
     secret_key: &SecretKey,
     at: jiff::Timestamp,
+    previous: Option<&Keys>,
 ) -> Result<Keys, StoreError> {
     let now = crate::clock::format(at);
     let oldest =
         crate::clock::format(at - jiff::SignedDuration::from_secs(PUBLISHED_AFTER_RETIREMENT));
     for attempt in 0..2 {
         let rows = store.signing_keys(&oldest).await?;
-        if let Some(keys) = from_rows(&rows, secret_key) {
+        if let Some(keys) = from_rows(&rows, secret_key, previous) {
             return Ok(keys);
         }
         if attempt == 0 {
@@ -132,15 +137,23 @@ pub async fn load(
     ))
 }
 
-/// The newest active key that opens signs; every published key is in the JWKS.
-fn from_rows(rows: &[SigningKeyRow], secret_key: &SecretKey) -> Option<Keys> {
+/// The newest active key that opens signs (the previous signer when it is still that key);
+/// every published key is in the JWKS.
+fn from_rows(
+    rows: &[SigningKeyRow],
+    secret_key: &SecretKey,
+    previous: Option<&Keys>,
+) -> Option<Keys> {
     let signing = rows
         .iter()
         .filter(|r| r.retired_at.is_none())
         .find_map(|r| {
+            if let Some(keys) = previous.filter(|k| k.signing.kid == r.kid) {
+                return Some(keys.signing.clone());
+            }
             let pem = secret_key.open_for(&purpose(&r.kid), &r.private_sealed)?;
             let pem = String::from_utf8(pem).ok()?;
-            Signer::new(&pem, serde_json::from_str(&r.public_jwk).ok()?)
+            Signer::new(&r.kid, &pem, serde_json::from_str(&r.public_jwk).ok()?).map(Arc::new)
         })?;
     let published = rows
         .iter()
@@ -169,7 +182,7 @@ mod tests {
         assert_eq!(jwk["kty"], "RSA");
         assert_eq!(jwk["kid"], row.kid.as_str());
         assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "{jwk}");
-        assert!(from_rows(std::slice::from_ref(&row), &key(1)).is_some());
-        assert!(from_rows(&[row], &key(2)).is_none());
+        assert!(from_rows(std::slice::from_ref(&row), &key(1), None).is_some());
+        assert!(from_rows(&[row], &key(2), None).is_none());
     }
 }

@@ -13,6 +13,7 @@ pub use logout::{logout, logout_page};
 pub use token::{token, userinfo};
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ const KEYS_TTL: Duration = Duration::from_secs(10);
 /// The provider's state in the server: its keys, and the client secrets proved recently.
 pub struct Provider {
     keys: tokio::sync::RwLock<Option<(Instant, Arc<keys::Keys>)>>,
+    /// A background read of the keys is under way.
+    refreshing: AtomicBool,
     /// Client id → (the stored hash, the SHA-256 of the secret that matched it): argon2 runs
     /// once per client and stored hash, not once per token request.
     proved: Mutex<HashMap<String, (String, [u8; 32])>>,
@@ -54,6 +57,7 @@ impl Default for Provider {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Provider {
             keys: tokio::sync::RwLock::default(),
+            refreshing: AtomicBool::new(false),
             proved: Mutex::default(),
             signers: tokio::sync::Semaphore::new(cores),
         }
@@ -61,24 +65,37 @@ impl Default for Provider {
 }
 
 impl Provider {
-    /// The signing keys, read again every [`KEYS_TTL`].
+    /// The signing keys, read again every [`KEYS_TTL`]: in the background, while requests
+    /// go on with the keys they have (only the very first read is waited for). The signer is
+    /// kept while the signing key stays the same.
     ///
     /// # Errors
     /// Database errors; no key this server can open or make.
-    pub async fn keys(&self, app: &App) -> Result<Arc<keys::Keys>, crate::store::StoreError> {
-        if let Some((at, keys)) = &*self.keys.read().await
-            && at.elapsed() < KEYS_TTL
-        {
-            return Ok(keys.clone());
+    pub async fn keys(&self, app: &Arc<App>) -> Result<Arc<keys::Keys>, crate::store::StoreError> {
+        let current = self.keys.read().await.clone();
+        if let Some((at, keys)) = current {
+            if at.elapsed() >= KEYS_TTL && !self.refreshing.swap(true, Ordering::AcqRel) {
+                let (app, previous) = (app.clone(), keys.clone());
+                tokio::spawn(async move {
+                    let provider = &app.oidc;
+                    let now = jiff::Timestamp::now();
+                    match keys::load(&app.store, &app.secret_key, now, Some(&previous)).await {
+                        Ok(fresh) => {
+                            *provider.keys.write().await = Some((Instant::now(), Arc::new(fresh)))
+                        }
+                        Err(e) => eprintln!("portico serve: reading the signing keys failed: {e}"),
+                    }
+                    provider.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(keys);
         }
         let mut slot = self.keys.write().await;
-        if let Some((at, keys)) = &*slot
-            && at.elapsed() < KEYS_TTL
-        {
+        if let Some((_, keys)) = &*slot {
             return Ok(keys.clone());
         }
         let fresh =
-            Arc::new(keys::load(&app.store, &app.secret_key, jiff::Timestamp::now()).await?);
+            Arc::new(keys::load(&app.store, &app.secret_key, jiff::Timestamp::now(), None).await?);
         *slot = Some((Instant::now(), fresh.clone()));
         Ok(fresh)
     }

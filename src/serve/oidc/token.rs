@@ -72,7 +72,7 @@ pub async fn token(
 }
 
 async fn exchange(
-    app: &App,
+    app: &Arc<App>,
     headers: &HeaderMap,
     form: TokenForm,
 ) -> Result<Result<Response, Refused>, crate::store::StoreError> {
@@ -143,7 +143,7 @@ async fn exchange(
 
 /// The access token (stored) and the signed ID token, as the token response's JSON.
 async fn issue(
-    app: &App,
+    app: &Arc<App>,
     headers: &HeaderMap,
     (client_id, account): (&str, &crate::serve::Account),
     issued: &CodeRow,
@@ -329,7 +329,7 @@ async fn subject(
 
 /// The signed ID token; `None` only when signing fails.
 async fn sign(
-    app: &App,
+    app: &Arc<App>,
     (issuer, client_id, sub): (&str, &str, &str),
     issued: &CodeRow,
     claims: serde_json::Map<String, serde_json::Value>,
@@ -376,7 +376,7 @@ async fn sign(
     let signed = tokio::task::spawn_blocking(move || {
         PorticoIdToken::new(
             token_claims,
-            &keys.signing,
+            &*keys.signing,
             CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
             Some(&access_token),
             Some(&code),
