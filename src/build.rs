@@ -1,5 +1,6 @@
 //! Stamps `portico --version` with the git commit and the build date when built from a
-//! checkout (a packaged crate has no `.git`, and says only its version).
+//! checkout (a packaged crate has no `.git`, and says only its version), and lists the
+//! migrations to embed (what `sqlx::migrate!` does, without sqlx's proc-macro crate).
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +22,47 @@ fn main() {
         None => version.to_string(),
     };
     println!("cargo:rustc-env=PORTICO_LONG_VERSION={long}");
+    embed_migrations();
+}
+
+/// Writes `$OUT_DIR/migrations.rs`: for each engine, `(version, description, sql)` of every
+/// `migrations/<engine>/<version>_<description>.sql`, in version order, the SQL included
+/// from the file. Names are read as sqlx reads them (`_` in the description becomes a space).
+fn embed_migrations() {
+    let root =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let mut code = String::new();
+    for engine in ["sqlite", "postgres"] {
+        let folder = root.join("migrations").join(engine);
+        println!("cargo:rerun-if-changed={}", folder.display());
+        let mut found: Vec<(i64, String, std::path::PathBuf)> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", folder.display()))
+            .map(|entry| entry.expect("a readable folder").path())
+            .filter_map(|path| {
+                let name = path.file_name()?.to_str()?.to_string();
+                let (version, rest) = name.split_once('_')?;
+                let description = rest.strip_suffix(".sql")?.replace('_', " ");
+                let version = version
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: no version"));
+                Some((version, description, path))
+            })
+            .collect();
+        found.sort();
+        code.push_str(&format!(
+            "pub(crate) const {}: &[(i64, &str, &str)] = &[\n",
+            engine.to_uppercase()
+        ));
+        for (version, description, path) in found {
+            code.push_str(&format!(
+                "    ({version}, {description:?}, include_str!({:?})),\n",
+                path.display().to_string()
+            ));
+        }
+        code.push_str("];\n");
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    std::fs::write(out.join("migrations.rs"), code).expect("writing the migrations list");
 }
 
 /// Today (UTC) as YYYY-MM-DD, or SOURCE_DATE_EPOCH's day for reproducible builds.

@@ -35,19 +35,21 @@ pub struct LoginRuntime {
     pub last_change: Option<LastChange>,
 }
 
-/// The newest new-access message of a login.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct NotificationStatus {
-    /// pending / sent / cancelled.
-    pub status: String,
-    /// When it was queued.
-    pub created_at: String,
-    /// When it was delivered.
-    pub sent_at: Option<String>,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    /// The last failed attempt's error.
-    pub last_error: Option<String>,
+from_row! {
+    /// The newest new-access message of a login.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    pub struct NotificationStatus {
+        /// pending / sent / cancelled.
+        pub status: String,
+        /// When it was queued.
+        pub created_at: String,
+        /// When it was delivered.
+        pub sent_at: Option<String>,
+        /// Delivery attempts so far.
+        pub attempts: i64,
+        /// The last failed attempt's error.
+        pub last_error: Option<String>,
+    }
 }
 
 /// The newest set-password link of a login.
@@ -59,19 +61,21 @@ pub struct LinkStatus {
     pub expires_at: String,
 }
 
-/// The newest history entry that names a login.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct LastChange {
-    /// History id (`portico history show ID`).
-    pub id: i64,
-    /// apply / unlock / resend.
-    pub kind: String,
-    /// When.
-    pub applied_at: String,
-    /// Who.
-    pub actor: String,
-    /// Git commit, when known.
-    pub git_commit: Option<String>,
+from_row! {
+    /// The newest history entry that names a login.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    pub struct LastChange {
+        /// History id (`portico history show ID`).
+        pub id: i64,
+        /// apply / unlock / resend.
+        pub kind: String,
+        /// When.
+        pub applied_at: String,
+        /// Who.
+        pub actor: String,
+        /// Git commit, when known.
+        pub git_commit: Option<String>,
+    }
 }
 
 /// Why an unlock or resend was refused.

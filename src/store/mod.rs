@@ -1,6 +1,37 @@
 //! The live database: one [`Store`] trait, one implementation per engine, all SQL inside.
 
+/// A struct read from a query row by column name: sqlx's `FromRow` derive, without its
+/// proc-macro crate (which builds both database drivers a second time, for the compiler:
+/// about a minute of every clean build on two cores). Each field is read from the column of
+/// its name.
+macro_rules! from_row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident: $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty),*
+        }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            &'r str: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+        {
+            fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+                Ok(Self {
+                    $($field: row.try_get(stringify!($field))?),*
+                })
+            }
+        }
+    };
+}
+
 pub mod day2;
+mod migrations;
 mod postgres;
 pub mod rows;
 pub mod serve;
@@ -257,18 +288,20 @@ pub trait Store {
     async fn resend(&mut self, email: &str, provenance: &Provenance) -> Result<i64, StoreError>;
 }
 
-/// One login's runtime activity.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct LoginActivity {
-    pub customer_id: String,
-    /// `""` for the customer's own login.
-    pub contact: String,
-    pub last_login_at: Option<String>,
-    pub locked_until: Option<String>,
-    /// A password hash is stored.
-    pub password_set: bool,
-    /// Consecutive failed sign-ins.
-    pub failed_attempts: i64,
+from_row! {
+    /// One login's runtime activity.
+    #[derive(Clone, Debug)]
+    pub struct LoginActivity {
+        pub customer_id: String,
+        /// `""` for the customer's own login.
+        pub contact: String,
+        pub last_login_at: Option<String>,
+        pub locked_until: Option<String>,
+        /// A password hash is stored.
+        pub password_set: bool,
+        /// Consecutive failed sign-ins.
+        pub failed_attempts: i64,
+    }
 }
 
 /// What the access review reads besides the state: each login's runtime facts, and the apply
@@ -293,12 +326,14 @@ impl Activity {
     }
 }
 
-/// The apply that last wrote an object, and its commit.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct WrittenBy {
-    pub address: String,
-    pub apply_id: i64,
-    pub git_commit: Option<String>,
+from_row! {
+    /// The apply that last wrote an object, and its commit.
+    #[derive(Clone, Debug)]
+    pub struct WrittenBy {
+        pub address: String,
+        pub apply_id: i64,
+        pub git_commit: Option<String>,
+    }
 }
 
 /// Reads [`WrittenBy`] rows (the same SQL on both engines).
@@ -311,42 +346,44 @@ pub(crate) const LOGIN_ACTIVITY: &str = "SELECT customer_id, contact, last_login
     (password_hash IS NOT NULL) AS password_set, CAST(failed_attempts AS BIGINT) AS failed_attempts
     FROM logins";
 
-/// A row of the notification outbox. It never holds a password or a token.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema, sqlx::FromRow)]
-pub struct OutboxRow {
-    /// Sequential id.
-    pub id: i64,
-    /// The message's idempotency key (HTTP `Idempotency-Key`, email `Message-ID`).
-    pub idempotency_key: String,
-    /// When the apply queued it (UTC, RFC 3339).
-    pub created_at: String,
-    /// The login's customer.
-    pub customer_id: String,
-    /// The contact's email; empty for the customer's own login.
-    pub contact: String,
-    /// The address it was queued for.
-    pub email: String,
-    /// Whether an initial password was assigned (then the message has no link).
-    pub password_assigned: bool,
-    /// `pending`, `sent`, `failed` (refused for good or out of attempts) or `cancelled`
-    /// (access revoked before delivery).
-    #[schemars(regex(pattern = "^(pending|sent|failed|cancelled)$"))]
-    pub status: String,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    /// The last attempt's error.
-    pub last_error: Option<String>,
-    /// When it was last tried (UTC).
-    pub last_attempt_at: Option<String>,
-    /// When it was delivered (UTC).
-    pub sent_at: Option<String>,
-    /// When a pending message that failed is tried next (UTC): the wait doubles after each
-    /// failed attempt, from 1 minute up to about 4 hours.
-    pub next_attempt_at: Option<String>,
-    /// `new_access` (queued by an apply or `resend`) or `reset` (queued by "forgot password"
-    /// on `portico serve`).
-    #[schemars(regex(pattern = "^(new_access|reset)$"))]
-    pub kind: String,
+from_row! {
+    /// A row of the notification outbox. It never holds a password or a token.
+    #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+    pub struct OutboxRow {
+        /// Sequential id.
+        pub id: i64,
+        /// The message's idempotency key (HTTP `Idempotency-Key`, email `Message-ID`).
+        pub idempotency_key: String,
+        /// When the apply queued it (UTC, RFC 3339).
+        pub created_at: String,
+        /// The login's customer.
+        pub customer_id: String,
+        /// The contact's email; empty for the customer's own login.
+        pub contact: String,
+        /// The address it was queued for.
+        pub email: String,
+        /// Whether an initial password was assigned (then the message has no link).
+        pub password_assigned: bool,
+        /// `pending`, `sent`, `failed` (refused for good or out of attempts) or `cancelled`
+        /// (access revoked before delivery).
+        #[schemars(regex(pattern = "^(pending|sent|failed|cancelled)$"))]
+        pub status: String,
+        /// Delivery attempts so far.
+        pub attempts: i64,
+        /// The last attempt's error.
+        pub last_error: Option<String>,
+        /// When it was last tried (UTC).
+        pub last_attempt_at: Option<String>,
+        /// When it was delivered (UTC).
+        pub sent_at: Option<String>,
+        /// When a pending message that failed is tried next (UTC): the wait doubles after each
+        /// failed attempt, from 1 minute up to about 4 hours.
+        pub next_attempt_at: Option<String>,
+        /// `new_access` (queued by an apply or `resend`) or `reset` (queued by "forgot password"
+        /// on `portico serve`).
+        #[schemars(regex(pattern = "^(new_access|reset)$"))]
+        pub kind: String,
+    }
 }
 
 /// Classifies the schema version found in a database against the newest this build knows:

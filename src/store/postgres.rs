@@ -21,7 +21,7 @@ use crate::passwords::PasswordRow;
 use crate::plan::Plan;
 use crate::state::State;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+use super::migrations::POSTGRES_MIGRATOR as MIGRATOR;
 
 /// Advisory-lock key shared by every portico apply on a database ("portico" in ASCII).
 pub const APPLY_LOCK: i64 = 0x0070_6f72_7469_636f;

@@ -12,53 +12,63 @@ use crate::manifest::model::{Lockout, LoginPolicy, PasswordRules, TwoFactor};
 use crate::plan::{Action, Address, Change, Object, Plan};
 use crate::state::{CustomerRecord, CustomerState, LoginState, RoleState, State, WebsiteState};
 
-/// A `features` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct FeatureRow {
-    pub name: String,
-    pub enabled: bool,
+from_row! {
+    /// A `features` row.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct FeatureRow {
+        pub name: String,
+        pub enabled: bool,
+    }
 }
 
-/// The `login_policy` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct PolicyRow {
-    pub max_failed_attempts: i64,
-    pub lockout_minutes: i64,
-    pub session_timeout_minutes: i64,
-    pub password_min_length: i64,
-    pub session_max_hours: i64,
+from_row! {
+    /// The `login_policy` row.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct PolicyRow {
+        pub max_failed_attempts: i64,
+        pub lockout_minutes: i64,
+        pub session_timeout_minutes: i64,
+        pub password_min_length: i64,
+        pub session_max_hours: i64,
+    }
 }
 
-/// A `policies` row: the rule as JSON.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct AccessPolicyRow {
-    pub id: String,
-    pub message: String,
-    pub rule: String,
+from_row! {
+    /// A `policies` row: the rule as JSON.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct AccessPolicyRow {
+        pub id: String,
+        pub message: String,
+        pub rule: String,
+    }
 }
 
-/// A `websites` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct WebsiteRow {
-    pub id: String,
-    pub name: String,
-    pub url: String,
+from_row! {
+    /// A `websites` row.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct WebsiteRow {
+        pub id: String,
+        pub name: String,
+        pub url: String,
+    }
 }
 
-/// An `oidc_clients` row without its secret's hash (which only apply and `serve` touch):
-/// the URI lists as JSON, the scopes space-separated.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct ClientRow {
-    pub id: String,
-    pub name: String,
-    pub website: Option<String>,
-    pub redirect_uris: String,
-    pub post_logout_redirect_uris: String,
-    pub scopes: String,
-    pub secret_marker: Option<i64>,
-    /// Read, never written through this row (apply stores it in its own step).
-    #[serde(skip)]
-    pub secret_hash: Option<String>,
+from_row! {
+    /// An `oidc_clients` row without its secret's hash (which only apply and `serve` touch):
+    /// the URI lists as JSON, the scopes space-separated.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct ClientRow {
+        pub id: String,
+        pub name: String,
+        pub website: Option<String>,
+        pub redirect_uris: String,
+        pub post_logout_redirect_uris: String,
+        pub scopes: String,
+        pub secret_marker: Option<i64>,
+        /// Read, never written through this row (apply stores it in its own step).
+        #[serde(skip)]
+        pub secret_hash: Option<String>,
+    }
 }
 
 impl ClientRow {
@@ -111,22 +121,26 @@ impl ClientRow {
     }
 }
 
-/// A `roles` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct RoleRow {
-    pub id: String,
-    pub name: String,
-    pub base: Option<String>,
-    pub standard: bool,
-    pub two_factor: String,
+from_row! {
+    /// A `roles` row.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct RoleRow {
+        pub id: String,
+        pub name: String,
+        pub base: Option<String>,
+        pub standard: bool,
+        pub two_factor: String,
+    }
 }
 
-/// A `role_permissions` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct PermissionRow {
-    pub role_id: String,
-    pub permission: String,
-    pub level: String,
+from_row! {
+    /// A `role_permissions` row.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct PermissionRow {
+        pub role_id: String,
+        pub permission: String,
+        pub level: String,
+    }
 }
 
 /// A `customers` row.
@@ -155,26 +169,28 @@ pub struct LoginRow {
     pub has_password: bool,
 }
 
-/// The `notification_settings` row.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct NotificationSettingsRow {
-    pub url: Option<String>,
-    pub auth_env: Option<String>,
-    pub smtp_url: Option<String>,
-    pub smtp_username: Option<String>,
-    pub smtp_password_env: Option<String>,
-    pub from_address: Option<String>,
-    pub reply_to: Option<String>,
-    pub login_url: Option<String>,
-    pub token_ttl_hours: i64,
-    pub max_attempts: i64,
-    pub template_subject: Option<String>,
-    pub template_text: Option<String>,
-    pub template_html: Option<String>,
-    pub reset_ttl_minutes: i64,
-    pub reset_subject: Option<String>,
-    pub reset_text: Option<String>,
-    pub reset_html: Option<String>,
+from_row! {
+    /// The `notification_settings` row.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct NotificationSettingsRow {
+        pub url: Option<String>,
+        pub auth_env: Option<String>,
+        pub smtp_url: Option<String>,
+        pub smtp_username: Option<String>,
+        pub smtp_password_env: Option<String>,
+        pub from_address: Option<String>,
+        pub reply_to: Option<String>,
+        pub login_url: Option<String>,
+        pub token_ttl_hours: i64,
+        pub max_attempts: i64,
+        pub template_subject: Option<String>,
+        pub template_text: Option<String>,
+        pub template_html: Option<String>,
+        pub reset_ttl_minutes: i64,
+        pub reset_subject: Option<String>,
+        pub reset_text: Option<String>,
+        pub reset_html: Option<String>,
+    }
 }
 
 impl NotificationSettingsRow {
@@ -354,21 +370,23 @@ pub struct AppliedRow {
     pub apply_id: i64,
 }
 
-/// An `applies` row.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct ApplyRow {
-    pub id: i64,
-    pub kind: String,
-    pub applied_at: String,
-    pub actor: String,
-    pub git_commit: Option<String>,
-    pub clock: Option<String>,
-    pub manifests_digest: String,
-    pub plan_digest: String,
-    pub summary: String,
-    pub changes: String,
-    /// The change list deflated (applies since migration 0008; day-2 events keep `changes`).
-    pub changes_z: Option<Vec<u8>>,
+from_row! {
+    /// An `applies` row.
+    #[derive(Clone, Debug)]
+    pub struct ApplyRow {
+        pub id: i64,
+        pub kind: String,
+        pub applied_at: String,
+        pub actor: String,
+        pub git_commit: Option<String>,
+        pub clock: Option<String>,
+        pub manifests_digest: String,
+        pub plan_digest: String,
+        pub summary: String,
+        pub changes: String,
+        /// The change list deflated (applies since migration 0008; day-2 events keep `changes`).
+        pub changes_z: Option<Vec<u8>>,
+    }
 }
 
 impl ApplyRow {

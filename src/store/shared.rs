@@ -452,16 +452,17 @@ where
     Ok(())
 }
 
-/// A set-password token and what it is for, as `redeem` reads it.
-#[derive(FromRow)]
-pub(crate) struct TokenRow {
-    customer_id: String,
-    contact: String,
-    email: Option<String>,
-    used: bool,
-    revoked: bool,
-    expired: bool,
-    access: bool,
+from_row! {
+    /// A set-password token and what it is for, as `redeem` reads it.
+    pub(crate) struct TokenRow {
+        customer_id: String,
+        contact: String,
+        email: Option<String>,
+        used: bool,
+        revoked: bool,
+        expired: bool,
+        access: bool,
+    }
 }
 
 /// Redeems a set-password token inside the open transaction `tx`: checks it, stores the
@@ -561,18 +562,19 @@ fn token_refusal(row: &TokenRow, claimed: bool) -> Option<&'static str> {
     }
 }
 
-/// A login as the day-2 operations find it by email.
-#[derive(FromRow)]
-pub(crate) struct FoundLogin {
-    customer_id: String,
-    contact: String,
-    access: bool,
-    password_set: bool,
-    password_set_at: Option<String>,
-    failed_attempts: i64,
-    locked_until: Option<String>,
-    locked: bool,
-    last_login_at: Option<String>,
+from_row! {
+    /// A login as the day-2 operations find it by email.
+    pub(crate) struct FoundLogin {
+        customer_id: String,
+        contact: String,
+        access: bool,
+        password_set: bool,
+        password_set_at: Option<String>,
+        failed_attempts: i64,
+        locked_until: Option<String>,
+        locked: bool,
+        last_login_at: Option<String>,
+    }
 }
 
 /// The newest history entry naming a login: the apply that last wrote the object, or a
@@ -586,13 +588,14 @@ const LAST_CHANGE: &str = "SELECT id, kind, applied_at, actor, git_commit FROM a
         SELECT apply_id AS x FROM applied_objects WHERE address = $2
     ) AS t)";
 
-/// A login's newest set-password link.
-#[derive(FromRow)]
-pub(crate) struct LinkRow {
-    expires_at: String,
-    used: bool,
-    revoked: bool,
-    expired: bool,
+from_row! {
+    /// A login's newest set-password link.
+    pub(crate) struct LinkRow {
+        expires_at: String,
+        used: bool,
+        revoked: bool,
+        expired: bool,
+    }
 }
 
 /// Reads everything `access` shows beyond the managed state, and whether the login has

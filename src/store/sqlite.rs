@@ -20,7 +20,7 @@ use crate::plan::Plan;
 use crate::progress::{phase, phase_async};
 use crate::state::State;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+use super::migrations::SQLITE_MIGRATOR as MIGRATOR;
 
 /// A SQLite database file.
 pub struct SqliteStore {

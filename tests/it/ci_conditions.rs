@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common::schema::Schema;
 use crate::common::{ACCOUNT, Env, run};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn validator(schema: &str) -> jsonschema::Validator {
-    let text = std::fs::read_to_string(repo(schema)).unwrap();
-    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+fn validator(name: &str) -> Schema {
+    Schema::committed(name)
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -28,7 +28,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_example_and_fixture_manifest_passes_the_committed_schema_on_its_own() {
-    let schema = validator("schemas/manifest.schema.json");
+    let schema = validator("manifest");
     let mut files = Vec::new();
     yaml_files(&repo("examples/account"), &mut files);
     assert!(files.len() >= 5, "{files:?}");
@@ -42,19 +42,25 @@ fn every_example_and_fixture_manifest_passes_the_committed_schema_on_its_own() {
         "features: { customer_access: true }\n".into(),
     ));
     texts.push(("customers only".into(), "customers: []\n".into()));
+    let mut documents = Vec::new();
     for (name, text) in texts {
         for document in serde_yaml::Deserializer::from_str(&text) {
             use serde::Deserialize;
-            let value = serde_json::Value::deserialize(document).unwrap();
-            let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{name}: {errors:?}");
+            documents.push((
+                name.clone(),
+                serde_json::Value::deserialize(document).unwrap(),
+            ));
         }
+    }
+    let values: Vec<serde_json::Value> = documents.iter().map(|d| d.1.clone()).collect();
+    for (errors, (name, _)) in schema.errors_each(&values).iter().zip(&documents) {
+        assert!(errors.is_empty(), "{name}: {errors:?}");
     }
 }
 
 #[test]
 fn json_plans_with_every_password_source_pass_the_committed_schema() {
-    let schema = validator("schemas/plan.schema.json");
+    let schema = validator("plan");
     let env = Env::sqlite();
     let hash = portico::passwords::hash("Pre-Hashed-Passw0rd").unwrap();
     std::fs::create_dir_all(env.path("manifests")).unwrap();
@@ -79,7 +85,7 @@ fn json_plans_with_every_password_source_pass_the_committed_schema() {
     assert_eq!(code, 0, "{err}");
     for text in [out, std::fs::read_to_string(env.path("plan.json")).unwrap()] {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
+        let errors = schema.errors(&value);
         assert!(errors.is_empty(), "{errors:?}");
         assert!(!text.contains("$argon2id$"), "no hash in a plan");
         assert!(

@@ -320,15 +320,11 @@ fn drift_is_labelled(env: Env) {
 }
 
 fn json_plans_validate_against_the_schema(env: Env) {
-    let schema: serde_json::Value = serde_json::from_str(&portico::schema::plan_schema()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = crate::common::schema::Schema::from_text(&portico::schema::plan_schema());
     env.write("account.yaml", ACCOUNT);
     let check = |json: &str| {
         let value: serde_json::Value = serde_json::from_str(json).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|e| e.to_string())
-            .collect();
+        let errors = validator.errors(&value);
         assert!(errors.is_empty(), "{errors:?}\n{json}");
         let doc: portico::render::PlanDocument = serde_json::from_value(value).unwrap();
         doc

@@ -102,16 +102,7 @@ fn access_explains_a_login_that_can_log_in(env: Env) {
     // JSON for tools, valid against the published schema.
     let (code, out, _) = run(env.portico(&["access", "jane@acme.example", "--format", "json"]));
     assert_eq!(code, 0);
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/access.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    assert!(jsonschema::is_valid(&schema, &report), "{out}");
+    let report = crate::common::schema::Schema::committed("access").assert_valid(&out);
     assert_eq!(report["can_log_in"], false, "jane has set no password yet");
     assert_eq!(
         report["role"]["id"], "payers",

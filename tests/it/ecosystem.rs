@@ -32,21 +32,12 @@ const SUBCOMMANDS: &[&str] = &[
     "man",
 ];
 
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{name}.schema.json"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+fn schema(name: &str) -> crate::common::schema::Schema {
+    crate::common::schema::Schema::committed(name)
 }
 
-fn assert_valid(validator: &jsonschema::Validator, json: &str) -> serde_json::Value {
-    let value: serde_json::Value =
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}\n{json}");
-    value
+fn assert_valid(schema: &crate::common::schema::Schema, json: &str) -> serde_json::Value {
+    schema.assert_valid(json)
 }
 
 #[test]

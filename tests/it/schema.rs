@@ -115,18 +115,11 @@ fn the_plan_schema_pins_its_format_version() {
 }
 
 /// Every number portico refuses in a manifest, the committed schema refuses too (checked by
-/// the independent `jsonschema` crate), so an editor underlines it before portico runs; and
+/// ajv, a validator nobody here wrote), so an editor underlines it before portico runs; and
 /// the edges portico accepts, the schema accepts.
 #[test]
 fn the_schema_refuses_every_number_portico_refuses() {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = crate::common::schema::Schema::committed("manifest");
     let notifications = |field: &str| {
         format!(
             "notifications: {{ url: https://hooks.example/p, login_url: https://c.example/login, {field} }}\n"
@@ -172,15 +165,23 @@ fn the_schema_refuses_every_number_portico_refuses() {
             true,
         ),
     ];
-    for (text, accepted) in cases {
-        let manifest = format!("features: {{ customer_access: true }}\n{text}");
+    let manifests: Vec<String> = cases
+        .iter()
+        .map(|(text, _)| format!("features: {{ customer_access: true }}\n{text}"))
+        .collect();
+    let values: Vec<serde_json::Value> = manifests
+        .iter()
+        .map(|m| serde_yaml::from_str(m).unwrap())
+        .collect();
+    let verdicts = validator.errors_each(&values);
+    for (((text, accepted), manifest), errors) in cases.iter().zip(&manifests).zip(&verdicts) {
+        let accepted = *accepted;
         let env = crate::common::Env::new();
-        env.write("a.yaml", &manifest);
+        env.write("a.yaml", manifest);
         let (code, _, err) = crate::common::run(env.portico(&["validate", "-f", "manifests"]));
         assert_eq!(code == 0, accepted, "portico on {text:?}: {err}");
-        let value: serde_json::Value = serde_yaml::from_str(&manifest).unwrap();
         assert_eq!(
-            validator.is_valid(&value),
+            errors.is_empty(),
             accepted,
             "the schema on {text:?} (portico {})",
             if accepted { "accepts" } else { "refuses" }

@@ -115,72 +115,90 @@ const CLAIM_SET: &str = "
 const CLAIM_WHERE: &str = "((locked_until IS NOT NULL AND locked_until <= $2)
     OR (locked_until IS NULL AND failed_attempts < $3))";
 
-/// A login as read by [`LOGIN_COLUMNS`].
-#[derive(sqlx::FromRow)]
-struct LoginRow {
-    customer_id: String,
-    contact: String,
-    customer_name: String,
-    email: Option<String>,
-    name: Option<String>,
-    access: i64,
-    role_id: String,
-    website_id: Option<String>,
-    expires_at: Option<String>,
-    password_hash: Option<String>,
-    locked_until: Option<String>,
-    failed_attempts: i64,
-    second_factor: i64,
+from_row! {
+    /// A login as read by [`LOGIN_COLUMNS`].
+    struct LoginRow {
+        customer_id: String,
+        contact: String,
+        customer_name: String,
+        email: Option<String>,
+        name: Option<String>,
+        access: i64,
+        role_id: String,
+        website_id: Option<String>,
+        expires_at: Option<String>,
+        password_hash: Option<String>,
+        locked_until: Option<String>,
+        failed_attempts: i64,
+        second_factor: i64,
+    }
 }
 
 /// A login and the attempt claimed for it (`None`: locked).
-#[derive(sqlx::FromRow)]
 struct ClaimedLoginRow {
-    #[sqlx(flatten)]
     login: LoginRow,
     claimed: Option<i64>,
 }
 
-/// A `features` row as the login service reads it.
-#[derive(sqlx::FromRow)]
-struct FeatureRow {
-    name: String,
-    enabled: i64,
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for ClaimedLoginRow
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    LoginRow: sqlx::FromRow<'r, R>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            login: LoginRow::from_row(row)?,
+            claimed: row.try_get("claimed")?,
+        })
+    }
 }
 
-/// A `websites` row.
-#[derive(sqlx::FromRow)]
-struct WebsiteRow {
-    id: String,
-    name: String,
-    url: String,
+from_row! {
+    /// A `features` row as the login service reads it.
+    struct FeatureRow {
+        name: String,
+        enabled: i64,
+    }
 }
 
-/// A `roles` row.
-#[derive(sqlx::FromRow)]
-struct RoleRow {
-    id: String,
-    name: String,
-    base: Option<String>,
-    two_factor: String,
+from_row! {
+    /// A `websites` row.
+    struct WebsiteRow {
+        id: String,
+        name: String,
+        url: String,
+    }
 }
 
-/// A `role_permissions` row.
-#[derive(sqlx::FromRow)]
-struct LevelRow {
-    role_id: String,
-    permission: String,
-    level: String,
+from_row! {
+    /// A `roles` row.
+    struct RoleRow {
+        id: String,
+        name: String,
+        base: Option<String>,
+        two_factor: String,
+    }
 }
 
-/// The `login_policy` row.
-#[derive(sqlx::FromRow)]
-struct PolicyRow {
-    max_failed_attempts: i64,
-    lockout_minutes: i64,
-    session_timeout_minutes: i64,
-    password_min_length: i64,
-    session_max_hours: i64,
+from_row! {
+    /// A `role_permissions` row.
+    struct LevelRow {
+        role_id: String,
+        permission: String,
+        level: String,
+    }
+}
+
+from_row! {
+    /// The `login_policy` row.
+    struct PolicyRow {
+        max_failed_attempts: i64,
+        lockout_minutes: i64,
+        session_timeout_minutes: i64,
+        password_min_length: i64,
+        session_max_hours: i64,
+    }
 }
 
 impl PolicyRow {
@@ -200,15 +218,31 @@ impl PolicyRow {
 pub const SESSIONS_AT_ONCE: usize = 500;
 
 /// A session and its login, read in one query (the forward-auth hot path).
-#[derive(sqlx::FromRow)]
 struct SessionLoginRow {
     id_hash: String,
     last_seen_at: String,
     expires_at_session: String,
     factors: String,
     created_at_session: String,
-    #[sqlx(flatten)]
     login: LoginRow,
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for SessionLoginRow
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    LoginRow: sqlx::FromRow<'r, R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id_hash: row.try_get("id_hash")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            expires_at_session: row.try_get("expires_at_session")?,
+            factors: row.try_get("factors")?,
+            created_at_session: row.try_get("created_at_session")?,
+            login: LoginRow::from_row(row)?,
+        })
+    }
 }
 
 fn into_login(row: LoginRow) -> ServeLogin {

@@ -4,34 +4,38 @@
 use super::ServeStore;
 use crate::store::{Doing, StoreError};
 
-/// A signing key as stored.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct SigningKeyRow {
-    /// The key id (`kid`).
-    pub kid: String,
-    /// When it was made.
-    pub created_at: String,
-    /// When a newer key replaced it (it is still published a while, for the tokens it signed).
-    pub retired_at: Option<String>,
-    /// The PKCS#1 PEM private key, sealed with the server's key.
-    pub private_sealed: String,
-    /// The public key as a JWK.
-    pub public_jwk: String,
+from_row! {
+    /// A signing key as stored.
+    #[derive(Clone, Debug)]
+    pub struct SigningKeyRow {
+        /// The key id (`kid`).
+        pub kid: String,
+        /// When it was made.
+        pub created_at: String,
+        /// When a newer key replaced it (it is still published a while, for the tokens it signed).
+        pub retired_at: Option<String>,
+        /// The PKCS#1 PEM private key, sealed with the server's key.
+        pub private_sealed: String,
+        /// The public key as a JWK.
+        pub public_jwk: String,
+    }
 }
 
-/// An authorization code's bindings, as issued.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct CodeRow {
-    pub client_id: String,
-    pub customer_id: String,
-    pub contact: String,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub scope: String,
-    pub nonce: Option<String>,
-    pub auth_time: String,
-    pub amr: String,
-    pub expires_at: String,
+from_row! {
+    /// An authorization code's bindings, as issued.
+    #[derive(Clone, Debug)]
+    pub struct CodeRow {
+        pub client_id: String,
+        pub customer_id: String,
+        pub contact: String,
+        pub redirect_uri: String,
+        pub code_challenge: String,
+        pub scope: String,
+        pub nonce: Option<String>,
+        pub auth_time: String,
+        pub amr: String,
+        pub expires_at: String,
+    }
 }
 
 /// What redeeming a code found.
@@ -45,16 +49,18 @@ pub enum Redeemed {
     Unknown,
 }
 
-/// An access token, as issued.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct TokenRow {
-    pub client_id: String,
-    pub customer_id: String,
-    pub contact: String,
-    pub scope: String,
-    pub amr: String,
-    pub auth_time: String,
-    pub expires_at: String,
+from_row! {
+    /// An access token, as issued.
+    #[derive(Clone, Debug)]
+    pub struct TokenRow {
+        pub client_id: String,
+        pub customer_id: String,
+        pub contact: String,
+        pub scope: String,
+        pub amr: String,
+        pub auth_time: String,
+        pub expires_at: String,
+    }
 }
 
 impl ServeStore {

@@ -4,21 +4,23 @@
 use super::ServeStore;
 use crate::store::{Doing, StoreError};
 
-/// A stored passkey.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct PasskeyRow {
-    /// The credential id, base64url.
-    pub credential_id: String,
-    pub customer_id: String,
-    pub contact: String,
-    /// The WebAuthn user handle of the login (base64url).
-    pub user_handle: String,
-    /// What the person called it.
-    pub name: String,
-    /// webauthn-rs' `Passkey`, as JSON (the public key and the signature counter).
-    pub passkey: String,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
+from_row! {
+    /// A stored passkey.
+    #[derive(Clone, Debug)]
+    pub struct PasskeyRow {
+        /// The credential id, base64url.
+        pub credential_id: String,
+        pub customer_id: String,
+        pub contact: String,
+        /// The WebAuthn user handle of the login (base64url).
+        pub user_handle: String,
+        /// What the person called it.
+        pub name: String,
+        /// webauthn-rs' `Passkey`, as JSON (the public key and the signature counter).
+        pub passkey: String,
+        pub created_at: String,
+        pub last_used_at: Option<String>,
+    }
 }
 
 /// What a login's passkey looks like to `access` (JSON: `schemas/access.schema.json`).
@@ -32,13 +34,15 @@ pub struct PasskeySummary {
     pub last_used_at: Option<String>,
 }
 
-/// A ceremony taken back: its login (registration only) and its state.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct CeremonyRow {
-    pub customer_id: Option<String>,
-    pub contact: Option<String>,
-    pub state: String,
-    pub expires_at: String,
+from_row! {
+    /// A ceremony taken back: its login (registration only) and its state.
+    #[derive(Clone, Debug)]
+    pub struct CeremonyRow {
+        pub customer_id: Option<String>,
+        pub contact: Option<String>,
+        pub state: String,
+        pub expires_at: String,
+    }
 }
 
 impl ServeStore {

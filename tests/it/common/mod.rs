@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod schema;
 pub mod smtp;
 pub mod web;
 
