@@ -23,45 +23,20 @@ CONNECTIONS=${CONNECTIONS:-16}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 command -v sqlite3 >/dev/null || { echo "needs sqlite3 (apt-get install sqlite3)"; exit 1; }
 
-cargo build --release --quiet
-LOAD=$(cargo bench --bench serve_load --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("executable") and m["target"]["name"] == "serve_load": print(m["executable"])')
-BIN=$PWD/target/release/portico
-WORK=$(mktemp -d /tmp/portico-oidc-bench.XXXXXX)
-SERVER=
-cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-export NO_COLOR=1 PORTICO_NO_NOTIFY=true PORTICO_SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+source benches/lib.sh
+bench_setup oidc
 export PW=bench-password-0123 CLIENT_SECRET=bench-client-secret-0123456789-abcdef
 REDIRECT=http://127.0.0.1:9/callback
 VERIFIER=bench-verifier-0123456789-0123456789-0123456789
 CODES=$((SECONDS_EACH * 4000 * 3 + 10000))
 
 echo "== generating $CUSTOMERS customers ($((CUSTOMERS * 3)) logins) and a client"
-HASH=$("$LOAD" hash "$PW")
-python3 - "$WORK/m" "$CUSTOMERS" "$REDIRECT" "$HASH" <<'PY'
-import sys, os
-out, n, redirect, hash_ = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-pw = f'password: {{ argon2: "{hash_}" }}'
-os.makedirs(f"{out}/customers", exist_ok=True)
-with open(f"{out}/account.yaml", "w") as f:
-    f.write("features: { customer_access: true }\n"
-            "roles: [{ id: no-pay, name: No Payments, permissions: { customer_payment: none, invoice: view } }]\n"
-            "oidc_clients:\n  - id: portal\n    name: Portal\n"
-            f"    redirect_uris: [\"{redirect}\"]\n    secret: {{ env: CLIENT_SECRET }}\n")
-per = 5000
-for start in range(0, n, per):
-    with open(f"{out}/customers/c{start // per:04}.yaml", "w") as f:
-        f.write("customers:\n")
-        for i in range(start, min(n, start + per)):
-            f.write(f"  - id: C{i}\n    name: Customer {i}\n    email: u{3*i}@bench.example\n"
-                    f"    access: {{ give_access: true, role: no-pay, {pw} }}\n    contacts:\n")
-            for k in (1, 2):
-                f.write(f"      - {{ email: u{3*i+k}@bench.example, access: true, {pw} }}\n")
-PY
+generate_account "$WORK/m" "$CUSTOMERS" "$PW" "oidc_clients:
+  - id: portal
+    name: Portal
+    redirect_uris: [\"$REDIRECT\"]
+    secret: { env: CLIENT_SECRET }
+"
 
 # The codes: CODES rows for logins in turn, each bound to the client, the redirect URI and
 # the one verifier's challenge; their plaintexts in a file wrk reads.
@@ -109,18 +84,6 @@ LUA
 
 { cat "$WORK/token.lua"; echo 'delay = function() return 20 end'; } >"$WORK/paced.lua"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() {
-  local p; p=$(port)
-  ADDR=http://127.0.0.1:$p
-  "$BIN" serve --database "$1" --listen "127.0.0.1:$p" --insecure-cookies --no-deliver \
-    --failures-per-address 0 2>"$WORK/serve.log" &
-  SERVER=$!
-  for _ in $(seq 100); do curl -fs "$ADDR/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "serve did not start"; cat "$WORK/serve.log"; exit 1
-}
-stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
-
 # load_codes ENGINE URL: the codes into oidc_codes (a fresh set per run).
 load_codes() {
   local columns="code_hash, client_id, customer_id, contact, redirect_uri, code_challenge, scope, nonce, auth_time, amr, expires_at"
@@ -155,22 +118,22 @@ run_engine() {
   echo
   echo "== $name: applying"
   "$BIN" apply -f "$WORK/m" --database "$url" --auto-approve --no-notify >/dev/null
-  start "$url"
+  start "$url" --failures-per-address 0
   curl -fs "$ADDR/oidc/jwks" >/dev/null # the first signing key is made here
   echo "== $name: token endpoint (wrk -t2 -c$CONNECTIONS -d${SECONDS_EACH}s), three runs"
   for run in 1 2 3; do
-    stop; load_codes "$name" "$url"; start "$url"; curl -fs "$ADDR/oidc/jwks" >/dev/null
+    stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0; curl -fs "$ADDR/oidc/jwks" >/dev/null
     wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s "$WORK/token.lua" "$ADDR" >"$WORK/wrk.txt"
     awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /^tokens:/ {t=$0} END {printf "   run %s: %s/s p50 %s p99 %s (%s)\n", "'"$run"'", r, p50, p99, t}' "$WORK/wrk.txt"
   done
   echo "== $name: token endpoint paced (wrk -t2 -c8, 20 ms between each connection's requests), three runs"
   for run in 1 2 3; do
-    stop; load_codes "$name" "$url"; start "$url"; curl -fs "$ADDR/oidc/jwks" >/dev/null
+    stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0; curl -fs "$ADDR/oidc/jwks" >/dev/null
     wrk -t2 -c8 -d"${SECONDS_EACH}s" --latency -s "$WORK/paced.lua" "$ADDR" >"$WORK/wrk.txt"
     awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /^tokens:/ {t=$0} END {printf "   run %s: %s/s p50 %s p99 %s (%s)\n", "'"$run"'", r, p50, p99, t}' "$WORK/wrk.txt"
   done
   echo "== $name: revoke in git + apply → userinfo refused"
-  stop; load_codes "$name" "$url"; start "$url"
+  stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0
   local code; code=$(sed -n 1p "$WORK/codes.txt")
   local token; token=$(curl -fs -u "portal:$CLIENT_SECRET" -d grant_type=authorization_code \
     -d "code=$code" -d "code_verifier=$VERIFIER" --data-urlencode "redirect_uri=$REDIRECT" \

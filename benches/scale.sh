@@ -33,12 +33,9 @@ DRIFT=${DRIFT:-1}
 REPEAT=${REPEAT:-3}
 command -v sqlite3 >/dev/null || { echo "needs the sqlite3 shell (apt-get install sqlite3)"; exit 1; }
 
+source benches/lib.sh
 cargo build --release --quiet
-FLOOR=$(cargo bench --bench parse_floor --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("executable") and m["target"]["name"] == "parse_floor": print(m["executable"])')
+FLOOR=$(bench_binary parse_floor)
 BIN=$PWD/target/release/portico
 WORK=$(mktemp -d /tmp/portico-scale.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

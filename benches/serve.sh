@@ -24,58 +24,17 @@ SECONDS_EACH=${SECONDS_EACH:-10}
 FLOOD_RATE=${FLOOD_RATE:-500}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 
-cargo build --release --quiet
-LOAD=$(cargo bench --bench serve_load --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("executable") and m["target"]["name"] == "serve_load": print(m["executable"])')
-BIN=$PWD/target/release/portico
-WORK=$(mktemp -d /tmp/portico-serve-bench.XXXXXX)
-SERVER=
-cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-export NO_COLOR=1 PORTICO_NO_NOTIFY=true PORTICO_SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+source benches/lib.sh
+bench_setup serve
 PASSWORD=bench-password-0123
 PATTERN='u{}@bench.example'
 
 echo "== generating $CUSTOMERS customers ($((CUSTOMERS * 3)) logins)"
-HASH=$("$LOAD" hash "$PASSWORD")
-python3 - "$WORK/m" "$CUSTOMERS" "$HASH" <<'PY'
-import sys, os
-out, n, hash_ = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-os.makedirs(f"{out}/customers", exist_ok=True)
-with open(f"{out}/account.yaml", "w") as f:
-    f.write("features: { customer_access: true }\n"
-            "login_policy: { lockout: { max_failed_attempts: 5, duration_minutes: 30 } }\n"
-            "roles: [{ id: no-pay, name: No Payments, permissions: { customer_payment: none, invoice: view } }]\n")
-per = 5000
-for start in range(0, n, per):
-    with open(f"{out}/customers/c{start // per:04}.yaml", "w") as f:
-        f.write("customers:\n")
-        for i in range(start, min(n, start + per)):
-            pw = f'password: {{ argon2: "{hash_}" }}'
-            f.write(f"  - id: C{i}\n    name: Customer {i}\n    email: u{3*i}@bench.example\n"
-                    f"    access: {{ give_access: true, role: no-pay, {pw} }}\n    contacts:\n")
-            for k in (1, 2):
-                f.write(f"      - {{ email: u{3*i+k}@bench.example, access: true, {pw} }}\n")
-PY
+generate_account "$WORK/m" "$CUSTOMERS" "$PASSWORD" \
+  "login_policy: { lockout: { max_failed_attempts: 5, duration_minutes: 30 } }
+"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss() { awk -v k="$2:" '$1 == k {print int($2/1024) " MB"}' "/proc/$1/status"; }
-
-# start URL [ARGS…]: starts serve on a free port; sets SERVER (pid) and ADDR.
-start() {
-  local url=$1; shift
-  local p; p=$(port)
-  ADDR=http://127.0.0.1:$p
-  "$BIN" serve --database "$url" --listen "127.0.0.1:$p" --insecure-cookies --no-deliver \
-    "$@" 2>"$WORK/serve.log" &
-  SERVER=$!
-  for _ in $(seq 100); do curl -fs "$ADDR/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "serve did not start"; cat "$WORK/serve.log"; exit 1
-}
-stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 
 cat >"$WORK/auth.lua" <<'LUA'
 local ids = {}

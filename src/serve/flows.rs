@@ -171,6 +171,7 @@ async fn sign_in(
     let seen = Seen {
         address,
         refund: claimed.refund(),
+        passkey: None,
     };
     let email_hash = hash_id(&email);
     let (login, claim) = claim_attempt(app, &email, &email_hash, limits.max, &now_text).await?;
@@ -578,6 +579,7 @@ async fn sign_in_after_set(
     let seen = Seen {
         address,
         refund: None,
+        passkey: None,
     };
     signed_in(app, &login, second_factor, &started, &seen, None).await
 }

@@ -304,14 +304,13 @@ async fn assert(
     }
     let id = random_id();
     let expires = later(at, super::flows::Limits::of(&account).session_minutes);
+    let seen = crate::store::serve::Seen {
+        address,
+        refund: None,
+        passkey: Some(&stored.name),
+    };
     app.store
-        .signed_in_with_passkey(
-            &login,
-            &hash_id(&id),
-            (&now_text, &expires),
-            address,
-            &stored.name,
-        )
+        .signed_in(&login, &hash_id(&id), &now_text, &expires, &seen)
         .await?;
     let to = super::flows::local_path(body.return_to.as_deref()).unwrap_or_else(|| "/".into());
     Ok(Ok((to, app.cookies.session(&id))))

@@ -16,6 +16,7 @@ crate::common::on_every_engine!(
     authlib_signs_in_through_chromium_and_verifies_the_id_token,
     each_refusal_has_the_error_the_specifications_name,
     removing_a_client_or_revoking_a_login_in_git_ends_what_was_granted,
+    a_code_presented_again_while_its_token_is_made_leaves_no_token,
 );
 
 const PW: &str = "correct-horse-battery";
@@ -313,6 +314,23 @@ async fn token(
     (status, response.json().await.unwrap(), headers)
 }
 
+/// The authorization code exchanged as the billing client does it (its secret, the
+/// registered redirect URI).
+async fn redeem(
+    server: &Server,
+    code: &str,
+    verifier: &str,
+    redirect: &str,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code_verifier", verifier),
+        ("redirect_uri", redirect),
+    ];
+    token(server, SECRET, &form).await
+}
+
 async fn userinfo(server: &Server, access_token: &str) -> u16 {
     reqwest::Client::new()
         .get(format!("{}/oidc/userinfo", server.url))
@@ -351,6 +369,22 @@ fn each_refusal_has_the_error_the_specifications_name(env: Env) {
                 && location.contains("state=s1"),
             "{location}"
         );
+        // A state or nonce past 512 characters: refused, and not echoed back.
+        for (name, long) in [("state", "s".repeat(513)), ("nonce", "n".repeat(513))] {
+            let path = format!(
+                "{}&{name}={long}",
+                authorize_path(&redirect, Some(&pkce().1))
+            )
+            .replace("state=s1&", "");
+            let answer = browser.get(&path).await.unwrap();
+            let location = answer.header("location").unwrap();
+            assert!(
+                location.starts_with(&redirect)
+                    && location.contains("error=invalid_request")
+                    && !location.contains(&long),
+                "{name}: {location}"
+            );
+        }
         let grant = |code: &str, verifier: &str, redirect: &str| {
             vec![
                 ("grant_type", "authorization_code".to_string()),
@@ -435,13 +469,7 @@ fn each_refusal_has_the_error_the_specifications_name(env: Env) {
     });
     let (code5, verifier5, access, code4) = expired;
     env.sql("UPDATE oidc_codes SET expires_at = '2000-01-01T00:00:00Z' WHERE used_at IS NULL");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code5.as_str()),
-        ("code_verifier", verifier5.as_str()),
-        ("redirect_uri", redirect.as_str()),
-    ];
-    let (status, body, _) = block_on(token(&server, SECRET, &form));
+    let (status, body, _) = block_on(redeem(&server, &code5, &verifier5, &redirect));
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -460,17 +488,8 @@ fn removing_a_client_or_revoking_a_login_in_git_ends_what_was_granted(env: Env) 
     let server = Server::start(&env);
     let browser = Client::new(&server);
     let exchange = |code: String, verifier: String| {
-        let server = &server;
-        let redirect = redirect.clone();
-        async move {
-            let form = [
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("code_verifier", verifier.as_str()),
-                ("redirect_uri", redirect.as_str()),
-            ];
-            token(server, SECRET, &form).await
-        }
+        let (server, redirect) = (&server, redirect.clone());
+        async move { redeem(server, &code, &verifier, &redirect).await }
     };
     block_on(async {
         browser.sign_in("jane@acme.example", PW).await;
@@ -605,13 +624,7 @@ fn a_two_factor_role_gets_a_code_only_after_the_second_factor() {
             .unwrap()
             .1
             .into_owned();
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("code_verifier", verifier.as_str()),
-            ("redirect_uri", redirect.as_str()),
-        ];
-        let (status, body, _) = token(&server, SECRET, &form).await;
+        let (status, body, _) = redeem(&server, &code, &verifier, &redirect).await;
         assert_eq!(status, 200, "{body}");
         let id_token = body["id_token"].as_str().unwrap();
         let payload = id_token.split('.').nth(1).unwrap();
@@ -771,5 +784,79 @@ fn a_website_client_admits_its_logins_and_a_public_client_needs_no_secret() {
         let (status, body) = exchange(None).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["id_token"].is_string() && body["access_token"].is_string());
+    });
+}
+
+/// RFC 6749 §4.1.2 at the store, in both orders a replay can meet a token being issued: a
+/// token stored before the replay is revoked by it; one stored after the replay's mark is not
+/// stored at all (the token endpoint then answers `invalid_grant`).
+fn a_code_presented_again_while_its_token_is_made_leaves_no_token(env: Env) {
+    use portico::store::serve::{CodeRow, Redeemed, ServeStore, TokenRow};
+    env.write("a.yaml", &account(free_port()));
+    assert_eq!(apply(&env).0, 0);
+    let code = CodeRow {
+        client_id: "billing".into(),
+        customer_id: "C1".into(),
+        contact: "jane@acme.example".into(),
+        redirect_uri: "http://127.0.0.1:1/callback".into(),
+        code_challenge: "c".into(),
+        scope: "openid".into(),
+        nonce: None,
+        auth_time: "2026-01-01T00:00:00Z".into(),
+        amr: "pwd".into(),
+        expires_at: "2999-01-01T00:00:00Z".into(),
+    };
+    let token = TokenRow {
+        client_id: "billing".into(),
+        customer_id: "C1".into(),
+        contact: "jane@acme.example".into(),
+        scope: "openid".into(),
+        amr: "pwd".into(),
+        auth_time: "2026-01-01T00:00:00Z".into(),
+        expires_at: "2999-01-01T00:00:00Z".into(),
+    };
+    let now = "2026-06-01T00:00:00Z";
+    block_on(async {
+        let store = ServeStore::open(&env.url, 2).await.unwrap();
+        // Issued, then replayed: the replay revokes the token.
+        store.issue_code("code-1", &code).await.unwrap();
+        assert!(matches!(
+            store.redeem_code("code-1", now).await.unwrap(),
+            Redeemed::Fresh(_)
+        ));
+        assert!(
+            store
+                .issue_token("token-1", "code-1", &token)
+                .await
+                .unwrap()
+        );
+        assert!(store.access_token("token-1", now).await.unwrap().is_some());
+        assert!(matches!(
+            store.redeem_code("code-1", now).await.unwrap(),
+            Redeemed::Replayed
+        ));
+        assert!(store.access_token("token-1", now).await.unwrap().is_none());
+        // Replayed before the token is stored: the token is refused, nothing outlives it.
+        store.issue_code("code-2", &code).await.unwrap();
+        assert!(matches!(
+            store.redeem_code("code-2", now).await.unwrap(),
+            Redeemed::Fresh(_)
+        ));
+        assert!(matches!(
+            store.redeem_code("code-2", now).await.unwrap(),
+            Redeemed::Replayed
+        ));
+        assert!(
+            !store
+                .issue_token("token-2", "code-2", &token)
+                .await
+                .unwrap()
+        );
+        assert!(store.access_token("token-2", now).await.unwrap().is_none());
+        // An unknown code is neither fresh nor replayed.
+        assert!(matches!(
+            store.redeem_code("code-3", now).await.unwrap(),
+            Redeemed::Unknown
+        ));
     });
 }

@@ -78,6 +78,7 @@ fn a_passkey_registers_signs_in_and_satisfies_a_two_factor_role(env: Env) {
     browser.type_into("#passkey-name", "Work laptop");
     browser.click("#passkey-add");
     wait_for(&browser, "Work laptop (added");
+    browser.keep("passkey-home");
     let credentials = browser.virtual_credentials(&authenticator);
     assert_eq!(credentials.len(), 1, "{credentials:?}");
     assert_eq!(
@@ -93,9 +94,14 @@ fn a_passkey_registers_signs_in_and_satisfies_a_two_factor_role(env: Env) {
     );
     // Signed out, the passkey alone signs her in (no email typed).
     sign_out(&browser);
+    browser.keep("passkey-login");
     browser.click("#passkey-sign-in");
     wait_for(&browser, "Signed in as");
     assert!(browser.text().contains("jane@acme.example"));
+    // The sign-in is recorded with the passkey's name.
+    let (code, out, err) = run(env.portico(&["events", "jane@acme.example"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("with the passkey Work laptop"), "{out}");
     // Her role now requires two-step sign-in: the apply ends her session, and the passkey
     // (user verification required) satisfies it without a code.
     env.write("a.yaml", &account(port, "secure"));

@@ -741,17 +741,6 @@ fn a_login_with_a_website_signs_in_only_on_that_website() {
     });
 }
 
-/// Saves a screenshot when `PORTICO_SCREENSHOTS` names a folder (to look at the pages).
-fn keep(browser: &crate::common::browser::Browser, name: &str) {
-    if let Some(dir) = std::env::var_os("PORTICO_SCREENSHOTS") {
-        std::fs::write(
-            std::path::Path::new(&dir).join(format!("{name}.png")),
-            browser.screenshot(),
-        )
-        .unwrap();
-    }
-}
-
 fn the_whole_journey_in_a_real_browser(env: Env) {
     // Real email: apply sends the new-access message to an SMTP server (aiosmtpd).
     let smtp = crate::common::smtp::SmtpServer::start(None, None);
@@ -804,7 +793,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     let browser = crate::common::browser::Browser::start();
     let on_store = |path: &str| format!("{}{path}", server.url);
     browser.visit(link);
-    keep(&browser, "set-password");
+    browser.keep("set-password");
     assert!(
         browser.text().contains("Set your password"),
         "{}",
@@ -815,7 +804,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     browser.click_to_next_page("button[type=submit]");
     // The role requires a second factor: enrolment, with a code from pyotp.
     assert_eq!(browser.path(), "/two-factor", "{}", browser.text());
-    keep(&browser, "enrol");
+    browser.keep("enrol");
     let qr = browser.eval(
         "const s = document.querySelector('figure.qr svg'); return s ? s.getBoundingClientRect().width : 0",
     );
@@ -840,14 +829,14 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     }
     browser.type_into("#code", &pyotp(&secret, now()));
     browser.click_to_next_page("button[type=submit]");
-    keep(&browser, "recovery-codes");
+    browser.keep("recovery-codes");
     assert!(
         browser.text().contains("Your recovery codes"),
         "{}",
         browser.text()
     );
     browser.click_to_next_page("a[href='/']");
-    keep(&browser, "home");
+    browser.keep("home");
     assert_eq!(browser.path(), "/");
     let home = browser.text();
     assert!(
@@ -858,7 +847,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     assert!(home.contains("Invoice\tview"), "{home}");
     // The profile: recent activity, two-step sign-in on.
     browser.click_to_next_page("a[href='/profile']");
-    keep(&browser, "profile");
+    browser.keep("profile");
     let profile = browser.text();
     assert!(profile.contains("Recovery codes left: 10"), "{profile}");
     assert!(profile.contains("Signed in"), "{profile}");
@@ -869,7 +858,7 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     browser.type_into("#email", "new@acme.example");
     browser.type_into("#password", "not-the-password");
     browser.click_to_next_page("button[type=submit]");
-    keep(&browser, "login-failed");
+    browser.keep("login-failed");
     assert!(
         browser
             .text()
@@ -897,10 +886,10 @@ fn the_whole_journey_in_a_real_browser(env: Env) {
     assert_eq!(browser.path(), "/login", "{}", browser.text());
     // Forgot password, in the browser; the reset arrives by email from the server itself.
     browser.click_to_next_page("a[href='/forgot-password']");
-    keep(&browser, "forgot");
+    browser.keep("forgot");
     browser.type_into("#email", "new@acme.example");
     browser.click_to_next_page("button[type=submit]");
-    keep(&browser, "forgot-sent");
+    browser.keep("forgot-sent");
     assert!(
         browser.text().contains("we have sent it a link"),
         "{}",

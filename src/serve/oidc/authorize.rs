@@ -11,6 +11,10 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{App, CODE_SECONDS};
+
+/// The longest `state` or `nonce` accepted (characters). Both are echoed (in the redirect,
+/// in the ID token) and `nonce` is stored with the code; clients send 22–64 characters.
+const MAX_ECHOED: usize = 512;
 use crate::serve::pages::page;
 use crate::serve::session::{Current, current, hash_id, site_name};
 use crate::store::serve::CodeRow;
@@ -85,7 +89,8 @@ async fn run(
     };
     let back = Back {
         redirect_uri: &redirect_uri,
-        state: q.state.as_deref(),
+        // Not echoed when too long (the request is refused for it).
+        state: q.state.as_deref().filter(|s| s.len() <= MAX_ECHOED),
         issuer: super::issuer(app, headers).unwrap_or_default(),
     };
     let (challenge, scope) = match checked(&q, client) {
@@ -150,6 +155,13 @@ fn checked(
             "PKCE is required: code_challenge with code_challenge_method=S256",
         ));
     };
+    let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > MAX_ECHOED);
+    if too_long(&q.state) || too_long(&q.nonce) {
+        return Err((
+            "invalid_request",
+            "state and nonce may be at most 512 characters",
+        ));
+    }
     let scope = super::granted(client, q.scope.as_deref().unwrap_or_default());
     if !scope.split(' ').any(|s| s == "openid") {
         return Err(("invalid_scope", "the openid scope is required"));

@@ -129,7 +129,7 @@ async fn exchange(
             "this login may no longer sign in to this application",
         )));
     }
-    let body = issue(
+    let Some(body) = issue(
         app,
         headers,
         (&client_id, &account),
@@ -137,11 +137,18 @@ async fn exchange(
         (&login, code, &code_hash),
         now,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(Err(refused(
+            "invalid_grant",
+            "the code was used again meanwhile: what it gave is revoked",
+        )));
+    };
     Ok(Ok((StatusCode::OK, axum::Json(body)).into_response()))
 }
 
-/// The access token (stored) and the signed ID token, as the token response's JSON.
+/// The access token (stored) and the signed ID token, as the token response's JSON; `None`
+/// when the code was presented again while they were made.
 async fn issue(
     app: &Arc<App>,
     headers: &HeaderMap,
@@ -149,7 +156,7 @@ async fn issue(
     issued: &CodeRow,
     (login, code, code_hash): (&crate::store::serve::ServeLogin, &str, &str),
     now: jiff::Timestamp,
-) -> Result<serde_json::Value, crate::store::StoreError> {
+) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
     let access_token = super::random_token();
     let row = TokenRow {
         client_id: client_id.to_string(),
@@ -162,9 +169,6 @@ async fn issue(
             now + jiff::SignedDuration::from_secs(ACCESS_TOKEN_SECONDS),
         ),
     };
-    app.store
-        .issue_token(&hash_id(&access_token), code_hash, &row)
-        .await?;
     let sub = subject(app, login).await?;
     let issuer = super::issuer(app, headers).unwrap_or_default();
     let claims = super::claims(account, login, &issued.scope);
@@ -182,13 +186,21 @@ async fn issue(
             "signing an ID token failed".into(),
         ));
     };
-    Ok(serde_json::json!({
+    // Stored only once its ID token is signed: a failure leaves no unused token behind.
+    if !app
+        .store
+        .issue_token(&hash_id(&access_token), code_hash, &row)
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ACCESS_TOKEN_SECONDS,
         "id_token": id_token,
         "scope": issued.scope,
-    }))
+    })))
 }
 
 /// Why a redeemed code does not fit this request, if it does not: another client, another

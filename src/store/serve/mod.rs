@@ -565,7 +565,8 @@ impl ServeStore {
         Ok(())
     }
 
-    /// A successful sign-in: the count is reset, `last_login_at` set, and a session stored.
+    /// A successful sign-in (a password, or a passkey: [`Seen::passkey`]): the count is
+    /// reset, `last_login_at` set, and a session stored.
     ///
     /// # Errors
     /// Database errors.
@@ -597,14 +598,15 @@ impl ServeStore {
         .await
         .doing(doing)?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at)
-             VALUES ($1, $2, $3, $4, $4, $5)",
+            "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at, factors)
+             VALUES ($1, $2, $3, $4, $4, $5, $6)",
         )
         .bind(session_hash)
         .bind(&login.customer_id)
         .bind(&login.contact)
         .bind(now)
         .bind(expires_at)
+        .bind(seen.factors())
         .execute(&mut *tx)
         .await
         .doing(doing)?;
@@ -623,38 +625,34 @@ impl ServeStore {
         expires_at: &str,
         seen: &Seen<'_>,
     ) -> Result<(), StoreError> {
-        const EVENT_AND_LOGIN: &str = "WITH event AS (
+        // Without a counted attempt ($8 NULL) the refund matches no row.
+        sqlx::query(
+            "WITH event AS (
                 INSERT INTO login_events (at, email, kind, address, detail)
-                VALUES ($1, $2, 'signed_in', $3, NULL)
+                VALUES ($1, $2, 'signed_in', $3, $9)
             ), login AS (
                 UPDATE logins SET failed_attempts = 0, locked_until = NULL, last_login_at = $1
                 WHERE customer_id = $4 AND contact = $5
-            )";
-        const REFUND: &str = ", refund AS (
+            ), refund AS (
                 UPDATE address_failures SET failures = failures - 1
                 WHERE address = $3 AND window_start = $8 AND failures > 0
-            )";
-        const SESSION: &str = " INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at)
-            VALUES ($6, $4, $5, $1, $1, $7)";
-        let sql = match seen.refund {
-            Some(_) => format!("{EVENT_AND_LOGIN}{REFUND}{SESSION}"),
-            None => format!("{EVENT_AND_LOGIN}{SESSION}"),
-        };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(login.login.email.as_deref().unwrap_or_default())
-            .bind(seen.address)
-            .bind(&login.customer_id)
-            .bind(&login.contact)
-            .bind(session_hash)
-            .bind(expires_at);
-        if let Some(window) = seen.refund {
-            query = query.bind(window);
-        }
-        query
-            .execute(&self.pool)
-            .await
-            .doing("recording a sign-in")?;
+            )
+            INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at, factors)
+            VALUES ($6, $4, $5, $1, $1, $7, $10)",
+        )
+        .bind(now)
+        .bind(login.login.email.as_deref().unwrap_or_default())
+        .bind(seen.address)
+        .bind(&login.customer_id)
+        .bind(&login.contact)
+        .bind(session_hash)
+        .bind(expires_at)
+        .bind(seen.refund)
+        .bind(seen.detail())
+        .bind(seen.factors())
+        .execute(&self.pool)
+        .await
+        .doing("recording a sign-in")?;
         Ok(())
     }
 
@@ -1121,9 +1119,22 @@ pub struct Seen<'a> {
     pub address: &'a str,
     /// The throttling window the attempt was counted in, when it was.
     pub refund: Option<&'a str>,
+    /// The passkey that signed in (its name), instead of a password: the session's factor
+    /// is then `hwk` and the event names the passkey.
+    pub passkey: Option<&'a str>,
 }
 
 impl Seen<'_> {
+    /// The session's factors when this sign-in completes it.
+    fn factors(&self) -> &'static str {
+        if self.passkey.is_some() { "hwk" } else { "pwd" }
+    }
+
+    /// The event's detail: which passkey, when one signed in.
+    fn detail(&self) -> Option<String> {
+        self.passkey.map(|name| format!("with the passkey {name}"))
+    }
+
     async fn record(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -1133,12 +1144,13 @@ impl Seen<'_> {
     ) -> Result<(), StoreError> {
         let doing = "recording a sign-in";
         sqlx::query(
-            "INSERT INTO login_events (at, email, kind, address, detail) VALUES ($1, $2, $3, $4, NULL)",
+            "INSERT INTO login_events (at, email, kind, address, detail) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(now)
         .bind(login.login.email.as_deref().unwrap_or_default())
         .bind(kind)
         .bind(self.address)
+        .bind(self.detail())
         .execute(&mut **tx)
         .await
         .doing(doing)?;

@@ -174,6 +174,14 @@ impl ServeStore {
             return Ok(Redeemed::Unknown);
         }
         let _turn = self.writer_turn().await;
+        // The code is marked first: a token being issued for it now either committed before
+        // (and is revoked next) or sees the mark and is not issued (`issue_token`).
+        sqlx::query("UPDATE oidc_codes SET replayed_at = $2 WHERE code_hash = $1")
+            .bind(code_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .doing(doing)?;
         sqlx::query(
             "UPDATE oidc_tokens SET revoked_at = $2 WHERE code_hash = $1 AND revoked_at IS NULL",
         )
@@ -185,7 +193,10 @@ impl ServeStore {
         Ok(Redeemed::Replayed)
     }
 
-    /// Stores an access token (by its hash), issued for a code.
+    /// Stores an access token (by its hash), issued for a code; `false` (nothing stored) when
+    /// the code was presented again meanwhile. On PostgreSQL the code's row is locked while
+    /// the token is written, so a replay's revocation waits for it and then sees it; SQLite
+    /// runs one write at a time.
     ///
     /// # Errors
     /// Database errors.
@@ -194,26 +205,36 @@ impl ServeStore {
         token_hash: &str,
         code_hash: &str,
         token: &TokenRow,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let _turn = self.writer_turn().await;
-        sqlx::query(
+        let sql = if self.postgres {
+            "WITH code AS (
+                SELECT code_hash FROM oidc_codes
+                WHERE code_hash = $3 AND replayed_at IS NULL FOR UPDATE
+            )
+            INSERT INTO oidc_tokens (token_hash, client_id, code_hash, customer_id, contact,
+                scope, amr, auth_time, expires_at)
+            SELECT $1, $2, code_hash, $4, $5, $6, $7, $8, $9 FROM code"
+        } else {
             "INSERT INTO oidc_tokens (token_hash, client_id, code_hash, customer_id, contact,
                 scope, amr, auth_time, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(token_hash)
-        .bind(&token.client_id)
-        .bind(code_hash)
-        .bind(&token.customer_id)
-        .bind(&token.contact)
-        .bind(&token.scope)
-        .bind(&token.amr)
-        .bind(&token.auth_time)
-        .bind(&token.expires_at)
-        .execute(&self.pool)
-        .await
-        .doing("issuing an access token")?;
-        Ok(())
+            SELECT $1, $2, code_hash, $4, $5, $6, $7, $8, $9 FROM oidc_codes
+            WHERE code_hash = $3 AND replayed_at IS NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(token_hash)
+            .bind(&token.client_id)
+            .bind(code_hash)
+            .bind(&token.customer_id)
+            .bind(&token.contact)
+            .bind(&token.scope)
+            .bind(&token.amr)
+            .bind(&token.auth_time)
+            .bind(&token.expires_at)
+            .execute(&self.pool)
+            .await
+            .doing("issuing an access token")?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// An access token that is not revoked and has not expired at `now`.

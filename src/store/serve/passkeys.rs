@@ -184,56 +184,6 @@ impl ServeStore {
         Ok(())
     }
 
-    /// A sign-in with a passkey: the event, the failure count reset, `last_login_at`, and a
-    /// session that has passed both factors (`hwk`), in one transaction.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn signed_in_with_passkey(
-        &self,
-        login: &super::ServeLogin,
-        session_hash: &str,
-        (now, expires_at): (&str, &str),
-        address: &str,
-        passkey: &str,
-    ) -> Result<(), StoreError> {
-        let doing = "recording a sign-in";
-        let mut tx = self.pool.begin().await.doing(doing)?;
-        sqlx::query(
-            "INSERT INTO login_events (at, email, kind, address, detail) VALUES ($1, $2, 'signed_in', $3, $4)",
-        )
-        .bind(now)
-        .bind(login.login.email.as_deref().unwrap_or_default())
-        .bind(address)
-        .bind(format!("with the passkey {passkey}"))
-        .execute(&mut *tx)
-        .await
-        .doing(doing)?;
-        sqlx::query(
-            "UPDATE logins SET failed_attempts = 0, locked_until = NULL, last_login_at = $1
-             WHERE customer_id = $2 AND contact = $3",
-        )
-        .bind(now)
-        .bind(&login.customer_id)
-        .bind(&login.contact)
-        .execute(&mut *tx)
-        .await
-        .doing(doing)?;
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at, factors)
-             VALUES ($1, $2, $3, $4, $4, $5, 'hwk')",
-        )
-        .bind(session_hash)
-        .bind(&login.customer_id)
-        .bind(&login.contact)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await
-        .doing(doing)?;
-        tx.commit().await.doing(doing)
-    }
-
     /// The passkeys `access` lists for a login (by email).
     ///
     /// # Errors

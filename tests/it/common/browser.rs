@@ -271,6 +271,18 @@ impl Browser {
             .decode(png.as_str().unwrap())
             .unwrap()
     }
+
+    /// Saves a screenshot as `<name>.png` when `PORTICO_SCREENSHOTS` names a folder (to look
+    /// at the pages).
+    pub fn keep(&self, name: &str) {
+        if let Some(dir) = std::env::var_os("PORTICO_SCREENSHOTS") {
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("{name}.png")),
+                self.screenshot(),
+            )
+            .unwrap();
+        }
+    }
 }
 
 impl Drop for Browser {
