@@ -113,22 +113,31 @@ open(path, "w").write(text.replace(old, new, 1))
 PY
 }
 
+# warm: the server's first requests, not measured: the first signing key is made (or read),
+# and the client's secret is proved once (argon2, about 20 ms a core; `serve` then keeps the
+# proof). Without it, a run's first CONNECTIONS requests all wait for argon2 at once, which
+# alone is the paced p99 of a 5-second run.
+warm() {
+  curl -fs "$ADDR/oidc/jwks" >/dev/null
+  curl -s -o /dev/null -u "portal:$CLIENT_SECRET" -d grant_type=client_credentials "$ADDR/oidc/token"
+}
+
 run_engine() {
   local name=$1 url=$2
   echo
   echo "== $name: applying"
   "$BIN" apply -f "$WORK/m" --database "$url" --auto-approve --no-notify >/dev/null
   start "$url" --failures-per-address 0
-  curl -fs "$ADDR/oidc/jwks" >/dev/null # the first signing key is made here
+  warm
   echo "== $name: token endpoint (wrk -t2 -c$CONNECTIONS -d${SECONDS_EACH}s), three runs"
   for run in 1 2 3; do
-    stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0; curl -fs "$ADDR/oidc/jwks" >/dev/null
+    stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0; warm
     wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s "$WORK/token.lua" "$ADDR" >"$WORK/wrk.txt"
     awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /^tokens:/ {t=$0} END {printf "   run %s: %s/s p50 %s p99 %s (%s)\n", "'"$run"'", r, p50, p99, t}' "$WORK/wrk.txt"
   done
   echo "== $name: token endpoint paced (wrk -t2 -c8, 20 ms between each connection's requests), three runs"
   for run in 1 2 3; do
-    stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0; curl -fs "$ADDR/oidc/jwks" >/dev/null
+    stop; load_codes "$name" "$url"; start "$url" --failures-per-address 0; warm
     wrk -t2 -c8 -d"${SECONDS_EACH}s" --latency -s "$WORK/paced.lua" "$ADDR" >"$WORK/wrk.txt"
     awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /^tokens:/ {t=$0} END {printf "   run %s: %s/s p50 %s p99 %s (%s)\n", "'"$run"'", r, p50, p99, t}' "$WORK/wrk.txt"
   done
