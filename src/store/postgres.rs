@@ -491,8 +491,11 @@ const WRITES: Writes = Writes {
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
-    end_role_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
-            (SELECT customer_id, contact FROM logins WHERE role_id IN (SELECT json_array_elements_text($1::json)))",
+    // Sessions are few: each is checked against its login by key (logins have no index by
+    // role).
+    end_role_sessions: "DELETE FROM sessions WHERE EXISTS (SELECT 1 FROM logins l
+            WHERE l.customer_id = sessions.customer_id AND l.contact = sessions.contact
+            AND l.role_id IN (SELECT json_array_elements_text($1::json)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
 };

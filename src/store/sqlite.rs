@@ -605,8 +605,11 @@ const WRITES: Writes = Writes {
     cancel_notifications: "UPDATE notifications SET status = 'cancelled'
         WHERE status = 'pending' AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
-    end_role_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
-            (SELECT customer_id, contact FROM logins WHERE role_id IN (SELECT value FROM json_each(?1)))",
+    // Sessions are few: each is checked against its login by key (logins have no index by
+    // role).
+    end_role_sessions: "DELETE FROM sessions WHERE EXISTS (SELECT 1 FROM logins l
+            WHERE l.customer_id = sessions.customer_id AND l.contact = sessions.contact
+            AND l.role_id IN (SELECT value FROM json_each(?1)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
 };

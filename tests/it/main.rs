@@ -26,4 +26,5 @@ mod schema;
 mod serve;
 mod serve_account;
 mod snapshots;
+mod upgrade;
 mod validation;

@@ -237,7 +237,7 @@ fn a_large_first_apply_builds_each_index_once_and_keeps_them_all() {
     let (code, _, err) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 0, "{err}");
 
-    // The rebuilt keys work: a second login with an email, or a second message with a key,
+    // The rebuilt keys work: a second login with an email, or a second message with an id,
     // is refused; deleting a customer by hand still cascades to its logins.
     let refused = |sql: &str| {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
@@ -251,8 +251,8 @@ fn a_large_first_apply_builds_each_index_once_and_keeps_them_all() {
         "UPDATE logins SET email = 'a1@x.example' WHERE customer_id = 'C00002' AND contact = ''"
     ));
     assert!(refused(
-        "INSERT INTO notifications (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-         SELECT idempotency_key, created_at, customer_id, contact, email, password_assigned, status
+        "INSERT INTO notifications (id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
+         SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status
          FROM notifications LIMIT 1"
     ));
     assert!(refused(
