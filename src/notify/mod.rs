@@ -16,7 +16,12 @@ use sha2::Digest;
 
 use crate::catalog;
 use crate::state::{LoginState, State, hex};
-use crate::store::{AnyStore, OutboxRow, Store, StoreError};
+use crate::store::{AnyStore, NewToken, OutboxRow, Settled, Store, StoreError};
+
+/// Messages claimed, given links, and recorded together: one database commit for each step
+/// of up to this many messages, where one per message made each cost three commits (about
+/// 15 ms of a message's time on SQLite, whose commits wait for the disk).
+const BATCH: usize = 64;
 
 /// The JSON body POSTed for each new-access notification
 /// (`schemas/notification.schema.json`). It never carries a password.
@@ -298,31 +303,43 @@ pub async fn deliver(
     };
     let max_attempts = i64::from(settings.max_attempts.max(1));
     let mut tasks = tokio::task::JoinSet::new();
-    for message in pending {
-        while tasks.len() >= opts.parallel.max(1) {
-            let done = tasks.join_next().await.expect("a task is running");
-            settle(store, done, max_attempts, &mut report).await?;
-        }
-        // Another `portico notify` (or apply) running now may be delivering it.
-        if !store.claim(message.id).await? {
-            continue;
-        }
-        let body = match login_of(&state, &message) {
-            None => Err("the login no longer exists".to_string()),
-            Some(login) => build(store, &state, &settings, &templates, &message, login).await?,
-        };
-        let body = match body {
-            Ok(body) => body,
-            Err(error) => {
-                dead(store, &message, error, &mut report).await?;
-                continue;
+    // Results not yet recorded: written a batch at a time. A run that stops before writing
+    // them leaves those messages claimed; the claims expire and they are sent again (with
+    // the same idempotency key), as after any interrupted run.
+    let mut settled = Vec::new();
+    for chunk in pending.chunks(BATCH) {
+        let ids: Vec<i64> = chunk.iter().map(|m| m.id).collect();
+        // Another `portico notify` (or apply) running now may be delivering some of them.
+        let claimed = store.claim_many(&ids).await?;
+        let chunk: Vec<&OutboxRow> = chunk.iter().filter(|m| claimed.contains(&m.id)).collect();
+        let mut links = new_links(store, &state, &settings, &chunk).await?;
+        for message in chunk {
+            while tasks.len() >= opts.parallel.max(1) {
+                let done = tasks.join_next().await.expect("a task is running");
+                settle(done, max_attempts, &mut settled, &mut report);
+                if settled.len() >= BATCH {
+                    store.record_results(&std::mem::take(&mut settled)).await?;
+                }
             }
-        };
-        tasks.spawn(send(&transport, opts, &message, body, max_attempts));
+            let body = match login_of(&state, message) {
+                None => Err("the login no longer exists".to_string()),
+                Some(login) => {
+                    let link = links.remove(&message.id);
+                    build(&state, &settings, &templates, message, login, link)
+                }
+            };
+            match body {
+                Ok(body) => {
+                    tasks.spawn(send(&transport, opts, message, body, max_attempts));
+                }
+                Err(error) => dead(message, error, &mut settled, &mut report),
+            }
+        }
     }
     while let Some(done) = tasks.join_next().await {
-        settle(store, done, max_attempts, &mut report).await?;
+        settle(done, max_attempts, &mut settled, &mut report);
     }
+    store.record_results(&settled).await?;
     Ok(report)
 }
 
@@ -362,16 +379,18 @@ fn due(mut pending: Vec<OutboxRow>, opts: &DeliveryOptions) -> Vec<OutboxRow> {
 }
 
 /// A message that can never be delivered: its error recorded, failed for good.
-async fn dead(
-    store: &mut AnyStore,
+fn dead(
     message: &OutboxRow,
     error: String,
+    settled: &mut Vec<Settled>,
     report: &mut DeliveryReport,
-) -> Result<(), StoreError> {
-    store.record_attempt(message.id, Some(&error)).await?;
-    store.release(message.id, true).await?;
+) {
+    settled.push(Settled {
+        id: message.id,
+        attempts: vec![Some(error.clone())],
+        release: Some(true),
+    });
     report.dead.push((message.email.clone(), error));
-    Ok(())
 }
 
 /// The transport and both kinds of message's templates, or why messages stay queued.
@@ -402,42 +421,49 @@ struct Compiled {
     reset: template::Templates,
 }
 
-/// Records a finished message's attempts and where it stands now.
-async fn settle(
-    store: &mut AnyStore,
+/// A finished message's attempts and where it stands now, to record (and to report).
+fn settle(
     done: Result<(InFlight, Vec<Attempt>), tokio::task::JoinError>,
     max_attempts: i64,
+    settled: &mut Vec<Settled>,
     report: &mut DeliveryReport,
-) -> Result<(), StoreError> {
+) {
     let (flight, results) = match done {
         Ok(done) => done,
         // A panicking task loses nothing: its claim expires and the message is retried.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
-    for result in &results {
-        store.record_attempt(flight.id, result.error()).await?;
-    }
     let made = flight.attempts_before + results.len() as i64;
-    match results.last() {
-        Some(Attempt::Sent) => report.sent += 1,
+    let release = match results.last() {
+        Some(Attempt::Sent) => {
+            report.sent += 1;
+            None
+        }
         Some(Attempt::Permanent(error)) => {
-            store.release(flight.id, true).await?;
             report.dead.push((flight.email, error.clone()));
+            Some(true)
         }
         Some(Attempt::Retry(error)) if made >= max_attempts => {
-            store.release(flight.id, true).await?;
             report.dead.push((
                 flight.email,
                 format!("{error}; gave up after {made} attempt(s)"),
             ));
+            Some(true)
         }
         Some(Attempt::Retry(error)) => {
-            store.release(flight.id, false).await?;
             report.failed.push((flight.email, error.clone()));
+            Some(false)
         }
-        None => store.release(flight.id, false).await?,
-    }
-    Ok(())
+        None => Some(false),
+    };
+    settled.push(Settled {
+        id: flight.id,
+        attempts: results
+            .iter()
+            .map(|r| r.error().map(str::to_string))
+            .collect(),
+        release,
+    });
 }
 
 fn login_of<'a>(state: &'a State, message: &OutboxRow) -> Option<&'a LoginState> {
@@ -512,56 +538,44 @@ fn facts(
     (vars, link_base, role, website)
 }
 
-/// Builds one message: issues its set-password token (when no password was assigned) and
-/// renders the template. The inner `Err` is a message that can never be rendered.
-async fn build(
-    store: &mut AnyStore,
+/// Builds one message around its set-password token (from [`new_links`]; `None` when the
+/// password was assigned) and renders the template. `Err` is a message that can never be
+/// rendered.
+fn build(
     state: &State,
     settings: &crate::state::NotificationSettings,
     templates: &Compiled,
     message: &OutboxRow,
     login: &LoginState,
-) -> Result<Result<NotificationMessage, String>, StoreError> {
+    link: Option<(String, String)>,
+) -> Result<NotificationMessage, String> {
     let (mut vars, link_base, role, website) =
         facts(state, settings, &message.customer_id, login, &message.email);
     let reset = message.kind == "reset";
-    let (templates, kind, ttl_minutes) = if reset {
-        (
-            &templates.reset,
-            "customer_center.password_reset",
-            settings.reset_ttl_minutes,
-        )
+    let (templates, kind) = if reset {
+        (&templates.reset, "customer_center.password_reset")
     } else {
-        (
-            &templates.access,
-            "customer_center.new_access",
-            settings.token_ttl_hours.saturating_mul(60),
-        )
+        (&templates.access, "customer_center.new_access")
     };
-    // A reset always carries a link, whatever the new-access message said.
-    let assigned = message.password_assigned && !reset;
-    let set_password = if assigned {
-        None
-    } else {
-        Some(new_link(store, message, &link_base, ttl_minutes).await?)
-    };
+    let assigned = !needs_link(message);
+    let set_password = link.map(|(token, expires_at)| SetPasswordLink {
+        url: format!("{link_base}/set-password?token={token}"),
+        expires_at,
+    });
     vars.password_assigned = assigned;
     vars.set_password_url = set_password.as_ref().map(|l| l.url.clone());
     // For people, with its zone; the JSON body keeps RFC 3339 (`set_password.expires_at`).
     vars.link_expires_at = set_password
         .as_ref()
         .map(|l| crate::clock::for_people(&l.expires_at));
-    let rendered = match templates.render(&vars) {
-        Ok(r) => r,
-        Err(problem) => {
-            return Ok(Err(format!(
-                "the `{}` template failed to render: {}",
-                problem.part.key(),
-                problem.message
-            )));
-        }
-    };
-    Ok(Ok(NotificationMessage {
+    let rendered = templates.render(&vars).map_err(|problem| {
+        format!(
+            "the `{}` template failed to render: {}",
+            problem.part.key(),
+            problem.message
+        )
+    })?;
+    Ok(NotificationMessage {
         kind: kind.into(),
         idempotency_key: message.idempotency_key.clone(),
         email: vars.email,
@@ -578,25 +592,47 @@ async fn build(
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-    }))
+    })
 }
 
-/// A fresh set-password link for a message's login (its token stored hashed, the login's
-/// older links revoked).
-async fn new_link(
+/// Whether a message carries a set-password link: a reset always does, a new-access message
+/// unless the password was assigned.
+fn needs_link(message: &OutboxRow) -> bool {
+    message.kind == "reset" || !message.password_assigned
+}
+
+/// Fresh set-password tokens for the messages that carry a link and whose login still exists,
+/// stored hashed in one transaction (each login's older links revoked): by message id, the
+/// token and its expiry.
+async fn new_links(
     store: &mut AnyStore,
-    message: &OutboxRow,
-    link_base: &str,
-    ttl_minutes: u32,
-) -> Result<SetPasswordLink, StoreError> {
-    let token = new_token();
-    let expires_at = store
-        .issue_token(message, &token_hash(&token), ttl_minutes)
-        .await?;
-    Ok(SetPasswordLink {
-        url: format!("{link_base}/set-password?token={token}"),
-        expires_at,
-    })
+    state: &State,
+    settings: &crate::state::NotificationSettings,
+    messages: &[&OutboxRow],
+) -> Result<std::collections::HashMap<i64, (String, String)>, StoreError> {
+    let wanted: Vec<(&OutboxRow, String)> = messages
+        .iter()
+        .filter(|m| needs_link(m) && login_of(state, m).is_some())
+        .map(|m| (*m, new_token()))
+        .collect();
+    let requests: Vec<NewToken<'_>> = wanted
+        .iter()
+        .map(|(message, token)| NewToken {
+            message,
+            token_hash: token_hash(token),
+            ttl_minutes: if message.kind == "reset" {
+                settings.reset_ttl_minutes
+            } else {
+                settings.token_ttl_hours.saturating_mul(60)
+            },
+        })
+        .collect();
+    let expiries = store.issue_tokens(&requests).await?;
+    Ok(wanted
+        .into_iter()
+        .zip(expiries)
+        .map(|((message, token), expires_at)| (message.id, (token, expires_at)))
+        .collect())
 }
 
 /// The message a login would get now, with the link shown as `<link>`: for admins editing

@@ -232,29 +232,23 @@ pub trait Store {
     /// How many messages are still to deliver.
     async fn pending_count(&mut self) -> Result<u64, StoreError>;
 
-    /// Stores the hash of a new set-password token for a message's login, valid for
-    /// `ttl_minutes`; returns its expiry (RFC 3339, UTC).
-    async fn issue_token(
-        &mut self,
-        message: &OutboxRow,
-        token_hash: &str,
-        ttl_minutes: u32,
-    ) -> Result<String, StoreError>;
+    /// Stores the hash of a new set-password token for each message's login (its older
+    /// links revoked), in one transaction; returns each token's expiry (RFC 3339, UTC), in
+    /// order.
+    async fn issue_tokens(&mut self, tokens: &[NewToken<'_>]) -> Result<Vec<String>, StoreError>;
 
-    /// Claims a pending message for delivery for a few minutes; `false` when another run
-    /// holds it or it is no longer pending. Two `portico notify` runs never send one twice.
-    async fn claim(&mut self, id: i64) -> Result<bool, StoreError>;
-
-    /// Gives a claimed message back after its last failed attempt of this run; `failed`
-    /// marks it `failed` for good (dead letter: permanently refused, or out of attempts).
-    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError>;
+    /// Claims pending messages for delivery for a few minutes, in one transaction; returns
+    /// the ids claimed (not those another run holds or that are no longer pending). Two
+    /// `portico notify` runs never send one twice.
+    async fn claim_many(&mut self, ids: &[i64]) -> Result<Vec<i64>, StoreError>;
 
     /// Puts every `failed` message back in the queue with a fresh attempt budget; returns
     /// how many.
     async fn requeue_failed(&mut self) -> Result<u64, StoreError>;
 
-    /// Records one delivery attempt of a message (a successful one ends its claim).
-    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
+    /// Records what messages' deliveries came to, in one transaction: each attempt (a
+    /// successful one ends the claim), then, for a message given back, its release.
+    async fn record_results(&mut self, results: &[Settled]) -> Result<(), StoreError>;
 
     /// Redeems a set-password token (by its hash) once, storing `password_hash`. Returns the
     /// login's email.
@@ -324,6 +318,28 @@ impl Activity {
                 .collect(),
         }
     }
+}
+
+/// A set-password token to store for a message's login.
+pub struct NewToken<'a> {
+    /// The message it goes out with.
+    pub message: &'a OutboxRow,
+    /// The SHA-256 of the token (hex).
+    pub token_hash: String,
+    /// How long it stays valid.
+    pub ttl_minutes: u32,
+}
+
+/// What one message's delivery came to in a run.
+#[derive(Clone, Debug)]
+pub struct Settled {
+    /// The message.
+    pub id: i64,
+    /// Each attempt made, in order: `None` when it was sent, else the error.
+    pub attempts: Vec<Option<String>>,
+    /// Given back to the queue (`Some(false)`) or failed for good (`Some(true)`); `None`
+    /// when sent (the successful attempt ended the claim).
+    pub release: Option<bool>,
 }
 
 from_row! {
@@ -554,25 +570,16 @@ impl Store for AnyStore {
         dispatch!(self, s => s.outbox(pending_only).await)
     }
 
-    async fn issue_token(
-        &mut self,
-        message: &OutboxRow,
-        token_hash: &str,
-        ttl_minutes: u32,
-    ) -> Result<String, StoreError> {
-        dispatch!(self, s => s.issue_token(message, token_hash, ttl_minutes).await)
+    async fn issue_tokens(&mut self, tokens: &[NewToken<'_>]) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.issue_tokens(tokens).await)
     }
 
-    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
-        dispatch!(self, s => s.record_attempt(id, error).await)
+    async fn record_results(&mut self, results: &[Settled]) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_results(results).await)
     }
 
-    async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.claim(id).await)
-    }
-
-    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
-        dispatch!(self, s => s.release(id, failed).await)
+    async fn claim_many(&mut self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self, s => s.claim_many(ids).await)
     }
 
     async fn requeue_failed(&mut self) -> Result<u64, StoreError> {

@@ -251,34 +251,27 @@ impl Store for PostgresStore {
         shared::read_outbox::<sqlx::Postgres>(conn, pending_only).await
     }
 
-    async fn issue_token(
+    async fn issue_tokens(
         &mut self,
-        message: &OutboxRow,
-        token_hash: &str,
-        ttl_minutes: u32,
-    ) -> Result<String, StoreError> {
+        tokens: &[super::NewToken<'_>],
+    ) -> Result<Vec<String>, StoreError> {
         let conn = &mut self.conn;
-        shared::issue_token::<sqlx::Postgres>(conn, message, token_hash, ttl_minutes).await
+        shared::issue_tokens::<sqlx::Postgres>(conn, tokens).await
     }
 
-    async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
+    async fn claim_many(&mut self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
         let conn = &mut self.conn;
-        shared::claim::<sqlx::Postgres>(conn, id).await
+        shared::claim_many::<sqlx::Postgres>(conn, ids).await
     }
 
-    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
+    async fn record_results(&mut self, results: &[super::Settled]) -> Result<(), StoreError> {
         let conn = &mut self.conn;
-        shared::release::<sqlx::Postgres>(conn, id, failed).await
+        shared::record_results::<sqlx::Postgres>(conn, results).await
     }
 
     async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
         let conn = &mut self.conn;
         shared::requeue_failed::<sqlx::Postgres>(conn).await
-    }
-
-    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
-        let conn = &mut self.conn;
-        shared::record_attempt::<sqlx::Postgres>(conn, id, error).await
     }
 
     async fn redeem_token(

@@ -274,7 +274,7 @@ const REVOKE_OTHER_TOKENS: &str = "UPDATE set_password_tokens SET revoked_at = $
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn issue_token<DB>(
+async fn issue_token<DB>(
     conn: &mut DB::Connection,
     message: &OutboxRow,
     token_hash: &str,
@@ -322,7 +322,7 @@ const CLAIM_MINUTES: i64 = 10;
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn claim<DB>(conn: &mut DB::Connection, id: i64) -> Result<bool, StoreError>
+async fn claim<DB>(conn: &mut DB::Connection, id: i64) -> Result<bool, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -350,11 +350,7 @@ where
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn release<DB>(
-    conn: &mut DB::Connection,
-    id: i64,
-    failed: bool,
-) -> Result<(), StoreError>
+async fn release<DB>(conn: &mut DB::Connection, id: i64, failed: bool) -> Result<(), StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -400,7 +396,7 @@ where
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn record_attempt<DB>(
+async fn record_attempt<DB>(
     conn: &mut DB::Connection,
     id: i64,
     error: Option<&str>,
@@ -450,6 +446,96 @@ where
     }
     tx.commit().await.doing(doing)?;
     Ok(())
+}
+
+/// Stores each token ([`issue_token`]) in one transaction: one commit for a batch.
+///
+/// # Errors
+/// Database errors (nothing is stored then).
+pub(crate) async fn issue_tokens<DB>(
+    conn: &mut DB::Connection,
+    tokens: &[super::NewToken<'_>],
+) -> Result<Vec<String>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    use sqlx::Connection as _;
+    let doing = "storing set-password links";
+    let mut tx = conn.begin().await.doing(doing)?;
+    let mut expiries = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        expiries.push(
+            issue_token::<DB>(&mut tx, token.message, &token.token_hash, token.ttl_minutes).await?,
+        );
+    }
+    tx.commit().await.doing(doing)?;
+    Ok(expiries)
+}
+
+/// Claims each message ([`claim`]) in one transaction; returns the ids claimed.
+///
+/// # Errors
+/// Database errors (nothing is claimed then).
+pub(crate) async fn claim_many<DB>(
+    conn: &mut DB::Connection,
+    ids: &[i64],
+) -> Result<Vec<i64>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    use sqlx::Connection as _;
+    let doing = "claiming notifications";
+    let mut tx = conn.begin().await.doing(doing)?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if claim::<DB>(&mut tx, id).await? {
+            claimed.push(id);
+        }
+    }
+    tx.commit().await.doing(doing)?;
+    Ok(claimed)
+}
+
+/// Records each message's attempts ([`record_attempt`]) and release ([`release`]) in one
+/// transaction.
+///
+/// # Errors
+/// Database errors (nothing is recorded then; the claims expire and the messages are tried
+/// again).
+pub(crate) async fn record_results<DB>(
+    conn: &mut DB::Connection,
+    results: &[super::Settled],
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    use sqlx::Connection as _;
+    let doing = "recording delivery attempts";
+    let mut tx = conn.begin().await.doing(doing)?;
+    for result in results {
+        for attempt in &result.attempts {
+            record_attempt::<DB>(&mut tx, result.id, attempt.as_deref()).await?;
+        }
+        if let Some(failed) = result.release {
+            release::<DB>(&mut tx, result.id, failed).await?;
+        }
+    }
+    tx.commit().await.doing(doing)
 }
 
 from_row! {

@@ -352,34 +352,27 @@ impl Store for SqliteStore {
         shared::read_outbox::<sqlx::Sqlite>(conn, pending_only).await
     }
 
-    async fn issue_token(
+    async fn issue_tokens(
         &mut self,
-        message: &OutboxRow,
-        token_hash: &str,
-        ttl_minutes: u32,
-    ) -> Result<String, StoreError> {
+        tokens: &[super::NewToken<'_>],
+    ) -> Result<Vec<String>, StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        shared::issue_token::<sqlx::Sqlite>(conn, message, token_hash, ttl_minutes).await
+        shared::issue_tokens::<sqlx::Sqlite>(conn, tokens).await
     }
 
-    async fn claim(&mut self, id: i64) -> Result<bool, StoreError> {
+    async fn claim_many(&mut self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        shared::claim::<sqlx::Sqlite>(conn, id).await
+        shared::claim_many::<sqlx::Sqlite>(conn, ids).await
     }
 
-    async fn release(&mut self, id: i64, failed: bool) -> Result<(), StoreError> {
+    async fn record_results(&mut self, results: &[super::Settled]) -> Result<(), StoreError> {
         let conn = self.conn(true).await?.expect("created");
-        shared::release::<sqlx::Sqlite>(conn, id, failed).await
+        shared::record_results::<sqlx::Sqlite>(conn, results).await
     }
 
     async fn requeue_failed(&mut self) -> Result<u64, StoreError> {
         let conn = self.conn(true).await?.expect("created");
         shared::requeue_failed::<sqlx::Sqlite>(conn).await
-    }
-
-    async fn record_attempt(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
-        let conn = self.conn(true).await?.expect("created");
-        shared::record_attempt::<sqlx::Sqlite>(conn, id, error).await
     }
 
     async fn redeem_token(

@@ -12,6 +12,7 @@ crate::common::on_every_engine!(
     server_down_then_up_loses_nothing_and_sends_nothing_twice,
     deferred_mail_is_retried_and_refused_mail_is_dead_lettered,
     delivery_never_holds_the_apply_lock,
+    more_messages_than_a_batch_each_go_once_with_their_own_link,
 );
 
 const PW: &str = "Initial-Passw0rd-For-Raj";
@@ -520,4 +521,61 @@ fn templates_and_password_files_are_read_only_from_inside_the_manifests() {
         err.contains("password file `/dev/zero` is outside the manifest folder"),
         "{err}"
     );
+}
+
+/// Delivery claims, links and records messages in batches of 64: 150 messages (three
+/// batches, the last one partial) each reach the server once, each with a link of its own
+/// that works, and each is recorded as sent.
+fn more_messages_than_a_batch_each_go_once_with_their_own_link(env: Env) {
+    let server = SmtpServer::start(None, None);
+    let mut text = format!(
+        "features: {{ customer_access: true }}
+notifications:
+  smtp: {{ url: \"{}\" }}
+  from: no-reply@acme.example
+  login_url: https://customers.example.com/login
+customers:
+",
+        SmtpServer::url(server.port)
+    );
+    for i in 0..150 {
+        text.push_str(&format!(
+            "  - {{ id: C{i:03}, name: Customer {i}, email: c{i}@acme.example, access: {{ give_access: true, notify: true }} }}\n"
+        ));
+    }
+    env.write("a.yaml", &text);
+    let (code, out, err) = apply(&env, &["--no-notify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(delivering(&env, &["notify"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("150 sent"), "{out}");
+    let mails = server.mails();
+    assert_eq!(mails.len(), 150);
+    let mut recipients: Vec<String> = mails.iter().map(|m| header(m, "To").to_string()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 150, "each login once");
+    let mut links: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            let text = text_of(m);
+            let at = text.find("/set-password?token=").expect("a link");
+            text[at..at + 20 + 64].to_string()
+        })
+        .collect();
+    links.sort();
+    links.dedup();
+    assert_eq!(links.len(), 150, "a link each");
+    assert_eq!(
+        env.rows(
+            "SELECT status || ' ' || CAST(count(*) AS TEXT) FROM notifications GROUP BY status"
+        ),
+        ["sent 150"]
+    );
+    assert_eq!(
+        env.rows("SELECT CAST(count(*) AS TEXT) FROM set_password_tokens WHERE revoked_at IS NULL"),
+        ["150"]
+    );
+    let (_, out, _) = run(delivering(&env, &["notify"]));
+    assert!(out.contains("Nothing to deliver"), "{out}");
 }
