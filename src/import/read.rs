@@ -125,19 +125,44 @@ fn separator(text: &str) -> u8 {
     if semicolons > commas { b';' } else { b',' }
 }
 
-/// The 1-based line of the file at byte `offset` (counting `\n`, so CRLF files count right:
-/// the csv crate's own line numbers run one behind on them).
-fn line_at(text: &str, offset: usize) -> usize {
-    // A record of a CRLF file can be placed at the end of the line before it.
-    let mut end = offset.min(text.len());
-    while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
-        end += 1;
+/// The 1-based lines of the file at byte offsets (counting `\n`, so CRLF files count right:
+/// the csv crate's own line numbers run one behind on them). The rows come in order, so
+/// each newline is counted once: counting from the start of the file for every row made
+/// reading a 40,000-row export take 15 seconds.
+struct Lines<'a> {
+    text: &'a [u8],
+    /// Where counting stopped, and the newlines before it.
+    at: usize,
+    newlines: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Lines<'a> {
+        Lines {
+            text: text.as_bytes(),
+            at: 0,
+            newlines: 0,
+        }
     }
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+
+    /// The line at byte `offset`.
+    fn at(&mut self, offset: usize) -> usize {
+        // A record of a CRLF file can be placed at the end of the line before it.
+        let mut end = offset.min(self.text.len());
+        while matches!(self.text.get(end), Some(b'\r' | b'\n')) {
+            end += 1;
+        }
+        if end < self.at {
+            // Never for rows in order; counted again from the start if it happens.
+            (self.at, self.newlines) = (0, 0);
+        }
+        self.newlines += self.text[self.at..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.at = end;
+        self.newlines + 1
+    }
 }
 
 /// Unknown-column errors shown before the rest are counted in one line.
@@ -297,11 +322,12 @@ fn read_rows(
     let mut first_line: HashMap<String, usize> = HashMap::new();
     // One-row-per-contact: where each customer's row is, to add its next contacts to.
     let mut at: HashMap<String, usize> = HashMap::new();
+    let mut lines = Lines::new(text);
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| line_at(text, p.byte() as usize));
+                let line = e.position().map_or(0, |p| lines.at(p.byte() as usize));
                 errors.push(RowError::new(
                     line,
                     "",
@@ -310,9 +336,7 @@ fn read_rows(
                 continue;
             }
         };
-        let line = record
-            .position()
-            .map_or(0, |p| line_at(text, p.byte() as usize));
+        let line = record.position().map_or(0, |p| lines.at(p.byte() as usize));
         if record.iter().all(|v| v.trim().is_empty()) {
             continue;
         }
@@ -579,6 +603,39 @@ fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counting once, in order, gives each offset the line a count from the start gives it,
+    /// on LF and CRLF files with a quoted field across lines; an offset going back is
+    /// counted again from the start.
+    #[test]
+    fn lines_counted_once_match_a_count_from_the_start() {
+        let from_start = |text: &str, offset: usize| {
+            let mut end = offset.min(text.len());
+            while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
+                end += 1;
+            }
+            text.as_bytes()[..end]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        };
+        for text in [
+            "ID,Name\nC1,\"two\nlines\"\nC2,x\n\nC3,y\n",
+            "ID,Name\r\nC1,\"two\r\nlines\"\r\nC2,x\r\n\r\nC3,y\r\n",
+        ] {
+            let mut lines = Lines::new(text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(
+                    lines.at(offset),
+                    from_start(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+            assert_eq!(lines.at(0), 1, "back to the start");
+            assert_eq!(lines.at(text.len()), from_start(text, text.len()));
+        }
+    }
 
     #[test]
     fn detects_semicolons_and_strips_the_bom() {
