@@ -3,8 +3,12 @@
 Listens on 127.0.0.1, prints "PORT <n>" once ready, and writes every message it accepts to
 DIR/NNNN.json, parsed by Python's own email package (headers, text and HTML parts, the raw
 message, the envelope and who authenticated). What it answers is read per message from
-DIR/mode: "ok" (default), "4xx" (451, try later), "5xx" (550, refused for good), or
-"delay:SECONDS" (accept after a pause). With --user and --password it requires AUTH.
+DIR/mode: "ok" (default), "4xx" (451, try later), "5xx" (550, refused for good),
+"delay:SECONDS" (accept after a pause), or "close" (accept, then close the connection, as a
+server limiting messages per connection does). With --user and --password it requires AUTH.
+With --tls starttls (STARTTLS required before anything else) or --tls implicit (TLS from the
+first byte), it presents a certificate for localhost and 127.0.0.1 from a test CA made by
+trustme (PyPI), and writes that CA to DIR/ca.pem.
 """
 
 import argparse
@@ -64,6 +68,9 @@ class Handler:
         with open(path + ".tmp", "w") as f:
             json.dump(record, f)
         os.replace(path + ".tmp", path)
+        if mode == "close":
+            # Runs once the reply is written: the transport sends it, then closes.
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 OK"
 
 
@@ -76,6 +83,7 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--tls", choices=["starttls", "implicit"])
     args = parser.parse_args()
 
     def authenticate(server, session, envelope, mechanism, data):
@@ -89,8 +97,26 @@ def main():
     options = {}
     if args.user:
         options = dict(
-            authenticator=authenticate, auth_required=True, auth_require_tls=False
+            authenticator=authenticate,
+            auth_required=True,
+            # Over STARTTLS, AUTH only once encrypted. (aiosmtpd 1.4 never counts TLS from the
+            # first byte as TLS here, so implicit-TLS servers skip this check: they are
+            # encrypted from the start anyway.)
+            auth_require_tls=args.tls == "starttls",
         )
+    if args.tls:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(os.path.join(args.dir, "ca.pem"))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+        if args.tls == "starttls":
+            options.update(tls_context=context, require_starttls=True)
+        else:
+            options.update(ssl_context=context)
     port = args.port
     if port == 0:
         import socket

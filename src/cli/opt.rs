@@ -446,7 +446,8 @@ fn parse_time(value: &str) -> Result<jiff::Timestamp, String> {
 /// How notifications are delivered.
 #[derive(Debug, Args)]
 pub struct DeliveryArgs {
-    /// Seconds to wait for the notification endpoint per request.
+    /// Seconds to wait for the notification endpoint: per webhook request; per SMTP
+    /// connection (through TLS and AUTH) and per message.
     #[arg(
         long = "notify-timeout",
         value_name = "SECONDS",

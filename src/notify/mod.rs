@@ -84,13 +84,13 @@ pub struct SetPasswordLink {
 /// How hard to try.
 #[derive(Clone, Debug)]
 pub struct DeliveryOptions {
-    /// Per request (per SMTP command).
+    /// Per request: per webhook POST; per SMTP connection set-up and per message.
     pub timeout: Duration,
     /// Attempts per message in this run (never beyond the message's remaining budget).
     pub attempts: u32,
     /// First backoff; doubled after each failure, plus up to half of it as jitter.
     pub backoff: Duration,
-    /// Messages in flight at once (SMTP connections are pooled and reused).
+    /// Messages in flight at once (as many SMTP connections at most, each reused).
     pub parallel: usize,
     /// Deliver only the messages queued for this address (`portico resend EMAIL`).
     pub only: Option<String>,

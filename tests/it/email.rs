@@ -345,6 +345,90 @@ fn templates_are_checked_at_plan_time_with_file_and_line() {
     );
 }
 
+/// A server that closes each connection after one message (as servers limiting messages per
+/// connection do): a kept connection found closed is replaced at once, so one connection and
+/// one attempt each still deliver every message, once.
+#[test]
+fn a_server_closing_connections_costs_no_attempt() {
+    let env = Env::new();
+    let server = SmtpServer::start(None, Some(("portico", SMTP_PW)));
+    server.answer("close");
+    env.write("a.yaml", &manifests(server.port, "", "Acme Ltd"));
+    let (code, out, err) = apply(&env, &["--notify-attempts", "1", "--notify-parallel", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Notifications: 3 sent."), "{out}{err}");
+    let mails = server.mails();
+    assert_eq!(mails.len(), 3, "each once: {mails:#?}");
+    for email in ["ap@acme.example", "jane@acme.example", "raj@acme.example"] {
+        mail_to(&mails, email);
+    }
+}
+
+/// Both encrypted transports, against a server with a certificate from a CA of its own:
+/// trusted through `PORTICO_SMTP_CA_FILE`, mail goes (and AUTH, which the server allows only
+/// over TLS, works); not trusted, nothing goes, the message stays queued with the reason, and
+/// nothing is ever sent in plain text instead. A STARTTLS URL never falls back to plain text.
+#[test]
+fn tls_and_starttls_check_the_certificate_and_never_fall_back() {
+    for (mode, scheme) in [("starttls", "smtp"), ("implicit", "smtps")] {
+        let env = Env::new();
+        let server = SmtpServer::start_tls(mode, Some(("portico", SMTP_PW)));
+        let url = format!("{scheme}://localhost:{}", server.port);
+        env.write(
+            "a.yaml",
+            &manifests(server.port, "", "Acme Ltd").replace(&SmtpServer::url(server.port), &url),
+        );
+        let (code, out, err) = apply(&env, &["--notify-attempts", "1"]);
+        assert_eq!(code, 0, "{mode}: {out}{err}");
+        assert!(err.contains("stays queued"), "{mode}: {out}{err}");
+        assert!(
+            err.contains("certificate") || err.contains("Certificate"),
+            "{mode}: the reason is the untrusted certificate: {err}"
+        );
+        assert!(server.mails().is_empty(), "{mode}: nothing sent");
+
+        let mut notify = delivering(&env, &["notify", "--retry-now"]);
+        notify.env("PORTICO_SMTP_CA_FILE", server.ca_file());
+        let (code, out, err) = run(notify);
+        assert_eq!(code, 0, "{mode}: {out}{err}");
+        assert!(out.contains("3 sent"), "{mode}: {out}{err}");
+        let mails = server.mails();
+        assert_eq!(mails.len(), 3, "{mode}: {mails:#?}");
+        assert_eq!(mail_to(&mails, "jane@acme.example")["auth_user"], "portico");
+        for mail in &mails {
+            let raw = mail["raw"].as_str().unwrap();
+            assert!(!raw.contains(PW) && !raw.contains(SMTP_PW), "{raw}");
+        }
+    }
+
+    // A plain server behind an `smtp://` URL: STARTTLS is required, so nothing goes.
+    let env = Env::new();
+    let server = SmtpServer::start(None, None);
+    env.write(
+        "a.yaml",
+        &manifests(server.port, "", "Acme Ltd").replace(
+            &SmtpServer::url(server.port),
+            &format!("smtp://localhost:{}", server.port),
+        ),
+    );
+    let (code, out, err) = apply(&env, &["--notify-attempts", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("STARTTLS"), "{err}");
+    assert!(server.mails().is_empty());
+
+    // A CA file that is not one blocks delivery with the file named.
+    let bad = env.path("not-a-ca.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let mut notify = delivering(&env, &["notify", "--retry-now"]);
+    notify.env("PORTICO_SMTP_CA_FILE", &bad);
+    let (code, out, err) = run(notify);
+    assert!(
+        format!("{out}{err}").contains("PORTICO_SMTP_CA_FILE"),
+        "{code} {out}{err}"
+    );
+    assert!(server.mails().is_empty());
+}
+
 #[test]
 fn bad_transports_are_refused_with_their_place() {
     let env = Env::sqlite();

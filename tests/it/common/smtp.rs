@@ -18,6 +18,22 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts a server; with `auth`, it requires that user name and password.
     pub fn start(port: Option<u16>, auth: Option<(&str, &str)>) -> SmtpServer {
+        SmtpServer::launch(port, auth, None)
+    }
+
+    /// A server speaking TLS: `starttls` (required before anything else) or `implicit` (from
+    /// the first byte), with a certificate for localhost and 127.0.0.1 from a test CA
+    /// (`ca_file`).
+    pub fn start_tls(tls: &str, auth: Option<(&str, &str)>) -> SmtpServer {
+        SmtpServer::launch(None, auth, Some(tls))
+    }
+
+    /// The PEM file of the test CA a TLS server's certificate comes from.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn launch(port: Option<u16>, auth: Option<(&str, &str)>, tls: Option<&str>) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
         let python = std::env::var("PORTICO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -32,6 +48,9 @@ impl SmtpServer {
             .stderr(Stdio::inherit());
         if let Some((user, password)) = auth {
             cmd.args(["--user", user, "--password", password]);
+        }
+        if let Some(tls) = tls {
+            cmd.args(["--tls", tls]);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| {
             panic!("cannot start {python}: {e}; run the suite with `bash .ci/test`, which installs aiosmtpd")
