@@ -536,7 +536,7 @@ mod tests {
         assert_eq!(edited.digest(), digest_of(&edited.changes)[..12]);
     }
 
-    /// Object digests are stored in `applied_objects`: whichever way they are computed, they
+    /// Object digests are stored (in login rows and `applied_objects`): whichever way they are computed, they
     /// must stay the same value (else every object would read as changed outside portico).
     #[test]
     fn an_object_digest_is_the_sha256_of_its_json() {

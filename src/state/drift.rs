@@ -8,8 +8,8 @@ use std::collections::HashMap;
 /// `String`s took 37 MB at a plan's peak.
 pub type Applied = HashMap<compact_str::CompactString, ObjectDigest, foldhash::fast::RandomState>;
 
-/// An object digest as stored in `applied_objects` (16 hex digits, see
-/// `Object::digest` in the plan), held as the 64-bit number they spell.
+/// An object digest (16 hex digits, see `Object::digest` in the plan), held as the 64-bit
+/// number they spell: as text in `applied_objects`, as that number (signed) in a login's row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectDigest(pub(crate) u64);
 
@@ -23,6 +23,18 @@ impl ObjectDigest {
             }
             _ => ObjectDigest(u64::MAX),
         }
+    }
+}
+
+impl ObjectDigest {
+    /// As a login row stores it: the same 64 bits, signed.
+    pub fn as_i64(self) -> i64 {
+        self.0.cast_signed()
+    }
+
+    /// The digest a login row stores.
+    pub fn from_i64(value: i64) -> ObjectDigest {
+        ObjectDigest(value.cast_unsigned())
     }
 }
 

@@ -314,7 +314,10 @@ impl Activity {
             logins,
             written_by: written
                 .into_iter()
-                .map(|w| (w.address.clone(), w))
+                .map(|w| {
+                    let address = crate::state::Address::login(&w.customer_id, &w.contact);
+                    (address.to_string(), w)
+                })
                 .collect(),
         }
     }
@@ -346,16 +349,18 @@ from_row! {
     /// The apply that last wrote an object, and its commit.
     #[derive(Clone, Debug)]
     pub struct WrittenBy {
-        pub address: String,
+        pub customer_id: String,
+        /// `""` for the customer's own login.
+        pub contact: String,
         pub apply_id: i64,
         pub git_commit: Option<String>,
     }
 }
 
 /// Reads [`WrittenBy`] rows (the same SQL on both engines).
-pub(crate) const WRITTEN_BY: &str = "SELECT o.address, a.id AS apply_id, a.git_commit
-    FROM applied_objects o JOIN applies a ON a.id = o.apply_id
-    WHERE o.address LIKE 'customer[%'";
+pub(crate) const WRITTEN_BY: &str =
+    "SELECT l.customer_id, l.contact, a.id AS apply_id, a.git_commit
+    FROM logins l JOIN applies a ON a.id = l.applied_apply_id";
 
 /// Reads [`LoginActivity`] rows (the same SQL on both engines).
 pub(crate) const LOGIN_ACTIVITY: &str = "SELECT customer_id, contact, last_login_at, locked_until,

@@ -437,19 +437,22 @@ const WRITES: Writes = Writes {
     insert_customers: "INSERT INTO customers (id, name, protect)
         SELECT id, name, protect FROM json_to_recordset($1::json) AS e(id text, name text, protect boolean)",
     upsert_logins: "INSERT INTO logins
-        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at,
+         applied_digest, applied_apply_id)
         SELECT * FROM json_to_recordset($1::json) AS e(customer_id text, contact text, email text,
             name text, access boolean, role_id text, website_id text, notify boolean,
-            password_marker bigint, expires_at text)
+            password_marker bigint, expires_at text, applied_digest bigint, applied_apply_id bigint)
         ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
             name = excluded.name, access = excluded.access, role_id = excluded.role_id,
             website_id = excluded.website_id, notify = excluded.notify,
-            password_marker = excluded.password_marker, expires_at = excluded.expires_at",
+            password_marker = excluded.password_marker, expires_at = excluded.expires_at,
+            applied_digest = excluded.applied_digest, applied_apply_id = excluded.applied_apply_id",
     insert_logins: "INSERT INTO logins
-        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at,
+         applied_digest, applied_apply_id)
         SELECT * FROM json_to_recordset($1::json) AS e(customer_id text, contact text, email text,
             name text, access boolean, role_id text, website_id text, notify boolean,
-            password_marker bigint, expires_at text)",
+            password_marker bigint, expires_at text, applied_digest bigint, applied_apply_id bigint)",
     upsert_applied: "INSERT INTO applied_objects (address, digest, apply_id)
         SELECT address, digest, apply_id
         FROM json_to_recordset($1::json) AS e(address text, digest text, apply_id bigint)
@@ -504,7 +507,7 @@ pub const BULK_ROWS: usize = 10_000;
 
 /// The tables an apply may fill with their keys set aside, each with how to count (up to
 /// `$1`) the rows it holds.
-const FILLABLE: [(&str, &str); 3] = [
+const FILLABLE: [(&str, &str); 2] = [
     (
         "logins",
         "SELECT count(*) FROM (SELECT FROM logins LIMIT $1) AS held",
@@ -512,10 +515,6 @@ const FILLABLE: [(&str, &str); 3] = [
     (
         "notifications",
         "SELECT count(*) FROM (SELECT FROM notifications LIMIT $1) AS held",
-    ),
-    (
-        "applied_objects",
-        "SELECT count(*) FROM (SELECT FROM applied_objects LIMIT $1) AS held",
     ),
 ];
 
@@ -685,6 +684,8 @@ async fn read_big_tables(
             notify: row.try_get(7).doing(doing)?,
             password_marker: row.try_get(8).doing(doing)?,
             expires_at: optional_text(&row, 9)?,
+            applied_digest: None,
+            applied_apply_id: None,
             has_password: row.try_get(10).doing(doing)?,
         });
     }
@@ -701,13 +702,17 @@ fn optional_text(row: &PgRow, column: usize) -> Result<Option<CompactString>, St
     Ok(text.map(CompactString::from))
 }
 
-/// Reads the digests of what portico last wrote, keyed by address, row by row.
+/// Reads the digests of what portico last wrote, keyed by address, row by row: the logins'
+/// from their rows, the few other objects' from `applied_objects`.
 async fn read_applied(conn: &mut PgConnection) -> Result<Applied, StoreError> {
     let doing = "reading what portico last applied";
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applied_objects")
-        .fetch_one(&mut *conn)
-        .await
-        .doing(doing)?;
+    let count: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM applied_objects)
+              + (SELECT count(*) FROM logins WHERE applied_digest IS NOT NULL)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .doing(doing)?;
     let mut applied =
         Applied::with_capacity_and_hasher(usize::try_from(count).unwrap_or(0), Default::default());
     let mut rows = sqlx::query("SELECT address, digest FROM applied_objects").fetch(&mut *conn);
@@ -715,6 +720,22 @@ async fn read_applied(conn: &mut PgConnection) -> Result<Applied, StoreError> {
         let address: &str = row.try_get(0).doing(doing)?;
         let digest: &str = row.try_get(1).doing(doing)?;
         applied.insert(address.into(), ObjectDigest::from_hex(digest));
+    }
+    drop(rows);
+    let mut rows = sqlx::query(
+        "SELECT customer_id, contact, applied_digest FROM logins WHERE applied_digest IS NOT NULL",
+    )
+    .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        let customer: &str = row.try_get(0).doing(doing)?;
+        let contact: &str = row.try_get(1).doing(doing)?;
+        let digest: i64 = row.try_get(2).doing(doing)?;
+        applied.insert(
+            crate::state::Address::login(customer, contact)
+                .to_string()
+                .into(),
+            ObjectDigest::from_i64(digest),
+        );
     }
     Ok(applied)
 }

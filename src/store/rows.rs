@@ -164,6 +164,13 @@ pub struct LoginRow {
     pub notify: bool,
     pub password_marker: Option<i64>,
     pub expires_at: Option<CompactString>,
+    /// Write only: the digest of the object this row holds as portico writes it (the
+    /// customer, for its own login; else the contact), as the signed 64-bit number its 16 hex
+    /// digits spell; drift labels compare it with the live object. Kept in the row rather than
+    /// in `applied_objects`, where each address stood again as a key (migration 0017).
+    pub applied_digest: Option<i64>,
+    /// Write only: the apply writing it ([`Batches::set_apply_id`]).
+    pub applied_apply_id: Option<i64>,
     /// Read only: whether a password hash is stored (runtime data).
     #[serde(skip)]
     pub has_password: bool,
@@ -442,6 +449,11 @@ impl Batches {
         for row in &mut self.applied {
             row.apply_id = id;
         }
+        for logins in [&mut self.customer_logins, &mut self.contacts] {
+            for row in logins.created.iter_mut().chain(logins.changed.iter_mut()) {
+                row.applied_apply_id = Some(id);
+            }
+        }
     }
 
     fn add(&mut self, change: &Change) {
@@ -453,13 +465,15 @@ impl Batches {
         if let Some((customer_id, contact)) = key {
             self.add_login_effects(change, customer_id, contact);
         }
-        match &change.after {
-            Some(after) => self.applied.push(AppliedRow {
-                address: change.address.to_string(),
+        match (&change.after, &change.address) {
+            // A login's digest goes in its row (`add_object`); a deleted row takes it along.
+            (_, Address::Customer(_) | Address::Contact { .. }) => {}
+            (Some(after), address) => self.applied.push(AppliedRow {
+                address: address.to_string(),
                 digest: after.digest(),
                 apply_id: 0,
             }),
-            None => self.forget.push(change.address.to_string()),
+            (None, address) => self.forget.push(address.to_string()),
         }
         self.add_object(change);
     }
@@ -513,13 +527,15 @@ impl Batches {
                 self.role_permissions.extend(permissions);
             }
             (Address::Role(id), None) => self.delete_roles.push(id.clone()),
-            (Address::Customer(id), Some(Object::Customer(record))) => {
-                self.add_customer(change, id, record);
+            (Address::Customer(id), Some(after @ Object::Customer(record))) => {
+                self.add_customer(change, id, record, object_digest(after));
             }
             (Address::Customer(id), None) => self.delete_customers.push(id.clone()),
-            (Address::Contact { customer, email }, Some(Object::Contact(login))) => self
-                .contacts
-                .push(change.action, login_row(customer, email, login)),
+            (Address::Contact { customer, email }, Some(after @ Object::Contact(login))) => {
+                let mut row = login_row(customer, email, login);
+                row.applied_digest = Some(object_digest(after));
+                self.contacts.push(change.action, row);
+            }
             (Address::Contact { customer, email }, None) => self.delete_contacts.push(LoginKey {
                 customer_id: customer.clone(),
                 contact: email.clone(),
@@ -563,7 +579,7 @@ impl Batches {
 
     /// A customer written: its row and its own login, and its old email released first when
     /// it changes.
-    fn add_customer(&mut self, change: &Change, id: &str, record: &CustomerRecord) {
+    fn add_customer(&mut self, change: &Change, id: &str, record: &CustomerRecord, digest: i64) {
         let old_email = match &change.before {
             Some(Object::Customer(old)) => old.login.email.as_ref(),
             _ => None,
@@ -586,9 +602,15 @@ impl Batches {
                 protect: record.protect,
             },
         );
-        self.customer_logins
-            .push(change.action, login_row(id, "", &record.login));
+        let mut login = login_row(id, "", &record.login);
+        login.applied_digest = Some(digest);
+        self.customer_logins.push(change.action, login);
     }
+}
+
+/// An object's digest as its login row stores it: the 64-bit number of its 16 hex digits.
+fn object_digest(object: &Object) -> i64 {
+    crate::state::ObjectDigest::from_hex(&object.digest()).as_i64()
 }
 
 fn policy_row(policy: &LoginPolicy) -> PolicyRow {
@@ -659,6 +681,8 @@ fn login_row(customer: &str, contact: &str, login: &LoginState) -> LoginRow {
         notify: login.notify,
         password_marker: login.password.map(i64::from),
         expires_at: login.expires.clone(),
+        applied_digest: None,
+        applied_apply_id: None,
         has_password: false,
     }
 }
@@ -778,6 +802,8 @@ impl<'de> serde::de::Visitor<'de> for AppendLogins<'_> {
                 notify: notify.0,
                 password_marker,
                 expires_at,
+                applied_digest: None,
+                applied_apply_id: None,
                 has_password: has_password.0,
             });
         }

@@ -671,7 +671,7 @@ const LAST_CHANGE: &str = "SELECT id, kind, applied_at, actor, git_commit FROM a
         SELECT id AS x FROM applies
         WHERE changes_z IS NULL AND length(replace(changes, $1, '')) < length(changes)
         UNION ALL
-        SELECT apply_id AS x FROM applied_objects WHERE address = $2
+        SELECT applied_apply_id AS x FROM logins WHERE customer_id = $2 AND contact = $3
     ) AS t)";
 
 from_row! {
@@ -745,7 +745,8 @@ where
     let needle = day2::history_needle(&address);
     let last_change: Option<LastChange> = sqlx::query_as(LAST_CHANGE)
         .bind(needle.as_str())
-        .bind(address.to_string().as_str())
+        .bind(customer_id)
+        .bind(contact)
         .fetch_optional(&mut *conn)
         .await
         .doing(doing)?;

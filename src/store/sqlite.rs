@@ -18,6 +18,7 @@ use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
 use crate::progress::{phase, phase_async};
+use crate::state::ObjectDigest;
 use crate::state::State;
 
 use super::migrations::SQLITE_MIGRATOR as MIGRATOR;
@@ -566,10 +567,11 @@ const WRITES: Writes = Writes {
     upsert_logins: UPSERT_LOGINS,
     insert_logins: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
         INSERT INTO logins
-        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
+        (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at,
+         applied_digest, applied_apply_id)
         SELECT v->>'customer_id', v->>'contact', v->>'email', v->>'name',
                v->>'access', v->>'role_id', v->>'website_id', v->>'notify',
-               v->>'password_marker', v->>'expires_at'
+               v->>'password_marker', v->>'expires_at', v->>'applied_digest', v->>'applied_apply_id'
         FROM r",
     insert_applied: None,
     upsert_applied: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
@@ -670,15 +672,17 @@ const UPSERT_CUSTOMERS: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM jso
 
 const UPSERT_LOGINS: &str = "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
     INSERT INTO logins
-    (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at)
+    (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at,
+     applied_digest, applied_apply_id)
     SELECT v->>'customer_id', v->>'contact', v->>'email', v->>'name',
            v->>'access', v->>'role_id', v->>'website_id', v->>'notify',
-           v->>'password_marker', v->>'expires_at'
+           v->>'password_marker', v->>'expires_at', v->>'applied_digest', v->>'applied_apply_id'
     FROM r WHERE true
     ON CONFLICT (customer_id, contact) DO UPDATE SET email = excluded.email,
         name = excluded.name, access = excluded.access, role_id = excluded.role_id,
         website_id = excluded.website_id, notify = excluded.notify,
-        password_marker = excluded.password_marker, expires_at = excluded.expires_at";
+        password_marker = excluded.password_marker, expires_at = excluded.expires_at,
+        applied_digest = excluded.applied_digest, applied_apply_id = excluded.applied_apply_id";
 
 /// `[[id, name, protect], …]`, in key order.
 const READ_CUSTOMERS: &str = "SELECT json_group_array(json_array(id, name, protect))
@@ -700,8 +704,13 @@ const READ_LOGINS_AFTER: &str =
                WHERE (customer_id, contact) > ($1, $2)
                ORDER BY customer_id, contact LIMIT $3)";
 
-/// `{address: digest, …}`.
+/// `{address: digest, …}` of the objects other than logins.
 const READ_APPLIED: &str = "SELECT json_group_object(address, digest) FROM applied_objects";
+
+/// `[[customer_id, contact, digest], …]`: the logins' digests, kept in their rows.
+const READ_LOGIN_DIGESTS: &str =
+    "SELECT json_group_array(json_array(customer_id, contact, applied_digest)) FROM logins
+     WHERE applied_digest IS NOT NULL";
 
 /// How many logins one read of the live state fetches at a time: `PORTICO_READ_PAGE_ROWS`,
 /// else 25,000 (a page's JSON is ~4 MB; the tests use tiny pages to cross many).
@@ -770,12 +779,32 @@ async fn read_big_tables(
     Ok((customers, logins))
 }
 
-/// Reads the digests of what portico last wrote, keyed by address.
+/// Reads the digests of what portico last wrote, keyed by address: the logins' from their
+/// rows, the few other objects' from `applied_objects`.
 async fn read_applied(conn: &mut SqliteConnection) -> Result<Applied, StoreError> {
+    let doing = "reading what portico last applied";
     let json: String = sqlx::query_scalar(READ_APPLIED)
         .fetch_one(&mut *conn)
         .await
-        .doing("reading what portico last applied")?;
-    serde_json::from_str::<Applied>(&json)
-        .map_err(|e| StoreError::Corrupt(format!("applied_objects: {e}")))
+        .doing(doing)?;
+    let mut applied = serde_json::from_str::<Applied>(&json)
+        .map_err(|e| StoreError::Corrupt(format!("applied_objects: {e}")))?;
+    drop(json);
+    let json: String = sqlx::query_scalar(READ_LOGIN_DIGESTS)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let digests: Vec<(CompactString, CompactString, i64)> = serde_json::from_str(&json)
+        .map_err(|e| StoreError::Corrupt(format!("logins.applied_digest: {e}")))?;
+    drop(json);
+    applied.reserve(digests.len());
+    for (customer, contact, digest) in digests {
+        applied.insert(
+            crate::state::Address::login(&customer, &contact)
+                .to_string()
+                .into(),
+            ObjectDigest::from_i64(digest),
+        );
+    }
+    Ok(applied)
 }

@@ -103,3 +103,91 @@ fn the_compact_bookkeeping_keeps_every_digest_and_message(env: Env) {
         );
     }
 }
+
+crate::common::on_every_engine!(drift_digests_move_into_the_login_rows);
+
+/// An address as portico writes it, for ids without invisible characters: `"` and `\`
+/// backslashed (written here apart from portico's own code, to check the migration's SQL).
+fn login_address(customer: &str, contact: &str) -> String {
+    let key = |id: &str| format!("\"{}\"", id.replace('\\', "\\\\").replace('"', "\\\""));
+    match contact {
+        "" => format!("customer[{}]", key(customer)),
+        _ => format!("customer[{}].contact[{}]", key(customer), key(contact)),
+    }
+}
+
+/// Migration 0017 moves each login's drift digest from `applied_objects` (keyed by address)
+/// into its row. A database laid out as version 16 left it (rebuilt here from one written
+/// now, with a customer id holding a quote and a backslash) gets every digest back into the
+/// right row, keeps the other objects', and plans no change; labels still tell an edit made
+/// outside portico from one in the manifests.
+fn drift_digests_move_into_the_login_rows(env: Env) {
+    let account = format!(
+        "{ACCOUNT}  - id: 'Q\"1\\b'\n    name: Quoted\n    email: q@q.example\n    access: {{ give_access: true, notify: true }}\n"
+    );
+    env.write("account.yaml", &account);
+    env.apply();
+    let logins = "SELECT customer_id || '|' || contact || '|' || CAST(applied_digest AS TEXT)
+        || '|' || CAST(applied_apply_id AS TEXT) FROM logins ORDER BY customer_id, contact";
+    let written = env.rows(logins);
+    assert!(written.len() >= 4, "{written:?}");
+    assert!(
+        written.iter().any(|r| r.starts_with("Q\"1\\b||")),
+        "{written:?}"
+    );
+    let others = env.rows("SELECT address FROM applied_objects ORDER BY address");
+    assert!(
+        !others.is_empty() && others.iter().all(|a| !a.starts_with("customer[")),
+        "{others:?}"
+    );
+
+    // Back to version 16's layout: the digests in `applied_objects`, none in the rows.
+    let mut sql = String::new();
+    for row in &written {
+        let [customer, contact, digest, apply]: [&str; 4] =
+            row.split('|').collect::<Vec<_>>().try_into().unwrap();
+        let hex = format!("{:016x}", digest.parse::<i64>().unwrap().cast_unsigned());
+        sql.push_str(&format!(
+            "INSERT INTO applied_objects (address, digest, apply_id) VALUES ('{}', '{hex}', {apply});\n",
+            login_address(customer, contact).replace('\'', "''")
+        ));
+    }
+    if env.is_sqlite() {
+        sql.push_str(
+            "ALTER TABLE logins DROP COLUMN applied_digest;
+             ALTER TABLE logins DROP COLUMN applied_apply_id;",
+        );
+    } else {
+        sql.push_str(
+            "ALTER TABLE logins DROP COLUMN applied_digest, DROP COLUMN applied_apply_id;",
+        );
+    }
+    sql.push_str("DELETE FROM _sqlx_migrations WHERE version = 17;");
+    env.sql(&sql);
+
+    env.portico(&["init"]).assert().success();
+    assert_eq!(env.rows(logins), written, "every digest back in its row");
+    assert_eq!(
+        env.rows("SELECT address FROM applied_objects ORDER BY address"),
+        others
+    );
+    let (code, out, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    env.sql("UPDATE logins SET name = 'By Hand' WHERE contact = 'jane@acme.example'");
+    env.write(
+        "account.yaml",
+        &account.replace("name: Quoted", "name: Quoted Ltd"),
+    );
+    let (_, out, _) = env.plan(&[]);
+    assert!(
+        out.contains(
+            "~ update customer[\"CUST-0042\"].contact[\"jane@acme.example\"]  (changed outside portico)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ update customer[\"Q\\\"1\\\\b\"]\n"),
+        "{out}"
+    );
+}
