@@ -166,6 +166,10 @@ for N in "${SIZES[@]}"; do
     echo "$(( (end - start) / 1000000 ))"
   done | median | awk '{ printf "%.3f", $1 / 1000 }')
   row "first apply" "$apply_s" "$apply_kb" "$(ratio "$apply_s" "$parse + $load" 'parse + load floor (target <= 1.5x)')"
+  # The size floor holds the managed columns only: the drift digests kept in the login rows
+  # (migration 0017) are portico's bookkeeping, counted against it like `applied_objects`.
+  sqlite3 "$D/floor.db" "ALTER TABLE logins DROP COLUMN applied_digest;
+    ALTER TABLE logins DROP COLUMN applied_apply_id; VACUUM;"
   db_bytes=$(stat -c %s "$D/live.db"); floor_bytes=$(stat -c %s "$D/floor.db")
   logins=$(sqlite3 "$D/live.db" "SELECT count(*) FROM logins")
   rows+=("$(printf '| %-34s | %10s | %7d MiB | %s |' "database after the first apply" "" "$(( db_bytes / 1048576 ))" "$(ratio "$db_bytes" "$floor_bytes" "the managed rows alone, $(( floor_bytes / 1048576 )) MiB (target <= 1.6x)")")")

@@ -577,7 +577,7 @@ fn build(
     })?;
     Ok(NotificationMessage {
         kind: kind.into(),
-        idempotency_key: message.idempotency_key.clone(),
+        idempotency_key: message.idempotency_key.to_string(),
         email: vars.email,
         name: vars.name,
         customer: Named {

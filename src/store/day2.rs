@@ -42,7 +42,7 @@ from_row! {
         /// pending / sent / cancelled.
         pub status: String,
         /// When it was queued.
-        pub created_at: String,
+        pub created_at: super::SecondsText,
         /// When it was delivered.
         pub sent_at: Option<String>,
         /// Delivery attempts so far.

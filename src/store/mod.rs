@@ -30,6 +30,82 @@ macro_rules! from_row {
     };
 }
 
+/// A column stored compactly and read as text: `$stored` decoded, then `$convert`ed. Shown,
+/// serialised and described in schemas as the text.
+macro_rules! stored_as {
+    ($(#[$meta:meta])* $name:ident, $stored:ty, $convert:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <String as schemars::JsonSchema>::schema_name()
+            }
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <String as schemars::JsonSchema>::json_schema(generator)
+            }
+        }
+
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            $stored: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <$stored as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <$stored as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            $stored: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let stored = <$stored as sqlx::Decode<'r, DB>>::decode(value)?;
+                let convert: fn($stored) -> Result<String, sqlx::error::BoxDynError> = $convert;
+                Ok($name(convert(stored)?))
+            }
+        }
+    };
+}
+
+stored_as!(
+    /// Raw bytes (an idempotency key: 16 random bytes, half the room of its hex), read as
+    /// lower-case hex.
+    HexText,
+    Vec<u8>,
+    |bytes| Ok(crate::state::hex(&bytes))
+);
+
+stored_as!(
+    /// A time stored as Unix seconds (4 bytes where its text took 20), read as RFC 3339 (UTC).
+    SecondsText,
+    i64,
+    |seconds| Ok(crate::clock::format(jiff::Timestamp::from_second(seconds)?))
+);
+
 pub mod day2;
 mod migrations;
 mod postgres;
@@ -374,9 +450,9 @@ from_row! {
         /// Sequential id.
         pub id: i64,
         /// The message's idempotency key (HTTP `Idempotency-Key`, email `Message-ID`).
-        pub idempotency_key: String,
+        pub idempotency_key: HexText,
         /// When the apply queued it (UTC, RFC 3339).
-        pub created_at: String,
+        pub created_at: SecondsText,
         /// The login's customer.
         pub customer_id: String,
         /// The contact's email; empty for the customer's own login.

@@ -475,8 +475,8 @@ const WRITES: Writes = Writes {
         WHERE logins.customer_id = e.customer_id AND logins.contact = e.contact",
     queue_notifications: "INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT j.idempotency_key, $2,
-               j.customer_id, j.contact, j.email, j.password_assigned, 'pending'
+        SELECT decode(j.idempotency_key, 'hex'), extract(epoch FROM $2::timestamptz)::bigint,
+               j.customer_id, j.contact, j.email, j.password_assigned, 0
         FROM ROWS FROM (json_to_recordset($1::json) AS (idempotency_key text, customer_id text,
             contact text, email text, password_assigned boolean))
             WITH ORDINALITY AS j(idempotency_key, customer_id, contact, email, password_assigned, n)
@@ -484,8 +484,8 @@ const WRITES: Writes = Writes {
     revoke_tokens: "UPDATE set_password_tokens SET revoked_at = $2
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
-    cancel_notifications: "UPDATE notifications SET status = 'cancelled'
-        WHERE status = 'pending' AND (customer_id, contact) IN
+    cancel_notifications: "UPDATE notifications SET status = 2
+        WHERE status = 0 AND (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
     // Sessions are few: each is checked against its login by key (logins have no index by
     // role).

@@ -230,11 +230,10 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'")
-            .fetch_one(&mut *conn)
-            .await
-            .doing("counting the notifications to deliver")?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 0")
+        .fetch_one(&mut *conn)
+        .await
+        .doing("counting the notifications to deliver")?;
     Ok(count.unsigned_abs())
 }
 
@@ -254,9 +253,11 @@ where
     for<'r> OutboxRow: FromRow<'r, DB::Row>,
 {
     sqlx::query_as(
-        "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned, status,
-                attempts, last_error, last_attempt_at, sent_at, next_attempt_at, kind
-         FROM notifications WHERE (NOT $1) OR status = 'pending' ORDER BY id",
+        "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned,
+                CASE status WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'cancelled' ELSE 'failed' END AS status,
+                attempts, last_error, last_attempt_at, sent_at, next_attempt_at,
+                CASE kind WHEN 1 THEN 'reset' ELSE 'new_access' END AS kind
+         FROM notifications WHERE (NOT $1) OR status = 0 ORDER BY id",
     )
     .bind(pending_only)
     .fetch_all(&mut *conn)
@@ -334,7 +335,7 @@ where
     let at = now();
     let claimed: Option<i64> = sqlx::query_scalar(
         "UPDATE notifications SET claimed_until = $2
-         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= $3)
+         WHERE id = $1 AND status = 0 AND (claimed_until IS NULL OR claimed_until <= $3)
          RETURNING id",
     )
     .bind(id)
@@ -360,7 +361,7 @@ where
 {
     sqlx::query(
         "UPDATE notifications SET claimed_until = NULL,
-            status = CASE WHEN $2 THEN 'failed' ELSE status END WHERE id = $1",
+            status = CASE WHEN $2 THEN 3 ELSE status END WHERE id = $1",
     )
     .bind(id)
     .bind(failed)
@@ -382,8 +383,8 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     let ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE notifications SET status = 'pending', attempts = 0, claimed_until = NULL,
-            next_attempt_at = NULL WHERE status = 'failed' RETURNING id",
+        "UPDATE notifications SET status = 0, attempts = 0, claimed_until = NULL,
+            next_attempt_at = NULL WHERE status = 3 RETURNING id",
     )
     .fetch_all(&mut *conn)
     .await
@@ -413,7 +414,7 @@ where
     let at = now();
     let Some(error) = error else {
         sqlx::query(
-            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL,
+            "UPDATE notifications SET status = 1, attempts = attempts + 1, last_error = NULL,
                 claimed_until = NULL, last_attempt_at = $2, sent_at = $2 WHERE id = $1",
         )
         .bind(id)
@@ -721,7 +722,7 @@ where
     };
     let (customer_id, contact) = (found.customer_id.as_str(), found.contact.as_str());
     let notification: Option<NotificationStatus> = sqlx::query_as(
-        "SELECT status, created_at, sent_at, attempts, last_error FROM notifications
+        "SELECT CASE status WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'cancelled' ELSE 'failed' END AS status, created_at, sent_at, attempts, last_error FROM notifications
          WHERE customer_id = $1 AND contact = $2 ORDER BY id DESC LIMIT 1",
     )
     .bind(customer_id)

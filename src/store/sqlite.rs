@@ -590,15 +590,15 @@ const WRITES: Writes = Writes {
     queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
         INSERT INTO notifications
         (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT v->>'idempotency_key', ?2, v->>'customer_id', v->>'contact',
-               v->>'email', v->>'password_assigned', 'pending'
+        SELECT unhex(v->>'idempotency_key'), unixepoch(?2), v->>'customer_id', v->>'contact',
+               v->>'email', v->>'password_assigned', 0
         FROM r ORDER BY k",
     revoke_tokens:
         "UPDATE set_password_tokens SET revoked_at = ?2
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
-    cancel_notifications: "UPDATE notifications SET status = 'cancelled'
-        WHERE status = 'pending' AND (customer_id, contact) IN
+    cancel_notifications: "UPDATE notifications SET status = 2
+        WHERE status = 0 AND (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
     // Sessions are few: each is checked against its login by key (logins have no index by
     // role).

@@ -1,7 +1,7 @@
 //! Adopting an existing account: `export` round trips and `import-csv` edits manifests in
 //! place, through the real binary on both engines.
 
-use crate::common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, STATUS, run};
 
 crate::common::on_every_engine!(
     export_then_plan_shows_no_changes,
@@ -762,7 +762,7 @@ fn a_csv_no_cancels_a_queued_message(env: Env) {
     env.write("base.yaml", BASE);
     env.write("customers/eu.yaml", COMMENTED);
     env.apply(); // queued, not delivered (the tests never deliver by default)
-    let queued = "SELECT status FROM notifications WHERE email = 'info@beta.example'";
+    let queued = &format!("SELECT {STATUS} FROM notifications WHERE email = 'info@beta.example'");
     assert_eq!(env.rows(queued), ["pending"]);
     std::fs::write(
         env.path("n.csv"),

@@ -2,7 +2,7 @@
 //! `unlock` clears a lockout, `resend` sends a fresh set-password link; both are recorded.
 
 use crate::common::http::{Behaviour, Endpoint};
-use crate::common::{Env, run};
+use crate::common::{Env, STATUS, run};
 
 crate::common::on_every_engine!(
     access_explains_a_login_that_can_log_in,
@@ -296,7 +296,9 @@ fn resend_delivers_only_that_logins_message(env: Env) {
         .collect();
     assert_eq!(to, ["jane@acme.example"], "{out}{err}");
     assert_eq!(
-        env.rows("SELECT status FROM notifications WHERE email = 'ap@acme.example'"),
+        env.rows(&format!(
+            "SELECT {STATUS} FROM notifications WHERE email = 'ap@acme.example'"
+        )),
         ["pending"],
         "another customer's message stays queued"
     );

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::common::smtp::{SmtpServer, header};
-use crate::common::{Env, run};
+use crate::common::{Env, STATUS, run};
 
 crate::common::on_every_engine!(
     email_has_the_right_headers_parts_and_links_and_no_secret,
@@ -79,7 +79,9 @@ fn apply(env: &Env, extra: &[&str]) -> (i32, String, String) {
 }
 
 fn statuses(env: &Env) -> Vec<String> {
-    env.rows("SELECT email || ' ' || status || ' ' || CAST(attempts AS TEXT) FROM notifications ORDER BY email")
+    env.rows(&format!(
+        "SELECT email || ' ' || {STATUS} || ' ' || CAST(attempts AS TEXT) FROM notifications ORDER BY email"
+    ))
 }
 
 fn mail_to<'a>(mails: &'a [serde_json::Value], email: &str) -> &'a serde_json::Value {
@@ -113,7 +115,10 @@ fn email_has_the_right_headers_parts_and_links_and_no_secret(env: Env) {
     );
     assert_eq!(jane["rcpt_tos"][0], "jane@acme.example");
     let key = env
-        .rows("SELECT idempotency_key FROM notifications WHERE email = 'jane@acme.example'")
+        .rows(&format!(
+            "SELECT {} FROM notifications WHERE email = 'jane@acme.example'",
+            env.hex("idempotency_key")
+        ))
         .pop()
         .unwrap();
     assert_eq!(header(jane, "Message-ID"), format!("<{key}@portico>"));
@@ -651,9 +656,9 @@ customers:
     links.dedup();
     assert_eq!(links.len(), 150, "a link each");
     assert_eq!(
-        env.rows(
-            "SELECT status || ' ' || CAST(count(*) AS TEXT) FROM notifications GROUP BY status"
-        ),
+        env.rows(&format!(
+            "SELECT {STATUS} || ' ' || CAST(count(*) AS TEXT) FROM notifications GROUP BY status"
+        )),
         ["sent 150"]
     );
     assert_eq!(

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::http::{Behaviour, Endpoint, token_of};
-use crate::common::{ACCOUNT, Env, run};
+use crate::common::{ACCOUNT, Env, STATUS, run};
 
 crate::common::on_every_engine!(
     a_message_goes_to_the_logins_current_address,
@@ -269,10 +269,10 @@ fn concurrent_redeems_and_notify_runs_never_double(env: Env) {
         (sent, keys.len()),
         (21, 21),
         "each message sent exactly once; stored: {:?}\nwhat each run said: {reports:#?}",
-        env.rows(
-            "SELECT email || ' ' || status || ' ' || attempts || ' ' || coalesce(last_error, '-')
+        env.rows(&format!(
+            "SELECT email || ' ' || {STATUS} || ' ' || attempts || ' ' || coalesce(last_error, '-')
              FROM notifications ORDER BY email"
-        )
+        ))
     );
     // Two redeems of one link at once: exactly one wins.
     let token = token_of(&endpoint, "m3@x.example");

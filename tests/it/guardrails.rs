@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::common::browser::Browser;
-use crate::common::{Env, b, run};
+use crate::common::{Env, STATUS, b, run};
 
 crate::common::on_every_engine!(
     access_expires_at_the_end_of_its_day_and_apply_revokes_it,
@@ -143,7 +143,9 @@ fn access_expires_at_the_end_of_its_day_and_apply_revokes_it(env: Env) {
         ]
     );
     assert_eq!(
-        env.rows("SELECT status FROM notifications WHERE email = 'temp@contractor.example'"),
+        env.rows(&format!(
+            "SELECT {STATUS} FROM notifications WHERE email = 'temp@contractor.example'"
+        )),
         ["cancelled"]
     );
     // A daily run afterwards has nothing to do.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::http::{Behaviour, Endpoint, closed_port_url, token_of};
-use crate::common::{Env, run};
+use crate::common::{Env, STATUS, run};
 use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
 
@@ -424,7 +424,10 @@ fn no_secret_is_ever_printed_or_stored(env: Env) {
         .rows("SELECT token_hash FROM set_password_tokens")
         .join("\n");
     let outbox = env
-        .rows("SELECT idempotency_key || email FROM notifications")
+        .rows(&format!(
+            "SELECT {} || email FROM notifications",
+            env.hex("idempotency_key")
+        ))
         .join("\n");
     for token in tokens {
         assert!(
@@ -580,7 +583,7 @@ fn a_webhook_redirect_is_never_followed() {
     );
     assert!(err.contains("redirect"), "{out}{err}");
     assert!(
-        env.rows("SELECT status FROM notifications")
+        env.rows(&format!("SELECT {STATUS} FROM notifications"))
             .iter()
             .all(|s| s != "sent"),
         "a redirected message is not sent"
@@ -673,7 +676,7 @@ fn failed_messages_wait_between_runs_and_keep_notify_red(env: Env) {
     let (code, _, _) = run(with_secrets(env.portico(&["notify", "--retry-now"])));
     assert_eq!(code, 1);
     assert_eq!(
-        env.rows("SELECT DISTINCT status FROM notifications"),
+        env.rows(&format!("SELECT DISTINCT {STATUS} FROM notifications")),
         ["failed"]
     );
     let (code, out, err) = run(with_secrets(env.portico(&["notify"])));

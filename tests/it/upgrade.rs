@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sqlx::Connection as _;
 
-use crate::common::{ACCOUNT, Env, block_on};
+use crate::common::{ACCOUNT, Env, block_on, run};
 
 /// The schema of `migrations/<engine>/` up to `version`, as an earlier release left it.
 fn migrate_to(env: &Env, engine: &str, version: i64) {
@@ -47,8 +47,10 @@ fn the_compact_bookkeeping_keeps_every_digest_and_message(env: Env) {
             ('role[\"gone\"]', '0123456789abcdef', NULL);
          INSERT INTO notifications (idempotency_key, created_at, customer_id, contact, email,
             password_assigned, status, attempts, last_error, kind)
-         VALUES ('k-before', '2026-01-01T00:00:00Z', 'C9', '', 'old@x.example', false, 'failed', 3,
-            'refused', 'new_access')",
+         VALUES ('0123456789abcdef0123456789abcdef', '2026-01-01T00:00:00Z', 'C9', '', 'old@x.example',
+            false, 'failed', 3, 'refused', 'new_access'),
+            ('k-before', '2026-01-02T03:04:05Z', 'C9', 'a@x.example', 'a@x.example', false,
+            'pending', 0, NULL, 'reset')",
     );
     // `init` brings the schema up to date (and writes the standard roles, as the earlier
     // release's `init` had), then an apply writes on it.
@@ -60,13 +62,33 @@ fn the_compact_bookkeeping_keeps_every_digest_and_message(env: Env) {
         env.rows("SELECT digest FROM applied_objects WHERE address = 'role[\"gone\"]'"),
         ["0123456789abcdef"]
     );
+    // Migration 0018 keeps each message, its key as bytes, its time as seconds, its status
+    // and kind as numbers; what portico shows of them is as before.
     assert_eq!(
-        env.rows(
-            "SELECT email || ' ' || status || ' ' || CAST(attempts AS TEXT) || ' ' || last_error
-             FROM notifications WHERE idempotency_key = 'k-before'"
-        ),
-        ["old@x.example failed 3 refused"]
+        env.rows(&format!(
+            "SELECT email || ' ' || {} || ' ' || CAST(status AS TEXT) || ' ' || CAST(kind AS TEXT)
+                || ' ' || CAST(created_at AS TEXT) || ' ' || CAST(attempts AS TEXT)
+             FROM notifications WHERE customer_id = 'C9' ORDER BY email",
+            env.hex("idempotency_key")
+        )),
+        [
+            "a@x.example 6b2d6265666f7265 0 1 1767323045 0",
+            "old@x.example 0123456789abcdef0123456789abcdef 3 0 1767225600 3"
+        ]
     );
+    let (code, out, err) = run(env.portico(&["notify", "--status", "--format", "json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let old = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "old@x.example")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(old["idempotency_key"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(old["created_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(old["status"], "failed");
+    assert_eq!(old["kind"], "new_access");
     // The apply recorded its own objects beside the old row.
     let applied = env.rows("SELECT CAST(count(*) AS TEXT) FROM applied_objects");
     assert!(applied[0].parse::<i64>().unwrap() > 3, "{applied:?}");

@@ -103,16 +103,16 @@ impl ServeStore {
         let done = sqlx::query(
             "INSERT INTO notifications
                 (idempotency_key, created_at, customer_id, contact, email, password_assigned, status, kind)
-             SELECT $1, $2, $3, $4, $5, 1 = 0, 'pending', 'reset'
+             SELECT $1, $2, $3, $4, $5, 1 = 0, 0, 1
              WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE customer_id = $3 AND contact = $4
-                AND kind = 'reset' AND created_at > $6)",
+                AND kind = 1 AND created_at > $6)",
         )
-        .bind(idempotency_key)
-        .bind(now)
+        .bind(key_bytes(idempotency_key))
+        .bind(seconds(now)?)
         .bind(&login.customer_id)
         .bind(&login.contact)
         .bind(email)
-        .bind(not_before)
+        .bind(seconds(not_before)?)
         .execute(&self.pool)
         .await
         .doing("queueing a password reset")?;
@@ -214,4 +214,17 @@ impl ServeStore {
         }
         Ok(events)
     }
+}
+
+/// An idempotency key as stored: the bytes its hex spells (16 of them); anything else as its
+/// own bytes.
+fn key_bytes(key: &str) -> Vec<u8> {
+    hex::decode(key).unwrap_or_else(|_| key.as_bytes().to_vec())
+}
+
+/// An RFC 3339 time as the Unix seconds a message's `created_at` stores.
+fn seconds(at: &str) -> Result<i64, StoreError> {
+    at.parse::<jiff::Timestamp>()
+        .map(jiff::Timestamp::as_second)
+        .map_err(|e| StoreError::Corrupt(format!("time `{at}`: {e}")))
 }

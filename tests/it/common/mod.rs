@@ -127,6 +127,15 @@ impl Env {
         self.url.rsplit_once('/').map(|(_, name)| name)
     }
 
+    /// `column` (bytes) as lower-case hex text, in this engine's SQL.
+    pub fn hex(&self, column: &str) -> String {
+        if self.is_sqlite() {
+            format!("lower(hex({column}))")
+        } else {
+            format!("encode({column}, 'hex')")
+        }
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.url.starts_with("sqlite:")
     }
@@ -351,6 +360,9 @@ pub fn read_bytes(path: &Path) -> Vec<u8> {
 }
 
 /// A small valid account used by many tests.
+/// A message's status as its word (it is stored as a number: migration 0018).
+pub const STATUS: &str = "(CASE status WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'cancelled' WHEN 3 THEN 'failed' END)";
+
 pub const ACCOUNT: &str = "\
 features:
   customer_access: true
