@@ -335,7 +335,7 @@ pub fn diff_with_fingerprint(
 pub fn label_origins(plan: &mut Plan, applied: &crate::state::Applied) {
     plan.changes_edited();
     for change in &mut plan.changes {
-        let recorded = applied.get(change.address.to_string().as_str());
+        let recorded = applied.get(&change.address);
         let live = change
             .before
             .as_ref()

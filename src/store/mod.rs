@@ -279,9 +279,6 @@ pub trait Store {
     /// snapshot (what plan reads).
     async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError>;
 
-    /// Digests of the objects as portico last wrote them, keyed by resource address.
-    async fn read_applied(&mut self) -> Result<Applied, StoreError>;
-
     /// A mark of the last [`Store::read_with_applied`], when this engine can tell later
     /// that nothing has been written since. A plan carrying it lets apply skip reading the
     /// whole state again to check it is not stale.
@@ -616,10 +613,6 @@ impl Store for AnyStore {
 
     async fn read(&mut self) -> Result<State, StoreError> {
         dispatch!(self, s => s.read().await)
-    }
-
-    async fn read_applied(&mut self) -> Result<Applied, StoreError> {
-        dispatch!(self, s => s.read_applied().await)
     }
 
     async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError> {

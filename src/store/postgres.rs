@@ -168,8 +168,10 @@ impl Store for PostgresStore {
             .doing("starting a read-only transaction")?;
         let read = if schema_ready(&mut tx).await? {
             let big = read_big_tables(&mut tx).await?;
+            let logins = super::rows::login_digests(&big.1);
             let state = shared::read_snapshot::<sqlx::Postgres>(&mut tx, big).await?;
-            (state, read_applied(&mut tx).await?)
+            let objects = read_applied_objects(&mut tx).await?;
+            (state, Applied { objects, logins })
         } else {
             (State::empty(), Applied::default())
         };
@@ -177,14 +179,6 @@ impl Store for PostgresStore {
             .await
             .doing("ending the read-only transaction")?;
         Ok(read)
-    }
-
-    async fn read_applied(&mut self) -> Result<Applied, StoreError> {
-        if !schema_ready(&mut self.conn).await? {
-            return Ok(Applied::default());
-        }
-        let conn = &mut self.conn;
-        read_applied(conn).await
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
@@ -668,7 +662,7 @@ async fn read_big_tables(
     let mut out = Vec::with_capacity(usize::try_from(logins).unwrap_or(0));
     let mut rows = sqlx::query(
         "SELECT customer_id, contact, email, name, access, role_id, website_id, notify,
-                password_marker, expires_at, password_hash IS NOT NULL
+                password_marker, expires_at, password_hash IS NOT NULL, applied_digest
          FROM logins",
     )
     .fetch(&mut *conn);
@@ -684,7 +678,7 @@ async fn read_big_tables(
             notify: row.try_get(7).doing(doing)?,
             password_marker: row.try_get(8).doing(doing)?,
             expires_at: optional_text(&row, 9)?,
-            applied_digest: None,
+            applied_digest: row.try_get(11).doing(doing)?,
             applied_apply_id: None,
             has_password: row.try_get(10).doing(doing)?,
         });
@@ -702,40 +696,21 @@ fn optional_text(row: &PgRow, column: usize) -> Result<Option<CompactString>, St
     Ok(text.map(CompactString::from))
 }
 
-/// Reads the digests of what portico last wrote, keyed by address, row by row: the logins'
-/// from their rows, the few other objects' from `applied_objects`.
-async fn read_applied(conn: &mut PgConnection) -> Result<Applied, StoreError> {
+/// Reads the digests of what portico last wrote of the objects other than logins, by
+/// address.
+async fn read_applied_objects(
+    conn: &mut PgConnection,
+) -> Result<
+    std::collections::HashMap<CompactString, ObjectDigest, foldhash::fast::RandomState>,
+    StoreError,
+> {
     let doing = "reading what portico last applied";
-    let count: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM applied_objects)
-              + (SELECT count(*) FROM logins WHERE applied_digest IS NOT NULL)",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .doing(doing)?;
-    let mut applied =
-        Applied::with_capacity_and_hasher(usize::try_from(count).unwrap_or(0), Default::default());
+    let mut applied = std::collections::HashMap::default();
     let mut rows = sqlx::query("SELECT address, digest FROM applied_objects").fetch(&mut *conn);
     while let Some(row) = rows.try_next().await.doing(doing)? {
         let address: &str = row.try_get(0).doing(doing)?;
         let digest: &str = row.try_get(1).doing(doing)?;
         applied.insert(address.into(), ObjectDigest::from_hex(digest));
-    }
-    drop(rows);
-    let mut rows = sqlx::query(
-        "SELECT customer_id, contact, applied_digest FROM logins WHERE applied_digest IS NOT NULL",
-    )
-    .fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await.doing(doing)? {
-        let customer: &str = row.try_get(0).doing(doing)?;
-        let contact: &str = row.try_get(1).doing(doing)?;
-        let digest: i64 = row.try_get(2).doing(doing)?;
-        applied.insert(
-            crate::state::Address::login(customer, contact)
-                .to_string()
-                .into(),
-            ObjectDigest::from_i64(digest),
-        );
     }
     Ok(applied)
 }

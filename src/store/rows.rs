@@ -164,10 +164,10 @@ pub struct LoginRow {
     pub notify: bool,
     pub password_marker: Option<i64>,
     pub expires_at: Option<CompactString>,
-    /// Write only: the digest of the object this row holds as portico writes it (the
-    /// customer, for its own login; else the contact), as the signed 64-bit number its 16 hex
-    /// digits spell; drift labels compare it with the live object. Kept in the row rather than
-    /// in `applied_objects`, where each address stood again as a key (migration 0017).
+    /// The digest of the object this row holds as portico last wrote it (the customer, for
+    /// its own login; else the contact), as the signed 64-bit number its 16 hex digits
+    /// spell; drift labels compare it with the live object. Kept in the row rather than in
+    /// `applied_objects`, where each address stood again as a key (migration 0017).
     pub applied_digest: Option<i64>,
     /// Write only: the apply writing it ([`Batches::set_apply_id`]).
     pub applied_apply_id: Option<i64>,
@@ -742,10 +742,12 @@ type LoginTuple = (
     Option<i64>,
     Option<CompactString>,
     Flag,
+    Option<i64>,
 );
 
 /// Appends the logins of one JSON page (`[[customer_id, contact, email, name, access,
-/// role_id, website_id, notify, password_marker, expires_at, has_password], …]`) to `out`,
+/// role_id, website_id, notify, password_marker, expires_at, has_password, applied_digest],
+/// …]`) to `out`,
 /// each decoded straight into its place: no page-sized vector is built and grown on the way
 /// (each one was faulted in afresh, page after page).
 ///
@@ -789,6 +791,7 @@ impl<'de> serde::de::Visitor<'de> for AppendLogins<'_> {
             password_marker,
             expires_at,
             has_password,
+            applied_digest,
         )) = seq.next_element::<LoginTuple>()?
         {
             self.0.push(LoginRow {
@@ -802,13 +805,29 @@ impl<'de> serde::de::Visitor<'de> for AppendLogins<'_> {
                 notify: notify.0,
                 password_marker,
                 expires_at,
-                applied_digest: None,
+                applied_digest,
                 applied_apply_id: None,
                 has_password: has_password.0,
             });
         }
         Ok(())
     }
+}
+
+/// The digests the login rows hold, by their key (see [`crate::state::Applied`]).
+pub fn login_digests(
+    rows: &[LoginRow],
+) -> std::collections::HashMap<
+    (CompactString, CompactString),
+    crate::state::ObjectDigest,
+    foldhash::fast::RandomState,
+> {
+    rows.iter()
+        .filter_map(|row| {
+            let digest = crate::state::ObjectDigest::from_i64(row.applied_digest?);
+            Some(((row.customer_id.clone(), row.contact.clone()), digest))
+        })
+        .collect()
 }
 
 /// Every managed row of the database, as read.

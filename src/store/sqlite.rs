@@ -1,5 +1,6 @@
 //! The embedded SQLite store (the default, `sqlite://portico.db`).
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use std::io::Write as _;
@@ -259,8 +260,7 @@ impl Store for SqliteStore {
         }
         // One read transaction: every query sees the same committed state.
         let mut tx = conn.begin().await.doing("starting a read transaction")?;
-        let state = read_state(&mut tx).await?;
-        let applied = read_applied(&mut tx).await?;
+        let (state, applied) = read_state_and_applied(&mut tx).await?;
         let version = data_version(&mut tx).await?;
         tx.rollback().await.doing("ending the read transaction")?;
         self.read_mark = Some(ReadMark {
@@ -272,16 +272,6 @@ impl Store for SqliteStore {
 
     fn read_mark(&self) -> Option<ReadMark> {
         self.read_mark
-    }
-
-    async fn read_applied(&mut self) -> Result<Applied, StoreError> {
-        let Some(conn) = self.conn(false).await? else {
-            return Ok(Applied::default());
-        };
-        if !schema_ready(conn).await? {
-            return Ok(Applied::default());
-        }
-        read_applied(conn).await
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
@@ -502,6 +492,18 @@ async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
     shared::read_snapshot::<sqlx::Sqlite>(conn, big).await
 }
 
+/// The state and the digests of what portico last wrote: the logins' from their rows, the
+/// other objects' from `applied_objects`.
+async fn read_state_and_applied(
+    conn: &mut SqliteConnection,
+) -> Result<(State, Applied), StoreError> {
+    let big = read_big_tables(&mut *conn).await?;
+    let logins = phase("login digests", || super::rows::login_digests(&big.1));
+    let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, big).await?;
+    let objects = read_applied_objects(conn).await?;
+    Ok((state, Applied { objects, logins }))
+}
+
 async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     shared::run_steps::<sqlx::Sqlite>(conn, standard_role_steps(&WRITES)).await?;
     Ok(())
@@ -692,25 +694,20 @@ const READ_CUSTOMERS: &str = "SELECT json_group_array(json_array(id, name, prote
 /// password_marker, expires_at, has_password], …]`: the first `$1` logins in key order.
 const READ_LOGINS_FIRST: &str =
     "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
-                website_id, notify, password_marker, expires_at, has_password))
+                website_id, notify, password_marker, expires_at, has_password, applied_digest))
          FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
                ORDER BY customer_id, contact LIMIT $1)";
 
 /// The same, for the `$3` logins after the key (`$1`, `$2`).
 const READ_LOGINS_AFTER: &str =
     "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
-                website_id, notify, password_marker, expires_at, has_password))
+                website_id, notify, password_marker, expires_at, has_password, applied_digest))
          FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
                WHERE (customer_id, contact) > ($1, $2)
                ORDER BY customer_id, contact LIMIT $3)";
 
 /// `{address: digest, …}` of the objects other than logins.
 const READ_APPLIED: &str = "SELECT json_group_object(address, digest) FROM applied_objects";
-
-/// `[[customer_id, contact, digest], …]`: the logins' digests, kept in their rows.
-const READ_LOGIN_DIGESTS: &str =
-    "SELECT json_group_array(json_array(customer_id, contact, applied_digest)) FROM logins
-     WHERE applied_digest IS NOT NULL";
 
 /// How many logins one read of the live state fetches at a time: `PORTICO_READ_PAGE_ROWS`,
 /// else 25,000 (a page's JSON is ~4 MB; the tests use tiny pages to cross many).
@@ -779,32 +776,14 @@ async fn read_big_tables(
     Ok((customers, logins))
 }
 
-/// Reads the digests of what portico last wrote, keyed by address: the logins' from their
-/// rows, the few other objects' from `applied_objects`.
-async fn read_applied(conn: &mut SqliteConnection) -> Result<Applied, StoreError> {
-    let doing = "reading what portico last applied";
+/// Reads the digests of what portico last wrote of the objects other than logins, by
+/// address.
+async fn read_applied_objects(
+    conn: &mut SqliteConnection,
+) -> Result<HashMap<CompactString, ObjectDigest, foldhash::fast::RandomState>, StoreError> {
     let json: String = sqlx::query_scalar(READ_APPLIED)
         .fetch_one(&mut *conn)
         .await
-        .doing(doing)?;
-    let mut applied = serde_json::from_str::<Applied>(&json)
-        .map_err(|e| StoreError::Corrupt(format!("applied_objects: {e}")))?;
-    drop(json);
-    let json: String = sqlx::query_scalar(READ_LOGIN_DIGESTS)
-        .fetch_one(&mut *conn)
-        .await
-        .doing(doing)?;
-    let digests: Vec<(CompactString, CompactString, i64)> = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Corrupt(format!("logins.applied_digest: {e}")))?;
-    drop(json);
-    applied.reserve(digests.len());
-    for (customer, contact, digest) in digests {
-        applied.insert(
-            crate::state::Address::login(&customer, &contact)
-                .to_string()
-                .into(),
-            ObjectDigest::from_i64(digest),
-        );
-    }
-    Ok(applied)
+        .doing("reading what portico last applied")?;
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("applied_objects: {e}")))
 }
