@@ -99,15 +99,29 @@ fn timings_on() -> bool {
     *ON.get_or_init(|| std::env::var_os("PORTICO_TIMINGS").is_some_and(|v| !v.is_empty()))
 }
 
-/// Runs `work` as the phase `name`; with `PORTICO_TIMINGS` set, prints how long it took.
+/// Runs `work` as the phase `name`; with `PORTICO_TIMINGS` set, prints how long it took
+/// and the process's resident memory at its end.
 pub fn phase<T>(name: &str, work: impl FnOnce() -> T) -> T {
     if !timings_on() {
         return work();
     }
     let started = Instant::now();
     let value = work();
-    eprintln!("timing: {name} {:.3} s", started.elapsed().as_secs_f64());
+    report(name, started);
     value
+}
+
+fn report(name: &str, started: Instant) {
+    // Linux: the second field of /proc/self/statm is resident pages (4 KiB here).
+    let resident = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| format!(", {} MiB resident", pages * 4096 / 1_048_576))
+        .unwrap_or_default();
+    eprintln!(
+        "timing: {name} {:.3} s{resident}",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// [`phase`] for async work.
@@ -117,6 +131,6 @@ pub async fn phase_async<T>(name: &str, work: impl std::future::Future<Output = 
     }
     let started = Instant::now();
     let value = work.await;
-    eprintln!("timing: {name} {:.3} s", started.elapsed().as_secs_f64());
+    report(name, started);
     value
 }

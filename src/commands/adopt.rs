@@ -123,7 +123,9 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     let csv_path = &opts.csv;
     let text = read_csv(csv_path, opts.manifests.read.reading().max_file_bytes)?;
     let root = &opts.manifests.path;
-    let (set, diagnostics) = manifest::load(root, opts.manifests.read.reading());
+    let (set, diagnostics) = crate::progress::phase("parse", || {
+        manifest::load(root, opts.manifests.read.reading())
+    });
     let problems: Vec<_> = diagnostics.into_iter().filter(|d| d.is_error()).collect();
     if !problems.is_empty() {
         let rendered = manifest::diagnostic::render(&set.sources, &problems, true);
@@ -132,14 +134,15 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
             count: problems.len(),
         });
     }
-    let live = live_or_empty(opts.connect.url()).await?;
+    let live = crate::progress::phase_async("read live", live_or_empty(opts.connect.url())).await?;
     let mode = opts.passwords.map(|m| match m {
         PasswordsMode::Hash => PasswordMode::Hash,
         PasswordsMode::Notify => PasswordMode::Notify,
     });
     let result = import::import(&text, root, &set, &live, mode, &opts.ignore_column);
+    drop(text);
     let import = match result
-        .and_then(|import| import::check_result(root, &set, &import, &live).map(|()| import))
+        .and_then(|import| import::check_result(root, set, &import, &live).map(|()| import))
     {
         Ok(import) => import,
         Err(errors) => {

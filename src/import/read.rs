@@ -1,7 +1,7 @@
 //! Reading a NetSuite-style CSV into rows: encoding, separators, headers, booleans, and a
 //! located problem for every bad cell.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use super::columns::{self, Column, ContactField};
 
@@ -37,10 +37,10 @@ impl RowError {
 /// A cell's value with where it came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cell {
-    /// The trimmed value.
-    pub value: String,
+    /// The trimmed value (inline up to 24 bytes, as most are: no allocation per cell).
+    pub value: compact_str::CompactString,
     /// The header of its column.
-    pub column: String,
+    pub column: compact_str::CompactString,
 }
 
 /// A plaintext password from the file. Its `Debug` never shows it.
@@ -100,9 +100,55 @@ pub struct CustomerRow {
     /// `Confirm Password`.
     pub confirm: Option<Plaintext>,
     /// Contact entries by their sublist number.
-    pub contacts: BTreeMap<usize, ContactRow>,
+    pub contacts: Contacts,
     /// Read from a one-row-per-contact export (its contacts came from rows of their own).
     pub per_contact: bool,
+}
+
+/// A row's contact entries by their sublist number, in order. A sorted vector: most rows
+/// have one or two, and a `BTreeMap` allocated room for eleven per row (2.8 KB: 290 MiB of
+/// an import of 100,000 rows).
+#[derive(Clone, Debug, Default)]
+pub struct Contacts(Vec<(usize, ContactRow)>);
+
+impl Contacts {
+    /// The entry numbered `n`, made by `new` if there is none.
+    pub fn get_or_insert(&mut self, n: usize, new: impl FnOnce() -> ContactRow) -> &mut ContactRow {
+        let at = match self.0.binary_search_by_key(&n, |(k, _)| *k) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (n, new()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// Sets the entry numbered `n`.
+    pub fn insert(&mut self, n: usize, contact: ContactRow) {
+        *self.get_or_insert(n, ContactRow::default) = contact;
+    }
+
+    /// Takes the entry numbered `n` out.
+    pub fn remove(&mut self, n: usize) -> Option<ContactRow> {
+        let at = self.0.binary_search_by_key(&n, |(k, _)| *k).ok()?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// The highest number in use.
+    pub fn last_number(&self) -> Option<usize> {
+        self.0.last().map(|(n, _)| *n)
+    }
+
+    /// Each entry with its number, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &ContactRow)> {
+        self.0.iter().map(|(n, c)| (*n, c))
+    }
+
+    /// Each entry, in order.
+    pub fn values(&self) -> impl Iterator<Item = &ContactRow> {
+        self.0.iter().map(|(_, c)| c)
+    }
 }
 
 /// Removes a UTF-8 byte-order mark.
@@ -318,8 +364,11 @@ fn read_rows(
     per_contact: bool,
     errors: &mut Vec<RowError>,
 ) -> Vec<CustomerRow> {
-    let mut rows: Vec<CustomerRow> = Vec::new();
-    let mut first_line: HashMap<String, usize> = HashMap::new();
+    // As many rows as lines at most: room made once, where doubling held the old and the
+    // new vector at once (both tens of MB at 100,000 rows).
+    let lines_in_file = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut rows: Vec<CustomerRow> = Vec::with_capacity(lines_in_file);
+    let mut first_line: HashMap<String, usize> = HashMap::with_capacity(lines_in_file);
     // One-row-per-contact: where each customer's row is, to add its next contacts to.
     let mut at: HashMap<String, usize> = HashMap::new();
     let mut lines = Lines::new(text);
@@ -403,7 +452,7 @@ fn join_contact(
         (None, Some(again)) => customer.name = Some(again),
         _ => {}
     }
-    let Some(contact) = row.contacts.remove(&1) else {
+    let Some(contact) = row.contacts.remove(1) else {
         return;
     };
     if let Some(email) = &contact.email {
@@ -427,7 +476,7 @@ fn join_contact(
             return;
         }
     }
-    let next = customer.contacts.keys().next_back().map_or(1, |n| n + 1);
+    let next = customer.contacts.last_number().map_or(1, |n| n + 1);
     customer.contacts.insert(next, contact);
 }
 
@@ -526,7 +575,7 @@ fn read_row(
         errors,
         "Confirm Password",
     );
-    for (n, c) in &row.contacts {
+    for (n, c) in row.contacts.iter() {
         let column = format!("Contact Access {n} : Confirm Password");
         confirm_alone(c.password.is_some(), c.confirm.is_some(), errors, &column);
     }
@@ -564,8 +613,8 @@ fn set(
 ) {
     let line = row.line;
     let cell = || Cell {
-        value: value.to_string(),
-        column: header.to_string(),
+        value: value.into(),
+        column: header.into(),
     };
     match column {
         Column::Id => row.id = value.to_string(),
@@ -579,7 +628,7 @@ fn set(
         Column::Password => row.password = Some((Plaintext(value.to_string()), header.to_string())),
         Column::ConfirmPassword => row.confirm = Some(Plaintext(value.to_string())),
         Column::Contact(n, field) => {
-            let contact = row.contacts.entry(n).or_insert_with(|| ContactRow {
+            let contact = row.contacts.get_or_insert(n, || ContactRow {
                 line,
                 ..ContactRow::default()
             });

@@ -1082,13 +1082,13 @@ mod tests {
     fn a_page_of_logins_is_appended_after_the_rows_already_read() {
         let mut logins = Vec::new();
         append_logins_from_json(
-            r#"[["C1","","c1@x.example","C one",1,"customer_center",null,0,null,null,0]]"#,
+            r#"[["C1","","c1@x.example","C one",1,"customer_center",null,0,null,null,0,-5]]"#,
             &mut logins,
         )
         .unwrap();
         append_logins_from_json(
-            r#"[["C1","a@x.example","a@x.example",null,true,"r","eu",true,3,"2027-01-01T00:00:00Z",true],
-                ["C2","","c2@x.example","C \"two\"",0,"customer_center",null,1,null,null,0]]"#,
+            r#"[["C1","a@x.example","a@x.example",null,true,"r","eu",true,3,"2027-01-01T00:00:00Z",true,9223372036854775807],
+                ["C2","","c2@x.example","C \"two\"",0,"customer_center",null,1,null,null,0,null]]"#,
             &mut logins,
         )
         .unwrap();
@@ -1118,15 +1118,17 @@ mod tests {
             logins[1].expires_at.as_deref(),
             Some("2027-01-01T00:00:00Z")
         );
+        let digests: Vec<_> = logins.iter().map(|l| l.applied_digest).collect();
+        assert_eq!(digests, [Some(-5), Some(i64::MAX), None]);
     }
 
     #[test]
     fn a_page_of_another_shape_is_reported_as_corrupt() {
         for bad in [
             r#"[["C1","","c1@x.example"]]"#,
-            r#"[["C1","","c1@x.example","C",1,"customer_center",null,0,null,null,0]] x"#,
+            r#"[["C1","","c1@x.example","C",1,"customer_center",null,0,null,null,0,null]] x"#,
             r#"{"C1": 1}"#,
-            r#"[["C1","","c1@x.example","C","yes","customer_center",null,0,null,null,0]]"#,
+            r#"[["C1","","c1@x.example","C","yes","customer_center",null,0,null,null,0,null]]"#,
         ] {
             let error = append_logins_from_json(bad, &mut Vec::new()).unwrap_err();
             assert!(
