@@ -139,11 +139,15 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         PasswordsMode::Hash => PasswordMode::Hash,
         PasswordsMode::Notify => PasswordMode::Notify,
     });
+    let known = import::known_problems(&set, &live);
     let result = import::import(&text, root, &set, &live, mode, &opts.ignore_column);
-    drop(text);
-    let import = match result
-        .and_then(|import| import::check_result(root, set, &import, &live).map(|()| import))
-    {
+    // Neither the CSV nor the manifests as they were are needed any more: gone before the
+    // edited manifests are loaded and checked, so the two sets are never held at once.
+    let reading = set.reading;
+    drop((text, set));
+    let import = match result.and_then(|import| {
+        import::check_result(root, known, reading, &import, &live).map(|()| import)
+    }) {
         Ok(import) => import,
         Err(errors) => {
             eprint!("{}", import::render_errors(csv_path, &errors));

@@ -98,7 +98,7 @@ pub fn load(root: &Path, reading: Reading) -> (ManifestSet, Vec<Diagnostic>) {
 /// manifests it would write before writing them); a given path not on disk is added.
 pub fn load_overlaid(
     root: &Path,
-    overlay: &[(PathBuf, String)],
+    overlay: &[(&Path, &str)],
     reading: Reading,
 ) -> (ManifestSet, Vec<Diagnostic>) {
     let mut set = ManifestSet {
@@ -111,8 +111,8 @@ pub fn load_overlaid(
     collect_files(root, true, &mut files, &mut diagnostics);
     let listed = files.len();
     for (path, _) in overlay {
-        if !files.contains(path) {
-            files.push(path.clone());
+        if !files.iter().any(|f| f == path) {
+            files.push(path.to_path_buf());
         }
     }
     if files.len() > listed {
@@ -165,7 +165,7 @@ pub fn load_overlaid(
 fn read_files(
     set: &mut ManifestSet,
     files: Vec<PathBuf>,
-    overlay: &[(PathBuf, String)],
+    overlay: &[(&Path, &str)],
     max_file_bytes: u64,
 ) -> Vec<Result<usize, Diagnostic>> {
     let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
@@ -173,7 +173,7 @@ fn read_files(
         let index = set.sources.len();
         if let Some((_, text)) = overlay.iter().find(|(p, _)| *p == path) {
             slots.push(Ok(index));
-            set.sources.push(Source::new(path, text.clone()));
+            set.sources.push(Source::new(path, (*text).to_string()));
             continue;
         }
         if let Some(message) = too_large(&path, max_file_bytes) {
