@@ -108,6 +108,7 @@ is stale or the digest is not the reviewed one, 4 another apply held the lock pa
   portico notify --status --format json
   portico notify --preview jane@acme.example -f manifests/
   portico notify --retry-failed
+  PORTICO_SMTP_CA_FILE=relay-ca.pem portico notify   # trust a company CA for the SMTP relay
 
 Exit codes: 0 nothing left to deliver, 1 messages still queued or failed (see --status).")]
     Notify(NotifyOpts),
