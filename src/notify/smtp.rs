@@ -50,9 +50,8 @@ pub struct Mailer {
 struct Server {
     host: String,
     port: u16,
-    security: Security,
-    /// Certificate authorities trusted besides the built-in ones (`CA_FILE_ENV`'s).
-    extra_roots: Vec<CertificateDer<'static>>,
+    /// How the connection is encrypted, set up once for every connection of the run.
+    encryption: Encryption,
     credentials: Option<Credentials>,
     hello: ClientId,
     /// For connecting (through EHLO and AUTH), and again for each message.
@@ -82,16 +81,12 @@ impl Mailer {
                 })
                 .transpose()
         };
-        let extra_roots = match at.security {
-            Security::Plain => Vec::new(),
-            Security::Wrapper | Security::StartTls => extra_roots()?,
-        };
+        let encryption = Encryption::new(at.security, &at.host)?;
         Ok(Mailer {
             server: Arc::new(Server {
                 host: at.host,
                 port: at.port,
-                security: at.security,
-                extra_roots,
+                encryption,
                 credentials,
                 hello: ClientId::default(),
                 timeout: opts.timeout,
@@ -253,15 +248,21 @@ impl Server {
             .await
             .map_err(unreachable)?;
         tcp.set_nodelay(true).map_err(unreachable)?;
-        let stream: Box<dyn AsyncTokioStream> = match self.security {
-            Security::Wrapper => Box::new(self.wrap(tcp).await?),
-            Security::Plain | Security::StartTls => Box::new(tcp),
+        let stream: Box<dyn AsyncTokioStream> = match &self.encryption {
+            Encryption::Wrapper(connector, name) => Box::new(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map(Tls)
+                    .map_err(|e| Attempt::Retry(format!("TLS with `{}` failed: {e}", self.host)))?,
+            ),
+            Encryption::Plain | Encryption::StartTls(_) => Box::new(tcp),
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(|e| failed(&e))?;
-        if self.security == Security::StartTls {
-            conn.starttls(self.starttls_parameters()?, &self.hello)
+        if let Encryption::StartTls(parameters) = &self.encryption {
+            conn.starttls(parameters.clone(), &self.hello)
                 .await
                 .map_err(|e| failed(&e))?;
         }
@@ -272,38 +273,47 @@ impl Server {
         }
         Ok(conn)
     }
+}
 
-    /// TLS from the first byte (`smtps://`), checked against the trusted roots for `host`.
-    async fn wrap(&self, tcp: TcpStream) -> Result<Tls, Attempt> {
+/// A connection's encryption, with what it trusts: Mozilla's roots (built in) plus those of
+/// `CA_FILE_ENV`.
+enum Encryption {
+    Plain,
+    /// TLS from the first byte (`smtps://`).
+    Wrapper(tokio_rustls::TlsConnector, ServerName<'static>),
+    /// STARTTLS, required (`smtp://`), through lettre.
+    StartTls(TlsParameters),
+}
+
+impl Encryption {
+    fn new(security: Security, host: &str) -> Result<Encryption, String> {
+        if security == Security::Plain {
+            return Ok(Encryption::Plain);
+        }
+        let extra = extra_roots()?;
+        if security == Security::StartTls {
+            let builder = TlsParameters::builder(host.to_string())
+                .certificate_store(CertificateStore::WebpkiRoots);
+            let builder = extra.into_iter().try_fold(builder, |builder, root| {
+                Certificate::from_der(root.to_vec()).map(|cert| builder.add_root_certificate(cert))
+            });
+            return builder
+                .and_then(|b| b.build_rustls())
+                .map(Encryption::StartTls)
+                .map_err(|e| format!("cannot set up TLS for `{host}`: {e}"));
+        }
         let mut store = rustls::RootCertStore::empty();
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        store.add_parsable_certificates(self.extra_roots.iter().cloned());
+        store.add_parsable_certificates(extra);
         let config = rustls::ClientConfig::builder()
             .with_root_certificates(store)
             .with_no_client_auth();
-        let name = ServerName::try_from(self.host.clone()).map_err(|_| {
-            Attempt::Permanent(format!("`{}` is not a valid TLS server name", self.host))
-        })?;
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map(Tls)
-            .map_err(|e| Attempt::Retry(format!("TLS with `{}` failed: {e}", self.host)))
-    }
-
-    /// lettre's STARTTLS parameters, trusting the same roots.
-    fn starttls_parameters(&self) -> Result<TlsParameters, Attempt> {
-        let builder = TlsParameters::builder(self.host.clone())
-            .certificate_store(CertificateStore::WebpkiRoots);
-        let builder = self.extra_roots.iter().fold(builder, |builder, root| {
-            match Certificate::from_der(root.to_vec()) {
-                Ok(cert) => builder.add_root_certificate(cert),
-                Err(_) => builder,
-            }
-        });
-        builder
-            .build_rustls()
-            .map_err(|e| Attempt::Permanent(format!("cannot set up TLS: {e}")))
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| format!("`{host}` is not a valid TLS server name"))?;
+        Ok(Encryption::Wrapper(
+            tokio_rustls::TlsConnector::from(Arc::new(config)),
+            name,
+        ))
     }
 }
 
