@@ -334,6 +334,14 @@ pub struct DiffArgs {
     /// Warn about logins whose access expires within this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 14)]
     pub warn_expiring: u32,
+    /// Read every file and every row, even when only some customer files changed since the
+    /// last apply (by default such a plan reads only those: the same plan, sooner).
+    #[arg(long, env = "PORTICO_NO_INCREMENTAL")]
+    pub no_incremental: bool,
+    /// Say on standard error how the plan was computed: from the changed files only, or in
+    /// full and why.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// Output formats of a plan.

@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod day2;
+mod incremental;
 mod run;
 
 pub use run::run;
@@ -78,18 +79,20 @@ pub(crate) fn load_valid(
     reading: manifest::load::Reading,
 ) -> Result<(ManifestSet, Desired), Error> {
     let (set, diagnostics) = phase("parse", || manifest::load(path, reading));
-    let desired = check_valid(&set, diagnostics, live)?;
+    let (desired, _) = check_valid(&set, diagnostics, live)?;
     Ok((set, desired))
 }
 
-/// Validates a loaded set; prints every diagnostic; fails when any is an error.
+/// Validates a loaded set; prints every diagnostic; fails when any is an error. Also says
+/// whether there was no diagnostic at all (not even a warning).
 fn check_valid(
     set: &ManifestSet,
     mut diagnostics: Vec<Diagnostic>,
     live: Option<&State>,
-) -> Result<Desired, Error> {
+) -> Result<(Desired, bool), Error> {
     let (desired, found) = phase("validate", || validate::validate(set, live));
     diagnostics.extend(found);
+    let clean = diagnostics.is_empty();
     let count = diagnostics.iter().filter(|d| d.is_error()).count();
     if count > 0 {
         // Warnings about the whole set (an unmanaged section) follow from what could not be
@@ -100,7 +103,7 @@ fn check_valid(
     if count > 0 {
         return Err(Error::Invalid { count });
     }
-    Ok(desired)
+    Ok((desired, clean))
 }
 
 /// Digest of the manifest files (paths and the digests of their contents, taken when they
@@ -111,12 +114,17 @@ fn manifests_digest(set: &ManifestSet) -> String {
         .iter()
         .map(|s| {
             (
-                set.relative(&s.path).display().to_string(),
+                validate::relative_name(&set.root, &s.path),
                 crate::state::hex(s.digest()),
             )
         })
         .collect();
-    plan::digest_of(&files)[..16].to_string()
+    manifests_digest_of(&files)
+}
+
+/// [`manifests_digest`] of `(relative path, hex digest)` in reading order.
+pub(crate) fn manifests_digest_of(files: &[(String, String)]) -> String {
+    plan::digest_of(files)[..16].to_string()
 }
 
 /// `portico validate`.
@@ -237,6 +245,12 @@ async fn compute(
     digests: bool,
     reading: manifest::load::Reading,
 ) -> Result<Computed, Error> {
+    if !args.no_incremental {
+        let wanted = (digests, matches!(inputs, Inputs::FreeAside));
+        if let Some(computed) = incrementally(path, store, args, wanted, reading).await? {
+            return Ok(computed);
+        }
+    }
     // The manifests are parsed on other threads while the live state is read.
     let root = path.to_path_buf();
     let parsing =
@@ -246,15 +260,18 @@ async fn compute(
     let (live, applied) = read?;
     // The digests of the live state and of the files are computed beside the validation.
     // A plan that is only shown leaves them out: they are for applying and for plan files.
-    let (desired, (fingerprint, manifests_digest)) = std::thread::scope(|scope| {
-        let digests = digests.then(|| {
-            scope.spawn(|| phase("digests", || (live.fingerprint(), manifests_digest(&set))))
-        });
+    let (desired, manifests_digest) = std::thread::scope(|scope| {
+        let digests = digests.then(|| scope.spawn(|| phase("digests", || manifests_digest(&set))));
         let desired = check_valid(&set, diagnostics, Some(&live));
         let digests = digests.map(|d| d.join().expect("digests do not panic"));
         (desired, digests.unwrap_or_default())
     });
-    let desired = desired?;
+    let fingerprint = if digests {
+        applied.version.fingerprint()
+    } else {
+        String::new()
+    };
+    let (desired, clean) = desired?;
     let notifications = desired.state.notifications.clone();
     let mut plan = phase("diff", || {
         plan::diff_with_fingerprint(
@@ -269,6 +286,8 @@ async fn compute(
     let transport = notifications
         .as_ref()
         .and_then(|settings| transport_secrets(settings, &plan).err());
+    let converged = clean && !args.no_prune && plan.warnings.is_empty();
+    let index = index_to_record(inputs, converged, (&set, &desired, &live));
     // The manifests and the live state are not needed any more: they go before the plan
     // is labelled and shown (at 300,000 logins, the three states together were the peak).
     let inputs_done = (live, set);
@@ -290,14 +309,60 @@ async fn compute(
         Inputs::Discard => discard(done),
         Inputs::FreeAside => free_aside(done),
     }
-    Ok(Computed { plan, transport })
+    Ok(Computed {
+        plan,
+        transport,
+        index,
+    })
+}
+
+/// The plan index an apply records ([`Inputs::FreeAside`]): only when applying the plan
+/// leaves the database exactly as the files describe (`converged`: nothing was said about
+/// them and nothing is kept that they do not declare). Later plans then read only the files
+/// that changed.
+fn index_to_record(
+    inputs: Inputs,
+    converged: bool,
+    (set, desired, live): (&ManifestSet, &Desired, &State),
+) -> Option<crate::state::PlanIndex> {
+    (matches!(inputs, Inputs::FreeAside) && converged)
+        .then(|| phase("index", || validate::index_of(set, desired, Some(live))))
+}
+
+/// The plan from the changed files only, when [`incremental::attempt`] can answer; says how
+/// the plan was computed with `--verbose`.
+async fn incrementally(
+    path: &Path,
+    store: &mut AnyStore,
+    args: &DiffArgs,
+    wanted: (bool, bool),
+    reading: manifest::load::Reading,
+) -> Result<Option<Computed>, Error> {
+    match incremental::attempt(path, store, args, wanted, reading).await? {
+        incremental::Attempt::Done(computed, read) => {
+            if args.verbose {
+                eprintln!(
+                    "Planned from the changed files only: {} of {} files changed, {} removed; {} customers read.",
+                    read.changed, read.files, read.removed, read.customers
+                );
+            }
+            Ok(Some(*computed))
+        }
+        incremental::Attempt::Full(reason) => {
+            if args.verbose {
+                eprintln!("Planning in full: {reason}.");
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// A computed plan, and why its new-access messages could not be delivered now, if they
-/// could not (a transport secret is missing).
-struct Computed {
-    plan: Plan,
-    transport: Option<Error>,
+/// could not (a transport secret is missing); for an apply, the plan index it records.
+pub(crate) struct Computed {
+    pub(crate) plan: Plan,
+    pub(crate) transport: Option<Error>,
+    pub(crate) index: Option<crate::state::PlanIndex>,
 }
 
 /// How many changes of each kind `--summary` lists.
@@ -346,7 +411,9 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
     warn_if_missing(&store);
     // The live state's fingerprint and the manifests' digest are only in the JSON form.
     let digests = opts.out.is_some() || opts.format == Format::Json;
-    let Computed { plan, transport } = compute(
+    let Computed {
+        plan, transport, ..
+    } = compute(
         &opts.manifests.path,
         &mut store,
         &opts.diff,
@@ -527,7 +594,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         clock: opts.now.map(crate::clock::format),
     };
     let mut store = open_for_apply(opts, &provenance).await?;
-    let (plan, root) = plan_to_apply(opts, &mut store).await?;
+    let (plan, root, index) = plan_to_apply(opts, &mut store).await?;
     phase("print", || print_text(&plan, &opts.diff));
     check_digest(&plan, opts).await?;
     if plan.is_empty() {
@@ -550,7 +617,11 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             0,
         )
     });
-    let applied = phase_async("write", store.apply(&plan, &provenance, &passwords)).await;
+    let applied = phase_async(
+        "write",
+        store.apply(&plan, &provenance, &passwords, index.as_ref()),
+    )
+    .await;
     if let Some(spinner) = spinner {
         spinner.finish();
     }
@@ -589,13 +660,22 @@ async fn open_for_apply(opts: &ApplyOpts, provenance: &Provenance) -> Result<Any
 async fn plan_to_apply(
     opts: &ApplyOpts,
     store: &mut AnyStore,
-) -> Result<(crate::plan::Plan, std::path::PathBuf), Error> {
+) -> Result<
+    (
+        crate::plan::Plan,
+        std::path::PathBuf,
+        Option<crate::state::PlanIndex>,
+    ),
+    Error,
+> {
     Ok(match (&opts.plan, &opts.path) {
         (Some(file), path) => {
             let mut plan = read_plan_file(file)?;
             let root =
                 saved_plan_secrets(&mut plan, path.as_deref(), store, opts.read.reading()).await?;
-            (plan, root)
+            // A saved plan names no files: the index is removed, and the next apply from
+            // files records it again.
+            (plan, root, None)
         }
         (None, Some(path)) => {
             let computed = compute(
@@ -614,7 +694,7 @@ async fn plan_to_apply(
                 Some(problem) => eprintln!("warning: {problem}"),
                 None => {}
             }
-            (computed.plan, manifest::load::root_of(path))
+            (computed.plan, manifest::load::root_of(path), computed.index)
         }
         (None, None) => {
             return Err(Error::PlanFile {

@@ -50,6 +50,17 @@ pub struct ManifestSet {
     pub oidc_clients: Option<Vec<Declared<super::oidc::OidcClient>>>,
     /// How the set was read and is judged.
     pub reading: Reading,
+    /// What each file declares, by source index (what the plan index records).
+    pub declared: Vec<FileSections>,
+}
+
+/// The sections one file declares (even empty ones: `roles: []` manages roles).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileSections {
+    /// A `customers:` section.
+    pub customers: bool,
+    /// Any other section.
+    pub other: bool,
 }
 
 /// Default limit on one manifest file, in MiB: far above a hand-written file, low enough
@@ -101,14 +112,7 @@ pub fn load_overlaid(
     overlay: &[(&Path, &str)],
     reading: Reading,
 ) -> (ManifestSet, Vec<Diagnostic>) {
-    let mut set = ManifestSet {
-        root: root_of(root),
-        reading,
-        ..ManifestSet::default()
-    };
-    let mut diagnostics = Vec::new();
-    let mut files = Vec::new();
-    collect_files(root, true, &mut files, &mut diagnostics);
+    let (mut files, diagnostics) = list(root);
     let listed = files.len();
     for (path, _) in overlay {
         if !files.iter().any(|f| f == path) {
@@ -118,6 +122,32 @@ pub fn load_overlaid(
     if files.len() > listed {
         files.sort();
     }
+    load_listed(root, files, overlay, reading, diagnostics)
+}
+
+/// The manifest files under `root` (a file or folder), sorted, and the problems found
+/// listing them (what [`load`] reads).
+pub fn list(root: &Path) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    collect_files(root, true, &mut files, &mut diagnostics);
+    (files, diagnostics)
+}
+
+/// Reads the given files (or takes their texts from `overlay`) as one set rooted at the
+/// manifest path `root`, after the `diagnostics` found so far.
+pub fn load_listed(
+    root: &Path,
+    files: Vec<PathBuf>,
+    overlay: &[(&Path, &str)],
+    reading: Reading,
+    mut diagnostics: Vec<Diagnostic>,
+) -> (ManifestSet, Vec<Diagnostic>) {
+    let mut set = ManifestSet {
+        root: root_of(root),
+        reading,
+        ..ManifestSet::default()
+    };
     // Read every file first, parse them on all cores, then report and merge in file order:
     // the set and its diagnostics are those of reading one file after another.
     let slots = read_files(&mut set, files, overlay, reading.max_file_bytes);
@@ -727,6 +757,18 @@ fn merge(
         at_key: false,
     };
     let root = YamlPath::default();
+    if set.declared.len() <= file {
+        set.declared.resize(file + 1, FileSections::default());
+    }
+    let declared = &mut set.declared[file];
+    declared.customers |= document.customers.is_some();
+    declared.other |= document.features.is_some()
+        || document.websites.is_some()
+        || document.login_policy.is_some()
+        || document.notifications.is_some()
+        || document.roles.is_some()
+        || document.policies.is_some()
+        || document.oidc_clients.is_some();
     if let Some(features) = document.features {
         let sites = features.into_iter().map(|(feature, on)| {
             (

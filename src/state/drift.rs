@@ -14,6 +14,8 @@ pub struct Applied {
     pub objects: Map<compact_str::CompactString>,
     /// By `(customer id, contact)`; the contact is `""` for the customer itself.
     pub logins: Map<(compact_str::CompactString, compact_str::CompactString)>,
+    /// Which write of which store was read: the plan's `live_fingerprint`.
+    pub version: super::LiveVersion,
 }
 
 impl Applied {

@@ -3,11 +3,13 @@
 
 mod address;
 mod drift;
+mod index;
 mod oidc;
 mod secret;
 
 pub use address::Address;
 pub use drift::{Applied, ObjectDigest, ReadMark};
+pub use index::{IndexedFile, LiveVersion, PlanIndex, SecretCheck};
 pub use oidc::OidcClientState;
 pub use secret::SecretRef;
 

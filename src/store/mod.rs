@@ -115,6 +115,7 @@ mod shared;
 mod sql;
 mod sqlite;
 
+use compact_str::CompactString;
 use std::time::Duration;
 
 pub use postgres::{APPLY_LOCK as POSTGRES_APPLY_LOCK, PostgresStore};
@@ -279,6 +280,15 @@ pub trait Store {
     /// snapshot (what plan reads).
     async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError>;
 
+    /// The live state's version and the plan index the last apply recorded (with the
+    /// version it left), if any.
+    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError>;
+
+    /// What an incremental plan reads, in one consistent snapshot: the small tables, the
+    /// asked customers with their logins and digests, and the few facts about the others it
+    /// checks ([`Part`]).
+    async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError>;
+
     /// A mark of the last [`Store::read_with_applied`], when this engine can tell later
     /// that nothing has been written since. A plan carrying it lets apply skip reading the
     /// whole state again to check it is not stale.
@@ -292,11 +302,15 @@ pub trait Store {
     /// Applies `plan` in one transaction, all or nothing, under the apply lock, and records
     /// it in history. Refuses with [`StoreError::Stale`], changing nothing, when the live
     /// state's fingerprint is no longer the plan's. Returns the history id.
+    ///
+    /// With `index`, the apply also records it as the plan index (the files it was computed
+    /// from left the database exactly as they describe it); without, it removes the old one.
     async fn apply(
         &mut self,
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
+        index: Option<&crate::state::PlanIndex>,
     ) -> Result<i64, StoreError>;
 
     /// The outbox, oldest first: only messages still to deliver, or all of them.
@@ -574,7 +588,40 @@ pub async fn open_with(
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
-pub use crate::state::{Applied, ObjectDigest, ReadMark};
+pub use crate::state::{Applied, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
+
+/// What an incremental plan asks of the live state (all ids and emails as stored).
+#[derive(Debug, Default)]
+pub struct PartQuery<'a> {
+    /// The customers whose rows are read: those of the files that changed, old and new.
+    pub customers: &'a [CompactString],
+    /// Login emails the changed files declare: who holds them now.
+    pub emails: &'a [CompactString],
+    /// Logins of other customers with access that expires before this time (stored form).
+    pub expiring_before: &'a str,
+}
+
+/// What [`Store::read_part`] read.
+#[derive(Debug, Default)]
+pub struct Part {
+    /// The small tables (features, roles, websites, policies, settings, clients) and the
+    /// asked customers.
+    pub state: State,
+    /// Their digests, and the version read.
+    pub applied: Applied,
+    /// `(email, customer id)` of each asked email some login holds.
+    pub email_owners: Vec<(CompactString, CompactString)>,
+    /// The roles of the asked customers' logins that a login of another customer has too.
+    pub roles_elsewhere: Vec<CompactString>,
+    /// `(customer id, contact, email, expires)` of the other customers' logins with access
+    /// that expire before the asked time.
+    pub expiring: Vec<(
+        CompactString,
+        CompactString,
+        Option<CompactString>,
+        CompactString,
+    )>,
+}
 
 /// Forwards a call to whichever engine this is.
 macro_rules! dispatch {
@@ -623,6 +670,14 @@ impl Store for AnyStore {
         dispatch!(self, s => s.read_mark())
     }
 
+    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError> {
+        dispatch!(self, s => s.read_index().await)
+    }
+
+    async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
+        dispatch!(self, s => s.read_part(query).await)
+    }
+
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
         dispatch!(self, s => s.history(id).await)
     }
@@ -632,8 +687,9 @@ impl Store for AnyStore {
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
+        index: Option<&crate::state::PlanIndex>,
     ) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.apply(plan, provenance, passwords).await)
+        dispatch!(self, s => s.apply(plan, provenance, passwords, index).await)
     }
 
     async fn pending_count(&mut self) -> Result<u64, StoreError> {

@@ -905,3 +905,98 @@ pub(crate) struct ResendSql {
     pub cancel_notifications: &'static str,
     pub queue: &'static str,
 }
+
+/// Which write of which store the live state is (`managed_changes`, raised by triggers on
+/// every write to a managed column).
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn read_version<DB>(
+    conn: &mut DB::Connection,
+) -> Result<crate::state::LiveVersion, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT store, n FROM managed_changes WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .doing("reading the live state's version")?;
+    Ok(crate::state::LiveVersion(row))
+}
+
+/// The plan index the last apply recorded, with the write count it left; `None` when there
+/// is none (or it does not read).
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn read_index<DB>(
+    conn: &mut DB::Connection,
+) -> Result<Option<(i64, crate::state::PlanIndex)>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> (i64, Vec<u8>): FromRow<'r, DB::Row>,
+{
+    let row: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT changes, body FROM plan_index WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .doing("reading the plan index")?;
+    Ok(row.and_then(|(changes, body)| {
+        crate::state::PlanIndex::from_bytes(&body).map(|index| (changes, index))
+    }))
+}
+
+/// Ends an apply's writes: raises the write count once (whatever the triggers counted),
+/// and records the plan index with the count left and the logins there are, or removes the
+/// old one when this apply did not leave the database as its files describe.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn finish_apply<DB>(
+    conn: &mut DB::Connection,
+    index: Option<&crate::state::PlanIndex>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let doing = "recording the plan index";
+    let n: i64 =
+        sqlx::query_scalar("UPDATE managed_changes SET n = n + 1 WHERE id = 1 RETURNING n")
+            .fetch_one(&mut *conn)
+            .await
+            .doing(doing)?;
+    sqlx::query("DELETE FROM plan_index")
+        .execute(&mut *conn)
+        .await
+        .doing(doing)?;
+    let Some(index) = index else {
+        return Ok(());
+    };
+    let logins: i64 = sqlx::query_scalar("SELECT count(*) FROM logins")
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let index = crate::state::PlanIndex {
+        logins: logins.unsigned_abs(),
+        ..index.clone()
+    };
+    let body = index.to_bytes();
+    sqlx::query("INSERT INTO plan_index (id, changes, body) VALUES (1, $1, $2)")
+        .bind(n)
+        .bind(body.as_slice())
+        .execute(&mut *conn)
+        .await
+        .doing(doing)?;
+    Ok(())
+}

@@ -14,7 +14,10 @@ use super::OutboxRow;
 use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, customers_from_json};
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
-use super::{Applied, Doing, OpenOptions, ReadMark, Store, StoreError, redact_url, schema_status};
+use super::{
+    Applied, Doing, LiveVersion, OpenOptions, Part, PartQuery, PlanIndex, ReadMark, Store,
+    StoreError, redact_url, schema_status,
+};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -274,6 +277,30 @@ impl Store for SqliteStore {
         self.read_mark
     }
 
+    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok((LiveVersion::default(), None));
+        };
+        if !schema_ready(conn).await? {
+            return Ok((LiveVersion::default(), None));
+        }
+        let mut tx = conn.begin().await.doing("starting a read transaction")?;
+        let version = shared::read_version::<sqlx::Sqlite>(&mut tx).await?;
+        let index = shared::read_index::<sqlx::Sqlite>(&mut tx).await?;
+        tx.rollback().await.doing("ending the read transaction")?;
+        Ok((version, index))
+    }
+
+    async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Part::default());
+        };
+        let mut tx = conn.begin().await.doing("starting a read transaction")?;
+        let part = read_part(&mut tx, query).await?;
+        tx.rollback().await.doing("ending the read transaction")?;
+        Ok(part)
+    }
+
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(Vec::new());
@@ -289,6 +316,7 @@ impl Store for SqliteStore {
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
+        index: Option<&crate::state::PlanIndex>,
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
@@ -300,14 +328,20 @@ impl Store for SqliteStore {
             .await
             .doing("taking the write lock")?;
         // A plan computed from this connection's last read, with no commit by anyone else
-        // since, was computed from exactly what is live: no need to read it all again.
+        // since, was computed from exactly what is live; else the write count tells.
         let unchanged = match plan.read_mark {
             Some(mark) if mark.store == id => data_version(&mut tx).await? == mark.version,
             _ => false,
         };
-        if !unchanged && read_state(&mut tx).await?.fingerprint() != plan.live_fingerprint {
+        if !unchanged
+            && shared::read_version::<sqlx::Sqlite>(&mut tx)
+                .await?
+                .fingerprint()
+                != plan.live_fingerprint
+        {
             return Err(StoreError::Stale);
         }
+        let triggers = set_triggers_aside(&mut tx).await?;
         write_standard_roles(&mut tx).await?;
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
@@ -317,6 +351,8 @@ impl Store for SqliteStore {
         .await?;
         batches.set_apply_id(id);
         crate::progress::phase_async("write rows", write(&mut tx, batches, passwords)).await?;
+        shared::finish_apply::<sqlx::Sqlite>(&mut tx, index).await?;
+        restore_triggers(&mut tx, triggers).await?;
         crate::progress::phase_async("commit", tx.commit())
             .await
             .doing("committing")?;
@@ -500,8 +536,49 @@ async fn read_state_and_applied(
     let big = read_big_tables(&mut *conn).await?;
     let logins = phase("login digests", || super::rows::login_digests(&big.1));
     let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, big).await?;
-    let objects = read_applied_objects(conn).await?;
-    Ok((state, Applied { objects, logins }))
+    let objects = read_applied_objects(&mut *conn).await?;
+    let version = shared::read_version::<sqlx::Sqlite>(conn).await?;
+    Ok((
+        state,
+        Applied {
+            objects,
+            logins,
+            version,
+        },
+    ))
+}
+
+/// Sets the write-count triggers aside for the apply's own writes (it raises the count once
+/// at the end: at 300,000 new logins, a trigger per row doubled the time of the writes).
+/// Returns their definitions, to create them again in the same transaction.
+async fn set_triggers_aside(conn: &mut SqliteConnection) -> Result<Vec<String>, StoreError> {
+    let doing = "setting the write-count triggers aside";
+    let triggers: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'managed!_%' ESCAPE '!'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .doing(doing)?;
+    for (name, _) in &triggers {
+        // The name comes from the schema itself, quoted as an identifier.
+        let drop = format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\""));
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *conn)
+            .await
+            .doing(doing)?;
+    }
+    Ok(triggers.into_iter().map(|(_, sql)| sql).collect())
+}
+
+/// Creates again the triggers [`set_triggers_aside`] set aside.
+async fn restore_triggers(conn: &mut SqliteConnection, sql: Vec<String>) -> Result<(), StoreError> {
+    for create in sql {
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await
+            .doing("creating the write-count triggers again")?;
+    }
+    Ok(())
 }
 
 async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
@@ -786,4 +863,94 @@ async fn read_applied_objects(
         .await
         .doing("reading what portico last applied")?;
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("applied_objects: {e}")))
+}
+
+/// `[[id, name, protect], …]` of the customers in the JSON array `?1`, in key order.
+const READ_SOME_CUSTOMERS: &str = "SELECT json_group_array(json_array(id, name, protect))
+    FROM (SELECT id, name, protect FROM customers
+          WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id)";
+
+/// The logins of the customers in `?1`, as [`READ_LOGINS_FIRST`] gives them.
+const READ_SOME_LOGINS: &str =
+    "SELECT json_group_array(json_array(customer_id, contact, email, name, access, role_id,
+                website_id, notify, password_marker, expires_at, has_password, applied_digest))
+         FROM (SELECT *, password_hash IS NOT NULL AS has_password FROM logins
+               WHERE customer_id IN (SELECT value FROM json_each(?1))
+               ORDER BY customer_id, contact)";
+
+/// `[[email, customer_id], …]` of the logins holding an email of `?1`.
+const READ_EMAIL_OWNERS: &str = "SELECT json_group_array(json_array(email, customer_id))
+    FROM logins WHERE email IN (SELECT value FROM json_each(?1))";
+
+/// The roles of the logins of the customers in `?1` that a login of another customer has.
+const READ_ROLES_ELSEWHERE: &str = "SELECT json_group_array(r)
+    FROM (SELECT DISTINCT role_id AS r FROM logins
+          WHERE customer_id IN (SELECT value FROM json_each(?1)))
+    WHERE EXISTS (SELECT 1 FROM logins AS l WHERE l.role_id = r
+                  AND l.customer_id NOT IN (SELECT value FROM json_each(?1)))";
+
+/// `[[customer_id, contact, email, expires_at], …]` of the logins with access expiring
+/// before `?1`, of customers not in `?2` (through the partial index on `expires_at`).
+const READ_EXPIRING: &str =
+    "SELECT json_group_array(json_array(customer_id, contact, email, expires_at))
+    FROM logins WHERE expires_at IS NOT NULL AND expires_at < ?1 AND access = 1
+    AND customer_id NOT IN (SELECT value FROM json_each(?2))";
+
+/// What an incremental plan reads ([`Store::read_part`]), in the caller's transaction.
+async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result<Part, StoreError> {
+    let doing = "reading the live state";
+    let json = |values: &[CompactString]| serde_json::to_string(values).expect("strings serialise");
+    let (ids, emails) = (json(query.customers), json(query.emails));
+    let scalar = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
+    let text = scalar(READ_SOME_CUSTOMERS)
+        .bind(&ids)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let customers = customers_from_json(&text)?;
+    let text = scalar(READ_SOME_LOGINS)
+        .bind(&ids)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let mut logins = Vec::new();
+    append_logins_from_json(&text, &mut logins)?;
+    let text = scalar(READ_EMAIL_OWNERS)
+        .bind(&emails)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let email_owners = decode(&text, "login emails")?;
+    let text = scalar(READ_ROLES_ELSEWHERE)
+        .bind(&ids)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let roles_elsewhere = decode(&text, "roles")?;
+    let text = scalar(READ_EXPIRING)
+        .bind(query.expiring_before)
+        .bind(&ids)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
+    let expiring = decode(&text, "expiring logins")?;
+    let digests = super::rows::login_digests(&logins);
+    let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, (customers, logins)).await?;
+    let applied = Applied {
+        objects: read_applied_objects(&mut *conn).await?,
+        logins: digests,
+        version: shared::read_version::<sqlx::Sqlite>(conn).await?,
+    };
+    Ok(Part {
+        state,
+        applied,
+        email_owners,
+        roles_elsewhere,
+        expiring,
+    })
+}
+
+/// A JSON value SQLite built, decoded.
+fn decode<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

@@ -1,9 +1,11 @@
 //! Offline validation (DESIGN §2) and turning a manifest set into the desired [`State`].
 
+mod index;
 mod logins;
 mod oidc;
 mod roles;
 
+pub use index::{file_digest, index_of, relative_name};
 pub use logins::is_valid_email;
 pub use oidc::{MIN_CLIENT_SECRET, redirect_uri_problem};
 

@@ -17,6 +17,7 @@ mod email;
 mod faults;
 mod github;
 mod guardrails;
+mod incremental;
 mod oidc;
 mod passkeys;
 mod passwords;

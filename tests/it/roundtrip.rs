@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use portico::catalog::{Feature, Level, Permission};
 use portico::manifest::model::{Lockout, LoginPolicy, PasswordRules, TwoFactor};
-use portico::plan::{Address, DiffOptions, Object, diff};
+use portico::plan::{Address, DiffOptions, Object, diff, diff_with_fingerprint};
 use portico::state::{CustomerRecord, CustomerState, LoginState, RoleState, State, WebsiteState};
 use portico::store::{Store, open};
 use portico::validate::{Desired, Sections};
@@ -309,8 +309,13 @@ fn desired(state: &State) -> Desired {
 /// The live state after applying `target`.
 async fn apply(url: &str, target: &State) -> State {
     let mut store = open(url, true).await.unwrap();
-    let live = store.read().await.unwrap();
-    let plan = diff(&desired(target), &live, DiffOptions::default());
+    let (live, applied) = store.read_with_applied().await.unwrap();
+    let plan = diff_with_fingerprint(
+        &desired(target),
+        &live,
+        DiffOptions::default(),
+        applied.version.fingerprint(),
+    );
     // Each confidential client's secret, as apply stores it (the logins keep none here).
     let secrets: Vec<_> = plan
         .changes
@@ -330,7 +335,12 @@ async fn apply(url: &str, target: &State) -> State {
         })
         .collect();
     store
-        .apply(&plan, &portico::history::Provenance::default(), &secrets)
+        .apply(
+            &plan,
+            &portico::history::Provenance::default(),
+            &secrets,
+            None,
+        )
         .await
         .unwrap();
     let mut live = store.read().await.unwrap();
@@ -518,8 +528,13 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         target.customers.get_mut("C1").unwrap().record.name = "Renamed".into();
 
         let mut store = open(&env.url, true).await.unwrap();
-        let (live, _) = store.read_with_applied().await.unwrap();
-        let mut plan = diff(&desired(&target), &live, DiffOptions::default());
+        let (live, applied) = store.read_with_applied().await.unwrap();
+        let mut plan = diff_with_fingerprint(
+            &desired(&target),
+            &live,
+            DiffOptions::default(),
+            applied.version.fingerprint(),
+        );
         plan.read_mark = store.read_mark();
         assert!(plan.read_mark.is_some(), "SQLite marks its reads");
 
@@ -531,7 +546,7 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             .unwrap();
         other.close().await.unwrap();
         let refused = store
-            .apply(&plan, &portico::history::Provenance::default(), &[])
+            .apply(&plan, &portico::history::Provenance::default(), &[], None)
             .await;
         assert!(
             matches!(refused, Err(portico::store::StoreError::Stale)),
@@ -539,21 +554,31 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         );
 
         // Read again: the same change now applies, and the outside edit is overwritten.
-        let (live, _) = store.read_with_applied().await.unwrap();
-        let mut plan = diff(&desired(&target), &live, DiffOptions::default());
+        let (live, applied) = store.read_with_applied().await.unwrap();
+        let mut plan = diff_with_fingerprint(
+            &desired(&target),
+            &live,
+            DiffOptions::default(),
+            applied.version.fingerprint(),
+        );
         plan.read_mark = store.read_mark();
         store
-            .apply(&plan, &portico::history::Provenance::default(), &[])
+            .apply(&plan, &portico::history::Provenance::default(), &[], None)
             .await
             .unwrap();
         assert_eq!(store.read().await.unwrap(), target);
 
         // A plan whose mark is from before this connection's own apply is checked in full.
         let stale_mark = plan.read_mark;
-        let mut again = diff(&desired(&base), &live, DiffOptions::default());
+        let mut again = diff_with_fingerprint(
+            &desired(&base),
+            &live,
+            DiffOptions::default(),
+            applied.version.fingerprint(),
+        );
         again.read_mark = stale_mark;
         let refused = store
-            .apply(&again, &portico::history::Provenance::default(), &[])
+            .apply(&again, &portico::history::Provenance::default(), &[], None)
             .await;
         assert!(
             matches!(refused, Err(portico::store::StoreError::Stale)),

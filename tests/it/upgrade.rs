@@ -104,6 +104,7 @@ fn the_compact_bookkeeping_keeps_every_digest_and_message(env: Env) {
         assert_eq!(
             indexes,
             [
+                "logins_expiry",
                 "notifications_status",
                 "sqlite_autoindex_logins_1",
                 "sqlite_autoindex_logins_2"
@@ -118,6 +119,7 @@ fn the_compact_bookkeeping_keeps_every_digest_and_message(env: Env) {
             indexes,
             [
                 "logins_email_key",
+                "logins_expiry",
                 "logins_pkey",
                 "notifications_pkey",
                 "notifications_status"

@@ -1,0 +1,438 @@
+//! The incremental plan (issue #26): when the last apply recorded a plan index and nothing
+//! a plan reads was written since (the store's write count), a plan whose files differ
+//! from that apply's only in customer files parses only those files, reads only their
+//! customers' rows and checks what crosses files through the database. Its result is the
+//! full plan's, or it does not answer: [`Attempt::Full`] says why, and the caller computes
+//! the plan in full. Decisions and their reasons: docs/performance.md, "Incremental plans".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use compact_str::CompactString;
+
+use super::{Computed, manifests_digest_of, transport_secrets};
+use crate::cli::DiffArgs;
+use crate::error::Error;
+use crate::manifest::load::{self, ManifestSet, Reading};
+use crate::plan::{self, DiffOptions};
+use crate::progress::phase;
+use crate::state::{IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
+use crate::store::{AnyStore, Part, PartQuery, Store as _};
+use crate::validate::{self, Desired};
+
+/// What an attempt at an incremental plan gave.
+pub(crate) enum Attempt {
+    /// The plan, exactly as the full plan would be.
+    Done(Box<Computed>, Summary),
+    /// The plan must be computed in full, for this reason.
+    Full(String),
+}
+
+/// What an incremental plan read, for `--verbose`.
+pub(crate) struct Summary {
+    pub(crate) files: usize,
+    pub(crate) changed: usize,
+    pub(crate) removed: usize,
+    pub(crate) customers: usize,
+}
+
+fn full(reason: impl Into<String>) -> Result<Attempt, Error> {
+    Ok(Attempt::Full(reason.into()))
+}
+
+/// The manifest files now, against the index.
+struct Files {
+    root: PathBuf,
+    /// `(relative path, digest)` of every file, in reading order.
+    all: Vec<(String, String)>,
+    /// The files that differ from the index (or are new), with their texts.
+    changed: Vec<(PathBuf, String)>,
+    /// The index's entries of the files changed or removed.
+    old: Vec<IndexedFile>,
+    /// The index's entries of the files that did not change.
+    kept: Vec<IndexedFile>,
+    /// How many of the index's files are gone.
+    removed: usize,
+}
+
+/// Tries the incremental plan. `for_apply` asks for the index the apply then records.
+pub(crate) async fn attempt(
+    path: &Path,
+    store: &mut AnyStore,
+    args: &DiffArgs,
+    (digests, for_apply): (bool, bool),
+    reading: Reading,
+) -> Result<Attempt, Error> {
+    let (version, index) = store.read_index().await?;
+    let Some((recorded, index)) = index else {
+        return full("no plan index: the last apply was not made from these files in full");
+    };
+    if version.changes() != Some(recorded) {
+        return full(
+            "the database was written since the last apply (outside portico, a day-2 command, or an apply of a saved plan)",
+        );
+    }
+    if index.reading != (reading.max_file_bytes, reading.policy_warn_only) {
+        return full("--max-file-size or --policy-warn-only differ from the last apply");
+    }
+    let files = match phase("digests", || compare(path, &index, reading)) {
+        Ok(files) => files,
+        Err(reason) => return full(reason),
+    };
+    if let Some(reason) = recheck(&files, &index, reading) {
+        return full(reason);
+    }
+    let (mut set, found) = phase("parse", || {
+        let overlay: Vec<(&Path, &str)> = files
+            .changed
+            .iter()
+            .map(|(p, t)| (p.as_path(), t.as_str()))
+            .collect();
+        let paths = files.changed.iter().map(|(p, _)| p.clone()).collect();
+        load::load_listed(path, paths, &overlay, reading, Vec::new())
+    });
+    if !found.is_empty() {
+        return full("a changed file has problems (the full plan reports them)");
+    }
+    if let Some((at, _)) = set.declared.iter().enumerate().find(|(_, d)| d.other) {
+        let name = validate::relative_name(&files.root, &set.sources[at].path);
+        return full(format!("{name} declares more than customers"));
+    }
+    let managed = files.kept.iter().any(|f| f.customers.is_some()) || set.customers.is_some();
+    if !managed || index.managed.get(5) != Some(&true) {
+        return full("the customers section is not managed by the files before and after");
+    }
+    // The customers of the files read, as a part of the managed section.
+    set.customers.get_or_insert_with(Vec::new);
+    plan_part(
+        (store, args),
+        (&set, &files, &index),
+        version,
+        (digests, for_apply),
+    )
+    .await
+}
+
+/// Lists and digests every manifest file and compares them with the index: only customer
+/// files may have changed, been added or been removed.
+fn compare(path: &Path, index: &PlanIndex, reading: Reading) -> Result<Files, String> {
+    let (paths, listing) = load::list(path);
+    if !listing.is_empty() {
+        return Err("listing the manifest files found problems".into());
+    }
+    let root = load::root_of(path);
+    let read = crate::parallel::map_in_order(paths, |path| {
+        let bytes = std::fs::read(&path);
+        let digest = bytes.as_ref().ok().map(|b| validate::file_digest(b));
+        (path, bytes, digest)
+    });
+    let mut old: BTreeMap<&str, &IndexedFile> =
+        index.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut files = Files {
+        root: root.clone(),
+        all: Vec::with_capacity(read.len()),
+        changed: Vec::new(),
+        old: Vec::new(),
+        kept: Vec::new(),
+        removed: 0,
+    };
+    for (path, bytes, digest) in read {
+        let name = validate::relative_name(&root, &path);
+        let (Ok(bytes), Some(digest)) = (bytes, digest) else {
+            return Err(format!("{name} cannot be read"));
+        };
+        if bytes.len() as u64 > reading.max_file_bytes {
+            return Err(format!("{name} is larger than --max-file-size"));
+        }
+        match old.remove(name.as_str()) {
+            Some(entry) if entry.digest == digest => files.kept.push(entry.clone()),
+            Some(entry) if !entry.only_customers => {
+                return Err(format!("{name} changed and declares more than customers"));
+            }
+            entry => {
+                let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8"))?;
+                files.old.extend(entry.cloned());
+                files.changed.push((path, text));
+            }
+        }
+        files.all.push((name, digest));
+    }
+    for (name, entry) in old {
+        if !entry.only_customers {
+            return Err(format!(
+                "{name} was removed and declared more than customers"
+            ));
+        }
+        files.old.push(entry.clone());
+        files.removed += 1;
+    }
+    Ok(files)
+}
+
+/// Checks again what the full plan would read beside the files: the message templates'
+/// texts, and the password sources of the files that did not change. The reason to plan in
+/// full when one moved.
+fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String> {
+    for (path, digest) in &index.templates {
+        let bytes = std::fs::read(files.root.join(path)).unwrap_or_default();
+        if validate::file_digest(&bytes) != *digest {
+            return Some(format!("the template {path} changed"));
+        }
+    }
+    let secrets: BTreeSet<&SecretCheck> = files.kept.iter().flat_map(|f| &f.secrets).collect();
+    for secret in secrets {
+        let (value, min, named) = match secret {
+            SecretCheck::Env(name, min) => (std::env::var(name).ok(), *min, name),
+            SecretCheck::File(path, min) => {
+                let limit = reading.max_file_bytes;
+                let read = crate::files::read_inside(
+                    "password file",
+                    &files.root,
+                    &files.root,
+                    path,
+                    limit,
+                );
+                let value = read
+                    .ok()
+                    .map(|v| v.trim_end_matches(['\r', '\n']).to_string());
+                (value, *min, path)
+            }
+        };
+        if value.is_none_or(|v| v.chars().count() < min) {
+            return Some(format!(
+                "the password source {named} is missing or too short"
+            ));
+        }
+    }
+    None
+}
+
+/// The customers and login emails of the changed files, old and new.
+struct Touched {
+    /// The ids the changed files declared before, sorted.
+    old: BTreeSet<CompactString>,
+    /// Those they declare now and before, sorted (the rows read).
+    all: Vec<CompactString>,
+    /// The login emails they declare now.
+    emails: Vec<CompactString>,
+}
+
+fn touched(set: &ManifestSet, files: &Files) -> Touched {
+    let old: BTreeSet<CompactString> = files
+        .old
+        .iter()
+        .flat_map(|f| f.customers.iter().flatten().cloned())
+        .collect();
+    let mut all = old.clone();
+    let mut emails = Vec::new();
+    for customer in set.customers.iter().flatten().map(|d| &d.value) {
+        all.insert(customer.id.as_str().into());
+        emails.extend(customer.email.as_deref().map(crate::state::normalize_email));
+        emails.extend(
+            customer
+                .contacts
+                .iter()
+                .map(|c| crate::state::normalize_email(&c.email)),
+        );
+    }
+    Touched {
+        old,
+        all: all.into_iter().collect(),
+        emails,
+    }
+}
+
+/// Reads the changed files' customers, checks what crosses files, validates, diffs and
+/// labels.
+async fn plan_part(
+    (store, args): (&mut AnyStore, &DiffArgs),
+    (set, files, index): (&ManifestSet, &Files, &PlanIndex),
+    version: LiveVersion,
+    (digests, for_apply): (bool, bool),
+) -> Result<Attempt, Error> {
+    let touched = touched(set, files);
+    let now = crate::clock::now();
+    let soon = now
+        .saturating_add(jiff::SignedDuration::from_hours(
+            24 * (i64::from(args.warn_expiring) + 1),
+        ))
+        .unwrap_or(now);
+    let soon = crate::clock::format(soon);
+    let query = PartQuery {
+        customers: &touched.all,
+        emails: &touched.emails,
+        expiring_before: &soon,
+    };
+    let part = crate::progress::phase_async("read live", store.read_part(&query)).await?;
+    if part.applied.version != version {
+        return full("the database was written while planning");
+    }
+    if let Some(reason) = crosses_files(&part, &touched) {
+        return full(reason);
+    }
+    let now_text = crate::clock::format(now);
+    if part
+        .expiring
+        .iter()
+        .any(|(.., e)| e.as_str() <= now_text.as_str())
+    {
+        return full("the access of a login in an unchanged file expired since the last apply");
+    }
+    let (desired, found) = phase("validate", || validate::validate(set, Some(&part.state)));
+    if !found.is_empty() {
+        return full("the changed files have problems (the full plan reports them)");
+    }
+    if let Some(reason) = unused_role(&part, &desired, index) {
+        return full(reason);
+    }
+    let fingerprint = if digests {
+        version.fingerprint()
+    } else {
+        String::new()
+    };
+    let prune = !args.no_prune;
+    let mut plan = phase("diff", || {
+        plan::diff_with_fingerprint(&desired, &part.state, DiffOptions { prune }, fingerprint)
+    });
+    plan.live_logins = usize::try_from(index.logins).unwrap_or(usize::MAX);
+    // The full plan checks the transport of the settings its files declare: the live ones,
+    // when the files manage them (nothing a plan reads was written since they were applied).
+    let notifications = match index.managed.get(3) {
+        Some(true) => part.state.notifications.as_ref(),
+        _ => None,
+    };
+    let transport = notifications.and_then(|settings| transport_secrets(settings, &plan).err());
+    let converged = prune && plan.warnings.is_empty();
+    let new_index =
+        (for_apply && converged).then(|| next_index(set, &desired, &part, files, index));
+    plan::label_origins(&mut plan, &part.applied);
+    let expiring = expiring_state(desired.state.customers.clone(), &part);
+    plan::annotate_expiry(&mut plan, &expiring, now, args.warn_expiring);
+    if digests {
+        plan.manifests_digest = manifests_digest_of(&files.all);
+    }
+    let summary = Summary {
+        files: files.all.len(),
+        changed: files.changed.len(),
+        removed: files.removed,
+        customers: touched.all.len(),
+    };
+    let computed = Computed {
+        plan,
+        transport,
+        index: new_index,
+    };
+    Ok(Attempt::Done(Box::new(computed), summary))
+}
+
+/// Why the full plan would find a problem across files: a customer id or a login email the
+/// changed files declare that belongs to a customer of another file.
+fn crosses_files(part: &Part, touched: &Touched) -> Option<String> {
+    if let Some(id) = part
+        .state
+        .customers
+        .keys()
+        .find(|id| !touched.old.contains(id.as_str()))
+    {
+        return Some(format!("customer `{id}` is declared by another file too"));
+    }
+    let asked: BTreeSet<&str> = touched.all.iter().map(CompactString::as_str).collect();
+    part.email_owners
+        .iter()
+        .find(|(_, owner)| !asked.contains(owner.as_str()))
+        .map(|(email, _)| format!("login email `{email}` belongs to a customer of another file"))
+}
+
+/// Why the full plan would warn that a role is no longer used: a custom role the changed
+/// files' customers used before, that no other login and no role uses now.
+fn unused_role(part: &Part, desired: &Desired, index: &PlanIndex) -> Option<String> {
+    if index.managed.get(4) != Some(&true) {
+        return None;
+    }
+    let mut used: BTreeSet<&str> = part
+        .roles_elsewhere
+        .iter()
+        .map(CompactString::as_str)
+        .collect();
+    used.extend(part.state.roles.values().map(|r| r.base.as_str()));
+    for customer in desired.state.customers.values() {
+        used.insert(customer.record.login.role.as_str());
+        used.extend(customer.contacts.values().map(|c| c.role.as_str()));
+    }
+    let before = part.state.customers.values().flat_map(|c| {
+        std::iter::once(&c.record.login)
+            .chain(c.contacts.values())
+            .map(|l| l.role.as_str())
+    });
+    for role in before {
+        if part.state.roles.contains_key(role) && !used.contains(role) {
+            return Some(format!("role `{role}` would no longer be used"));
+        }
+    }
+    None
+}
+
+/// The desired customers of the changed files, with the other customers' logins that expire
+/// soon: what the plan's expiry warnings read.
+fn expiring_state(customers: crate::state::Customers, part: &Part) -> State {
+    let mut logins: BTreeMap<&str, crate::state::CustomerState> = BTreeMap::new();
+    for (customer, contact, email, expires) in &part.expiring {
+        let login = crate::state::LoginState {
+            email: email.clone(),
+            name: None,
+            access: true,
+            role: CompactString::default(),
+            website: None,
+            notify: false,
+            password: None,
+            expires: Some(expires.clone()),
+        };
+        let entry = logins.entry(customer.as_str()).or_insert_with(|| {
+            let mut own = login.clone();
+            own.access = false;
+            crate::state::CustomerState {
+                record: crate::state::CustomerRecord {
+                    name: CompactString::default(),
+                    protect: false,
+                    login: own,
+                },
+                contacts: crate::state::contacts_of(Vec::new()),
+            }
+        });
+        if contact.is_empty() {
+            entry.record.login = login;
+        } else {
+            entry.contacts.insert(contact.clone(), login);
+        }
+    }
+    let mut all: Vec<(CompactString, crate::state::CustomerState)> =
+        customers.into_iter().collect();
+    all.extend(
+        logins
+            .into_iter()
+            .map(|(id, c)| (CompactString::from(id), c)),
+    );
+    State {
+        customers: crate::state::customers_of(all),
+        ..State::default()
+    }
+}
+
+/// The index the apply of this plan records: the unchanged files' entries, and the changed
+/// files' as they are now.
+fn next_index(
+    set: &ManifestSet,
+    desired: &Desired,
+    part: &Part,
+    files: &Files,
+    index: &PlanIndex,
+) -> PlanIndex {
+    let changed = validate::index_of(set, desired, Some(&part.state));
+    let mut entries = files.kept.clone();
+    entries.extend(changed.files);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    PlanIndex {
+        files: entries,
+        ..index.clone()
+    }
+}

@@ -1,0 +1,129 @@
+//! The plan's index (issue #26): what the last apply from manifest files recorded, so that
+//! a later plan whose files differ only in customer files reads and checks only those files
+//! and their customers' rows, with the same result as a full plan (see
+//! docs/performance.md, "Incremental plans").
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+/// Which write of which store the live state is: the store's random id and its count of
+/// writes to managed columns (`managed_changes`, raised by triggers on every such write).
+/// `None` before the database has its tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveVersion(pub Option<(String, i64)>);
+
+impl LiveVersion {
+    /// The plan's `live_fingerprint`: equal whenever nothing a plan reads was written. An
+    /// account nothing was ever written to (no database yet, or `n = 0`) has one fingerprint,
+    /// whatever store it is: a plan computed before the database existed applies to it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        match &self.0 {
+            Some((store, n)) if *n > 0 => {
+                let text = format!("portico-live-v2\n{store}\n{n}");
+                super::hex(&sha2::Sha256::digest(text.as_bytes()))
+            }
+            _ => super::hex(&sha2::Sha256::digest(b"portico-live-v2\nempty")),
+        }
+    }
+
+    /// The write count, when the store has one.
+    pub fn changes(&self) -> Option<i64> {
+        self.0.as_ref().map(|(_, n)| *n)
+    }
+}
+
+/// The index an apply records: the manifest files it was computed from, and what a later
+/// plan must check again to know that nothing outside those files moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanIndex {
+    /// `--max-file-size` in bytes and `--policy-warn-only`, as the apply read the files.
+    pub reading: (u64, bool),
+    /// Every manifest file, sorted by path.
+    pub files: Vec<IndexedFile>,
+    /// Files the manifests reference whose text is part of the desired state (message
+    /// templates), with their digests.
+    pub templates: Vec<(String, String)>,
+    /// Logins in the database after the apply.
+    pub logins: u64,
+    /// Sections the manifests manage, in the order of `validate::Sections::as_list`.
+    pub managed: Vec<bool>,
+}
+
+/// One manifest file as the apply read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedFile {
+    /// Relative to the manifest root, with `/` separators.
+    pub path: String,
+    /// SHA-256 of its bytes, hex.
+    pub digest: String,
+    /// Whether it declares nothing but `customers:` (or nothing at all).
+    pub only_customers: bool,
+    /// The ids of the customers it declares, when it has a `customers:` section.
+    pub customers: Option<Vec<CompactString>>,
+    /// The password sources its logins name, to check again: still set, still readable,
+    /// still long enough.
+    pub secrets: Vec<SecretCheck>,
+}
+
+/// A password source a plan checks again (never its value).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SecretCheck {
+    /// An environment variable, and the least number of characters it must hold.
+    Env(String, usize),
+    /// A file (relative to the manifest root), and the least number of characters.
+    File(String, usize),
+}
+
+impl PlanIndex {
+    /// The index as stored: deflated JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        let json = serde_json::to_vec(self).expect("an index serialises");
+        encoder.write_all(&json).expect("writing to memory");
+        encoder.finish().expect("writing to memory")
+    }
+
+    /// The index from its stored bytes; `None` when they do not read as one (an older or
+    /// damaged record: the plan is then computed in full).
+    pub fn from_bytes(bytes: &[u8]) -> Option<PlanIndex> {
+        let decoder = flate2::read::DeflateDecoder::new(bytes);
+        serde_json::from_reader(std::io::BufReader::new(decoder)).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_reads_back_and_damage_reads_as_none() {
+        let index = PlanIndex {
+            reading: (64, false),
+            files: vec![IndexedFile {
+                path: "customers/a.yaml".into(),
+                digest: "ab".into(),
+                only_customers: true,
+                customers: Some(vec!["C1".into()]),
+                secrets: vec![SecretCheck::Env("PW".into(), 10)],
+            }],
+            templates: vec![],
+            logins: 3,
+            managed: vec![true; 8],
+        };
+        assert_eq!(PlanIndex::from_bytes(&index.to_bytes()), Some(index));
+        assert_eq!(PlanIndex::from_bytes(b"not deflate"), None);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_store_and_its_count() {
+        let empty = LiveVersion(None).fingerprint();
+        assert_eq!(LiveVersion(Some(("a".into(), 0))).fingerprint(), empty);
+        let one = LiveVersion(Some(("a".into(), 1))).fingerprint();
+        assert_ne!(one, empty);
+        assert_ne!(one, LiveVersion(Some(("b".into(), 1))).fingerprint());
+        assert_ne!(one, LiveVersion(Some(("a".into(), 2))).fingerprint());
+    }
+}

@@ -1,0 +1,145 @@
+//! The plan index of a valid manifest set (see `state::PlanIndex`): each file's digest, what
+//! it declares, its customers' ids and the password sources it names.
+
+use std::path::Path;
+
+use super::{Desired, Sections};
+use crate::manifest::load::ManifestSet;
+use crate::manifest::model::PasswordSource;
+use crate::state::{IndexedFile, PlanIndex, SecretCheck, State};
+
+impl Sections {
+    /// The eight flags in a fixed order (what the plan index records).
+    pub fn as_list(&self) -> Vec<bool> {
+        vec![
+            self.features,
+            self.websites,
+            self.login_policy,
+            self.notifications,
+            self.roles,
+            self.customers,
+            self.policies,
+            self.oidc_clients,
+        ]
+    }
+}
+
+/// A file's path as the index and the manifests' digest name it: relative to the root.
+pub fn relative_name(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// SHA-256 of bytes, hex: the digest of a manifest or template file.
+pub fn file_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    crate::state::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// The index of `set`, validated into `desired` against `live`. `logins` is left at 0: the
+/// store counts them after the apply.
+pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> PlanIndex {
+    let min = desired
+        .state
+        .login_policy
+        .as_ref()
+        .or_else(|| live.and_then(|l| l.login_policy.as_ref()))
+        .map_or(10, |p| p.password.min_length as usize);
+    let mut files: Vec<IndexedFile> = set
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(index, source)| {
+            let declared = set.declared.get(index).copied().unwrap_or_default();
+            IndexedFile {
+                path: relative_name(&set.root, &source.path),
+                digest: crate::state::hex(source.digest()),
+                only_customers: !declared.other,
+                customers: declared.customers.then(Vec::new),
+                secrets: Vec::new(),
+            }
+        })
+        .collect();
+    for customer in set.customers.iter().flatten() {
+        let file = &mut files[customer.site.file];
+        if let Some(ids) = &mut file.customers {
+            ids.push(customer.value.id.as_str().into());
+        }
+        let base = set.sources[customer.site.file].path.parent();
+        let sources = std::iter::once(customer.value.access.password.as_deref())
+            .chain(
+                customer
+                    .value
+                    .contacts
+                    .iter()
+                    .map(|c| c.password.as_deref()),
+            )
+            .flatten();
+        for source in sources {
+            if let Some(check) = secret_check(set, base, source, min) {
+                file.secrets.push(check);
+            }
+        }
+    }
+    for client in set.oidc_clients.iter().flatten() {
+        let base = set.sources[client.site.file].path.parent();
+        if let Some(source) = &client.value.secret
+            && let Some(check) = secret_check(set, base, source, super::MIN_CLIENT_SECRET)
+        {
+            files[client.site.file].secrets.push(check);
+        }
+    }
+    for file in &mut files {
+        file.secrets.sort();
+        file.secrets.dedup();
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    PlanIndex {
+        reading: (set.reading.max_file_bytes, set.reading.policy_warn_only),
+        files,
+        templates: templates(set),
+        logins: 0,
+        managed: desired.managed.as_list(),
+    }
+}
+
+/// What a plan checks again of a password source: an environment variable or a file.
+fn secret_check(
+    set: &ManifestSet,
+    base: Option<&Path>,
+    source: &PasswordSource,
+    min: usize,
+) -> Option<SecretCheck> {
+    if let Some(name) = &source.env {
+        return Some(SecretCheck::Env(name.clone(), min));
+    }
+    let path = source.file.as_ref()?;
+    let full = base.unwrap_or(Path::new(".")).join(path);
+    Some(SecretCheck::File(relative_name(&set.root, &full), min))
+}
+
+/// The message template files the notifications section names, with their digests.
+fn templates(set: &ManifestSet) -> Vec<(String, String)> {
+    let Some(notifications) = &set.notifications else {
+        return Vec::new();
+    };
+    let n = &notifications.value;
+    let mut paths: Vec<&String> = Vec::new();
+    for files in [&n.template, &n.reset_template].into_iter().flatten() {
+        paths.extend([&files.subject, &files.text]);
+        paths.extend(files.html.as_ref());
+    }
+    let mut found: Vec<(String, String)> = paths
+        .into_iter()
+        .map(|path| {
+            // Read as validation read it; a file gone since reads as empty, and then differs.
+            let bytes = std::fs::read(set.root.join(path)).unwrap_or_default();
+            (path.clone(), file_digest(&bytes))
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
