@@ -53,7 +53,15 @@ struct Files {
     kept: Vec<IndexedFile>,
     /// How many of the index's files are gone.
     removed: usize,
+    /// The size of all the files.
+    all_bytes: usize,
 }
+
+/// Above this many bytes of manifests, a plan whose changed files are more than half of them
+/// is computed in full: reading only the changed files would save little, and the full
+/// plan reads the database in one pass. (Below, the changed files are read alone: cheap
+/// either way, and the everyday case of small accounts.)
+const MOSTLY_ABOVE: usize = 1 << 20;
 
 /// Tries the incremental plan. `for_apply` asks for the index the apply then records.
 pub(crate) async fn attempt(
@@ -63,7 +71,7 @@ pub(crate) async fn attempt(
     (digests, for_apply): (bool, bool),
     reading: Reading,
 ) -> Result<Attempt, Error> {
-    let (version, index) = store.read_index().await?;
+    let (version, index) = crate::progress::phase_async("read index", store.read_index()).await?;
     let Some((recorded, index)) = index else {
         return full("no plan index: the last apply was not made from these files in full");
     };
@@ -135,13 +143,15 @@ fn compare(path: &Path, index: &PlanIndex, reading: Reading) -> Result<Files, St
         old: Vec::new(),
         kept: Vec::new(),
         removed: 0,
+        all_bytes: 0,
     };
     for (path, bytes, digest) in read {
         let name = validate::relative_name(&root, &path);
         let (Ok(bytes), Some(digest)) = (bytes, digest) else {
             return Err(format!("{name} cannot be read"));
         };
-        if bytes.len() as u64 > reading.max_file_bytes {
+        let bytes_len = bytes.len();
+        if bytes_len as u64 > reading.max_file_bytes {
             return Err(format!("{name} is larger than --max-file-size"));
         }
         match old.remove(name.as_str()) {
@@ -155,7 +165,13 @@ fn compare(path: &Path, index: &PlanIndex, reading: Reading) -> Result<Files, St
                 files.changed.push((path, text));
             }
         }
+        files.all_bytes += bytes_len;
         files.all.push((name, digest));
+    }
+    let total: usize = files.all_bytes;
+    let changed: usize = files.changed.iter().map(|(_, t)| t.len()).sum();
+    if total > MOSTLY_ABOVE && changed * 2 > total {
+        return Err("most of the manifests changed (reading everything is as fast)".into());
     }
     for (name, entry) in old {
         if !entry.only_customers {
@@ -282,7 +298,7 @@ async fn plan_part(
     if !found.is_empty() {
         return full("the changed files have problems (the full plan reports them)");
     }
-    if let Some(reason) = unused_role(&part, &desired, index) {
+    if let Some(reason) = unused_role(store, (&part, &desired, index), &touched, &version).await? {
         return full(reason);
     }
     let fingerprint = if digests {
@@ -344,32 +360,43 @@ fn crosses_files(part: &Part, touched: &Touched) -> Option<String> {
 }
 
 /// Why the full plan would warn that a role is no longer used: a custom role the changed
-/// files' customers used before, that no other login and no role uses now.
-fn unused_role(part: &Part, desired: &Desired, index: &PlanIndex) -> Option<String> {
+/// files' customers used before and no longer use, that no login of another customer and no
+/// role uses either (asked of the database only for such roles: usually none).
+async fn unused_role(
+    store: &mut AnyStore,
+    (part, desired, index): (&Part, &Desired, &PlanIndex),
+    touched: &Touched,
+    version: &LiveVersion,
+) -> Result<Option<String>, Error> {
     if index.managed.get(4) != Some(&true) {
-        return None;
+        return Ok(None);
     }
-    let mut used: BTreeSet<&str> = part
-        .roles_elsewhere
-        .iter()
-        .map(CompactString::as_str)
-        .collect();
-    used.extend(part.state.roles.values().map(|r| r.base.as_str()));
+    let mut used: BTreeSet<&str> = part.state.roles.values().map(|r| r.base.as_str()).collect();
     for customer in desired.state.customers.values() {
         used.insert(customer.record.login.role.as_str());
         used.extend(customer.contacts.values().map(|c| c.role.as_str()));
     }
-    let before = part.state.customers.values().flat_map(|c| {
-        std::iter::once(&c.record.login)
-            .chain(c.contacts.values())
-            .map(|l| l.role.as_str())
-    });
-    for role in before {
-        if part.state.roles.contains_key(role) && !used.contains(role) {
-            return Some(format!("role `{role}` would no longer be used"));
-        }
+    let candidates: BTreeSet<CompactString> = part
+        .state
+        .customers
+        .values()
+        .flat_map(|c| std::iter::once(&c.record.login).chain(c.contacts.values()))
+        .map(|l| l.role.as_str())
+        .filter(|role| part.state.roles.contains_key(*role) && !used.contains(role))
+        .map(CompactString::from)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(None);
     }
-    None
+    let candidates: Vec<CompactString> = candidates.into_iter().collect();
+    let (now, elsewhere) = store.roles_elsewhere(&candidates, &touched.all).await?;
+    if now != *version {
+        return Ok(Some("the database was written while planning".into()));
+    }
+    Ok(candidates
+        .iter()
+        .find(|role| !elsewhere.contains(role))
+        .map(|role| format!("role `{role}` would no longer be used")))
 }
 
 /// The desired customers of the changed files, with the other customers' logins that expire

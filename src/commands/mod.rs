@@ -598,6 +598,11 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     phase("print", || print_text(&plan, &opts.diff));
     check_digest(&plan, opts).await?;
     if plan.is_empty() {
+        // Nothing to change, but the files may differ from the recorded ones (a comment):
+        // the index follows them, so later plans stay incremental.
+        if let Some(index) = &index {
+            store.record_index(index, &plan.live_fingerprint).await?;
+        }
         return Ok(Outcome::Done);
     }
     guard(&plan, opts)?;

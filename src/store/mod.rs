@@ -289,6 +289,21 @@ pub trait Store {
     /// checks ([`Part`]).
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError>;
 
+    /// Which of `roles` a login of a customer not in `customers` has, and the version read.
+    async fn roles_elsewhere(
+        &mut self,
+        roles: &[CompactString],
+        customers: &[CompactString],
+    ) -> Result<(LiveVersion, Vec<CompactString>), StoreError>;
+
+    /// After an apply with nothing to change: records `index` as the plan index, in one
+    /// transaction, when nothing was written since the plan was read (`fingerprint`).
+    async fn record_index(
+        &mut self,
+        index: &PlanIndex,
+        fingerprint: &str,
+    ) -> Result<(), StoreError>;
+
     /// A mark of the last [`Store::read_with_applied`], when this engine can tell later
     /// that nothing has been written since. A plan carrying it lets apply skip reading the
     /// whole state again to check it is not stale.
@@ -595,10 +610,26 @@ pub use crate::state::{Applied, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
 pub struct PartQuery<'a> {
     /// The customers whose rows are read: those of the files that changed, old and new.
     pub customers: &'a [CompactString],
-    /// Login emails the changed files declare: who holds them now.
+    /// Login emails the changed files declare: who holds them now, unless a login of an
+    /// asked customer does (the few new ones are looked up).
     pub emails: &'a [CompactString],
     /// Logins of other customers with access that expires before this time (stored form).
     pub expiring_before: &'a str,
+}
+
+/// The emails of `asked` that no login of `logins` holds: the only ones another customer
+/// could hold.
+pub(crate) fn new_emails<'a>(
+    asked: &'a [CompactString],
+    logins: &[rows::LoginRow],
+) -> Vec<&'a str> {
+    let held: std::collections::HashSet<&str> =
+        logins.iter().filter_map(|l| l.email.as_deref()).collect();
+    asked
+        .iter()
+        .map(CompactString::as_str)
+        .filter(|e| !held.contains(e))
+        .collect()
 }
 
 /// What [`Store::read_part`] read.
@@ -611,8 +642,6 @@ pub struct Part {
     pub applied: Applied,
     /// `(email, customer id)` of each asked email some login holds.
     pub email_owners: Vec<(CompactString, CompactString)>,
-    /// The roles of the asked customers' logins that a login of another customer has too.
-    pub roles_elsewhere: Vec<CompactString>,
     /// `(customer id, contact, email, expires)` of the other customers' logins with access
     /// that expire before the asked time.
     pub expiring: Vec<(
@@ -676,6 +705,22 @@ impl Store for AnyStore {
 
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
         dispatch!(self, s => s.read_part(query).await)
+    }
+
+    async fn record_index(
+        &mut self,
+        index: &PlanIndex,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_index(index, fingerprint).await)
+    }
+
+    async fn roles_elsewhere(
+        &mut self,
+        roles: &[CompactString],
+        customers: &[CompactString],
+    ) -> Result<(LiveVersion, Vec<CompactString>), StoreError> {
+        dispatch!(self, s => s.roles_elsewhere(roles, customers).await)
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {

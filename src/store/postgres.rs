@@ -201,6 +201,50 @@ impl Store for PostgresStore {
         Ok(read)
     }
 
+    async fn record_index(
+        &mut self,
+        index: &PlanIndex,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        if !schema_ready(&mut self.conn).await? {
+            return Ok(());
+        }
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .doing("starting a transaction")?;
+        shared::record_index::<sqlx::Postgres>(&mut tx, index, fingerprint).await?;
+        tx.commit().await.doing("committing")?;
+        Ok(())
+    }
+
+    async fn roles_elsewhere(
+        &mut self,
+        roles: &[CompactString],
+        customers: &[CompactString],
+    ) -> Result<(LiveVersion, Vec<CompactString>), StoreError> {
+        let strs = |v: &[CompactString]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let mut tx = read_only(&mut self.conn).await?;
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT r FROM unnest($1::text[]) AS r WHERE EXISTS
+                (SELECT 1 FROM logins AS l WHERE l.role_id = r AND NOT (l.customer_id = ANY($2)))",
+        )
+        .bind(strs(roles))
+        .bind(strs(customers))
+        .fetch_all(&mut *tx)
+        .await
+        .doing("reading the live state")?;
+        let version = shared::read_version::<sqlx::Postgres>(&mut tx).await?;
+        tx.rollback()
+            .await
+            .doing("ending the read-only transaction")?;
+        Ok((
+            version,
+            found.into_iter().map(CompactString::from).collect(),
+        ))
+    }
+
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
         let mut tx = read_only(&mut self.conn).await?;
         let part = read_part(&mut tx, query).await?;
@@ -743,7 +787,6 @@ fn login_row(row: &PgRow) -> Result<LoginRow, StoreError> {
 async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Part, StoreError> {
     let doing = "reading the live state";
     let ids: Vec<&str> = query.customers.iter().map(CompactString::as_str).collect();
-    let emails: Vec<&str> = query.emails.iter().map(CompactString::as_str).collect();
     let mut customers = Vec::with_capacity(ids.len());
     let mut rows = sqlx::query("SELECT id, name, protect FROM customers WHERE id = ANY($1)")
         .bind(&ids)
@@ -764,21 +807,13 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
         logins.push(login_row(&row)?);
     }
     drop(rows);
+    let emails = super::new_emails(query.emails, &logins);
     let email_owners: Vec<(String, String)> =
         sqlx::query_as("SELECT email, customer_id FROM logins WHERE email = ANY($1)")
             .bind(&emails)
             .fetch_all(&mut *conn)
             .await
             .doing(doing)?;
-    let roles_elsewhere: Vec<String> = sqlx::query_scalar(
-        "SELECT t.r FROM (SELECT DISTINCT role_id AS r FROM logins WHERE customer_id = ANY($1)) AS t
-         WHERE EXISTS (SELECT 1 FROM logins AS l
-                       WHERE l.role_id = t.r AND NOT (l.customer_id = ANY($1)))",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await
-    .doing(doing)?;
     let expiring: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
         "SELECT customer_id, contact, email, expires_at FROM logins
          WHERE expires_at IS NOT NULL AND expires_at < $1 AND access
@@ -804,7 +839,6 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
             .into_iter()
             .map(|(e, i)| (c(e), c(i)))
             .collect(),
-        roles_elsewhere: roles_elsewhere.into_iter().map(c).collect(),
         expiring: expiring
             .into_iter()
             .map(|(i, k, e, x)| (c(i), c(k), e.map(c), c(x)))

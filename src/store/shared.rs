@@ -980,9 +980,31 @@ where
         .execute(&mut *conn)
         .await
         .doing(doing)?;
-    let Some(index) = index else {
-        return Ok(());
-    };
+    match index {
+        Some(index) => write_index::<DB>(conn, index, n).await,
+        None => Ok(()),
+    }
+}
+
+/// Records the plan index (with the number of logins there are) as left at write count `n`,
+/// in place of any other.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn write_index<DB>(
+    conn: &mut DB::Connection,
+    index: &crate::state::PlanIndex,
+    n: i64,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let doing = "recording the plan index";
     let logins: i64 = sqlx::query_scalar("SELECT count(*) FROM logins")
         .fetch_one(&mut *conn)
         .await
@@ -992,6 +1014,10 @@ where
         ..index.clone()
     };
     let body = index.to_bytes();
+    sqlx::query("DELETE FROM plan_index")
+        .execute(&mut *conn)
+        .await
+        .doing(doing)?;
     sqlx::query("INSERT INTO plan_index (id, changes, body) VALUES (1, $1, $2)")
         .bind(n)
         .bind(body.as_slice())
@@ -999,4 +1025,30 @@ where
         .await
         .doing(doing)?;
     Ok(())
+}
+
+/// Records the plan index of an apply with nothing to change, when nothing was written since
+/// its plan was read (`fingerprint`); otherwise leaves the index as it is.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn record_index<DB>(
+    conn: &mut DB::Connection,
+    index: &crate::state::PlanIndex,
+    fingerprint: &str,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    let version = read_version::<DB>(conn).await?;
+    match version.changes() {
+        Some(n) if version.fingerprint() == fingerprint => write_index::<DB>(conn, index, n).await,
+        _ => Ok(()),
+    }
 }

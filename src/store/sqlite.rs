@@ -291,6 +291,47 @@ impl Store for SqliteStore {
         Ok((version, index))
     }
 
+    async fn record_index(
+        &mut self,
+        index: &PlanIndex,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        let Some(conn) = self.conn(true).await? else {
+            return Ok(());
+        };
+        if !schema_ready(conn).await? {
+            return Ok(());
+        }
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .doing("taking the write lock")?;
+        shared::record_index::<sqlx::Sqlite>(&mut tx, index, fingerprint).await?;
+        tx.commit().await.doing("committing")?;
+        Ok(())
+    }
+
+    async fn roles_elsewhere(
+        &mut self,
+        roles: &[CompactString],
+        customers: &[CompactString],
+    ) -> Result<(LiveVersion, Vec<CompactString>), StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok((LiveVersion::default(), Vec::new()));
+        };
+        let json = |v: &[CompactString]| serde_json::to_string(v).expect("strings serialise");
+        let mut tx = conn.begin().await.doing("starting a read transaction")?;
+        let text: String = sqlx::query_scalar(READ_ROLES_ELSEWHERE)
+            .bind(json(roles))
+            .bind(json(customers))
+            .fetch_one(&mut *tx)
+            .await
+            .doing("reading the live state")?;
+        let version = shared::read_version::<sqlx::Sqlite>(&mut tx).await?;
+        tx.rollback().await.doing("ending the read transaction")?;
+        Ok((version, decode(&text, "roles")?))
+    }
+
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(Part::default());
@@ -882,12 +923,10 @@ const READ_SOME_LOGINS: &str =
 const READ_EMAIL_OWNERS: &str = "SELECT json_group_array(json_array(email, customer_id))
     FROM logins WHERE email IN (SELECT value FROM json_each(?1))";
 
-/// The roles of the logins of the customers in `?1` that a login of another customer has.
-const READ_ROLES_ELSEWHERE: &str = "SELECT json_group_array(r)
-    FROM (SELECT DISTINCT role_id AS r FROM logins
-          WHERE customer_id IN (SELECT value FROM json_each(?1)))
-    WHERE EXISTS (SELECT 1 FROM logins AS l WHERE l.role_id = r
-                  AND l.customer_id NOT IN (SELECT value FROM json_each(?1)))";
+/// The roles of `?1` that a login of a customer not in `?2` has.
+const READ_ROLES_ELSEWHERE: &str = "SELECT json_group_array(r.value) FROM json_each(?1) AS r
+    WHERE EXISTS (SELECT 1 FROM logins AS l WHERE l.role_id = r.value
+                  AND l.customer_id NOT IN (SELECT value FROM json_each(?2)))";
 
 /// `[[customer_id, contact, email, expires_at], …]` of the logins with access expiring
 /// before `?1`, of customers not in `?2` (through the partial index on `expires_at`).
@@ -900,7 +939,7 @@ const READ_EXPIRING: &str =
 async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result<Part, StoreError> {
     let doing = "reading the live state";
     let json = |values: &[CompactString]| serde_json::to_string(values).expect("strings serialise");
-    let (ids, emails) = (json(query.customers), json(query.emails));
+    let ids = json(query.customers);
     let scalar = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
     let text = scalar(READ_SOME_CUSTOMERS)
         .bind(&ids)
@@ -915,18 +954,14 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         .doing(doing)?;
     let mut logins = Vec::new();
     append_logins_from_json(&text, &mut logins)?;
+    let emails = serde_json::to_string(&super::new_emails(query.emails, &logins))
+        .expect("strings serialise");
     let text = scalar(READ_EMAIL_OWNERS)
         .bind(&emails)
         .fetch_one(&mut *conn)
         .await
         .doing(doing)?;
     let email_owners = decode(&text, "login emails")?;
-    let text = scalar(READ_ROLES_ELSEWHERE)
-        .bind(&ids)
-        .fetch_one(&mut *conn)
-        .await
-        .doing(doing)?;
-    let roles_elsewhere = decode(&text, "roles")?;
     let text = scalar(READ_EXPIRING)
         .bind(query.expiring_before)
         .bind(&ids)
@@ -945,7 +980,6 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         state,
         applied,
         email_owners,
-        roles_elsewhere,
         expiring,
     })
 }

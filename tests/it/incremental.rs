@@ -563,6 +563,24 @@ fn says_how_it_planned(env: Env) {
         "{err}"
     );
     assert!(out.contains("C3"), "the outside edit is in the plan: {out}");
+    env.apply();
+    // A comment in the account file: read in full, and an apply with nothing to change
+    // records the files, so the next plan is incremental again.
+    let account = env.path("manifests/account.yaml");
+    let text = std::fs::read_to_string(&account).unwrap();
+    std::fs::write(&account, format!("# reviewed\n{text}")).unwrap();
+    let (_, _, err) = env.plan(&["-v"]);
+    assert!(
+        err.contains("Planning in full: account.yaml changed and declares more than customers"),
+        "{err}"
+    );
+    assert!(env.apply().contains("No changes"), "nothing to change");
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Planned from the changed files only: 0 of 3 files changed"),
+        "{err}"
+    );
 }
 
 crate::common::on_every_engine!(says_how_it_planned);
