@@ -17,7 +17,7 @@ use crate::manifest::load::{self, ManifestSet, Reading};
 use crate::plan::{self, DiffOptions};
 use crate::progress::phase;
 use crate::state::{IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
-use crate::store::{AnyStore, Part, PartQuery, Store as _};
+use crate::store::{AnyStore, Owners, Part, PartQuery, Store as _};
 use crate::validate::{self, Desired};
 
 /// What an attempt at an incremental plan gave.
@@ -55,6 +55,8 @@ struct Files {
     removed: usize,
     /// The size of all the files.
     all_bytes: usize,
+    /// How many files changed or appeared.
+    changed_count: usize,
 }
 
 /// Above this many bytes of manifests, a plan whose changed files are more than half of them
@@ -83,22 +85,42 @@ pub(crate) async fn attempt(
     if index.reading != (reading.max_file_bytes, reading.policy_warn_only) {
         return full("--max-file-size or --policy-warn-only differ from the last apply");
     }
-    let files = match phase("digests", || compare(path, &index, reading)) {
+    let mut files = match phase("digests", || compare(path, &index, reading)) {
         Ok(files) => files,
         Err(reason) => return full(reason),
     };
     if let Some(reason) = recheck(&files, &index, reading) {
         return full(reason);
     }
-    let (mut set, found) = phase("parse", || {
-        let overlay: Vec<(&Path, &str)> = files
-            .changed
-            .iter()
-            .map(|(p, t)| (p.as_path(), t.as_str()))
-            .collect();
-        let paths = files.changed.iter().map(|(p, _)| p.clone()).collect();
-        load::load_listed(path, paths, &overlay, reading, Vec::new())
+    // The changed files are parsed on other threads while the rows of the customers they
+    // declared before are read.
+    let old_ids: Vec<CompactString> = files
+        .old
+        .iter()
+        .flat_map(|f| f.customers.iter().flatten().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let changed = std::mem::take(&mut files.changed);
+    let root = path.to_path_buf();
+    let parsing = tokio::task::spawn_blocking(move || {
+        phase("parse", || {
+            let overlay: Vec<(&Path, &str)> = changed
+                .iter()
+                .map(|(p, t)| (p.as_path(), t.as_str()))
+                .collect();
+            let paths = changed.iter().map(|(p, _)| p.clone()).collect();
+            load::load_listed(&root, paths, &overlay, reading, Vec::new())
+        })
     });
+    let soon = expiring_before(args);
+    let query = PartQuery {
+        customers: &old_ids,
+        expiring_before: &soon,
+    };
+    let read = crate::progress::phase_async("read live", store.read_part(&query)).await;
+    let (mut set, found) = parsing.await.expect("parsing does not panic");
+    let part = read?;
     if !found.is_empty() {
         return full("a changed file has problems (the full plan reports them)");
     }
@@ -112,13 +134,25 @@ pub(crate) async fn attempt(
     }
     // The customers of the files read, as a part of the managed section.
     set.customers.get_or_insert_with(Vec::new);
+    let touched = touched(&set, old_ids, &part);
     plan_part(
         (store, args),
         (&set, &files, &index),
-        version,
+        (version, part, touched),
         (digests, for_apply),
     )
     .await
+}
+
+/// The end of the window of the "expires soon" warnings (a day more: the warnings are then
+/// counted exactly), in the stored form.
+fn expiring_before(args: &DiffArgs) -> String {
+    let now = crate::clock::now();
+    let hours = 24 * (i64::from(args.warn_expiring) + 1);
+    let soon = now
+        .saturating_add(jiff::SignedDuration::from_hours(hours))
+        .unwrap_or(now);
+    crate::clock::format(soon)
 }
 
 /// Lists and digests every manifest file and compares them with the index: only customer
@@ -144,6 +178,7 @@ fn compare(path: &Path, index: &PlanIndex, reading: Reading) -> Result<Files, St
         kept: Vec::new(),
         removed: 0,
         all_bytes: 0,
+        changed_count: 0,
     };
     for (path, bytes, digest) in read {
         let name = validate::relative_name(&root, &path);
@@ -168,6 +203,7 @@ fn compare(path: &Path, index: &PlanIndex, reading: Reading) -> Result<Files, St
         files.all_bytes += bytes_len;
         files.all.push((name, digest));
     }
+    files.changed_count = files.changed.len();
     let total: usize = files.all_bytes;
     let changed: usize = files.changed.iter().map(|(_, t)| t.len()).sum();
     if total > MOSTLY_ABOVE && changed * 2 > total {
@@ -225,36 +261,45 @@ fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String>
 
 /// The customers and login emails of the changed files, old and new.
 struct Touched {
-    /// The ids the changed files declared before, sorted.
-    old: BTreeSet<CompactString>,
-    /// Those they declare now and before, sorted (the rows read).
+    /// The ids they declare now and did not before, sorted.
+    new: Vec<CompactString>,
+    /// Both.
     all: Vec<CompactString>,
-    /// The login emails they declare now.
+    /// The login emails they declare now that no login of their customers holds: the only
+    /// ones another customer could hold.
     emails: Vec<CompactString>,
 }
 
-fn touched(set: &ManifestSet, files: &Files) -> Touched {
-    let old: BTreeSet<CompactString> = files
-        .old
-        .iter()
-        .flat_map(|f| f.customers.iter().flatten().cloned())
+fn touched(set: &ManifestSet, old: Vec<CompactString>, part: &Part) -> Touched {
+    let held: BTreeSet<&str> = part
+        .state
+        .customers
+        .values()
+        .flat_map(|c| std::iter::once(&c.record.login).chain(c.contacts.values()))
+        .filter_map(|l| l.email.as_deref())
         .collect();
-    let mut all = old.clone();
-    let mut emails = Vec::new();
+    let mut new = BTreeSet::new();
+    let mut emails = BTreeSet::new();
     for customer in set.customers.iter().flatten().map(|d| &d.value) {
-        all.insert(customer.id.as_str().into());
-        emails.extend(customer.email.as_deref().map(crate::state::normalize_email));
-        emails.extend(
-            customer
-                .contacts
-                .iter()
-                .map(|c| crate::state::normalize_email(&c.email)),
-        );
+        let id = CompactString::from(customer.id.as_str());
+        if old.binary_search(&id).is_err() {
+            new.insert(id);
+        }
+        let contacts = customer.contacts.iter().map(|c| c.email.as_str());
+        for email in customer.email.as_deref().into_iter().chain(contacts) {
+            let email = crate::state::normalize_email(email);
+            if !held.contains(email.as_str()) {
+                emails.insert(email);
+            }
+        }
     }
+    let new: Vec<CompactString> = new.into_iter().collect();
+    let mut all: Vec<CompactString> = old.iter().chain(&new).cloned().collect();
+    all.sort();
     Touched {
-        old,
-        all: all.into_iter().collect(),
-        emails,
+        new,
+        all,
+        emails: emails.into_iter().collect(),
     }
 }
 
@@ -263,29 +308,22 @@ fn touched(set: &ManifestSet, files: &Files) -> Touched {
 async fn plan_part(
     (store, args): (&mut AnyStore, &DiffArgs),
     (set, files, index): (&ManifestSet, &Files, &PlanIndex),
-    version: LiveVersion,
+    (version, part, touched): (LiveVersion, Part, Touched),
     (digests, for_apply): (bool, bool),
 ) -> Result<Attempt, Error> {
-    let touched = touched(set, files);
-    let now = crate::clock::now();
-    let soon = now
-        .saturating_add(jiff::SignedDuration::from_hours(
-            24 * (i64::from(args.warn_expiring) + 1),
-        ))
-        .unwrap_or(now);
-    let soon = crate::clock::format(soon);
-    let query = PartQuery {
-        customers: &touched.all,
-        emails: &touched.emails,
-        expiring_before: &soon,
-    };
-    let part = crate::progress::phase_async("read live", store.read_part(&query)).await?;
     if part.applied.version != version {
         return full("the database was written while planning");
     }
-    if let Some(reason) = crosses_files(&part, &touched) {
-        return full(reason);
+    if !touched.new.is_empty() || !touched.emails.is_empty() {
+        let owners = store.owners(&touched.new, &touched.emails).await?;
+        if owners.version != version {
+            return full("the database was written while planning");
+        }
+        if let Some(reason) = crosses_files(&owners) {
+            return full(reason);
+        }
     }
+    let now = crate::clock::now();
     let now_text = crate::clock::format(now);
     if part
         .expiring
@@ -329,7 +367,7 @@ async fn plan_part(
     }
     let summary = Summary {
         files: files.all.len(),
-        changed: files.changed.len(),
+        changed: files.changed_count,
         removed: files.removed,
         customers: touched.all.len(),
     };
@@ -341,21 +379,16 @@ async fn plan_part(
     Ok(Attempt::Done(Box::new(computed), summary))
 }
 
-/// Why the full plan would find a problem across files: a customer id or a login email the
-/// changed files declare that belongs to a customer of another file.
-fn crosses_files(part: &Part, touched: &Touched) -> Option<String> {
-    if let Some(id) = part
-        .state
-        .customers
-        .keys()
-        .find(|id| !touched.old.contains(id.as_str()))
-    {
+/// Why the full plan would find a problem across files: a customer id new to the changed
+/// files that a customer of another file has, or a new login email a login of another
+/// customer holds.
+fn crosses_files(owners: &Owners) -> Option<String> {
+    if let Some(id) = owners.customers.first() {
         return Some(format!("customer `{id}` is declared by another file too"));
     }
-    let asked: BTreeSet<&str> = touched.all.iter().map(CompactString::as_str).collect();
-    part.email_owners
-        .iter()
-        .find(|(_, owner)| !asked.contains(owner.as_str()))
+    owners
+        .emails
+        .first()
         .map(|(email, _)| format!("login email `{email}` belongs to a customer of another file"))
 }
 

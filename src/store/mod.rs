@@ -289,6 +289,14 @@ pub trait Store {
     /// checks ([`Part`]).
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError>;
 
+    /// Which of `customers` exist, and `(email, customer id)` of each of `emails` a login
+    /// holds; with the version read.
+    async fn owners(
+        &mut self,
+        customers: &[CompactString],
+        emails: &[CompactString],
+    ) -> Result<Owners, StoreError>;
+
     /// Which of `roles` a login of a customer not in `customers` has, and the version read.
     async fn roles_elsewhere(
         &mut self,
@@ -608,28 +616,21 @@ pub use crate::state::{Applied, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
 /// What an incremental plan asks of the live state (all ids and emails as stored).
 #[derive(Debug, Default)]
 pub struct PartQuery<'a> {
-    /// The customers whose rows are read: those of the files that changed, old and new.
+    /// The customers whose rows are read: those the changed files declared before.
     pub customers: &'a [CompactString],
-    /// Login emails the changed files declare: who holds them now, unless a login of an
-    /// asked customer does (the few new ones are looked up).
-    pub emails: &'a [CompactString],
     /// Logins of other customers with access that expires before this time (stored form).
     pub expiring_before: &'a str,
 }
 
-/// The emails of `asked` that no login of `logins` holds: the only ones another customer
-/// could hold.
-pub(crate) fn new_emails<'a>(
-    asked: &'a [CompactString],
-    logins: &[rows::LoginRow],
-) -> Vec<&'a str> {
-    let held: std::collections::HashSet<&str> =
-        logins.iter().filter_map(|l| l.email.as_deref()).collect();
-    asked
-        .iter()
-        .map(CompactString::as_str)
-        .filter(|e| !held.contains(e))
-        .collect()
+/// What [`Store::owners`] read.
+#[derive(Debug, Default)]
+pub struct Owners {
+    /// The version read.
+    pub version: LiveVersion,
+    /// The asked customers that exist.
+    pub customers: Vec<CompactString>,
+    /// `(email, customer id)` of each asked email a login holds.
+    pub emails: Vec<(CompactString, CompactString)>,
 }
 
 /// What [`Store::read_part`] read.
@@ -640,8 +641,6 @@ pub struct Part {
     pub state: State,
     /// Their digests, and the version read.
     pub applied: Applied,
-    /// `(email, customer id)` of each asked email some login holds.
-    pub email_owners: Vec<(CompactString, CompactString)>,
     /// `(customer id, contact, email, expires)` of the other customers' logins with access
     /// that expire before the asked time.
     pub expiring: Vec<(
@@ -713,6 +712,14 @@ impl Store for AnyStore {
         fingerprint: &str,
     ) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_index(index, fingerprint).await)
+    }
+
+    async fn owners(
+        &mut self,
+        customers: &[CompactString],
+        emails: &[CompactString],
+    ) -> Result<Owners, StoreError> {
+        dispatch!(self, s => s.owners(customers, emails).await)
     }
 
     async fn roles_elsewhere(

@@ -14,8 +14,8 @@ use super::rows::{Batches, CustomerRow, LoginRow};
 use super::shared;
 use super::sql::{Fill, StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
-    Applied, Doing, LiveVersion, ObjectDigest, OpenOptions, Part, PartQuery, PlanIndex, Store,
-    StoreError, redact_url, schema_status,
+    Applied, Doing, LiveVersion, ObjectDigest, OpenOptions, Owners, Part, PartQuery, PlanIndex,
+    Store, StoreError, redact_url, schema_status,
 };
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -217,6 +217,37 @@ impl Store for PostgresStore {
         shared::record_index::<sqlx::Postgres>(&mut tx, index, fingerprint).await?;
         tx.commit().await.doing("committing")?;
         Ok(())
+    }
+
+    async fn owners(
+        &mut self,
+        customers: &[CompactString],
+        emails: &[CompactString],
+    ) -> Result<Owners, StoreError> {
+        let doing = "reading the live state";
+        let strs = |v: &[CompactString]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let mut tx = read_only(&mut self.conn).await?;
+        let found: Vec<String> = sqlx::query_scalar("SELECT id FROM customers WHERE id = ANY($1)")
+            .bind(strs(customers))
+            .fetch_all(&mut *tx)
+            .await
+            .doing(doing)?;
+        let owners: Vec<(String, String)> =
+            sqlx::query_as("SELECT email, customer_id FROM logins WHERE email = ANY($1)")
+                .bind(strs(emails))
+                .fetch_all(&mut *tx)
+                .await
+                .doing(doing)?;
+        let version = shared::read_version::<sqlx::Postgres>(&mut tx).await?;
+        tx.rollback()
+            .await
+            .doing("ending the read-only transaction")?;
+        let c = CompactString::from;
+        Ok(Owners {
+            version,
+            customers: found.into_iter().map(c).collect(),
+            emails: owners.into_iter().map(|(e, i)| (c(e), c(i))).collect(),
+        })
     }
 
     async fn roles_elsewhere(
@@ -807,13 +838,6 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
         logins.push(login_row(&row)?);
     }
     drop(rows);
-    let emails = super::new_emails(query.emails, &logins);
-    let email_owners: Vec<(String, String)> =
-        sqlx::query_as("SELECT email, customer_id FROM logins WHERE email = ANY($1)")
-            .bind(&emails)
-            .fetch_all(&mut *conn)
-            .await
-            .doing(doing)?;
     let expiring: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
         "SELECT customer_id, contact, email, expires_at FROM logins
          WHERE expires_at IS NOT NULL AND expires_at < $1 AND access
@@ -835,10 +859,6 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
     Ok(Part {
         state,
         applied,
-        email_owners: email_owners
-            .into_iter()
-            .map(|(e, i)| (c(e), c(i)))
-            .collect(),
         expiring: expiring
             .into_iter()
             .map(|(i, k, e, x)| (c(i), c(k), e.map(c), c(x)))

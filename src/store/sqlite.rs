@@ -15,7 +15,7 @@ use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, custo
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
-    Applied, Doing, LiveVersion, OpenOptions, Part, PartQuery, PlanIndex, ReadMark, Store,
+    Applied, Doing, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex, ReadMark, Store,
     StoreError, redact_url, schema_status,
 };
 use crate::history::{ApplyRecord, Provenance};
@@ -311,6 +311,40 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn owners(
+        &mut self,
+        customers: &[CompactString],
+        emails: &[CompactString],
+    ) -> Result<Owners, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Owners::default());
+        };
+        let doing = "reading the live state";
+        let json = |v: &[CompactString]| serde_json::to_string(v).expect("strings serialise");
+        let mut tx = conn.begin().await.doing("starting a read transaction")?;
+        let text: String = sqlx::query_scalar(
+            "SELECT json_group_array(id) FROM customers WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json(customers))
+        .fetch_one(&mut *tx)
+        .await
+        .doing(doing)?;
+        let found = decode(&text, "customers")?;
+        let text: String = sqlx::query_scalar(READ_EMAIL_OWNERS)
+            .bind(json(emails))
+            .fetch_one(&mut *tx)
+            .await
+            .doing(doing)?;
+        let emails = decode(&text, "login emails")?;
+        let version = shared::read_version::<sqlx::Sqlite>(&mut tx).await?;
+        tx.rollback().await.doing("ending the read transaction")?;
+        Ok(Owners {
+            version,
+            customers: found,
+            emails,
+        })
+    }
+
     async fn roles_elsewhere(
         &mut self,
         roles: &[CompactString],
@@ -382,7 +416,13 @@ impl Store for SqliteStore {
         {
             return Err(StoreError::Stale);
         }
-        let triggers = set_triggers_aside(&mut tx).await?;
+        // A big apply sets the write-count triggers aside (one run per row doubled its
+        // writes); a small one keeps them (setting them aside rewrites the schema).
+        let triggers = if plan.changes.len() >= TRIGGERS_ASIDE_FROM {
+            set_triggers_aside(&mut tx).await?
+        } else {
+            Vec::new()
+        };
         write_standard_roles(&mut tx).await?;
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
@@ -588,6 +628,9 @@ async fn read_state_and_applied(
         },
     ))
 }
+
+/// How many changes an apply makes before it sets the write-count triggers aside.
+const TRIGGERS_ASIDE_FROM: usize = 1_000;
 
 /// Sets the write-count triggers aside for the apply's own writes (it raises the count once
 /// at the end: at 300,000 new logins, a trigger per row doubled the time of the writes).
@@ -954,14 +997,6 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         .doing(doing)?;
     let mut logins = Vec::new();
     append_logins_from_json(&text, &mut logins)?;
-    let emails = serde_json::to_string(&super::new_emails(query.emails, &logins))
-        .expect("strings serialise");
-    let text = scalar(READ_EMAIL_OWNERS)
-        .bind(&emails)
-        .fetch_one(&mut *conn)
-        .await
-        .doing(doing)?;
-    let email_owners = decode(&text, "login emails")?;
     let text = scalar(READ_EXPIRING)
         .bind(query.expiring_before)
         .bind(&ids)
@@ -979,7 +1014,6 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
     Ok(Part {
         state,
         applied,
-        email_owners,
         expiring,
     })
 }
