@@ -73,7 +73,12 @@ pub(crate) async fn attempt(
     (digests, for_apply): (bool, bool),
     reading: Reading,
 ) -> Result<Attempt, Error> {
-    let (version, index) = crate::progress::phase_async("read index", store.read_index()).await?;
+    // Every file is read and hashed on other threads while the index is read.
+    let root = path.to_path_buf();
+    let hashing = tokio::task::spawn_blocking(move || phase("digests", || hash_all(&root)));
+    let read = crate::progress::phase_async("read index", store.read_index()).await;
+    let hashed = hashing.await.expect("hashing does not panic");
+    let (version, index) = read?;
     let Some((recorded, index)) = index else {
         return full("no plan index: the last apply was not made from these files in full");
     };
@@ -85,7 +90,7 @@ pub(crate) async fn attempt(
     if index.reading != (reading.max_file_bytes, reading.policy_warn_only) {
         return full("--max-file-size or --policy-warn-only differ from the last apply");
     }
-    let mut files = match phase("digests", || compare(path, &index, reading)) {
+    let mut files = match hashed.and_then(|read| compare(path, read, &index, reading)) {
         Ok(files) => files,
         Err(reason) => return full(reason),
     };
@@ -101,18 +106,7 @@ pub(crate) async fn attempt(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let changed = std::mem::take(&mut files.changed);
-    let root = path.to_path_buf();
-    let parsing = tokio::task::spawn_blocking(move || {
-        phase("parse", || {
-            let overlay: Vec<(&Path, &str)> = changed
-                .iter()
-                .map(|(p, t)| (p.as_path(), t.as_str()))
-                .collect();
-            let paths = changed.iter().map(|(p, _)| p.clone()).collect();
-            load::load_listed(&root, paths, &overlay, reading, Vec::new())
-        })
-    });
+    let parsing = parse_changed(path, std::mem::take(&mut files.changed), reading);
     let soon = expiring_before(args);
     let query = PartQuery {
         customers: &old_ids,
@@ -144,6 +138,25 @@ pub(crate) async fn attempt(
     .await
 }
 
+/// Parses the changed files, from the texts read, on other threads.
+fn parse_changed(
+    path: &Path,
+    changed: Vec<(PathBuf, String)>,
+    reading: Reading,
+) -> tokio::task::JoinHandle<(ManifestSet, Vec<crate::manifest::diagnostic::Diagnostic>)> {
+    let root = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        phase("parse", || {
+            let overlay: Vec<(&Path, &str)> = changed
+                .iter()
+                .map(|(p, t)| (p.as_path(), t.as_str()))
+                .collect();
+            let paths = changed.iter().map(|(p, _)| p.clone()).collect();
+            load::load_listed(&root, paths, &overlay, reading, Vec::new())
+        })
+    })
+}
+
 /// The end of the window of the "expires soon" warnings (a day more: the warnings are then
 /// counted exactly), in the stored form.
 fn expiring_before(args: &DiffArgs) -> String {
@@ -155,19 +168,31 @@ fn expiring_before(args: &DiffArgs) -> String {
     crate::clock::format(soon)
 }
 
-/// Lists and digests every manifest file and compares them with the index: only customer
-/// files may have changed, been added or been removed.
-fn compare(path: &Path, index: &PlanIndex, reading: Reading) -> Result<Files, String> {
+/// A manifest file read: its path, its bytes and their digest (or why it could not be read).
+type Hashed = (PathBuf, std::io::Result<Vec<u8>>, Option<String>);
+
+/// Lists, reads and digests every manifest file, on every core.
+fn hash_all(path: &Path) -> Result<Vec<Hashed>, String> {
     let (paths, listing) = load::list(path);
     if !listing.is_empty() {
         return Err("listing the manifest files found problems".into());
     }
-    let root = load::root_of(path);
-    let read = crate::parallel::map_in_order(paths, |path| {
+    Ok(crate::parallel::map_in_order(paths, |path| {
         let bytes = std::fs::read(&path);
         let digest = bytes.as_ref().ok().map(|b| validate::file_digest(b));
         (path, bytes, digest)
-    });
+    }))
+}
+
+/// Compares the files read with the index: only customer
+/// files may have changed, been added or been removed.
+fn compare(
+    path: &Path,
+    read: Vec<Hashed>,
+    index: &PlanIndex,
+    reading: Reading,
+) -> Result<Files, String> {
+    let root = load::root_of(path);
     let mut old: BTreeMap<&str, &IndexedFile> =
         index.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut files = Files {

@@ -601,7 +601,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         // Nothing to change, but the files may differ from the recorded ones (a comment):
         // the index follows them, so later plans stay incremental.
         if let Some(index) = &index {
-            store.record_index(index, &plan.live_fingerprint).await?;
+            follow_files(&mut store, index, &plan.live_fingerprint).await?;
         }
         return Ok(Outcome::Done);
     }
@@ -635,6 +635,28 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     after_apply(&plan, &mut store, opts).await?;
     discard(plan);
     Ok(Outcome::Done)
+}
+
+/// After an apply with nothing to change: records the plan index when it is not the one
+/// recorded already (the files changed without changing the plan), and writes nothing when
+/// it is.
+async fn follow_files(
+    store: &mut AnyStore,
+    index: &crate::state::PlanIndex,
+    fingerprint: &str,
+) -> Result<(), Error> {
+    let (version, stored) = store.read_index().await?;
+    let unchanged = stored.is_some_and(|(changes, stored)| {
+        let same = crate::state::PlanIndex {
+            logins: index.logins,
+            ..stored
+        };
+        Some(changes) == version.changes() && same == *index
+    });
+    if !unchanged {
+        store.record_index(index, fingerprint).await?;
+    }
+    Ok(())
 }
 
 /// Opens the database for an apply and takes the apply lock. The lock is taken before the
