@@ -29,6 +29,10 @@
 #   The database line compares the file with the floor database (the managed tables' rows
 #   loaded by the sqlite3 shell): target <= 1.6x.
 #   For PostgreSQL as production runs it, give a server with its default (durable) settings.
+#   EXTRAS=0                             # without email delivery (benches/email.sh, on both
+#                                         # engines with POSTGRES_URL) and import-csv
+#                                         # (benches/adopt.sh at the largest size), whose
+#                                         # figures otherwise end the last table
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=()
@@ -217,6 +221,22 @@ for N in "${SIZES[@]}"; do
 done
 done
 
+# Email delivery and adoption have their own benchmarks (benches/email.sh, benches/adopt.sh:
+# their own servers and accounts); their figures join the table below (EXTRAS=0 skips them).
+EXTRAS_ROWS="$WORK/extras"
+: > "$EXTRAS_ROWS"
+if [ "${EXTRAS:-1}" = 1 ]; then
+  largest=${SIZES[${#SIZES[@]}-1]}
+  out=$(bash benches/email.sh 2>&1) || { echo "$out"; exit 1; }
+  echo "$out" | awk '/^== .*: portico notify/ { engine = $2; sub(":", "", engine) }
+    /messages\/s/ { printf "| %s messages | email delivery, %s, 4 connections | %s msg/s (target >= 200) | | |\n", $1, engine, $(NF - 1) }' >> "$EXTRAS_ROWS"
+  out=$(bash benches/adopt.sh "$largest" 2>&1) || { echo "$out"; exit 1; }
+  mib() { echo "$out" | awk -F'|' -v step="$1" 'index($2, step) { gsub(/[ MiB]/, "", $4); print $4 }'; }
+  import=$(mib "import-csv"); after=$(mib "plan after the import")
+  ratio=$(awk -v a="$import" -v b="$after" 'BEGIN { printf "%.2f", a / b }')
+  echo "| $largest | import-csv of every customer: peak RSS | ${ratio}x the plan after it (target <= 1.0x) | adopt | $import MiB |" >> "$EXTRAS_ROWS"
+fi
+
 # The worst ratio of each step over the shapes, per size.
 echo
 echo "### the worst shape for each step"
@@ -238,3 +258,4 @@ for key in order:
     ratio, shape, mib = worst[key]
     print(f"| {key[0]} | {key[1]} | {ratio}x | {shape} | {mib} MiB |")
 PY
+cat "$EXTRAS_ROWS"
