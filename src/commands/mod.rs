@@ -588,13 +588,17 @@ fn guard(plan: &Plan, opts: &ApplyOpts) -> Result<(), Error> {
 /// Manifest or database errors, a stale or unexpected plan, the guard, a lock timeout, or
 /// no confirmation.
 pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
-    let provenance = Provenance {
+    // The commit is asked of git on another thread while the plan is computed.
+    let path = opts.path.clone();
+    let commit = std::thread::spawn(move || history::git_commit(path.as_deref()));
+    let mut provenance = Provenance {
         actor: history::actor(opts.actor.as_deref()),
-        git_commit: history::git_commit(opts.path.as_deref()),
+        git_commit: None,
         clock: opts.now.map(crate::clock::format),
     };
     let mut store = open_for_apply(opts, &provenance).await?;
     let (plan, root, index) = plan_to_apply(opts, &mut store).await?;
+    provenance.git_commit = commit.join().unwrap_or(None);
     phase("print", || print_text(&plan, &opts.diff));
     check_digest(&plan, opts).await?;
     if plan.is_empty() {

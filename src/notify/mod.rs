@@ -264,6 +264,22 @@ struct InFlight {
     attempts_before: i64,
 }
 
+/// The account's settings, roles and websites, and the customers of `messages` only: an
+/// apply that queued ten messages does not read 300,000 logins to send them.
+async fn read_for(store: &mut AnyStore, messages: &[OutboxRow]) -> Result<State, StoreError> {
+    let mut customers: Vec<compact_str::CompactString> = messages
+        .iter()
+        .map(|m| m.customer_id.as_str().into())
+        .collect();
+    customers.sort();
+    customers.dedup();
+    let query = crate::store::PartQuery {
+        customers: &customers,
+        expiring_before: "",
+    };
+    Ok(store.read_part(&query).await?.state)
+}
+
 /// Delivers every pending message, a few at once.
 ///
 /// # Errors
@@ -280,7 +296,7 @@ pub async fn deliver(
     if pending.is_empty() {
         return Ok(report);
     }
-    let state = store.read().await?;
+    let state = read_for(store, &pending).await?;
     let Some(settings) = state.notifications.clone() else {
         report.blocked = Some(format!(
             "{} notification(s) stay queued: no `notifications:` endpoint is configured",
