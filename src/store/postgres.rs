@@ -814,23 +814,44 @@ fn login_row(row: &PgRow) -> Result<LoginRow, StoreError> {
     })
 }
 
+/// Up to how many customers [`read_part`] looks up by key rather than letting the planner
+/// choose (which picks a hash join over the whole table from a few thousand keys).
+const LOOKUPS_UP_TO: usize = 20_000;
+
 /// What an incremental plan reads ([`Store::read_part`]), in the caller's transaction.
 async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Part, StoreError> {
     let doing = "reading the live state";
     let ids: Vec<&str> = query.customers.iter().map(CompactString::as_str).collect();
+    if ids.len() <= LOOKUPS_UP_TO {
+        // A few thousand keys are looked up one by one in the primary keys: the planner
+        // would hash or scan all 300,000 logins (38 ms, on every core) for 5,000 customers
+        // whose 15,000 logins the keys give in 15 ms.
+        sqlx::query("SET LOCAL enable_hashjoin = off")
+            .execute(&mut *conn)
+            .await
+            .doing(doing)?;
+        sqlx::query("SET LOCAL enable_mergejoin = off")
+            .execute(&mut *conn)
+            .await
+            .doing(doing)?;
+    }
     let mut customers = Vec::with_capacity(ids.len());
-    let mut rows = sqlx::query("SELECT id, name, protect FROM customers WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch(&mut *conn);
+    let mut rows = sqlx::query(
+        "SELECT c.id, c.name, c.protect FROM unnest($1::text[]) AS k(id)
+         JOIN customers AS c ON c.id = k.id",
+    )
+    .bind(&ids)
+    .fetch(&mut *conn);
     while let Some(row) = rows.try_next().await.doing(doing)? {
         customers.push(customer_row(&row)?);
     }
     drop(rows);
     let mut logins = Vec::new();
     let mut rows = sqlx::query(
-        "SELECT customer_id, contact, email, name, access, role_id, website_id, notify,
-                password_marker, expires_at, password_hash IS NOT NULL, applied_digest
-         FROM logins WHERE customer_id = ANY($1)",
+        "SELECT l.customer_id, l.contact, l.email, l.name, l.access, l.role_id, l.website_id,
+                l.notify, l.password_marker, l.expires_at, l.password_hash IS NOT NULL,
+                l.applied_digest
+         FROM unnest($1::text[]) AS k(id) JOIN logins AS l ON l.customer_id = k.id",
     )
     .bind(&ids)
     .fetch(&mut *conn);
