@@ -1,6 +1,6 @@
 //! The incremental plan (issue #26) is exact: random sequences of edits (customers,
 //! contacts, roles, policies, templates, whole files added, moved and removed, password
-//! sources, the clock, raw SQL edits outside portico, the login service's runtime writes,
+//! sources (a variable and a file), the clock, raw SQL edits outside portico, the login service's runtime writes,
 //! applies in every form) and after every step the plan computed from the changed files only
 //! equals the full plan: the same exit code, text, JSON (digests included) and messages.
 //! `PORTICO_INCREMENTAL_CASES` sets the number of sequences per engine (default 4).
@@ -37,6 +37,8 @@ struct Customer {
     /// Days after the start the access ends.
     expires: Option<i64>,
     password: bool,
+    /// A `password: { file: }` source (customer 1 only).
+    password_file: bool,
     contacts: Vec<Contact>,
 }
 
@@ -49,6 +51,8 @@ struct Model {
     template: u8,
     /// A role only some customers use (when declared, unused ones are warned about).
     spare_role: bool,
+    /// The password file: 0 long enough, 1 too short, 2 missing.
+    password_file: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -114,7 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..5u8).prop_map(|kind| Op::Sql { kind }),
         5 => (0..4u8).prop_map(|kind| Op::Apply { kind }),
         1 => (1..20i64).prop_map(|days| Op::Time { days }),
-        1 => (0..3u8).prop_map(|kind| Op::Secret { kind }),
+        2 => (0..6u8).prop_map(|kind| Op::Secret { kind }),
     ]
 }
 
@@ -142,7 +146,9 @@ impl Model {
                     notify: true,
                     protect: false,
                     expires: None,
-                    password: false,
+                    // Customers 0 and 1 start with assigned passwords (a variable, a file).
+                    password: i * 2 + k == 0,
+                    password_file: i * 2 + k == 1,
                     contacts: vec![Contact {
                         email: i * 4 + k * 2 + 1,
                         access: true,
@@ -210,6 +216,8 @@ impl Model {
             }
             if c.password {
                 access.push_str(", password: { env: PORTICO_TEST_PW }");
+            } else if c.password_file {
+                access.push_str(", password: { file: ../password.txt }");
             }
             text.push_str(&format!("    access: {{ {access} }}\n"));
             if !c.contacts.is_empty() {
@@ -242,6 +250,13 @@ impl Model {
             "Hello {{ email }}: {{ set_password_url }}",
         )
         .unwrap();
+        match self.password_file {
+            0 => {
+                std::fs::write(root.join("password.txt"), "a-long-enough-file-password\n").unwrap()
+            }
+            1 => std::fs::write(root.join("password.txt"), "short\n").unwrap(),
+            _ => {}
+        }
         for (name, customers) in &self.files {
             let path = root.join(format!("customers/{name}.yaml"));
             std::fs::write(path, Model::customers(customers)).unwrap();
@@ -275,7 +290,10 @@ impl Model {
             8 => {
                 c.contacts.pop();
             }
-            _ => c.password = c.id == 0 && !c.password,
+            _ => {
+                c.password = c.id == 0 && !c.password;
+                c.password_file = c.id == 1 && !c.password_file;
+            }
         }
     }
 
@@ -300,6 +318,7 @@ impl Model {
                     protect: false,
                     expires: None,
                     password: false,
+                    password_file: false,
                     contacts: Vec::new(),
                 });
             }
@@ -346,6 +365,7 @@ impl Model {
                 2 => self.template = self.template.wrapping_add(1),
                 _ => self.spare_role = !self.spare_role,
             },
+            Op::Secret { kind } if kind >= 3 => self.password_file = kind - 3,
             _ => {}
         }
     }
@@ -491,8 +511,8 @@ fn run_sequence(env: &Env, ops: &[Op]) -> usize {
             Op::Sql { kind } => sql(env, kind),
             Op::Apply { kind } => apply(env, world, kind),
             Op::Time { days } => world.day += days,
-            Op::Secret { kind } => {
-                world.secret = [None, Some("short"), Some(long)][usize::from(kind)]
+            Op::Secret { kind } if kind < 3 => {
+                world.secret = [None, Some("short"), Some(long)][usize::from(kind)];
             }
             _ => {}
         }
@@ -544,7 +564,11 @@ fn incremental_plans_equal_full_plans_on_postgres() {
 /// The everyday case takes the incremental path, and says so with `--verbose`; a write
 /// outside portico sends the next plan back to reading everything, and says why.
 fn says_how_it_planned(env: Env) {
-    let model = Model::start();
+    let mut model = Model::start();
+    for customer in model.files.values_mut().flatten() {
+        customer.password = false;
+        customer.password_file = false;
+    }
     model.write(&env);
     env.apply();
     let mut edited = model.clone();
