@@ -30,9 +30,13 @@ pub(crate) enum Attempt {
 
 /// What an incremental plan read, for `--verbose`.
 pub(crate) struct Summary {
+    /// Manifest files now.
     pub(crate) files: usize,
+    /// Files changed or added.
     pub(crate) changed: usize,
+    /// Files of the index that are gone.
     pub(crate) removed: usize,
+    /// Customers declared by the changed files, before or now.
     pub(crate) customers: usize,
 }
 

@@ -613,10 +613,11 @@ pub async fn open_with(
 
 pub use crate::state::{Applied, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
 
-/// What an incremental plan asks of the live state (all ids and emails as stored).
+/// What an incremental plan (or a delivery) asks of the live state, ids as stored.
 #[derive(Debug, Default)]
 pub struct PartQuery<'a> {
-    /// The customers whose rows are read: those the changed files declared before.
+    /// The customers whose rows are read: those the changed files declared before (or
+    /// those the messages to deliver are for).
     pub customers: &'a [CompactString],
     /// Logins of other customers with access that expires before this time (stored form).
     pub expiring_before: &'a str,
