@@ -255,8 +255,9 @@ fn compare(
 /// full when one moved.
 fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String> {
     for (path, digest) in &index.templates {
-        let bytes = std::fs::read(files.root.join(path)).unwrap_or_default();
-        if validate::file_digest(&bytes) != *digest {
+        let now = validate::template_digest(&files.root, path, reading.max_file_bytes);
+        if now != *digest {
+            let path = crate::unicode::escape_invisible(path);
             return Some(format!("the template {path} changed"));
         }
     }
@@ -280,6 +281,7 @@ fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String>
             }
         };
         if value.is_none_or(|v| v.chars().count() < min) {
+            let named = crate::unicode::escape_invisible(named);
             return Some(format!(
                 "the password source {named} is missing or too short"
             ));

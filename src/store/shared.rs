@@ -976,13 +976,15 @@ where
             .fetch_one(&mut *conn)
             .await
             .doing(doing)?;
-    sqlx::query("DELETE FROM plan_index")
-        .execute(&mut *conn)
-        .await
-        .doing(doing)?;
     match index {
         Some(index) => write_index::<DB>(conn, index, n).await,
-        None => Ok(()),
+        None => {
+            sqlx::query("DELETE FROM plan_index")
+                .execute(&mut *conn)
+                .await
+                .doing(doing)?;
+            Ok(())
+        }
     }
 }
 

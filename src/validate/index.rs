@@ -32,6 +32,14 @@ pub fn relative_name(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
+/// The digest of a template file read as validation reads it (inside the manifest folder,
+/// a regular file, within `limit`); one that cannot be read has the digest of nothing, and
+/// then differs from any recorded one.
+pub fn template_digest(root: &Path, path: &str, limit: u64) -> String {
+    let text = crate::files::read_inside("template", root, root, path, limit).unwrap_or_default();
+    file_digest(text.as_bytes())
+}
+
 /// SHA-256 of bytes, hex: the digest of a manifest or template file.
 pub fn file_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -134,9 +142,10 @@ fn templates(set: &ManifestSet) -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = paths
         .into_iter()
         .map(|path| {
-            // Read as validation read it; a file gone since reads as empty, and then differs.
-            let bytes = std::fs::read(set.root.join(path)).unwrap_or_default();
-            (path.clone(), file_digest(&bytes))
+            (
+                path.clone(),
+                template_digest(&set.root, path, set.reading.max_file_bytes),
+            )
         })
         .collect();
     found.sort();
