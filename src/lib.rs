@@ -18,6 +18,7 @@ pub mod github;
 pub mod history;
 pub mod import;
 pub mod manifest;
+pub mod memory;
 pub mod message;
 pub mod notify;
 pub mod parallel;

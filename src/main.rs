@@ -17,16 +17,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Has mimalloc give freed memory back to the OS when it is freed. Its default waits a
-/// second (v3), so what one step of a plan frees (the live state's JSON, the parser's
+/// second (v3), so what one step of a full plan frees (the live state's JSON, the parser's
 /// scratch) stayed resident while the next step allocated: at 300,000 logins, a no-change
-/// plan peaked at ~450 MB instead of ~330 MB, for no measurable gain in time. A
-/// `MIMALLOC_PURGE_DELAY` set in the environment is left as it is.
+/// plan read in full peaked at ~410 MB instead of ~280 MB. Given back, each page is zeroed
+/// again when next used, which costs time (see `portico::memory`): `plan` and `apply` call
+/// this only when they read the whole account. A `MIMALLOC_PURGE_DELAY` set in the
+/// environment is left as it is.
 #[cfg(not(feature = "system-allocator"))]
 #[allow(unsafe_code)]
 fn purge_freed_memory_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one integer option; mimalloc reads it at each purge. Called before
-        // any other thread of portico's exists.
+        // SAFETY: stores one aligned integer option, which mimalloc reads at each purge;
+        // it has no other effect. A plan may call this while its other threads allocate:
+        // they read either the old delay or the new one.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
     }
 }
@@ -57,8 +60,14 @@ fn main() -> ExitCode {
     // `serve` keeps it too: each password check takes argon2's 19 MiB and frees it, and
     // given back at once the kernel zeroed it again for the next check (11% of a
     // sign-in's time); kept, the memory is reused (one block per hashing core).
-    if !matches!(cli.command, Command::Validate(_) | Command::Serve(_)) {
-        purge_freed_memory_at_once();
+    // `plan` and `apply` keep freed memory while they read only the files that changed,
+    // and give it back once they read everything.
+    match cli.command {
+        Command::Validate(_) | Command::Serve(_) => {}
+        Command::Plan(_) | Command::Apply(_) => {
+            portico::memory::on_full_read(purge_freed_memory_at_once)
+        }
+        _ => purge_freed_memory_at_once(),
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

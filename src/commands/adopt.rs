@@ -140,11 +140,12 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
         PasswordsMode::Notify => PasswordMode::Notify,
     });
     let known = import::known_problems(&set, &live);
-    let result = import::import(&text, root, &set, &live, mode, &opts.ignore_column);
-    // Neither the CSV nor the manifests as they were are needed any more: gone before the
-    // edited manifests are loaded and checked, so the two sets are never held at once.
+    let options = (mode, opts.dry_run);
+    let result = import::import(text, root, &set, &live, options, &opts.ignore_column);
+    // The manifests as they were are not needed any more: gone before the edited manifests
+    // are loaded and checked, so the two sets are never held at once.
     let reading = set.reading;
-    drop((text, set));
+    drop(set);
     let import = match result.and_then(|import| {
         import::check_result(root, known, reading, &import, &live).map(|()| import)
     }) {

@@ -79,7 +79,9 @@ pub(crate) async fn attempt(
 ) -> Result<Attempt, Error> {
     // Every file is read and hashed on other threads while the index is read.
     let root = path.to_path_buf();
-    let hashing = tokio::task::spawn_blocking(move || phase("digests", || hash_all(&root)));
+    let hashing = tokio::task::spawn_blocking(move || {
+        phase("digests", || hash_all(&root, reading.max_file_bytes))
+    });
     let read = crate::progress::phase_async("read index", store.read_index()).await;
     let hashed = hashing.await.expect("hashing does not panic");
     let (version, index) = read?;
@@ -103,13 +105,14 @@ pub(crate) async fn attempt(
     }
     // The changed files are parsed on other threads while the rows of the customers they
     // declared before are read.
-    let old_ids: Vec<CompactString> = files
-        .old
-        .iter()
-        .flat_map(|f| f.customers.iter().flatten().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut old_ids = BTreeSet::new();
+    for ids in files.old.iter().filter_map(|f| f.customers.as_ref()) {
+        let Some(ids) = ids.read() else {
+            return full("the plan index is damaged");
+        };
+        old_ids.extend(ids);
+    }
+    let old_ids: Vec<CompactString> = old_ids.into_iter().collect();
     let parsing = parse_changed(path, std::mem::take(&mut files.changed), reading);
     let soon = expiring_before(args);
     let query = PartQuery {
@@ -172,19 +175,21 @@ fn expiring_before(args: &DiffArgs) -> String {
     crate::clock::format(soon)
 }
 
-/// A manifest file read: its path, its bytes and their digest (or why it could not be read).
-type Hashed = (PathBuf, std::io::Result<Vec<u8>>, Option<String>);
+/// A manifest file hashed: its path, and its size and digest (or why it could not be read).
+type Hashed = (PathBuf, std::io::Result<(u64, String)>);
 
-/// Lists, reads and digests every manifest file, on every core.
-fn hash_all(path: &Path) -> Result<Vec<Hashed>, String> {
+/// Lists and digests every manifest file, on every core. The files are streamed through
+/// the hasher, not kept: the few that changed are read again (from the page cache), and
+/// reading 33 MB of unchanged files into fresh memory cost more in page faults than the
+/// hashing itself.
+fn hash_all(path: &Path, limit: u64) -> Result<Vec<Hashed>, String> {
     let (paths, listing) = load::list(path);
     if !listing.is_empty() {
         return Err("listing the manifest files found problems".into());
     }
     Ok(crate::parallel::map_in_order(paths, |path| {
-        let bytes = std::fs::read(&path);
-        let digest = bytes.as_ref().ok().map(|b| validate::file_digest(b));
-        (path, bytes, digest)
+        let digest = validate::file_digest_of(&path, limit);
+        (path, digest)
     }))
 }
 
@@ -209,21 +214,29 @@ fn compare(
         all_bytes: 0,
         changed_count: 0,
     };
-    for (path, bytes, digest) in read {
+    for (path, hashed) in read {
         let name = validate::relative_name(&root, &path);
-        let (Ok(bytes), Some(digest)) = (bytes, digest) else {
+        let Ok((bytes_len, mut digest)) = hashed else {
             return Err(format!("{name} cannot be read"));
         };
-        let bytes_len = bytes.len();
-        if bytes_len as u64 > reading.max_file_bytes {
+        if bytes_len > reading.max_file_bytes {
             return Err(format!("{name} is larger than --max-file-size"));
         }
+        let mut bytes_len = bytes_len as usize;
         match old.remove(name.as_str()) {
             Some(entry) if entry.digest == digest => files.kept.push(entry.clone()),
             Some(entry) if !entry.only_customers => {
                 return Err(format!("{name} changed and declares more than customers"));
             }
             entry => {
+                // Read again: what is parsed, and recorded, is what this read returns (a
+                // file written in between is simply a changed file at the next plan).
+                let bytes = std::fs::read(&path).map_err(|_| format!("{name} cannot be read"))?;
+                if bytes.len() as u64 > reading.max_file_bytes {
+                    return Err(format!("{name} is larger than --max-file-size"));
+                }
+                bytes_len = bytes.len();
+                digest = validate::file_digest(&bytes);
                 let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8"))?;
                 files.old.extend(entry.cloned());
                 files.changed.push((path, text));

@@ -251,6 +251,7 @@ async fn compute(
             return Ok(computed);
         }
     }
+    crate::memory::full_read();
     // The manifests are parsed on other threads while the live state is read.
     let root = path.to_path_buf();
     let parsing =
@@ -701,6 +702,8 @@ async fn plan_to_apply(
 > {
     Ok(match (&opts.plan, &opts.path) {
         (Some(file), path) => {
+            // A saved plan may hold the whole account: freed memory goes back at once.
+            crate::memory::full_read();
             let mut plan = read_plan_file(file)?;
             let root =
                 saved_plan_secrets(&mut plan, path.as_deref(), store, opts.read.reading()).await?;

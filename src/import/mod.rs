@@ -33,7 +33,8 @@ pub enum PasswordMode {
 pub struct FileChange {
     /// The file.
     pub path: PathBuf,
-    /// Its text before (empty for a new file).
+    /// Its text before (empty for a new file, and unless the import was asked to keep it:
+    /// `--dry-run` shows it).
     pub before: String,
     /// Its text after.
     pub after: String,
@@ -82,14 +83,16 @@ struct Context<'a> {
 /// # Errors
 /// Every bad row, located by line and column.
 pub fn import(
-    csv: &str,
+    csv: String,
     root: &Path,
     set: &ManifestSet,
     live: &State,
-    passwords: Option<PasswordMode>,
+    (passwords, keep_before): (Option<PasswordMode>, bool),
     ignore: &[String],
 ) -> Result<Import, Vec<RowError>> {
-    let (rows, mut errors) = crate::progress::phase("read csv", || read::read(csv, ignore));
+    let (rows, mut errors) = crate::progress::phase("read csv", || read::read(&csv, ignore));
+    // The rows own what they need: the CSV's text goes before they are merged (the peak).
+    drop(csv);
     let min_length = set
         .login_policy
         .as_ref()
@@ -118,6 +121,13 @@ pub fn import(
         write_changes(root, set, changed, &mut import)
     })
     .map_err(|e| vec![e])?;
+    // The texts before are only shown (`--dry-run`'s diff); otherwise they would be held
+    // while the edited manifests are checked, the import's other peak.
+    if !keep_before {
+        for file in &mut import.files {
+            file.before = String::new();
+        }
+    }
     if set.customers.is_none() && import.added > 0 {
         import.warnings.push(
             "the manifests had no `customers:` section, so customers were unmanaged; from now on every live customer that no manifest declares will be deleted by apply (run `portico export --out DIR --database URL` first to adopt the existing ones)".into(),

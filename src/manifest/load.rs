@@ -238,18 +238,125 @@ fn read_files(
 /// The documents of one file and the problems found reading them.
 type Parsed = (Vec<(usize, Document)>, Vec<Diagnostic>);
 
+/// A file of customers is cut into pieces of about this many bytes when it is a large part
+/// of what is read (`PORTICO_PARSE_PIECE` changes it, for tests).
+const PIECE_BYTES: usize = 256 * 1024;
+
 /// Parses the given sources on every core. Results come back in the order of `indexes`.
+/// A large file of customers is parsed in pieces (see `split`) when the files are too few
+/// to keep the cores busy, as when a plan reads only the one file a change touched.
 fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
-    crate::parallel::map_in_order(indexes.to_vec(), |index| {
-        let mut found = Vec::new();
-        // The file's digest is taken here, on the parse threads, before its text is let go.
-        sources[index].digest();
-        let mut documents = read_documents(index, sources[index].text(), &mut found);
-        for (_, document) in &mut documents {
-            compact(document);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let target = std::env::var("PORTICO_PARSE_PIECE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PIECE_BYTES);
+    parse_in_pieces(sources, indexes, target, threads)
+}
+
+/// [`parse_all`] with pieces of about `target` bytes, for `threads` cores.
+fn parse_in_pieces(
+    sources: &[Source],
+    indexes: &[usize],
+    target: usize,
+    threads: usize,
+) -> Vec<Parsed> {
+    let total: usize = indexes.iter().map(|&i| sources[i].text().len()).sum();
+    let mut work: Vec<(usize, Option<std::ops::Range<usize>>)> = Vec::new();
+    for &index in indexes {
+        let text = sources[index].text();
+        // Cut only a file larger than its share of the cores' work.
+        let cut = (threads > 1 && text.len() * threads * 2 > total)
+            .then(|| super::split::pieces(text, target))
+            .flatten();
+        match cut {
+            Some(ranges) => work.extend(ranges.into_iter().map(|r| (index, Some(r)))),
+            None => work.push((index, None)),
         }
-        (documents, found)
+    }
+    let mut parsed = crate::parallel::map_in_order(work, |(index, range)| {
+        let mut found = Vec::new();
+        let text = sources[index].text();
+        // The file's digest is taken here, on the parse threads, before its text goes.
+        if range.as_ref().is_none_or(|r| r.start == 0) {
+            sources[index].digest();
+        }
+        let documents = match range {
+            None => read_documents(index, text, &mut found),
+            Some(range) if range.start == 0 => read_documents(index, &text[range], &mut found),
+            Some(range) => {
+                let piece = [super::split::HEADER, &text[range]].concat();
+                read_documents(index, &piece, &mut found)
+            }
+        };
+        (index, documents, found)
     })
+    .into_iter()
+    .peekable();
+    let mut out = Vec::with_capacity(indexes.len());
+    let mut again = Vec::new();
+    while let Some((index, documents, found)) = parsed.next() {
+        let mut pieces = vec![(documents, found)];
+        while let Some((_, documents, found)) = parsed.next_if(|(i, ..)| *i == index) {
+            pieces.push((documents, found));
+        }
+        let done = joined(pieces);
+        if done.is_none() {
+            again.push((out.len(), index));
+        }
+        out.push(done);
+    }
+    // A file whose pieces did not all parse cleanly is parsed whole: its diagnostics, if any,
+    // are those of the file.
+    let slots: Vec<usize> = again.iter().map(|(slot, _)| *slot).collect();
+    let redone = crate::parallel::map_in_order(again, |(_, index)| {
+        let mut found = Vec::new();
+        let documents = read_documents(index, sources[index].text(), &mut found);
+        (documents, found)
+    });
+    for (slot, done) in slots.into_iter().zip(redone) {
+        out[slot] = Some(done);
+    }
+    out.into_iter()
+        .map(|done| {
+            let (mut documents, found) = done.expect("every file parsed");
+            for (_, document) in &mut documents {
+                compact(document);
+            }
+            (documents, found)
+        })
+        .collect()
+}
+
+/// One file's parse from its pieces: a file parsed whole as it is; pieces joined into one
+/// document when each read as one document of customers alone, without a diagnostic.
+fn joined(mut pieces: Vec<Parsed>) -> Option<Parsed> {
+    if pieces.len() == 1 {
+        return pieces.pop();
+    }
+    let clean = pieces.iter().all(|(documents, found)| {
+        found.is_empty()
+            && documents.len() == 1
+            && documents[0].0 == 0
+            && documents[0].1.customers.is_some()
+    });
+    if !clean {
+        return None;
+    }
+    let count = pieces
+        .iter()
+        .map(|(d, _)| d[0].1.customers.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut customers = Vec::with_capacity(count);
+    let mut first = None;
+    for (documents, _) in pieces {
+        let (_, mut document) = documents.into_iter().next().expect("one document");
+        customers.append(document.customers.as_mut().expect("customers"));
+        first.get_or_insert(document);
+    }
+    let mut document = first.expect("two pieces or more");
+    document.customers = Some(customers);
+    Some((vec![(0, document)], Vec::new()))
 }
 
 /// Gives back the room vectors kept while growing. The reader sizes lists by pushing, so
@@ -912,5 +1019,97 @@ pub fn relative_note(path: &Path) -> String {
             cwd.join(path).display()
         ),
         Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a parse gave, comparable: the documents as JSON and the diagnostics.
+    fn seen(parsed: &[Parsed]) -> String {
+        parsed
+            .iter()
+            .map(|(documents, found)| {
+                let documents: Vec<_> = documents
+                    .iter()
+                    .map(|(doc, d)| (doc, serde_json::to_value(d).unwrap()))
+                    .collect();
+                format!("{documents:?} {found:?}")
+            })
+            .collect()
+    }
+
+    type Item = Box<dyn Fn(usize) -> String>;
+
+    /// Lists of customers whose layout a cut could misread, by what each tries.
+    fn layouts() -> Vec<(&'static str, Item)> {
+        let plain = |i: usize| {
+            format!(
+                "- id: C{i}\n  name: Customer {i}\n  contacts:\n  - {{ email: p{i}@x.example, name: P }}\n"
+            )
+        };
+        // A plain list with one odd item at `at`.
+        let one = |at: usize, odd: &'static str| -> Item {
+            Box::new(move |i| {
+                if i == at {
+                    odd.to_string()
+                } else {
+                    format!("- id: C{i}\n  name: N\n")
+                }
+            })
+        };
+        vec![
+            ("plain", Box::new(plain)),
+            (
+                "comments and CRLF",
+                Box::new(move |i| format!("# c{i}\r\n{}\r\n", plain(i).replace('\n', "\r\n"))),
+            ),
+            (
+                "block scalar",
+                Box::new(|i| {
+                    format!("- id: C{i}\n  name: |\n    line\n    - not an item\n\n    more\n")
+                }),
+            ),
+            (
+                "quoted over lines",
+                one(30, "- id: Q\n  name: \"open\n- id: inside\"\n"),
+            ),
+            (
+                "alias to another piece",
+                Box::new(|i| match i {
+                    0 => "- id: A\n  name: &n Shared\n".into(),
+                    50 => "- id: B\n  name: *n\n".into(),
+                    _ => format!("- id: C{i}\n  name: N\n"),
+                }),
+            ),
+            ("flow over lines", one(40, "- { id: F,\n  name: G }\n")),
+            ("unknown key", one(60, "- id: U\n  nmae: typo\n")),
+            ("duplicate key", one(70, "- id: D\n  id: E\n")),
+            (
+                "indented items",
+                Box::new(|i| format!("  - id: C{i}\n    name: N\n")),
+            ),
+            ("empty item", one(20, "-\n  id: E\n")),
+        ]
+    }
+
+    #[test]
+    fn a_file_parsed_in_pieces_reads_as_the_whole_file() {
+        for (what, item) in layouts() {
+            let items: String = (0..100).map(item).collect();
+            let text = format!("# customers\ncustomers:\n{items}");
+            let sources = vec![Source::new(PathBuf::from("c.yaml"), text.clone())];
+            let whole = seen(&parse_in_pieces(&sources, &[0], 0, 2));
+            for target in [64, 300, 1000] {
+                assert!(
+                    super::super::split::pieces(&text, target).is_some()
+                        || what == "block scalar" && target == 1000,
+                    "{what} is cut"
+                );
+                let pieces = seen(&parse_in_pieces(&sources, &[0], target, 2));
+                assert_eq!(pieces, whole, "{what}, pieces of {target} bytes");
+            }
+        }
     }
 }

@@ -60,11 +60,37 @@ pub struct IndexedFile {
     /// Whether it declares nothing but `customers:` (or nothing at all).
     pub only_customers: bool,
     /// The ids of the customers it declares, when it has a `customers:` section.
-    pub customers: Option<Vec<CompactString>>,
+    pub customers: Option<Ids>,
     /// The password sources its logins name, to check again: still set, still readable,
     /// still long enough.
     pub secrets: Vec<SecretCheck>,
 }
+
+/// A file's customer ids as the index stores them: a JSON list, read only for the files
+/// that changed (reading the ids of every file was most of the time an index took to read).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ids(Box<serde_json::value::RawValue>);
+
+impl Ids {
+    /// The ids given, in their order.
+    pub fn of(ids: &[CompactString]) -> Ids {
+        Ids(serde_json::value::to_raw_value(ids).expect("ids serialise"))
+    }
+
+    /// The ids; `None` when the stored list does not read as one.
+    pub fn read(&self) -> Option<Vec<CompactString>> {
+        serde_json::from_str(self.0.get()).ok()
+    }
+}
+
+impl PartialEq for Ids {
+    fn eq(&self, other: &Ids) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Ids {}
 
 /// A password source a plan checks again (never its value).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -89,8 +115,12 @@ impl PlanIndex {
     /// The index from its stored bytes; `None` when they do not read as one (an older or
     /// damaged record: the plan is then computed in full).
     pub fn from_bytes(bytes: &[u8]) -> Option<PlanIndex> {
-        let decoder = flate2::read::DeflateDecoder::new(bytes);
-        serde_json::from_reader(std::io::BufReader::new(decoder)).ok()
+        use std::io::Read as _;
+        let mut json = Vec::with_capacity(bytes.len() * 4);
+        flate2::read::DeflateDecoder::new(bytes)
+            .read_to_end(&mut json)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
     }
 }
 
@@ -106,14 +136,17 @@ mod tests {
                 path: "customers/a.yaml".into(),
                 digest: "ab".into(),
                 only_customers: true,
-                customers: Some(vec!["C1".into()]),
+                customers: Some(Ids::of(&["C1".into()])),
                 secrets: vec![SecretCheck::Env("PW".into(), 10)],
             }],
             templates: vec![],
             logins: 3,
             managed: vec![true; 8],
         };
-        assert_eq!(PlanIndex::from_bytes(&index.to_bytes()), Some(index));
+        let read = PlanIndex::from_bytes(&index.to_bytes());
+        assert_eq!(read, Some(index));
+        let ids = read.unwrap().files[0].customers.as_ref().unwrap().read();
+        assert_eq!(ids, Some(vec![CompactString::from("C1")]));
         assert_eq!(PlanIndex::from_bytes(b"not deflate"), None);
     }
 

@@ -9,7 +9,7 @@ mod secret;
 
 pub use address::Address;
 pub use drift::{Applied, ObjectDigest, ReadMark};
-pub use index::{IndexedFile, LiveVersion, PlanIndex, SecretCheck};
+pub use index::{Ids, IndexedFile, LiveVersion, PlanIndex, SecretCheck};
 pub use oidc::OidcClientState;
 pub use secret::SecretRef;
 

@@ -1,12 +1,13 @@
 //! The plan index of a valid manifest set (see `state::PlanIndex`): each file's digest, what
 //! it declares, its customers' ids and the password sources it names.
 
+use compact_str::CompactString;
 use std::path::Path;
 
 use super::{Desired, Sections};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::model::PasswordSource;
-use crate::state::{IndexedFile, PlanIndex, SecretCheck, State};
+use crate::state::{Ids, IndexedFile, PlanIndex, SecretCheck, State};
 
 impl Sections {
     /// The eight flags in a fixed order (what the plan index records).
@@ -46,6 +47,29 @@ pub fn file_digest(bytes: &[u8]) -> String {
     crate::state::hex(&sha2::Sha256::digest(bytes))
 }
 
+/// The size and SHA-256 (hex) of a file's bytes, streamed through one buffer. Reading stops
+/// past `limit` bytes (the size then says so; the digest is of no use).
+pub fn file_digest_of(path: &std::path::Path, limit: u64) -> std::io::Result<(u64, String)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 17];
+    let mut size = 0u64;
+    while size <= limit {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                size += n as u64;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok((size, crate::state::hex(&hasher.finalize())))
+}
+
 /// The index of `set`, validated into `desired` against `live`. `logins` is left at 0: the
 /// store counts them after the apply.
 pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> PlanIndex {
@@ -55,6 +79,15 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
         .as_ref()
         .or_else(|| live.and_then(|l| l.login_policy.as_ref()))
         .map_or(10, |p| p.password.min_length as usize);
+    let mut ids: Vec<Option<Vec<CompactString>>> = set
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(index, _)| {
+            let declared = set.declared.get(index).copied().unwrap_or_default();
+            declared.customers.then(Vec::new)
+        })
+        .collect();
     let mut files: Vec<IndexedFile> = set
         .sources
         .iter()
@@ -65,14 +98,14 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
                 path: relative_name(&set.root, &source.path),
                 digest: crate::state::hex(source.digest()),
                 only_customers: !declared.other,
-                customers: declared.customers.then(Vec::new),
+                customers: None,
                 secrets: Vec::new(),
             }
         })
         .collect();
     for customer in set.customers.iter().flatten() {
         let file = &mut files[customer.site.file];
-        if let Some(ids) = &mut file.customers {
+        if let Some(ids) = &mut ids[customer.site.file] {
             ids.push(customer.value.id.as_str().into());
         }
         let base = set.sources[customer.site.file].path.parent();
@@ -99,7 +132,8 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
             files[client.site.file].secrets.push(check);
         }
     }
-    for file in &mut files {
+    for (file, ids) in files.iter_mut().zip(ids) {
+        file.customers = ids.map(|ids| Ids::of(&ids));
         file.secrets.sort();
         file.secrets.dedup();
     }

@@ -5,7 +5,7 @@ mod logins;
 mod oidc;
 mod roles;
 
-pub use index::{file_digest, index_of, relative_name, template_digest};
+pub use index::{file_digest, file_digest_of, index_of, relative_name, template_digest};
 pub use logins::is_valid_email;
 pub use oidc::{MIN_CLIENT_SECRET, redirect_uri_problem};
 
