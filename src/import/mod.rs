@@ -106,16 +106,16 @@ pub fn import(
         min_length,
         errors: Vec::new(),
     };
-    let (mut changed, unchanged) = crate::progress::phase("merge rows", || cx.merge_rows(&rows));
+    // What errors found later need of the rows is taken first; the rows are then let go one
+    // by one as they are merged, so they and the merged customers are not all held at once.
+    let mut import = Import::of_rows(&rows);
+    let (mut changed, unchanged) = crate::progress::phase("merge rows", || cx.merge_rows(rows));
     errors.append(&mut cx.errors);
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
         return Err(errors);
     }
-    // The rows are done with (what errors later need of them is in `import`): gone before
-    // the files are edited, whose texts are the next peak.
-    let mut import = Import::of_rows(&rows, unchanged);
-    drop(rows);
+    import.unchanged = unchanged;
     hash_pending(&mut changed);
     crate::progress::phase("edit files", || {
         write_changes(root, set, changed, &mut import)
@@ -138,10 +138,9 @@ pub fn import(
 
 impl Import {
     /// An import of `rows`, knowing each customer's and contact's line (for errors found
-    /// later) and how many rows changed nothing.
-    fn of_rows(rows: &[CustomerRow], unchanged: usize) -> Import {
+    /// later).
+    fn of_rows(rows: &[CustomerRow]) -> Import {
         Import {
-            unchanged,
             lines: rows.iter().map(|r| (r.id.clone(), r.line)).collect(),
             contact_lines: rows
                 .iter()
@@ -202,7 +201,7 @@ impl<'a> Context<'a> {
     /// The customer as the row changes it (or creates it), and the passwords to hash.
     /// Merges each row into its declared customer (or a new one): the customers that
     /// change, and how many rows changed nothing. A row with an error is left out.
-    fn merge_rows(&mut self, rows: &[CustomerRow]) -> (Vec<Changed<'a>>, usize) {
+    fn merge_rows(&mut self, rows: Vec<CustomerRow>) -> (Vec<Changed<'a>>, usize) {
         let declared: HashMap<&str, &'a Declared<Customer>> = self
             .set
             .customers
@@ -217,7 +216,7 @@ impl<'a> Context<'a> {
         for row in rows {
             let existing = declared.get(row.id.as_str()).copied();
             let before = self.errors.len();
-            let (customer, pending) = self.merge(row, existing.map(|d| &d.value));
+            let (customer, pending) = self.merge(&row, existing.map(|d| &d.value));
             if self.errors.len() > before {
                 continue;
             }
