@@ -597,7 +597,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         git_commit: None,
         clock: opts.now.map(crate::clock::format),
     };
-    let mut store = open_for_apply(opts, &provenance).await?;
+    let mut store = phase_async("open", open_for_apply(opts, &provenance)).await?;
     let (plan, root, index) = plan_to_apply(opts, &mut store).await?;
     provenance.git_commit = commit.join().unwrap_or(None);
     phase("print", || print_text(&plan, &opts.diff));
@@ -636,8 +636,8 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         spinner.finish();
     }
     let id = applied?;
-    report_applied(&plan, id, opts).await?;
-    after_apply(&plan, &mut store, opts).await?;
+    phase_async("report", report_applied(&plan, id, opts)).await?;
+    phase_async("after apply", after_apply(&plan, &mut store, opts)).await?;
     discard(plan);
     Ok(Outcome::Done)
 }
@@ -682,8 +682,8 @@ async fn open_for_apply(opts: &ApplyOpts, provenance: &Provenance) -> Result<Any
         },
     )
     .await?;
-    store.lock(timeout, &provenance.actor).await?;
-    store.migrate().await?;
+    phase_async("lock", store.lock(timeout, &provenance.actor)).await?;
+    phase_async("migrate", store.migrate()).await?;
     Ok(store)
 }
 
