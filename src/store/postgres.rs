@@ -550,10 +550,11 @@ const WRITES: Writes = Writes {
             applied_digest = excluded.applied_digest, applied_apply_id = excluded.applied_apply_id",
     insert_logins: "INSERT INTO logins
         (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at,
-         applied_digest, applied_apply_id)
+         applied_digest, applied_apply_id, password_hash, password_set_at)
         SELECT * FROM json_to_recordset($1::json) AS e(customer_id text, contact text, email text,
             name text, access boolean, role_id text, website_id text, notify boolean,
-            password_marker bigint, expires_at text, applied_digest bigint, applied_apply_id bigint)",
+            password_marker bigint, expires_at text, applied_digest bigint, applied_apply_id bigint,
+            password_hash text, password_set_at text)",
     upsert_applied: "INSERT INTO applied_objects (address, digest, apply_id)
         SELECT address, digest, apply_id
         FROM json_to_recordset($1::json) AS e(address text, digest text, apply_id bigint)
@@ -810,6 +811,8 @@ fn login_row(row: &PgRow) -> Result<LoginRow, StoreError> {
         expires_at: optional_text(row, 9)?,
         applied_digest: row.try_get(11).doing(doing)?,
         applied_apply_id: None,
+        password_hash: None,
+        password_set_at: None,
         has_password: row.try_get(10).doing(doing)?,
     })
 }

@@ -431,10 +431,11 @@ impl StepStream {
     /// frees them when it is done.
     pub fn spawn(
         w: &'static Writes,
-        batches: Batches,
+        mut batches: Batches,
         passwords: Vec<crate::passwords::PasswordRow>,
     ) -> StepStream {
         let at = batches.at.clone();
+        let passwords = batches.insert_passwords(passwords);
         let (secrets, passwords): (Vec<_>, Vec<_>) =
             passwords.into_iter().partition(|p| p.is_client());
         let infos = steps(w, &batches, (&passwords, &secrets))

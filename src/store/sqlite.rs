@@ -737,10 +737,11 @@ const WRITES: Writes = Writes {
     insert_logins: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
         INSERT INTO logins
         (customer_id, contact, email, name, access, role_id, website_id, notify, password_marker, expires_at,
-         applied_digest, applied_apply_id)
+         applied_digest, applied_apply_id, password_hash, password_set_at)
         SELECT v->>'customer_id', v->>'contact', v->>'email', v->>'name',
                v->>'access', v->>'role_id', v->>'website_id', v->>'notify',
-               v->>'password_marker', v->>'expires_at', v->>'applied_digest', v->>'applied_apply_id'
+               v->>'password_marker', v->>'expires_at', v->>'applied_digest', v->>'applied_apply_id',
+               v->>'password_hash', v->>'password_set_at'
         FROM r",
     insert_applied: None,
     upsert_applied: "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1))
