@@ -15,8 +15,9 @@
 #   REPEAT=5 bash benches/scale.sh        # each step and floor run 5 times, the median shown
 #                                         # (default 3; peak RSS is the largest of the runs)
 #   POSTGRES_URL=postgres://u:p@host:port/db bash benches/scale.sh
-#                                         # also PostgreSQL's first apply and no-change plan
-#                                         # (in a database portico_scale it creates there)
+#                                         # also PostgreSQL's first apply, full-read plan and
+#                                         # 10-login plan and apply (in a database
+#                                         # portico_scale it creates there)
 #   The parse floor is measured again before each step it is compared with (the machine drifts).
 #   PORTICO_TIMINGS=1 shows each step's phases (parse, read live, validate, diff, write…)
 #   SHAPES="default wide"                 # account shapes to run (default: both), then the
@@ -188,13 +189,24 @@ for N in "${SIZES[@]}"; do
   measure drift "" "$BIN" plan -f "$D/drift" --database "$DB" --detailed-exitcode
   row "${DRIFT}%-drift plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 1.0x)')"
   fresh_floor
-  measure pr "" "$BIN" plan -f "$D/pr" --database "$DB" --detailed-exitcode
-  pr_plan=$SECONDS_TAKEN
-  row "10-login change: plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 0.1x)')"
+  # The 10-login plan and its apply take a tenth of a second: they run alternately, at least
+  # five times each, so the machine's drift falls on both alike. The database copied back
+  # before each apply is flushed to disk first: otherwise the apply's commit (an fsync of
+  # the file) writes out the whole copy, 70-160 MB, and is timed doing so.
   cp "$D/live.db" "$D/before-pr.db"
-  measure pr-apply "cp '$D/before-pr.db' '$D/live.db'" \
-    "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
-  row "10-login change: apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$pr_plan" 'its plan (target <= 1.2x)')"
+  pr_times=(); apply_times=(); pr_kb=0; apply_kb=0
+  for _ in $(seq $(( REPEAT > 5 ? REPEAT : 5 ))); do
+    REPEAT=1 measure pr "" "$BIN" plan -f "$D/pr" --database "$DB" --detailed-exitcode
+    pr_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$pr_kb" ] && pr_kb=$KB
+    REPEAT=1 measure pr-apply "cp '$D/before-pr.db' '$D/live.db' && sync '$D/live.db'" \
+      "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
+    apply_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$apply_kb" ] && apply_kb=$KB
+    cp "$D/before-pr.db" "$D/live.db"
+  done
+  pr_plan=$(printf '%s\n' "${pr_times[@]}" | median)
+  pr_apply=$(printf '%s\n' "${apply_times[@]}" | median)
+  row "10-login change: plan" "$pr_plan" "$pr_kb" "$(ratio "$pr_plan" "$parse" 'parse floor (target <= 0.1x)')"
+  row "10-login change: apply" "$pr_apply" "$apply_kb" "$(ratio "$pr_apply" "$pr_plan" 'its plan (target <= 1.2x)')"
   if [ -n "${POSTGRES_URL:-}" ]; then
     PG="${POSTGRES_URL%/*}/portico_scale"
     measure pg-apply "psql -q '$POSTGRES_URL' -c 'DROP DATABASE IF EXISTS portico_scale' -c 'CREATE DATABASE portico_scale' >/dev/null 2>&1" \
@@ -202,8 +214,19 @@ for N in "${SIZES[@]}"; do
     row "PostgreSQL first apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$apply_s" "SQLite (target <= 1.5x)")"
     measure pg-plan "" "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode --no-incremental
     row "PostgreSQL no-change plan, full read" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$plan_s" "SQLite (target <= 1.2x)")"
-    measure pg-pr "" "$BIN" plan -f "$D/pr" --database "$PG" --detailed-exitcode
-    row "PostgreSQL 10-login change: plan" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$parse" 'parse floor (target <= 0.1x)')"
+    # As on SQLite, alternately; the account is put back by applying the base files again.
+    pr_times=(); apply_times=(); pr_kb=0; apply_kb=0
+    for _ in $(seq $(( REPEAT > 5 ? REPEAT : 5 ))); do
+      REPEAT=1 measure pg-pr "" "$BIN" plan -f "$D/pr" --database "$PG" --detailed-exitcode
+      pr_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$pr_kb" ] && pr_kb=$KB
+      REPEAT=1 measure pg-pr-apply "" "$BIN" apply -f "$D/pr" --auto-approve --database "$PG"
+      apply_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$apply_kb" ] && apply_kb=$KB
+      "$BIN" apply -f "$D/base" --auto-approve --database "$PG" > /dev/null
+    done
+    pr_plan=$(printf '%s\n' "${pr_times[@]}" | median)
+    pr_apply=$(printf '%s\n' "${apply_times[@]}" | median)
+    row "PostgreSQL 10-login change: plan" "$pr_plan" "$pr_kb" "$(ratio "$pr_plan" "$parse" 'parse floor (target <= 0.1x)')"
+    row "PostgreSQL 10-login change: apply" "$pr_apply" "$apply_kb" "$(ratio "$pr_apply" "$pr_plan" 'its plan (target <= 1.2x)')"
     psql -q "$POSTGRES_URL" -c "DROP DATABASE portico_scale" >/dev/null
   fi
   history=$(sqlite3 "$D/live.db" "SELECT length(CAST(changes AS BLOB)) + coalesce(length(changes_z), 0) FROM applies WHERE id = 1")

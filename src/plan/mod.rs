@@ -468,6 +468,21 @@ impl Plan {
         let s = self.summary();
         s.delete + s.revoke
     }
+
+    /// The logins the live account holds once this plan is applied: every customer's own
+    /// login and every contact's are a row, created or deleted by a change of their own (a
+    /// removed customer's contacts each have their delete), so the count follows from the
+    /// live count and the changes, with no count of the table.
+    pub fn logins_after(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.address, Address::Customer(_) | Address::Contact { .. }))
+            .fold(self.live_logins, |logins, c| match c.action {
+                Action::Create => logins + 1,
+                Action::Delete => logins.saturating_sub(1),
+                Action::Update | Action::Revoke => logins,
+            })
+    }
 }
 
 /// Full lower-case hex SHA-256 of a value's JSON.

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use compact_str::CompactString;
+
 type Map<K> = HashMap<K, ObjectDigest, foldhash::fast::RandomState>;
 
 /// Digests of the objects as portico last wrote them: the logins' by their row's key (read
@@ -11,9 +13,9 @@ type Map<K> = HashMap<K, ObjectDigest, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 pub struct Applied {
     /// By address: features, roles, websites, policies, settings, OIDC clients.
-    pub objects: Map<compact_str::CompactString>,
+    pub objects: Map<CompactString>,
     /// By `(customer id, contact)`; the contact is `""` for the customer itself.
-    pub logins: Map<(compact_str::CompactString, compact_str::CompactString)>,
+    pub logins: LoginDigests,
     /// Which write of which store was read: the plan's `live_fingerprint`.
     pub version: super::LiveVersion,
 }
@@ -23,12 +25,37 @@ impl Applied {
     pub fn get(&self, address: &super::Address) -> Option<&ObjectDigest> {
         use super::Address;
         match address {
-            Address::Customer(id) => self.logins.get(&(id.as_str().into(), "".into())),
-            Address::Contact { customer, email } => self
-                .logins
-                .get(&(customer.as_str().into(), email.as_str().into())),
+            Address::Customer(id) => self.logins.get(id, ""),
+            Address::Contact { customer, email } => self.logins.get(customer, email),
             other => self.objects.get(other.to_string().as_str()),
         }
+    }
+}
+
+/// The digests of the logins as portico last wrote them, sorted by `(customer id,
+/// contact)` and found by binary search. A plan looks up only the logins it changes, so
+/// the list is built for every login but kept plain: a hash map of 300,000 logins took
+/// 0.1–0.2 s of every full plan to build.
+#[derive(Debug, Default)]
+pub struct LoginDigests(Vec<((CompactString, CompactString), ObjectDigest)>);
+
+impl LoginDigests {
+    /// The digests given, in any order.
+    pub fn new(mut digests: Vec<((CompactString, CompactString), ObjectDigest)>) -> Self {
+        // The stores read logins in key order already (by bytes); another order is sorted.
+        if !digests.is_sorted_by(|a, b| a.0 <= b.0) {
+            digests.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        LoginDigests(digests)
+    }
+
+    /// The digest recorded for the login of `customer` and `contact` (`""`: the customer's
+    /// own).
+    pub fn get(&self, customer: &str, contact: &str) -> Option<&ObjectDigest> {
+        self.0
+            .binary_search_by(|((c, k), _)| (c.as_str(), k.as_str()).cmp(&(customer, contact)))
+            .ok()
+            .map(|i| &self.0[i].1)
     }
 }
 
@@ -78,4 +105,40 @@ pub struct ReadMark {
     /// SQLite's `data_version` during the read (it changes whenever another connection
     /// commits) and the connection's own `total_changes()`.
     pub(crate) version: (i64, i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_digests_are_found_by_key_in_any_order_given() {
+        let key = |c: &str, k: &str| (CompactString::from(c), CompactString::from(k));
+        // Byte order puts "B" before "a" and "" before any contact.
+        let digests = LoginDigests::new(vec![
+            (key("a", "x@e"), ObjectDigest(3)),
+            (key("B", ""), ObjectDigest(1)),
+            (key("a", ""), ObjectDigest(2)),
+            (key("é", "y@e"), ObjectDigest(4)),
+        ]);
+        assert_eq!(digests.get("B", ""), Some(&ObjectDigest(1)));
+        assert_eq!(digests.get("a", ""), Some(&ObjectDigest(2)));
+        assert_eq!(digests.get("a", "x@e"), Some(&ObjectDigest(3)));
+        assert_eq!(digests.get("é", "y@e"), Some(&ObjectDigest(4)));
+        assert_eq!(digests.get("b", ""), None);
+        assert_eq!(digests.get("a", "y@e"), None);
+        let applied = Applied {
+            logins: digests,
+            ..Applied::default()
+        };
+        let contact = super::super::Address::Contact {
+            customer: "a".into(),
+            email: "x@e".into(),
+        };
+        assert_eq!(applied.get(&contact), Some(&ObjectDigest(3)));
+        assert_eq!(
+            applied.get(&super::super::Address::Customer("B".into())),
+            Some(&ObjectDigest(1))
+        );
+    }
 }

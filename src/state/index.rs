@@ -101,6 +101,23 @@ pub enum SecretCheck {
     File(String, usize),
 }
 
+/// An index on its way to the database: serialised and deflated on a blocking thread while
+/// the apply takes its lock and writes its rows (2–3 ms of a 10-login apply at 300,000
+/// logins, otherwise spent inside the transaction).
+pub struct SealingIndex(tokio::task::JoinHandle<Vec<u8>>);
+
+impl SealingIndex {
+    /// Starts serialising `index`.
+    pub fn start(index: PlanIndex) -> SealingIndex {
+        SealingIndex(tokio::task::spawn_blocking(move || index.to_bytes()))
+    }
+
+    /// The stored bytes ([`PlanIndex::to_bytes`]).
+    pub async fn bytes(self) -> Vec<u8> {
+        self.0.await.expect("serialising an index does not panic")
+    }
+}
+
 impl PlanIndex {
     /// The index as stored: deflated JSON.
     pub fn to_bytes(&self) -> Vec<u8> {

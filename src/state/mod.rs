@@ -8,8 +8,8 @@ mod oidc;
 mod secret;
 
 pub use address::Address;
-pub use drift::{Applied, ObjectDigest, ReadMark};
-pub use index::{Ids, IndexedFile, LiveVersion, PlanIndex, SecretCheck};
+pub use drift::{Applied, LoginDigests, ObjectDigest, ReadMark};
+pub use index::{Ids, IndexedFile, LiveVersion, PlanIndex, SealingIndex, SecretCheck};
 pub use oidc::OidcClientState;
 pub use secret::SecretRef;
 

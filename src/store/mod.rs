@@ -333,14 +333,15 @@ pub trait Store {
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
-        index: Option<&crate::state::PlanIndex>,
+        index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError>;
 
     /// The outbox, oldest first: only messages still to deliver, or all of them.
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError>;
 
-    /// How many messages are still to deliver.
-    async fn pending_count(&mut self) -> Result<u64, StoreError>;
+    /// How many messages are still to deliver, counted up to `bound` (a larger outbox
+    /// answers `bound`).
+    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError>;
 
     /// Stores the hash of a new set-password token for each message's login (its older
     /// links revoked), in one transaction; returns each token's expiry (RFC 3339, UTC), in
@@ -740,13 +741,13 @@ impl Store for AnyStore {
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
-        index: Option<&crate::state::PlanIndex>,
+        index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError> {
         dispatch!(self, s => s.apply(plan, provenance, passwords, index).await)
     }
 
-    async fn pending_count(&mut self) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.pending_count().await)
+    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.pending_count(bound).await)
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

@@ -298,11 +298,14 @@ impl Store for PostgresStore {
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
-        index: Option<&crate::state::PlanIndex>,
+        index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
-        MIGRATOR.run(&mut self.conn).await?;
+        // The schema is made here when there is none (a current one is not checked again).
+        if schema_version(&mut self.conn).await? != Some(known_version()) {
+            MIGRATOR.run(&mut self.conn).await?;
+        }
         // One consistent snapshot for the re-check and the writes; an outside write that
         // conflicts ends the transaction with a serialization failure: nothing applied.
         let mut tx = self
@@ -326,8 +329,9 @@ impl Store for PostgresStore {
             // Fresh statistics: the tables went from (nearly) empty to large in this
             // transaction, and until autovacuum gets to them, the queries that look logins
             // up by key (day-2 operations, set-password links) would be planned for the
-            // empty tables.
-            sqlx::query("ANALYZE customers, logins")
+            // empty tables; so would the queued messages' (an apply counting those still
+            // to deliver scanned all of them).
+            sqlx::query("ANALYZE customers, logins, notifications")
                 .execute(&mut *tx)
                 .await
                 .doing("updating the tables' statistics")?;
@@ -337,11 +341,11 @@ impl Store for PostgresStore {
         Ok(id)
     }
 
-    async fn pending_count(&mut self) -> Result<u64, StoreError> {
+    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
         if !schema_ready(&mut self.conn).await? {
             return Ok(0);
         }
-        shared::pending_count::<sqlx::Postgres>(&mut self.conn).await
+        shared::pending_count::<sqlx::Postgres>(&mut self.conn, bound).await
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

@@ -863,19 +863,15 @@ impl<'de> serde::de::Visitor<'de> for AppendLogins<'_> {
 }
 
 /// The digests the login rows hold, by their key (see [`crate::state::Applied`]).
-pub fn login_digests(
-    rows: &[LoginRow],
-) -> std::collections::HashMap<
-    (CompactString, CompactString),
-    crate::state::ObjectDigest,
-    foldhash::fast::RandomState,
-> {
-    rows.iter()
-        .filter_map(|row| {
-            let digest = crate::state::ObjectDigest::from_i64(row.applied_digest?);
-            Some(((row.customer_id.clone(), row.contact.clone()), digest))
-        })
-        .collect()
+pub fn login_digests(rows: &[LoginRow]) -> crate::state::LoginDigests {
+    crate::state::LoginDigests::new(
+        rows.iter()
+            .filter_map(|row| {
+                let digest = crate::state::ObjectDigest::from_i64(row.applied_digest?);
+                Some(((row.customer_id.clone(), row.contact.clone()), digest))
+            })
+            .collect(),
+    )
 }
 
 /// Every managed row of the database, as read.

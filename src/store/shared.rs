@@ -219,21 +219,28 @@ where
     rows.into_iter().map(ApplyRow::into_record).collect()
 }
 
-/// Counts the messages still to deliver.
+/// Counts the messages still to deliver, up to `bound`.
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn pending_count<DB>(conn: &mut DB::Connection) -> Result<u64, StoreError>
+pub(crate) async fn pending_count<DB>(
+    conn: &mut DB::Connection,
+    bound: u64,
+) -> Result<u64, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 0")
-        .fetch_one(&mut *conn)
-        .await
-        .doing("counting the notifications to deliver")?;
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM notifications WHERE status = 0 LIMIT $1) AS p",
+    )
+    .bind(i64::try_from(bound).unwrap_or(i64::MAX))
+    .fetch_one(&mut *conn)
+    .await
+    .doing("counting the notifications to deliver")?;
     Ok(count.unsigned_abs())
 }
 
@@ -953,14 +960,15 @@ where
 }
 
 /// Ends an apply's writes: raises the write count once (whatever the triggers counted),
-/// and records the plan index with the count left and the logins there are, or removes the
-/// old one when this apply did not leave the database as its files describe.
+/// and records the plan index (its stored bytes, counting the logins the apply leaves) with
+/// the count left, or removes the old one when this apply did not leave the database as its
+/// files describe.
 ///
 /// # Errors
 /// Database errors.
 pub(crate) async fn finish_apply<DB>(
     conn: &mut DB::Connection,
-    index: Option<&crate::state::PlanIndex>,
+    index: Option<crate::state::SealingIndex>,
 ) -> Result<(), StoreError>
 where
     DB: Database,
@@ -977,7 +985,7 @@ where
             .await
             .doing(doing)?;
     match index {
-        Some(index) => write_index::<DB>(conn, index, n).await,
+        Some(index) => write_index::<DB>(conn, &index.bytes().await, n).await,
         None => {
             sqlx::query("DELETE FROM plan_index")
                 .execute(&mut *conn)
@@ -988,14 +996,13 @@ where
     }
 }
 
-/// Records the plan index (with the number of logins there are) as left at write count `n`,
-/// in place of any other.
+/// Records the plan index's stored bytes as left at write count `n`, in place of any other.
 ///
 /// # Errors
 /// Database errors.
 pub(crate) async fn write_index<DB>(
     conn: &mut DB::Connection,
-    index: &crate::state::PlanIndex,
+    body: &[u8],
     n: i64,
 ) -> Result<(), StoreError>
 where
@@ -1004,25 +1011,15 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     let doing = "recording the plan index";
-    let logins: i64 = sqlx::query_scalar("SELECT count(*) FROM logins")
-        .fetch_one(&mut *conn)
-        .await
-        .doing(doing)?;
-    let index = crate::state::PlanIndex {
-        logins: logins.unsigned_abs(),
-        ..index.clone()
-    };
-    let body = index.to_bytes();
     sqlx::query("DELETE FROM plan_index")
         .execute(&mut *conn)
         .await
         .doing(doing)?;
     sqlx::query("INSERT INTO plan_index (id, changes, body) VALUES (1, $1, $2)")
         .bind(n)
-        .bind(body.as_slice())
+        .bind(body)
         .execute(&mut *conn)
         .await
         .doing(doing)?;
@@ -1050,7 +1047,9 @@ where
 {
     let version = read_version::<DB>(conn).await?;
     match version.changes() {
-        Some(n) if version.fingerprint() == fingerprint => write_index::<DB>(conn, index, n).await,
+        Some(n) if version.fingerprint() == fingerprint => {
+            write_index::<DB>(conn, &index.to_bytes(), n).await
+        }
         _ => Ok(()),
     }
 }

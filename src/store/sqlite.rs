@@ -394,13 +394,17 @@ impl Store for SqliteStore {
         plan: &Plan,
         provenance: &Provenance,
         passwords: &[PasswordRow],
-        index: Option<&crate::state::PlanIndex>,
+        index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
         let id = self.id;
         let conn = self.conn(true).await?.expect("created");
-        MIGRATOR.run(&mut *conn).await?;
+        // The schema is made here when there is none (the migrator's full check costs a
+        // millisecond or two, so a current schema is not checked again).
+        if schema_version(conn).await? != Some(known_version()) {
+            MIGRATOR.run(&mut *conn).await?;
+        }
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -446,14 +450,14 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    async fn pending_count(&mut self) -> Result<u64, StoreError> {
+    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(0);
         };
         if !schema_ready(conn).await? {
             return Ok(0);
         }
-        shared::pending_count::<sqlx::Sqlite>(conn).await
+        shared::pending_count::<sqlx::Sqlite>(conn, bound).await
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

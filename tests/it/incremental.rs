@@ -1,8 +1,10 @@
 //! The incremental plan (issue #26) is exact: random sequences of edits (customers,
-//! contacts, roles, policies, templates, whole files added, moved and removed, password
-//! sources (a variable and a file), the clock, raw SQL edits outside portico, the login service's runtime writes,
-//! applies in every form) and after every step the plan computed from the changed files only
-//! equals the full plan: the same exit code, text, JSON (digests included) and messages.
+//! contacts, roles, policies, templates, OpenID Connect clients and their secrets, whole
+//! files added, moved and removed, password sources (a variable and a file), how files are
+//! read (`--max-file-size`, `--policy-warn-only`), the clock, raw SQL edits outside
+//! portico, the login service's runtime writes, applies in every form) and after every step
+//! the plan computed from the changed files only equals the full plan: the same exit code,
+//! text, JSON (digests included) and messages.
 //! `PORTICO_INCREMENTAL_CASES` sets the number of sequences per engine (default 4).
 
 use std::collections::BTreeMap;
@@ -51,8 +53,12 @@ struct Model {
     template: u8,
     /// A role only some customers use (when declared, unused ones are warned about).
     spare_role: bool,
-    /// The password file: 0 long enough, 1 too short, 2 missing.
+    /// The password file and the client secret's file: 0 long enough, 1 too short, 2
+    /// missing.
     password_file: u8,
+    /// An OpenID Connect client: 0 none, 1 public, 2 with a secret from a variable, 3 from
+    /// a file; its redirect address moves with `invoice_level`.
+    client: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +108,9 @@ enum Op {
     Secret {
         kind: u8,
     },
+    Reading {
+        kind: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -114,11 +123,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4usize).prop_map(|name| Op::AddFile { name }),
         1 => (0..4usize).prop_map(|file| Op::RemoveFile { file }),
         1 => (0..4usize, 0..4usize).prop_map(|(file, name)| Op::RenameFile { file, name }),
-        2 => (0..4u8).prop_map(|kind| Op::Account { kind }),
+        3 => (0..5u8).prop_map(|kind| Op::Account { kind }),
         2 => (0..5u8).prop_map(|kind| Op::Sql { kind }),
         5 => (0..4u8).prop_map(|kind| Op::Apply { kind }),
         1 => (1..20i64).prop_map(|days| Op::Time { days }),
-        2 => (0..6u8).prop_map(|kind| Op::Secret { kind }),
+        2 => (0..9u8).prop_map(|kind| Op::Secret { kind }),
+        1 => (0..4u8).prop_map(|kind| Op::Reading { kind }),
     ]
 }
 
@@ -184,6 +194,18 @@ impl Model {
             text.push_str(
                 "policies:\n  - { id: few, message: at most two logins, max_logins_per_customer: 2 }\n",
             );
+        }
+        let secret = match self.client {
+            1 => "public: true",
+            2 => "secret: { env: PORTICO_TEST_CLIENT_SECRET }",
+            _ => "secret: { file: client-secret.txt }",
+        };
+        if self.client > 0 {
+            text.push_str(&format!(
+                "oidc_clients:\n  - {{ id: app, name: App, redirect_uris: [https://app.example.com/cb{}], \
+                 website: web, {secret} }}\n",
+                self.invoice_level % 2
+            ));
         }
         text
     }
@@ -252,9 +274,14 @@ impl Model {
         .unwrap();
         match self.password_file {
             0 => {
-                std::fs::write(root.join("password.txt"), "a-long-enough-file-password\n").unwrap()
+                std::fs::write(root.join("password.txt"), "a-long-enough-file-password\n").unwrap();
+                let secret = "a-client-secret-long-enough-for-the-provider\n";
+                std::fs::write(root.join("client-secret.txt"), secret).unwrap();
             }
-            1 => std::fs::write(root.join("password.txt"), "short\n").unwrap(),
+            1 => {
+                std::fs::write(root.join("password.txt"), "short\n").unwrap();
+                std::fs::write(root.join("client-secret.txt"), "short\n").unwrap();
+            }
             _ => {}
         }
         for (name, customers) in &self.files {
@@ -363,9 +390,10 @@ impl Model {
                 0 => self.invoice_level = self.invoice_level.wrapping_add(1),
                 1 => self.policy = !self.policy,
                 2 => self.template = self.template.wrapping_add(1),
-                _ => self.spare_role = !self.spare_role,
+                3 => self.spare_role = !self.spare_role,
+                _ => self.client = (self.client + 1) % 4,
             },
-            Op::Secret { kind } if kind >= 3 => self.password_file = kind - 3,
+            Op::Secret { kind } if (3..6).contains(&kind) => self.password_file = kind - 3,
             _ => {}
         }
     }
@@ -380,6 +408,11 @@ type Seen = (i32, String, String);
 struct World {
     day: i64,
     secret: Option<&'static str>,
+    /// The OpenID Connect client's secret variable.
+    client_secret: Option<&'static str>,
+    /// How files are read: 0 as by default, 1 `--policy-warn-only`, 2 `--max-file-size 1`
+    /// (the same files read, another setting recorded), 3 `--max-file-size 0` (none read).
+    reading: u8,
 }
 
 impl World {
@@ -393,6 +426,18 @@ impl World {
         match self.secret {
             Some(value) => cmd.env("PORTICO_TEST_PW", value),
             None => cmd.env_remove("PORTICO_TEST_PW"),
+        };
+        match self.client_secret {
+            Some(value) => cmd.env("PORTICO_TEST_CLIENT_SECRET", value),
+            None => cmd.env_remove("PORTICO_TEST_CLIENT_SECRET"),
+        };
+        cmd.env_remove("PORTICO_POLICY_WARN_ONLY")
+            .env_remove("PORTICO_MAX_FILE_SIZE");
+        match self.reading {
+            1 => cmd.env("PORTICO_POLICY_WARN_ONLY", "true"),
+            2 => cmd.env("PORTICO_MAX_FILE_SIZE", "1"),
+            3 => cmd.env("PORTICO_MAX_FILE_SIZE", "0"),
+            _ => &mut cmd,
         };
         cmd
     }
@@ -505,6 +550,8 @@ fn run_sequence(env: &Env, ops: &[Op]) -> usize {
     let mut world = World {
         day: 0,
         secret: Some(long),
+        client_secret: Some("a-client-secret-from-a-variable-long-enough"),
+        reading: 0,
     };
     let mut answered = 0;
     apply(env, world, 0);
@@ -518,6 +565,15 @@ fn run_sequence(env: &Env, ops: &[Op]) -> usize {
             Op::Secret { kind } if kind < 3 => {
                 world.secret = [None, Some("short"), Some(long)][usize::from(kind)];
             }
+            Op::Secret { kind } if kind >= 6 => {
+                let secrets = [
+                    None,
+                    Some("short"),
+                    Some("a-client-secret-from-a-variable-long-enough"),
+                ];
+                world.client_secret = secrets[usize::from(kind - 6)];
+            }
+            Op::Reading { kind } => world.reading = kind,
             _ => {}
         }
         if compare(env, world, &format!("step {n}: {op:?} of {ops:?}")) {
@@ -612,3 +668,53 @@ fn says_how_it_planned(env: Env) {
 }
 
 crate::common::on_every_engine!(says_how_it_planned);
+
+/// A plan that reads the files another way than the last apply did (`--policy-warn-only`,
+/// `--max-file-size`) is planned in full, and says so; an apply that let a broken policy
+/// through as a warning records no index at all.
+fn a_plan_reading_files_another_way_is_planned_in_full(env: Env) {
+    let warn_only = |args: &[&str]| {
+        let mut cmd = env.portico(args);
+        cmd.env("PORTICO_POLICY_WARN_ONLY", "true");
+        run(cmd)
+    };
+    let mut model = Model::start();
+    for customer in model.files.values_mut().flatten() {
+        customer.password = false;
+        customer.password_file = false;
+    }
+    model.policy = true;
+    model.write(&env);
+    let apply = ["apply", "-f", "manifests", "--auto-approve"];
+    let (code, _, err) = warn_only(&apply);
+    assert_eq!(code, 0, "{err}");
+    // Only file b changes.
+    model.edit((1, 0, 0, 0));
+    model.write(&env);
+    let (code, _, err) = env.plan(&["-v"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "Planning in full: --max-file-size or --policy-warn-only differ from the last apply"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = warn_only(&["plan", "-f", "manifests", "-v"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Planned from the changed files only"), "{err}");
+    let (code, _, err) = warn_only(&["plan", "-f", "manifests", "-v", "--max-file-size", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Planning in full: --max-file-size"), "{err}");
+    // Customer 0 (file a) gets a second contact: three logins, over the policy's two. Let
+    // through as a warning, the apply records no index.
+    model.edit((0, 0, 8, 12));
+    model.write(&env);
+    let (code, _, err) = warn_only(&apply);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("policy `few`"), "{err}");
+    let (code, _, err) = env.plan(&["-v"]);
+    assert_eq!(code, 1, "the broken policy is reported: {err}");
+    assert!(err.contains("Planning in full: no plan index"), "{err}");
+}
+
+crate::common::on_every_engine!(a_plan_reading_files_another_way_is_planned_in_full);

@@ -173,6 +173,22 @@ fn login_policy_and_two_factor_are_stored(env: Env) {
         plan.contains("lockout.max_failed_attempts : 3 → 4"),
         "{plan}"
     );
+    // Another apply without delivery counts the messages still waiting from before.
+    env.write(
+        "a.yaml",
+        &manifests(&closed_port_url(), 0, true).replace(
+            "    contacts:\n",
+            "    contacts:\n      - { email: new@acme.example, name: New One, access: true, notify: true }\n",
+        ),
+    );
+    let (code, out, err) = apply(&env, &["--no-notify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "1 notification(s) queued by this apply (3 older one(s) also pending); deliver them"
+        ),
+        "{out}"
+    );
 }
 
 fn notifications_are_delivered_with_an_idempotency_key(env: Env) {
