@@ -226,12 +226,15 @@ impl Store for SqliteStore {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let held_by = std::fs::read_to_string(&path)
-                        .ok()
-                        .filter(|h| !h.trim().is_empty());
+                    // The holder is the first line: an apply killed between writing its
+                    // line and cutting the file leaves the end of a longer old one after it.
+                    let held_by = std::fs::read_to_string(&path).ok().and_then(|h| {
+                        let first = h.lines().next().unwrap_or_default().trim();
+                        (!first.is_empty()).then(|| first.to_string())
+                    });
                     return Err(StoreError::LockTimeout {
                         waited: timeout,
-                        held_by: held_by.map(|h| h.trim().to_string()),
+                        held_by,
                     });
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
