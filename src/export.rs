@@ -187,7 +187,7 @@ fn clients_document(state: &State) -> (Document, Vec<String>) {
                 PasswordSource {
                     env,
                     file: None,
-                    argon2: hash,
+                    argon2: hash.map(Into::into),
                     reset: (marker != 0).then_some(marker),
                 }
             }),

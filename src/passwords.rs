@@ -190,7 +190,7 @@ fn hashing_jobs<'a>(
             SecretRef::Argon2 { hash } if hash.is_empty() => {
                 return Err(PasswordError::HashNotInPlan { address });
             }
-            SecretRef::Argon2 { hash } => (row, address, Err(hash.clone())),
+            SecretRef::Argon2 { hash } => (row, address, Err(hash.to_string())),
             other => {
                 let password = resolve(root, &address, &other.clone(), limit)?.unwrap_or_default();
                 (row, address, Ok(password))

@@ -556,11 +556,10 @@ async fn saved_plan_secrets(
     }
     plan.changes_edited();
     for change in &mut plan.changes {
-        if let Some(SecretRef::Argon2 { hash }) = &mut change.password {
-            let address = change.address.to_string();
-            if let Some(SecretRef::Argon2 { hash: from }) = desired.passwords.get(&address) {
-                hash.clone_from(from);
-            }
+        if let Some(SecretRef::Argon2 { hash }) = &mut change.password
+            && let Some(SecretRef::Argon2 { hash: from }) = desired.passwords.get(&change.address)
+        {
+            hash.clone_from(from);
         }
     }
     Ok(set.root)
@@ -984,21 +983,17 @@ async fn preview_state(opts: &crate::cli::NotifyOpts, email: &str) -> Result<(St
             let mut store = store::open(opts.connect.url(), false).await?;
             let live = store.read().await?;
             let (_, desired) = load_valid(path, Some(&live), opts.read.reading())?;
-            let address = desired.state.customers.iter().find_map(|(id, c)| {
-                let email = crate::state::normalize_email(email);
+            let email = crate::state::normalize_email(email);
+            let assigned = desired.state.customers.iter().find_map(|(id, c)| {
                 if c.record.login.email.as_deref() == Some(email.as_str()) {
-                    Some(crate::plan::Address::Customer(id.to_string()).to_string())
+                    Some(desired.passwords.login(id, None).is_some())
                 } else {
-                    c.contacts.contains_key(&email).then(|| {
-                        crate::plan::Address::Contact {
-                            customer: id.to_string(),
-                            email: email.to_string(),
-                        }
-                        .to_string()
-                    })
+                    c.contacts
+                        .contains_key(&email)
+                        .then(|| desired.passwords.login(id, Some(&email)).is_some())
                 }
             });
-            let assigned = address.is_some_and(|a| desired.passwords.contains_key(&a));
+            let assigned = assigned.unwrap_or(false);
             (day2::intended(desired, live), assigned)
         }
         None => {

@@ -627,7 +627,7 @@ fn hash_pending(changed: &mut [Changed<'_>]) {
             let source = PasswordSource {
                 env: None,
                 file: None,
-                argon2: hashes.next(),
+                argon2: hashes.next().map(Into::into),
                 reset,
             };
             match login {

@@ -460,7 +460,7 @@ pub struct PasswordSource {
     pub file: Option<String>,
     /// An argon2id hash (`$argon2id$...`) to store as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub argon2: Option<String>,
+    pub argon2: Option<std::sync::Arc<str>>,
     /// Change this marker to set the password again on the next apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<u32>,

@@ -423,7 +423,7 @@ fn clients(b: &mut Builder, desired: &Desired, live: &State, prune: bool) {
         };
         let wanted = want.get(id).and_then(|c| c.secret);
         if wanted.is_some() && wanted != have.get(id).and_then(|c| c.secret) {
-            let source = desired.passwords.get(&change.address.to_string());
+            let source = desired.passwords.get(&change.address);
             change.password = source.cloned();
         }
     }
@@ -517,7 +517,7 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
             login,
             ..new.record.clone()
         };
-        let source = desired.passwords.get(&address.to_string()).cloned();
+        let source = desired.passwords.login(id, None).cloned();
         if let Some(change) = b.change(
             Phase::Customers,
             address,
@@ -603,7 +603,7 @@ fn contacts(
         let revoke = before.is_some_and(|c| c.access && !contact.access);
         let user_password = live.password_holders.contains(&address(email).to_string());
         let (login, sets_password) = settle(contact, before, user_password);
-        let source = passwords.get(&address(email).to_string()).cloned();
+        let source = passwords.login(id, Some(email)).cloned();
         let after = Some(Object::Contact(login));
         if let Some(change) = b.change(
             Phase::Contacts,
@@ -986,9 +986,8 @@ mod password_tests {
             customers: true,
             ..Sections::default()
         };
-        let passwords = [("customer[\"A\"]".to_string(), SecretRef::Env("PW".into()))]
-            .into_iter()
-            .collect();
+        let mut passwords = crate::validate::Passwords::default();
+        passwords.insert_login("A", None, SecretRef::Env("PW".into()));
         Desired {
             state,
             managed,

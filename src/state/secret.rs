@@ -18,9 +18,10 @@ pub enum SecretRef {
     /// plan file: a saved plan holds `{"argon2": {}}` and apply takes the hash from the
     /// manifests the plan was computed from.
     Argon2 {
-        /// The PHC string (empty when read back from a saved plan).
+        /// The PHC string (empty when read back from a saved plan), shared with the
+        /// manifests it was read from rather than copied for every login.
         #[serde(skip)]
-        hash: String,
+        hash: std::sync::Arc<str>,
     },
 }
 

@@ -12,7 +12,6 @@ use crate::manifest::diagnostic::{Diagnostic, Site};
 use crate::manifest::load::{Declared, duplicate};
 use crate::manifest::model::{Customer, PasswordSource};
 use crate::passwords::SecretRef;
-use crate::state::Address;
 use crate::state::{CustomerRecord, CustomerState, LoginState, contacts_of, normalize_email};
 
 /// What a login asks for, before it becomes a [`LoginState`].
@@ -33,7 +32,7 @@ struct LoginSpec<'a> {
     expires: Option<(&'a str, Site)>,
 }
 
-type Passwords = foldhash::HashMap<String, SecretRef>;
+use super::Passwords;
 
 pub(super) fn customers<'a>(
     cx: &mut Context<'a>,
@@ -61,7 +60,7 @@ pub(super) fn customers<'a>(
             emails: foldhash::HashMap::with_capacity_and_hasher(logins, Default::default()),
             first_emails: Vec::new(),
             used_roles: BTreeSet::new(),
-            passwords: foldhash::HashMap::default(),
+            passwords: Passwords::default(),
         };
         let mut customers = Vec::with_capacity(chunk.len());
         for (at, declared) in chunk.iter().enumerate() {
@@ -454,14 +453,8 @@ impl<'a> Checker<'a> {
             return;
         };
         let (customer, contact) = &spec.key;
-        let address = match contact {
-            None => Address::Customer(customer.to_string()),
-            Some(email) => Address::Contact {
-                customer: customer.to_string(),
-                email: email.to_string(),
-            },
-        };
-        self.passwords.insert(address.to_string(), source);
+        self.passwords
+            .insert_login(customer, contact.as_deref(), source);
     }
 
     /// Parses the login's expiry; a past one is a warning (apply revokes the login).

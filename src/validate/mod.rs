@@ -3,11 +3,13 @@
 mod index;
 mod logins;
 mod oidc;
+mod passwords;
 mod roles;
 
 pub use index::{file_digest, file_digest_of, index_of, relative_name, template_digest};
 pub use logins::is_valid_email;
 pub use oidc::{MIN_CLIENT_SECRET, redirect_uri_problem};
+pub use passwords::Passwords;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,8 +59,8 @@ pub struct Desired {
     pub state: State,
     /// Which sections are managed.
     pub managed: Sections,
-    /// Initial password sources, keyed by the login's resource address.
-    pub passwords: foldhash::HashMap<String, crate::passwords::SecretRef>,
+    /// Initial password sources (logins' and OpenID Connect clients').
+    pub passwords: Passwords,
 }
 
 /// Validates a manifest set. `live` is the database's state when there is one (plan and

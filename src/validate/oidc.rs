@@ -7,7 +7,7 @@ use super::{Context, Desired};
 use crate::manifest::diagnostic::{Diagnostic, Site};
 use crate::manifest::load::duplicate;
 use crate::manifest::oidc::{OidcClient, SCOPES};
-use crate::state::{Address, OidcClientState};
+use crate::state::OidcClientState;
 
 /// The shortest client secret taken from `env` or `file`: 32 characters, about 190 bits
 /// when random (OAuth 2.0 Security BCP: secrets with enough entropy; ASVS 5 V10).
@@ -179,8 +179,7 @@ fn secret(
             );
             let found = super::logins::check_secret(cx, source, &site.key("secret"), rule);
             if let Some(found) = found {
-                let address = Address::OidcClient(client.id.clone()).to_string();
-                desired.passwords.insert(address, found);
+                desired.passwords.insert_client(&client.id, found);
             }
             Some(source.reset.unwrap_or(0))
         }
