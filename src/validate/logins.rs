@@ -449,7 +449,7 @@ impl<'a> Checker<'a> {
             min_password_length(cx),
             "login_policy.password.min_length",
         );
-        let Some(source) = check_secret(cx, password, &access_site.key("password"), min) else {
+        let Some(source) = check_secret(cx, password, (access_site, "password"), min) else {
             return;
         };
         let (customer, contact) = &spec.key;
@@ -494,15 +494,15 @@ impl<'a> Checker<'a> {
         website: &str,
         access_site: &Site,
     ) {
-        let site = access_site.key("website");
+        let site = || access_site.key("website");
         if let Some(known) = &self.websites
             && !known.contains(website)
         {
-            let d = Diagnostic::error(site.clone(), format!("website `{website}` is not defined"))
+            let d = Diagnostic::error(site(), format!("website `{website}` is not defined"))
                 .suggest(website, known.iter().map(String::as_str));
             cx.diagnostics.push(d);
         }
-        cx.require_feature(desired, Feature::Websites, &site, "assigning a website");
+        cx.require_feature(desired, Feature::Websites, site, "assigning a website");
     }
 
     fn access(
@@ -518,17 +518,13 @@ impl<'a> Checker<'a> {
         } else {
             "give_access"
         };
-        let flag_site = access_site.key(flag);
+        // Sites are built only for a diagnostic: this runs for every login with access.
+        let flag_site = || access_site.key(flag);
         if !has_email {
-            cx.error(&flag_site, "a login with access needs an email")
+            cx.error(&flag_site(), "a login with access needs an email")
                 .hint = Some("add `email:` to the customer".into());
         }
-        cx.require_feature(
-            desired,
-            Feature::CustomerAccess,
-            &flag_site,
-            "giving access",
-        );
+        cx.require_feature(desired, Feature::CustomerAccess, flag_site, "giving access");
         if spec.notify && gains_access(cx, spec) && !has_endpoint(cx, desired) {
             let notify_site = access_site.key("notify");
             cx.error(&notify_site, "this login would be sent a new-access notification, but no `notifications:` endpoint is configured (in the manifests or the live database), so nobody would ever receive it")
@@ -546,7 +542,7 @@ impl<'a> Checker<'a> {
                 .hint = Some("assign a `website:` or set `notifications.login_url`".into());
         }
         if !spec.notify && spec.password.is_none() && gains_access(cx, spec) {
-            cx.error(&flag_site, "this login gets access but no password and no notification, so nobody could ever log in")
+            cx.error(&flag_site(), "this login gets access but no password and no notification, so nobody could ever log in")
                 .hint = Some("add `notify: true` (the user sets a password) or an initial `password:`".into());
         }
     }
@@ -643,14 +639,16 @@ fn password_file(cx: &mut Context<'_>, path: &str, site: &Site) -> Option<(Secre
 
 /// Checks where a secret (a login's password, a client's secret) comes from: exactly one
 /// source, readable, at least `min` characters (the number and the rule that sets it), or a
-/// strong argon2id hash. `what` is (what the secret is, its minimum length, the rule that
+/// strong argon2id hash. The source is declared at `key` under `parent` (its site is built
+/// only for a diagnostic); `what` is (what the secret is, its minimum length, the rule that
 /// sets it).
 pub(super) fn check_secret(
     cx: &mut Context<'_>,
     source: &PasswordSource,
-    site: &Site,
+    (parent, key): (&Site, &'static str),
     (noun, min, rule): (&str, usize, &str),
 ) -> Option<SecretRef> {
+    let site = || parent.key(key);
     let given = [
         source.env.is_some(),
         source.file.is_some(),
@@ -658,7 +656,7 @@ pub(super) fn check_secret(
     ];
     if given.iter().filter(|g| **g).count() != 1 {
         cx.error(
-            site,
+            &site(),
             format!("a {noun} needs exactly one of `env`, `file` or `argon2`"),
         );
         return None;
@@ -666,20 +664,20 @@ pub(super) fn check_secret(
     let (key, secret, value) = if let Some(name) = &source.env {
         let Ok(value) = std::env::var(name) else {
             cx.error(
-                &site.key("env"),
+                &site().key("env"),
                 format!("environment variable `{name}` is not set"),
             );
             return None;
         };
         ("env", SecretRef::Env(name.clone()), value)
     } else if let Some(path) = &source.file {
-        let (secret, value) = password_file(cx, path, site)?;
+        let (secret, value) = password_file(cx, path, &site())?;
         ("file", secret, value)
     } else {
         let hash = source.argon2.clone().unwrap_or_default();
         if !crate::passwords::is_strong_argon2id(&hash) {
             cx.error(
-                &site.key("argon2"),
+                &site().key("argon2"),
                 "`argon2` must be an argon2id hash (`$argon2id$…`) with OWASP parameters or stronger (m ≥ 19456, t ≥ 2)",
             );
             return None;
@@ -688,7 +686,7 @@ pub(super) fn check_secret(
     };
     if value.chars().count() < min {
         cx.error(
-            &site.key(key),
+            &site().key(key),
             format!("this {noun} is shorter than {rule} ({min})"),
         );
         return None;

@@ -148,11 +148,18 @@ impl Context<'_> {
         }
     }
 
-    /// The error site of a feature switch, or of the object that needs it.
-    fn require_feature(&mut self, desired: &Desired, feature: Feature, site: &Site, what: &str) {
+    /// Reports `what` when `feature` is off, at `site` (the object that needs it), which is
+    /// built only then: this runs for every login.
+    fn require_feature(
+        &mut self,
+        desired: &Desired,
+        feature: Feature,
+        site: impl FnOnce() -> Site,
+        what: &str,
+    ) {
         if self.feature_on(desired, feature) == Some(false) {
             self.error(
-                site,
+                &site(),
                 format!("{what} needs the `{feature}` feature, which is off"),
             )
             .hint = Some(format!("add `{feature}: true` under `features:`"));

@@ -116,11 +116,10 @@ fn effective(
     }
     levels.retain(|_, level| *level != Level::None);
     if role.value.two_factor == TwoFactor::Required {
-        let site = role.site.key("two_factor");
         cx.require_feature(
             desired,
             Feature::TwoFactorAuthentication,
-            &site,
+            || role.site.key("two_factor"),
             "a role with `two_factor: required`",
         );
     }
