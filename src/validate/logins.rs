@@ -6,7 +6,7 @@ use std::path::Path;
 
 use compact_str::CompactString;
 
-use super::{Context, Desired, roles};
+use super::{Context, Desired, Passwords, roles};
 use crate::catalog::{self, Feature};
 use crate::manifest::diagnostic::{Diagnostic, Site};
 use crate::manifest::load::{Declared, duplicate};
@@ -31,8 +31,6 @@ struct LoginSpec<'a> {
     /// `expires` as written (a contact's, else its customer's), and where.
     expires: Option<(&'a str, Site)>,
 }
-
-use super::Passwords;
 
 pub(super) fn customers<'a>(
     cx: &mut Context<'a>,
@@ -639,16 +637,16 @@ fn password_file(cx: &mut Context<'_>, path: &str, site: &Site) -> Option<(Secre
 
 /// Checks where a secret (a login's password, a client's secret) comes from: exactly one
 /// source, readable, at least `min` characters (the number and the rule that sets it), or a
-/// strong argon2id hash. The source is declared at `key` under `parent` (its site is built
-/// only for a diagnostic); `what` is (what the secret is, its minimum length, the rule that
-/// sets it).
+/// strong argon2id hash. The source is declared at `field` under `parent` (its site is
+/// built only for a diagnostic); `what` is (what the secret is, its minimum length, the
+/// rule that sets it).
 pub(super) fn check_secret(
     cx: &mut Context<'_>,
     source: &PasswordSource,
-    (parent, key): (&Site, &'static str),
+    (parent, field): (&Site, &'static str),
     (noun, min, rule): (&str, usize, &str),
 ) -> Option<SecretRef> {
-    let site = || parent.key(key);
+    let site = || parent.key(field);
     let given = [
         source.env.is_some(),
         source.file.is_some(),

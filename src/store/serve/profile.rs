@@ -90,6 +90,12 @@ impl ServeStore {
     /// Queues a password-reset message for the login, unless one was queued since
     /// `not_before` (a form submitted over and over sends one message). `true` when queued.
     ///
+    /// Requests for one login are taken one at a time: SQLite runs one write at a time; on
+    /// PostgreSQL the login's row is locked first, in the same transaction, so a second
+    /// request waits and its insert (a later statement, with a newer snapshot) sees the
+    /// first one's message. A single `INSERT … WHERE NOT EXISTS` let two requests at once
+    /// (`jane@…` and `JANE@…` submitted back to back) both queue one.
+    ///
     /// # Errors
     /// Database errors.
     pub async fn queue_reset(
@@ -99,7 +105,18 @@ impl ServeStore {
         now: &str,
         not_before: &str,
     ) -> Result<bool, StoreError> {
+        let doing = "queueing a password reset";
         let email = login.login.email.as_deref().unwrap_or_default();
+        let _turn = self.writer_turn().await;
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        if self.postgres {
+            sqlx::query("SELECT 1 FROM logins WHERE customer_id = $1 AND contact = $2 FOR UPDATE")
+                .bind(&login.customer_id)
+                .bind(&login.contact)
+                .fetch_optional(&mut *tx)
+                .await
+                .doing(doing)?;
+        }
         let done = sqlx::query(
             "INSERT INTO notifications
                 (idempotency_key, created_at, customer_id, contact, email, password_assigned, status, kind)
@@ -113,9 +130,10 @@ impl ServeStore {
         .bind(&login.contact)
         .bind(email)
         .bind(seconds(not_before)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .doing("queueing a password reset")?;
+        .doing(doing)?;
+        tx.commit().await.doing(doing)?;
         Ok(done.rows_affected() == 1)
     }
 
