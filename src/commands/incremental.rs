@@ -1,7 +1,8 @@
 //! The incremental plan (issue #26): when the last apply recorded a plan index and nothing
 //! a plan reads was written since (the store's write count), a plan whose files differ
-//! from that apply's only in customer files parses only those files, reads only their
-//! customers' rows and checks what crosses files through the database. Its result is the
+//! from that apply's only in customer files parses only those files (of a file whose runs of
+//! customers the index has, only the runs that changed), reads only their customers' rows
+//! and checks what crosses files through the database. Its result is the
 //! full plan's, or it does not answer: [`Attempt::Full`] says why, and the caller computes
 //! the plan in full. Decisions and their reasons: docs/performance.md, "Incremental plans".
 
@@ -17,7 +18,7 @@ use crate::manifest::load::{self, ManifestSet, Reading};
 use crate::plan::{self, DiffOptions};
 use crate::progress::phase;
 use crate::state::{IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
-use crate::store::{AnyStore, Owners, Part, PartQuery, Store as _};
+use crate::store::{AnyStore, GroupRow, Owners, Part, PartQuery, Store as _};
 use crate::validate::{self, Desired};
 
 /// What an attempt at an incremental plan gave.
@@ -34,6 +35,8 @@ pub(crate) struct Summary {
     pub(crate) files: usize,
     /// Files changed or added.
     pub(crate) changed: usize,
+    /// Of those, the files read in part (only their runs of customers that changed).
+    pub(crate) in_part: usize,
     /// Files of the index that are gone.
     pub(crate) removed: usize,
     /// Customers declared by the changed files, before or now.
@@ -49,9 +52,12 @@ struct Files {
     root: PathBuf,
     /// `(relative path, digest)` of every file, in reading order.
     all: Vec<(String, String)>,
-    /// The files that differ from the index (or are new), with their texts.
+    /// The files that differ from the index (or are new), with the texts to parse: the
+    /// whole file, or for a file read in part its changed runs of customers.
     changed: Vec<(PathBuf, String)>,
-    /// The index's entries of the files changed or removed.
+    /// The changed files read in part.
+    in_part: Vec<InPart>,
+    /// The index's entries of the files changed (and read whole) or removed.
     old: Vec<IndexedFile>,
     /// The index's entries of the files that did not change.
     kept: Vec<IndexedFile>,
@@ -63,9 +69,42 @@ struct Files {
     changed_count: usize,
 }
 
-/// Above this many bytes of manifests, a plan whose changed files are more than half of them
-/// is computed in full: reading only the changed files would save little, and the full
-/// plan reads the database in one pass. (Below, the changed files are read alone: cheap
+/// A changed file of customers read in part: of its runs of items (see
+/// `manifest::split::groups`), those the index has are its customers as applied; only the
+/// others are parsed.
+struct InPart {
+    path: PathBuf,
+    /// Its name (relative to the root), size and digest now.
+    name: String,
+    size: usize,
+    digest: String,
+    /// Each customer now, in order: its id when its run is unchanged; `None` for those of
+    /// the runs parsed, filled in from the parse.
+    ids: Vec<Option<CompactString>>,
+    /// The ids of the runs the index has that are gone (edited or removed).
+    gone: Vec<CompactString>,
+    /// Its runs now, as stored.
+    runs: Vec<u8>,
+    /// The password sources of its last index entry, checked again (the unchanged runs
+    /// name them too) and kept in the next.
+    secrets: Vec<SecretCheck>,
+}
+
+/// A changed file as read: whole, or in part.
+enum Read {
+    Whole {
+        path: PathBuf,
+        name: String,
+        text: String,
+        digest: String,
+        old: Option<IndexedFile>,
+    },
+    InPart(InPart, String),
+}
+
+/// Above this many bytes of manifests, a plan that would parse more than half of them (the
+/// changed files read whole, the changed runs of those read in part) is computed in full:
+/// reading only those would save little, and the full plan reads the database in one pass. (Below, the changed files are read alone: cheap
 /// either way, and the everyday case of small accounts.)
 const MOSTLY_ABOVE: usize = 1 << 20;
 
@@ -96,23 +135,21 @@ pub(crate) async fn attempt(
     if index.reading != (reading.max_file_bytes, reading.policy_warn_only) {
         return full("--max-file-size or --policy-warn-only differ from the last apply");
     }
-    let mut files = match hashed.and_then(|read| compare(path, read, &index, reading)) {
-        Ok(files) => files,
+    let (mut files, pending) = match hashed.and_then(|read| compare(path, read, &index, reading)) {
+        Ok(found) => found,
         Err(reason) => return full(reason),
     };
+    if let Err(reason) = read_files(store, pending, &mut files, reading).await? {
+        return full(reason);
+    }
     if let Some(reason) = recheck(&files, &index, reading) {
         return full(reason);
     }
     // The changed files are parsed on other threads while the rows of the customers they
     // declared before are read.
-    let mut old_ids = BTreeSet::new();
-    for ids in files.old.iter().filter_map(|f| f.customers.as_ref()) {
-        let Some(ids) = ids.read() else {
-            return full("the plan index is damaged");
-        };
-        old_ids.extend(ids);
-    }
-    let old_ids: Vec<CompactString> = old_ids.into_iter().collect();
+    let Some(old_ids) = ids_before(&files) else {
+        return full("the plan index is damaged");
+    };
     let parsing = parse_changed(path, std::mem::take(&mut files.changed), reading);
     let soon = expiring_before(args);
     let query = PartQuery {
@@ -129,6 +166,9 @@ pub(crate) async fn attempt(
         let name = validate::relative_name(&files.root, &set.sources[at].path);
         return full(format!("{name} declares more than customers"));
     }
+    if let Err(reason) = fill_ids(&mut files.in_part, &set) {
+        return full(reason);
+    }
     let managed = files.kept.iter().any(|f| f.customers.is_some()) || set.customers.is_some();
     if !managed || index.managed.get(5) != Some(&true) {
         return full("the customers section is not managed by the files before and after");
@@ -143,6 +183,19 @@ pub(crate) async fn attempt(
         (digests, for_apply),
     )
     .await
+}
+
+/// The ids of the customers the changed files declared before (of a file read in part, those
+/// of its runs that changed or went), sorted; `None` when the index does not read.
+fn ids_before(files: &Files) -> Option<Vec<CompactString>> {
+    let mut ids = BTreeSet::new();
+    for listed in files.old.iter().filter_map(|f| f.customers.as_ref()) {
+        ids.extend(listed.read()?);
+    }
+    for part in &files.in_part {
+        ids.extend(part.gone.iter().cloned());
+    }
+    Some(ids.into_iter().collect())
 }
 
 /// Parses the changed files, from the texts read, on other threads.
@@ -162,6 +215,32 @@ fn parse_changed(
             load::load_listed(&root, paths, &overlay, reading, Vec::new())
         })
     })
+}
+
+/// Fills in the ids of the customers of the runs parsed, in order, for each file read in
+/// part; the reason to plan in full when its parse does not have one customer per item.
+fn fill_ids(in_part: &mut [InPart], set: &ManifestSet) -> Result<(), String> {
+    for part in in_part {
+        let Some(file) = set.sources.iter().position(|s| s.path == part.path) else {
+            return Err(format!("{} was not read", part.name));
+        };
+        let mut parsed = set
+            .customers
+            .iter()
+            .flatten()
+            .filter(|c| c.site.file == file)
+            .map(|c| CompactString::from(c.value.id.as_str()));
+        for slot in part.ids.iter_mut().filter(|id| id.is_none()) {
+            *slot = parsed.next();
+            if slot.is_none() {
+                return Err(format!("{} has fewer customers than items", part.name));
+            }
+        }
+        if parsed.next().is_some() {
+            return Err(format!("{} has more customers than items", part.name));
+        }
+    }
+    Ok(())
 }
 
 /// The end of the window of the "expires soon" warnings (a day more: the warnings are then
@@ -193,14 +272,18 @@ fn hash_all(path: &Path, limit: u64) -> Result<Vec<Hashed>, String> {
     }))
 }
 
-/// Compares the files read with the index: only customer
-/// files may have changed, been added or been removed.
+/// A changed or new file to read: its path, its name, its size as hashed, and its index
+/// entry before (when it had one).
+type Pending = (PathBuf, String, Option<IndexedFile>);
+
+/// Compares the files hashed with the index: only customer files may have changed, been
+/// added or been removed. The changed files are listed, not read yet.
 fn compare(
     path: &Path,
     read: Vec<Hashed>,
     index: &PlanIndex,
     reading: Reading,
-) -> Result<Files, String> {
+) -> Result<(Files, Vec<Pending>), String> {
     let root = load::root_of(path);
     let mut old: BTreeMap<&str, &IndexedFile> =
         index.files.iter().map(|f| (f.path.as_str(), f)).collect();
@@ -208,48 +291,37 @@ fn compare(
         root: root.clone(),
         all: Vec::with_capacity(read.len()),
         changed: Vec::new(),
+        in_part: Vec::new(),
         old: Vec::new(),
         kept: Vec::new(),
         removed: 0,
         all_bytes: 0,
         changed_count: 0,
     };
+    let mut pending = Vec::new();
     for (path, hashed) in read {
         let name = validate::relative_name(&root, &path);
-        let Ok((bytes_len, mut digest)) = hashed else {
+        let Ok((bytes_len, digest)) = hashed else {
             return Err(format!("{name} cannot be read"));
         };
         if bytes_len > reading.max_file_bytes {
             return Err(format!("{name} is larger than --max-file-size"));
         }
-        let mut bytes_len = bytes_len as usize;
         match old.remove(name.as_str()) {
-            Some(entry) if entry.digest == digest => files.kept.push(entry.clone()),
+            Some(entry) if entry.digest == digest => {
+                files.kept.push(entry.clone());
+                files.all_bytes += bytes_len as usize;
+                files.all.push((name, digest));
+            }
             Some(entry) if !entry.only_customers => {
                 return Err(format!("{name} changed and declares more than customers"));
             }
             entry => {
-                // Read again: what is parsed, and recorded, is what this read returns (a
-                // file written in between is simply a changed file at the next plan).
-                let bytes = std::fs::read(&path).map_err(|_| format!("{name} cannot be read"))?;
-                if bytes.len() as u64 > reading.max_file_bytes {
-                    return Err(format!("{name} is larger than --max-file-size"));
-                }
-                bytes_len = bytes.len();
-                digest = validate::file_digest(&bytes);
-                let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8"))?;
-                files.old.extend(entry.cloned());
-                files.changed.push((path, text));
+                // Its digest is that of what is read again below.
+                files.all.push((name.clone(), String::new()));
+                pending.push((path, name, entry.cloned()));
             }
         }
-        files.all_bytes += bytes_len;
-        files.all.push((name, digest));
-    }
-    files.changed_count = files.changed.len();
-    let total: usize = files.all_bytes;
-    let changed: usize = files.changed.iter().map(|(_, t)| t.len()).sum();
-    if total > MOSTLY_ABOVE && changed * 2 > total {
-        return Err("most of the manifests changed (reading everything is as fast)".into());
     }
     for (name, entry) in old {
         if !entry.only_customers {
@@ -260,7 +332,184 @@ fn compare(
         files.old.push(entry.clone());
         files.removed += 1;
     }
-    Ok(files)
+    Ok((files, pending))
+}
+
+/// Reads the changed files, with the runs of items the index has for them; the reason to
+/// plan in full when they cannot be read or most of the manifests changed.
+async fn read_files(
+    store: &mut AnyStore,
+    pending: Vec<Pending>,
+    files: &mut Files,
+    reading: Reading,
+) -> Result<Result<(), String>, Error> {
+    let wanted: Vec<String> = pending
+        .iter()
+        .filter_map(|(_, _, old)| old.as_ref().filter(|o| o.groups))
+        .map(|o| o.path.clone())
+        .collect();
+    let stored = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        crate::progress::phase_async("read runs", store.read_groups(&wanted)).await?
+    };
+    let read = phase("read changed", || read_changed(pending, stored, reading));
+    Ok(read.and_then(|read| take_read(files, read)))
+}
+
+/// Reads the changed files on every core: each in part when the index has its runs of
+/// items and they still cut it the same way, else whole.
+fn read_changed(
+    pending: Vec<Pending>,
+    stored: Vec<GroupRow>,
+    reading: Reading,
+) -> Result<Vec<Read>, String> {
+    let stored: BTreeMap<String, (String, Vec<u8>)> = stored
+        .into_iter()
+        .map(|(path, digest, runs)| (path, (digest, runs)))
+        .collect();
+    crate::parallel::map_in_order(pending, |(path, name, old)| {
+        // Read again: what is parsed, and recorded, is what this read returns (a file
+        // written in between is simply a changed file at the next plan).
+        let bytes = std::fs::read(&path).map_err(|_| format!("{name} cannot be read"))?;
+        if bytes.len() as u64 > reading.max_file_bytes {
+            return Err(format!("{name} is larger than --max-file-size"));
+        }
+        let digest = validate::file_digest(&bytes);
+        let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8"))?;
+        let before = old
+            .as_ref()
+            .filter(|entry| entry.groups)
+            .and_then(|entry| Some((entry, stored.get(&entry.path)?)))
+            .filter(|(entry, (digest, _))| *digest == entry.digest);
+        if let Some((entry, (_, runs))) = before
+            && let Some(read) = in_part(&path, &name, &digest, &text, entry, runs)
+        {
+            return Ok(read);
+        }
+        Ok(Read::Whole {
+            path,
+            name,
+            text,
+            digest,
+            old,
+        })
+    })
+    .into_iter()
+    .collect()
+}
+
+/// A changed file read in part: its runs of items now, matched with those the index has
+/// (same digest, same item count); the customers of the runs matched are as applied, the
+/// others are parsed. `None` when the file is no longer cut into runs, or the index's
+/// entry does not read.
+fn in_part(
+    path: &Path,
+    name: &str,
+    digest: &str,
+    text: &str,
+    entry: &IndexedFile,
+    runs: &[u8],
+) -> Option<Read> {
+    let before = crate::manifest::split::decode(runs)?;
+    let ids = entry.customers.as_ref()?.read()?;
+    let total: usize = before.iter().map(|(_, n)| *n as usize).sum();
+    if total != ids.len() {
+        return None;
+    }
+    // Each run before, by digest: where its ids start, first come first matched.
+    let mut by_digest: BTreeMap<([u8; 16], u32), Vec<usize>> = BTreeMap::new();
+    let mut at = 0;
+    for (digest, n) in &before {
+        by_digest.entry((*digest, *n)).or_default().push(at);
+        at += *n as usize;
+    }
+    for starts in by_digest.values_mut() {
+        starts.reverse();
+    }
+    let now = crate::manifest::split::groups(text)?;
+    let mut parse = String::from(crate::manifest::split::HEADER);
+    let mut now_ids = Vec::new();
+    let mut matched = vec![false; ids.len()];
+    for run in &now {
+        let n = run.items as usize;
+        match by_digest
+            .get_mut(&(run.digest, run.items))
+            .and_then(Vec::pop)
+        {
+            Some(start) => {
+                now_ids.extend(ids[start..start + n].iter().cloned().map(Some));
+                matched[start..start + n].fill(true);
+            }
+            None => {
+                parse.push_str(&text[run.range.clone()]);
+                if !parse.ends_with('\n') {
+                    parse.push('\n');
+                }
+                now_ids.extend(std::iter::repeat_n(None, n));
+            }
+        }
+    }
+    if parse.len() == crate::manifest::split::HEADER.len() {
+        parse = "customers: []\n".into();
+    }
+    let gone = ids
+        .into_iter()
+        .zip(matched)
+        .filter_map(|(id, matched)| (!matched).then_some(id))
+        .collect();
+    let read = InPart {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        size: text.len(),
+        digest: digest.to_string(),
+        ids: now_ids,
+        gone,
+        runs: crate::manifest::split::encode(&now),
+        secrets: entry.secrets.clone(),
+    };
+    Some(Read::InPart(read, parse))
+}
+
+/// Takes in the changed files as read; the reason to plan in full when most of the manifests
+/// changed (above [`MOSTLY_ABOVE`]).
+fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
+    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    let mut parsed = 0;
+    for read in read {
+        match read {
+            Read::Whole {
+                path,
+                name,
+                text,
+                digest,
+                old,
+            } => {
+                files.all_bytes += text.len();
+                parsed += text.len();
+                digests.insert(name, digest);
+                files.old.extend(old);
+                files.changed.push((path, text));
+            }
+            Read::InPart(part, text) => {
+                files.all_bytes += part.size;
+                parsed += text.len();
+                digests.insert(part.name.clone(), part.digest.clone());
+                files.changed.push((part.path.clone(), text));
+                files.in_part.push(part);
+            }
+        }
+    }
+    for (name, digest) in &mut files.all {
+        if digest.is_empty() {
+            *digest = digests.remove(name.as_str()).unwrap_or_default();
+        }
+    }
+    files.changed_count = files.changed.len();
+    if files.all_bytes > MOSTLY_ABOVE && parsed * 2 > files.all_bytes {
+        return Err("most of the manifests changed (reading everything is as fast)".into());
+    }
+    Ok(())
 }
 
 /// Checks again what the full plan would read beside the files: the message templates'
@@ -274,7 +523,9 @@ fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String>
             return Some(format!("the template {path} changed"));
         }
     }
-    let secrets: BTreeSet<&SecretCheck> = files.kept.iter().flat_map(|f| &f.secrets).collect();
+    let kept = files.kept.iter().flat_map(|f| &f.secrets);
+    let in_part = files.in_part.iter().flat_map(|f| &f.secrets);
+    let secrets: BTreeSet<&SecretCheck> = kept.chain(in_part).collect();
     for secret in secrets {
         let (value, min, named) = match secret {
             SecretCheck::Env(name, min) => (std::env::var(name).ok(), *min, name),
@@ -412,6 +663,7 @@ async fn plan_part(
     let summary = Summary {
         files: files.all.len(),
         changed: files.changed_count,
+        in_part: files.in_part.len(),
         removed: files.removed,
         customers: touched.all.len(),
     };
@@ -523,7 +775,8 @@ fn expiring_state(customers: crate::state::Customers, part: &Part) -> State {
 }
 
 /// The index the apply of this plan records: the unchanged files' entries, and the changed
-/// files' as they are now.
+/// files' as they are now (a file read in part: its unchanged runs' ids and password sources
+/// as the index had them, with its parsed runs').
 fn next_index(
     set: &ManifestSet,
     desired: &Desired,
@@ -532,11 +785,41 @@ fn next_index(
     index: &PlanIndex,
 ) -> PlanIndex {
     let changed = validate::index_of(set, desired, Some(&part.state));
+    let mut groups = changed.groups;
+    groups.all = false;
+    groups.gone = files.old.iter().map(|f| f.path.clone()).collect();
+    // A file read in part whose every run changed was parsed as it is: its runs are those
+    // of the reading in part.
+    groups
+        .rows
+        .retain(|(path, ..)| !files.in_part.iter().any(|p| p.name == *path));
     let mut entries = files.kept.clone();
-    entries.extend(changed.files);
+    for entry in changed.files {
+        let Some(read) = files.in_part.iter().find(|p| p.name == entry.path) else {
+            entries.push(entry);
+            continue;
+        };
+        let ids: Vec<CompactString> = read.ids.iter().flatten().cloned().collect();
+        let mut secrets = read.secrets.clone();
+        secrets.extend(entry.secrets);
+        secrets.sort();
+        secrets.dedup();
+        groups
+            .rows
+            .push((read.name.clone(), read.digest.clone(), read.runs.clone()));
+        entries.push(IndexedFile {
+            path: read.name.clone(),
+            digest: read.digest.clone(),
+            only_customers: true,
+            customers: Some(crate::state::Ids::of(&ids)),
+            secrets,
+            groups: true,
+        });
+    }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     PlanIndex {
         files: entries,
+        groups,
         ..index.clone()
     }
 }

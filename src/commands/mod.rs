@@ -342,8 +342,12 @@ async fn incrementally(
     match incremental::attempt(path, store, args, wanted, reading).await? {
         incremental::Attempt::Done(computed, read) => {
             if args.verbose {
+                let in_part = match read.in_part {
+                    0 => String::new(),
+                    n => format!(" ({n} read in part)"),
+                };
                 eprintln!(
-                    "Planned from the changed files only: {} of {} files changed, {} removed; {} customers read.",
+                    "Planned from the changed files only: {} of {} files changed{in_part}, {} removed; {} customers read.",
                     read.changed, read.files, read.removed, read.customers
                 );
             }

@@ -6,7 +6,7 @@ pub mod model;
 pub mod oidc;
 pub mod path;
 pub mod policy;
-mod split;
+pub(crate) mod split;
 
 pub use diagnostic::{Diagnostic, Severity, Site, Source};
 pub use load::{Declared, ManifestSet, load, load_text};

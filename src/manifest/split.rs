@@ -18,11 +18,147 @@ pub fn pieces(text: &str, target: usize) -> Option<Vec<Range<usize>>> {
     if target == 0 || text.len() < target * 2 {
         return None;
     }
+    let starts = item_starts(text)?;
+    let mut cuts = vec![0];
+    let mut last = 0;
+    for &start in &starts {
+        if start - last >= target && start > 0 {
+            cuts.push(start);
+            last = start;
+        }
+    }
+    if cuts.len() < 2 {
+        return None;
+    }
+    let mut ranges: Vec<Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+    ranges.push(*cuts.last().expect("two cuts or more")..text.len());
+    Some(ranges)
+}
+
+/// The byte ranges of the items of a file of the plainest layout (the header before the
+/// first one is not part of any), when its items can be read one without the others: no
+/// anchor or alias anywhere (the test is coarse: any `&` or `*` before a character other
+/// than a space is taken for one). `None` otherwise, and for a file without items.
+pub fn items(text: &str) -> Option<Vec<Range<usize>>> {
+    if has_anchor(text) {
+        return None;
+    }
+    let starts = item_starts(text)?;
+    let mut ranges: Vec<Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
+    ranges.push(*starts.last()?..text.len());
+    Some(ranges)
+}
+
+/// A run of consecutive items, the unit an incremental plan compares: its item count and a
+/// digest of its text (128 bits of SHA-256: a change made to look unchanged would take
+/// 2^64 attempts). Where runs end depends on the items' own texts (after an item whose
+/// digest's first byte is a multiple of [`GROUP_ITEMS`]), so an item added or removed
+/// changes the runs around it only, not every run after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// The bytes of its items.
+    pub range: Range<usize>,
+    /// How many items.
+    pub items: u32,
+    /// The digest of its items' digests.
+    pub digest: [u8; 16],
+}
+
+/// Items per run, on average (`PORTICO_GROUP_ITEMS` changes it, for tests).
+pub const GROUP_ITEMS: u8 = 4;
+
+/// The bytes of a group as stored: its digest, then its item count (little-endian).
+pub const GROUP_BYTES: usize = 20;
+
+/// The runs of items of `text` (see [`items`]); `None` when it has none.
+pub fn groups(text: &str) -> Option<Vec<Group>> {
+    let every = std::env::var("PORTICO_GROUP_ITEMS")
+        .ok()
+        .and_then(|v| v.parse::<u8>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(GROUP_ITEMS);
+    groups_every(text, every)
+}
+
+/// [`groups`] with runs of `every` items on average.
+fn groups_every(text: &str, every: u8) -> Option<Vec<Group>> {
+    use sha2::Digest as _;
+    let items = items(text)?;
+    let mut groups = Vec::new();
+    let mut hasher = sha2::Sha256::new();
+    let mut start = None;
+    let mut count = 0u32;
+    for range in items {
+        let digest = sha2::Sha256::digest(&text.as_bytes()[range.clone()]);
+        hasher.update(digest);
+        let from = *start.get_or_insert(range.start);
+        count += 1;
+        if digest[0] % every == 0 {
+            groups.push(finish(&mut hasher, from..range.end, count));
+            start = None;
+            count = 0;
+        }
+    }
+    if let Some(from) = start {
+        groups.push(finish(&mut hasher, from..text.len(), count));
+    }
+    Some(groups)
+}
+
+fn finish(hasher: &mut sha2::Sha256, range: Range<usize>, items: u32) -> Group {
+    use sha2::Digest as _;
+    let full = hasher.finalize_reset();
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    Group {
+        range,
+        items,
+        digest,
+    }
+}
+
+/// Groups as stored ([`GROUP_BYTES`] each; the ranges are not kept).
+pub fn encode(groups: &[Group]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(groups.len() * GROUP_BYTES);
+    for group in groups {
+        bytes.extend_from_slice(&group.digest);
+        bytes.extend_from_slice(&group.items.to_le_bytes());
+    }
+    bytes
+}
+
+/// `(digest, item count)` of each stored group; `None` when the bytes are not groups.
+pub fn decode(bytes: &[u8]) -> Option<Vec<([u8; 16], u32)>> {
+    if !bytes.len().is_multiple_of(GROUP_BYTES) {
+        return None;
+    }
+    bytes
+        .chunks_exact(GROUP_BYTES)
+        .map(|chunk| {
+            let digest: [u8; 16] = chunk[..16].try_into().ok()?;
+            let items = u32::from_le_bytes(chunk[16..].try_into().ok()?);
+            (items > 0).then_some((digest, items))
+        })
+        .collect()
+}
+
+/// Whether `text` may hold a YAML anchor (`&name`) or alias (`*name`).
+fn has_anchor(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(at, &b)| {
+        (b == b'&' || b == b'*')
+            && bytes
+                .get(at + 1)
+                .is_some_and(|next| !next.is_ascii_whitespace())
+    })
+}
+
+/// Where each item of the list starts, when `text` has the plainest layout (see the module).
+fn item_starts(text: &str) -> Option<Vec<usize>> {
     let mut lines = Lines { text, at: 0 };
     header(&mut lines)?;
     let mut indent = None;
-    let mut cuts = vec![0];
-    let mut last = 0;
+    let mut starts = Vec::new();
     for (start, line) in lines {
         let spaces = line.len() - line.trim_start_matches(' ').len();
         let rest = line[spaces..].trim_end_matches(['\r', '\n']);
@@ -34,18 +170,12 @@ pub fn pieces(text: &str, target: usize) -> Option<Vec<Range<usize>>> {
         if spaces < indent || (spaces == indent && !item) {
             return None;
         }
-        if spaces == indent && item && start - last >= target && start > 0 {
-            cuts.push(start);
-            last = start;
+        if spaces == indent && item {
+            starts.push(start);
         }
     }
     indent?;
-    if cuts.len() < 2 {
-        return None;
-    }
-    let mut ranges: Vec<Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
-    ranges.push(*cuts.last().expect("two cuts or more")..text.len());
-    Some(ranges)
+    Some(starts)
 }
 
 /// Skips the lines before the first item: comments, blank lines and one `customers:`.
@@ -97,7 +227,66 @@ impl<'a> Iterator for Lines<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::pieces;
+    use super::*;
+
+    #[test]
+    fn items_are_read_alone_only_without_anchors() {
+        let text = "# c\ncustomers:\n  - id: A\n    name: Smith & Sons\n  # between\n  - id: B\n";
+        let ranges = items(text).expect("items");
+        assert_eq!(ranges.len(), 2);
+        assert!(text[ranges[0].clone()].starts_with("  - id: A"));
+        assert!(text[ranges[0].clone()].ends_with("# between\n"));
+        assert_eq!(&text[ranges[1].clone()], "  - id: B\n");
+        for anchored in ["name: &n X", "name: *n", "<<: *base", "name: R&D"] {
+            let text = format!("customers:\n- id: A\n  {anchored}\n");
+            assert_eq!(items(&text), None, "{anchored}");
+        }
+        assert_eq!(items("customers: []\n"), None);
+        assert_eq!(items("roles: []\ncustomers:\n- id: A\n"), None);
+    }
+
+    #[test]
+    fn groups_change_only_around_an_edit() {
+        let file = |ids: &[usize], renamed: usize| -> String {
+            let items: String = ids
+                .iter()
+                .map(|i| {
+                    let mark = if *i == renamed { " (renamed)" } else { "" };
+                    format!("  - id: C{i}\n    name: N{i}{mark}\n")
+                })
+                .collect();
+            format!("customers:\n{items}")
+        };
+        let ids: Vec<usize> = (0..400).collect();
+        let before = groups_every(&file(&ids, usize::MAX), 4).expect("groups");
+        assert!(before.len() > 50 && before.len() < 200, "{}", before.len());
+        assert_eq!(before.iter().map(|g| g.items).sum::<u32>(), 400);
+        for pair in before.windows(2) {
+            assert_eq!(pair[0].range.end, pair[1].range.start);
+        }
+        let digests = |groups: &[Group]| -> std::collections::BTreeSet<[u8; 16]> {
+            groups.iter().map(|g| g.digest).collect()
+        };
+        let old = digests(&before);
+        // One item edited: one run differs. One removed: one or two.
+        let edited = groups_every(&file(&ids, 200), 4).unwrap();
+        assert_eq!(
+            edited.iter().filter(|g| !old.contains(&g.digest)).count(),
+            1
+        );
+        let mut fewer = ids.clone();
+        fewer.remove(100);
+        let removed = groups_every(&file(&fewer, usize::MAX), 4).unwrap();
+        let new = removed.iter().filter(|g| !old.contains(&g.digest)).count();
+        assert!((1..=2).contains(&new), "{new}");
+        // Every item alone.
+        assert_eq!(groups_every(&file(&ids, 0), 1).unwrap().len(), 400);
+        // Stored and read back.
+        let stored = decode(&encode(&before)).unwrap();
+        assert_eq!(stored.len(), before.len());
+        assert_eq!(stored[3], (before[3].digest, before[3].items));
+        assert_eq!(decode(&[0; 21]), None);
+    }
 
     #[test]
     fn cuts_only_the_plain_layout() {

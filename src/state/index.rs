@@ -48,7 +48,31 @@ pub struct PlanIndex {
     pub logins: u64,
     /// Sections the manifests manage, in the order of `validate::Sections::as_list`.
     pub managed: Vec<bool>,
+    /// The runs of items to record with it (not part of its stored bytes).
+    #[serde(skip)]
+    pub groups: GroupWrites,
 }
+
+/// What an apply recording an index writes to the runs of items stored beside it
+/// (`plan_index_groups`, see `manifest::split::groups`). Not part of the index's bytes nor
+/// of its equality: the rows are keyed by the file digests the index holds.
+#[derive(Clone, Debug, Default)]
+pub struct GroupWrites {
+    /// Every stored row goes first (an index of every file).
+    pub all: bool,
+    /// The files whose stored rows go (changed or removed).
+    pub gone: Vec<String>,
+    /// `(path, file digest, runs as stored)` to record.
+    pub rows: Vec<(String, String, Vec<u8>)>,
+}
+
+impl PartialEq for GroupWrites {
+    fn eq(&self, _: &GroupWrites) -> bool {
+        true
+    }
+}
+
+impl Eq for GroupWrites {}
 
 /// One manifest file as the apply read it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +88,10 @@ pub struct IndexedFile {
     /// The password sources its logins name, to check again: still set, still readable,
     /// still long enough.
     pub secrets: Vec<SecretCheck>,
+    /// Whether its runs of items are stored (keyed by this digest): a plan then reads only
+    /// the runs that changed.
+    #[serde(default)]
+    pub groups: bool,
 }
 
 /// A file's customer ids as the index stores them: a JSON list, read only for the files
@@ -104,16 +132,19 @@ pub enum SecretCheck {
 /// An index on its way to the database: serialised and deflated on a blocking thread while
 /// the apply takes its lock and writes its rows (2–3 ms of a 10-login apply at 300,000
 /// logins, otherwise spent inside the transaction).
-pub struct SealingIndex(tokio::task::JoinHandle<Vec<u8>>);
+pub struct SealingIndex(tokio::task::JoinHandle<(Vec<u8>, GroupWrites)>);
 
 impl SealingIndex {
     /// Starts serialising `index`.
-    pub fn start(index: PlanIndex) -> SealingIndex {
-        SealingIndex(tokio::task::spawn_blocking(move || index.to_bytes()))
+    pub fn start(mut index: PlanIndex) -> SealingIndex {
+        SealingIndex(tokio::task::spawn_blocking(move || {
+            let groups = std::mem::take(&mut index.groups);
+            (index.to_bytes(), groups)
+        }))
     }
 
-    /// The stored bytes ([`PlanIndex::to_bytes`]).
-    pub async fn bytes(self) -> Vec<u8> {
+    /// The stored bytes ([`PlanIndex::to_bytes`]) and the runs of items to write.
+    pub async fn bytes(self) -> (Vec<u8>, GroupWrites) {
         self.0.await.expect("serialising an index does not panic")
     }
 }
@@ -155,10 +186,12 @@ mod tests {
                 only_customers: true,
                 customers: Some(Ids::of(&["C1".into()])),
                 secrets: vec![SecretCheck::Env("PW".into(), 10)],
+                groups: true,
             }],
             templates: vec![],
             logins: 3,
             managed: vec![true; 8],
+            groups: GroupWrites::default(),
         };
         let read = PlanIndex::from_bytes(&index.to_bytes());
         assert_eq!(read, Some(index));

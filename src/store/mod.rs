@@ -289,6 +289,10 @@ pub trait Store {
     /// checks ([`Part`]).
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError>;
 
+    /// The stored runs of items of the files at `paths` (relative to the manifest root):
+    /// `(path, file digest, runs as stored)`, for those that have them.
+    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError>;
+
     /// Which of `customers` exist, and `(email, customer id)` of each of `emails` a login
     /// holds; with the version read.
     async fn owners(
@@ -614,6 +618,9 @@ pub async fn open_with(
 
 pub use crate::state::{Applied, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
 
+/// A file's stored runs of items: its path, its digest, the runs as stored.
+pub type GroupRow = (String, String, Vec<u8>);
+
 /// What an incremental plan (or a delivery) asks of the live state, ids as stored.
 #[derive(Debug, Default)]
 pub struct PartQuery<'a> {
@@ -706,6 +713,10 @@ impl Store for AnyStore {
 
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
         dispatch!(self, s => s.read_part(query).await)
+    }
+
+    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError> {
+        dispatch!(self, s => s.read_groups(paths).await)
     }
 
     async fn record_index(

@@ -975,6 +975,7 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
@@ -985,15 +986,63 @@ where
             .await
             .doing(doing)?;
     match index {
-        Some(index) => write_index::<DB>(conn, &index.bytes().await, n).await,
+        Some(index) => {
+            let (body, groups) = index.bytes().await;
+            write_index::<DB>(conn, &body, n).await?;
+            write_groups::<DB>(conn, &groups).await
+        }
         None => {
-            sqlx::query("DELETE FROM plan_index")
-                .execute(&mut *conn)
-                .await
-                .doing(doing)?;
+            for sql in ["DELETE FROM plan_index", "DELETE FROM plan_index_groups"] {
+                sqlx::query(sql).execute(&mut *conn).await.doing(doing)?;
+            }
             Ok(())
         }
     }
+}
+
+/// Writes the runs of items recorded beside an index (see [`crate::state::GroupWrites`]).
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn write_groups<DB>(
+    conn: &mut DB::Connection,
+    writes: &crate::state::GroupWrites,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+{
+    let doing = "recording the plan index";
+    if writes.all {
+        sqlx::query("DELETE FROM plan_index_groups")
+            .execute(&mut *conn)
+            .await
+            .doing(doing)?;
+    }
+    let gone = writes.gone.iter().map(String::as_str);
+    let rewritten = writes.rows.iter().map(|(path, ..)| path.as_str());
+    if !writes.all {
+        for path in gone.chain(rewritten) {
+            sqlx::query("DELETE FROM plan_index_groups WHERE path = $1")
+                .bind(path)
+                .execute(&mut *conn)
+                .await
+                .doing(doing)?;
+        }
+    }
+    for (path, digest, groups) in &writes.rows {
+        sqlx::query("INSERT INTO plan_index_groups (path, digest, groups) VALUES ($1, $2, $3)")
+            .bind(path.as_str())
+            .bind(digest.as_str())
+            .bind(groups.as_slice())
+            .execute(&mut *conn)
+            .await
+            .doing(doing)?;
+    }
+    Ok(())
 }
 
 /// Records the plan index's stored bytes as left at write count `n`, in place of any other.
@@ -1041,6 +1090,7 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
@@ -1048,7 +1098,8 @@ where
     let version = read_version::<DB>(conn).await?;
     match version.changes() {
         Some(n) if version.fingerprint() == fingerprint => {
-            write_index::<DB>(conn, &index.to_bytes(), n).await
+            write_index::<DB>(conn, &index.to_bytes(), n).await?;
+            write_groups::<DB>(conn, &index.groups).await
         }
         _ => Ok(()),
     }

@@ -15,8 +15,8 @@ use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, custo
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
-    Applied, Doing, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex, ReadMark, Store,
-    StoreError, redact_url, schema_status,
+    Applied, Doing, GroupRow, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex,
+    ReadMark, Store, StoreError, redact_url, schema_status,
 };
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -380,6 +380,21 @@ impl Store for SqliteStore {
         let part = read_part(&mut tx, query).await?;
         tx.rollback().await.doing("ending the read transaction")?;
         Ok(part)
+    }
+
+    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Vec::new());
+        };
+        let paths = serde_json::to_string(paths).expect("strings serialise");
+        sqlx::query_as(
+            "SELECT path, digest, groups FROM plan_index_groups
+             WHERE path IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(paths)
+        .fetch_all(&mut *conn)
+        .await
+        .doing("reading the plan index")
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Desired, Sections};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::model::PasswordSource;
-use crate::state::{Ids, IndexedFile, PlanIndex, SecretCheck, State};
+use crate::state::{GroupWrites, Ids, IndexedFile, PlanIndex, SecretCheck, State};
 
 impl Sections {
     /// The eight flags in a fixed order (what the plan index records).
@@ -100,6 +100,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
                 only_customers: !declared.other,
                 customers: None,
                 secrets: Vec::new(),
+                groups: false,
             }
         })
         .collect();
@@ -132,6 +133,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
             files[client.site.file].secrets.push(check);
         }
     }
+    let groups = groups_of_files(set, &mut files, &ids);
     for (file, ids) in files.iter_mut().zip(ids) {
         file.customers = ids.map(|ids| Ids::of(&ids));
         file.secrets.sort();
@@ -144,7 +146,54 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
         templates: templates(set),
         logins: 0,
         managed: desired.managed.as_list(),
+        groups,
     }
+}
+
+/// The runs of items of the files of customers alone (marked in their entries), to record
+/// in place of every stored one.
+fn groups_of_files(
+    set: &ManifestSet,
+    files: &mut [IndexedFile],
+    ids: &[Option<Vec<CompactString>>],
+) -> GroupWrites {
+    let counts: Vec<(usize, usize)> = ids
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| files[*index].only_customers)
+        .filter_map(|(index, ids)| Some((index, ids.as_ref()?.len())))
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    let runs = crate::parallel::map_in_order(counts, |(index, count)| {
+        (index, groups_of(&set.sources[index], count))
+    });
+    let mut writes = GroupWrites {
+        all: true,
+        ..GroupWrites::default()
+    };
+    for (index, runs) in runs {
+        if let Some(runs) = runs {
+            let file = &mut files[index];
+            file.groups = true;
+            writes
+                .rows
+                .push((file.path.clone(), file.digest.clone(), runs));
+        }
+    }
+    writes
+}
+
+/// The runs of items of a file of `count` customers, as stored, read again from disk (the
+/// parse released its text): `None` when the file is not of the plainest layout, has
+/// anchors, changed since it was parsed, or its items are not its customers one for one.
+fn groups_of(source: &crate::manifest::Source, count: usize) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(&source.path).ok()?;
+    if file_digest(text.as_bytes()) != crate::state::hex(source.digest()) {
+        return None;
+    }
+    let runs = crate::manifest::split::groups(&text)?;
+    let items: usize = runs.iter().map(|g| g.items as usize).sum();
+    (items == count).then(|| crate::manifest::split::encode(&runs))
 }
 
 /// What a plan checks again of a password source: an environment variable or a file.
