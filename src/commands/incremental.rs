@@ -18,7 +18,7 @@ use crate::manifest::load::{self, ManifestSet, Reading};
 use crate::plan::{self, DiffOptions};
 use crate::progress::phase;
 use crate::state::{IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
-use crate::store::{AnyStore, GroupRow, Owners, Part, PartQuery, Store as _};
+use crate::store::{AnyStore, FileRow, Owners, Part, PartQuery, Store as _};
 use crate::validate::{self, Desired};
 
 /// What an attempt at an incremental plan gave.
@@ -59,6 +59,9 @@ struct Files {
     in_part: Vec<InPart>,
     /// The index's entries of the files changed (and read whole) or removed.
     old: Vec<IndexedFile>,
+    /// The ids of the customers the changed files declared before (of a file read in part,
+    /// those of its runs that changed or went) and the removed files declared.
+    before: Vec<CompactString>,
     /// The index's entries of the files that did not change.
     kept: Vec<IndexedFile>,
     /// How many of the index's files are gone.
@@ -98,6 +101,8 @@ enum Read {
         text: String,
         digest: String,
         old: Option<IndexedFile>,
+        /// The ids of the customers it declared before.
+        before: Vec<CompactString>,
     },
     InPart(InPart, String),
 }
@@ -114,15 +119,13 @@ pub(crate) async fn attempt(
     store: &mut AnyStore,
     args: &DiffArgs,
     (digests, for_apply): (bool, bool),
-    reading: Reading,
+    (reading, hashing): (Reading, Option<Hashing>),
 ) -> Result<Attempt, Error> {
-    // Every file is read and hashed on other threads while the index is read.
-    let root = path.to_path_buf();
-    let hashing = tokio::task::spawn_blocking(move || {
-        phase("digests", || hash_all(&root, reading.max_file_bytes))
-    });
+    // Every file is read and hashed on other threads while the index is read (started
+    // before the database was opened, when the caller could).
+    let hashing = hashing.unwrap_or_else(|| Hashing::start(path, reading));
     let read = crate::progress::phase_async("read index", store.read_index()).await;
-    let hashed = hashing.await.expect("hashing does not panic");
+    let hashed = hashing.0.await.expect("hashing does not panic");
     let (version, index) = read?;
     let Some((recorded, index)) = index else {
         return full("no plan index: the last apply was not made from these files in full");
@@ -147,9 +150,7 @@ pub(crate) async fn attempt(
     }
     // The changed files are parsed on other threads while the rows of the customers they
     // declared before are read.
-    let Some(old_ids) = ids_before(&files) else {
-        return full("the plan index is damaged");
-    };
+    let old_ids = ids_before(&files);
     let parsing = parse_changed(path, std::mem::take(&mut files.changed), reading);
     let soon = expiring_before(args);
     let query = PartQuery {
@@ -169,7 +170,7 @@ pub(crate) async fn attempt(
     if let Err(reason) = fill_ids(&mut files.in_part, &set) {
         return full(reason);
     }
-    let managed = files.kept.iter().any(|f| f.customers.is_some()) || set.customers.is_some();
+    let managed = files.kept.iter().any(|f| f.customers) || set.customers.is_some();
     if !managed || index.managed.get(5) != Some(&true) {
         return full("the customers section is not managed by the files before and after");
     }
@@ -185,17 +186,10 @@ pub(crate) async fn attempt(
     .await
 }
 
-/// The ids of the customers the changed files declared before (of a file read in part, those
-/// of its runs that changed or went), sorted; `None` when the index does not read.
-fn ids_before(files: &Files) -> Option<Vec<CompactString>> {
-    let mut ids = BTreeSet::new();
-    for listed in files.old.iter().filter_map(|f| f.customers.as_ref()) {
-        ids.extend(listed.read()?);
-    }
-    for part in &files.in_part {
-        ids.extend(part.gone.iter().cloned());
-    }
-    Some(ids.into_iter().collect())
+/// The ids of the customers the changed and removed files declared before, sorted.
+fn ids_before(files: &Files) -> Vec<CompactString> {
+    let ids: BTreeSet<&CompactString> = files.before.iter().collect();
+    ids.into_iter().cloned().collect()
 }
 
 /// Parses the changed files, from the texts read, on other threads.
@@ -257,6 +251,21 @@ fn expiring_before(args: &DiffArgs) -> String {
 /// A manifest file hashed: its path, and its size and digest (or why it could not be read).
 type Hashed = (PathBuf, std::io::Result<(u64, String)>);
 
+/// The manifest files being listed and hashed on other threads: started by `plan` and
+/// `apply` before they open the database, so that connecting, locking and checking the
+/// schema happen meanwhile.
+pub(crate) struct Hashing(tokio::task::JoinHandle<Result<Vec<Hashed>, String>>);
+
+impl Hashing {
+    /// Starts hashing the manifest files at `path`.
+    pub(crate) fn start(path: &Path, reading: Reading) -> Hashing {
+        let root = path.to_path_buf();
+        Hashing(tokio::task::spawn_blocking(move || {
+            phase("digests", || hash_all(&root, reading.max_file_bytes))
+        }))
+    }
+}
+
 /// Lists and digests every manifest file, on every core. The files are streamed through
 /// the hasher, not kept: the few that changed are read again (from the page cache), and
 /// reading 33 MB of unchanged files into fresh memory cost more in page faults than the
@@ -293,6 +302,7 @@ fn compare(
         changed: Vec::new(),
         in_part: Vec::new(),
         old: Vec::new(),
+        before: Vec::new(),
         kept: Vec::new(),
         removed: 0,
         all_bytes: 0,
@@ -343,31 +353,51 @@ async fn read_files(
     files: &mut Files,
     reading: Reading,
 ) -> Result<Result<(), String>, Error> {
-    let wanted: Vec<String> = pending
-        .iter()
-        .filter_map(|(_, _, old)| old.as_ref().filter(|o| o.groups))
+    let olds = pending.iter().filter_map(|(_, _, old)| old.as_ref());
+    let wanted: Vec<String> = olds
+        .chain(&files.old)
+        .filter(|o| o.customers)
         .map(|o| o.path.clone())
         .collect();
     let stored = if wanted.is_empty() {
         Vec::new()
     } else {
-        crate::progress::phase_async("read runs", store.read_groups(&wanted)).await?
+        crate::progress::phase_async("read files", store.read_files(&wanted)).await?
     };
-    let read = phase("read changed", || read_changed(pending, stored, reading));
+    let stored: BTreeMap<String, FileRow> =
+        stored.into_iter().map(|row| (row.0.clone(), row)).collect();
+    for removed in &files.old {
+        match ids_of(removed, &stored) {
+            Ok(ids) => files.before.extend(ids),
+            Err(reason) => return Ok(Err(reason)),
+        }
+    }
+    let read = phase("read changed", || read_changed(pending, &stored, reading));
     Ok(read.and_then(|read| take_read(files, read)))
+}
+
+/// The ids of the customers a file of the index declared, from its row.
+fn ids_of(
+    entry: &IndexedFile,
+    stored: &BTreeMap<String, FileRow>,
+) -> Result<Vec<CompactString>, String> {
+    if !entry.customers {
+        return Ok(Vec::new());
+    }
+    stored
+        .get(&entry.path)
+        .filter(|row| row.1 == entry.digest)
+        .and_then(|row| crate::state::Ids(row.2.clone()).read())
+        .ok_or_else(|| "the plan index is damaged".to_string())
 }
 
 /// Reads the changed files on every core: each in part when the index has its runs of
 /// items and they still cut it the same way, else whole.
 fn read_changed(
     pending: Vec<Pending>,
-    stored: Vec<GroupRow>,
+    stored: &BTreeMap<String, FileRow>,
     reading: Reading,
 ) -> Result<Vec<Read>, String> {
-    let stored: BTreeMap<String, (String, Vec<u8>)> = stored
-        .into_iter()
-        .map(|(path, digest, runs)| (path, (digest, runs)))
-        .collect();
     crate::parallel::map_in_order(pending, |(path, name, old)| {
         // Read again: what is parsed, and recorded, is what this read returns (a file
         // written in between is simply a changed file at the next plan).
@@ -377,13 +407,16 @@ fn read_changed(
         }
         let digest = validate::file_digest(&bytes);
         let text = String::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8"))?;
-        let before = old
+        let before = match &old {
+            Some(entry) => ids_of(entry, stored)?,
+            None => Vec::new(),
+        };
+        let runs = old
             .as_ref()
             .filter(|entry| entry.groups)
-            .and_then(|entry| Some((entry, stored.get(&entry.path)?)))
-            .filter(|(entry, (digest, _))| *digest == entry.digest);
-        if let Some((entry, (_, runs))) = before
-            && let Some(read) = in_part(&path, &name, &digest, &text, entry, runs)
+            .and_then(|entry| stored.get(&entry.path)?.3.as_deref());
+        if let (Some(entry), Some(runs)) = (&old, runs)
+            && let Some(read) = in_part((&path, &name, &digest), &text, entry, &before, runs)
         {
             return Ok(read);
         }
@@ -393,6 +426,7 @@ fn read_changed(
             text,
             digest,
             old,
+            before,
         })
     })
     .into_iter()
@@ -404,15 +438,13 @@ fn read_changed(
 /// others are parsed. `None` when the file is no longer cut into runs, or the index's
 /// entry does not read.
 fn in_part(
-    path: &Path,
-    name: &str,
-    digest: &str,
+    (path, name, digest): (&Path, &str, &str),
     text: &str,
     entry: &IndexedFile,
+    ids: &[CompactString],
     runs: &[u8],
 ) -> Option<Read> {
     let before = crate::manifest::split::decode(runs)?;
-    let ids = entry.customers.as_ref()?.read()?;
     let total: usize = before.iter().map(|(_, n)| *n as usize).sum();
     if total != ids.len() {
         return None;
@@ -454,9 +486,10 @@ fn in_part(
         parse = "customers: []\n".into();
     }
     let gone = ids
-        .into_iter()
+        .iter()
         .zip(matched)
-        .filter_map(|(id, matched)| (!matched).then_some(id))
+        .filter(|(_, matched)| !matched)
+        .map(|(id, _)| id.clone())
         .collect();
     let read = InPart {
         path: path.to_path_buf(),
@@ -484,14 +517,17 @@ fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
                 text,
                 digest,
                 old,
+                before,
             } => {
                 files.all_bytes += text.len();
                 parsed += text.len();
                 digests.insert(name, digest);
                 files.old.extend(old);
+                files.before.extend(before);
                 files.changed.push((path, text));
             }
             Read::InPart(part, text) => {
+                files.before.extend(part.gone.iter().cloned());
                 files.all_bytes += part.size;
                 parsed += text.len();
                 digests.insert(part.name.clone(), part.digest.clone());
@@ -785,13 +821,12 @@ fn next_index(
     index: &PlanIndex,
 ) -> PlanIndex {
     let changed = validate::index_of(set, desired, Some(&part.state));
-    let mut groups = changed.groups;
-    groups.all = false;
-    groups.gone = files.old.iter().map(|f| f.path.clone()).collect();
+    let mut rows = changed.rows;
+    rows.all = false;
+    rows.gone = files.old.iter().map(|f| f.path.clone()).collect();
     // A file read in part whose every run changed was parsed as it is: its runs are those
     // of the reading in part.
-    groups
-        .rows
+    rows.rows
         .retain(|(path, ..)| !files.in_part.iter().any(|p| p.name == *path));
     let mut entries = files.kept.clone();
     for entry in changed.files {
@@ -804,14 +839,19 @@ fn next_index(
         secrets.extend(entry.secrets);
         secrets.sort();
         secrets.dedup();
-        groups
-            .rows
-            .push((read.name.clone(), read.digest.clone(), read.runs.clone()));
+        let ids = crate::state::Ids::of(&ids);
+        rows.rows.push((
+            read.name.clone(),
+            read.digest.clone(),
+            ids.0.clone(),
+            Some(read.runs.clone()),
+        ));
         entries.push(IndexedFile {
             path: read.name.clone(),
             digest: read.digest.clone(),
             only_customers: true,
-            customers: Some(crate::state::Ids::of(&ids)),
+            customers: true,
+            ids: Some(ids),
             secrets,
             groups: true,
         });
@@ -819,7 +859,7 @@ fn next_index(
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     PlanIndex {
         files: entries,
-        groups,
+        rows,
         ..index.clone()
     }
 }

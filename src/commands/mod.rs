@@ -243,10 +243,11 @@ async fn compute(
     args: &DiffArgs,
     inputs: Inputs,
     digests: bool,
-    reading: manifest::load::Reading,
+    (reading, hashing): (manifest::load::Reading, Option<incremental::Hashing>),
 ) -> Result<Computed, Error> {
     if !args.no_incremental {
         let wanted = (digests, matches!(inputs, Inputs::FreeAside));
+        let reading = (reading, hashing);
         if let Some(computed) = incrementally(path, store, args, wanted, reading).await? {
             return Ok(computed);
         }
@@ -337,7 +338,7 @@ async fn incrementally(
     store: &mut AnyStore,
     args: &DiffArgs,
     wanted: (bool, bool),
-    reading: manifest::load::Reading,
+    reading: (manifest::load::Reading, Option<incremental::Hashing>),
 ) -> Result<Option<Computed>, Error> {
     match incremental::attempt(path, store, args, wanted, reading).await? {
         incremental::Attempt::Done(computed, read) => {
@@ -412,6 +413,9 @@ pub fn show(opts: &crate::cli::ShowOpts) -> Result<Outcome, Error> {
 /// # Errors
 /// Manifest or database errors, or an unwritable `--out` file.
 pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
+    let reading = opts.manifests.read.reading();
+    let hashing = (!opts.diff.no_incremental)
+        .then(|| incremental::Hashing::start(&opts.manifests.path, reading));
     let mut store = store::open(opts.connect.url(), false).await?;
     warn_if_missing(&store);
     // The live state's fingerprint and the manifests' digest are only in the JSON form.
@@ -424,7 +428,7 @@ pub async fn plan(opts: &PlanOpts) -> Result<Outcome, Error> {
         &opts.diff,
         Inputs::Discard,
         digests,
-        opts.manifests.read.reading(),
+        (reading, hashing),
     )
     .await?;
     // A plan often runs where deploy secrets are not given (a pull request from a fork).
@@ -600,8 +604,15 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         git_commit: None,
         clock: opts.now.map(crate::clock::format),
     };
+    // The files are hashed while the database is opened, locked and checked.
+    let hashing = match (&opts.plan, &opts.path) {
+        (None, Some(path)) if !opts.diff.no_incremental => {
+            Some(incremental::Hashing::start(path, opts.read.reading()))
+        }
+        _ => None,
+    };
     let mut store = phase_async("open", open_for_apply(opts, &provenance)).await?;
-    let (plan, root, index) = plan_to_apply(opts, &mut store).await?;
+    let (plan, root, index) = plan_to_apply(opts, &mut store, hashing).await?;
     // The index counts the logins the apply leaves (the next incremental plan shows them).
     let index = index.map(|index| crate::state::PlanIndex {
         logins: u64::try_from(plan.logins_after()).unwrap_or(u64::MAX),
@@ -693,6 +704,7 @@ async fn open_for_apply(opts: &ApplyOpts, provenance: &Provenance) -> Result<Any
 async fn plan_to_apply(
     opts: &ApplyOpts,
     store: &mut AnyStore,
+    hashing: Option<incremental::Hashing>,
 ) -> Result<
     (
         crate::plan::Plan,
@@ -719,7 +731,7 @@ async fn plan_to_apply(
                 &opts.diff,
                 Inputs::FreeAside,
                 true,
-                opts.read.reading(),
+                (opts.read.reading(), hashing),
             )
             .await?;
             // Messages this apply delivers need the transport's secret now; queued only

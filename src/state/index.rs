@@ -48,31 +48,35 @@ pub struct PlanIndex {
     pub logins: u64,
     /// Sections the manifests manage, in the order of `validate::Sections::as_list`.
     pub managed: Vec<bool>,
-    /// The runs of items to record with it (not part of its stored bytes).
+    /// The rows of its files to record with it (not part of its stored bytes).
     #[serde(skip)]
-    pub groups: GroupWrites,
+    pub rows: FileWrites,
 }
 
-/// What an apply recording an index writes to the runs of items stored beside it
-/// (`plan_index_groups`, see `manifest::split::groups`). Not part of the index's bytes nor
-/// of its equality: the rows are keyed by the file digests the index holds.
+/// A file's own row beside the index (`plan_index_files`): its path and digest, its
+/// customers' ids ([`Ids`]) and, when it is cut into runs of items, the runs as stored (see
+/// `manifest::split::groups`). Read only for the files that changed.
+pub type FileRow = (String, String, Vec<u8>, Option<Vec<u8>>);
+
+/// What an apply recording an index writes to the files' rows beside it. Not part of the
+/// index's bytes nor of its equality: the rows are keyed by the file digests the index holds.
 #[derive(Clone, Debug, Default)]
-pub struct GroupWrites {
+pub struct FileWrites {
     /// Every stored row goes first (an index of every file).
     pub all: bool,
     /// The files whose stored rows go (changed or removed).
     pub gone: Vec<String>,
-    /// `(path, file digest, runs as stored)` to record.
-    pub rows: Vec<(String, String, Vec<u8>)>,
+    /// The rows to record.
+    pub rows: Vec<FileRow>,
 }
 
-impl PartialEq for GroupWrites {
-    fn eq(&self, _: &GroupWrites) -> bool {
+impl PartialEq for FileWrites {
+    fn eq(&self, _: &FileWrites) -> bool {
         true
     }
 }
 
-impl Eq for GroupWrites {}
+impl Eq for FileWrites {}
 
 /// One manifest file as the apply read it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,38 +87,52 @@ pub struct IndexedFile {
     pub digest: String,
     /// Whether it declares nothing but `customers:` (or nothing at all).
     pub only_customers: bool,
-    /// The ids of the customers it declares, when it has a `customers:` section.
-    pub customers: Option<Ids>,
+    /// Whether it has a `customers:` section.
+    pub customers: bool,
+    /// The ids of the customers it declares (kept in its row, not in the index's bytes).
+    #[serde(skip)]
+    pub ids: Option<Ids>,
     /// The password sources its logins name, to check again: still set, still readable,
     /// still long enough.
     pub secrets: Vec<SecretCheck>,
-    /// Whether its runs of items are stored (keyed by this digest): a plan then reads only
-    /// the runs that changed.
+    /// Whether its row holds its runs of items: a plan then reads only the runs that
+    /// changed.
     #[serde(default)]
     pub groups: bool,
 }
 
-/// A file's customer ids as the index stores them: a JSON list, read only for the files
-/// that changed (reading the ids of every file was most of the time an index took to read).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ids(Box<serde_json::value::RawValue>);
+/// A file's customer ids as its row stores them: a deflated JSON list (read only for the
+/// files that changed: reading the ids of every file was most of the time an index took to
+/// read, and writing them again most of an apply's own time).
+#[derive(Clone, Debug)]
+pub struct Ids(pub Vec<u8>);
 
 impl Ids {
     /// The ids given, in their order.
     pub fn of(ids: &[CompactString]) -> Ids {
-        Ids(serde_json::value::to_raw_value(ids).expect("ids serialise"))
+        use std::io::Write as _;
+        let json = serde_json::to_vec(ids).expect("ids serialise");
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&json).expect("writing to memory");
+        Ids(encoder.finish().expect("writing to memory"))
     }
 
-    /// The ids; `None` when the stored list does not read as one.
+    /// The ids; `None` when the stored bytes do not read as a list.
     pub fn read(&self) -> Option<Vec<CompactString>> {
-        serde_json::from_str(self.0.get()).ok()
+        use std::io::Read as _;
+        let mut json = Vec::with_capacity(self.0.len() * 4);
+        flate2::read::DeflateDecoder::new(self.0.as_slice())
+            .read_to_end(&mut json)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
     }
 }
 
+/// Ids are those of the file's digest: equal indexes are those of equal digests.
 impl PartialEq for Ids {
-    fn eq(&self, other: &Ids) -> bool {
-        self.0.get() == other.0.get()
+    fn eq(&self, _: &Ids) -> bool {
+        true
     }
 }
 
@@ -132,19 +150,19 @@ pub enum SecretCheck {
 /// An index on its way to the database: serialised and deflated on a blocking thread while
 /// the apply takes its lock and writes its rows (2–3 ms of a 10-login apply at 300,000
 /// logins, otherwise spent inside the transaction).
-pub struct SealingIndex(tokio::task::JoinHandle<(Vec<u8>, GroupWrites)>);
+pub struct SealingIndex(tokio::task::JoinHandle<(Vec<u8>, FileWrites)>);
 
 impl SealingIndex {
     /// Starts serialising `index`.
     pub fn start(mut index: PlanIndex) -> SealingIndex {
         SealingIndex(tokio::task::spawn_blocking(move || {
-            let groups = std::mem::take(&mut index.groups);
-            (index.to_bytes(), groups)
+            let rows = std::mem::take(&mut index.rows);
+            (index.to_bytes(), rows)
         }))
     }
 
-    /// The stored bytes ([`PlanIndex::to_bytes`]) and the runs of items to write.
-    pub async fn bytes(self) -> (Vec<u8>, GroupWrites) {
+    /// The stored bytes ([`PlanIndex::to_bytes`]) and the files' rows to write.
+    pub async fn bytes(self) -> (Vec<u8>, FileWrites) {
         self.0.await.expect("serialising an index does not panic")
     }
 }
@@ -184,19 +202,21 @@ mod tests {
                 path: "customers/a.yaml".into(),
                 digest: "ab".into(),
                 only_customers: true,
-                customers: Some(Ids::of(&["C1".into()])),
+                customers: true,
+                ids: None,
                 secrets: vec![SecretCheck::Env("PW".into(), 10)],
                 groups: true,
             }],
             templates: vec![],
             logins: 3,
             managed: vec![true; 8],
-            groups: GroupWrites::default(),
+            rows: FileWrites::default(),
         };
         let read = PlanIndex::from_bytes(&index.to_bytes());
         assert_eq!(read, Some(index));
-        let ids = read.unwrap().files[0].customers.as_ref().unwrap().read();
-        assert_eq!(ids, Some(vec![CompactString::from("C1")]));
+        let ids = Ids::of(&["C1".into(), "C2".into()]).read();
+        assert_eq!(ids, Some(vec![CompactString::from("C1"), "C2".into()]));
+        assert_eq!(Ids(b"not deflate".to_vec()).read(), None);
         assert_eq!(PlanIndex::from_bytes(b"not deflate"), None);
     }
 

@@ -9,7 +9,9 @@ mod secret;
 
 pub use address::Address;
 pub use drift::{Applied, LoginDigests, ObjectDigest, ReadMark};
-pub use index::{GroupWrites, Ids, IndexedFile, LiveVersion, PlanIndex, SealingIndex, SecretCheck};
+pub use index::{
+    FileRow, FileWrites, Ids, IndexedFile, LiveVersion, PlanIndex, SealingIndex, SecretCheck,
+};
 pub use oidc::OidcClientState;
 pub use secret::SecretRef;
 

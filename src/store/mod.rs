@@ -289,9 +289,9 @@ pub trait Store {
     /// checks ([`Part`]).
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError>;
 
-    /// The stored runs of items of the files at `paths` (relative to the manifest root):
-    /// `(path, file digest, runs as stored)`, for those that have them.
-    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError>;
+    /// The rows of the plan index's files at `paths` (relative to the manifest root), for
+    /// those that have one.
+    async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError>;
 
     /// Which of `customers` exist, and `(email, customer id)` of each of `emails` a login
     /// holds; with the version read.
@@ -616,10 +616,7 @@ pub async fn open_with(
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
-pub use crate::state::{Applied, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
-
-/// A file's stored runs of items: its path, its digest, the runs as stored.
-pub type GroupRow = (String, String, Vec<u8>);
+pub use crate::state::{Applied, FileRow, LiveVersion, ObjectDigest, PlanIndex, ReadMark};
 
 /// What an incremental plan (or a delivery) asks of the live state, ids as stored.
 #[derive(Debug, Default)]
@@ -715,8 +712,8 @@ impl Store for AnyStore {
         dispatch!(self, s => s.read_part(query).await)
     }
 
-    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError> {
-        dispatch!(self, s => s.read_groups(paths).await)
+    async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError> {
+        dispatch!(self, s => s.read_files(paths).await)
     }
 
     async fn record_index(

@@ -14,7 +14,7 @@ use super::rows::{Batches, CustomerRow, LoginRow};
 use super::shared;
 use super::sql::{Fill, StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
-    Applied, Doing, GroupRow, LiveVersion, ObjectDigest, OpenOptions, Owners, Part, PartQuery,
+    Applied, Doing, FileRow, LiveVersion, ObjectDigest, OpenOptions, Owners, Part, PartQuery,
     PlanIndex, Store, StoreError, redact_url, schema_status,
 };
 use crate::history::{ApplyRecord, Provenance};
@@ -285,12 +285,14 @@ impl Store for PostgresStore {
         Ok(part)
     }
 
-    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError> {
-        sqlx::query_as("SELECT path, digest, groups FROM plan_index_groups WHERE path = ANY($1)")
-            .bind(paths)
-            .fetch_all(&mut self.conn)
-            .await
-            .doing("reading the plan index")
+    async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT path, digest, ids, groups FROM plan_index_files WHERE path = ANY($1)",
+        )
+        .bind(paths)
+        .fetch_all(&mut self.conn)
+        .await
+        .doing("reading the plan index")
     }
 
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {

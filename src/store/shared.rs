@@ -976,6 +976,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
@@ -987,12 +988,12 @@ where
             .doing(doing)?;
     match index {
         Some(index) => {
-            let (body, groups) = index.bytes().await;
+            let (body, rows) = index.bytes().await;
             write_index::<DB>(conn, &body, n).await?;
-            write_groups::<DB>(conn, &groups).await
+            write_files::<DB>(conn, &rows).await
         }
         None => {
-            for sql in ["DELETE FROM plan_index", "DELETE FROM plan_index_groups"] {
+            for sql in ["DELETE FROM plan_index", "DELETE FROM plan_index_files"] {
                 sqlx::query(sql).execute(&mut *conn).await.doing(doing)?;
             }
             Ok(())
@@ -1000,13 +1001,13 @@ where
     }
 }
 
-/// Writes the runs of items recorded beside an index (see [`crate::state::GroupWrites`]).
+/// Writes the files' rows recorded beside an index (see [`crate::state::FileWrites`]).
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn write_groups<DB>(
+pub(crate) async fn write_files<DB>(
     conn: &mut DB::Connection,
-    writes: &crate::state::GroupWrites,
+    writes: &crate::state::FileWrites,
 ) -> Result<(), StoreError>
 where
     DB: Database,
@@ -1014,10 +1015,11 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
 {
     let doing = "recording the plan index";
     if writes.all {
-        sqlx::query("DELETE FROM plan_index_groups")
+        sqlx::query("DELETE FROM plan_index_files")
             .execute(&mut *conn)
             .await
             .doing(doing)?;
@@ -1026,21 +1028,24 @@ where
     let rewritten = writes.rows.iter().map(|(path, ..)| path.as_str());
     if !writes.all {
         for path in gone.chain(rewritten) {
-            sqlx::query("DELETE FROM plan_index_groups WHERE path = $1")
+            sqlx::query("DELETE FROM plan_index_files WHERE path = $1")
                 .bind(path)
                 .execute(&mut *conn)
                 .await
                 .doing(doing)?;
         }
     }
-    for (path, digest, groups) in &writes.rows {
-        sqlx::query("INSERT INTO plan_index_groups (path, digest, groups) VALUES ($1, $2, $3)")
-            .bind(path.as_str())
-            .bind(digest.as_str())
-            .bind(groups.as_slice())
-            .execute(&mut *conn)
-            .await
-            .doing(doing)?;
+    for (path, digest, ids, groups) in &writes.rows {
+        sqlx::query(
+            "INSERT INTO plan_index_files (path, digest, ids, groups) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(path.as_str())
+        .bind(digest.as_str())
+        .bind(ids.as_slice())
+        .bind(groups.as_deref())
+        .execute(&mut *conn)
+        .await
+        .doing(doing)?;
     }
     Ok(())
 }
@@ -1091,6 +1096,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
@@ -1099,7 +1105,7 @@ where
     match version.changes() {
         Some(n) if version.fingerprint() == fingerprint => {
             write_index::<DB>(conn, &index.to_bytes(), n).await?;
-            write_groups::<DB>(conn, &index.groups).await
+            write_files::<DB>(conn, &index.rows).await
         }
         _ => Ok(()),
     }

@@ -15,7 +15,7 @@ use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, custo
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
-    Applied, Doing, GroupRow, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex,
+    Applied, Doing, FileRow, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex,
     ReadMark, Store, StoreError, redact_url, schema_status,
 };
 use crate::history::{ApplyRecord, Provenance};
@@ -382,13 +382,13 @@ impl Store for SqliteStore {
         Ok(part)
     }
 
-    async fn read_groups(&mut self, paths: &[String]) -> Result<Vec<GroupRow>, StoreError> {
+    async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(Vec::new());
         };
         let paths = serde_json::to_string(paths).expect("strings serialise");
         sqlx::query_as(
-            "SELECT path, digest, groups FROM plan_index_groups
+            "SELECT path, digest, ids, groups FROM plan_index_files
              WHERE path IN (SELECT value FROM json_each(?1))",
         )
         .bind(paths)

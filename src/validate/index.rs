@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Desired, Sections};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::model::PasswordSource;
-use crate::state::{GroupWrites, Ids, IndexedFile, PlanIndex, SecretCheck, State};
+use crate::state::{FileWrites, Ids, IndexedFile, PlanIndex, SecretCheck, State};
 
 impl Sections {
     /// The eight flags in a fixed order (what the plan index records).
@@ -98,7 +98,8 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
                 path: relative_name(&set.root, &source.path),
                 digest: crate::state::hex(source.digest()),
                 only_customers: !declared.other,
-                customers: None,
+                customers: declared.customers,
+                ids: None,
                 secrets: Vec::new(),
                 groups: false,
             }
@@ -133,9 +134,8 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
             files[client.site.file].secrets.push(check);
         }
     }
-    let groups = groups_of_files(set, &mut files, &ids);
-    for (file, ids) in files.iter_mut().zip(ids) {
-        file.customers = ids.map(|ids| Ids::of(&ids));
+    let rows = rows_of_files(set, &mut files, ids);
+    for file in &mut files {
         file.secrets.sort();
         file.secrets.dedup();
     }
@@ -146,39 +146,39 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
         templates: templates(set),
         logins: 0,
         managed: desired.managed.as_list(),
-        groups,
+        rows,
     }
 }
 
-/// The runs of items of the files of customers alone (marked in their entries), to record
-/// in place of every stored one.
-fn groups_of_files(
+/// The rows of the files with customers (their ids, and for the files of customers alone
+/// their runs of items, marked in their entries), to record in place of every stored one.
+fn rows_of_files(
     set: &ManifestSet,
     files: &mut [IndexedFile],
-    ids: &[Option<Vec<CompactString>>],
-) -> GroupWrites {
-    let counts: Vec<(usize, usize)> = ids
-        .iter()
+    ids: Vec<Option<Vec<CompactString>>>,
+) -> FileWrites {
+    let work: Vec<(usize, bool, Vec<CompactString>)> = ids
+        .into_iter()
         .enumerate()
-        .filter(|(index, _)| files[*index].only_customers)
-        .filter_map(|(index, ids)| Some((index, ids.as_ref()?.len())))
-        .filter(|(_, count)| *count > 0)
+        .filter_map(|(index, ids)| Some((index, files[index].only_customers, ids?)))
         .collect();
-    let runs = crate::parallel::map_in_order(counts, |(index, count)| {
-        (index, groups_of(&set.sources[index], count))
+    let rows = crate::parallel::map_in_order(work, |(index, alone, ids)| {
+        let runs = (alone && !ids.is_empty())
+            .then(|| groups_of(&set.sources[index], ids.len()))
+            .flatten();
+        (index, Ids::of(&ids), runs)
     });
-    let mut writes = GroupWrites {
+    let mut writes = FileWrites {
         all: true,
-        ..GroupWrites::default()
+        ..FileWrites::default()
     };
-    for (index, runs) in runs {
-        if let Some(runs) = runs {
-            let file = &mut files[index];
-            file.groups = true;
-            writes
-                .rows
-                .push((file.path.clone(), file.digest.clone(), runs));
-        }
+    for (index, ids, runs) in rows {
+        let file = &mut files[index];
+        file.groups = runs.is_some();
+        writes
+            .rows
+            .push((file.path.clone(), file.digest.clone(), ids.0.clone(), runs));
+        file.ids = Some(ids);
     }
     writes
 }
