@@ -31,6 +31,9 @@ pub const APPLY_LOCK: i64 = 0x0070_6f72_7469_636f;
 pub struct PostgresStore {
     conn: PgConnection,
     locked: bool,
+    /// The schema was found current (or made so) under the apply lock: an apply in this
+    /// process does not ask again.
+    current: bool,
 }
 
 impl PostgresStore {
@@ -52,6 +55,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             conn,
             locked: false,
+            current: false,
         })
     }
 
@@ -83,8 +87,12 @@ impl Store for PostgresStore {
     }
 
     async fn migrate(&mut self) -> Result<(), StoreError> {
-        if matches!(schema_version(&mut self.conn).await?, Some(found) if found < known_version()) {
+        let found = schema_version(&mut self.conn).await?;
+        if matches!(found, Some(found) if found < known_version()) {
             MIGRATOR.run(&mut self.conn).await?;
+            self.current = self.locked;
+        } else {
+            self.current = self.locked && found == Some(known_version());
         }
         Ok(())
     }
@@ -109,6 +117,7 @@ impl Store for PostgresStore {
     }
 
     async fn unlock_apply(&mut self) -> Result<(), StoreError> {
+        self.current = false;
         if self.locked {
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(APPLY_LOCK)
@@ -312,8 +321,9 @@ impl Store for PostgresStore {
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
-        // The schema is made here when there is none (a current one is not checked again).
-        if schema_version(&mut self.conn).await? != Some(known_version()) {
+        // The schema is made here when there is none (a current one is not checked again,
+        // nor asked again when `migrate` found it current under this lock).
+        if !self.current && schema_version(&mut self.conn).await? != Some(known_version()) {
             MIGRATOR.run(&mut self.conn).await?;
         }
         // One consistent snapshot for the re-check and the writes; an outside write that

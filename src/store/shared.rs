@@ -1024,12 +1024,17 @@ where
             .await
             .doing(doing)?;
     }
-    let gone = writes.gone.iter().map(String::as_str);
-    let rewritten = writes.rows.iter().map(|(path, ..)| path.as_str());
+    // A row rewritten is replaced by the insert; only those of files gone are deleted.
+    let rewritten: std::collections::BTreeSet<&str> =
+        writes.rows.iter().map(|(path, ..)| path.as_str()).collect();
+    let gone = writes
+        .gone
+        .iter()
+        .filter(|p| !rewritten.contains(p.as_str()));
     if !writes.all {
-        for path in gone.chain(rewritten) {
+        for path in gone {
             sqlx::query("DELETE FROM plan_index_files WHERE path = $1")
-                .bind(path)
+                .bind(path.as_str())
                 .execute(&mut *conn)
                 .await
                 .doing(doing)?;
@@ -1037,7 +1042,9 @@ where
     }
     for (path, digest, ids, groups) in &writes.rows {
         sqlx::query(
-            "INSERT INTO plan_index_files (path, digest, ids, groups) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO plan_index_files (path, digest, ids, groups) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (path) DO UPDATE
+             SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
         )
         .bind(path.as_str())
         .bind(digest.as_str())
@@ -1066,17 +1073,15 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
 {
-    let doing = "recording the plan index";
-    sqlx::query("DELETE FROM plan_index")
-        .execute(&mut *conn)
-        .await
-        .doing(doing)?;
-    sqlx::query("INSERT INTO plan_index (id, changes, body) VALUES (1, $1, $2)")
-        .bind(n)
-        .bind(body)
-        .execute(&mut *conn)
-        .await
-        .doing(doing)?;
+    sqlx::query(
+        "INSERT INTO plan_index (id, changes, body) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO UPDATE SET changes = excluded.changes, body = excluded.body",
+    )
+    .bind(n)
+    .bind(body)
+    .execute(&mut *conn)
+    .await
+    .doing("recording the plan index")?;
     Ok(())
 }
 

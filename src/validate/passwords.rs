@@ -27,6 +27,16 @@ struct Sources {
     contacts: Vec<(CompactString, SecretRef)>,
 }
 
+impl Sources {
+    /// Records a contact's source, in place of an earlier one for the same email.
+    fn set_contact(&mut self, email: CompactString, source: SecretRef) {
+        match self.contacts.iter_mut().find(|(e, _)| *e == email) {
+            Some((_, old)) => *old = source,
+            None => self.contacts.push((email, source)),
+        }
+    }
+}
+
 impl Passwords {
     /// The source of the login or client at `address`, if the manifests name one.
     pub fn get(&self, address: &Address) -> Option<&SecretRef> {
@@ -65,10 +75,7 @@ impl Passwords {
         };
         match contact {
             None => sources.own = Some(source),
-            Some(email) => match sources.contacts.iter_mut().find(|(e, _)| e == email) {
-                Some((_, old)) => *old = source,
-                None => sources.contacts.push((email.into(), source)),
-            },
+            Some(email) => sources.set_contact(email.into(), source),
         }
     }
 
@@ -92,10 +99,7 @@ impl Passwords {
                     ours.own = Some(own);
                 }
                 for (email, source) in theirs.contacts {
-                    match ours.contacts.iter_mut().find(|(e, _)| *e == email) {
-                        Some((_, old)) => *old = source,
-                        None => ours.contacts.push((email, source)),
-                    }
+                    ours.set_contact(email, source);
                 }
             }
         }

@@ -164,6 +164,38 @@ fn forgot_password_mails_a_link_that_clears_the_lockout_and_ends_other_sessions(
         ),
         0
     );
+    // A burst of requests for one login, each reset queued by a task of its own: one
+    // message. (The store's own test, `store::serve::profile`, runs twenty at once.)
+    block_on(async {
+        let csrf = asker.csrf();
+        for n in 0..12 {
+            let email = if n % 2 == 0 {
+                "ap@acme.example"
+            } else {
+                "AP@acme.example"
+            };
+            let answer = asker
+                .post("/forgot-password", &[("csrf", &csrf), ("email", email)])
+                .await;
+            assert_eq!(answer.status, 200);
+        }
+    });
+    let burst = |wait| {
+        messages(
+            &endpoint,
+            "customer_center.password_reset",
+            "ap@acme.example",
+            2,
+            wait,
+        )
+    };
+    assert!(burst(Duration::from_secs(15)) >= 1, "delivered");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        burst(Duration::ZERO),
+        1,
+        "one message for twelve requests at once"
+    );
     let body = endpoint
         .requests()
         .iter()

@@ -246,3 +246,90 @@ fn seconds(at: &str) -> Result<i64, StoreError> {
         .map(jiff::Timestamp::as_second)
         .map_err(|e| StoreError::Corrupt(format!("time `{at}`: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::ServeStore;
+    use crate::store::Store as _;
+
+    /// Twenty requests for a login's reset at once, on a real database: one message. Eight
+    /// logins one after the other (without the row lock, PostgreSQL queued two in about
+    /// one burst in three).
+    async fn one_reset_however_many_at_once(url: &str) {
+        let mut store = crate::store::open(url, true).await.expect("open");
+        store.init().await.expect("init");
+        drop(store);
+        let serve = Arc::new(ServeStore::open(url, 8).await.expect("serve store"));
+        for n in 0..8 {
+            let customer = sqlx::AssertSqlSafe(format!(
+                "INSERT INTO customers (id, name) VALUES ('C{n}', 'Acme {n}')"
+            ));
+            let login = sqlx::AssertSqlSafe(format!(
+                "INSERT INTO logins (customer_id, contact, email, access, role_id, notify)
+                 VALUES ('C{n}', '', 'ap{n}@acme.example', 1 = 1, 'customer_center', 1 = 0)"
+            ));
+            for sql in [customer, login] {
+                sqlx::query(sql).execute(&serve.pool).await.expect("a row");
+            }
+        }
+        for n in 0..8 {
+            let login = serve
+                .login_by_email(&format!("ap{n}@acme.example"))
+                .await
+                .expect("read")
+                .expect("the login");
+            let mut tasks = tokio::task::JoinSet::new();
+            for k in 0..20 {
+                let (serve, login) = (serve.clone(), login.clone());
+                tasks.spawn(async move {
+                    let key = format!("reset-{n}-{k}");
+                    let (now, not_before) = ("2026-12-02T12:00:00Z", "2026-12-02T11:55:00Z");
+                    serve
+                        .queue_reset(&login, &key, now, not_before)
+                        .await
+                        .expect("queued or not")
+                });
+            }
+            let queued = tasks.join_all().await.into_iter().filter(|q| *q).count();
+            assert_eq!(queued, 1, "login {n} on {url}");
+        }
+        let rows: i64 =
+            sqlx::query_scalar("SELECT CAST(count(*) AS BIGINT) FROM notifications WHERE kind = 1")
+                .fetch_one(&serve.pool)
+                .await
+                .expect("count");
+        assert_eq!(rows, 8, "{url}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reset_is_queued_once_on_sqlite() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let url = format!("sqlite://{}", dir.path().join("live.db").display());
+        one_reset_however_many_at_once(&url).await;
+    }
+
+    /// On the server `PORTICO_TEST_POSTGRES_URL` names (the suite starts one), in a
+    /// database of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reset_is_queued_once_on_postgres() {
+        use sqlx::Connection as _;
+        let Ok(admin) = std::env::var("PORTICO_TEST_POSTGRES_URL") else {
+            eprintln!("PORTICO_TEST_POSTGRES_URL is not set: skipped");
+            return;
+        };
+        let name = format!("portico_unit_reset_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("server");
+        let drop = || sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"));
+        sqlx::query(drop()).execute(&mut conn).await.expect("drop");
+        let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"));
+        sqlx::query(create)
+            .execute(&mut conn)
+            .await
+            .expect("create");
+        let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
+        one_reset_however_many_at_once(&format!("{base}/{name}")).await;
+        sqlx::query(drop()).execute(&mut conn).await.expect("drop");
+    }
+}
