@@ -37,8 +37,8 @@ pub fn pieces(text: &str, target: usize) -> Option<Vec<Range<usize>>> {
 
 /// The byte ranges of the items of a file of the plainest layout (the header before the
 /// first one is not part of any), when its items can be read one without the others: no
-/// anchor or alias anywhere (the test is coarse: any `&` or `*` before a character other
-/// than a space is taken for one). `None` otherwise, and for a file without items.
+/// anchor or alias anywhere (the test is coarse: see [`has_anchor`]). `None` otherwise, and
+/// for a file without items.
 pub fn items(text: &str) -> Option<Vec<Range<usize>>> {
     if has_anchor(text) {
         return None;
@@ -142,11 +142,20 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<([u8; 16], u32)>> {
         .collect()
 }
 
-/// Whether `text` may hold a YAML anchor (`&name`) or alias (`*name`).
+/// Whether `text` may hold a YAML anchor (`&name`) or alias (`*name`): a `&` or `*` where a
+/// node can start (first on a line, or after a space, a tab, `[`, `{`, `,` or `:`) and
+/// before a character other than a space. Coarse on purpose: `Smith &Co` in a quoted
+/// name counts too (the file is then read whole); `R&D` or `?a=1&b=2` do not.
 fn has_anchor(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.iter().enumerate().any(|(at, &b)| {
+        let starts_node = at == 0
+            || matches!(
+                bytes[at - 1],
+                b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':'
+            );
         (b == b'&' || b == b'*')
+            && starts_node
             && bytes
                 .get(at + 1)
                 .is_some_and(|next| !next.is_ascii_whitespace())
@@ -237,9 +246,21 @@ mod tests {
         assert!(text[ranges[0].clone()].starts_with("  - id: A"));
         assert!(text[ranges[0].clone()].ends_with("# between\n"));
         assert_eq!(&text[ranges[1].clone()], "  - id: B\n");
-        for anchored in ["name: &n X", "name: *n", "<<: *base", "name: R&D"] {
+        let anchored = [
+            "name: &n X",
+            "name: *n",
+            "<<: *base",
+            "contacts: [*c]",
+            "access: {role:*r}",
+            "name: \"Smith &Co\"",
+        ];
+        for anchored in anchored {
             let text = format!("customers:\n- id: A\n  {anchored}\n");
             assert_eq!(items(&text), None, "{anchored}");
+        }
+        for plain in ["name: R&D", "name: A*B", "url: https://x.example/?a=1&b=2"] {
+            let text = format!("customers:\n- id: A\n  {plain}\n");
+            assert!(items(&text).is_some(), "{plain}");
         }
         assert_eq!(items("customers: []\n"), None);
         assert_eq!(items("roles: []\ncustomers:\n- id: A\n"), None);
