@@ -142,7 +142,7 @@ pub(crate) async fn attempt(
         Ok(found) => found,
         Err(reason) => return full(reason),
     };
-    if let Err(reason) = read_files(store, pending, &mut files, reading).await? {
+    if let Err(reason) = read_changed_files(store, pending, &mut files, reading).await? {
         return full(reason);
     }
     if let Some(reason) = recheck(&files, &index, reading) {
@@ -347,7 +347,7 @@ fn compare(
 
 /// Reads the changed files, with the runs of items the index has for them; the reason to
 /// plan in full when they cannot be read or most of the manifests changed.
-async fn read_files(
+async fn read_changed_files(
     store: &mut AnyStore,
     pending: Vec<Pending>,
     files: &mut Files,
@@ -387,7 +387,7 @@ fn ids_of(
     stored
         .get(&entry.path)
         .filter(|row| row.1 == entry.digest)
-        .and_then(|row| crate::state::Ids(row.2.clone()).read())
+        .and_then(|row| crate::state::Ids::read(&row.2))
         .ok_or_else(|| "the plan index is damaged".to_string())
 }
 
@@ -839,11 +839,10 @@ fn next_index(
         secrets.extend(entry.secrets);
         secrets.sort();
         secrets.dedup();
-        let ids = crate::state::Ids::of(&ids);
         rows.rows.push((
             read.name.clone(),
             read.digest.clone(),
-            ids.0.clone(),
+            crate::state::Ids::of(&ids).0,
             Some(read.runs.clone()),
         ));
         entries.push(IndexedFile {
@@ -851,7 +850,6 @@ fn next_index(
             digest: read.digest.clone(),
             only_customers: true,
             customers: true,
-            ids: Some(ids),
             secrets,
             groups: true,
         });

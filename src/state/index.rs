@@ -87,11 +87,8 @@ pub struct IndexedFile {
     pub digest: String,
     /// Whether it declares nothing but `customers:` (or nothing at all).
     pub only_customers: bool,
-    /// Whether it has a `customers:` section.
+    /// Whether it has a `customers:` section (its customers' ids are in its row).
     pub customers: bool,
-    /// The ids of the customers it declares (kept in its row, not in the index's bytes).
-    #[serde(skip)]
-    pub ids: Option<Ids>,
     /// The password sources its logins name, to check again: still set, still readable,
     /// still long enough.
     pub secrets: Vec<SecretCheck>,
@@ -118,25 +115,16 @@ impl Ids {
         Ids(encoder.finish().expect("writing to memory"))
     }
 
-    /// The ids; `None` when the stored bytes do not read as a list.
-    pub fn read(&self) -> Option<Vec<CompactString>> {
+    /// The ids of stored bytes; `None` when they do not read as a list.
+    pub fn read(bytes: &[u8]) -> Option<Vec<CompactString>> {
         use std::io::Read as _;
-        let mut json = Vec::with_capacity(self.0.len() * 4);
-        flate2::read::DeflateDecoder::new(self.0.as_slice())
+        let mut json = Vec::with_capacity(bytes.len() * 4);
+        flate2::read::DeflateDecoder::new(bytes)
             .read_to_end(&mut json)
             .ok()?;
         serde_json::from_slice(&json).ok()
     }
 }
-
-/// Ids are those of the file's digest: equal indexes are those of equal digests.
-impl PartialEq for Ids {
-    fn eq(&self, _: &Ids) -> bool {
-        true
-    }
-}
-
-impl Eq for Ids {}
 
 /// A password source a plan checks again (never its value).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -203,7 +191,6 @@ mod tests {
                 digest: "ab".into(),
                 only_customers: true,
                 customers: true,
-                ids: None,
                 secrets: vec![SecretCheck::Env("PW".into(), 10)],
                 groups: true,
             }],
@@ -214,9 +201,9 @@ mod tests {
         };
         let read = PlanIndex::from_bytes(&index.to_bytes());
         assert_eq!(read, Some(index));
-        let ids = Ids::of(&["C1".into(), "C2".into()]).read();
+        let ids = Ids::read(&Ids::of(&["C1".into(), "C2".into()]).0);
         assert_eq!(ids, Some(vec![CompactString::from("C1"), "C2".into()]));
-        assert_eq!(Ids(b"not deflate".to_vec()).read(), None);
+        assert_eq!(Ids::read(b"not deflate"), None);
         assert_eq!(PlanIndex::from_bytes(b"not deflate"), None);
     }
 

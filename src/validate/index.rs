@@ -99,7 +99,6 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
                 digest: crate::state::hex(source.digest()),
                 only_customers: !declared.other,
                 customers: declared.customers,
-                ids: None,
                 secrets: Vec::new(),
                 groups: false,
             }
@@ -177,8 +176,7 @@ fn rows_of_files(
         file.groups = runs.is_some();
         writes
             .rows
-            .push((file.path.clone(), file.digest.clone(), ids.0.clone(), runs));
-        file.ids = Some(ids);
+            .push((file.path.clone(), file.digest.clone(), ids.0, runs));
     }
     writes
 }
