@@ -789,7 +789,10 @@ fn files_edited_in_a_few_places_are_read_in_part(env: Env) {
     env.sql("UPDATE plan_index_files SET digest = 'not the file'");
     let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("Planning in full: the plan index is damaged"), "{err}");
+    assert!(
+        err.contains("Planning in full: the plan index is damaged"),
+        "{err}"
+    );
 }
 
 crate::common::on_every_engine!(files_edited_in_a_few_places_are_read_in_part);
