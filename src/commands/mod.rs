@@ -596,22 +596,24 @@ fn guard(plan: &Plan, opts: &ApplyOpts) -> Result<(), Error> {
 /// Manifest or database errors, a stale or unexpected plan, the guard, a lock timeout, or
 /// no confirmation.
 pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
-    // The commit is asked of git on another thread while the plan is computed.
-    let path = opts.path.clone();
-    let commit = std::thread::spawn(move || history::git_commit(path.as_deref()));
-    let mut provenance = Provenance {
-        actor: history::actor(opts.actor.as_deref()),
-        git_commit: None,
-        clock: opts.now.map(crate::clock::format),
-    };
-    // The files are hashed while the database is opened, locked and checked.
+    // The files are hashed, and git asked for the commit (and the actor, when no variable
+    // names one), while the database is opened, locked and checked.
     let hashing = match (&opts.plan, &opts.path) {
         (None, Some(path)) if !opts.diff.no_incremental => {
             Some(incremental::Hashing::start(path, opts.read.reading()))
         }
         _ => None,
     };
-    let mut store = phase_async("open", open_for_apply(opts, &provenance)).await?;
+    let path = opts.path.clone();
+    let commit = std::thread::spawn(move || history::git_commit(path.as_deref()));
+    let flag = opts.actor.clone();
+    let actor = std::thread::spawn(move || history::actor(flag.as_deref()));
+    let (mut store, actor) = phase_async("open", open_for_apply(opts, actor)).await?;
+    let mut provenance = Provenance {
+        actor,
+        git_commit: None,
+        clock: opts.now.map(crate::clock::format),
+    };
     let (plan, root, index) = plan_to_apply(opts, &mut store, hashing).await?;
     // The index counts the logins the apply leaves (the next incremental plan shows them).
     let index = index.map(|index| crate::state::PlanIndex {
@@ -679,7 +681,10 @@ async fn follow_files(
 /// Opens the database for an apply and takes the apply lock. The lock is taken before the
 /// live state is read, so two applies started together run one after the other, the second
 /// planning against the first one's result.
-async fn open_for_apply(opts: &ApplyOpts, provenance: &Provenance) -> Result<AnyStore, Error> {
+async fn open_for_apply(
+    opts: &ApplyOpts,
+    actor: std::thread::JoinHandle<String>,
+) -> Result<(AnyStore, String), Error> {
     if !opts.connect.explicit()
         && let Some(path) = missing_sqlite(opts.connect.url()).await?
     {
@@ -694,9 +699,11 @@ async fn open_for_apply(opts: &ApplyOpts, provenance: &Provenance) -> Result<Any
         },
     )
     .await?;
-    phase_async("lock", store.lock(timeout, &provenance.actor)).await?;
+    // The actor names the lock's holder to an apply that waits for it.
+    let actor = actor.join().unwrap_or_else(|_| "unknown".to_string());
+    phase_async("lock", store.lock(timeout, &actor)).await?;
     phase_async("migrate", store.migrate()).await?;
-    Ok(store)
+    Ok((store, actor))
 }
 
 /// The plan to apply: the saved one (`--plan`) or one computed from the manifests now, and

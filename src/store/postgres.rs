@@ -335,16 +335,23 @@ impl Store for PostgresStore {
             .doing("starting a transaction")?;
         // The write count, raised by every write to a managed column: an outside write
         // committed after this snapshot makes the count's update below fail to serialize.
-        let version = shared::read_version::<sqlx::Postgres>(&mut tx).await?;
+        let (version, roles) =
+            shared::read_version_for_apply::<sqlx::Postgres>(&mut tx, READ_VERSION_FOR_APPLY)
+                .await?;
         if version.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
-        shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
+        shared::write_standard_roles::<sqlx::Postgres>(&mut tx, &WRITES, roles).await?;
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
-        let id = shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await?;
+        let id = crate::progress::phase_async("insert history", async {
+            shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await
+        })
+        .await?;
         batches.set_apply_id(id);
-        let filled = run_filling(&mut tx, batches, passwords).await?;
+        let filled =
+            crate::progress::phase_async("write rows", run_filling(&mut tx, batches, passwords))
+                .await?;
         if filled.contains(&"logins") {
             // Fresh statistics: the tables went from (nearly) empty to large in this
             // transaction, and until autovacuum gets to them, the queries that look logins
@@ -356,13 +363,21 @@ impl Store for PostgresStore {
                 .await
                 .doing("updating the tables' statistics")?;
         }
-        shared::finish_apply::<sqlx::Postgres>(&mut tx, index).await?;
-        tx.commit().await.doing("committing")?;
+        crate::progress::phase_async("record index", async {
+            shared::finish_apply::<sqlx::Postgres>(&mut tx, index).await
+        })
+        .await?;
+        crate::progress::phase_async("commit", tx.commit())
+            .await
+            .doing("committing")?;
+        // The schema is current now, and stays so while the lock is held: what follows (the
+        // count of queued messages) does not ask again.
+        self.current = self.locked;
         Ok(id)
     }
 
     async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
-        if !schema_ready(&mut self.conn).await? {
+        if !self.current && !schema_ready(&mut self.conn).await? {
             return Ok(0);
         }
         shared::pending_count::<sqlx::Postgres>(&mut self.conn, bound).await
@@ -942,3 +957,8 @@ async fn read_applied_objects(
     }
     Ok(applied)
 }
+
+/// An apply's first read (see `shared::read_version_for_apply`). It also says, for the
+/// transaction, that its writes are the apply's: the write-count triggers skip them (the
+/// apply counts itself once, at its end; migration 0021).
+const READ_VERSION_FOR_APPLY: &str = "SELECT store, n, roles_at = n AND roles_digest = $1 FROM managed_changes, set_config('portico.applying', 'on', true) WHERE id = 1";

@@ -935,6 +935,58 @@ where
     Ok(crate::state::LiveVersion(row))
 }
 
+/// An apply's first read (`sql`, the engine's `READ_VERSION_FOR_APPLY`): the live state's
+/// version, and whether the standard roles are this build's and untouched: the last apply
+/// wrote these same rows (their digest) and left the write count where it is (every write
+/// to `roles` and `role_permissions` raises it).
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn read_version_for_apply<DB>(
+    conn: &mut DB::Connection,
+    sql: &'static str,
+) -> Result<(crate::state::LiveVersion, bool), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> (String, i64, Option<bool>): FromRow<'r, DB::Row>,
+{
+    let row: Option<(String, i64, Option<bool>)> = sqlx::query_as(sql)
+        .bind(super::sql::standard_roles_digest())
+        .fetch_optional(&mut *conn)
+        .await
+        .doing("reading the live state's version")?;
+    let roles_current = row
+        .as_ref()
+        .is_some_and(|(.., current)| *current == Some(true));
+    let version = crate::state::LiveVersion(row.map(|(store, n, _)| (store, n)));
+    Ok((version, roles_current))
+}
+
+/// Writes the catalog's standard roles, unless [`read_version_for_apply`] found them
+/// `current`.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn write_standard_roles<DB>(
+    conn: &mut DB::Connection,
+    writes: &super::sql::Writes,
+    current: bool,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    if !current {
+        run_steps::<DB>(conn, super::sql::standard_role_steps(writes)).await?;
+    }
+    Ok(())
+}
+
 /// The plan index the last apply recorded, with the write count it left; `None` when there
 /// is none (or it does not read).
 ///
@@ -960,7 +1012,7 @@ where
 }
 
 /// Ends an apply's writes: raises the write count once (whatever the triggers counted),
-/// and records the plan index (its stored bytes, counting the logins the apply leaves) with
+/// records that the standard roles are this build's as of that count, and records the plan index (its stored bytes, counting the logins the apply leaves) with
 /// the count left, or removes the old one when this apply did not leave the database as its
 /// files describe.
 ///
@@ -981,11 +1033,15 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     let doing = "recording the plan index";
-    let n: i64 =
-        sqlx::query_scalar("UPDATE managed_changes SET n = n + 1 WHERE id = 1 RETURNING n")
-            .fetch_one(&mut *conn)
-            .await
-            .doing(doing)?;
+    // The standard roles are as this apply leaves them: as written now, or as the last
+    // apply wrote them with nothing written since.
+    let n: i64 = sqlx::query_scalar(
+        "UPDATE managed_changes SET n = n + 1, roles_digest = $1, roles_at = n + 1 WHERE id = 1 RETURNING n",
+    )
+    .bind(super::sql::standard_roles_digest())
+    .fetch_one(&mut *conn)
+    .await
+    .doing(doing)?;
     match index {
         Some(index) => {
             let (body, rows) = index.bytes().await;

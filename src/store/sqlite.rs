@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use super::OutboxRow;
 use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, customers_from_json};
 use super::shared;
-use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
+use super::sql::{StepStream, Writes, history_and_batches};
 use super::{
     Applied, Doing, FileRow, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex,
     ReadMark, Store, StoreError, redact_url, schema_status,
@@ -159,7 +159,9 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .doing("starting a transaction")?;
-        write_standard_roles(&mut tx).await?;
+        let (_, roles) =
+            shared::read_version_for_apply::<sqlx::Sqlite>(&mut tx, READ_VERSION_FOR_APPLY).await?;
+        shared::write_standard_roles::<sqlx::Sqlite>(&mut tx, &WRITES, roles).await?;
         tx.commit().await.doing("committing")
     }
 
@@ -433,12 +435,9 @@ impl Store for SqliteStore {
             Some(mark) if mark.store == id => data_version(&mut tx).await? == mark.version,
             _ => false,
         };
-        if !unchanged
-            && shared::read_version::<sqlx::Sqlite>(&mut tx)
-                .await?
-                .fingerprint()
-                != plan.live_fingerprint
-        {
+        let (version, roles) =
+            shared::read_version_for_apply::<sqlx::Sqlite>(&mut tx, READ_VERSION_FOR_APPLY).await?;
+        if !unchanged && version.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
         // A big apply sets the write-count triggers aside (one run per row doubled its
@@ -448,7 +447,7 @@ impl Store for SqliteStore {
         } else {
             Vec::new()
         };
-        write_standard_roles(&mut tx).await?;
+        shared::write_standard_roles::<sqlx::Sqlite>(&mut tx, &WRITES, roles).await?;
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
         let id = crate::progress::phase_async("insert history", async {
@@ -690,11 +689,6 @@ async fn restore_triggers(conn: &mut SqliteConnection, sql: Vec<String>) -> Resu
             .await
             .doing("creating the write-count triggers again")?;
     }
-    Ok(())
-}
-
-async fn write_standard_roles(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    shared::run_steps::<sqlx::Sqlite>(conn, standard_role_steps(&WRITES)).await?;
     Ok(())
 }
 
@@ -1051,3 +1045,7 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
 fn decode<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
+
+/// An apply's first read (see `shared::read_version_for_apply`).
+const READ_VERSION_FOR_APPLY: &str =
+    "SELECT store, n, roles_at = n AND roles_digest = $1 FROM managed_changes WHERE id = 1";

@@ -678,16 +678,22 @@ fn incremental_plans_equal_full_plans_on_postgres() {
     property(Env::postgres);
 }
 
-/// The everyday case takes the incremental path, and says so with `--verbose`; a write
-/// outside portico sends the next plan back to reading everything, and says why.
-fn says_how_it_planned(env: Env) {
+/// The starting model with no password sources, written and applied.
+fn applied_without_passwords(env: &Env) -> Model {
     let mut model = Model::start();
     for customer in model.files.values_mut().flatten() {
         customer.password = false;
         customer.password_file = false;
     }
-    model.write(&env);
+    model.write(env);
     env.apply();
+    model
+}
+
+/// The everyday case takes the incremental path, and says so with `--verbose`; a write
+/// outside portico sends the next plan back to reading everything, and says why.
+fn says_how_it_planned(env: Env) {
+    let model = applied_without_passwords(&env);
     let mut edited = model.clone();
     edited.edit((0, 0, 0, 0));
     edited.write(&env);
@@ -879,3 +885,64 @@ fn a_plan_reading_files_another_way_is_planned_in_full(env: Env) {
 }
 
 crate::common::on_every_engine!(a_plan_reading_files_another_way_is_planned_in_full);
+
+/// An apply writes the catalog's standard roles only when they may be otherwise: anything
+/// written to the managed tables since the last apply (the write count moved), or that
+/// apply's build wrote other rows (their digest differs). A standard role changed where the
+/// count cannot see stands for "untouched": the apply leaves it, proving it did not write.
+fn standard_roles_are_written_only_when_they_may_differ(env: Env) {
+    let mut model = applied_without_passwords(&env);
+    let names = || env.rows("SELECT name FROM roles WHERE standard ORDER BY id");
+    let permissions = || {
+        env.rows(
+            "SELECT p.role_id || ' ' || p.permission || ' ' || p.level FROM role_permissions p \
+             JOIN roles r ON r.id = p.role_id WHERE r.standard ORDER BY 1",
+        )
+    };
+    let (catalog, granted) = (names(), permissions());
+    assert!(!granted.is_empty(), "the standard role grants permissions");
+    let mut step = 0;
+    let mut edit_and_apply = |model: &mut Model| {
+        step += 1;
+        model.edit((0, 0, 0, step));
+        model.write(&env);
+        env.apply();
+    };
+    // Unseen by the count: the next apply does not write the standard roles.
+    env.sql(
+        "UPDATE roles SET name = 'Unseen' WHERE standard; UPDATE managed_changes SET n = roles_at",
+    );
+    let count = || env.rows("SELECT CAST(n AS TEXT) FROM managed_changes")[0].parse::<i64>();
+    let before = count().unwrap();
+    edit_and_apply(&mut model);
+    assert_eq!(
+        names(),
+        ["Unseen"],
+        "the apply rewrote untouched standard roles"
+    );
+    if !env.is_sqlite() {
+        // PostgreSQL's triggers skip the apply's own writes: it counts itself once.
+        assert_eq!(
+            count().unwrap(),
+            before + 1,
+            "the triggers counted the apply"
+        );
+    }
+    // Seen: written again, permissions too.
+    env.sql(
+        "UPDATE roles SET name = 'Renamed outside' WHERE standard; \
+         DELETE FROM role_permissions WHERE role_id IN (SELECT id FROM roles WHERE standard)",
+    );
+    edit_and_apply(&mut model);
+    assert_eq!((names(), permissions()), (catalog.clone(), granted.clone()));
+    // Another build's rows, with nothing written since its apply: written again.
+    env.sql("UPDATE roles SET name = 'Older build' WHERE standard");
+    env.sql(env.pick(
+        "UPDATE managed_changes SET n = roles_at, roles_digest = X'00'",
+        "UPDATE managed_changes SET n = roles_at, roles_digest = '\\x00'::bytea",
+    ));
+    edit_and_apply(&mut model);
+    assert_eq!((names(), permissions()), (catalog, granted));
+}
+
+crate::common::on_every_engine!(standard_roles_are_written_only_when_they_may_differ);
