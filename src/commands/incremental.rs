@@ -259,9 +259,21 @@ pub(crate) struct Hashing(tokio::task::JoinHandle<Result<Vec<Hashed>, String>>);
 impl Hashing {
     /// Starts hashing the manifest files at `path`.
     pub(crate) fn start(path: &Path, reading: Reading) -> Hashing {
+        Hashing::start_then(path, reading, || {})
+    }
+
+    /// [`Hashing::start`], running `then` once every file is hashed: work that would take
+    /// a core from the hashing, started when it is done.
+    pub(crate) fn start_then(
+        path: &Path,
+        reading: Reading,
+        then: impl FnOnce() + Send + 'static,
+    ) -> Hashing {
         let root = path.to_path_buf();
         Hashing(tokio::task::spawn_blocking(move || {
-            phase("digests", || hash_all(&root, reading.max_file_bytes))
+            let hashed = phase("digests", || hash_all(&root, reading.max_file_bytes));
+            then();
+            hashed
         }))
     }
 }

@@ -596,16 +596,24 @@ fn guard(plan: &Plan, opts: &ApplyOpts) -> Result<(), Error> {
 /// Manifest or database errors, a stale or unexpected plan, the guard, a lock timeout, or
 /// no confirmation.
 pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
-    // The files are hashed, and git asked for the commit (and the actor, when no variable
-    // names one), while the database is opened, locked and checked.
-    let hashing = match (&opts.plan, &opts.path) {
-        (None, Some(path)) if !opts.diff.no_incremental => {
-            Some(incremental::Hashing::start(path, opts.read.reading()))
-        }
-        _ => None,
-    };
+    // The files are hashed, and git asked for the actor (when no variable names one),
+    // while the database is opened, locked and checked; git is asked for the commit once
+    // the files are hashed (on two cores, sooner it slowed the hashing).
+    let (commit, asked) = std::sync::mpsc::channel();
     let path = opts.path.clone();
-    let commit = std::thread::spawn(move || history::git_commit(path.as_deref()));
+    let ask_git = move || {
+        std::thread::spawn(move || commit.send(history::git_commit(path.as_deref())));
+    };
+    let hashing =
+        match (&opts.plan, &opts.path) {
+            (None, Some(path)) if !opts.diff.no_incremental => Some(
+                incremental::Hashing::start_then(path, opts.read.reading(), ask_git),
+            ),
+            _ => {
+                ask_git();
+                None
+            }
+        };
     let flag = opts.actor.clone();
     let actor = std::thread::spawn(move || history::actor(flag.as_deref()));
     let (mut store, actor) = phase_async("open", open_for_apply(opts, actor)).await?;
@@ -620,7 +628,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         logins: u64::try_from(plan.logins_after()).unwrap_or(u64::MAX),
         ..index
     });
-    provenance.git_commit = commit.join().unwrap_or(None);
+    provenance.git_commit = asked.recv().unwrap_or(None);
     phase("print", || print_text(&plan, &opts.diff));
     check_digest(&plan, opts).await?;
     if plan.is_empty() {

@@ -445,9 +445,18 @@ pub struct StepStream {
     pub steps: Vec<StepInfo>,
     /// When the apply writes: the second parameter of [`StepInfo::stamped`] steps.
     pub at: String,
-    params: tokio::sync::mpsc::Receiver<(usize, String)>,
+    /// The parameters written already (all of them, for a small apply).
+    ready: std::collections::VecDeque<(usize, String)>,
+    /// The parameters a thread writes while the database runs the ones before (a large
+    /// apply).
+    params: Option<tokio::sync::mpsc::Receiver<(usize, String)>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Below this many rows, an apply's parameters are written before its first statement, on
+/// its own thread: a thread handing them over one by one cost a small apply more than the
+/// writing (on two busy cores, each hand-over waits for one).
+const WRITER_THREAD_FROM: usize = 2_000;
 
 impl StepStream {
     /// Starts writing the parameters of `batches`' steps. The thread owns the batches, and
@@ -470,6 +479,22 @@ impl StepStream {
                 stamped: s.stamped,
             })
             .collect();
+        let rows = batches.applied.len() + batches.notify.len() + batches.forget.len();
+        if rows < WRITER_THREAD_FROM {
+            let all = steps(w, &batches, (&passwords, &secrets));
+            let ready = all
+                .into_iter()
+                .enumerate()
+                .flat_map(|(index, step)| step.params.map(move |param| (index, param)))
+                .collect();
+            return StepStream {
+                steps: infos,
+                at,
+                ready,
+                params: None,
+                writer: None,
+            };
+        }
         let (sender, params) = tokio::sync::mpsc::channel(AHEAD);
         let writer = std::thread::spawn(move || {
             let all = steps(w, &batches, (&passwords, &secrets));
@@ -484,7 +509,8 @@ impl StepStream {
         StepStream {
             steps: infos,
             at,
-            params,
+            ready: std::collections::VecDeque::new(),
+            params: Some(params),
             writer: Some(writer),
         }
     }
@@ -492,7 +518,13 @@ impl StepStream {
     /// The next parameter, with the index of its step in [`StepStream::steps`]; `None`
     /// once every step's parameters were given.
     pub async fn next(&mut self) -> Option<(usize, String)> {
-        let next = self.params.recv().await;
+        if let Some(ready) = self.ready.pop_front() {
+            return Some(ready);
+        }
+        let next = match &mut self.params {
+            Some(params) => params.recv().await,
+            None => None,
+        };
         if next.is_none()
             && let Some(writer) = self.writer.take()
             && let Err(panic) = writer.join()
