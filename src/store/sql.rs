@@ -214,15 +214,21 @@ fn owned_step<T: serde::Serialize>(
     }
 }
 
-/// A digest of the standard roles' rows as this build writes them: an apply records it, and
-/// the next one rewrites the rows only when it differs (or anything wrote to the managed
-/// tables since; see `shared::standard_roles_current`).
+/// A digest of the standard roles' rows as this build writes them, and of the build's
+/// version: an apply records it, and the next one rewrites the rows only when it differs
+/// (or anything wrote to the managed tables since; see `shared::read_version_for_apply`).
+/// A migration that changes how the standard roles are stored without changing their rows
+/// must change what is digested here too.
 pub fn standard_roles_digest() -> &'static [u8] {
     use sha2::Digest as _;
     static DIGEST: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     DIGEST.get_or_init(|| {
         let rows = serde_json::to_vec(&standard_role_rows()).expect("rows serialize");
-        sha2::Sha256::digest(rows).to_vec()
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+        hasher.update(b"\n");
+        hasher.update(rows);
+        hasher.finalize().to_vec()
     })
 }
 
