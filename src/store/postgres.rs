@@ -341,7 +341,9 @@ impl Store for PostgresStore {
         if version.fingerprint() != plan.live_fingerprint {
             return Err(StoreError::Stale);
         }
-        shared::write_standard_roles::<sqlx::Postgres>(&mut tx, &WRITES, roles).await?;
+        if !roles {
+            shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
+        }
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
         let id = crate::progress::phase_async("insert history", async {

@@ -938,7 +938,8 @@ where
 /// An apply's first read (`sql`, the engine's `READ_VERSION_FOR_APPLY`): the live state's
 /// version, and whether the standard roles are this build's and untouched: the last apply
 /// wrote these same rows (their digest) and left the write count where it is (every write
-/// to `roles` and `role_permissions` raises it).
+/// to `roles` and `role_permissions` raises it). When they are not, the apply writes them
+/// (`sql::standard_role_steps`).
 ///
 /// # Errors
 /// Database errors.
@@ -963,28 +964,6 @@ where
         .is_some_and(|(.., current)| *current == Some(true));
     let version = crate::state::LiveVersion(row.map(|(store, n, _)| (store, n)));
     Ok((version, roles_current))
-}
-
-/// Writes the catalog's standard roles, unless [`read_version_for_apply`] found them
-/// `current`.
-///
-/// # Errors
-/// Database errors.
-pub(crate) async fn write_standard_roles<DB>(
-    conn: &mut DB::Connection,
-    writes: &super::sql::Writes,
-    current: bool,
-) -> Result<(), StoreError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
-    if !current {
-        run_steps::<DB>(conn, super::sql::standard_role_steps(writes)).await?;
-    }
-    Ok(())
 }
 
 /// The plan index the last apply recorded, with the write count it left; `None` when there
@@ -1012,9 +991,9 @@ where
 }
 
 /// Ends an apply's writes: raises the write count once (whatever the triggers counted),
-/// records that the standard roles are this build's as of that count, and records the plan index (its stored bytes, counting the logins the apply leaves) with
-/// the count left, or removes the old one when this apply did not leave the database as its
-/// files describe.
+/// records that the standard roles are this build's as of that count, and records the plan
+/// index (its stored bytes, counting the logins the apply leaves) with the count left, or
+/// removes the old one when this apply did not leave the database as its files describe.
 ///
 /// # Errors
 /// Database errors.

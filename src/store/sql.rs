@@ -459,9 +459,9 @@ pub struct StepStream {
     writer: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Below this many rows, an apply's parameters are written before its first statement, on
-/// its own thread: a thread handing them over one by one cost a small apply more than the
-/// writing (on two busy cores, each hand-over waits for one).
+/// Below this many rows, an apply's parameters are all written before its first statement,
+/// where the apply runs: a thread handing them over one by one cost a small apply more than
+/// the writing (on two busy cores, each hand-over waited for one).
 const WRITER_THREAD_FROM: usize = 2_000;
 
 impl StepStream {

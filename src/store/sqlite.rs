@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use super::OutboxRow;
 use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, customers_from_json};
 use super::shared;
-use super::sql::{StepStream, Writes, history_and_batches};
+use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
     Applied, Doing, FileRow, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex,
     ReadMark, Store, StoreError, redact_url, schema_status,
@@ -161,7 +161,9 @@ impl Store for SqliteStore {
             .doing("starting a transaction")?;
         let (_, roles) =
             shared::read_version_for_apply::<sqlx::Sqlite>(&mut tx, READ_VERSION_FOR_APPLY).await?;
-        shared::write_standard_roles::<sqlx::Sqlite>(&mut tx, &WRITES, roles).await?;
+        if !roles {
+            shared::run_steps::<sqlx::Sqlite>(&mut tx, standard_role_steps(&WRITES)).await?;
+        }
         tx.commit().await.doing("committing")
     }
 
@@ -447,7 +449,9 @@ impl Store for SqliteStore {
         } else {
             Vec::new()
         };
-        shared::write_standard_roles::<sqlx::Sqlite>(&mut tx, &WRITES, roles).await?;
+        if !roles {
+            shared::run_steps::<sqlx::Sqlite>(&mut tx, standard_role_steps(&WRITES)).await?;
+        }
         // The history row first: its id goes with every applied object the rows write.
         let (history, mut batches) = history_and_batches(plan, provenance);
         let id = crate::progress::phase_async("insert history", async {
