@@ -126,16 +126,45 @@ pub fn is_strong_argon2id(hash: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
-    if parsed.algorithm.as_str() != "argon2id" {
-        return false;
+    parsed.algorithm.as_str() == "argon2id" && strong_params(parsed.params.as_str())
+}
+
+/// How many parameter sets each thread remembers a verdict on.
+const PARAMS_REMEMBERED: usize = 16;
+
+/// Whether argon2 parameters (`m=…,t=…,p=…`) are valid and at least OWASP's minimum. An
+/// account's hashes differ in salt and output but share a few parameter sets, so each
+/// thread remembers its verdict on the first few it sees: reading them again was a third
+/// of the check of a pre-hashed password (hundreds of thousands in a large account).
+fn strong_params(params: &str) -> bool {
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<(String, bool)>> = const {
+            std::cell::RefCell::new(Vec::new())
+        };
     }
-    let Ok(params) = argon2::Params::try_from(&parsed) else {
-        return false;
-    };
-    params.m_cost() >= 19 * 1024 && params.t_cost() >= 2
-        || params.m_cost() >= 12 * 1024 && params.t_cost() >= 3
-        || params.m_cost() >= 9 * 1024 && params.t_cost() >= 4
-        || params.m_cost() >= 7 * 1024 && params.t_cost() >= 5
+    if let Some(known) = SEEN.with_borrow(|seen| {
+        seen.iter()
+            .find(|(p, _)| p == params)
+            .map(|(_, strong)| *strong)
+    }) {
+        return known;
+    }
+    let strong = params
+        .parse::<argon2::password_hash::phc::ParamsString>()
+        .ok()
+        .and_then(|params| argon2::Params::try_from(&params).ok())
+        .is_some_and(|params| {
+            params.m_cost() >= 19 * 1024 && params.t_cost() >= 2
+                || params.m_cost() >= 12 * 1024 && params.t_cost() >= 3
+                || params.m_cost() >= 9 * 1024 && params.t_cost() >= 4
+                || params.m_cost() >= 7 * 1024 && params.t_cost() >= 5
+        });
+    SEEN.with_borrow_mut(|seen| {
+        if seen.len() < PARAMS_REMEMBERED {
+            seen.push((params.to_string(), strong));
+        }
+    });
+    strong
 }
 
 /// A login's new password hash (or an OpenID Connect client's secret), ready to store.
@@ -291,6 +320,30 @@ mod tests {
             "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
         ));
         assert!(!is_strong_argon2id("plaintext"));
+    }
+
+    #[test]
+    fn remembered_verdicts_follow_each_hash_parameters() {
+        // More parameter sets than a thread remembers, strong and weak in turn, twice over:
+        // each verdict is the one its own parameters give.
+        let sets: Vec<(String, bool)> = (0..2 * PARAMS_REMEMBERED)
+            .map(|i| {
+                let strong = i % 2 == 0;
+                let m = if strong { 19456 + i } else { 4096 + i };
+                (format!("m={m},t=2,p=1"), strong)
+            })
+            .collect();
+        for _ in 0..2 {
+            for (params, strong) in &sets {
+                let hash = format!("$argon2id$v=19${params}$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo");
+                assert_eq!(is_strong_argon2id(&hash), *strong, "{hash}");
+                let broken = format!("$argon2id$v=19${params}$c2Fsd!HNhbHQ$aGFzaGhhc2hoYXNo");
+                assert!(!is_strong_argon2id(&broken), "{broken}");
+            }
+        }
+        assert!(!is_strong_argon2id(
+            "$argon2id$v=19$m=19456,t=2,p=0$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+        ));
     }
 
     #[test]

@@ -18,8 +18,6 @@ use crate::state::{CustomerRecord, CustomerState, LoginState, contacts_of, norma
 struct LoginSpec<'a> {
     /// The customer's id and, for a contact, its normalised email.
     key: (&'a str, Option<CompactString>),
-    /// Where the login is declared: the customer's or the contact's site.
-    site: &'a Site,
     email: Option<&'a str>,
     name: Option<&'a str>,
     access: bool,
@@ -29,14 +27,14 @@ struct LoginSpec<'a> {
     notify: bool,
     password: Option<&'a PasswordSource>,
     /// `expires` as written (a contact's, else its customer's), and where.
-    expires: Option<(&'a str, Site)>,
+    expires: Option<(&'a str, Place<'a>)>,
 }
 
 pub(super) fn customers<'a>(
     cx: &mut Context<'a>,
     desired: &Desired,
 ) -> (crate::state::Customers, Passwords) {
-    let known_roles = roles::known_roles(cx, desired);
+    let known_roles = roles::known_roles(cx, desired).map(Known::new);
     let websites = cx.website_ids(desired);
     let set: &'a crate::manifest::load::ManifestSet = cx.set;
     let declared = declared_all(set);
@@ -55,9 +53,8 @@ pub(super) fn customers<'a>(
         let mut checker = Checker {
             known_roles: known_roles.clone(),
             websites: websites.clone(),
-            emails: foldhash::HashMap::with_capacity_and_hasher(logins, Default::default()),
-            first_emails: Vec::new(),
-            used_roles: BTreeSet::new(),
+            emails: Vec::with_capacity(logins),
+            used_roles: foldhash::HashSet::default(),
             passwords: Passwords::default(),
         };
         let mut customers = Vec::with_capacity(chunk.len());
@@ -76,8 +73,6 @@ pub(super) fn customers<'a>(
             let state = checker.customer(&mut cx, desired, customer, &declared.site);
             customers.push((customer.id.clone(), state));
         }
-        // Only the first uses are joined: the chunk's map goes now, not after every chunk.
-        checker.emails = foldhash::HashMap::default();
         (customers, checker, cx.diagnostics)
     };
     let done = crate::parallel::map_in_order(chunks, check);
@@ -108,9 +103,10 @@ type ChunkFound<'a> = (
     Vec<Diagnostic>,
 );
 
-/// Joins the chunks' findings in order: an email first used in a chunk may have been used
-/// in an earlier one. The email map is gone when this returns, before the customers are
-/// put in order (the peak of a plan).
+/// Joins the chunks' findings in order, with an error for each use of an email after its
+/// first (each chunk's after its other findings), naming the first in whichever chunk it
+/// is. The email maps are gone when this returns, before the customers are put in order
+/// (the peak of a plan).
 fn join_chunks<'a>(
     cx: &mut Context<'a>,
     done: Vec<ChunkFound<'a>>,
@@ -120,45 +116,89 @@ fn join_chunks<'a>(
     BTreeSet<String>,
     Passwords,
 ) {
+    let mut found = Vec::with_capacity(done.len());
+    let mut uses = Vec::with_capacity(done.len());
+    let mut rest = Vec::with_capacity(done.len());
+    for (customers, checker, diagnostics) in done {
+        found.push((customers, diagnostics));
+        uses.push(checker.emails);
+        rest.push((checker.used_roles, checker.passwords));
+    }
+    // The emails are joined on every core while this thread gathers the rest.
+    let (again, (used_roles, passwords)) = std::thread::scope(|scope| {
+        let again = scope.spawn(|| emails_used_again(&uses, logins));
+        let mut used_roles = BTreeSet::new();
+        let mut passwords = Passwords::default();
+        for (used, theirs) in rest {
+            used_roles.extend(used.into_iter().map(String::from));
+            passwords.extend(theirs);
+        }
+        let again = again.join().expect("the email join does not panic");
+        (again, (used_roles, passwords))
+    });
     // Sized once: grown by pushing, the list would hold up to twice the room.
-    let mut customers = Vec::with_capacity(customers);
-    let mut emails: foldhash::HashMap<Cow<'a, str>, Declaration<'a>> =
-        foldhash::HashMap::with_capacity_and_hasher(logins, Default::default());
-    let mut used_roles = BTreeSet::new();
-    let mut passwords = Passwords::default();
-    for (found, checker, diagnostics) in done {
-        customers.extend(found);
+    let mut all = Vec::with_capacity(customers);
+    let mut again = again.into_iter().peekable();
+    for (chunk, (customers, diagnostics)) in found.into_iter().enumerate() {
+        all.extend(customers);
         cx.diagnostics.extend(diagnostics);
-        // An email first used in this chunk may have been used in an earlier one.
-        for (email, declaration) in checker.first_emails {
-            match emails.get(&email) {
-                Some(first) => duplicate_email(cx, &email, first, &declaration),
-                None => {
-                    emails.insert(email, declaration);
+        while let Some((_, at, first)) = again.next_if(|(c, ..)| *c == chunk) {
+            let (email, second) = &uses[chunk][at];
+            duplicate_email(cx, email, first, *second);
+        }
+    }
+    (all, used_roles, passwords)
+}
+
+/// Each use of an email after its first: (chunk, index in the chunk's uses, the first use),
+/// in declaration order. Emails are shared out among the cores by a fixed hash, each core
+/// going through its share in declaration order, so what is found never depends on the
+/// number of cores.
+fn emails_used_again<'a>(
+    uses: &[Vec<(Cow<'a, str>, Place<'a>)>],
+    logins: usize,
+) -> Vec<(usize, usize, Place<'a>)> {
+    use std::hash::BuildHasher;
+    let shares = std::thread::available_parallelism().map_or(1, usize::from);
+    let share_of = foldhash::fast::FixedState::with_seed(0);
+    let share = |mine: usize| {
+        let mut seen: foldhash::HashMap<&str, Place<'a>> =
+            foldhash::HashMap::with_capacity_and_hasher(logins / shares + 1, Default::default());
+        let mut again = Vec::new();
+        for (chunk, emails) in uses.iter().enumerate() {
+            for (at, (email, place)) in emails.iter().enumerate() {
+                if share_of.hash_one(email.as_ref()) as usize % shares != mine {
+                    continue;
+                }
+                match seen.get(email.as_ref()) {
+                    Some(first) => again.push((chunk, at, *first)),
+                    None => {
+                        seen.insert(email, *place);
+                    }
                 }
             }
         }
-        used_roles.extend(checker.used_roles);
-        passwords.extend(checker.passwords);
-    }
-    (customers, used_roles, passwords)
+        again
+    };
+    let mut again: Vec<(usize, usize, Place<'a>)> =
+        crate::parallel::map_in_order((0..shares).collect(), share)
+            .into_iter()
+            .flatten()
+            .collect();
+    again.sort_unstable_by_key(|(chunk, at, _)| (*chunk, *at));
+    again
 }
 
 /// Customers checked together on one thread.
 const CHUNK: usize = 4096;
 
 /// Reports a login email used again at `second`.
-fn duplicate_email(
-    cx: &mut Context<'_>,
-    email: &str,
-    first: &Declaration<'_>,
-    second: &Declaration<'_>,
-) {
+fn duplicate_email(cx: &mut Context<'_>, email: &str, first: Place<'_>, second: Place<'_>) {
     let d = duplicate(
         &format!("login email `{email}`"),
         &cx.set.sources,
-        &first.email_site(),
-        second.email_site(),
+        &first.key("email"),
+        second.key("email"),
     );
     cx.diagnostics
         .push(d.with_hint("an email can belong to one login only (compared in lower case)"));
@@ -168,20 +208,28 @@ fn declared_all(set: &crate::manifest::load::ManifestSet) -> &[Declared<Customer
     set.customers.as_deref().unwrap_or_default()
 }
 
-/// Where a login is declared: its customer's site, and the contact's index for a contact.
-#[derive(Clone)]
-struct Declaration<'a> {
-    customer: &'a Site,
-    contact: Option<usize>,
+/// Where a login's fields are written: a customer's own fields, its `access:` block, or a
+/// contact. Made into a [`Site`] only for a diagnostic: this runs for every login, and a
+/// site is an allocation.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Customer(&'a Site),
+    Access(&'a Site),
+    Contact(&'a Site, usize),
 }
 
-impl Declaration<'_> {
-    /// The site of the login's `email`.
-    fn email_site(&self) -> Site {
-        match self.contact {
-            None => self.customer.key("email"),
-            Some(index) => contact_site(self.customer, index).key("email"),
+impl Place<'_> {
+    fn site(self) -> Site {
+        match self {
+            Place::Customer(site) => site.clone(),
+            Place::Access(site) => site.key("access"),
+            Place::Contact(site, index) => contact_site(site, index),
         }
+    }
+
+    /// The site of one of its fields.
+    fn key(self, key: &'static str) -> Site {
+        self.site().key(key)
     }
 }
 
@@ -215,14 +263,30 @@ pub(super) fn login_site(
     Some(contact_site(&declared.site, index))
 }
 
+/// Names that exist, in the order suggestions are drawn from, and as a set (looked up for
+/// every login: an account can define dozens of roles).
+#[derive(Clone)]
+struct Known {
+    order: Vec<String>,
+    set: foldhash::HashSet<String>,
+}
+
+impl Known {
+    fn new(order: Vec<String>) -> Known {
+        let set = order.iter().cloned().collect();
+        Known { order, set }
+    }
+}
+
 struct Checker<'a> {
-    known_roles: Option<Vec<String>>,
+    known_roles: Option<Known>,
     websites: Option<BTreeSet<String>>,
-    /// First declaration of each login email (sites are built only for a duplicate).
-    emails: foldhash::HashMap<Cow<'a, str>, Declaration<'a>>,
-    /// The same, in declaration order.
-    first_emails: Vec<(Cow<'a, str>, Declaration<'a>)>,
-    used_roles: BTreeSet<String>,
+    /// Each valid login email and where it is declared, in declaration order: whether an
+    /// email is used twice is found once every chunk is checked (sites are built only for
+    /// a duplicate).
+    emails: Vec<(Cow<'a, str>, Place<'a>)>,
+    /// Roles the chunk's logins use.
+    used_roles: foldhash::HashSet<CompactString>,
     passwords: Passwords,
 }
 
@@ -237,13 +301,12 @@ impl<'a> Checker<'a> {
         cx.non_empty(site, "id", &customer.id);
         cx.non_empty(site, "name", &customer.name);
         let access = &customer.access;
-        let access_site = site.key("access");
+        let fields = Place::Access(site);
         let login = self.login(
             cx,
             desired,
             LoginSpec {
                 key: (&customer.id, None),
-                site,
                 email: customer.email.as_deref(),
                 name: None,
                 access: access.give_access,
@@ -252,19 +315,10 @@ impl<'a> Checker<'a> {
                 website: access.website.as_deref(),
                 notify: access.notify,
                 password: access.password.as_deref(),
-                expires: access
-                    .expires
-                    .as_deref()
-                    .map(|e| (e, access_site.key("expires"))),
+                expires: access.expires.as_deref().map(|e| (e, fields)),
             },
-            &access_site,
-            (
-                Declaration {
-                    customer: site,
-                    contact: None,
-                },
-                customer.email.as_deref(),
-            ),
+            fields,
+            (Place::Customer(site), customer.email.as_deref()),
         );
         let mut contacts = Vec::with_capacity(customer.contacts.len());
         for (index, contact) in customer.contacts.iter().enumerate() {
@@ -293,14 +347,12 @@ impl<'a> Checker<'a> {
         login: &LoginState,
     ) -> LoginState {
         let access = &customer.access;
-        let access_site = site.key("access");
-        let contact_site = contact_site(site, index);
+        let place = Place::Contact(site, index);
         self.login(
             cx,
             desired,
             LoginSpec {
                 key: (&customer.id, Some(normalize_email(&contact.email))),
-                site: &contact_site,
                 email: Some(&contact.email),
                 name: contact.name.as_deref(),
                 access: contact.access,
@@ -310,47 +362,41 @@ impl<'a> Checker<'a> {
                 notify: contact.notify,
                 password: contact.password.as_deref(),
                 expires: match (&contact.expires, &access.expires) {
-                    (Some(own), _) => Some((own.as_str(), contact_site.key("expires"))),
-                    (None, Some(inherited)) => {
-                        Some((inherited.as_str(), access_site.key("expires")))
-                    }
+                    (Some(own), _) => Some((own.as_str(), place)),
+                    (None, Some(inherited)) => Some((inherited.as_str(), Place::Access(site))),
                     (None, None) => None,
                 },
             },
-            &contact_site,
-            (
-                Declaration {
-                    customer: site,
-                    contact: Some(index),
-                },
-                Some(&contact.email),
-            ),
+            place,
+            (place, Some(&contact.email)),
         )
     }
 
-    /// Checks one login. `access_site` is where `role`, `website`, `notify` and `password`
-    /// live (the customer's `access:` block, or the contact itself).
+    /// Checks one login, declared at `place`. `fields` is where `role`, `website`, `notify`
+    /// and `password` live (the customer's `access:` block, or the contact itself).
     fn login(
         &mut self,
         cx: &mut Context<'_>,
         desired: &Desired,
         spec: LoginSpec<'_>,
-        access_site: &Site,
-        (declaration, written): (Declaration<'a>, Option<&'a str>),
+        fields: Place<'_>,
+        (place, written): (Place<'a>, Option<&'a str>),
     ) -> LoginState {
         let email = match (&spec.key.1, spec.email) {
             (Some(normalized), _) => Some(normalized.clone()),
             (None, raw) => raw.map(normalize_email),
         };
-        if let Some(name) = spec.name {
-            cx.visible(spec.site, "name", name, false);
+        if let Some(name) = spec.name
+            && name.chars().any(crate::unicode::is_invisible)
+        {
+            cx.visible(&place.site(), "name", name, false);
         }
         if let (Some(raw), Some(normalized)) = (spec.email, &email) {
-            self.check_email(cx, spec.site, (raw, normalized), declaration, written);
+            self.check_email(cx, (raw, normalized), place, written);
         }
-        let role = self.check_role(cx, &spec, access_site);
+        let role = self.check_role(cx, &spec, fields);
         if let Some(website) = spec.website {
-            self.website(cx, desired, website, access_site);
+            self.website(cx, desired, website, fields);
         }
         let expires = self.expiry(cx, &spec);
         // Access ends by itself once the expiry has passed: apply revokes it.
@@ -363,10 +409,10 @@ impl<'a> Checker<'a> {
             ..spec
         };
         if spec.access {
-            self.access(cx, desired, &spec, access_site, email.is_some());
+            self.access(cx, desired, &spec, fields, email.is_some());
         }
         if let Some(password) = spec.password {
-            self.record_password(cx, &spec, password, access_site);
+            self.record_password(cx, &spec, password, fields);
         }
         LoginState {
             email,
@@ -380,33 +426,29 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A login's email: visible, valid, and not another login's (the first declaration of
-    /// each email is kept, to name it when a later one repeats it).
+    /// A login's email: visible and valid. Kept with its place, to find another login's use
+    /// of it once every chunk is checked.
     fn check_email(
         &mut self,
         cx: &mut Context<'_>,
-        site: &Site,
         (raw, normalized): (&str, &CompactString),
-        declaration: Declaration<'a>,
+        place: Place<'a>,
         written: Option<&'a str>,
     ) {
         if raw.chars().any(crate::unicode::is_invisible) {
-            cx.visible(site, "email", raw, true);
-        } else if !is_valid_email(raw.trim()) {
+            cx.visible(&place.site(), "email", raw, true);
+        } else if !is_valid_normalized_email(normalized) {
             cx.error(
-                &declaration.email_site(),
+                &place.key("email"),
                 format!("`{raw}` is not a valid email address"),
             );
-        } else if let Some(first) = self.emails.get(normalized.as_str()) {
-            duplicate_email(cx, normalized, first, &declaration);
         } else {
-            // Keyed by the email as written when it is already normalised (most are).
+            // The email as written when it is already normalised (most are).
             let key = match written {
                 Some(written) if written == normalized => Cow::Borrowed(written),
                 _ => Cow::Owned(normalized.to_string()),
             };
-            self.emails.insert(key.clone(), declaration.clone());
-            self.first_emails.push((key, declaration));
+            self.emails.push((key, place));
         }
     }
 
@@ -415,21 +457,18 @@ impl<'a> Checker<'a> {
         &mut self,
         cx: &mut Context<'_>,
         spec: &LoginSpec<'_>,
-        access_site: &Site,
+        fields: Place<'_>,
     ) -> CompactString {
         let role = CompactString::from(spec.role.unwrap_or(spec.default_role));
         if let (Some(name), Some(known)) = (spec.role, &self.known_roles)
-            && !known.iter().any(|k| k == name)
+            && !known.set.contains(name)
         {
-            let d = Diagnostic::error(
-                access_site.key("role"),
-                format!("role `{name}` is not defined"),
-            )
-            .suggest(name, known.iter().map(String::as_str));
+            let d = Diagnostic::error(fields.key("role"), format!("role `{name}` is not defined"))
+                .suggest(name, known.order.iter().map(String::as_str));
             cx.diagnostics.push(d);
         }
         if !self.used_roles.contains(role.as_str()) {
-            self.used_roles.insert(role.to_string());
+            self.used_roles.insert(role.clone());
         }
         role
     }
@@ -440,14 +479,14 @@ impl<'a> Checker<'a> {
         cx: &mut Context<'_>,
         spec: &LoginSpec<'_>,
         password: &crate::manifest::model::PasswordSource,
-        access_site: &Site,
+        fields: Place<'_>,
     ) {
         let min = (
             "password",
             min_password_length(cx),
             "login_policy.password.min_length",
         );
-        let Some(source) = check_secret(cx, password, (access_site, "password"), min) else {
+        let Some(source) = check_secret(cx, password, || fields.key("password"), min) else {
             return;
         };
         let (customer, contact) = &spec.key;
@@ -457,7 +496,7 @@ impl<'a> Checker<'a> {
 
     /// Parses the login's expiry; a past one is a warning (apply revokes the login).
     fn expiry(&mut self, cx: &mut Context<'_>, spec: &LoginSpec<'_>) -> Option<CompactString> {
-        let (raw, site) = spec.expires.clone()?;
+        let (raw, place) = spec.expires?;
         match crate::clock::parse(raw) {
             Ok(at) => {
                 let stored = crate::clock::format(at);
@@ -469,7 +508,7 @@ impl<'a> Checker<'a> {
                         .map(|e| format!("access of {e}"))
                         .unwrap_or_else(|| "access".into());
                     cx.diagnostics.push(Diagnostic::warning(
-                        Some(site.clone()),
+                        Some(place.key("expires")),
                         format!(
                             "{who} expired {}: this login loses access (plan shows it as revoked)",
                             crate::clock::display(&stored)
@@ -479,7 +518,7 @@ impl<'a> Checker<'a> {
                 Some(stored.into())
             }
             Err(why) => {
-                cx.error(&site, why);
+                cx.error(&place.key("expires"), why);
                 None
             }
         }
@@ -490,9 +529,9 @@ impl<'a> Checker<'a> {
         cx: &mut Context<'_>,
         desired: &Desired,
         website: &str,
-        access_site: &Site,
+        fields: Place<'_>,
     ) {
-        let site = || access_site.key("website");
+        let site = || fields.key("website");
         if let Some(known) = &self.websites
             && !known.contains(website)
         {
@@ -508,23 +547,24 @@ impl<'a> Checker<'a> {
         cx: &mut Context<'_>,
         desired: &Desired,
         spec: &LoginSpec<'_>,
-        access_site: &Site,
+        fields: Place<'_>,
         has_email: bool,
     ) {
-        let flag = if access_site == spec.site {
+        // A contact's flag is `access`, in its own fields; a customer's is `give_access`.
+        let flag = if matches!(fields, Place::Contact(..)) {
             "access"
         } else {
             "give_access"
         };
         // Sites are built only for a diagnostic: this runs for every login with access.
-        let flag_site = || access_site.key(flag);
+        let flag_site = || fields.key(flag);
         if !has_email {
             cx.error(&flag_site(), "a login with access needs an email")
                 .hint = Some("add `email:` to the customer".into());
         }
         cx.require_feature(desired, Feature::CustomerAccess, flag_site, "giving access");
         if spec.notify && gains_access(cx, spec) && !has_endpoint(cx, desired) {
-            let notify_site = access_site.key("notify");
+            let notify_site = fields.key("notify");
             cx.error(&notify_site, "this login would be sent a new-access notification, but no `notifications:` endpoint is configured (in the manifests or the live database), so nobody would ever receive it")
                 .hint = Some("add a `notifications:` section, or give an initial `password:` instead of `notify: true`".into());
         }
@@ -535,7 +575,7 @@ impl<'a> Checker<'a> {
             && has_endpoint(cx, desired)
             && !has_login_page(cx, desired)
         {
-            let notify_site = access_site.key("notify");
+            let notify_site = fields.key("notify");
             cx.error(&notify_site, "this login has no website and `notifications.login_url` is not set, so its set-password link would have no address to point at")
                 .hint = Some("assign a `website:` or set `notifications.login_url`".into());
         }
@@ -583,17 +623,21 @@ fn has_login_page(cx: &Context<'_>, desired: &Desired) -> bool {
 
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn is_valid_email(email: &str) -> bool {
+    // Checked as stored: in Unicode NFC (a combining diaeresis becomes `ü`).
+    is_valid_normalized_email(&normalize_email(email))
+}
+
+/// [`is_valid_email`] of an email already normalised ([`normalize_email`]).
+fn is_valid_normalized_email(email: &str) -> bool {
     use email_address::{EmailAddress, Options};
     // A bare address with a dotted domain: no display name or `<…>`, no `[ip]` literal.
     let options = Options::default()
         .with_required_tld()
         .without_domain_literal()
         .without_display_text();
-    // Checked as stored: in Unicode NFC (a combining diaeresis becomes `ü`).
-    let email = crate::state::normalize_email(email);
     email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && EmailAddress::parse_with_options(&email, options).is_ok()
+        && EmailAddress::parse_with_options(email, options).is_ok()
 }
 
 /// Checks that exactly one source is given and that it can be read, without ever printing
@@ -637,16 +681,15 @@ fn password_file(cx: &mut Context<'_>, path: &str, site: &Site) -> Option<(Secre
 
 /// Checks where a secret (a login's password, a client's secret) comes from: exactly one
 /// source, readable, at least `min` characters (the number and the rule that sets it), or a
-/// strong argon2id hash. The source is declared at `field` under `parent` (its site is
-/// built only for a diagnostic); `what` is (what the secret is, its minimum length, the
-/// rule that sets it).
+/// strong argon2id hash. `site` gives where the source is declared (built only for a
+/// diagnostic); the last argument is (what the secret is, its minimum length, the rule
+/// that sets it).
 pub(super) fn check_secret(
     cx: &mut Context<'_>,
     source: &PasswordSource,
-    (parent, field): (&Site, &'static str),
+    site: impl Fn() -> Site,
     (noun, min, rule): (&str, usize, &str),
 ) -> Option<SecretRef> {
-    let site = || parent.key(field);
     let given = [
         source.env.is_some(),
         source.file.is_some(),

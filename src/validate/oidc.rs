@@ -177,7 +177,7 @@ fn secret(
                 MIN_CLIENT_SECRET,
                 "the client-secret minimum",
             );
-            let found = super::logins::check_secret(cx, source, (site, "secret"), rule);
+            let found = super::logins::check_secret(cx, source, || site.key("secret"), rule);
             if let Some(found) = found {
                 desired.passwords.insert_client(&client.id, found);
             }
