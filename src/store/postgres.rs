@@ -87,7 +87,7 @@ impl Store for PostgresStore {
     }
 
     async fn migrate(&mut self) -> Result<(), StoreError> {
-        let found = schema_version(&mut self.conn).await?;
+        let found = schema_version_outside_transaction(&mut self.conn).await?;
         if matches!(found, Some(found) if found < known_version()) {
             MIGRATOR.run(&mut self.conn).await?;
             self.current = self.locked;
@@ -137,18 +137,17 @@ impl Store for PostgresStore {
             .chars()
             .take(60)
             .collect();
-        sqlx::query("SELECT set_config('application_name', $1, false)")
-            .bind(name)
-            .execute(&mut self.conn)
-            .await
-            .doing("naming the connection")?;
+        // The connection is named and the lock tried in one statement.
+        let (_, mut got): (String, bool) = sqlx::query_as(
+            "SELECT set_config('application_name', $1, false), pg_try_advisory_lock($2)",
+        )
+        .bind(name)
+        .bind(APPLY_LOCK)
+        .fetch_one(&mut self.conn)
+        .await
+        .doing("taking the apply lock")?;
         let started = Instant::now();
         loop {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(APPLY_LOCK)
-                .fetch_one(&mut self.conn)
-                .await
-                .doing("taking the apply lock")?;
             if got {
                 self.locked = true;
                 return Ok(());
@@ -161,6 +160,11 @@ impl Store for PostgresStore {
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+            got = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(APPLY_LOCK)
+                .fetch_one(&mut self.conn)
+                .await
+                .doing("taking the apply lock")?;
         }
     }
 
@@ -504,6 +508,23 @@ async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>, StoreErr
         .await
         .doing("checking the schema")
 }
+
+/// [`schema_version`] in one statement, for a connection outside a transaction (a missing
+/// table there is an error that ends nothing): an apply asks it under its lock.
+async fn schema_version_outside_transaction(
+    conn: &mut PgConnection,
+) -> Result<Option<i64>, StoreError> {
+    let found = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await;
+    match found {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNDEFINED_TABLE) => Ok(None),
+        found => found.doing("checking the schema"),
+    }
+}
+
+/// PostgreSQL's SQLSTATE for a table that does not exist.
+const UNDEFINED_TABLE: &str = "42P01";
 
 /// Whether portico's schema is there and current (see [`schema_status`]).
 async fn schema_ready(conn: &mut PgConnection) -> Result<bool, StoreError> {
