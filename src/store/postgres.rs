@@ -510,7 +510,9 @@ async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>, StoreErr
 }
 
 /// [`schema_version`] in one statement, for a connection outside a transaction (a missing
-/// table there is an error that ends nothing): an apply asks it under its lock.
+/// table there is an error that ends nothing): [`Store::migrate`] asks it on the store's own
+/// connection, an apply under its lock. PostgreSQL logs the missing table as an error, for a
+/// database portico has not set up yet.
 async fn schema_version_outside_transaction(
     conn: &mut PgConnection,
 ) -> Result<Option<i64>, StoreError> {
