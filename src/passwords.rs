@@ -3,6 +3,9 @@
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
+use std::sync::Arc;
+
+use compact_str::CompactString;
 use serde::Serialize;
 
 use crate::state::Address;
@@ -171,14 +174,26 @@ fn strong_params(params: &str) -> bool {
 #[derive(Clone, Serialize)]
 pub struct PasswordRow {
     /// The login's customer (`""` for a client).
-    pub customer_id: String,
+    pub customer_id: CompactString,
     /// `""` for the customer's own login, else the contact's email.
-    pub contact: String,
+    pub contact: CompactString,
     /// The client's id, for a client secret (`""` for a login).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub client: String,
-    /// The argon2id hash.
-    pub hash: String,
+    #[serde(skip_serializing_if = "CompactString::is_empty")]
+    pub client: CompactString,
+    /// The argon2id hash: a hash given in the manifests is shared with them, not copied
+    /// (at 300,000 pre-hashed passwords, the copies took 30 MB).
+    pub hash: Arc<str>,
+}
+
+/// The key only: a hash is not shown.
+impl std::fmt::Debug for PasswordRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordRow")
+            .field("customer_id", &self.customer_id)
+            .field("contact", &self.contact)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PasswordRow {
@@ -188,41 +203,42 @@ impl PasswordRow {
     }
 }
 
-/// A password to store: (the row to fill, its address, the plaintext to hash or, as `Err`, a
-/// hash given in the manifests).
-type Job = (PasswordRow, String, Result<String, String>);
+/// A password to store: (its login or client, the plaintext to hash or, as `Err`, a hash
+/// given in the manifests).
+type Job<'a> = (&'a Address, Result<String, Arc<str>>);
+
+/// The (customer, contact, client) key of a password's row.
+fn key_of(address: &Address) -> Option<(&str, &str, &str)> {
+    match address {
+        Address::Customer(id) => Some((id, "", "")),
+        Address::Contact { customer, email } => Some((customer, email, "")),
+        Address::OidcClient(id) => Some(("", "", id)),
+        _ => None,
+    }
+}
 
 /// The passwords to store, read from their sources (a plaintext to hash, or a given hash).
 fn hashing_jobs<'a>(
     sources: impl IntoIterator<Item = (&'a Address, &'a SecretRef)>,
     root: &std::path::Path,
     limit: u64,
-) -> Result<Vec<Job>, PasswordError> {
+) -> Result<Vec<Job<'a>>, PasswordError> {
     let mut jobs = Vec::new();
     for (login, source) in sources {
-        let address = login.to_string();
-        let (customer_id, contact, client) = match login {
-            Address::Customer(id) => (id.clone(), String::new(), String::new()),
-            Address::Contact { customer, email } => {
-                (customer.clone(), email.clone(), String::new())
-            }
-            Address::OidcClient(id) => (String::new(), String::new(), id.clone()),
-            _ => continue,
-        };
-        let row = PasswordRow {
-            customer_id,
-            contact,
-            client,
-            hash: String::new(),
-        };
+        if key_of(login).is_none() {
+            continue;
+        }
         let job = match source {
             SecretRef::Argon2 { hash } if hash.is_empty() => {
-                return Err(PasswordError::HashNotInPlan { address });
+                return Err(PasswordError::HashNotInPlan {
+                    address: login.to_string(),
+                });
             }
-            SecretRef::Argon2 { hash } => (row, address, Err(hash.to_string())),
+            SecretRef::Argon2 { hash } => (login, Err(Arc::clone(hash))),
             other => {
+                let address = login.to_string();
                 let password = resolve(root, &address, &other.clone(), limit)?.unwrap_or_default();
-                (row, address, Ok(password))
+                (login, Ok(password))
             }
         };
         jobs.push(job);
@@ -231,16 +247,19 @@ fn hashing_jobs<'a>(
 }
 
 /// One job's row: its hash made (or the given one).
-fn row_of((row, address, secret): &Job) -> Result<PasswordRow, PasswordError> {
+fn row_of((address, secret): &Job) -> Result<PasswordRow, PasswordError> {
     let hash = match secret {
-        Ok(password) => hash(password).map_err(|_| PasswordError::Hash {
-            address: address.clone(),
-        })?,
-        Err(prehashed) => prehashed.clone(),
+        Ok(password) => Arc::from(hash(password).map_err(|_| PasswordError::Hash {
+            address: address.to_string(),
+        })?),
+        Err(prehashed) => Arc::clone(prehashed),
     };
+    let (customer_id, contact, client) = key_of(address).expect("jobs are of logins and clients");
     Ok(PasswordRow {
+        customer_id: customer_id.into(),
+        contact: contact.into(),
+        client: client.into(),
         hash,
-        ..row.clone()
     })
 }
 
@@ -256,7 +275,11 @@ pub fn hash_all<'a>(
     limit: u64,
 ) -> Result<Vec<PasswordRow>, PasswordError> {
     let jobs = hashing_jobs(sources, root, limit)?;
-    let to_hash = jobs.iter().filter(|j| j.2.is_ok()).count() as u64;
+    let to_hash = jobs.iter().filter(|j| j.1.is_ok()).count() as u64;
+    if to_hash == 0 {
+        // Hashes given in the manifests only: nothing to spread over the cores.
+        return jobs.iter().map(row_of).collect();
+    }
     let bar = crate::progress::Progress::start("hashing passwords", Some(to_hash), 8);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = jobs.len().div_ceil(threads).max(1);
@@ -269,7 +292,7 @@ pub fn hash_all<'a>(
                     part.iter()
                         .map(|job| {
                             let row = row_of(job);
-                            if job.2.is_ok() {
+                            if job.1.is_ok() {
                                 bar.inc();
                             }
                             row

@@ -205,6 +205,16 @@ enum Inputs {
     FreeAside,
 }
 
+impl Inputs {
+    /// Lets an input go once the plan no longer needs it.
+    fn let_go<T: Send + 'static>(self, value: T) {
+        match self {
+            Inputs::Discard => discard(value),
+            Inputs::FreeAside => free_aside(value),
+        }
+    }
+}
+
 /// An apply that queues new-access messages needs the transport's secrets
 /// (`smtp.password`, `auth_header`) now, like a password source: otherwise every message
 /// would fail after a green apply.
@@ -274,6 +284,11 @@ async fn compute(
         String::new()
     };
     let (desired, clean) = desired?;
+    // An apply's plan index is made before the diff, so the manifests go before the plan is
+    // built (at 300,000 logins, the manifests, the desired state and a first apply's plan
+    // together were its peak); it is kept only if the plan converges.
+    let index = index_to_record(inputs, clean && !args.no_prune, (&set, &desired, &live));
+    inputs.let_go(set);
     let notifications = desired.state.notifications.clone();
     let mut plan = phase("diff", || {
         plan::diff_with_fingerprint(
@@ -288,15 +303,9 @@ async fn compute(
     let transport = notifications
         .as_ref()
         .and_then(|settings| transport_secrets(settings, &plan).err());
-    let converged = clean && !args.no_prune && plan.warnings.is_empty();
-    let index = index_to_record(inputs, converged, (&set, &desired, &live));
-    // The manifests and the live state are not needed any more: they go before the plan
-    // is labelled and shown (at 300,000 logins, the three states together were the peak).
-    let inputs_done = (live, set);
-    match inputs {
-        Inputs::Discard => discard(inputs_done),
-        Inputs::FreeAside => free_aside(inputs_done),
-    }
+    let index = index.filter(|_| plan.warnings.is_empty());
+    // The live state is not needed any more: it goes before the plan is labelled and shown.
+    inputs.let_go(live);
     phase("label", || plan::label_origins(&mut plan, &applied));
     plan.read_mark = store.read_mark();
     plan::annotate_expiry(
@@ -306,11 +315,7 @@ async fn compute(
         args.warn_expiring,
     );
     plan.manifests_digest = manifests_digest;
-    let done = (applied, desired);
-    match inputs {
-        Inputs::Discard => discard(done),
-        Inputs::FreeAside => free_aside(done),
-    }
+    inputs.let_go((applied, desired));
     Ok(Computed {
         plan,
         transport,
@@ -320,8 +325,8 @@ async fn compute(
 
 /// The plan index an apply records ([`Inputs::FreeAside`]): only when applying the plan
 /// leaves the database exactly as the files describe (`converged`: nothing was said about
-/// them and nothing is kept that they do not declare). Later plans then read only the files
-/// that changed.
+/// them and nothing is kept that they do not declare; the caller also drops it when the
+/// plan warns). Later plans then read only the files that changed.
 fn index_to_record(
     inputs: Inputs,
     converged: bool,
@@ -658,7 +663,9 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             0,
         )
     });
-    let applied = phase_async("write", store.apply(&plan, &provenance, &passwords, index)).await;
+    // The rows are built from the plan as they are written, on another thread.
+    let plan = std::sync::Arc::new(plan);
+    let applied = phase_async("write", store.apply(&plan, &provenance, passwords, index)).await;
     if let Some(spinner) = spinner {
         spinner.finish();
     }

@@ -334,9 +334,9 @@ pub trait Store {
     /// from left the database exactly as they describe it); without, it removes the old one.
     async fn apply(
         &mut self,
-        plan: &Plan,
+        plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: &[PasswordRow],
+        passwords: Vec<PasswordRow>,
         index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError>;
 
@@ -746,9 +746,9 @@ impl Store for AnyStore {
 
     async fn apply(
         &mut self,
-        plan: &Plan,
+        plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: &[PasswordRow],
+        passwords: Vec<PasswordRow>,
         index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError> {
         dispatch!(self, s => s.apply(plan, provenance, passwords, index).await)

@@ -318,9 +318,9 @@ impl Store for PostgresStore {
 
     async fn apply(
         &mut self,
-        plan: &Plan,
+        plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: &[PasswordRow],
+        passwords: Vec<PasswordRow>,
         index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
@@ -349,15 +349,14 @@ impl Store for PostgresStore {
             shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
         // The history row first: its id goes with every applied object the rows write.
-        let (history, mut batches) = history_and_batches(plan, provenance);
+        let (history, mut batches) = history_and_batches(plan, provenance, passwords);
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await
         })
         .await?;
         batches.set_apply_id(id);
         let filled =
-            crate::progress::phase_async("write rows", run_filling(&mut tx, batches, passwords))
-                .await?;
+            crate::progress::phase_async("write rows", run_filling(&mut tx, batches)).await?;
         if filled.contains(&"logins") {
             // Fresh statistics: the tables went from (nearly) empty to large in this
             // transaction, and until autovacuum gets to them, the queries that look logins
@@ -734,9 +733,8 @@ END $$";
 async fn run_filling(
     conn: &mut PgConnection,
     batches: Batches,
-    passwords: &[PasswordRow],
 ) -> Result<Vec<&'static str>, StoreError> {
-    let mut stream = StepStream::spawn(&WRITES, batches, passwords.to_vec());
+    let mut stream = StepStream::spawn(&WRITES, batches);
     let at = stream.at.clone();
     let mut aside = Vec::new();
     for (table, count) in FILLABLE {

@@ -172,7 +172,7 @@ pub struct LoginRow {
     /// Write only: the apply writing it ([`Batches::set_apply_id`]).
     pub applied_apply_id: Option<i64>,
     /// Write only: the argon2id hash a login this apply creates is inserted with, and when
-    /// ([`Batches::insert_passwords`]); logins that exist get theirs by an update.
+    /// ([`LoginWrite::password`]); logins that exist get theirs by an update.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,8 +290,14 @@ pub struct LoginKey {
 }
 
 /// A plan's writes, grouped into the batches apply runs, in this field order.
+///
+/// Customers, logins and queued messages are kept as the indexes of their changes in the
+/// plan, and their rows are built from the plan a batch at a time as they are written: built
+/// all at once, they took 160 MB beside the plan at 300,000 logins (a first apply's peak).
 #[derive(Debug, Default)]
 pub struct Batches {
+    /// The plan the rows are built from.
+    pub plan: std::sync::Arc<Plan>,
     pub features_on: Vec<FeatureRow>,
     pub login_policy: Vec<PolicyRow>,
     pub websites: Vec<WebsiteRow>,
@@ -302,9 +308,10 @@ pub struct Batches {
     /// Customers whose own login changes email: their old email is released first so that
     /// emails can move between logins within one apply.
     pub release_emails: Vec<String>,
-    pub customers: Upserts<CustomerRow>,
-    pub customer_logins: Upserts<LoginRow>,
-    pub contacts: Upserts<LoginRow>,
+    /// Customers written: each its `customers` row and its own login's row.
+    pub customers: Upserts<LoginWrite>,
+    /// Contacts' logins written.
+    pub contacts: Upserts<LoginWrite>,
     pub delete_roles: Vec<String>,
     pub delete_websites: Vec<String>,
     pub policies: Vec<AccessPolicyRow>,
@@ -317,8 +324,8 @@ pub struct Batches {
     /// Addresses of deleted objects.
     pub forget: Vec<String>,
     pub notification_settings: Vec<NotificationSettingsRow>,
-    /// New-access messages to queue in the outbox.
-    pub notify: Vec<QueuedNotification>,
+    /// New-access messages to queue in the outbox: the indexes of their logins' changes.
+    pub notify: Vec<u32>,
     /// Logins losing access: their set-password tokens and queued messages are cancelled.
     pub lose_access: Vec<LoginKey>,
     /// Logins keeping access with `notify` turned off: their queued messages are cancelled.
@@ -330,8 +337,26 @@ pub struct Batches {
     /// Logins whose email changes: links issued to the old address are revoked (queued
     /// messages stay, and go to the new address).
     pub email_changed: Vec<LoginKey>,
+    /// Passwords of logins that exist already, set by an update after the rows are written
+    /// (a created login's goes in its row: [`LoginWrite::password`]).
+    pub passwords: Vec<crate::passwords::PasswordRow>,
+    /// OpenID Connect clients' secrets' hashes.
+    pub secrets: Vec<crate::passwords::PasswordRow>,
+    /// The apply writing the rows ([`Batches::set_apply_id`], once its history row exists).
+    pub apply_id: i64,
     /// When the apply writes (the wall clock): password-set, queued and revoked times.
     pub at: String,
+}
+
+/// A customer or login row to write: its change in the plan, and the hash of the password a
+/// login the apply creates is inserted with. Updated after the insert, every new row was
+/// written twice (on PostgreSQL, 13 of the 20 s of writing 400,000 logins with pre-hashed
+/// passwords).
+#[derive(Debug)]
+pub struct LoginWrite {
+    /// The index of the change in [`Batches::plan`].
+    pub change: u32,
+    pub password: Option<std::sync::Arc<str>>,
 }
 
 /// Rows to write, split by whether the plan creates them. A created row's key is absent
@@ -436,54 +461,42 @@ impl ApplyRow {
 }
 
 impl Batches {
-    /// Groups a plan's changes into batches.
-    pub fn from_plan(plan: &Plan) -> Batches {
+    /// Groups a plan's changes into batches. `passwords` are the plan's passwords, in its
+    /// order when they come from [`crate::passwords::hash_all`] of its changes' sources: a
+    /// login the plan creates is inserted with the password that follows it there; any
+    /// other password (of a login that exists, or one out of that order) is set by an
+    /// update after the rows are written.
+    pub fn from_plan(
+        plan: std::sync::Arc<Plan>,
+        passwords: Vec<crate::passwords::PasswordRow>,
+    ) -> Batches {
         let mut b = Batches {
             at: crate::clock::format(jiff::Timestamp::now()),
             ..Batches::default()
         };
-        for change in &plan.changes {
-            b.add(change);
+        let mut passwords = passwords.into_iter().peekable();
+        for (index, change) in plan.changes.iter().enumerate() {
+            let index = u32::try_from(index).expect("a plan has fewer than 2^32 changes");
+            let password = change
+                .password
+                .as_ref()
+                .and_then(|_| passwords.next_if(|row| is_password_of(row, change)));
+            b.add(index, change, password);
         }
+        for row in passwords {
+            b.add_password(row);
+        }
+        b.plan = plan;
         b
     }
 
-    /// Puts each login password that is for a login this apply creates into that login's
-    /// row, stamped with the apply's time, and returns the others (existing logins' and
-    /// clients', in their order) for the update step: updated after the insert, every new
-    /// row was written twice (on PostgreSQL, 13 of the 20 s of writing 400,000 logins with
-    /// pre-hashed passwords).
-    pub fn insert_passwords(
-        &mut self,
-        passwords: Vec<crate::passwords::PasswordRow>,
-    ) -> Vec<crate::passwords::PasswordRow> {
-        let at = self.at.clone();
-        let mut created: std::collections::HashMap<
-            (CompactString, CompactString),
-            &mut LoginRow,
-            foldhash::fast::RandomState,
-        > = self
-            .customer_logins
-            .created
-            .iter_mut()
-            .chain(self.contacts.created.iter_mut())
-            .map(|row| ((row.customer_id.clone(), row.contact.clone()), row))
-            .collect();
-        let mut rest = Vec::new();
-        for password in passwords {
-            let key = (
-                CompactString::from(password.customer_id.as_str()),
-                CompactString::from(password.contact.as_str()),
-            );
-            match created.get_mut(&key).filter(|_| !password.is_client()) {
-                Some(row) => {
-                    row.password_hash = Some(password.hash);
-                    row.password_set_at = Some(at.clone());
-                }
-                None => rest.push(password),
-            }
+    /// A password set by an update after the rows are written.
+    fn add_password(&mut self, row: crate::passwords::PasswordRow) {
+        if row.is_client() {
+            self.secrets.push(row);
+        } else {
+            self.passwords.push(row);
         }
-        rest
     }
 
     /// Marks the objects this apply writes with its history id: written with the rows, not
@@ -493,21 +506,72 @@ impl Batches {
         for row in &mut self.applied {
             row.apply_id = id;
         }
-        for logins in [&mut self.customer_logins, &mut self.contacts] {
-            for row in logins.created.iter_mut().chain(logins.changed.iter_mut()) {
-                row.applied_apply_id = Some(id);
-            }
+        self.apply_id = id;
+    }
+
+    /// The change a row is built from.
+    fn change(&self, write: &LoginWrite) -> &Change {
+        &self.plan.changes[write.change as usize]
+    }
+
+    /// The `customers` row of a customer written.
+    pub fn customer_row(&self, write: &LoginWrite) -> CustomerRow {
+        match (&self.change(write).address, &self.change(write).after) {
+            (Address::Customer(id), Some(Object::Customer(record))) => CustomerRow {
+                id: id.into(),
+                name: record.name.clone(),
+                protect: record.protect,
+            },
+            (address, _) => unreachable!("{address} is not a customer written"),
         }
     }
 
-    fn add(&mut self, change: &Change) {
-        let key = match &change.address {
-            Address::Customer(id) => Some((id.clone(), String::new())),
-            Address::Contact { customer, email } => Some((customer.clone(), email.clone())),
-            _ => None,
+    /// The `logins` row of a customer's own login or a contact's, written.
+    pub fn login_row(&self, write: &LoginWrite) -> LoginRow {
+        let change = self.change(write);
+        let (after, (customer, contact), login) = match (&change.address, &change.after) {
+            (Address::Customer(id), Some(after @ Object::Customer(record))) => {
+                (after, (id.as_str(), ""), &record.login)
+            }
+            (Address::Contact { customer, email }, Some(after @ Object::Contact(login))) => {
+                (after, (customer.as_str(), email.as_str()), login)
+            }
+            (address, _) => unreachable!("{address} is not a login written"),
         };
+        let mut row = login_row(customer, contact, login);
+        row.applied_digest = Some(object_digest(after));
+        row.applied_apply_id = Some(self.apply_id);
+        if let Some(hash) = &write.password {
+            row.password_hash = Some(hash.to_string());
+            row.password_set_at = Some(self.at.clone());
+        }
+        row
+    }
+
+    /// The new-access message a change queues.
+    pub fn queued_row(&self, change: u32) -> QueuedNotification {
+        let change = &self.plan.changes[change as usize];
+        let (customer_id, contact) = login_key(&change.address).expect("a login's change");
+        let login = change.login_after().expect("a login");
+        let had_password = change.login_before().is_some_and(|l| l.password.is_some());
+        QueuedNotification {
+            idempotency_key: random_key(),
+            customer_id,
+            contact,
+            email: login.email.as_deref().unwrap_or_default().to_string(),
+            password_assigned: change.password.is_some() || had_password,
+        }
+    }
+
+    fn add(
+        &mut self,
+        index: u32,
+        change: &Change,
+        password: Option<crate::passwords::PasswordRow>,
+    ) {
+        let key = login_key(&change.address);
         if let Some((customer_id, contact)) = key {
-            self.add_login_effects(change, customer_id, contact);
+            self.add_login_effects(index, change, customer_id, contact);
         }
         match (&change.after, &change.address) {
             // A login's digest goes in its row (`add_object`); a deleted row takes it along.
@@ -519,11 +583,24 @@ impl Batches {
             }),
             (None, address) => self.forget.push(address.to_string()),
         }
-        self.add_object(change);
+        // A login the apply creates is inserted with its password; any other is updated.
+        let password = match password {
+            Some(row) if change.action == Action::Create && !row.is_client() => Some(row.hash),
+            Some(row) => {
+                self.add_password(row);
+                None
+            }
+            None => None,
+        };
+        self.add_object(index, change, password);
     }
 
     /// The object's own row: written, or its key to delete.
-    fn add_object(&mut self, change: &Change) {
+    fn add_object(&mut self, index: u32, change: &Change, password: Option<std::sync::Arc<str>>) {
+        let write = LoginWrite {
+            change: index,
+            password,
+        };
         match (&change.address, &change.after) {
             (Address::Feature(feature), Some(Object::Feature { enabled })) => {
                 let row = FeatureRow {
@@ -571,14 +648,12 @@ impl Batches {
                 self.role_permissions.extend(permissions);
             }
             (Address::Role(id), None) => self.delete_roles.push(id.clone()),
-            (Address::Customer(id), Some(after @ Object::Customer(record))) => {
-                self.add_customer(change, id, record, object_digest(after));
+            (Address::Customer(id), Some(Object::Customer(record))) => {
+                self.add_customer(change, id, record, write);
             }
             (Address::Customer(id), None) => self.delete_customers.push(id.clone()),
-            (Address::Contact { customer, email }, Some(after @ Object::Contact(login))) => {
-                let mut row = login_row(customer, email, login);
-                row.applied_digest = Some(object_digest(after));
-                self.contacts.push(change.action, row);
+            (Address::Contact { .. }, Some(Object::Contact(_))) => {
+                self.contacts.push(change.action, write)
             }
             (Address::Contact { customer, email }, None) => self.delete_contacts.push(LoginKey {
                 customer_id: customer.clone(),
@@ -590,7 +665,13 @@ impl Batches {
 
     /// What a change to a login sets off beside its row: sessions ended, a message queued,
     /// links revoked, queued messages cancelled.
-    fn add_login_effects(&mut self, change: &Change, customer_id: String, contact: String) {
+    fn add_login_effects(
+        &mut self,
+        index: u32,
+        change: &Change,
+        customer_id: String,
+        contact: String,
+    ) {
         if change.ends_sessions() {
             self.end_sessions.push(LoginKey {
                 customer_id: customer_id.clone(),
@@ -598,15 +679,7 @@ impl Batches {
             });
         }
         if change.notifies() {
-            let login = change.login_after().expect("a login");
-            let had_password = change.login_before().is_some_and(|l| l.password.is_some());
-            self.notify.push(QueuedNotification {
-                idempotency_key: random_key(),
-                customer_id: customer_id.clone(),
-                contact: contact.clone(),
-                email: login.email.as_deref().unwrap_or_default().to_string(),
-                password_assigned: change.password.is_some() || had_password,
-            });
+            self.notify.push(index);
         }
         if change.removes_access() {
             self.lose_access.push(LoginKey {
@@ -623,7 +696,13 @@ impl Batches {
 
     /// A customer written: its row and its own login, and its old email released first when
     /// it changes.
-    fn add_customer(&mut self, change: &Change, id: &str, record: &CustomerRecord, digest: i64) {
+    fn add_customer(
+        &mut self,
+        change: &Change,
+        id: &str,
+        record: &CustomerRecord,
+        write: LoginWrite,
+    ) {
         let old_email = match &change.before {
             Some(Object::Customer(old)) => old.login.email.as_ref(),
             _ => None,
@@ -638,17 +717,31 @@ impl Batches {
                 contact: String::new(),
             });
         }
-        self.customers.push(
-            change.action,
-            CustomerRow {
-                id: id.into(),
-                name: record.name.clone(),
-                protect: record.protect,
-            },
-        );
-        let mut login = login_row(id, "", &record.login);
-        login.applied_digest = Some(digest);
-        self.customer_logins.push(change.action, login);
+        self.customers.push(change.action, write);
+    }
+}
+
+/// The (customer, contact) key of a login's change (`""` for a customer's own login).
+fn login_key(address: &Address) -> Option<(String, String)> {
+    match address {
+        Address::Customer(id) => Some((id.clone(), String::new())),
+        Address::Contact { customer, email } => Some((customer.clone(), email.clone())),
+        _ => None,
+    }
+}
+
+/// Whether `row` is the password of `change`'s login or client.
+fn is_password_of(row: &crate::passwords::PasswordRow, change: &Change) -> bool {
+    let key = (
+        row.customer_id.as_str(),
+        row.contact.as_str(),
+        row.client.as_str(),
+    );
+    match &change.address {
+        Address::Customer(id) => key == (id.as_str(), "", ""),
+        Address::Contact { customer, email } => key == (customer.as_str(), email.as_str(), ""),
+        Address::OidcClient(id) => key == ("", "", id.as_str()),
+        _ => false,
     }
 }
 
@@ -1180,5 +1273,136 @@ mod tests {
                 "{bad}: {error:?}"
             );
         }
+    }
+
+    fn login(email: &str, name: Option<&str>) -> LoginState {
+        LoginState {
+            email: Some(email.into()),
+            name: name.map(Into::into),
+            access: true,
+            role: "customer_center".into(),
+            website: None,
+            notify: true,
+            password: Some(1),
+            expires: None,
+        }
+    }
+
+    fn change(address: Address, before: Option<Object>, after: Object, hash: &str) -> Change {
+        Change {
+            action: if before.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            address,
+            origin: crate::plan::Origin::Manifests,
+            fields: crate::plan::Fields::default(),
+            before,
+            after: Some(after),
+            password: Some(crate::state::SecretRef::Argon2 { hash: hash.into() }),
+            reason: None,
+        }
+    }
+
+    fn password(customer: &str, contact: &str, hash: &str) -> crate::passwords::PasswordRow {
+        crate::passwords::PasswordRow {
+            customer_id: customer.into(),
+            contact: contact.into(),
+            client: "".into(),
+            hash: hash.into(),
+        }
+    }
+
+    /// A created customer, an updated contact and a created contact, each setting a password.
+    fn plan() -> std::sync::Arc<Plan> {
+        let customer = Object::Customer(CustomerRecord {
+            name: "Customer one".into(),
+            protect: false,
+            login: login("c1@x.example", None),
+        });
+        let contact = |name| Object::Contact(login("p@x.example", Some(name)));
+        std::sync::Arc::new(Plan {
+            changes: vec![
+                change(Address::Customer("C1".into()), None, customer, "h1"),
+                change(
+                    Address::login("C2", "p@x.example"),
+                    Some(contact("Old")),
+                    contact("New"),
+                    "h2",
+                ),
+                change(
+                    Address::login("C1", "q@x.example"),
+                    None,
+                    Object::Contact(login("q@x.example", Some("Q"))),
+                    "h3",
+                ),
+            ],
+            ..Plan::default()
+        })
+    }
+
+    #[test]
+    fn created_logins_are_written_with_their_passwords_and_the_others_updated() {
+        let passwords = vec![
+            password("C1", "", "h1"),
+            password("C2", "p@x.example", "h2"),
+            password("C1", "q@x.example", "h3"),
+        ];
+        let mut b = Batches::from_plan(plan(), passwords);
+        b.set_apply_id(7);
+        let customer = b.login_row(&b.customers.created[0]);
+        assert_eq!(customer.password_hash.as_deref(), Some("h1"));
+        assert_eq!(customer.password_set_at.as_deref(), Some(b.at.as_str()));
+        assert_eq!(customer.applied_apply_id, Some(7));
+        assert_eq!(
+            (customer.customer_id.as_str(), customer.contact.as_str()),
+            ("C1", "")
+        );
+        let row = b.customer_row(&b.customers.created[0]);
+        assert_eq!((row.id.as_str(), row.name.as_str()), ("C1", "Customer one"));
+        let created = b.login_row(&b.contacts.created[0]);
+        assert_eq!(created.password_hash.as_deref(), Some("h3"));
+        assert_eq!(created.name.as_deref(), Some("Q"));
+        // The contact that exists keeps its row free of the hash: an update sets it.
+        let changed = b.login_row(&b.contacts.changed[0]);
+        assert_eq!(
+            (changed.password_hash, changed.name.as_deref()),
+            (None, Some("New"))
+        );
+        let updated: Vec<_> = b.passwords.iter().map(|p| p.contact.as_str()).collect();
+        assert_eq!(updated, ["p@x.example"]);
+        // Each created login is notified; the messages are built from the plan.
+        assert_eq!(b.notify, [0, 2]);
+        let queued = b.queued_row(2);
+        assert_eq!(
+            (queued.customer_id.as_str(), queued.email.as_str()),
+            ("C1", "q@x.example")
+        );
+        assert!(queued.password_assigned);
+        assert_ne!(queued.idempotency_key, b.queued_row(2).idempotency_key);
+    }
+
+    #[test]
+    fn passwords_out_of_the_plans_order_are_all_still_set() {
+        // The customer's password comes after the contact's: the contact's row takes its
+        // own, the customer's is set by an update instead of being lost.
+        let passwords = vec![
+            password("C1", "q@x.example", "h3"),
+            password("C9", "", "h9"),
+            password("C1", "", "h1"),
+        ];
+        let b = Batches::from_plan(plan(), passwords);
+        assert_eq!(b.login_row(&b.customers.created[0]).password_hash, None);
+        assert_eq!(
+            b.login_row(&b.contacts.created[0]).password_hash.as_deref(),
+            Some("h3")
+        );
+        let updated: Vec<_> = b
+            .passwords
+            .iter()
+            .map(|p| (p.customer_id.as_str(), &*p.hash))
+            .collect();
+        assert_eq!(updated, [("C9", "h9"), ("C1", "h1")]);
     }
 }

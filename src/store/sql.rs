@@ -78,22 +78,22 @@ fn deflated_changes(plan: &crate::plan::Plan) -> Vec<u8> {
 const HISTORY_THREAD_FROM: usize = 2_000;
 
 /// The apply's history row and its batches, built at the same time on two threads (each is a
-/// pass over every change: 0.5 s and 1.1 s for 300,000 logins).
+/// pass over every change: 0.5 s and 1.1 s for 300,000 logins). `passwords` are the plan's,
+/// in its order ([`Batches::from_plan`]).
 pub fn history_and_batches(
-    plan: &crate::plan::Plan,
+    plan: &std::sync::Arc<crate::plan::Plan>,
     provenance: &crate::history::Provenance,
+    passwords: Vec<crate::passwords::PasswordRow>,
 ) -> (HistoryInsert, Batches) {
+    let batches = || Batches::from_plan(std::sync::Arc::clone(plan), passwords);
     if plan.changes.len() < HISTORY_THREAD_FROM {
         let history = crate::progress::phase("history", || HistoryInsert::new(plan, provenance));
-        return (
-            history,
-            crate::progress::phase("batches", || Batches::from_plan(plan)),
-        );
+        return (history, crate::progress::phase("batches", batches));
     }
     std::thread::scope(|scope| {
         let history = scope
             .spawn(|| crate::progress::phase("history", || HistoryInsert::new(plan, provenance)));
-        let batches = crate::progress::phase("batches", || Batches::from_plan(plan));
+        let batches = crate::progress::phase("batches", batches);
         (history.join().expect("building history"), batches)
     })
 }
@@ -163,6 +163,27 @@ fn step<'a, T: serde::Serialize + Sync>(
         fills: None,
         stamped: false,
         empty: rows.is_empty(),
+    }
+}
+
+/// A [`step`] whose rows are built from `items` a batch at a time, as they are written.
+fn built_step<'a, X: Sync, R: serde::Serialize>(
+    sql: &'static str,
+    items: &'a [X],
+    build: impl Fn(&X) -> R + Send + Copy + 'a,
+    doing: &'static str,
+) -> Step<'a> {
+    Step {
+        sql,
+        params: Box::new(
+            items
+                .chunks(BATCH)
+                .map(move |chunk| json(&chunk.iter().map(build).collect::<Vec<R>>())),
+        ),
+        doing,
+        fills: None,
+        stamped: false,
+        empty: items.is_empty(),
     }
 }
 
@@ -249,10 +270,10 @@ pub fn standard_role_steps(w: &Writes) -> Vec<Step<'static>> {
 
 /// The plan's batches as statements, in apply order: settings and roles first, then
 /// customers and logins, then what their changes set off, then removals.
-fn steps<'a>(w: &Writes, b: &'a Batches, passwords: Passwords<'a>) -> Vec<Step<'a>> {
+fn steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
     let mut steps = definition_steps(w, b);
     steps.extend(login_steps(w, b));
-    steps.extend(effect_steps(w, b, passwords));
+    steps.extend(effect_steps(w, b));
     steps.extend(vec![
         step(w.delete_roles, &b.delete_roles, "deleting roles"),
         step(w.delete_websites, &b.delete_websites, "deleting websites"),
@@ -329,55 +350,67 @@ fn login_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
             "deleting customers",
         ),
         step(w.release_emails, &b.release_emails, "changing login emails"),
-        step(
+        built_step(
             w.upsert_customers,
             &b.customers.changed,
+            |c| b.customer_row(c),
             "writing customers",
         ),
-        step(
+        built_step(
             w.upsert_logins,
-            &b.customer_logins.changed,
+            &b.customers.changed,
+            |c| b.login_row(c),
             "writing customer logins",
         ),
-        step(
+        built_step(
             w.upsert_logins,
             &b.contacts.changed,
+            |c| b.login_row(c),
             "writing contact logins",
         ),
-        step(
+        built_step(
             w.insert_customers,
             &b.customers.created,
+            |c| b.customer_row(c),
             "writing customers",
         ),
-        fill_step(
-            w.insert_logins,
-            &b.customer_logins.created,
-            "logins",
-            None,
-            "writing customer logins",
-        ),
-        fill_step(
-            w.insert_logins,
-            &b.contacts.created,
-            "logins",
-            None,
-            "writing contact logins",
-        ),
+        Step {
+            fills: Some(Fill {
+                table: "logins",
+                rows: b.customers.created.len(),
+                into_empty: None,
+            }),
+            ..built_step(
+                w.insert_logins,
+                &b.customers.created,
+                |c| b.login_row(c),
+                "writing customer logins",
+            )
+        },
+        Step {
+            fills: Some(Fill {
+                table: "logins",
+                rows: b.contacts.created.len(),
+                into_empty: None,
+            }),
+            ..built_step(
+                w.insert_logins,
+                &b.contacts.created,
+                |c| b.login_row(c),
+                "writing contact logins",
+            )
+        },
     ]
 }
 
 /// What the logins' changes set off: passwords, revoked links, cancelled messages, ended
 /// sessions, queued messages.
-fn effect_steps<'a>(
-    w: &Writes,
-    b: &'a Batches,
-    (passwords, secrets): Passwords<'a>,
-) -> Vec<Step<'a>> {
+fn effect_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
     vec![
-        stamped_step(w.set_passwords, passwords, "setting initial passwords"),
+        stamped_step(w.set_passwords, &b.passwords, "setting initial passwords"),
         step(
             w.set_client_secrets,
-            secrets,
+            &b.secrets,
             "storing OpenID Connect client secrets",
         ),
         stamped_step(
@@ -416,20 +449,16 @@ fn effect_steps<'a>(
                 rows: b.notify.len(),
                 into_empty: None,
             }),
-            ..stamped_step(
+            stamped: true,
+            ..built_step(
                 w.queue_notifications,
                 &b.notify,
+                |&change| b.queued_row(change),
                 "queueing new-access notifications",
             )
         },
     ]
 }
-
-/// The passwords apply stores: logins' and clients' rows, apart.
-type Passwords<'a> = (
-    &'a [crate::passwords::PasswordRow],
-    &'a [crate::passwords::PasswordRow],
-);
 
 /// A [`Step`] without its parameters.
 #[derive(Clone, Copy, Debug)]
@@ -467,16 +496,9 @@ const WRITER_THREAD_FROM: usize = 2_000;
 impl StepStream {
     /// Starts writing the parameters of `batches`' steps. The thread owns the batches, and
     /// frees them when it is done.
-    pub fn spawn(
-        w: &'static Writes,
-        mut batches: Batches,
-        passwords: Vec<crate::passwords::PasswordRow>,
-    ) -> StepStream {
+    pub fn spawn(w: &'static Writes, batches: Batches) -> StepStream {
         let at = batches.at.clone();
-        let passwords = batches.insert_passwords(passwords);
-        let (secrets, passwords): (Vec<_>, Vec<_>) =
-            passwords.into_iter().partition(|p| p.is_client());
-        let infos = steps(w, &batches, (&passwords, &secrets))
+        let infos = steps(w, &batches)
             .iter()
             .map(|s| StepInfo {
                 sql: s.sql,
@@ -485,9 +507,13 @@ impl StepStream {
                 stamped: s.stamped,
             })
             .collect();
-        let rows = batches.applied.len() + batches.notify.len() + batches.forget.len();
+        let rows = batches.applied.len()
+            + batches.customers.len()
+            + batches.contacts.len()
+            + batches.notify.len()
+            + batches.forget.len();
         if rows < WRITER_THREAD_FROM {
-            let all = steps(w, &batches, (&passwords, &secrets));
+            let all = steps(w, &batches);
             let ready = all
                 .into_iter()
                 .enumerate()
@@ -503,7 +529,7 @@ impl StepStream {
         }
         let (sender, params) = tokio::sync::mpsc::channel(AHEAD);
         let writer = std::thread::spawn(move || {
-            let all = steps(w, &batches, (&passwords, &secrets));
+            let all = steps(w, &batches);
             for (index, step) in all.into_iter().enumerate() {
                 for param in step.params {
                     if sender.blocking_send((index, param)).is_err() {

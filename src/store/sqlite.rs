@@ -413,9 +413,9 @@ impl Store for SqliteStore {
 
     async fn apply(
         &mut self,
-        plan: &Plan,
+        plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: &[PasswordRow],
+        passwords: Vec<PasswordRow>,
         index: Option<crate::state::SealingIndex>,
     ) -> Result<i64, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
@@ -453,13 +453,13 @@ impl Store for SqliteStore {
             shared::run_steps::<sqlx::Sqlite>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
         // The history row first: its id goes with every applied object the rows write.
-        let (history, mut batches) = history_and_batches(plan, provenance);
+        let (history, mut batches) = history_and_batches(plan, provenance, passwords);
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Sqlite>(&mut tx, &history).await
         })
         .await?;
         batches.set_apply_id(id);
-        crate::progress::phase_async("write rows", write(&mut tx, batches, passwords)).await?;
+        crate::progress::phase_async("write rows", write(&mut tx, batches)).await?;
         crate::progress::phase_async("record index", async {
             shared::finish_apply::<sqlx::Sqlite>(&mut tx, index).await
         })
@@ -698,12 +698,8 @@ async fn restore_triggers(conn: &mut SqliteConnection, sql: Vec<String>) -> Resu
 
 /// Runs the plan's batches in apply order, each batch's JSON written on another thread
 /// while SQLite runs the one before.
-async fn write(
-    conn: &mut SqliteConnection,
-    batches: Batches,
-    passwords: &[PasswordRow],
-) -> Result<(), StoreError> {
-    let mut stream = StepStream::spawn(&WRITES, batches, passwords.to_vec());
+async fn write(conn: &mut SqliteConnection, batches: Batches) -> Result<(), StoreError> {
+    let mut stream = StepStream::spawn(&WRITES, batches);
     let at = stream.at.clone();
     while let Some((index, param)) = stream.next().await {
         let step = stream.steps[index];

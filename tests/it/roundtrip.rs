@@ -325,10 +325,10 @@ async fn apply(url: &str, target: &State) -> State {
                 if client.secret.is_some() =>
             {
                 Some(portico::passwords::PasswordRow {
-                    customer_id: String::new(),
-                    contact: String::new(),
-                    client: id.clone(),
-                    hash: client_secret_hash().to_string(),
+                    customer_id: "".into(),
+                    contact: "".into(),
+                    client: id.into(),
+                    hash: client_secret_hash().into(),
                 })
             }
             _ => None,
@@ -336,9 +336,9 @@ async fn apply(url: &str, target: &State) -> State {
         .collect();
     store
         .apply(
-            &plan,
+            &std::sync::Arc::new(plan),
             &portico::history::Provenance::default(),
-            &secrets,
+            secrets,
             None,
         )
         .await
@@ -546,7 +546,12 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             .unwrap();
         other.close().await.unwrap();
         let refused = store
-            .apply(&plan, &portico::history::Provenance::default(), &[], None)
+            .apply(
+                &std::sync::Arc::new(plan.clone()),
+                &portico::history::Provenance::default(),
+                Vec::new(),
+                None,
+            )
             .await;
         assert!(
             matches!(refused, Err(portico::store::StoreError::Stale)),
@@ -563,7 +568,12 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         );
         plan.read_mark = store.read_mark();
         store
-            .apply(&plan, &portico::history::Provenance::default(), &[], None)
+            .apply(
+                &std::sync::Arc::new(plan.clone()),
+                &portico::history::Provenance::default(),
+                Vec::new(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(store.read().await.unwrap(), target);
@@ -578,7 +588,12 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         );
         again.read_mark = stale_mark;
         let refused = store
-            .apply(&again, &portico::history::Provenance::default(), &[], None)
+            .apply(
+                &std::sync::Arc::new(again),
+                &portico::history::Provenance::default(),
+                Vec::new(),
+                None,
+            )
             .await;
         assert!(
             matches!(refused, Err(portico::store::StoreError::Stale)),
