@@ -69,7 +69,7 @@ where
 /// Database errors; rows portico never writes.
 pub(crate) async fn read_snapshot<DB>(
     conn: &mut DB::Connection,
-    big_tables: (Vec<super::rows::CustomerRow>, Vec<super::rows::LoginRow>),
+    big_tables: (Vec<super::rows::CustomerRow>, super::rows::LoginPages),
 ) -> Result<State, StoreError>
 where
     DB: Database,

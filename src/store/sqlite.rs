@@ -11,7 +11,7 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::OutboxRow;
-use super::rows::{Batches, CustomerRow, LoginRow, append_logins_from_json, customers_from_json};
+use super::rows::{Batches, CustomerRow, append_logins_from_json, customers_from_json};
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
@@ -646,7 +646,9 @@ async fn read_state_and_applied(
     conn: &mut SqliteConnection,
 ) -> Result<(State, Applied), StoreError> {
     let big = read_big_tables(&mut *conn).await?;
-    let logins = phase("login digests", || super::rows::login_digests(&big.1));
+    let logins = phase("login digests", || {
+        super::rows::login_digests(big.1.iter().flatten())
+    });
     let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, big).await?;
     let objects = read_applied_objects(&mut *conn).await?;
     let version = shared::read_version::<sqlx::Sqlite>(conn).await?;
@@ -909,7 +911,7 @@ fn logins_page() -> i64 {
 /// for all of them was held twice (SQLite's and ours) at the peak of reading.
 async fn read_big_tables(
     conn: &mut SqliteConnection,
-) -> Result<(Vec<CustomerRow>, Vec<LoginRow>), StoreError> {
+) -> Result<(Vec<CustomerRow>, super::rows::LoginPages), StoreError> {
     let doing = "reading the live state";
     let json = phase_async(
         "read customers json",
@@ -919,11 +921,7 @@ async fn read_big_tables(
     .doing(doing)?;
     let customers = phase("decode customers", || customers_from_json(&json))?;
     drop(json);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM logins")
-        .fetch_one(&mut *conn)
-        .await
-        .doing(doing)?;
-    let mut logins = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut pages = Vec::new();
     let mut after: Option<(CompactString, CompactString)> = None;
     let page_rows = logins_page();
     loop {
@@ -939,12 +937,11 @@ async fn read_big_tables(
         )
         .await
         .doing(doing)?;
-        let start = logins.len();
+        let mut page = Vec::with_capacity(usize::try_from(page_rows).unwrap_or(0));
         phase("decode logins", || {
-            append_logins_from_json(&json, &mut logins)
+            append_logins_from_json(&json, &mut page)
         })?;
         drop(json);
-        let page = &logins[start..];
         let last_page = (page.len() as i64) < page_rows;
         // The next page starts after this one's greatest key in byte order: SQLite's
         // BINARY collation (no sort of the page needed).
@@ -953,11 +950,12 @@ async fn read_big_tables(
             .map(|l| (&l.customer_id, &l.contact))
             .max()
             .map(|(customer, contact)| (customer.clone(), contact.clone()));
+        pages.push(page);
         if last_page {
             break;
         }
     }
-    Ok((customers, logins))
+    Ok((customers, pages))
 }
 
 /// Reads the digests of what portico last wrote of the objects other than logins, by
@@ -1028,7 +1026,8 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         .doing(doing)?;
     let expiring = decode(&text, "expiring logins")?;
     let digests = super::rows::login_digests(&logins);
-    let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, (customers, logins)).await?;
+    let state =
+        shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, (customers, vec![logins])).await?;
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,
         logins: digests,
