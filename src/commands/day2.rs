@@ -54,6 +54,7 @@ pub(super) fn intended(desired: Desired, live: State) -> State {
             live.oidc_clients
         },
         password_holders: live.password_holders,
+        access_keys: live.access_keys,
         client_secret_hashes: live.client_secret_hashes,
     }
 }

@@ -156,6 +156,7 @@ pub(crate) async fn attempt(
     let query = PartQuery {
         customers: &old_ids,
         expiring_before: &soon,
+        access_keys: false,
     };
     let read = crate::progress::phase_async("read live", store.read_part(&query)).await;
     let (mut set, found) = parsing.await.expect("parsing does not panic");

@@ -263,32 +263,108 @@ async fn compute(
         }
     }
     crate::memory::full_read();
-    // The manifests are parsed on other threads while the live state is read.
+    for _ in 0..FULL_READ_ATTEMPTS {
+        let validated = validate_in_full(path, store, args, inputs, (digests, reading)).await?;
+        if let Some(computed) = plan_in_full(store, args, inputs, digests, validated).await? {
+            return Ok(computed);
+        }
+        if args.verbose {
+            eprintln!("The live database changed while it was read; planning again.");
+        }
+    }
+    Err(Error::Refused(format!(
+        "the live database changed during each of {FULL_READ_ATTEMPTS} attempts to plan (another apply running?); try again"
+    )))
+}
+
+/// How many times a plan that reads everything starts again when a managed write lands
+/// between its two reads.
+const FULL_READ_ATTEMPTS: usize = 3;
+
+/// What [`validate_in_full`] hands to [`plan_in_full`].
+struct Validated {
+    desired: Desired,
+    manifests_digest: String,
+    index: Option<crate::state::PlanIndex>,
+    /// The version of the live database validation was checked against.
+    version: crate::state::LiveVersion,
+}
+
+/// Parses and validates the manifests against what validation needs of the live database:
+/// its small tables (features, roles, websites, policies, settings) and the keys of the
+/// logins with access, read while the manifests are parsed on other threads. The
+/// customers are read after, once the manifests are freed (at 300,000 logins of the wide
+/// benchmark shape, the manifests, the desired state and the live state held at once were
+/// a full plan's peak: 455 MiB).
+async fn validate_in_full(
+    path: &Path,
+    store: &mut AnyStore,
+    args: &DiffArgs,
+    inputs: Inputs,
+    (digests, reading): (bool, manifest::load::Reading),
+) -> Result<Validated, Error> {
     let root = path.to_path_buf();
     let parsing =
         tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root, reading)));
-    let read = phase_async("read live", store.read_with_applied()).await;
+    let query = store::PartQuery {
+        customers: &[],
+        expiring_before: "",
+        access_keys: true,
+    };
+    let account = phase_async("read account", store.read_part(&query)).await;
     let (set, diagnostics) = parsing.await.expect("parsing does not panic");
-    let (live, applied) = read?;
-    // The digests of the live state and of the files are computed beside the validation.
-    // A plan that is only shown leaves them out: they are for applying and for plan files.
+    let account = account?;
+    // The digests of the files are computed beside the validation. A plan that is only
+    // shown leaves them out: they are for applying and for plan files.
     let (desired, manifests_digest) = std::thread::scope(|scope| {
         let digests = digests.then(|| scope.spawn(|| phase("digests", || manifests_digest(&set))));
-        let desired = check_valid(&set, diagnostics, Some(&live));
+        let desired = check_valid(&set, diagnostics, Some(&account.state));
         let digests = digests.map(|d| d.join().expect("digests do not panic"));
         (desired, digests.unwrap_or_default())
     });
+    let (desired, clean) = desired?;
+    // An apply's plan index is made before the manifests go; it is kept only if the plan
+    // converges.
+    let index = index_to_record(
+        inputs,
+        clean && !args.no_prune,
+        (&set, &desired, &account.state),
+    );
+    // Freed, not let go: the customers are read next, into the room the manifests held.
+    free_aside(set);
+    Ok(Validated {
+        desired,
+        manifests_digest,
+        index,
+        version: account.applied.version,
+    })
+}
+
+/// Reads the whole live state and plans against it; `None` when a managed write landed
+/// after validation read the live database (its version moved): then the plan starts again.
+async fn plan_in_full(
+    store: &mut AnyStore,
+    args: &DiffArgs,
+    inputs: Inputs,
+    digests: bool,
+    validated: Validated,
+) -> Result<Option<Computed>, Error> {
+    let Validated {
+        desired,
+        manifests_digest,
+        index,
+        version,
+    } = validated;
+    let (live, applied) = phase_async("read live", store.read_with_applied()).await?;
+    if applied.version != version {
+        inputs.let_go((live, applied, desired));
+        return Ok(None);
+    }
     let fingerprint = if digests {
         applied.version.fingerprint()
     } else {
         String::new()
     };
-    let (desired, clean) = desired?;
-    // An apply's plan index is made before the diff, so the manifests go before the plan is
-    // built (at 300,000 logins, the manifests, the desired state and a first apply's plan
-    // together were its peak); it is kept only if the plan converges.
-    let index = index_to_record(inputs, clean && !args.no_prune, (&set, &desired, &live));
-    inputs.let_go(set);
     let notifications = desired.state.notifications.clone();
     let mut plan = phase("diff", || {
         plan::diff_with_fingerprint(
@@ -316,11 +392,11 @@ async fn compute(
     );
     plan.manifests_digest = manifests_digest;
     inputs.let_go((applied, desired));
-    Ok(Computed {
+    Ok(Some(Computed {
         plan,
         transport,
         index,
-    })
+    }))
 }
 
 /// The plan index an apply records ([`Inputs::FreeAside`]): only when applying the plan

@@ -276,6 +276,7 @@ async fn read_for(store: &mut AnyStore, messages: &[OutboxRow]) -> Result<State,
     let query = crate::store::PartQuery {
         customers: &customers,
         expiring_before: "",
+        access_keys: false,
     };
     Ok(store.read_part(&query).await?.state)
 }

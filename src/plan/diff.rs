@@ -227,22 +227,15 @@ fn login_unchanged(
 
 /// Whether a customer and all its contacts are as wanted (see [`login_unchanged`]).
 fn customer_unchanged(id: &str, old: &CustomerState, new: &CustomerState, live: &State) -> bool {
-    let holds = |address: Address| live.password_holders.contains(&address.to_string());
+    let holds = |contact: &str| live.password_holders.contains(id, contact);
     old.record.name == new.record.name
         && old.record.protect == new.record.protect
         && old.contacts.len() == new.contacts.len()
-        && login_unchanged(&new.record.login, &old.record.login, || {
-            holds(Address::Customer(id.to_string()))
-        })
+        && login_unchanged(&new.record.login, &old.record.login, || holds(""))
         && new.contacts.iter().all(|(email, contact)| {
-            old.contacts.get(email).is_some_and(|before| {
-                login_unchanged(contact, before, || {
-                    holds(Address::Contact {
-                        customer: id.to_string(),
-                        email: email.to_string(),
-                    })
-                })
-            })
+            old.contacts
+                .get(email)
+                .is_some_and(|before| login_unchanged(contact, before, || holds(email)))
         })
 }
 
@@ -507,7 +500,7 @@ fn customers(b: &mut Builder, desired: &Desired, live: &State, options: DiffOpti
         let revoke = old.is_some_and(|o| o.record.login.access && !new.record.login.access);
         let count = b.count(Phase::Customers);
         let address = Address::Customer(id.to_string());
-        let user_password = live.password_holders.contains(&address.to_string());
+        let user_password = live.password_holders.contains(id, "");
         let (login, sets_password) = settle(
             &new.record.login,
             old.map(|o| &o.record.login),
@@ -601,7 +594,7 @@ fn contacts(
     for (email, contact) in &new.contacts {
         let before = old.and_then(|o| o.contacts.get(email));
         let revoke = before.is_some_and(|c| c.access && !contact.access);
-        let user_password = live.password_holders.contains(&address(email).to_string());
+        let user_password = live.password_holders.contains(id, email);
         let (login, sets_password) = settle(contact, before, user_password);
         let source = passwords.login(id, Some(email)).cloned();
         let after = Some(Object::Contact(login));

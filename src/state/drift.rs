@@ -59,6 +59,52 @@ impl LoginDigests {
     }
 }
 
+/// A set of logins by `(customer id, contact)` (the contact is `""` for the customer's
+/// own), sorted and found by binary search: which live logins hold a password, or which
+/// have access. Kept as key pairs rather than formatted addresses: at 300,000 logins a
+/// B-tree of address strings took 33 MB of a full plan's peak, these 14 MB.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoginKeys(Vec<(CompactString, CompactString)>);
+
+impl LoginKeys {
+    /// The keys given, in any order (a key given twice is kept once).
+    pub fn new(mut keys: Vec<(CompactString, CompactString)>) -> Self {
+        if !keys.is_sorted_by(|a, b| a < b) {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        keys.shrink_to_fit();
+        LoginKeys(keys)
+    }
+
+    /// Whether the login of `customer` and `contact` (`""`: the customer's own) is in the set.
+    pub fn contains(&self, customer: &str, contact: &str) -> bool {
+        self.0
+            .binary_search_by(|(c, k)| (c.as_str(), k.as_str()).cmp(&(customer, contact)))
+            .is_ok()
+    }
+
+    /// Whether the login at `address` is in the set (anything else is not).
+    pub fn holds(&self, address: &super::Address) -> bool {
+        use super::Address;
+        match address {
+            Address::Customer(id) => self.contains(id, ""),
+            Address::Contact { customer, email } => self.contains(customer, email),
+            _ => false,
+        }
+    }
+
+    /// How many logins.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// An object digest (16 hex digits, see `Object::digest` in the plan), held as the 64-bit
 /// number they spell: as text in `applied_objects`, as that number (signed) in a login's row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ mod oidc;
 mod secret;
 
 pub use address::Address;
-pub use drift::{Applied, LoginDigests, ObjectDigest, ReadMark};
+pub use drift::{Applied, LoginDigests, LoginKeys, ObjectDigest, ReadMark};
 pub use index::{
     FileRow, FileWrites, Ids, IndexedFile, LiveVersion, PlanIndex, SealingIndex, SecretCheck,
 };
@@ -45,11 +45,17 @@ pub struct State {
     /// OpenID Connect clients by id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub oidc_clients: BTreeMap<String, OidcClientState>,
-    /// Addresses of live logins that have a password hash (runtime data: never part of the
+    /// The live logins that have a password hash (runtime data: never part of the
     /// fingerprint or a plan; it only tells apply not to assign a password over one a user
     /// set).
     #[serde(skip)]
-    pub password_holders: std::collections::BTreeSet<String>,
+    pub password_holders: LoginKeys,
+    /// When the customers were not read, the live logins that have access (runtime data,
+    /// like `password_holders`): a plan that reads everything validates the manifests
+    /// against the small tables and these keys, then reads the customers once the
+    /// manifests are gone (see `commands::compute`). `None` when `customers` holds them.
+    #[serde(skip)]
+    pub access_keys: Option<LoginKeys>,
     /// The argon2id hash of each confidential client's stored secret (runtime data, like
     /// `password_holders`; only export reads it).
     #[serde(skip)]

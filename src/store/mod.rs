@@ -626,6 +626,9 @@ pub struct PartQuery<'a> {
     pub customers: &'a [CompactString],
     /// Logins of other customers with access that expires before this time (stored form).
     pub expiring_before: &'a str,
+    /// Whether to read the keys of every login with access too (`state.access_keys`): what
+    /// validation needs of the customers when they are read after it.
+    pub access_keys: bool,
 }
 
 /// What [`Store::owners`] read.
@@ -655,6 +658,16 @@ pub struct Part {
         Option<CompactString>,
         CompactString,
     )>,
+}
+
+impl Part {
+    /// What a database portico never initialised reads as: an empty account.
+    pub fn empty() -> Part {
+        Part {
+            state: State::empty(),
+            ..Part::default()
+        }
+    }
 }
 
 /// Forwards a call to whichever engine this is.

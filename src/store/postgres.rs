@@ -177,9 +177,9 @@ impl Store for PostgresStore {
         // the drift records match the objects they describe.
         let mut tx = read_only(&mut self.conn).await?;
         let read = if schema_ready(&mut tx).await? {
-            let big = read_big_tables(&mut tx).await?;
-            let logins = super::rows::login_digests(big.1.iter().flatten());
-            let state = shared::read_snapshot::<sqlx::Postgres>(&mut tx, big).await?;
+            let (customers, pages) = read_big_tables(&mut tx).await?;
+            let (customers, logins) = super::rows::build_customers(customers, pages)?;
+            let state = shared::read_snapshot::<sqlx::Postgres>(&mut tx, customers).await?;
             let objects = read_applied_objects(&mut tx).await?;
             let version = shared::read_version::<sqlx::Postgres>(&mut tx).await?;
             let applied = Applied {
@@ -291,7 +291,11 @@ impl Store for PostgresStore {
 
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
         let mut tx = read_only(&mut self.conn).await?;
-        let part = read_part(&mut tx, query).await?;
+        let part = if schema_ready(&mut tx).await? {
+            read_part(&mut tx, query).await?
+        } else {
+            Part::empty()
+        };
         tx.rollback()
             .await
             .doing("ending the read-only transaction")?;
@@ -935,9 +939,18 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
     .fetch_all(&mut *conn)
     .await
     .doing(doing)?;
-    let digests = super::rows::login_digests(&logins);
-    let state =
-        shared::read_snapshot::<sqlx::Postgres>(&mut *conn, (customers, vec![logins])).await?;
+    let (customers, digests) = super::rows::build_customers(customers, vec![logins])?;
+    let mut state = shared::read_snapshot::<sqlx::Postgres>(&mut *conn, customers).await?;
+    if query.access_keys {
+        let mut keys = Vec::new();
+        let mut rows =
+            sqlx::query("SELECT customer_id, contact FROM logins WHERE access").fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.doing(doing)? {
+            keys.push((text(&row, 0)?, text(&row, 1)?));
+        }
+        drop(rows);
+        state.access_keys = Some(crate::state::LoginKeys::new(keys));
+    }
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,
         logins: digests,

@@ -955,20 +955,6 @@ impl<'de> serde::de::Visitor<'de> for AppendLogins<'_> {
     }
 }
 
-/// The digests the login rows hold, by their key (see [`crate::state::Applied`]).
-pub fn login_digests<'a>(
-    rows: impl IntoIterator<Item = &'a LoginRow>,
-) -> crate::state::LoginDigests {
-    crate::state::LoginDigests::new(
-        rows.into_iter()
-            .filter_map(|row| {
-                let digest = crate::state::ObjectDigest::from_i64(row.applied_digest?);
-                Some(((row.customer_id.clone(), row.contact.clone()), digest))
-            })
-            .collect(),
-    )
-}
-
 /// The logins read, a page at a time. Each page's rows become state and its buffer is freed
 /// before the next page's rows are used: held whole until the state was built, the rows of
 /// 300,000 logins (80 MB) stood beside the state they became (82 MB) at a full read's peak.
@@ -984,8 +970,7 @@ pub struct Snapshot {
     pub roles: Vec<RoleRow>,
     /// Permissions of custom roles only.
     pub role_permissions: Vec<PermissionRow>,
-    pub customers: Vec<CustomerRow>,
-    pub logins: LoginPages,
+    pub customers: LiveCustomers,
     pub notification_settings: Option<NotificationSettingsRow>,
     pub policies: Vec<AccessPolicyRow>,
     pub clients: Vec<ClientRow>,
@@ -1042,9 +1027,8 @@ impl Snapshot {
             })
             .collect();
         state.roles = roles_of(self.roles, self.role_permissions)?;
-        let (customers, holders) = customers_with_logins(self.customers, self.logins)?;
-        state.customers = customers;
-        state.password_holders = holders;
+        state.customers = self.customers.customers;
+        state.password_holders = self.customers.password_holders;
         Ok(state)
     }
 }
@@ -1122,40 +1106,66 @@ fn roles_of(
     Ok(roles)
 }
 
-/// The customers with their logins, and the addresses of the logins holding a password.
-fn customers_with_logins(
+/// The customers with their logins (the pages in any order), and the logins' drift
+/// digests.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when a row holds a value portico never writes.
+pub fn build_customers(
     customers: Vec<CustomerRow>,
     pages: LoginPages,
-) -> Result<(crate::state::Customers, std::collections::BTreeSet<String>), StoreError> {
-    let mut holders = std::collections::BTreeSet::new();
-    // Both lists sorted by customer (already so when read; sorting sorted rows is one
-    // pass), each customer takes the run of logins with its id: no map, no copies.
-    let pages = sorted_pages(pages);
-    let mut customers = customers;
-    customers.sort_by(|a, b| a.id.cmp(&b.id));
-    // A page's buffer is freed as soon as its last row is taken (`Flatten` drops it).
-    let mut logins = pages.into_iter().flatten().peekable();
-    let mut built = Vec::with_capacity(customers.len());
-    for row in customers {
-        // Logins of customers that do not exist (edited by hand) are not part of the state.
-        while logins.next_if(|l| l.customer_id < row.id).is_some() {}
-        let mut own = None;
-        let mut contacts = Vec::new();
-        while let Some(login) = logins.next_if(|l| l.customer_id == row.id) {
-            if login.has_password {
-                let address = Address::login(&row.id, &login.contact);
-                holders.insert(address.to_string());
-            }
-            if login.contact.is_empty() {
-                own = Some(login_state(login)?);
-            } else {
-                let contact = login.contact.clone();
-                contacts.push((contact, login_state(login)?));
-            }
+) -> Result<(LiveCustomers, crate::state::LoginDigests), StoreError> {
+    let mut builder = CustomersBuilder::new(customers);
+    // A page's buffer is freed as soon as its last row is taken.
+    for page in sorted_pages(pages) {
+        builder.add_page(page)?;
+    }
+    Ok(builder.finish())
+}
+
+/// The live customers built from their rows, with the logins holding a password.
+#[derive(Debug, Default)]
+pub struct LiveCustomers {
+    pub customers: crate::state::Customers,
+    pub password_holders: crate::state::LoginKeys,
+}
+
+/// Builds the customers' state as pages of their logins arrive in key order, so a full read
+/// holds one page of rows at a time beside the state (the rows of 300,000 logins, 80 MB,
+/// were held whole until the last customer was built); the logins' drift digests are taken
+/// on the way.
+pub struct CustomersBuilder {
+    /// The customers not yet given their logins, by id.
+    customers: std::iter::Peekable<std::vec::IntoIter<CustomerRow>>,
+    /// The customer whose logins are being taken.
+    open: Option<OpenCustomer>,
+    built: Vec<(CompactString, CustomerState)>,
+    holders: Vec<(CompactString, CompactString)>,
+    digests: Vec<((CompactString, CompactString), crate::state::ObjectDigest)>,
+    /// The greatest key taken so far: pages must come in key order.
+    last: Option<(CompactString, CompactString)>,
+}
+
+/// A customer and the logins taken for it so far.
+struct OpenCustomer {
+    row: CustomerRow,
+    own: Option<LoginState>,
+    contacts: Vec<(CompactString, LoginState)>,
+}
+
+impl OpenCustomer {
+    fn new(row: CustomerRow) -> Self {
+        OpenCustomer {
+            row,
+            own: None,
+            contacts: Vec::new(),
         }
+    }
+
+    fn finish(self) -> (CompactString, CustomerState) {
         // A customer whose own login row went missing gets an impossible role, so the
         // next plan shows the row being written back.
-        let login = own.unwrap_or_else(|| LoginState {
+        let login = self.own.unwrap_or_else(|| LoginState {
             email: None,
             name: None,
             access: false,
@@ -1166,19 +1176,112 @@ fn customers_with_logins(
             expires: None,
         });
         let record = CustomerRecord {
-            name: row.name,
-            protect: row.protect,
+            name: self.row.name,
+            protect: self.row.protect,
             login,
         };
-        built.push((
-            row.id,
-            CustomerState {
-                record,
-                contacts: crate::state::contacts_of(contacts),
-            },
-        ));
+        let state = CustomerState {
+            record,
+            contacts: crate::state::contacts_of(self.contacts),
+        };
+        (self.row.id, state)
     }
-    Ok((crate::state::customers_of(built), holders))
+}
+
+impl CustomersBuilder {
+    /// A builder for these customers (in any order).
+    pub fn new(mut customers: Vec<CustomerRow>) -> Self {
+        customers.sort_by(|a, b| a.id.cmp(&b.id));
+        let count = customers.len();
+        CustomersBuilder {
+            customers: customers.into_iter().peekable(),
+            open: None,
+            built: Vec::with_capacity(count),
+            holders: Vec::new(),
+            digests: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// Takes the next page of logins: its rows in any order, every key after those of the
+    /// pages before (else the read is reported as corrupt: keys out of order would lose
+    /// logins).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a value portico never writes, or a page out of order.
+    pub fn add_page(&mut self, mut page: Vec<LoginRow>) -> Result<(), StoreError> {
+        page.sort_by(|a, b| (&a.customer_id, &a.contact).cmp(&(&b.customer_id, &b.contact)));
+        let (Some(first), Some(end)) = (page.first(), page.last()) else {
+            return Ok(());
+        };
+        if let Some((customer, contact)) = &self.last
+            && (&first.customer_id, &first.contact) <= (customer, contact)
+        {
+            return Err(corrupt(format!(
+                "the logins were read out of key order (customer `{}` after `{customer}`)",
+                first.customer_id
+            )));
+        }
+        self.last = Some((end.customer_id.clone(), end.contact.clone()));
+        self.holders.reserve(page.len());
+        self.digests.reserve(page.len());
+        for login in page {
+            self.add(login)?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, login: LoginRow) -> Result<(), StoreError> {
+        let key = || (login.customer_id.clone(), login.contact.clone());
+        if let Some(digest) = login.applied_digest {
+            let digest = crate::state::ObjectDigest::from_i64(digest);
+            self.digests.push((key(), digest));
+        }
+        // The customers before this login's have all their logins.
+        while self
+            .open
+            .as_ref()
+            .is_none_or(|open| open.row.id < login.customer_id)
+        {
+            if let Some(open) = self.open.take() {
+                self.built.push(open.finish());
+            }
+            match self.customers.next_if(|c| c.id <= login.customer_id) {
+                Some(row) => self.open = Some(OpenCustomer::new(row)),
+                None => break,
+            }
+        }
+        // Logins of customers that do not exist (edited by hand) are not part of the state.
+        let Some(open) = self.open.as_mut().filter(|o| o.row.id == login.customer_id) else {
+            return Ok(());
+        };
+        if login.has_password {
+            self.holders.push(key());
+        }
+        if login.contact.is_empty() {
+            open.own = Some(login_state(login)?);
+        } else {
+            let contact = login.contact.clone();
+            open.contacts.push((contact, login_state(login)?));
+        }
+        Ok(())
+    }
+
+    /// The customers with their logins, and the logins' drift digests.
+    pub fn finish(mut self) -> (LiveCustomers, crate::state::LoginDigests) {
+        if let Some(open) = self.open.take() {
+            self.built.push(open.finish());
+        }
+        self.built
+            .extend(self.customers.map(|row| OpenCustomer::new(row).finish()));
+        self.holders.shrink_to_fit();
+        self.digests.shrink_to_fit();
+        let live = LiveCustomers {
+            customers: crate::state::customers_of(self.built),
+            password_holders: crate::state::LoginKeys::new(self.holders),
+        };
+        (live, crate::state::LoginDigests::new(self.digests))
+    }
 }
 
 /// The pages with their logins in customer order: each page sorted, and the pages kept apart
@@ -1472,15 +1575,88 @@ mod tests {
             name: id.into(),
             protect: false,
         });
-        let (built, _) = customers_with_logins(
+        let (built, _) = build_customers(
             customers.to_vec(),
             vec![login_rows(&["C", "A"]), login_rows(&["B", "D"])],
         )
         .unwrap();
         let emails: Vec<_> = built
+            .customers
             .iter()
             .map(|(_, c)| c.record.login.email.as_deref())
             .collect();
         assert_eq!(emails, [Some("x@x.example"); 4]);
+    }
+
+    /// A login row of `customer` (`contact` `""`: its own), with a digest and a password.
+    fn row(customer: &str, contact: &str, digest: Option<i64>, password: bool) -> LoginRow {
+        let email = if contact.is_empty() {
+            "own@x.example"
+        } else {
+            contact
+        };
+        LoginRow {
+            applied_digest: digest,
+            has_password: password,
+            ..login_row(customer, contact, &login(email, None))
+        }
+    }
+
+    #[test]
+    fn customers_are_built_as_their_logins_arrive_a_page_at_a_time() {
+        let customers = ["A", "B", "C", "E"].map(|id| CustomerRow {
+            id: id.into(),
+            name: id.into(),
+            protect: false,
+        });
+        let mut builder = CustomersBuilder::new(customers.to_vec());
+        // B's logins are split across two pages; "D" has no customer row (edited by hand);
+        // C has no login at all; E's page comes last.
+        builder
+            .add_page(vec![
+                row("B", "b1@x.example", Some(2), true),
+                row("A", "", Some(1), false),
+                row("B", "", None, true),
+            ])
+            .unwrap();
+        builder
+            .add_page(vec![
+                row("B", "b2@x.example", Some(3), false),
+                row("D", "", Some(4), true),
+            ])
+            .unwrap();
+        builder.add_page(vec![]).unwrap();
+        builder.add_page(vec![row("E", "", Some(5), true)]).unwrap();
+        // A page that starts before the last key taken would lose logins: refused.
+        let mut late = CustomersBuilder::new(customers.to_vec());
+        late.add_page(vec![row("B", "", None, false)]).unwrap();
+        let refused = late.add_page(vec![row("A", "", None, false)]).unwrap_err();
+        assert!(
+            refused.to_string().contains("out of key order"),
+            "{refused}"
+        );
+
+        let (live, digests) = builder.finish();
+        let customers = &live.customers;
+        let ids: Vec<&str> = customers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(ids, ["A", "B", "C", "E"]);
+        let b = customers.get("B").unwrap();
+        let contacts: Vec<&str> = b.contacts.keys().map(|k| k.as_str()).collect();
+        assert_eq!(contacts, ["b1@x.example", "b2@x.example"]);
+        assert_eq!(b.record.login.email.as_deref(), Some("own@x.example"));
+        // A customer without its own login row gets an impossible role (written back).
+        assert_eq!(customers.get("C").unwrap().record.login.role, "(missing)");
+        // Holders of a password: only the logins of customers that exist.
+        let holders = &live.password_holders;
+        assert!(holders.contains("B", "") && holders.contains("B", "b1@x.example"));
+        assert!(holders.contains("E", "") && !holders.contains("A", ""));
+        assert!(!holders.contains("D", "") && !holders.contains("B", "b2@x.example"));
+        assert_eq!(holders.len(), 3);
+        // Every row's digest, by its key.
+        let digest = |c: &str, k: &str| digests.get(c, k).map(|d| d.as_i64());
+        assert_eq!(digest("A", ""), Some(1));
+        assert_eq!(digest("B", "b2@x.example"), Some(3));
+        assert_eq!(digest("D", ""), Some(4));
+        assert_eq!(digest("B", ""), None);
     }
 }

@@ -69,7 +69,7 @@ where
 /// Database errors; rows portico never writes.
 pub(crate) async fn read_snapshot<DB>(
     conn: &mut DB::Connection,
-    big_tables: (Vec<super::rows::CustomerRow>, super::rows::LoginPages),
+    customers: super::rows::LiveCustomers,
 ) -> Result<State, StoreError>
 where
     DB: Database,
@@ -85,7 +85,6 @@ where
     for<'r> super::rows::NotificationSettingsRow: FromRow<'r, DB::Row>,
 {
     let doing = "reading the live state";
-    let (customers, logins) = big_tables;
     let snapshot = Snapshot {
         features: sqlx::query_as("SELECT name, enabled FROM features")
             .fetch_all(&mut *conn)
@@ -116,7 +115,6 @@ where
         .await
         .doing(doing)?,
         customers,
-        logins,
         policies: sqlx::query_as("SELECT id, message, rule FROM policies")
             .fetch_all(&mut *conn)
             .await

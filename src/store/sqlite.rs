@@ -11,7 +11,7 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::OutboxRow;
-use super::rows::{Batches, CustomerRow, append_logins_from_json, customers_from_json};
+use super::rows::{Batches, CustomersBuilder, append_logins_from_json, customers_from_json};
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
 use super::{
@@ -378,8 +378,11 @@ impl Store for SqliteStore {
 
     async fn read_part(&mut self, query: &PartQuery<'_>) -> Result<Part, StoreError> {
         let Some(conn) = self.conn(false).await? else {
-            return Ok(Part::default());
+            return Ok(Part::empty());
         };
+        if !schema_ready(conn).await? {
+            return Ok(Part::empty());
+        }
         let mut tx = conn.begin().await.doing("starting a read transaction")?;
         let part = read_part(&mut tx, query).await?;
         tx.rollback().await.doing("ending the read transaction")?;
@@ -636,8 +639,8 @@ async fn data_version(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreEr
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
-    let big = read_big_tables(&mut *conn).await?;
-    shared::read_snapshot::<sqlx::Sqlite>(conn, big).await
+    let (customers, _) = read_big_tables(&mut *conn).await?;
+    shared::read_snapshot::<sqlx::Sqlite>(conn, customers).await
 }
 
 /// The state and the digests of what portico last wrote: the logins' from their rows, the
@@ -645,11 +648,8 @@ async fn read_state(conn: &mut SqliteConnection) -> Result<State, StoreError> {
 async fn read_state_and_applied(
     conn: &mut SqliteConnection,
 ) -> Result<(State, Applied), StoreError> {
-    let big = read_big_tables(&mut *conn).await?;
-    let logins = phase("login digests", || {
-        super::rows::login_digests(big.1.iter().flatten())
-    });
-    let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, big).await?;
+    let (customers, logins) = read_big_tables(&mut *conn).await?;
+    let state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, customers).await?;
     let objects = read_applied_objects(&mut *conn).await?;
     let version = shared::read_version::<sqlx::Sqlite>(conn).await?;
     Ok((
@@ -908,10 +908,11 @@ fn logins_page() -> i64 {
 /// Reads the customers and the logins as JSON values built by SQLite: rows read one by one
 /// cost far more (sqlx wakes the reading task once per row from its SQLite thread). The
 /// logins, the biggest table, come in pages ([`logins_page`] rows) in key order: one value
-/// for all of them was held twice (SQLite's and ours) at the peak of reading.
+/// for all of them was held twice (SQLite's and ours) at the peak of reading. Each page
+/// becomes state before the next is read ([`CustomersBuilder`]).
 async fn read_big_tables(
     conn: &mut SqliteConnection,
-) -> Result<(Vec<CustomerRow>, super::rows::LoginPages), StoreError> {
+) -> Result<(super::rows::LiveCustomers, crate::state::LoginDigests), StoreError> {
     let doing = "reading the live state";
     let json = phase_async(
         "read customers json",
@@ -921,7 +922,7 @@ async fn read_big_tables(
     .doing(doing)?;
     let customers = phase("decode customers", || customers_from_json(&json))?;
     drop(json);
-    let mut pages = Vec::new();
+    let mut builder = CustomersBuilder::new(customers);
     let mut after: Option<(CompactString, CompactString)> = None;
     let page_rows = logins_page();
     loop {
@@ -950,12 +951,12 @@ async fn read_big_tables(
             .map(|l| (&l.customer_id, &l.contact))
             .max()
             .map(|(customer, contact)| (customer.clone(), contact.clone()));
-        pages.push(page);
+        phase("logins into state", || builder.add_page(page))?;
         if last_page {
             break;
         }
     }
-    Ok((customers, pages))
+    Ok(builder.finish())
 }
 
 /// Reads the digests of what portico last wrote of the objects other than logins, by
@@ -999,6 +1000,10 @@ const READ_EXPIRING: &str =
     FROM logins WHERE expires_at IS NOT NULL AND expires_at < ?1 AND access = 1
     AND customer_id NOT IN (SELECT value FROM json_each(?2))";
 
+/// `[[customer_id, contact], …]` of the logins with access.
+const READ_ACCESS_KEYS: &str = "SELECT json_group_array(json_array(customer_id, contact))
+    FROM logins WHERE access = 1";
+
 /// What an incremental plan reads ([`Store::read_part`]), in the caller's transaction.
 async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result<Part, StoreError> {
     let doing = "reading the live state";
@@ -1025,9 +1030,16 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         .await
         .doing(doing)?;
     let expiring = decode(&text, "expiring logins")?;
-    let digests = super::rows::login_digests(&logins);
-    let state =
-        shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, (customers, vec![logins])).await?;
+    let (customers, digests) = super::rows::build_customers(customers, vec![logins])?;
+    let mut state = shared::read_snapshot::<sqlx::Sqlite>(&mut *conn, customers).await?;
+    if query.access_keys {
+        let text = scalar(READ_ACCESS_KEYS)
+            .fetch_one(&mut *conn)
+            .await
+            .doing(doing)?;
+        let keys = decode(&text, "logins with access")?;
+        state.access_keys = Some(crate::state::LoginKeys::new(keys));
+    }
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,
         logins: digests,

@@ -128,11 +128,12 @@ fn join_chunks<'a>(
     let (again, (used_roles, passwords)) = std::thread::scope(|scope| {
         let again = scope.spawn(|| emails_used_again(&uses, logins));
         let mut used_roles = BTreeSet::new();
-        let mut passwords = Passwords::default();
+        let mut chunks = Vec::with_capacity(rest.len());
         for (used, theirs) in rest {
             used_roles.extend(used.into_iter().map(String::from));
-            passwords.extend(theirs);
+            chunks.push(theirs);
         }
+        let passwords = Passwords::joined(chunks);
         let again = again.join().expect("the email join does not panic");
         (again, (used_roles, passwords))
     });
@@ -327,6 +328,7 @@ impl<'a> Checker<'a> {
                 contacts.push((email, state));
             }
         }
+        self.passwords.fit(&customer.id);
         // Duplicates were reported above; like a map insert, the last one stays.
         let contacts = contacts_of(contacts);
         let record = CustomerRecord {
@@ -594,6 +596,9 @@ fn gains_access(cx: &Context<'_>, spec: &LoginSpec<'_>) -> bool {
         return false;
     };
     let (customer, contact) = &spec.key;
+    if let Some(keys) = &live.access_keys {
+        return !keys.contains(customer, contact.as_deref().unwrap_or(""));
+    }
     let login = live.customers.get(*customer).and_then(|c| match contact {
         None => Some(&c.record.login),
         Some(email) => c.contacts.get(email.as_str()),

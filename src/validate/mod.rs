@@ -622,6 +622,37 @@ mod tests {
     }
 
     #[test]
+    fn logins_gaining_access_are_known_from_the_access_keys_when_customers_were_not_read() {
+        // A full plan validates before it reads the customers: the live state holds only
+        // the small tables and the keys of the logins with access.
+        let text = "customers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true }\n    contacts:\n      - { email: K@x.example, name: K, access: true }\n";
+        let mut live = State::empty();
+        live.features.insert(Feature::CustomerAccess, true);
+        let nobody = |errors: &[String]| {
+            errors
+                .iter()
+                .filter(|e| e.contains("nobody could ever log in"))
+                .count()
+        };
+        // Neither login has access live: both would gain it with no way to log in.
+        live.access_keys = Some(crate::state::LoginKeys::new(vec![]));
+        let (_, errors) = check(text, Some(&live));
+        assert_eq!(nobody(&errors), 2, "{errors:?}");
+        // The customer's own login has access already (as an exported account's do); the
+        // contact's key is its normalised email.
+        let key = |c: &str, k: &str| (c.into(), k.into());
+        live.access_keys = Some(crate::state::LoginKeys::new(vec![key("C", "")]));
+        let (_, errors) = check(text, Some(&live));
+        assert_eq!(nobody(&errors), 1, "{errors:?}");
+        live.access_keys = Some(crate::state::LoginKeys::new(vec![
+            key("C", "k@x.example"),
+            key("C", ""),
+        ]));
+        let (_, errors) = check(text, Some(&live));
+        assert_eq!(nobody(&errors), 0, "{errors:?}");
+    }
+
+    #[test]
     fn effective_levels_copy_the_base_and_apply_overrides() {
         let text = "roles:\n  - id: a\n    name: A\n    permissions: { invoice: none, estimate: edit }\n  - id: b\n    name: B\n    base: a\n    permissions: { cases: full }\n";
         let (desired, errors) = check(text, None);

@@ -252,6 +252,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         // comes and goes, confidential or public.
         oidc_clients: oidc_clients(policy),
         password_holders: Default::default(),
+        access_keys: None,
         client_secret_hashes: Default::default(),
     }
 }
