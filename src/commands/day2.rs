@@ -54,7 +54,7 @@ pub(super) fn intended(desired: Desired, live: State) -> State {
             live.oidc_clients
         },
         password_holders: live.password_holders,
-        access_keys: live.access_keys,
+        access: live.access,
         client_secret_hashes: live.client_secret_hashes,
     }
 }

@@ -87,10 +87,20 @@ pub(crate) fn load_valid(
 /// whether there was no diagnostic at all (not even a warning).
 fn check_valid(
     set: &ManifestSet,
-    mut diagnostics: Vec<Diagnostic>,
+    diagnostics: Vec<Diagnostic>,
     live: Option<&State>,
 ) -> Result<(Desired, bool), Error> {
-    let (desired, found) = phase("validate", || validate::validate(set, live));
+    let validated = phase("validate", || validate::validate(set, live));
+    report_validation(set, diagnostics, validated)
+}
+
+/// Prints what validation found beside the parse's `diagnostics`; the desired state and
+/// whether nothing at all was said, or [`Error::Invalid`].
+fn report_validation(
+    set: &ManifestSet,
+    mut diagnostics: Vec<Diagnostic>,
+    (desired, found): (Desired, Vec<Diagnostic>),
+) -> Result<(Desired, bool), Error> {
     diagnostics.extend(found);
     let clean = diagnostics.is_empty();
     let count = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -291,11 +301,12 @@ struct Validated {
 }
 
 /// Parses and validates the manifests against what validation needs of the live database:
-/// its small tables (features, roles, websites, policies, settings) and the keys of the
-/// logins with access, read while the manifests are parsed on other threads. The
-/// customers are read after, once the manifests are freed (at 300,000 logins of the wide
-/// benchmark shape, the manifests, the desired state and the live state held at once were
-/// a full plan's peak: 455 MiB).
+/// its small tables (features, roles, websites, policies, settings), read while the
+/// manifests are parsed on other threads, and, only when a login's answer depends on it
+/// (one that gains access needs a way to log in), the keys of the logins with access, with
+/// validation run again against them. The customers are read after, once the manifests
+/// are freed (at 300,000 logins of the wide benchmark shape, the manifests, the desired
+/// state and the live state held at once were a full plan's peak: 455 MiB).
 async fn validate_in_full(
     path: &Path,
     store: &mut AnyStore,
@@ -306,23 +317,33 @@ async fn validate_in_full(
     let root = path.to_path_buf();
     let parsing =
         tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root, reading)));
-    let query = store::PartQuery {
+    let mut query = store::PartQuery {
         customers: &[],
         expiring_before: "",
-        access_keys: true,
+        access_keys: false,
     };
     let account = phase_async("read account", store.read_part(&query)).await;
     let (set, diagnostics) = parsing.await.expect("parsing does not panic");
-    let account = account?;
-    // The digests of the files are computed beside the validation. A plan that is only
-    // shown leaves them out: they are for applying and for plan files.
-    let (desired, manifests_digest) = std::thread::scope(|scope| {
-        let digests = digests.then(|| scope.spawn(|| phase("digests", || manifests_digest(&set))));
-        let desired = check_valid(&set, diagnostics, Some(&account.state));
-        let digests = digests.map(|d| d.join().expect("digests do not panic"));
-        (desired, digests.unwrap_or_default())
+    let mut account = account?;
+    account.state.access = crate::state::LiveAccess::Unread;
+    let mut validated = phase("validate", || {
+        validate::validate(&set, Some(&account.state))
     });
-    let (desired, clean) = desired?;
+    if validated.0.needs_live_access {
+        query.access_keys = true;
+        account = phase_async("read access", store.read_part(&query)).await?;
+        validated = phase("validate", || {
+            validate::validate(&set, Some(&account.state))
+        });
+    }
+    let (desired, clean) = report_validation(&set, diagnostics, validated)?;
+    // The digest of the files (taken from each file's digest, made as it was parsed). A
+    // plan that is only shown leaves it out: it is for applying and for plan files.
+    let manifests_digest = if digests {
+        manifests_digest(&set)
+    } else {
+        String::new()
+    };
     // An apply's plan index is made before the manifests go; it is kept only if the plan
     // converges.
     let index = index_to_record(
@@ -1469,6 +1490,67 @@ pub async fn events(opts: &crate::cli::EventsOpts) -> Result<Outcome, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`validate_in_full`], which must succeed.
+    async fn validate_all(
+        store: &mut AnyStore,
+        (path, args, inputs, reading): (&Path, &DiffArgs, Inputs, (bool, manifest::load::Reading)),
+    ) -> Validated {
+        validate_in_full(path, store, args, inputs, reading)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_managed_write_between_a_full_plans_two_reads_starts_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        std::fs::write(
+            manifests.join("account.yaml"),
+            "features: { customer_access: true }\ncustomers:\n  - { id: C1, name: One }\n",
+        )
+        .unwrap();
+        let url = format!("sqlite://{}", dir.path().join("portico.db").display());
+        store::open(&url, true).await.unwrap().init().await.unwrap();
+        let mut store = store::open(&url, false).await.unwrap();
+        let args = DiffArgs {
+            no_prune: false,
+            diff: false,
+            summary: false,
+            full: false,
+            warn_expiring: 0,
+            no_incremental: true,
+            verbose: false,
+        };
+        let reading = (false, manifest::load::Reading::default());
+        let full = (manifests.as_path(), &args, Inputs::Discard, reading);
+        // Nothing written in between: the plan is made from the validated manifests.
+        let validated = validate_all(&mut store, full).await;
+        let computed = plan_in_full(&mut store, &args, Inputs::Discard, false, validated)
+            .await
+            .unwrap()
+            .expect("nothing was written between the reads");
+        let c1 = plan::Address::Customer("C1".into());
+        assert!(computed.plan.changes.iter().any(|c| c.address == c1));
+        // A website added by another writer after validation read the small tables: the
+        // validation may be stale, so no plan is made from it.
+        let validated = validate_all(&mut store, full).await;
+        {
+            use sqlx::Connection as _;
+            let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(
+                "INSERT INTO websites (id, name, url) VALUES ('w', 'W', 'https://w.example')",
+            )
+            .execute(&mut other)
+            .await
+            .unwrap();
+        }
+        let again = plan_in_full(&mut store, &args, Inputs::Discard, false, validated)
+            .await
+            .unwrap();
+        assert!(again.is_none(), "a plan was made from a stale validation");
+    }
 
     #[test]
     fn an_apply_without_delivery_says_what_waits_counting_older_ones_up_to_a_bound() {

@@ -87,8 +87,7 @@ impl Default for Reading {
     }
 }
 
-fn too_large(path: &Path, limit: u64) -> Option<String> {
-    let size = fs::metadata(path).ok()?.len();
+fn too_large(path: &Path, size: u64, limit: u64) -> Option<String> {
     (size > limit).then(|| {
         format!(
             "{} is {:.1} MiB, more than the limit of {} MiB for one manifest file: split it, or raise the limit with --max-file-size",
@@ -191,23 +190,43 @@ pub fn load_listed(
 }
 
 /// Reads each file (or takes its text from the overlay) into the set's sources: for each,
-/// its source index, or the problem that kept it out.
+/// its source index, or the problem that kept it out. A file parsed whole is left
+/// [`Source::unread`]: its parse reads it and lets it go once parsed. Only a file cut into
+/// pieces ([`worth_cutting`]), whose text several parses share, is read now.
 fn read_files(
     set: &mut ManifestSet,
     files: Vec<PathBuf>,
     overlay: &[(&Path, &str)],
     max_file_bytes: u64,
 ) -> Vec<Result<usize, Diagnostic>> {
+    let sizes: Vec<Option<u64>> = files
+        .iter()
+        .map(|path| fs::metadata(path).ok().map(|m| m.len()))
+        .collect();
+    let total = usize::try_from(sizes.iter().flatten().sum::<u64>()).unwrap_or(usize::MAX);
+    let (threads, target) = parse_shape();
     let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
-    for path in files {
+    for (path, size) in files.into_iter().zip(sizes) {
         let index = set.sources.len();
         if let Some((_, text)) = overlay.iter().find(|(p, _)| *p == path) {
             slots.push(Ok(index));
             set.sources.push(Source::new(path, (*text).to_string()));
             continue;
         }
-        if let Some(message) = too_large(&path, max_file_bytes) {
+        if let Some(message) = size.and_then(|size| too_large(&path, size, max_file_bytes)) {
             slots.push(Err(Diagnostic::file_error(None, message)));
+            continue;
+        }
+        if let Some(size) = size
+            && !worth_cutting(
+                usize::try_from(size).unwrap_or(usize::MAX),
+                total,
+                threads,
+                target,
+            )
+        {
+            slots.push(Ok(index));
+            set.sources.push(Source::unread(path, size));
             continue;
         }
         match fs::read(&path) {
@@ -218,21 +237,21 @@ fn read_files(
                 }
                 Err(_) => {
                     set.sources.push(Source::new(path, String::new()));
-                    slots.push(Err(Diagnostic::file_error(
-                        Some(index),
-                        "file is not valid UTF-8",
-                    )));
+                    slots.push(Err(not_utf8(index)));
                 }
             },
-            Err(error) => {
-                slots.push(Err(Diagnostic::file_error(
-                    None,
-                    format!("cannot read {}: {error}", path.display()),
-                )));
-            }
+            Err(error) => slots.push(Err(cannot_read(&path, &error))),
         }
     }
     slots
+}
+
+fn not_utf8(index: usize) -> Diagnostic {
+    Diagnostic::file_error(Some(index), "file is not valid UTF-8")
+}
+
+fn cannot_read(path: &Path, error: &std::io::Error) -> Diagnostic {
+    Diagnostic::file_error(None, format!("cannot read {}: {error}", path.display()))
 }
 
 /// The documents of one file and the problems found reading them.
@@ -246,12 +265,18 @@ const PIECE_BYTES: usize = 256 * 1024;
 /// A large file of customers is parsed in pieces (see `split`) when the files are too few
 /// to keep the cores busy, as when a plan reads only the one file a change touched.
 fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
+    let (threads, target) = parse_shape();
+    parse_in_pieces(sources, indexes, target, threads)
+}
+
+/// The cores a parse uses, and the size of the pieces a large file is cut into.
+fn parse_shape() -> (usize, usize) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let target = std::env::var("PORTICO_PARSE_PIECE")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(PIECE_BYTES);
-    parse_in_pieces(sources, indexes, target, threads)
+    (threads, target)
 }
 
 /// [`parse_all`] with pieces of about `target` bytes, for `threads` cores.
@@ -261,9 +286,15 @@ fn parse_in_pieces(
     target: usize,
     threads: usize,
 ) -> Vec<Parsed> {
-    let total: usize = indexes.iter().map(|&i| sources[i].text().len()).sum();
+    let size = |i: usize| usize::try_from(sources[i].size()).unwrap_or(usize::MAX);
+    let total: usize = indexes.iter().map(|&i| size(i)).sum();
     let mut work: Vec<(usize, Option<std::ops::Range<usize>>)> = Vec::new();
     for &index in indexes {
+        // A file left unread is parsed whole, by the parse that reads it.
+        if !sources[index].is_held() {
+            work.push((index, None));
+            continue;
+        }
         let text = sources[index].text();
         let cut = worth_cutting(text.len(), total, threads, target)
             .then(|| super::split::pieces(text, target))
@@ -274,20 +305,7 @@ fn parse_in_pieces(
         }
     }
     let mut parsed = crate::parallel::map_in_order(work, |(index, range)| {
-        let mut found = Vec::new();
-        let text = sources[index].text();
-        // The file's digest is taken here, on the parse threads, before its text goes.
-        if range.as_ref().is_none_or(|r| r.start == 0) {
-            sources[index].digest();
-        }
-        let documents = match range {
-            None => read_documents(index, text, &mut found),
-            Some(range) if range.start == 0 => read_documents(index, &text[range], &mut found),
-            Some(range) => {
-                let piece = [super::split::HEADER, &text[range]].concat();
-                read_documents(index, &piece, &mut found)
-            }
-        };
+        let (documents, found) = parse_work(sources, index, range);
         (index, documents, found)
     })
     .into_iter()
@@ -325,6 +343,44 @@ fn parse_in_pieces(
             (documents, found)
         })
         .collect()
+}
+
+/// Parses one file (`range`: `None`) or one piece of a file read whole.
+fn parse_work(
+    sources: &[Source],
+    index: usize,
+    range: Option<std::ops::Range<usize>>,
+) -> (Vec<(usize, Document)>, Vec<Diagnostic>) {
+    let mut found = Vec::new();
+    if !sources[index].is_held() {
+        // Read here, parsed, and let go (its digest is kept).
+        let documents = match sources[index].read_for_parse() {
+            Ok(text) => read_documents(index, &text, &mut found),
+            Err(Some(error)) => {
+                found.push(cannot_read(&sources[index].path, &error));
+                Vec::new()
+            }
+            Err(None) => {
+                found.push(not_utf8(index));
+                Vec::new()
+            }
+        };
+        return (documents, found);
+    }
+    let text = sources[index].text();
+    // The file's digest is taken here, on the parse threads, before its text goes.
+    if range.as_ref().is_none_or(|r| r.start == 0) {
+        sources[index].digest();
+    }
+    let documents = match range {
+        None => read_documents(index, text, &mut found),
+        Some(range) if range.start == 0 => read_documents(index, &text[range], &mut found),
+        Some(range) => {
+            let piece = [super::split::HEADER, &text[range]].concat();
+            read_documents(index, &piece, &mut found)
+        }
+    };
+    (documents, found)
 }
 
 /// Whether a file of `len` bytes, of `total` read, is parsed in pieces of about `target`
@@ -1051,6 +1107,56 @@ mod tests {
     }
 
     type Item = Box<dyn Fn(usize) -> String>;
+
+    #[test]
+    fn files_parsed_whole_are_read_by_their_parse_and_keep_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        // Enough files for every core: none is a large share of what is read.
+        let (threads, _) = parse_shape();
+        let texts: Vec<String> = (0..4 * threads + 2)
+            .map(|i| format!("customers:\n  - {{ id: C{i:03}, name: C }}\n"))
+            .collect();
+        let mut files = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let path = dir.path().join(format!("c{i:03}.yaml"));
+            std::fs::write(&path, text).unwrap();
+            files.push(path);
+        }
+        let bad = dir.path().join("z.yaml");
+        std::fs::write(&bad, [0xff, 0xfe]).unwrap();
+        files.push(bad);
+        let mut set = ManifestSet::default();
+        let slots = read_files(&mut set, files, &[], u64::MAX);
+        // Small files among many are parsed whole: none is read before its parse.
+        assert!(slots.iter().all(Result::is_ok));
+        assert!(set.sources.iter().all(|s| !s.is_held()));
+        let all: Vec<usize> = (0..set.sources.len()).collect();
+        let parsed = parse_all(&set.sources, &all);
+        let count = |documents: &Vec<(usize, Document)>| -> usize {
+            documents
+                .iter()
+                .map(|(_, d)| d.customers.as_ref().map_or(0, Vec::len))
+                .sum()
+        };
+        let counts: Vec<usize> = parsed
+            .iter()
+            .map(|(documents, _)| count(documents))
+            .collect();
+        let mut expected = vec![1; texts.len()];
+        expected.push(0);
+        assert_eq!(counts, expected);
+        let (_, found) = parsed.last().unwrap();
+        assert!(found[0].message.contains("not valid UTF-8"), "{found:?}");
+        for (i, text) in texts.iter().enumerate() {
+            use sha2::Digest as _;
+            let digest: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+            assert_eq!(set.sources[i].digest(), &digest);
+            // Let go after its parse; read again (and checked) when a diagnostic quotes it.
+            assert!(!set.sources[i].is_held());
+            assert_eq!(set.sources[i].text(), text);
+        }
+        assert_eq!(set.sources[texts.len()].text(), "");
+    }
 
     /// Lists of customers whose layout a cut could misread, by what each tries.
     fn layouts() -> Vec<(&'static str, Item)> {

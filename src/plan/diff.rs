@@ -795,6 +795,7 @@ mod tests {
             state,
             managed,
             passwords: Default::default(),
+            needs_live_access: false,
         }
     }
 
@@ -985,6 +986,7 @@ mod password_tests {
             state,
             managed,
             passwords,
+            needs_live_access: false,
         }
     }
 

@@ -50,16 +50,29 @@ pub struct State {
     /// set).
     #[serde(skip)]
     pub password_holders: LoginKeys,
-    /// When the customers were not read, the live logins that have access (runtime data,
-    /// like `password_holders`): a plan that reads everything validates the manifests
-    /// against the small tables and these keys, then reads the customers once the
-    /// manifests are gone (see `commands::compute`). `None` when `customers` holds them.
+    /// Where the live logins' access is known (runtime data, like `password_holders`): a
+    /// plan that reads everything validates the manifests against the small tables first
+    /// and reads the customers once the manifests are gone (see `commands::compute`).
     #[serde(skip)]
-    pub access_keys: Option<LoginKeys>,
+    pub access: LiveAccess,
     /// The argon2id hash of each confidential client's stored secret (runtime data, like
     /// `password_holders`; only export reads it).
     #[serde(skip)]
     pub client_secret_hashes: BTreeMap<String, String>,
+}
+
+/// What a [`State`] knows of its live logins' access (validation asks whether a login
+/// gains access: one that does needs a way to log in).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LiveAccess {
+    /// `customers` holds every live customer with its logins.
+    #[default]
+    Customers,
+    /// The customers were not read: validation says whether it needed them
+    /// (`Desired::needs_live_access`), and is then run again with the keys.
+    Unread,
+    /// The customers were not read; these are the logins with access.
+    Keys(LoginKeys),
 }
 
 impl State {

@@ -626,8 +626,8 @@ pub struct PartQuery<'a> {
     pub customers: &'a [CompactString],
     /// Logins of other customers with access that expires before this time (stored form).
     pub expiring_before: &'a str,
-    /// Whether to read the keys of every login with access too (`state.access_keys`): what
-    /// validation needs of the customers when they are read after it.
+    /// Whether to read the keys of every login with access too (`state.access`): what
+    /// validation may need of the customers when they are read after it.
     pub access_keys: bool,
 }
 

@@ -949,7 +949,7 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
             keys.push((text(&row, 0)?, text(&row, 1)?));
         }
         drop(rows);
-        state.access_keys = Some(crate::state::LoginKeys::new(keys));
+        state.access = crate::state::LiveAccess::Keys(crate::state::LoginKeys::new(keys));
     }
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,

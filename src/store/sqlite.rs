@@ -1038,7 +1038,7 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
             .await
             .doing(doing)?;
         let keys = decode(&text, "logins with access")?;
-        state.access_keys = Some(crate::state::LoginKeys::new(keys));
+        state.access = crate::state::LiveAccess::Keys(crate::state::LoginKeys::new(keys));
     }
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,

@@ -61,6 +61,10 @@ pub struct Desired {
     pub managed: Sections,
     /// Initial password sources (logins' and OpenID Connect clients').
     pub passwords: Passwords,
+    /// Validation needed to know whether a login has access in the live database, but the
+    /// live customers were not read ([`crate::state::LiveAccess::Unread`]): validate again
+    /// with the keys of the logins with access.
+    pub needs_live_access: bool,
 }
 
 /// Validates a manifest set. `live` is the database's state when there is one (plan and
@@ -68,11 +72,13 @@ pub struct Desired {
 ///
 /// Returns the desired state, meaningful only when no returned diagnostic is an error.
 pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagnostic>) {
+    let asked_access = std::sync::atomic::AtomicBool::new(false);
     let mut cx = Context {
         set,
         live,
         diagnostics: Vec::new(),
         now: crate::clock::format(crate::clock::now()),
+        asked_access: &asked_access,
     };
     let mut desired = Desired {
         managed: sections(set),
@@ -96,6 +102,7 @@ pub fn validate(set: &ManifestSet, live: Option<&State>) -> (Desired, Vec<Diagno
             "no `customers:` section: customers and their logins are not managed by these manifests",
         ));
     }
+    desired.needs_live_access = asked_access.load(std::sync::atomic::Ordering::Relaxed);
     (desired, cx.diagnostics)
 }
 
@@ -119,6 +126,8 @@ pub(crate) struct Context<'a> {
     diagnostics: Vec<Diagnostic>,
     /// The clock (`PORTICO_NOW` or the system's), in the stored expiry form.
     now: String,
+    /// Set when a login's live access was needed but the customers were not read.
+    asked_access: &'a std::sync::atomic::AtomicBool,
 }
 
 impl Context<'_> {
@@ -130,6 +139,7 @@ impl Context<'_> {
             live: self.live,
             diagnostics: Vec::new(),
             now: self.now.clone(),
+            asked_access: self.asked_access,
         }
     }
 
@@ -623,8 +633,9 @@ mod tests {
 
     #[test]
     fn logins_gaining_access_are_known_from_the_access_keys_when_customers_were_not_read() {
+        use crate::state::{LiveAccess, LoginKeys};
         // A full plan validates before it reads the customers: the live state holds only
-        // the small tables and the keys of the logins with access.
+        // the small tables, then (when validation asks) the keys of the logins with access.
         let text = "customers:\n  - id: C\n    name: C\n    email: c@x.example\n    access: { give_access: true }\n    contacts:\n      - { email: K@x.example, name: K, access: true }\n";
         let mut live = State::empty();
         live.features.insert(Feature::CustomerAccess, true);
@@ -634,22 +645,35 @@ mod tests {
                 .filter(|e| e.contains("nobody could ever log in"))
                 .count()
         };
+        // Not read: validation says it needs them, and says nothing about those logins yet.
+        live.access = LiveAccess::Unread;
+        let (desired, errors) = check(text, Some(&live));
+        assert!(desired.needs_live_access);
+        assert_eq!(nobody(&errors), 0, "{errors:?}");
         // Neither login has access live: both would gain it with no way to log in.
-        live.access_keys = Some(crate::state::LoginKeys::new(vec![]));
-        let (_, errors) = check(text, Some(&live));
+        live.access = LiveAccess::Keys(LoginKeys::new(vec![]));
+        let (desired, errors) = check(text, Some(&live));
+        assert!(!desired.needs_live_access);
         assert_eq!(nobody(&errors), 2, "{errors:?}");
         // The customer's own login has access already (as an exported account's do); the
         // contact's key is its normalised email.
         let key = |c: &str, k: &str| (c.into(), k.into());
-        live.access_keys = Some(crate::state::LoginKeys::new(vec![key("C", "")]));
+        live.access = LiveAccess::Keys(LoginKeys::new(vec![key("C", "")]));
         let (_, errors) = check(text, Some(&live));
         assert_eq!(nobody(&errors), 1, "{errors:?}");
-        live.access_keys = Some(crate::state::LoginKeys::new(vec![
-            key("C", "k@x.example"),
-            key("C", ""),
-        ]));
+        live.access = LiveAccess::Keys(LoginKeys::new(vec![key("C", "k@x.example"), key("C", "")]));
         let (_, errors) = check(text, Some(&live));
         assert_eq!(nobody(&errors), 0, "{errors:?}");
+        // Logins that have a way to log in never need the live customers.
+        let with_passwords = text
+            .replace("access: true }", "access: true, password: { env: P } }")
+            .replace(
+                "give_access: true }",
+                "give_access: true, password: { env: P } }",
+            );
+        live.access = LiveAccess::Unread;
+        let (desired, _) = check(&with_passwords, Some(&live));
+        assert!(!desired.needs_live_access);
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn build((roles, websites, features, policy, customers): Drawn) -> State {
         // comes and goes, confidential or public.
         oidc_clients: oidc_clients(policy),
         password_holders: Default::default(),
-        access_keys: None,
+        access: Default::default(),
         client_secret_hashes: Default::default(),
     }
 }
@@ -304,6 +304,7 @@ fn desired(state: &State) -> Desired {
         passwords: Default::default(),
         state: state.clone(),
         managed: all,
+        needs_live_access: false,
     }
 }
 
