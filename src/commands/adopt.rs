@@ -146,6 +146,9 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     // are loaded and checked, so the two sets are never held at once.
     let reading = set.reading;
     drop(set);
+    // The edited manifests are validated against what validation needs of the live
+    // customers (which logins have access): the customers themselves go first.
+    let live = live.for_validation();
     let import = match result.and_then(|import| {
         import::check_result(root, known, reading, &import, &live).map(|()| import)
     }) {
