@@ -9,9 +9,9 @@ use crate::error::Error;
 use crate::export::{ExportOptions, SCHEMA_FILE};
 use crate::import::{self, PasswordMode};
 use crate::manifest;
-use crate::state::State;
 use crate::store::{self, AnyStore, Store};
 use crate::validate::Sections;
+use compact_str::CompactString;
 
 /// Opens the database for reading and fails when a SQLite file does not exist: exporting or
 /// explaining a database that is not there is a mistake, not an empty account.
@@ -109,10 +109,40 @@ pub async fn export(opts: &ExportOpts) -> Result<Outcome, Error> {
     Ok(Outcome::Done)
 }
 
-/// The live state for resolving names, or an empty account when there is no database yet.
-async fn live_or_empty(url: &str) -> Result<State, Error> {
-    let mut store = store::open(url, false).await?;
-    Ok(store.read().await?)
+/// What an import needs of the live database ([`import::Live`]) but the names of the
+/// customers the CSV names that no manifest declares ([`live_names`]), or an empty account
+/// when there is no database yet.
+async fn live_for_import(store: &mut AnyStore) -> Result<import::Live, Error> {
+    let query = store::PartQuery {
+        customers: &[],
+        expiring_before: "",
+        access_keys: true,
+        password_markers: true,
+    };
+    let part = store.read_part(&query).await?;
+    Ok(import::Live {
+        state: part.state,
+        markers: part.markers,
+    })
+}
+
+/// The live customers of `ids` (whose names a new customer without one takes) into `live`.
+async fn live_names(
+    store: &mut AnyStore,
+    ids: &[CompactString],
+    live: &mut import::Live,
+) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let query = store::PartQuery {
+        customers: ids,
+        expiring_before: "",
+        access_keys: false,
+        password_markers: false,
+    };
+    live.state.customers = store.read_part(&query).await?.state.customers;
+    Ok(())
 }
 
 /// `portico import-csv FILE.csv -f DIR`.
@@ -123,6 +153,9 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
     let csv_path = &opts.csv;
     let text = read_csv(csv_path, opts.manifests.read.reading().max_file_bytes)?;
     let root = &opts.manifests.path;
+    // An import parses every manifest and loads the edited ones again: what one step frees
+    // goes back to the OS before the next allocates, as in a plan that reads everything.
+    crate::memory::full_read();
     let (set, diagnostics) = crate::progress::phase("parse", || {
         manifest::load(root, opts.manifests.read.reading())
     });
@@ -134,21 +167,23 @@ pub async fn import_csv(opts: &ImportCsvOpts) -> Result<Outcome, Error> {
             count: problems.len(),
         });
     }
-    let live = crate::progress::phase_async("read live", live_or_empty(opts.connect.url())).await?;
+    let mut store = store::open(opts.connect.url(), false).await?;
+    let mut live = crate::progress::phase_async("read live", live_for_import(&mut store)).await?;
+    let known = import::known_problems(&set, &live.state);
+    let rows = import::read_rows(text, &opts.ignore_column);
+    live_names(&mut store, &import::undeclared(&set, &rows.0), &mut live).await?;
+    drop(store);
     let mode = opts.passwords.map(|m| match m {
         PasswordsMode::Hash => PasswordMode::Hash,
         PasswordsMode::Notify => PasswordMode::Notify,
     });
-    let known = import::known_problems(&set, &live);
     let options = (mode, opts.dry_run);
-    let result = import::import(text, root, &set, &live, options, &opts.ignore_column);
+    let result = import::import(rows, root, &set, &live, options);
     // The manifests as they were are not needed any more: gone before the edited manifests
     // are loaded and checked, so the two sets are never held at once.
     let reading = set.reading;
     drop(set);
-    // The edited manifests are validated against what validation needs of the live
-    // customers (which logins have access): the customers themselves go first.
-    let live = live.for_validation();
+    let live = live.state;
     let import = match result.and_then(|import| {
         import::check_result(root, known, reading, &import, &live).map(|()| import)
     }) {

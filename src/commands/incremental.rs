@@ -157,6 +157,7 @@ pub(crate) async fn attempt(
         customers: &old_ids,
         expiring_before: &soon,
         access_keys: false,
+        password_markers: false,
     };
     let read = crate::progress::phase_async("read live", store.read_part(&query)).await;
     let (mut set, found) = parsing.await.expect("parsing does not panic");

@@ -321,6 +321,7 @@ async fn validate_in_full(
         customers: &[],
         expiring_before: "",
         access_keys: false,
+        password_markers: false,
     };
     let account = phase_async("read account", store.read_part(&query)).await;
     let (set, diagnostics) = parsing.await.expect("parsing does not panic");

@@ -15,7 +15,7 @@ use crate::catalog;
 use crate::manifest::model::{Contact, Customer, Document, PasswordSource};
 use crate::manifest::path::{Segment, YamlPath};
 use crate::manifest::{Declared, ManifestSet};
-use crate::state::{State, normalize_email};
+use crate::state::{PasswordMarkers, State, normalize_email};
 use crate::validate::is_valid_email;
 use read::{Cell, CustomerRow, Plaintext, RowError};
 
@@ -71,33 +71,74 @@ enum NewPassword {
 /// What resolves role and website names, and what the live database already has.
 struct Context<'a> {
     set: &'a ManifestSet,
-    live: &'a State,
+    live: &'a Live,
     passwords: Option<PasswordMode>,
     min_length: usize,
     errors: Vec<RowError>,
 }
 
-/// Computes the import of `csv` into the manifest folder `root` (already loaded as `set`).
-/// Nothing is written; every problem of every row is returned at once.
+/// The rows of the CSV `csv` and every problem found reading them; the text is let go
+/// before the rows are merged (the peak).
+pub fn read_rows(csv: String, ignore: &[String]) -> (Vec<CustomerRow>, Vec<RowError>) {
+    let read = crate::progress::phase("read csv", || read::read(&csv, ignore));
+    drop(csv);
+    read
+}
+
+/// The ids of the rows' customers that no manifest of `set` declares: the live customers
+/// whose names an import may take.
+pub fn undeclared(set: &ManifestSet, rows: &[CustomerRow]) -> Vec<CompactString> {
+    let declared: std::collections::HashSet<&str> = set
+        .customers
+        .iter()
+        .flatten()
+        .map(|d| d.value.id.as_str())
+        .collect();
+    let mut ids: Vec<CompactString> = rows
+        .iter()
+        .filter(|r| !declared.contains(r.id.as_str()))
+        .map(|r| r.id.as_str().into())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// What an import needs of the live database, read without its customers
+/// (`Store::read_part`): the small tables (role and website names, the login policy) and
+/// the keys of the logins with access (what validation needs), the customers of the
+/// [`undeclared`] rows (their names), and the reset markers portico last set (kept on the
+/// logins the import edits).
+#[derive(Debug, Default)]
+pub struct Live {
+    /// The small tables, the undeclared customers, the keys of the logins with access.
+    pub state: State,
+    /// The reset marker of every login holding one.
+    pub markers: PasswordMarkers,
+}
+
+/// Computes the import of the CSV's `rows` (and the `errors` found reading them, see
+/// [`read_rows`]) into the manifest folder `root` (already loaded as `set`). Nothing is
+/// written; every problem of every row is returned at once.
 ///
 /// # Errors
 /// Every bad row, located by line and column.
 pub fn import(
-    csv: String,
+    (rows, mut errors): (Vec<CustomerRow>, Vec<RowError>),
     root: &Path,
     set: &ManifestSet,
-    live: &State,
+    live: &Live,
     (passwords, keep_before): (Option<PasswordMode>, bool),
-    ignore: &[String],
 ) -> Result<Import, Vec<RowError>> {
-    let (rows, mut errors) = crate::progress::phase("read csv", || read::read(&csv, ignore));
-    // The rows own what they need: the CSV's text goes before they are merged (the peak).
-    drop(csv);
     let min_length = set
         .login_policy
         .as_ref()
         .map(|p| p.value.password.min_length)
-        .or(live.login_policy.as_ref().map(|p| p.password.min_length))
+        .or(live
+            .state
+            .login_policy
+            .as_ref()
+            .map(|p| p.password.min_length))
         .unwrap_or(10) as usize;
     let mut cx = Context {
         set,
@@ -287,6 +328,7 @@ impl<'a> Context<'a> {
         } else if new {
             let live_name = self
                 .live
+                .state
                 .customers
                 .get(row.id.as_str())
                 .map(|c| c.record.name.clone());
@@ -412,11 +454,7 @@ impl<'a> Context<'a> {
 
     /// The reset marker portico last set for a live login, if any.
     fn live_marker(&self, customer: &str, contact: Option<&str>) -> Option<u32> {
-        let c = self.live.customers.get(customer)?;
-        match contact {
-            None => c.record.login.password,
-            Some(email) => c.contacts.get(email)?.password,
-        }
+        self.live.markers.get(customer, contact.unwrap_or(""))
     }
 
     /// Decides what a password cell does: nothing, notify instead, or hash with a reset
@@ -490,6 +528,7 @@ impl<'a> Context<'a> {
         );
         named.extend(
             self.live
+                .state
                 .roles
                 .iter()
                 .map(|(id, r)| (id.clone(), r.name.clone())),
@@ -508,6 +547,7 @@ impl<'a> Context<'a> {
             .collect();
         named.extend(
             self.live
+                .state
                 .websites
                 .iter()
                 .map(|(id, w)| (id.clone(), w.name.clone())),

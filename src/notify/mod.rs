@@ -277,6 +277,7 @@ async fn read_for(store: &mut AnyStore, messages: &[OutboxRow]) -> Result<State,
         customers: &customers,
         expiring_before: "",
         access_keys: false,
+        password_markers: false,
     };
     Ok(store.read_part(&query).await?.state)
 }

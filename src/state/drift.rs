@@ -105,6 +105,34 @@ impl LoginKeys {
     }
 }
 
+/// The reset markers portico last set on live logins (`logins.password_marker`), by
+/// `(customer id, contact)`, sorted: what `import-csv` needs of the live logins it edits,
+/// read without them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PasswordMarkers(Vec<((CompactString, CompactString), u32)>);
+
+impl PasswordMarkers {
+    /// The markers given, in any order (for a key given twice, the last).
+    pub fn new(mut markers: Vec<((CompactString, CompactString), u32)>) -> Self {
+        if !markers.is_sorted_by(|a, b| a.0 < b.0) {
+            markers.reverse();
+            markers.sort_by(|a, b| a.0.cmp(&b.0));
+            markers.dedup_by(|later, first| later.0 == first.0);
+        }
+        markers.shrink_to_fit();
+        PasswordMarkers(markers)
+    }
+
+    /// The marker of the login of `customer` and `contact` (`""`: the customer's own).
+    pub fn get(&self, customer: &str, contact: &str) -> Option<u32> {
+        let at = self
+            .0
+            .binary_search_by(|((c, k), _)| (c.as_str(), k.as_str()).cmp(&(customer, contact)))
+            .ok()?;
+        Some(self.0[at].1)
+    }
+}
+
 /// An object digest (16 hex digits, see `Object::digest` in the plan), held as the 64-bit
 /// number they spell: as text in `applied_objects`, as that number (signed) in a login's row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

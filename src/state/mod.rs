@@ -8,7 +8,7 @@ mod oidc;
 mod secret;
 
 pub use address::Address;
-pub use drift::{Applied, LoginDigests, LoginKeys, ObjectDigest, ReadMark};
+pub use drift::{Applied, LoginDigests, LoginKeys, ObjectDigest, PasswordMarkers, ReadMark};
 pub use index::{
     FileRow, FileWrites, Ids, IndexedFile, LiveVersion, PlanIndex, SealingIndex, SecretCheck,
 };

@@ -629,6 +629,8 @@ pub struct PartQuery<'a> {
     /// Whether to read the keys of every login with access too (`state.access`): what
     /// validation may need of the customers when they are read after it.
     pub access_keys: bool,
+    /// Whether to read the reset markers of every login holding one (`Part::markers`).
+    pub password_markers: bool,
 }
 
 /// What [`Store::owners`] read.
@@ -658,6 +660,8 @@ pub struct Part {
         Option<CompactString>,
         CompactString,
     )>,
+    /// The reset markers of every login holding one, when asked.
+    pub markers: crate::state::PasswordMarkers,
 }
 
 impl Part {

@@ -954,15 +954,13 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
     let (customers, digests) = super::rows::build_customers(customers, vec![logins])?;
     let mut state = shared::read_snapshot::<sqlx::Postgres>(&mut *conn, customers).await?;
     if query.access_keys {
-        let mut keys = Vec::new();
-        let mut rows =
-            sqlx::query("SELECT customer_id, contact FROM logins WHERE access").fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await.doing(doing)? {
-            keys.push((text(&row, 0)?, text(&row, 1)?));
-        }
-        drop(rows);
-        state.access = crate::state::LiveAccess::Keys(crate::state::LoginKeys::new(keys));
+        state.access = crate::state::LiveAccess::Keys(read_access_keys(&mut *conn).await?);
     }
+    let markers = if query.password_markers {
+        read_password_markers(&mut *conn).await?
+    } else {
+        crate::state::PasswordMarkers::default()
+    };
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,
         logins: digests,
@@ -976,7 +974,37 @@ async fn read_part(conn: &mut PgConnection, query: &PartQuery<'_>) -> Result<Par
             .into_iter()
             .map(|(i, k, e, x)| (c(i), c(k), e.map(c), c(x)))
             .collect(),
+        markers,
     })
+}
+
+/// The keys of the logins with access (what validation needs of the logins not read).
+async fn read_access_keys(conn: &mut PgConnection) -> Result<crate::state::LoginKeys, StoreError> {
+    let mut keys = Vec::new();
+    let mut rows =
+        sqlx::query("SELECT customer_id, contact FROM logins WHERE access").fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.doing("reading the live state")? {
+        keys.push((text(&row, 0)?, text(&row, 1)?));
+    }
+    Ok(crate::state::LoginKeys::new(keys))
+}
+
+/// The reset marker of every login holding one.
+async fn read_password_markers(
+    conn: &mut PgConnection,
+) -> Result<crate::state::PasswordMarkers, StoreError> {
+    let doing = "reading the live state";
+    let mut found = Vec::new();
+    let mut rows = sqlx::query(
+        "SELECT customer_id, contact, password_marker FROM logins
+         WHERE password_marker IS NOT NULL",
+    )
+    .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        let marker: i64 = row.try_get(2).doing(doing)?;
+        found.push((text(&row, 0)?, text(&row, 1)?, marker));
+    }
+    super::rows::password_markers(found)
 }
 
 fn text(row: &PgRow, column: usize) -> Result<CompactString, StoreError> {

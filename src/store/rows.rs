@@ -1319,6 +1319,25 @@ fn small(column: &str, value: i64) -> Result<u32, StoreError> {
     })
 }
 
+/// The reset markers of `(customer id, contact, marker)` rows.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for a marker portico never writes.
+pub fn password_markers(
+    rows: Vec<(CompactString, CompactString, i64)>,
+) -> Result<crate::state::PasswordMarkers, StoreError> {
+    let markers = rows
+        .into_iter()
+        .map(|(customer, contact, marker)| {
+            Ok((
+                (customer, contact),
+                small("logins.password_marker", marker)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(crate::state::PasswordMarkers::new(markers))
+}
+
 fn corrupt(message: String) -> StoreError {
     StoreError::Corrupt(message)
 }

@@ -892,6 +892,16 @@ const READ_LOGINS_AFTER: &str =
                WHERE (customer_id, contact) > ($1, $2)
                ORDER BY customer_id, contact LIMIT $3)";
 
+/// The key (`customer_id`, `contact`) of the login `$1` past the first, in key order: the
+/// last of a page of `$1 + 1`.
+const PAGE_END_FIRST: &str = "SELECT customer_id, contact FROM logins
+    ORDER BY customer_id, contact LIMIT 1 OFFSET $1";
+
+/// The same, counted from the login after the key (`$1`, `$2`).
+const PAGE_END_AFTER: &str = "SELECT customer_id, contact FROM logins
+    WHERE (customer_id, contact) > ($1, $2)
+    ORDER BY customer_id, contact LIMIT 1 OFFSET $3";
+
 /// `{address: digest, …}` of the objects other than logins.
 const READ_APPLIED: &str = "SELECT json_group_object(address, digest) FROM applied_objects";
 
@@ -922,41 +932,80 @@ async fn read_big_tables(
     .doing(doing)?;
     let customers = phase("decode customers", || customers_from_json(&json))?;
     drop(json);
-    let mut builder = CustomersBuilder::new(customers);
-    let mut after: Option<(CompactString, CompactString)> = None;
     let page_rows = logins_page();
+    // SQLite makes a page's JSON on the connection's own thread while the page before is
+    // decoded and built into state on a blocking thread: the read takes about as long as
+    // SQLite's part alone. Each page starts after the key the one before ends on, found
+    // first in the index (a millisecond), so the next page is asked for before this one is
+    // decoded.
+    let mut building = tokio::task::spawn_blocking(move || Ok(CustomersBuilder::new(customers)));
+    let mut after: Option<(CompactString, CompactString)> = None;
     loop {
-        let query = match &after {
-            None => sqlx::query_scalar::<_, String>(READ_LOGINS_FIRST),
-            Some((customer, contact)) => sqlx::query_scalar::<_, String>(READ_LOGINS_AFTER)
-                .bind(customer.as_str())
-                .bind(contact.as_str()),
-        };
         let json = phase_async(
             "read logins json",
-            query.bind(page_rows).fetch_one(&mut *conn),
+            logins_page_json(conn, &after, page_rows),
         )
         .await
         .doing(doing)?;
-        let mut page = Vec::with_capacity(usize::try_from(page_rows).unwrap_or(0));
-        phase("decode logins", || {
-            append_logins_from_json(&json, &mut page)
-        })?;
-        drop(json);
-        let last_page = (page.len() as i64) < page_rows;
-        // The next page starts after this one's greatest key in byte order: SQLite's
-        // BINARY collation (no sort of the page needed).
-        after = page
-            .iter()
-            .map(|l| (&l.customer_id, &l.contact))
-            .max()
-            .map(|(customer, contact)| (customer.clone(), contact.clone()));
-        phase("logins into state", || builder.add_page(page))?;
-        if last_page {
-            break;
+        let end = page_end(conn, &after, page_rows).await.doing(doing)?;
+        let mut builder = joined(building).await?;
+        building = tokio::task::spawn_blocking(move || {
+            let mut page = Vec::with_capacity(usize::try_from(page_rows).unwrap_or(0));
+            phase("decode logins", || {
+                append_logins_from_json(&json, &mut page)
+            })?;
+            drop(json);
+            phase("logins into state", || builder.add_page(page))?;
+            Ok(builder)
+        });
+        match end {
+            Some(key) => after = Some(key),
+            None => break,
         }
     }
-    Ok(builder.finish())
+    Ok(joined(building).await?.finish())
+}
+
+/// The builder a blocking task handed back.
+async fn joined(
+    task: tokio::task::JoinHandle<Result<CustomersBuilder, StoreError>>,
+) -> Result<CustomersBuilder, StoreError> {
+    match task.await {
+        Ok(built) => built,
+        Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+    }
+}
+
+/// The JSON of the `rows` logins after the key `after` (from the first without one).
+async fn logins_page_json(
+    conn: &mut SqliteConnection,
+    after: &Option<(CompactString, CompactString)>,
+    rows: i64,
+) -> Result<String, sqlx::Error> {
+    let query = match after {
+        None => sqlx::query_scalar::<_, String>(READ_LOGINS_FIRST),
+        Some((customer, contact)) => sqlx::query_scalar::<_, String>(READ_LOGINS_AFTER)
+            .bind(customer.as_str())
+            .bind(contact.as_str()),
+    };
+    query.bind(rows).fetch_one(&mut *conn).await
+}
+
+/// The key of the last of the `rows` logins after `after`, in the order
+/// [`logins_page_json`] reads them; none when fewer are left (that page is the last).
+async fn page_end(
+    conn: &mut SqliteConnection,
+    after: &Option<(CompactString, CompactString)>,
+    rows: i64,
+) -> Result<Option<(CompactString, CompactString)>, sqlx::Error> {
+    let query = match after {
+        None => sqlx::query_as::<_, (String, String)>(PAGE_END_FIRST),
+        Some((customer, contact)) => sqlx::query_as::<_, (String, String)>(PAGE_END_AFTER)
+            .bind(customer.as_str())
+            .bind(contact.as_str()),
+    };
+    let key = query.bind(rows - 1).fetch_optional(&mut *conn).await?;
+    Ok(key.map(|(customer, contact)| (customer.into(), contact.into())))
 }
 
 /// Reads the digests of what portico last wrote of the objects other than logins, by
@@ -1004,6 +1053,11 @@ const READ_EXPIRING: &str =
 const READ_ACCESS_KEYS: &str = "SELECT json_group_array(json_array(customer_id, contact))
     FROM logins WHERE access = 1";
 
+/// `[[customer_id, contact, password_marker], …]` of the logins holding a reset marker.
+const READ_PASSWORD_MARKERS: &str =
+    "SELECT json_group_array(json_array(customer_id, contact, password_marker))
+    FROM logins WHERE password_marker IS NOT NULL";
+
 /// What an incremental plan reads ([`Store::read_part`]), in the caller's transaction.
 async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result<Part, StoreError> {
     let doing = "reading the live state";
@@ -1040,6 +1094,14 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         let keys = decode(&text, "logins with access")?;
         state.access = crate::state::LiveAccess::Keys(crate::state::LoginKeys::new(keys));
     }
+    let mut markers = crate::state::PasswordMarkers::default();
+    if query.password_markers {
+        let text = scalar(READ_PASSWORD_MARKERS)
+            .fetch_one(&mut *conn)
+            .await
+            .doing(doing)?;
+        markers = super::rows::password_markers(decode(&text, "password markers")?)?;
+    }
     let applied = Applied {
         objects: read_applied_objects(&mut *conn).await?,
         logins: digests,
@@ -1049,6 +1111,7 @@ async fn read_part(conn: &mut SqliteConnection, query: &PartQuery<'_>) -> Result
         state,
         applied,
         expiring,
+        markers,
     })
 }
 

@@ -9,6 +9,7 @@ crate::common::on_every_engine!(
     import_csv_changes_customers_where_they_are_declared,
     import_csv_hashes_passwords_without_leaking_them,
     a_csv_no_cancels_a_queued_message,
+    a_live_customer_no_manifest_declares_keeps_its_live_name,
     export_force_replaces_the_manifests_whole_and_keeps_the_rest,
 );
 
@@ -333,27 +334,41 @@ fn import_csv_hashes_passwords_without_leaking_them(env: Env) {
     assert!(verifies("info@beta.example", secret));
     assert!(verifies("new@beta.example", &format!("{secret}-contact")));
     assert!(!env.dump().iter().any(|row| row.contains(secret)));
+    // Sets CUST-0043's own password from a CSV and returns the manifest written.
+    let import_password = |password: &str| {
+        std::fs::write(
+            env.path("pw2.csv"),
+            format!("Internal ID,Password\nCUST-0043,{password}\n"),
+        )
+        .unwrap();
+        let (code, _, err) = run(env.portico(&[
+            "import-csv",
+            "pw2.csv",
+            "-f",
+            "manifests",
+            "--passwords",
+            "hash",
+        ]));
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap()
+    };
     // Changing it again ("Manually Assign or Change Password") moves the reset marker, so
     // apply sets the new one over the one portico set before.
     let second = "Second-Csv-Secret-88";
-    std::fs::write(
-        env.path("pw2.csv"),
-        format!("Internal ID,Password\nCUST-0043,{second}\n"),
-    )
-    .unwrap();
-    let (code, _, err) = run(env.portico(&[
-        "import-csv",
-        "pw2.csv",
-        "-f",
-        "manifests",
-        "--passwords",
-        "hash",
-    ]));
-    assert_eq!(code, 0, "{err}");
-    let text = std::fs::read_to_string(env.path("manifests/customers/eu.yaml")).unwrap();
+    let text = import_password(second);
     assert!(text.contains("reset: 1"), "{text}");
     env.apply();
     assert!(verifies("info@beta.example", second));
+    // A manifest that no longer names the password leaves the live one and its marker; a
+    // new password from a CSV moves on from the live marker, or apply would keep the old.
+    env.write("customers/eu.yaml", COMMENTED);
+    env.apply();
+    assert!(verifies("info@beta.example", second));
+    let third = "Third-Csv-Secret-99";
+    let text = import_password(third);
+    assert!(text.contains("reset: 2"), "{text}");
+    env.apply();
+    assert!(verifies("info@beta.example", third));
 
     // --passwords notify drops the password and asks the user to set one.
     let csv = format!(
@@ -773,6 +788,25 @@ fn a_csv_no_cancels_a_queued_message(env: Env) {
     assert_eq!(code, 0, "{err}");
     env.apply();
     assert_eq!(env.rows(queued), ["cancelled"]);
+}
+
+fn a_live_customer_no_manifest_declares_keeps_its_live_name(env: Env) {
+    env.write("base.yaml", BASE);
+    env.write("customers/eu.yaml", COMMENTED);
+    env.apply();
+    // The customers are left unmanaged, so they stay live with no manifest naming them.
+    std::fs::remove_file(env.path("manifests/customers/eu.yaml")).unwrap();
+    std::fs::write(
+        env.path("c.csv"),
+        "Internal ID,Contact Access 1 : Email,Contact Access 1 : Access,Contact Access 1 : Notify\nCUST-0043,new@beta.example,Yes,Yes\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(env.portico(&["import-csv", "c.csv", "-f", "manifests"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("added 1 customer in a new file"), "{out}");
+    let text = std::fs::read_to_string(env.path("manifests/imported.yaml")).unwrap();
+    assert!(text.contains("name: Beta GmbH"), "{text}");
+    assert!(text.contains("new@beta.example"), "{text}");
 }
 
 fn export_force_replaces_the_manifests_whole_and_keeps_the_rest(env: Env) {

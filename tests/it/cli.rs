@@ -436,7 +436,13 @@ fn the_live_state_is_read_whole_in_small_pages(env: Env) {
         "{whole}"
     );
     for page in ["1", "2", "3", "5"] {
-        let mut cmd = env.portico(&["plan", "-f", "manifests", "--detailed-exitcode"]);
+        let mut cmd = env.portico(&[
+            "plan",
+            "-f",
+            "manifests",
+            "--detailed-exitcode",
+            "--no-incremental",
+        ]);
         cmd.env("PORTICO_READ_PAGE_ROWS", page);
         let (code, out, err) = run(cmd);
         assert_eq!(code, 0, "pages of {page}: {out}{err}");
