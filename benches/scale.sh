@@ -214,8 +214,20 @@ for N in "${SIZES[@]}"; do
     measure pg-apply "psql -q '$POSTGRES_URL' -c 'DROP DATABASE IF EXISTS portico_scale' -c 'CREATE DATABASE portico_scale' >/dev/null 2>&1" \
       "$BIN" apply -f "$D/base" --auto-approve --database "$PG"
     row "PostgreSQL first apply" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$apply_s" "SQLite (target <= 1.5x)")"
-    measure pg-plan "" "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode --no-incremental
-    row "PostgreSQL no-change plan, full read" "$SECONDS_TAKEN" "$KB" "$(ratio "$SECONDS_TAKEN" "$plan_s" "SQLite (target <= 1.2x)")"
+    # Against SQLite's full read measured alternately with it, here: right after a large
+    # apply the machine stays slower for a while (the server's and the kernel's writes of
+    # what it committed), which slowed SQLite's plans as much as PostgreSQL's when both were
+    # run then; the SQLite plan measured earlier, in a quiet minute, made a poor yardstick.
+    pg_times=(); sq_times=(); pg_kb=0
+    for _ in $(seq "$REPEAT"); do
+      REPEAT=1 measure pg-plan-sqlite "" "$BIN" plan -f "$D/base" --database "$DB" --detailed-exitcode --no-incremental
+      sq_times+=("$SECONDS_TAKEN")
+      REPEAT=1 measure pg-plan "" "$BIN" plan -f "$D/base" --database "$PG" --detailed-exitcode --no-incremental
+      pg_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$pg_kb" ] && pg_kb=$KB
+    done
+    pg_plan=$(printf '%s\n' "${pg_times[@]}" | median)
+    sq_plan=$(printf '%s\n' "${sq_times[@]}" | median)
+    row "PostgreSQL no-change plan, full read" "$pg_plan" "$pg_kb" "$(ratio "$pg_plan" "$sq_plan" "SQLite, measured alternately (target <= 1.2x)")"
     # As on SQLite, alternately; the account is put back by applying the base files again.
     pr_times=(); apply_times=(); pr_kb=0; apply_kb=0
     for _ in $(seq $(( REPEAT > 5 ? REPEAT : 5 ))); do

@@ -1365,6 +1365,17 @@ pub fn random_key() -> String {
     crate::state::hex(&bytes)
 }
 
+/// The builder a blocking task (building a page into state while the next is read) handed
+/// back; its panic goes on.
+pub(super) async fn joined(
+    task: tokio::task::JoinHandle<Result<CustomersBuilder, StoreError>>,
+) -> Result<CustomersBuilder, StoreError> {
+    match task.await {
+        Ok(built) => built,
+        Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -948,7 +948,7 @@ async fn read_big_tables(
         .await
         .doing(doing)?;
         let end = page_end(conn, &after, page_rows).await.doing(doing)?;
-        let mut builder = joined(building).await?;
+        let mut builder = super::rows::joined(building).await?;
         building = tokio::task::spawn_blocking(move || {
             let mut page = Vec::with_capacity(usize::try_from(page_rows).unwrap_or(0));
             phase("decode logins", || {
@@ -963,17 +963,7 @@ async fn read_big_tables(
             None => break,
         }
     }
-    Ok(joined(building).await?.finish())
-}
-
-/// The builder a blocking task handed back.
-async fn joined(
-    task: tokio::task::JoinHandle<Result<CustomersBuilder, StoreError>>,
-) -> Result<CustomersBuilder, StoreError> {
-    match task.await {
-        Ok(built) => built,
-        Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
-    }
+    Ok(super::rows::joined(building).await?.finish())
 }
 
 /// The JSON of the `rows` logins after the key `after` (from the first without one).
