@@ -20,13 +20,15 @@
 #                                         # portico_scale it creates there)
 #   The parse floor is measured again before each step it is compared with (the machine drifts).
 #   PORTICO_TIMINGS=1 shows each step's phases (parse, read live, validate, diff, write…)
-#   SHAPES="default wide"                 # account shapes to run (default: both), then the
-#                                         # worst ratio of each step over them:
+#   SHAPES="default wide files"           # account shapes to run (default: all three), then
+#                                         # the worst ratio of each step over them:
 #     default  1 custom role, 1 website, 2 contacts a customer, every login notified, short
 #              names, 5,000 customers a file (the shape the targets were first met on);
 #     wide     40 roles, 12 websites, pre-hashed passwords (argon2) on every login, 90% of
 #              logins notified too, 2–4 contacts a customer, names of 60–80 characters,
-#              1,000 customers a file.
+#              1,000 customers a file;
+#     files    the default shape with one customer a file, every file in one folder
+#              (100,000 files at 100,000 customers).
 #   The database line compares the file with the floor database (the managed tables' rows
 #   loaded by the sqlite3 shell): target <= 1.6x.
 #   For PostgreSQL as production runs it, give a server with its default (durable) settings.
@@ -52,7 +54,7 @@ source benches/lib.sh
 cargo build --release --quiet
 FLOOR=$(bench_binary parse_floor)
 HASH=$("$(bench_binary serve_load)" hash "a-scale-benchmark-password")
-SHAPES=${SHAPES:-default wide}
+SHAPES=${SHAPES:-default wide files}
 BIN=$PWD/target/release/portico
 WORK=$(mktemp -d /tmp/portico-scale.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -67,7 +69,8 @@ shape, out, n, drift, changed, hash_ = sys.argv[1], sys.argv[2], int(sys.argv[3]
 wide = shape == "wide"
 roles = 40 if wide else 1
 websites = 12 if wide else 1
-per = 1000 if wide else 5000
+files = shape == "files"
+per = 1 if files else 1000 if wide else 5000
 os.makedirs(f"{out}/customers", exist_ok=True)
 with open(f"{out}/account.yaml", "w") as f:
     f.write("features: { customer_access: true, websites: true }\n"
@@ -89,7 +92,7 @@ def access(i, k):
     password = f', password: {{ argon2: "{hash_}" }}' if wide else ""
     return notify, password
 for start in range(0, n, per):
-    with open(f"{out}/customers/c{start // per:04}.yaml", "w") as f:
+    with open(f"{out}/customers/c{start // per:0{7 if files else 4}}.yaml", "w") as f:
         f.write("customers:\n")
         for i in range(start, min(n, start + per)):
             renamed = " (renamed)" if every and i % every == 0 else ""

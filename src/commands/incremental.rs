@@ -251,7 +251,9 @@ fn expiring_before(args: &DiffArgs) -> String {
 }
 
 /// A manifest file hashed: its path, and its size and digest (or why it could not be read).
-type Hashed = (PathBuf, std::io::Result<(u64, String)>);
+/// A manifest file listed: its path, its name (relative to the root), and its size and
+/// digest as read.
+type Hashed = (PathBuf, String, std::io::Result<(u64, String)>);
 
 /// The manifest files being listed and hashed on other threads: started by `plan` and
 /// `apply` before they open the database, so that connecting, locking and checking the
@@ -283,16 +285,74 @@ impl Hashing {
 /// Lists and digests every manifest file, on every core. The files are streamed through
 /// the hasher, not kept: the few that changed are read again (from the page cache), and
 /// reading 33 MB of unchanged files into fresh memory cost more in page faults than the
-/// hashing itself.
+/// hashing itself. Each file is opened by its name in its folder, opened once.
 fn hash_all(path: &Path, limit: u64) -> Result<Vec<Hashed>, String> {
-    let (paths, listing) = load::list(path);
+    let (paths, listing) = phase("list", || load::list(path));
     if !listing.is_empty() {
         return Err("listing the manifest files found problems".into());
     }
-    Ok(crate::parallel::map_in_order(paths, |path| {
-        let digest = validate::file_digest_of(&path, limit);
-        (path, digest)
+    let root = load::root_of(path);
+    let folders = Folders::of(&paths);
+    let work: Vec<(usize, PathBuf)> = paths.into_iter().enumerate().collect();
+    Ok(crate::parallel::map_in_order(work, |(at, path)| {
+        let digest = folders
+            .open(at, &path)
+            .and_then(|file| validate::file_digest_of(file, limit));
+        let name = validate::relative_name(&root, &path);
+        (path, name, digest)
     }))
+}
+
+/// The folders of a list of files, each opened once, so that each file is opened by its
+/// name in its folder (`openat`) instead of by a path looked up again from the root.
+struct Folders {
+    /// Each file's folder (an index in `open`), by the file's place in the list.
+    of: Vec<usize>,
+    /// Each folder, when it could be opened (a file in one that could not is opened by
+    /// its path, which then reports the problem).
+    open: Vec<Option<rustix::fd::OwnedFd>>,
+}
+
+impl Folders {
+    fn of(paths: &[PathBuf]) -> Folders {
+        use rustix::fs::{Mode, OFlags};
+        let mut folders = Folders {
+            of: Vec::with_capacity(paths.len()),
+            open: Vec::new(),
+        };
+        let mut last: Option<&Path> = None;
+        for path in paths {
+            let parent = path.parent().unwrap_or(Path::new("."));
+            if last != Some(parent) {
+                let parent_or_here = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                folders
+                    .open
+                    .push(rustix::fs::open(parent_or_here, flags, Mode::empty()).ok());
+                last = Some(parent);
+            }
+            folders.of.push(folders.open.len() - 1);
+        }
+        folders
+    }
+
+    /// Opens the `at`-th file of the list, `path`, for reading.
+    fn open(&self, at: usize, path: &Path) -> std::io::Result<std::fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        let folder = self.of.get(at).and_then(|&f| self.open[f].as_ref());
+        match (folder, path.file_name()) {
+            (Some(folder), Some(name)) => {
+                let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+                let fd = rustix::fs::openat(folder, name, flags, Mode::empty())?;
+                Ok(std::fs::File::from(fd))
+            }
+            _ => std::fs::File::open(path),
+        }
+    }
 }
 
 /// A changed or new file to read: its path, its name, its size as hashed, and its index
@@ -308,7 +368,7 @@ fn compare(
     reading: Reading,
 ) -> Result<(Files, Vec<Pending>), String> {
     let root = load::root_of(path);
-    let mut old: BTreeMap<&str, &IndexedFile> =
+    let mut old: foldhash::HashMap<&str, &IndexedFile> =
         index.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut files = Files {
         root: root.clone(),
@@ -323,8 +383,7 @@ fn compare(
         changed_count: 0,
     };
     let mut pending = Vec::new();
-    for (path, hashed) in read {
-        let name = validate::relative_name(&root, &path);
+    for (path, name, hashed) in read {
         let Ok((bytes_len, digest)) = hashed else {
             return Err(format!("{name} cannot be read"));
         };
@@ -347,7 +406,11 @@ fn compare(
             }
         }
     }
-    for (name, entry) in old {
+    // The files gone, in the index's order (by path).
+    let mut gone: Vec<&IndexedFile> = old.into_values().collect();
+    gone.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    for entry in gone {
+        let name = &entry.path;
         if !entry.only_customers {
             return Err(format!(
                 "{name} was removed and declared more than customers"

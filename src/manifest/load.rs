@@ -304,8 +304,13 @@ fn parse_in_pieces(
             None => work.push((index, None)),
         }
     }
+    // Each file's spare room goes on its parse thread, as soon as it is parsed: for 100,000
+    // one-customer files, the room left until every file was parsed was 360 MiB at the peak.
     let mut parsed = crate::parallel::map_in_order(work, |(index, range)| {
-        let (documents, found) = parse_work(sources, index, range);
+        let (mut documents, found) = parse_work(sources, index, range);
+        documents
+            .iter_mut()
+            .for_each(|(_, document)| compact(document));
         (index, documents, found)
     })
     .into_iter()
@@ -328,20 +333,17 @@ fn parse_in_pieces(
     let slots: Vec<usize> = again.iter().map(|(slot, _)| *slot).collect();
     let redone = crate::parallel::map_in_order(again, |(_, index)| {
         let mut found = Vec::new();
-        let documents = read_documents(index, sources[index].text(), &mut found);
+        let mut documents = read_documents(index, sources[index].text(), &mut found);
+        documents
+            .iter_mut()
+            .for_each(|(_, document)| compact(document));
         (documents, found)
     });
     for (slot, done) in slots.into_iter().zip(redone) {
         out[slot] = Some(done);
     }
     out.into_iter()
-        .map(|done| {
-            let (mut documents, found) = done.expect("every file parsed");
-            for (_, document) in &mut documents {
-                compact(document);
-            }
-            (documents, found)
-        })
+        .map(|done| done.expect("every file parsed"))
         .collect()
 }
 
@@ -563,13 +565,19 @@ fn walk(
         ));
         return;
     }
-    for child in children(path, diagnostics) {
-        walk(&child, false, files, diagnostics, seen);
+    for (child, file) in children(path, diagnostics) {
+        if file {
+            files.push(child);
+        } else {
+            walk(&child, false, files, diagnostics, seen);
+        }
     }
 }
 
-/// A folder's entries, sorted, without hidden ones (warned about when they hold YAML).
-fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+/// A folder's entries, sorted, without hidden ones (warned about when they hold YAML) nor
+/// regular files other than manifests, each with whether it is a regular file (a link or a
+/// folder is looked at again).
+fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<(PathBuf, bool)> {
     let cannot = |error: std::io::Error| {
         Diagnostic::file_error(
             None,
@@ -583,18 +591,34 @@ fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
             return Vec::new();
         }
     };
-    let mut children = Vec::new();
+    // Names first, sorted (comparing names as bytes is the order of the paths: the siblings
+    // share their folder), then paths made for folders, links and manifest files only: for a
+    // folder of 100,000 one-customer files, listing it took a third of a plan.
+    let mut names: Vec<(std::ffi::OsString, bool)> = Vec::new();
     for entry in entries {
-        match entry {
-            Ok(entry) if entry.file_name().to_string_lossy().starts_with('.') => {
-                warn_if_skipped_yaml(&entry.path(), diagnostics);
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                diagnostics.push(cannot(error));
+                continue;
             }
-            Ok(entry) => children.push(entry.path()),
-            Err(error) => diagnostics.push(cannot(error)),
+        };
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
+            warn_if_skipped_yaml(&entry.path(), diagnostics);
+            continue;
         }
+        // A regular file (not a link) needs no second look (a `stat` each was a tenth of
+        // the same plan).
+        let file = entry.file_type().is_ok_and(|t| t.is_file());
+        names.push((name, file));
     }
-    children.sort();
-    children
+    names.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+    names
+        .into_iter()
+        .filter(|(name, file)| !file || is_manifest(Path::new(name)))
+        .map(|(name, file)| (path.join(name), file))
+        .collect()
 }
 
 /// Warns about YAML under a hidden entry that is skipped on purpose (`.github` workflows
@@ -676,6 +700,9 @@ fn read_documents(
             }
         }
     }
+    // A list pushed to once holds room for four documents (Rust's least growth for items
+    // under 1 KiB): for 100,000 one-customer files, 270 MiB of room until all were merged.
+    documents.shrink_to_fit();
     documents
 }
 

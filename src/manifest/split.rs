@@ -72,12 +72,16 @@ pub const GROUP_BYTES: usize = 20;
 
 /// The runs of items of `text` (see [`items`]); `None` when it has none.
 pub fn groups(text: &str) -> Option<Vec<Group>> {
-    let every = std::env::var("PORTICO_GROUP_ITEMS")
+    groups_every(text, group_items())
+}
+
+/// Items per run, on average: [`GROUP_ITEMS`], or `PORTICO_GROUP_ITEMS` when set.
+pub fn group_items() -> u8 {
+    std::env::var("PORTICO_GROUP_ITEMS")
         .ok()
         .and_then(|v| v.parse::<u8>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(GROUP_ITEMS);
-    groups_every(text, every)
+        .unwrap_or(GROUP_ITEMS)
 }
 
 /// [`groups`] with runs of `every` items on average.

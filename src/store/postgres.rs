@@ -226,7 +226,7 @@ impl Store for PostgresStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
             .await
             .doing("starting a transaction")?;
-        shared::record_index::<sqlx::Postgres>(&mut tx, index, fingerprint).await?;
+        shared::record_index::<sqlx::Postgres>(&mut tx, index, fingerprint, &WRITES).await?;
         tx.commit().await.doing("committing")?;
         Ok(())
     }
@@ -372,7 +372,7 @@ impl Store for PostgresStore {
                 .doing("updating the tables' statistics")?;
         }
         crate::progress::phase_async("record index", async {
-            shared::finish_apply::<sqlx::Postgres>(&mut tx, index).await
+            shared::finish_apply::<sqlx::Postgres>(&mut tx, index, &WRITES).await
         })
         .await?;
         crate::progress::phase_async("commit", tx.commit())
@@ -662,6 +662,12 @@ const WRITES: Writes = Writes {
             AND l.role_id IN (SELECT json_array_elements_text($1::json)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
+    upsert_index_files: "INSERT INTO plan_index_files (path, digest, ids, groups)
+        SELECT path, digest, decode(ids, 'hex'), decode(groups, 'hex')
+        FROM json_to_recordset($1::json) AS e(path text, digest text, ids text, groups text)
+        ON CONFLICT (path) DO UPDATE
+        SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
+    delete_index_files: "DELETE FROM plan_index_files WHERE path IN (SELECT json_array_elements_text($1::json))",
 };
 
 /// From this many rows added to a table holding fewer, an apply sets the table's indexes and

@@ -46,6 +46,11 @@ pub struct Writes {
     pub end_sessions: &'static str,
     /// Ends the sessions of every login whose role begins to require a second factor.
     pub end_role_sessions: &'static str,
+    /// Records rows of the plan index's files (a JSON list of `path`, `digest`, and `ids`
+    /// and `groups` in hex), replacing any of the same path.
+    pub upsert_index_files: &'static str,
+    /// Removes the plan index's rows of the files in a JSON list of paths.
+    pub delete_index_files: &'static str,
 }
 
 /// The `applies` row of one apply, as bound parameters.

@@ -316,7 +316,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .doing("taking the write lock")?;
-        shared::record_index::<sqlx::Sqlite>(&mut tx, index, fingerprint).await?;
+        shared::record_index::<sqlx::Sqlite>(&mut tx, index, fingerprint, &WRITES).await?;
         tx.commit().await.doing("committing")?;
         Ok(())
     }
@@ -464,7 +464,7 @@ impl Store for SqliteStore {
         batches.set_apply_id(id);
         crate::progress::phase_async("write rows", write(&mut tx, batches)).await?;
         crate::progress::phase_async("record index", async {
-            shared::finish_apply::<sqlx::Sqlite>(&mut tx, index).await
+            shared::finish_apply::<sqlx::Sqlite>(&mut tx, index, &WRITES).await
         })
         .await?;
         restore_triggers(&mut tx, triggers).await?;
@@ -795,6 +795,12 @@ const WRITES: Writes = Writes {
             AND l.role_id IN (SELECT value FROM json_each(?1)))",
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
+    upsert_index_files: "INSERT INTO plan_index_files (path, digest, ids, groups)
+        SELECT value->>'path', value->>'digest', unhex(value->>'ids'), unhex(value->>'groups')
+        FROM json_each(?1) WHERE true
+        ON CONFLICT (path) DO UPDATE
+        SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
+    delete_index_files: "DELETE FROM plan_index_files WHERE path IN (SELECT value FROM json_each(?1))",
 };
 
 const RESEND: shared::ResendSql = shared::ResendSql {
