@@ -199,10 +199,11 @@ fn read_files(
     overlay: &[(&Path, &str)],
     max_file_bytes: u64,
 ) -> Vec<Result<usize, Diagnostic>> {
-    let sizes: Vec<Option<u64>> = files
-        .iter()
-        .map(|path| fs::metadata(path).ok().map(|m| m.len()))
-        .collect();
+    // On every core: for 100,000 one-customer files, a `stat` each one after another was a
+    // tenth of a `validate`.
+    let sizes: Vec<Option<u64>> = crate::parallel::map_in_order(files.iter().collect(), |path| {
+        fs::metadata(path).ok().map(|m| m.len())
+    });
     let total = usize::try_from(sizes.iter().flatten().sum::<u64>()).unwrap_or(usize::MAX);
     let (threads, target) = parse_shape();
     let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
