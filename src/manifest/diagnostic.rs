@@ -211,7 +211,17 @@ impl Source {
     /// # Errors
     /// The read's error, or `None` when the file is not valid UTF-8.
     pub fn read_for_parse(&self) -> Result<String, Option<std::io::Error>> {
-        let read = std::fs::read(&self.path)
+        // Sized by the size the folder listing read: `std::fs::read`, and `read_to_end` on
+        // a bare `File`, ask the file system for it again (a tenth of the reading, for
+        // 100,000 small files); through `take` the read is a plain one.
+        let read = std::fs::File::open(&self.path)
+            .and_then(|file| {
+                use std::io::Read as _;
+                let room = usize::try_from(self.size).unwrap_or(0).saturating_add(1);
+                let mut bytes = Vec::with_capacity(room);
+                file.take(u64::MAX).read_to_end(&mut bytes)?;
+                Ok(bytes)
+            })
             .map_err(Some)
             .and_then(|bytes| String::from_utf8(bytes).map_err(|_| None));
         match read {
