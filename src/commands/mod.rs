@@ -35,21 +35,25 @@ pub enum Outcome {
 }
 
 fn print_diagnostics(set: &ManifestSet, diagnostics: &[Diagnostic]) {
+    let _ = write!(anstream::stderr(), "{}", diagnostics_text(set, diagnostics));
+}
+
+/// What [`print_diagnostics`] prints: the diagnostics rendered, and in GitHub Actions their
+/// workflow commands.
+fn diagnostics_text(set: &ManifestSet, diagnostics: &[Diagnostic]) -> String {
     if diagnostics.is_empty() {
-        return;
+        return String::new();
     }
-    let text = manifest::diagnostic::render(&set.sources, diagnostics, true);
-    let mut stderr = anstream::stderr();
-    let _ = write!(stderr, "{text}");
+    let mut text = manifest::diagnostic::render(&set.sources, diagnostics, true);
     if in_github_actions() {
         // Workflow commands go to standard error (the runner reads both streams), so
         // standard output carries only the format asked for (`--format json > plan.json`).
-        let _ = write!(
-            stderr,
-            "{}",
-            manifest::diagnostic::render_github(&set.sources, diagnostics)
-        );
+        text.push_str(&manifest::diagnostic::render_github(
+            &set.sources,
+            diagnostics,
+        ));
     }
+    text
 }
 
 /// Whether this runs as a GitHub Actions step.
@@ -91,15 +95,17 @@ fn check_valid(
     live: Option<&State>,
 ) -> Result<(Desired, bool), Error> {
     let validated = phase("validate", || validate::validate(set, live));
-    report_validation(set, diagnostics, validated)
+    report_validation(set, diagnostics, validated, None)
 }
 
 /// Prints what validation found beside the parse's `diagnostics`; the desired state and
-/// whether nothing at all was said, or [`Error::Invalid`].
+/// whether nothing at all was said, or [`Error::Invalid`]. With `warnings`, warnings alone
+/// are rendered into it instead, for the caller to print (errors are printed at once).
 fn report_validation(
     set: &ManifestSet,
     mut diagnostics: Vec<Diagnostic>,
     (desired, found): (Desired, Vec<Diagnostic>),
+    warnings: Option<&mut String>,
 ) -> Result<(Desired, bool), Error> {
     diagnostics.extend(found);
     let clean = diagnostics.is_empty();
@@ -109,7 +115,10 @@ fn report_validation(
         // read; only warnings located at an object stay beside the errors.
         diagnostics.retain(|d| d.is_error() || d.site.is_some());
     }
-    print_diagnostics(set, &diagnostics);
+    match warnings {
+        Some(warnings) if count == 0 => *warnings = diagnostics_text(set, &diagnostics),
+        _ => print_diagnostics(set, &diagnostics),
+    }
     if count > 0 {
         return Err(Error::Invalid { count });
     }
@@ -291,6 +300,29 @@ async fn compute(
 /// between its two reads.
 const FULL_READ_ATTEMPTS: usize = 3;
 
+/// In debug builds, with `PORTICO_TEST_BETWEEN_READS` naming a file, a full plan's first
+/// attempt creates it between its two reads and waits (up to a minute) for it to go: a test
+/// writes to the database meanwhile, and sees the plan start again (see CONTRIBUTING.md).
+async fn pause_between_reads() {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("PORTICO_TEST_BETWEEN_READS") {
+        // Once per process: the attempt after the write reads straight through.
+        static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if PAUSED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let path = std::path::PathBuf::from(path);
+        if std::fs::write(&path, b"").is_ok() {
+            for _ in 0..600 {
+                if !path.exists() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// What [`validate_in_full`] hands to [`plan_in_full`].
 struct Validated {
     desired: Desired,
@@ -298,6 +330,9 @@ struct Validated {
     index: Option<crate::state::PlanIndex>,
     /// The version of the live database validation was checked against.
     version: crate::state::LiveVersion,
+    /// The warnings validation found, rendered: printed by the attempt that plans (a plan
+    /// started again prints them once, as its last reading of the files found them).
+    warnings: String,
 }
 
 /// Parses and validates the manifests against what validation needs of the live database:
@@ -337,7 +372,8 @@ async fn validate_in_full(
             validate::validate(&set, Some(&account.state))
         });
     }
-    let (desired, clean) = report_validation(&set, diagnostics, validated)?;
+    let mut warnings = String::new();
+    let (desired, clean) = report_validation(&set, diagnostics, validated, Some(&mut warnings))?;
     // The digest of the files (taken from each file's digest, made as it was parsed). A
     // plan that is only shown leaves it out: it is for applying and for plan files.
     let manifests_digest = if digests {
@@ -359,6 +395,7 @@ async fn validate_in_full(
         manifests_digest,
         index,
         version: account.applied.version,
+        warnings,
     })
 }
 
@@ -376,12 +413,15 @@ async fn plan_in_full(
         manifests_digest,
         index,
         version,
+        warnings,
     } = validated;
+    pause_between_reads().await;
     let (live, applied) = phase_async("read live", store.read_with_applied()).await?;
     if applied.version != version {
         inputs.let_go((live, applied, desired));
         return Ok(None);
     }
+    let _ = write!(anstream::stderr(), "{warnings}");
     let fingerprint = if digests {
         applied.version.fingerprint()
     } else {

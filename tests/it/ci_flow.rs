@@ -13,6 +13,7 @@ crate::common::on_every_engine!(
     drift_is_labelled,
     json_plans_validate_against_the_schema,
     a_held_lock_times_out_naming_the_holder,
+    a_write_between_a_plans_reads_plans_again_and_warns_once,
 );
 
 fn a_stale_saved_plan_is_refused_and_changes_nothing(env: Env) {
@@ -633,4 +634,54 @@ fn apply_record(out: &str) -> portico::history::ApplyRecord {
     let value: serde_json::Value = serde_json::from_str(out).unwrap();
     assert_eq!(value["format_version"], 1, "{out}");
     serde_json::from_value(value["apply"].clone()).unwrap()
+}
+
+/// A managed write landing between a full plan's two reads of the database (validation's,
+/// then the whole state's) makes it plan again: the plan shown is the one after the write,
+/// and the manifests' warnings are printed once, not once per attempt.
+fn a_write_between_a_plans_reads_plans_again_and_warns_once(env: Env) {
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    // A role nobody uses: a warning.
+    env.write(
+        "account.yaml",
+        &ACCOUNT.replace(
+            "roles:\n",
+            "roles:\n  - { id: unused-role, name: Unused }\n",
+        ),
+    );
+    let marker = env.path("between-reads");
+    let mut cmd = env.std_command(&["plan", "-f", "manifests", "--no-incremental", "--verbose"]);
+    cmd.env("PORTICO_TEST_BETWEEN_READS", &marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let waited = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(waited.elapsed().as_secs() < 60, "the plan never paused");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Outside portico: the customer renamed (the plan renames it back).
+    env.sql("UPDATE customers SET name = 'Renamed outside' WHERE id = 'CUST-0042'");
+    std::fs::remove_file(&marker).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("The live database changed while it was read; planning again."),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("is not used by any login").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stdout.contains("Renamed outside"), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 1 to create, 1 to update"),
+        "{stdout}"
+    );
 }
