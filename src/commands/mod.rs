@@ -1038,20 +1038,51 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
     if report.sent > 0 {
         println!("Notifications: {} sent.", report.sent);
     }
-    for (email, error) in &report.failed {
+    for (email, error) in report.failed.iter().take(SHOWN_PER_OUTCOME) {
         eprintln!(
             "warning: notification to {email} not delivered ({error}); it stays queued for `portico notify`"
         );
     }
-    for (email, error) in &report.dead {
+    if let Some(more) = report
+        .failed
+        .len()
+        .checked_sub(SHOWN_PER_OUTCOME)
+        .filter(|n| *n > 0)
+    {
+        eprintln!(
+            "warning: {more} more notification(s) not delivered; they stay queued for `portico notify` (`portico notify --status` lists them)"
+        );
+    }
+    for (email, error) in report.dead.iter().take(SHOWN_PER_OUTCOME) {
         eprintln!(
             "warning: notification to {email} failed for good ({error}); fix the cause, then re-queue it with `portico notify --retry-failed`"
+        );
+    }
+    if let Some(more) = report
+        .dead
+        .len()
+        .checked_sub(SHOWN_PER_OUTCOME)
+        .filter(|n| *n > 0)
+    {
+        eprintln!(
+            "warning: {more} more notification(s) failed for good (`portico notify --status` lists them)"
+        );
+    }
+    if report.stopped > 0 {
+        eprintln!(
+            "warning: delivery stopped after {} notifications in a row were not delivered: {} more stay queued, not tried, for `portico notify` once the endpoint works",
+            crate::notify::STOP_AFTER_FAILURES,
+            report.stopped
         );
     }
     if let Some(blocked) = &report.blocked {
         eprintln!("warning: {blocked}");
     }
 }
+
+/// Messages of each outcome (not delivered, failed for good) named one by one in a
+/// delivery's report; the others are counted.
+const SHOWN_PER_OUTCOME: usize = 10;
 
 /// `portico notify`: deliver what is pending, or list the outbox.
 ///

@@ -53,6 +53,13 @@ async fn deliver_once(database: &str, blocked: &mut Option<String>) {
             for (email, error) in report.failed.iter().chain(&report.dead) {
                 eprintln!("portico serve: a message to {email} was not delivered: {error}");
             }
+            if report.stopped > 0 {
+                eprintln!(
+                    "portico serve: delivery stopped after {} failures in a row; {} message(s) wait for the next run",
+                    crate::notify::STOP_AFTER_FAILURES,
+                    report.stopped
+                );
+            }
             if report.blocked.is_some() && report.blocked != *blocked {
                 eprintln!(
                     "portico serve: {}",

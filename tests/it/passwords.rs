@@ -17,6 +17,7 @@ crate::common::on_every_engine!(
     no_secret_is_ever_printed_or_stored,
     each_login_has_one_live_link_at_a_time,
     failed_messages_wait_between_runs_and_keep_notify_red,
+    an_endpoint_down_stops_delivery_and_the_rest_wait_untried,
 );
 
 const PW: &str = "Initial-Passw0rd-For-Raj";
@@ -738,4 +739,63 @@ fn a_missing_transport_secret_fails_an_apply_that_queues_mail() {
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains(&format!("warning: {problem}")), "{err}");
+}
+
+/// An endpoint that fails every message: the run stops after a few failures in a row (not
+/// one try and one warning per message), the rest stay queued with no attempt spent, and
+/// all of them go, each once, when it answers again.
+fn an_endpoint_down_stops_delivery_and_the_rest_wait_untried(env: Env) {
+    let endpoint = Endpoint::start(Behaviour::Status(503));
+    let mut text = manifests(&endpoint.url, 0, true);
+    for i in 0..40 {
+        text.push_str(&format!(
+            "  - {{ id: C-{i}, name: Customer {i}, email: c{i}@x.example, access: {{ give_access: true, notify: true }} }}\n"
+        ));
+    }
+    env.write("a.yaml", &text);
+    let (code, _, err) = apply(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    let tried = endpoint.requests().len();
+    assert!(
+        (8..=12).contains(&tried),
+        "8 failures in a row, 4 at once: {tried} tried"
+    );
+    assert!(
+        err.matches("warning: notification to").count() <= 10,
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "delivery stopped after 8 notifications in a row were not delivered: {} more stay queued, not tried",
+            43 - tried
+        )),
+        "{err}"
+    );
+    let pending =
+        format!("SELECT CAST(count(*) AS TEXT) FROM notifications WHERE {STATUS} = 'pending'");
+    assert_eq!(env.rows(&pending), ["43"]);
+    assert_eq!(
+        env.rows("SELECT CAST(count(*) AS TEXT) FROM notifications WHERE attempts > 0"),
+        [tried.to_string()],
+        "only the messages tried have an attempt counted"
+    );
+    // Still down: `notify` stops the same way, and stays red.
+    let (code, _, err) = run(with_secrets(env.portico(&["notify", "--retry-now"])));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("delivery stopped after 8"), "{err}");
+    let before = endpoint.requests().len();
+    assert!(before - tried <= 12, "{before}");
+    // Up again: every message goes, each once.
+    endpoint.set(Behaviour::Ok);
+    let (code, out, err) = run(with_secrets(env.portico(&["notify", "--retry-now"])));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Notifications: 43 sent."), "{out}");
+    let sent = &endpoint.requests()[before..];
+    let mut keys: Vec<&str> = sent
+        .iter()
+        .filter_map(|r| r.header("idempotency-key"))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!((sent.len(), keys.len()), (43, 43));
 }
