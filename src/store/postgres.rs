@@ -303,7 +303,7 @@ impl Store for PostgresStore {
 
     async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError> {
         sqlx::query_as(
-            "SELECT path, digest, ids, groups FROM plan_index_files WHERE path = ANY($1)",
+            "SELECT path, encode(digest, 'hex'), ids, groups FROM plan_index_files WHERE path = ANY($1)",
         )
         .bind(paths)
         .fetch_all(&mut self.conn)
@@ -663,7 +663,7 @@ const WRITES: Writes = Writes {
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT customer_id, contact FROM json_to_recordset($1::json) AS e(customer_id text, contact text))",
     upsert_index_files: "INSERT INTO plan_index_files (path, digest, ids, groups)
-        SELECT path, digest, decode(ids, 'hex'), decode(groups, 'hex')
+        SELECT path, decode(digest, 'hex'), decode(ids, 'hex'), decode(groups, 'hex')
         FROM json_to_recordset($1::json) AS e(path text, digest text, ids text, groups text)
         ON CONFLICT (path) DO UPDATE
         SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",

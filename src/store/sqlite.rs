@@ -395,7 +395,7 @@ impl Store for SqliteStore {
         };
         let paths = serde_json::to_string(paths).expect("strings serialise");
         sqlx::query_as(
-            "SELECT path, digest, ids, groups FROM plan_index_files
+            "SELECT path, lower(hex(digest)), ids, groups FROM plan_index_files
              WHERE path IN (SELECT value FROM json_each(?1))",
         )
         .bind(paths)
@@ -796,7 +796,7 @@ const WRITES: Writes = Writes {
     end_sessions: "DELETE FROM sessions WHERE (customer_id, contact) IN
             (SELECT value->>'customer_id', value->>'contact' FROM json_each(?1))",
     upsert_index_files: "INSERT INTO plan_index_files (path, digest, ids, groups)
-        SELECT value->>'path', value->>'digest', unhex(value->>'ids'), unhex(value->>'groups')
+        SELECT value->>'path', unhex(value->>'digest'), unhex(value->>'ids'), unhex(value->>'groups')
         FROM json_each(?1) WHERE true
         ON CONFLICT (path) DO UPDATE
         SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
