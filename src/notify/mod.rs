@@ -308,24 +308,13 @@ pub async fn deliver(
     if pending.is_empty() {
         return Ok(report);
     }
-    let state = read_for(store, &pending).await?;
-    let Some(settings) = state.notifications.clone() else {
-        report.blocked = Some(format!(
-            "{} notification(s) stay queued: no `notifications:` endpoint is configured",
-            pending.len()
-        ));
-        return Ok(report);
-    };
-    let blocked = |why: String| {
-        Some(format!(
-            "{} notification(s) stay queued: {why}",
-            pending.len()
-        ))
-    };
-    let (transport, templates) = match ready(&settings, opts) {
-        Ok(ready) => ready,
+    let (state, settings, (transport, templates)) = match prepare(store, &pending, opts).await? {
+        Ok(prepared) => prepared,
         Err(why) => {
-            report.blocked = blocked(why);
+            report.blocked = Some(format!(
+                "{} notification(s) stay queued: {why}",
+                pending.len()
+            ));
             return Ok(report);
         }
     };
@@ -360,13 +349,7 @@ pub async fn deliver(
                 }
             }
             if streak >= STOP_AFTER_FAILURES {
-                // Given back as claimed: no attempt made, none counted.
-                settled.push(Settled {
-                    id: message.id,
-                    attempts: Vec::new(),
-                    release: Some(false),
-                });
-                report.stopped += 1;
+                give_back(message, &mut settled, &mut report);
                 continue;
             }
             let body = match login_of(&state, message) {
@@ -389,6 +372,37 @@ pub async fn deliver(
     }
     store.record_results(&settled).await?;
     Ok(report)
+}
+
+/// What messages are built from: the logins they go to, the settings, the transport and
+/// the templates.
+type Prepared = (
+    State,
+    crate::state::NotificationSettings,
+    (Transport, Compiled),
+);
+
+/// [`Prepared`] for `pending`, or why none of them can be sent now.
+async fn prepare(
+    store: &mut AnyStore,
+    pending: &[OutboxRow],
+    opts: &DeliveryOptions,
+) -> Result<Result<Prepared, String>, StoreError> {
+    let state = read_for(store, pending).await?;
+    let Some(settings) = state.notifications.clone() else {
+        return Ok(Err("no `notifications:` endpoint is configured".into()));
+    };
+    Ok(ready(&settings, opts).map(|ready| (state, settings, ready)))
+}
+
+/// A claimed message the run stopped before trying: given back, no attempt made or counted.
+fn give_back(message: &OutboxRow, settled: &mut Vec<Settled>, report: &mut DeliveryReport) {
+    settled.push(Settled {
+        id: message.id,
+        attempts: Vec::new(),
+        release: Some(false),
+    });
+    report.stopped += 1;
 }
 
 /// Sends one message, retrying within this run up to what is left of its attempts.

@@ -779,6 +779,11 @@ fn an_endpoint_down_stops_delivery_and_the_rest_wait_untried(env: Env) {
         [tried.to_string()],
         "only the messages tried have an attempt counted"
     );
+    assert_eq!(
+        env.rows("SELECT CAST(count(*) AS TEXT) FROM notifications WHERE next_attempt_at IS NULL"),
+        [(43 - tried).to_string()],
+        "the messages not tried wait for nothing"
+    );
     // Still down: `notify` stops the same way, and stays red.
     let (code, _, err) = run(with_secrets(env.portico(&["notify", "--retry-now"])));
     assert_eq!(code, 1, "{err}");
