@@ -1038,36 +1038,24 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
     if report.sent > 0 {
         println!("Notifications: {} sent.", report.sent);
     }
-    for (email, error) in report.failed.iter().take(SHOWN_PER_OUTCOME) {
-        eprintln!(
-            "warning: notification to {email} not delivered ({error}); it stays queued for `portico notify`"
-        );
-    }
-    if let Some(more) = report
-        .failed
-        .len()
-        .checked_sub(SHOWN_PER_OUTCOME)
-        .filter(|n| *n > 0)
-    {
-        eprintln!(
-            "warning: {more} more notification(s) not delivered; they stay queued for `portico notify` (`portico notify --status` lists them)"
-        );
-    }
-    for (email, error) in report.dead.iter().take(SHOWN_PER_OUTCOME) {
-        eprintln!(
-            "warning: notification to {email} failed for good ({error}); fix the cause, then re-queue it with `portico notify --retry-failed`"
-        );
-    }
-    if let Some(more) = report
-        .dead
-        .len()
-        .checked_sub(SHOWN_PER_OUTCOME)
-        .filter(|n| *n > 0)
-    {
-        eprintln!(
-            "warning: {more} more notification(s) failed for good (`portico notify --status` lists them)"
-        );
-    }
+    print_capped(
+        &report.failed,
+        |email, error| {
+            format!(
+                "notification to {email} not delivered ({error}); it stays queued for `portico notify`"
+            )
+        },
+        "not delivered; they stay queued for `portico notify` (`portico notify --status` lists them)",
+    );
+    print_capped(
+        &report.dead,
+        |email, error| {
+            format!(
+                "notification to {email} failed for good ({error}); fix the cause, then re-queue it with `portico notify --retry-failed`"
+            )
+        },
+        "failed for good (`portico notify --status` lists them)",
+    );
     if report.stopped > 0 {
         eprintln!(
             "warning: delivery stopped after {} notifications in a row were not delivered: {} more stay queued, not tried, for `portico notify` once the endpoint works",
@@ -1083,6 +1071,18 @@ pub(crate) fn print_delivery(report: &crate::notify::DeliveryReport) {
 /// Messages of each outcome (not delivered, failed for good) named one by one in a
 /// delivery's report; the others are counted.
 const SHOWN_PER_OUTCOME: usize = 10;
+
+/// Warns of the first [`SHOWN_PER_OUTCOME`] messages of one outcome, one line each, and
+/// counts the others.
+fn print_capped(messages: &[(String, String)], line: impl Fn(&str, &str) -> String, more: &str) {
+    for (email, error) in messages.iter().take(SHOWN_PER_OUTCOME) {
+        eprintln!("warning: {}", line(email, error));
+    }
+    if messages.len() > SHOWN_PER_OUTCOME {
+        let rest = messages.len() - SHOWN_PER_OUTCOME;
+        eprintln!("warning: {rest} more notification(s) {more}");
+    }
+}
 
 /// `portico notify`: deliver what is pending, or list the outbox.
 ///
