@@ -433,7 +433,7 @@ async fn read_changed_files(
     let olds = pending.iter().filter_map(|(_, _, old)| old.as_ref());
     let wanted: Vec<String> = olds
         .chain(&files.old)
-        .filter(|o| o.customers)
+        .filter(|o| o.customers && o.ids.is_empty())
         .map(|o| o.path.clone())
         .collect();
     let stored = if wanted.is_empty() {
@@ -460,6 +460,9 @@ fn ids_of(
 ) -> Result<Vec<CompactString>, String> {
     if !entry.customers {
         return Ok(Vec::new());
+    }
+    if !entry.ids.is_empty() {
+        return Ok(entry.ids.clone());
     }
     stored
         .get(&entry.path)
@@ -905,6 +908,9 @@ fn next_index(
     // of the reading in part.
     rows.rows
         .retain(|(path, ..)| !files.in_part.iter().any(|p| p.name == *path));
+    // A changed file whose ids its entry now keeps leaves the row it may have had.
+    let inline = changed.files.iter().filter(|entry| !entry.ids.is_empty());
+    rows.gone.extend(inline.map(|entry| entry.path.clone()));
     let mut entries = files.kept.clone();
     for entry in changed.files {
         let Some(read) = files.in_part.iter().find(|p| p.name == entry.path) else {
@@ -929,12 +935,18 @@ fn next_index(
             customers: true,
             secrets,
             groups: true,
+            ids: Vec::new(),
         });
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     PlanIndex {
+        reading: index.reading,
+        reuse: Some(crate::state::Reuse::of(&entries, index)),
         files: entries,
+        pages: crate::state::Pages::default(),
+        templates: index.templates.clone(),
+        logins: index.logins,
+        managed: index.managed.clone(),
         rows,
-        ..index.clone()
     }
 }

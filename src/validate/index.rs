@@ -107,6 +107,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
                 customers: declared.customers,
                 secrets: Vec::new(),
                 groups: false,
+                ids: Vec::new(),
             }
         })
         .collect();
@@ -152,6 +153,8 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
         logins: 0,
         managed: desired.managed.as_list(),
         rows,
+        pages: crate::state::Pages::default(),
+        reuse: None,
     }
 }
 
@@ -175,7 +178,10 @@ fn rows_of_files(
         let runs = (alone && ids.len() >= least)
             .then(|| groups_of(&set.sources[index], ids.len()))
             .flatten();
-        (index, Ids::of(&ids), runs)
+        if runs.is_none() && !ids.is_empty() && ids.len() <= crate::state::INLINE_IDS {
+            return (index, Stored::Inline(ids), None);
+        }
+        (index, Stored::Row(Ids::of(&ids)), runs)
     });
     let mut writes = FileWrites {
         all: true,
@@ -184,11 +190,22 @@ fn rows_of_files(
     for (index, ids, runs) in rows {
         let file = &mut files[index];
         file.groups = runs.is_some();
-        writes
-            .rows
-            .push((file.path.clone(), file.digest.clone(), ids.0, runs));
+        match ids {
+            Stored::Inline(ids) => file.ids = ids,
+            Stored::Row(ids) => {
+                writes
+                    .rows
+                    .push((file.path.clone(), file.digest.clone(), ids.0, runs));
+            }
+        }
     }
     writes
+}
+
+/// Where a file's customer ids are kept: in its entry (a few, no runs), or in its row.
+enum Stored {
+    Inline(Vec<CompactString>),
+    Row(Ids),
 }
 
 /// The runs of items of a file of `count` customers, as stored, read again from disk (the

@@ -949,10 +949,11 @@ fn standard_roles_are_written_only_when_they_may_differ(env: Env) {
 
 crate::common::on_every_engine!(standard_roles_are_written_only_when_they_may_differ);
 
-/// An account of many one-customer files, more than one statement of the plan index's file
-/// rows (5,000): every file's row is recorded, a plan reads only the file that changed (a
-/// file this small is read whole, not in part) and equals the full plan, and removing most
-/// of the files removes their rows, so the next plan is incremental again.
+/// An account of many one-customer files: their entries keep their ids (no file rows), the
+/// list is stored in pages and an apply rewrites only the page of the file that changed, a
+/// plan reads only that file and equals the full plan; a page damaged or missing makes the
+/// plan full; removing most of the files removes their pages, and the next plan is
+/// incremental again. A file of more customers keeps its ids in a row.
 fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
     const FILES: usize = 5_003;
     env.write(
@@ -963,28 +964,68 @@ fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
     );
     let customer = |i: usize, name: &str| {
         format!(
-            "customers:\n  - id: C{i:05}\n    name: {name}\n    email: c{i}@x.example\n    access: {{ give_access: true, role: r1, notify: true }}\n"
+            "  - id: C{i:05}\n    name: {name}\n    email: c{i}@x.example\n    access: {{ give_access: true, role: r1, notify: true }}\n"
         )
     };
     for i in 0..FILES {
-        env.write(&format!("customers/c{i:05}.yaml"), &customer(i, "Customer"));
+        let text = format!("customers:\n{}", customer(i, "Customer"));
+        env.write(&format!("customers/c{i:05}.yaml"), &text);
     }
+    let big: String = (FILES..FILES + 5).map(|i| customer(i, "Big")).collect();
+    env.write("customers/zz-big.yaml", &format!("customers:\n{big}"));
     env.apply();
-    let rows = env.rows("SELECT CAST(count(*) AS TEXT) FROM plan_index_files");
-    assert_eq!(rows, [FILES.to_string()]);
-    env.write("customers/c04321.yaml", &customer(4321, "Renamed"));
+    let rows = env.rows("SELECT path FROM plan_index_files");
+    assert_eq!(rows, ["customers/zz-big.yaml"], "five customers: a row");
+    let pages = || {
+        let mut pages = env.rows(env.pick(
+            "SELECT first || ' ' || hex(body) FROM plan_index_pages",
+            "SELECT first || ' ' || encode(body, 'hex') FROM plan_index_pages",
+        ));
+        pages.sort();
+        pages
+    };
+    let before = pages();
+    assert!(before.len() > 10, "{} pages", before.len());
+    let text = format!("customers:\n{}", customer(4321, "Renamed"));
+    env.write("customers/c04321.yaml", &text);
     let (code, out, err) = env.plan(&["-v", "--detailed-exitcode"]);
     assert_eq!(code, 2, "{out}{err}");
     // Every customer file and account.yaml.
     let said = format!(
         "Planned from the changed files only: 1 of {} files changed, 0 removed; 1 customers read.",
-        FILES + 1
+        FILES + 2
     );
     assert!(err.contains(&said), "{err}");
     assert!(out.contains("name : Customer → Renamed"), "{out}");
     let fast = env.plan(&["--format", "json"]);
     assert_eq!(fast, env.plan(&["--format", "json", "--no-incremental"]));
-    // Keep two files: 5,001 rows go, more than one statement's worth.
+    env.apply();
+    let after = pages();
+    assert_eq!(after.len(), before.len());
+    let rewritten: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(
+        rewritten.len(),
+        1,
+        "only the changed file's page is written"
+    );
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("0 of {} files changed", FILES + 2)),
+        "{err}"
+    );
+    // A page missing: the index does not read, the plan is full (and the same).
+    let first = after[3].split(' ').next().unwrap().to_string();
+    env.sql(&format!(
+        "DELETE FROM plan_index_pages WHERE first = '{first}'"
+    ));
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Planning in full: no plan index"), "{err}");
+    // Recorded again by an apply with nothing to change.
+    env.apply();
+    assert_eq!(pages(), after);
+    // Keep two files: their pages go with them.
     for i in (0..FILES).filter(|&i| i != 7 && i != 4321) {
         env.remove(&format!("customers/c{i:05}.yaml"));
     }
@@ -992,11 +1033,12 @@ fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
     let apply = [&["apply", "-f", "manifests", "--auto-approve"][..], &limits].concat();
     let (code, _, err) = run(env.portico(&apply));
     assert_eq!(code, 0, "{err}");
-    let rows = env.rows("SELECT path FROM plan_index_files ORDER BY path");
-    assert_eq!(rows, ["customers/c00007.yaml", "customers/c04321.yaml"]);
+    assert!(pages().len() <= 4, "{:?}", pages().len());
     let (code, out, err) = env.plan(&["-v", "--detailed-exitcode"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("0 of 3 files changed"), "{err}");
+    assert!(err.contains("0 of 4 files changed"), "{err}");
+    let fast = env.plan(&["--format", "json"]);
+    assert_eq!(fast, env.plan(&["--format", "json", "--no-incremental"]));
 }
 
 crate::common::on_every_engine!(many_small_files_are_indexed_and_planned_from_the_changed_one);
