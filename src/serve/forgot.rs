@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::flows::{form_token, token_ok, with_cookie};
 use super::pages::page;
-use super::session::{now, random_id, site_name, text, website_of};
+use super::session::{now, site_name, text, website_of};
 use super::{App, Client, throttle};
 use crate::signin::Refusal;
 
@@ -129,7 +129,7 @@ async fn queue(
     let not_before = super::session::later(at, -RESET_EVERY_MINUTES);
     if app
         .store
-        .queue_reset(&login, &random_id(), &now_text, &not_before)
+        .queue_reset(&login, &now_text, &not_before)
         .await?
     {
         app.store

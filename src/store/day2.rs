@@ -189,7 +189,6 @@ pub(crate) fn resend_rows(runtime: &LoginRuntime, email: &str) -> (String, Strin
         contact: runtime.contact.clone(),
     };
     let queued = QueuedNotification {
-        idempotency_key: super::rows::random_key(),
         customer_id: runtime.customer_id.clone(),
         contact: runtime.contact.clone(),
         email: email.to_string(),

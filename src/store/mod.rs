@@ -92,11 +92,12 @@ macro_rules! stored_as {
 }
 
 stored_as!(
-    /// Raw bytes (an idempotency key: 16 random bytes, half the room of its hex), read as
-    /// lower-case hex.
+    /// Raw bytes (an idempotency key: 16 bytes, half the room of its hex), read as
+    /// lower-case hex; empty when there are none (a key derived when read, see
+    /// `shared::read_outbox`).
     HexText,
-    Vec<u8>,
-    |bytes| Ok(crate::state::hex(&bytes))
+    Option<Vec<u8>>,
+    |bytes| Ok(bytes.map(|b| crate::state::hex(&b)).unwrap_or_default())
 );
 
 stored_as!(

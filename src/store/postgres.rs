@@ -642,12 +642,12 @@ const WRITES: Writes = Writes {
         FROM json_to_recordset($1::json) AS e(customer_id text, contact text, hash text)
         WHERE logins.customer_id = e.customer_id AND logins.contact = e.contact",
     queue_notifications: "INSERT INTO notifications
-        (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT decode(j.idempotency_key, 'hex'), extract(epoch FROM $2::timestamptz)::bigint,
-               j.customer_id, j.contact, j.email, j.password_assigned, 0
-        FROM ROWS FROM (json_to_recordset($1::json) AS (idempotency_key text, customer_id text,
+        (created_at, customer_id, contact, email, password_assigned, status)
+        SELECT extract(epoch FROM $2::timestamptz)::bigint,
+               j.customer_id, j.contact, NULLIF(j.email, j.contact), j.password_assigned, 0
+        FROM ROWS FROM (json_to_recordset($1::json) AS (customer_id text,
             contact text, email text, password_assigned boolean))
-            WITH ORDINALITY AS j(idempotency_key, customer_id, contact, email, password_assigned, n)
+            WITH ORDINALITY AS j(customer_id, contact, email, password_assigned, n)
         ORDER BY j.n",
     revoke_tokens: "UPDATE set_password_tokens SET revoked_at = $2
         WHERE used_at IS NULL AND revoked_at IS NULL AND (customer_id, contact) IN

@@ -275,7 +275,6 @@ impl NotificationSettingsRow {
 /// A new-access message to queue.
 #[derive(Clone, Debug, Serialize)]
 pub struct QueuedNotification {
-    pub idempotency_key: String,
     pub customer_id: String,
     pub contact: String,
     pub email: String,
@@ -555,7 +554,6 @@ impl Batches {
         let login = change.login_after().expect("a login");
         let had_password = change.login_before().is_some_and(|l| l.password.is_some());
         QueuedNotification {
-            idempotency_key: random_key(),
             customer_id,
             contact,
             email: login.email.as_deref().unwrap_or_default().to_string(),
@@ -1358,13 +1356,6 @@ fn login_state(row: LoginRow) -> Result<LoginState, StoreError> {
     })
 }
 
-/// A random 128-bit key in hex (idempotency keys).
-pub fn random_key() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the system's random source works");
-    crate::state::hex(&bytes)
-}
-
 /// The builder a blocking task (building a page into state while the next is read) handed
 /// back; its panic goes on.
 pub(super) async fn joined(
@@ -1545,7 +1536,6 @@ mod tests {
             ("C1", "q@x.example")
         );
         assert!(queued.password_assigned);
-        assert_ne!(queued.idempotency_key, b.queued_row(2).idempotency_key);
     }
 
     #[test]

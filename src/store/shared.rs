@@ -242,7 +242,9 @@ where
     Ok(count.unsigned_abs())
 }
 
-/// Reads the outbox, oldest first.
+/// Reads the outbox, oldest first. A message stores no email when it goes to its contact's
+/// own address, and no idempotency key unless it was queued before migration 0024: its key
+/// is then [`message_key`] of this store.
 ///
 /// # Errors
 /// Database errors.
@@ -256,9 +258,17 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'r> OutboxRow: FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
 {
-    sqlx::query_as(
-        "SELECT id, idempotency_key, created_at, customer_id, contact, email, password_assigned,
+    let doing = "reading the notification outbox";
+    let store: Option<String> =
+        sqlx::query_scalar("SELECT store FROM managed_changes WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .doing(doing)?;
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, idempotency_key, created_at, customer_id, contact,
+                coalesce(email, contact) AS email, password_assigned,
                 CASE status WHEN 0 THEN 'pending' WHEN 1 THEN 'sent' WHEN 2 THEN 'cancelled' ELSE 'failed' END AS status,
                 attempts, last_error, last_attempt_at, sent_at, next_attempt_at,
                 CASE kind WHEN 1 THEN 'reset' ELSE 'new_access' END AS kind
@@ -267,7 +277,23 @@ where
     .bind(pending_only)
     .fetch_all(&mut *conn)
     .await
-    .doing("reading the notification outbox")
+    .doing(doing)?;
+    let store = store.unwrap_or_default();
+    for row in &mut rows {
+        if row.idempotency_key.0.is_empty() {
+            row.idempotency_key.0 = message_key(&store, row.id);
+        }
+    }
+    Ok(rows)
+}
+
+/// The idempotency key of message `id` of `store` (its random id): the first 16 bytes of
+/// SHA-256 over both, in hex. Unique in the store (ids are never reused: messages are never
+/// deleted), the same at every attempt, and no clue to the store's id.
+pub(crate) fn message_key(store: &str, id: i64) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("portico-message-v1\n{store}\n{id}").as_bytes());
+    crate::state::hex(&digest[..16])
 }
 
 /// Revokes a login's set-password links that are still usable.
@@ -1202,5 +1228,20 @@ where
             write_files::<DB>(conn, &index.rows, sql).await
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_message_key_is_the_same_for_its_message_and_differs_for_any_other() {
+        let key = super::message_key("0a1b", 7);
+        assert_eq!(key.len(), 32);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(key, super::message_key("0a1b", 7));
+        assert_ne!(key, super::message_key("0a1b", 8));
+        assert_ne!(key, super::message_key("0a1c", 7));
+        // Nothing of the store's id shows in it.
+        assert!(!key.contains("0a1b"));
     }
 }

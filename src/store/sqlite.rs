@@ -777,9 +777,9 @@ const WRITES: Writes = Writes {
         WHERE logins.customer_id = j.value->>'customer_id' AND logins.contact = j.value->>'contact'",
     queue_notifications: "WITH r(k, v) AS MATERIALIZED (SELECT key, value FROM json_each(?1))
         INSERT INTO notifications
-        (idempotency_key, created_at, customer_id, contact, email, password_assigned, status)
-        SELECT unhex(v->>'idempotency_key'), unixepoch(?2), v->>'customer_id', v->>'contact',
-               v->>'email', v->>'password_assigned', 0
+        (created_at, customer_id, contact, email, password_assigned, status)
+        SELECT unixepoch(?2), v->>'customer_id', v->>'contact',
+               NULLIF(v->>'email', v->>'contact'), v->>'password_assigned', 0
         FROM r ORDER BY k",
     revoke_tokens:
         "UPDATE set_password_tokens SET revoked_at = ?2

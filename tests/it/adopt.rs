@@ -777,7 +777,9 @@ fn a_csv_no_cancels_a_queued_message(env: Env) {
     env.write("base.yaml", BASE);
     env.write("customers/eu.yaml", COMMENTED);
     env.apply(); // queued, not delivered (the tests never deliver by default)
-    let queued = &format!("SELECT {STATUS} FROM notifications WHERE email = 'info@beta.example'");
+    let queued = &format!(
+        "SELECT {STATUS} FROM notifications WHERE coalesce(email, contact) = 'info@beta.example'"
+    );
     assert_eq!(env.rows(queued), ["pending"]);
     std::fs::write(
         env.path("n.csv"),

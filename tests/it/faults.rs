@@ -266,8 +266,8 @@ fn concurrent_redeems_and_notify_runs_never_double(env: Env) {
         (21, 21),
         "each message sent exactly once; stored: {:?}\nwhat each run said: {reports:#?}",
         env.rows(&format!(
-            "SELECT email || ' ' || {STATUS} || ' ' || attempts || ' ' || coalesce(last_error, '-')
-             FROM notifications ORDER BY email"
+            "SELECT coalesce(email, contact) || ' ' || {STATUS} || ' ' || attempts || ' ' || coalesce(last_error, '-')
+             FROM notifications ORDER BY coalesce(email, contact)"
         ))
     );
     // Two redeems of one link at once: exactly one wins.

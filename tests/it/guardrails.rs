@@ -144,7 +144,7 @@ fn access_expires_at_the_end_of_its_day_and_apply_revokes_it(env: Env) {
     );
     assert_eq!(
         env.rows(&format!(
-            "SELECT {STATUS} FROM notifications WHERE email = 'temp@contractor.example'"
+            "SELECT {STATUS} FROM notifications WHERE coalesce(email, contact) = 'temp@contractor.example'"
         )),
         ["cancelled"]
     );
@@ -740,7 +740,7 @@ fn a_leftover_portico_now_never_moves_an_apply() {
         !before.contains(&"temp@contractor.example".to_string()),
         "{before:?}"
     );
-    let queued = env.rows("SELECT email FROM notifications");
+    let queued = env.rows("SELECT coalesce(email, contact) FROM notifications");
 
     // A PORTICO_NOW left in the environment: ignored, with a warning.
     let mut cmd = env.portico(&apply);
@@ -751,7 +751,7 @@ fn a_leftover_portico_now_never_moves_an_apply() {
     assert!(out.contains("No changes"), "{out}");
     assert_eq!(env.rows(&granted), before, "expired access re-granted");
     assert_eq!(
-        env.rows("SELECT email FROM notifications"),
+        env.rows("SELECT coalesce(email, contact) FROM notifications"),
         queued,
         "mail queued"
     );

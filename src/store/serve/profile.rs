@@ -101,7 +101,6 @@ impl ServeStore {
     pub async fn queue_reset(
         &self,
         login: &ServeLogin,
-        idempotency_key: &str,
         now: &str,
         not_before: &str,
     ) -> Result<bool, StoreError> {
@@ -119,12 +118,11 @@ impl ServeStore {
         }
         let done = sqlx::query(
             "INSERT INTO notifications
-                (idempotency_key, created_at, customer_id, contact, email, password_assigned, status, kind)
-             SELECT $1, $2, $3, $4, $5, 1 = 0, 0, 1
-             WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE customer_id = $3 AND contact = $4
-                AND kind = 1 AND created_at > $6)",
+                (created_at, customer_id, contact, email, password_assigned, status, kind)
+             SELECT $1, $2, $3, NULLIF($4, $3), 1 = 0, 0, 1
+             WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE customer_id = $2 AND contact = $3
+                AND kind = 1 AND created_at > $5)",
         )
-        .bind(key_bytes(idempotency_key))
         .bind(seconds(now)?)
         .bind(&login.customer_id)
         .bind(&login.contact)
@@ -234,12 +232,6 @@ impl ServeStore {
     }
 }
 
-/// An idempotency key as stored: the bytes its hex spells (16 of them); anything else as its
-/// own bytes.
-fn key_bytes(key: &str) -> Vec<u8> {
-    hex::decode(key).unwrap_or_else(|_| key.as_bytes().to_vec())
-}
-
 /// An RFC 3339 time as the Unix seconds a message's `created_at` stores.
 fn seconds(at: &str) -> Result<i64, StoreError> {
     at.parse::<jiff::Timestamp>()
@@ -281,13 +273,12 @@ mod tests {
                 .expect("read")
                 .expect("the login");
             let mut tasks = tokio::task::JoinSet::new();
-            for k in 0..20 {
+            for _ in 0..20 {
                 let (serve, login) = (serve.clone(), login.clone());
                 tasks.spawn(async move {
-                    let key = format!("reset-{n}-{k}");
                     let (now, not_before) = ("2026-12-02T12:00:00Z", "2026-12-02T11:55:00Z");
                     serve
-                        .queue_reset(&login, &key, now, not_before)
+                        .queue_reset(&login, now, not_before)
                         .await
                         .expect("queued or not")
                 });

@@ -402,3 +402,17 @@ customers:
       give_access: true
       notify: true
 ";
+
+/// The message `notify --status --format json` lists with `field` equal to `value`.
+pub fn outbox_message(env: &Env, field: &str, value: &str) -> serde_json::Value {
+    let (code, out, err) = run(env.portico(&["notify", "--status", "--format", "json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m[field] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("no message with {field} {value}: {out}"))
+}
