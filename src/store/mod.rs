@@ -542,6 +542,10 @@ pub(crate) fn schema_status(found: Option<i64>, known: i64) -> Result<bool, Stor
 /// `/` or `@` that was not percent-encoded) shows nothing after its scheme, since nobody can
 /// tell where its password ends.
 pub fn redact_url(raw: &str) -> String {
+    if raw.trim().is_empty() {
+        // A CI secret that is not set (a pull request from a fork) arrives as nothing.
+        return "(empty: is PORTICO_DATABASE_URL set to nothing?)".to_string();
+    }
     let scheme = raw.split_once("://").map_or("", |(s, _)| s);
     let Ok(mut parsed) = url::Url::parse(raw) else {
         return format!("{scheme}://… (URL not shown: it does not parse)");
@@ -847,6 +851,8 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("sqlite://portico.db"), "sqlite://portico.db");
+        // An empty URL (a CI secret not set) says so instead of "://…".
+        assert!(redact_url("").starts_with("(empty"), "{}", redact_url(""));
     }
 
     #[test]
