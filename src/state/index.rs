@@ -100,18 +100,30 @@ impl PartialEq for Reuse {
 
 impl Eq for Reuse {}
 
-/// A page ends after a path whose CRC-32 is a multiple of this (pages of about this many
-/// files), or at [`PAGE_MOST`] files. The ends depend on the paths alone, not on where a
-/// page began, so a file added or removed changes one page, not the pages after it.
+/// A page ends after a path whose CRC-32 is a multiple of this plus one (pages of about
+/// 256 files), or at [`PAGE_MOST`] files. The ends depend on the paths alone, not on where
+/// a page began, so a file added or removed changes one page, not the pages after it.
 const PAGE_MASK: u32 = 255;
 const PAGE_MOST: usize = 4_096;
 
+/// [`PAGE_MASK`], or `PORTICO_INDEX_PAGE_FILES` (a power of two: files per page on
+/// average) less one when set: the property test cuts lists of a few files into several
+/// pages so that an apply keeping some of them is compared with full plans too.
+fn page_mask() -> u32 {
+    std::env::var("PORTICO_INDEX_PAGE_FILES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| n.is_power_of_two())
+        .map_or(PAGE_MASK, |n| n - 1)
+}
+
 /// Where a sorted file list is cut into pages: the range of each page.
 pub fn cut(files: &[IndexedFile]) -> Vec<std::ops::Range<usize>> {
-    let mut pages = Vec::with_capacity(files.len() / (PAGE_MASK as usize + 1) + 1);
+    let mask = page_mask();
+    let mut pages = Vec::with_capacity(files.len() / (mask as usize + 1) + 1);
     let mut start = 0;
     for (at, file) in files.iter().enumerate() {
-        let end = crc32fast::hash(file.path.as_bytes()) & PAGE_MASK == 0;
+        let end = crc32fast::hash(file.path.as_bytes()) & mask == 0;
         if end || at + 1 - start == PAGE_MOST {
             pages.push(start..at + 1);
             start = at + 1;
