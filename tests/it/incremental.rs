@@ -565,10 +565,12 @@ fn apply(env: &Env, world: World, kind: u8) {
     }
     let (code, _, _) = run(world.command(env, &args));
     // Right after an apply from these files, the index it recorded describes them: a plan
-    // that answers from it finds no file changed (a page of the list kept when its files
-    // had changed would show here, where the plans themselves could still agree).
+    // that answers from it finds no file changed, and none finds it damaged (a page of the
+    // list kept when its files had changed shows here, where the plans themselves still
+    // agree: a damaged index only makes the plan full).
     if kind == 0 && code == 0 {
         let (_, _, err) = run(world.command(env, &["plan", "-f", "manifests", "-v"]));
+        assert!(!err.contains("damaged"), "after an apply: {err}");
         if let Some(line) = err
             .lines()
             .find(|l| l.starts_with("Planned from the changed"))
