@@ -283,22 +283,12 @@ pub struct Ids(pub Vec<u8>);
 impl Ids {
     /// The ids given, in their order.
     pub fn of(ids: &[CompactString]) -> Ids {
-        use std::io::Write as _;
-        let json = serde_json::to_vec(ids).expect("ids serialise");
-        let mut encoder =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(&json).expect("writing to memory");
-        Ids(encoder.finish().expect("writing to memory"))
+        Ids(deflate(&serde_json::to_vec(ids).expect("ids serialise")))
     }
 
     /// The ids of stored bytes; `None` when they do not read as a list.
     pub fn read(bytes: &[u8]) -> Option<Vec<CompactString>> {
-        use std::io::Read as _;
-        let mut json = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::DeflateDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .ok()?;
-        serde_json::from_slice(&json).ok()
+        serde_json::from_slice(&inflate(bytes, bytes.len() * 4)?).ok()
     }
 }
 
