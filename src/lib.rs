@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod files;
 pub mod github;
+pub mod gitindex;
 pub mod history;
 pub mod import;
 pub mod manifest;

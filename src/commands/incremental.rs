@@ -41,6 +41,8 @@ pub(crate) struct Summary {
     pub(crate) removed: usize,
     /// Customers declared by the changed files, before or now.
     pub(crate) customers: usize,
+    /// Unchanged files known so from git's index, not read.
+    pub(crate) unread: usize,
 }
 
 fn full(reason: impl Into<String>) -> Result<Attempt, Error> {
@@ -70,6 +72,8 @@ struct Files {
     all_bytes: usize,
     /// How many files changed or appeared.
     changed_count: usize,
+    /// How many unchanged files were not read: git's index knew them.
+    unread: usize,
 }
 
 /// A changed file of customers read in part: of its runs of items (see
@@ -129,6 +133,11 @@ pub(crate) async fn attempt(
     let (version, index) = read?;
     let Some((recorded, index)) = index else {
         return full("no plan index: the last apply was not made from these files in full");
+    };
+    let Some(index) = index else {
+        return full(
+            "the plan index does not read (written by another version of portico, or damaged)",
+        );
     };
     if version.changes() != Some(recorded) {
         return full(
@@ -250,10 +259,14 @@ fn expiring_before(args: &DiffArgs) -> String {
     crate::clock::format(soon)
 }
 
-/// A manifest file hashed: its path, and its size and digest (or why it could not be read).
 /// A manifest file listed: its path, its name (relative to the root), and its size and
-/// digest as read.
-type Hashed = (PathBuf, String, std::io::Result<(u64, String)>);
+/// digest as read, or as git's index knows them (`known`: not read).
+struct Hashed {
+    path: PathBuf,
+    name: String,
+    seen: std::io::Result<(u64, String)>,
+    known: bool,
+}
 
 /// The manifest files being listed and hashed on other threads: started by `plan` and
 /// `apply` before they open the database, so that connecting, locking and checking the
@@ -282,25 +295,68 @@ impl Hashing {
     }
 }
 
-/// Lists and digests every manifest file, on every core. The files are streamed through
-/// the hasher, not kept: the few that changed are read again (from the page cache), and
-/// reading 33 MB of unchanged files into fresh memory cost more in page faults than the
-/// hashing itself. Each file is opened by its name in its folder, opened once.
+/// Lists and digests every manifest file, on every core. A file git's index lists with its
+/// `stat` data unchanged is not read: its digest is the blob id git has for it (see
+/// `gitindex`). The others are streamed through the hasher, not kept: the few that changed
+/// are read again (from the page cache), and reading 33 MB of unchanged files into fresh
+/// memory cost more in page faults than the hashing itself. Each file is opened (or its
+/// `stat` data read) by its name in its folder.
 fn hash_all(path: &Path, limit: u64) -> Result<Vec<Hashed>, String> {
+    let root = load::root_of(path);
+    let git = phase("git index", || crate::gitindex::GitIndex::near(&root));
     let (paths, listing) = phase("list", || load::list(path));
     if !listing.is_empty() {
         return Err("listing the manifest files found problems".into());
     }
-    let root = load::root_of(path);
     let folders = Folders::of(&paths);
     let work: Vec<(usize, PathBuf)> = paths.into_iter().enumerate().collect();
     Ok(crate::parallel::map_in_order(work, |(at, path)| {
-        let digest = folders
-            .open(at, &path)
-            .and_then(|file| validate::file_digest_of(file, limit));
         let name = validate::relative_name(&root, &path);
-        (path, name, digest)
+        let known = git
+            .as_ref()
+            .and_then(|git| folders.known(at, &path, &name, git));
+        match known {
+            Some(seen) => Hashed {
+                path,
+                name,
+                seen: Ok(seen),
+                known: true,
+            },
+            None => Hashed {
+                seen: folders
+                    .open(at, &path)
+                    .and_then(|file| validate::file_digest_of(file, limit)),
+                path,
+                name,
+                known: false,
+            },
+        }
     }))
+}
+
+/// Reads again, on every core, the files git's index knew whose blob id or size is not the
+/// one the plan index recorded: a file changed since, or one whose checkout is not its blob
+/// (line ends converted), whose digest is then that of its bytes.
+fn settle(read: &mut [Hashed], old: &foldhash::HashMap<&str, &IndexedFile>, limit: u64) {
+    let agrees = |hashed: &Hashed| match (&hashed.seen, old.get(hashed.name.as_str())) {
+        (Ok((size, digest)), Some(entry)) => entry.digest == *digest && entry.size == *size,
+        _ => true,
+    };
+    let unsure: Vec<(usize, PathBuf)> = read
+        .iter()
+        .enumerate()
+        .filter(|(_, hashed)| hashed.known && !agrees(hashed))
+        .map(|(at, hashed)| (at, hashed.path.clone()))
+        .collect();
+    let hashed = crate::parallel::map_in_order(unsure, |(at, path)| {
+        let seen =
+            std::fs::File::open(&path).and_then(|file| validate::file_digest_of(file, limit));
+        (at, seen)
+    });
+    for (at, seen) in hashed {
+        read[at].seen = seen;
+        read[at].known = false;
+    }
 }
 
 /// The folders of a list of files, each opened once, so that each file is opened by its
@@ -340,6 +396,22 @@ impl Folders {
         folders
     }
 
+    /// The size and digest of the `at`-th file of the list, `path` (named `name`), when
+    /// git's index knows it unchanged.
+    fn known(
+        &self,
+        at: usize,
+        path: &Path,
+        name: &str,
+        git: &crate::gitindex::GitIndex,
+    ) -> Option<(u64, String)> {
+        use rustix::fs::AtFlags;
+        let folder = self.of.get(at).and_then(|&f| self.open[f].as_ref())?;
+        let stat = rustix::fs::statat(folder, path.file_name()?, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let id = git.unchanged(name, &stat)?;
+        Some((u64::try_from(stat.st_size).ok()?, crate::state::hex(&id)))
+    }
+
     /// Opens the `at`-th file of the list, `path`, for reading.
     fn open(&self, at: usize, path: &Path) -> std::io::Result<std::fs::File> {
         use rustix::fs::{Mode, OFlags};
@@ -363,7 +435,7 @@ type Pending = (PathBuf, String, Option<IndexedFile>);
 /// added or been removed. The changed files are listed, not read yet.
 fn compare(
     path: &Path,
-    read: Vec<Hashed>,
+    mut read: Vec<Hashed>,
     index: &PlanIndex,
     reading: Reading,
 ) -> Result<(Files, Vec<Pending>), String> {
@@ -381,10 +453,18 @@ fn compare(
         removed: 0,
         all_bytes: 0,
         changed_count: 0,
+        unread: 0,
     };
+    settle(&mut read, &old, reading.max_file_bytes);
     let mut pending = Vec::new();
-    for (path, name, hashed) in read {
-        let Ok((bytes_len, digest)) = hashed else {
+    for Hashed {
+        path,
+        name,
+        seen,
+        known,
+    } in read
+    {
+        let Ok((bytes_len, digest)) = seen else {
             return Err(format!("{name} cannot be read"));
         };
         if bytes_len > reading.max_file_bytes {
@@ -392,6 +472,7 @@ fn compare(
         }
         match old.remove(name.as_str()) {
             Some(entry) if entry.digest == digest => {
+                files.unread += usize::from(known);
                 files.kept.push(entry.clone());
                 files.all_bytes += bytes_len as usize;
                 files.all.push((name, digest));
@@ -782,6 +863,7 @@ async fn plan_part(
         in_part: files.in_part.len(),
         removed: files.removed,
         customers: touched.all.len(),
+        unread: files.unread,
     };
     let computed = Computed {
         plan,
@@ -931,6 +1013,7 @@ fn next_index(
         entries.push(IndexedFile {
             path: read.name.clone(),
             digest: read.digest.clone(),
+            size: read.size as u64,
             only_customers: true,
             customers: true,
             secrets,

@@ -490,8 +490,12 @@ async fn incrementally(
                     0 => String::new(),
                     n => format!(" ({n} read in part)"),
                 };
+                let unread = match read.unread {
+                    0 => String::new(),
+                    n => format!(" {n} unchanged files known from git's index, not read."),
+                };
                 eprintln!(
-                    "Planned from the changed files only: {} of {} files changed{in_part}, {} removed; {} customers read.",
+                    "Planned from the changed files only: {} of {} files changed{in_part}, {} removed; {} customers read.{unread}",
                     read.changed, read.files, read.removed, read.customers
                 );
             }
@@ -823,8 +827,9 @@ async fn follow_files(
     fingerprint: &str,
 ) -> Result<(), Error> {
     let (version, stored) = store.read_index().await?;
-    let unchanged = stored
-        .is_some_and(|(changes, stored)| Some(changes) == version.changes() && stored == *index);
+    let unchanged = stored.is_some_and(|(changes, stored)| {
+        Some(changes) == version.changes() && stored.as_ref() == Some(index)
+    });
     if !unchanged {
         store.record_index(index, fingerprint).await?;
     }

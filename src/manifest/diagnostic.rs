@@ -167,7 +167,8 @@ pub struct Source {
     /// Path as given or found.
     pub path: PathBuf,
     text: std::sync::OnceLock<String>,
-    digest: std::sync::OnceLock<[u8; 32]>,
+    /// The git blob id of the text as first read, and its size.
+    digest: std::sync::OnceLock<(crate::gitindex::BlobId, u64)>,
     /// Bytes, as read or as the file system said before it was read.
     size: u64,
 }
@@ -226,11 +227,11 @@ impl Source {
             .and_then(|bytes| String::from_utf8(bytes).map_err(|_| None));
         match read {
             Ok(text) => {
-                let _ = self.digest.set(sha256(&text));
+                let _ = self.digest.set(digest_of(&text));
                 Ok(text)
             }
             Err(error) => {
-                let _ = self.digest.set(sha256(""));
+                let _ = self.digest.set(digest_of(""));
                 let _ = self.text.set(String::new());
                 Err(error)
             }
@@ -242,15 +243,20 @@ impl Source {
         self.text.get_or_init(|| {
             std::fs::read_to_string(&self.path)
                 .ok()
-                .filter(|text| sha256(text) == *self.digest())
+                .filter(|text| digest_of(text).0 == *self.digest())
                 .unwrap_or_default()
         })
     }
 
-    /// SHA-256 of the text as first read (computed on first use: the parse threads take
-    /// it, each beside the file it parses).
-    pub fn digest(&self) -> &[u8; 32] {
-        self.digest.get_or_init(|| sha256(self.text()))
+    /// The git blob id of the text as first read (computed on first use: the parse threads
+    /// take it, each beside the file it parses).
+    pub fn digest(&self) -> &crate::gitindex::BlobId {
+        &self.digest.get_or_init(|| digest_of(self.text())).0
+    }
+
+    /// The size in bytes of the text [`Source::digest`] is of.
+    pub fn digested_size(&self) -> u64 {
+        self.digest.get_or_init(|| digest_of(self.text())).1
     }
 
     /// Lets go of the text; [`Source::text`] reads the file again when it is needed.
@@ -260,9 +266,8 @@ impl Source {
     }
 }
 
-fn sha256(text: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).into()
+fn digest_of(text: &str) -> (crate::gitindex::BlobId, u64) {
+    (crate::gitindex::blob_id(text.as_bytes()), text.len() as u64)
 }
 
 /// How many errors, and how many warnings, are shown with their source lines. Nobody reads

@@ -1176,9 +1176,9 @@ mod tests {
         let (_, found) = parsed.last().unwrap();
         assert!(found[0].message.contains("not valid UTF-8"), "{found:?}");
         for (i, text) in texts.iter().enumerate() {
-            use sha2::Digest as _;
-            let digest: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+            let digest = crate::gitindex::blob_id(text.as_bytes());
             assert_eq!(set.sources[i].digest(), &digest);
+            assert_eq!(set.sources[i].digested_size(), text.len() as u64);
             // Let go after its parse; read again (and checked) when a diagnostic quotes it.
             assert!(!set.sources[i].is_held());
             assert_eq!(set.sources[i].text(), text);

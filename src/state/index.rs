@@ -239,9 +239,15 @@ pub struct IndexedFile {
     /// Relative to the manifest root, with `/` separators.
     #[serde(rename = "p")]
     pub path: String,
-    /// SHA-256 of its bytes, hex.
+    /// Its git blob id, hex (the id git's index lists for it when unchanged).
     #[serde(rename = "d")]
     pub digest: String,
+    /// Its size in bytes. Required: an index of SHA-256 digests (an older portico) does not
+    /// read, and that plan is full. A plan trusts git's index for a file only when git's
+    /// size for it is this size too: a file whose checkout converts its line ends (`eol`,
+    /// `core.autocrlf`) has git's blob id for a text of another size, and is read.
+    #[serde(rename = "z")]
+    pub size: u64,
     /// Whether it declares nothing but `customers:` (or nothing at all).
     #[serde(rename = "o", default, skip_serializing_if = "is_false")]
     pub only_customers: bool,
@@ -455,6 +461,7 @@ mod tests {
             IndexedFile {
                 path: "customers/a.yaml".into(),
                 digest: "ab".into(),
+                size: 120,
                 only_customers: true,
                 customers: true,
                 secrets: vec![SecretCheck::Env("PW".into(), 10)],

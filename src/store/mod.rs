@@ -282,8 +282,11 @@ pub trait Store {
     async fn read_with_applied(&mut self) -> Result<(State, Applied), StoreError>;
 
     /// The live state's version and the plan index the last apply recorded (with the
-    /// version it left), if any.
-    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError>;
+    /// version it left), if any: `None` inside when it does not read (written by another
+    /// version of portico, or damaged).
+    async fn read_index(
+        &mut self,
+    ) -> Result<(LiveVersion, Option<(i64, Option<PlanIndex>)>), StoreError>;
 
     /// What an incremental plan reads, in one consistent snapshot: the small tables, the
     /// asked customers with their logins and digests, and the few facts about the others it
@@ -726,7 +729,9 @@ impl Store for AnyStore {
         dispatch!(self, s => s.read_mark())
     }
 
-    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError> {
+    async fn read_index(
+        &mut self,
+    ) -> Result<(LiveVersion, Option<(i64, Option<PlanIndex>)>), StoreError> {
         dispatch!(self, s => s.read_index().await)
     }
 

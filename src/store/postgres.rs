@@ -196,7 +196,9 @@ impl Store for PostgresStore {
         Ok(read)
     }
 
-    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError> {
+    async fn read_index(
+        &mut self,
+    ) -> Result<(LiveVersion, Option<(i64, Option<PlanIndex>)>), StoreError> {
         let mut tx = read_only(&mut self.conn).await?;
         let read = if schema_ready(&mut tx).await? {
             let version = shared::read_version::<sqlx::Postgres>(&mut tx).await?;

@@ -997,7 +997,7 @@ where
 /// Database errors.
 pub(crate) async fn read_index<DB>(
     conn: &mut DB::Connection,
-) -> Result<Option<(i64, crate::state::PlanIndex)>, StoreError>
+) -> Result<Option<(i64, Option<crate::state::PlanIndex>)>, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -1018,7 +1018,10 @@ where
         .fetch_all(&mut *conn)
         .await
         .doing(doing)?;
-    Ok(crate::state::PlanIndex::from_stored(&body, pages).map(|index| (changes, index)))
+    Ok(Some((
+        changes,
+        crate::state::PlanIndex::from_stored(&body, pages),
+    )))
 }
 
 /// Ends an apply's writes: raises the write count once (whatever the triggers counted),

@@ -287,7 +287,9 @@ impl Store for SqliteStore {
         self.read_mark
     }
 
-    async fn read_index(&mut self) -> Result<(LiveVersion, Option<(i64, PlanIndex)>), StoreError> {
+    async fn read_index(
+        &mut self,
+    ) -> Result<(LiveVersion, Option<(i64, Option<PlanIndex>)>), StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok((LiveVersion::default(), None));
         };

@@ -41,26 +41,46 @@ pub fn template_digest(root: &Path, path: &str, limit: u64) -> String {
     file_digest(text.as_bytes())
 }
 
-/// SHA-256 of bytes, hex: the digest of a manifest or template file.
+/// The digest of a manifest or template file: its git blob id, hex.
 pub fn file_digest(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    crate::state::hex(&sha2::Sha256::digest(bytes))
+    crate::state::hex(&crate::gitindex::blob_id(bytes))
 }
 
-/// The size and SHA-256 (hex) of an open file's bytes, streamed through one buffer per
-/// thread. Reading stops past `limit` bytes (the size then says so; the digest is of no use).
+/// The size and digest ([`file_digest`]) of an open file's bytes, streamed through one
+/// buffer per thread. Reading stops past `limit` bytes (the size then says so; the digest is
+/// of no use). A file whose size changes while it is read, or crafted to collide SHA-1, does
+/// not read (an error: a plan is then full, and reads what it parses).
 pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u64, String)> {
-    use sha2::Digest as _;
     use std::io::Read as _;
     thread_local! {
         // Made once per thread: a new zeroed 128 KiB buffer per file was a fifth of the
         // time of hashing an account of 100,000 one-customer files.
         static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 17]);
     }
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
+    let changed = || std::io::Error::other("the file changed while it was read");
     BUFFER.with_borrow_mut(|buffer| {
-        while size <= limit {
+        // A blob id starts with the size: a file that fits the buffer is read whole first
+        // (most do), a bigger one is streamed after asking the file system its size.
+        let mut held = 0;
+        while held < buffer.len() {
+            match file.read(&mut buffer[held..]) {
+                Ok(0) => {
+                    let id = crate::gitindex::blob_id(&buffer[..held]);
+                    return Ok((held as u64, crate::state::hex(&id)));
+                }
+                Ok(n) => held += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let expected = file.metadata()?.len();
+        if expected > limit {
+            return Ok((expected, String::new()));
+        }
+        let mut hasher = crate::gitindex::BlobHasher::new(expected);
+        hasher.update(&buffer[..held]);
+        let mut size = held as u64;
+        loop {
             match file.read(buffer) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -70,10 +90,18 @@ pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
+            if size > expected {
+                return Err(changed());
+            }
         }
-        Ok(())
-    })?;
-    Ok((size, crate::state::hex(&hasher.finalize())))
+        let id = hasher
+            .finish()
+            .ok_or_else(|| std::io::Error::other("crafted to collide SHA-1"))?;
+        if size != expected {
+            return Err(changed());
+        }
+        Ok((size, crate::state::hex(&id)))
+    })
 }
 
 /// The index of `set`, validated into `desired` against `live`. `logins` is left at 0: the
@@ -103,6 +131,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
             IndexedFile {
                 path: relative_name(&set.root, &source.path),
                 digest: crate::state::hex(source.digest()),
+                size: source.digested_size(),
                 only_customers: !declared.other,
                 customers: declared.customers,
                 secrets: Vec::new(),

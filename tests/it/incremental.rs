@@ -117,6 +117,11 @@ enum Op {
     Reading {
         kind: u8,
     },
+    /// In a sequence whose files are in a git work tree: 0 `git add -A` at once (entries
+    /// as new as the index: racily clean), 1 the same a moment later, 2 then a commit.
+    Git {
+        kind: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -136,6 +141,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..20i64).prop_map(|days| Op::Time { days }),
         2 => (0..9u8).prop_map(|kind| Op::Secret { kind }),
         1 => (0..4u8).prop_map(|kind| Op::Reading { kind }),
+        3 => (0..3u8).prop_map(|kind| Op::Git { kind }),
     ]
 }
 
@@ -267,33 +273,47 @@ impl Model {
         text
     }
 
+    /// Writes the files that differ from the model, each edited in place with its
+    /// modification time kept (the hardest edit for git's index to notice: only the change
+    /// time, and maybe the size, say it), and removes the files the model no longer has.
     fn write(&self, env: &Env) {
         let root = env.path("manifests");
-        let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("customers")).unwrap();
-        std::fs::write(root.join("account.yaml"), self.account()).unwrap();
-        let subject = format!("Access v{}", self.template);
-        std::fs::write(root.join("subject.txt"), subject).unwrap();
-        std::fs::write(
-            root.join("body.txt"),
+        put(&root.join("account.yaml"), &self.account());
+        put(
+            &root.join("subject.txt"),
+            &format!("Access v{}", self.template),
+        );
+        put(
+            &root.join("body.txt"),
             "Hello {{ email }}: {{ set_password_url }}",
-        )
-        .unwrap();
-        match self.password_file {
-            0 => {
-                std::fs::write(root.join("password.txt"), "a-long-enough-file-password\n").unwrap();
-                let secret = "a-client-secret-long-enough-for-the-provider\n";
-                std::fs::write(root.join("client-secret.txt"), secret).unwrap();
+        );
+        let secrets = match self.password_file {
+            0 => Some((
+                "a-long-enough-file-password\n",
+                "a-client-secret-long-enough-for-the-provider\n",
+            )),
+            1 => Some(("short\n", "short\n")),
+            _ => None,
+        };
+        for (at, name) in ["password.txt", "client-secret.txt"].iter().enumerate() {
+            match secrets {
+                Some(texts) => put(&root.join(name), [texts.0, texts.1][at]),
+                None => {
+                    let _ = std::fs::remove_file(root.join(name));
+                }
             }
-            1 => {
-                std::fs::write(root.join("password.txt"), "short\n").unwrap();
-                std::fs::write(root.join("client-secret.txt"), "short\n").unwrap();
+        }
+        for entry in std::fs::read_dir(root.join("customers")).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            if !self.files.contains_key(&stem) {
+                std::fs::remove_file(path).unwrap();
             }
-            _ => {}
         }
         for (name, customers) in &self.files {
             let path = root.join(format!("customers/{name}.yaml"));
-            std::fs::write(path, Model::customers(customers)).unwrap();
+            put(&path, &Model::customers(customers));
         }
     }
 
@@ -411,6 +431,20 @@ impl Model {
     }
 }
 
+/// Writes `text` to `path` unless it holds it already; an existing file is edited in place
+/// and keeps its modification time.
+fn put(path: &std::path::Path, text: &str) {
+    if std::fs::read(path).ok().as_deref() == Some(text.as_bytes()) {
+        return;
+    }
+    let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    std::fs::write(path, text).unwrap();
+    if let Some(time) = before {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(time).unwrap();
+    }
+}
+
 /// What a plan printed, for comparing: exit code, standard output, standard error without
 /// the line `--verbose` adds.
 type Seen = (i32, String, String);
@@ -482,21 +516,23 @@ fn plan(env: &Env, world: World, extra: &[&str]) -> Seen {
 }
 
 /// Plans incrementally and in full, as text and as JSON, and asserts they agree. Returns
-/// whether the incremental plan answered (rather than falling back), and whether it read a
-/// changed file in part.
-fn compare(env: &Env, world: World, step: &str) -> (bool, bool) {
+/// whether the incremental plan answered (rather than falling back), whether it read a
+/// changed file in part, and whether it knew files unchanged from git's index.
+fn compare(env: &Env, world: World, step: &str) -> (bool, bool, bool) {
     let mut incremental = false;
     let mut in_part = false;
+    let mut from_git = false;
     for format in ["text", "json"] {
         let verbose = ["plan", "-f", "manifests", "--format", format, "-v"];
         let (_, _, err) = run(world.command(env, &verbose));
         incremental |= err.contains("Planned from the changed files");
         in_part |= err.contains("read in part)");
+        from_git |= err.contains("known from git's index");
         let fast = plan(env, world, &["--format", format]);
         let full = plan(env, world, &["--format", format, "--no-incremental"]);
         assert_eq!(fast, full, "{format} plans differ after {step}");
     }
-    (incremental, in_part)
+    (incremental, in_part, from_git)
 }
 
 fn sql(env: &Env, kind: u8) {
@@ -580,9 +616,54 @@ fn apply(env: &Env, world: World, kind: u8) {
     }
 }
 
-fn run_sequence(env: &Env, ops: &[Op], runs: u8) -> (usize, usize) {
+/// Runs git in the test's folder (the work tree the manifests are in).
+fn git(env: &Env, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=portico",
+            "-c",
+            "user.email=portico@example.com",
+        ])
+        .args(args)
+        .current_dir(env.path(""))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// Records the files in git's index (`kind` as in [`Op::Git`]).
+fn git_add(env: &Env, kind: u8) {
+    if kind > 0 {
+        // Past the clock's grain: the entries are older than the index written after them.
+        std::thread::sleep(std::time::Duration::from_millis(15));
+    }
+    git(env, &["add", "-A"]);
+    if kind == 2 {
+        git(env, &["commit", "-q", "--allow-empty", "-m", "step"]);
+    }
+}
+
+/// What a sequence found: steps the incremental plan answered, read a file in part, and
+/// knew files unchanged from git's index.
+#[derive(Default)]
+struct Found {
+    answered: usize,
+    in_part: usize,
+    from_git: usize,
+}
+
+fn run_sequence(env: &Env, ops: &[Op], runs: u8, in_git: bool) -> Found {
     let mut model = Model::start();
     model.write(env);
+    if in_git {
+        git(env, &["init", "-q"]);
+        std::fs::write(env.path(".gitignore"), "*.db*\nsaved.json\n").unwrap();
+        git_add(env, 1);
+    }
     let long = "a-long-enough-password";
     let mut world = World {
         day: 0,
@@ -591,8 +672,7 @@ fn run_sequence(env: &Env, ops: &[Op], runs: u8) -> (usize, usize) {
         reading: 0,
         runs,
     };
-    let mut answered = 0;
-    let mut in_part = 0;
+    let mut found = Found::default();
     apply(env, world, 0);
     for (n, op) in ops.iter().enumerate() {
         model.apply_op(op);
@@ -613,13 +693,16 @@ fn run_sequence(env: &Env, ops: &[Op], runs: u8) -> (usize, usize) {
                 world.client_secret = secrets[usize::from(kind - 6)];
             }
             Op::Reading { kind } => world.reading = kind,
+            Op::Git { kind } if in_git => git_add(env, kind),
             _ => {}
         }
-        let (answer, part) = compare(env, world, &format!("step {n}: {op:?} of {ops:?}"));
-        answered += usize::from(answer);
-        in_part += usize::from(part);
+        let step = format!("step {n}: {op:?} of {ops:?} (in git: {in_git})");
+        let (answer, part, from_git) = compare(env, world, &step);
+        found.answered += usize::from(answer);
+        found.in_part += usize::from(part);
+        found.from_git += usize::from(from_git);
     }
-    (answered, in_part)
+    found
 }
 
 fn cases() -> u32 {
@@ -666,23 +749,29 @@ fn property(make: fn() -> Env) {
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    let answered = std::sync::atomic::AtomicUsize::new(0);
-    let in_part = std::sync::atomic::AtomicUsize::new(0);
-    proptest!(config, |(ops in proptest::collection::vec(op(), 8..16), runs in 1..4u8)| {
+    let total = std::sync::Mutex::new(Found::default());
+    proptest!(config, |(ops in proptest::collection::vec(op(), 8..16), runs in 1..4u8, in_git: bool)| {
         let env = make();
-        let (found, part) = run_sequence(&env, &ops, runs);
-        answered.fetch_add(found, std::sync::atomic::Ordering::Relaxed);
-        in_part.fetch_add(part, std::sync::atomic::Ordering::Relaxed);
+        let found = run_sequence(&env, &ops, runs, in_git);
+        let mut total = total.lock().unwrap();
+        total.answered += found.answered;
+        total.in_part += found.in_part;
+        total.from_git += found.from_git;
     });
-    let answered = answered.into_inner();
-    let in_part = in_part.into_inner();
+    let Found {
+        answered,
+        in_part,
+        from_git,
+    } = total.into_inner().unwrap();
     eprintln!(
-        "the incremental plan answered {answered} steps itself, {in_part} reading a file in part"
+        "the incremental plan answered {answered} steps itself, {in_part} reading a file in part, \
+         {from_git} knowing files unchanged from git's index"
     );
     assert!(
-        answered > 0 && in_part > 0,
-        "the incremental plan never answered, or never read a file in part: the test proves nothing \
-         (draw more sequences with PORTICO_INCREMENTAL_CASES, or another seed)"
+        answered > 0 && in_part > 0 && from_git > 0,
+        "the incremental plan never answered, never read a file in part, or never used git's \
+         index: the test proves nothing (draw more sequences with PORTICO_INCREMENTAL_CASES, or \
+         another seed)"
     );
 }
 
@@ -753,6 +842,109 @@ fn says_how_it_planned(env: Env) {
 }
 
 crate::common::on_every_engine!(says_how_it_planned);
+
+/// A plan of `folder`'s manifests, with `--verbose`: its output, and how many files it said
+/// git's index knew unchanged (`None`: it did not say).
+fn plan_in(env: &Env, folder: &str, format: &str) -> (String, Option<usize>) {
+    let manifests = format!("{folder}/manifests");
+    let verbose = ["plan", "-f", &manifests, "-v", "--format", format];
+    let (code, out, err) = run(env.portico(&verbose));
+    assert!(code == 0 || code == 2, "{err}");
+    let known = err
+        .split(" unchanged files known from git's index")
+        .next()
+        .filter(|_| err.contains("known from git's index"))
+        .and_then(|before| before.rsplit(' ').next()?.parse().ok());
+    let full = run(env.portico(&[
+        "plan",
+        "-f",
+        &manifests,
+        "--format",
+        format,
+        "--no-incremental",
+    ]));
+    assert_eq!(out, full.1, "the plan of {folder} is the full plan: {err}");
+    (out, known)
+}
+
+/// Edits `path` in place to `text` of the same size, keeping its modification time: only
+/// its change time tells.
+fn edit_keeping_mtime(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from) && from.len() == to.len());
+    let before = std::fs::metadata(path).unwrap().modified().unwrap();
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(before).unwrap();
+}
+
+/// In a git work tree (a fresh clone, as CI plans), a plan reads only the files git's index
+/// does not know unchanged: a file edited in place (same size, same modification time) is
+/// read, and so is one flagged `--assume-unchanged`, one not yet in the index, every file
+/// when the index is as old as its entries (racily clean), and a file whose checkout
+/// converts its line ends. Each plan equals the full plan.
+fn a_git_work_tree_is_planned_from_git_s_index(env: Env) {
+    applied_without_passwords(&env);
+    git(&env, &["init", "-q"]);
+    std::fs::write(env.path(".gitignore"), "*.db*\nclone*/\n").unwrap();
+    git_add(&env, 2);
+    git(&env, &["clone", "-q", ".", "clone"]);
+    // A clone writes its few files in the instant it writes its index: they are racily
+    // clean, and read. `git status` a moment later writes the index again (a bigger
+    // checkout leaves only its last files so).
+    std::thread::sleep(std::time::Duration::from_millis(15));
+    git(&env, &["-C", "clone", "status", "--porcelain"]);
+    // Every manifest file unchanged, known so from the clone's index.
+    let manifests = ["account.yaml", "customers/a.yaml", "customers/b.yaml"];
+    let (_, known) = plan_in(&env, "clone", "text");
+    assert_eq!(known, Some(manifests.len()));
+    // Edited in place, size and modification time kept.
+    let a = env.path("clone/manifests/customers/a.yaml");
+    edit_keeping_mtime(&a, " v0\n", " v1\n");
+    let (out, known) = plan_in(&env, "clone", "text");
+    assert!(out.contains("1 to update"), "{out}");
+    assert_eq!(known, Some(manifests.len() - 1));
+    // Flagged as unchanged: read all the same.
+    let b = "manifests/customers/b.yaml";
+    let clone = |args: &[&str]| {
+        let mut all = vec!["-C", "clone"];
+        all.extend_from_slice(args);
+        git(&env, &all);
+    };
+    clone(&["update-index", "--assume-unchanged", b]);
+    let (_, known) = plan_in(&env, "clone", "json");
+    assert_eq!(known, Some(manifests.len() - 2));
+    // A new file, not in the index.
+    std::fs::write(
+        env.path("clone/manifests/customers/new.yaml"),
+        "customers: []\n",
+    )
+    .unwrap();
+    let (_, known) = plan_in(&env, "clone", "text");
+    assert_eq!(known, Some(manifests.len() - 2));
+    // The index as old as its entries: none is trusted.
+    let index = std::fs::File::options()
+        .write(true)
+        .open(env.path("clone/.git/index"))
+        .unwrap();
+    index.set_modified(std::time::UNIX_EPOCH).unwrap();
+    let (_, known) = plan_in(&env, "clone", "text");
+    assert_eq!(known, None);
+    // Line ends converted at checkout: git's blob is the file as applied, the file on disk
+    // is not (its size differs), and it is read.
+    std::fs::write(env.path(".gitattributes"), "*.yaml text eol=crlf\n").unwrap();
+    git_add(&env, 2);
+    git(&env, &["clone", "-q", ".", "clone-crlf"]);
+    let converted = std::fs::read(env.path("clone-crlf/manifests/customers/a.yaml")).unwrap();
+    assert!(
+        converted.windows(2).any(|w| w == b"\r\n"),
+        "checked out with CRLF"
+    );
+    let (out, known) = plan_in(&env, "clone-crlf", "json");
+    assert_eq!(known, None, "{out}");
+}
+
+crate::common::on_every_engine!(a_git_work_tree_is_planned_from_git_s_index);
 
 /// A change spread over large files (a customer renamed here and there in each) reads only
 /// the runs of customers around the edits, and plans what the full plan does; its apply
@@ -1039,7 +1231,10 @@ fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
     ));
     let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("Planning in full: no plan index"), "{err}");
+    assert!(
+        err.contains("Planning in full: the plan index does not read"),
+        "{err}"
+    );
     // Recorded again by an apply with nothing to change.
     env.apply();
     assert_eq!(pages(), after);

@@ -1,0 +1,196 @@
+//! Manifest files as git knows them: each file's digest is its git blob id, and git's index
+//! (read, never written) tells a plan which files did not change without reading them.
+//!
+//! Git records, for every file it checks out or adds, the file's blob id with the `stat`
+//! data the file had then (times to the nanosecond, size, inode, owner). While those still
+//! match and the entry is not "racily clean" (written in the same instant as the index, when
+//! a later edit could keep them), the file still has that blob id: `git status` relies on it,
+//! and so does a plan, paying one `stat` per file instead of an open and a read. A fresh
+//! clone writes such an index, so it holds in CI.
+//!
+//! A leaf: it imports nothing from the rest of the crate.
+
+use std::path::{Path, PathBuf};
+
+/// A file's digest: its git blob id (SHA-1 of `blob <size>\0` and its bytes).
+pub type BlobId = [u8; 20];
+
+/// The git blob id of `bytes`. SHA-1 with git's collision detection: bytes crafted to
+/// collide (git refuses to add them) get an id of SHA-256 instead, which no git index lists
+/// and no other content shares, so such a file is always read and compared by what it holds.
+pub fn blob_id(bytes: &[u8]) -> BlobId {
+    let mut hasher = BlobHasher::new(bytes.len() as u64);
+    hasher.update(bytes);
+    hasher.finish().unwrap_or_else(|| collision_id(bytes))
+}
+
+fn collision_id(bytes: &[u8]) -> BlobId {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"portico: sha-1 collision attack detected\n");
+    hasher.update(bytes);
+    let digest = hasher.finalize();
+    let mut id = [0u8; 20];
+    id.copy_from_slice(&digest[..20]);
+    id
+}
+
+/// A git blob id computed as a file streams by: its size must be known first.
+pub struct BlobHasher(gix_hash::Hasher);
+
+impl BlobHasher {
+    /// A hasher for `size` bytes.
+    pub fn new(size: u64) -> BlobHasher {
+        let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+        hasher.update(format!("blob {size}\0").as_bytes());
+        BlobHasher(hasher)
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The blob id; `None` when the bytes were crafted to collide (see [`blob_id`]).
+    pub fn finish(self) -> Option<BlobId> {
+        let id = self.0.try_finalize().ok()?;
+        id.as_bytes().try_into().ok()
+    }
+}
+
+/// An index file bigger than this is not read: a repository of millions of files, where
+/// decoding the whole index would cost more than reading the manifests it saves.
+const MAX_INDEX_BYTES: u64 = 256 << 20;
+
+/// Git's index of the work tree a manifest folder is in.
+pub struct GitIndex {
+    /// The manifest folder's path in the work tree, ending in `/` (empty at its top).
+    prefix: String,
+    file: gix_index::File,
+}
+
+impl GitIndex {
+    /// The index of the git work tree the folder `root` is in, found as git finds it (a
+    /// `.git` folder, or a `.git` file naming the folder, in `root` or above it). `None`
+    /// when there is none, or it does not read (then every file is read).
+    pub fn near(root: &Path) -> Option<GitIndex> {
+        let root = std::fs::canonicalize(root).ok()?;
+        let (top, git_dir) = work_tree_of(&root)?;
+        let path = git_dir.join("index");
+        if std::fs::metadata(&path).ok()?.len() > MAX_INDEX_BYTES {
+            return None;
+        }
+        let options = gix_index::decode::Options {
+            alloc_limit_bytes: Some(1 << 30),
+            ..Default::default()
+        };
+        // The trailing checksum is not verified: every entry used is checked against the
+        // file it describes, which a damaged entry does not match.
+        let file = gix_index::File::at(path, gix_hash::Kind::Sha1, true, options).ok()?;
+        let inside = root.strip_prefix(&top).ok()?;
+        let mut prefix = String::new();
+        for part in inside.components() {
+            prefix.push_str(part.as_os_str().to_str()?);
+            prefix.push('/');
+        }
+        Some(GitIndex { prefix, file })
+    }
+
+    /// The blob id of the manifest file `name` (relative to the manifest folder, with `/`
+    /// separators) when git's index lists it as a regular file whose `stat` data are still
+    /// `now` (the file's own, a symlink not followed) and were not taken in the instant the
+    /// index was written. `None`: the file must be read.
+    pub fn unchanged(&self, name: &str, now: &rustix::fs::Stat) -> Option<BlobId> {
+        use gix_index::entry::{Flags, Mode, Stage};
+        let path = format!("{}{name}", self.prefix);
+        let entry = self
+            .file
+            .entry_by_path_and_stage(path.as_bytes().into(), Stage::Unconflicted)?;
+        let trusted = !entry
+            .flags
+            .intersects(Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD);
+        let regular = entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE;
+        let options = gix_index::entry::stat::Options {
+            trust_ctime: true,
+            check_stat: true,
+            use_nsec: true,
+            use_stdev: false,
+        };
+        let clean = entry.stat.matches(&stat_of(now), options)
+            && !entry.stat.is_racy(self.file.timestamp(), options);
+        if !(trusted && regular && clean) {
+            return None;
+        }
+        entry.id.as_bytes().try_into().ok()
+    }
+}
+
+/// The top of the work tree `root` is in, and its git folder.
+fn work_tree_of(root: &Path) -> Option<(PathBuf, PathBuf)> {
+    for dir in root.ancestors() {
+        let dot_git = dir.join(".git");
+        match std::fs::symlink_metadata(&dot_git) {
+            Ok(meta) if meta.is_dir() => return Some((dir.to_path_buf(), dot_git)),
+            Ok(meta) if meta.is_file() => {
+                // A linked work tree or a submodule: `gitdir: <folder>`.
+                let text = std::fs::read_to_string(&dot_git).ok()?;
+                let named = text.strip_prefix("gitdir:")?.trim();
+                return Some((dir.to_path_buf(), dir.join(named)));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `stat` data as git's index keeps them: the low 32 bits of each number, as git does.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "git's index keeps the low 32 bits of each"
+)]
+fn stat_of(now: &rustix::fs::Stat) -> gix_index::entry::Stat {
+    use gix_index::entry::stat::Time;
+    gix_index::entry::Stat {
+        mtime: Time {
+            secs: now.st_mtime as u32,
+            nsecs: now.st_mtime_nsec as u32,
+        },
+        ctime: Time {
+            secs: now.st_ctime as u32,
+            nsecs: now.st_ctime_nsec as u32,
+        },
+        dev: now.st_dev as u32,
+        ino: now.st_ino as u32,
+        uid: now.st_uid,
+        gid: now.st_gid,
+        size: now.st_size as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_id_is_the_one_git_gives() {
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            hex(&blob_id(b"hello\n")),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        // `git hash-object /dev/null`
+        assert_eq!(
+            hex(&blob_id(b"")),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
+        let mut streamed = BlobHasher::new(6);
+        streamed.update(b"hel");
+        streamed.update(b"lo\n");
+        assert_eq!(streamed.finish(), Some(blob_id(b"hello\n")));
+    }
+
+    fn hex(id: &BlobId) -> String {
+        id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
