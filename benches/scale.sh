@@ -29,6 +29,8 @@
 #              1,000 customers a file;
 #     files    the default shape with one customer a file, every file in one folder
 #              (100,000 files at 100,000 customers).
+#   Each account's folders (the base, the drift and the 10-login change) are fresh git clones,
+#   as CI plans from; the parse floor reads the same files.
 #   The database line compares the file with the floor database (the managed tables' rows
 #   loaded by the sqlite3 shell): target <= 1.6x.
 #   For PostgreSQL as production runs it, give a server with its default (durable) settings.
@@ -111,6 +113,19 @@ for start in range(0, n, per):
 PY
 }
 
+# as_checkout DIR: DIR becomes what CI plans from, a fresh clone of a commit of its files
+# (git's index written by the checkout: a plan takes the files it lists with their stat
+# data unchanged as unchanged, without reading them).
+as_checkout() {
+  local dir=$1
+  git -C "$dir" init -q
+  git -C "$dir" add -A
+  git -C "$dir" -c user.name=bench -c user.email=bench@example.com commit -q -m "$(basename "$dir")"
+  git clone -q "$dir" "$dir.checkout"
+  rm -rf "$dir"
+  mv "$dir.checkout" "$dir"
+}
+
 # median of the numbers given, one per line
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -143,6 +158,7 @@ for N in "${SIZES[@]}"; do
   generate "$SHAPE" "$D/base" "$N" 0 0
   generate "$SHAPE" "$D/drift" "$N" "$DRIFT" 0
   generate "$SHAPE" "$D/pr" "$N" 0 10
+  for tree in base drift pr; do as_checkout "$D/$tree"; done
   DB="sqlite://$D/live.db"
   rows=()
   # row STEP SECONDS KB RATIO_TEXT: a table row, and the ratio kept for the worst-of table.
@@ -249,7 +265,7 @@ for N in "${SIZES[@]}"; do
   history=$(sqlite3 "$D/live.db" "SELECT length(CAST(changes AS BLOB)) + coalesce(length(changes_z), 0) FROM applies WHERE id = 1")
   size=$(du -m "$D/live.db" | cut -f1)
   echo
-  echo "### $SHAPE shape: $N customers ($logins logins, $(du -sh "$D/base" | cut -f1) of YAML)"
+  echo "### $SHAPE shape: $N customers ($logins logins, $(du -sh --exclude=.git "$D/base" | cut -f1) of YAML)"
   echo
   echo "each step: the median wall time of $REPEAT runs, the largest peak RSS"
   echo "floors: parse $(printf '%s s, ' "${floors[@]}" | sed 's/, $//') (one thread, median of $REPEAT, measured before each step), sqlite3 load ${load} s; database ${size} MiB, history of the first apply $((history / 1024)) KiB"

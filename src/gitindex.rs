@@ -190,6 +190,52 @@ mod tests {
         assert_eq!(streamed.finish(), Some(blob_id(b"hello\n")));
     }
 
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    }
+
+    fn stat(path: &Path) -> rustix::fs::Stat {
+        rustix::fs::lstat(path).unwrap()
+    }
+
+    /// Found from a folder inside the work tree, in the main work tree and in a linked one
+    /// (whose `.git` is a file); nothing outside one.
+    #[test]
+    fn the_index_of_the_work_tree_a_folder_is_in_knows_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("repo");
+        std::fs::create_dir_all(top.join("deploy/manifests")).unwrap();
+        let file = top.join("deploy/manifests/a.yaml");
+        std::fs::write(&file, "customers: []\n").unwrap();
+        git(&top, &["init", "-q"]);
+        git(&top, &["add", "-A"]);
+        git(&top, &["commit", "-q", "-m", "one"]);
+        git(&top, &["worktree", "add", "-q", "../linked"]);
+        // Past the clock's grain, then the index written again: its entries are older.
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        for tree in [top.clone(), dir.path().join("linked")] {
+            git(&tree, &["update-index", "--really-refresh"]);
+            git(&tree, &["status", "--porcelain"]);
+            let folder = tree.join("deploy/manifests");
+            let index = GitIndex::near(&folder).expect("in a work tree");
+            let path = folder.join("a.yaml");
+            let id = index.unchanged("a.yaml", &stat(&path));
+            assert_eq!(id, Some(blob_id(b"customers: []\n")), "{}", tree.display());
+            assert_eq!(index.unchanged("b.yaml", &stat(&path)), None);
+        }
+        assert!(GitIndex::near(dir.path()).is_none());
+    }
+
     fn hex(id: &BlobId) -> String {
         id.iter().map(|b| format!("{b:02x}")).collect()
     }
