@@ -50,7 +50,7 @@ fn full(reason: impl Into<String>) -> Result<Attempt, Error> {
 }
 
 /// The manifest files now, against the index.
-struct Files {
+struct Files<'a> {
     root: PathBuf,
     /// `(relative path, digest)` of every file, in reading order.
     all: Vec<(String, String)>,
@@ -64,8 +64,9 @@ struct Files {
     /// The ids of the customers the changed files declared before (of a file read in part,
     /// those of its runs that changed or went) and the removed files declared.
     before: Vec<CompactString>,
-    /// The index's entries of the files that did not change.
-    kept: Vec<IndexedFile>,
+    /// The index's entries of the files that did not change (not copied: 100,000 of them
+    /// were a sixth of a plan's memory, and fresh memory costs its zeroing).
+    kept: Vec<&'a IndexedFile>,
     /// How many of the index's files are gone.
     removed: usize,
     /// The size of all the files.
@@ -198,7 +199,7 @@ pub(crate) async fn attempt(
 }
 
 /// The ids of the customers the changed and removed files declared before, sorted.
-fn ids_before(files: &Files) -> Vec<CompactString> {
+fn ids_before(files: &Files<'_>) -> Vec<CompactString> {
     let ids: BTreeSet<&CompactString> = files.before.iter().collect();
     ids.into_iter().cloned().collect()
 }
@@ -433,12 +434,12 @@ type Pending = (PathBuf, String, Option<IndexedFile>);
 
 /// Compares the files hashed with the index: only customer files may have changed, been
 /// added or been removed. The changed files are listed, not read yet.
-fn compare(
+fn compare<'a>(
     path: &Path,
     mut read: Vec<Hashed>,
-    index: &PlanIndex,
+    index: &'a PlanIndex,
     reading: Reading,
-) -> Result<(Files, Vec<Pending>), String> {
+) -> Result<(Files<'a>, Vec<Pending>), String> {
     let root = load::root_of(path);
     let mut old: foldhash::HashMap<&str, &IndexedFile> =
         index.files.iter().map(|f| (f.path.as_str(), f)).collect();
@@ -473,7 +474,7 @@ fn compare(
         match old.remove(name.as_str()) {
             Some(entry) if entry.digest == digest => {
                 files.unread += usize::from(known);
-                files.kept.push(entry.clone());
+                files.kept.push(entry);
                 files.all_bytes += bytes_len as usize;
                 files.all.push((name, digest));
             }
@@ -508,14 +509,14 @@ fn compare(
 async fn read_changed_files(
     store: &mut AnyStore,
     pending: Vec<Pending>,
-    files: &mut Files,
+    files: &mut Files<'_>,
     reading: Reading,
 ) -> Result<Result<(), String>, Error> {
     let olds = pending.iter().filter_map(|(_, _, old)| old.as_ref());
     let wanted: Vec<String> = olds
         .chain(&files.old)
         .filter(|o| o.customers && o.ids.is_empty())
-        .map(|o| o.path.clone())
+        .map(|o| o.path.to_string())
         .collect();
     let stored = if wanted.is_empty() {
         Vec::new()
@@ -546,7 +547,7 @@ fn ids_of(
         return Ok(entry.ids.clone());
     }
     stored
-        .get(&entry.path)
+        .get(entry.path.as_str())
         .filter(|row| row.1 == entry.digest)
         .and_then(|row| crate::state::Ids::read(&row.2))
         .ok_or_else(|| "the plan index is damaged".to_string())
@@ -575,7 +576,7 @@ fn read_changed(
         let runs = old
             .as_ref()
             .filter(|entry| entry.groups)
-            .and_then(|entry| stored.get(&entry.path)?.3.as_deref());
+            .and_then(|entry| stored.get(entry.path.as_str())?.3.as_deref());
         if let (Some(entry), Some(runs)) = (&old, runs)
             && let Some(read) = in_part((&path, &name, &digest), &text, entry, &before, runs)
         {
@@ -667,7 +668,7 @@ fn in_part(
 
 /// Takes in the changed files as read; the reason to plan in full when most of the manifests
 /// changed (above [`MOSTLY_ABOVE`]).
-fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
+fn take_read(files: &mut Files<'_>, read: Vec<Read>) -> Result<(), String> {
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     let mut parsed = 0;
     for read in read {
@@ -712,7 +713,7 @@ fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
 /// Checks again what the full plan would read beside the files: the message templates'
 /// texts, and the password sources of the files that did not change. The reason to plan in
 /// full when one moved.
-fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String> {
+fn recheck(files: &Files<'_>, index: &PlanIndex, reading: Reading) -> Option<String> {
     for (path, digest) in &index.templates {
         let now = validate::template_digest(&files.root, path, reading.max_file_bytes);
         if now != *digest {
@@ -799,7 +800,7 @@ fn touched(set: &ManifestSet, old: Vec<CompactString>, part: &Part) -> Touched {
 /// labels.
 async fn plan_part(
     (store, args): (&mut AnyStore, &DiffArgs),
-    (set, files, index): (&ManifestSet, &Files, &PlanIndex),
+    (set, files, index): (&ManifestSet, &Files<'_>, &PlanIndex),
     (version, part, touched): (LiveVersion, Part, Touched),
     (digests, for_apply): (bool, bool),
 ) -> Result<Attempt, Error> {
@@ -979,21 +980,21 @@ fn next_index(
     set: &ManifestSet,
     desired: &Desired,
     part: &Part,
-    files: &Files,
+    files: &Files<'_>,
     index: &PlanIndex,
 ) -> PlanIndex {
     let changed = validate::index_of(set, desired, Some(&part.state));
     let mut rows = changed.rows;
     rows.all = false;
-    rows.gone = files.old.iter().map(|f| f.path.clone()).collect();
+    rows.gone = files.old.iter().map(|f| f.path.to_string()).collect();
     // A file read in part whose every run changed was parsed as it is: its runs are those
     // of the reading in part.
     rows.rows
         .retain(|(path, ..)| !files.in_part.iter().any(|p| p.name == *path));
     // A changed file whose ids its entry now keeps leaves the row it may have had.
     let inline = changed.files.iter().filter(|entry| !entry.ids.is_empty());
-    rows.gone.extend(inline.map(|entry| entry.path.clone()));
-    let mut entries = files.kept.clone();
+    rows.gone.extend(inline.map(|entry| entry.path.to_string()));
+    let mut entries: Vec<IndexedFile> = files.kept.iter().map(|&f| f.clone()).collect();
     for entry in changed.files {
         let Some(read) = files.in_part.iter().find(|p| p.name == entry.path) else {
             entries.push(entry);
@@ -1011,7 +1012,7 @@ fn next_index(
             Some(read.runs.clone()),
         ));
         entries.push(IndexedFile {
-            path: read.name.clone(),
+            path: read.name.as_str().into(),
             digest: read.digest.clone(),
             size: read.size as u64,
             only_customers: true,

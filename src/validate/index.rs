@@ -129,7 +129,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
         .map(|(index, source)| {
             let declared = set.declared.get(index).copied().unwrap_or_default();
             IndexedFile {
-                path: relative_name(&set.root, &source.path),
+                path: relative_name(&set.root, &source.path).into(),
                 digest: crate::state::hex(source.digest()),
                 size: source.digested_size(),
                 only_customers: !declared.other,
@@ -224,7 +224,7 @@ fn rows_of_files(
             Stored::Row(ids) => {
                 writes
                     .rows
-                    .push((file.path.clone(), file.digest.clone(), ids.0, runs));
+                    .push((file.path.to_string(), file.digest.clone(), ids.0, runs));
             }
         }
     }
