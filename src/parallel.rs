@@ -1,42 +1,47 @@
 //! Work spread over the machine's cores, with results in a fixed order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 /// Applies `work` to every item on up to one thread per core, each thread taking the next
-/// item not yet taken; returns the results in the order of `items`.
+/// items not yet taken; returns the results in the order of `items`.
+///
+/// Threads take items a block at a time (a block is a 64th of a thread's share, so the
+/// threads still even out uneven work) and keep each block's results together: the results
+/// are then put in order with one allocation of the exact size. Collected one by one into
+/// growing lists and sorted, 100,000 results were copied three times into fresh memory,
+/// and fresh memory costs its zeroing (a tenth of a plan of 100,000 small files).
 pub fn map_in_order<I, O, F>(items: Vec<I>, work: F) -> Vec<O>
 where
     I: Send,
     O: Send,
     F: Fn(I) -> O + Sync,
 {
+    let count = items.len();
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .min(items.len());
+        .min(count);
     if threads <= 1 {
         return items.into_iter().map(work).collect();
     }
-    let slots: Vec<std::sync::Mutex<Option<I>>> = items
-        .into_iter()
-        .map(|item| std::sync::Mutex::new(Some(item)))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, O)> = std::thread::scope(|scope| {
+    let block = (count / (threads * 64)).max(1);
+    let source = std::sync::Mutex::new(items.into_iter().enumerate());
+    let take = || -> Vec<(usize, I)> {
+        let mut source = source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        source.by_ref().take(block).collect()
+    };
+    let mut blocks: Vec<(usize, Vec<O>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let at = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(slot) = slots.get(at) else {
+                        let taken = take();
+                        let Some(&(first, _)) = taken.first() else {
                             return done;
                         };
-                        let item = slot
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .take()
-                            .expect("each item is taken once");
-                        done.push((at, work(item)));
+                        let results: Vec<O> =
+                            taken.into_iter().map(|(_, item)| work(item)).collect();
+                        done.push((first, results));
                     }
                 })
             })
@@ -46,17 +51,23 @@ where
             .flat_map(|worker| worker.join().expect("a worker thread does not panic"))
             .collect()
     });
-    results.sort_unstable_by_key(|(at, _)| *at);
-    results.into_iter().map(|(_, out)| out).collect()
+    blocks.sort_unstable_by_key(|(first, _)| *first);
+    let mut out = Vec::with_capacity(count);
+    for (_, results) in blocks {
+        out.extend(results);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn results_keep_the_order_of_the_items() {
-        let items: Vec<u64> = (0..1000).collect();
-        let out = super::map_in_order(items, |i| i * 2);
-        assert_eq!(out, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        for n in [1, 2, 3, 127, 128, 129, 1000, 100_003] {
+            let items: Vec<u64> = (0..n).collect();
+            let out = super::map_in_order(items, |i| i * 2);
+            assert_eq!(out, (0..n).map(|i| i * 2).collect::<Vec<_>>());
+        }
         assert!(super::map_in_order(Vec::<u8>::new(), |i| i).is_empty());
     }
 }

@@ -50,7 +50,7 @@ fn full(reason: impl Into<String>) -> Result<Attempt, Error> {
 }
 
 /// The manifest files now, against the index.
-struct Files<'a> {
+struct Files {
     root: PathBuf,
     /// `(relative path, digest)` of every file, in reading order.
     all: Vec<(String, String)>,
@@ -64,9 +64,10 @@ struct Files<'a> {
     /// The ids of the customers the changed files declared before (of a file read in part,
     /// those of its runs that changed or went) and the removed files declared.
     before: Vec<CompactString>,
-    /// The index's entries of the files that did not change (not copied: 100,000 of them
-    /// were a sixth of a plan's memory, and fresh memory costs its zeroing).
-    kept: Vec<&'a IndexedFile>,
+    /// The places in the index's list of the files that did not change (their entries are
+    /// not copied: 100,000 of them were a sixth of a plan's memory, and fresh memory costs
+    /// its zeroing; an apply moves them into the next index).
+    kept: Vec<usize>,
     /// How many of the index's files are gone.
     removed: usize,
     /// The size of all the files.
@@ -182,7 +183,7 @@ pub(crate) async fn attempt(
     if let Err(reason) = fill_ids(&mut files.in_part, &set) {
         return full(reason);
     }
-    let managed = files.kept.iter().any(|f| f.customers) || set.customers.is_some();
+    let managed = files.kept.iter().any(|&at| index.files[at].customers) || set.customers.is_some();
     if !managed || index.managed.get(5) != Some(&true) {
         return full("the customers section is not managed by the files before and after");
     }
@@ -191,7 +192,7 @@ pub(crate) async fn attempt(
     let touched = touched(&set, old_ids, &part);
     plan_part(
         (store, args),
-        (&set, &files, &index),
+        (&set, &files, index),
         (version, part, touched),
         (digests, for_apply),
     )
@@ -199,7 +200,7 @@ pub(crate) async fn attempt(
 }
 
 /// The ids of the customers the changed and removed files declared before, sorted.
-fn ids_before(files: &Files<'_>) -> Vec<CompactString> {
+fn ids_before(files: &Files) -> Vec<CompactString> {
     let ids: BTreeSet<&CompactString> = files.before.iter().collect();
     ids.into_iter().cloned().collect()
 }
@@ -338,9 +339,17 @@ fn hash_all(path: &Path, limit: u64) -> Result<Vec<Hashed>, String> {
 /// Reads again, on every core, the files git's index knew whose blob id or size is not the
 /// one the plan index recorded: a file changed since, or one whose checkout is not its blob
 /// (line ends converted), whose digest is then that of its bytes.
-fn settle(read: &mut [Hashed], old: &foldhash::HashMap<&str, &IndexedFile>, limit: u64) {
+fn settle(
+    read: &mut [Hashed],
+    index: &PlanIndex,
+    old: &foldhash::HashMap<&str, usize>,
+    limit: u64,
+) {
     let agrees = |hashed: &Hashed| match (&hashed.seen, old.get(hashed.name.as_str())) {
-        (Ok((size, digest)), Some(entry)) => entry.digest == *digest && entry.size == *size,
+        (Ok((size, digest)), Some(&at)) => {
+            let entry = &index.files[at];
+            entry.digest == *digest && entry.size == *size
+        }
         _ => true,
     };
     let unsure: Vec<(usize, PathBuf)> = read
@@ -434,15 +443,19 @@ type Pending = (PathBuf, String, Option<IndexedFile>);
 
 /// Compares the files hashed with the index: only customer files may have changed, been
 /// added or been removed. The changed files are listed, not read yet.
-fn compare<'a>(
+fn compare(
     path: &Path,
     mut read: Vec<Hashed>,
-    index: &'a PlanIndex,
+    index: &PlanIndex,
     reading: Reading,
-) -> Result<(Files<'a>, Vec<Pending>), String> {
+) -> Result<(Files, Vec<Pending>), String> {
     let root = load::root_of(path);
-    let mut old: foldhash::HashMap<&str, &IndexedFile> =
-        index.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut old: foldhash::HashMap<&str, usize> = index
+        .files
+        .iter()
+        .enumerate()
+        .map(|(at, f)| (f.path.as_str(), at))
+        .collect();
     let mut files = Files {
         root: root.clone(),
         all: Vec::with_capacity(read.len()),
@@ -456,7 +469,7 @@ fn compare<'a>(
         changed_count: 0,
         unread: 0,
     };
-    settle(&mut read, &old, reading.max_file_bytes);
+    settle(&mut read, index, &old, reading.max_file_bytes);
     let mut pending = Vec::new();
     for Hashed {
         path,
@@ -471,27 +484,28 @@ fn compare<'a>(
         if bytes_len > reading.max_file_bytes {
             return Err(format!("{name} is larger than --max-file-size"));
         }
-        match old.remove(name.as_str()) {
-            Some(entry) if entry.digest == digest => {
+        let at = old.remove(name.as_str());
+        match at.map(|at| (at, &index.files[at])) {
+            Some((at, entry)) if entry.digest == digest => {
                 files.unread += usize::from(known);
-                files.kept.push(entry);
+                files.kept.push(at);
                 files.all_bytes += bytes_len as usize;
                 files.all.push((name, digest));
             }
-            Some(entry) if !entry.only_customers => {
+            Some((_, entry)) if !entry.only_customers => {
                 return Err(format!("{name} changed and declares more than customers"));
             }
             entry => {
                 // Its digest is that of what is read again below.
                 files.all.push((name.clone(), String::new()));
-                pending.push((path, name, entry.cloned()));
+                pending.push((path, name, entry.map(|(_, entry)| entry.clone())));
             }
         }
     }
     // The files gone, in the index's order (by path).
-    let mut gone: Vec<&IndexedFile> = old.into_values().collect();
-    gone.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    for entry in gone {
+    let mut gone: Vec<usize> = old.into_values().collect();
+    gone.sort_unstable();
+    for entry in gone.into_iter().map(|at| &index.files[at]) {
         let name = &entry.path;
         if !entry.only_customers {
             return Err(format!(
@@ -509,7 +523,7 @@ fn compare<'a>(
 async fn read_changed_files(
     store: &mut AnyStore,
     pending: Vec<Pending>,
-    files: &mut Files<'_>,
+    files: &mut Files,
     reading: Reading,
 ) -> Result<Result<(), String>, Error> {
     let olds = pending.iter().filter_map(|(_, _, old)| old.as_ref());
@@ -668,7 +682,7 @@ fn in_part(
 
 /// Takes in the changed files as read; the reason to plan in full when most of the manifests
 /// changed (above [`MOSTLY_ABOVE`]).
-fn take_read(files: &mut Files<'_>, read: Vec<Read>) -> Result<(), String> {
+fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     let mut parsed = 0;
     for read in read {
@@ -713,7 +727,7 @@ fn take_read(files: &mut Files<'_>, read: Vec<Read>) -> Result<(), String> {
 /// Checks again what the full plan would read beside the files: the message templates'
 /// texts, and the password sources of the files that did not change. The reason to plan in
 /// full when one moved.
-fn recheck(files: &Files<'_>, index: &PlanIndex, reading: Reading) -> Option<String> {
+fn recheck(files: &Files, index: &PlanIndex, reading: Reading) -> Option<String> {
     for (path, digest) in &index.templates {
         let now = validate::template_digest(&files.root, path, reading.max_file_bytes);
         if now != *digest {
@@ -721,7 +735,7 @@ fn recheck(files: &Files<'_>, index: &PlanIndex, reading: Reading) -> Option<Str
             return Some(format!("the template {path} changed"));
         }
     }
-    let kept = files.kept.iter().flat_map(|f| &f.secrets);
+    let kept = files.kept.iter().flat_map(|&at| &index.files[at].secrets);
     let in_part = files.in_part.iter().flat_map(|f| &f.secrets);
     let secrets: BTreeSet<&SecretCheck> = kept.chain(in_part).collect();
     for secret in secrets {
@@ -800,7 +814,7 @@ fn touched(set: &ManifestSet, old: Vec<CompactString>, part: &Part) -> Touched {
 /// labels.
 async fn plan_part(
     (store, args): (&mut AnyStore, &DiffArgs),
-    (set, files, index): (&ManifestSet, &Files<'_>, &PlanIndex),
+    (set, files, index): (&ManifestSet, &Files, PlanIndex),
     (version, part, touched): (LiveVersion, Part, Touched),
     (digests, for_apply): (bool, bool),
 ) -> Result<Attempt, Error> {
@@ -829,7 +843,7 @@ async fn plan_part(
     if !found.is_empty() {
         return full("the changed files have problems (the full plan reports them)");
     }
-    if let Some(reason) = unused_role(store, (&part, &desired, index), &touched, &version).await? {
+    if let Some(reason) = unused_role(store, (&part, &desired, &index), &touched, &version).await? {
         return full(reason);
     }
     let fingerprint = if digests {
@@ -973,15 +987,15 @@ fn expiring_state(customers: crate::state::Customers, part: &Part) -> State {
     }
 }
 
-/// The index the apply of this plan records: the unchanged files' entries, and the changed
-/// files' as they are now (a file read in part: its unchanged runs' ids and password sources
-/// as the index had them, with its parsed runs').
+/// The index the apply of this plan records: the unchanged files' entries (moved from the
+/// index read), and the changed files' as they are now (a file read in part: its unchanged
+/// runs' ids and password sources as the index had them, with its parsed runs').
 fn next_index(
     set: &ManifestSet,
     desired: &Desired,
     part: &Part,
-    files: &Files<'_>,
-    index: &PlanIndex,
+    files: &Files,
+    index: PlanIndex,
 ) -> PlanIndex {
     let changed = validate::index_of(set, desired, Some(&part.state));
     let mut rows = changed.rows;
@@ -994,10 +1008,22 @@ fn next_index(
     // A changed file whose ids its entry now keeps leaves the row it may have had.
     let inline = changed.files.iter().filter(|entry| !entry.ids.is_empty());
     rows.gone.extend(inline.map(|entry| entry.path.to_string()));
-    let mut entries: Vec<IndexedFile> = files.kept.iter().map(|&f| f.clone()).collect();
+    let recorded = crate::state::Recorded::of(&index);
+    let mut kept = vec![false; index.files.len()];
+    for &at in &files.kept {
+        kept[at] = true;
+    }
+    // Each entry, with its place in the list read when it is moved from there unchanged.
+    let mut entries: Vec<(IndexedFile, Option<usize>)> = Vec::with_capacity(files.all.len());
+    let moved = index.files.into_iter().enumerate();
+    entries.extend(
+        moved
+            .filter(|(at, _)| kept[*at])
+            .map(|(at, f)| (f, Some(at))),
+    );
     for entry in changed.files {
         let Some(read) = files.in_part.iter().find(|p| p.name == entry.path) else {
-            entries.push(entry);
+            entries.push((entry, None));
             continue;
         };
         let ids: Vec<CompactString> = read.ids.iter().flatten().cloned().collect();
@@ -1011,7 +1037,7 @@ fn next_index(
             crate::state::Ids::of(&ids).0,
             Some(read.runs.clone()),
         ));
-        entries.push(IndexedFile {
+        let entry = IndexedFile {
             path: read.name.as_str().into(),
             digest: read.digest.clone(),
             size: read.size as u64,
@@ -1020,17 +1046,19 @@ fn next_index(
             secrets,
             groups: true,
             ids: Vec::new(),
-        });
+        };
+        entries.push((entry, None));
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    let (entries, from): (Vec<IndexedFile>, Vec<Option<usize>>) = entries.into_iter().unzip();
     PlanIndex {
         reading: index.reading,
-        reuse: Some(crate::state::Reuse::of(&entries, index)),
+        reuse: Some(crate::state::Reuse::moved(&entries, &from, &recorded)),
         files: entries,
         pages: crate::state::Pages::default(),
-        templates: index.templates.clone(),
+        templates: index.templates,
         logins: index.logins,
-        managed: index.managed.clone(),
+        managed: index.managed,
         rows,
     }
 }

@@ -135,12 +135,15 @@ pub fn cut(files: &[IndexedFile]) -> Vec<std::ops::Range<usize>> {
     pages
 }
 
-impl Reuse {
-    /// The pages of `files` that `before` (as read, with its pages) recorded with the same
-    /// files. The recorded pages are found by their first paths in `before`'s list.
-    pub fn of(files: &[IndexedFile], before: &PlanIndex) -> Reuse {
-        let mut recorded: foldhash::HashMap<&str, (std::ops::Range<usize>, u32)> =
-            foldhash::HashMap::default();
+/// The pages a plan read, by first path: the range of each in the list read, and the
+/// checksum of its stored bytes. Taken before an apply moves the list's entries into the
+/// next index.
+pub struct Recorded(foldhash::HashMap<String, (std::ops::Range<usize>, u32)>);
+
+impl Recorded {
+    /// The pages of `before`, as read with its list.
+    pub fn of(before: &PlanIndex) -> Recorded {
+        let mut recorded = foldhash::HashMap::default();
         let mut at = 0;
         for (number, (first, sum)) in before.pages.0.iter().enumerate() {
             let end = before
@@ -153,15 +156,51 @@ impl Reuse {
                         .position(|f| f.path == next.0)
                         .map_or(before.files.len(), |p| at + p)
                 });
-            recorded.insert(first.as_str(), (at..end, *sum));
+            recorded.insert(first.clone(), (at..end, *sum));
             at = end;
         }
+        Recorded(recorded)
+    }
+}
+
+impl Reuse {
+    /// The pages of `files` that `before` (as read, with its pages) recorded with the same
+    /// files.
+    pub fn of(files: &[IndexedFile], before: &PlanIndex) -> Reuse {
+        let at: foldhash::HashMap<&str, usize> = before
+            .files
+            .iter()
+            .enumerate()
+            .map(|(at, f)| (f.path.as_str(), at))
+            .collect();
+        let from: Vec<Option<usize>> = files
+            .iter()
+            .map(|f| {
+                at.get(f.path.as_str())
+                    .copied()
+                    .filter(|&i| before.files[i] == *f)
+            })
+            .collect();
+        Reuse::moved(files, &from, &Recorded::of(before))
+    }
+
+    /// The pages of `files` recorded with the same files, where `from[i]` is the place in
+    /// the list recorded of an entry the same as `files[i]` (`None`: a new or changed
+    /// file). A page is kept when a recorded page began with the same path and held exactly
+    /// the entries it holds now, in the same order: an apply moves the unchanged entries
+    /// into the next index, and no entry is compared (or copied).
+    pub fn moved(files: &[IndexedFile], from: &[Option<usize>], recorded: &Recorded) -> Reuse {
         let pages = cut(files);
         let kept = pages
             .iter()
             .map(|page| {
-                let (range, sum) = recorded.get(files[page.start].path.as_str())?;
-                (before.files[range.clone()] == files[page.clone()]).then_some(*sum)
+                let (range, sum) = recorded.0.get(files[page.start].path.as_str())?;
+                let same = range.len() == page.len()
+                    && page
+                        .clone()
+                        .zip(range.clone())
+                        .all(|(now, then)| from[now] == Some(then));
+                same.then_some(*sum)
             })
             .collect();
         let firsts: foldhash::HashSet<&str> = pages
@@ -169,9 +208,10 @@ impl Reuse {
             .map(|page| files[page.start].path.as_str())
             .collect();
         let gone = recorded
+            .0
             .keys()
-            .filter(|first| !firsts.contains(*first))
-            .map(|first| (*first).to_owned())
+            .filter(|first| !firsts.contains(first.as_str()))
+            .cloned()
             .collect();
         Reuse { kept, gone }
     }
