@@ -77,7 +77,10 @@ impl GitIndex {
         let root = std::fs::canonicalize(root).ok()?;
         let (top, git_dir) = work_tree_of(&root)?;
         let path = git_dir.join("index");
-        if std::fs::metadata(&path).ok()?.len() > MAX_INDEX_BYTES {
+        // Only a regular file is opened: a FIFO there (a repository someone else prepared)
+        // would block the open for ever, a device would read without end.
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
             return None;
         }
         let options = gix_index::decode::Options {
@@ -233,6 +236,28 @@ mod tests {
             assert_eq!(id, Some(blob_id(b"customers: []\n")), "{}", tree.display());
             assert_eq!(index.unchanged("b.yaml", &stat(&path)), None);
         }
+        assert!(GitIndex::near(dir.path()).is_none());
+    }
+
+    /// An index that is not a regular file (a FIFO, a folder) is not opened: a plan reads
+    /// every file instead of waiting on it.
+    #[test]
+    fn an_index_that_is_not_a_file_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().join(".git");
+        std::fs::create_dir_all(&git_dir).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(git_dir.join("index"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let root = dir.path().to_path_buf();
+        let (sent, got) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sent.send(GitIndex::near(&root).is_none()));
+        let none = got.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(none, Ok(true), "a FIFO index blocked or was read");
+        std::fs::remove_file(git_dir.join("index")).unwrap();
+        std::fs::create_dir(git_dir.join("index")).unwrap();
         assert!(GitIndex::near(dir.path()).is_none());
     }
 
