@@ -165,7 +165,9 @@ impl Recorded {
 
 impl Reuse {
     /// The pages of `files` that `before` (as read, with its pages) recorded with the same
-    /// files.
+    /// files, found by comparing the entries (the unit tests' way; an apply knows which
+    /// entries it moved: [`Reuse::moved`]).
+    #[cfg(test)]
     pub fn of(files: &[IndexedFile], before: &PlanIndex) -> Reuse {
         let at: foldhash::HashMap<&str, usize> = before
             .files
