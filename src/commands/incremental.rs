@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::manifest::load::{self, ManifestSet, Reading};
 use crate::plan::{self, DiffOptions};
 use crate::progress::phase;
-use crate::state::{IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
+use crate::state::{FileId, IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
 use crate::store::{AnyStore, FileRow, Owners, Part, PartQuery, Store as _};
 use crate::validate::{self, Desired};
 
@@ -53,7 +53,10 @@ fn full(reason: impl Into<String>) -> Result<Attempt, Error> {
 struct Files {
     root: PathBuf,
     /// `(relative path, digest)` of every file, in reading order.
-    all: Vec<(String, String)>,
+    all: Vec<(String, FileId)>,
+    /// The places in `all` of the files read again (changed or new), whose digests are
+    /// those of what is read then.
+    unfilled: Vec<usize>,
     /// The files that differ from the index (or are new), with the texts to parse: the
     /// whole file, or for a file read in part its changed runs of customers.
     changed: Vec<(PathBuf, String)>,
@@ -86,7 +89,7 @@ struct InPart {
     /// Its name (relative to the root), size and digest now.
     name: String,
     size: usize,
-    digest: String,
+    digest: FileId,
     /// Each customer now, in order: its id when its run is unchanged; `None` for those of
     /// the runs parsed, filled in from the parse.
     ids: Vec<Option<CompactString>>,
@@ -105,7 +108,7 @@ enum Read {
         path: PathBuf,
         name: String,
         text: String,
-        digest: String,
+        digest: FileId,
         old: Option<IndexedFile>,
         /// The ids of the customers it declared before.
         before: Vec<CompactString>,
@@ -266,7 +269,7 @@ fn expiring_before(args: &DiffArgs) -> String {
 struct Hashed {
     path: PathBuf,
     name: String,
-    seen: std::io::Result<(u64, String)>,
+    seen: std::io::Result<(u64, FileId)>,
     known: bool,
 }
 
@@ -414,12 +417,12 @@ impl Folders {
         path: &Path,
         name: &str,
         git: &crate::gitindex::GitIndex,
-    ) -> Option<(u64, String)> {
+    ) -> Option<(u64, FileId)> {
         use rustix::fs::AtFlags;
         let folder = self.of.get(at).and_then(|&f| self.open[f].as_ref())?;
         let stat = rustix::fs::statat(folder, path.file_name()?, AtFlags::SYMLINK_NOFOLLOW).ok()?;
         let id = git.unchanged(name, &stat)?;
-        Some((u64::try_from(stat.st_size).ok()?, crate::state::hex(&id)))
+        Some((u64::try_from(stat.st_size).ok()?, FileId(id)))
     }
 
     /// Opens the `at`-th file of the list, `path`, for reading.
@@ -459,6 +462,7 @@ fn compare(
     let mut files = Files {
         root: root.clone(),
         all: Vec::with_capacity(read.len()),
+        unfilled: Vec::new(),
         changed: Vec::new(),
         in_part: Vec::new(),
         old: Vec::new(),
@@ -497,7 +501,8 @@ fn compare(
             }
             entry => {
                 // Its digest is that of what is read again below.
-                files.all.push((name.clone(), String::new()));
+                files.unfilled.push(files.all.len());
+                files.all.push((name.clone(), FileId::default()));
                 pending.push((path, name, entry.map(|(_, entry)| entry.clone())));
             }
         }
@@ -562,7 +567,7 @@ fn ids_of(
     }
     stored
         .get(entry.path.as_str())
-        .filter(|row| row.1 == entry.digest)
+        .filter(|row| FileId::from_hex(&row.1) == Some(entry.digest))
         .and_then(|row| crate::state::Ids::read(&row.2))
         .ok_or_else(|| "the plan index is damaged".to_string())
 }
@@ -614,7 +619,7 @@ fn read_changed(
 /// others are parsed. `None` when the file is no longer cut into runs, or the index's
 /// entry does not read.
 fn in_part(
-    (path, name, digest): (&Path, &str, &str),
+    (path, name, digest): (&Path, &str, &FileId),
     text: &str,
     entry: &IndexedFile,
     ids: &[CompactString],
@@ -671,7 +676,7 @@ fn in_part(
         path: path.to_path_buf(),
         name: name.to_string(),
         size: text.len(),
-        digest: digest.to_string(),
+        digest: *digest,
         ids: now_ids,
         gone,
         runs: crate::manifest::split::encode(&now),
@@ -683,7 +688,7 @@ fn in_part(
 /// Takes in the changed files as read; the reason to plan in full when most of the manifests
 /// changed (above [`MOSTLY_ABOVE`]).
 fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
-    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    let mut digests: BTreeMap<String, FileId> = BTreeMap::new();
     let mut parsed = 0;
     for read in read {
         match read {
@@ -706,16 +711,15 @@ fn take_read(files: &mut Files, read: Vec<Read>) -> Result<(), String> {
                 files.before.extend(part.gone.iter().cloned());
                 files.all_bytes += part.size;
                 parsed += text.len();
-                digests.insert(part.name.clone(), part.digest.clone());
+                digests.insert(part.name.clone(), part.digest);
                 files.changed.push((part.path.clone(), text));
                 files.in_part.push(part);
             }
         }
     }
-    for (name, digest) in &mut files.all {
-        if digest.is_empty() {
-            *digest = digests.remove(name.as_str()).unwrap_or_default();
-        }
+    for &at in &files.unfilled {
+        let (name, digest) = &mut files.all[at];
+        *digest = digests.remove(name.as_str()).unwrap_or_default();
     }
     files.changed_count = files.changed.len();
     if files.all_bytes > MOSTLY_ABOVE && parsed * 2 > files.all_bytes {
@@ -1033,13 +1037,13 @@ fn next_index(
         secrets.dedup();
         rows.rows.push((
             read.name.clone(),
-            read.digest.clone(),
+            read.digest.to_string(),
             crate::state::Ids::of(&ids).0,
             Some(read.runs.clone()),
         ));
         let entry = IndexedFile {
             path: read.name.as_str().into(),
-            digest: read.digest.clone(),
+            digest: read.digest,
             size: read.size as u64,
             only_customers: true,
             customers: true,

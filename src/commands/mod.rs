@@ -142,7 +142,7 @@ fn manifests_digest(set: &ManifestSet) -> String {
 }
 
 /// [`manifests_digest`] of `(relative path, hex digest)` in reading order.
-pub(crate) fn manifests_digest_of(files: &[(String, String)]) -> String {
+pub(crate) fn manifests_digest_of<D: serde::Serialize>(files: &[(String, D)]) -> String {
     plan::digest_of(files)[..16].to_string()
 }
 

@@ -246,6 +246,23 @@ fn inflate(bytes: &[u8], guess: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// What `read` makes of the inflated `bytes`; `None` when they do not inflate or `read`
+/// fails. The text is inflated into one buffer each thread keeps: a fresh buffer for each of
+/// a few hundred pages cost more in fresh memory (zeroed by the kernel) than inflating them.
+fn inflated<T, E>(bytes: &[u8], read: impl FnOnce(&[u8]) -> Result<T, E>) -> Option<T> {
+    use std::io::Read as _;
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        flate2::read::DeflateDecoder::new(bytes)
+            .read_to_end(buffer)
+            .ok()?;
+        read(buffer).ok()
+    })
+}
+
 /// A file's own row beside the index (`plan_index_files`): its path and digest, its
 /// customers' ids ([`Ids`]) and, when it is cut into runs of items, the runs as stored (see
 /// `manifest::split::groups`). Read only for the files that changed.
@@ -271,6 +288,57 @@ impl PartialEq for FileWrites {
 
 impl Eq for FileWrites {}
 
+/// A manifest file's git blob id, kept as its 20 bytes and written as hex (40 digits). Held
+/// as a hex `String`, each of 100,000 files' digests was an allocation of its own, twice
+/// (the index read and the files hashed), and fresh memory costs its zeroing.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FileId(pub crate::gitindex::BlobId);
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut hex = [0u8; 40];
+        hex::encode_to_slice(self.0, &mut hex).map_err(|_| std::fmt::Error)?;
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl std::fmt::Debug for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl FileId {
+    /// The id written as hex; `None` when it is not 40 hex digits.
+    pub fn from_hex(hex: &str) -> Option<FileId> {
+        let mut id = [0u8; 20];
+        hex::decode_to_slice(hex, &mut id).ok()?;
+        Some(FileId(id))
+    }
+}
+
+impl Serialize for FileId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FileId, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = FileId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a git blob id in hex")
+            }
+            fn visit_str<E: serde::de::Error>(self, hex: &str) -> Result<FileId, E> {
+                FileId::from_hex(hex).ok_or_else(|| E::custom("not a git blob id"))
+            }
+        }
+        deserializer.deserialize_str(Hex)
+    }
+}
+
 /// One manifest file as the apply read it. Stored under one-letter names, a flag only when
 /// set and secrets only when there are some: an index lists every file, and an apply
 /// serialises the list again (for 100,000 one-customer files, 17.8 MB of JSON with the
@@ -284,7 +352,7 @@ pub struct IndexedFile {
     pub path: CompactString,
     /// Its git blob id, hex (the id git's index lists for it when unchanged).
     #[serde(rename = "d")]
-    pub digest: String,
+    pub digest: FileId,
     /// Its size in bytes. Required: an index of SHA-256 digests (an older portico) does not
     /// read, and that plan is full. A plan trusts git's index for a file only when git's
     /// size for it is this size too: a file whose checkout converts its line ends (`eol`,
@@ -308,8 +376,42 @@ pub struct IndexedFile {
     /// The ids of its customers when it declares a few ([`INLINE_IDS`] at most) and has no
     /// runs: kept here, it needs no row (for 100,000 one-customer files, 8 MiB of rows and
     /// a read of them for every changed file). Empty: its ids are in its row.
-    #[serde(rename = "i", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "i",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "ids_in_their_room"
+    )]
     pub ids: Vec<CompactString>,
+}
+
+/// A file's ids in a list of room for one when it has one (most files): read as any list,
+/// each of 100,000 one-customer files' lists had room for four.
+fn ids_in_their_room<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<CompactString>, D::Error> {
+    struct List;
+    impl<'de> serde::de::Visitor<'de> for List {
+        type Value = Vec<CompactString>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of customer ids")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let Some(first) = seq.next_element()? else {
+                return Ok(Vec::new());
+            };
+            let mut ids = Vec::with_capacity(seq.size_hint().map_or(1, |more| more + 1));
+            ids.push(first);
+            while let Some(id) = seq.next_element()? {
+                ids.push(id);
+            }
+            Ok(ids)
+        }
+    }
+    deserializer.deserialize_seq(List)
 }
 
 /// The most customer ids a file's entry keeps itself (see [`IndexedFile::ids`]).
@@ -444,8 +546,7 @@ impl PlanIndex {
             work.push((first.as_str(), bytes));
         }
         let read = crate::parallel::map_in_order(work, |(first, bytes)| {
-            let json = inflate(&bytes, bytes.len() * 4)?;
-            let files: Vec<IndexedFile> = serde_json::from_slice(&json).ok()?;
+            let files: Vec<IndexedFile> = inflated(&bytes, |json| serde_json::from_slice(json))?;
             (files.first()?.path == first).then_some(files)
         });
         let mut files = Vec::with_capacity(read.iter().flatten().map(Vec::len).sum());
@@ -464,10 +565,15 @@ impl PlanIndex {
 mod tests {
     use super::*;
 
+    /// A file id made of a word (the blob id of that text).
+    fn id(word: &str) -> FileId {
+        FileId(crate::gitindex::blob_id(word.as_bytes()))
+    }
+
     fn file(path: &str, digest: &str) -> IndexedFile {
         IndexedFile {
             path: path.into(),
-            digest: digest.into(),
+            digest: id(digest),
             ..IndexedFile::default()
         }
     }
@@ -499,11 +605,46 @@ mod tests {
     }
 
     #[test]
+    fn a_file_id_is_written_as_git_writes_it_and_read_back_only_so() {
+        let id = id("hello\n");
+        let json = serde_json::to_string(&id).unwrap();
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(json, "\"ce013625030ba8dba906f756967f9e9ca394464a\"");
+        assert_eq!(serde_json::from_str::<FileId>(&json).unwrap(), id);
+        assert_eq!(FileId::from_hex(&id.to_string()), Some(id));
+        for bad in [
+            "\"ce01\"",
+            "\"\"",
+            "\"zz013625030ba8dba906f756967f9e9ca394464a\"",
+            "12",
+        ] {
+            assert!(serde_json::from_str::<FileId>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_entry_of_one_customer_keeps_room_for_one_id() {
+        for ids in [vec![], vec!["C1"], vec!["C1", "C2", "C3"]] {
+            let entry = IndexedFile {
+                ids: ids.iter().map(|&id| id.into()).collect(),
+                ..file("a.yaml", "a")
+            };
+            let back: IndexedFile =
+                serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
+            assert_eq!(back, entry);
+            if ids.len() < 2 {
+                // Most files declare one customer: room for one (read as any list, four).
+                assert_eq!(back.ids.capacity(), ids.len());
+            }
+        }
+    }
+
+    #[test]
     fn an_index_reads_back_and_damage_reads_as_none() {
         let mut files = vec![
             IndexedFile {
                 path: "customers/a.yaml".into(),
-                digest: "ab".into(),
+                digest: id("ab"),
                 size: 120,
                 only_customers: true,
                 customers: true,
@@ -557,7 +698,7 @@ mod tests {
         // Three files changed, one removed, one added.
         let mut after = files.clone();
         for i in [10, 7_000, 19_999] {
-            after[i].digest = "changed".into();
+            after[i].digest = id("changed");
         }
         after.remove(12_345);
         after.push(file("customers/c12345a.yaml", "new"));

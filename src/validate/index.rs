@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Desired, Sections};
 use crate::manifest::load::ManifestSet;
 use crate::manifest::model::PasswordSource;
-use crate::state::{FileWrites, Ids, IndexedFile, PlanIndex, SecretCheck, State};
+use crate::state::{FileId, FileWrites, Ids, IndexedFile, PlanIndex, SecretCheck, State};
 
 impl Sections {
     /// The eight flags in a fixed order (what the plan index records).
@@ -38,19 +38,19 @@ pub fn relative_name(root: &Path, path: &Path) -> String {
 /// then differs from any recorded one.
 pub fn template_digest(root: &Path, path: &str, limit: u64) -> String {
     let text = crate::files::read_inside("template", root, root, path, limit).unwrap_or_default();
-    file_digest(text.as_bytes())
+    file_digest(text.as_bytes()).to_string()
 }
 
-/// The digest of a manifest or template file: its git blob id, hex.
-pub fn file_digest(bytes: &[u8]) -> String {
-    crate::state::hex(&crate::gitindex::blob_id(bytes))
+/// The digest of a manifest or template file: its git blob id.
+pub fn file_digest(bytes: &[u8]) -> FileId {
+    FileId(crate::gitindex::blob_id(bytes))
 }
 
 /// The size and digest ([`file_digest`]) of an open file's bytes, streamed through one
 /// buffer per thread. Reading stops past `limit` bytes (the size then says so; the digest is
 /// of no use). A file whose size changes while it is read, or crafted to collide SHA-1, does
 /// not read (an error: a plan is then full, and reads what it parses).
-pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u64, String)> {
+pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u64, FileId)> {
     use std::io::Read as _;
     thread_local! {
         // Made once per thread: a new zeroed 128 KiB buffer per file was a fifth of the
@@ -65,8 +65,7 @@ pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u
         while held < buffer.len() {
             match file.read(&mut buffer[held..]) {
                 Ok(0) => {
-                    let id = crate::gitindex::blob_id(&buffer[..held]);
-                    return Ok((held as u64, crate::state::hex(&id)));
+                    return Ok((held as u64, file_digest(&buffer[..held])));
                 }
                 Ok(n) => held += n,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
@@ -75,7 +74,7 @@ pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u
         }
         let expected = file.metadata()?.len();
         if expected > limit {
-            return Ok((expected, String::new()));
+            return Ok((expected, FileId::default()));
         }
         let mut hasher = crate::gitindex::BlobHasher::new(expected);
         hasher.update(&buffer[..held]);
@@ -100,7 +99,7 @@ pub fn file_digest_of(mut file: std::fs::File, limit: u64) -> std::io::Result<(u
         if size != expected {
             return Err(changed());
         }
-        Ok((size, crate::state::hex(&id)))
+        Ok((size, FileId(id)))
     })
 }
 
@@ -130,7 +129,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
             let declared = set.declared.get(index).copied().unwrap_or_default();
             IndexedFile {
                 path: relative_name(&set.root, &source.path).into(),
-                digest: crate::state::hex(source.digest()),
+                digest: FileId(*source.digest()),
                 size: source.digested_size(),
                 only_customers: !declared.other,
                 customers: declared.customers,
@@ -224,7 +223,7 @@ fn rows_of_files(
             Stored::Row(ids) => {
                 writes
                     .rows
-                    .push((file.path.to_string(), file.digest.clone(), ids.0, runs));
+                    .push((file.path.to_string(), file.digest.to_string(), ids.0, runs));
             }
         }
     }
@@ -242,7 +241,7 @@ enum Stored {
 /// anchors, changed since it was parsed, or its items are not its customers one for one.
 fn groups_of(source: &crate::manifest::Source, count: usize) -> Option<Vec<u8>> {
     let text = std::fs::read_to_string(&source.path).ok()?;
-    if file_digest(text.as_bytes()) != crate::state::hex(source.digest()) {
+    if file_digest(text.as_bytes()).0 != *source.digest() {
         return None;
     }
     let runs = crate::manifest::split::groups(&text)?;
