@@ -66,7 +66,21 @@ const MAX_INDEX_BYTES: u64 = 256 << 20;
 pub struct GitIndex {
     /// The manifest folder's path in the work tree, ending in `/` (empty at its top).
     prefix: String,
+    /// The top of the work tree.
+    top: PathBuf,
     file: gix_index::File,
+}
+
+/// How the files under the manifest folder compare with git's index (see
+/// [`GitIndex::committed`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Worktree {
+    /// Every file git's index lists under the folder has the bytes of its entry, and the
+    /// files under it git's index does not list are these: git's ignore rules say whether
+    /// they count.
+    Indexed(Vec<PathBuf>),
+    /// Not known without asking git (a file differs, is gone, or is not a plain file).
+    Unknown,
 }
 
 impl GitIndex {
@@ -96,7 +110,7 @@ impl GitIndex {
             prefix.push_str(part.as_os_str().to_str()?);
             prefix.push('/');
         }
-        Some(GitIndex { prefix, file })
+        Some(GitIndex { prefix, top, file })
     }
 
     /// The blob id of the manifest file `name` (relative to the manifest folder, with `/`
@@ -104,11 +118,33 @@ impl GitIndex {
     /// `now` (the file's own, a symlink not followed) and were not taken in the instant the
     /// index was written. `None`: the file must be read.
     pub fn unchanged(&self, name: &str, now: &rustix::fs::Stat) -> Option<BlobId> {
-        use gix_index::entry::{Flags, Mode, Stage};
+        self.unchanged_at(self.place(name)?, now)
+    }
+
+    /// The place in git's index of the manifest file `name` (relative to the manifest
+    /// folder, with `/` separators), when it lists it unconflicted.
+    pub fn place(&self, name: &str) -> Option<usize> {
         let path = format!("{}{name}", self.prefix);
-        let entry = self
-            .file
-            .entry_by_path_and_stage(path.as_bytes().into(), Stage::Unconflicted)?;
+        self.file.entry_index_by_path_and_stage(
+            path.as_bytes().into(),
+            gix_index::entry::Stage::Unconflicted,
+        )
+    }
+
+    /// The blob id of the entry at `place` when it is a regular file.
+    pub fn id_at(&self, place: usize) -> Option<BlobId> {
+        use gix_index::entry::Mode;
+        let entry = self.file.entries().get(place)?;
+        let regular = entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE;
+        regular
+            .then(|| entry.id.as_bytes().try_into().ok())
+            .flatten()
+    }
+
+    /// [`GitIndex::unchanged`] of the entry at `place`.
+    pub fn unchanged_at(&self, place: usize, now: &rustix::fs::Stat) -> Option<BlobId> {
+        use gix_index::entry::{Flags, Mode};
+        let entry = self.file.entries().get(place)?;
         let trusted = !entry
             .flags
             .intersects(Flags::ASSUME_VALID | Flags::SKIP_WORKTREE | Flags::INTENT_TO_ADD);
@@ -125,6 +161,125 @@ impl GitIndex {
             return None;
         }
         entry.id.as_bytes().try_into().ok()
+    }
+}
+
+impl GitIndex {
+    /// Whether the files under the manifest folder are those git's index lists (the `-dirty`
+    /// mark of an apply made outside CI, without `git status` reading every file's `stat`
+    /// data again), from what a plan found: `listed`, each manifest's place in git's index
+    /// (`None`: not there) and whether it has the bytes of that entry (known from its `stat`
+    /// data, or read), and `others`, the folder's entries the listing saw but did not read
+    /// (files that are not manifests, hidden files and folders). Each entry under the folder
+    /// that no manifest matched is looked at here (`lstat`, and read when its `stat` data
+    /// changed). Anything unsure is [`Worktree::Unknown`]: git is then asked.
+    pub fn committed(
+        &self,
+        listed: impl Iterator<Item = (Option<usize>, bool)>,
+        others: &[PathBuf],
+    ) -> Worktree {
+        let count = self.file.entries().len();
+        let mut matched = vec![false; count];
+        for (place, same) in listed {
+            // A manifest git does not list, or whose bytes are not its entry's: git tells.
+            match place {
+                Some(place) if same && place < count => matched[place] = true,
+                _ => return Worktree::Unknown,
+            }
+        }
+        let range = self
+            .file
+            .prefixed_entries_range(self.prefix.as_bytes().into())
+            .unwrap_or(0..0);
+        for place in range {
+            if !matched[place] && !self.has_its_bytes(place) {
+                return Worktree::Unknown;
+            }
+        }
+        let mut paths = Vec::new();
+        for other in others {
+            if !self.untracked_under(other, &mut paths) {
+                return Worktree::Unknown;
+            }
+        }
+        Worktree::Indexed(paths)
+    }
+
+    /// Whether the entry at `place` (not matched by the plan) has its bytes: a regular file
+    /// whose `stat` data are unchanged, or whose bytes read have its blob id.
+    fn has_its_bytes(&self, place: usize) -> bool {
+        let entry = &self.file.entries()[place];
+        if entry.stage_raw() != 0 {
+            return false;
+        }
+        let Ok(path) = std::str::from_utf8(entry.path(&self.file)) else {
+            return false;
+        };
+        let path = self.top.join(path);
+        let Ok(now) = rustix::fs::lstat(&path) else {
+            return false;
+        };
+        if self.unchanged_at(place, &now).is_some() {
+            return true;
+        }
+        let Some(id) = self.id_at(place) else {
+            return false;
+        };
+        std::fs::File::open(&path)
+            .ok()
+            .filter(|_| now.st_mode & 0o170_000 == 0o100_000)
+            .and_then(|mut file| {
+                use std::io::Read as _;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).ok()?;
+                Some(blob_id(&bytes) == id)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Adds to `paths` the files at `path` (a file, or a folder walked) that git's index
+    /// does not list; `false` when there are too many to ask git about, or one does not
+    /// read.
+    fn untracked_under(&self, path: &Path, paths: &mut Vec<PathBuf>) -> bool {
+        const MOST: usize = 64;
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return false;
+        };
+        if meta.is_dir() {
+            if path.file_name().is_some_and(|name| name == ".git") {
+                return true;
+            }
+            let Ok(entries) = std::fs::read_dir(path) else {
+                return false;
+            };
+            return entries
+                .into_iter()
+                .all(|entry| entry.is_ok_and(|entry| self.untracked_under(&entry.path(), paths)));
+        }
+        let Ok(absolute) = std::fs::canonicalize(path.parent().unwrap_or(Path::new("."))) else {
+            return false;
+        };
+        let Some(name) = path.file_name() else {
+            return false;
+        };
+        let Some(inside) = absolute
+            .strip_prefix(&self.top)
+            .ok()
+            .and_then(|dir| dir.join(name).to_str().map(str::to_string))
+        else {
+            return false;
+        };
+        let listed = self
+            .file
+            .entry_index_by_path_and_stage(
+                inside.as_bytes().into(),
+                gix_index::entry::Stage::Unconflicted,
+            )
+            .is_some();
+        if !listed {
+            paths.push(absolute.join(name));
+        }
+        paths.len() <= MOST
     }
 }
 

@@ -124,8 +124,10 @@ fn git_author() -> Option<String> {
 }
 
 /// The commit being applied: a CI's commit variable, else `git rev-parse HEAD` in the
-/// manifests' folder (with `-dirty` when the folder differs from it), else unknown.
-pub fn git_commit(manifests: Option<&Path>) -> Option<String> {
+/// manifests' folder (with `-dirty` when the folder differs from it, as `git status` would
+/// say: from `worktree`, what the plan found comparing the files with git's index, when it
+/// knows; else from `git status`), else unknown.
+pub fn git_commit(manifests: Option<&Path>, worktree: crate::gitindex::Worktree) -> Option<String> {
     let ci = [
         "GITHUB_SHA",
         "CI_COMMIT_SHA",
@@ -159,8 +161,52 @@ pub fn git_commit(manifests: Option<&Path>) -> Option<String> {
     let head = git(&["rev-parse", "HEAD"])?;
     // Manifests that differ from the commit (edited, or not committed yet) are not that
     // commit: say so, as `git describe --dirty` does.
-    let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
+    let dirty = match worktree {
+        crate::gitindex::Worktree::Indexed(untracked) => differs_from_head(dir, &untracked),
+        crate::gitindex::Worktree::Unknown => None,
+    }
+    .unwrap_or_else(|| {
+        crate::progress::phase("git status", || {
+            git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty())
+        })
+    });
     Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// Whether the folder `dir`, whose files have the bytes git's index lists for them but for
+/// the `untracked` ones, differs from its commit: an untracked file git does not ignore, or
+/// an index that differs from the commit (a change staged). Two quick questions to git
+/// where `git status` would read every file's `stat` data again (0.14 s for 100,000
+/// files). `None` when git does not answer.
+fn differs_from_head(dir: &Path, untracked: &[std::path::PathBuf]) -> Option<bool> {
+    let git = || {
+        let mut git = std::process::Command::new("git");
+        // Paths are paths, not patterns.
+        git.arg("-C").arg(dir).env("GIT_LITERAL_PATHSPECS", "1");
+        git
+    };
+    if !untracked.is_empty() {
+        let out = git()
+            .args(["ls-files", "-z", "--others", "--exclude-standard", "--"])
+            .args(untracked)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        if !out.stdout.is_empty() {
+            return Some(true);
+        }
+    }
+    let status = git()
+        .args(["diff-index", "--cached", "--quiet", "HEAD", "--", "."])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    match status.code() {
+        Some(0) => Some(false),
+        Some(1) => Some(true),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

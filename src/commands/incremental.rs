@@ -14,6 +14,7 @@ use compact_str::CompactString;
 use super::{Computed, manifests_digest_of, transport_secrets};
 use crate::cli::DiffArgs;
 use crate::error::Error;
+pub(crate) use crate::gitindex::Worktree;
 use crate::manifest::load::{self, ManifestSet, Reading};
 use crate::plan::{self, DiffOptions};
 use crate::progress::phase;
@@ -271,6 +272,8 @@ struct Hashed {
     name: String,
     seen: std::io::Result<(u64, FileId)>,
     known: bool,
+    /// Its place in git's index, and whether it has the bytes of that entry.
+    git: (Option<usize>, bool),
 }
 
 /// The manifest files being listed and hashed on other threads: started by `plan` and
@@ -281,21 +284,30 @@ pub(crate) struct Hashing(tokio::task::JoinHandle<Result<Vec<Hashed>, String>>);
 impl Hashing {
     /// Starts hashing the manifest files at `path`.
     pub(crate) fn start(path: &Path, reading: Reading) -> Hashing {
-        Hashing::start_then(path, reading, || {})
+        Hashing::start_then(path, reading, |_| {})
     }
 
-    /// [`Hashing::start`], running `then` once every file is hashed: work that would take
-    /// a core from the hashing, started when it is done.
+    /// [`Hashing::start`], running `then` once every file is hashed, with how the files
+    /// compare with git's index: work that would take a core from the hashing, started when
+    /// it is done.
     pub(crate) fn start_then(
         path: &Path,
         reading: Reading,
-        then: impl FnOnce() + Send + 'static,
+        then: impl FnOnce(Worktree) + Send + 'static,
     ) -> Hashing {
         let root = path.to_path_buf();
         Hashing(tokio::task::spawn_blocking(move || {
             let hashed = phase("digests", || hash_all(&root, reading.max_file_bytes));
-            then();
-            hashed
+            match hashed {
+                Ok((hashed, worktree)) => {
+                    then(worktree);
+                    Ok(hashed)
+                }
+                Err(reason) => {
+                    then(Worktree::Unknown);
+                    Err(reason)
+                }
+            }
         }))
     }
 }
@@ -306,37 +318,54 @@ impl Hashing {
 /// are read again (from the page cache), and reading 33 MB of unchanged files into fresh
 /// memory cost more in page faults than the hashing itself. Each file is opened (or its
 /// `stat` data read) by its name in its folder.
-fn hash_all(path: &Path, limit: u64) -> Result<Vec<Hashed>, String> {
+fn hash_all(path: &Path, limit: u64) -> Result<(Vec<Hashed>, Worktree), String> {
     let root = load::root_of(path);
     let git = phase("git index", || crate::gitindex::GitIndex::near(&root));
-    let (paths, listing) = phase("list", || load::list(path));
+    let (paths, others, listing) = phase("list", || load::list_seeing_others(path));
     if !listing.is_empty() {
         return Err("listing the manifest files found problems".into());
     }
     let folders = Folders::of(&paths);
     let work: Vec<(usize, PathBuf)> = paths.into_iter().enumerate().collect();
-    Ok(crate::parallel::map_in_order(work, |(at, path)| {
+    let hashed = crate::parallel::map_in_order(work, |(at, path)| {
         let name = validate::relative_name(&root, &path);
+        let place = git.as_ref().and_then(|git| git.place(&name));
         let known = git
             .as_ref()
-            .and_then(|git| folders.known(at, &path, &name, git));
+            .zip(place)
+            .and_then(|(git, place)| folders.known(at, &path, place, git));
         match known {
             Some(seen) => Hashed {
                 path,
                 name,
                 seen: Ok(seen),
                 known: true,
+                git: (place, true),
             },
-            None => Hashed {
-                seen: folders
+            None => {
+                let seen = folders
                     .open(at, &path)
-                    .and_then(|file| validate::file_digest_of(file, limit)),
-                path,
-                name,
-                known: false,
-            },
+                    .and_then(|file| validate::file_digest_of(file, limit));
+                let id = git.as_ref().zip(place).and_then(|(git, at)| git.id_at(at));
+                let same = matches!((&seen, id), (Ok((_, now)), Some(id)) if now.0 == id);
+                Hashed {
+                    seen,
+                    path,
+                    name,
+                    known: false,
+                    git: (place, same),
+                }
+            }
         }
-    }))
+    });
+    // A single file's folder holds files the plan did not list: git is asked then.
+    let worktree = match &git {
+        Some(git) if path.is_dir() => phase("git compare", || {
+            git.committed(hashed.iter().map(|h| h.git), &others)
+        }),
+        _ => Worktree::Unknown,
+    };
+    Ok((hashed, worktree))
 }
 
 /// Reads again, on every core, the files git's index knew whose blob id or size is not the
@@ -409,19 +438,19 @@ impl Folders {
         folders
     }
 
-    /// The size and digest of the `at`-th file of the list, `path` (named `name`), when
-    /// git's index knows it unchanged.
+    /// The size and digest of the `at`-th file of the list, `path` (at `place` in git's
+    /// index), when git's index knows it unchanged.
     fn known(
         &self,
         at: usize,
         path: &Path,
-        name: &str,
+        place: usize,
         git: &crate::gitindex::GitIndex,
     ) -> Option<(u64, FileId)> {
         use rustix::fs::AtFlags;
         let folder = self.of.get(at).and_then(|&f| self.open[f].as_ref())?;
         let stat = rustix::fs::statat(folder, path.file_name()?, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        let id = git.unchanged(name, &stat)?;
+        let id = git.unchanged_at(place, &stat)?;
         Some((u64::try_from(stat.st_size).ok()?, FileId(id)))
     }
 
@@ -480,6 +509,7 @@ fn compare(
         name,
         seen,
         known,
+        git: _,
     } in read
     {
         let Ok((bytes_len, digest)) = seen else {

@@ -748,8 +748,8 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     // the files are hashed (on two cores, sooner it slowed the hashing).
     let (commit, asked) = std::sync::mpsc::channel();
     let path = opts.path.clone();
-    let ask_git = move || {
-        std::thread::spawn(move || commit.send(history::git_commit(path.as_deref())));
+    let ask_git = move |worktree| {
+        std::thread::spawn(move || commit.send(history::git_commit(path.as_deref(), worktree)));
     };
     let hashing =
         match (&opts.plan, &opts.path) {
@@ -757,7 +757,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
                 incremental::Hashing::start_then(path, opts.read.reading(), ask_git),
             ),
             _ => {
-                ask_git();
+                ask_git(incremental::Worktree::Unknown);
                 None
             }
         };

@@ -127,10 +127,18 @@ pub fn load_overlaid(
 /// The manifest files under `root` (a file or folder), sorted, and the problems found
 /// listing them (what [`load`] reads).
 pub fn list(root: &Path) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let (files, _, diagnostics) = list_seeing_others(root);
+    (files, diagnostics)
+}
+
+/// [`list`], with the entries the listing saw and did not take: files that are not
+/// manifests, and hidden files and folders (not walked; `.git` left out).
+pub fn list_seeing_others(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
-    collect_files(root, true, &mut files, &mut diagnostics);
-    (files, diagnostics)
+    let mut others = Vec::new();
+    collect_files(root, true, (&mut files, &mut others), &mut diagnostics);
+    (files, others, diagnostics)
 }
 
 /// Reads the given files (or takes their texts from `overlay`) as one set rooted at the
@@ -483,14 +491,13 @@ fn is_manifest(path: &Path) -> bool {
 /// inside a folder are skipped on purpose, with a warning when they hold YAML files;
 /// anything that cannot be read is an error, never silently skipped; a folder reached twice
 /// through symbolic links is an error naming the loop.
-fn collect_files(
-    path: &Path,
-    top: bool,
-    files: &mut Vec<PathBuf>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
+/// Files taken, and entries seen and not taken.
+type Found<'a> = (&'a mut Vec<PathBuf>, &'a mut Vec<PathBuf>);
+
+fn collect_files(path: &Path, top: bool, found: Found<'_>, diagnostics: &mut Vec<Diagnostic>) {
     let mut seen = std::collections::HashSet::new();
-    walk(path, top, files, diagnostics, &mut seen);
+    let (files, others) = found;
+    walk(path, top, (&mut *files, others), diagnostics, &mut seen);
     if top && files.is_empty() && !diagnostics.iter().any(Diagnostic::is_error) {
         let mut others: Vec<String> = Vec::new();
         let mut stack = vec![path.to_path_buf()];
@@ -527,7 +534,7 @@ fn collect_files(
 fn walk(
     path: &Path,
     top: bool,
-    files: &mut Vec<PathBuf>,
+    (files, others): Found<'_>,
     diagnostics: &mut Vec<Diagnostic>,
     seen: &mut std::collections::HashSet<PathBuf>,
 ) {
@@ -551,6 +558,8 @@ fn walk(
     if metadata.is_file() {
         if top || is_manifest(path) {
             files.push(path.to_path_buf());
+        } else {
+            others.push(path.to_path_buf());
         }
         return;
     }
@@ -566,19 +575,29 @@ fn walk(
         ));
         return;
     }
-    for (child, file) in children(path, diagnostics) {
+    for (child, file) in children(path, others, diagnostics) {
         if file {
             files.push(child);
         } else {
-            walk(&child, false, files, diagnostics, seen);
+            walk(
+                &child,
+                false,
+                (&mut *files, &mut *others),
+                diagnostics,
+                seen,
+            );
         }
     }
 }
 
 /// A folder's entries, sorted, without hidden ones (warned about when they hold YAML) nor
 /// regular files other than manifests, each with whether it is a regular file (a link or a
-/// folder is looked at again).
-fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<(PathBuf, bool)> {
+/// folder is looked at again). The entries left out go to `others` (`.git` excepted).
+fn children(
+    path: &Path,
+    others: &mut Vec<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(PathBuf, bool)> {
     let cannot = |error: std::io::Error| {
         Diagnostic::file_error(
             None,
@@ -607,6 +626,9 @@ fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<(PathBuf, boo
         let name = entry.file_name();
         if name.as_encoded_bytes().starts_with(b".") {
             warn_if_skipped_yaml(&entry.path(), diagnostics);
+            if name != ".git" {
+                others.push(entry.path());
+            }
             continue;
         }
         // A regular file (not a link) needs no second look (a `stat` each was a tenth of
@@ -615,11 +637,15 @@ fn children(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<(PathBuf, boo
         names.push((name, file));
     }
     names.sort_unstable_by(|(a, _), (b, _)| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-    names
-        .into_iter()
-        .filter(|(name, file)| !file || is_manifest(Path::new(name)))
-        .map(|(name, file)| (path.join(name), file))
-        .collect()
+    let mut taken = Vec::with_capacity(names.len());
+    for (name, file) in names {
+        if !file || is_manifest(Path::new(&name)) {
+            taken.push((path.join(name), file));
+        } else {
+            others.push(path.join(name));
+        }
+    }
+    taken
 }
 
 /// Warns about YAML under a hidden entry that is skipped on purpose (`.github` workflows

@@ -535,35 +535,13 @@ fn apply_on_a_terminal_asks_and_only_yes_applies() {
 fn history_falls_back_to_the_manifests_git_commit() {
     let env = Env::sqlite();
     env.write("account.yaml", ACCOUNT);
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(env.path("manifests"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let manifests = env.path("manifests");
+    let git = |args: &[&str]| git_in(&manifests, args).trim().to_string();
     git(&["init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-qm", "access"]);
     let head = git(&["rev-parse", "HEAD"]);
-    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
-    for var in [
-        "GITHUB_SHA",
-        "CI_COMMIT_SHA",
-        "BUILDKITE_COMMIT",
-        "CIRCLE_SHA1",
-        "GIT_COMMIT",
-    ] {
-        cmd.env_remove(var);
-    }
-    assert_eq!(run(cmd).0, 0);
+    assert_eq!(run(apply_outside_ci(&env)).0, 0);
     let (_, out, _) = run(env.portico(&["history", "show", "1", "--format", "json"]));
     let record = apply_record(&out);
     assert_eq!(record.git_commit.as_deref(), Some(head.as_str()));
@@ -572,13 +550,8 @@ fn history_falls_back_to_the_manifests_git_commit() {
     let edited = ACCOUNT.replace("Acme Ltd", "Acme Limited");
     assert_ne!(edited, ACCOUNT);
     env.write("account.yaml", &edited);
-    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    let mut cmd = apply_outside_ci(&env);
     for var in [
-        "GITHUB_SHA",
-        "CI_COMMIT_SHA",
-        "BUILDKITE_COMMIT",
-        "CIRCLE_SHA1",
-        "GIT_COMMIT",
         "PORTICO_ACTOR",
         "GITHUB_ACTOR",
         "GITLAB_USER_LOGIN",
@@ -600,6 +573,97 @@ fn history_falls_back_to_the_manifests_git_commit() {
         Some(format!("{head}-dirty").as_str())
     );
     assert_eq!(record.actor, "Ada Admin <ada@acme.example>");
+}
+
+/// Outside CI, the `-dirty` mark says what `git status` says of the manifest folder, and
+/// git is asked for it only when the files differ from git's index: a clean work tree is
+/// known so from the plan's own comparison (with two quick questions to git), without the
+/// second reading of every file's `stat` data that `git status` makes.
+#[test]
+fn the_dirty_mark_is_git_status_s_answer() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    env.write("customers/more.yaml", "customers: []\n");
+    let top = env.path("");
+    let git = |args: &[&str]| git_in(&top, args);
+    std::fs::write(top.join(".gitignore"), "live.db*\n*.log\n").unwrap();
+    std::fs::write(env.path("manifests/README.md"), "Access.\n").unwrap();
+    std::fs::create_dir_all(env.path("manifests/.github")).unwrap();
+    std::fs::write(env.path("manifests/.github/ci.yml"), "on: push\n").unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "access"]);
+    let manifests = env.path("manifests");
+    type Step = (&'static str, bool, fn(&std::path::Path));
+    let steps: [Step; 10] = [
+        ("as committed", false, |_| {}),
+        ("a manifest touched, its bytes unchanged", false, |m| {
+            let text = std::fs::read(m.join("account.yaml")).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::write(m.join("account.yaml"), text).unwrap();
+        }),
+        ("an ignored file", false, |m| {
+            std::fs::write(m.join("apply.log"), "x").unwrap()
+        }),
+        ("an untracked file", true, |m| {
+            std::fs::write(m.join("notes.txt"), "x").unwrap()
+        }),
+        ("an untracked manifest", true, |m| {
+            std::fs::write(m.join("new.yaml"), "customers: []\n").unwrap();
+        }),
+        ("an untracked file in a hidden folder", true, |m| {
+            std::fs::write(m.join(".github/new.yml"), "on: pull_request\n").unwrap();
+        }),
+        ("a tracked file edited", true, |m| {
+            std::fs::write(m.join("README.md"), "Access, edited.\n").unwrap();
+        }),
+        ("a tracked file in a hidden folder edited", true, |m| {
+            std::fs::write(m.join(".github/ci.yml"), "on: [push]\n").unwrap();
+        }),
+        ("a tracked file removed", true, |m| {
+            std::fs::remove_file(m.join("customers/more.yaml")).unwrap();
+        }),
+        ("a change staged", true, |m| {
+            std::fs::write(m.join("customers/more.yaml"), "customers: [] # staged\n").unwrap();
+            let added = std::process::Command::new("git")
+                .args(["add", "customers/more.yaml"])
+                .current_dir(m)
+                .status()
+                .unwrap();
+            assert!(added.success());
+        }),
+    ];
+    for (at, (what, dirty, make)) in steps.into_iter().enumerate() {
+        // Each apply has a change to make (else it records nothing): a committed edit.
+        let name = format!("Acme {at}");
+        env.write("account.yaml", &ACCOUNT.replace("Acme Ltd", &name));
+        git(&["commit", "-qam", &name]);
+        let head = git(&["rev-parse", "HEAD"]).trim().to_string();
+        make(&manifests);
+        let status = git(&["-C", "manifests", "status", "--porcelain", "--", "."]);
+        assert_eq!(
+            !status.is_empty(),
+            dirty,
+            "{what}: git status says {status:?}"
+        );
+        let mut cmd = apply_outside_ci(&env);
+        cmd.env("PORTICO_TIMINGS", "1");
+        let (code, _, err) = run(cmd);
+        assert_eq!(code, 0, "{what}: {err}");
+        let id = (at + 1).to_string();
+        let (_, out, _) = run(env.portico(&["history", "show", &id, "--format", "json"]));
+        let mark = if dirty { format!("{head}-dirty") } else { head };
+        assert_eq!(apply_record(&out).git_commit, Some(mark), "{what}");
+        if !dirty {
+            assert!(
+                !err.contains("timing: git status"),
+                "{what}: git status was run\n{err}"
+            );
+        }
+        // Back to a clean tree for the next step.
+        git(&["reset", "-q", "--hard"]);
+        git(&["clean", "-qfd"]);
+    }
 }
 
 #[test]
@@ -630,6 +694,37 @@ fn history_shows_a_hostile_actor_escaped() {
 }
 
 /// `history show ID --format json`: the apply beside the output's version.
+/// git's output of `args` run in `dir`, asserting success.
+fn git_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `apply` as run outside CI: no variable names the commit.
+fn apply_outside_ci(env: &Env) -> assert_cmd::Command {
+    let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+    for var in [
+        "GITHUB_SHA",
+        "CI_COMMIT_SHA",
+        "BUILDKITE_COMMIT",
+        "CIRCLE_SHA1",
+        "GIT_COMMIT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 fn apply_record(out: &str) -> portico::history::ApplyRecord {
     let value: serde_json::Value = serde_json::from_str(out).unwrap();
     assert_eq!(value["format_version"], 1, "{out}");
