@@ -245,10 +245,14 @@ impl GitIndex {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             return false;
         };
+        let dot_git = path.file_name().is_some_and(|name| name == ".git");
+        if dot_git {
+            // The work tree's own; any other is a repository inside it (git status shows it
+            // as one untracked folder, or a submodule): git is asked.
+            return path.parent().and_then(|p| std::fs::canonicalize(p).ok())
+                == Some(self.top.clone());
+        }
         if meta.is_dir() {
-            if path.file_name().is_some_and(|name| name == ".git") {
-                return true;
-            }
             let Ok(entries) = std::fs::read_dir(path) else {
                 return false;
             };

@@ -132,7 +132,7 @@ pub fn list(root: &Path) -> (Vec<PathBuf>, Vec<Diagnostic>) {
 }
 
 /// [`list`], with the entries the listing saw and did not take: files that are not
-/// manifests, and hidden files and folders (not walked; `.git` left out).
+/// manifests, and hidden files and folders (not walked).
 pub fn list_seeing_others(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
@@ -592,7 +592,7 @@ fn walk(
 
 /// A folder's entries, sorted, without hidden ones (warned about when they hold YAML) nor
 /// regular files other than manifests, each with whether it is a regular file (a link or a
-/// folder is looked at again). The entries left out go to `others` (`.git` excepted).
+/// folder is looked at again). The entries left out go to `others`.
 fn children(
     path: &Path,
     others: &mut Vec<PathBuf>,
@@ -626,9 +626,7 @@ fn children(
         let name = entry.file_name();
         if name.as_encoded_bytes().starts_with(b".") {
             warn_if_skipped_yaml(&entry.path(), diagnostics);
-            if name != ".git" {
-                others.push(entry.path());
-            }
+            others.push(entry.path());
             continue;
         }
         // A regular file (not a link) needs no second look (a `stat` each was a tenth of

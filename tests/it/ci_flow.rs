@@ -595,7 +595,7 @@ fn the_dirty_mark_is_git_status_s_answer() {
     git(&["commit", "-qm", "access"]);
     let manifests = env.path("manifests");
     type Step = (&'static str, bool, fn(&std::path::Path));
-    let steps: [Step; 10] = [
+    let steps: [Step; 11] = [
         ("as committed", false, |_| {}),
         ("a manifest touched, its bytes unchanged", false, |m| {
             let text = std::fs::read(m.join("account.yaml")).unwrap();
@@ -613,6 +613,16 @@ fn the_dirty_mark_is_git_status_s_answer() {
         }),
         ("an untracked file in a hidden folder", true, |m| {
             std::fs::write(m.join(".github/new.yml"), "on: pull_request\n").unwrap();
+        }),
+        ("a repository inside the folder", true, |m| {
+            std::fs::create_dir_all(m.join("vendor")).unwrap();
+            std::fs::write(m.join("vendor/notes.txt"), "x").unwrap();
+            let made = std::process::Command::new("git")
+                .args(["init", "-q"])
+                .current_dir(m.join("vendor"))
+                .status()
+                .unwrap();
+            assert!(made.success());
         }),
         ("a tracked file edited", true, |m| {
             std::fs::write(m.join("README.md"), "Access, edited.\n").unwrap();
@@ -662,7 +672,7 @@ fn the_dirty_mark_is_git_status_s_answer() {
         }
         // Back to a clean tree for the next step.
         git(&["reset", "-q", "--hard"]);
-        git(&["clean", "-qfd"]);
+        git(&["clean", "-qffd"]);
     }
 }
 
