@@ -206,8 +206,10 @@ impl GitIndex {
     }
 
     /// Whether the entry at `place` (not matched by the plan) has its bytes: a regular file
-    /// whose `stat` data are unchanged, or whose bytes read have its blob id.
+    /// whose `stat` data are unchanged, or whose bytes read have its blob id (a file over
+    /// 64 MiB is not read: git is asked).
     fn has_its_bytes(&self, place: usize) -> bool {
+        const MOST_READ: i64 = 64 << 20;
         let entry = &self.file.entries()[place];
         if entry.stage_raw() != 0 {
             return false;
@@ -225,52 +227,63 @@ impl GitIndex {
         let Some(id) = self.id_at(place) else {
             return false;
         };
-        std::fs::File::open(&path)
-            .ok()
-            .filter(|_| now.st_mode & 0o170_000 == 0o100_000)
-            .and_then(|mut file| {
-                use std::io::Read as _;
-                let mut bytes = Vec::new();
-                file.read_to_end(&mut bytes).ok()?;
-                Some(blob_id(&bytes) == id)
-            })
-            .unwrap_or(false)
+        // Only a regular file is opened (a FIFO would block the open).
+        let regular =
+            rustix::fs::FileType::from_raw_mode(now.st_mode) == rustix::fs::FileType::RegularFile;
+        if !regular || now.st_size > MOST_READ {
+            return false;
+        }
+        std::fs::read(&path).is_ok_and(|bytes| blob_id(&bytes) == id)
     }
 
     /// Adds to `paths` the files at `path` (a file, or a folder walked) that git's index
-    /// does not list; `false` when there are too many to ask git about, or one does not
-    /// read.
+    /// does not list; `false` when there are too many to ask git about, one does not read,
+    /// or a repository is inside.
     fn untracked_under(&self, path: &Path, paths: &mut Vec<PathBuf>) -> bool {
-        const MOST: usize = 64;
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             return false;
         };
-        let dot_git = path.file_name().is_some_and(|name| name == ".git");
-        if dot_git {
+        let (Some(name), Some(folder)) = (path.file_name(), path.parent()) else {
+            return false;
+        };
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        std::fs::canonicalize(folder)
+            .is_ok_and(|folder| self.untracked_in(&folder, name, &meta, paths))
+    }
+
+    /// [`GitIndex::untracked_under`] of the entry `name` of the folder `folder` (a path
+    /// without symbolic links), whose own metadata (not followed) are `meta`.
+    fn untracked_in(
+        &self,
+        folder: &Path,
+        name: &std::ffi::OsStr,
+        meta: &std::fs::Metadata,
+        paths: &mut Vec<PathBuf>,
+    ) -> bool {
+        const MOST: usize = 64;
+        if name == ".git" {
             // The work tree's own; any other is a repository inside it (git status shows it
             // as one untracked folder, or a submodule): git is asked.
-            return path.parent().and_then(|p| std::fs::canonicalize(p).ok())
-                == Some(self.top.clone());
+            return folder == self.top;
         }
+        let path = folder.join(name);
         if meta.is_dir() {
-            let Ok(entries) = std::fs::read_dir(path) else {
+            let Ok(entries) = std::fs::read_dir(&path) else {
                 return false;
             };
-            return entries
-                .into_iter()
-                .all(|entry| entry.is_ok_and(|entry| self.untracked_under(&entry.path(), paths)));
+            return entries.into_iter().all(|entry| {
+                entry.is_ok_and(|entry| {
+                    entry.metadata().is_ok_and(|meta| {
+                        self.untracked_in(&path, &entry.file_name(), &meta, paths)
+                    })
+                })
+            });
         }
-        let Ok(absolute) = std::fs::canonicalize(path.parent().unwrap_or(Path::new("."))) else {
-            return false;
-        };
-        let Some(name) = path.file_name() else {
-            return false;
-        };
-        let Some(inside) = absolute
-            .strip_prefix(&self.top)
-            .ok()
-            .and_then(|dir| dir.join(name).to_str().map(str::to_string))
-        else {
+        let Some(inside) = path.strip_prefix(&self.top).ok().and_then(Path::to_str) else {
             return false;
         };
         let listed = self
@@ -281,7 +294,7 @@ impl GitIndex {
             )
             .is_some();
         if !listed {
-            paths.push(absolute.join(name));
+            paths.push(path);
         }
         paths.len() <= MOST
     }
@@ -396,6 +409,62 @@ mod tests {
             assert_eq!(index.unchanged("b.yaml", &stat(&path)), None);
         }
         assert!(GitIndex::near(dir.path()).is_none());
+    }
+
+    /// The comparison behind an apply's `-dirty` mark: everything as git's index lists it is
+    /// `Indexed` with the untracked files named; a tracked file turned into a FIFO, too many
+    /// untracked files, or a repository inside is `Unknown` (git is asked), and a FIFO is
+    /// never opened.
+    #[test]
+    fn the_work_tree_compared_with_git_s_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = std::fs::canonicalize(dir.path()).unwrap();
+        let m = top.join("m");
+        std::fs::create_dir_all(m.join(".hidden")).unwrap();
+        std::fs::write(m.join("a.yaml"), "customers: []\n").unwrap();
+        std::fs::write(m.join("README.md"), "Access.\n").unwrap();
+        std::fs::write(m.join(".hidden/x"), "x\n").unwrap();
+        git(&top, &["init", "-q"]);
+        git(&top, &["add", "-A"]);
+        git(&top, &["commit", "-q", "-m", "one"]);
+        let compare = || {
+            let index = GitIndex::near(&m).unwrap();
+            let a = index.place("a.yaml");
+            assert!(a.is_some());
+            let others = [m.join("README.md"), m.join(".hidden")];
+            let (sent, got) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                sent.send(index.committed([(a, true)].into_iter(), &others))
+            });
+            got.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the comparison does not block")
+        };
+        assert_eq!(compare(), Worktree::Indexed(Vec::new()));
+        for n in 0..3 {
+            std::fs::write(m.join(format!(".hidden/new{n}")), "n\n").unwrap();
+        }
+        let Worktree::Indexed(untracked) = compare() else {
+            panic!("three untracked files are named");
+        };
+        assert_eq!(untracked.len(), 3);
+        assert!(untracked.iter().all(|p| p.starts_with(m.join(".hidden"))));
+        for n in 3..70 {
+            std::fs::write(m.join(format!(".hidden/new{n}")), "n\n").unwrap();
+        }
+        assert_eq!(compare(), Worktree::Unknown, "too many to ask git about");
+        std::fs::remove_dir_all(m.join(".hidden")).unwrap();
+        std::fs::create_dir_all(m.join(".hidden/inner/.git")).unwrap();
+        std::fs::write(m.join(".hidden/x"), "x\n").unwrap();
+        assert_eq!(compare(), Worktree::Unknown, "a repository inside");
+        std::fs::remove_dir_all(m.join(".hidden/inner")).unwrap();
+        assert_eq!(compare(), Worktree::Indexed(Vec::new()));
+        std::fs::remove_file(m.join("README.md")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(m.join("README.md"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(compare(), Worktree::Unknown, "a tracked file is a FIFO now");
     }
 
     /// An index that is not a regular file (a FIFO, a folder) is not opened: a plan reads
