@@ -284,7 +284,7 @@ pub(crate) struct Hashing(tokio::task::JoinHandle<Result<Vec<Hashed>, String>>);
 impl Hashing {
     /// Starts hashing the manifest files at `path`.
     pub(crate) fn start(path: &Path, reading: Reading) -> Hashing {
-        Hashing::start_then(path, reading, |_| {})
+        Hashing::begin(path, reading, None)
     }
 
     /// [`Hashing::start`], running `then` once every file is hashed, with how the files
@@ -295,30 +295,42 @@ impl Hashing {
         reading: Reading,
         then: impl FnOnce(Worktree) + Send + 'static,
     ) -> Hashing {
+        Hashing::begin(path, reading, Some(Box::new(then)))
+    }
+
+    /// Hashes; with `then`, compares the work tree with git's index too (a plan alone does
+    /// not need it).
+    fn begin(
+        path: &Path,
+        reading: Reading,
+        then: Option<Box<dyn FnOnce(Worktree) + Send>>,
+    ) -> Hashing {
         let root = path.to_path_buf();
         Hashing(tokio::task::spawn_blocking(move || {
-            let hashed = phase("digests", || hash_all(&root, reading.max_file_bytes));
-            match hashed {
-                Ok((hashed, worktree)) => {
-                    then(worktree);
-                    Ok(hashed)
-                }
-                Err(reason) => {
-                    then(Worktree::Unknown);
-                    Err(reason)
-                }
+            let compare = then.is_some();
+            let hashed = phase("digests", || {
+                hash_all(&root, reading.max_file_bytes, compare)
+            });
+            let (hashed, worktree) = match hashed {
+                Ok((hashed, worktree)) => (Ok(hashed), worktree),
+                Err(reason) => (Err(reason), Worktree::Unknown),
+            };
+            if let Some(then) = then {
+                then(worktree);
             }
+            hashed
         }))
     }
 }
 
-/// Lists and digests every manifest file, on every core. A file git's index lists with its
+/// Lists and digests every manifest file, on every core; with `compare`, says how the work
+/// tree compares with git's index too ([`Worktree`]). A file git's index lists with its
 /// `stat` data unchanged is not read: its digest is the blob id git has for it (see
 /// `gitindex`). The others are streamed through the hasher, not kept: the few that changed
 /// are read again (from the page cache), and reading 33 MB of unchanged files into fresh
 /// memory cost more in page faults than the hashing itself. Each file is opened (or its
 /// `stat` data read) by its name in its folder.
-fn hash_all(path: &Path, limit: u64) -> Result<(Vec<Hashed>, Worktree), String> {
+fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(Vec<Hashed>, Worktree), String> {
     let root = load::root_of(path);
     let git = phase("git index", || crate::gitindex::GitIndex::near(&root));
     let (paths, others, listing) = phase("list", || load::list_seeing_others(path));
@@ -360,7 +372,7 @@ fn hash_all(path: &Path, limit: u64) -> Result<(Vec<Hashed>, Worktree), String> 
     });
     // A single file's folder holds files the plan did not list: git is asked then.
     let worktree = match &git {
-        Some(git) if path.is_dir() => phase("git compare", || {
+        Some(git) if compare && path.is_dir() => phase("git compare", || {
             git.committed(hashed.iter().map(|h| h.git), &others)
         }),
         _ => Worktree::Unknown,
