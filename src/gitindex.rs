@@ -131,11 +131,13 @@ impl GitIndex {
         )
     }
 
-    /// The blob id of the entry at `place` when it is a regular file.
+    /// The blob id of the entry at `place` when it is a regular file with content in the
+    /// index (not one only intended to be added, `git add -N`, whose id is the empty blob's).
     pub fn id_at(&self, place: usize) -> Option<BlobId> {
-        use gix_index::entry::Mode;
+        use gix_index::entry::{Flags, Mode};
         let entry = self.file.entries().get(place)?;
-        let regular = entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE;
+        let regular = (entry.mode == Mode::FILE || entry.mode == Mode::FILE_EXECUTABLE)
+            && !entry.flags.contains(Flags::INTENT_TO_ADD);
         regular
             .then(|| entry.id.as_bytes().try_into().ok())
             .flatten()

@@ -595,7 +595,7 @@ fn the_dirty_mark_is_git_status_s_answer() {
     git(&["commit", "-qm", "access"]);
     let manifests = env.path("manifests");
     type Step = (&'static str, bool, fn(&std::path::Path));
-    let steps: [Step; 11] = [
+    let steps: [Step; 12] = [
         ("as committed", false, |_| {}),
         ("a manifest touched, its bytes unchanged", false, |m| {
             let text = std::fs::read(m.join("account.yaml")).unwrap();
@@ -623,6 +623,15 @@ fn the_dirty_mark_is_git_status_s_answer() {
                 .status()
                 .unwrap();
             assert!(made.success());
+        }),
+        ("an empty file only intended to be added", true, |m| {
+            std::fs::write(m.join("empty.txt"), "").unwrap();
+            let added = std::process::Command::new("git")
+                .args(["add", "-N", "empty.txt"])
+                .current_dir(m)
+                .status()
+                .unwrap();
+            assert!(added.success());
         }),
         ("a tracked file edited", true, |m| {
             std::fs::write(m.join("README.md"), "Access, edited.\n").unwrap();
