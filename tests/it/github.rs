@@ -44,14 +44,7 @@ impl Server {
                 let mut body = String::new();
                 request.as_reader().read_to_string(&mut body).unwrap();
                 let (status, reply) = handle(&s, &request, &body);
-                let response = tiny_http::Response::from_string(reply)
-                    .with_status_code(status)
-                    .with_header(
-                        "Content-Type: application/json"
-                            .parse::<tiny_http::Header>()
-                            .unwrap(),
-                    );
-                let _ = request.respond(response);
+                crate::common::http::respond_closing(request, status, &[], &reply);
             }
         });
         Server {
