@@ -128,13 +128,13 @@ fn report_validation(
 /// Digest of the manifest files (paths and the digests of their contents, taken when they
 /// were read), recorded with plans and applies.
 fn manifests_digest(set: &ManifestSet) -> String {
-    let files: Vec<(String, String)> = set
+    let files: Vec<(String, crate::state::FileId)> = set
         .sources
         .iter()
         .map(|s| {
             (
                 validate::relative_name(&set.root, &s.path),
-                crate::state::hex(s.digest()),
+                crate::state::FileId(*s.digest()),
             )
         })
         .collect();

@@ -236,18 +236,8 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
-/// Inflates `bytes`; `None` when they are not deflate.
-fn inflate(bytes: &[u8], guess: usize) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    let mut out = Vec::with_capacity(guess);
-    flate2::read::DeflateDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
-}
-
-/// What `read` makes of the inflated `bytes`; `None` when they do not inflate or `read`
-/// fails. The text is inflated into one buffer each thread keeps: a fresh buffer for each of
+/// What `read` makes of the inflated `bytes` (deflate, as [`deflate`] writes); `None` when
+/// they do not inflate or `read` fails. The text is inflated into one buffer each thread keeps: a fresh buffer for each of
 /// a few hundred pages cost more in fresh memory (zeroed by the kernel) than inflating them.
 fn inflated<T, E>(bytes: &[u8], read: impl FnOnce(&[u8]) -> Result<T, E>) -> Option<T> {
     use std::io::Read as _;
@@ -439,7 +429,7 @@ impl Ids {
 
     /// The ids of stored bytes; `None` when they do not read as a list.
     pub fn read(bytes: &[u8]) -> Option<Vec<CompactString>> {
-        serde_json::from_slice(&inflate(bytes, bytes.len() * 4)?).ok()
+        inflated(bytes, |json| serde_json::from_slice(json))
     }
 }
 
@@ -535,7 +525,7 @@ impl PlanIndex {
     /// any order); `None` when they do not read as one (an older or damaged record, or pages
     /// not written with it: the plan is then computed in full).
     pub fn from_stored(body: &[u8], pages: Vec<(String, Vec<u8>)>) -> Option<PlanIndex> {
-        let mut index: PlanIndex = serde_json::from_slice(&inflate(body, body.len() * 4)?).ok()?;
+        let mut index: PlanIndex = inflated(body, |json| serde_json::from_slice(json))?;
         let mut stored: foldhash::HashMap<String, Vec<u8>> = pages.into_iter().collect();
         let mut work = Vec::with_capacity(index.pages.0.len());
         for (first, sum) in &index.pages.0 {

@@ -617,21 +617,11 @@ fn the_dirty_mark_is_git_status_s_answer() {
         ("a repository inside the folder", true, |m| {
             std::fs::create_dir_all(m.join("vendor")).unwrap();
             std::fs::write(m.join("vendor/notes.txt"), "x").unwrap();
-            let made = std::process::Command::new("git")
-                .args(["init", "-q"])
-                .current_dir(m.join("vendor"))
-                .status()
-                .unwrap();
-            assert!(made.success());
+            git_in(&m.join("vendor"), &["init", "-q"]);
         }),
         ("an empty file only intended to be added", true, |m| {
             std::fs::write(m.join("empty.txt"), "").unwrap();
-            let added = std::process::Command::new("git")
-                .args(["add", "-N", "empty.txt"])
-                .current_dir(m)
-                .status()
-                .unwrap();
-            assert!(added.success());
+            git_in(m, &["add", "-N", "empty.txt"]);
         }),
         ("a tracked file edited", true, |m| {
             std::fs::write(m.join("README.md"), "Access, edited.\n").unwrap();
@@ -644,12 +634,7 @@ fn the_dirty_mark_is_git_status_s_answer() {
         }),
         ("a change staged", true, |m| {
             std::fs::write(m.join("customers/more.yaml"), "customers: [] # staged\n").unwrap();
-            let added = std::process::Command::new("git")
-                .args(["add", "customers/more.yaml"])
-                .current_dir(m)
-                .status()
-                .unwrap();
-            assert!(added.success());
+            git_in(m, &["add", "customers/more.yaml"]);
         }),
     ];
     for (at, (what, dirty, make)) in steps.into_iter().enumerate() {
