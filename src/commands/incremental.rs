@@ -16,6 +16,7 @@ use crate::cli::DiffArgs;
 use crate::error::Error;
 pub(crate) use crate::gitindex::Worktree;
 use crate::manifest::load::{self, ManifestSet, Reading};
+use crate::parallel::InOrder;
 use crate::plan::{self, DiffOptions};
 use crate::progress::phase;
 use crate::state::{FileId, IndexedFile, LiveVersion, PlanIndex, SecretCheck, State};
@@ -194,13 +195,15 @@ pub(crate) async fn attempt(
     // The customers of the files read, as a part of the managed section.
     set.customers.get_or_insert_with(Vec::new);
     let touched = touched(&set, old_ids, &part);
-    plan_part(
+    let planned = plan_part(
         (store, args),
         (&set, &files, index),
         (version, part, touched),
         (digests, for_apply),
     )
-    .await
+    .await;
+    crate::parallel::drop_aside(files);
+    planned
 }
 
 /// The ids of the customers the changed and removed files declared before, sorted.
@@ -279,7 +282,7 @@ struct Hashed {
 /// The manifest files being listed and hashed on other threads: started by `plan` and
 /// `apply` before they open the database, so that connecting, locking and checking the
 /// schema happen meanwhile.
-pub(crate) struct Hashing(tokio::task::JoinHandle<Result<Vec<Hashed>, String>>);
+pub(crate) struct Hashing(tokio::task::JoinHandle<Result<InOrder<Hashed>, String>>);
 
 impl Hashing {
     /// Starts hashing the manifest files at `path`.
@@ -330,7 +333,7 @@ impl Hashing {
 /// are read again (from the page cache), and reading 33 MB of unchanged files into fresh
 /// memory cost more in page faults than the hashing itself. Each file is opened (or its
 /// `stat` data read) by its name in its folder.
-fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(Vec<Hashed>, Worktree), String> {
+fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(InOrder<Hashed>, Worktree), String> {
     let root = load::root_of(path);
     // git's index is decoded on another thread while the folder is listed.
     let (git, (paths, others, listing)) = std::thread::scope(|scope| {
@@ -350,7 +353,7 @@ fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(Vec<Hashed>, Work
         /// The place in git's index of the file this thread hashed last.
         static LAST: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
     }
-    let hashed = crate::parallel::map_in_order(work, |(at, path)| {
+    let hashed = crate::parallel::map_in_blocks(work, |(at, path)| {
         let name = folders.name(&root, at, &path);
         let place = git.as_ref().and_then(|git| {
             let place = git.place_after(&name, LAST.get());
@@ -398,7 +401,7 @@ fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(Vec<Hashed>, Work
 /// Reads again, on every core, the files git's index knew whose blob id or size is not the
 /// one the plan index recorded: a file changed since, or one whose checkout is not its blob
 /// (line ends converted), whose digest is then that of its bytes.
-fn settle(read: &mut [Hashed], index: &PlanIndex, limit: u64) {
+fn settle(read: &mut InOrder<Hashed>, index: &PlanIndex, limit: u64) {
     let mut last = None;
     let mut agrees = |hashed: &Hashed| match (&hashed.seen, entry_of(index, &hashed.name, last)) {
         (Ok((size, digest)), Some(at)) => {
@@ -419,9 +422,12 @@ fn settle(read: &mut [Hashed], index: &PlanIndex, limit: u64) {
             std::fs::File::open(&path).and_then(|file| validate::file_digest_of(file, limit));
         (at, seen)
     });
-    for (at, seen) in hashed {
-        read[at].seen = seen;
-        read[at].known = false;
+    let mut hashed = hashed.into_iter().peekable();
+    for (at, file) in read.iter_mut().enumerate() {
+        if let Some((_, seen)) = hashed.next_if(|(of, _)| *of == at) {
+            file.seen = seen;
+            file.known = false;
+        }
     }
 }
 
@@ -542,7 +548,7 @@ type Pending = (PathBuf, String, Option<IndexedFile>);
 /// added or been removed. The changed files are listed, not read yet.
 fn compare(
     path: &Path,
-    mut read: Vec<Hashed>,
+    mut read: InOrder<Hashed>,
     index: &PlanIndex,
     reading: Reading,
 ) -> Result<(Files, Vec<Pending>), String> {
@@ -965,8 +971,12 @@ async fn plan_part(
     };
     let transport = notifications.and_then(|settings| transport_secrets(settings, &plan).err());
     let converged = prune && plan.warnings.is_empty();
-    let new_index =
-        (for_apply && converged).then(|| next_index(set, &desired, &part, files, index));
+    let new_index = if for_apply && converged {
+        Some(next_index(set, &desired, &part, files, index))
+    } else {
+        crate::parallel::drop_aside(index);
+        None
+    };
     plan::label_origins(&mut plan, &part.applied);
     let expiring = expiring_state(desired.state.customers.clone(), &part);
     plan::annotate_expiry(&mut plan, &expiring, now, args.warn_expiring);
