@@ -42,23 +42,15 @@ fn purge_freed_memory_at_once() {}
 /// is faulted in once; with huge pages each fault zeroes 2 MiB at once, and on this
 /// project's benchmark machine (a virtual machine) those faults cost `validate` about a
 /// second of kernel time at 400,000 logins (0.3 s with ordinary pages; wall time 2.3 ->
-/// 1.8 s). A plan or apply that reads everything takes them too ([`lean_full_read`]); one
-/// that reads only changed files keeps huge pages. mimalloc's
+/// 1.8 s). `plan` and `apply` take them too: one that reads everything for the same reason,
+/// and one that reads only changed files because with huge pages its time depended on the
+/// host (a 10-login plan of 100,000 one-customer files, alternating 12 times: 0.14-0.32 s,
+/// median 0.20, against 0.15-0.19 s, median 0.16, with ordinary pages). mimalloc's
 /// own option (`MIMALLOC_ALLOW_THP=0`) is read once, before `main`; this is the same
 /// switch it would flip. Failing (an old kernel) changes nothing but speed.
 fn ordinary_pages() {
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
-}
-
-/// What `plan` and `apply` do once they read everything: give freed memory back at once,
-/// and take ordinary pages. Since a full plan reads the customers only after the manifests
-/// are freed, each step's memory is partly reused by the next, and huge pages kept partly
-/// used ones whole: at 300,000 wide logins a full plan's peak was 288-291 MiB with them,
-/// 274-275 MiB without, in the same time (the default shape's 170-173 -> 161-162 MiB).
-fn lean_full_read() {
-    purge_freed_memory_at_once();
-    ordinary_pages();
 }
 
 fn main() -> ExitCode {
@@ -89,7 +81,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(_) => ordinary_pages(),
         Command::Serve(_) => {}
-        Command::Plan(_) | Command::Apply(_) => portico::memory::on_full_read(lean_full_read),
+        // Ordinary pages for both (see `ordinary_pages`; for a full read also because its
+        // steps partly reuse each other's memory, and huge pages kept partly used ones
+        // whole: at 300,000 wide logins a full plan's peak was 288-291 MiB with them,
+        // 274-275 MiB without, in the same time); freed memory given back once they read
+        // everything.
+        Command::Plan(_) | Command::Apply(_) => {
+            ordinary_pages();
+            portico::memory::on_full_read(purge_freed_memory_at_once);
+        }
         _ => purge_freed_memory_at_once(),
     }
     tokio::runtime::Builder::new_multi_thread()
