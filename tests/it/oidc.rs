@@ -61,6 +61,7 @@ struct RelyingParty {
     child: Child,
     port: u16,
     result: std::path::PathBuf,
+    log: std::path::PathBuf,
 }
 
 impl RelyingParty {
@@ -92,18 +93,28 @@ impl RelyingParty {
             child,
             port,
             result,
+            log: env.path("rp.log"),
         }
     }
 
-    /// What the last sign-in gave (or the error it met).
-    fn result(&self) -> serde_json::Value {
+    /// What the last sign-in gave (or the error it met). Waited for up to a minute: a run
+    /// of the whole suite on two cores once took longer than 20 s (a browser, argon2 and
+    /// the relying party all sharing them); on a timeout the relying party's log and where
+    /// the browser is say where it stopped.
+    fn result(&self, browser: &Browser) -> serde_json::Value {
         let started = Instant::now();
         loop {
             if let Ok(text) = std::fs::read_to_string(&self.result) {
                 let _ = std::fs::remove_file(&self.result);
                 return serde_json::from_str(&text).unwrap();
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "no result");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no result after 60 s; the browser is at {} showing {:?}; the relying party's log:\n{}",
+                browser.path(),
+                browser.text().chars().take(500).collect::<String>(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -138,7 +149,7 @@ fn authlib_signs_in_through_chromium_and_verifies_the_id_token(env: Env) {
     browser.visit(&format!("http://127.0.0.1:{}/login", rp.port));
     assert_eq!(browser.path(), "/login", "portico asks to sign in first");
     sign_in(&browser, "jane@acme.example");
-    let first = rp.result();
+    let first = rp.result(&browser);
     assert!(first.get("error").is_none(), "{first:#}");
     assert!(
         browser.text().contains("signed in as jane@acme.example"),
@@ -170,7 +181,7 @@ fn authlib_signs_in_through_chromium_and_verifies_the_id_token(env: Env) {
     // Signed in already: the next sign-in of the relying party needs no password, and the
     // subject is the same.
     browser.visit(&format!("http://127.0.0.1:{}/login", rp.port));
-    let again = rp.result();
+    let again = rp.result(&browser);
     assert_eq!(again["claims"]["sub"], sub.as_str(), "{again:#}");
     // Rotation: tokens signed before it keep verifying (the old key stays published).
     let old_token = again["token"]["id_token"].as_str().unwrap().to_string();
@@ -197,7 +208,7 @@ fn authlib_signs_in_through_chromium_and_verifies_the_id_token(env: Env) {
     // The key set changed, the new key signs: wait until the server reads it, sign in again.
     std::thread::sleep(Duration::from_secs(10));
     browser.visit(&format!("http://127.0.0.1:{}/login", rp.port));
-    let rotated = rp.result();
+    let rotated = rp.result(&browser);
     assert_ne!(
         rotated["header"]["kid"], again["header"]["kid"],
         "{rotated:#}"
