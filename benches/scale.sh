@@ -215,8 +215,9 @@ for N in "${SIZES[@]}"; do
   # falls on both alike. The database copied back before each apply is flushed to disk
   # first: otherwise the apply's commit (an fsync of the file) writes out the whole copy,
   # 70-160 MB, and is timed doing so. The copies made before a plan are flushed too: the
-  # plan then ran while the kernel wrote out the copy made just before it (on the files
-  # shape 0.168 s against 0.14 s with the copy flushed).
+  # plan then ran while the kernel could still be writing out the copy made just before it
+  # (files shape, two runs half an hour apart: 0.168 s, then 0.157 s with the copy flushed;
+  # by hand, flushed, 0.14 s).
   # The apply runs as in CI, where a variable names the commit (GIT_COMMIT here; GITHUB_SHA
   # on GitHub). Without one, portico asks git for the commit and whether the manifests
   # differ from it (`git status`, which reads every file's stat data again): measured too.
