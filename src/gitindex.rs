@@ -383,8 +383,9 @@ mod tests {
         assert_eq!(streamed.finish(), Some(blob_id(b"hello\n")));
     }
 
-    fn git(dir: &Path, args: &[&str]) {
-        let status = std::process::Command::new("git")
+    /// Runs git in `dir` (no user or system configuration); whether it succeeded.
+    fn git_ran(dir: &Path, args: &[&str]) -> bool {
+        std::process::Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
             .args(args)
             .current_dir(dir)
@@ -393,8 +394,12 @@ mod tests {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
-            .expect("git runs");
-        assert!(status.success(), "git {args:?}");
+            .expect("git runs")
+            .success()
+    }
+
+    fn git(dir: &Path, args: &[&str]) {
+        assert!(git_ran(dir, args), "git {args:?}");
     }
 
     fn stat(path: &Path) -> rustix::fs::Stat {
@@ -453,14 +458,8 @@ mod tests {
         git(&top, &["checkout", "-q", "main"]);
         std::fs::write(top.join("m/m.yaml"), "# main\n").unwrap();
         git(&top, &["commit", "-q", "-am", "main"]);
-        // The merge stops on the conflict (git's exit status says so): m.yaml at stages 1-3.
-        let _ = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(["merge", "-q", "other"])
-            .current_dir(&top)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output();
+        // The merge stops on the conflict: m.yaml at stages 1-3.
+        assert!(!git_ran(&top, &["merge", "-q", "other"]), "a conflict");
         let index = GitIndex::near(&top.join("m")).unwrap();
         let entries = index.file.entries().len();
         assert_eq!(

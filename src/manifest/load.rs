@@ -481,10 +481,10 @@ impl ManifestSet {
     }
 }
 
+/// Whether the file at `path` is a manifest by its name ([`manifest_name`]).
 fn is_manifest(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+    path.file_name()
+        .is_some_and(|name| manifest_name(name.as_encoded_bytes()))
 }
 
 /// Lists manifest files under `path`, sorted. Hidden entries (`.git`, `.github`, `.archive`)
@@ -757,8 +757,8 @@ fn read_names(path: &Path, names: &mut Names) -> std::io::Result<()> {
     Ok(())
 }
 
-/// [`is_manifest`] of a file name's bytes: an extension (after the last `.`, which does
-/// not begin the name) of `yaml` or `yml`, in any case.
+/// Whether a file name is a manifest's: an extension (after the last `.`, which does not
+/// begin the name: `Path::extension`'s rule) of `yaml` or `yml`, in any case.
 fn manifest_name(name: &[u8]) -> bool {
     match name.iter().rposition(|&b| b == b'.') {
         None | Some(0) => false,
@@ -1267,29 +1267,34 @@ pub fn relative_note(path: &Path) -> String {
 mod tests {
     use super::*;
 
-    /// A name's bytes say "manifest" exactly when its path's extension does.
+    /// A manifest is named `*.yaml` or `*.yml` in any case, by the extension
+    /// `Path::extension` sees (a leading dot is not one).
     #[test]
-    fn a_manifest_by_its_name_s_bytes_is_one_by_its_path() {
-        for name in [
-            "a.yaml",
-            "a.yml",
-            "A.YAML",
-            "a.Yml",
-            "a.b.yaml",
-            "a..yaml",
+    fn a_manifest_is_known_by_its_extension() {
+        let manifests = [
+            "a.yaml", "a.yml", "A.YAML", "a.Yml", "a.b.yaml", "a..yaml", "..yaml",
+        ];
+        let others = [
             "a.yaml.bak",
             "yaml",
             "a.",
             "a.yamll",
             ".yaml",
-            "..yaml",
+            "..",
             "a.ym",
-            "é.yaml",
-            "a.yamL",
-            "-.yml",
-        ] {
-            let by_path = is_manifest(Path::new(name));
-            assert_eq!(manifest_name(name.as_bytes()), by_path, "{name}");
+            "",
+        ];
+        for name in manifests.iter().chain(&["é.yaml", "-.yml", "d/a.yaml"]) {
+            assert!(is_manifest(Path::new(name)), "{name}");
+            let extension = Path::new(name).extension().and_then(|e| e.to_str());
+            assert!(
+                extension.is_some_and(
+                    |e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml")
+                )
+            );
+        }
+        for name in others.iter().chain(&["a.yaml/..", "d.yaml/b"]) {
+            assert!(!is_manifest(Path::new(name)), "{name}");
         }
     }
 
