@@ -563,6 +563,23 @@ fn walk(
         }
         return;
     }
+    if !metadata.is_dir() {
+        // A FIFO, a socket or a device: never opened (a FIFO would block the read). Named
+        // as a manifest, or given, it is an error; otherwise it is left aside like any
+        // other file that is not a manifest.
+        if top || is_manifest(path) {
+            diagnostics.push(Diagnostic::file_error(
+                None,
+                format!(
+                    "{} is not a regular file nor a folder (a FIFO, a socket or a device): a manifest must be a regular file",
+                    path.display()
+                ),
+            ));
+        } else {
+            others.push(path.to_path_buf());
+        }
+        return;
+    }
     let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if !seen.insert(real.clone()) {
         diagnostics.push(Diagnostic::file_error(
@@ -1296,6 +1313,32 @@ mod tests {
         for name in others.iter().chain(&["a.yaml/..", "d.yaml/b"]) {
             assert!(!is_manifest(Path::new(name)), "{name}");
         }
+    }
+
+    /// A FIFO named as a manifest is an error naming it (never "cannot read folder"), and
+    /// is never opened; another FIFO is left aside like any file that is not a manifest.
+    #[test]
+    fn a_fifo_is_named_when_it_poses_as_a_manifest_and_left_aside_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "customers: []\n").unwrap();
+        for name in ["pipe.yaml", "notes.pipe"] {
+            let made = std::process::Command::new("mkfifo")
+                .arg(dir.path().join(name))
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+        let (files, others, problems) = list_seeing_others(dir.path());
+        assert_eq!(files, [dir.path().join("a.yaml")]);
+        assert!(others.contains(&dir.path().join("notes.pipe")));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("pipe.yaml is not a regular file nor a folder")
+        );
+        let (_, _, given) = list_seeing_others(&dir.path().join("notes.pipe"));
+        assert!(given[0].message.contains("not a regular file"), "{given:?}");
     }
 
     /// A folder's listing is every entry once: regular files and the others taken, sorted by
