@@ -39,14 +39,16 @@ impl LiveVersion {
 pub struct PlanIndex {
     /// `--max-file-size` in bytes and `--policy-warn-only`, as the apply read the files.
     pub reading: (u64, bool),
-    /// Every manifest file, sorted by path. Stored in pages beside the index (see
-    /// [`Pages`]), not in its bytes.
+    /// The manifest files' entries in memory, sorted by path: every file of an index made
+    /// from a full read; of an index read back, only those of the pages opened
+    /// ([`PlanIndex::open`]). Stored in pages beside the index (see [`Pages`]), not in its
+    /// bytes.
     #[serde(skip)]
     pub files: Vec<IndexedFile>,
     /// The pages the file list is stored in, as recorded. Required, under a name of its own
-    /// since the pages hold binary entries: an index stored with its list inside, or with
-    /// pages of JSON (an older portico), does not read, and that plan is full.
-    #[serde(rename = "binary_pages")]
+    /// since each page is listed with what a plan needs to know it unchanged without reading
+    /// it: an index of an older portico does not read, and that plan is full.
+    #[serde(rename = "summed_pages")]
     pub pages: Pages,
     /// Files the manifests reference whose text is part of the desired state (message
     /// templates), with their digests.
@@ -58,22 +60,81 @@ pub struct PlanIndex {
     /// The rows of its files to record with it (not part of its stored bytes).
     #[serde(skip)]
     pub rows: FileWrites,
-    /// Which pages of the list recorded before this index keeps as they are; `None`: every
-    /// page is written again (not part of its stored bytes).
+    /// Of an index read back, the stored bytes of each page not opened (`None` once
+    /// opened): a page whose files a plan finds as recorded is neither inflated nor decoded.
+    #[serde(skip)]
+    pub unread: Unread,
+    /// The pages of the index an incremental apply records: those recorded before kept as
+    /// they are, and the others; `None`: every page is made from `files` and written (not
+    /// part of its stored bytes).
     #[serde(skip)]
     pub reuse: Option<Reuse>,
 }
 
-/// The file list's pages as recorded (`plan_index_pages`): each page's first path and the
-/// CRC-32 of its stored bytes, in path order. The list of 100,000 one-customer files is 3 MB
-/// deflated; kept in the index's own bytes, every apply serialised and deflated all of it
-/// again (0.05 s, a third of a 10-login apply's own time) and wrote it whole. In pages, an
-/// apply writes only the pages whose files changed. The checksums tie the pages to the
-/// index that lists them: a page not written with it does not read, and the plan is full.
-/// Not part of the index's equality (how it is stored, not what it says).
+/// A page of the file list as the index lists it: the first path (its key in
+/// `plan_index_pages`), the CRC-32 of its stored bytes (a page not written with the index
+/// does not read, and the plan is full), and what a plan needs of a page whose files did not
+/// change: how many files, the digest of their paths, blob ids and sizes
+/// ([`content_of`]), whether one has a `customers:` section, and the password sources
+/// their logins name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageInfo {
+    pub first: String,
+    pub sum: u32,
+    pub files: u32,
+    pub content: String,
+    pub customers: bool,
+    pub secrets: Vec<SecretCheck>,
+}
+
+impl PageInfo {
+    /// The listing of a page of `entries`, stored as `bytes`.
+    fn of(entries: &[IndexedFile], bytes: &[u8]) -> PageInfo {
+        let mut secrets: Vec<SecretCheck> = entries
+            .iter()
+            .flat_map(|e| e.secrets.iter().cloned())
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        PageInfo {
+            first: entries
+                .first()
+                .map(|e| e.path.to_string())
+                .unwrap_or_default(),
+            sum: crc32fast::hash(bytes),
+            files: u32::try_from(entries.len()).unwrap_or(u32::MAX),
+            content: content_of(entries.iter().map(|e| (e.path.as_str(), &e.digest, e.size))),
+            customers: entries.iter().any(|e| e.customers),
+            secrets,
+        }
+    }
+}
+
+/// The digest of a page's files: each one's path, blob id and size, in order (SHA-256; a
+/// path holds no NUL, which ends it). A plan computes it from the files as listed and
+/// hashed: equal, the page holds the files it recorded, each with the bytes it recorded.
+pub fn content_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a FileId, u64)>) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for (path, id, size) in files {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(id.0);
+        hasher.update(size.to_le_bytes());
+    }
+    super::hex(&hasher.finalize())
+}
+
+/// The file list's pages as recorded (`plan_index_pages`), in path order. The list of
+/// 100,000 one-customer files is 3 MB deflated; kept in the index's own bytes, every apply
+/// serialised and deflated all of it again (0.05 s, a third of a 10-login apply's own time)
+/// and wrote it whole, and every plan inflated and decoded it (a sixth of a 10-login plan's
+/// processor time). In pages, an apply writes only the pages whose files changed, and a
+/// plan opens only those. Not part of the index's equality (how it is stored, not what it
+/// says).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Pages(pub Vec<(String, u32)>);
+pub struct Pages(pub Vec<PageInfo>);
 
 impl PartialEq for Pages {
     fn eq(&self, _: &Pages) -> bool {
@@ -83,13 +144,48 @@ impl PartialEq for Pages {
 
 impl Eq for Pages {}
 
-/// Of the pages an index's list is cut into ([`cut`]), those recorded already with the same
-/// files (their checksums), and the recorded pages no longer in the list.
+impl Pages {
+    /// The page whose files' paths range holds `name`: the last one whose first path is not
+    /// after it (the first page for a name before them all).
+    pub fn of(&self, name: &str) -> usize {
+        self.0
+            .partition_point(|page| page.first.as_str() <= name)
+            .saturating_sub(1)
+    }
+}
+
+/// The stored bytes of the pages of an index read back that are not opened (see
+/// [`PlanIndex::unread`]). Not part of the index's equality.
+#[derive(Clone, Default)]
+pub struct Unread(pub Vec<Option<Vec<u8>>>);
+
+impl std::fmt::Debug for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unread = self.0.iter().filter(|page| page.is_some()).count();
+        write!(f, "Unread({unread} of {} pages)", self.0.len())
+    }
+}
+
+impl PartialEq for Unread {
+    fn eq(&self, _: &Unread) -> bool {
+        true
+    }
+}
+
+impl Eq for Unread {}
+
+/// A page of the next index: recorded before and kept as it is, or made of these entries.
+#[derive(Clone, Debug)]
+pub enum NextPage {
+    Kept(PageInfo),
+    New(Vec<IndexedFile>),
+}
+
+/// The pages of the index an incremental apply records ([`PlanIndex::next`]), and the first
+/// paths of the pages recorded before that it does not keep.
 #[derive(Clone, Debug, Default)]
 pub struct Reuse {
-    /// One per page of the new list: `Some(checksum)` when recorded as it is.
-    pub kept: Vec<Option<u32>>,
-    /// The first paths of recorded pages that are not pages of the new list.
+    pub pages: Vec<NextPage>,
     pub gone: Vec<String>,
 }
 
@@ -118,14 +214,18 @@ fn page_mask() -> u32 {
         .map_or(PAGE_MASK, |n| n - 1)
 }
 
+/// Whether a page of `count` files ends with the file at `path` ([`PAGE_MASK`]).
+fn ends(path: &str, count: usize, mask: u32) -> bool {
+    crc32fast::hash(path.as_bytes()) & mask == 0 || count == PAGE_MOST
+}
+
 /// Where a sorted file list is cut into pages: the range of each page.
 pub fn cut(files: &[IndexedFile]) -> Vec<std::ops::Range<usize>> {
     let mask = page_mask();
     let mut pages = Vec::with_capacity(files.len() / (mask as usize + 1) + 1);
     let mut start = 0;
     for (at, file) in files.iter().enumerate() {
-        let end = crc32fast::hash(file.path.as_bytes()) & mask == 0;
-        if end || at + 1 - start == PAGE_MOST {
+        if ends(&file.path, at + 1 - start, mask) {
             pages.push(start..at + 1);
             start = at + 1;
         }
@@ -136,87 +236,35 @@ pub fn cut(files: &[IndexedFile]) -> Vec<std::ops::Range<usize>> {
     pages
 }
 
-/// The pages a plan read, by first path: the range of each in the list read, and the
-/// checksum of its stored bytes. Taken before an apply moves the list's entries into the
-/// next index.
-pub struct Recorded(foldhash::HashMap<String, (std::ops::Range<usize>, u32)>);
-
-impl Recorded {
-    /// The pages of `before`, as read with its list.
-    pub fn of(before: &PlanIndex) -> Recorded {
-        let mut recorded = foldhash::HashMap::default();
-        let mut at = 0;
-        for (number, (first, sum)) in before.pages.0.iter().enumerate() {
-            let end = before
-                .pages
-                .0
-                .get(number + 1)
-                .map_or(before.files.len(), |next| {
-                    before.files[at..]
-                        .iter()
-                        .position(|f| f.path == next.0)
-                        .map_or(before.files.len(), |p| at + p)
-                });
-            recorded.insert(first.clone(), (at..end, *sum));
-            at = end;
-        }
-        Recorded(recorded)
-    }
+/// Cuts a sorted list given one entry at a time into pages as [`cut`] does, between pages
+/// kept as they are.
+struct Cutter {
+    mask: u32,
+    page: Vec<IndexedFile>,
+    pages: Vec<NextPage>,
 }
 
-impl Reuse {
-    /// The pages of `files` that `before` (as read, with its pages) recorded with the same
-    /// files, found by comparing the entries (the unit tests' way; an apply knows which
-    /// entries it moved: [`Reuse::moved`]).
-    #[cfg(test)]
-    pub fn of(files: &[IndexedFile], before: &PlanIndex) -> Reuse {
-        let at: foldhash::HashMap<&str, usize> = before
-            .files
-            .iter()
-            .enumerate()
-            .map(|(at, f)| (f.path.as_str(), at))
-            .collect();
-        let from: Vec<Option<usize>> = files
-            .iter()
-            .map(|f| {
-                at.get(f.path.as_str())
-                    .copied()
-                    .filter(|&i| before.files[i] == *f)
-            })
-            .collect();
-        Reuse::moved(files, &from, &Recorded::of(before))
+impl Cutter {
+    fn push(&mut self, entry: IndexedFile) {
+        self.page.push(entry);
+        let last = &self.page[self.page.len() - 1];
+        if ends(&last.path, self.page.len(), self.mask) {
+            self.pages
+                .push(NextPage::New(std::mem::take(&mut self.page)));
+        }
     }
 
-    /// The pages of `files` recorded with the same files, where `from[i]` is the place in
-    /// the list recorded of an entry the same as `files[i]` (`None`: a new or changed
-    /// file). A page is kept when a recorded page began with the same path and held exactly
-    /// the entries it holds now, in the same order: an apply moves the unchanged entries
-    /// into the next index, and no entry is compared (or copied).
-    pub fn moved(files: &[IndexedFile], from: &[Option<usize>], recorded: &Recorded) -> Reuse {
-        let pages = cut(files);
-        let kept = pages
-            .iter()
-            .map(|page| {
-                let (range, sum) = recorded.0.get(files[page.start].path.as_str())?;
-                let same = range.len() == page.len()
-                    && page
-                        .clone()
-                        .zip(range.clone())
-                        .all(|(now, then)| from[now] == Some(then));
-                same.then_some(*sum)
-            })
-            .collect();
-        let firsts: foldhash::HashSet<&str> = pages
-            .iter()
-            .map(|page| files[page.start].path.as_str())
-            .collect();
-        let gone = recorded
-            .0
-            .keys()
-            .filter(|first| !firsts.contains(first.as_str()))
-            .cloned()
-            .collect();
-        Reuse { kept, gone }
+    /// Whether the next entry would begin a page: a page recorded before that begins there
+    /// is then the page [`cut`] would make of the same files.
+    fn between_pages(&self) -> bool {
+        self.page.is_empty()
+    }
+
+    fn done(mut self) -> Vec<NextPage> {
+        if !self.page.is_empty() {
+            self.pages.push(NextPage::New(self.page));
+        }
+        self.pages
     }
 }
 
@@ -437,38 +485,40 @@ impl SealingIndex {
 }
 
 impl PlanIndex {
-    /// The index as recorded: the pages of its list that changed, deflated each (postcard's
-    /// binary form of the entries, see [`IndexedFile`]), and
-    /// its own bytes (deflated JSON) listing every page with its checksum.
+    /// The index as recorded: the pages of its list to write, deflated each (postcard's
+    /// binary form of the entries, see [`IndexedFile`]), and its own bytes (deflated JSON)
+    /// listing every page ([`PageInfo`]). An index made from a full read writes every page;
+    /// one an incremental apply made ([`PlanIndex::next`]) only its new pages.
     pub fn seal(&self) -> Sealed {
-        let cuts = cut(&self.files);
-        let kept = self
-            .reuse
-            .as_ref()
-            .filter(|reuse| reuse.kept.len() == cuts.len());
-        let work: Vec<(std::ops::Range<usize>, Option<u32>)> = cuts
-            .into_iter()
-            .enumerate()
-            .map(|(number, range)| (range, kept.and_then(|r| r.kept[number])))
-            .collect();
-        let made = crate::parallel::map_in_order(work, |(range, sum)| {
-            let first = self.files[range.start].path.to_string();
-            match sum {
-                Some(sum) => (first, sum, None),
-                None => {
-                    let page = postcard::to_stdvec(&self.files[range]).expect("a page serialises");
-                    let bytes = deflate(&page);
-                    (first, crc32fast::hash(&bytes), Some(bytes))
-                }
+        let work: Vec<Result<&PageInfo, &[IndexedFile]>> = match &self.reuse {
+            None => cut(&self.files)
+                .into_iter()
+                .map(|range| Err(&self.files[range]))
+                .collect(),
+            Some(reuse) => reuse
+                .pages
+                .iter()
+                .map(|page| match page {
+                    NextPage::Kept(info) => Ok(info),
+                    NextPage::New(entries) => Err(entries.as_slice()),
+                })
+                .collect(),
+        };
+        let made = crate::parallel::map_in_order(work, |page| match page {
+            Ok(info) => (info.clone(), None),
+            Err(entries) => {
+                let page = postcard::to_stdvec(entries).expect("a page serialises");
+                let bytes = deflate(&page);
+                (PageInfo::of(entries, &bytes), Some(bytes))
             }
         });
         let mut listed = Vec::with_capacity(made.len());
         let mut pages = Vec::new();
-        for (first, sum, bytes) in made {
+        for (info, bytes) in made {
             if let Some(bytes) = bytes {
-                pages.push((first.clone(), bytes));
+                pages.push((info.first.clone(), bytes));
             }
-            listed.push((first, sum));
+            listed.push(info);
         }
         let index = PlanIndex {
             pages: Pages(listed),
@@ -478,8 +528,12 @@ impl PlanIndex {
         Sealed {
             body: deflate(&json),
             pages,
-            gone: kept.map(|r| r.gone.clone()).unwrap_or_default(),
-            all: kept.is_none(),
+            gone: self
+                .reuse
+                .as_ref()
+                .map(|r| r.gone.clone())
+                .unwrap_or_default(),
+            all: self.reuse.is_none(),
         }
     }
 
@@ -487,43 +541,166 @@ impl PlanIndex {
     fn without_files(&self) -> PlanIndex {
         PlanIndex {
             reading: self.reading,
-            files: Vec::new(),
-            pages: Pages::default(),
             templates: self.templates.clone(),
             logins: self.logins,
             managed: self.managed.clone(),
-            rows: FileWrites::default(),
-            reuse: None,
+            ..PlanIndex::default()
         }
     }
 
     /// The index from its recorded bytes and the recorded pages (first path and bytes, in
-    /// any order); `None` when they do not read as one (an older or damaged record, or pages
-    /// not written with it: the plan is then computed in full).
+    /// any order), no page opened yet; `None` when they do not read as one (an older or
+    /// damaged record, or pages not written with it: the plan is then computed in full).
     pub fn from_stored(body: &[u8], pages: Vec<(String, Vec<u8>)>) -> Option<PlanIndex> {
         let mut index: PlanIndex = inflated(body, |json| serde_json::from_slice(json))?;
         let mut stored: foldhash::HashMap<String, Vec<u8>> = pages.into_iter().collect();
-        let mut work = Vec::with_capacity(index.pages.0.len());
-        for (first, sum) in &index.pages.0 {
-            let bytes = stored.remove(first)?;
-            if crc32fast::hash(&bytes) != *sum {
+        let mut unread = Vec::with_capacity(index.pages.0.len());
+        for info in &index.pages.0 {
+            let bytes = stored.remove(&info.first)?;
+            if crc32fast::hash(&bytes) != info.sum {
                 return None;
             }
-            work.push((first.as_str(), bytes));
+            unread.push(Some(bytes));
         }
-        let read = crate::parallel::map_in_order(work, |(first, bytes)| {
-            let files: Vec<IndexedFile> = inflated(&bytes, read_page)?;
-            (files.first()?.path == first).then_some(files)
+        let firsts = index.pages.0.windows(2);
+        if !firsts.clone().all(|pair| pair[0].first < pair[1].first) {
+            return None;
+        }
+        index.unread = Unread(unread);
+        Some(index)
+    }
+
+    /// [`PlanIndex::from_stored`] with every page opened.
+    pub fn read_all(body: &[u8], pages: Vec<(String, Vec<u8>)>) -> Option<PlanIndex> {
+        let mut index = PlanIndex::from_stored(body, pages)?;
+        let all = vec![true; index.pages.0.len()];
+        index.open(&all)?;
+        Some(index)
+    }
+
+    /// Opens the pages `which` (by number) of an index read back whose entries are not in
+    /// memory yet: their entries become `files`. `None` when one does not read as the
+    /// page listed (its first path, its number of files, their digest) or its entries are
+    /// not sorted inside its range of paths.
+    pub fn open(&mut self, which: &[bool]) -> Option<()> {
+        if !self.files.is_empty() {
+            return None;
+        }
+        let work: Vec<(usize, Vec<u8>)> = self
+            .unread
+            .0
+            .iter_mut()
+            .enumerate()
+            .filter(|(number, _)| which.get(*number) == Some(&true))
+            .filter_map(|(number, bytes)| Some((number, bytes.take()?)))
+            .collect();
+        let pages = &self.pages.0;
+        let read = crate::parallel::map_in_order(work, |(number, bytes)| {
+            let entries: Vec<IndexedFile> = inflated(&bytes, read_page)?;
+            let info = &pages[number];
+            let next = pages.get(number + 1).map(|next| next.first.as_str());
+            let inside = entries.windows(2).all(|pair| pair[0].path < pair[1].path)
+                && entries
+                    .last()
+                    .is_some_and(|last| next.is_none_or(|n| last.path.as_str() < n))
+                && entries
+                    .first()
+                    .is_some_and(|first| first.path == info.first)
+                && entries.len() == info.files as usize
+                && PageInfo::of(&entries, &bytes) == *info;
+            inside.then_some(entries)
         });
         let mut files = Vec::with_capacity(read.iter().flatten().map(Vec::len).sum());
         for page in read {
             files.extend(page?);
         }
-        if !files.windows(2).all(|pair| pair[0].path < pair[1].path) {
-            return None;
+        self.files = files;
+        Some(())
+    }
+
+    /// The pages kept whole: those a plan did not open (their files did not change).
+    pub fn unopened(&self) -> impl Iterator<Item = &PageInfo> {
+        let unread = self.unread.0.iter();
+        self.pages
+            .0
+            .iter()
+            .zip(unread)
+            .filter(|(_, bytes)| bytes.is_some())
+            .map(|(info, _)| info)
+    }
+
+    /// The index an incremental apply records after this one (read back, with the pages its
+    /// plan opened): the pages not opened kept as they are, and the files of the opened ones
+    /// (those of `files` that are `kept`, and the changed ones, `now`, sorted by path) cut
+    /// into pages as [`cut`] cuts the whole list. Where that cut would run on into a page
+    /// not opened, that page is opened too and cut with them, so the pages recorded are the
+    /// ones an index of the whole list would have. The entries are moved, not copied. `None`
+    /// when a page does not read.
+    pub fn next(self, kept: &[bool], now: Vec<IndexedFile>) -> Option<PlanIndex> {
+        let PlanIndex {
+            reading,
+            files,
+            pages,
+            templates,
+            logins,
+            managed,
+            unread,
+            ..
+        } = self;
+        let mut entries = files
+            .into_iter()
+            .zip(kept.iter().copied().chain(std::iter::repeat(false)))
+            .filter_map(|(entry, kept)| kept.then_some(entry))
+            .peekable();
+        let mut now = now.into_iter().peekable();
+        let mut cutter = Cutter {
+            mask: page_mask(),
+            page: Vec::new(),
+            pages: Vec::new(),
+        };
+        let mut gone = Vec::new();
+        let mut unread = unread.0;
+        unread.resize(pages.0.len(), None);
+        for (number, info) in pages.0.iter().enumerate() {
+            let end = pages.0.get(number + 1).map(|next| next.first.as_str());
+            let below = |entry: &IndexedFile| end.is_none_or(|end| entry.path.as_str() < end);
+            let changed = now.peek().is_some_and(below);
+            let recorded = match unread[number].take() {
+                Some(_) if cutter.between_pages() && !changed => {
+                    cutter.pages.push(NextPage::Kept(info.clone()));
+                    continue;
+                }
+                Some(bytes) => inflated(&bytes, read_page)?,
+                None => std::iter::from_fn(|| entries.next_if(below)).collect(),
+            };
+            gone.push(info.first.clone());
+            for entry in recorded {
+                while let Some(changed) = now.next_if(|c| c.path < entry.path) {
+                    cutter.push(changed);
+                }
+                // A changed entry replaces a recorded one of its path (never among the kept
+                // ones: a page not opened has no changed file).
+                match now.next_if(|c| c.path == entry.path) {
+                    Some(changed) => cutter.push(changed),
+                    None => cutter.push(entry),
+                }
+            }
+            while let Some(changed) = now.next_if(below) {
+                cutter.push(changed);
+            }
         }
-        index.files = files;
-        Some(index)
+        for entry in entries.chain(now) {
+            cutter.push(entry);
+        }
+        let pages = cutter.done();
+        Some(PlanIndex {
+            reading,
+            templates,
+            logins,
+            managed,
+            reuse: Some(Reuse { pages, gone }),
+            ..PlanIndex::default()
+        })
     }
 }
 
@@ -628,9 +805,14 @@ mod tests {
         assert!(sealed.all && sealed.gone.is_empty());
         let mut stored = foldhash::HashMap::default();
         let body = record(&mut stored, sealed);
-        let read = PlanIndex::from_stored(&body, pages_of(&stored));
+        let read = PlanIndex::read_all(&body, pages_of(&stored));
         assert_eq!(read.as_ref().map(|r| &r.files), Some(&index.files));
         assert_eq!(read, Some(index.clone()));
+        // Read without opening a page: no entry decoded, every page listed as unopened.
+        let lazy = PlanIndex::from_stored(&body, pages_of(&stored)).unwrap();
+        assert!(lazy.files.is_empty());
+        assert_eq!(lazy.unopened().count(), lazy.pages.0.len());
+        assert!(lazy.unopened().any(|page| page.customers));
         let ids = Ids::read(&Ids::of(&["C1".into(), "C2".into()]).0);
         assert_eq!(ids, Some(vec![CompactString::from("C1"), "C2".into()]));
         assert_eq!(Ids::read(b"not deflate"), None);
@@ -663,9 +845,17 @@ mod tests {
             "templates": [], "logins": 3, "managed": [true]});
         let renamed = deflate(&serde_json::to_vec(&renamed).unwrap());
         assert_eq!(
-            PlanIndex::from_stored(&renamed, vec![(first, json_page)]),
+            PlanIndex::from_stored(&renamed, vec![(first.clone(), json_page)]),
             None
         );
+        // Binary pages listed without what a plan needs to leave them unopened (the
+        // format before pages had their digests) read as none.
+        let page = deflate(&postcard::to_stdvec(&index.files).unwrap());
+        let sum = crc32fast::hash(&page);
+        let unsummed = serde_json::json!({"reading": [64, false], "binary_pages": [[first, sum]],
+            "templates": [], "logins": 3, "managed": [true]});
+        let unsummed = deflate(&serde_json::to_vec(&unsummed).unwrap());
+        assert_eq!(PlanIndex::from_stored(&unsummed, vec![(first, page)]), None);
         // An index stored with its list inside (an older portico) reads as none.
         let older = serde_json::json!({"reading": [64, false], "files": [], "templates": [],
             "logins": 3, "managed": [true]});
@@ -673,47 +863,133 @@ mod tests {
         assert_eq!(PlanIndex::from_stored(&older, Vec::new()), None);
     }
 
+    /// What a plan and its apply do with an index read back: open the pages holding a
+    /// changed, removed or added file, and make the next index from it.
+    fn next_of(before: &PlanIndex, after: &[IndexedFile]) -> PlanIndex {
+        let files = &before.files;
+        let mut stored = foldhash::HashMap::default();
+        let body = record(&mut stored, before.seal());
+        let mut read = PlanIndex::from_stored(&body, pages_of(&stored)).unwrap();
+        // Which pages hold a file that is not the same now.
+        let mut open = vec![false; read.pages.0.len()];
+        let same = |f: &IndexedFile, list: &[IndexedFile]| {
+            list.binary_search_by(|e| e.path.cmp(&f.path))
+                .is_ok_and(|at| list[at] == *f)
+        };
+        let differ = after.iter().filter(|f| !same(f, files));
+        for f in differ.chain(files.iter().filter(|f| !same(f, after))) {
+            open[read.pages.of(&f.path)] = true;
+        }
+        read.open(&open).unwrap();
+        assert_eq!(
+            read.unopened().count(),
+            open.iter().filter(|o| !**o).count()
+        );
+        let kept: Vec<bool> = read.files.iter().map(|f| same(f, after)).collect();
+        let mut now: Vec<IndexedFile> = after.iter().filter(|f| !same(f, files)).cloned().collect();
+        now.sort_by(|a, b| a.path.cmp(&b.path));
+        read.next(&kept, now).unwrap()
+    }
+
+    /// The pages as stored after recording `sealed` over the pages of `before`.
+    fn stored_after(
+        before: &PlanIndex,
+        sealed: Sealed,
+    ) -> (Vec<u8>, foldhash::HashMap<String, Vec<u8>>) {
+        let mut stored = foldhash::HashMap::default();
+        record(&mut stored, before.seal());
+        let body = record(&mut stored, sealed);
+        (body, stored)
+    }
+
     #[test]
-    fn an_apply_writes_only_the_pages_whose_files_changed() {
+    fn an_apply_writes_only_the_pages_whose_files_changed_and_records_what_a_full_apply_would() {
         let files: Vec<IndexedFile> = (0..20_000)
             .map(|i| file(&format!("customers/c{i:05}.yaml"), &format!("{i:064x}")))
             .collect();
-        let before = index_of(files.clone());
         let pages = cut(&files);
         assert!(pages.len() > 40 && pages.len() < 160, "{}", pages.len());
-        let mut stored = foldhash::HashMap::default();
-        let body = record(&mut stored, before.seal());
-        let before = PlanIndex::from_stored(&body, pages_of(&stored)).unwrap();
-        assert_eq!(before.files, files);
-        // Three files changed, one removed, one added.
-        let mut after = files.clone();
-        for i in [10, 7_000, 19_999] {
-            after[i].digest = id("changed");
+        let before = index_of(files.clone());
+        // A file that ends a page, and the last file of a page that does not end it.
+        let end = pages[10].end - 1;
+        type Edit = Box<dyn Fn(&mut Vec<IndexedFile>)>;
+        let edits: Vec<Edit> = vec![
+            // Three files changed, one removed, one added.
+            Box::new(|after| {
+                for i in [10, 7_000, 19_999] {
+                    after[i].digest = id("changed");
+                }
+                after.remove(12_345);
+                after.push(file("customers/c12345a.yaml", "new"));
+            }),
+            // The file that ends a page removed: that page and the next are one now.
+            Box::new(move |after| {
+                after.remove(end);
+            }),
+            // A file after a page's end, before the next page: it begins a page of its own
+            // or joins the next.
+            Box::new(move |after| {
+                let path = format!("{}a", after[end].path);
+                after.push(file(&path, "between"));
+            }),
+            // Files before the first and after the last.
+            Box::new(|after| {
+                after.push(file("a.yaml", "first"));
+                after.push(file("zz.yaml", "last"));
+            }),
+            // Every file of two pages removed; nothing changed at all.
+            Box::new(move |after| {
+                after.retain(|f| {
+                    !(f.path.as_str() >= "customers/c03000" && f.path.as_str() < "customers/c03600")
+                });
+            }),
+            Box::new(|_| {}),
+        ];
+        for (number, edit) in edits.iter().enumerate() {
+            let mut after = files.clone();
+            edit(&mut after);
+            after.sort_by(|a, b| a.path.cmp(&b.path));
+            let next = next_of(&before, &after);
+            let sealed = next.seal();
+            assert!(!sealed.all);
+            let written = sealed.pages.len();
+            assert!(written <= 8, "edit {number}: {written} pages written");
+            let (body, stored) = stored_after(&before, sealed);
+            let read = PlanIndex::read_all(&body, pages_of(&stored)).unwrap();
+            assert_eq!(read.files, after, "edit {number}");
+            // The same pages as an index of the whole list, page for page.
+            let full = index_of(after.clone());
+            let (full_body, full_stored) = stored_after(&PlanIndex::default(), full.seal());
+            let full_read = PlanIndex::from_stored(&full_body, pages_of(&full_stored)).unwrap();
+            assert_eq!(read.pages.0, full_read.pages.0, "edit {number}");
+            assert_eq!(stored, full_stored, "edit {number}");
         }
-        after.remove(12_345);
-        after.push(file("customers/c12345a.yaml", "new"));
-        after.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut next = index_of(after.clone());
-        next.reuse = Some(Reuse::of(&after, &before));
-        let sealed = next.seal();
-        assert!(!sealed.all);
-        assert!(
-            (3..=6).contains(&sealed.pages.len()),
-            "pages written: {}",
-            sealed.pages.len()
-        );
-        let body = record(&mut stored, sealed);
-        let read = PlanIndex::from_stored(&body, pages_of(&stored)).unwrap();
-        assert_eq!(read.files, after);
         // Every file removed: every page goes.
-        let mut none = index_of(Vec::new());
-        none.reuse = Some(Reuse::of(&[], &read));
+        let none = next_of(&before, &[]);
         let sealed = none.seal();
-        assert_eq!(sealed.gone.len(), read.pages.0.len());
-        let body = record(&mut stored, sealed);
+        assert_eq!(sealed.gone.len(), before.seal().pages.len());
+        let (body, stored) = stored_after(&before, sealed);
         assert!(stored.is_empty());
-        let read = PlanIndex::from_stored(&body, Vec::new()).unwrap();
+        let read = PlanIndex::read_all(&body, Vec::new()).unwrap();
         assert!(read.files.is_empty());
+    }
+
+    /// A page opened is checked against its listing: its number of files and their digest.
+    #[test]
+    fn a_page_that_does_not_hold_what_its_listing_says_is_not_opened() {
+        let files: Vec<IndexedFile> = (0..600)
+            .map(|i| file(&format!("c{i:03}.yaml"), "x"))
+            .collect();
+        let mut stored = foldhash::HashMap::default();
+        let sealed = index_of(files).seal();
+        let mut listed: PlanIndex = inflated(&sealed.body, |j| serde_json::from_slice(j)).unwrap();
+        let body = record(&mut stored, sealed);
+        assert!(PlanIndex::read_all(&body, pages_of(&stored)).is_some());
+        listed.pages.0[0].content = content_of([]);
+        let json = serde_json::to_vec(&listed).unwrap();
+        let mut index = PlanIndex::from_stored(&deflate(&json), pages_of(&stored)).unwrap();
+        let open: Vec<bool> = (0..listed.pages.0.len()).map(|n| n == 0).collect();
+        assert_eq!(index.open(&open), None);
     }
 
     #[test]

@@ -181,8 +181,7 @@ pub fn index_of(set: &ManifestSet, desired: &Desired, live: Option<&State>) -> P
         logins: 0,
         managed: desired.managed.as_list(),
         rows,
-        pages: crate::state::Pages::default(),
-        reuse: None,
+        ..PlanIndex::default()
     }
 }
 
