@@ -174,7 +174,7 @@ pub(crate) async fn attempt(
     if index.reading != (reading.max_file_bytes, reading.policy_warn_only) {
         return full("--max-file-size or --policy-warn-only differ from the last apply");
     }
-    let compared = hashed.and_then(|read| compare(path, read, &mut index, reading));
+    let compared = changed_files(store, path, &mut index, hashed, (reading, for_apply)).await?;
     let (mut files, pending) = match compared {
         Ok(found) => found,
         Err(reason) => return full(reason),
@@ -639,26 +639,70 @@ impl Folders {
 /// entry before (when it had one).
 type Pending = (PathBuf, String, Option<IndexedFile>);
 
+/// The files hashed compared with the index, its pages whose files changed opened; the
+/// reason to plan in full when they cannot be.
+async fn changed_files(
+    store: &mut AnyStore,
+    path: &Path,
+    index: &mut PlanIndex,
+    hashed: Result<InOrder<Hashed>, String>,
+    (reading, for_apply): (Reading, bool),
+) -> Result<Result<(Files, Vec<Pending>), String>, Error> {
+    let read = match hashed {
+        Ok(read) => read,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let unchanged = match open_changed(store, index, &read, for_apply).await? {
+        Ok(unchanged) => unchanged,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(compare(path, read, index, &unchanged, reading))
+}
+
+/// Opens the pages of the index whose files changed, read from the database with, for an
+/// apply, the page after each run of them (see [`PlanIndex::to_read`]): the other pages are
+/// not read at all. Which files are in pages that did not change, or the reason to plan in
+/// full.
+async fn open_changed(
+    store: &mut AnyStore,
+    index: &mut PlanIndex,
+    read: &InOrder<Hashed>,
+    for_apply: bool,
+) -> Result<Result<Unchanged, String>, Error> {
+    let unchanged = phase("pages", || Unchanged::of(read, &index.pages));
+    let open: Vec<bool> = unchanged.same.iter().map(|same| !same).collect();
+    let wanted = index.to_read(&open, for_apply);
+    if !wanted.is_empty() {
+        let pages = crate::progress::phase_async("read pages", store.read_pages(&wanted)).await?;
+        if index.read(pages).is_none() {
+            return Ok(Err(
+                "a page of the plan index was not recorded with it".into()
+            ));
+        }
+    }
+    if index.open(&open).is_none() {
+        return Ok(Err(
+            "a page of the plan index is missing or does not read as listed".into(),
+        ));
+    }
+    Ok(Ok(unchanged))
+}
+
 /// Compares the files hashed with the index: only customer files may have changed, been
 /// added or been removed. The changed files are listed, not read yet.
 fn compare(
     path: &Path,
     mut read: InOrder<Hashed>,
-    index: &mut PlanIndex,
+    index: &PlanIndex,
+    unchanged: &Unchanged,
     reading: Reading,
 ) -> Result<(Files, Vec<Pending>), String> {
     let root = load::root_of(path);
-    // Only the pages whose files changed are opened.
-    let unchanged = phase("pages", || Unchanged::of(&read, &index.pages));
-    let open: Vec<bool> = unchanged.same.iter().map(|same| !same).collect();
-    if index.open(&open).is_none() {
-        return Err("a page of the plan index does not read as listed".into());
-    }
     // Which of the entries of the pages opened are still there.
     let mut still = vec![false; index.files.len()];
     let mut last = None;
     let mut files = Files::new(root.clone(), read.len());
-    settle(&mut read, index, reading.max_file_bytes, &unchanged);
+    settle(&mut read, index, reading.max_file_bytes, unchanged);
     let mut pending = Vec::new();
     for (
         number,

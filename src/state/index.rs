@@ -60,8 +60,8 @@ pub struct PlanIndex {
     /// The rows of its files to record with it (not part of its stored bytes).
     #[serde(skip)]
     pub rows: FileWrites,
-    /// Of an index read back, the stored bytes of each page not opened (`None` once
-    /// opened): a page whose files a plan finds as recorded is neither inflated nor decoded.
+    /// Of an index read back, where each page stands: not read, read, or opened (a page
+    /// whose files a plan finds as recorded is not even read from the database).
     #[serde(skip)]
     pub unread: Unread,
     /// The pages of the index an incremental apply records: those recorded before kept as
@@ -154,15 +154,30 @@ impl Pages {
     }
 }
 
-/// The stored bytes of the pages of an index read back that are not opened (see
-/// [`PlanIndex::unread`]). Not part of the index's equality.
+/// Where each page of an index read back stands (see [`PlanIndex::unread`]). Not part of
+/// the index's equality.
 #[derive(Clone, Default)]
-pub struct Unread(pub Vec<Option<Vec<u8>>>);
+pub struct Unread(pub Vec<Stored>);
+
+/// A page of an index read back: not read from the database yet, read (its stored bytes,
+/// checked against its listing's CRC-32), or opened (its entries are in the index's
+/// `files`).
+#[derive(Clone, Default)]
+pub enum Stored {
+    #[default]
+    NotRead,
+    Read(Vec<u8>),
+    Opened,
+}
 
 impl std::fmt::Debug for Unread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unread = self.0.iter().filter(|page| page.is_some()).count();
-        write!(f, "Unread({unread} of {} pages)", self.0.len())
+        let opened = self
+            .0
+            .iter()
+            .filter(|p| matches!(p, Stored::Opened))
+            .count();
+        write!(f, "Unread({opened} of {} pages opened)", self.0.len())
     }
 }
 
@@ -548,52 +563,79 @@ impl PlanIndex {
         }
     }
 
-    /// The index from its recorded bytes and the recorded pages (first path and bytes, in
-    /// any order), no page opened yet; `None` when they do not read as one (an older or
-    /// damaged record, or pages not written with it: the plan is then computed in full).
-    pub fn from_stored(body: &[u8], pages: Vec<(String, Vec<u8>)>) -> Option<PlanIndex> {
+    /// The index from its recorded bytes, no page read yet; `None` when they do not read as
+    /// one (an older or damaged record: the plan is then computed in full).
+    pub fn from_stored(body: &[u8]) -> Option<PlanIndex> {
         let mut index: PlanIndex = inflated(body, |json| serde_json::from_slice(json))?;
-        let mut stored: foldhash::HashMap<String, Vec<u8>> = pages.into_iter().collect();
-        let mut unread = Vec::with_capacity(index.pages.0.len());
-        for info in &index.pages.0 {
-            let bytes = stored.remove(&info.first)?;
-            if crc32fast::hash(&bytes) != info.sum {
-                return None;
-            }
-            unread.push(Some(bytes));
-        }
         let firsts = index.pages.0.windows(2);
         if !firsts.clone().all(|pair| pair[0].first < pair[1].first) {
             return None;
         }
-        index.unread = Unread(unread);
+        index.unread = Unread(vec![Stored::NotRead; index.pages.0.len()]);
         Some(index)
     }
 
-    /// [`PlanIndex::from_stored`] with every page opened.
+    /// [`PlanIndex::from_stored`] with every page read from `pages` (first path and bytes,
+    /// in any order) and opened; `None` when one is missing or does not read.
     pub fn read_all(body: &[u8], pages: Vec<(String, Vec<u8>)>) -> Option<PlanIndex> {
-        let mut index = PlanIndex::from_stored(body, pages)?;
+        let mut index = PlanIndex::from_stored(body)?;
+        index.read(pages)?;
         let all = vec![true; index.pages.0.len()];
         index.open(&all)?;
         Some(index)
     }
 
-    /// Opens the pages `which` (by number) of an index read back whose entries are not in
-    /// memory yet: their entries become `files`. `None` when one does not read as the
-    /// page listed (its first path, its number of files, their digest) or its entries are
-    /// not sorted inside its range of paths.
+    /// The first paths of the pages to read from the database: those to open (`open`, by
+    /// number), and for an apply (`for_apply`) the page after each run of them too, which
+    /// [`PlanIndex::next`] may open to cut them as the whole list would be cut.
+    pub fn to_read(&self, open: &[bool], for_apply: bool) -> Vec<String> {
+        let wanted = |number: usize| {
+            let before = number.checked_sub(1).and_then(|b| open.get(b)) == Some(&true);
+            open.get(number) == Some(&true) || (for_apply && before)
+        };
+        let pages = self.pages.0.iter().enumerate();
+        pages
+            .filter(|(number, _)| wanted(*number))
+            .map(|(_, info)| info.first.clone())
+            .collect()
+    }
+
+    /// Takes the pages read from the database (first path and bytes): each listed one's
+    /// bytes, when their CRC-32 is the one listed. `None` when one is not: a page not
+    /// written with this index, and the plan is full. A row no page lists is left aside.
+    pub fn read(&mut self, pages: Vec<(String, Vec<u8>)>) -> Option<()> {
+        for (first, bytes) in pages {
+            let Ok(number) = self.pages.0.binary_search_by(|p| p.first.cmp(&first)) else {
+                continue;
+            };
+            if crc32fast::hash(&bytes) != self.pages.0[number].sum {
+                return None;
+            }
+            if let Some(slot @ Stored::NotRead) = self.unread.0.get_mut(number) {
+                *slot = Stored::Read(bytes);
+            }
+        }
+        Some(())
+    }
+
+    /// Opens the pages `which` (by number) of an index read back, their bytes read: their
+    /// entries become `files`. `None` when one was not read (missing from the database), or
+    /// does not read as the page listed (its first path, its number of files, their digest)
+    /// or its entries are not sorted inside its range of paths.
     pub fn open(&mut self, which: &[bool]) -> Option<()> {
         if !self.files.is_empty() {
             return None;
         }
-        let work: Vec<(usize, Vec<u8>)> = self
-            .unread
-            .0
-            .iter_mut()
-            .enumerate()
-            .filter(|(number, _)| which.get(*number) == Some(&true))
-            .filter_map(|(number, bytes)| Some((number, bytes.take()?)))
-            .collect();
+        let mut work: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (number, slot) in self.unread.0.iter_mut().enumerate() {
+            if which.get(number) != Some(&true) {
+                continue;
+            }
+            match std::mem::replace(slot, Stored::Opened) {
+                Stored::Read(bytes) => work.push((number, bytes)),
+                Stored::NotRead | Stored::Opened => return None,
+            }
+        }
         let pages = &self.pages.0;
         let read = crate::parallel::map_in_order(work, |(number, bytes)| {
             let entries: Vec<IndexedFile> = inflated(&bytes, read_page)?;
@@ -625,7 +667,7 @@ impl PlanIndex {
             .0
             .iter()
             .zip(unread)
-            .filter(|(_, bytes)| bytes.is_some())
+            .filter(|(_, stored)| !matches!(stored, Stored::Opened))
             .map(|(info, _)| info)
     }
 
@@ -660,18 +702,22 @@ impl PlanIndex {
         };
         let mut gone = Vec::new();
         let mut unread = unread.0;
-        unread.resize(pages.0.len(), None);
+        unread.resize(pages.0.len(), Stored::NotRead);
         for (number, info) in pages.0.iter().enumerate() {
             let end = pages.0.get(number + 1).map(|next| next.first.as_str());
             let below = |entry: &IndexedFile| end.is_none_or(|end| entry.path.as_str() < end);
             let changed = now.peek().is_some_and(below);
-            let recorded = match unread[number].take() {
-                Some(_) if cutter.between_pages() && !changed => {
+            let recorded = match std::mem::take(&mut unread[number]) {
+                Stored::NotRead | Stored::Read(_) if cutter.between_pages() && !changed => {
                     cutter.pages.push(NextPage::Kept(info.clone()));
                     continue;
                 }
-                Some(bytes) => inflated(&bytes, read_page)?,
-                None => std::iter::from_fn(|| entries.next_if(below)).collect(),
+                Stored::Read(bytes) => {
+                    let entries: Vec<IndexedFile> = inflated(&bytes, read_page)?;
+                    (PageInfo::of(&entries, &bytes) == *info).then_some(entries)?
+                }
+                Stored::NotRead => return None,
+                Stored::Opened => std::iter::from_fn(|| entries.next_if(below)).collect(),
             };
             gone.push(info.first.clone());
             for entry in recorded {
@@ -809,23 +855,20 @@ mod tests {
         assert_eq!(read.as_ref().map(|r| &r.files), Some(&index.files));
         assert_eq!(read, Some(index.clone()));
         // Read without opening a page: no entry decoded, every page listed as unopened.
-        let lazy = PlanIndex::from_stored(&body, pages_of(&stored)).unwrap();
+        let lazy = PlanIndex::from_stored(&body).unwrap();
         assert!(lazy.files.is_empty());
         assert_eq!(lazy.unopened().count(), lazy.pages.0.len());
         assert!(lazy.unopened().any(|page| page.customers));
         let ids = Ids::read(&Ids::of(&["C1".into(), "C2".into()]).0);
         assert_eq!(ids, Some(vec![CompactString::from("C1"), "C2".into()]));
         assert_eq!(Ids::read(b"not deflate"), None);
-        assert_eq!(
-            PlanIndex::from_stored(b"not deflate", pages_of(&stored)),
-            None
-        );
+        assert_eq!(PlanIndex::read_all(b"not deflate", pages_of(&stored)), None);
         // A page missing, or not the one recorded with the index: no index.
-        assert_eq!(PlanIndex::from_stored(&body, Vec::new()), None);
+        assert_eq!(PlanIndex::read_all(&body, Vec::new()), None);
         let (first, _) = stored.iter().next().unwrap();
         let other = index_of(vec![file(first, "ef")]).seal();
         let wrong = vec![(first.clone(), other.pages[0].1.clone())];
-        assert_eq!(PlanIndex::from_stored(&body, wrong), None);
+        assert_eq!(PlanIndex::read_all(&body, wrong), None);
         // A page with anything after its entries, or an index whose pages hold JSON (an older
         // portico), reads as none.
         let page = postcard::to_stdvec(&index.files).unwrap();
@@ -838,14 +881,14 @@ mod tests {
             "templates": [], "logins": 3, "managed": [true]});
         let older = deflate(&serde_json::to_vec(&older).unwrap());
         assert_eq!(
-            PlanIndex::from_stored(&older, vec![(first.clone(), json_page.clone())]),
+            PlanIndex::read_all(&older, vec![(first.clone(), json_page.clone())]),
             None
         );
         let renamed = serde_json::json!({"reading": [64, false], "binary_pages": [[first, sum]],
             "templates": [], "logins": 3, "managed": [true]});
         let renamed = deflate(&serde_json::to_vec(&renamed).unwrap());
         assert_eq!(
-            PlanIndex::from_stored(&renamed, vec![(first.clone(), json_page)]),
+            PlanIndex::read_all(&renamed, vec![(first.clone(), json_page)]),
             None
         );
         // Binary pages listed without what a plan needs to leave them unopened (the
@@ -855,12 +898,12 @@ mod tests {
         let unsummed = serde_json::json!({"reading": [64, false], "binary_pages": [[first, sum]],
             "templates": [], "logins": 3, "managed": [true]});
         let unsummed = deflate(&serde_json::to_vec(&unsummed).unwrap());
-        assert_eq!(PlanIndex::from_stored(&unsummed, vec![(first, page)]), None);
+        assert_eq!(PlanIndex::read_all(&unsummed, vec![(first, page)]), None);
         // An index stored with its list inside (an older portico) reads as none.
         let older = serde_json::json!({"reading": [64, false], "files": [], "templates": [],
             "logins": 3, "managed": [true]});
         let older = deflate(&serde_json::to_vec(&older).unwrap());
-        assert_eq!(PlanIndex::from_stored(&older, Vec::new()), None);
+        assert_eq!(PlanIndex::from_stored(&older), None);
     }
 
     /// What a plan and its apply do with an index read back: open the pages holding a
@@ -869,7 +912,7 @@ mod tests {
         let files = &before.files;
         let mut stored = foldhash::HashMap::default();
         let body = record(&mut stored, before.seal());
-        let mut read = PlanIndex::from_stored(&body, pages_of(&stored)).unwrap();
+        let mut read = PlanIndex::from_stored(&body).unwrap();
         // Which pages hold a file that is not the same now.
         let mut open = vec![false; read.pages.0.len()];
         let same = |f: &IndexedFile, list: &[IndexedFile]| {
@@ -880,6 +923,11 @@ mod tests {
         for f in differ.chain(files.iter().filter(|f| !same(f, after))) {
             open[read.pages.of(&f.path)] = true;
         }
+        // What a plan reads: the pages to open, and for an apply the page after each run.
+        let wanted = read.to_read(&open, true);
+        let pages = pages_of(&stored).into_iter();
+        read.read(pages.filter(|(first, _)| wanted.contains(first)).collect())
+            .unwrap();
         read.open(&open).unwrap();
         assert_eq!(
             read.unopened().count(),
@@ -960,7 +1008,7 @@ mod tests {
             // The same pages as an index of the whole list, page for page.
             let full = index_of(after.clone());
             let (full_body, full_stored) = stored_after(&PlanIndex::default(), full.seal());
-            let full_read = PlanIndex::from_stored(&full_body, pages_of(&full_stored)).unwrap();
+            let full_read = PlanIndex::from_stored(&full_body).unwrap();
             assert_eq!(read.pages.0, full_read.pages.0, "edit {number}");
             assert_eq!(stored, full_stored, "edit {number}");
         }
@@ -987,7 +1035,8 @@ mod tests {
         assert!(PlanIndex::read_all(&body, pages_of(&stored)).is_some());
         listed.pages.0[0].content = content_of([]);
         let json = serde_json::to_vec(&listed).unwrap();
-        let mut index = PlanIndex::from_stored(&deflate(&json), pages_of(&stored)).unwrap();
+        let mut index = PlanIndex::from_stored(&deflate(&json)).unwrap();
+        index.read(pages_of(&stored)).unwrap();
         let open: Vec<bool> = (0..listed.pages.0.len()).map(|n| n == 0).collect();
         assert_eq!(index.open(&open), None);
     }

@@ -297,6 +297,11 @@ pub trait Store {
     /// those that have one.
     async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError>;
 
+    /// The stored pages of the plan index's file list whose first paths are `firsts`
+    /// (first path and bytes), for those there are.
+    async fn read_pages(&mut self, firsts: &[String])
+    -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
     /// Which of `customers` exist, and `(email, customer id)` of each of `emails` a login
     /// holds; with the version read.
     async fn owners(
@@ -741,6 +746,13 @@ impl Store for AnyStore {
 
     async fn read_files(&mut self, paths: &[String]) -> Result<Vec<FileRow>, StoreError> {
         dispatch!(self, s => s.read_files(paths).await)
+    }
+
+    async fn read_pages(
+        &mut self,
+        firsts: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        dispatch!(self, s => s.read_pages(firsts).await)
     }
 
     async fn record_index(

@@ -313,6 +313,17 @@ impl Store for PostgresStore {
         .doing("reading the plan index")
     }
 
+    async fn read_pages(
+        &mut self,
+        firsts: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        sqlx::query_as("SELECT first, body FROM plan_index_pages WHERE first = ANY($1)")
+            .bind(firsts)
+            .fetch_all(&mut self.conn)
+            .await
+            .doing("reading the plan index")
+    }
+
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
         if !schema_ready(&mut self.conn).await? {
             return Ok(Vec::new());

@@ -1003,7 +1003,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'r> (i64, Vec<u8>): FromRow<'r, DB::Row>,
-    for<'r> (String, Vec<u8>): FromRow<'r, DB::Row>,
 {
     let doing = "reading the plan index";
     let row: Option<(i64, Vec<u8>)> =
@@ -1014,14 +1013,8 @@ where
     let Some((changes, body)) = row else {
         return Ok(None);
     };
-    let pages: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT first, body FROM plan_index_pages")
-        .fetch_all(&mut *conn)
-        .await
-        .doing(doing)?;
-    Ok(Some((
-        changes,
-        crate::state::PlanIndex::from_stored(&body, pages),
-    )))
+    // The pages of its list are read later, only those a plan opens.
+    Ok(Some((changes, crate::state::PlanIndex::from_stored(&body))))
 }
 
 /// Ends an apply's writes: raises the write count once (whatever the triggers counted),

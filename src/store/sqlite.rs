@@ -406,6 +406,24 @@ impl Store for SqliteStore {
         .doing("reading the plan index")
     }
 
+    async fn read_pages(
+        &mut self,
+        firsts: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let Some(conn) = self.conn(false).await? else {
+            return Ok(Vec::new());
+        };
+        let firsts = serde_json::to_string(firsts).expect("strings serialise");
+        sqlx::query_as(
+            "SELECT first, body FROM plan_index_pages
+             WHERE first IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(firsts)
+        .fetch_all(&mut *conn)
+        .await
+        .doing("reading the plan index")
+    }
+
     async fn history(&mut self, id: Option<i64>) -> Result<Vec<ApplyRecord>, StoreError> {
         let Some(conn) = self.conn(false).await? else {
             return Ok(Vec::new());

@@ -1224,20 +1224,42 @@ fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
         err.contains(&format!("0 of {} files changed", FILES + 2)),
         "{err}"
     );
-    // A page missing: the index does not read, the plan is full (and the same).
+    // A page missing: a plan whose files in it did not change does not read it; once one
+    // of them changes, the plan is full (and the same), and its apply records every page.
     let first = after[3].split(' ').next().unwrap().to_string();
     env.sql(&format!(
         "DELETE FROM plan_index_pages WHERE first = '{first}'"
     ));
     let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Planned from the changed files only"), "{err}");
+    let number: usize = first["customers/c".len()..][..5].parse().unwrap();
+    let text = format!("customers:\n{}", customer(number, "Edited"));
+    env.write(&first, &text);
+    let (code, out, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{out}{err}");
     assert!(
-        err.contains("Planning in full: the plan index does not read"),
+        err.contains("Planning in full: a page of the plan index is missing"),
         "{err}"
     );
-    // Recorded again by an apply with nothing to change.
+    let fast = env.plan(&["--format", "json"]);
+    assert_eq!(fast, env.plan(&["--format", "json", "--no-incremental"]));
+    env.write(
+        &first,
+        &format!("customers:\n{}", customer(number, "Customer")),
+    );
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
     env.apply();
-    assert_eq!(pages(), after);
+    let edited = format!("customers:\n{}", customer(number, "Edited"));
+    env.write(&first, &edited);
+    env.apply();
+    env.write(
+        &first,
+        &format!("customers:\n{}", customer(number, "Customer")),
+    );
+    env.apply();
+    assert_eq!(pages(), after, "every page recorded again, as before");
     // Keep two files: their pages go with them.
     for i in (0..FILES).filter(|&i| i != 7 && i != 4321) {
         env.remove(&format!("customers/c{i:05}.yaml"));
