@@ -839,6 +839,29 @@ fn says_how_it_planned(env: Env) {
         err.contains("Planned from the changed files only: 0 of 3 files changed"),
         "{err}"
     );
+    // A comment in a file of customers: read again by an incremental plan, nothing to
+    // change, and its apply records the file as it is now (its page, not the whole list),
+    // so the next plan reads nothing.
+    let mut files: Vec<_> = std::fs::read_dir(env.path("manifests/customers"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    std::fs::write(&files[0], format!("# reviewed\n{text}")).unwrap();
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Planned from the changed files only: 1 of 3 files changed"),
+        "{err}"
+    );
+    assert!(env.apply().contains("No changes"), "nothing to change");
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Planned from the changed files only: 0 of 3 files changed"),
+        "the apply recorded the file as it is now: {err}"
+    );
 }
 
 crate::common::on_every_engine!(says_how_it_planned);
