@@ -828,7 +828,7 @@ async fn follow_files(
 ) -> Result<(), Error> {
     let (version, stored) = store.read_index().await?;
     let unchanged = stored.is_some_and(|(changes, stored)| {
-        Some(changes) == version.changes() && stored.as_ref() == Some(index)
+        Some(changes) == version.changes() && stored.is_some_and(|s| index.records_as(&s))
     });
     if !unchanged {
         store.record_index(index, fingerprint).await?;

@@ -287,6 +287,8 @@ impl Cutter {
 /// and bytes), the recorded pages to delete, and whether every recorded page goes first.
 pub struct Sealed {
     pub body: Vec<u8>,
+    /// Every page as its own bytes list it.
+    pub listed: Vec<PageInfo>,
     pub pages: Vec<(String, Vec<u8>)>,
     pub gone: Vec<String>,
     pub all: bool,
@@ -542,6 +544,7 @@ impl PlanIndex {
         let json = serde_json::to_vec(&index).expect("an index serialises");
         Sealed {
             body: deflate(&json),
+            listed: index.pages.0,
             pages,
             gone: self
                 .reuse
@@ -549,6 +552,27 @@ impl PlanIndex {
                 .map(|r| r.gone.clone())
                 .unwrap_or_default(),
             all: self.reuse.is_none(),
+        }
+    }
+
+    /// Whether recording this index would leave `stored` (an index read back) as it is: the
+    /// same settings, templates, logins and sections, and the same pages — each page of an
+    /// incremental apply's index kept as it was recorded, or each page of an index of every
+    /// file listed as the recorded one is.
+    pub fn records_as(&self, stored: &PlanIndex) -> bool {
+        if self.without_files() != stored.without_files() {
+            return false;
+        }
+        match &self.reuse {
+            Some(reuse) => {
+                reuse.gone.is_empty()
+                    && reuse.pages.len() == stored.pages.0.len()
+                    && reuse
+                        .pages
+                        .iter()
+                        .all(|page| matches!(page, NextPage::Kept(_)))
+            }
+            None => self.seal().listed == stored.pages.0,
         }
     }
 
@@ -1020,6 +1044,31 @@ mod tests {
         assert!(stored.is_empty());
         let read = PlanIndex::read_all(&body, Vec::new()).unwrap();
         assert!(read.files.is_empty());
+    }
+
+    /// An index records as the one stored when nothing of it would change: an incremental
+    /// apply's that keeps every page, or one of every file whose pages list the same files.
+    #[test]
+    fn an_index_that_keeps_every_page_records_as_the_stored_one() {
+        let files: Vec<IndexedFile> = (0..2_000)
+            .map(|i| file(&format!("customers/c{i:05}.yaml"), &format!("{i}")))
+            .collect();
+        let before = index_of(files.clone());
+        let mut stored = foldhash::HashMap::default();
+        let read = PlanIndex::from_stored(&record(&mut stored, before.seal())).unwrap();
+        assert!(next_of(&before, &files).records_as(&read));
+        assert!(before.records_as(&read));
+        let mut changed = files.clone();
+        changed[1_234].digest = id("changed");
+        assert!(!next_of(&before, &changed).records_as(&read));
+        assert!(!index_of(changed).records_as(&read));
+        let fewer = files[1..].to_vec();
+        assert!(!next_of(&before, &fewer).records_as(&read));
+        let other = PlanIndex {
+            logins: 4,
+            ..before.clone()
+        };
+        assert!(!other.records_as(&read));
     }
 
     /// A page opened is checked against its listing: its number of files and their digest.

@@ -854,6 +854,24 @@ fn says_how_it_planned(env: Env) {
     nothing_planned_reading(1);
     assert!(env.apply().contains("No changes"), "nothing to change");
     nothing_planned_reading(0);
+    // Applied again reading everything, with nothing to change and the files as recorded:
+    // its index (of every file) lists the pages recorded, and nothing is written (SQLite
+    // raises the file's change counter, bytes 24-27 of its header, at every write).
+    if env.is_sqlite() {
+        let counter = || std::fs::read(env.db_path()).unwrap()[24..28].to_vec();
+        let before = counter();
+        let full = [
+            "apply",
+            "-f",
+            "manifests",
+            "--auto-approve",
+            "--no-incremental",
+        ];
+        let (code, out, err) = run(env.portico(&full));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("No changes"), "nothing to change: {out}");
+        assert_eq!(counter(), before, "an apply with nothing to change wrote");
+    }
 }
 
 crate::common::on_every_engine!(says_how_it_planned);
