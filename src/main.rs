@@ -24,13 +24,24 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// this only when they read the whole account. A `MIMALLOC_PURGE_DELAY` set in the
 /// environment is left as it is.
 #[cfg(not(feature = "system-allocator"))]
-#[allow(unsafe_code)]
 fn purge_freed_memory_at_once() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: stores one aligned integer option, which mimalloc reads at each purge;
-        // it has no other effect. A plan may call this while its other threads allocate:
-        // they read either the old delay or the new one.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    set_option_unless_in_env(MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 0);
+}
+
+/// Sets a mimalloc option, unless its variable is set in the environment (mimalloc read it
+/// at start-up; the user's choice stands).
+#[cfg(not(feature = "system-allocator"))]
+#[allow(unsafe_code)]
+fn set_option_unless_in_env(
+    option: libmimalloc_sys::mi_option_t,
+    variable: &str,
+    value: std::ffi::c_long,
+) {
+    if std::env::var_os(variable).is_none() {
+        // SAFETY: stores one aligned integer option, which mimalloc reads when it purges or
+        // exits; it has no other effect. A plan may call this while its other threads
+        // allocate: they read either the old value or the new one.
+        unsafe { libmimalloc_sys::mi_option_set(option, value) }
     }
 }
 
@@ -49,12 +60,8 @@ const MI_OPTION_DESTROY_ON_EXIT: libmimalloc_sys::mi_option_t = 22;
 /// everything, which is for libraries unloaded while the process goes on. A
 /// `MIMALLOC_DESTROY_ON_EXIT` set in the environment is left as it is.
 #[cfg(not(feature = "system-allocator"))]
-#[allow(unsafe_code)]
 fn leave_memory_at_exit() {
-    if std::env::var_os("MIMALLOC_DESTROY_ON_EXIT").is_none() {
-        // SAFETY: stores one integer option, read once, by the exit handler.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_DESTROY_ON_EXIT, 2) }
-    }
+    set_option_unless_in_env(MI_OPTION_DESTROY_ON_EXIT, "MIMALLOC_DESTROY_ON_EXIT", 2);
 }
 
 #[cfg(feature = "system-allocator")]
