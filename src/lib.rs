@@ -14,6 +14,7 @@ pub mod commands;
 pub mod error;
 pub mod export;
 pub mod files;
+pub mod folders;
 pub mod github;
 pub mod gitindex;
 pub mod history;

@@ -84,6 +84,7 @@ fn ordinary_pages() {
 }
 
 fn main() -> ExitCode {
+    portico::progress::command_started();
     // A reader that stops early (`portico history | head`) ends portico quietly, as it ends
     // `cat`, instead of a panic on the broken pipe.
     sigpipe::reset();
@@ -124,6 +125,7 @@ fn main() -> ExitCode {
         _ => purge_freed_memory_at_once(),
     }
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(portico::parallel::cores())
         .enable_all()
         .build()
         .expect("the async runtime starts")

@@ -97,7 +97,7 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
 pub fn hash_many(passwords: &[&str]) -> Vec<String> {
     let bar =
         crate::progress::Progress::start("hashing passwords", Some(passwords.len() as u64), 8);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::parallel::cores();
     let chunk = passwords.len().div_ceil(threads).max(1);
     let hashes = std::thread::scope(|scope| {
         let handles: Vec<_> = passwords
@@ -281,7 +281,7 @@ pub fn hash_all<'a>(
         return jobs.iter().map(row_of).collect();
     }
     let bar = crate::progress::Progress::start("hashing passwords", Some(to_hash), 8);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::parallel::cores();
     let chunk = jobs.len().div_ceil(threads).max(1);
     let results: Vec<Result<Vec<PasswordRow>, PasswordError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs

@@ -14,6 +14,7 @@ use compact_str::CompactString;
 use super::{Computed, manifests_digest_of, transport_secrets};
 use crate::cli::DiffArgs;
 use crate::error::Error;
+use crate::folders::{Folders, split_name};
 pub(crate) use crate::gitindex::Worktree;
 use crate::manifest::load::{self, ManifestSet, Reading};
 use crate::parallel::InOrder;
@@ -383,7 +384,7 @@ fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(InOrder<Hashed>, 
         static LAST: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
     }
     let hashed = crate::parallel::map_in_blocks(work, |(at, path)| {
-        let name = folders.name(&root, at, &path);
+        let name = name_of(&folders, &root, at, &path);
         let place = git.as_ref().and_then(|git| {
             let place = git.place_after(&name, LAST.get());
             LAST.set(place);
@@ -392,7 +393,7 @@ fn hash_all(path: &Path, limit: u64, compare: bool) -> Result<(InOrder<Hashed>, 
         let known = git
             .as_ref()
             .zip(place)
-            .and_then(|(git, place)| folders.known(at, &path, place, git));
+            .and_then(|(git, place)| known(&folders, at, &path, place, git));
         match known {
             Some(seen) => Hashed {
                 path,
@@ -542,118 +543,36 @@ fn entry_of(index: &PlanIndex, name: &str, last: Option<usize>) -> Option<usize>
     }
 }
 
-/// The folders of a list of files, each opened once, so that each file is opened by its
-/// name in its folder (`openat`) instead of by a path looked up again from the root.
-struct Folders {
-    /// Each file's folder (an index in `open`), by the file's place in the list.
-    of: Vec<usize>,
-    /// Each folder, when it could be opened (a file in one that could not is opened by
-    /// its path, which then reports the problem).
-    open: Vec<Option<rustix::fd::OwnedFd>>,
-    /// Each folder's name relative to the root, ending in `/` (empty for the root), when it
-    /// is text inside the root.
-    names: Vec<Option<String>>,
-}
-
-impl Folders {
-    fn of(root: &Path, paths: &[PathBuf]) -> Folders {
-        use rustix::fs::{Mode, OFlags};
-        let mut folders = Folders {
-            of: Vec::with_capacity(paths.len()),
-            open: Vec::new(),
-            names: Vec::new(),
-        };
-        let mut last: Option<&Path> = None;
-        for path in paths {
-            let parent = split_name(path).0.unwrap_or(Path::new("."));
-            if last.map(Path::as_os_str) != Some(parent.as_os_str()) {
-                let parent_or_here = if parent.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    parent
-                };
-                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                folders
-                    .open
-                    .push(rustix::fs::open(parent_or_here, flags, Mode::empty()).ok());
-                let name = parent.strip_prefix(root).ok().and_then(Path::to_str);
-                folders.names.push(name.map(|name| match name {
-                    "" => String::new(),
-                    name => format!("{name}/"),
-                }));
-                last = Some(parent);
-            }
-            folders.of.push(folders.open.len() - 1);
+/// The name of the `at`-th file of the list, `path`, relative to `root`
+/// ([`validate::relative_name`]): its folder's name and its own, without taking the path
+/// apart again for each of 100,000 files.
+fn name_of(folders: &Folders, root: &Path, at: usize, path: &Path) -> String {
+    match (
+        folders.folder_name(at),
+        split_name(path).1.and_then(std::ffi::OsStr::to_str),
+    ) {
+        (Some(folder), Some(name)) => {
+            let mut whole = String::with_capacity(folder.len() + name.len());
+            whole.push_str(folder);
+            whole.push_str(name);
+            whole
         }
-        folders
-    }
-
-    /// The name of the `at`-th file of the list, `path`, relative to `root`
-    /// ([`validate::relative_name`]): its folder's name and its own, without taking the
-    /// path apart again for each of 100,000 files.
-    fn name(&self, root: &Path, at: usize, path: &Path) -> String {
-        let folder = self.of.get(at).and_then(|&f| self.names[f].as_deref());
-        match (folder, split_name(path).1.and_then(std::ffi::OsStr::to_str)) {
-            (Some(folder), Some(name)) => {
-                let mut whole = String::with_capacity(folder.len() + name.len());
-                whole.push_str(folder);
-                whole.push_str(name);
-                whole
-            }
-            _ => validate::relative_name(root, path),
-        }
-    }
-
-    /// The size and digest of the `at`-th file of the list, `path` (at `place` in git's
-    /// index), when git's index knows it unchanged.
-    fn known(
-        &self,
-        at: usize,
-        path: &Path,
-        place: usize,
-        git: &crate::gitindex::GitIndex,
-    ) -> Option<(u64, FileId)> {
-        use rustix::fs::AtFlags;
-        let folder = self.of.get(at).and_then(|&f| self.open[f].as_ref())?;
-        let stat =
-            rustix::fs::statat(folder, split_name(path).1?, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        let id = git.unchanged_at(place, &stat)?;
-        Some((u64::try_from(stat.st_size).ok()?, FileId(id)))
-    }
-
-    /// Opens the `at`-th file of the list, `path`, for reading.
-    fn open(&self, at: usize, path: &Path) -> std::io::Result<std::fs::File> {
-        use rustix::fs::{Mode, OFlags};
-        let folder = self.of.get(at).and_then(|&f| self.open[f].as_ref());
-        match (folder, split_name(path).1) {
-            (Some(folder), Some(name)) => {
-                let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-                let fd = rustix::fs::openat(folder, name, flags, Mode::empty())?;
-                Ok(std::fs::File::from(fd))
-            }
-            _ => std::fs::File::open(path),
-        }
+        _ => validate::relative_name(root, path),
     }
 }
 
-/// A listed file's folder and name ([`Path::parent`], [`Path::file_name`]), found by its last
-/// `/` as the listing joined them: taking the path apart into its components, three times a
-/// file, was 3 ms of a plan of 100,000 files, one of them on its critical path. A path that
-/// is not plainly `folder/name` is taken apart as before.
-fn split_name(path: &Path) -> (Option<&Path>, Option<&std::ffi::OsStr>) {
-    use std::os::unix::ffi::OsStrExt as _;
-    let bytes = path.as_os_str().as_bytes();
-    match bytes.iter().rposition(|&b| b == b'/') {
-        Some(at) if at > 0 && bytes[at - 1] != b'/' => {
-            let (folder, name) = (&bytes[..at], &bytes[at + 1..]);
-            if !name.is_empty() && name != b"." && name != b".." {
-                let folder = Path::new(std::ffi::OsStr::from_bytes(folder));
-                return (Some(folder), Some(std::ffi::OsStr::from_bytes(name)));
-            }
-            (path.parent(), path.file_name())
-        }
-        _ => (path.parent(), path.file_name()),
-    }
+/// The size and digest of the `at`-th file of the list, `path` (at `place` in git's index),
+/// when git's index knows it unchanged.
+fn known(
+    folders: &Folders,
+    at: usize,
+    path: &Path,
+    place: usize,
+    git: &crate::gitindex::GitIndex,
+) -> Option<(u64, FileId)> {
+    let stat = folders.lstat(at, path)?;
+    let id = git.unchanged_at(place, &stat)?;
+    Some((u64::try_from(stat.st_size).ok()?, FileId(id)))
 }
 
 /// A changed or new file to read: its path, its name, its size as hashed, and its index
@@ -1386,36 +1305,13 @@ mod tests {
             let folders = Folders::of(&base, &paths);
             for (at, path) in paths.iter().enumerate() {
                 let whole = validate::relative_name(&base, path);
-                assert_eq!(folders.name(&base, at, path), whole, "{}", path.display());
+                assert_eq!(
+                    name_of(&folders, &base, at, path),
+                    whole,
+                    "{}",
+                    path.display()
+                );
             }
-        }
-    }
-
-    /// A path split at its last `/` is the path taken apart by its components, whatever its
-    /// shape (the folder compared as a path: `a//b`'s is `a/`, the same folder as `a`).
-    #[test]
-    fn a_path_split_at_its_last_slash_is_its_parent_and_file_name() {
-        for path in [
-            "x.yaml",
-            "./x.yaml",
-            "a/x.yaml",
-            "/a/b/x.yaml",
-            "/x.yaml",
-            "a//x.yaml",
-            "a/./x.yaml",
-            "../a/x.yaml",
-            "a/..",
-            "a/.",
-            "a/",
-            "/",
-            "",
-            "a/b c/é.yaml",
-            "a/.hidden.yaml",
-        ] {
-            let path = Path::new(path);
-            let (folder, name) = split_name(path);
-            assert_eq!(folder, path.parent(), "{}", path.display());
-            assert_eq!(name, path.file_name(), "{}", path.display());
         }
     }
 }

@@ -171,6 +171,8 @@ pub struct Source {
     digest: std::sync::OnceLock<(crate::gitindex::BlobId, u64)>,
     /// Bytes, as read or as the file system said before it was read.
     size: u64,
+    /// The file's folder, opened, for a file not read yet: it is opened by its name there.
+    folder: Option<std::sync::Arc<rustix::fd::OwnedFd>>,
 }
 
 impl Source {
@@ -181,18 +183,25 @@ impl Source {
             size: text.len() as u64,
             text: std::sync::OnceLock::from(text),
             digest: std::sync::OnceLock::new(),
+            folder: None,
         }
     }
 
     /// A file of `size` bytes not read yet: its parse reads it ([`Source::read_for_parse`])
     /// and lets the text go as soon as it is parsed, so a big account's files are not all
-    /// held at once (79 MB at 300,000 wide logins, at the peak of the parse).
-    pub fn unread(path: PathBuf, size: u64) -> Source {
+    /// held at once (79 MB at 300,000 wide logins, at the peak of the parse). With its
+    /// `folder` (opened), the file is opened by its name there.
+    pub fn unread(
+        path: PathBuf,
+        size: u64,
+        folder: Option<std::sync::Arc<rustix::fd::OwnedFd>>,
+    ) -> Source {
         Source {
             path,
             text: std::sync::OnceLock::new(),
             digest: std::sync::OnceLock::new(),
             size,
+            folder,
         }
     }
 
@@ -215,7 +224,7 @@ impl Source {
         // Sized by the size the folder listing read: `std::fs::read`, and `read_to_end` on
         // a bare `File`, ask the file system for it again (a tenth of the reading, for
         // 100,000 small files); through `take` the read is a plain one.
-        let read = std::fs::File::open(&self.path)
+        let read = crate::folders::open_in(self.folder.as_deref(), &self.path)
             .and_then(|file| {
                 use std::io::Read as _;
                 let room = usize::try_from(self.size).unwrap_or(0).saturating_add(1);

@@ -209,13 +209,20 @@ fn read_files(
 ) -> Vec<Result<usize, Diagnostic>> {
     // On every core: for 100,000 one-customer files, a `stat` each one after another was a
     // tenth of a `validate`.
-    let sizes: Vec<Option<u64>> = crate::parallel::map_in_order(files.iter().collect(), |path| {
-        fs::metadata(path).ok().map(|m| m.len())
-    });
+    // Each looked up by its name in its folder (opened once), here and when its parse opens
+    // it, instead of by its path walked again from the root.
+    let folders = crate::folders::Folders::of(&set.root, &files);
+    let sizes: Vec<Option<u64>> = crate::parallel::map_in_order(
+        files.iter().enumerate().collect(),
+        |(at, path)| match folders.stat(at, path) {
+            Some(stat) => u64::try_from(stat.st_size).ok(),
+            None => fs::metadata(path).ok().map(|m| m.len()),
+        },
+    );
     let total = usize::try_from(sizes.iter().flatten().sum::<u64>()).unwrap_or(usize::MAX);
     let (threads, target) = parse_shape();
     let mut slots: Vec<Result<usize, Diagnostic>> = Vec::with_capacity(files.len());
-    for (path, size) in files.into_iter().zip(sizes) {
+    for (at, (path, size)) in files.into_iter().zip(sizes).enumerate() {
         let index = set.sources.len();
         if let Some((_, text)) = overlay.iter().find(|(p, _)| *p == path) {
             slots.push(Ok(index));
@@ -235,7 +242,8 @@ fn read_files(
             )
         {
             slots.push(Ok(index));
-            set.sources.push(Source::unread(path, size));
+            set.sources
+                .push(Source::unread(path, size, folders.folder(at).cloned()));
             continue;
         }
         match fs::read(&path) {
@@ -280,7 +288,7 @@ fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
 
 /// The cores a parse uses, and the size of the pieces a large file is cut into.
 fn parse_shape() -> (usize, usize) {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = crate::parallel::cores();
     let target = std::env::var("PORTICO_PARSE_PIECE")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -345,7 +345,7 @@ pub async fn serve(options: Options) -> Result<(), ServeError> {
         )));
     }
     let secret_key = SecretKey::from_base64(&options.secret_key).map_err(ServeError::Refused)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::parallel::cores();
     let store = ServeStore::open(&options.database, (cores as u32 * 4).max(8)).await?;
     let dummy_hash = crate::passwords::hash("portico-dummy-password")
         .map_err(|_| ServeError::Refused("the system's random source failed".into()))?;

@@ -1071,6 +1071,9 @@ where
 /// Rows of the plan index's files written per statement: a JSON list of about 1 MB.
 const FILE_ROWS_PER_STATEMENT: usize = 5_000;
 
+/// Up to this many rows of the plan index's files are written one statement each.
+const FILE_ROWS_ONE_BY_ONE: usize = 32;
+
 /// Writes the files' rows recorded beside an index (see [`crate::state::FileWrites`]), a few
 /// thousand per statement (one statement per row took ten seconds for 100,000 files).
 ///
@@ -1086,6 +1089,8 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
 {
     #[derive(serde::Serialize)]
     struct Row<'a> {
@@ -1119,6 +1124,15 @@ where
                 .doing(doing)?;
         }
     }
+    if writes.rows.len() <= FILE_ROWS_ONE_BY_ONE
+        && let Some(digests) = writes
+            .rows
+            .iter()
+            .map(|(_, digest, ..)| hex::decode(digest).ok())
+            .collect::<Option<Vec<Vec<u8>>>>()
+    {
+        return write_file_rows_one_by_one::<DB>(conn, &writes.rows, &digests).await;
+    }
     for chunk in writes.rows.chunks(FILE_ROWS_PER_STATEMENT) {
         let rows: Vec<Row<'_>> = chunk
             .iter()
@@ -1135,6 +1149,40 @@ where
             .execute(&mut *conn)
             .await
             .doing(doing)?;
+    }
+    Ok(())
+}
+
+/// [`write_files`] for a few rows (an everyday apply rewrites a few files'): each in its own
+/// statement, its blobs bound as bytes. Through the JSON list, the blobs of one file of 5,000
+/// customers (35 KB) went as 70 KB of hex, and SQLite took 0.8 ms to parse and unhex them, a
+/// twentieth of a 10-login plan.
+async fn write_file_rows_one_by_one<DB>(
+    conn: &mut DB::Connection,
+    rows: &[crate::state::FileRow],
+    digests: &[Vec<u8>],
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
+{
+    for ((path, _, ids, groups), digest) in rows.iter().zip(digests) {
+        sqlx::query(
+            "INSERT INTO plan_index_files (path, digest, ids, groups) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (path) DO UPDATE
+             SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
+        )
+        .bind(path.as_str())
+        .bind(digest.as_slice())
+        .bind(ids.as_slice())
+        .bind(groups.as_deref())
+        .execute(&mut *conn)
+        .await
+        .doing("recording the plan index")?;
     }
     Ok(())
 }

@@ -161,7 +161,7 @@ fn emails_used_again<'a>(
     logins: usize,
 ) -> Vec<(usize, usize, Place<'a>)> {
     use std::hash::BuildHasher;
-    let shares = std::thread::available_parallelism().map_or(1, usize::from);
+    let shares = crate::parallel::cores();
     let share_of = foldhash::fast::FixedState::with_seed(0);
     let share = |mine: usize| {
         // The first use of each email by where it is in `uses` (8 bytes, not a 24-byte

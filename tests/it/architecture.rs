@@ -11,6 +11,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("catalog", 0),
     ("clock", 0),
     ("files", 0),
+    ("folders", 0),
     ("gitindex", 0),
     ("memory", 0),
     ("parallel", 0),

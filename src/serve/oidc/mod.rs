@@ -54,7 +54,7 @@ pub struct Provider {
 
 impl Default for Provider {
     fn default() -> Provider {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = crate::parallel::cores();
         Provider {
             keys: tokio::sync::RwLock::default(),
             refreshing: AtomicBool::new(false),
