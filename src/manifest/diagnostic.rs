@@ -169,10 +169,22 @@ pub struct Source {
     text: std::sync::OnceLock<String>,
     /// The git blob id of the text as first read, and its size.
     digest: std::sync::OnceLock<(crate::gitindex::BlobId, u64)>,
-    /// Bytes, as read or as the file system said before it was read.
-    size: u64,
+    /// Bytes, as read or as the file system said before it was read (`None`: not asked;
+    /// the read asks the opened file).
+    size: Option<u64>,
     /// The file's folder, opened, for a file not read yet: it is opened by its name there.
     folder: Option<std::sync::Arc<rustix::fd::OwnedFd>>,
+}
+
+/// Why a file left [`Source::unread`] was not read for its parse.
+#[derive(Debug)]
+pub enum Unread {
+    /// It could not be opened or read.
+    Io(std::io::Error),
+    /// It is not UTF-8 text.
+    NotUtf8,
+    /// It is larger than the limit (its size).
+    TooLarge(u64),
 }
 
 impl Source {
@@ -180,20 +192,20 @@ impl Source {
     pub fn new(path: PathBuf, text: String) -> Source {
         Source {
             path,
-            size: text.len() as u64,
+            size: Some(text.len() as u64),
             text: std::sync::OnceLock::from(text),
             digest: std::sync::OnceLock::new(),
             folder: None,
         }
     }
 
-    /// A file of `size` bytes not read yet: its parse reads it ([`Source::read_for_parse`])
-    /// and lets the text go as soon as it is parsed, so a big account's files are not all
-    /// held at once (79 MB at 300,000 wide logins, at the peak of the parse). With its
-    /// `folder` (opened), the file is opened by its name there.
+    /// A file of `size` bytes (`None`: not asked yet) not read yet: its parse reads it
+    /// ([`Source::read_for_parse`]) and lets the text go as soon as it is parsed, so a big
+    /// account's files are not all held at once (79 MB at 300,000 wide logins, at the peak
+    /// of the parse). With its `folder` (opened), the file is opened by its name there.
     pub fn unread(
         path: PathBuf,
-        size: u64,
+        size: Option<u64>,
         folder: Option<std::sync::Arc<rustix::fd::OwnedFd>>,
     ) -> Source {
         Source {
@@ -205,9 +217,12 @@ impl Source {
         }
     }
 
-    /// Bytes, as read or as the file system said before it was read.
+    /// Bytes: of the text held, else as the file system said before it was read (0 when it
+    /// was not asked).
     pub fn size(&self) -> u64 {
-        self.size
+        self.text
+            .get()
+            .map_or(self.size.unwrap_or(0), |text| text.len() as u64)
     }
 
     /// Whether the text is held (read, or given).
@@ -216,28 +231,20 @@ impl Source {
     }
 
     /// Reads a file left [`Source::unread`] for its parse: the digest is kept, the text
-    /// handed over. Unreadable or not UTF-8, it reads as empty from then on.
+    /// handed over. A file of `hold_from` bytes or more is held instead (`None`), to be
+    /// parsed in pieces. Too large, unreadable or not UTF-8, it reads as empty from then on.
     ///
     /// # Errors
-    /// The read's error, or `None` when the file is not valid UTF-8.
-    pub fn read_for_parse(&self) -> Result<String, Option<std::io::Error>> {
-        // Sized by the size the folder listing read: `std::fs::read`, and `read_to_end` on
-        // a bare `File`, ask the file system for it again (a tenth of the reading, for
-        // 100,000 small files); through `take` the read is a plain one.
-        let read = crate::folders::open_in(self.folder.as_deref(), &self.path)
-            .and_then(|file| {
-                use std::io::Read as _;
-                let room = usize::try_from(self.size).unwrap_or(0).saturating_add(1);
-                let mut bytes = Vec::with_capacity(room);
-                file.take(u64::MAX).read_to_end(&mut bytes)?;
-                Ok(bytes)
-            })
-            .map_err(Some)
-            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| None));
-        match read {
+    /// What kept it from being read.
+    pub fn read_for_parse(&self, limit: u64, hold_from: u64) -> Result<Option<String>, Unread> {
+        match self.read_within(limit) {
+            Ok(text) if text.len() as u64 >= hold_from => {
+                let _ = self.text.set(text);
+                Ok(None)
+            }
             Ok(text) => {
                 let _ = self.digest.set(digest_of(&text));
-                Ok(text)
+                Ok(Some(text))
             }
             Err(error) => {
                 let _ = self.digest.set(digest_of(""));
@@ -245,6 +252,30 @@ impl Source {
                 Err(error)
             }
         }
+    }
+
+    /// The file's text, when it is at most `limit` bytes (its size asked of the opened file
+    /// when the listing did not ask it).
+    fn read_within(&self, limit: u64) -> Result<String, Unread> {
+        use std::io::Read as _;
+        let file =
+            crate::folders::open_in(self.folder.as_deref(), &self.path).map_err(Unread::Io)?;
+        let size = match self.size {
+            Some(size) => size,
+            None => file.metadata().map_err(Unread::Io)?.len(),
+        };
+        if size > limit {
+            return Err(Unread::TooLarge(size));
+        }
+        // Sized by the size known: `std::fs::read`, and `read_to_end` on a bare `File`, ask
+        // the file system for it again (a tenth of the reading, for 100,000 small files);
+        // through `take` the read is a plain one.
+        let room = usize::try_from(size).unwrap_or(0).saturating_add(1);
+        let mut bytes = Vec::with_capacity(room);
+        file.take(u64::MAX)
+            .read_to_end(&mut bytes)
+            .map_err(Unread::Io)?;
+        String::from_utf8(bytes).map_err(|_| Unread::NotUtf8)
     }
 
     /// The text as read (again, if it was released; empty if the file changed since).

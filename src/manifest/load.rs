@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::diagnostic::{Diagnostic, Site, Source};
+use super::diagnostic::{Diagnostic, Site, Source, Unread};
 use super::model::{Customer, Document, LoginPolicy, Notifications, Policy, Role, Website};
 use super::path::{Position, Segment, YamlPath};
 use crate::catalog::Feature;
@@ -162,7 +162,7 @@ pub fn load_listed(
         .iter()
         .filter_map(|s| s.as_ref().ok().copied())
         .collect();
-    let parsed = parse_all(&set.sources, &texts);
+    let parsed = parse_all(&set.sources, &texts, reading.max_file_bytes);
     // The merged list is sized once: grown by pushing, it would hold up to twice the room.
     let customers = parsed
         .iter()
@@ -212,6 +212,9 @@ fn read_files(
     // Each looked up by its name in its folder (opened once), here and when its parse opens
     // it, instead of by its path walked again from the root.
     let folders = crate::folders::Folders::of(&set.root, &files);
+    if files.len() >= MANY_FILES {
+        return unsized_files(set, files, overlay, &folders);
+    }
     let sizes: Vec<Option<u64>> = crate::parallel::map_in_order(
         files.iter().enumerate().collect(),
         |(at, path)| match folders.stat(at, path) {
@@ -242,8 +245,11 @@ fn read_files(
             )
         {
             slots.push(Ok(index));
-            set.sources
-                .push(Source::unread(path, size, folders.folder(at).cloned()));
+            set.sources.push(Source::unread(
+                path,
+                Some(size),
+                folders.folder(at).cloned(),
+            ));
             continue;
         }
         match fs::read(&path) {
@@ -258,6 +264,34 @@ fn read_files(
                 }
             },
             Err(error) => slots.push(Err(cannot_read(&path, &error))),
+        }
+    }
+    slots
+}
+
+/// From this many files, [`read_files`] asks no file's size before its parse: each is
+/// opened by its parse, which asks the opened file its size (no second lookup of its name:
+/// for 100,000 one-customer files in one folder, a `stat` each was a twelfth of a
+/// `validate`). A file larger than a few pieces is then read and parsed in pieces after the
+/// others; one too large is reported by its parse, in its place.
+const MANY_FILES: usize = 1_024;
+
+/// [`read_files`] for many files: every file left unread, its size not asked (the
+/// overlay's texts given).
+fn unsized_files(
+    set: &mut ManifestSet,
+    files: Vec<PathBuf>,
+    overlay: &[(&Path, &str)],
+    folders: &crate::folders::Folders,
+) -> Vec<Result<usize, Diagnostic>> {
+    let mut slots = Vec::with_capacity(files.len());
+    for (at, path) in files.into_iter().enumerate() {
+        slots.push(Ok(set.sources.len()));
+        match overlay.iter().find(|(p, _)| *p == path) {
+            Some((_, text)) => set.sources.push(Source::new(path, (*text).to_string())),
+            None => set
+                .sources
+                .push(Source::unread(path, None, folders.folder(at).cloned())),
         }
     }
     slots
@@ -281,9 +315,9 @@ const PIECE_BYTES: usize = 256 * 1024;
 /// Parses the given sources on every core. Results come back in the order of `indexes`.
 /// A large file of customers is parsed in pieces (see `split`) when the files are too few
 /// to keep the cores busy, as when a plan reads only the one file a change touched.
-fn parse_all(sources: &[Source], indexes: &[usize]) -> Vec<Parsed> {
+fn parse_all(sources: &[Source], indexes: &[usize], limit: u64) -> Vec<Parsed> {
     let (threads, target) = parse_shape();
-    parse_in_pieces(sources, indexes, target, threads)
+    parse_in_pieces(sources, indexes, (target, threads), limit)
 }
 
 /// The cores a parse uses, and the size of the pieces a large file is cut into.
@@ -296,12 +330,13 @@ fn parse_shape() -> (usize, usize) {
     (threads, target)
 }
 
-/// [`parse_all`] with pieces of about `target` bytes, for `threads` cores.
+/// [`parse_all`] with pieces of about `target` bytes, for `threads` cores; files not read
+/// yet are read by their parse, within `limit` bytes.
 fn parse_in_pieces(
     sources: &[Source],
     indexes: &[usize],
-    target: usize,
-    threads: usize,
+    (target, threads): (usize, usize),
+    limit: u64,
 ) -> Vec<Parsed> {
     let size = |i: usize| usize::try_from(sources[i].size()).unwrap_or(usize::MAX);
     let total: usize = indexes.iter().map(|&i| size(i)).sum();
@@ -321,29 +356,51 @@ fn parse_in_pieces(
             None => work.push((index, None)),
         }
     }
+    // A file read by its parse that turns out larger than a few pieces is held, and parsed
+    // in pieces after the others (its size was not asked before: see `MANY_FILES`).
+    let hold_from = if threads > 1 && target > 0 {
+        u64::try_from(4 * target).map_or(u64::MAX, |bytes| bytes.saturating_add(1))
+    } else {
+        u64::MAX
+    };
     // Each file's spare room goes on its parse thread, as soon as it is parsed: for 100,000
     // one-customer files, the room left until every file was parsed was 360 MiB at the peak.
     let mut parsed = crate::parallel::map_in_order(work, |(index, range)| {
-        let (mut documents, found) = parse_work(sources, index, range);
-        documents
-            .iter_mut()
-            .for_each(|(_, document)| compact(document));
-        (index, documents, found)
+        let parsed = parse_work(sources, index, range, (limit, hold_from));
+        let parsed = parsed.map(|(mut documents, found)| {
+            documents
+                .iter_mut()
+                .for_each(|(_, document)| compact(document));
+            (documents, found)
+        });
+        (index, parsed)
     })
     .into_iter()
     .peekable();
     let mut out = Vec::with_capacity(indexes.len());
-    let mut again = Vec::new();
-    while let Some((index, documents, found)) = parsed.next() {
-        let mut pieces = vec![(documents, found)];
-        while let Some((_, documents, found)) = parsed.next_if(|(i, ..)| *i == index) {
-            pieces.push((documents, found));
+    let (mut again, mut held) = (Vec::new(), Vec::new());
+    while let Some((index, parsed_now)) = parsed.next() {
+        let Some(first) = parsed_now else {
+            held.push((out.len(), index));
+            out.push(None);
+            continue;
+        };
+        let mut pieces = vec![first];
+        while let Some((_, Some(piece))) = parsed.next_if(|(i, p)| *i == index && p.is_some()) {
+            pieces.push(piece);
         }
         let done = joined(pieces);
         if done.is_none() {
             again.push((out.len(), index));
         }
         out.push(done);
+    }
+    if !held.is_empty() {
+        let indexes: Vec<usize> = held.iter().map(|(_, index)| *index).collect();
+        let redone = parse_in_pieces(sources, &indexes, (target, threads), limit);
+        for ((slot, _), done) in held.into_iter().zip(redone) {
+            out[slot] = Some(done);
+        }
     }
     // A file whose pieces did not all parse cleanly is parsed whole: its diagnostics, if any,
     // are those of the file.
@@ -364,27 +421,36 @@ fn parse_in_pieces(
         .collect()
 }
 
-/// Parses one file (`range`: `None`) or one piece of a file read whole.
+/// Parses one file (`range`: `None`) or one piece of a file read whole; a file not read yet
+/// is read here, within `limit` bytes, and held instead (`None`) when it is `hold_from`
+/// bytes or more.
 fn parse_work(
     sources: &[Source],
     index: usize,
     range: Option<std::ops::Range<usize>>,
-) -> (Vec<(usize, Document)>, Vec<Diagnostic>) {
+    (limit, hold_from): (u64, u64),
+) -> Option<Parsed> {
     let mut found = Vec::new();
     if !sources[index].is_held() {
         // Read here, parsed, and let go (its digest is kept).
-        let documents = match sources[index].read_for_parse() {
-            Ok(text) => read_documents(index, &text, &mut found),
-            Err(Some(error)) => {
+        let documents = match sources[index].read_for_parse(limit, hold_from) {
+            Ok(Some(text)) => read_documents(index, &text, &mut found),
+            Ok(None) => return None,
+            Err(Unread::Io(error)) => {
                 found.push(cannot_read(&sources[index].path, &error));
                 Vec::new()
             }
-            Err(None) => {
+            Err(Unread::NotUtf8) => {
                 found.push(not_utf8(index));
                 Vec::new()
             }
+            Err(Unread::TooLarge(size)) => {
+                let message = too_large(&sources[index].path, size, limit);
+                found.extend(message.map(|m| Diagnostic::file_error(None, m)));
+                Vec::new()
+            }
         };
-        return (documents, found);
+        return Some((documents, found));
     }
     let text = sources[index].text();
     // The file's digest is taken here, on the parse threads, before its text goes.
@@ -399,7 +465,7 @@ fn parse_work(
             read_documents(index, &piece, &mut found)
         }
     };
-    (documents, found)
+    Some((documents, found))
 }
 
 /// Whether a file of `len` bytes, of `total` read, is parsed in pieces of about `target`
@@ -1450,7 +1516,7 @@ mod tests {
         assert!(slots.iter().all(Result::is_ok));
         assert!(set.sources.iter().all(|s| !s.is_held()));
         let all: Vec<usize> = (0..set.sources.len()).collect();
-        let parsed = parse_all(&set.sources, &all);
+        let parsed = parse_all(&set.sources, &all, u64::MAX);
         let count = |documents: &Vec<(usize, Document)>| -> usize {
             documents
                 .iter()
@@ -1475,6 +1541,80 @@ mod tests {
             assert_eq!(set.sources[i].text(), text);
         }
         assert_eq!(set.sources[texts.len()].text(), "");
+    }
+
+    /// Many files are read without asking their sizes first: each is read by its parse,
+    /// which finds one too large (reported in its place, as a size asked first would), one
+    /// not UTF-8, and one larger than a few pieces, held and then parsed in pieces into the
+    /// same customers as when it is parsed whole; every other file parsed as itself.
+    #[test]
+    fn many_files_are_read_by_their_parse_without_asking_their_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let customers = |from: usize, count: usize| -> String {
+            let items: String = (from..from + count)
+                .map(|i| format!("  - id: C{i:05}\n    name: Customer {i}\n"))
+                .collect();
+            format!("customers:\n{items}")
+        };
+        let mut texts: Vec<Vec<u8>> = (0..MANY_FILES + 3)
+            .map(|i| customers(i, 1).into_bytes())
+            .collect();
+        let (big, huge, bad) = (7, 500, MANY_FILES + 1);
+        texts[big] = customers(90_000, 400).into_bytes();
+        texts[huge] = customers(80_000, 2_000).into_bytes();
+        texts[bad] = vec![0xff, 0xfe];
+        let (target, limit) = (1_024, 40_000);
+        assert!(texts[big].len() > 4 * target && texts[big].len() as u64 <= limit);
+        assert!(texts[huge].len() as u64 > limit);
+        let files: Vec<PathBuf> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = dir.path().join(format!("c{i:05}.yaml"));
+                std::fs::write(&path, text).unwrap();
+                path
+            })
+            .collect();
+        let mut set = ManifestSet::default();
+        let slots = read_files(&mut set, files.clone(), &[], limit);
+        assert!(slots.iter().all(Result::is_ok));
+        assert!(set.sources.iter().all(|s| !s.is_held() && s.size() == 0));
+        let all: Vec<usize> = (0..set.sources.len()).collect();
+        let parsed = parse_in_pieces(&set.sources, &all, (target, 2), limit);
+        assert_eq!(parsed.len(), files.len());
+        for (i, (documents, found)) in parsed.iter().enumerate() {
+            let problems: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+            if i == huge {
+                let said = too_large(&files[i], texts[i].len() as u64, limit).unwrap();
+                assert_eq!(problems, [said.as_str()]);
+                assert!(documents.is_empty());
+                continue;
+            }
+            if i == bad {
+                assert_eq!(problems, ["file is not valid UTF-8"]);
+                continue;
+            }
+            assert!(problems.is_empty(), "{i}: {problems:?}");
+            let mut whole_found = Vec::new();
+            let text = std::str::from_utf8(&texts[i]).unwrap();
+            let whole = read_documents(i, text, &mut whole_found);
+            let ids = |documents: &[(usize, Document)]| -> Vec<String> {
+                documents
+                    .iter()
+                    .flat_map(|(_, d)| d.customers.iter().flatten())
+                    .map(|c| c.id.to_string())
+                    .collect()
+            };
+            assert_eq!(ids(documents), ids(&whole), "{i}");
+            assert_eq!(
+                set.sources[i].digest(),
+                &crate::gitindex::blob_id(&texts[i])
+            );
+        }
+        // The large file was held for its pieces; the others were let go once parsed.
+        assert!(set.sources[big].is_held());
+        assert!(!set.sources[0].is_held() && !set.sources[big + 1].is_held());
+        assert_eq!(set.sources[huge].text(), "");
     }
 
     /// Lists of customers whose layout a cut could misread, by what each tries.
@@ -1551,14 +1691,14 @@ mod tests {
             let items: String = (0..100).map(item).collect();
             let text = format!("# customers\ncustomers:\n{items}");
             let sources = vec![Source::new(PathBuf::from("c.yaml"), text.clone())];
-            let whole = seen(&parse_in_pieces(&sources, &[0], 0, 2));
+            let whole = seen(&parse_in_pieces(&sources, &[0], (0, 2), u64::MAX));
             for target in [64, 300, 1000] {
                 assert!(
                     super::super::split::pieces(&text, target).is_some()
                         || what == "block scalar" && target == 1000,
                     "{what} is cut"
                 );
-                let pieces = seen(&parse_in_pieces(&sources, &[0], target, 2));
+                let pieces = seen(&parse_in_pieces(&sources, &[0], (target, 2), u64::MAX));
                 assert_eq!(pieces, whole, "{what}, pieces of {target} bytes");
             }
         }
