@@ -338,24 +338,7 @@ fn parse_in_pieces(
     (target, threads): (usize, usize),
     limit: u64,
 ) -> Vec<Parsed> {
-    let size = |i: usize| usize::try_from(sources[i].size()).unwrap_or(usize::MAX);
-    let total: usize = indexes.iter().map(|&i| size(i)).sum();
-    let mut work: Vec<(usize, Option<std::ops::Range<usize>>)> = Vec::new();
-    for &index in indexes {
-        // A file left unread is parsed whole, by the parse that reads it.
-        if !sources[index].is_held() {
-            work.push((index, None));
-            continue;
-        }
-        let text = sources[index].text();
-        let cut = worth_cutting(text.len(), total, threads, target)
-            .then(|| super::split::pieces(text, target))
-            .flatten();
-        match cut {
-            Some(ranges) => work.extend(ranges.into_iter().map(|r| (index, Some(r)))),
-            None => work.push((index, None)),
-        }
-    }
+    let work = pieces_to_parse(sources, indexes, (target, threads));
     // A file read by its parse that turns out larger than a few pieces is held, and parsed
     // in pieces after the others (its size was not asked before: see `MANY_FILES`).
     let hold_from = if threads > 1 && target > 0 {
@@ -419,6 +402,33 @@ fn parse_in_pieces(
     out.into_iter()
         .map(|done| done.expect("every file parsed"))
         .collect()
+}
+
+/// What [`parse_in_pieces`] parses: each file whole, or in pieces when it is held and
+/// worth cutting (a file left unread is parsed whole, by the parse that reads it).
+fn pieces_to_parse(
+    sources: &[Source],
+    indexes: &[usize],
+    (target, threads): (usize, usize),
+) -> Vec<(usize, Option<std::ops::Range<usize>>)> {
+    let size = |i: usize| usize::try_from(sources[i].size()).unwrap_or(usize::MAX);
+    let total: usize = indexes.iter().map(|&i| size(i)).sum();
+    let mut work = Vec::new();
+    for &index in indexes {
+        if !sources[index].is_held() {
+            work.push((index, None));
+            continue;
+        }
+        let text = sources[index].text();
+        let cut = worth_cutting(text.len(), total, threads, target)
+            .then(|| super::split::pieces(text, target))
+            .flatten();
+        match cut {
+            Some(ranges) => work.extend(ranges.into_iter().map(|r| (index, Some(r)))),
+            None => work.push((index, None)),
+        }
+    }
+    work
 }
 
 /// Parses one file (`range`: `None`) or one piece of a file read whole; a file not read yet
