@@ -441,7 +441,9 @@ async fn plan_in_full(
     let transport = notifications
         .as_ref()
         .and_then(|settings| transport_secrets(settings, &plan).err());
-    let index = index.filter(|_| plan.warnings.is_empty());
+    let index = index
+        .filter(|_| plan.warnings.is_empty())
+        .map(|index| crate::state::IndexToRecord::Made(Box::new(index)));
     // The live state is not needed any more: it goes before the plan is labelled and shown.
     inputs.let_go(live);
     phase("label", || plan::label_origins(&mut plan, &applied));
@@ -515,7 +517,7 @@ async fn incrementally(
 pub(crate) struct Computed {
     pub(crate) plan: Plan,
     pub(crate) transport: Option<Error>,
-    pub(crate) index: Option<crate::state::PlanIndex>,
+    pub(crate) index: Option<crate::state::IndexToRecord>,
 }
 
 /// How many changes of each kind `--summary` lists.
@@ -771,23 +773,22 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     };
     let (plan, root, index) = plan_to_apply(opts, &mut store, hashing).await?;
     // The index counts the logins the apply leaves (the next incremental plan shows them).
-    let index = index.map(|index| crate::state::PlanIndex {
-        logins: u64::try_from(plan.logins_after()).unwrap_or(u64::MAX),
-        ..index
-    });
+    let logins = u64::try_from(plan.logins_after()).unwrap_or(u64::MAX);
     provenance.git_commit = asked.recv().unwrap_or(None);
     phase("print", || print_text(&plan, &opts.diff));
     check_digest(&plan, opts).await?;
     if plan.is_empty() {
         // Nothing to change, but the files may differ from the recorded ones (a comment):
-        // the index follows them, so later plans stay incremental.
-        if let Some(index) = &index {
-            follow_files(&mut store, index, &plan.live_fingerprint).await?;
+        // the index follows them, so later plans stay incremental (an index that cannot
+        // be made is left as it is: the next plan reads the changed files again).
+        if let Some(mut index) = index.and_then(crate::state::IndexToRecord::made) {
+            index.logins = logins;
+            follow_files(&mut store, &index, &plan.live_fingerprint).await?;
         }
         return Ok(Outcome::Done);
     }
-    // Serialised while the apply confirms, locks and writes; recorded at its end.
-    let index = index.map(crate::state::SealingIndex::start);
+    // Made and serialised while the apply confirms, locks and writes; recorded at its end.
+    let index = index.map(|index| crate::state::SealingIndex::start(index, logins));
     guard(&plan, opts)?;
     if !opts.auto_approve {
         confirm()?;
@@ -874,7 +875,7 @@ async fn plan_to_apply(
     (
         crate::plan::Plan,
         std::path::PathBuf,
-        Option<crate::state::PlanIndex>,
+        Option<crate::state::IndexToRecord>,
     ),
     Error,
 > {

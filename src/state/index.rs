@@ -500,22 +500,47 @@ pub enum SecretCheck {
     File(String, usize),
 }
 
-/// An index on its way to the database: its pages serialised and deflated on a blocking
-/// thread while the apply takes its lock and writes its rows.
-pub struct SealingIndex(tokio::task::JoinHandle<(Sealed, FileWrites)>);
+/// The plan index an apply records: made already (a full plan made it from every file), or
+/// to be made from what an incremental plan kept of the index it read and of the files it
+/// read again ([`IndexToRecord::Making`]), on another thread while the apply writes its rows
+/// (half a millisecond of a 20 ms apply). Making it gives `None` when a page it must cut
+/// again was not read or does not read as listed: the apply then removes the index, and the
+/// next plan reads every file (it is never wrong, only slower once).
+pub enum IndexToRecord {
+    Made(Box<PlanIndex>),
+    Making(Box<dyn FnOnce() -> Option<PlanIndex> + Send>),
+}
+
+impl IndexToRecord {
+    /// The index, made now when it is not yet.
+    pub fn made(self) -> Option<PlanIndex> {
+        match self {
+            IndexToRecord::Made(index) => Some(*index),
+            IndexToRecord::Making(make) => make(),
+        }
+    }
+}
+
+/// An index on its way to the database: made ([`IndexToRecord`]), its pages serialised and
+/// deflated, on a blocking thread while the apply takes its lock and writes its rows.
+pub struct SealingIndex(tokio::task::JoinHandle<Option<(Sealed, FileWrites)>>);
 
 impl SealingIndex {
-    /// Starts sealing `index`.
-    pub fn start(mut index: PlanIndex) -> SealingIndex {
+    /// Starts making and sealing `index`, which counts `logins` (those the apply leaves:
+    /// the next incremental plan shows them).
+    pub fn start(index: IndexToRecord, logins: u64) -> SealingIndex {
         SealingIndex(tokio::task::spawn_blocking(move || {
+            let mut index = index.made()?;
+            index.logins = logins;
             let rows = std::mem::take(&mut index.rows);
-            (index.seal(), rows)
+            Some((index.seal(), rows))
         }))
     }
 
-    /// The index as recorded ([`PlanIndex::seal`]) and the files' rows to write.
-    pub async fn bytes(self) -> (Sealed, FileWrites) {
-        self.0.await.expect("sealing an index does not panic")
+    /// The index as recorded ([`PlanIndex::seal`]) and the files' rows to write; `None` when
+    /// it could not be made (the index is then removed).
+    pub async fn bytes(self) -> Option<(Sealed, FileWrites)> {
+        self.0.await.expect("making an index does not panic")
     }
 }
 

@@ -10,8 +10,8 @@ mod secret;
 pub use address::Address;
 pub use drift::{Applied, LoginDigests, LoginKeys, ObjectDigest, PasswordMarkers, ReadMark};
 pub use index::{
-    FileId, FileRow, FileWrites, INLINE_IDS, Ids, IndexedFile, LiveVersion, NextPage, PageInfo,
-    Pages, PlanIndex, Reuse, Sealed, SealingIndex, SecretCheck, content_of,
+    FileId, FileRow, FileWrites, INLINE_IDS, Ids, IndexToRecord, IndexedFile, LiveVersion,
+    NextPage, PageInfo, Pages, PlanIndex, Reuse, Sealed, SealingIndex, SecretCheck, content_of,
 };
 pub use oidc::OidcClientState;
 pub use secret::SecretRef;

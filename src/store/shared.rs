@@ -1049,9 +1049,12 @@ where
     .fetch_one(&mut *conn)
     .await
     .doing(doing)?;
-    match index {
-        Some(index) => {
-            let (sealed, rows) = index.bytes().await;
+    let made = match index {
+        Some(index) => index.bytes().await,
+        None => None,
+    };
+    match made {
+        Some((sealed, rows)) => {
             write_index::<DB>(conn, &sealed, n).await?;
             write_files::<DB>(conn, &rows, sql).await
         }

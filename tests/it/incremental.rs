@@ -876,6 +876,66 @@ fn says_how_it_planned(env: Env) {
 
 crate::common::on_every_engine!(says_how_it_planned);
 
+/// An apply whose new plan index cannot be made (as when a page of the old index it must
+/// cut again does not read; made on another thread while the apply writes) still applies its
+/// plan, and removes the index: the plans after it read every file, and the next apply
+/// records an index again. With nothing to change, the index is left as it was, and the
+/// plans after it stay incremental and exact.
+fn an_index_that_cannot_be_made_is_removed(env: Env) {
+    let model = applied_without_passwords(&env);
+    let indexed = |env: &Env| env.rows("SELECT CAST(count(*) AS TEXT) FROM plan_index")[0].clone();
+    assert_eq!(indexed(&env), "1");
+    let apply_unmade = || {
+        let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve"]);
+        cmd.env("PORTICO_TEST_INDEX_UNMADE", "1");
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let mut edited = model.clone();
+    edited.edit((0, 0, 0, 0));
+    edited.write(&env);
+    let (_, planned, _) = env.plan(&[]);
+    let out = apply_unmade();
+    assert!(out.contains("Apply complete"), "{out}");
+    assert_eq!(indexed(&env), "0", "the index is removed");
+    for table in ["plan_index_pages", "plan_index_files"] {
+        let rows = env.rows(&format!("SELECT CAST(count(*) AS TEXT) FROM {table}"));
+        assert_eq!(rows, ["0"], "{table}");
+    }
+    let (code, out, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "the plan was applied ({planned}): {out}{err}");
+    assert!(err.contains("Planning in full: no plan index"), "{err}");
+    assert!(env.apply().contains("No changes"), "nothing to change");
+    assert_eq!(indexed(&env), "1", "the next apply records an index");
+    let (_, _, err) = env.plan(&["-v"]);
+    assert!(
+        err.contains("Planned from the changed files only: 0 of 3 files changed"),
+        "{err}"
+    );
+    // Nothing to change, a file commented: the index stays as recorded.
+    let account = env.path("manifests/customers/a.yaml");
+    let text = std::fs::read_to_string(&account).unwrap();
+    std::fs::write(&account, format!("# reviewed\n{text}")).unwrap();
+    assert!(apply_unmade().contains("No changes"), "nothing to change");
+    let (code, _, err) = env.plan(&["-v", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Planned from the changed files only: 1 of 3 files changed"),
+        "{err}"
+    );
+    for format in ["text", "json"] {
+        let fast = env.plan(&["--format", format]);
+        assert_eq!(
+            fast,
+            env.plan(&["--format", format, "--no-incremental"]),
+            "{format}"
+        );
+    }
+}
+
+crate::common::on_every_engine!(an_index_that_cannot_be_made_is_removed);
+
 /// A plan of `folder`'s manifests, with `--verbose`: its output, and how many files it said
 /// git's index knew unchanged (`None`: it did not say).
 fn plan_in(env: &Env, folder: &str, format: &str) -> (String, Option<usize>) {
