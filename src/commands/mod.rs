@@ -808,13 +808,21 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     });
     // The rows are built from the plan as they are written, on another thread.
     let plan = std::sync::Arc::new(plan);
-    let applied = phase_async("write", store.apply(&plan, &provenance, passwords, index)).await;
+    // Queued only (`--no-notify`), the messages still to deliver are counted by the apply.
+    let queued = plan.changes.iter().filter(|c| c.notifies()).count();
+    let pending = pending_bound(queued, opts.no_notify);
+    let writes = (passwords, index);
+    let applied = phase_async("write", store.apply(&plan, &provenance, writes, pending)).await;
     if let Some(spinner) = spinner {
         spinner.finish();
     }
-    let id = applied?;
-    phase_async("report", report_applied(&plan, id, opts)).await?;
-    phase_async("after apply", after_apply(&plan, &mut store, opts)).await?;
+    let recorded = applied?;
+    phase_async("report", report_applied(&plan, recorded.id, opts)).await?;
+    phase_async(
+        "after apply",
+        after_apply(&mut store, opts, (queued, recorded)),
+    )
+    .await?;
     discard(plan);
     Ok(Outcome::Done)
 }
@@ -956,6 +964,19 @@ async fn report_applied(plan: &crate::plan::Plan, id: i64, opts: &ApplyOpts) -> 
     Ok(())
 }
 
+/// The bound up to which an apply counts the messages still to deliver: with `--no-notify`
+/// (`queued_only`), its own and [`OLDER_PENDING_COUNTED`] more, so that it can say how many
+/// wait (counted up to a bound: a count of a large outbox would cost every apply time in
+/// proportion to the outbox rather than to its change, 9 ms at 200,000 messages); else none
+/// (they are delivered now, and the delivery says).
+fn pending_bound(queued: usize, queued_only: bool) -> u64 {
+    if queued_only {
+        u64::try_from(queued.saturating_add(OLDER_PENDING_COUNTED + 1)).unwrap_or(u64::MAX)
+    } else {
+        0
+    }
+}
+
 /// How many messages queued before an apply `--no-notify` counts at most when it says how
 /// many wait (`portico notify --status` lists them all).
 const OLDER_PENDING_COUNTED: usize = 1_000;
@@ -978,17 +999,13 @@ fn pending_line(queued: usize, pending: usize) -> Option<String> {
 
 /// Delivers the messages the apply queued, or says how many wait (`--no-notify`).
 async fn after_apply(
-    plan: &crate::plan::Plan,
     store: &mut AnyStore,
     opts: &ApplyOpts,
+    (queued, recorded): (usize, crate::store::Recorded),
 ) -> Result<(), Error> {
     if opts.no_notify {
-        let queued = plan.changes.iter().filter(|c| c.notifies()).count();
-        // Counted up to a bound: a count of a large outbox would cost every apply time in
-        // proportion to the outbox rather than to its change (9 ms at 200,000 messages).
-        let bound = queued.saturating_add(OLDER_PENDING_COUNTED + 1);
-        let pending = store.pending_count(bound as u64).await?;
-        if let Some(line) = pending_line(queued, usize::try_from(pending).unwrap_or(usize::MAX)) {
+        let pending = usize::try_from(recorded.pending).unwrap_or(usize::MAX);
+        if let Some(line) = pending_line(queued, pending) {
             println!("{line}");
         }
     } else {

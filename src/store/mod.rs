@@ -337,24 +337,24 @@ pub trait Store {
 
     /// Applies `plan` in one transaction, all or nothing, under the apply lock, and records
     /// it in history. Refuses with [`StoreError::Stale`], changing nothing, when the live
-    /// state's fingerprint is no longer the plan's. Returns the history id.
+    /// state's fingerprint is no longer the plan's. Returns the history id, and how many
+    /// messages wait.
     ///
     /// With `index`, the apply also records it as the plan index (the files it was computed
     /// from left the database exactly as they describe it); without, it removes the old one.
+    /// With a `pending` bound, it also counts the messages still to deliver once it is
+    /// applied, up to that bound, as a count after it would (in the same statement as its
+    /// last write: a round trip less).
     async fn apply(
         &mut self,
         plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: Vec<PasswordRow>,
-        index: Option<crate::state::SealingIndex>,
-    ) -> Result<i64, StoreError>;
+        writes: (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
+        pending: u64,
+    ) -> Result<Recorded, StoreError>;
 
     /// The outbox, oldest first: only messages still to deliver, or all of them.
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError>;
-
-    /// How many messages are still to deliver, counted up to `bound` (a larger outbox
-    /// answers `bound`).
-    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError>;
 
     /// Stores the hash of a new set-password token for each message's login (its older
     /// links revoked), in one transaction; returns each token's expiry (RFC 3339, UTC), in
@@ -420,6 +420,14 @@ from_row! {
         /// Consecutive failed sign-ins.
         pub failed_attempts: i64,
     }
+}
+
+/// An apply recorded: its id in history, and the messages still to deliver after it,
+/// counted up to the bound asked (0 when none was).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: i64,
+    pub pending: u64,
 }
 
 /// What the access review reads besides the state: each login's runtime facts, and the apply
@@ -787,14 +795,10 @@ impl Store for AnyStore {
         &mut self,
         plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: Vec<PasswordRow>,
-        index: Option<crate::state::SealingIndex>,
-    ) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.apply(plan, provenance, passwords, index).await)
-    }
-
-    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.pending_count(bound).await)
+        writes: (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
+        pending: u64,
+    ) -> Result<Recorded, StoreError> {
+        dispatch!(self, s => s.apply(plan, provenance, writes, pending).await)
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

@@ -9,7 +9,6 @@ use futures_util::TryStreamExt as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection, Row as _};
 
-use super::OutboxRow;
 use super::rows::{Batches, CustomerRow, CustomersBuilder, LoginRow};
 use super::shared;
 use super::sql::{Fill, StepStream, Writes, history_and_batches, standard_role_steps};
@@ -17,6 +16,7 @@ use super::{
     Applied, Doing, FileRow, LiveVersion, ObjectDigest, OpenOptions, Owners, Part, PartQuery,
     PlanIndex, Store, StoreError, redact_url, schema_status,
 };
+use super::{OutboxRow, Recorded};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -336,9 +336,9 @@ impl Store for PostgresStore {
         &mut self,
         plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: Vec<PasswordRow>,
-        index: Option<crate::state::SealingIndex>,
-    ) -> Result<i64, StoreError> {
+        (passwords, index): (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
+        pending: u64,
+    ) -> Result<Recorded, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
         // The schema is made here when there is none (a current one is not checked again,
@@ -384,24 +384,17 @@ impl Store for PostgresStore {
                 .await
                 .doing("updating the tables' statistics")?;
         }
-        crate::progress::phase_async("record index", async {
-            shared::finish_apply::<sqlx::Postgres>(&mut tx, index, &WRITES).await
+        let pending = crate::progress::phase_async("record index", async {
+            shared::finish_apply::<sqlx::Postgres>(&mut tx, (index, pending), &WRITES).await
         })
         .await?;
         crate::progress::phase_async("commit", tx.commit())
             .await
             .doing("committing")?;
-        // The schema is current now, and stays so while the lock is held: what follows (the
-        // count of queued messages) does not ask again.
+        // The schema is current now, and stays so while the lock is held: another apply on
+        // this store does not ask again.
         self.current = self.locked;
-        Ok(id)
-    }
-
-    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
-        if !self.current && !schema_ready(&mut self.conn).await? {
-            return Ok(0);
-        }
-        shared::pending_count::<sqlx::Postgres>(&mut self.conn, bound).await
+        Ok(Recorded { id, pending })
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

@@ -217,31 +217,6 @@ where
     rows.into_iter().map(ApplyRow::into_record).collect()
 }
 
-/// Counts the messages still to deliver, up to `bound`.
-///
-/// # Errors
-/// Database errors.
-pub(crate) async fn pending_count<DB>(
-    conn: &mut DB::Connection,
-    bound: u64,
-) -> Result<u64, StoreError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
-{
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM notifications WHERE status = 0 LIMIT $1) AS p",
-    )
-    .bind(i64::try_from(bound).unwrap_or(i64::MAX))
-    .fetch_one(&mut *conn)
-    .await
-    .doing("counting the notifications to deliver")?;
-    Ok(count.unsigned_abs())
-}
-
 /// Reads the outbox, oldest first. A message stores no email when it goes to its contact's
 /// own address, and no idempotency key unless it was queued before migration 0024: its key
 /// is then [`message_key`] of this store.
@@ -1021,14 +996,16 @@ where
 /// records that the standard roles are this build's as of that count, and records the plan
 /// index (its stored bytes, counting the logins the apply leaves) with the count left, or
 /// removes the old one when this apply did not leave the database as its files describe.
+/// Returns the messages still to deliver, counted up to `pending` (a larger outbox answers
+/// `pending`), asked in the same statement as the write count.
 ///
 /// # Errors
 /// Database errors.
 pub(crate) async fn finish_apply<DB>(
     conn: &mut DB::Connection,
-    index: Option<crate::state::SealingIndex>,
+    (index, pending): (Option<crate::state::SealingIndex>, u64),
     sql: &super::sql::Writes,
-) -> Result<(), StoreError>
+) -> Result<u64, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -1037,15 +1014,18 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
 {
     let doing = "recording the plan index";
     // The standard roles are as this apply leaves them: as written now, or as the last
     // apply wrote them with nothing written since.
-    let n: i64 = sqlx::query_scalar(
-        "UPDATE managed_changes SET n = n + 1, roles_digest = $1, roles_at = n + 1 WHERE id = 1 RETURNING n",
+    let (n, waiting): (i64, i64) = sqlx::query_as(
+        "UPDATE managed_changes SET n = n + 1, roles_digest = $1, roles_at = n + 1 WHERE id = 1
+         RETURNING n,
+            (SELECT count(*) FROM (SELECT 1 FROM notifications WHERE status = 0 LIMIT $2) AS p)",
     )
     .bind(super::sql::standard_roles_digest())
+    .bind(i64::try_from(pending).unwrap_or(i64::MAX))
     .fetch_one(&mut *conn)
     .await
     .doing(doing)?;
@@ -1056,7 +1036,7 @@ where
     match made {
         Some((sealed, rows)) => {
             write_index::<DB>(conn, &sealed, n).await?;
-            write_files::<DB>(conn, &rows, sql).await
+            write_files::<DB>(conn, &rows, sql).await?;
         }
         None => {
             for sql in [
@@ -1066,9 +1046,9 @@ where
             ] {
                 sqlx::query(sql).execute(&mut *conn).await.doing(doing)?;
             }
-            Ok(())
         }
     }
+    Ok(waiting.unsigned_abs())
 }
 
 /// Rows of the plan index's files written per statement: a JSON list of about 1 MB.

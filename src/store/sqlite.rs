@@ -10,7 +10,6 @@ use compact_str::CompactString;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
-use super::OutboxRow;
 use super::rows::{Batches, CustomersBuilder, append_logins_from_json, customers_from_json};
 use super::shared;
 use super::sql::{StepStream, Writes, history_and_batches, standard_role_steps};
@@ -18,6 +17,7 @@ use super::{
     Applied, Doing, FileRow, LiveVersion, OpenOptions, Owners, Part, PartQuery, PlanIndex,
     ReadMark, Store, StoreError, redact_url, schema_status,
 };
+use super::{OutboxRow, Recorded};
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
 use crate::plan::Plan;
@@ -447,9 +447,9 @@ impl Store for SqliteStore {
         &mut self,
         plan: &std::sync::Arc<Plan>,
         provenance: &Provenance,
-        passwords: Vec<PasswordRow>,
-        index: Option<crate::state::SealingIndex>,
-    ) -> Result<i64, StoreError> {
+        (passwords, index): (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
+        pending: u64,
+    ) -> Result<Recorded, StoreError> {
         self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
             .await?;
         let id = self.id;
@@ -493,8 +493,8 @@ impl Store for SqliteStore {
         .await?;
         batches.set_apply_id(id);
         crate::progress::phase_async("write rows", write(&mut tx, batches)).await?;
-        crate::progress::phase_async("record index", async {
-            shared::finish_apply::<sqlx::Sqlite>(&mut tx, index, &WRITES).await
+        let pending = crate::progress::phase_async("record index", async {
+            shared::finish_apply::<sqlx::Sqlite>(&mut tx, (index, pending), &WRITES).await
         })
         .await?;
         restore_triggers(&mut tx, triggers).await?;
@@ -502,18 +502,7 @@ impl Store for SqliteStore {
             .await
             .doing("committing")?;
         self.current = true;
-        Ok(id)
-    }
-
-    async fn pending_count(&mut self, bound: u64) -> Result<u64, StoreError> {
-        let current = self.current;
-        let Some(conn) = self.conn(false).await? else {
-            return Ok(0);
-        };
-        if !current && !schema_ready(conn).await? {
-            return Ok(0);
-        }
-        shared::pending_count::<sqlx::Sqlite>(conn, bound).await
+        Ok(Recorded { id, pending })
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

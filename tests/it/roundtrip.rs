@@ -340,8 +340,8 @@ async fn apply(url: &str, target: &State) -> State {
         .apply(
             &std::sync::Arc::new(plan),
             &portico::history::Provenance::default(),
-            secrets,
-            None,
+            (secrets, None),
+            0,
         )
         .await
         .unwrap();
@@ -551,8 +551,8 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             .apply(
                 &std::sync::Arc::new(plan.clone()),
                 &portico::history::Provenance::default(),
-                Vec::new(),
-                None,
+                (Vec::new(), None),
+                0,
             )
             .await;
         assert!(
@@ -573,8 +573,8 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             .apply(
                 &std::sync::Arc::new(plan.clone()),
                 &portico::history::Provenance::default(),
-                Vec::new(),
-                None,
+                (Vec::new(), None),
+                0,
             )
             .await
             .unwrap();
@@ -593,8 +593,8 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             .apply(
                 &std::sync::Arc::new(again),
                 &portico::history::Provenance::default(),
-                Vec::new(),
-                None,
+                (Vec::new(), None),
+                0,
             )
             .await;
         assert!(
