@@ -67,8 +67,9 @@ struct Files {
     changed: Vec<(PathBuf, String)>,
     /// The changed files read in part.
     in_part: Vec<InPart>,
-    /// For an apply, the ids of each file read in part as its row records them, encoded on
-    /// another thread from the moment the parse has filled them in ([`encode_ids_aside`]).
+    /// For an apply that reads files in part, the ids of each as its row records them,
+    /// encoded on another thread from the moment the parse has filled them in
+    /// ([`encode_ids_aside`]).
     encoded_ids: Option<std::thread::JoinHandle<Vec<Vec<u8>>>>,
     /// The index's entries of the files changed (and read whole) or removed.
     old: Vec<IndexedFile>,
@@ -294,7 +295,7 @@ fn fill_ids(files: &mut Files, set: &ManifestSet, for_apply: bool) -> Result<(),
             return Err(format!("{} has more customers than items", part.name));
         }
     }
-    if for_apply {
+    if for_apply && !files.in_part.is_empty() {
         files.encoded_ids = Some(encode_ids_aside(&mut files.in_part));
     }
     Ok(())
@@ -1234,8 +1235,15 @@ fn to_record(
         if unmade_for_tests() {
             return None;
         }
-        // Encoded since the parse: none when this is not an apply's plan (then not called).
-        let encoded = encoded?.join().ok()?;
+        // Encoded since the parse, for an apply that read files in part.
+        let encoded = match encoded {
+            Some(encoding) => encoding.join().ok()?,
+            None if in_part.is_empty() => Vec::new(),
+            None => return None,
+        };
+        if encoded.len() != in_part.len() {
+            return None;
+        }
         let mut in_part: Vec<Encoded> = in_part.into_iter().zip(encoded).collect();
         next_index(changed, (gone, &mut in_part, &kept), index)
     })))

@@ -798,14 +798,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         .iter()
         .filter_map(|c| c.password.as_ref().map(|p| (&c.address, p)));
     let passwords = crate::passwords::hash_all(sources, &root, opts.read.reading().max_file_bytes)?;
-    // Big applies show a spinner on a terminal, and a line every few seconds in a log.
-    let spinner = (plan.changes.len() >= 1_000).then(|| {
-        crate::progress::Progress::start(
-            &format!("applying {} changes in one transaction", plan.changes.len()),
-            None,
-            0,
-        )
-    });
+    let spinner = spinner_for(plan.changes.len());
     // The rows are built from the plan as they are written, on another thread.
     let plan = std::sync::Arc::new(plan);
     // Queued only (`--no-notify`), the messages still to deliver are counted by the apply.
@@ -825,6 +818,17 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     .await?;
     discard(plan);
     Ok(Outcome::Done)
+}
+
+/// Big applies show a spinner on a terminal, and a line every few seconds in a log.
+fn spinner_for(changes: usize) -> Option<crate::progress::Progress> {
+    (changes >= 1_000).then(|| {
+        crate::progress::Progress::start(
+            &format!("applying {changes} changes in one transaction"),
+            None,
+            0,
+        )
+    })
 }
 
 /// After an apply with nothing to change: records the plan index when it is not the one
