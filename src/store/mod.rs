@@ -108,6 +108,7 @@ stored_as!(
 );
 
 pub mod day2;
+mod finish;
 mod migrations;
 mod postgres;
 pub mod rows;

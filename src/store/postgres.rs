@@ -674,6 +674,7 @@ const WRITES: Writes = Writes {
         ON CONFLICT (path) DO UPDATE
         SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
     delete_index_files: "DELETE FROM plan_index_files WHERE path IN (SELECT json_array_elements_text($1::json))",
+    together: super::finish::Together::With,
 };
 
 /// From this many rows added to a table holding fewer, an apply sets the table's indexes and

@@ -1017,22 +1017,27 @@ where
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
 {
     let doing = "recording the plan index";
-    // The standard roles are as this apply leaves them: as written now, or as the last
-    // apply wrote them with nothing written since.
-    let (n, waiting): (i64, i64) = sqlx::query_as(
-        "UPDATE managed_changes SET n = n + 1, roles_digest = $1, roles_at = n + 1 WHERE id = 1
-         RETURNING n,
-            (SELECT count(*) FROM (SELECT 1 FROM notifications WHERE status = 0 LIMIT $2) AS p)",
-    )
-    .bind(super::sql::standard_roles_digest())
-    .bind(i64::try_from(pending).unwrap_or(i64::MAX))
-    .fetch_one(&mut *conn)
-    .await
-    .doing(doing)?;
+    let pending = i64::try_from(pending).unwrap_or(i64::MAX);
     let made = match index {
         Some(index) => index.bytes().await,
         None => None,
     };
+    // An everyday apply's few writes go in one round trip.
+    if let Some(in_one) = made
+        .as_ref()
+        .and_then(|(sealed, rows)| super::finish::InOne::of(sealed, rows))
+    {
+        let (_, waiting) = in_one.run::<DB>(conn, pending, sql.together).await?;
+        return Ok(waiting.unsigned_abs());
+    }
+    // The standard roles are as this apply leaves them: as written now, or as the last
+    // apply wrote them with nothing written since.
+    let (n, waiting): (i64, i64) = sqlx::query_as(super::finish::RAISE)
+        .bind(super::sql::standard_roles_digest())
+        .bind(pending)
+        .fetch_one(&mut *conn)
+        .await
+        .doing(doing)?;
     match made {
         Some((sealed, rows)) => {
             write_index::<DB>(conn, &sealed, n).await?;

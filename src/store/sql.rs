@@ -2,7 +2,8 @@
 //!
 //! Every write is one static statement whose single parameter is a JSON array of rows
 //! (SQLite `json_each`, PostgreSQL `json_to_recordset`): set-based, a round trip per
-//! [`BATCH`] rows, and no SQL built from strings.
+//! [`BATCH`] rows, and no SQL built from strings (but for the end of an everyday apply,
+//! [`super::finish`], put together from constants and placeholders only).
 
 use super::rows::{Batches, standard_role_rows};
 use super::{BATCH, json};
@@ -51,6 +52,8 @@ pub struct Writes {
     pub upsert_index_files: &'static str,
     /// Removes the plan index's rows of the files in a JSON list of paths.
     pub delete_index_files: &'static str,
+    /// How the engine sends an everyday apply's last writes as one ([`super::finish`]).
+    pub together: super::finish::Together,
 }
 
 /// The `applies` row of one apply, as bound parameters.

@@ -818,6 +818,7 @@ const WRITES: Writes = Writes {
         ON CONFLICT (path) DO UPDATE
         SET digest = excluded.digest, ids = excluded.ids, groups = excluded.groups",
     delete_index_files: "DELETE FROM plan_index_files WHERE path IN (SELECT value FROM json_each(?1))",
+    together: super::finish::Together::Statements,
 };
 
 const RESEND: shared::ResendSql = shared::ResendSql {
