@@ -179,8 +179,8 @@ impl<'a> InOne<'a> {
         sql
     }
 
-    /// Raises the write count and writes the index, in one round trip; returns the count
-    /// left and the messages still to deliver (counted up to `pending`).
+    /// Raises the write count and writes the index, in one round trip; returns the messages
+    /// still to deliver (counted up to `pending`).
     ///
     /// # Errors
     /// Database errors.
@@ -189,7 +189,7 @@ impl<'a> InOne<'a> {
         conn: &mut DB::Connection,
         pending: i64,
         together: Together,
-    ) -> Result<(i64, i64), StoreError>
+    ) -> Result<i64, StoreError>
     where
         DB: Database,
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -227,7 +227,7 @@ impl<'a> InOne<'a> {
             .await
             .doing("recording the plan index")?;
         rows.first()
-            .copied()
+            .map(|&(_, waiting)| waiting)
             .ok_or_else(|| StoreError::Corrupt("the write count has no row".to_string()))
     }
 }

@@ -1027,7 +1027,7 @@ where
         .as_ref()
         .and_then(|(sealed, rows)| super::finish::InOne::of(sealed, rows))
     {
-        let (_, waiting) = in_one.run::<DB>(conn, pending, sql.together).await?;
+        let waiting = in_one.run::<DB>(conn, pending, sql.together).await?;
         return Ok(waiting.unsigned_abs());
     }
     // The standard roles are as this apply leaves them: as written now, or as the last
