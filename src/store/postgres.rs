@@ -346,6 +346,7 @@ impl Store for PostgresStore {
         if !self.current && schema_version(&mut self.conn).await? != Some(known_version()) {
             MIGRATOR.run(&mut self.conn).await?;
         }
+        let building = history_and_batches(plan, provenance, passwords);
         // One consistent snapshot for the re-check and the writes; an outside write that
         // conflicts ends the transaction with a serialization failure: nothing applied.
         let mut tx = self
@@ -365,7 +366,7 @@ impl Store for PostgresStore {
             shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
         // The history row first: its id goes with every applied object the rows write.
-        let (history, mut batches) = history_and_batches(plan, provenance, passwords);
+        let (history, mut batches) = building.built().await;
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await
         })

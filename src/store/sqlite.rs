@@ -460,6 +460,7 @@ impl Store for SqliteStore {
         if !current && schema_version(conn).await? != Some(known_version()) {
             MIGRATOR.run(&mut *conn).await?;
         }
+        let building = history_and_batches(plan, provenance, passwords);
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -486,7 +487,7 @@ impl Store for SqliteStore {
             shared::run_steps::<sqlx::Sqlite>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
         // The history row first: its id goes with every applied object the rows write.
-        let (history, mut batches) = history_and_batches(plan, provenance, passwords);
+        let (history, mut batches) = building.built().await;
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Sqlite>(&mut tx, &history).await
         })
