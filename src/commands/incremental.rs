@@ -267,8 +267,7 @@ fn parse_changed(
 }
 
 /// Fills in the ids of the customers of the runs parsed, in order, for each file read in
-/// part; the reason to plan
-/// in full when its parse does not have one customer per item.
+/// part; the reason to plan in full when its parse does not have one customer per item.
 fn fill_ids(files: &mut Files, set: &ManifestSet) -> Result<(), String> {
     for part in &mut files.in_part {
         let Some(file) = set.sources.iter().position(|s| s.path == part.path) else {
