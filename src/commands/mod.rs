@@ -775,9 +775,11 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
     // The index counts the logins the apply leaves (the next incremental plan shows them).
     let logins = u64::try_from(plan.logins_after()).unwrap_or(u64::MAX);
     provenance.git_commit = asked.recv().unwrap_or(None);
+    let plan = std::sync::Arc::new(plan);
+    let history = (!plan.is_empty()).then(|| crate::store::History::start(&plan, provenance));
     phase("print", || print_text(&plan, &opts.diff));
     check_digest(&plan, opts).await?;
-    if plan.is_empty() {
+    let Some(history) = history else {
         // Nothing to change, but the files may differ from the recorded ones (a comment):
         // the index follows them, so later plans stay incremental (an index that cannot
         // be made is left as it is: the next plan reads the changed files again).
@@ -786,7 +788,7 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
             follow_files(&mut store, &index, &plan.live_fingerprint).await?;
         }
         return Ok(Outcome::Done);
-    }
+    };
     // Made and serialised while the apply confirms, locks and writes; recorded at its end.
     let index = index.map(|index| crate::state::SealingIndex::start(index, logins));
     guard(&plan, opts)?;
@@ -799,13 +801,11 @@ pub async fn apply(opts: &ApplyOpts) -> Result<Outcome, Error> {
         .filter_map(|c| c.password.as_ref().map(|p| (&c.address, p)));
     let passwords = crate::passwords::hash_all(sources, &root, opts.read.reading().max_file_bytes)?;
     let spinner = spinner_for(plan.changes.len());
-    // The rows are built from the plan as they are written, on another thread.
-    let plan = std::sync::Arc::new(plan);
     // Queued only (`--no-notify`), the messages still to deliver are counted by the apply.
     let queued = plan.changes.iter().filter(|c| c.notifies()).count();
     let pending = pending_bound(queued, opts.no_notify);
     let writes = (passwords, index);
-    let applied = phase_async("write", store.apply(&plan, &provenance, writes, pending)).await;
+    let applied = phase_async("write", store.apply(&plan, history, writes, pending)).await;
     if let Some(spinner) = spinner {
         spinner.finish();
     }

@@ -121,6 +121,7 @@ use compact_str::CompactString;
 use std::time::Duration;
 
 pub use postgres::{APPLY_LOCK as POSTGRES_APPLY_LOCK, PostgresStore};
+pub use sql::History;
 pub use sqlite::SqliteStore;
 
 pub use day2::LoginRuntime;
@@ -349,7 +350,7 @@ pub trait Store {
     async fn apply(
         &mut self,
         plan: &std::sync::Arc<Plan>,
-        provenance: &Provenance,
+        history: History,
         writes: (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
         pending: u64,
     ) -> Result<Recorded, StoreError>;
@@ -795,11 +796,11 @@ impl Store for AnyStore {
     async fn apply(
         &mut self,
         plan: &std::sync::Arc<Plan>,
-        provenance: &Provenance,
+        history: History,
         writes: (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
         pending: u64,
     ) -> Result<Recorded, StoreError> {
-        dispatch!(self, s => s.apply(plan, provenance, writes, pending).await)
+        dispatch!(self, s => s.apply(plan, history, writes, pending).await)
     }
 
     async fn outbox(&mut self, pending_only: bool) -> Result<Vec<OutboxRow>, StoreError> {

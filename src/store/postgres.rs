@@ -335,25 +335,27 @@ impl Store for PostgresStore {
     async fn apply(
         &mut self,
         plan: &std::sync::Arc<Plan>,
-        provenance: &Provenance,
+        history: super::History,
         (passwords, index): (Vec<PasswordRow>, Option<crate::state::SealingIndex>),
         pending: u64,
     ) -> Result<Recorded, StoreError> {
-        self.lock(OpenOptions::default().busy_timeout, &provenance.actor)
+        self.lock(OpenOptions::default().busy_timeout, history.actor())
             .await?;
         // The schema is made here when there is none (a current one is not checked again,
         // nor asked again when `migrate` found it current under this lock).
         if !self.current && schema_version(&mut self.conn).await? != Some(known_version()) {
             MIGRATOR.run(&mut self.conn).await?;
         }
-        let building = history_and_batches(plan, provenance, passwords);
+        let building = history_and_batches(plan, history, passwords);
         // One consistent snapshot for the re-check and the writes; an outside write that
         // conflicts ends the transaction with a serialization failure: nothing applied.
-        let mut tx = self
-            .conn
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .doing("starting a transaction")?;
+        // A small plan's history row and batches are built while the transaction begins.
+        let (begun, (history, mut batches)) = tokio::join!(
+            self.conn
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ"),
+            building.built()
+        );
+        let mut tx = begun.doing("starting a transaction")?;
         // The write count, raised by every write to a managed column: an outside write
         // committed after this snapshot makes the count's update below fail to serialize.
         let (version, roles) =
@@ -366,7 +368,6 @@ impl Store for PostgresStore {
             shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
         // The history row first: its id goes with every applied object the rows write.
-        let (history, mut batches) = building.built().await;
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await
         })

@@ -83,48 +83,109 @@ fn deflated_changes(plan: &crate::plan::Plan) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
-/// Below this many changes, the history row and the batches are built one after the other:
-/// a thread costs more than the work (and on two busy cores, it waits for one).
-const HISTORY_THREAD_FROM: usize = 2_000;
+/// An apply's history row: for a big plan, made on a thread of its own from when the plan
+/// is known (0.5 s for 300,000 logins), while it prints and the apply confirms and hashes
+/// passwords; for a small one, where the apply runs while its transaction begins
+/// ([`Building::built`]).
+pub struct History {
+    actor: String,
+    making: Making,
+}
 
-/// The apply's history row and its batches, built on a thread of their own while the apply
-/// begins its transaction and checks the live state (for a small plan, 0.4 ms of deflating
-/// that otherwise followed those round trips); for a big plan, at the same time on two
-/// threads (each is a pass over every change: 0.5 s and 1.1 s for 300,000 logins).
-/// `passwords` are the plan's, in its order ([`Batches::from_plan`]).
+enum Making {
+    Later(
+        std::sync::Arc<crate::plan::Plan>,
+        crate::history::Provenance,
+    ),
+    Thread(std::thread::JoinHandle<HistoryInsert>),
+}
+
+impl History {
+    /// Starts making the history row of `plan`, applied with `provenance`.
+    pub fn start(
+        plan: &std::sync::Arc<crate::plan::Plan>,
+        provenance: crate::history::Provenance,
+    ) -> History {
+        let actor = provenance.actor.clone();
+        let plan = std::sync::Arc::clone(plan);
+        let making = if plan.changes.len() < THREADS_FROM {
+            Making::Later(plan, provenance)
+        } else {
+            Making::Thread(std::thread::spawn(move || {
+                crate::progress::phase("history", || HistoryInsert::new(&plan, &provenance))
+            }))
+        };
+        History { actor, making }
+    }
+
+    /// Who applies (the holder a lock names).
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    fn made(self) -> HistoryInsert {
+        match self.making {
+            Making::Later(plan, provenance) => {
+                crate::progress::phase("history", || HistoryInsert::new(&plan, &provenance))
+            }
+            Making::Thread(thread) => thread.join().expect("making the history row"),
+        }
+    }
+}
+
+/// From this many changes, an apply's history row and batches are built on threads of their
+/// own. Below, where the apply runs: a ten-login apply's history row (0.3 ms, mostly the
+/// deflater's tables) on a thread took fresh memory, and on two busy cores, waited for
+/// one; the apply was 0.5-1 ms slower (interleaved A/B on the wide shape).
+const THREADS_FROM: usize = 2_000;
+
+/// The apply's history row ([`History`]) and its batches: for a big plan, built on a thread
+/// while the apply begins its transaction and checks the live state (each is a pass over
+/// every change: 0.5 s and 1.1 s for 300,000 logins, on two threads). `passwords` are the
+/// plan's, in its order ([`Batches::from_plan`]).
 pub fn history_and_batches(
     plan: &std::sync::Arc<crate::plan::Plan>,
-    provenance: &crate::history::Provenance,
+    history: History,
     passwords: Vec<crate::passwords::PasswordRow>,
 ) -> Building {
     let plan = std::sync::Arc::clone(plan);
-    let provenance = provenance.clone();
-    Building(tokio::task::spawn_blocking(move || {
-        let batches = || Batches::from_plan(std::sync::Arc::clone(&plan), passwords);
-        if plan.changes.len() < HISTORY_THREAD_FROM {
-            let history =
-                crate::progress::phase("history", || HistoryInsert::new(&plan, &provenance));
-            return (history, crate::progress::phase("batches", batches));
-        }
-        std::thread::scope(|scope| {
-            let history = scope.spawn(|| {
-                crate::progress::phase("history", || HistoryInsert::new(&plan, &provenance))
-            });
-            let batches = crate::progress::phase("batches", batches);
-            (history.join().expect("building history"), batches)
-        })
+    if plan.changes.len() < THREADS_FROM {
+        return Building::Here(plan, history, passwords);
+    }
+    Building::Thread(tokio::task::spawn_blocking(move || {
+        let batches = crate::progress::phase("batches", || Batches::from_plan(plan, passwords));
+        (history.made(), batches)
     }))
 }
 
 /// The history row and batches of an apply, on their way ([`history_and_batches`]).
-pub struct Building(tokio::task::JoinHandle<(HistoryInsert, Batches)>);
+pub enum Building {
+    /// A small plan's, built when awaited.
+    Here(
+        std::sync::Arc<crate::plan::Plan>,
+        History,
+        Vec<crate::passwords::PasswordRow>,
+    ),
+    Thread(tokio::task::JoinHandle<(HistoryInsert, Batches)>),
+}
 
 impl Building {
-    /// The history row and the batches, once built.
+    /// The history row and the batches, once built. A small plan's are built here, in the
+    /// first poll: awaited beside the statement that begins the transaction
+    /// (`tokio::join!`, that statement polled first), they are built while the database
+    /// runs it.
     pub async fn built(self) -> (HistoryInsert, Batches) {
-        self.0
-            .await
-            .expect("building the history row does not panic")
+        match self {
+            Building::Here(plan, history, passwords) => {
+                let history = history.made();
+                let batches =
+                    crate::progress::phase("batches", || Batches::from_plan(plan, passwords));
+                (history, batches)
+            }
+            Building::Thread(thread) => thread
+                .await
+                .expect("building the history row does not panic"),
+        }
     }
 }
 

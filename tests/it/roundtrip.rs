@@ -308,6 +308,15 @@ fn desired(state: &State) -> Desired {
     }
 }
 
+/// A plan as `apply` hands it to the store, its history row on the way.
+fn to_apply(
+    plan: portico::plan::Plan,
+) -> (std::sync::Arc<portico::plan::Plan>, portico::store::History) {
+    let plan = std::sync::Arc::new(plan);
+    let history = portico::store::History::start(&plan, Default::default());
+    (plan, history)
+}
+
 /// The live state after applying `target`.
 async fn apply(url: &str, target: &State) -> State {
     let mut store = open(url, true).await.unwrap();
@@ -336,13 +345,9 @@ async fn apply(url: &str, target: &State) -> State {
             _ => None,
         })
         .collect();
+    let (plan, history) = to_apply(plan);
     store
-        .apply(
-            &std::sync::Arc::new(plan),
-            &portico::history::Provenance::default(),
-            (secrets, None),
-            0,
-        )
+        .apply(&plan, history, (secrets, None), 0)
         .await
         .unwrap();
     let mut live = store.read().await.unwrap();
@@ -547,14 +552,8 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             .await
             .unwrap();
         other.close().await.unwrap();
-        let refused = store
-            .apply(
-                &std::sync::Arc::new(plan.clone()),
-                &portico::history::Provenance::default(),
-                (Vec::new(), None),
-                0,
-            )
-            .await;
+        let (applying, history) = to_apply(plan.clone());
+        let refused = store.apply(&applying, history, (Vec::new(), None), 0).await;
         assert!(
             matches!(refused, Err(portico::store::StoreError::Stale)),
             "an outside write makes the plan stale: {refused:?}"
@@ -569,13 +568,9 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             applied.version.fingerprint(),
         );
         plan.read_mark = store.read_mark();
+        let (applying, history) = to_apply(plan.clone());
         store
-            .apply(
-                &std::sync::Arc::new(plan.clone()),
-                &portico::history::Provenance::default(),
-                (Vec::new(), None),
-                0,
-            )
+            .apply(&applying, history, (Vec::new(), None), 0)
             .await
             .unwrap();
         assert_eq!(store.read().await.unwrap(), target);
@@ -589,14 +584,8 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             applied.version.fingerprint(),
         );
         again.read_mark = stale_mark;
-        let refused = store
-            .apply(
-                &std::sync::Arc::new(again),
-                &portico::history::Provenance::default(),
-                (Vec::new(), None),
-                0,
-            )
-            .await;
+        let (applying, history) = to_apply(again);
+        let refused = store.apply(&applying, history, (Vec::new(), None), 0).await;
         assert!(
             matches!(refused, Err(portico::store::StoreError::Stale)),
             "the store's own write since the read makes the plan stale: {refused:?}"
