@@ -1214,20 +1214,24 @@ fn to_record(
     let changed = validate::index_of(set, desired, Some(&part.state));
     let gone: Vec<String> = files.old.iter().map(|f| f.path.to_string()).collect();
     let in_part = std::mem::take(&mut files.in_part);
+    let ids = in_part.iter().map(|part| part.ids.len()).sum();
     let kept = std::mem::take(&mut files.kept);
-    Some(IndexToRecord::Making(Box::new(move || {
-        if unmade_for_tests() {
-            return None;
-        }
-        let mut in_part: Vec<Encoded> = in_part
-            .into_iter()
-            .map(|mut part| {
-                let encoded = encode_ids(&mut part);
-                (part, encoded)
-            })
-            .collect();
-        next_index(changed, (gone, &mut in_part, &kept), index)
-    })))
+    Some(IndexToRecord::Making(
+        Box::new(move || {
+            if unmade_for_tests() {
+                return None;
+            }
+            let mut in_part: Vec<Encoded> = in_part
+                .into_iter()
+                .map(|mut part| {
+                    let encoded = encode_ids(&mut part);
+                    (part, encoded)
+                })
+                .collect();
+            next_index(changed, (gone, &mut in_part, &kept), index)
+        }),
+        ids,
+    ))
 }
 
 /// In debug builds, with `PORTICO_TEST_INDEX_UNMADE` set, the index an incremental apply

@@ -373,8 +373,12 @@ impl Store for PostgresStore {
         })
         .await?;
         batches.set_apply_id(id);
-        let filled =
-            crate::progress::phase_async("write rows", run_filling(&mut tx, batches)).await?;
+        // An everyday index is made while the server writes the rows.
+        let (filled, made) = tokio::join!(
+            crate::progress::phase_async("write rows", run_filling(&mut tx, batches)),
+            shared::sealed(index)
+        );
+        let filled = filled?;
         if filled.contains(&"logins") {
             // Fresh statistics: the tables went from (nearly) empty to large in this
             // transaction, and until autovacuum gets to them, the queries that look logins
@@ -387,7 +391,7 @@ impl Store for PostgresStore {
                 .doing("updating the tables' statistics")?;
         }
         let pending = crate::progress::phase_async("record index", async {
-            shared::finish_apply::<sqlx::Postgres>(&mut tx, (index, pending), &WRITES).await
+            shared::finish_apply::<sqlx::Postgres>(&mut tx, (made, pending), &WRITES).await
         })
         .await?;
         crate::progress::phase_async("commit", tx.commit())

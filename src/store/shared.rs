@@ -992,10 +992,22 @@ where
     Ok(Some((changes, crate::state::PlanIndex::from_stored(&body))))
 }
 
+/// The index an apply records, made and sealed ([`crate::state::SealingIndex::bytes`]);
+/// `None` without one, or when it could not be made (the index is then removed).
+pub(crate) async fn sealed(
+    index: Option<crate::state::SealingIndex>,
+) -> Option<(crate::state::Sealed, crate::state::FileWrites)> {
+    match index {
+        Some(index) => index.bytes().await,
+        None => None,
+    }
+}
+
 /// Ends an apply's writes: raises the write count once (whatever the triggers counted),
 /// records that the standard roles are this build's as of that count, and records the plan
-/// index (its stored bytes, counting the logins the apply leaves) with the count left, or
-/// removes the old one when this apply did not leave the database as its files describe.
+/// index `made` ([`sealed`]; counting the logins the apply leaves) with the count left, or
+/// removes the old one when there is none (this apply did not leave the database as its
+/// files describe, or the index could not be made).
 /// Returns the messages still to deliver, counted up to `pending` (a larger outbox answers
 /// `pending`), asked in the same statement as the write count.
 ///
@@ -1003,7 +1015,10 @@ where
 /// Database errors.
 pub(crate) async fn finish_apply<DB>(
     conn: &mut DB::Connection,
-    (index, pending): (Option<crate::state::SealingIndex>, u64),
+    (made, pending): (
+        Option<(crate::state::Sealed, crate::state::FileWrites)>,
+        u64,
+    ),
     sql: &super::sql::Writes,
 ) -> Result<u64, StoreError>
 where
@@ -1018,10 +1033,6 @@ where
 {
     let doing = "recording the plan index";
     let pending = i64::try_from(pending).unwrap_or(i64::MAX);
-    let made = match index {
-        Some(index) => index.bytes().await,
-        None => None,
-    };
     // An everyday apply's few writes go in one round trip.
     if let Some(in_one) = made
         .as_ref()

@@ -492,9 +492,14 @@ impl Store for SqliteStore {
         })
         .await?;
         batches.set_apply_id(id);
-        crate::progress::phase_async("write rows", write(&mut tx, batches)).await?;
+        // An everyday index is made while the database writes the rows.
+        let (written, made) = tokio::join!(
+            crate::progress::phase_async("write rows", write(&mut tx, batches)),
+            shared::sealed(index)
+        );
+        written?;
         let pending = crate::progress::phase_async("record index", async {
-            shared::finish_apply::<sqlx::Sqlite>(&mut tx, (index, pending), &WRITES).await
+            shared::finish_apply::<sqlx::Sqlite>(&mut tx, (made, pending), &WRITES).await
         })
         .await?;
         restore_triggers(&mut tx, triggers).await?;
