@@ -1214,7 +1214,10 @@ fn to_record(
     let changed = validate::index_of(set, desired, Some(&part.state));
     let gone: Vec<String> = files.old.iter().map(|f| f.path.to_string()).collect();
     let in_part = std::mem::take(&mut files.in_part);
-    let ids = in_part.iter().map(|part| part.ids.len()).sum();
+    // The making's work, in ids of files read in part to encode; a changed file read whole,
+    // whose entry is made already, as a page of entries cut and sealed again.
+    let ids = in_part.iter().map(|part| part.ids.len()).sum::<usize>()
+        + changed.files.len() * crate::state::WHOLE_FILE_AS_IDS;
     let kept = std::mem::take(&mut files.kept);
     Some(IndexToRecord::Making(
         Box::new(move || {

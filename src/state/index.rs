@@ -503,7 +503,7 @@ pub enum SecretCheck {
 /// The plan index an apply records: made already (a full plan made it from every file), or
 /// to be made from what an incremental plan kept of the index it read and of the files it
 /// read again ([`IndexToRecord::Making`], with how many ids of files read in part it
-/// encodes), while the apply writes its rows (half a millisecond of a 20 ms apply, for a
+/// encodes, a file read whole weighing [`WHOLE_FILE_AS_IDS`]), while the apply writes its rows (half a millisecond of a 20 ms apply, for a
 /// file of 5,000 customers). Making it gives `None` when a page it must cut again was not
 /// read or does not read as listed: the apply then removes the index, and the next plan
 /// reads every file (it is never wrong, only slower once).
@@ -536,6 +536,10 @@ pub enum SealingIndex {
 /// fresh memory, its deflaters' tables among it, and on two cores shared with the apply and
 /// SQLite's worker, waited for one: the apply's index step took 0.4-1.5 ms.
 const SEALED_HERE_UP_TO: usize = 20_000;
+
+/// A changed file read whole, as [`IndexToRecord::Making`] weighs its work: its entry goes
+/// into a page cut and sealed again. The bound above then admits about twenty.
+pub const WHOLE_FILE_AS_IDS: usize = 1_000;
 
 impl SealingIndex {
     /// Starts making and sealing `index`, which counts `logins` (those the apply leaves:

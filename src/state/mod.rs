@@ -11,7 +11,8 @@ pub use address::Address;
 pub use drift::{Applied, LoginDigests, LoginKeys, ObjectDigest, PasswordMarkers, ReadMark};
 pub use index::{
     FileId, FileRow, FileWrites, INLINE_IDS, Ids, IndexToRecord, IndexedFile, LiveVersion,
-    NextPage, PageInfo, Pages, PlanIndex, Reuse, Sealed, SealingIndex, SecretCheck, content_of,
+    NextPage, PageInfo, Pages, PlanIndex, Reuse, Sealed, SealingIndex, SecretCheck,
+    WHOLE_FILE_AS_IDS, content_of,
 };
 pub use oidc::OidcClientState;
 pub use secret::SecretRef;
