@@ -1089,7 +1089,8 @@ async fn plan_part(
     let expiring = expiring_state(desired.state.customers.clone(), &part);
     plan::annotate_expiry(&mut plan, &expiring, now, args.warn_expiring);
     if digests {
-        plan.manifests_digest = manifests_digest_of(&files.all);
+        plan.manifests_digest =
+            manifests_digest_of(files.all.iter().map(|(name, id)| (name, id.0)));
     }
     let computed = Computed {
         plan,

@@ -128,22 +128,35 @@ fn report_validation(
 /// Digest of the manifest files (paths and the digests of their contents, taken when they
 /// were read), recorded with plans and applies.
 fn manifests_digest(set: &ManifestSet) -> String {
-    let files: Vec<(String, crate::state::FileId)> = set
-        .sources
-        .iter()
-        .map(|s| {
-            (
-                validate::relative_name(&set.root, &s.path),
-                crate::state::FileId(*s.digest()),
-            )
-        })
-        .collect();
-    manifests_digest_of(&files)
+    manifests_digest_of(
+        set.sources
+            .iter()
+            .map(|s| (validate::relative_name(&set.root, &s.path), s.digest())),
+    )
 }
 
-/// [`manifests_digest`] of `(relative path, hex digest)` in reading order.
-pub(crate) fn manifests_digest_of<D: serde::Serialize>(files: &[(String, D)]) -> String {
-    plan::digest_of(files)[..16].to_string()
+/// [`manifests_digest`] of `(relative path, content digest)` in reading order: SHA-256 of
+/// each path's bytes, a NUL (no path holds one) and the content's 20 bytes, the first 16
+/// hex digits. Raw bytes, not JSON: for 100,000 files the JSON (7.5 MB, its hex and its
+/// escaping) took 10 ms of an everyday apply; this is about 4.6 MB, nothing to escape.
+pub(crate) fn manifests_digest_of<N: AsRef<str>>(
+    files: impl IntoIterator<Item = (N, impl std::borrow::Borrow<crate::gitindex::BlobId>)>,
+) -> String {
+    use sha2::Digest as _;
+    const CHUNK: usize = 64 * 1024;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = Vec::with_capacity(CHUNK + 1024);
+    for (name, id) in files {
+        chunk.extend_from_slice(name.as_ref().as_bytes());
+        chunk.push(0);
+        chunk.extend_from_slice(id.borrow());
+        if chunk.len() >= CHUNK {
+            hasher.update(&chunk);
+            chunk.clear();
+        }
+    }
+    hasher.update(&chunk);
+    crate::state::hex(&hasher.finalize()[..8])
 }
 
 /// `portico validate`.
@@ -1598,6 +1611,40 @@ mod tests {
         validate_in_full(path, store, args, inputs, reading)
             .await
             .unwrap()
+    }
+
+    #[test]
+    fn the_manifests_digest_changes_with_any_path_content_or_order() {
+        let (a, b) = ([1u8; 20], [2u8; 20]);
+        let digest = |files: &[(&str, [u8; 20])]| manifests_digest_of(files.iter().copied());
+        let base = digest(&[("a.yaml", a), ("b.yaml", b)]);
+        assert_eq!(base.len(), 16);
+        assert_eq!(base, digest(&[("a.yaml", a), ("b.yaml", b)]));
+        for other in [
+            digest(&[("a.yaml", a), ("c.yaml", b)]),
+            digest(&[("a.yaml", a), ("b.yaml", a)]),
+            digest(&[("b.yaml", b), ("a.yaml", a)]),
+            digest(&[("a.yaml", a)]),
+            // A path's end cannot pass for the next one's start.
+            digest(&[("a.yamlb", a), (".yaml", b)]),
+        ] {
+            assert_ne!(base, other);
+        }
+        // Many files hash across chunks as they would in one.
+        let many: Vec<(String, [u8; 20])> =
+            (0..5_000).map(|i| (format!("c/{i}.yaml"), a)).collect();
+        let mut joined = Vec::new();
+        for (name, id) in &many {
+            joined.extend_from_slice(name.as_bytes());
+            joined.push(0);
+            joined.extend_from_slice(id);
+        }
+        use sha2::Digest as _;
+        let whole = crate::state::hex(&sha2::Sha256::digest(&joined)[..8]);
+        assert_eq!(
+            manifests_digest_of(many.iter().map(|(n, id)| (n, *id))),
+            whole
+        );
     }
 
     #[tokio::test]

@@ -350,10 +350,10 @@ impl Store for PostgresStore {
         // One consistent snapshot for the re-check and the writes; an outside write that
         // conflicts ends the transaction with a serialization failure: nothing applied.
         // A small plan's history row and batches are built while the transaction begins.
-        let (begun, (history, mut batches)) = tokio::join!(
+        let (begun, building) = tokio::join!(
             self.conn
                 .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ"),
-            building.built()
+            building.here()
         );
         let mut tx = begun.doing("starting a transaction")?;
         // The write count, raised by every write to a managed column: an outside write
@@ -367,6 +367,9 @@ impl Store for PostgresStore {
         if !roles {
             shared::run_steps::<sqlx::Postgres>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
+        // A big plan's history row and batches, from their thread (a stale apply was told
+        // so without waiting for them).
+        let (history, mut batches) = building.built().await;
         // The history row first: its id goes with every applied object the rows write.
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Postgres>(&mut tx, &history).await

@@ -111,9 +111,7 @@ impl History {
         let making = if plan.changes.len() < THREADS_FROM {
             Making::Later(plan, provenance)
         } else {
-            Making::Thread(std::thread::spawn(move || {
-                crate::progress::phase("history", || HistoryInsert::new(&plan, &provenance))
-            }))
+            Making::Thread(std::thread::spawn(move || made_now(&plan, &provenance)))
         };
         History { actor, making }
     }
@@ -125,12 +123,15 @@ impl History {
 
     fn made(self) -> HistoryInsert {
         match self.making {
-            Making::Later(plan, provenance) => {
-                crate::progress::phase("history", || HistoryInsert::new(&plan, &provenance))
-            }
+            Making::Later(plan, provenance) => made_now(&plan, &provenance),
             Making::Thread(thread) => thread.join().expect("making the history row"),
         }
     }
+}
+
+/// The history row of `plan`, made on the calling thread (timed as the phase "history").
+fn made_now(plan: &crate::plan::Plan, provenance: &crate::history::Provenance) -> HistoryInsert {
+    crate::progress::phase("history", || HistoryInsert::new(plan, provenance))
 }
 
 /// From this many changes, an apply's history row and batches are built on threads of their
@@ -167,21 +168,40 @@ pub enum Building {
         Vec<crate::passwords::PasswordRow>,
     ),
     Thread(tokio::task::JoinHandle<(HistoryInsert, Batches)>),
+    /// A small plan's, built ([`Building::here`]).
+    Built(Box<(HistoryInsert, Batches)>),
+}
+
+fn build_here(
+    plan: std::sync::Arc<crate::plan::Plan>,
+    history: History,
+    passwords: Vec<crate::passwords::PasswordRow>,
+) -> (HistoryInsert, Batches) {
+    let history = history.made();
+    let batches = crate::progress::phase("batches", || Batches::from_plan(plan, passwords));
+    (history, batches)
 }
 
 impl Building {
-    /// The history row and the batches, once built. A small plan's are built here, in the
-    /// first poll: awaited beside the statement that begins the transaction
-    /// (`tokio::join!`, that statement polled first), they are built while the database
-    /// runs it.
-    pub async fn built(self) -> (HistoryInsert, Batches) {
+    /// A small plan's history row and batches, built here, in the first poll: awaited
+    /// beside the statement that begins the transaction (`tokio::join!`, that statement
+    /// polled first), they are built while the database runs it. A big plan's stay on
+    /// their thread, awaited by [`Building::built`] once the live state is known to be the
+    /// plan's (a stale apply is told so without waiting for them).
+    pub async fn here(self) -> Building {
         match self {
             Building::Here(plan, history, passwords) => {
-                let history = history.made();
-                let batches =
-                    crate::progress::phase("batches", || Batches::from_plan(plan, passwords));
-                (history, batches)
+                Building::Built(Box::new(build_here(plan, history, passwords)))
             }
+            building => building,
+        }
+    }
+
+    /// The history row and the batches, once built.
+    pub async fn built(self) -> (HistoryInsert, Batches) {
+        match self {
+            Building::Built(built) => *built,
+            Building::Here(plan, history, passwords) => build_here(plan, history, passwords),
             Building::Thread(thread) => thread
                 .await
                 .expect("building the history row does not panic"),

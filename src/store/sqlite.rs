@@ -461,9 +461,9 @@ impl Store for SqliteStore {
         }
         let building = history_and_batches(plan, history, passwords);
         // A small plan's history row and batches are built while the transaction begins.
-        let (begun, (history, mut batches)) = tokio::join!(
+        let (begun, building) = tokio::join!(
             crate::progress::phase_async("begin", conn.begin_with("BEGIN IMMEDIATE")),
-            building.built()
+            building.here()
         );
         let mut tx = begun.doing("taking the write lock")?;
         // A plan computed from this connection's last read, with no commit by anyone else
@@ -486,6 +486,9 @@ impl Store for SqliteStore {
         if !roles {
             shared::run_steps::<sqlx::Sqlite>(&mut tx, standard_role_steps(&WRITES)).await?;
         }
+        // A big plan's history row and batches, from their thread (a stale apply was told
+        // so without waiting for them).
+        let (history, mut batches) = building.built().await;
         // The history row first: its id goes with every applied object the rows write.
         let id = crate::progress::phase_async("insert history", async {
             shared::insert_history::<sqlx::Sqlite>(&mut tx, &history).await

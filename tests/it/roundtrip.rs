@@ -494,6 +494,54 @@ proptest! {
     }
 }
 
+/// An account of one customer with access.
+fn one_customer() -> State {
+    let mut features = State::empty().features;
+    features.insert(Feature::CustomerAccess, true);
+    State {
+        features,
+        customers: [(
+            "C1".into(),
+            CustomerState {
+                record: CustomerRecord {
+                    name: "One".into(),
+                    protect: false,
+                    login: LoginState {
+                        email: Some("a@x.example".into()),
+                        name: None,
+                        access: true,
+                        role: "customer_center".into(),
+                        website: None,
+                        notify: false,
+                        password: None,
+                        expires: None,
+                    },
+                },
+                contacts: Default::default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..State::empty()
+    }
+}
+
+/// The plan to `target` from what `store` reads now, marked with that read.
+async fn plan_from_read(
+    store: &mut portico::store::AnyStore,
+    target: &State,
+) -> portico::plan::Plan {
+    let (live, applied) = store.read_with_applied().await.unwrap();
+    let mut plan = diff_with_fingerprint(
+        &desired(target),
+        &live,
+        DiffOptions::default(),
+        applied.version.fingerprint(),
+    );
+    plan.read_mark = store.read_mark();
+    plan
+}
+
 /// Apply skips re-reading the state only for a plan computed from this connection's last
 /// read with no commit since: a write by another connection in between makes the plan
 /// stale, and a plan without a mark (saved, or built elsewhere) is always checked in full.
@@ -502,47 +550,13 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
     use sqlx::Connection as _;
     let env = crate::common::Env::sqlite();
     crate::common::block_on(async {
-        let mut features = State::empty().features;
-        features.insert(Feature::CustomerAccess, true);
-        let base = State {
-            features,
-            customers: [(
-                "C1".into(),
-                CustomerState {
-                    record: CustomerRecord {
-                        name: "One".into(),
-                        protect: false,
-                        login: LoginState {
-                            email: Some("a@x.example".into()),
-                            name: None,
-                            access: true,
-                            role: "customer_center".into(),
-                            website: None,
-                            notify: false,
-                            password: None,
-                            expires: None,
-                        },
-                    },
-                    contacts: Default::default(),
-                },
-            )]
-            .into_iter()
-            .collect(),
-            ..State::empty()
-        };
+        let base = one_customer();
         apply(&env.url, &base).await;
         let mut target = base.clone();
         target.customers.get_mut("C1").unwrap().record.name = "Renamed".into();
 
         let mut store = open(&env.url, true).await.unwrap();
-        let (live, applied) = store.read_with_applied().await.unwrap();
-        let mut plan = diff_with_fingerprint(
-            &desired(&target),
-            &live,
-            DiffOptions::default(),
-            applied.version.fingerprint(),
-        );
-        plan.read_mark = store.read_mark();
+        let plan = plan_from_read(&mut store, &target).await;
         assert!(plan.read_mark.is_some(), "SQLite marks its reads");
 
         // Someone edits the database between plan and apply.
@@ -560,14 +574,9 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         );
 
         // Read again: the same change now applies, and the outside edit is overwritten.
-        let (live, applied) = store.read_with_applied().await.unwrap();
-        let mut plan = diff_with_fingerprint(
-            &desired(&target),
-            &live,
-            DiffOptions::default(),
-            applied.version.fingerprint(),
-        );
-        plan.read_mark = store.read_mark();
+        let plan = plan_from_read(&mut store, &target).await;
+        // Planned from a read before this connection's own apply below, it is checked in full.
+        let again = plan_from_read(&mut store, &base).await;
         let (applying, history) = to_apply(plan.clone());
         store
             .apply(&applying, history, (Vec::new(), None), 0)
@@ -576,14 +585,6 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
         assert_eq!(store.read().await.unwrap(), target);
 
         // A plan whose mark is from before this connection's own apply is checked in full.
-        let stale_mark = plan.read_mark;
-        let mut again = diff_with_fingerprint(
-            &desired(&base),
-            &live,
-            DiffOptions::default(),
-            applied.version.fingerprint(),
-        );
-        again.read_mark = stale_mark;
         let (applying, history) = to_apply(again);
         let refused = store.apply(&applying, history, (Vec::new(), None), 0).await;
         assert!(
@@ -591,4 +592,63 @@ fn an_in_process_plan_is_refused_after_an_outside_write() {
             "the store's own write since the read makes the plan stale: {refused:?}"
         );
     });
+}
+
+/// A plan big enough to build its history row and batches on a thread (2,000 changes and
+/// more) is refused when an outside write made it stale, on both engines, without a write;
+/// planned again, it applies.
+#[test]
+fn a_big_plan_made_stale_is_refused_on_both_engines() {
+    use sqlx::Connection as _;
+    for env in [crate::common::Env::sqlite(), crate::common::Env::postgres()] {
+        let base = one_customer();
+        let mut target = base.clone();
+        for i in 0..2_100 {
+            let mut customer = base.customers[&"C1".into()].clone();
+            customer.record.name = format!("Customer {i}").into();
+            customer.record.login.email = Some(format!("c{i}@x.example").into());
+            target.customers.insert(format!("N{i:05}").into(), customer);
+        }
+        crate::common::block_on(async {
+            apply(&env.url, &base).await;
+            let mut store = open(&env.url, true).await.unwrap();
+            let plan = plan_from_read(&mut store, &target).await;
+            assert!(
+                plan.changes.len() >= 2_000,
+                "{} changes",
+                plan.changes.len()
+            );
+
+            let outside = "UPDATE logins SET access = FALSE";
+            if env.is_sqlite() {
+                let mut other = sqlx::SqliteConnection::connect(&env.url).await.unwrap();
+                sqlx::query(outside).execute(&mut other).await.unwrap();
+            } else {
+                let mut other = sqlx::PgConnection::connect(&env.url).await.unwrap();
+                sqlx::query(outside).execute(&mut other).await.unwrap();
+            }
+            let (applying, history) = to_apply(plan);
+            let refused = store.apply(&applying, history, (Vec::new(), None), 0).await;
+            assert!(
+                matches!(refused, Err(portico::store::StoreError::Stale)),
+                "an outside write makes the big plan stale: {refused:?}"
+            );
+            let mut after_outside = base.clone();
+            after_outside
+                .customers
+                .get_mut("C1")
+                .unwrap()
+                .record
+                .login
+                .access = false;
+            assert_eq!(
+                store.read().await.unwrap(),
+                after_outside,
+                "nothing applied"
+            );
+            drop(store);
+
+            assert_eq!(apply(&env.url, &target).await, target);
+        });
+    }
 }
