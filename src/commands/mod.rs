@@ -142,21 +142,15 @@ fn manifests_digest(set: &ManifestSet) -> String {
 pub(crate) fn manifests_digest_of<N: AsRef<str>>(
     files: impl IntoIterator<Item = (N, impl std::borrow::Borrow<crate::gitindex::BlobId>)>,
 ) -> String {
-    use sha2::Digest as _;
-    const CHUNK: usize = 64 * 1024;
-    let mut hasher = sha2::Sha256::new();
-    let mut chunk = Vec::with_capacity(CHUNK + 1024);
-    for (name, id) in files {
-        chunk.extend_from_slice(name.as_ref().as_bytes());
-        chunk.push(0);
-        chunk.extend_from_slice(id.borrow());
-        if chunk.len() >= CHUNK {
-            hasher.update(&chunk);
-            chunk.clear();
+    let mut digest = crate::state::HashWriter::digest(|out| {
+        for (name, id) in files {
+            out.extend_from_slice(name.as_ref().as_bytes());
+            out.push(0);
+            out.extend_from_slice(id.borrow());
         }
-    }
-    hasher.update(&chunk);
-    crate::state::hex(&hasher.finalize()[..8])
+    });
+    digest.truncate(16);
+    digest
 }
 
 /// `portico validate`.

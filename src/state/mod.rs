@@ -312,6 +312,49 @@ impl HashWriter {
         use sha2::Digest;
         hex(&self.0.finalize())
     }
+
+    /// Lower-case hex of the SHA-256 of the bytes `write` appends, hashed in 64 KiB chunks
+    /// (hashing each small piece on its own cost as much again as the hash itself).
+    /// `write` is given the chunk to append to, called once; it may append any amount, the
+    /// chunk is hashed and emptied whenever it holds 64 KiB.
+    pub fn digest(write: impl FnOnce(&mut Chunked)) -> String {
+        let mut chunked = Chunked {
+            hasher: HashWriter::default(),
+            bytes: Vec::with_capacity(CHUNK + 1024),
+        };
+        write(&mut chunked);
+        chunked.flush();
+        chunked.hasher.finish()
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// The bytes [`HashWriter::digest`] hashes, gathered into chunks.
+pub struct Chunked {
+    hasher: HashWriter,
+    bytes: Vec<u8>,
+}
+
+impl Chunked {
+    /// Appends bytes.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        if self.bytes.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Appends one byte.
+    pub fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+
+    fn flush(&mut self) {
+        use sha2::Digest;
+        self.hasher.0.update(&self.bytes);
+        self.bytes.clear();
+    }
 }
 
 impl std::io::Write for HashWriter {
