@@ -142,12 +142,14 @@ fn manifests_digest(set: &ManifestSet) -> String {
 pub(crate) fn manifests_digest_of<N: AsRef<str>>(
     files: impl IntoIterator<Item = (N, impl std::borrow::Borrow<crate::gitindex::BlobId>)>,
 ) -> String {
+    use std::io::Write as _;
     let mut digest = crate::state::HashWriter::digest(|out| {
         for (name, id) in files {
-            out.extend_from_slice(name.as_ref().as_bytes());
-            out.push(0);
-            out.extend_from_slice(id.borrow());
+            out.write_all(name.as_ref().as_bytes())?;
+            out.write_all(&[0])?;
+            out.write_all(id.borrow())?;
         }
+        Ok(())
     });
     digest.truncate(16);
     digest

@@ -488,13 +488,7 @@ impl Plan {
 /// Full lower-case hex SHA-256 of a value's JSON.
 pub fn digest_of<T: Serialize + ?Sized>(value: &T) -> String {
     // The JSON streams into the hasher: a plan of 300,000 changes is never one buffer.
-    let mut hasher = crate::state::HashWriter::default();
-    serde_json::to_writer(
-        std::io::BufWriter::with_capacity(64 * 1024, &mut hasher),
-        value,
-    )
-    .expect("plan values serialise");
-    hasher.finish()
+    crate::state::HashWriter::digest(|out| Ok(serde_json::to_writer(out, value)?))
 }
 
 #[cfg(test)]

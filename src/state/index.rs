@@ -114,13 +114,15 @@ impl PageInfo {
 /// path holds no NUL, which ends it). A plan computes it from the files as listed and
 /// hashed: equal, the page holds the files it recorded, each with the bytes it recorded.
 pub fn content_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a FileId, u64)>) -> String {
+    use std::io::Write as _;
     super::HashWriter::digest(|out| {
         for (path, id, size) in files {
-            out.extend_from_slice(path.as_bytes());
-            out.push(0);
-            out.extend_from_slice(&id.0);
-            out.extend_from_slice(&size.to_le_bytes());
+            out.write_all(path.as_bytes())?;
+            out.write_all(&[0])?;
+            out.write_all(&id.0)?;
+            out.write_all(&size.to_le_bytes())?;
         }
+        Ok(())
     })
 }
 

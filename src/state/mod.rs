@@ -292,13 +292,7 @@ impl State {
     /// A digest of the whole managed state: equal states, equal fingerprints. Runtime login
     /// data is not part of a `State`, so logins and lockouts never change it.
     pub fn fingerprint(&self) -> String {
-        let mut hasher = HashWriter::default();
-        serde_json::to_writer(
-            std::io::BufWriter::with_capacity(64 * 1024, &mut hasher),
-            self,
-        )
-        .expect("a state serialises");
-        hasher.finish()
+        HashWriter::digest(|out| Ok(serde_json::to_writer(out, self)?))
     }
 }
 
@@ -313,47 +307,20 @@ impl HashWriter {
         hex(&self.0.finalize())
     }
 
-    /// Lower-case hex of the SHA-256 of the bytes `write` appends, hashed in 64 KiB chunks
-    /// (hashing each small piece on its own cost as much again as the hash itself).
-    /// `write` is given the chunk to append to, called once; it may append any amount, the
-    /// chunk is hashed and emptied whenever it holds 64 KiB.
-    pub fn digest(write: impl FnOnce(&mut Chunked)) -> String {
-        let mut chunked = Chunked {
-            hasher: HashWriter::default(),
-            bytes: Vec::with_capacity(CHUNK + 1024),
-        };
-        write(&mut chunked);
-        chunked.flush();
-        chunked.hasher.finish()
-    }
-}
-
-const CHUNK: usize = 64 * 1024;
-
-/// The bytes [`HashWriter::digest`] hashes, gathered into chunks.
-pub struct Chunked {
-    hasher: HashWriter,
-    bytes: Vec<u8>,
-}
-
-impl Chunked {
-    /// Appends bytes.
-    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
-        self.bytes.extend_from_slice(bytes);
-        if self.bytes.len() >= CHUNK {
-            self.flush();
-        }
-    }
-
-    /// Appends one byte.
-    pub fn push(&mut self, byte: u8) {
-        self.extend_from_slice(&[byte]);
-    }
-
-    fn flush(&mut self) {
-        use sha2::Digest;
-        self.hasher.0.update(&self.bytes);
-        self.bytes.clear();
+    /// Lower-case hex of the SHA-256 of what `write` writes, gathered in 64 KiB before it is
+    /// hashed (hashed piece by piece, a file list's small pieces cost as much again as the
+    /// hash), and never held whole (a plan of 300,000 changes is not one buffer).
+    pub fn digest(
+        write: impl FnOnce(&mut std::io::BufWriter<&mut HashWriter>) -> std::io::Result<()>,
+    ) -> String {
+        use std::io::Write as _;
+        let mut hasher = HashWriter::default();
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut hasher);
+        write(&mut out)
+            .and_then(|()| out.flush())
+            .expect("writing to memory");
+        drop(out);
+        hasher.finish()
     }
 }
 
