@@ -87,14 +87,8 @@ where
     if threads <= 1 {
         return InOrder(vec![items.into_iter().map(work).collect()]);
     }
-    let block = (count / (threads * 64)).max(1);
-    let source = std::sync::Mutex::new(items.into_iter().enumerate());
-    let take = || -> Vec<(usize, I)> {
-        let mut source = source
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        source.by_ref().take(block).collect()
-    };
+    let handout = Handout::of(items, threads);
+    let take = || handout.take();
     let mut blocks: Vec<(usize, Vec<O>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -119,6 +113,88 @@ where
     });
     blocks.sort_unstable_by_key(|(first, _)| *first);
     InOrder(blocks.into_iter().map(|(_, results)| results).collect())
+}
+
+/// [`map_in_order`], each result handed to `consume` on the calling thread, in the order of
+/// `items`, as soon as it and every result before it are made: what is done with the
+/// results (merging 100,000 parsed files, a thirtieth of a `validate`) overlaps the work
+/// instead of following it on one core while the others wait.
+pub fn map_each_in_order<I, O, F>(items: Vec<I>, work: F, mut consume: impl FnMut(O))
+where
+    I: Send,
+    O: Send,
+    F: Fn(I) -> O + Sync,
+{
+    let count = items.len();
+    let threads = cores().min(count);
+    if threads <= 1 {
+        items.into_iter().map(work).for_each(consume);
+        return;
+    }
+    let handout = Handout::of(items, threads);
+    let take = || handout.take();
+    std::thread::scope(|scope| {
+        let (done, blocks) = std::sync::mpsc::channel::<(usize, Vec<O>)>();
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let done = done.clone();
+                let (take, work) = (&take, &work);
+                scope.spawn(move || {
+                    loop {
+                        let taken = take();
+                        let Some(&(first, _)) = taken.first() else {
+                            return;
+                        };
+                        let results = taken.into_iter().map(|(_, item)| work(item)).collect();
+                        if done.send((first, results)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(done);
+        // Blocks come in the order they are finished; each waits here until the ones
+        // before it have been handed on.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (first, results) in blocks {
+            waiting.insert(first, results);
+            while let Some(results) = waiting.remove(&next) {
+                next += results.len();
+                results.into_iter().for_each(&mut consume);
+            }
+        }
+        for worker in workers {
+            worker.join().expect("a worker thread does not panic");
+        }
+        assert!(waiting.is_empty(), "every block handed on in order");
+    });
+}
+
+/// Items handed out to threads a block at a time, each with its place in the list. A block
+/// is a 64th of a thread's share, so the threads still even out uneven work.
+struct Handout<I> {
+    items: std::sync::Mutex<std::iter::Enumerate<std::vec::IntoIter<I>>>,
+    block: usize,
+}
+
+impl<I> Handout<I> {
+    fn of(items: Vec<I>, threads: usize) -> Handout<I> {
+        Handout {
+            block: (items.len() / (threads * 64)).max(1),
+            items: std::sync::Mutex::new(items.into_iter().enumerate()),
+        }
+    }
+
+    /// The next block (empty once every item is taken).
+    fn take(&self) -> Vec<(usize, I)> {
+        let mut items = self
+            .items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        items.by_ref().take(self.block).collect()
+    }
 }
 
 /// Drops `value` on a thread of its own, so that freeing it (for an incremental plan of
@@ -146,6 +222,11 @@ mod tests {
             assert!(blocks.into_iter().eq((0..n).map(|i| i * 3 + 1)));
         }
         assert!(super::map_in_order(Vec::<u8>::new(), |i| i).is_empty());
+        for n in [0, 1, 2, 3, 129, 100_003] {
+            let mut seen = Vec::new();
+            super::map_each_in_order((0..n).collect(), |i: u64| i * 5, |o| seen.push(o));
+            assert_eq!(seen, (0..n).map(|i| i * 5).collect::<Vec<_>>());
+        }
         // What is dropped aside is dropped.
         let (sent, got) = std::sync::mpsc::channel::<()>();
         super::drop_aside(sent);
