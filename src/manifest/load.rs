@@ -169,8 +169,8 @@ pub fn load_listed(
     // twice the room. A few files (most of them large) are all parsed before they are
     // merged, to count their customers; many are merged as they are parsed, the list sized
     // for one customer a file (grown if they hold more).
-    let parsed =
-        (texts.len() < MANY_FILES).then(|| parse_all(&sources, &texts, reading.max_file_bytes));
+    let parsed = (!merged_as_parsed(texts.len()))
+        .then(|| parse_all(&sources, &texts, reading.max_file_bytes));
     let customers = match &parsed {
         Some(parsed) => parsed
             .iter()
@@ -290,6 +290,12 @@ fn read_files(
 /// `validate`). A file larger than a few pieces is then read and parsed in pieces after the
 /// others; one too large is reported by its parse, in its place.
 const MANY_FILES: usize = 1_024;
+
+/// Whether [`load_listed`] merges `files` files one by one as they are parsed (many
+/// files), rather than all of them once parsed (a few, most of them large, held until then).
+pub fn merged_as_parsed(files: usize) -> bool {
+    files >= MANY_FILES
+}
 
 /// [`read_files`] for many files: every file left unread, its size not asked (the
 /// overlay's texts given).
