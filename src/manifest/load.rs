@@ -434,15 +434,30 @@ fn parse_each_in_pieces(
         },
     );
     file_done(&mut order, pieces.take());
+    parse_later(sources, (held, again), (target, threads), limit, &mut order);
+    assert!(order.waiting.is_empty(), "every file parsed");
+}
+
+/// Files (their place in file order, their source index) left to parse later.
+type Later = Vec<(usize, usize)>;
+
+/// The files whose parse [`parse_each_in_pieces`] left
+/// for later: held (larger than a few pieces, parsed in pieces now), and those whose pieces
+/// did not all parse cleanly, parsed whole (their diagnostics, if any, are the file's).
+fn parse_later(
+    sources: &[Source],
+    (held, again): (Later, Later),
+    shape: (usize, usize),
+    limit: u64,
+    order: &mut Delivery<'_>,
+) {
     if !held.is_empty() {
         let indexes: Vec<usize> = held.iter().map(|(_, index)| *index).collect();
-        let redone = parse_in_pieces(sources, &indexes, (target, threads), limit);
+        let redone = parse_in_pieces(sources, &indexes, shape, limit);
         for ((slot, _), done) in held.into_iter().zip(redone) {
             order.fill(slot, done);
         }
     }
-    // A file whose pieces did not all parse cleanly is parsed whole: its diagnostics, if any,
-    // are those of the file.
     let slots: Vec<usize> = again.iter().map(|(slot, _)| *slot).collect();
     let redone = crate::parallel::map_in_order(again, |(_, index)| {
         let mut found = Vec::new();
@@ -455,7 +470,6 @@ fn parse_each_in_pieces(
     for (slot, done) in slots.into_iter().zip(redone) {
         order.fill(slot, done);
     }
-    assert!(order.waiting.is_empty(), "every file parsed");
 }
 
 /// Parses handed on in file order: each as soon as every file before it is parsed.
@@ -1641,14 +1655,9 @@ mod tests {
         assert_eq!(set.sources[texts.len()].text(), "");
     }
 
-    /// Many files are merged as they are parsed: the set and its diagnostics are those of
-    /// reading one file after another (each file loaded alone, in order, with its sections
-    /// and problems at the same places), duplicates across files named in file order.
-    #[test]
-    fn many_files_merged_as_parsed_are_the_set_of_one_file_after_another() {
-        let dir = tempfile::tempdir().unwrap();
-        let count = MANY_FILES + 40;
-        let text = |i: usize| match i {
+    /// The text of the `i`-th file of [`many_files_merged_as_parsed_are_the_set_of_one_file_after_another`].
+    fn mixed_file(i: usize) -> String {
+        match i {
             3 => "customers: [ { id: C3, name: broken\n".to_string(),
             500 => "customers:\n  - { id: C500, name: N, colour: red }\n".into(),
             // The same id as file 10's: a duplicate found by validate, not by the merge.
@@ -1659,17 +1668,17 @@ mod tests {
                 "customers:\n  - {{ id: C{i}, name: N }}\n---\nroles: [{{ id: r{i}, name: R{i} }}]\n"
             ),
             i => format!("customers:\n  - {{ id: C{i}, name: N }}\n  - {{ id: D{i}, name: M }}\n"),
-        };
-        for i in 0..count {
-            std::fs::write(dir.path().join(format!("c{i:05}.yaml")), text(i)).unwrap();
         }
-        std::fs::write(dir.path().join("c00900.yaml"), [0xff, 0xfe]).unwrap();
-        let (set, found) = load(dir.path(), Reading::default());
-        // One file after another: each file alone, its indexes moved to its place.
+    }
+
+    /// Customers, roles (id, document, file), problems (file, site, message) and
+    /// `login_policy` sections of the files `c00000.yaml`… in `dir`, each loaded alone, its
+    /// indexes moved to its place.
+    fn one_file_after_another(dir: &Path, count: usize) -> Alone {
         let (mut customers, mut roles, mut problems) = (Vec::new(), Vec::new(), Vec::new());
         let mut policies = 0;
         for i in 0..count {
-            let path = dir.path().join(format!("c{i:05}.yaml"));
+            let path = dir.join(format!("c{i:05}.yaml"));
             let (alone, mut diagnostics) = load(&path, Reading::default());
             for d in &mut diagnostics {
                 d.file = d.file.map(|_| i);
@@ -1694,6 +1703,40 @@ mod tests {
             );
             policies += usize::from(alone.login_policy.is_some());
         }
+        Alone {
+            customers,
+            roles,
+            problems,
+            policies,
+        }
+    }
+
+    /// What [`one_file_after_another`] finds.
+    struct Alone {
+        customers: Vec<(compact_str::CompactString, usize, usize)>,
+        roles: Vec<(String, usize, usize)>,
+        problems: Vec<(Option<usize>, Option<Site>, String)>,
+        policies: usize,
+    }
+
+    /// Many files are merged as they are parsed: the set and its diagnostics are those of
+    /// reading one file after another (each file loaded alone, in order, with its sections
+    /// and problems at the same places), duplicates across files named in file order.
+    #[test]
+    fn many_files_merged_as_parsed_are_the_set_of_one_file_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = MANY_FILES + 40;
+        for i in 0..count {
+            std::fs::write(dir.path().join(format!("c{i:05}.yaml")), mixed_file(i)).unwrap();
+        }
+        std::fs::write(dir.path().join("c00900.yaml"), [0xff, 0xfe]).unwrap();
+        let (set, found) = load(dir.path(), Reading::default());
+        let Alone {
+            customers,
+            roles,
+            problems,
+            policies,
+        } = one_file_after_another(dir.path(), count);
         let ids = |set: &ManifestSet| -> Vec<_> {
             set.customers
                 .iter()
