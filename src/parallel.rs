@@ -82,35 +82,8 @@ where
     O: Send,
     F: Fn(I) -> O + Sync,
 {
-    let count = items.len();
-    let threads = cores().min(count);
-    if threads <= 1 {
-        return InOrder(vec![items.into_iter().map(work).collect()]);
-    }
-    let handout = Handout::of(items, threads);
-    let take = || handout.take();
-    let mut blocks: Vec<(usize, Vec<O>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let taken = take();
-                        let Some(&(first, _)) = taken.first() else {
-                            return done;
-                        };
-                        let results: Vec<O> =
-                            taken.into_iter().map(|(_, item)| work(item)).collect();
-                        done.push((first, results));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| worker.join().expect("a worker thread does not panic"))
-            .collect()
-    });
+    let mut blocks = Vec::new();
+    in_blocks(items, work, |first, results| blocks.push((first, results)));
     blocks.sort_unstable_by_key(|(first, _)| *first);
     InOrder(blocks.into_iter().map(|(_, results)| results).collect())
 }
@@ -125,23 +98,45 @@ where
     O: Send,
     F: Fn(I) -> O + Sync,
 {
-    let count = items.len();
-    let threads = cores().min(count);
+    // Blocks come in the order they are finished; each waits here until the ones before it
+    // have been handed on.
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0;
+    in_blocks(items, work, |first, results| {
+        waiting.insert(first, results);
+        while let Some(results) = waiting.remove(&next) {
+            next += results.len();
+            results.into_iter().for_each(&mut consume);
+        }
+    });
+    assert!(waiting.is_empty(), "every block handed on in order");
+}
+
+/// Applies `work` to every item on up to one thread per core, each thread taking the next
+/// block of items not yet taken; each block's results are handed to `block` on the calling
+/// thread as soon as they are made, with the place of the block's first item (one block of
+/// all the items, on this thread, when there is one core or one item).
+fn in_blocks<I, O, F>(items: Vec<I>, work: F, mut block: impl FnMut(usize, Vec<O>))
+where
+    I: Send,
+    O: Send,
+    F: Fn(I) -> O + Sync,
+{
+    let threads = cores().min(items.len());
     if threads <= 1 {
-        items.into_iter().map(work).for_each(consume);
+        block(0, items.into_iter().map(work).collect());
         return;
     }
     let handout = Handout::of(items, threads);
-    let take = || handout.take();
     std::thread::scope(|scope| {
         let (done, blocks) = std::sync::mpsc::channel::<(usize, Vec<O>)>();
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let done = done.clone();
-                let (take, work) = (&take, &work);
+                let (handout, work) = (&handout, &work);
                 scope.spawn(move || {
                     loop {
-                        let taken = take();
+                        let taken = handout.take();
                         let Some(&(first, _)) = taken.first() else {
                             return;
                         };
@@ -154,21 +149,12 @@ where
             })
             .collect();
         drop(done);
-        // Blocks come in the order they are finished; each waits here until the ones
-        // before it have been handed on.
-        let mut waiting = std::collections::BTreeMap::new();
-        let mut next = 0;
         for (first, results) in blocks {
-            waiting.insert(first, results);
-            while let Some(results) = waiting.remove(&next) {
-                next += results.len();
-                results.into_iter().for_each(&mut consume);
-            }
+            block(first, results);
         }
         for worker in workers {
             worker.join().expect("a worker thread does not panic");
         }
-        assert!(waiting.is_empty(), "every block handed on in order");
     });
 }
 
