@@ -120,6 +120,14 @@ pub fn phase<T>(name: &str, work: impl FnOnce() -> T) -> T {
     value
 }
 
+/// With `PORTICO_TIMINGS` set, prints a count `name` a command made (as
+/// `timing: NAME: N`).
+pub fn count(name: &str, n: usize) {
+    if timings_on() {
+        eprintln!("timing: {name}: {n}");
+    }
+}
+
 fn report(name: &str, started: Instant) {
     // Linux: the second field of /proc/self/statm is resident pages (4 KiB here).
     let resident = std::fs::read_to_string("/proc/self/statm")

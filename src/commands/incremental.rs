@@ -23,7 +23,7 @@ use crate::progress::phase;
 use crate::state::{
     FileId, IndexToRecord, IndexedFile, LiveVersion, PlanIndex, SecretCheck, State,
 };
-use crate::store::{AnyStore, FileRow, Owners, Part, PartQuery, Store as _};
+use crate::store::{AnyStore, ApplyStatements, FileRow, Owners, Part, PartQuery, Store as _};
 use crate::validate::{self, Desired};
 
 /// What an attempt at an incremental plan gave.
@@ -84,6 +84,9 @@ struct Files {
     changed_count: usize,
     /// How many unchanged files were not read: git's index knew them.
     unread: usize,
+    /// How many pages of the index's list hold changed or removed files (an apply writes
+    /// them again).
+    pages_changed: usize,
 }
 
 impl Files {
@@ -102,6 +105,7 @@ impl Files {
             all_bytes: 0,
             changed_count: 0,
             unread: 0,
+            pages_changed: 0,
         }
     }
 }
@@ -161,9 +165,9 @@ pub(crate) async fn attempt(
     // Every file is read and hashed on other threads while the index is read (started
     // before the database was opened, when the caller could).
     let hashing = hashing.unwrap_or_else(|| Hashing::start(path, reading));
-    let read = crate::progress::phase_async("read index", store.read_index()).await;
-    let hashed = hashing.0.await.expect("hashing does not panic");
+    let (read, hashed) = hashing.finish_reading_index(store, for_apply).await;
     let (version, index) = read?;
+    let how = (reading, for_apply);
     let Some((recorded, index)) = index else {
         return full("no plan index: the last apply was not made from these files in full");
     };
@@ -180,12 +184,12 @@ pub(crate) async fn attempt(
     if index.reading != (reading.max_file_bytes, reading.policy_warn_only) {
         return full("--max-file-size or --policy-warn-only differ from the last apply");
     }
-    let compared = changed_files(store, path, &mut index, hashed, (reading, for_apply)).await?;
+    let compared = changed_files(store, path, &mut index, hashed, how).await?;
     let (mut files, pending) = match compared {
         Ok(found) => found,
         Err(reason) => return full(reason),
     };
-    if let Err(reason) = read_changed_files(store, pending, &mut files, reading).await? {
+    if let Err(reason) = read_changed_files(store, pending, &mut files, how).await? {
         return full(reason);
     }
     if let Some(reason) = recheck(&files, &index, reading) {
@@ -332,6 +336,27 @@ struct Hashed {
 pub(crate) struct Hashing(tokio::task::JoinHandle<Result<InOrder<Hashed>, String>>);
 
 impl Hashing {
+    /// The plan index read, then the files hashed. For an apply from an index, its
+    /// statements are prepared meanwhile, as long as the files are still being hashed (the
+    /// rest while the changed ones are read, [`read_changed_files`]).
+    async fn finish_reading_index(
+        self,
+        store: &mut AnyStore,
+        for_apply: bool,
+    ) -> (
+        Result<(LiveVersion, Option<(i64, Option<PlanIndex>)>), crate::store::StoreError>,
+        Result<InOrder<Hashed>, String>,
+    ) {
+        let read = crate::progress::phase_async("read index", store.read_index()).await;
+        if for_apply && matches!(read, Ok((_, Some((_, Some(_)))))) {
+            let waiting = &self.0;
+            let done = || waiting.is_finished();
+            store.prepare_apply(ApplyStatements::Rows, &done).await;
+        }
+        let hashed = self.0.await.expect("hashing does not panic");
+        (read, hashed)
+    }
+
     /// Starts hashing the manifest files at `path`.
     pub(crate) fn start(path: &Path, reading: Reading) -> Hashing {
         Hashing::begin(path, reading, None)
@@ -617,7 +642,13 @@ async fn changed_files(
         Ok(unchanged) => unchanged,
         Err(reason) => return Ok(Err(reason)),
     };
-    Ok(compare(path, read, index, &unchanged, reading))
+    let pages_changed = unchanged.same.iter().filter(|same| !**same).count();
+    Ok(
+        compare(path, read, index, &unchanged, reading).map(|(mut files, pending)| {
+            files.pages_changed = pages_changed;
+            (files, pending)
+        }),
+    )
 }
 
 /// Opens the pages of the index whose files changed, read from the database with, for an
@@ -735,12 +766,13 @@ fn take_removed(files: &mut Files, index: &PlanIndex, still: &[bool]) -> Result<
 }
 
 /// Reads the changed files, with the runs of items the index has for them; the reason to
-/// plan in full when they cannot be read or most of the manifests changed.
+/// plan in full when they cannot be read or most of the manifests changed. For an apply,
+/// the database prepares the apply's statements meanwhile.
 async fn read_changed_files(
     store: &mut AnyStore,
     pending: Vec<Pending>,
     files: &mut Files,
-    reading: Reading,
+    (reading, for_apply): (Reading, bool),
 ) -> Result<Result<(), String>, Error> {
     let olds = pending.iter().filter_map(|(_, _, old)| old.as_ref());
     let wanted: Vec<String> = olds
@@ -761,8 +793,37 @@ async fn read_changed_files(
             Err(reason) => return Ok(Err(reason)),
         }
     }
-    let read = phase("read changed", || read_changed(pending, &stored, reading));
+    let read = if for_apply {
+        // The apply's statements are prepared while the files are read: the index's writes,
+        // and those not prepared yet.
+        let expected = ApplyStatements::Index(index_writes(&pending, files));
+        let preparing = store.prepare_apply(expected, &|| false);
+        let reading = tokio::task::spawn_blocking(move || {
+            phase("read changed", || read_changed(pending, &stored, reading))
+        });
+        let (_, read) = tokio::join!(preparing, reading);
+        read.expect("reading does not panic")
+    } else {
+        phase("read changed", || read_changed(pending, &stored, reading))
+    };
     Ok(read.and_then(|read| take_read(files, read)))
+}
+
+/// The writes of the plan index an apply of these changed files is expected to make: the
+/// pages holding them written again, a changed file's row written again when it had one
+/// (its ids did not fit in its entry), else removed, and the removed files' rows removed.
+fn index_writes(pending: &[Pending], files: &Files) -> crate::store::IndexWrites {
+    let rows = |entry: &IndexedFile| entry.customers && entry.ids.is_empty();
+    let had_row = pending
+        .iter()
+        .filter(|(_, _, old)| old.as_ref().is_some_and(rows))
+        .count();
+    crate::store::IndexWrites {
+        pages_gone: 0,
+        pages: files.pages_changed,
+        files_gone: pending.len() - had_row + files.old.len(),
+        files: had_row,
+    }
 }
 
 /// The ids of the customers a file of the index declared, from its row.

@@ -106,77 +106,13 @@ impl<'a> InOne<'a> {
     /// `$2` the bound of the count, `$3` the index's bytes, then the pages that go, the
     /// pages (key, bytes), the files that go, the files (path, digest, ids, groups).
     pub fn sql(&self, together: Together) -> String {
-        let mut next = 3;
-        let mut params = |count: usize, width: usize| -> Vec<String> {
-            (0..count)
-                .map(|_| {
-                    let tuple: Vec<String> = (0..width)
-                        .map(|_| {
-                            next += 1;
-                            format!("${next}")
-                        })
-                        .collect();
-                    tuple.join(", ")
-                })
-                .collect()
+        let counts = Counts {
+            pages_gone: self.pages_gone.len(),
+            pages: self.sealed.pages.len(),
+            files_gone: self.files_gone.len(),
+            files: self.files.len(),
         };
-        let pages_gone = params(self.pages_gone.len(), 1);
-        let pages = params(self.sealed.pages.len(), 2);
-        let files_gone = params(self.files_gone.len(), 1);
-        let files = params(self.files.len(), 4);
-        let mut writes = Vec::new();
-        if !pages_gone.is_empty() {
-            writes.push(format!(
-                "DELETE FROM plan_index_pages WHERE first IN ({})",
-                pages_gone.join(", ")
-            ));
-        }
-        if !pages.is_empty() {
-            writes.push(format!(
-                "INSERT INTO plan_index_pages (first, body) VALUES ({}) {UPSERT_PAGES}",
-                pages.join("), (")
-            ));
-        }
-        if !files_gone.is_empty() {
-            writes.push(format!(
-                "DELETE FROM plan_index_files WHERE path IN ({})",
-                files_gone.join(", ")
-            ));
-        }
-        if !files.is_empty() {
-            writes.push(format!(
-                "INSERT INTO plan_index_files (path, digest, ids, groups) VALUES ({}) {UPSERT_FILES}",
-                files.join("), (")
-            ));
-        }
-        let mut sql = String::new();
-        match together {
-            Together::Statements => {
-                // The index reads the count the first statement raised.
-                let _ = write!(
-                    sql,
-                    "{RAISE};
-                    INSERT INTO plan_index (id, changes, body)
-                    VALUES (1, (SELECT n FROM managed_changes WHERE id = 1), $3) {UPSERT_INDEX}"
-                );
-                for write in writes {
-                    let _ = write!(sql, ";\n{write}");
-                }
-            }
-            Together::With => {
-                let _ = write!(
-                    sql,
-                    "WITH raised AS ({RAISE}),
-                    ix AS (INSERT INTO plan_index (id, changes, body)
-                        SELECT 1, n, $3 FROM raised {UPSERT_INDEX})"
-                );
-                for (i, write) in writes.iter().enumerate() {
-                    let _ = write!(sql, ",\nw{i} AS ({write})");
-                }
-                sql.push_str("\nSELECT n, waiting FROM raised");
-            }
-        }
-        sql
+        sql(counts, together)
     }
 
     /// Raises the write count and writes the index, in one round trip; returns the messages
@@ -232,6 +168,107 @@ impl<'a> InOne<'a> {
     }
 }
 
+/// How many of each write [`sql`] holds: pages of the index's list removed and written,
+/// rows of its files removed and written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pages_gone: usize,
+    pub pages: usize,
+    pub files_gone: usize,
+    pub files: usize,
+}
+
+/// What [`InOne::run`] binds to the SQL of these counts, in order.
+pub(crate) fn binds(counts: Counts) -> Vec<super::shared::Bind> {
+    use super::shared::Bind::{Bytes, Int, Text};
+    let mut binds = vec![Bytes, Int, Bytes];
+    binds.extend(std::iter::repeat_n(Text, counts.pages_gone));
+    for _ in 0..counts.pages {
+        binds.extend([Text, Bytes]);
+    }
+    binds.extend(std::iter::repeat_n(Text, counts.files_gone));
+    for _ in 0..counts.files {
+        binds.extend([Text, Bytes, Bytes, Bytes]);
+    }
+    binds
+}
+
+/// The SQL of [`InOne`] for these counts (see [`InOne::sql`]): the same text for the same
+/// counts, so a statement prepared ahead ([`super::Store::prepare_apply`]) is the one run.
+pub(crate) fn sql(counts: Counts, together: Together) -> String {
+    let mut next = 3;
+    let mut params = |count: usize, width: usize| -> Vec<String> {
+        (0..count)
+            .map(|_| {
+                let tuple: Vec<String> = (0..width)
+                    .map(|_| {
+                        next += 1;
+                        format!("${next}")
+                    })
+                    .collect();
+                tuple.join(", ")
+            })
+            .collect()
+    };
+    let pages_gone = params(counts.pages_gone, 1);
+    let pages = params(counts.pages, 2);
+    let files_gone = params(counts.files_gone, 1);
+    let files = params(counts.files, 4);
+    let mut writes = Vec::new();
+    if !pages_gone.is_empty() {
+        writes.push(format!(
+            "DELETE FROM plan_index_pages WHERE first IN ({})",
+            pages_gone.join(", ")
+        ));
+    }
+    if !pages.is_empty() {
+        writes.push(format!(
+            "INSERT INTO plan_index_pages (first, body) VALUES ({}) {UPSERT_PAGES}",
+            pages.join("), (")
+        ));
+    }
+    if !files_gone.is_empty() {
+        writes.push(format!(
+            "DELETE FROM plan_index_files WHERE path IN ({})",
+            files_gone.join(", ")
+        ));
+    }
+    if !files.is_empty() {
+        writes.push(format!(
+            "INSERT INTO plan_index_files (path, digest, ids, groups) VALUES ({}) {UPSERT_FILES}",
+            files.join("), (")
+        ));
+    }
+    let mut sql = String::new();
+    match together {
+        Together::Statements => {
+            // The index reads the count the first statement raised.
+            let _ = write!(
+                sql,
+                "{RAISE};
+                INSERT INTO plan_index (id, changes, body)
+                VALUES (1, (SELECT n FROM managed_changes WHERE id = 1), $3) {UPSERT_INDEX}"
+            );
+            for write in writes {
+                let _ = write!(sql, ";\n{write}");
+            }
+        }
+        Together::With => {
+            let _ = write!(
+                sql,
+                "WITH raised AS ({RAISE}),
+                ix AS (INSERT INTO plan_index (id, changes, body)
+                    SELECT 1, n, $3 FROM raised {UPSERT_INDEX})"
+            );
+            for (i, write) in writes.iter().enumerate() {
+                let _ = write!(sql, ",\nw{i} AS ({write})");
+            }
+            sql.push_str("\nSELECT n, waiting FROM raised");
+        }
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::{InOne, Together};
@@ -277,6 +314,31 @@ mod tests {
             assert!(sql.contains("WHERE path IN ($9)"), "{sql}");
             assert!(sql.contains("VALUES ($10, $11, $12, $13)"), "{sql}");
         }
+    }
+
+    #[test]
+    fn the_sql_prepared_ahead_for_some_counts_is_the_one_run_with_a_bind_for_each_parameter() {
+        use crate::store::shared::Bind::{Bytes, Int, Text};
+        let sealed = sealed(&["a", "b"], &["a", "z"]);
+        let files = files(&["x.yaml"], &["x.yaml", "gone.yaml"]);
+        let one = InOne::of(&sealed, &files).expect("few enough");
+        let counts = super::Counts {
+            pages_gone: 1,
+            pages: 2,
+            files_gone: 1,
+            files: 1,
+        };
+        for together in [Together::Statements, Together::With] {
+            assert_eq!(super::sql(counts, together), one.sql(together));
+        }
+        let binds = super::binds(counts);
+        assert_eq!(binds.len(), 13, "{binds:?}");
+        assert_eq!(&binds[..4], [Bytes, Int, Bytes, Text]);
+        assert_eq!(&binds[4..8], [Text, Bytes, Text, Bytes]);
+        assert_eq!(&binds[8..], [Text, Text, Bytes, Bytes, Bytes]);
+        let none = super::Counts::default();
+        assert_eq!(super::binds(none), [Bytes, Int, Bytes]);
+        assert!(!super::sql(none, Together::With).contains("$4"));
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub use sql::History;
 pub use sqlite::SqliteStore;
 
 pub use day2::LoginRuntime;
+pub use finish::Counts as IndexWrites;
 
 use crate::history::{ApplyRecord, Provenance};
 use crate::passwords::PasswordRow;
@@ -249,6 +250,16 @@ impl Default for OpenOptions {
     }
 }
 
+/// Statements an everyday apply runs after its plan ([`Store::prepare_apply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyStatements {
+    /// The version check, the history row, and the writes of customers, logins and
+    /// messages an edit of customer files makes.
+    Rows,
+    /// The plan index's writes, as many of each as expected, then [`ApplyStatements::Rows`].
+    Index(IndexWrites),
+}
+
 /// A live database portico reconciles.
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -303,6 +314,14 @@ pub trait Store {
     /// (first path and bytes), for those there are.
     async fn read_pages(&mut self, firsts: &[String])
     -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Prepares statements an everyday apply runs after its plan, while the plan works
+    /// elsewhere (hashes and reads files), one after another until `done` (a statement more
+    /// at most; `|| false` for all): compiled then, they are not compiled inside the apply's
+    /// transaction, which they lengthened by a fifth. Best effort: a statement that does not
+    /// prepare is prepared, and reported, when the apply runs it; one prepared again is
+    /// found in the connection's cache.
+    async fn prepare_apply(&mut self, which: ApplyStatements, done: &(dyn Fn() -> bool + Sync));
 
     /// Which of `customers` exist, and `(email, customer id)` of each of `emails` a login
     /// holds; with the version read.
@@ -763,6 +782,10 @@ impl Store for AnyStore {
         firsts: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         dispatch!(self, s => s.read_pages(firsts).await)
+    }
+
+    async fn prepare_apply(&mut self, which: ApplyStatements, done: &(dyn Fn() -> bool + Sync)) {
+        dispatch!(self, s => s.prepare_apply(which, done).await)
     }
 
     async fn record_index(

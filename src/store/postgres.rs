@@ -215,6 +215,33 @@ impl Store for PostgresStore {
         Ok(read)
     }
 
+    async fn prepare_apply(
+        &mut self,
+        which: super::ApplyStatements,
+        done: &(dyn Fn() -> bool + Sync),
+    ) {
+        use sqlx::{Postgres, Type};
+        for (sql, binds) in shared::apply_statements(which, &WRITES, READ_VERSION_FOR_APPLY) {
+            // Typed as the apply binds (a parameter left to the server could be inferred
+            // as another type, `jsonb` for a text the statement casts).
+            let types: Vec<sqlx::postgres::PgTypeInfo> = binds
+                .iter()
+                .map(|bind| match bind {
+                    shared::Bind::Text => <&str as Type<Postgres>>::type_info(),
+                    shared::Bind::Bytes => <&[u8] as Type<Postgres>>::type_info(),
+                    shared::Bind::Int => <i64 as Type<Postgres>>::type_info(),
+                })
+                .collect();
+            if done()
+                || sqlx::Executor::prepare_with(&mut self.conn, sql, &types)
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+
     async fn record_index(
         &mut self,
         index: &PlanIndex,
@@ -347,6 +374,7 @@ impl Store for PostgresStore {
             MIGRATOR.run(&mut self.conn).await?;
         }
         let building = history_and_batches(plan, history, passwords);
+        let cached = self.conn.cached_statements_size();
         // One consistent snapshot for the re-check and the writes; an outside write that
         // conflicts ends the transaction with a serialization failure: nothing applied.
         // A small plan's history row and batches are built while the transaction begins.
@@ -397,6 +425,9 @@ impl Store for PostgresStore {
             shared::finish_apply::<sqlx::Postgres>(&mut tx, (made, pending), &WRITES).await
         })
         .await?;
+        // As on SQLite: none in an everyday apply (`prepare_apply`).
+        let compiled = tx.cached_statements_size().saturating_sub(cached);
+        crate::progress::count("statements compiled in the write", compiled);
         crate::progress::phase_async("commit", tx.commit())
             .await
             .doing("committing")?;

@@ -139,6 +139,60 @@ where
     crate::progress::phase("into state", || snapshot.into_state())
 }
 
+/// A value an apply binds to a statement, by its type: PostgreSQL prepares a statement
+/// with its parameters' types, which must be those the apply binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bind {
+    /// `&str`, `String`, `Option<&str>`.
+    Text,
+    /// `&[u8]`, `Option<&[u8]>`.
+    Bytes,
+    /// `i64`.
+    Int,
+}
+
+/// The statements of `which` ([`super::Store::prepare_apply`]), each with what the apply
+/// binds to it, those every apply runs first: the same texts the apply runs (`writes`,
+/// [`INSERT_HISTORY`], `version`: the engine's version check, [`super::finish::sql`]), so
+/// the prepared ones are those run.
+pub(crate) fn apply_statements(
+    which: super::ApplyStatements,
+    writes: &super::sql::Writes,
+    version: &'static str,
+) -> Vec<(sqlx::SqlStr, Vec<Bind>)> {
+    use Bind::{Bytes, Text};
+    use sqlx::SqlSafeStr as _;
+    let mut statements = Vec::new();
+    if let super::ApplyStatements::Index(counts) = which {
+        let sql = super::finish::sql(counts, writes.together);
+        let binds = super::finish::binds(counts);
+        statements.push((sqlx::AssertSqlSafe(sql).into_sql_str(), binds));
+    }
+    // A step binds its rows as JSON text, and a stamped one the time (`sql::StepStream`).
+    let rows: [(&'static str, &[Bind]); 8] = [
+        (version, &[Bytes]),
+        (
+            INSERT_HISTORY,
+            &[Text, Text, Text, Text, Text, Text, Bytes, Text],
+        ),
+        (writes.upsert_logins, &[Text]),
+        (writes.queue_notifications, &[Text, Text]),
+        (writes.upsert_customers, &[Text]),
+        (writes.insert_logins, &[Text]),
+        (writes.cancel_notifications, &[Text]),
+        (writes.insert_customers, &[Text]),
+    ];
+    let rows = rows.map(|(sql, binds)| (sql.into_sql_str(), binds.to_vec()));
+    statements.extend(rows);
+    statements
+}
+
+/// An apply's history row, its id returned.
+pub(crate) const INSERT_HISTORY: &str = "INSERT INTO applies
+        (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z, clock)
+     VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8)
+     RETURNING id";
+
 /// Records an apply in history; returns its id.
 ///
 /// # Errors
@@ -157,23 +211,18 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     let applied_at = text(now());
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO applies
-            (applied_at, actor, git_commit, manifests_digest, plan_digest, summary, changes, changes_z, clock)
-         VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8)
-         RETURNING id",
-    )
-    .bind(applied_at.as_str())
-    .bind(history.actor.as_str())
-    .bind(history.git_commit.as_deref())
-    .bind(history.manifests_digest.as_str())
-    .bind(history.plan_digest.as_str())
-    .bind(history.summary.as_str())
-    .bind(history.changes_z.as_slice())
-    .bind(history.clock.as_deref())
-    .fetch_one(&mut *conn)
-    .await
-    .doing("recording the apply in history")?;
+    let id: i64 = sqlx::query_scalar(INSERT_HISTORY)
+        .bind(applied_at.as_str())
+        .bind(history.actor.as_str())
+        .bind(history.git_commit.as_deref())
+        .bind(history.manifests_digest.as_str())
+        .bind(history.plan_digest.as_str())
+        .bind(history.summary.as_str())
+        .bind(history.changes_z.as_slice())
+        .bind(history.clock.as_deref())
+        .fetch_one(&mut *conn)
+        .await
+        .doing("recording the apply in history")?;
     Ok(id)
 }
 

@@ -1370,3 +1370,80 @@ fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
 }
 
 crate::common::on_every_engine!(many_small_files_are_indexed_and_planned_from_the_changed_one);
+
+/// An everyday apply's statements are prepared while its plan reads files: its write
+/// transaction compiles none (the count `PORTICO_TIMINGS` prints), whether a changed file
+/// has a row in the plan index (many customers) or not (one customer), for a rename, a new
+/// customer, a new login with its message and a login no longer notified; and what it wrote
+/// is what was planned (on PostgreSQL, statements prepared with other types than the apply
+/// binds would fail here). A first apply compiles its own.
+fn an_everyday_apply_compiles_no_statement_in_its_transaction(env: Env) {
+    env.write(
+        "account.yaml",
+        "features: { customer_access: true }\n\
+         notifications: { url: http://127.0.0.1:9/x, login_url: https://p.example/login }\n\
+         roles:\n  - { id: r1, name: R1, base: customer_center, permissions: { invoice: view } }\n",
+    );
+    let customer = |i: usize, name: &str, contacts: &str| {
+        format!(
+            "  - id: C{i:03}\n    name: {name}\n    email: c{i}@x.example\n    access: {{ give_access: true, role: r1, notify: true }}\n{contacts}"
+        )
+    };
+    let big = |renamed: &str, contacts: &str| -> String {
+        let mut text = String::from("customers:\n");
+        for i in 0..40 {
+            let name = if i == 7 { renamed } else { "Customer" };
+            let contacts = if i == 30 { contacts } else { "" };
+            text.push_str(&customer(i, name, contacts));
+        }
+        text
+    };
+    let contact = "    contacts:\n      - { email: new30@x.example, name: New, access: true, notify: true }\n";
+    env.write("customers/big.yaml", &big("Customer", ""));
+    env.write(
+        "customers/one.yaml",
+        &format!("customers:\n{}", customer(100, "One", "")),
+    );
+    let timed_apply = || {
+        let mut cmd = env.portico(&["apply", "-f", "manifests", "--auto-approve", "-v"]);
+        cmd.env("PORTICO_TIMINGS", "1");
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 0, "{out}{err}");
+        let compiled = err
+            .lines()
+            .find_map(|l| l.strip_prefix("timing: statements compiled in the write: "))
+            .unwrap_or_else(|| panic!("no count: {err}"));
+        (compiled.parse::<usize>().unwrap(), out, err)
+    };
+    let (first, ..) = timed_apply();
+    assert!(first > 3, "a first apply compiles its statements: {first}");
+    let added = customer(40, "Added", "");
+    env.write("customers/big.yaml", &(big("Renamed", contact) + &added));
+    env.write(
+        "customers/one.yaml",
+        &format!(
+            "customers:\n{}",
+            customer(100, "One", "").replace("role: r1, notify: true", "role: r1, notify: false")
+        ),
+    );
+    let (compiled, out, err) = timed_apply();
+    assert!(err.contains("Planned from the changed files only"), "{err}");
+    assert!(
+        out.contains("Renamed") && out.contains("new30@x.example"),
+        "{out}"
+    );
+    assert!(out.contains("Added"), "{out}");
+    assert_eq!(compiled, 0, "{err}");
+    let (code, out, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "applied as planned: {out}{err}");
+    // Queued: the new contact's message and the new customer's; the one no longer
+    // notified has none left (the first apply queued one for each login).
+    let queued = env.rows(
+        "SELECT customer_id || '/' || contact FROM notifications WHERE status = 0 ORDER BY 1",
+    );
+    let has = |login: &str| queued.iter().any(|q| q == login);
+    assert!(has("C030/new30@x.example") && has("C040/"), "{queued:?}");
+    assert!(has("C000/") && !has("C100/"), "{queued:?}");
+}
+
+crate::common::on_every_engine!(an_everyday_apply_compiles_no_statement_in_its_transaction);
