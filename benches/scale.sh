@@ -227,14 +227,20 @@ for N in "${SIZES[@]}"; do
   # (`git status`, which reads every file's stat data again) and, when no user variable is
   # set either (as in some containers), git's author (`git var`, an exec of git beside the
   # hashing: about 1 ms): measured too, with the environment as it is.
-  # Fifteen alternations at least: with nine (five left a ratio 0.4 off), the same build's
-  # ratio moved between 1.16x and 1.37x from one run to the next on this machine.
+  # Thirty-one alternations (REPEAT more if larger): with nine (five left a ratio 0.4 off),
+  # the same build's ratio moved between 1.16x and 1.37x from one run to the next on this
+  # machine; with fifteen, the apply measured right after its plan came out 1.28x while its
+  # twin measured after it, doing more (git asked), came out 1.17x, and by hand, twenty-one
+  # alternations right after, 1.12x and 1.17x. The order alternates too.
   cp "$D/live.db" "$D/before-pr.db" && sync "$D/before-pr.db"
   commit=$(git -C "$D/pr" rev-parse HEAD)
+  ALTERNATIONS=$(( REPEAT > 31 ? REPEAT : 31 ))
   pr_times=(); apply_times=(); local_times=(); pr_kb=0; apply_kb=0
-  for _ in $(seq $(( REPEAT > 15 ? REPEAT : 15 ))); do
+  pr_plan_once() {
     REPEAT=1 measure pr "" "$BIN" plan -f "$D/pr" --database "$DB" --detailed-exitcode
     pr_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$pr_kb" ] && pr_kb=$KB
+  }
+  pr_applies_once() {
     # The variable is given to the apply itself: through `env`, the apply paid an exec more
     # than its plan (0.75 ms, 3% of a 22 ms plan).
     USER=ci GIT_COMMIT="$commit" REPEAT=1 measure pr-apply "cp '$D/before-pr.db' '$D/live.db' && sync '$D/live.db'" \
@@ -244,6 +250,11 @@ for N in "${SIZES[@]}"; do
       "$BIN" apply -f "$D/pr" --auto-approve --database "$DB"
     local_times+=("$SECONDS_TAKEN")
     cp "$D/before-pr.db" "$D/live.db" && sync "$D/live.db"
+  }
+  for i in $(seq "$ALTERNATIONS"); do
+    # The plan first, then after its applies, in turn: whatever the step before leaves
+    # behind (the kernel's writes of a copy, a warmer cache) falls on both alike.
+    if (( i % 2 )); then pr_plan_once; pr_applies_once; else pr_applies_once; pr_plan_once; fi
   done
   pr_plan=$(printf '%s\n' "${pr_times[@]}" | median)
   pr_apply=$(printf '%s\n' "${apply_times[@]}" | median)
@@ -272,12 +283,17 @@ for N in "${SIZES[@]}"; do
     row "PostgreSQL no-change plan, full read" "$pg_plan" "$pg_kb" "$(ratio "$pg_plan" "$sq_plan" "SQLite, measured alternately (target <= 1.2x)")"
     # As on SQLite, alternately; the account is put back by applying the base files again.
     pr_times=(); apply_times=(); pr_kb=0; apply_kb=0
-    for _ in $(seq $(( REPEAT > 15 ? REPEAT : 15 ))); do
+    pg_plan_once() {
       REPEAT=1 measure pg-pr "" "$BIN" plan -f "$D/pr" --database "$PG" --detailed-exitcode
       pr_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$pr_kb" ] && pr_kb=$KB
+    }
+    pg_apply_once() {
       USER=ci GIT_COMMIT="$commit" REPEAT=1 measure pg-pr-apply "" "$BIN" apply -f "$D/pr" --auto-approve --database "$PG"
       apply_times+=("$SECONDS_TAKEN"); [ "$KB" -gt "$apply_kb" ] && apply_kb=$KB
       "$BIN" apply -f "$D/base" --auto-approve --database "$PG" > /dev/null
+    }
+    for i in $(seq "$ALTERNATIONS"); do
+      if (( i % 2 )); then pg_plan_once; pg_apply_once; else pg_apply_once; pg_plan_once; fi
     done
     pr_plan=$(printf '%s\n' "${pr_times[@]}" | median)
     pr_apply=$(printf '%s\n' "${apply_times[@]}" | median)
