@@ -178,21 +178,6 @@ pub struct Counts {
     pub files: usize,
 }
 
-/// What [`InOne::run`] binds to the SQL of these counts, in order.
-pub(crate) fn binds(counts: Counts) -> Vec<super::shared::Bind> {
-    use super::shared::Bind::{Bytes, Int, Text};
-    let mut binds = vec![Bytes, Int, Bytes];
-    binds.extend(std::iter::repeat_n(Text, counts.pages_gone));
-    for _ in 0..counts.pages {
-        binds.extend([Text, Bytes]);
-    }
-    binds.extend(std::iter::repeat_n(Text, counts.files_gone));
-    for _ in 0..counts.files {
-        binds.extend([Text, Bytes, Bytes, Bytes]);
-    }
-    binds
-}
-
 /// The SQL of [`InOne`] for these counts (see [`InOne::sql`]): the same text for the same
 /// counts, so a statement prepared ahead ([`super::Store::prepare_apply`]) is the one run.
 pub(crate) fn sql(counts: Counts, together: Together) -> String {
@@ -317,8 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sql_prepared_ahead_for_some_counts_is_the_one_run_with_a_bind_for_each_parameter() {
-        use crate::store::shared::Bind::{Bytes, Int, Text};
+    fn the_sql_prepared_ahead_for_some_counts_is_the_one_run() {
         let sealed = sealed(&["a", "b"], &["a", "z"]);
         let files = files(&["x.yaml"], &["x.yaml", "gone.yaml"]);
         let one = InOne::of(&sealed, &files).expect("few enough");
@@ -331,13 +315,7 @@ mod tests {
         for together in [Together::Statements, Together::With] {
             assert_eq!(super::sql(counts, together), one.sql(together));
         }
-        let binds = super::binds(counts);
-        assert_eq!(binds.len(), 13, "{binds:?}");
-        assert_eq!(&binds[..4], [Bytes, Int, Bytes, Text]);
-        assert_eq!(&binds[4..8], [Text, Bytes, Text, Bytes]);
-        assert_eq!(&binds[8..], [Text, Text, Bytes, Bytes, Bytes]);
         let none = super::Counts::default();
-        assert_eq!(super::binds(none), [Bytes, Int, Bytes]);
         assert!(!super::sql(none, Together::With).contains("$4"));
     }
 

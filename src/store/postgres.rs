@@ -215,31 +215,14 @@ impl Store for PostgresStore {
         Ok(read)
     }
 
+    /// Not ahead on PostgreSQL: prepared there (typed as the apply binds, one round trip
+    /// each and the result columns' origins looked up), an everyday apply came out 1–2 ms
+    /// slower than compiling them inside its transaction (docs/performance.md).
     async fn prepare_apply(
         &mut self,
-        which: super::ApplyStatements,
-        done: &(dyn Fn() -> bool + Sync),
+        _which: super::ApplyStatements,
+        _done: &(dyn Fn() -> bool + Sync),
     ) {
-        use sqlx::{Postgres, Type};
-        for (sql, binds) in shared::apply_statements(which, &WRITES, READ_VERSION_FOR_APPLY) {
-            // Typed as the apply binds (a parameter left to the server could be inferred
-            // as another type, `jsonb` for a text the statement casts).
-            let types: Vec<sqlx::postgres::PgTypeInfo> = binds
-                .iter()
-                .map(|bind| match bind {
-                    shared::Bind::Text => <&str as Type<Postgres>>::type_info(),
-                    shared::Bind::Bytes => <&[u8] as Type<Postgres>>::type_info(),
-                    shared::Bind::Int => <i64 as Type<Postgres>>::type_info(),
-                })
-                .collect();
-            if done()
-                || sqlx::Executor::prepare_with(&mut self.conn, sql, &types)
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-        }
     }
 
     async fn record_index(

@@ -139,51 +139,31 @@ where
     crate::progress::phase("into state", || snapshot.into_state())
 }
 
-/// A value an apply binds to a statement, by its type: PostgreSQL prepares a statement
-/// with its parameters' types, which must be those the apply binds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Bind {
-    /// `&str`, `String`, `Option<&str>`.
-    Text,
-    /// `&[u8]`, `Option<&[u8]>`.
-    Bytes,
-    /// `i64`.
-    Int,
-}
-
-/// The statements of `which` ([`super::Store::prepare_apply`]), each with what the apply
-/// binds to it, those every apply runs first: the same texts the apply runs (`writes`,
-/// [`INSERT_HISTORY`], `version`: the engine's version check, [`super::finish::sql`]), so
-/// the prepared ones are those run.
+/// The statements of `which` ([`super::Store::prepare_apply`]), those every apply runs
+/// first: the same texts the apply runs (`writes`, [`INSERT_HISTORY`], `version`: the
+/// engine's version check, [`super::finish::sql`]), so the prepared ones are those run.
 pub(crate) fn apply_statements(
     which: super::ApplyStatements,
     writes: &super::sql::Writes,
     version: &'static str,
-) -> Vec<(sqlx::SqlStr, Vec<Bind>)> {
-    use Bind::{Bytes, Text};
+) -> Vec<sqlx::SqlStr> {
     use sqlx::SqlSafeStr as _;
     let mut statements = Vec::new();
     if let super::ApplyStatements::Index(counts) = which {
         let sql = super::finish::sql(counts, writes.together);
-        let binds = super::finish::binds(counts);
-        statements.push((sqlx::AssertSqlSafe(sql).into_sql_str(), binds));
+        statements.push(sqlx::AssertSqlSafe(sql).into_sql_str());
     }
-    // A step binds its rows as JSON text, and a stamped one the time (`sql::StepStream`).
-    let rows: [(&'static str, &[Bind]); 8] = [
-        (version, &[Bytes]),
-        (
-            INSERT_HISTORY,
-            &[Text, Text, Text, Text, Text, Text, Bytes, Text],
-        ),
-        (writes.upsert_logins, &[Text]),
-        (writes.queue_notifications, &[Text, Text]),
-        (writes.upsert_customers, &[Text]),
-        (writes.insert_logins, &[Text]),
-        (writes.cancel_notifications, &[Text]),
-        (writes.insert_customers, &[Text]),
+    let rows = [
+        version,
+        INSERT_HISTORY,
+        writes.upsert_logins,
+        writes.queue_notifications,
+        writes.upsert_customers,
+        writes.insert_logins,
+        writes.cancel_notifications,
+        writes.insert_customers,
     ];
-    let rows = rows.map(|(sql, binds)| (sql.into_sql_str(), binds.to_vec()));
-    statements.extend(rows);
+    statements.extend(rows.into_iter().map(|sql| sql.into_sql_str()));
     statements
 }
 

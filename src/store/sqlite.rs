@@ -526,7 +526,7 @@ impl Store for SqliteStore {
         let Ok(Some(conn)) = self.conn(false).await else {
             return;
         };
-        for (sql, _) in shared::apply_statements(which, &WRITES, VERSION_FOR_APPLY) {
+        for sql in shared::apply_statements(which, &WRITES, VERSION_FOR_APPLY) {
             if done() || sqlx::Executor::prepare(&mut *conn, sql).await.is_err() {
                 return;
             }

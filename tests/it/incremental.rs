@@ -1371,12 +1371,12 @@ fn many_small_files_are_indexed_and_planned_from_the_changed_one(env: Env) {
 
 crate::common::on_every_engine!(many_small_files_are_indexed_and_planned_from_the_changed_one);
 
-/// An everyday apply's statements are prepared while its plan reads files: its write
-/// transaction compiles none (the count `PORTICO_TIMINGS` prints), whether a changed file
-/// has a row in the plan index (many customers) or not (one customer), for a rename, a new
-/// customer, a new login with its message and a login no longer notified; and what it wrote
-/// is what was planned (on PostgreSQL, statements prepared with other types than the apply
-/// binds would fail here). A first apply compiles its own.
+/// An everyday apply's statements are prepared while its plan reads files (SQLite): its
+/// write transaction compiles none (the count `PORTICO_TIMINGS` prints), whether a changed
+/// file has a row in the plan index (many customers) or not (one customer), for a rename, a
+/// new customer, a new login with its message and a login no longer notified; and what it
+/// wrote is what was planned, on both engines (PostgreSQL compiles them in the transaction:
+/// prepared ahead there, the apply was slower). A first apply compiles its own.
 fn an_everyday_apply_compiles_no_statement_in_its_transaction(env: Env) {
     env.write(
         "account.yaml",
@@ -1433,7 +1433,9 @@ fn an_everyday_apply_compiles_no_statement_in_its_transaction(env: Env) {
         "{out}"
     );
     assert!(out.contains("Added"), "{out}");
-    assert_eq!(compiled, 0, "{err}");
+    if env.is_sqlite() {
+        assert_eq!(compiled, 0, "{err}");
+    }
     let (code, out, err) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 0, "applied as planned: {out}{err}");
     // Queued: the new contact's message and the new customer's; the one no longer
