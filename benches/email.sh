@@ -12,6 +12,11 @@ cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-2000}
 PARALLEL=${PARALLEL:-4}
 source benches/lib.sh
+# The SMTP server is aiosmtpd from PyPI, installed as the test command installs it.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "== installing aiosmtpd (pip), the SMTP server the messages are delivered to"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore aiosmtpd
+fi
 bench_setup email
 
 run_engine() {
@@ -20,6 +25,8 @@ run_engine() {
   exec {smtp_in}> >(python3 tests/smtp_server.py --dir "$mails" >"$WORK/smtp-port" 2>"$WORK/smtp.log")
   for _ in $(seq 100); do [ -s "$WORK/smtp-port" ] && break; sleep 0.1; done
   local port; port=$(awk '{print $2}' "$WORK/smtp-port")
+  # Without a port every message would go to port 25 and fail one by one.
+  [ -n "$port" ] || { echo "the SMTP server (tests/smtp_server.py) did not start:"; cat "$WORK/smtp.log"; exit 1; }
   rm -rf "$WORK/m"; mkdir -p "$WORK/m"
   python3 - "$WORK/m/account.yaml" "$MESSAGES" "$port" <<'PY'
 import sys
