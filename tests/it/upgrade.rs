@@ -215,3 +215,58 @@ fn drift_digests_move_into_the_login_rows(env: Env) {
         "{out}"
     );
 }
+
+/// A customer deleted by hand with foreign keys off (the sqlite3 shell's default) takes its
+/// logins with it, and the customer can be created again. Before migration 0025 its logins
+/// stayed behind, owned by no customer and shown by no plan, and the apply that created the
+/// customer again failed on a unique key (so did one giving their email to another login).
+#[test]
+fn a_customer_deleted_by_hand_takes_its_logins_and_can_come_back() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    let by_hand = "PRAGMA foreign_keys = OFF; DELETE FROM customers WHERE id = 'CUST-0042'";
+    env.sql(by_hand);
+    let left = "SELECT CAST(count(*) AS TEXT) FROM logins WHERE customer_id = 'CUST-0042'";
+    assert_eq!(env.rows(left), ["0"]);
+    let out = env.apply();
+    assert!(out.contains("+ create customer[\"CUST-0042\"]"), "{out}");
+    assert!(out.contains("Apply complete"), "{out}");
+    assert_eq!(env.rows(left), ["2"]);
+
+    // Its email and its contact's go to a new customer in the next apply.
+    env.sql(by_hand);
+    let account = ACCOUNT.replace("id: CUST-0042", "id: CUST-0099");
+    env.write("account.yaml", &account);
+    let out = env.apply();
+    assert!(out.contains("Apply complete"), "{out}");
+    assert_eq!(
+        env.rows("SELECT customer_id FROM logins WHERE email = 'jane@acme.example'"),
+        ["CUST-0099"]
+    );
+}
+
+/// Migration 0025 removes the logins a customer deleted by hand left behind before it, and
+/// the apply that creates that customer again works.
+#[test]
+fn logins_left_behind_before_migration_0025_are_removed() {
+    let env = Env::sqlite();
+    migrate_to(&env, "sqlite", 24);
+    env.write("account.yaml", ACCOUNT);
+    env.sql(
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO logins (customer_id, contact, email, access, role_id, notify)
+         VALUES ('CUST-0042', '', 'ap@acme.example', 1, 'customer_center', 1),
+                ('CUST-0042', 'jane@acme.example', 'jane@acme.example', 1, 'customer_center', 1)",
+    );
+    let out = env.apply();
+    assert!(out.contains("Apply complete"), "{out}");
+    assert_eq!(
+        env.rows("SELECT CAST(count(*) AS TEXT) FROM logins WHERE customer_id NOT IN (SELECT id FROM customers)"),
+        ["0"]
+    );
+    assert_eq!(
+        env.rows("SELECT group_concat(email, ' ') FROM (SELECT email FROM logins WHERE customer_id = 'CUST-0042' ORDER BY email)"),
+        ["ap@acme.example jane@acme.example"]
+    );
+}
