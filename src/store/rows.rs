@@ -304,6 +304,9 @@ pub struct Batches {
     pub role_permissions: Vec<PermissionRow>,
     pub delete_contacts: Vec<LoginKey>,
     pub delete_customers: Vec<String>,
+    /// Customers the plan creates: any login still filed under their ids is one a hand edit
+    /// left without its customer (foreign keys off), removed before theirs are written.
+    pub clear_created: Vec<String>,
     /// Customers whose own login changes email: their old email is released first so that
     /// emails can move between logins within one apply.
     pub release_emails: Vec<String>,
@@ -714,6 +717,9 @@ impl Batches {
                 customer_id: id.to_string(),
                 contact: String::new(),
             });
+        }
+        if change.action == Action::Create {
+            self.clear_created.push(id.to_string());
         }
         self.customers.push(change.action, write);
     }

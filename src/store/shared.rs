@@ -162,6 +162,7 @@ pub(crate) fn apply_statements(
         writes.insert_logins,
         writes.cancel_notifications,
         writes.insert_customers,
+        writes.delete_customer_logins,
     ];
     statements.extend(rows.into_iter().map(|sql| sql.into_sql_str()));
     statements

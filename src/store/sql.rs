@@ -446,7 +446,10 @@ fn definition_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
 }
 
 /// Customers and logins: removed, emails released, changed, then created (the logins'
-/// inserts follow each other, so a large load sets the table's indexes aside once).
+/// inserts follow each other, so a large load sets the table's indexes aside once). Before
+/// customers are created, any login filed under their ids goes: a hand edit with foreign keys
+/// off (a customer's id changed, a login inserted) can leave one, no plan shows it, and the
+/// insert would fail on it (20 ms for a first apply of 100,000 customers into empty tables).
 fn login_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
     vec![
         step(w.delete_logins, &b.delete_contacts, "deleting contacts"),
@@ -478,6 +481,11 @@ fn login_steps<'a>(w: &Writes, b: &'a Batches) -> Vec<Step<'a>> {
             &b.contacts.changed,
             |c| b.login_row(c),
             "writing contact logins",
+        ),
+        step(
+            w.delete_customer_logins,
+            &b.clear_created,
+            "removing logins left without their customer",
         ),
         built_step(
             w.insert_customers,

@@ -270,3 +270,27 @@ fn logins_left_behind_before_migration_0025_are_removed() {
         ["ap@acme.example jane@acme.example"]
     );
 }
+
+/// A customer's id changed by hand with foreign keys off leaves its logins filed under the
+/// old id, which no customer has any more. The plan deletes the renamed customer and creates
+/// the manifests' one again; the apply removes the logins left under that id before writing
+/// its logins (the insert failed on them).
+#[test]
+fn a_customer_whose_id_was_changed_by_hand_is_applied_back() {
+    let env = Env::sqlite();
+    env.write("account.yaml", ACCOUNT);
+    env.apply();
+    env.sql(
+        "PRAGMA foreign_keys = OFF; UPDATE customers SET id = 'CUST-9999' WHERE id = 'CUST-0042'",
+    );
+    let out = env.apply();
+    assert!(out.contains("- delete customer[\"CUST-9999\"]"), "{out}");
+    assert!(out.contains("+ create customer[\"CUST-0042\"]"), "{out}");
+    assert!(out.contains("Apply complete"), "{out}");
+    assert_eq!(
+        env.rows("SELECT customer_id || ' ' || contact FROM logins WHERE customer_id LIKE 'CUST-00%' OR customer_id = 'CUST-9999' ORDER BY 1"),
+        ["CUST-0042 ", "CUST-0042 jane@acme.example", "CUST-0043 "]
+    );
+    let (code, out, err) = env.plan(&["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
