@@ -294,3 +294,80 @@ fn a_customer_whose_id_was_changed_by_hand_is_applied_back() {
     let (code, out, err) = env.plan(&["--detailed-exitcode"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+crate::common::on_every_engine!(a_removed_logins_credentials_go_with_it);
+
+/// A contact removed from the manifests takes its credentials and grants with it: sessions,
+/// second factor, recovery codes, passkeys, set-password links, OpenID Connect codes, tokens
+/// and subject id. Given back later under the same email (to someone else, perhaps), the
+/// login starts with none of them (before migration 0026 the earlier holder's passkey still
+/// signed in as it). The same when a customer is deleted by hand.
+fn a_removed_logins_credentials_go_with_it(env: Env) {
+    let with_tom = "  - id: CUST-0050\n    name: Gamma\n    email: g@gamma.example\n    \
+                    access: { give_access: true, notify: true }\n    contacts:\n      \
+                    - { email: tom@gamma.example, access: true, notify: true }\n";
+    env.write("account.yaml", &format!("{ACCOUNT}{with_tom}"));
+    env.apply();
+    let credentials = |customer: &str, contact: &str| {
+        format!(
+            "INSERT INTO sessions (id_hash, customer_id, contact, created_at, last_seen_at, expires_at)
+                 VALUES ('s-{contact}', '{customer}', '{contact}', '2026', '2026', '2099');
+             INSERT INTO second_factors (customer_id, contact, secret_sealed) VALUES ('{customer}', '{contact}', 'x');
+             INSERT INTO recovery_codes (code_hash, customer_id, contact) VALUES ('r-{contact}', '{customer}', '{contact}');
+             INSERT INTO passkeys (credential_id, customer_id, contact, user_handle, name, passkey, created_at)
+                 VALUES ('p-{contact}', '{customer}', '{contact}', 'h', 'n', 'k', '2026');
+             INSERT INTO set_password_tokens (token_hash, notification_id, customer_id, contact, expires_at)
+                 VALUES ('t-{contact}', 1, '{customer}', '{contact}', '2099');
+             INSERT INTO oidc_subjects (customer_id, contact, sub) VALUES ('{customer}', '{contact}', 'sub-{contact}');"
+        )
+    };
+    let held = |customer: &str, contact: &str| {
+        [
+            "sessions",
+            "second_factors",
+            "recovery_codes",
+            "passkeys",
+            "set_password_tokens",
+            "oidc_subjects",
+        ]
+        .iter()
+        .map(|table| {
+            env.rows(&format!(
+                "SELECT CAST(count(*) AS TEXT) FROM {table} WHERE customer_id = '{customer}' AND contact = '{contact}'"
+            ))[0]
+                .clone()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+    };
+    env.sql(&credentials("CUST-0050", "tom@gamma.example"));
+    assert_eq!(held("CUST-0050", "tom@gamma.example"), "1 1 1 1 1 1");
+
+    // Removed from the manifests: gone, and given back later, nothing is inherited.
+    let without_tom = with_tom.replace(
+        "    contacts:\n      - { email: tom@gamma.example, access: true, notify: true }\n",
+        "",
+    );
+    env.write("account.yaml", &format!("{ACCOUNT}{without_tom}"));
+    let out = env.apply();
+    assert!(
+        out.contains("- delete customer[\"CUST-0050\"].contact[\"tom@gamma.example\"]"),
+        "{out}"
+    );
+    assert_eq!(held("CUST-0050", "tom@gamma.example"), "0 0 0 0 0 0");
+    env.write("account.yaml", &format!("{ACCOUNT}{with_tom}"));
+    env.apply();
+    assert_eq!(held("CUST-0050", "tom@gamma.example"), "0 0 0 0 0 0");
+
+    // A customer deleted by hand (on SQLite with foreign keys off, as the sqlite3 shell).
+    env.sql(&credentials("CUST-0050", ""));
+    let off = if env.is_sqlite() {
+        "PRAGMA foreign_keys = OFF;"
+    } else {
+        ""
+    };
+    env.sql(&format!(
+        "{off} DELETE FROM customers WHERE id = 'CUST-0050'"
+    ));
+    assert_eq!(held("CUST-0050", ""), "0 0 0 0 0 0");
+}
